@@ -1,0 +1,118 @@
+"""Settings: where state lives, which Temporal to talk to, which clouds are enabled.
+
+Precedence, highest first: environment variables, then `$SPOTCTL_HOME/config.yaml`, then
+defaults. With no Temporal address configured anywhere, spotctl uses the embedded server
+(server.py) whose ports are given here too.
+
+Environment variables:
+  SPOTCTL_HOME               state dir (default ~/.spotctl)
+  SPOTCTL_TEMPORAL_ADDRESS   host:port of an existing Temporal frontend; disables the embedded one
+  SPOTCTL_NAMESPACE          Temporal namespace (default "default")
+  SPOTCTL_TLS                "1" to connect with TLS (system roots), or paths via config.yaml
+  SPOTCTL_PORT / SPOTCTL_UI_PORT   ports of the embedded server (default 7233 / 8233)
+  SPOTCTL_CLOUDS             comma-separated enabled clouds (default "local")
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import yaml
+from pydantic import BaseModel, Field
+
+
+class TLSConfig(BaseModel):
+    """TLS for a remote Temporal cluster (Temporal Cloud, or a cluster with mTLS)."""
+
+    server_root_ca_cert: str | None = None
+    client_cert: str | None = None
+    client_private_key: str | None = None
+    domain: str | None = None
+
+
+class TemporalConfig(BaseModel):
+    address: str | None = None
+    """host:port of an existing Temporal; None means the embedded dev server."""
+    namespace: str = "default"
+    tls: bool | TLSConfig = False
+    api_key: str | None = None
+
+
+class EmbeddedConfig(BaseModel):
+    port: int = 7233
+    ui_port: int = 8233
+
+
+class Settings(BaseModel):
+    home: Path
+    temporal: TemporalConfig = Field(default_factory=TemporalConfig)
+    embedded: EmbeddedConfig = Field(default_factory=EmbeddedConfig)
+    clouds: list[str] = Field(default_factory=lambda: ["local"])
+
+    @property
+    def uses_embedded_server(self) -> bool:
+        return self.temporal.address is None
+
+    @property
+    def temporal_address(self) -> str:
+        return self.temporal.address or f"127.0.0.1:{self.embedded.port}"
+
+    @property
+    def ui_url(self) -> str:
+        if self.uses_embedded_server:
+            return f"http://127.0.0.1:{self.embedded.ui_port}"
+        host = self.temporal.address.rsplit(":", 1)[0] if self.temporal.address else "127.0.0.1"
+        return f"http://{host}:8233"
+
+    @property
+    def logs_dir(self) -> Path:
+        """The log store root: one object per job attempt and node, shared by CLI and worker."""
+        return self.home / "logs"
+
+    @property
+    def server_dir(self) -> Path:
+        return self.home / "server"
+
+    @property
+    def local_cloud_dir(self) -> Path:
+        return self.home / "local_cloud"
+
+
+def default_home() -> Path:
+    return Path(os.environ.get("SPOTCTL_HOME") or Path.home() / ".spotctl").expanduser()
+
+
+def load_settings(home: Path | None = None) -> Settings:
+    """Read settings from the config file and environment. Never creates files."""
+    home = (home or default_home()).resolve()
+    data: dict = {}
+    config_file = home / "config.yaml"
+    if config_file.exists():
+        try:
+            data = yaml.safe_load(config_file.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{config_file}: not valid YAML: {exc}") from exc
+        if not isinstance(data, dict):
+            raise ConfigError(f"{config_file}: expected a mapping at the top level")
+    settings = Settings(home=home, **{k: v for k, v in data.items() if k != "home"})
+    env = os.environ
+    if env.get("SPOTCTL_TEMPORAL_ADDRESS"):
+        settings.temporal.address = env["SPOTCTL_TEMPORAL_ADDRESS"]
+    if env.get("SPOTCTL_NAMESPACE"):
+        settings.temporal.namespace = env["SPOTCTL_NAMESPACE"]
+    if env.get("SPOTCTL_TLS"):
+        settings.temporal.tls = env["SPOTCTL_TLS"].lower() in ("1", "true", "yes")
+    if env.get("SPOTCTL_API_KEY"):
+        settings.temporal.api_key = env["SPOTCTL_API_KEY"]
+    if env.get("SPOTCTL_PORT"):
+        settings.embedded.port = int(env["SPOTCTL_PORT"])
+    if env.get("SPOTCTL_UI_PORT"):
+        settings.embedded.ui_port = int(env["SPOTCTL_UI_PORT"])
+    if env.get("SPOTCTL_CLOUDS"):
+        settings.clouds = [c.strip() for c in env["SPOTCTL_CLOUDS"].split(",") if c.strip()]
+    return settings
+
+
+class ConfigError(Exception):
+    """The configuration cannot be read; the message says which file and why."""

@@ -1,0 +1,245 @@
+"""The data that crosses Temporal: workflow inputs, activity inputs/outputs and job state.
+
+Everything here is a pydantic model so that `pydantic_data_converter` can carry it through
+workflow histories unchanged. The module imports only the standard library and pydantic, which
+keeps it cheap to pass through the workflow sandbox.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import Enum
+
+from pydantic import BaseModel, Field
+
+TASK_QUEUE = "spotctl"
+"""The one task queue every spotctl worker polls."""
+
+
+class JobStatus(str, Enum):
+    """SkyPilot's managed-job statuses, with SkyPilot's meanings, so scripts carry over."""
+
+    PENDING = "PENDING"
+    STARTING = "STARTING"
+    RUNNING = "RUNNING"
+    RECOVERING = "RECOVERING"
+    SUCCEEDED = "SUCCEEDED"
+    FAILED = "FAILED"
+    FAILED_SETUP = "FAILED_SETUP"
+    FAILED_PRECHECKS = "FAILED_PRECHECKS"
+    FAILED_NO_RESOURCE = "FAILED_NO_RESOURCE"
+    FAILED_CONTROLLER = "FAILED_CONTROLLER"
+    CANCELLING = "CANCELLING"
+    CANCELLED = "CANCELLED"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self in TERMINAL_STATUSES
+
+    @property
+    def is_failure(self) -> bool:
+        return self.value.startswith("FAILED")
+
+
+TERMINAL_STATUSES = frozenset(
+    {
+        JobStatus.SUCCEEDED,
+        JobStatus.FAILED,
+        JobStatus.FAILED_SETUP,
+        JobStatus.FAILED_PRECHECKS,
+        JobStatus.FAILED_NO_RESOURCE,
+        JobStatus.FAILED_CONTROLLER,
+        JobStatus.CANCELLED,
+    }
+)
+
+
+class ResourceRequest(BaseModel):
+    """One acceptable shape of machine, normalised from the task's `resources` (or one any_of
+    entry). `None` means "any". Numbers with a trailing '+' in the YAML set the *_at_least flag."""
+
+    cloud: str | None = None
+    region: str | None = None
+    zone: str | None = None
+    instance_type: str | None = None
+    accelerators: dict[str, float] | None = None
+    cpus: float | None = None
+    cpus_at_least: bool = False
+    memory_gb: float | None = None
+    memory_at_least: bool = False
+    use_spot: bool = True
+    disk_size_gb: int | None = None
+    image_id: str | None = None
+
+    def describe(self) -> str:
+        """A short human form such as '1x[T4:1, cpus=4+] spot'."""
+        parts: list[str] = []
+        if self.accelerators:
+            parts.append(", ".join(f"{k}:{v:g}" for k, v in self.accelerators.items()))
+        if self.instance_type:
+            parts.append(self.instance_type)
+        if self.cpus is not None:
+            parts.append(f"cpus={self.cpus:g}{'+' if self.cpus_at_least else ''}")
+        if self.memory_gb is not None:
+            parts.append(f"mem={self.memory_gb:g}{'+' if self.memory_at_least else ''}")
+        where = "/".join(p for p in (self.cloud, self.region, self.zone) if p)
+        text = ", ".join(parts) if parts else "any"
+        return f"{where + ' ' if where else ''}[{text}]{' spot' if self.use_spot else ''}"
+
+
+class Offering(BaseModel):
+    """One thing a cloud sells: an instance type in a zone, with its prices (USD/hour)."""
+
+    cloud: str
+    region: str
+    zone: str
+    instance_type: str
+    cpus: float
+    memory_gb: float
+    accelerators: dict[str, int] = Field(default_factory=dict)
+    spot_price: float | None = None
+    ondemand_price: float | None = None
+
+
+class Candidate(BaseModel):
+    """A placement to try, in order: where, what, and at which price."""
+
+    cloud: str
+    region: str
+    zone: str
+    instance_type: str
+    use_spot: bool
+    price: float
+    accelerators: dict[str, int] = Field(default_factory=dict)
+    cpus: float = 0
+    memory_gb: float = 0
+
+    @property
+    def location(self) -> str:
+        return f"{self.cloud}/{self.region}/{self.zone}"
+
+
+class RecoveryConfig(BaseModel):
+    """SkyPilot's `job_recovery` block, normalised."""
+
+    strategy: str = "EAGER_NEXT_REGION"
+    max_restarts_on_errors: int = 0
+    recover_on_exit_codes: list[int] = Field(default_factory=list)
+    max_wait_s: float | None = None
+
+
+class FileMount(BaseModel):
+    """A local path or a bucket that must appear at `target` on every node."""
+
+    target: str
+    source: str | None = None
+    bucket: str | None = None
+    store: str | None = None
+    mode: str = "MOUNT"
+    persistent: bool = True
+
+
+class JobSpec(BaseModel):
+    """Everything the workflow needs to run one managed job; fixed at launch."""
+
+    job_id: int
+    name: str
+    run: str
+    setup: str | None = None
+    envs: dict[str, str] = Field(default_factory=dict)
+    workdir: str | None = None
+    file_mounts: list[FileMount] = Field(default_factory=list)
+    num_nodes: int = 1
+    resources: str = "-"
+    candidates: list[Candidate]
+    recovery: RecoveryConfig = Field(default_factory=RecoveryConfig)
+    submitted_at: datetime
+    log_dir: str
+    """Where this job's logs go; the log store root is shared by CLI and worker."""
+
+
+class ClusterHandle(BaseModel):
+    """What provision made: enough to find, run on and terminate every node of the cluster."""
+
+    cluster_name: str
+    cloud: str
+    region: str
+    zone: str
+    instance_type: str
+    use_spot: bool
+    instance_ids: list[str]
+    node_ips: list[str]
+    price: float = 0.0
+
+
+class AttemptRef(BaseModel):
+    """Identifies one attempt of one job on one cluster; the input of setup/run/monitor."""
+
+    job: JobSpec
+    attempt: int
+    recovery_count: int
+    cluster: ClusterHandle
+
+
+class ProvisionRequest(BaseModel):
+    job_id: int
+    attempt: int
+    num_nodes: int
+    candidates: list[Candidate]
+
+
+class CandidateFailure(BaseModel):
+    """Why one candidate could not be provisioned (capacity, quota, price ...)."""
+
+    location: str
+    instance_type: str
+    reason: str
+
+
+class ProvisionResult(BaseModel):
+    """Either a cluster, or the reasons every candidate failed (never both)."""
+
+    cluster: ClusterHandle | None = None
+    failures: list[CandidateFailure] = Field(default_factory=list)
+
+
+class RunOutcome(BaseModel):
+    """What monitor saw when the user's program ended on every node."""
+
+    exit_codes: list[int]
+
+    @property
+    def exit_code(self) -> int:
+        """The job's code: the first non-zero node code, else 0."""
+        return next((c for c in self.exit_codes if c != 0), 0)
+
+
+class SetupOutcome(BaseModel):
+    exit_code: int
+
+
+class JobState(BaseModel):
+    """The workflow's view of the job, returned by the `state` query and mirrored in the memo."""
+
+    job_id: int
+    name: str
+    status: JobStatus = JobStatus.PENDING
+    resources: str = "-"
+    submitted_at: datetime
+    started_at: datetime | None = None
+    """When the job first reached RUNNING."""
+    ended_at: datetime | None = None
+    run_started_at: datetime | None = None
+    """When the current RUNNING period began (None when not running)."""
+    job_duration_s: float = 0.0
+    """Seconds spent RUNNING in finished periods; add now - run_started_at while running."""
+    attempt: int = 0
+    recoveries: int = 0
+    cloud: str | None = None
+    region: str | None = None
+    zone: str | None = None
+    exit_code: int | None = None
+    failure_reason: str | None = None
+    detail: str | None = None
+    """What the job is doing now, for progress displays ('provisioning in local-east ...')."""
+    cancel_requested: bool = False
