@@ -154,8 +154,8 @@ class JobSpec(BaseModel):
     candidates: list[Candidate]
     recovery: RecoveryConfig = Field(default_factory=RecoveryConfig)
     submitted_at: datetime
-    log_dir: str
-    """Where this job's logs go; the log store root is shared by CLI and worker."""
+    launch_retry_initial_s: float = 10.0
+    """First backoff between rounds of provisioning when no candidate has capacity."""
 
 
 class ClusterHandle(BaseModel):
@@ -170,6 +170,8 @@ class ClusterHandle(BaseModel):
     instance_ids: list[str]
     node_ips: list[str]
     price: float = 0.0
+    accelerators: dict[str, int] = Field(default_factory=dict)
+    """Accelerators per node (filled by the provision activity from the candidate)."""
 
 
 class AttemptRef(BaseModel):
@@ -243,3 +245,37 @@ class JobState(BaseModel):
     detail: str | None = None
     """What the job is doing now, for progress displays ('provisioning in local-east ...')."""
     cancel_requested: bool = False
+
+
+class TeardownRequest(BaseModel):
+    """Terminate every cluster the job may have made, attempts 1..last_attempt."""
+
+    job_id: int
+    last_attempt: int
+    first_attempt: int = 1
+
+
+class Activities:
+    """Activity names, shared by the workflow (which must not import activity code) and the
+    activity definitions."""
+
+    PROVISION = "provision"
+    SETUP = "setup"
+    START_RUN = "start_run"
+    MONITOR = "monitor"
+    TEARDOWN = "teardown"
+
+
+PREEMPTED_ERROR = "Preempted"
+"""ApplicationError type raised by setup/monitor when the cloud says an instance is gone."""
+
+
+def cluster_name(job_id: int, attempt: int) -> str:
+    """Every instance of an attempt carries this name, so a retried activity finds them."""
+    return f"spotctl-{job_id}-{attempt}"
+
+
+class AllocatorState(BaseModel):
+    """The job-id allocator's carried state across continue-as-new."""
+
+    next_id: int = 1

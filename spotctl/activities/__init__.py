@@ -1,0 +1,23 @@
+"""Activities: thin, idempotent adapters over clouds/, remote/ and storage/. No policy here."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from spotctl.activities.deps import Deps
+from spotctl.activities.monitor import MonitorActivities
+from spotctl.activities.provision import ProvisionActivities
+from spotctl.activities.run import RunActivities
+from spotctl.activities.setup import SetupActivities
+from spotctl.activities.teardown import TeardownActivities
+
+
+def all_activities(deps: Deps) -> list[Callable]:
+    """Every activity callable, bound to the worker's dependencies."""
+    return [
+        ProvisionActivities(deps).provision,
+        SetupActivities(deps).setup,
+        RunActivities(deps).start_run,
+        MonitorActivities(deps).monitor,
+        TeardownActivities(deps).teardown,
+    ]

@@ -32,7 +32,9 @@ class InstanceState(str, Enum):
 class CloudError(Exception):
     """A cloud call failed. `retryable` says whether trying again later may help."""
 
-    retryable: bool = True
+    def __init__(self, message: str, *, retryable: bool = True) -> None:
+        super().__init__(message)
+        self.retryable = retryable
 
 
 class NoCapacity(CloudError):

@@ -1,0 +1,8 @@
+"""Workflows: deterministic; they import only models and policy."""
+
+from spotctl.workflows.job_ids import ALLOCATOR_WORKFLOW_ID, JobIdAllocator
+from spotctl.workflows.spot_job import SpotJobWorkflow
+
+ALL_WORKFLOWS = [SpotJobWorkflow, JobIdAllocator]
+
+__all__ = ["ALLOCATOR_WORKFLOW_ID", "ALL_WORKFLOWS", "JobIdAllocator", "SpotJobWorkflow"]

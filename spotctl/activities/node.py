@@ -1,0 +1,101 @@
+"""The node side of an attempt: its directory, environment, scripts, and the agent calls.
+
+Every node keeps `~/.spotctl/job-<id>/attempt-<n>/` with `env.json`, `setup.sh`, `run.sh`,
+`output.log` and the agent's `<phase>.pid|.exit` files. The agent (remote/agent.py) refuses to
+start a phase twice, which is what makes the setup and run activities safe to retry.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shlex
+from dataclasses import dataclass
+from pathlib import Path
+
+from spotctl.models import AttemptRef
+from spotctl.remote.base import Runner
+
+AGENT_SOURCE = Path(__file__).resolve().parents[1] / "remote" / "agent.py"
+WORKDIR_ON_NODE = "sky_workdir"
+"""SkyPilot's name for the synced workdir under the node's $HOME; kept so scripts carry over."""
+
+
+@dataclass
+class Node:
+    rank: int
+    instance_id: str
+    runner: Runner
+    attempt_dir: str
+
+    @property
+    def agent_path(self) -> str:
+        return f"{self.runner.home}/.spotctl/agent.py"
+
+    @property
+    def output_log(self) -> str:
+        return f"{self.attempt_dir}/output.log"
+
+    async def agent(self, *args: str) -> dict:
+        """Run one agent command on the node and return its JSON answer."""
+        argv = [self.runner.python, self.agent_path, *args]
+        result = await asyncio.to_thread(self.runner.run, argv, None, 60)
+        if result.exit_code != 0:
+            raise RuntimeError(f"agent {' '.join(args[:1])} failed on node {self.rank}: {result.stderr.strip()}")
+        return json.loads(result.stdout.strip().splitlines()[-1])
+
+    async def install_agent(self) -> None:
+        await asyncio.to_thread(self.runner.write_file, self.agent_path, AGENT_SOURCE.read_bytes())
+
+    async def write(self, name: str, data: str) -> None:
+        await asyncio.to_thread(self.runner.write_file, f"{self.attempt_dir}/{name}", data.encode())
+
+    async def read_exit_code(self, phase: str) -> int | None:
+        raw = await asyncio.to_thread(self.runner.read_file, f"{self.attempt_dir}/{phase}.exit")
+        return int(raw.strip()) if raw.strip() else None
+
+
+def nodes_of(ref: AttemptRef, runner_for) -> list[Node]:
+    """One Node per instance of the attempt's cluster, by rank."""
+    nodes = []
+    for rank, instance_id in enumerate(ref.cluster.instance_ids):
+        runner = runner_for(ref.cluster, rank)
+        attempt_dir = f"{runner.home}/.spotctl/job-{ref.job.job_id}/attempt-{ref.attempt}"
+        nodes.append(Node(rank, instance_id, runner, attempt_dir))
+    return nodes
+
+
+def task_id(ref: AttemptRef) -> str:
+    """SkyPilot-style task id, stable for the job across every recovery."""
+    stamp = ref.job.submitted_at.strftime("%Y-%m-%d-%H-%M-%S-%f")
+    return f"sky-managed-{stamp}_{ref.job.name}_{ref.job.job_id}-0"
+
+
+def job_env(ref: AttemptRef, rank: int) -> dict[str, str]:
+    """The environment of setup and run: the task's envs, then SkyPilot's and spotctl's own
+    variables (which a task cannot override)."""
+    tid = task_id(ref)
+    gpus = sum(ref.cluster.accelerators.values())
+    env = dict(ref.job.envs)
+    env.update(
+        {
+            "SKYPILOT_TASK_ID": tid,
+            "SKYPILOT_RUN_ID": tid,
+            "SKYPILOT_TASK_IDS": tid,
+            "SKYPILOT_NODE_RANK": str(rank),
+            "SKYPILOT_NODE_IPS": "\n".join(ref.cluster.node_ips),
+            "SKYPILOT_NUM_NODES": str(len(ref.cluster.instance_ids)),
+            "SKYPILOT_NUM_GPUS_PER_NODE": str(gpus),
+            "SPOTCTL_JOB_ID": str(ref.job.job_id),
+            "SPOTCTL_ATTEMPT": str(ref.attempt),
+            "SPOTCTL_RECOVERY_COUNT": str(ref.recovery_count),
+        }
+    )
+    return env
+
+
+def phase_script(ref: AttemptRef, node: Node, body: str) -> str:
+    """A phase's script: start in the synced workdir when there is one, as SkyPilot does."""
+    workdir = f"{node.runner.home}/{WORKDIR_ON_NODE}"
+    cd = f"cd {shlex.quote(workdir)}\n" if ref.job.workdir else ""
+    return f"{cd}{body}\n"

@@ -1,0 +1,22 @@
+"""start_run: start the user's `run` detached on every node and return at once."""
+
+from __future__ import annotations
+
+from temporalio import activity
+
+from spotctl.activities.deps import Deps
+from spotctl.activities.node import nodes_of, phase_script
+from spotctl.models import Activities, AttemptRef
+
+
+class RunActivities:
+    def __init__(self, deps: Deps) -> None:
+        self.deps = deps
+
+    @activity.defn(name=Activities.START_RUN)
+    async def start_run(self, ref: AttemptRef) -> None:
+        """Idempotent: the agent refuses a second start of the same attempt's run, so a retry
+        never starts the user's program twice."""
+        for node in nodes_of(ref, self.deps.cloud(ref.cluster.cloud).runner):
+            await node.write("run.sh", phase_script(ref, node, ref.job.run))
+            await node.agent("start", node.attempt_dir, "run")

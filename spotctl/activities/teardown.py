@@ -1,0 +1,34 @@
+"""teardown: terminate every instance the job made and check that none is left."""
+
+from __future__ import annotations
+
+import asyncio
+
+from temporalio import activity
+
+from spotctl.activities.deps import Deps
+from spotctl.models import Activities, TeardownRequest, cluster_name
+
+
+class TeardownActivities:
+    def __init__(self, deps: Deps) -> None:
+        self.deps = deps
+
+    @activity.defn(name=Activities.TEARDOWN)
+    async def teardown(self, req: TeardownRequest) -> int:
+        """Terminate the clusters of attempts 1..last_attempt on every enabled cloud, found by
+        name (so a cluster whose handle never reached the workflow is found too), then ask the
+        cloud again and fail (to be retried) if anything is still alive. Returns how many
+        instances were terminated."""
+        terminated = 0
+        for cloud in self.deps.enabled_clouds():
+            for attempt in range(1, req.last_attempt + 1):
+                ids = await asyncio.to_thread(cloud.find_cluster, cluster_name(req.job_id, attempt))
+                if ids:
+                    await asyncio.to_thread(cloud.terminate, ids)
+                    terminated += len(ids)
+                    states = await asyncio.to_thread(cloud.instance_states, ids)
+                    alive = [i for i, s in states.items() if s.is_alive]
+                    if alive:
+                        raise RuntimeError(f"instances still alive after terminate: {alive}")
+        return terminated

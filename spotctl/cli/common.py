@@ -1,0 +1,108 @@
+"""What every command shares: exit codes, settings, the client, errors shown without tracebacks."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import sys
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+import click
+from rich.console import Console
+
+from spotctl.client import JobNotFound, SpotClient
+from spotctl.config import ConfigError, Settings, load_settings
+from spotctl.models import JobStatus
+from spotctl.server import EmbeddedServer, ServerError
+from spotctl.task import TaskError
+
+EXIT_SUCCEEDED = 0
+EXIT_USAGE = 2
+EXIT_FAILED = 100
+EXIT_NOT_FINISHED = 101
+EXIT_NOT_FOUND = 102
+EXIT_CANCELLED = 103
+
+console = Console(highlight=False)
+err_console = Console(stderr=True, highlight=False)
+
+
+def exit_code_for(status: JobStatus) -> int:
+    """launch and logs exit with the job's result: 0, 100 failed, 101 not finished, 103 cancelled."""
+    if status == JobStatus.SUCCEEDED:
+        return EXIT_SUCCEEDED
+    if status == JobStatus.CANCELLED:
+        return EXIT_CANCELLED
+    if status.is_failure:
+        return EXIT_FAILED
+    return EXIT_NOT_FINISHED
+
+
+def fail(message: str, code: int = EXIT_USAGE) -> None:
+    err_console.print(f"[red]Error:[/red] {message}", soft_wrap=True)
+    sys.exit(code)
+
+
+def async_command(fn: Callable[..., Coroutine[Any, Any, Any]]) -> Callable[..., Any]:
+    """Run an async click command; turn known errors into a message and an exit code."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return asyncio.run(fn(*args, **kwargs))
+        except TaskError as exc:
+            fail(str(exc), EXIT_USAGE)
+        except JobNotFound as exc:
+            fail(str(exc), EXIT_NOT_FOUND)
+        except (ServerError, ConfigError) as exc:
+            fail(str(exc), 1)
+        except RuntimeError as exc:
+            if "connect" in str(exc).lower():
+                fail(f"cannot reach Temporal: {exc}", 1)
+            raise
+
+    return wrapper
+
+
+def settings() -> Settings:
+    try:
+        return load_settings()
+    except ConfigError as exc:
+        fail(str(exc), 1)
+        raise
+
+
+async def open_client(s: Settings, *, start_server: bool) -> SpotClient:
+    """Connect to the configured Temporal; with the embedded default, start it if asked to
+    (launch does) or fail with a hint (read-only commands do not start servers)."""
+    if s.uses_embedded_server:
+        server = EmbeddedServer(s)
+        if start_server:
+            with err_console.status("Starting the embedded Temporal server and worker..."):
+                # ensure_running is blocking and runs its own event loop for health probes.
+                await asyncio.to_thread(server.ensure_running, lambda m: err_console.print(f"[dim]{m}[/dim]"))
+        elif server.temporal.pid() is None:
+            raise ServerError("the embedded Temporal server is not running (no job was launched with this "
+                              f"state dir: {s.home}); `spotctl launch` or `spotctl server start` starts it")
+    try:
+        return await SpotClient.connect(s)
+    except RuntimeError as exc:
+        raise ServerError(f"cannot reach Temporal at {s.temporal_address}: {exc}") from None
+
+
+async def resolve_job(client: SpotClient, job_id: int | None, name: str | None) -> int:
+    """A job id from an id, a name, or (neither given) the newest job."""
+    if job_id is not None:
+        return job_id
+    if name:
+        return await client.find_job_id(name)
+    jobs = await client.list_jobs()
+    if not jobs:
+        raise JobNotFound("no managed jobs yet")
+    return jobs[0].job_id
+
+
+def job_id_option(fn):
+    fn = click.argument("job_id", type=int, required=False)(fn)
+    return click.option("-n", "--name", help="Pick the newest job with this name.")(fn)

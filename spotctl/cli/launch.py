@@ -1,0 +1,84 @@
+"""spotctl launch: start a managed job and (unless -d) follow it to its end."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+import yaml
+from rich.markup import escape
+
+from spotctl.cli.common import async_command, console, err_console, exit_code_for, open_client, settings
+from spotctl.cli.follow import follow, print_result
+from spotctl.planning import Overrides, Plan, check_launchable, plan
+
+
+class _BlockDumper(yaml.SafeDumper):
+    """Dumps multi-line strings (setup, run) as `|` blocks, the way users write them."""
+
+
+_BlockDumper.add_representer(
+    str,
+    lambda d, v: d.represent_scalar("tag:yaml.org,2002:str", v, style="|" if "\n" in v else None),
+)
+
+
+def _print_plan(p: Plan) -> None:
+    console.print(f"[bold]Task[/bold] {p.name!r} ({p.task.source_path or 'command line'})")
+    dump = p.task.model_dump(mode="json", exclude_none=True, exclude_defaults=True, exclude={"source_path"})
+    console.print(yaml.dump(dump, Dumper=_BlockDumper, sort_keys=False).rstrip(), markup=False)
+    console.print(f"[bold]Resources[/bold] {escape(p.resources)}")
+    console.print(f"[bold]Placement candidates[/bold] (tried in this order):")
+    for i, c in enumerate(p.candidates, 1):
+        market = "spot" if c.use_spot else "on-demand"
+        console.print(f"  {i:>2}. {c.location:<32} {c.instance_type:<14} {market:<9} ${c.price:.4f}/h", markup=False)
+    if p.unsupported:
+        console.print("[yellow]Parsed but not supported yet (ignored when launching):[/yellow]")
+        for line in p.unsupported:
+            console.print(f"  - {line}", markup=False)
+
+
+@click.command()
+@click.argument("entrypoint", metavar="YAML_OR_COMMAND")
+@click.option("-n", "--name", help="Job name (default: the task's name).")
+@click.option("-d", "--detach", is_flag=True, help="Return once the job is submitted; do not follow its logs.")
+@click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation.")
+@click.option("--dry-run", is_flag=True, help="Print the parsed task and placement candidates; start nothing.")
+@click.option("--cloud", help="Override resources.cloud.")
+@click.option("--region", help="Override resources.region.")
+@click.option("--gpus", help="Override resources.accelerators, e.g. V100:2.")
+@click.option("--cpus", help="Override resources.cpus, e.g. 4 or 4+.")
+@click.option("--env", "envs", multiple=True, metavar="KEY=VALUE", help="Set an environment variable (repeatable).")
+@async_command
+async def launch(entrypoint: str, name: str | None, detach: bool, yes: bool, dry_run: bool, cloud: str | None,
+                 region: str | None, gpus: str | None, cpus: str | None, envs: tuple[str, ...]) -> None:
+    """Launch a managed spot job from a SkyPilot task YAML, or from a command."""
+    s = settings()
+    p = plan(entrypoint, Overrides(name=name, cloud=cloud, region=region, gpus=gpus, cpus=cpus, envs=list(envs)), s)
+    if dry_run:
+        _print_plan(p)
+        return
+    check_launchable(p)
+    for line in p.unsupported:
+        err_console.print(f"[yellow]Warning:[/yellow] {line}", markup=True)
+    if not yes:
+        best = p.candidates[0]
+        click.confirm(f"Launching managed job {p.name!r} ({p.resources}), first try {best.location} "
+                      f"{best.instance_type} at ${best.price:.4f}/h. Proceed?", default=True, abort=True, err=True)
+    client = await open_client(s, start_server=True)
+    job_id = await client.allocate_job_id()
+    await client.start_job(p.to_spec(job_id))
+    err_console.print(f"Managed job [bold]{job_id}[/bold] {p.name!r} submitted. "
+                      f"Web UI: {s.ui_url}/namespaces/{s.temporal.namespace}/workflows/spotctl-job-{job_id}")
+    if detach:
+        console.print(str(job_id)) if not sys.stdout.isatty() else None
+        err_console.print(f"Follow it with `spotctl logs {job_id}`, see all jobs with `spotctl status`.")
+        return
+    try:
+        state = await follow(client, job_id, progress=True)
+    except (KeyboardInterrupt, click.Abort):
+        err_console.print(f"\nDetached; job {job_id} keeps running. `spotctl logs {job_id}` follows it again.")
+        sys.exit(101)
+    await client.wait_visible(job_id, state.status)
+    print_result(state)
+    sys.exit(exit_code_for(state.status))

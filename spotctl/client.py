@@ -1,0 +1,209 @@
+"""The Temporal client facade: start, list, describe, cancel and read logs of jobs.
+
+Used by cli/ and by tests; nothing else in spotctl talks to Temporal from the outside.
+A job is the workflow `spotctl-job-<id>`; its state is the workflow's memo (for `status`,
+one visibility query however many jobs exist) or its `state` query (live, for progress).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import datetime, timezone
+
+from temporalio.client import (
+    Client,
+    WithStartWorkflowOperation,
+    WorkflowExecution,
+    WorkflowExecutionStatus,
+    WorkflowUpdateFailedError,
+)
+from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDConflictPolicy
+from temporalio.service import RPCError, RPCStatusCode
+
+from spotctl import search_attributes as sa
+from spotctl.config import Settings
+from spotctl.connect import connect
+from spotctl.models import TASK_QUEUE, AllocatorState, JobSpec, JobState, JobStatus
+from spotctl.storage.log_store import LogStore
+from spotctl.workflows.job_ids import ALLOCATOR_WORKFLOW_ID, JobIdAllocator
+
+JOB_WORKFLOW = "SpotJobWorkflow"
+
+
+def workflow_id(job_id: int) -> str:
+    return f"spotctl-job-{job_id}"
+
+
+class JobNotFound(Exception):
+    pass
+
+
+class SpotClient:
+    def __init__(self, client: Client, settings: Settings) -> None:
+        self.temporal = client
+        self.settings = settings
+        self.logs = LogStore(settings.logs_dir)
+
+    @classmethod
+    async def connect(cls, settings: Settings) -> SpotClient:
+        return cls(await connect(settings), settings)
+
+    # ---- launching ---------------------------------------------------------------------
+    async def allocate_job_id(self) -> int:
+        """The next job id, from the allocator workflow (started on first use)."""
+        for attempt in range(5):
+            start = WithStartWorkflowOperation(
+                JobIdAllocator.run, AllocatorState(next_id=1), id=ALLOCATOR_WORKFLOW_ID,
+                task_queue=TASK_QUEUE, id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            )
+            try:
+                return await self.temporal.execute_update_with_start_workflow(
+                    JobIdAllocator.allocate, start_workflow_operation=start
+                )
+            except (WorkflowUpdateFailedError, RPCError):
+                if attempt == 4:  # the allocator may be mid continue-as-new; try again
+                    raise
+                await asyncio.sleep(0.2 * (attempt + 1))
+        raise AssertionError("unreachable")
+
+    async def start_job(self, spec: JobSpec) -> None:
+        """Start the job's workflow; PENDING is visible at once through the search attributes."""
+        await self.temporal.start_workflow(
+            JOB_WORKFLOW, spec, id=workflow_id(spec.job_id), task_queue=TASK_QUEUE,
+            search_attributes=TypedSearchAttributes([
+                SearchAttributePair(sa.JOB_ID, spec.job_id),
+                SearchAttributePair(sa.JOB_NAME, spec.name),
+                SearchAttributePair(sa.STATUS, JobStatus.PENDING.value),
+                SearchAttributePair(sa.RECOVERIES, 0),
+                SearchAttributePair(sa.RESOURCES, spec.resources),
+                SearchAttributePair(sa.SUBMITTED, spec.submitted_at),
+            ]),
+            memo={"state": JobState(job_id=spec.job_id, name=spec.name, resources=spec.resources,
+                                    submitted_at=spec.submitted_at).model_dump(mode="json")},
+        )
+
+    # ---- reading -----------------------------------------------------------------------
+    async def list_jobs(self, query: str | None = None) -> list[JobState]:
+        """Every job (newest first), from one visibility query."""
+        q = f"WorkflowType = '{JOB_WORKFLOW}'" + (f" AND ({query})" if query else "")
+        jobs = [await self._state_from_execution(e) async for e in self.temporal.list_workflows(q)]
+        return sorted(jobs, key=lambda j: j.job_id, reverse=True)
+
+    async def get_job(self, job_id: int, *, live: bool = True) -> JobState:
+        """One job's state: the workflow's live query while it runs, its memo once closed."""
+        handle = self.temporal.get_workflow_handle(workflow_id(job_id))
+        try:
+            desc = await handle.describe()
+        except RPCError as exc:
+            if exc.status == RPCStatusCode.NOT_FOUND:
+                raise JobNotFound(f"no job with id {job_id}") from None
+            raise
+        if live and desc.status == WorkflowExecutionStatus.RUNNING:
+            try:
+                state = await handle.query("state", result_type=JobState)
+                if state is not None:
+                    return state
+            except RPCError:
+                pass  # no worker answering right now: fall back to the memo
+        return await self._state_from_execution(desc)
+
+    async def find_job_id(self, name: str) -> int:
+        """The newest job with this name."""
+        jobs = await self.list_jobs(f"{sa.JOB_NAME.name} = '{_quote(name)}'")
+        if not jobs:
+            raise JobNotFound(f"no job named {name!r}")
+        return jobs[0].job_id
+
+    async def wait_visible(self, job_id: int, status: JobStatus, timeout: float = 5.0) -> None:
+        """Wait until visibility (eventually consistent) shows the job in `status`, so a
+        `status` command run right after sees what the caller just saw."""
+        q = f"WorkflowType = '{JOB_WORKFLOW}' AND {sa.JOB_ID.name} = {job_id} AND {sa.STATUS.name} = '{status.value}'"
+        deadline = asyncio.get_running_loop().time() + timeout
+        while asyncio.get_running_loop().time() < deadline:
+            if (await self.temporal.count_workflows(q)).count:
+                return
+            await asyncio.sleep(0.1)
+
+    async def _state_from_execution(self, execution: WorkflowExecution) -> JobState:
+        memo = await execution.memo()
+        state = JobState.model_validate(memo["state"]) if "state" in memo else _state_from_attributes(execution)
+        # The workflow itself ended without setting a terminal status (terminated by an
+        # operator, timed out, crashed): that is a controller failure, in SkyPilot's words.
+        if execution.status not in (None, WorkflowExecutionStatus.RUNNING) and not state.status.is_terminal:
+            reason = f"workflow {execution.status.name.lower()} outside spotctl"
+            if execution.status == WorkflowExecutionStatus.CANCELED:
+                state = state.model_copy(update={"status": JobStatus.CANCELLED, "failure_reason": "cancelled"})
+            else:
+                state = state.model_copy(update={"status": JobStatus.FAILED_CONTROLLER, "failure_reason": reason})
+            state.ended_at = state.ended_at or execution.close_time
+        return state
+
+    # ---- acting ------------------------------------------------------------------------
+    async def cancel(self, job_id: int) -> bool:
+        """Signal the job to cancel. False if it had already ended."""
+        handle = self.temporal.get_workflow_handle(workflow_id(job_id))
+        try:
+            await handle.signal("cancel")
+        except RPCError as exc:
+            if exc.status == RPCStatusCode.NOT_FOUND:
+                desc = await self._describe_or_none(job_id)
+                if desc is None:
+                    raise JobNotFound(f"no job with id {job_id}") from None
+                return False
+            raise
+        return True
+
+    async def _describe_or_none(self, job_id: int):
+        try:
+            return await self.temporal.get_workflow_handle(workflow_id(job_id)).describe()
+        except RPCError:
+            return None
+
+    async def result(self, job_id: int) -> JobState:
+        """Wait for the job to end and return its final state."""
+        handle = self.temporal.get_workflow_handle(workflow_id(job_id), result_type=JobState)
+        try:
+            return await handle.result()
+        except Exception:
+            return await self.get_job(job_id, live=False)
+
+    # ---- logs --------------------------------------------------------------------------
+    def log_chunks(self, job_id: int, attempt: int | None = None) -> list[tuple[int, int, bytes]]:
+        """(attempt, rank, bytes) for every stored log object of the job, in order."""
+        attempts = [attempt] if attempt is not None else self.logs.attempts(job_id)
+        return [(a, r, self.logs.read(job_id, a, r)) for a in attempts for r in self.logs.ranks(job_id, a)]
+
+    async def follow_logs(self, job_id: int, poll_s: float = 0.2) -> AsyncIterator[tuple[int, int, bytes]]:
+        """Yield new log bytes (attempt, rank, data) as they arrive, until the job ends."""
+        offsets: dict[tuple[int, int], int] = {}
+        while True:
+            state = await self.get_job(job_id)
+            done = state.status.is_terminal
+            for a in self.logs.attempts(job_id):
+                for r in self.logs.ranks(job_id, a):
+                    data = self.logs.read(job_id, a, r, offsets.get((a, r), 0))
+                    if data:
+                        offsets[(a, r)] = offsets.get((a, r), 0) + len(data)
+                        yield a, r, data
+            if done:
+                return
+            await asyncio.sleep(poll_s)
+
+
+def _quote(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("'", "\\'")
+
+
+def _state_from_attributes(execution: WorkflowExecution) -> JobState:
+    attrs = execution.typed_search_attributes
+    return JobState(
+        job_id=attrs.get(sa.JOB_ID) or 0,
+        name=attrs.get(sa.JOB_NAME) or "-",
+        status=JobStatus(attrs.get(sa.STATUS) or "PENDING"),
+        recoveries=attrs.get(sa.RECOVERIES) or 0,
+        cloud=attrs.get(sa.CLOUD) or None,
+        region=attrs.get(sa.REGION) or None,
+        resources=attrs.get(sa.RESOURCES) or "-",
+        submitted_at=attrs.get(sa.SUBMITTED) or execution.start_time or datetime.now(timezone.utc),
+    )

@@ -1,0 +1,121 @@
+"""The local cloud's catalog: regions, zones, capacities and instance types, from config.yaml.
+
+The file is written with commented defaults the first time it is needed, so users can shrink
+capacity (to watch failover) or add regions without reading code.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from spotctl.clouds.base import CloudError
+
+DEFAULT_CONFIG = """\
+# spotctl local cloud: fake "VMs" that are sandbox directories on this machine.
+# Each instance gets a home directory under instances/<id>/home; processes started on it
+# carry SPOTCTL_LOCAL_INSTANCE=<id> so terminating the instance kills all of them.
+#
+# regions:        name -> zones, capacity and price factor
+#   capacity:     at most this many alive instances in the region; more -> "no capacity"
+#   price_factor: prices in the region are the instance type's base prices times this
+#                 (distinct factors make the cheapest-first candidate order deterministic)
+#   preemption_mtbf_s:   mean seconds between random spot preemptions (null = never); reserved
+#   preemption_notice_s: seconds of warning before a preemption; reserved
+# instance_types: name -> cpus, memory_gb, accelerators, spot_price / ondemand_price (USD/h)
+regions:
+  local-east:
+    zones: [local-east-1a, local-east-1b]
+    capacity: 8
+    price_factor: 1.0
+    preemption_mtbf_s: null
+    preemption_notice_s: 0
+  local-west:
+    zones: [local-west-1a, local-west-1b]
+    capacity: 8
+    price_factor: 1.1
+    preemption_mtbf_s: null
+    preemption_notice_s: 0
+  local-eu:
+    zones: [local-eu-1a]
+    capacity: 8
+    price_factor: 1.25
+    preemption_mtbf_s: null
+    preemption_notice_s: 0
+instance_types:
+  local.small:  {cpus: 1, memory_gb: 2, spot_price: 0.01, ondemand_price: 0.04}
+  local.medium: {cpus: 2, memory_gb: 8, spot_price: 0.02, ondemand_price: 0.08}
+  local.large:  {cpus: 4, memory_gb: 16, spot_price: 0.04, ondemand_price: 0.16}
+  local.t4:     {cpus: 4, memory_gb: 16, accelerators: {T4: 1}, spot_price: 0.12, ondemand_price: 0.45}
+  local.v100:   {cpus: 8, memory_gb: 61, accelerators: {V100: 1}, spot_price: 0.9, ondemand_price: 3.06}
+"""
+
+
+class RegionConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    zones: list[str] = Field(min_length=1)
+    capacity: int = Field(default=8, ge=0)
+    price_factor: float = Field(default=1.0, gt=0)
+    preemption_mtbf_s: float | None = Field(default=None, gt=0)
+    preemption_notice_s: float = Field(default=0, ge=0)
+
+
+class InstanceTypeConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    cpus: float = Field(gt=0)
+    memory_gb: float = Field(gt=0)
+    accelerators: dict[str, int] = Field(default_factory=dict)
+    spot_price: float | None = Field(default=None, ge=0)
+    ondemand_price: float | None = Field(default=None, ge=0)
+
+
+class LocalCloudConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    regions: dict[str, RegionConfig] = Field(min_length=1)
+    instance_types: dict[str, InstanceTypeConfig] = Field(min_length=1)
+
+
+def _fatal(message: str) -> CloudError:
+    """A CloudError that retrying will not fix."""
+    return CloudError(message, retryable=False)
+
+
+def ensure_config(path: Path) -> None:
+    """Write the default config unless one exists; never overwrite a user's file, even racing."""
+    if path.exists():
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp.{os.getpid()}")
+    tmp.write_text(DEFAULT_CONFIG)
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        pass
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def load_config(path: Path) -> LocalCloudConfig:
+    """Parse and validate config.yaml; errors name the file and the offending field."""
+    ensure_config(path)
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise _fatal(f"{path}: not valid YAML: {exc}") from exc
+    except OSError as exc:
+        raise _fatal(f"{path}: cannot read: {exc}") from exc
+    if not isinstance(data, dict):
+        raise _fatal(f"{path}: expected a mapping with 'regions' and 'instance_types'")
+    try:
+        return LocalCloudConfig.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or '<top>'}: {e['msg']}" for e in exc.errors()
+        )
+        raise _fatal(f"{path}: invalid local cloud config: {problems}") from exc

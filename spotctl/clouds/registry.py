@@ -1,0 +1,31 @@
+"""Which clouds exist, by name. Adding a cloud = one module + one entry in CLOUDS."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from spotctl.clouds.base import Cloud, CloudError
+from spotctl.clouds.local import LocalCloud
+from spotctl.config import Settings
+
+CLOUDS: dict[str, Callable[[Settings], Cloud]] = {
+    "local": LocalCloud,
+}
+"""Factories must be cheap (no I/O): activities build a cloud per call."""
+
+
+def get_cloud(name: str, settings: Settings) -> Cloud:
+    factory = CLOUDS.get(name)
+    if factory is None:
+        enabled = [c for c in settings.clouds if c in CLOUDS]
+        raise CloudError(
+            f"cloud {name!r} is not supported yet; enabled clouds: {', '.join(enabled) or 'none'}"
+            f" (supported: {', '.join(CLOUDS)})",
+            retryable=False,
+        )
+    return factory(settings)
+
+
+def enabled_clouds(settings: Settings) -> list[Cloud]:
+    """The clouds named in settings.clouds, in that order; an unsupported name raises."""
+    return [get_cloud(name, settings) for name in settings.clouds]

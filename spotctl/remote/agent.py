@@ -1,0 +1,209 @@
+#!/usr/bin/env python3
+"""spotctl node agent: start, watch and signal one phase (setup/run) of a job attempt.
+
+Stdlib only: this file is copied to every node and run as `python3 agent.py ...`.
+
+An attempt directory D holds `env.json` and `<phase>.sh`, written by the caller. The agent
+keeps all of its state in files next to them, so any later call (from a restarted worker,
+after the caller was killed) can answer from the files alone:
+
+  PHASE.started   created with O_EXCL: exactly one `start` wins, ever
+  PHASE.spid      pid of the detached supervisor
+  PHASE.pid       pid of `bash PHASE.sh` (also its process group id)
+  PHASE.exit      the exit code (128+signum for a signal death), written when it ends
+  output.log      stdout+stderr of the phase, appended
+
+Commands (each prints one JSON object on stdout):
+  start D PHASE            idempotent start; returns once PHASE.pid exists
+  status D PHASE           {"started", "running", "pid", "exit_code", "lost"}
+  signal D PHASE [SIG]     send SIG (default TERM) to the phase's process group
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+USAGE = "usage: agent.py {start|status|signal} DIR PHASE [SIGNAL]\n"
+START_WAIT_S = 5.0
+
+
+def _path(d: str, phase: str, suffix: str) -> str:
+    return os.path.join(d, f"{phase}.{suffix}")
+
+
+def _read_int(path: str) -> int | None:
+    try:
+        with open(path) as f:
+            return int(f.read().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def _write_atomic(path: str, text: str) -> None:
+    """Readers must never see a half-written pid or exit code."""
+    tmp = f"{path}.tmp.{os.getpid()}"
+    with open(tmp, "w") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def _alive(pid: int | None) -> bool:
+    """True if pid is a live process; zombies count as dead (nobody may ever reap them)."""
+    if not pid or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            state = f.read().rsplit(")", 1)[1].split()[0]
+        return state not in ("Z", "X")
+    except (OSError, IndexError):
+        return True  # no /proc (not Linux): trust kill(0)
+
+
+def status(d: str, phase: str) -> dict:
+    """Liveness is checked before the exit file is read: the supervisor writes the exit file
+    before it dies, so 'dead and no exit file' really means the phase was lost."""
+    started = os.path.exists(_path(d, phase, "started"))
+    pid = _read_int(_path(d, phase, "pid"))
+    alive = _alive(pid) or _alive(_read_int(_path(d, phase, "spid")))
+    exit_code = _read_int(_path(d, phase, "exit"))
+    return {
+        "started": started,
+        "running": alive and exit_code is None,
+        "pid": pid,
+        "exit_code": exit_code,
+        "lost": started and exit_code is None and not alive,
+    }
+
+
+def _wait_launched(d: str, phase: str) -> None:
+    deadline = time.monotonic() + START_WAIT_S
+    while time.monotonic() < deadline:
+        if os.path.exists(_path(d, phase, "pid")) or os.path.exists(_path(d, phase, "exit")):
+            return
+        time.sleep(0.02)
+
+
+def start(d: str, phase: str) -> dict:
+    try:
+        fd = os.open(_path(d, phase, "started"), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    except FileExistsError:
+        _wait_launched(d, phase)  # a concurrent start may still be launching it
+        return {**status(d, phase), "already_started": True}
+    os.write(fd, f"{time.time()}\n".encode())
+    os.close(fd)
+    with open(os.path.join(d, "agent.log"), "ab") as errlog:
+        subprocess.Popen(
+            [sys.executable, os.path.abspath(__file__), "_supervise", d, phase],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=errlog,
+            start_new_session=True,  # survives the caller and its process group
+            close_fds=True,
+        )
+    _wait_launched(d, phase)
+    return {**status(d, phase), "already_started": False}
+
+
+def _supervise(d: str, phase: str) -> None:
+    """Run the phase script, record its pid and exit code; forward TERM/INT to its group."""
+    _write_atomic(_path(d, phase, "spid"), str(os.getpid()))
+    child: list[subprocess.Popen] = []
+    pending: list[int] = []
+
+    def forward(signum: int, _frame: object) -> None:
+        if child:
+            try:
+                os.killpg(child[0].pid, signum)
+            except ProcessLookupError:
+                pass
+        else:
+            pending.append(signum)
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+
+    env = dict(os.environ)
+    try:
+        with open(os.path.join(d, "env.json")) as f:
+            env.update({str(k): str(v) for k, v in json.load(f).items()})
+    except FileNotFoundError:
+        pass
+    home = env.get("HOME") or os.path.expanduser("~")
+    log = os.open(os.path.join(d, "output.log"), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    try:
+        proc = subprocess.Popen(
+            ["bash", os.path.abspath(_path(d, phase, "sh"))],
+            cwd=home if os.path.isdir(home) else None,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=log,
+            start_new_session=True,
+        )
+    except OSError as exc:
+        os.write(log, f"spotctl agent: cannot start {phase}: {exc}\n".encode())
+        _write_atomic(_path(d, phase, "exit"), "127")
+        return
+    child.append(proc)
+    _write_atomic(_path(d, phase, "pid"), str(proc.pid))
+    for signum in pending:
+        forward(signum, None)
+    rc = proc.wait()
+    _write_atomic(_path(d, phase, "exit"), str(rc if rc >= 0 else 128 - rc))
+
+
+def send_signal(d: str, phase: str, name: str) -> dict:
+    name = name.upper()
+    sig = int(name) if name.isdigit() else getattr(signal, name if name.startswith("SIG") else "SIG" + name)
+    pid = _read_int(_path(d, phase, "pid"))
+    # Only signal a group we created and that has not finished (guards against pid reuse).
+    if _alive(pid) and not os.path.exists(_path(d, phase, "exit")):
+        try:
+            if os.getpgid(pid) == pid:
+                os.killpg(pid, sig)
+        except ProcessLookupError:
+            pass
+    return status(d, phase)
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) < 3 or argv[0] not in ("start", "status", "signal", "_supervise"):
+        sys.stderr.write(USAGE)
+        return 2
+    cmd, d, phase = argv[0], argv[1], argv[2]
+    if cmd == "_supervise":
+        _supervise(d, phase)
+        return 0
+    if cmd == "start":
+        if not os.path.isdir(d):
+            sys.stderr.write(f"agent.py: no such attempt directory: {d}\n")
+            return 2
+        result = start(d, phase)
+    elif cmd == "status":
+        result = status(d, phase)
+    else:
+        try:
+            result = send_signal(d, phase, argv[3] if len(argv) > 3 else "TERM")
+        except (AttributeError, ValueError):
+            sys.stderr.write(f"agent.py: unknown signal {argv[3]!r}\n")
+            return 2
+    print(json.dumps(result), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

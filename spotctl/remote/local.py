@@ -1,0 +1,144 @@
+"""LocalRunner: the Runner of a local-cloud instance, i.e. a sandbox directory on this host.
+
+Every process it starts carries `SPOTCTL_LOCAL_INSTANCE=<instance id>` in its environment
+(inherited by the agent, its supervisor and the user's program), which is how the local
+cloud finds and kills everything "on" an instance when it is terminated or preempted.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+from spotctl.remote.base import CommandResult, NodeUnreachable
+
+INSTANCE_MARKER = "SPOTCTL_LOCAL_INSTANCE"
+
+
+class LocalRunner:
+    """Runs commands in the instance's home with a clean, SSH-like environment."""
+
+    def __init__(self, home: Path, instance_id: str) -> None:
+        self._home = Path(home)
+        self.home = str(self._home)
+        self.instance_id = instance_id
+        self.python = sys.executable
+
+    def __repr__(self) -> str:
+        return f"LocalRunner({self.instance_id}, home={self.home})"
+
+    def _check_alive(self) -> None:
+        """A terminated instance's home is removed; behave like an unreachable host."""
+        if not self._home.is_dir():
+            raise NodeUnreachable(f"local instance {self.instance_id} is gone ({self.home} does not exist)")
+
+    def _node_path(self, path: str) -> Path:
+        """Node paths: `~` is the sandbox home, relative paths are relative to it (as over SSH)."""
+        if path == "~" or path.startswith("~/"):
+            return self._home / path[2:]
+        p = Path(path)
+        return p if p.is_absolute() else self._home / p
+
+    def _env(self, extra: dict[str, str] | None) -> dict[str, str]:
+        env = {
+            "PATH": os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"),
+            "HOME": self.home,
+            "USER": os.environ.get("USER") or os.environ.get("LOGNAME") or "spotctl",
+            "SHELL": "/bin/bash",
+            INSTANCE_MARKER: self.instance_id,
+        }
+        for key in ("LANG", "LC_ALL"):
+            if key in os.environ:
+                env[key] = os.environ[key]
+        env.update(extra or {})
+        env[INSTANCE_MARKER] = self.instance_id  # callers cannot hide processes from terminate
+        return env
+
+    def run(self, argv: list[str], env: dict[str, str] | None = None, timeout: float = 60) -> CommandResult:
+        self._check_alive()
+        try:
+            proc = subprocess.Popen(
+                argv,
+                cwd=self.home,
+                env=self._env(env),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                start_new_session=True,
+            )
+        except FileNotFoundError as exc:
+            return CommandResult(127, "", f"{argv[0]}: command not found ({exc})")
+        except OSError as exc:  # e.g. home removed between the check and the exec
+            raise NodeUnreachable(f"local instance {self.instance_id}: {exc}") from exc
+        try:
+            out, err = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            try:
+                proc.communicate(timeout=5)
+            except subprocess.TimeoutExpired:  # a grandchild in another group holds the pipes
+                proc.kill()
+                proc.wait()
+            raise NodeUnreachable(f"local instance {self.instance_id}: {argv[:3]} timed out after {timeout}s")
+        return CommandResult(
+            proc.returncode,
+            out.decode(errors="replace"),
+            err.decode(errors="replace"),
+        )
+
+    def put_file(self, local_path: str, remote_path: str) -> None:
+        self._check_alive()
+        dest = self._node_path(remote_path)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(local_path, dest)
+
+    def put_dir(self, local_dir: str, remote_dir: str) -> None:
+        self._check_alive()
+        _copy_tree(Path(local_dir), self._node_path(remote_dir))
+
+    def read_file(self, remote_path: str, offset: int = 0, max_bytes: int = 1 << 20) -> bytes:
+        self._check_alive()
+        try:
+            with open(self._node_path(remote_path), "rb") as f:
+                f.seek(offset)
+                return f.read(max_bytes)
+        except (FileNotFoundError, NotADirectoryError):
+            return b""
+
+    def write_file(self, remote_path: str, data: bytes) -> None:
+        self._check_alive()
+        dest = self._node_path(remote_path)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        tmp = dest.with_name(f".{dest.name}.tmp.{os.getpid()}")
+        tmp.write_bytes(data)
+        os.replace(tmp, dest)
+
+
+def _copy_tree(src: Path, dst: Path, top: bool = True) -> None:
+    """copytree(symlinks=True, dirs_exist_ok=True), except that it also replaces existing
+    files and symlinks (shutil's fails on an existing symlink, so a second sync would).
+    Only the top destination may be a symlink to a directory; deeper ones are replaced."""
+    if (dst.is_symlink() and not top) or (dst.exists() and not dst.is_dir()):
+        dst.unlink()
+    dst.mkdir(parents=True, exist_ok=True)
+    for entry in os.scandir(src):
+        target = dst / entry.name
+        if entry.is_dir(follow_symlinks=False):
+            _copy_tree(Path(entry.path), target, top=False)
+            continue
+        if target.is_symlink() or target.is_file():
+            target.unlink()  # never write through an old symlink
+        elif target.is_dir():
+            shutil.rmtree(target)
+        if entry.is_symlink():
+            os.symlink(os.readlink(entry.path), target)
+        else:
+            shutil.copy2(entry.path, target)
+    shutil.copystat(src, dst)

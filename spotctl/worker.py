@@ -1,0 +1,60 @@
+"""The worker: one process that runs spotctl's workflows and activities.
+
+Many can run against one Temporal (on many machines); each polls the same task queue.
+`python -m spotctl.worker` runs one in the foreground; the embedded server starts one in
+the background the same way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+import logging
+import os
+import signal
+from pathlib import Path
+
+from temporalio.worker import Worker
+
+from spotctl.activities import all_activities
+from spotctl.activities.deps import Deps
+from spotctl.config import Settings, load_settings
+from spotctl.connect import connect, ensure_search_attributes
+from spotctl.models import TASK_QUEUE
+from spotctl.workflows import ALL_WORKFLOWS
+
+
+async def run_worker(settings: Settings, *, ready_file: Path | None = None, stop: asyncio.Event | None = None) -> None:
+    """Run a worker until `stop` is set or SIGTERM/SIGINT arrives."""
+    client = await connect(settings)
+    await ensure_search_attributes(client, settings.temporal.namespace)
+    worker = Worker(
+        client,
+        task_queue=TASK_QUEUE,
+        workflows=ALL_WORKFLOWS,
+        activities=all_activities(Deps(settings)),
+        max_concurrent_activities=1000,
+        graceful_shutdown_timeout=timedelta(seconds=5),
+    )
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        try:
+            loop.add_signal_handler(sig, stop.set)
+        except (NotImplementedError, RuntimeError):
+            pass
+    async with worker:
+        if ready_file is not None:
+            ready_file.write_text(str(os.getpid()))
+        logging.getLogger("spotctl").info("worker polling %s on %s", TASK_QUEUE, settings.temporal_address)
+        await stop.wait()
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    ready = os.environ.get("SPOTCTL_WORKER_READY_FILE")
+    asyncio.run(run_worker(load_settings(), ready_file=Path(ready) if ready else None))
+
+
+if __name__ == "__main__":
+    main()

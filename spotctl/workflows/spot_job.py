@@ -1,0 +1,274 @@
+"""SpotJobWorkflow: one managed job's whole life, as one durable Temporal workflow.
+
+The workflow holds the job's state machine and its placement memory; every side effect is an
+activity (provision, setup, start_run, monitor, teardown). It must stay deterministic: no I/O,
+no clocks but workflow.now(), no randomness but workflow.random(), no time.sleep.
+
+    PENDING -> STARTING -> RUNNING -> SUCCEEDED
+                  |           |-- preempted ----------------> RECOVERING -> STARTING ...
+                  |           |-- exit != 0, restarts left --> RECOVERING
+                  |           '-- exit != 0, none left ------> FAILED (FAILED_SETUP if setup failed)
+                  '-- no capacity for max_wait ---------------> FAILED_NO_RESOURCE
+    any non-terminal state --cancel--> CANCELLING -> CANCELLED
+    an unexpected error -------------> FAILED_CONTROLLER     (teardown still runs)
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError, FailureError
+
+with workflow.unsafe.imports_passed_through():
+    from spotctl import search_attributes as sa
+    from spotctl.models import (
+        PREEMPTED_ERROR,
+        Activities,
+        AttemptRef,
+        ClusterHandle,
+        JobSpec,
+        JobState,
+        JobStatus,
+        ProvisionRequest,
+        ProvisionResult,
+        RunOutcome,
+        SetupOutcome,
+        TeardownRequest,
+    )
+    from spotctl.policy.backoff import Backoff
+    from spotctl.policy.outcome import Decision, after_exit, uses_restart_budget
+    from spotctl.policy.placement import without_blocked
+
+
+class _Cancelled(Exception):
+    """Raised inside the workflow when the user asked to cancel (signal or workflow cancel)."""
+
+
+class _Finished(Exception):
+    """Raised to end the job with a terminal status decided on the way."""
+
+    def __init__(self, status: JobStatus, reason: str | None = None, exit_code: int | None = None):
+        super().__init__(reason or status.value)
+        self.status, self.reason, self.exit_code = status, reason, exit_code
+
+
+_QUICK_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30), maximum_attempts=10)
+_NODE_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    maximum_interval=timedelta(seconds=30),
+    maximum_attempts=20,
+    non_retryable_error_types=[PREEMPTED_ERROR],
+)
+_FOREVER_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=60))
+_HEARTBEAT = timedelta(seconds=15)
+
+
+@workflow.defn(name="SpotJobWorkflow")
+class SpotJobWorkflow:
+    def __init__(self) -> None:
+        self._state: JobState | None = None
+        self._cancel_requested = False
+        self._blocked_regions: set[str] = set()
+        self._attempt = 0
+
+    # ---- the CLI's view --------------------------------------------------------------
+    @workflow.query
+    def state(self) -> JobState | None:
+        return self._state
+
+    @workflow.signal
+    def cancel(self) -> None:
+        """Ask the job to stop: the current step is cancelled, the cluster torn down."""
+        self._cancel_requested = True
+        if self._state is not None:
+            self._state.cancel_requested = True
+
+    # ---- the job ---------------------------------------------------------------------
+    @workflow.run
+    async def run(self, spec: JobSpec) -> JobState:
+        self._spec = spec
+        self._state = JobState(job_id=spec.job_id, name=spec.name, resources=spec.resources, submitted_at=spec.submitted_at)
+        self._publish()
+        final: _Finished
+        try:
+            await self._run_attempts()
+            final = _Finished(JobStatus.SUCCEEDED)
+        except _Finished as done:
+            final = done
+        except (_Cancelled, asyncio.CancelledError):
+            self._set(JobStatus.CANCELLING, detail="cancelling: tearing down")
+            final = _Finished(JobStatus.CANCELLED, "cancelled by user")
+        except (FailureError, ValueError, TypeError, KeyError, AttributeError, RuntimeError) as exc:
+            if isinstance(exc, workflow.NondeterminismError):
+                raise
+            workflow.logger.exception("job %s failed in the controller", spec.job_id)
+            final = _Finished(JobStatus.FAILED_CONTROLLER, f"controller error: {_describe(exc)}")
+        await self._teardown(first_attempt=1)
+        self._set(final.status, failure_reason=final.reason if final.status != JobStatus.SUCCEEDED else None,
+                  exit_code=final.exit_code if final.exit_code is not None else self._state.exit_code,
+                  ended_at=workflow.now(), detail=None)
+        return self._state
+
+    async def _run_attempts(self) -> None:
+        restarts_used = 0
+        while True:
+            if self._cancel_requested:
+                raise _Cancelled()
+            self._attempt += 1
+            cluster = await self._provision()
+            ref = AttemptRef(job=self._spec, attempt=self._attempt, recovery_count=self._state.recoveries, cluster=cluster)
+            self._set(JobStatus.STARTING, detail=f"setting up on {cluster.region}/{cluster.zone}")
+            try:
+                setup = await self._activity(Activities.SETUP, ref, SetupOutcome, timedelta(days=1), _NODE_RETRY, _HEARTBEAT)
+                if setup.exit_code != 0:
+                    raise _Finished(JobStatus.FAILED_SETUP, f"setup failed with exit code {setup.exit_code}", setup.exit_code)
+                await self._activity(Activities.START_RUN, ref, type(None), timedelta(minutes=2), _NODE_RETRY)
+                self._set(JobStatus.RUNNING, run_started_at=workflow.now(), detail=None,
+                          started_at=self._state.started_at or workflow.now())
+                outcome = await self._activity(Activities.MONITOR, ref, RunOutcome, timedelta(days=365), _NODE_RETRY, _HEARTBEAT)
+            except ActivityError as err:
+                if not _is_preemption(err):
+                    raise
+                await self._recover_from_preemption(cluster, err)
+                continue
+            code = outcome.exit_code
+            self._state.exit_code = code
+            decision = after_exit(code, self._spec.recovery, restarts_used)
+            if decision == Decision.SUCCEED:
+                return
+            if decision == Decision.FAIL:
+                raise _Finished(JobStatus.FAILED, f"run exited with code {code}", code)
+            if uses_restart_budget(code, self._spec.recovery):
+                restarts_used += 1
+            self._leave_running()
+            self._set(JobStatus.RECOVERING, recoveries=self._state.recoveries + 1,
+                      detail=f"run exited with code {code}; restarting")
+            await self._teardown(first_attempt=self._attempt)
+
+    async def _recover_from_preemption(self, cluster: ClusterHandle, err: ActivityError) -> None:
+        strategy = self._spec.recovery.strategy.upper()
+        self._leave_running()
+        where = f"{cluster.cloud}/{cluster.region}"
+        if strategy == "NONE":
+            raise _Finished(JobStatus.FAILED, f"preempted in {where}/{cluster.zone}; job_recovery is NONE")
+        if strategy == "EAGER_NEXT_REGION":
+            self._blocked_regions.add(where)
+        self._set(JobStatus.RECOVERING, recoveries=self._state.recoveries + 1,
+                  detail=f"preempted in {where}/{cluster.zone}: {_describe(err)}")
+        await self._teardown(first_attempt=self._attempt)
+
+    async def _provision(self) -> ClusterHandle:
+        """Provision the current attempt, backing off on durable timers while nothing has
+        capacity, until job_recovery.max_wait (if any) runs out."""
+        waited_since = workflow.now()
+        backoff = Backoff(initial_s=self._spec.launch_retry_initial_s)
+        retry = 0
+        while True:
+            candidates = without_blocked(self._spec.candidates, self._blocked_regions)
+            if not candidates:  # every region blocked: forget the blocks rather than give up
+                self._blocked_regions.clear()
+                candidates = list(self._spec.candidates)
+            first = candidates[0]
+            self._set(JobStatus.STARTING if self._state.status != JobStatus.RECOVERING else JobStatus.RECOVERING,
+                      detail=f"provisioning ({len(candidates)} candidates, first {first.location} {first.instance_type})")
+            req = ProvisionRequest(job_id=self._spec.job_id, attempt=self._attempt, num_nodes=self._spec.num_nodes, candidates=candidates)
+            result = await self._activity(Activities.PROVISION, req, ProvisionResult, timedelta(minutes=20), _QUICK_RETRY)
+            if result.cluster is not None:
+                c = result.cluster
+                self._set(self._state.status, cloud=c.cloud, region=c.region, zone=c.zone, attempt=self._attempt)
+                return c
+            reasons = "; ".join(f"{f.location} {f.instance_type}: {f.reason}" for f in result.failures[:5])
+            max_wait = self._spec.recovery.max_wait_s
+            elapsed = (workflow.now() - waited_since).total_seconds()
+            if max_wait is not None and elapsed >= max_wait:
+                raise _Finished(JobStatus.FAILED_NO_RESOURCE, f"no capacity for {elapsed:.0f}s: {reasons}")
+            delay = backoff.delay(retry, workflow.random().random())
+            if max_wait is not None:
+                delay = min(delay, max(0.0, max_wait - elapsed))
+            retry += 1
+            regions = len({f.location.rsplit("/", 1)[0] for f in result.failures})
+            self._set(self._state.status, failure_reason=reasons,
+                      detail=f"no capacity in {regions} region(s), retry in {delay:.0f}s")
+            await self._sleep(delay)
+
+    # ---- helpers ---------------------------------------------------------------------
+    async def _activity(self, name: str, arg, result_type, timeout: timedelta, retry: RetryPolicy,
+                        heartbeat: timedelta | None = None):
+        """Run one activity, abandoning it (and raising _Cancelled) as soon as cancel is asked."""
+        if self._cancel_requested:
+            raise _Cancelled()
+        handle = workflow.start_activity(
+            name, arg, result_type=result_type, start_to_close_timeout=timeout,
+            heartbeat_timeout=heartbeat, retry_policy=retry,
+        )
+        await workflow.wait_condition(lambda: handle.done() or self._cancel_requested)
+        if not handle.done():
+            handle.cancel()
+            try:
+                await handle
+            except (ActivityError, asyncio.CancelledError):
+                pass
+            raise _Cancelled()
+        return handle.result()
+
+    async def _sleep(self, seconds: float) -> None:
+        """A durable timer that a cancel interrupts."""
+        try:
+            await workflow.wait_condition(lambda: self._cancel_requested, timeout=timedelta(seconds=seconds))
+        except asyncio.TimeoutError:
+            return
+        raise _Cancelled()
+
+    async def _teardown(self, first_attempt: int) -> None:
+        """Terminate the clusters of attempts first_attempt..current. Runs on every path,
+        cancellation included, and retries until the cloud confirms nothing is left."""
+        if self._attempt < first_attempt:
+            return
+        req = TeardownRequest(job_id=self._spec.job_id, first_attempt=first_attempt, last_attempt=self._attempt)
+        await workflow.execute_activity(
+            Activities.TEARDOWN, req, result_type=int, start_to_close_timeout=timedelta(minutes=10),
+            retry_policy=_FOREVER_RETRY,
+        )
+
+    def _leave_running(self) -> None:
+        if self._state.run_started_at is not None:
+            ran = (workflow.now() - self._state.run_started_at).total_seconds()
+            self._state.job_duration_s += ran
+            self._state.run_started_at = None
+
+    def _set(self, status: JobStatus, **changes) -> None:
+        """Move to `status` (updating fields) and publish the change to visibility."""
+        if status != JobStatus.RUNNING and self._state.status == JobStatus.RUNNING:
+            self._leave_running()
+        self._state = self._state.model_copy(update={"status": status, **changes})
+        self._publish()
+
+    def _publish(self) -> None:
+        s = self._state
+        workflow.upsert_search_attributes(
+            [
+                sa.JOB_ID.value_set(s.job_id),
+                sa.JOB_NAME.value_set(s.name),
+                sa.STATUS.value_set(s.status.value),
+                sa.RECOVERIES.value_set(s.recoveries),
+                sa.CLOUD.value_set(s.cloud or ""),
+                sa.REGION.value_set(s.region or ""),
+                sa.RESOURCES.value_set(s.resources),
+                sa.SUBMITTED.value_set(s.submitted_at),
+            ]
+        )
+        workflow.upsert_memo({"state": s.model_dump(mode="json")})
+
+
+def _is_preemption(err: ActivityError) -> bool:
+    return isinstance(err.cause, ApplicationError) and err.cause.type == PREEMPTED_ERROR
+
+
+def _describe(exc: BaseException) -> str:
+    """The innermost message of a Temporal failure chain."""
+    while isinstance(exc, FailureError) and exc.cause is not None:
+        exc = exc.cause
+    return str(exc) or type(exc).__name__

@@ -1,0 +1,115 @@
+"""Shared fixtures: a real embedded Temporal server + worker (started by spotctl's own
+server.py), a CLI runner, and a leak check after every test that uses them."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from spotctl.cli.main import cli
+from spotctl.clouds.local import LocalCloud, processes_of
+from spotctl.config import Settings, load_settings
+from spotctl.server import EmbeddedServer
+
+REPO = Path(__file__).resolve().parents[1]
+EXAMPLES = REPO / "examples"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def spotctl_env(home: Path) -> dict[str, str]:
+    """Environment for a private spotctl: its own state dir and ports."""
+    return {
+        "SPOTCTL_HOME": str(home),
+        "SPOTCTL_PORT": str(free_port()),
+        "SPOTCTL_UI_PORT": str(free_port()),
+        "SPOTCTL_CLOUDS": "local",
+    }
+
+
+@dataclass
+class Spot:
+    """A running embedded spotctl for tests: run CLI commands, look at the cloud."""
+
+    home: Path
+    env: dict[str, str]
+
+    @property
+    def settings(self) -> Settings:
+        return load_settings(self.home)
+
+    @property
+    def cloud(self) -> LocalCloud:
+        return LocalCloud(self.settings)
+
+    def run(self, *args: str, input: str | None = None) -> Result:
+        return CliRunner().invoke(cli, list(args), env=self.env, input=input, catch_exceptions=False)
+
+    def status(self) -> list[dict]:
+        result = self.run("status", "--json")
+        assert result.exit_code == 0, result.output
+        return json.loads(result.stdout)
+
+    def job(self, job_id: int) -> dict:
+        return next(j for j in self.status() if j["job_id"] == job_id)
+
+    def wait_status(self, job_id: int, *statuses: str, timeout: float = 30) -> dict:
+        deadline = time.monotonic() + timeout
+        job: dict = {}
+        while time.monotonic() < deadline:
+            job = next((j for j in self.status() if j["job_id"] == job_id), {})
+            if job.get("status") in statuses:
+                return job
+            time.sleep(0.2)
+        raise AssertionError(f"job {job_id} never reached {statuses}; last seen {job}")
+
+    def alive_instances(self) -> list:
+        return self.cloud.list_instances(alive_only=True)
+
+
+@pytest.fixture(scope="session")
+def spot(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Spot]:
+    """One embedded server + worker for the whole session, stopped (and checked gone) at the end."""
+    home = tmp_path_factory.mktemp("spotctl-home")
+    env = spotctl_env(home)
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    server = EmbeddedServer(load_settings(home))
+    try:
+        server.ensure_running()
+        pids = [server.temporal.pid(), server.worker.pid()]
+        yield Spot(home, env)
+    finally:
+        server.stop()
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+    for pid in pids:
+        assert pid is None or not Path(f"/proc/{pid}").exists(), f"process {pid} left running"
+
+
+@pytest.fixture
+def spot_clean(spot: Spot) -> Iterator[Spot]:
+    """`spot`, plus the leak check: no local instance alive and no instance process left."""
+    yield spot
+    deadline = time.monotonic() + 15
+    while spot.alive_instances() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    alive = spot.alive_instances()
+    assert alive == [], f"instances left running: {alive}"
+    for inst in spot.cloud.list_instances(alive_only=False):
+        assert processes_of(inst.id) == [], f"processes left on {inst.id}"

@@ -1,0 +1,171 @@
+"""The node agent, driven as a real script in real processes (it runs on VMs the same way)."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+import spotctl.remote.agent as agent_module
+from spotctl.clouds.local import kill_all, processes_of
+
+AGENT = agent_module.__file__
+
+
+@pytest.fixture
+def marker(tmp_path: Path):
+    """Tag every process a test starts, so teardown can prove (and force) none is left."""
+    tag = "agent-test-" + secrets.token_hex(4)
+    yield tag
+    leftover = processes_of(tag)
+    kill_all(tag)
+    assert leftover == [], f"processes left behind: {leftover}"
+
+
+@pytest.fixture
+def attempt(tmp_path: Path) -> Path:
+    d = tmp_path / "home" / ".spotctl" / "job-1" / "attempt-1"
+    d.mkdir(parents=True)
+    (d / "env.json").write_text(json.dumps({"GREETING": "hello from env"}))
+    return d
+
+
+def _env(tmp_path: Path, marker: str) -> dict[str, str]:
+    return {**os.environ, "HOME": str(tmp_path / "home"), "SPOTCTL_LOCAL_INSTANCE": marker}
+
+
+def agent(tmp_path: Path, marker: str, *args: str) -> dict:
+    out = subprocess.run(
+        [sys.executable, AGENT, *args], env=_env(tmp_path, marker), capture_output=True, text=True, timeout=20
+    )
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout)
+
+
+def wait_for(predicate, timeout: float = 10.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError("condition not met in time")
+
+
+def wait_exit(tmp_path: Path, marker: str, d: Path, phase: str = "run") -> dict:
+    return wait_for(lambda: (s := agent(tmp_path, marker, "status", str(d), phase))["exit_code"] is not None and s)
+
+
+def dead(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] in ("Z", "X")
+    except FileNotFoundError:
+        return True
+
+
+def test_start_runs_script_records_output_and_exit_code(tmp_path: Path, marker: str, attempt: Path) -> None:
+    (attempt / "run.sh").write_text('echo "$GREETING"; echo "cwd=$(pwd)"; echo oops >&2; exit 3\n')
+    started = agent(tmp_path, marker, "start", str(attempt), "run")
+    assert started["started"] and started["already_started"] is False
+    assert isinstance(started["pid"], int)
+    final = wait_exit(tmp_path, marker, attempt)
+    assert final == {"started": True, "running": False, "pid": started["pid"], "exit_code": 3, "lost": False}
+    log = (attempt / "output.log").read_text()
+    assert "hello from env" in log and "oops" in log
+    assert f"cwd={tmp_path / 'home'}" in log
+
+
+def test_status_before_start(tmp_path: Path, marker: str, attempt: Path) -> None:
+    assert agent(tmp_path, marker, "status", str(attempt), "setup") == {
+        "started": False, "running": False, "pid": None, "exit_code": None, "lost": False,
+    }
+
+
+def test_second_start_does_not_run_twice(tmp_path: Path, marker: str, attempt: Path) -> None:
+    counter = tmp_path / "counter"
+    (attempt / "setup.sh").write_text(f"echo ran >> {counter}; sleep 0.5\n")
+    first = agent(tmp_path, marker, "start", str(attempt), "setup")
+    second = agent(tmp_path, marker, "start", str(attempt), "setup")
+    assert second["already_started"] is True and second["pid"] == first["pid"]
+    assert second["running"] is True
+    wait_exit(tmp_path, marker, attempt, "setup")
+    assert agent(tmp_path, marker, "start", str(attempt), "setup")["exit_code"] == 0
+    assert counter.read_text().splitlines() == ["ran"]
+
+
+def test_concurrent_starts_have_one_winner(tmp_path: Path, marker: str, attempt: Path) -> None:
+    counter = tmp_path / "counter"
+    (attempt / "run.sh").write_text(f"echo ran >> {counter}\n")
+    procs = [
+        subprocess.Popen([sys.executable, AGENT, "start", str(attempt), "run"], env=_env(tmp_path, marker),
+                         stdout=subprocess.PIPE, text=True)
+        for _ in range(6)
+    ]
+    results = [json.loads(p.communicate(timeout=20)[0]) for p in procs]
+    assert sorted(r["already_started"] for r in results) == [False] + [True] * 5
+    wait_exit(tmp_path, marker, attempt)
+    assert counter.read_text().splitlines() == ["ran"]
+
+
+def test_killed_process_group_reports_exit_and_killed_node_reports_lost(
+    tmp_path: Path, marker: str, attempt: Path
+) -> None:
+    (attempt / "run.sh").write_text("sleep 1000\n")
+    pid = agent(tmp_path, marker, "start", str(attempt), "run")["pid"]
+    os.killpg(pid, signal.SIGKILL)  # the program dies, the supervisor notices
+    assert wait_exit(tmp_path, marker, attempt)["exit_code"] == 128 + signal.SIGKILL
+
+    (attempt / "setup.sh").write_text("sleep 1000\n")
+    pid = agent(tmp_path, marker, "start", str(attempt), "setup")["pid"]
+    spid = int((attempt / "setup.spid").read_text())
+    os.kill(spid, signal.SIGKILL)  # every process on the "node" dies: nobody records an exit
+    os.killpg(pid, signal.SIGKILL)
+    status = wait_for(lambda: (s := agent(tmp_path, marker, "status", str(attempt), "setup"))["lost"] and s)
+    assert status["running"] is False and status["exit_code"] is None
+
+
+def test_supervisor_survives_its_caller(tmp_path: Path, marker: str, attempt: Path) -> None:
+    (attempt / "run.sh").write_text("sleep 0.5; echo survived\n")
+    # The caller starts the phase, then kills its whole process group, as a dying SSH session would.
+    caller = subprocess.run(
+        ["bash", "-c", f'"{sys.executable}" "{AGENT}" start "{attempt}" run; kill -9 -- -$$'],
+        env=_env(tmp_path, marker), capture_output=True, text=True, timeout=20, start_new_session=True,
+    )
+    assert caller.returncode == -signal.SIGKILL
+    assert json.loads(caller.stdout)["already_started"] is False
+    assert wait_exit(tmp_path, marker, attempt)["exit_code"] == 0
+    assert "survived" in (attempt / "output.log").read_text()
+
+
+def test_signal_term_reaches_the_program(tmp_path: Path, marker: str, attempt: Path) -> None:
+    trapped = tmp_path / "trapped"
+    (attempt / "run.sh").write_text(f"trap 'echo got-term > {trapped}; exit 5' TERM\nwhile true; do sleep 0.1; done\n")
+    agent(tmp_path, marker, "start", str(attempt), "run")
+    agent(tmp_path, marker, "signal", str(attempt), "run")
+    assert wait_exit(tmp_path, marker, attempt)["exit_code"] == 5
+    assert trapped.read_text().strip() == "got-term"
+    # Signalling a finished phase is harmless.
+    assert agent(tmp_path, marker, "signal", str(attempt), "run", "KILL")["exit_code"] == 5
+
+
+def test_supervisor_forwards_sigterm(tmp_path: Path, marker: str, attempt: Path) -> None:
+    trapped = tmp_path / "trapped"
+    (attempt / "run.sh").write_text(f"trap 'echo fwd > {trapped}; exit 7' TERM\nwhile true; do sleep 0.1; done\n")
+    agent(tmp_path, marker, "start", str(attempt), "run")
+    os.kill(int((attempt / "run.spid").read_text()), signal.SIGTERM)
+    assert wait_exit(tmp_path, marker, attempt)["exit_code"] == 7
+    assert trapped.read_text().strip() == "fwd"
+
+
+def test_usage_errors(tmp_path: Path) -> None:
+    for args in ([], ["start", str(tmp_path / "missing"), "run"], ["signal", str(tmp_path), "run", "NOPE"]):
+        out = subprocess.run([sys.executable, AGENT, *args], capture_output=True, text=True, timeout=20)
+        assert out.returncode == 2 and out.stdout == "" and out.stderr
