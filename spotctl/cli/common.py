@@ -24,8 +24,9 @@ EXIT_NOT_FINISHED = 101
 EXIT_NOT_FOUND = 102
 EXIT_CANCELLED = 103
 
-console = Console(highlight=False)
-err_console = Console(stderr=True, highlight=False)
+# Piped output (scripts, tests) gets wide lines rather than tables folded at 80 columns.
+console = Console(highlight=False, width=None if sys.stdout.isatty() else 200)
+err_console = Console(stderr=True, highlight=False, width=None if sys.stderr.isatty() else 200)
 
 
 def exit_code_for(status: JobStatus) -> int:

@@ -44,7 +44,7 @@ async def follow(client: SpotClient, job_id: int, *, progress: bool, attempt: in
                     if status is not None:
                         status.update(line)
                     if state.status != JobStatus.RUNNING or not state.detail:
-                        err_console.print(f"[dim]{line}[/dim]")
+                        err_console.print(line, style="dim", markup=False)
             for a in [attempt] if attempt is not None else client.logs.attempts(job_id):
                 for r in client.logs.ranks(job_id, a):
                     data = client.logs.read(job_id, a, r, offsets.get((a, r), 0))
@@ -63,7 +63,7 @@ def print_result(state: JobState) -> None:
         err_console.print(f"[yellow]Job {state.job_id} {state.name!r} CANCELLED[/yellow]")
     elif state.status.is_terminal:
         why = f": {state.failure_reason}" if state.failure_reason else ""
-        err_console.print(f"[red]Job {state.job_id} {state.name!r} {state.status.value}{why}[/red]")
+        err_console.print(f"Job {state.job_id} {state.name!r} {state.status.value}{why}", style="red", markup=False)
     else:
         err_console.print(f"Job {state.job_id} {state.name!r} is {state.status.value}")
     _ = console

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
+from rich.markup import escape
 from rich.table import Table
 
 from spotctl.models import JobState, JobStatus
@@ -73,12 +74,12 @@ def status_table(jobs: list[JobState], *, show_all: bool) -> Table:
     if show_all:
         columns += ["CLOUD", "REGION", "FAILURE"]
     for col in columns:
-        table.add_column(col, overflow="fold")
+        table.add_column(col, no_wrap=col != "FAILURE", overflow="fold")
     for j in jobs:
         style = STATUS_STYLE.get(j.status, "red" if j.status.is_failure else "")
-        row = [str(j.job_id), j.name, j.resources, ago(j.submitted_at), duration(total_seconds(j)),
+        row = [str(j.job_id), escape(j.name), escape(j.resources), ago(j.submitted_at), duration(total_seconds(j)),
                duration(job_seconds(j)), str(j.recoveries), f"[{style}]{j.status.value}[/{style}]" if style else j.status.value]
         if show_all:
-            row += [j.cloud or "-", j.region or "-", j.failure_reason or j.detail or "-"]
+            row += [j.cloud or "-", j.region or "-", escape(j.failure_reason or j.detail or "-")]
         table.add_row(*row)
     return table
