@@ -59,6 +59,15 @@ def _pid_alive(pid: int) -> bool:
         return False
 
 
+def _reap(pid: int) -> None:
+    """Collect the exit status of a child of ours (the process that started the server may be
+    the one stopping it), so it leaves no zombie."""
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        pass
+
+
 def _cmdline(pid: int) -> str:
     try:
         return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
@@ -115,6 +124,7 @@ class ManagedProcess:
                 return True
             deadline = time.monotonic() + wait
             while time.monotonic() < deadline:
+                _reap(pid)
                 if not _pid_alive(pid):
                     return True
                 time.sleep(0.05)

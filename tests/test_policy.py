@@ -1,0 +1,78 @@
+"""Policy is pure: placement order, backoff, and what an exit code means."""
+
+from __future__ import annotations
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from spotctl.models import Offering, RecoveryConfig, ResourceRequest
+from spotctl.policy.backoff import Backoff
+from spotctl.policy.outcome import Decision, after_exit
+from spotctl.policy.placement import rank_candidates, without_blocked
+
+
+def offer(region: str, itype: str, cpus: float, spot: float, acc: dict | None = None, cloud: str = "local") -> Offering:
+    return Offering(cloud=cloud, region=region, zone=f"{region}-a", instance_type=itype, cpus=cpus,
+                    memory_gb=cpus * 4, accelerators=acc or {}, spot_price=spot, ondemand_price=spot * 4)
+
+
+OFFERS = [
+    offer("west", "small", 1, 0.011),
+    offer("east", "small", 1, 0.010),
+    offer("east", "big", 4, 0.040),
+    offer("east", "gpu", 4, 0.120, {"T4": 1}),
+    offer("eu", "gpu", 4, 0.100, {"T4": 1}),
+]
+
+
+def test_cheapest_first_and_cpu_jobs_never_get_gpus() -> None:
+    cands = rank_candidates(OFFERS, [ResourceRequest()])
+    assert [(c.region, c.instance_type) for c in cands] == [("east", "small"), ("west", "small"), ("east", "big")]
+
+
+def test_cpus_at_least_and_exact() -> None:
+    assert [c.instance_type for c in rank_candidates(OFFERS, [ResourceRequest(cpus=2, cpus_at_least=True)])] == ["big"]
+    assert rank_candidates(OFFERS, [ResourceRequest(cpus=2)]) == []
+
+
+def test_accelerators_and_fractions() -> None:
+    cands = rank_candidates(OFFERS, [ResourceRequest(accelerators={"T4": 1})])
+    assert [c.region for c in cands] == ["eu", "east"]
+    assert len(rank_candidates(OFFERS, [ResourceRequest(accelerators={"t4": 0.5})])) == 2
+    assert rank_candidates(OFFERS, [ResourceRequest(accelerators={"T4": 2})]) == []
+
+
+def test_region_cloud_and_on_demand_prices() -> None:
+    cands = rank_candidates(OFFERS, [ResourceRequest(region="west", use_spot=False)])
+    assert [(c.region, c.price, c.use_spot) for c in cands] == [("west", 0.044, False)]
+    assert rank_candidates(OFFERS, [ResourceRequest(cloud="aws")]) == []
+
+
+def test_ordered_keeps_the_users_order() -> None:
+    reqs = [ResourceRequest(instance_type="big"), ResourceRequest(instance_type="small")]
+    assert [c.instance_type for c in rank_candidates(OFFERS, reqs, ordered=True)] == ["big", "small", "small"]
+    assert [c.instance_type for c in rank_candidates(OFFERS, reqs, ordered=False)] == ["small", "small", "big"]
+
+
+def test_blocked_regions_are_left_out() -> None:
+    cands = rank_candidates(OFFERS, [ResourceRequest()])
+    assert [c.region for c in without_blocked(cands, {"local/east"})] == ["west"]
+
+
+@given(st.integers(min_value=0, max_value=50), st.floats(min_value=0, max_value=0.999))
+def test_backoff_grows_and_is_capped(retry: int, jitter: float) -> None:
+    b = Backoff(initial_s=10, factor=1.6, max_s=300, jitter_fraction=0.2)
+    delay = b.delay(retry, jitter)
+    assert 0 < delay <= 300 * 1.2
+    assert b.delay(retry, 0.5) <= b.delay(retry + 1, 0.5) or b.delay(retry, 0.5) == 300
+
+
+def test_exit_code_decisions_follow_skypilot() -> None:
+    none = RecoveryConfig()
+    assert after_exit(0, none, 0) == Decision.SUCCEED
+    assert after_exit(1, none, 0) == Decision.FAIL
+    two = RecoveryConfig(max_restarts_on_errors=2)
+    assert [after_exit(1, two, used) for used in range(3)] == [Decision.RESTART, Decision.RESTART, Decision.FAIL]
+    codes = RecoveryConfig(recover_on_exit_codes=[33])
+    assert after_exit(33, codes, 99) == Decision.RESTART
+    assert after_exit(34, codes, 0) == Decision.FAIL
