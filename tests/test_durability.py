@@ -1,0 +1,65 @@
+"""A durable controller: the worker can die mid-job without the job noticing."""
+
+from __future__ import annotations
+
+import os
+import signal
+import textwrap
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from conftest import Spot, pid_dead, spotctl_env
+
+from spotctl.config import load_settings
+from spotctl.server import EmbeddedServer
+
+
+@pytest.fixture
+def own_spot(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Spot]:
+    """A private server + worker (this test kills workers; others must not notice)."""
+    env = spotctl_env(tmp_path / "home")
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    server = EmbeddedServer(load_settings(tmp_path / "home"))
+    server.ensure_running()
+    spot = Spot(tmp_path / "home", env)
+    try:
+        yield spot
+    finally:
+        server.stop()
+    assert spot.alive_instances() == []
+
+
+def test_worker_killed_mid_run_program_not_restarted(own_spot: Spot, tmp_path: Path) -> None:
+    task = tmp_path / "counter.yaml"
+    task.write_text(textwrap.dedent("""
+        name: counter
+        run: |
+          echo "started pid $$"
+          for i in $(seq 1 60); do echo "tick $i"; sleep 0.5; done
+    """))
+    result = own_spot.run("launch", "-y", "-d", str(task))
+    job_id = int(next(line.split()[2] for line in result.stderr.splitlines() if line.startswith("Managed job")))
+    own_spot.wait_status(job_id, "RUNNING")
+    instances_before = [i.id for i in own_spot.alive_instances()]
+    server = EmbeddedServer(own_spot.settings)
+    old_worker = server.worker.pid()
+    time.sleep(1.5)
+    os.killpg(old_worker, signal.SIGKILL)  # no goodbye: a crash
+    deadline = time.monotonic() + 5
+    while not pid_dead(old_worker) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    server.ensure_running()  # a new worker, as an operator (or systemd) would start
+    assert server.worker.pid() != old_worker
+
+    own_spot.wait_status(job_id, "SUCCEEDED", timeout=90)
+    logs = own_spot.run("logs", "--no-follow", str(job_id)).stdout
+    assert logs.count("started pid") == 1, logs  # never restarted
+    ticks = [int(line.split()[1]) for line in logs.splitlines() if line.startswith("tick ")]
+    assert ticks == list(range(1, 61)), ticks  # no gap, no duplicate
+    job = own_spot.job(job_id)
+    assert job["attempt"] == 1 and job["recoveries"] == 0
+    all_instances = own_spot.cloud.list_instances(alive_only=False)
+    assert [i.id for i in all_instances] == instances_before  # no second VM
