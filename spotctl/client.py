@@ -8,9 +8,13 @@ one visibility query however many jobs exist) or its `state` query (live, for pr
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 from collections.abc import AsyncIterator
 from datetime import datetime, timezone
 
+from temporalio.api.enums.v1 import TaskQueueType
+from temporalio.api.taskqueue.v1 import TaskQueue
+from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import (
     Client,
     WithStartWorkflowOperation,
@@ -50,6 +54,18 @@ class SpotClient:
         return cls(await connect(settings), settings)
 
     # ---- launching ---------------------------------------------------------------------
+    async def worker_count(self) -> int:
+        """How many workers polled the spotctl task queue recently (the server remembers
+        pollers for a few minutes)."""
+        resp = await self.temporal.workflow_service.describe_task_queue(
+            DescribeTaskQueueRequest(
+                namespace=self.settings.temporal.namespace,
+                task_queue=TaskQueue(name=TASK_QUEUE),
+                task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
+            )
+        )
+        return len(resp.pollers)
+
     async def allocate_job_id(self) -> int:
         """The next job id, from the allocator workflow (started on first use)."""
         for attempt in range(5):
@@ -59,7 +75,7 @@ class SpotClient:
             )
             try:
                 return await self.temporal.execute_update_with_start_workflow(
-                    JobIdAllocator.allocate, start_workflow_operation=start
+                    JobIdAllocator.allocate, start_workflow_operation=start, rpc_timeout=timedelta(seconds=30)
                 )
             except (WorkflowUpdateFailedError, RPCError):
                 if attempt == 4:  # the allocator may be mid continue-as-new; try again

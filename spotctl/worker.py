@@ -12,8 +12,10 @@ from datetime import timedelta
 import logging
 import os
 import signal
+import time
 from pathlib import Path
 
+from temporalio.client import Client
 from temporalio.worker import Worker
 
 from spotctl.activities import all_activities
@@ -24,9 +26,28 @@ from spotctl.models import TASK_QUEUE
 from spotctl.workflows import ALL_WORKFLOWS
 
 
+log = logging.getLogger("spotctl.worker")
+
+
+async def connect_with_retry(settings: Settings, give_up_after_s: float = 120.0) -> Client:
+    """Connect, retrying while the server is still starting (or briefly away), so a worker
+    started together with its server does not die of being first."""
+    deadline = time.monotonic() + give_up_after_s
+    delay = 0.2
+    while True:
+        try:
+            return await connect(settings)
+        except RuntimeError as exc:
+            if time.monotonic() + delay > deadline:
+                raise
+            log.warning("cannot reach Temporal at %s (%s); retrying in %.1fs", settings.temporal_address, exc, delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)
+
+
 async def run_worker(settings: Settings, *, ready_file: Path | None = None, stop: asyncio.Event | None = None) -> None:
     """Run a worker until `stop` is set or SIGTERM/SIGINT arrives."""
-    client = await connect(settings)
+    client = await connect_with_retry(settings)
     await ensure_search_attributes(client, settings.temporal.namespace)
     worker = Worker(
         client,
@@ -46,7 +67,7 @@ async def run_worker(settings: Settings, *, ready_file: Path | None = None, stop
     async with worker:
         if ready_file is not None:
             ready_file.write_text(str(os.getpid()))
-        logging.getLogger("spotctl").info("worker polling %s on %s", TASK_QUEUE, settings.temporal_address)
+        log.info("worker polling %s on %s", TASK_QUEUE, settings.temporal_address)
         await stop.wait()
 
 

@@ -241,3 +241,29 @@ def test_dashboard_prints_ui_address(spot_clean: Spot) -> None:
     result = spot_clean.run("dashboard", "7")
     port = spot_clean.env["SPOTCTL_UI_PORT"]
     assert result.stdout.strip() == f"http://127.0.0.1:{port}/namespaces/default/workflows/spotctl-job-7"
+
+
+def test_two_node_job_runs_on_both_nodes(spot_clean: Spot, tmp_path: Path) -> None:
+    task = write_task(tmp_path, """
+        name: pair
+        num_nodes: 2
+        run: |
+          echo "rank $SKYPILOT_NODE_RANK of $SKYPILOT_NUM_NODES"
+          [ "$SKYPILOT_NODE_RANK" = 1 ] && exit 4 || exit 0
+    """)
+    result = spot_clean.run("launch", "-y", task)
+    assert result.exit_code == 100, result.output
+    assert "rank 0 of 2" in result.stdout
+    assert "(node-1) rank 1 of 2" in result.stdout
+    job = spot_clean.job(launched_id(result.stderr))
+    assert job["status"] == "FAILED" and job["exit_code"] == 4
+
+
+def test_launch_asks_before_starting(spot_clean: Spot) -> None:
+    before = len(spot_clean.status())
+    declined = spot_clean.run("launch", "-n", "asked", "echo hi", input="n\n")
+    assert declined.exit_code == 1 and "Proceed?" in declined.stderr
+    assert len(spot_clean.status()) == before
+    accepted = spot_clean.run("launch", "-d", "-n", "asked", "echo hi", input="y\n")
+    assert accepted.exit_code == 0, accepted.output
+    spot_clean.wait_status(launched_id(accepted.stderr), "SUCCEEDED")

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import gc
 import sys
 from collections.abc import Callable, Coroutine
 from typing import Any
 
 import click
 from rich.console import Console
+from rich.markup import escape
 
 from spotctl.client import JobNotFound, SpotClient
 from spotctl.config import ConfigError, Settings, load_settings
@@ -41,29 +43,48 @@ def exit_code_for(status: JobStatus) -> int:
 
 
 def fail(message: str, code: int = EXIT_USAGE) -> None:
-    err_console.print(f"[red]Error:[/red] {message}", soft_wrap=True)
-    sys.exit(code)
+    sys.exit(_message(message, code))
 
 
 def async_command(fn: Callable[..., Coroutine[Any, Any, Any]]) -> Callable[..., Any]:
-    """Run an async click command; turn known errors into a message and an exit code."""
+    """Run an async click command; turn known errors into a message and an exit code.
+
+    The exit happens only after the event loop and every object of the command (the Temporal
+    client above all) are gone: a SystemExit raised inside the coroutine would keep them alive
+    in its traceback until interpreter shutdown, where dropping the client's native core aborts
+    the process."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return asyncio.run(fn(*args, **kwargs))
-        except TaskError as exc:
-            fail(str(exc), EXIT_USAGE)
-        except JobNotFound as exc:
-            fail(str(exc), EXIT_NOT_FOUND)
-        except (ServerError, ConfigError) as exc:
-            fail(str(exc), 1)
-        except RuntimeError as exc:
-            if "connect" in str(exc).lower():
-                fail(f"cannot reach Temporal: {exc}", 1)
-            raise
+        code = _run_to_exit_code(fn, args, kwargs)
+        gc.collect()
+        if code:
+            sys.exit(code)
 
     return wrapper
+
+
+def _run_to_exit_code(fn: Callable[..., Coroutine[Any, Any, Any]], args: tuple, kwargs: dict) -> int | str | None:
+    try:
+        asyncio.run(fn(*args, **kwargs))
+        return 0
+    except SystemExit as exc:
+        return exc.code
+    except TaskError as exc:
+        return _message(str(exc), EXIT_USAGE)
+    except JobNotFound as exc:
+        return _message(str(exc), EXIT_NOT_FOUND)
+    except (ServerError, ConfigError) as exc:
+        return _message(str(exc), 1)
+    except RuntimeError as exc:
+        if "connect" in str(exc).lower():
+            return _message(f"cannot reach Temporal: {exc}", 1)
+        raise
+
+
+def _message(text: str, code: int) -> int:
+    err_console.print(f"[red]Error:[/red] {escape(text)}", soft_wrap=True)
+    return code
 
 
 def settings() -> Settings:

@@ -10,6 +10,7 @@ from rich.markup import escape
 
 from spotctl.cli.common import async_command, console, err_console, exit_code_for, open_client, settings
 from spotctl.cli.follow import follow, print_result
+from spotctl.server import ServerError
 from spotctl.planning import Overrides, Plan, check_launchable, plan
 
 
@@ -66,6 +67,9 @@ async def launch(entrypoint: str, name: str | None, detach: bool, yes: bool, dry
         click.confirm(f"Launching managed job {p.name!r} ({p.resources}), first try {best.location} "
                       f"{best.instance_type} at ${best.price:.4f}/h. Proceed?", default=True, abort=True, err=True)
     client = await open_client(s, start_server=True)
+    if not await client.worker_count():
+        raise ServerError(f"no spotctl worker is polling task queue 'spotctl' on {s.temporal_address} "
+                          f"(namespace {s.temporal.namespace}); start one with `spotctl worker`")
     job_id = await client.allocate_job_id()
     await client.start_job(p.to_spec(job_id))
     err_console.print(f"Managed job [bold]{job_id}[/bold] {p.name!r} submitted. "
