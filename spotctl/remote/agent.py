@@ -54,7 +54,7 @@ def _write_atomic(path: str, text: str) -> None:
     os.replace(tmp, path)
 
 
-def _alive(pid: int | None) -> bool:
+def pid_alive(pid: int | None) -> bool:
     """True if pid is a live process; zombies count as dead (nobody may ever reap them)."""
     if not pid or pid <= 0:
         return False
@@ -77,7 +77,7 @@ def status(d: str, phase: str) -> dict:
     before it dies, so 'dead and no exit file' really means the phase was lost."""
     started = os.path.exists(_path(d, phase, "started"))
     pid = _read_int(_path(d, phase, "pid"))
-    alive = _alive(pid) or _alive(_read_int(_path(d, phase, "spid")))
+    alive = pid_alive(pid) or pid_alive(_read_int(_path(d, phase, "spid")))
     exit_code = _read_int(_path(d, phase, "exit"))
     return {
         "started": started,
@@ -171,7 +171,7 @@ def send_signal(d: str, phase: str, name: str) -> dict:
     sig = int(name) if name.isdigit() else getattr(signal, name if name.startswith("SIG") else "SIG" + name)
     pid = _read_int(_path(d, phase, "pid"))
     # Only signal a group we created and that has not finished (guards against pid reuse).
-    if _alive(pid) and not os.path.exists(_path(d, phase, "exit")):
+    if pid_alive(pid) and not os.path.exists(_path(d, phase, "exit")):
         try:
             if os.getpgid(pid) == pid:
                 os.killpg(pid, sig)
