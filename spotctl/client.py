@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
-from collections.abc import AsyncIterator
 from datetime import datetime, timezone
 
 from temporalio.api.enums.v1 import TaskQueueType
@@ -189,22 +188,6 @@ class SpotClient:
         """(attempt, rank, bytes) for every stored log object of the job, in order."""
         attempts = [attempt] if attempt is not None else self.logs.attempts(job_id)
         return [(a, r, self.logs.read(job_id, a, r)) for a in attempts for r in self.logs.ranks(job_id, a)]
-
-    async def follow_logs(self, job_id: int, poll_s: float = 0.2) -> AsyncIterator[tuple[int, int, bytes]]:
-        """Yield new log bytes (attempt, rank, data) as they arrive, until the job ends."""
-        offsets: dict[tuple[int, int], int] = {}
-        while True:
-            state = await self.get_job(job_id)
-            done = state.status.is_terminal
-            for a in self.logs.attempts(job_id):
-                for r in self.logs.ranks(job_id, a):
-                    data = self.logs.read(job_id, a, r, offsets.get((a, r), 0))
-                    if data:
-                        offsets[(a, r)] = offsets.get((a, r), 0) + len(data)
-                        yield a, r, data
-            if done:
-                return
-            await asyncio.sleep(poll_s)
 
 
 def _quote(value: str) -> str:

@@ -196,6 +196,8 @@ class CandidateFailure(BaseModel):
     location: str
     instance_type: str
     reason: str
+    fatal: bool = False
+    """Retrying cannot help (no credentials, unknown cloud, broken configuration)."""
 
 
 class ProvisionResult(BaseModel):

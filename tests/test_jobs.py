@@ -267,3 +267,45 @@ def test_launch_asks_before_starting(spot_clean: Spot) -> None:
     accepted = spot_clean.run("launch", "-d", "-n", "asked", "echo hi", input="y\n")
     assert accepted.exit_code == 0, accepted.output
     spot_clean.wait_status(launched_id(accepted.stderr), "SUCCEEDED")
+
+
+def test_plain_temporal_cancel_also_cleans_up(spot_clean: Spot, tmp_path: Path) -> None:
+    """Cancelling the workflow from Temporal (web UI, `temporal workflow cancel`) is a cancel too."""
+    pid_file = tmp_path / "pid"
+    job_id = launched_id(spot_clean.run("launch", "-y", "-d", f"echo $$ > {pid_file}; exec sleep 1000").stderr)
+    spot_clean.wait_status(job_id, "RUNNING")
+
+    async def cancel_workflow() -> None:
+        client = await SpotClient.connect(spot_clean.settings)
+        await client.temporal.get_workflow_handle(f"spotctl-job-{job_id}").cancel()
+
+    asyncio.run(cancel_workflow())
+    spot_clean.wait_status(job_id, "CANCELLED", timeout=10)
+    assert pid_dead(int(pid_file.read_text()))
+    assert spot_clean.alive_instances() == []
+
+
+def test_cancel_all(spot_clean: Spot) -> None:
+    ids = [launched_id(spot_clean.run("launch", "-y", "-d", "-n", f"bulk{i}", "sleep 1000").stderr) for i in range(2)]
+    for job_id in ids:
+        spot_clean.wait_status(job_id, "RUNNING", "STARTING")
+    result = spot_clean.run("cancel", "-a", "-y")
+    assert result.exit_code == 0 and all(f"Job {i}: cancelling" in result.stdout for i in ids)
+    for job_id in ids:
+        spot_clean.wait_status(job_id, "CANCELLED", timeout=10)
+
+
+def test_unprovisionable_candidates_fail_prechecks(spot_clean: Spot) -> None:
+    """A request that can never be served (here: a cloud this worker does not know) ends
+    FAILED_PRECHECKS at once instead of waiting for capacity forever."""
+    p = plan("echo never", Overrides(name="prechecks"), spot_clean.settings)
+    bogus = [c.model_copy(update={"cloud": "nosuchcloud"}) for c in p.candidates[:2]]
+
+    async def launch() -> int:
+        client = await SpotClient.connect(spot_clean.settings)
+        job_id = await client.allocate_job_id()
+        await client.start_job(p.to_spec(job_id).model_copy(update={"candidates": bogus}))
+        return job_id
+
+    job = spot_clean.wait_status(asyncio.run(launch()), "FAILED_PRECHECKS", timeout=20)
+    assert "nosuchcloud" in job["failure_reason"]

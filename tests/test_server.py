@@ -7,6 +7,7 @@ import os
 import socket
 import subprocess
 import sys
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -48,6 +49,14 @@ def test_quickstart_on_a_fresh_state_dir(tmp_path: Path) -> None:
         jobs = {j["job_id"]: j for j in json.loads(status.stdout)}
         assert sorted(jobs) == [1, 2, 3]
         assert jobs[1]["status"] == "SUCCEEDED" and jobs[1]["name"] == "hello"
+
+        # The web UI (on 127.0.0.1 only) shows the job's workflow.
+        ui = f"http://127.0.0.1:{env['SPOTCTL_UI_PORT']}"
+        with urllib.request.urlopen(f"{ui}/api/v1/namespaces/default/workflows/spotctl-job-1", timeout=10) as resp:
+            described = json.loads(resp.read())
+        assert described["workflowExecutionInfo"]["type"]["name"] == "SpotJobWorkflow"
+        dashboard = spotctl(env, "dashboard", "1")
+        assert dashboard.stdout.strip() == f"{ui}/namespaces/default/workflows/spotctl-job-1"
     finally:
         stop = spotctl(env, "server", "stop")
     assert stop.returncode == 0 and "temporal server" in stop.stdout

@@ -36,13 +36,12 @@ class ProvisionActivities:
             try:
                 cloud = self.deps.cloud(cand.cloud)
                 handle = await asyncio.to_thread(cloud.provision, name, cand, req.num_nodes)
-            except NoCapacity as exc:
-                failures.append(CandidateFailure(location=cand.location, instance_type=cand.instance_type, reason=str(exc)))
-                continue
             except CloudError as exc:
-                if exc.retryable:
-                    raise
-                failures.append(CandidateFailure(location=cand.location, instance_type=cand.instance_type, reason=str(exc)))
+                fatal = not isinstance(exc, NoCapacity) and not exc.retryable
+                if not fatal and not isinstance(exc, NoCapacity):
+                    raise  # transient (throttling, a network blip): Temporal retries in place
+                failures.append(CandidateFailure(location=cand.location, instance_type=cand.instance_type,
+                                                 reason=str(exc), fatal=fatal))
                 continue
             return ProvisionResult(cluster=handle.model_copy(update={"accelerators": cand.accelerators}))
         return ProvisionResult(failures=failures)

@@ -37,6 +37,14 @@ async def follow(client: SpotClient, job_id: int, *, progress: bool, attempt: in
     with spinner as status:
         while True:
             state = await client.get_job(job_id)
+            # Logs first: whatever led to this state (setup's last lines before RUNNING) was
+            # shipped before the state changed, so it is printed before the state line.
+            for a in [attempt] if attempt is not None else client.logs.attempts(job_id):
+                for r in client.logs.ranks(job_id, a):
+                    data = client.logs.read(job_id, a, r, offsets.get((a, r), 0))
+                    if data:
+                        offsets[(a, r)] = offsets.get((a, r), 0) + len(data)
+                        write_log(r, data)
             if progress:
                 line = describe(state)
                 if line != last_seen:
@@ -45,12 +53,6 @@ async def follow(client: SpotClient, job_id: int, *, progress: bool, attempt: in
                         status.update(line)
                     if state.status != JobStatus.RUNNING or not state.detail:
                         err_console.print(line, style="dim", markup=False)
-            for a in [attempt] if attempt is not None else client.logs.attempts(job_id):
-                for r in client.logs.ranks(job_id, a):
-                    data = client.logs.read(job_id, a, r, offsets.get((a, r), 0))
-                    if data:
-                        offsets[(a, r)] = offsets.get((a, r), 0) + len(data)
-                        write_log(r, data)
             if state.status.is_terminal:
                 return state
             await asyncio.sleep(POLL_S)

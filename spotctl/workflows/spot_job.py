@@ -181,6 +181,8 @@ class SpotJobWorkflow:
                 self._set(self._state.status, cloud=c.cloud, region=c.region, zone=c.zone, attempt=self._attempt)
                 return c
             reasons = "; ".join(f"{f.location} {f.instance_type}: {f.reason}" for f in result.failures[:5])
+            if result.failures and all(f.fatal for f in result.failures):
+                raise _Finished(JobStatus.FAILED_PRECHECKS, f"no candidate can ever be provisioned: {reasons}")
             max_wait = self._spec.recovery.max_wait_s
             elapsed = (workflow.now() - waited_since).total_seconds()
             if max_wait is not None and elapsed >= max_wait:
@@ -204,7 +206,11 @@ class SpotJobWorkflow:
             name, arg, result_type=result_type, start_to_close_timeout=timeout,
             heartbeat_timeout=heartbeat, retry_policy=retry,
         )
-        await workflow.wait_condition(lambda: handle.done() or self._cancel_requested)
+        try:
+            await workflow.wait_condition(lambda: handle.done() or self._cancel_requested)
+        except asyncio.CancelledError:  # a plain Temporal cancel of the workflow
+            handle.cancel()
+            raise
         if not handle.done():
             handle.cancel()
             try:
