@@ -129,14 +129,21 @@ class RecoveryConfig(BaseModel):
 
 
 class FileMount(BaseModel):
-    """A local path or a bucket that must appear at `target` on every node."""
+    """A local path or a bucket that must appear at `target` on every node.
+
+    At launch, local sources are staged into the job's ephemeral bucket: afterwards `bucket`
+    names the bucket, `bucket_path` the object prefix inside it ('' = the whole bucket) and
+    `source` is kept only for display."""
 
     target: str
     source: str | None = None
     bucket: str | None = None
+    bucket_path: str = ""
     store: str | None = None
     mode: str = "MOUNT"
     persistent: bool = True
+    is_file: bool = False
+    """The staged source is one file (the target is that file), not a directory."""
 
 
 class JobSpec(BaseModel):
@@ -148,7 +155,13 @@ class JobSpec(BaseModel):
     setup: str | None = None
     envs: dict[str, str] = Field(default_factory=dict)
     workdir: str | None = None
+    """The local workdir as the user named it (display only; see workdir_mount)."""
+    workdir_mount: FileMount | None = None
+    """Where the staged workdir lives (a prefix of the ephemeral bucket); synced to ~/sky_workdir."""
     file_mounts: list[FileMount] = Field(default_factory=list)
+    ephemeral_buckets: list[str] = Field(default_factory=list)
+    """Buckets made for this job only (staged workdir/local mounts, persistent: false); deleted
+    when the job ends, whatever the end."""
     num_nodes: int = 1
     resources: str = "-"
     candidates: list[Candidate]
@@ -222,6 +235,20 @@ class SetupOutcome(BaseModel):
     exit_code: int
 
 
+class AttemptRecord(BaseModel):
+    """One launch of the job: where it ran and how it ended (for logs' recovery markers)."""
+
+    attempt: int
+    cloud: str
+    region: str
+    zone: str
+    instance_type: str = ""
+    started_at: datetime | None = None
+    ended_at: datetime | None = None
+    outcome: str | None = None
+    """'preempted', 'exit code N', 'setup failed', 'cancelled' ... None while it runs."""
+
+
 class JobState(BaseModel):
     """The workflow's view of the job, returned by the `state` query and mirrored in the memo."""
 
@@ -247,14 +274,18 @@ class JobState(BaseModel):
     detail: str | None = None
     """What the job is doing now, for progress displays ('provisioning in local-east ...')."""
     cancel_requested: bool = False
+    history: list[AttemptRecord] = Field(default_factory=list)
+    """Every attempt that got a cluster, in order (the last few hundred)."""
 
 
 class TeardownRequest(BaseModel):
-    """Terminate every cluster the job may have made, attempts 1..last_attempt."""
+    """Terminate every cluster the job may have made, attempts first..last_attempt, and (at
+    the job's end) delete its ephemeral buckets."""
 
     job_id: int
     last_attempt: int
     first_attempt: int = 1
+    delete_buckets: list[str] = Field(default_factory=list)
 
 
 class Activities:
