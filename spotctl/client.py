@@ -183,12 +183,6 @@ class SpotClient:
         except Exception:
             return await self.get_job(job_id, live=False)
 
-    # ---- logs --------------------------------------------------------------------------
-    def log_chunks(self, job_id: int, attempt: int | None = None) -> list[tuple[int, int, bytes]]:
-        """(attempt, rank, bytes) for every stored log object of the job, in order."""
-        attempts = [attempt] if attempt is not None else self.logs.attempts(job_id)
-        return [(a, r, self.logs.read(job_id, a, r)) for a in attempts for r in self.logs.ranks(job_id, a)]
-
 
 def _quote(value: str) -> str:
     return value.replace("\\", "\\\\").replace("'", "\\'")

@@ -169,6 +169,20 @@ class JobSpec(BaseModel):
     submitted_at: datetime
     launch_retry_initial_s: float = 10.0
     """First backoff between rounds of provisioning when no candidate has capacity."""
+    continue_as_new_after_attempts: int = 100
+    """Start a fresh workflow run (continue-as-new) after this many attempts, far below
+    Temporal's history limits (each attempt adds ~40 events)."""
+    carried: CarriedState | None = None
+    """Set only by continue-as-new: what the previous run of this job's workflow knew."""
+
+
+class CarriedState(BaseModel):
+    """The workflow's memory that crosses continue-as-new."""
+
+    state: JobState
+    attempt: int
+    restarts_used: int
+    blocked_regions: dict[str, datetime] = Field(default_factory=dict)
 
 
 class ClusterHandle(BaseModel):
@@ -312,3 +326,7 @@ class AllocatorState(BaseModel):
     """The job-id allocator's carried state across continue-as-new."""
 
     next_id: int = 1
+
+
+JobSpec.model_rebuild()
+CarriedState.model_rebuild()

@@ -7,7 +7,10 @@ from dataclasses import dataclass, field
 from spotctl.clouds.base import Cloud
 from spotctl.clouds.registry import get_cloud
 from spotctl.config import Settings
+from spotctl.activities.watcher import Watchers
 from spotctl.storage.log_store import LogStore
+
+DEFAULT_LIVENESS_S = 10.0
 
 
 @dataclass
@@ -15,9 +18,16 @@ class Deps:
     settings: Settings
     poll_interval_s: float = 0.5
     """How often a running phase is polled for new log bytes and its exit."""
-    liveness_interval_s: float = 3.0
-    """How often the cloud is asked whether the instances are still alive while a phase runs."""
+    liveness_interval_s: dict[str, float] = field(default_factory=lambda: {"local": 1.0})
+    """Per cloud: how often one batched call asks whether the watched instances still run
+    (real clouds default to DEFAULT_LIVENESS_S, which keeps API calls well under quotas)."""
+    lost_check_interval_s: float = 10.0
+    """How often a phase whose exit file is still missing is checked for vanished processes."""
     _clouds: dict[str, Cloud] = field(default_factory=dict)
+    watchers: Watchers = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.watchers = Watchers(self.cloud, lambda name: self.liveness_interval_s.get(name, DEFAULT_LIVENESS_S))
 
     @property
     def logs(self) -> LogStore:

@@ -17,6 +17,9 @@ from spotctl.models import AttemptRef
 from spotctl.remote.base import Runner
 
 AGENT_SOURCE = Path(__file__).resolve().parents[1] / "remote" / "agent.py"
+NOTICE_FILE = ".spotctl/preemption_notice"
+"""Relative to the node's $HOME. The cloud adapter (or the node's own watcher of the cloud's
+metadata service) writes the deadline there when the instance is about to be taken back."""
 WORKDIR_ON_NODE = "sky_workdir"
 """SkyPilot's name for the synced workdir under the node's $HOME; kept so scripts carry over."""
 
@@ -35,6 +38,11 @@ class Node:
     @property
     def output_log(self) -> str:
         return f"{self.attempt_dir}/output.log"
+
+    @property
+    def notice_file(self) -> str:
+        """Where the node's preemption notice lands: the deadline, in epoch seconds."""
+        return f"{self.runner.home}/{NOTICE_FILE}"
 
     async def agent(self, *args: str) -> dict:
         """Run one agent command on the node and return its JSON answer."""
@@ -71,7 +79,7 @@ def task_id(ref: AttemptRef) -> str:
     return f"sky-managed-{stamp}_{ref.job.name}_{ref.job.job_id}-0"
 
 
-def job_env(ref: AttemptRef, rank: int) -> dict[str, str]:
+def job_env(ref: AttemptRef, rank: int, runner_home: str) -> dict[str, str]:
     """The environment of setup and run: the task's envs, then SkyPilot's and spotctl's own
     variables (which a task cannot override)."""
     tid = task_id(ref)
@@ -89,6 +97,9 @@ def job_env(ref: AttemptRef, rank: int) -> dict[str, str]:
             "SPOTCTL_JOB_ID": str(ref.job.job_id),
             "SPOTCTL_ATTEMPT": str(ref.attempt),
             "SPOTCTL_RECOVERY_COUNT": str(ref.recovery_count),
+            # An environment variable cannot change under a running program, so the deadline
+            # is in this file once a notice comes (with a SIGTERM).
+            "SPOTCTL_PREEMPTION_DEADLINE_FILE": f"{runner_home}/{NOTICE_FILE}",
         }
     )
     return env

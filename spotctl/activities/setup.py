@@ -10,7 +10,8 @@ from temporalio import activity
 
 from spotctl.activities.deps import Deps
 from spotctl.activities.node import WORKDIR_ON_NODE, Node, job_env, nodes_of, phase_script
-from spotctl.activities.watch import wait_for_phase
+from spotctl.activities.watch import unreachable_is_preemption, wait_for_phase
+from spotctl.remote.base import NodeUnreachable
 from spotctl.models import Activities, AttemptRef, SetupOutcome
 
 
@@ -37,7 +38,7 @@ class SetupActivities:
                 await asyncio.to_thread(node.runner.put_dir, mount.source, target)
             else:
                 await asyncio.to_thread(node.runner.put_file, mount.source, target)
-        await node.write("env.json", json.dumps(job_env(ref, node.rank)))
+        await node.write("env.json", json.dumps(job_env(ref, node.rank, node.runner.home)))
 
     @activity.defn(name=Activities.SETUP)
     async def setup(self, ref: AttemptRef) -> SetupOutcome:
@@ -46,11 +47,14 @@ class SetupActivities:
         Idempotent: files are overwritten with the same content, and the agent refuses a second
         start of the setup phase, so a retry only waits for the setup already running."""
         nodes = nodes_of(ref, self.deps.cloud(ref.cluster.cloud).runner)
-        await asyncio.gather(*(self._prepare(ref, n) for n in nodes))
-        if not ref.job.setup:
-            return SetupOutcome(exit_code=0)
-        for node in nodes:
-            await node.write("setup.sh", phase_script(ref, node, ref.job.setup))
-            await node.agent("start", node.attempt_dir, "setup")
+        try:
+            await asyncio.gather(*(self._prepare(ref, n) for n in nodes))
+            if not ref.job.setup:
+                return SetupOutcome(exit_code=0)
+            for node in nodes:
+                await node.write("setup.sh", phase_script(ref, node, ref.job.setup))
+                await node.agent("start", node.attempt_dir, "setup")
+        except NodeUnreachable as exc:
+            await unreachable_is_preemption(self.deps, ref, exc)
         codes = await wait_for_phase(self.deps, ref, nodes, "setup")
         return SetupOutcome(exit_code=next((c for c in codes if c != 0), 0))

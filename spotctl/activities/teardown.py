@@ -16,13 +16,14 @@ class TeardownActivities:
 
     @activity.defn(name=Activities.TEARDOWN)
     async def teardown(self, req: TeardownRequest) -> int:
-        """Terminate the clusters of attempts 1..last_attempt on every enabled cloud, found by
+        """Terminate the clusters of attempts first..last_attempt on every enabled cloud, found by
         name (so a cluster whose handle never reached the workflow is found too), then ask the
-        cloud again and fail (to be retried) if anything is still alive. Returns how many
-        instances were terminated."""
+        cloud again and fail (to be retried) if anything is still alive; then delete the job's
+        ephemeral buckets. Returns how many instances were terminated. Idempotent: what is
+        gone is skipped."""
         terminated = 0
         for cloud in self.deps.enabled_clouds():
-            for attempt in range(1, req.last_attempt + 1):
+            for attempt in range(req.first_attempt, req.last_attempt + 1):
                 ids = await asyncio.to_thread(cloud.find_cluster, cluster_name(req.job_id, attempt))
                 if ids:
                     await asyncio.to_thread(cloud.terminate, ids)
@@ -31,4 +32,8 @@ class TeardownActivities:
                     alive = [i for i, s in states.items() if s.is_alive]
                     if alive:
                         raise RuntimeError(f"instances still alive after terminate: {alive}")
+        if req.delete_buckets:
+            from spotctl.staging import delete_buckets
+
+            await asyncio.to_thread(delete_buckets, req.delete_buckets, self.deps.settings)
         return terminated

@@ -3,6 +3,14 @@
 Shared by setup and monitor. It re-attaches by what the node and the log store say (the exit
 files and the store's size), never by a counter of its own, so a retry after a worker crash
 continues where the last one stopped, without a gap or a duplicated line.
+
+Three outcomes are kept apart:
+- the program exited: its exit code is returned (unless the node had a preemption notice, in
+  which case a SIGTERM'd program's exit is the preemption's doing);
+- the instance was preempted: only when the cloud says it is not running (or the node saw the
+  preemption notice) is a non-retryable `Preempted` error raised;
+- a transient fault (node unreachable, the cloud API slow): the loop keeps going and
+  heartbeating; an unreachable but running instance is never relaunched.
 """
 
 from __future__ import annotations
@@ -15,7 +23,6 @@ from temporalio.exceptions import ApplicationError
 
 from spotctl.activities.deps import Deps
 from spotctl.activities.node import Node
-from spotctl.clouds.base import InstanceState
 from spotctl.models import PREEMPTED_ERROR, AttemptRef
 from spotctl.remote.base import NodeUnreachable
 
@@ -23,6 +30,7 @@ CHUNK = 1 << 20
 LOST_GRACE_S = 10.0
 """How long a phase whose processes vanished on a live instance is given before it is taken
 as ended by a kill (the cloud may still be marking the instance as preempted)."""
+LOST_EXIT_CODE = 137
 
 
 async def ship_logs(deps: Deps, ref: AttemptRef, node: Node) -> int:
@@ -40,28 +48,51 @@ async def ship_logs(deps: Deps, ref: AttemptRef, node: Node) -> int:
             return shipped
 
 
+def preempted_error(ref: AttemptRef, why: str) -> ApplicationError:
+    return ApplicationError(
+        f"{why} in {ref.cluster.cloud}/{ref.cluster.region}/{ref.cluster.zone}",
+        {"cloud": ref.cluster.cloud, "region": ref.cluster.region, "zone": ref.cluster.zone},
+        type=PREEMPTED_ERROR,
+        non_retryable=True,
+    )
+
+
 async def check_alive(deps: Deps, ref: AttemptRef) -> None:
-    """Raise a non-retryable Preempted error when the cloud says an instance is not running."""
-    cloud = deps.cloud(ref.cluster.cloud)
-    states = await asyncio.to_thread(cloud.instance_states, ref.cluster.instance_ids)
+    """Raise `Preempted` when the cloud says an instance is not running. A slow or failing
+    cloud API is a transient fault: nothing is raised, the next check asks again."""
+    watcher = deps.watchers.get(ref.cluster.cloud)
+    try:
+        states = await watcher.states(ref.cluster.instance_ids)
+    except asyncio.TimeoutError:
+        activity.logger.warning("cloud %s did not answer a liveness check", ref.cluster.cloud)
+        return
     dead = {i: s for i, s in states.items() if not s.is_alive}
     if dead:
-        preempted = any(s in (InstanceState.PREEMPTED, InstanceState.STOPPED, InstanceState.GONE) for s in dead.values())
-        what = "preempted" if preempted else "terminated"
-        raise ApplicationError(
-            f"instance {', '.join(f'{i} ({s.value})' for i, s in dead.items())} {what} in "
-            f"{ref.cluster.region}/{ref.cluster.zone}",
-            {"region": ref.cluster.region, "zone": ref.cluster.zone, "cloud": ref.cluster.cloud},
-            type=PREEMPTED_ERROR,
-            non_retryable=True,
-        )
+        raise preempted_error(ref, "instance " + ", ".join(f"{i} {s.value}" for i, s in dead.items()))
+
+
+async def node_has_notice(node: Node) -> bool:
+    """Whether the node saw a preemption notice (the cloud's warning before taking it back)."""
+    try:
+        return bool(await asyncio.to_thread(node.runner.read_file, node.notice_file, 0, 64))
+    except NodeUnreachable:
+        return False
+
+
+async def unreachable_is_preemption(deps: Deps, ref: AttemptRef, exc: NodeUnreachable) -> None:
+    """Called when a node did not answer: raise Preempted if the cloud says it is gone, else
+    re-raise the NodeUnreachable so Temporal retries the activity in place."""
+    await check_alive(deps, ref)
+    raise exc
 
 
 async def wait_for_phase(deps: Deps, ref: AttemptRef, nodes: list[Node], phase: str) -> list[int]:
     """Poll until `phase` has an exit code on every node; return them by rank."""
     codes: dict[int, int] = {}
-    last_liveness = 0.0
+    interval = deps.liveness_interval_s.get(ref.cluster.cloud, 10.0)
+    last_liveness = last_lost_check = time.monotonic()
     lost_since: dict[int, float] = {}
+    unreachable: set[int] = set()
     while True:
         for node in nodes:
             if node.rank in codes:
@@ -69,27 +100,43 @@ async def wait_for_phase(deps: Deps, ref: AttemptRef, nodes: list[Node], phase: 
             try:
                 await ship_logs(deps, ref, node)
                 code = await node.read_exit_code(phase)
+                unreachable.discard(node.rank)
             except NodeUnreachable:
-                code = None  # transient until the cloud says otherwise (checked below)
+                unreachable.add(node.rank)  # transient until the cloud says otherwise
+                continue
             if code is not None:
                 await ship_logs(deps, ref, node)
+                if code != 0 and await node_has_notice(node):
+                    raise preempted_error(ref, f"preemption notice on node {node.rank} (program exited {code})")
                 codes[node.rank] = code
         if len(codes) == len(nodes):
             return [codes[n.rank] for n in nodes]
-        activity.heartbeat(f"{phase}: {len(codes)}/{len(nodes)} nodes done")
+        detail = f"{phase}: {len(codes)}/{len(nodes)} nodes done"
+        activity.heartbeat(detail + (f", {len(unreachable)} unreachable" if unreachable else ""))
         now = time.monotonic()
-        if now - last_liveness >= deps.liveness_interval_s:
+        if now - last_liveness >= interval or unreachable:
             last_liveness = now
             await check_alive(deps, ref)
-            for node in nodes:
-                if node.rank in codes:
-                    continue
-                status = await node.agent("status", node.attempt_dir, phase)
-                if not status.get("lost"):
-                    lost_since.pop(node.rank, None)
-                    continue
-                first = lost_since.setdefault(node.rank, now)
-                if now - first >= LOST_GRACE_S:
-                    await check_alive(deps, ref)
-                    codes[node.rank] = 137
+        if now - last_lost_check >= deps.lost_check_interval_s:
+            last_lost_check = now
+            await _settle_lost(deps, ref, nodes, phase, codes, lost_since, unreachable, now)
         await asyncio.sleep(deps.poll_interval_s)
+
+
+async def _settle_lost(deps: Deps, ref: AttemptRef, nodes: list[Node], phase: str, codes: dict[int, int],
+                       lost_since: dict[int, float], unreachable: set[int], now: float) -> None:
+    """A phase whose processes vanished (no exit file, nothing running) on a live instance
+    ended by a kill: after a grace period it gets exit code 137."""
+    for node in nodes:
+        if node.rank in codes or node.rank in unreachable:
+            continue
+        try:
+            status = await node.agent("status", node.attempt_dir, phase)
+        except NodeUnreachable:
+            continue
+        if not status.get("lost"):
+            lost_since.pop(node.rank, None)
+            continue
+        if now - lost_since.setdefault(node.rank, now) >= LOST_GRACE_S:
+            await check_alive(deps, ref)
+            codes[node.rank] = LOST_EXIT_CODE

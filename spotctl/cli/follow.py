@@ -1,12 +1,14 @@
-"""Following a job: its log bytes as they arrive, its status changes, a spinner meanwhile."""
+"""Following a job: its log bytes as they arrive, recovery markers between attempts, its status
+changes, a spinner meanwhile."""
 
 from __future__ import annotations
 
 import asyncio
 import sys
 from contextlib import nullcontext
+from dataclasses import dataclass, field
 
-from spotctl.cli.common import console, err_console
+from spotctl.cli.common import err_console
 from spotctl.client import SpotClient
 from spotctl.models import JobState, JobStatus
 
@@ -22,6 +24,44 @@ def write_log(rank: int, data: bytes) -> None:
     sys.stdout.flush()
 
 
+def recovery_marker(state: JobState, attempt: int) -> str:
+    """The line between attempt-1's and attempt's logs, e.g. '--- recovery 2: preempted in
+    local-east/local-east-1a, relaunched in local-west/local-west-1b ---'."""
+    records = {r.attempt: r for r in state.history}
+    prev, cur = records.get(attempt - 1), records.get(attempt)
+    what = f"{prev.outcome or 'ended'} in {prev.region}/{prev.zone}" if prev else "previous attempt ended"
+    where = f", relaunched in {cur.region}/{cur.zone}" if cur else ", relaunched"
+    return f"--- recovery {attempt - 1}: {what}{where} ---\n"
+
+
+@dataclass
+class LogPrinter:
+    """Prints each stored log byte once, attempts in order, with a marker before each recovery."""
+
+    client: SpotClient
+    job_id: int
+    only_attempt: int | None = None
+    offsets: dict[tuple[int, int], int] = field(default_factory=dict)
+    marked: set[int] = field(default_factory=set)
+
+    def print_new(self, state: JobState) -> None:
+        logs = self.client.logs
+        if self.only_attempt is not None:
+            attempts = [self.only_attempt]
+        else:
+            attempts = sorted(set(logs.attempts(self.job_id)) | {r.attempt for r in state.history})
+        for a in attempts:
+            if self.only_attempt is None and a != attempts[0] and a not in self.marked:
+                self.marked.add(a)
+                sys.stdout.write(recovery_marker(state, a))
+            for r in logs.ranks(self.job_id, a):
+                data = logs.read(self.job_id, a, r, self.offsets.get((a, r), 0))
+                if data:
+                    self.offsets[(a, r)] = self.offsets.get((a, r), 0) + len(data)
+                    write_log(r, data)
+        sys.stdout.flush()
+
+
 def describe(state: JobState) -> str:
     text = f"Job {state.job_id} {state.name!r}: {state.status.value}"
     if state.detail:
@@ -31,7 +71,7 @@ def describe(state: JobState) -> str:
 
 async def follow(client: SpotClient, job_id: int, *, progress: bool, attempt: int | None = None) -> JobState:
     """Print logs (and, with `progress`, status changes) until the job ends; return its state."""
-    offsets: dict[tuple[int, int], int] = {}
+    printer = LogPrinter(client, job_id, attempt)
     last_seen = ""
     spinner = err_console.status("") if progress and err_console.is_terminal else nullcontext()
     with spinner as status:
@@ -39,12 +79,7 @@ async def follow(client: SpotClient, job_id: int, *, progress: bool, attempt: in
             state = await client.get_job(job_id)
             # Logs first: whatever led to this state (setup's last lines before RUNNING) was
             # shipped before the state changed, so it is printed before the state line.
-            for a in [attempt] if attempt is not None else client.logs.attempts(job_id):
-                for r in client.logs.ranks(job_id, a):
-                    data = client.logs.read(job_id, a, r, offsets.get((a, r), 0))
-                    if data:
-                        offsets[(a, r)] = offsets.get((a, r), 0) + len(data)
-                        write_log(r, data)
+            printer.print_new(state)
             if progress:
                 line = describe(state)
                 if line != last_seen:
@@ -68,4 +103,3 @@ def print_result(state: JobState) -> None:
         err_console.print(f"Job {state.job_id} {state.name!r} {state.status.value}{why}", style="red", markup=False)
     else:
         err_console.print(f"Job {state.job_id} {state.name!r} is {state.status.value}")
-    _ = console

@@ -18,7 +18,7 @@ from spotctl.cli.common import (
     resolve_job,
     settings,
 )
-from spotctl.cli.follow import follow, print_result, write_log
+from spotctl.cli.follow import LogPrinter, follow
 from spotctl.cli.render import as_json, status_table
 from spotctl.client import JobNotFound
 
@@ -55,8 +55,7 @@ async def logs(job_id: int | None, name: str | None, follow_logs: bool, attempt:
     if follow_logs:
         state = await follow(client, jid, progress=False, attempt=attempt)
     else:
-        for _, rank, data in client.log_chunks(jid, attempt):
-            write_log(rank, data)
+        LogPrinter(client, jid, attempt).print_new(state)
     if not state.status.is_terminal:
         sys.exit(EXIT_NOT_FINISHED)
     sys.exit(exit_code_for(state.status))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from spotctl.cli.debug import debug
 from spotctl.cli.jobs import cancel, dashboard, logs, status
 from spotctl.cli.launch import launch
 from spotctl.cli.server_cmds import server, worker
@@ -22,7 +23,7 @@ def cli() -> None:
     """Run long jobs on spot VMs; survive preemptions. State lives in Temporal."""
 
 
-for command in (launch, status, logs, cancel, dashboard, server, worker):
+for command in (launch, status, logs, cancel, dashboard, server, worker, debug):
     cli.add_command(command)
 
 

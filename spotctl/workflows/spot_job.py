@@ -27,7 +27,9 @@ with workflow.unsafe.imports_passed_through():
     from spotctl.models import (
         PREEMPTED_ERROR,
         Activities,
+        AttemptRecord,
         AttemptRef,
+        CarriedState,
         ClusterHandle,
         JobSpec,
         JobState,
@@ -40,7 +42,10 @@ with workflow.unsafe.imports_passed_through():
     )
     from spotctl.policy.backoff import Backoff
     from spotctl.policy.outcome import Decision, after_exit, uses_restart_budget
-    from spotctl.policy.placement import without_blocked
+    from spotctl.policy.recovery import block_region, order_candidates
+
+HISTORY_KEPT = 200
+"""Attempt records kept in the job state (and memo); older ones are dropped."""
 
 
 class _Cancelled(Exception):
@@ -71,8 +76,10 @@ class SpotJobWorkflow:
     def __init__(self) -> None:
         self._state: JobState | None = None
         self._cancel_requested = False
-        self._blocked_regions: set[str] = set()
+        self._blocked_regions: dict = {}
         self._attempt = 0
+        self._restarts_used = 0
+        self._last_location: tuple[str, str, str] | None = None
 
     # ---- the CLI's view --------------------------------------------------------------
     @workflow.query
@@ -90,7 +97,14 @@ class SpotJobWorkflow:
     @workflow.run
     async def run(self, spec: JobSpec) -> JobState:
         self._spec = spec
-        self._state = JobState(job_id=spec.job_id, name=spec.name, resources=spec.resources, submitted_at=spec.submitted_at)
+        if spec.carried is not None:  # a continued-as-new run picks up where the last one stopped
+            c = spec.carried
+            self._state, self._attempt, self._restarts_used = c.state, c.attempt, c.restarts_used
+            self._blocked_regions = dict(c.blocked_regions)
+            self._cancel_requested = c.state.cancel_requested
+        else:
+            self._state = JobState(job_id=spec.job_id, name=spec.name, resources=spec.resources,
+                                   submitted_at=spec.submitted_at)
         self._publish()
         final: _Finished
         try:
@@ -106,20 +120,26 @@ class SpotJobWorkflow:
                 raise
             workflow.logger.exception("job %s failed in the controller", spec.job_id)
             final = _Finished(JobStatus.FAILED_CONTROLLER, f"controller error: {_describe(exc)}")
-        await self._teardown(first_attempt=1)
+        self._close_attempt(final.status.value.lower() if final.status != JobStatus.SUCCEEDED else "succeeded")
+        # Earlier attempts' clusters were torn down (and verified gone) when they ended; the
+        # one before the last is included in case its teardown raced a cancel.
+        await self._teardown(first_attempt=max(1, self._attempt - 1), delete_buckets=spec.ephemeral_buckets)
         self._set(final.status, failure_reason=final.reason if final.status != JobStatus.SUCCEEDED else None,
                   exit_code=final.exit_code if final.exit_code is not None else self._state.exit_code,
                   ended_at=workflow.now(), detail=None)
         return self._state
 
     async def _run_attempts(self) -> None:
-        restarts_used = 0
         while True:
             if self._cancel_requested:
                 raise _Cancelled()
+            if self._attempt >= (self._spec.carried.attempt if self._spec.carried else 0) + \
+                    self._spec.continue_as_new_after_attempts or workflow.info().is_continue_as_new_suggested():
+                self._continue_as_new()
             self._attempt += 1
             cluster = await self._provision()
             ref = AttemptRef(job=self._spec, attempt=self._attempt, recovery_count=self._state.recoveries, cluster=cluster)
+            self._open_attempt(cluster)
             self._set(JobStatus.STARTING, detail=f"setting up on {cluster.region}/{cluster.zone}")
             try:
                 setup = await self._activity(Activities.SETUP, ref, SetupOutcome, timedelta(days=1), _NODE_RETRY, _HEARTBEAT)
@@ -136,29 +156,47 @@ class SpotJobWorkflow:
                 continue
             code = outcome.exit_code
             self._state.exit_code = code
-            decision = after_exit(code, self._spec.recovery, restarts_used)
+            decision = after_exit(code, self._spec.recovery, self._restarts_used)
             if decision == Decision.SUCCEED:
                 return
             if decision == Decision.FAIL:
                 raise _Finished(JobStatus.FAILED, f"run exited with code {code}", code)
             if uses_restart_budget(code, self._spec.recovery):
-                restarts_used += 1
-            self._leave_running()
+                self._restarts_used += 1
+            self._close_attempt(f"exit code {code}")
             self._set(JobStatus.RECOVERING, recoveries=self._state.recoveries + 1,
                       detail=f"run exited with code {code}; restarting")
             await self._teardown(first_attempt=self._attempt)
 
     async def _recover_from_preemption(self, cluster: ClusterHandle, err: ActivityError) -> None:
         strategy = self._spec.recovery.strategy.upper()
-        self._leave_running()
-        where = f"{cluster.cloud}/{cluster.region}"
+        where = f"{cluster.cloud}/{cluster.region}/{cluster.zone}"
+        self._close_attempt("preempted")
         if strategy == "NONE":
-            raise _Finished(JobStatus.FAILED, f"preempted in {where}/{cluster.zone}; job_recovery is NONE")
+            raise _Finished(JobStatus.FAILED, f"preempted in {where}; job_recovery is NONE")
         if strategy == "EAGER_NEXT_REGION":
-            self._blocked_regions.add(where)
+            self._blocked_regions = block_region(self._blocked_regions, cluster.cloud, cluster.region, workflow.now())
+        self._last_location = (cluster.cloud, cluster.region, cluster.zone)
         self._set(JobStatus.RECOVERING, recoveries=self._state.recoveries + 1,
-                  detail=f"preempted in {where}/{cluster.zone}: {_describe(err)}")
+                  detail=f"preempted in {where}: {_describe(err)}")
         await self._teardown(first_attempt=self._attempt)
+
+    def _continue_as_new(self) -> None:
+        """Hand the job to a fresh run of this workflow (same workflow id, a new history),
+        between attempts, when no cluster is alive."""
+        carried = CarriedState(state=self._state, attempt=self._attempt, restarts_used=self._restarts_used,
+                               blocked_regions=self._blocked_regions)
+        workflow.continue_as_new(self._spec.model_copy(update={"carried": carried}))
+
+    def _open_attempt(self, cluster: ClusterHandle) -> None:
+        record = AttemptRecord(attempt=self._attempt, cloud=cluster.cloud, region=cluster.region, zone=cluster.zone,
+                               instance_type=cluster.instance_type, started_at=workflow.now())
+        self._state.history = (self._state.history + [record])[-HISTORY_KEPT:]
+
+    def _close_attempt(self, outcome: str) -> None:
+        if self._state.history and self._state.history[-1].outcome is None:
+            self._state.history[-1].outcome = outcome
+            self._state.history[-1].ended_at = workflow.now()
 
     async def _provision(self) -> ClusterHandle:
         """Provision the current attempt, backing off on durable timers while nothing has
@@ -167,12 +205,10 @@ class SpotJobWorkflow:
         backoff = Backoff(initial_s=self._spec.launch_retry_initial_s)
         retry = 0
         while True:
-            candidates = without_blocked(self._spec.candidates, self._blocked_regions)
-            if not candidates:  # every region blocked: forget the blocks rather than give up
-                self._blocked_regions.clear()
-                candidates = list(self._spec.candidates)
+            candidates = order_candidates(self._spec.candidates, strategy=self._spec.recovery.strategy,
+                                          blocked=self._blocked_regions, now=workflow.now(), last=self._last_location)
             first = candidates[0]
-            self._set(JobStatus.STARTING if self._state.status != JobStatus.RECOVERING else JobStatus.RECOVERING,
+            self._set(JobStatus.RECOVERING if self._state.status == JobStatus.RECOVERING else JobStatus.STARTING,
                       detail=f"provisioning ({len(candidates)} candidates, first {first.location} {first.instance_type})")
             req = ProvisionRequest(job_id=self._spec.job_id, attempt=self._attempt, num_nodes=self._spec.num_nodes, candidates=candidates)
             result = await self._activity(Activities.PROVISION, req, ProvisionResult, timedelta(minutes=20), _QUICK_RETRY)
@@ -228,12 +264,14 @@ class SpotJobWorkflow:
             return
         raise _Cancelled()
 
-    async def _teardown(self, first_attempt: int) -> None:
-        """Terminate the clusters of attempts first_attempt..current. Runs on every path,
-        cancellation included, and retries until the cloud confirms nothing is left."""
-        if self._attempt < first_attempt:
+    async def _teardown(self, first_attempt: int, delete_buckets: list[str] | None = None) -> None:
+        """Terminate the clusters of attempts first_attempt..current (and, at the job's end, its
+        ephemeral buckets). Runs on every path, cancellation included, and retries until the
+        cloud confirms nothing is left."""
+        if self._attempt < first_attempt and not delete_buckets:
             return
-        req = TeardownRequest(job_id=self._spec.job_id, first_attempt=first_attempt, last_attempt=self._attempt)
+        req = TeardownRequest(job_id=self._spec.job_id, first_attempt=first_attempt, last_attempt=self._attempt,
+                              delete_buckets=delete_buckets or [])
         await workflow.execute_activity(
             Activities.TEARDOWN, req, result_type=int, start_to_close_timeout=timedelta(minutes=10),
             retry_policy=_FOREVER_RETRY,

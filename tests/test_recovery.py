@@ -1,0 +1,98 @@
+"""Preemption recovery end to end on the local cloud: strategies, markers, cancel mid-recovery."""
+
+from __future__ import annotations
+
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+from conftest import Spot
+from test_jobs import launched_id
+
+
+def long_task(tmp_path: Path, strategy: str | None, steps: int = 12, extra: str = "") -> str:
+    recovery = f"\n          job_recovery: {strategy}" if strategy else ""
+    path = tmp_path / "task.yaml"
+    path.write_text(textwrap.dedent(f"""
+        name: recoverable
+        resources:
+          cpus: 1+{recovery}
+        run: |
+          echo "attempt $SPOTCTL_ATTEMPT recovery $SPOTCTL_RECOVERY_COUNT id $SKYPILOT_TASK_ID"
+          for i in $(seq 1 {steps}); do echo "tick $i"; sleep 0.25; done
+        {extra}
+    """))
+    return str(path)
+
+
+def preempt_when_running(spot: Spot, job_id: int, *, attempt: int = 1) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        job = spot.job(job_id)
+        if job["status"] == "RUNNING" and job["attempt"] == attempt:
+            break
+        time.sleep(0.1)
+    result = spot.run("debug", "preempt", str(job_id), "--notice", "0")
+    assert result.exit_code == 0, result.output
+
+
+def regions(job: dict) -> list[str]:
+    return [f"{r['region']}/{r['zone']}" for r in job["history"]]
+
+
+def test_eager_next_region_relaunches_elsewhere_with_same_ids(spot_clean: Spot, tmp_path: Path) -> None:
+    job_id = launched_id(spot_clean.run("launch", "-y", "-d", long_task(tmp_path, None)).stderr)
+    preempt_when_running(spot_clean, job_id)
+    job = spot_clean.wait_status(job_id, "SUCCEEDED", timeout=60)
+    assert job["recoveries"] == 1
+    where = regions(job)
+    assert where[0].startswith("local-east/") and not where[1].startswith("local-east/"), where
+    assert [r["outcome"] for r in job["history"]] == ["preempted", "succeeded"]
+    logs = spot_clean.run("logs", "--no-follow", str(job_id)).stdout
+    assert "attempt 1 recovery 0" in logs and "attempt 2 recovery 1" in logs
+    assert f"--- recovery 1: preempted in {where[0]}, relaunched in {where[1]} ---" in logs
+    task_ids = {line.rsplit(" ", 1)[1] for line in logs.splitlines() if line.startswith("attempt ")}
+    assert len(task_ids) == 1  # SKYPILOT_TASK_ID survives the recovery
+    one = spot_clean.run("logs", "--no-follow", "--attempt", "2", str(job_id)).stdout
+    assert "attempt 2" in one and "attempt 1 " not in one and "---" not in one
+
+
+def test_failover_tries_the_same_zone_first(spot_clean: Spot, tmp_path: Path) -> None:
+    job_id = launched_id(spot_clean.run("launch", "-y", "-d", long_task(tmp_path, "FAILOVER")).stderr)
+    preempt_when_running(spot_clean, job_id)
+    job = spot_clean.wait_status(job_id, "SUCCEEDED", timeout=60)
+    assert job["recoveries"] == 1
+    assert regions(job)[0] == regions(job)[1]
+
+
+def test_none_fails_on_preemption(spot_clean: Spot, tmp_path: Path) -> None:
+    job_id = launched_id(spot_clean.run("launch", "-y", "-d", long_task(tmp_path, "NONE", steps=100)).stderr)
+    preempt_when_running(spot_clean, job_id)
+    job = spot_clean.wait_status(job_id, "FAILED", timeout=30)
+    assert "preempted" in job["failure_reason"] and job["recoveries"] == 0
+
+
+def test_cancel_while_recovering_leaves_nothing(spot_clean: Spot, tmp_path: Path) -> None:
+    config = spot_clean.cloud.config_path
+    original = config.read_text()
+    job_id = launched_id(spot_clean.run("launch", "-y", "-d", long_task(tmp_path, None, steps=400)).stderr)
+    try:
+        deadline = time.monotonic() + 30
+        while spot_clean.job(job_id)["status"] != "RUNNING" and time.monotonic() < deadline:
+            time.sleep(0.1)
+        config.write_text(original.replace("capacity: 8", "capacity: 0"))  # nowhere to go
+        assert spot_clean.run("debug", "preempt", str(job_id), "--notice", "0").exit_code == 0
+        spot_clean.wait_status(job_id, "RECOVERING", timeout=15)
+        assert spot_clean.run("cancel", "-y", str(job_id)).exit_code == 0
+        job = spot_clean.wait_status(job_id, "CANCELLED", timeout=15)
+        assert job["recoveries"] == 1
+    finally:
+        config.write_text(original)
+
+
+def test_debug_preempt_of_a_finished_job_is_refused(spot_clean: Spot) -> None:
+    result = spot_clean.run("launch", "-y", "echo quick")
+    job_id = launched_id(result.stderr)
+    refused = spot_clean.run("debug", "preempt", str(job_id))
+    assert refused.exit_code == 1 and "no instance to preempt" in refused.stderr
