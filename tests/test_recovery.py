@@ -96,3 +96,44 @@ def test_debug_preempt_of_a_finished_job_is_refused(spot_clean: Spot) -> None:
     job_id = launched_id(result.stderr)
     refused = spot_clean.run("debug", "preempt", str(job_id))
     assert refused.exit_code == 1 and "no instance to preempt" in refused.stderr
+
+
+def test_many_recoveries_continue_as_new(spot_clean: Spot, tmp_path: Path) -> None:
+    """A job that restarts often hands itself to fresh workflow runs and keeps its state."""
+    import asyncio
+
+    from spotctl.client import SpotClient, workflow_id
+    from spotctl.planning import Overrides, plan
+
+    counter = tmp_path / "runs"
+    task = tmp_path / "flaky.yaml"
+    task.write_text(textwrap.dedent(f"""
+        name: flaky
+        resources:
+          job_recovery:
+            max_restarts_on_errors: 5
+        run: |
+          echo x >> {counter}
+          n=$(wc -l < {counter})
+          echo "run $n"
+          [ "$n" -ge 5 ] && exit 0 || exit 1
+    """))
+    p = plan(str(task), Overrides(), spot_clean.settings)
+
+    async def run() -> tuple[int, list]:
+        client = await SpotClient.connect(spot_clean.settings)
+        job_id = await client.allocate_job_id()
+        await client.start_job(p.to_spec(job_id).model_copy(update={"continue_as_new_after_attempts": 2}))
+        await client.result(job_id)
+        runs = [e async for e in client.temporal.list_workflows(f"WorkflowId = '{workflow_id(job_id)}'")]
+        return job_id, runs
+
+    job_id, runs = asyncio.run(run())
+    job = spot_clean.wait_status(job_id, "SUCCEEDED")
+    assert job["recoveries"] == 4 and job["attempt"] == 5
+    assert [r["attempt"] for r in job["history"]] == [1, 2, 3, 4, 5]
+    statuses = sorted(r.status.name for r in runs)
+    assert statuses.count("CONTINUED_AS_NEW") == 2 and statuses.count("COMPLETED") == 1, statuses
+    logs = spot_clean.run("logs", "--no-follow", str(job_id)).stdout
+    assert [line for line in logs.splitlines() if line.startswith("run ")] == [f"run {i}" for i in range(1, 6)]
+    assert logs.count("--- recovery ") == 4
