@@ -63,3 +63,32 @@ def test_worker_killed_mid_run_program_not_restarted(own_spot: Spot, tmp_path: P
     assert job["attempt"] == 1 and job["recoveries"] == 0
     all_instances = own_spot.cloud.list_instances(alive_only=False)
     assert [i.id for i in all_instances] == instances_before  # no second VM
+
+
+def test_server_restart_mid_job_loses_nothing(own_spot: Spot, tmp_path: Path) -> None:
+    """Stop the embedded Temporal server while a job runs and start it again: the SQLite
+    history carries the job on; the program keeps running and is not restarted."""
+    task = tmp_path / "counter.yaml"
+    task.write_text(textwrap.dedent("""
+        name: survivor
+        run: |
+          echo "started pid $$"
+          for i in $(seq 1 30); do echo "tick $i"; sleep 0.3; done
+    """))
+    result = own_spot.run("launch", "-y", "-d", str(task))
+    job_id = int(next(line.split()[2] for line in result.stderr.splitlines() if line.startswith("Managed job")))
+    own_spot.wait_status(job_id, "RUNNING")
+    server = EmbeddedServer(own_spot.settings)
+    worker_pid = server.worker.pid()
+    time.sleep(1.0)
+    assert server.temporal.stop()
+    time.sleep(2.0)  # the program goes on alone
+    server.ensure_running()
+    assert server.worker.pid() == worker_pid  # the worker rode out the outage
+
+    job = own_spot.wait_status(job_id, "SUCCEEDED", timeout=90)
+    logs = own_spot.run("logs", "--no-follow", str(job_id)).stdout
+    assert logs.count("started pid") == 1, logs
+    ticks = [int(line.split()[1]) for line in logs.splitlines() if line.startswith("tick ")]
+    assert ticks == list(range(1, 31)), ticks
+    assert job["attempt"] == 1 and job["recoveries"] == 0
