@@ -5,16 +5,27 @@ instances that outlive the process that made them, termination that kills everyt
 instance, and preemption. All state lives in `local_cloud_dir/state.json`, changed only
 under an exclusive flock on `state.lock`, so the CLI, the worker and a restarted worker see
 one cloud.
+
+Preemption works like a spot interruption: a notice file with the deadline, one SIGTERM to
+the user's programs, SIGKILL of everything at the deadline. A preemption is first *claimed*
+under the lock (`preempt_deadline` on the record) so that however many processes notice it,
+the programs get exactly one SIGTERM; the waiting happens outside the lock. Random
+preemptions (`preemption_mtbf_s`) are drawn at launch (`preempt_at`) and enforced lazily by
+every state-reading call, which also finishes claims whose deadline passed (the process that
+claimed them may have died), so no daemon is needed.
 """
 
 from __future__ import annotations
 
 import fcntl
 import json
+import logging
 import os
+import random
 import secrets
 import shutil
 import signal
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -23,14 +34,21 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from spotctl.clouds.base import InstanceState, NoCapacity
+from spotctl.clouds.base import CloudError, InstanceState, NoCapacity
 from spotctl.clouds.local_config import LocalCloudConfig, load_config
 from spotctl.config import Settings
 from spotctl.models import Candidate, ClusterHandle, Offering
-from spotctl.remote.local import INSTANCE_MARKER, LocalRunner
+from spotctl.remote.local import INSTANCE_MARKER, LocalRunner, unreachable_marker
+
+log = logging.getLogger(__name__)
 
 PRUNE_AFTER = timedelta(days=1)
 KILL_TIMEOUT_S = 2.0
+NOTICE_POLL_S = 0.05
+PREEMPTION_REASON = "local.SpotInstanceTermination"
+TERMINATION_REASON = "local.UserInitiatedShutdown"
+NOTICE_FILE = ".spotctl/preemption_notice"
+"""Relative to the instance home; holds the preemption deadline as epoch seconds."""
 
 
 class LocalInstance(BaseModel):
@@ -48,6 +66,13 @@ class LocalInstance(BaseModel):
     terminated_at: datetime | None = None
     home: str
     ip: str = "127.0.0.1"
+    preempt_at: datetime | None = None
+    """When a random preemption strikes (spot instances in regions with an MTBF only)."""
+    preempt_deadline: datetime | None = None
+    """Set when a preemption was claimed: notice given, SIGKILL due at this time."""
+    preempted_at: datetime | None = None
+    state_reason: str | None = None
+    """Why the instance ended, cloud-style (e.g. local.SpotInstanceTermination)."""
 
 
 def processes_of(instance_id: str) -> list[int]:
@@ -67,8 +92,33 @@ def processes_of(instance_id: str) -> list[int]:
     return pids
 
 
+def _is_supervisor(pid: int) -> bool:
+    """An agent supervisor (`agent.py _supervise ...`) forwards SIGTERM to its phase's
+    process group, so signalling it as well would deliver the program a second SIGTERM."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            args = f.read().split(b"\0")
+    except OSError:
+        return False
+    return b"_supervise" in args and any(a.endswith(b"agent.py") for a in args)
+
+
+def user_processes_of(instance_id: str) -> list[int]:
+    """The instance's processes except agent supervisors: what a preemption notice signals
+    and waits for (supervisors exit by themselves once their phase has ended)."""
+    return [pid for pid in processes_of(instance_id) if not _is_supervisor(pid)]
+
+
 def _signal_all(instance_id: str, sig: int) -> None:
     for pid in processes_of(instance_id):
+        try:
+            os.kill(pid, sig)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+
+def _signal_users(instance_id: str, sig: int) -> None:
+    for pid in user_processes_of(instance_id):
         try:
             os.kill(pid, sig)
         except (ProcessLookupError, PermissionError):
@@ -85,6 +135,22 @@ def kill_all(instance_id: str, timeout: float = KILL_TIMEOUT_S) -> None:
 
 def _now() -> datetime:
     return datetime.now(timezone.utc)
+
+
+def _epoch(t: float) -> datetime:
+    return datetime.fromtimestamp(t, timezone.utc)
+
+
+def _write_notice(home: str, deadline: float) -> None:
+    """Atomically, so a program reading it on SIGTERM never sees half a number."""
+    notice = Path(home) / NOTICE_FILE
+    try:
+        notice.parent.mkdir(parents=True, exist_ok=True)
+        tmp = notice.with_name(f".preemption_notice.tmp.{os.getpid()}")
+        tmp.write_text(f"{deadline}\n")
+        os.replace(tmp, notice)
+    except OSError:  # the home vanished (terminated meanwhile): nothing left to warn
+        pass
 
 
 class LocalCloud:
@@ -154,6 +220,7 @@ class LocalCloud:
         os.replace(tmp, self.state_path)
 
     def list_instances(self, alive_only: bool = True) -> list[LocalInstance]:
+        self._enforce_preemptions()
         with self._state() as instances:
             return [i for i in instances.values() if i.state.is_alive or not alive_only]
 
@@ -171,6 +238,7 @@ class LocalCloud:
             raise NoCapacity(f"local cloud region {candidate.region} has no zone {candidate.zone!r}")
         if candidate.instance_type not in cfg.instance_types:
             raise NoCapacity(f"local cloud has no instance type {candidate.instance_type!r}")
+        self._enforce_preemptions()  # instances past their preemption time free capacity first
         with self._state() as instances:
             existing = sorted(
                 (i for i in instances.values() if i.cluster_name == cluster_name and i.state.is_alive),
@@ -186,11 +254,13 @@ class LocalCloud:
             if missing:
                 reg_name = placement[0]
                 capacity = cfg.regions[reg_name].capacity if reg_name in cfg.regions else 0
+                # Only alive instances hold capacity: PREEMPTED/TERMINATED records do not.
                 in_use = sum(1 for i in instances.values() if i.region == reg_name and i.state.is_alive)
                 if in_use + len(missing) > capacity:
                     raise NoCapacity(f"no capacity in {reg_name} ({in_use}/{capacity} in use)")
+            mtbf = cfg.regions[placement[0]].preemption_mtbf_s if placement[0] in cfg.regions else None
             for rank in missing:
-                inst = self._new_instance(cluster_name, rank, *placement)
+                inst = self._new_instance(cluster_name, rank, *placement, mtbf_s=mtbf)
                 instances[inst.id] = inst
                 existing.append(inst)
             nodes = sorted(existing, key=lambda i: i.node_rank)
@@ -211,11 +281,23 @@ class LocalCloud:
         )
 
     def _new_instance(
-        self, cluster_name: str, rank: int, region: str, zone: str, itype: str, use_spot: bool, price: float
+        self,
+        cluster_name: str,
+        rank: int,
+        region: str,
+        zone: str,
+        itype: str,
+        use_spot: bool,
+        price: float,
+        mtbf_s: float | None = None,
     ) -> LocalInstance:
         iid = "i-" + secrets.token_hex(6)
         home = self.instance_home(iid)
         home.mkdir(parents=True)
+        created = _now()
+        # Memoryless lifetimes, like independent interruptions; drawn once so every process
+        # agrees on when this instance dies.
+        preempt_at = created + timedelta(seconds=random.expovariate(1 / mtbf_s)) if use_spot and mtbf_s else None
         return LocalInstance(
             id=iid,
             name=f"{cluster_name}-{rank}",
@@ -227,44 +309,160 @@ class LocalCloud:
             use_spot=use_spot,
             price=price,
             state=InstanceState.RUNNING,
-            created_at=_now(),
+            created_at=created,
             home=str(home),
+            preempt_at=preempt_at,
         )
 
     def find_cluster(self, cluster_name: str) -> list[str]:
+        self._enforce_preemptions()
         with self._state() as instances:
             alive = [i for i in instances.values() if i.cluster_name == cluster_name and i.state.is_alive]
         return [i.id for i in sorted(alive, key=lambda i: i.node_rank)]
 
     def instance_states(self, instance_ids: list[str]) -> dict[str, InstanceState]:
+        self._enforce_preemptions()
         with self._state() as instances:
             return {iid: instances[iid].state if iid in instances else InstanceState.GONE for iid in instance_ids}
 
     def terminate(self, instance_ids: list[str]) -> None:
-        self._end(instance_ids, InstanceState.TERMINATED)
+        self._end(instance_ids, InstanceState.TERMINATED, TERMINATION_REASON)
 
-    def preempt(self, instance_id: str, notice_s: float = 0) -> None:
-        """Simulate a spot preemption: optional notice file + SIGTERM, then kill and remove."""
+    # -- preemption ------------------------------------------------------------------------
+
+    def preempt(self, instance_id: str, notice_s: float | None = None) -> None:
+        """Preempt one instance the way a cloud does; returns once it is PREEMPTED.
+
+        notice_s None means the region's `preemption_notice_s`. With a notice the programs
+        get the deadline in ~/.spotctl/preemption_notice and one SIGTERM, and everything is
+        killed once they have all exited or the notice ran out. Safe from any process (the
+        CLI uses it); a no-op on an instance that is not alive."""
+        self._preempt([instance_id], notice_s, wait=True)
+
+    def preempt_cluster(self, cluster_name: str, notice_s: float | None = None) -> list[str]:
+        """Preempt every alive node of the cluster at once (one shared notice period, not one
+        per node); returns the ids preempted, by node rank. For `spotctl debug preempt`."""
+        ids = self.find_cluster(cluster_name)
+        self._preempt(ids, notice_s, wait=True)
+        return ids
+
+    def _preempt(self, instance_ids: list[str], notice_s: float | None, wait: bool) -> None:
+        """Claim, warn, then (now or in a background thread) kill and mark PREEMPTED.
+
+        The claim is made under the lock, so a concurrent preemption of the same instance (a
+        CLI and a worker enforcing the same `preempt_at`) never signals twice; the caller
+        that lost the race only waits (if `wait`) for the winner's deadline. Nothing sleeps
+        while holding the lock."""
+        if not instance_ids:
+            return
+        cfg = self.config() if notice_s is None else None
+        now = time.time()
+        claimed: dict[str, float] = {}  # id -> deadline (epoch seconds)
+        homes: dict[str, str] = {}
+        waiting: dict[str, float] = {}  # claimed by someone else: wait for their deadline
         with self._state() as instances:
-            inst = instances.get(instance_id)
-            if inst is None or not inst.state.is_alive:
-                return
-        if notice_s > 0:
-            deadline = time.time() + notice_s
-            notice = Path(inst.home) / ".spotctl" / "preemption_notice"
-            try:
-                notice.parent.mkdir(parents=True, exist_ok=True)
-                tmp = notice.with_name(".preemption_notice.tmp")
-                tmp.write_text(f"{deadline}\n")
-                os.replace(tmp, notice)
-            except OSError:
-                pass
-            _signal_all(instance_id, signal.SIGTERM)
-            while time.time() < deadline and processes_of(instance_id):
-                time.sleep(0.05)
-        self._end([instance_id], InstanceState.PREEMPTED)
+            for iid in instance_ids:
+                inst = instances.get(iid)
+                if inst is None or not inst.state.is_alive:
+                    continue
+                if inst.preempt_deadline is not None:
+                    theirs = inst.preempt_deadline.timestamp()
+                    waiting[iid] = theirs if notice_s is None else min(theirs, now + notice_s)
+                    continue
+                if notice_s is not None:
+                    notice = notice_s
+                else:
+                    region = cfg.regions.get(inst.region) if cfg else None
+                    notice = region.preemption_notice_s if region else 0.0
+                deadline = now + max(0.0, notice)
+                inst.preempt_deadline = _epoch(deadline)
+                claimed[iid] = deadline
+                homes[iid] = inst.home
+        for iid, deadline in claimed.items():
+            if deadline > now:
+                _write_notice(homes[iid], deadline)
+                _signal_users(iid, signal.SIGTERM)
+        pending = {**claimed, **waiting}
+        if wait:
+            self._finish_preemptions(pending)
+            return
+        due_now = [iid for iid, d in claimed.items() if d <= now]
+        if due_now:
+            self._end(due_now, InstanceState.PREEMPTED, PREEMPTION_REASON)
+        later = {iid: d for iid, d in claimed.items() if d > now}
+        if later:
+            threading.Thread(
+                target=self._finish_preemptions_quietly, args=(later,), name="local-preempt", daemon=True
+            ).start()
 
-    def _end(self, instance_ids: list[str], final: InstanceState) -> None:
+    def _finish_preemptions(self, deadlines: dict[str, float]) -> None:
+        """Kill and mark each instance once its programs have exited or its deadline passed."""
+        pending = dict(deadlines)
+        while pending:
+            now = time.time()
+            done = [iid for iid, d in pending.items() if d <= now or not user_processes_of(iid)]
+            if done:
+                self._end(done, InstanceState.PREEMPTED, PREEMPTION_REASON)
+                for iid in done:
+                    del pending[iid]
+            if pending:
+                time.sleep(NOTICE_POLL_S)
+
+    def _finish_preemptions_quietly(self, deadlines: dict[str, float]) -> None:
+        """Background variant: an error here must not kill the worker; the next state read
+        finishes whatever this left (its deadlines are in the state file)."""
+        try:
+            self._finish_preemptions(deadlines)
+        except Exception:  # noqa: BLE001 - logged; lazily retried by _enforce_preemptions
+            log.exception("local cloud: finishing preemptions %s failed", sorted(deadlines))
+
+    def _enforce_preemptions(self) -> None:
+        """Preempt alive instances whose `preempt_at` passed, and finish claimed preemptions
+        whose deadline passed or whose programs have all exited (their claimer may have died
+        or be another process). Called by every state-reading method so random preemptions
+        happen without a daemon. Does not wait for notices: a poll must stay fast, so the
+        SIGKILL at the deadline runs in a background thread."""
+        now = time.time()
+        due: list[str] = []
+        finished: list[str] = []
+        for inst in self._load().values():  # lock-free peek: state.json is replaced atomically
+            if not inst.state.is_alive:
+                continue
+            if inst.preempt_deadline is not None:
+                if inst.preempt_deadline.timestamp() <= now or not user_processes_of(inst.id):
+                    finished.append(inst.id)
+            elif inst.preempt_at is not None and inst.preempt_at.timestamp() <= now:
+                due.append(inst.id)
+        if finished:  # ended directly, never via the waiting loop: a poll must not block
+            self._end(finished, InstanceState.PREEMPTED, PREEMPTION_REASON)
+        if due:
+            self._preempt(due, None, wait=False)
+
+    # -- simulated network trouble ---------------------------------------------------------
+
+    def set_unreachable(self, instance_id: str, unreachable: bool) -> None:
+        """Make the instance's runners raise NodeUnreachable (or stop doing so) while the
+        instance stays RUNNING and its processes keep running: a network hiccup, which
+        spotctl must not mistake for a preemption. The flag is a file the runner stats."""
+        inst = self._load().get(instance_id)
+        if inst is None:
+            raise CloudError(f"local cloud has no instance {instance_id!r}", retryable=False)
+        marker = unreachable_marker(Path(inst.home))
+        if not unreachable:
+            marker.unlink(missing_ok=True)
+        elif inst.state.is_alive:
+            try:
+                marker.touch()  # never recreates the dir of an instance ended meanwhile
+            except FileNotFoundError:
+                pass
+
+    def is_unreachable(self, instance_id: str) -> bool:
+        """Whether set_unreachable(instance_id, True) is in effect (for `spotctl debug`)."""
+        return unreachable_marker(self.instance_home(instance_id)).exists()
+
+    # -- ending instances ------------------------------------------------------------------
+
+    def _end(self, instance_ids: list[str], final: InstanceState, reason: str) -> None:
         """Kill (outside the lock: it can take seconds), mark, remove the dir, kill stragglers."""
         with self._state() as instances:
             targets = [iid for iid in instance_ids if iid in instances and instances[iid].state.is_alive]
@@ -276,6 +474,9 @@ class LocalCloud:
                 if inst.state.is_alive:
                     inst.state = final
                     inst.terminated_at = _now()
+                    inst.state_reason = reason
+                    if final == InstanceState.PREEMPTED:
+                        inst.preempted_at = inst.terminated_at
         for iid in targets:
             shutil.rmtree(self.root / "instances" / iid, ignore_errors=True)
             kill_all(iid)

@@ -23,8 +23,15 @@ DEFAULT_CONFIG = """\
 #   capacity:     at most this many alive instances in the region; more -> "no capacity"
 #   price_factor: prices in the region are the instance type's base prices times this
 #                 (distinct factors make the cheapest-first candidate order deterministic)
-#   preemption_mtbf_s:   mean seconds between random spot preemptions (null = never); reserved
-#   preemption_notice_s: seconds of warning before a preemption; reserved
+#   preemption_mtbf_s:   mean seconds a spot instance lives before a random preemption
+#                        (null = never). Each spot instance draws its own preemption time
+#                        at launch (exponential, this mean); on-demand ones are never
+#                        preempted. Set e.g. 60 in one region to demo recovery/failover.
+#   preemption_notice_s: seconds of warning before a preemption (0 = killed at once). The
+#                        deadline (epoch seconds) is written to ~/.spotctl/preemption_notice
+#                        on the instance, its programs get one SIGTERM, and whatever still
+#                        runs at the deadline is SIGKILLed (like a spot interruption notice).
+#   Preempt by hand: `spotctl debug preempt <cluster>`.
 # instance_types: name -> cpus, memory_gb, accelerators, spot_price / ondemand_price (USD/h)
 regions:
   local-east:

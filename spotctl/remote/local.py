@@ -3,6 +3,11 @@
 Every process it starts carries `SPOTCTL_LOCAL_INSTANCE=<instance id>` in its environment
 (inherited by the agent, its supervisor and the user's program), which is how the local
 cloud finds and kills everything "on" an instance when it is terminated or preempted.
+
+A network hiccup is simulated with a marker file `<instance dir>/unreachable` (the instance
+dir is the parent of the sandbox home): while it exists every Runner method raises
+NodeUnreachable although the instance and its processes live on. The runner checks it with
+one stat per call, so the cloud can flip it from another process without any locking.
 """
 
 from __future__ import annotations
@@ -17,6 +22,13 @@ from pathlib import Path
 from spotctl.remote.base import CommandResult, NodeUnreachable
 
 INSTANCE_MARKER = "SPOTCTL_LOCAL_INSTANCE"
+UNREACHABLE_MARKER = "unreachable"
+"""Name of the file in the instance dir (next to `home/`) that makes the node unreachable."""
+
+
+def unreachable_marker(home: Path) -> Path:
+    """Where the cloud puts, and the runner looks for, the simulated-unreachable flag."""
+    return Path(home).parent / UNREACHABLE_MARKER
 
 
 class LocalRunner:
@@ -27,12 +39,17 @@ class LocalRunner:
         self.home = str(self._home)
         self.instance_id = instance_id
         self.python = sys.executable
+        self._unreachable = str(unreachable_marker(self._home))
 
     def __repr__(self) -> str:
         return f"LocalRunner({self.instance_id}, home={self.home})"
 
     def _check_alive(self) -> None:
-        """A terminated instance's home is removed; behave like an unreachable host."""
+        """A terminated instance's home is removed; behave like an unreachable host. The
+        simulated-unreachable flag is checked first and on every call (one stat), so tests can
+        cut and restore the "network" while a runner is in use."""
+        if os.path.exists(self._unreachable):
+            raise NodeUnreachable(f"instance {self.instance_id} unreachable (simulated)")
         if not self._home.is_dir():
             raise NodeUnreachable(f"local instance {self.instance_id} is gone ({self.home} does not exist)")
 
