@@ -1,0 +1,55 @@
+"""Long launch backoffs run on durable timers: time skipping proves an hour of waiting for
+capacity, with real-cloud backoff (10 s x1.6, capped at 5 min), in seconds of wall time.
+
+The Java time-skipping test server cannot hold custom search attributes (it has no operator
+service), so this uses the real dev server with per-workflow time skipping (temporalio's
+experimental `start_time_skipping_v2`)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timezone
+from pathlib import Path
+
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
+
+from spotctl import search_attributes as sa
+from spotctl.activities import all_activities
+from spotctl.activities.deps import Deps
+from spotctl.clouds.local import LocalCloud
+from spotctl.config import load_settings
+from spotctl.models import TASK_QUEUE, JobSpec, JobState, JobStatus, RecoveryConfig
+from spotctl.policy.placement import rank_candidates
+from spotctl.server import temporal_binary
+from spotctl.workflows import ALL_WORKFLOWS
+
+
+async def test_an_hour_without_capacity_ends_failed_no_resource(tmp_path: Path) -> None:
+    settings = load_settings(tmp_path)
+    cloud = LocalCloud(settings)
+    cloud.offerings()  # writes the default config
+    cloud.config_path.write_text(cloud.config_path.read_text().replace("capacity: 8", "capacity: 0"))
+    spec = JobSpec(
+        job_id=1, name="starved", run="echo hi", candidates=rank_candidates(cloud.offerings(), []),
+        recovery=RecoveryConfig(max_wait_s=3600), submitted_at=datetime.now(timezone.utc),
+        launch_retry_initial_s=10.0,
+    )
+    async with await WorkflowEnvironment.start_time_skipping_v2(
+        dev_server_existing_path=temporal_binary(), data_converter=pydantic_data_converter,
+        search_attributes=list(sa.ALL),
+        dev_server_extra_args=["--dynamic-config-value", "frontend.WorkflowTimeSkippingEnabled=true"],
+    ) as env:
+        async with Worker(env.client, task_queue=TASK_QUEUE, workflows=ALL_WORKFLOWS,
+                          activities=all_activities(Deps(settings))):
+            started = datetime.now(timezone.utc)
+            state: JobState = await env.client.execute_workflow(
+                "SpotJobWorkflow", spec, id=f"timeskip-{uuid.uuid4()}", task_queue=TASK_QUEUE, result_type=JobState,
+            )
+            wall = (datetime.now(timezone.utc) - started).total_seconds()
+    assert state.status == JobStatus.FAILED_NO_RESOURCE
+    assert "no capacity" in (state.failure_reason or "")
+    assert (state.ended_at - state.submitted_at).total_seconds() >= 3600  # workflow time
+    assert wall < 60  # but not wall time
+    assert cloud.list_instances(alive_only=True) == []
