@@ -137,3 +137,24 @@ def test_many_recoveries_continue_as_new(spot_clean: Spot, tmp_path: Path) -> No
     logs = spot_clean.run("logs", "--no-follow", str(job_id)).stdout
     assert [line for line in logs.splitlines() if line.startswith("run ")] == [f"run {i}" for i in range(1, 6)]
     assert logs.count("--- recovery ") == 4
+
+
+def test_unreachable_but_alive_instance_is_not_relaunched(spot_clean: Spot, tmp_path: Path) -> None:
+    """SkyPilot #10123 relaunched healthy jobs on status time-outs; a silent node whose
+    instance the cloud says is running must be waited for, not replaced."""
+    job_id = launched_id(spot_clean.run("launch", "-y", "-d", long_task(tmp_path, None, steps=24)).stderr)
+    deadline = time.monotonic() + 30
+    while spot_clean.job(job_id)["status"] != "RUNNING" and time.monotonic() < deadline:
+        time.sleep(0.1)
+    (instance,) = spot_clean.alive_instances()
+    spot_clean.cloud.set_unreachable(instance.id, True)
+    try:
+        time.sleep(4)  # several liveness checks while nothing answers
+        job = spot_clean.job(job_id)
+        assert job["status"] == "RUNNING" and job["recoveries"] == 0
+    finally:
+        spot_clean.cloud.set_unreachable(instance.id, False)
+    job = spot_clean.wait_status(job_id, "SUCCEEDED", timeout=30)
+    assert job["recoveries"] == 0 and job["attempt"] == 1
+    ticks = [l for l in spot_clean.run("logs", "--no-follow", str(job_id)).stdout.splitlines() if l.startswith("tick ")]
+    assert ticks == [f"tick {i}" for i in range(1, 25)]
