@@ -168,7 +168,9 @@ def test_region_notice_is_the_default(cloud: LocalCloud, tmp_path: Path) -> None
     t0 = time.time()
     cloud.preempt(h.instance_ids[0])
     assert float(lines(out)[0].split()[-1]) == pytest.approx(t0 + 1.0, abs=0.25)
-    assert time.time() - t0 < 1.0  # the program exited early; no need to sit out the notice
+    # Like a real cloud, the VM is taken at the deadline even though its program exited early:
+    # its disk (and the program's last log lines) lives until then.
+    assert time.time() - t0 >= 0.95
 
 
 def test_preempt_cluster_preempts_every_node_with_one_shared_notice(cloud: LocalCloud, tmp_path: Path) -> None:

@@ -158,3 +158,30 @@ def test_unreachable_but_alive_instance_is_not_relaunched(spot_clean: Spot, tmp_
     assert job["recoveries"] == 0 and job["attempt"] == 1
     ticks = [l for l in spot_clean.run("logs", "--no-follow", str(job_id)).stdout.splitlines() if l.startswith("tick ")]
     assert ticks == [f"tick {i}" for i in range(1, 25)]
+
+
+def test_preemption_notice_gives_the_program_time_to_checkpoint(spot_clean: Spot, tmp_path: Path) -> None:
+    task = tmp_path / "notice.yaml"
+    task.write_text(textwrap.dedent("""
+        name: noticed
+        run: |
+          if [ "$SPOTCTL_RECOVERY_COUNT" = 0 ]; then
+            trap 'echo "got TERM, deadline $(cat $SPOTCTL_PREEMPTION_DEADLINE_FILE)"; exit 143' TERM
+            echo waiting; while true; do sleep 0.1; done
+          fi
+          echo "second life"
+    """))
+    job_id = launched_id(spot_clean.run("launch", "-y", "-d", str(task)).stderr)
+    deadline = time.monotonic() + 30
+    while spot_clean.job(job_id)["status"] != "RUNNING" and time.monotonic() < deadline:
+        time.sleep(0.1)
+    time.sleep(0.5)
+    asked = time.time()
+    assert spot_clean.run("debug", "preempt", str(job_id), "--notice", "5").exit_code == 0
+    job = spot_clean.wait_status(job_id, "SUCCEEDED", timeout=30)
+    assert job["recoveries"] == 1 and job["history"][0]["outcome"] == "preempted"
+    logs = spot_clean.run("logs", "--no-follow", str(job_id)).stdout
+    line = next((l for l in logs.splitlines() if l.startswith("got TERM")), None)
+    assert line, logs
+    assert abs(float(line.rsplit(" ", 1)[1]) - (asked + 5)) < 2
+    assert "second life" in logs

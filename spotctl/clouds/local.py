@@ -335,7 +335,7 @@ class LocalCloud:
 
         notice_s None means the region's `preemption_notice_s`. With a notice the programs
         get the deadline in ~/.spotctl/preemption_notice and one SIGTERM, and everything is
-        killed once they have all exited or the notice ran out. Safe from any process (the
+        killed when the notice runs out. Safe from any process (the
         CLI uses it); a no-op on an instance that is not alive."""
         self._preempt([instance_id], notice_s, wait=True)
 
@@ -396,11 +396,13 @@ class LocalCloud:
             ).start()
 
     def _finish_preemptions(self, deadlines: dict[str, float]) -> None:
-        """Kill and mark each instance once its programs have exited or its deadline passed."""
+        """Kill and mark each instance at its deadline. Like a real cloud, the instance (and
+        its disk, where the program's last log lines are) lives until then even if its
+        programs exited early on the SIGTERM."""
         pending = dict(deadlines)
         while pending:
             now = time.time()
-            done = [iid for iid, d in pending.items() if d <= now or not user_processes_of(iid)]
+            done = [iid for iid, d in pending.items() if d <= now]
             if done:
                 self._end(done, InstanceState.PREEMPTED, PREEMPTION_REASON)
                 for iid in done:
@@ -418,8 +420,7 @@ class LocalCloud:
 
     def _enforce_preemptions(self) -> None:
         """Preempt alive instances whose `preempt_at` passed, and finish claimed preemptions
-        whose deadline passed or whose programs have all exited (their claimer may have died
-        or be another process). Called by every state-reading method so random preemptions
+        whose deadline passed (their claimer may have died or be another process). Called by every state-reading method so random preemptions
         happen without a daemon. Does not wait for notices: a poll must stay fast, so the
         SIGKILL at the deadline runs in a background thread."""
         now = time.time()
@@ -429,7 +430,7 @@ class LocalCloud:
             if not inst.state.is_alive:
                 continue
             if inst.preempt_deadline is not None:
-                if inst.preempt_deadline.timestamp() <= now or not user_processes_of(inst.id):
+                if inst.preempt_deadline.timestamp() <= now:
                     finished.append(inst.id)
             elif inst.preempt_at is not None and inst.preempt_at.timestamp() <= now:
                 due.append(inst.id)
