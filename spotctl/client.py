@@ -65,6 +65,17 @@ class SpotClient:
         )
         return len(resp.pollers)
 
+    async def wait_for_worker(self, timeout: float) -> bool:
+        """Whether a worker polls within `timeout` (a worker that just started registers its
+        poller with the server a moment after it is up)."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        while True:
+            if await self.worker_count():
+                return True
+            if asyncio.get_running_loop().time() >= deadline:
+                return False
+            await asyncio.sleep(0.1)
+
     async def allocate_job_id(self) -> int:
         """The next job id, from the allocator workflow (started on first use)."""
         for attempt in range(5):

@@ -313,6 +313,9 @@ class Activities:
     TEARDOWN = "teardown"
 
 
+MOUNT_ERROR = "MountError"
+"""ApplicationError type raised by setup when the job's file mounts cannot be made."""
+
 PREEMPTED_ERROR = "Preempted"
 """ApplicationError type raised by setup/monitor when the cloud says an instance is gone."""
 

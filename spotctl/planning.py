@@ -55,7 +55,6 @@ class Plan:
             setup=t.setup,
             envs=self.envs,
             workdir=_resolve_workdir(t),
-            file_mounts=[m for m in t.file_mount_list() if not m.bucket and m.source],
             num_nodes=t.num_nodes,
             resources=self.resources,
             candidates=self.candidates,
@@ -145,7 +144,6 @@ def plan(target: str, overrides: Overrides, settings: Settings) -> Plan:
     unsupported = list(task.unsupported())
     if pipeline.is_pipeline:
         unsupported.insert(0, f"pipeline of {len(pipeline.tasks)} tasks: not supported yet (only one task can run)")
-    unsupported += [f"file_mounts.{m.target}: buckets not supported yet" for m in task.file_mount_list() if m.bucket]
     name = overrides.name or task.name or pipeline.name or "job"
     first = requests[0] if requests else ResourceRequest()
     return Plan(task=task, pipeline=pipeline, name=name, requests=requests, candidates=candidates,

@@ -120,3 +120,8 @@ def spot_clean(spot: Spot) -> Iterator[Spot]:
     assert alive == [], f"instances left running: {alive}"
     for inst in spot.cloud.list_instances(alive_only=False):
         assert processes_of(inst.id) == [], f"processes left on {inst.id}"
+    disks = spot.home / "local_cloud" / "instances"
+    assert not disks.exists() or list(disks.iterdir()) == [], f"instance disks left: {list(disks.iterdir())}"
+    buckets = spot.home / "local_buckets"
+    ephemeral = sorted(b.name for b in buckets.glob("spotctl-job-*")) if buckets.exists() else []
+    assert ephemeral == [], f"ephemeral buckets left: {ephemeral}"

@@ -161,3 +161,69 @@ def test_usage_errors(tmp_path: Path) -> None:
     for args in ([], ["start", str(tmp_path / "missing"), "run"], ["signal", str(tmp_path), "run", "NOPE"]):
         out = subprocess.run([sys.executable, AGENT, *args], capture_output=True, text=True, timeout=20)
         assert out.returncode == 2 and out.stdout == "" and out.stderr
+
+
+# -- mounts.json: bind mounts in a private mount namespace ----------------------------------
+
+
+def _can_unshare() -> bool:
+    import shutil
+
+    if os.geteuid() != 0 or not shutil.which("unshare"):
+        return False
+    probe = subprocess.run(["unshare", "--mount", "--propagation", "private", "--", "true"], capture_output=True)
+    return probe.returncode == 0
+
+
+needs_namespaces = pytest.mark.skipif(not _can_unshare(), reason="needs root and unshare (mount namespaces)")
+
+
+@pytest.fixture
+def host_target():
+    """A unique absolute path on the host's root; it may only ever be an empty directory."""
+    path = Path(f"/spotctl-test-{secrets.token_hex(4)}")
+    yield path
+    if path.is_dir():
+        leftover = os.listdir(path)
+        path.rmdir()
+        assert leftover == [], f"the host path {path} was written to: {leftover}"
+    assert not path.exists()
+
+
+@needs_namespaces
+def test_mounts_are_private_to_the_phase(tmp_path: Path, marker: str, attempt: Path, host_target: Path) -> None:
+    bucket = tmp_path / "bucket"
+    bucket.mkdir()
+    (bucket / "old.txt").write_text("from before")
+    (attempt / "mounts.json").write_text(json.dumps([{"source": str(bucket), "target": str(host_target)}]))
+    trapped = tmp_path / "trapped"
+    (attempt / "run.sh").write_text(
+        f"cat {host_target}/old.txt; echo new > {host_target}/new.txt\n"
+        f"trap 'echo got-term > {trapped}; exit 5' TERM\nwhile true; do sleep 0.1; done\n"
+    )
+    started = agent(tmp_path, marker, "start", str(attempt), "run")
+    wait_for(lambda: (bucket / "new.txt").exists())
+    # The phase's pid is still bash's and its group's: signals reach it through unshare and sh.
+    assert os.getpgid(started["pid"]) == started["pid"]
+    assert Path(f"/proc/{started['pid']}/cmdline").read_bytes().split(b"\0")[0] == b"bash"
+    assert os.listdir(host_target) == []  # the host sees an empty directory, never the bucket
+    agent(tmp_path, marker, "signal", str(attempt), "run")
+    assert wait_exit(tmp_path, marker, attempt)["exit_code"] == 5
+    assert trapped.read_text().strip() == "got-term"
+    assert "from before" in (attempt / "output.log").read_text()
+    assert (bucket / "new.txt").read_text() == "new\n"
+
+
+def test_mounts_without_unshare_fail_clearly(tmp_path: Path, marker: str, attempt: Path) -> None:
+    """No unshare on PATH (or not root): the phase never runs, exit code 126, reason logged."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    os.symlink(subprocess.run(["which", "bash"], capture_output=True, text=True).stdout.strip(), bin_dir / "bash")
+    (attempt / "env.json").write_text(json.dumps({"PATH": str(bin_dir)}))
+    (attempt / "mounts.json").write_text(json.dumps([{"source": str(tmp_path), "target": "/spotctl-never"}]))
+    (attempt / "run.sh").write_text(f"echo ran > {tmp_path / 'ran'}\n")
+    agent(tmp_path, marker, "start", str(attempt), "run")
+    assert wait_exit(tmp_path, marker, attempt)["exit_code"] == 126
+    log = (attempt / "output.log").read_text()
+    assert "absolute mount targets on the local cloud need root (mount namespaces); use a ~/ target instead" in log
+    assert not (tmp_path / "ran").exists() and not Path("/spotctl-never").exists()

@@ -76,6 +76,7 @@ def test_server_restart_mid_job_loses_nothing(own_spot: Spot, tmp_path: Path) ->
           for i in $(seq 1 30); do echo "tick $i"; sleep 0.3; done
     """))
     result = own_spot.run("launch", "-y", "-d", str(task))
+    assert result.exit_code == 0, result.output
     job_id = int(next(line.split()[2] for line in result.stderr.splitlines() if line.startswith("Managed job")))
     own_spot.wait_status(job_id, "RUNNING")
     server = EmbeddedServer(own_spot.settings)

@@ -172,8 +172,10 @@ def test_preempt_kills_and_marks_preempted(cloud: LocalCloud) -> None:
     cloud.preempt(iid)
     assert cloud.instance_states([iid])[iid] == InstanceState.PREEMPTED
     assert processes_of(iid) == [] and pid_dead(pid)
-    assert not (cloud.root / "instances" / iid).exists()
+    assert (cloud.root / "instances" / iid).exists()  # the disk stays, like a stopped spot VM's
     cloud.preempt(iid)  # no-op on a dead instance
+    cloud.terminate([iid])
+    assert not (cloud.root / "instances" / iid).exists()  # ... until it is terminated
 
 
 def test_preempt_with_notice_warns_the_program(cloud: LocalCloud, tmp_path: Path) -> None:

@@ -141,6 +141,8 @@ def test_preempt_with_notice_sends_one_sigterm_and_the_deadline(cloud: LocalClou
     assert inst.state == InstanceState.PREEMPTED
     assert inst.state_reason == "local.SpotInstanceTermination" and inst.preempted_at is not None
     assert processes_of(iid) == [] and pid_dead(pid)
+    assert (cloud.root / "instances" / iid).exists()  # kept (with its last log lines) until terminate
+    cloud.terminate([iid])
     assert not (cloud.root / "instances" / iid).exists()
 
 
@@ -191,7 +193,7 @@ def test_preempt_cluster_preempts_every_node_with_one_shared_notice(cloud: Local
     assert states == {h.instance_ids[0]: InstanceState.PREEMPTED, h.instance_ids[1]: InstanceState.PREEMPTED,
                       other.instance_ids[0]: InstanceState.RUNNING}
     assert all(processes_of(i) == [] for i in h.instance_ids)
-    assert cloud.find_cluster("job-c") == []
+    assert cloud.find_cluster("job-c") == h.instance_ids  # preempted, not yet terminated: teardown finds them
     assert cloud.preempt_cluster("job-c") == [] and cloud.preempt_cluster("nope") == []
 
 

@@ -4,22 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 
 from temporalio import activity
+from temporalio.exceptions import ApplicationError
 
 from spotctl.activities.deps import Deps
-from spotctl.activities.node import WORKDIR_ON_NODE, Node, job_env, nodes_of, phase_script
+from spotctl.activities.mounts import materialize
+from spotctl.activities.node import Node, job_env, nodes_of, phase_script
 from spotctl.activities.watch import unreachable_is_preemption, wait_for_phase
+from spotctl.models import MOUNT_ERROR, Activities, AttemptRef, SetupOutcome
 from spotctl.remote.base import NodeUnreachable
-from spotctl.models import Activities, AttemptRef, SetupOutcome
-
-
-def _node_path(node: Node, target: str) -> str:
-    """A mount target as a node path: `~` is the node's home."""
-    if target == "~" or target.startswith("~/"):
-        return node.runner.home + target[1:]
-    return target
+from spotctl.storage.base import StorageError
 
 
 class SetupActivities:
@@ -28,16 +23,12 @@ class SetupActivities:
 
     async def _prepare(self, ref: AttemptRef, node: Node) -> None:
         await node.install_agent()
-        if ref.job.workdir:
-            await asyncio.to_thread(node.runner.put_dir, ref.job.workdir, f"{node.runner.home}/{WORKDIR_ON_NODE}")
-        for mount in ref.job.file_mounts:
-            if mount.bucket or not mount.source:
-                continue  # buckets are not supported yet; launch said so
-            target = _node_path(node, mount.target)
-            if os.path.isdir(mount.source):
-                await asyncio.to_thread(node.runner.put_dir, mount.source, target)
-            else:
-                await asyncio.to_thread(node.runner.put_file, mount.source, target)
+        # Before any phase starts: the agent reads the attempt's mounts.json at each start.
+        try:
+            await materialize(self.deps.settings, node.runner, ref.job.file_mounts, ref.job.workdir_mount,
+                              node.attempt_dir)
+        except StorageError as exc:  # a missing bucket will not appear by retrying
+            raise ApplicationError(f"file mounts: {exc}", type=MOUNT_ERROR, non_retryable=True) from exc
         await node.write("env.json", json.dumps(job_env(ref, node.rank, node.runner.home)))
 
     @activity.defn(name=Activities.SETUP)

@@ -8,6 +8,7 @@ from temporalio import activity
 
 from spotctl.activities.deps import Deps
 from spotctl.models import Activities, TeardownRequest, cluster_name
+from spotctl.staging import delete_buckets
 
 
 class TeardownActivities:
@@ -33,7 +34,5 @@ class TeardownActivities:
                     if alive:
                         raise RuntimeError(f"instances still alive after terminate: {alive}")
         if req.delete_buckets:
-            from spotctl.staging import delete_buckets
-
             await asyncio.to_thread(delete_buckets, req.delete_buckets, self.deps.settings)
         return terminated

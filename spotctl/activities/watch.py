@@ -57,9 +57,10 @@ def preempted_error(ref: AttemptRef, why: str) -> ApplicationError:
     )
 
 
-async def check_alive(deps: Deps, ref: AttemptRef) -> None:
-    """Raise `Preempted` when the cloud says an instance is not running. A slow or failing
-    cloud API is a transient fault: nothing is raised, the next check asks again."""
+async def check_alive(deps: Deps, ref: AttemptRef, nodes: list[Node] | None = None) -> None:
+    """Raise `Preempted` when the cloud says an instance is not running, after shipping what
+    the nodes' disks still hold (a stopped spot VM keeps its disk). A slow or failing cloud
+    API is a transient fault: nothing is raised, the next check asks again."""
     watcher = deps.watchers.get(ref.cluster.cloud)
     try:
         states = await watcher.states(ref.cluster.instance_ids)
@@ -68,6 +69,11 @@ async def check_alive(deps: Deps, ref: AttemptRef) -> None:
         return
     dead = {i: s for i, s in states.items() if not s.is_alive}
     if dead:
+        for node in nodes or []:
+            try:
+                await ship_logs(deps, ref, node)
+            except NodeUnreachable:
+                pass  # the disk went with the instance
         raise preempted_error(ref, "instance " + ", ".join(f"{i} {s.value}" for i, s in dead.items()))
 
 
@@ -116,7 +122,7 @@ async def wait_for_phase(deps: Deps, ref: AttemptRef, nodes: list[Node], phase: 
         now = time.monotonic()
         if now - last_liveness >= interval or unreachable:
             last_liveness = now
-            await check_alive(deps, ref)
+            await check_alive(deps, ref, nodes)
         if now - last_lost_check >= deps.lost_check_interval_s:
             last_lost_check = now
             await _settle_lost(deps, ref, nodes, phase, codes, lost_since, unreachable, now)
@@ -138,5 +144,5 @@ async def _settle_lost(deps: Deps, ref: AttemptRef, nodes: list[Node], phase: st
             lost_since.pop(node.rank, None)
             continue
         if now - lost_since.setdefault(node.rank, now) >= LOST_GRACE_S:
-            await check_alive(deps, ref)
+            await check_alive(deps, ref, nodes)
             codes[node.rank] = LOST_EXIT_CODE

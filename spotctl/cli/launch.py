@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import sys
 
 import click
@@ -10,8 +11,9 @@ from rich.markup import escape
 
 from spotctl.cli.common import async_command, console, err_console, exit_code_for, open_client, settings
 from spotctl.cli.follow import follow, print_result
-from spotctl.server import ServerError
 from spotctl.planning import Overrides, Plan, check_launchable, plan
+from spotctl.server import ServerError
+from spotctl.staging import delete_buckets, stage
 
 
 class _BlockDumper(yaml.SafeDumper):
@@ -67,11 +69,23 @@ async def launch(entrypoint: str, name: str | None, detach: bool, yes: bool, dry
         click.confirm(f"Launching managed job {p.name!r} ({p.resources}), first try {best.location} "
                       f"{best.instance_type} at ${best.price:.4f}/h. Proceed?", default=True, abort=True, err=True)
     client = await open_client(s, start_server=True)
-    if not await client.worker_count():
+    if not await client.wait_for_worker(timeout=10.0):
         raise ServerError(f"no spotctl worker is polling task queue 'spotctl' on {s.temporal_address} "
                           f"(namespace {s.temporal.namespace}); start one with `spotctl worker`")
     job_id = await client.allocate_job_id()
-    await client.start_job(p.to_spec(job_id))
+    # The workdir and local file mounts travel through the job's ephemeral bucket, so a worker
+    # on another machine can fetch them; nothing of it is left if the start fails.
+    staged = await asyncio.to_thread(stage, p.task, job_id, s)
+    spec = p.to_spec(job_id).model_copy(update={
+        "workdir_mount": staged.workdir_mount,
+        "file_mounts": staged.file_mounts,
+        "ephemeral_buckets": staged.ephemeral_buckets,
+    })
+    try:
+        await client.start_job(spec)
+    except BaseException:
+        await asyncio.to_thread(delete_buckets, staged.ephemeral_buckets, s)
+        raise
     err_console.print(f"Managed job [bold]{job_id}[/bold] {p.name!r} submitted. "
                       f"Web UI: {s.ui_url}/namespaces/{s.temporal.namespace}/workflows/spotctl-job-{job_id}")
     if detach:

@@ -315,10 +315,19 @@ class LocalCloud:
         )
 
     def find_cluster(self, cluster_name: str) -> list[str]:
+        """Every instance of the cluster not yet terminated, by rank: a preempted one still
+        holds its disk, so teardown must find it too."""
+        return [i.id for i in self._cluster(cluster_name, alive_only=False)]
+
+    def _cluster(self, cluster_name: str, *, alive_only: bool) -> list[LocalInstance]:
         self._enforce_preemptions()
         with self._state() as instances:
-            alive = [i for i in instances.values() if i.cluster_name == cluster_name and i.state.is_alive]
-        return [i.id for i in sorted(alive, key=lambda i: i.node_rank)]
+            found = [
+                i for i in instances.values()
+                if i.cluster_name == cluster_name and i.state != InstanceState.TERMINATED
+                and (i.state.is_alive or not alive_only)
+            ]
+        return sorted(found, key=lambda i: i.node_rank)
 
     def instance_states(self, instance_ids: list[str]) -> dict[str, InstanceState]:
         self._enforce_preemptions()
@@ -327,6 +336,8 @@ class LocalCloud:
 
     def terminate(self, instance_ids: list[str]) -> None:
         self._end(instance_ids, InstanceState.TERMINATED, TERMINATION_REASON)
+        for iid in instance_ids:  # a preempted instance's kept disk goes now
+            shutil.rmtree(self.root / "instances" / iid, ignore_errors=True)
 
     # -- preemption ------------------------------------------------------------------------
 
@@ -342,7 +353,7 @@ class LocalCloud:
     def preempt_cluster(self, cluster_name: str, notice_s: float | None = None) -> list[str]:
         """Preempt every alive node of the cluster at once (one shared notice period, not one
         per node); returns the ids preempted, by node rank. For `spotctl debug preempt`."""
-        ids = self.find_cluster(cluster_name)
+        ids = [i.id for i in self._cluster(cluster_name, alive_only=True)]
         self._preempt(ids, notice_s, wait=True)
         return ids
 
@@ -464,7 +475,11 @@ class LocalCloud:
     # -- ending instances ------------------------------------------------------------------
 
     def _end(self, instance_ids: list[str], final: InstanceState, reason: str) -> None:
-        """Kill (outside the lock: it can take seconds), mark, remove the dir, kill stragglers."""
+        """Kill (outside the lock: it can take seconds), mark, remove the dir, kill stragglers.
+
+        A preempted instance keeps its disk until it is terminated, like a spot VM whose
+        interruption behaviour is "stop": whoever watches it can still read the last bytes
+        its programs wrote (spotctl's monitor ships them before relaunching)."""
         with self._state() as instances:
             targets = [iid for iid in instance_ids if iid in instances and instances[iid].state.is_alive]
         for iid in targets:
@@ -479,7 +494,8 @@ class LocalCloud:
                     if final == InstanceState.PREEMPTED:
                         inst.preempted_at = inst.terminated_at
         for iid in targets:
-            shutil.rmtree(self.root / "instances" / iid, ignore_errors=True)
+            if final != InstanceState.PREEMPTED:
+                shutil.rmtree(self.root / "instances" / iid, ignore_errors=True)
             kill_all(iid)
 
     def runner(self, handle: ClusterHandle, node_rank: int) -> LocalRunner:

@@ -12,6 +12,11 @@ after the caller was killed) can answer from the files alone:
   PHASE.pid       pid of `bash PHASE.sh` (also its process group id)
   PHASE.exit      the exit code (128+signum for a signal death), written when it ends
   output.log      stdout+stderr of the phase, appended
+  mounts.json     optional, written by the caller: [{"source": S, "target": T}, ...]; the
+                  phase then runs in a private mount namespace where each S is bind-mounted
+                  onto T, so a local-cloud job sees e.g. its bucket at /checkpoint while the
+                  host's /checkpoint stays untouched (needs root and `unshare`; else the phase
+                  fails with exit code 126 and the reason in output.log)
 
 Commands (each prints one JSON object on stdout):
   start D PHASE            idempotent start; returns once PHASE.pid exists
@@ -23,6 +28,8 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
+import shutil
 import signal
 import subprocess
 import sys
@@ -30,6 +37,9 @@ import time
 
 USAGE = "usage: agent.py {start|status|signal} DIR PHASE [SIGNAL]\n"
 START_WAIT_S = 5.0
+MOUNT_FAILED = 126
+NEED_ROOT = ("absolute mount targets on the local cloud need root (mount namespaces); "
+             "use a ~/ target instead")
 
 
 def _path(d: str, phase: str, suffix: str) -> str:
@@ -117,6 +127,53 @@ def start(d: str, phase: str) -> dict:
     return {**status(d, phase), "already_started": False}
 
 
+def _read_mounts(d: str) -> list[dict]:
+    """The bind mounts the phase needs, parents before children; [] without mounts.json."""
+    try:
+        with open(os.path.join(d, "mounts.json")) as f:
+            raw = json.load(f)
+    except FileNotFoundError:
+        return []
+    mounts = [{"source": str(m["source"]), "target": str(m["target"])} for m in raw]
+    return sorted(mounts, key=lambda m: len(os.path.normpath(m["target"]).split(os.sep)))
+
+
+def _mount_problem(mounts: list[dict], path: str | None) -> str | None:
+    """Why the mounts cannot be made here (checked before anything runs), or None."""
+    if hasattr(os, "geteuid") and os.geteuid() != 0:
+        return f"{NEED_ROOT} (running as uid {os.geteuid()})"
+    for tool in ("unshare", "mount"):
+        if shutil.which(tool, path=path) is None:
+            return f"{NEED_ROOT} ({tool} not found)"
+    probe = subprocess.run(
+        [shutil.which("unshare", path=path), "--mount", "--propagation", "private", "--", "/bin/sh", "-c", ":"],
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )
+    if probe.returncode != 0:
+        return f"{NEED_ROOT} ({probe.stderr.decode(errors='replace').strip() or 'unshare failed'})"
+    for m in mounts:
+        if not os.path.isabs(m["target"]):
+            return f"mount target {m['target']!r} is not an absolute path"
+        if not os.path.exists(m["source"]):
+            return f"mount source {m['source']} does not exist"
+    return None
+
+
+def _namespaced(argv: list[str], mounts: list[dict], path: str | None) -> list[str]:
+    """argv run by `unshare` in a private mount namespace after the bind mounts. unshare and sh
+    exec in turn, so the pid (and process group) is still the phase's own."""
+    lines = []
+    for m in mounts:
+        src, dst = shlex.quote(m["source"]), shlex.quote(m["target"])
+        make = (f"mkdir -p {dst}" if os.path.isdir(m["source"])
+                else f"mkdir -p \"$(dirname {dst})\" && {{ [ -e {dst} ] || : > {dst}; }}")
+        why = shlex.quote(f"spotctl agent: cannot bind-mount {m['source']} at {m['target']}")
+        lines.append(f"{{ {make} && mount --bind {src} {dst}; }} || {{ echo {why} >&2; exit {MOUNT_FAILED}; }}")
+    lines.append("exec " + " ".join(shlex.quote(a) for a in argv))
+    unshare = shutil.which("unshare", path=path) or "unshare"
+    return [unshare, "--mount", "--propagation", "private", "--", "/bin/sh", "-c", "\n".join(lines)]
+
+
 def _supervise(d: str, phase: str) -> None:
     """Run the phase script, record its pid and exit code; forward TERM/INT to its group."""
     _write_atomic(_path(d, phase, "spid"), str(os.getpid()))
@@ -144,9 +201,21 @@ def _supervise(d: str, phase: str) -> None:
         pass
     home = env.get("HOME") or os.path.expanduser("~")
     log = os.open(os.path.join(d, "output.log"), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    argv = ["bash", os.path.abspath(_path(d, phase, "sh"))]
+    try:
+        mounts = _read_mounts(d)
+        problem = _mount_problem(mounts, env.get("PATH")) if mounts else None
+    except (OSError, ValueError, TypeError, KeyError) as exc:
+        problem = f"unreadable mounts.json: {exc!r}"
+    if problem:
+        os.write(log, f"spotctl agent: cannot start {phase}: {problem}\n".encode())
+        _write_atomic(_path(d, phase, "exit"), str(MOUNT_FAILED))
+        return
+    if mounts:
+        argv = _namespaced(argv, mounts, env.get("PATH"))
     try:
         proc = subprocess.Popen(
-            ["bash", os.path.abspath(_path(d, phase, "sh"))],
+            argv,
             cwd=home if os.path.isdir(home) else None,
             env=env,
             stdin=subprocess.DEVNULL,

@@ -25,6 +25,7 @@ from temporalio.exceptions import ActivityError, ApplicationError, FailureError
 with workflow.unsafe.imports_passed_through():
     from spotctl import search_attributes as sa
     from spotctl.models import (
+        MOUNT_ERROR,
         PREEMPTED_ERROR,
         Activities,
         AttemptRecord,
@@ -150,7 +151,9 @@ class SpotJobWorkflow:
                           started_at=self._state.started_at or workflow.now())
                 outcome = await self._activity(Activities.MONITOR, ref, RunOutcome, timedelta(days=365), _NODE_RETRY, _HEARTBEAT)
             except ActivityError as err:
-                if not _is_preemption(err):
+                if _error_type(err) == MOUNT_ERROR:
+                    raise _Finished(JobStatus.FAILED_SETUP, _describe(err)) from err
+                if _error_type(err) != PREEMPTED_ERROR:
                     raise
                 await self._recover_from_preemption(cluster, err)
                 continue
@@ -307,8 +310,8 @@ class SpotJobWorkflow:
         workflow.upsert_memo({"state": s.model_dump(mode="json")})
 
 
-def _is_preemption(err: ActivityError) -> bool:
-    return isinstance(err.cause, ApplicationError) and err.cause.type == PREEMPTED_ERROR
+def _error_type(err: ActivityError) -> str | None:
+    return err.cause.type if isinstance(err.cause, ApplicationError) else None
 
 
 def _describe(exc: BaseException) -> str:

@@ -1,0 +1,132 @@
+"""Put a job's buckets on a node: COPY mounts are copied, MOUNT mounts are shown live.
+
+Runs in the setup activity, once per node, from the FileMounts that launch staged (they name
+buckets only). On the local cloud an instance is a sandbox directory, so:
+
+- a MOUNT at `~/x` is a symlink `<home>/x` -> the bucket's directory (no root needed); writes
+  land in the bucket at once and survive the instance;
+- a target outside the home (e.g. `/checkpoint`) cannot be created on the host for one
+  instance only, so it is listed in `<attempt_dir>/mounts.json` as {source, target} and the
+  agent bind-mounts it in a private mount namespace around the job's processes (root only);
+  a COPY there is first copied into the instance's private root tree `<home>/../root/<target>`.
+
+On other clouds (a real VM, reached by SSH) COPY mounts are downloaded and copied with the
+runner; MOUNT needs a FUSE mounter there, which is not implemented yet.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import tempfile
+from pathlib import Path
+
+from spotctl.config import Settings
+from spotctl.models import FileMount
+from spotctl.remote.base import Runner
+from spotctl.remote.local import LocalRunner
+from spotctl.storage.base import Store, StorageError
+from spotctl.storage.registry import get_store
+
+MOUNTS_FILE = "mounts.json"
+MOUNT_MODES = ("MOUNT", "MOUNT_CACHED")
+
+
+def _home_relative(target: str) -> str | None:
+    """'~/x' or 'x' -> 'x' (relative targets are relative to $HOME, as over SSH); None for an
+    absolute target; '' for '~' itself."""
+    if target == "~":
+        return ""
+    if target.startswith("~/"):
+        return target[2:].strip("/")
+    return None if os.path.isabs(target) else target.strip("/")
+
+
+def _node_target(runner: Runner, target: str) -> str:
+    rel = _home_relative(target)
+    if rel is None:
+        return target
+    return f"{runner.home}/{rel}" if rel else runner.home
+
+
+def _link(link: Path, dest: str) -> None:
+    """Point `link` at dest, replacing an old link atomically (a retry does the same again)."""
+    if link.is_symlink():
+        if os.readlink(link) == dest:
+            return
+    elif link.is_dir():
+        if any(link.iterdir()):
+            raise StorageError(f"cannot mount a bucket at {link}: a non-empty directory is there")
+        link.rmdir()
+    link.parent.mkdir(parents=True, exist_ok=True)
+    tmp = link.with_name(f".{link.name}.link.{os.getpid()}")
+    if tmp.is_symlink():
+        tmp.unlink()
+    os.symlink(dest, tmp)
+    os.replace(tmp, link)
+
+
+def _materialize_sync(settings: Settings, runner: Runner, mounts: list[FileMount]) -> list[dict]:
+    """Does the blocking work; returns the mounts.json entries (absolute targets, local cloud)."""
+    local_host = isinstance(runner, LocalRunner)
+    entries: list[dict] = []
+    for m in mounts:
+        if not m.bucket:
+            raise StorageError(f"file mount {m.target}: not staged into a bucket (launch must stage it)")
+        store = get_store(settings, m.store)
+        rel = _home_relative(m.target)
+        src = store.local_path(m.bucket, m.bucket_path)
+        if m.mode in MOUNT_MODES:
+            if not (local_host and src):
+                raise StorageError(f"file mount {m.target}: MOUNT of {store.name} bucket {m.bucket!r} "
+                                   "is not supported on this cloud yet (use mode: COPY)")
+            Path(src).mkdir(parents=True, exist_ok=True)
+            runner._check_alive()  # never recreate the home of a gone (or unreachable) instance
+            if rel is None:
+                entries.append({"source": src, "target": m.target})
+            elif rel == "":
+                raise StorageError(f"file mount {m.target}: cannot mount a bucket over $HOME")
+            else:
+                _link(Path(runner.home) / rel, src)
+            continue
+        if not local_host or src is None:  # download, then copy with the runner
+            _copy_remote(store, runner, m)
+            continue
+        if not os.path.exists(src):
+            raise StorageError(f"file mount {m.target}: bucket {m.bucket!r} has nothing under {m.bucket_path!r}")
+        dest = _node_target(runner, m.target)
+        if rel is None:  # the instance's private root tree, bind-mounted by the agent
+            dest = str(Path(runner.home).parent / "root" / m.target.lstrip("/"))
+            entries.append({"source": dest, "target": m.target})
+        (runner.put_file if m.is_file else runner.put_dir)(src, dest)
+    return entries
+
+
+def _copy_remote(store: Store, runner: Runner, m: FileMount) -> None:
+    """COPY through a local temporary directory and the runner (works for any store/runner)."""
+    target = _node_target(runner, m.target)
+    with tempfile.TemporaryDirectory(prefix="spotctl-mount-") as tmp:
+        if m.is_file:
+            local = os.path.join(tmp, "object")
+            store.download_file(m.bucket, m.bucket_path, local)
+            runner.put_file(local, target)
+        else:
+            store.download_dir(m.bucket, m.bucket_path, tmp)
+            runner.put_dir(tmp, target)
+
+
+async def materialize(settings: Settings, runner: Runner, spec_mounts: list[FileMount],
+                      workdir_mount: FileMount | None, attempt_dir: str) -> None:
+    """Make the job's workdir and file mounts appear on one node; see the module docstring.
+
+    Idempotent: copies overwrite, links are replaced with the same links and mounts.json is
+    rewritten with the same content, so a retried setup activity does the same again. Raises
+    StorageError (a non-retryable setup problem) when a mount cannot be made on this node."""
+    mounts = ([workdir_mount] if workdir_mount else []) + list(spec_mounts)
+    entries = await asyncio.to_thread(_materialize_sync, settings, runner, mounts)
+    path = f"{attempt_dir}/{MOUNTS_FILE}"
+    if entries:
+        await asyncio.to_thread(runner.write_file, path, json.dumps(entries, indent=1).encode())
+    elif isinstance(runner, LocalRunner):  # an earlier try's file must not outlive a changed spec
+        await asyncio.to_thread(lambda: Path(path).unlink(missing_ok=True))

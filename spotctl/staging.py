@@ -1,0 +1,161 @@
+"""Launch-time staging: put the task's local files into buckets before the job starts.
+
+A spot job's instances come and go, and the worker that sets them up may run on another
+machine than `spotctl launch`, so nothing may be read from the user's disk after launch. The
+workdir and the local file mounts are uploaded here, on the launching machine, into the job's
+**ephemeral bucket** (`spotctl-job-<id>-files`, deleted when the job ends); named buckets
+(`file_mounts: {/checkpoint: {name: B}}`) are created if missing and outlive the job. The
+resulting FileMounts name only buckets, so every later step is the same on every cloud.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from spotctl.config import Settings
+from spotctl.models import FileMount
+from spotctl.storage.base import Store, StorageError
+from spotctl.storage.registry import get_store, parse_bucket_url
+from spotctl.task import Task, TaskError
+from spotctl.task_errors import is_url
+
+WORKDIR_TARGET = "~/sky_workdir"
+WORKDIR_PREFIX = "workdir"
+
+
+def ephemeral_bucket(job_id: int) -> str:
+    return f"spotctl-job-{job_id}-files"
+
+
+@dataclass
+class StagedFiles:
+    """What the JobSpec carries instead of local paths (see JobSpec's fields of the same name)."""
+
+    workdir_mount: FileMount | None = None
+    file_mounts: list[FileMount] = field(default_factory=list)
+    ephemeral_buckets: list[str] = field(default_factory=list)
+
+
+class _Stager:
+    """One staging run; remembers the buckets it created so a failure can remove them."""
+
+    def __init__(self, task: Task, job_id: int, settings: Settings) -> None:
+        self.task = task
+        self.settings = settings
+        self.store: Store = get_store(settings)
+        self.eph = ephemeral_bucket(job_id)
+        self.created: list[str] = []
+        self.out = StagedFiles()
+
+    def error(self, target: str, message: str) -> TaskError:
+        return TaskError(message, path=self.task.source_path,
+                         line=self.task._lines.get(("file_mounts", target)), field=f"file_mounts.{target}")
+
+    def ensure(self, bucket: str, ephemeral: bool = False) -> bool:
+        """Create `bucket` if missing; True when this run created it. The job's own ephemeral
+        bucket is emptied first: job ids are never reused, so anything in it is a leftover."""
+        if ephemeral and bucket not in self.created:
+            self.store.delete_bucket(bucket)
+        if bucket in self.created or self.store.bucket_exists(bucket):
+            return False
+        self.store.create_bucket(bucket)
+        self.created.append(bucket)
+        if ephemeral:
+            self.out.ephemeral_buckets.append(bucket)
+        return True
+
+    def upload(self, local: Path, bucket: str, prefix: str) -> str:
+        """Upload a file or a directory under prefix; returns the staged key or prefix."""
+        if local.is_dir():
+            self.store.upload_dir(str(local), bucket, prefix)
+            return prefix
+        key = f"{prefix}/{local.name}" if prefix else local.name
+        self.store.upload_file(str(local), bucket, key)
+        return key
+
+    def workdir(self) -> None:
+        workdir = self.task.resolved_workdir()
+        if not workdir:
+            return
+        local = Path(os.path.expanduser(workdir)).resolve()
+        if not local.is_dir():
+            raise TaskError(f"directory {local} does not exist", path=self.task.source_path, field="workdir")
+        self.ensure(self.eph, ephemeral=True)
+        self.upload(local, self.eph, WORKDIR_PREFIX)
+        self.out.workdir_mount = FileMount(target=WORKDIR_TARGET, source=str(local), bucket=self.eph,
+                                           bucket_path=WORKDIR_PREFIX, store=self.store.name, mode="COPY")
+
+    def mount(self, n: int, m: FileMount) -> FileMount:
+        if m.source and is_url(m.source):
+            return self.url_mount(m)
+        if m.store and m.store.lower() != self.store.name:
+            raise self.error(m.target, f"{m.store.lower()} buckets are not supported yet")
+        local = Path(os.path.expanduser(m.source)).resolve() if m.source else None
+        if local is not None and not local.exists():
+            raise self.error(m.target, f"local source {local} does not exist")
+        if m.bucket is None:  # (a) a local path, copied through the ephemeral bucket
+            if local is None:
+                raise self.error(m.target, "a file mount needs a source or a bucket name")
+            self.ensure(self.eph, ephemeral=True)
+            key = self.upload(local, self.eph, f"mounts/{n}")
+            return m.model_copy(update=dict(bucket=self.eph, bucket_path=key, store=self.store.name,
+                                            mode="COPY", is_file=local.is_file(), source=str(local)))
+        try:  # (b) a named bucket, (c) with a local source uploaded into it
+            created = self.ensure(m.bucket)
+        except StorageError as exc:
+            raise self.error(m.target, str(exc)) from None
+        if created and not m.persistent:
+            self.out.ephemeral_buckets.append(m.bucket)
+        if local is not None:
+            self.upload(local, m.bucket, "")
+        return m.model_copy(update=dict(bucket_path="", store=self.store.name,
+                                        source=str(local) if local else None))
+
+    def url_mount(self, m: FileMount) -> FileMount:
+        """(d) An existing bucket named by URL; it must exist (spotctl did not make it)."""
+        try:
+            store, bucket, prefix = parse_bucket_url(m.source or "")
+        except StorageError as exc:
+            raise self.error(m.target, str(exc)) from None
+        if m.bucket:
+            raise self.error(m.target, "give either name: or a bucket URL as source:, not both")
+        if store != self.store.name:
+            raise self.error(m.target, f"{store} buckets are not supported yet")
+        try:
+            exists = self.store.bucket_exists(bucket)
+        except StorageError as exc:
+            raise self.error(m.target, str(exc)) from None
+        if not exists:
+            raise self.error(m.target, f"bucket {bucket!r} does not exist")
+        is_file = os.path.isfile(self.store.local_path(bucket, prefix) or "")
+        return m.model_copy(update=dict(bucket=bucket, bucket_path=prefix, store=store, is_file=is_file))
+
+
+def stage(task: Task, job_id: int, settings: Settings) -> StagedFiles:
+    """Upload the task's workdir and local file mounts and create its named buckets.
+
+    Runs on the launching machine before the workflow starts. Raises TaskError for what the
+    user must fix (unsupported store, missing source, bad bucket name); on any failure the
+    buckets this call created are deleted again, so a failed launch leaks nothing."""
+    s = _Stager(task, job_id, settings)
+    try:
+        s.workdir()
+        s.out.file_mounts = [s.mount(n, m) for n, m in enumerate(task.file_mount_list())]
+    except BaseException:
+        for bucket in reversed(s.created):
+            try:
+                s.store.delete_bucket(bucket)
+            except OSError:
+                pass
+        raise
+    return s.out
+
+
+def delete_buckets(names: list[str], settings: Settings, store: str | None = None) -> None:
+    """Delete the job's ephemeral buckets at its end. Idempotent (gone buckets are skipped),
+    so the teardown activity can be retried."""
+    st = get_store(settings, store)
+    for name in names:
+        st.delete_bucket(name)

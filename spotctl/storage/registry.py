@@ -1,0 +1,40 @@
+"""Which Store serves a bucket, and how bucket URLs (`s3://b/p`, `local://b/p`) are read."""
+
+from __future__ import annotations
+
+import re
+
+from spotctl.config import Settings
+from spotctl.storage.base import Store, StorageError
+from spotctl.storage.local import LocalStore, clean_key
+
+SCHEMES = {"local": "local", "s3": "s3", "gs": "gcs", "gcs": "gcs", "r2": "r2", "cos": "ibm",
+           "oci": "oci", "azure": "azure", "https": "azure"}
+"""URL scheme -> store kind (SkyPilot's schemes). Only `local` is implemented today."""
+SUPPORTED = ("local",)
+
+_URL = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://([^/]*)/?(.*)$")
+
+
+def get_store(settings: Settings, store: str | None = None) -> Store:
+    """The store named `store` (case-insensitive, as task YAML writes it); None = local."""
+    kind = (store or "local").lower()
+    if kind == "local":
+        return LocalStore(settings.home / "local_buckets")
+    if kind in SCHEMES.values():
+        raise StorageError(f"{kind} buckets are not supported yet (supported: {', '.join(SUPPORTED)})")
+    raise StorageError(f"unknown store {store!r} (supported: {', '.join(SUPPORTED)})")
+
+
+def parse_bucket_url(url: str) -> tuple[str, str, str]:
+    """'s3://bucket/a/b' -> ('s3', 'bucket', 'a/b'); 'gs://' gives 'gcs'. Raises StorageError
+    for a URL that is not a bucket URL."""
+    m = _URL.match(url.strip())
+    if not m:
+        raise StorageError(f"{url!r} is not a bucket URL (like s3://bucket/path or local://bucket)")
+    scheme, bucket, prefix = m.group(1).lower(), m.group(2), m.group(3)
+    if scheme not in SCHEMES:
+        raise StorageError(f"{scheme}:// sources are not supported (use a bucket URL like s3://bucket/path)")
+    if not bucket:
+        raise StorageError(f"{url!r} names no bucket")
+    return SCHEMES[scheme], bucket, clean_key(prefix)

@@ -1,0 +1,71 @@
+"""The reason spotctl exists: a checkpointing job preempted at random points still ends with
+the result of an uninterrupted run, losing at most one checkpoint interval per preemption."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+from conftest import EXAMPLES, Spot
+from test_jobs import launched_id
+
+STEPS = 40
+
+
+def uninterrupted_result(tmp_path: Path) -> str:
+    ckpt = tmp_path / "baseline"
+    env = {**os.environ, "CHECKPOINT_DIR": str(ckpt), "TOTAL_STEPS": str(STEPS), "STEP_SECONDS": "0"}
+    subprocess.run([sys.executable, str(EXAMPLES / "checkpoint_resume" / "train.py")], env=env, check=True,
+                   capture_output=True)
+    return json.loads((ckpt / "result.json").read_text())["result"]
+
+
+def example_with_bucket(tmp_path: Path, bucket: str) -> Path:
+    """The example, with its own bucket and a longer run; the workdir is copied along."""
+    shutil.copytree(EXAMPLES / "checkpoint_resume", tmp_path / "checkpoint_resume")
+    text = (EXAMPLES / "checkpoint_resume.yaml").read_text()
+    text = text.replace("spotctl-ckpt-demo", bucket).replace('TOTAL_STEPS: "30"', f'TOTAL_STEPS: "{STEPS}"')
+    path = tmp_path / "checkpoint_resume.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_three_random_preemptions_same_result(spot_clean: Spot, tmp_path: Path) -> None:
+    expected = uninterrupted_result(tmp_path)
+    bucket = f"ckpt-test-{uuid.uuid4().hex[:8]}"
+    bucket_dir = spot_clean.home / "local_buckets" / bucket
+    rng = random.Random(20261129)
+    try:
+        job_id = launched_id(spot_clean.run("launch", "-y", "-d", str(example_with_bucket(tmp_path, bucket))).stderr)
+        for attempt in (1, 2, 3):
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                job = spot_clean.job(job_id)
+                if job["status"] == "RUNNING" and job["attempt"] == attempt:
+                    break
+                time.sleep(0.05)
+            time.sleep(rng.uniform(0.3, 1.5))  # a random point of the run
+            notice = "1" if attempt == 2 else "0"  # one with a notice (SIGTERM, save, exit 143)
+            assert spot_clean.run("debug", "preempt", str(job_id), "--notice", notice).exit_code == 0
+        job = spot_clean.wait_status(job_id, "SUCCEEDED", timeout=120)
+        assert job["recoveries"] == 3
+        assert json.loads((bucket_dir / "result.json").read_text())["result"] == expected
+
+        logs = spot_clean.run("logs", "--no-follow", str(job_id)).stdout
+        assert f"result: {expected}" in logs
+        assert logs.count("--- recovery ") == 3
+        steps = [int(line.split()[1]) for line in logs.splitlines() if line.startswith("step ")]
+        assert sorted(set(steps)) == list(range(1, STEPS + 1))
+        recomputed = len(steps) - len(set(steps))
+        assert recomputed <= 3, f"{recomputed} steps recomputed for 3 preemptions"
+        assert logs.count("resumed from step") == 3
+        assert not (spot_clean.home / "local_buckets" / f"spotctl-job-{job_id}-files").exists()
+    finally:
+        shutil.rmtree(bucket_dir, ignore_errors=True)
