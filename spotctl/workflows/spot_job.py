@@ -243,7 +243,7 @@ class SpotJobWorkflow:
             raise _Cancelled()
         handle = workflow.start_activity(
             name, arg, result_type=result_type, start_to_close_timeout=timeout,
-            heartbeat_timeout=heartbeat, retry_policy=retry,
+            heartbeat_timeout=heartbeat, retry_policy=retry, summary=f"{name} (attempt {self._attempt})",
         )
         try:
             await workflow.wait_condition(lambda: handle.done() or self._cancel_requested)
@@ -308,6 +308,21 @@ class SpotJobWorkflow:
             ]
         )
         workflow.upsert_memo({"state": s.model_dump(mode="json")})
+        workflow.set_current_details(_details(s))
+
+
+def _details(s: JobState) -> str:
+    """What the Temporal web UI shows as the job's current details (Markdown)."""
+    lines = [f"**{s.status.value}** job {s.job_id} `{s.name}`, attempt {s.attempt}, {s.recoveries} recoveries"]
+    if s.cloud:
+        lines.append(f"on {s.cloud}/{s.region}/{s.zone}")
+    if s.detail:
+        lines.append(f"now: {s.detail}")
+    if s.failure_reason:
+        lines.append(f"last failure: {s.failure_reason}")
+    for r in s.history[-5:]:
+        lines.append(f"- attempt {r.attempt}: {r.region}/{r.zone} {r.instance_type}: {r.outcome or 'running'}")
+    return "\n\n".join(lines)
 
 
 def _error_type(err: ActivityError) -> str | None:
