@@ -185,3 +185,21 @@ def test_preemption_notice_gives_the_program_time_to_checkpoint(spot_clean: Spot
     assert line, logs
     assert abs(float(line.rsplit(" ", 1)[1]) - (asked + 5)) < 2
     assert "second life" in logs
+
+
+def test_program_killed_on_a_live_instance_ends_the_attempt(spot_clean: Spot, tmp_path: Path) -> None:
+    """The OOM killer (or a stray kill -9) takes the program and its supervisor while the VM
+    lives on: no exit code is ever written, yet the job must not hang."""
+    import os
+    import signal
+
+    job_id = launched_id(spot_clean.run("launch", "-y", "-d", "-n", "victim", "exec sleep 1000").stderr)
+    deadline = time.monotonic() + 30
+    while spot_clean.job(job_id)["status"] != "RUNNING" and time.monotonic() < deadline:
+        time.sleep(0.1)
+    (instance,) = spot_clean.alive_instances()
+    attempt_dir = spot_clean.cloud.instance_home(instance.id) / ".spotctl" / f"job-{job_id}" / "attempt-1"
+    for name in ("run.spid", "run.pid"):
+        os.kill(int((attempt_dir / name).read_text()), signal.SIGKILL)
+    job = spot_clean.wait_status(job_id, "FAILED", timeout=40)
+    assert job["exit_code"] == 137 and job["recoveries"] == 0

@@ -21,8 +21,8 @@ class Deps:
     liveness_interval_s: dict[str, float] = field(default_factory=lambda: {"local": 1.0})
     """Per cloud: how often one batched call asks whether the watched instances still run
     (real clouds default to DEFAULT_LIVENESS_S, which keeps API calls well under quotas)."""
-    lost_check_interval_s: float = 10.0
-    """How often a phase whose exit file is still missing is checked for vanished processes."""
+    lost_check_interval_s: float = 5.0
+    """How often a running phase's supervisor beat is read, to notice a vanished program."""
     _clouds: dict[str, Cloud] = field(default_factory=dict)
     watchers: Watchers = field(init=False)
 

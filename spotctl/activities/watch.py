@@ -27,9 +27,9 @@ from spotctl.models import PREEMPTED_ERROR, AttemptRef
 from spotctl.remote.base import NodeUnreachable
 
 CHUNK = 1 << 20
-LOST_GRACE_S = 10.0
-"""How long a phase whose processes vanished on a live instance is given before it is taken
-as ended by a kill (the cloud may still be marking the instance as preempted)."""
+LOST_GRACE_S = 15.0
+"""How long a phase's beat counter may stand still (the supervisor beats every 2 s) on a
+live instance before the phase is taken as ended by a kill."""
 LOST_EXIT_CODE = 137
 
 
@@ -97,7 +97,7 @@ async def wait_for_phase(deps: Deps, ref: AttemptRef, nodes: list[Node], phase: 
     codes: dict[int, int] = {}
     interval = deps.liveness_interval_s.get(ref.cluster.cloud, 10.0)
     last_liveness = last_lost_check = time.monotonic()
-    lost_since: dict[int, float] = {}
+    beats: dict[int, tuple[bytes, float]] = {}
     unreachable: set[int] = set()
     while True:
         for node in nodes:
@@ -125,24 +125,26 @@ async def wait_for_phase(deps: Deps, ref: AttemptRef, nodes: list[Node], phase: 
             await check_alive(deps, ref, nodes)
         if now - last_lost_check >= deps.lost_check_interval_s:
             last_lost_check = now
-            await _settle_lost(deps, ref, nodes, phase, codes, lost_since, unreachable, now)
+            await _settle_lost(deps, ref, nodes, phase, codes, beats, unreachable, now)
         await asyncio.sleep(deps.poll_interval_s)
 
 
 async def _settle_lost(deps: Deps, ref: AttemptRef, nodes: list[Node], phase: str, codes: dict[int, int],
-                       lost_since: dict[int, float], unreachable: set[int], now: float) -> None:
-    """A phase whose processes vanished (no exit file, nothing running) on a live instance
-    ended by a kill: after a grace period it gets exit code 137."""
+                       beats: dict[int, tuple[bytes, float]], unreachable: set[int], now: float) -> None:
+    """A phase whose supervisor died (its beat counter stopped, no exit file) on a live
+    instance ended by a kill: after a grace period it gets exit code 137. One small file read
+    per node, no process spawned, so this scales with the worker's jobs."""
     for node in nodes:
         if node.rank in codes or node.rank in unreachable:
             continue
         try:
-            status = await node.agent("status", node.attempt_dir, phase)
+            beat = await asyncio.to_thread(node.runner.read_file, f"{node.attempt_dir}/{phase}.beat", 0, 64)
         except NodeUnreachable:
             continue
-        if not status.get("lost"):
-            lost_since.pop(node.rank, None)
-            continue
-        if now - lost_since.setdefault(node.rank, now) >= LOST_GRACE_S:
+        last, since = beats.get(node.rank, (None, now))
+        if beat != last:
+            beats[node.rank] = (beat, now)
+        elif now - since >= LOST_GRACE_S:
             await check_alive(deps, ref, nodes)
-            codes[node.rank] = LOST_EXIT_CODE
+            if await node.read_exit_code(phase) is None:
+                codes[node.rank] = LOST_EXIT_CODE

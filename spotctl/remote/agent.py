@@ -174,6 +174,10 @@ def _namespaced(argv: list[str], mounts: list[dict], path: str | None) -> list[s
     return [unshare, "--mount", "--propagation", "private", "--", "/bin/sh", "-c", "\n".join(lines)]
 
 
+BEAT_S = 2.0
+"""How often a supervisor bumps its PHASE.beat counter while its program runs."""
+
+
 def _supervise(d: str, phase: str) -> None:
     """Run the phase script, record its pid and exit code; forward TERM/INT to its group."""
     _write_atomic(_path(d, phase, "spid"), str(os.getpid()))
@@ -231,7 +235,17 @@ def _supervise(d: str, phase: str) -> None:
     _write_atomic(_path(d, phase, "pid"), str(proc.pid))
     for signum in pending:
         forward(signum, None)
-    rc = proc.wait()
+    beats = 0
+    while True:
+        # A counter, not a time: the watcher compares successive reads, so the node's and the
+        # watcher's clocks never need to agree. It stops changing when the supervisor dies.
+        beats += 1
+        _write_atomic(_path(d, phase, "beat"), str(beats))
+        try:
+            rc = proc.wait(timeout=BEAT_S)
+            break
+        except subprocess.TimeoutExpired:
+            continue
     _write_atomic(_path(d, phase, "exit"), str(rc if rc >= 0 else 128 - rc))
 
 
