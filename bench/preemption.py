@@ -17,7 +17,7 @@ import statistics
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -29,7 +29,7 @@ from temporalio.worker import Worker  # noqa: E402
 from spotctl import search_attributes as sa  # noqa: E402
 from spotctl.activities import all_activities  # noqa: E402
 from spotctl.activities.deps import Deps  # noqa: E402
-from spotctl.client import SpotClient, workflow_id  # noqa: E402
+from spotctl.client import SpotClient  # noqa: E402
 from spotctl.clouds.local import LocalCloud  # noqa: E402
 from spotctl.config import load_settings  # noqa: E402
 from spotctl.models import TASK_QUEUE, JobSpec, JobStatus, cluster_name  # noqa: E402
@@ -40,7 +40,7 @@ from spotctl.workflows import ALL_WORKFLOWS  # noqa: E402
 
 def spec(job_id: int, candidates, run: str) -> JobSpec:
     return JobSpec(job_id=job_id, name=f"bench-{job_id}", run=run, candidates=candidates,
-                   submitted_at=datetime.now(timezone.utc), launch_retry_initial_s=1.0)
+                   submitted_at=datetime.now(UTC), launch_retry_initial_s=1.0)
 
 
 async def wait_status(client: SpotClient, job_id: int, *wanted: JobStatus, poll: float = 0.02) -> float:

@@ -8,8 +8,7 @@ one visibility query however many jobs exist) or its `state` query (live, for pr
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
-from datetime import datetime, timezone
+from datetime import UTC, datetime, timedelta
 
 from temporalio.api.enums.v1 import TaskQueueType
 from temporalio.api.taskqueue.v1 import TaskQueue
@@ -209,5 +208,5 @@ def _state_from_attributes(execution: WorkflowExecution) -> JobState:
         cloud=attrs.get(sa.CLOUD) or None,
         region=attrs.get(sa.REGION) or None,
         resources=attrs.get(sa.RESOURCES) or "-",
-        submitted_at=attrs.get(sa.SUBMITTED) or execution.start_time or datetime.now(timezone.utc),
+        submitted_at=attrs.get(sa.SUBMITTED) or execution.start_time or datetime.now(UTC),
     )

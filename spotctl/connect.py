@@ -8,7 +8,8 @@ from temporalio.client import Client, TLSConfig
 from temporalio.contrib.pydantic import pydantic_data_converter
 
 from spotctl import search_attributes as sa
-from spotctl.config import Settings, TLSConfig as SpotTLS
+from spotctl.config import Settings
+from spotctl.config import TLSConfig as SpotTLS
 
 
 def _tls(settings: Settings) -> bool | TLSConfig:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import yaml
@@ -19,7 +19,15 @@ from spotctl.clouds.registry import get_cloud
 from spotctl.config import Settings
 from spotctl.models import Candidate, JobSpec, Offering, ResourceRequest
 from spotctl.policy.placement import rank_candidates
-from spotctl.task import Pipeline, Task, TaskError, load_task_file, parse_env_assignment, parse_task_text, validate_for_launch
+from spotctl.task import (
+    Pipeline,
+    Task,
+    TaskError,
+    load_task_file,
+    parse_env_assignment,
+    parse_task_text,
+    validate_for_launch,
+)
 
 LOCAL_LAUNCH_RETRY_S = 2.0
 """The local cloud frees capacity in seconds, so its launch retries start sooner."""
@@ -59,7 +67,7 @@ class Plan:
             resources=self.resources,
             candidates=self.candidates,
             recovery=t.recovery(),
-            submitted_at=datetime.now(timezone.utc),
+            submitted_at=datetime.now(UTC),
             launch_retry_initial_s=LOCAL_LAUNCH_RETRY_S
             if all(c.cloud == "local" for c in self.candidates)
             else 10.0,

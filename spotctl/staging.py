@@ -16,7 +16,7 @@ from pathlib import Path
 
 from spotctl.config import Settings
 from spotctl.models import FileMount
-from spotctl.storage.base import Store, StorageError
+from spotctl.storage.base import StorageError, Store
 from spotctl.storage.registry import get_store, parse_bucket_url
 from spotctl.task import Task, TaskError
 from spotctl.task_errors import is_url

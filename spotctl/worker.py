@@ -8,11 +8,11 @@ the background the same way.
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
 import logging
 import os
 import signal
 import time
+from datetime import timedelta
 from pathlib import Path
 
 from temporalio.client import Client
@@ -24,7 +24,6 @@ from spotctl.config import Settings, load_settings
 from spotctl.connect import connect, ensure_search_attributes
 from spotctl.models import TASK_QUEUE
 from spotctl.workflows import ALL_WORKFLOWS
-
 
 log = logging.getLogger("spotctl.worker")
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
+import subprocess
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -28,6 +30,34 @@ def pid_dead(pid: int | None) -> bool:
     """True when no process runs under pid. A zombie counts as dead: on some machines PID 1
     does not reap orphans, and a zombie holds no memory, ports or files."""
     return not pid_alive(pid)
+
+
+def _can_unshare() -> bool:
+    if os.geteuid() != 0 or not shutil.which("unshare"):
+        return False
+    probe = subprocess.run(["unshare", "--mount", "--propagation", "private", "--", "true"], capture_output=True)
+    return probe.returncode == 0
+
+
+needs_namespaces = pytest.mark.skipif(not _can_unshare(), reason="needs root and unshare (mount namespaces)")
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    """A private state dir for tests that drive clouds, stores or the agent directly."""
+    return load_settings(home=tmp_path / "spotctl-home")
+
+
+@pytest.fixture
+def cloud(settings: Settings) -> Iterator[LocalCloud]:
+    """A local cloud; at the end every instance is terminated and no instance process is left."""
+    c = LocalCloud(settings)
+    yield c
+    if not c.state_path.exists():
+        return
+    c.terminate([i.id for i in c.list_instances()])
+    leaks = {i.id: processes_of(i.id) for i in c.list_instances(alive_only=False)}
+    assert all(p == [] for p in leaks.values()), leaks
 
 
 def free_port() -> int:

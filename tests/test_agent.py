@@ -16,6 +16,8 @@ import pytest
 import spotctl.remote.agent as agent_module
 from spotctl.clouds.local import kill_all, processes_of
 
+from conftest import needs_namespaces
+
 AGENT = agent_module.__file__
 
 
@@ -166,16 +168,6 @@ def test_usage_errors(tmp_path: Path) -> None:
 # -- mounts.json: bind mounts in a private mount namespace ----------------------------------
 
 
-def _can_unshare() -> bool:
-    import shutil
-
-    if os.geteuid() != 0 or not shutil.which("unshare"):
-        return False
-    probe = subprocess.run(["unshare", "--mount", "--propagation", "private", "--", "true"], capture_output=True)
-    return probe.returncode == 0
-
-
-needs_namespaces = pytest.mark.skipif(not _can_unshare(), reason="needs root and unshare (mount namespaces)")
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ experimental `start_time_skipping_v2`)."""
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from temporalio.contrib.pydantic import pydantic_data_converter
@@ -33,7 +33,7 @@ async def test_an_hour_without_capacity_ends_failed_no_resource(tmp_path: Path) 
     cloud.config_path.write_text(cloud.config_path.read_text().replace("capacity: 8", "capacity: 0"))
     spec = JobSpec(
         job_id=1, name="starved", run="echo hi", candidates=rank_candidates(cloud.offerings(), []),
-        recovery=RecoveryConfig(max_wait_s=3600), submitted_at=datetime.now(timezone.utc),
+        recovery=RecoveryConfig(max_wait_s=3600), submitted_at=datetime.now(UTC),
         launch_retry_initial_s=10.0,
     )
     async with await WorkflowEnvironment.start_time_skipping_v2(
@@ -43,11 +43,11 @@ async def test_an_hour_without_capacity_ends_failed_no_resource(tmp_path: Path) 
     ) as env:
         async with Worker(env.client, task_queue=TASK_QUEUE, workflows=ALL_WORKFLOWS,
                           activities=all_activities(Deps(settings))):
-            started = datetime.now(timezone.utc)
+            started = datetime.now(UTC)
             state: JobState = await env.client.execute_workflow(
                 "SpotJobWorkflow", spec, id=f"timeskip-{uuid.uuid4()}", task_queue=TASK_QUEUE, result_type=JobState,
             )
-            wall = (datetime.now(timezone.utc) - started).total_seconds()
+            wall = (datetime.now(UTC) - started).total_seconds()
     assert state.status == JobStatus.FAILED_NO_RESOURCE
     assert "no capacity" in (state.failure_reason or "")
     assert (state.ended_at - state.submitted_at).total_seconds() >= 3600  # workflow time

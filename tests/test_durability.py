@@ -10,10 +10,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import Spot, pid_dead, spotctl_env
 
 from spotctl.config import load_settings
 from spotctl.server import EmbeddedServer
+
+from conftest import Spot, pid_dead, spotctl_env
 
 
 @pytest.fixture

@@ -9,9 +9,9 @@ import sys
 import time
 from pathlib import Path
 
-from conftest import REPO, free_port, pid_dead
-
 from spotctl.server import temporal_binary
+
+from conftest import REPO, free_port, pid_dead
 
 
 def test_worker_against_a_plain_temporal_server(tmp_path: Path) -> None:

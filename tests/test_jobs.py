@@ -7,10 +7,10 @@ import textwrap
 import time
 from pathlib import Path
 
-from conftest import EXAMPLES, Spot, pid_dead
-
 from spotctl.client import SpotClient
 from spotctl.planning import Overrides, plan
+
+from conftest import EXAMPLES, Spot, pid_dead
 
 
 def write_task(tmp_path: Path, body: str, name: str = "task.yaml") -> str:
@@ -40,7 +40,7 @@ def test_quickstart_job_succeeds_and_logs_replay(spot_clean: Spot) -> None:
     logs = spot_clean.run("logs", "-n", "hello", "--no-follow")
     assert logs.exit_code == 0
     assert logs.stdout == result.stdout  # the same bytes, again, from the log store
-    assert f"task id sky-managed-" in logs.stdout and f"_hello_{job_id}-0" in logs.stdout
+    assert "task id sky-managed-" in logs.stdout and f"_hello_{job_id}-0" in logs.stdout
 
 
 def test_job_sees_skypilot_env_and_workdir(spot_clean: Spot, tmp_path: Path) -> None:

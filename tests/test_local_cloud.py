@@ -7,7 +7,7 @@ import os
 import subprocess
 import sys
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -21,24 +21,8 @@ from spotctl.config import Settings, load_settings
 from spotctl.models import Candidate, ClusterHandle
 from spotctl.remote.base import NodeUnreachable
 from spotctl.remote.local import LocalRunner
+
 from conftest import pid_dead
-
-
-@pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    return load_settings(home=tmp_path)
-
-
-@pytest.fixture
-def cloud(settings: Settings):
-    """The cloud under test; at the end every instance is terminated and no process is left."""
-    c = LocalCloud(settings)
-    yield c
-    if not c.state_path.exists():
-        return
-    c.terminate([i.id for i in c.list_instances()])
-    leaks = {i.id: processes_of(i.id) for i in c.list_instances(alive_only=False)}
-    assert all(p == [] for p in leaks.values()), leaks
 
 
 def cand(region: str = "local-east", zone: str | None = None, itype: str = "local.small") -> Candidate:
@@ -101,7 +85,7 @@ def test_provision_is_running_and_idempotent(cloud: LocalCloud) -> None:
     assert all(i.startswith("i-") and len(i) == 14 for i in h.instance_ids)
     assert cloud.provision("gpu", cand(itype="local.t4"), 1).accelerators == {"T4": 1}
     assert cloud.instance_states(h.instance_ids) == {i: InstanceState.RUNNING for i in h.instance_ids}
-    for rank, iid in enumerate(h.instance_ids):
+    for rank in range(len(h.instance_ids)):
         assert Path(cloud.runner(h, rank).home).is_dir()
     names = {i.id: i.name for i in cloud.list_instances()}
     assert [names[i] for i in h.instance_ids] == ["job-1-a1-0", "job-1-a1-1"]
@@ -159,7 +143,7 @@ def test_old_terminated_records_are_pruned(cloud: LocalCloud) -> None:
     iid = cloud.provision("old", cand(), 1).instance_ids[0]
     cloud.terminate([iid])
     state = json.loads(cloud.state_path.read_text())
-    state["instances"][0]["terminated_at"] = (datetime.now(timezone.utc) - timedelta(days=2)).isoformat()
+    state["instances"][0]["terminated_at"] = (datetime.now(UTC) - timedelta(days=2)).isoformat()
     cloud.state_path.write_text(json.dumps(state))
     cloud.list_instances()  # any write prunes
     assert cloud.instance_states([iid])[iid] == InstanceState.GONE

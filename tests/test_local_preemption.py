@@ -11,7 +11,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -20,28 +20,12 @@ import yaml
 import spotctl.remote.agent as agent_module
 from spotctl.clouds.base import CloudError, InstanceState, NoCapacity
 from spotctl.clouds.local import LocalCloud, LocalInstance, processes_of, user_processes_of
-from spotctl.config import Settings, load_settings
+from spotctl.config import Settings
 from spotctl.models import Candidate, ClusterHandle
 from spotctl.remote.base import NodeUnreachable
 from spotctl.remote.local import LocalRunner
+
 from conftest import pid_dead
-
-
-@pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    return load_settings(home=tmp_path / "spot")
-
-
-@pytest.fixture
-def cloud(settings: Settings) -> Iterator[LocalCloud]:
-    """The cloud under test; at the end every instance is terminated and no process is left."""
-    c = LocalCloud(settings)
-    yield c
-    if not c.state_path.exists():
-        return
-    c.terminate([i.id for i in c.list_instances()])
-    leaks = {i.id: processes_of(i.id) for i in c.list_instances(alive_only=False)}
-    assert all(p == [] for p in leaks.values()), leaks
 
 
 def cand(region: str = "local-east", use_spot: bool = True) -> Candidate:

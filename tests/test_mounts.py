@@ -20,7 +20,7 @@ import pytest
 import spotctl.remote.agent as agent_module
 from spotctl.activities.mounts import materialize
 from spotctl.clouds.local import LocalCloud, processes_of
-from spotctl.config import Settings, load_settings
+from spotctl.config import Settings
 from spotctl.models import Candidate, ClusterHandle, FileMount
 from spotctl.remote.base import NodeUnreachable
 from spotctl.remote.local import LocalRunner
@@ -28,36 +28,16 @@ from spotctl.staging import StagedFiles, delete_buckets, stage
 from spotctl.storage.base import StorageError
 from spotctl.storage.registry import get_store
 from spotctl.task import load_task_file
-from conftest import EXAMPLES
+
+from conftest import EXAMPLES, needs_namespaces
 
 TRAIN = EXAMPLES / "checkpoint_resume" / "train.py"
 
 
-def _can_unshare() -> bool:
-    if os.geteuid() != 0 or not shutil.which("unshare"):
-        return False
-    probe = subprocess.run(["unshare", "--mount", "--propagation", "private", "--", "true"], capture_output=True)
-    return probe.returncode == 0
 
 
-needs_namespaces = pytest.mark.skipif(not _can_unshare(), reason="needs root and unshare (mount namespaces)")
 
 
-@pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    return load_settings(home=tmp_path / "spotctl-home")
-
-
-@pytest.fixture
-def cloud(settings: Settings):
-    """At the end every instance is terminated and no instance process is left."""
-    c = LocalCloud(settings)
-    yield c
-    if not c.state_path.exists():
-        return
-    c.terminate([i.id for i in c.list_instances()])
-    leaks = {i.id: processes_of(i.id) for i in c.list_instances(alive_only=False)}
-    assert all(p == [] for p in leaks.values()), leaks
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ import textwrap
 import time
 from pathlib import Path
 
-import pytest
 from conftest import Spot
 from test_jobs import launched_id
 
@@ -156,7 +155,7 @@ def test_unreachable_but_alive_instance_is_not_relaunched(spot_clean: Spot, tmp_
         spot_clean.cloud.set_unreachable(instance.id, False)
     job = spot_clean.wait_status(job_id, "SUCCEEDED", timeout=30)
     assert job["recoveries"] == 0 and job["attempt"] == 1
-    ticks = [l for l in spot_clean.run("logs", "--no-follow", str(job_id)).stdout.splitlines() if l.startswith("tick ")]
+    ticks = [ln for ln in spot_clean.run("logs", "--no-follow", str(job_id)).stdout.splitlines() if ln.startswith("tick ")]
     assert ticks == [f"tick {i}" for i in range(1, 25)]
 
 
@@ -181,7 +180,7 @@ def test_preemption_notice_gives_the_program_time_to_checkpoint(spot_clean: Spot
     job = spot_clean.wait_status(job_id, "SUCCEEDED", timeout=30)
     assert job["recoveries"] == 1 and job["history"][0]["outcome"] == "preempted"
     logs = spot_clean.run("logs", "--no-follow", str(job_id)).stdout
-    line = next((l for l in logs.splitlines() if l.startswith("got TERM")), None)
+    line = next((ln for ln in logs.splitlines() if ln.startswith("got TERM")), None)
     assert line, logs
     assert abs(float(line.rsplit(" ", 1)[1]) - (asked + 5)) < 2
     assert "second life" in logs

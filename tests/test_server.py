@@ -12,11 +12,12 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from conftest import REPO, free_port, pid_dead, spotctl_env
 
 from spotctl.cli.main import cli
 from spotctl.config import load_settings
 from spotctl.server import EmbeddedServer
+
+from conftest import REPO, free_port, pid_dead, spotctl_env
 
 
 def spotctl(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:

@@ -7,17 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from spotctl.config import Settings, load_settings
+from spotctl.config import Settings
 from spotctl.staging import delete_buckets, ephemeral_bucket, stage
 from spotctl.storage.base import StorageError
 from spotctl.storage.local import LocalStore
 from spotctl.storage.registry import get_store, parse_bucket_url
 from spotctl.task import Task, TaskError, load_task_file
-
-
-@pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    return load_settings(home=tmp_path / "spotctl-home")
 
 
 @pytest.fixture

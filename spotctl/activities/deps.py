@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from spotctl.activities.watcher import Watchers
 from spotctl.clouds.base import Cloud
 from spotctl.clouds.registry import get_cloud
 from spotctl.config import Settings
-from spotctl.activities.watcher import Watchers
 from spotctl.storage.log_store import LogStore
 
 DEFAULT_LIVENESS_S = 10.0

@@ -26,7 +26,7 @@ from spotctl.config import Settings
 from spotctl.models import FileMount
 from spotctl.remote.base import Runner
 from spotctl.remote.local import LocalRunner
-from spotctl.storage.base import Store, StorageError
+from spotctl.storage.base import StorageError, Store
 from spotctl.storage.registry import get_store
 
 MOUNTS_FILE = "mounts.json"

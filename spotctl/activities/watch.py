@@ -64,7 +64,7 @@ async def check_alive(deps: Deps, ref: AttemptRef, nodes: list[Node] | None = No
     watcher = deps.watchers.get(ref.cluster.cloud)
     try:
         states = await watcher.states(ref.cluster.instance_ids)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         activity.logger.warning("cloud %s did not answer a liveness check", ref.cluster.cloud)
         return
     dead = {i: s for i, s in states.items() if not s.is_alive}

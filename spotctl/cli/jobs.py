@@ -11,7 +11,6 @@ from spotctl.cli.common import (
     EXIT_NOT_FINISHED,
     async_command,
     console,
-    err_console,
     exit_code_for,
     job_id_option,
     open_client,

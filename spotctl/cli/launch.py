@@ -31,7 +31,7 @@ def _print_plan(p: Plan) -> None:
     dump = p.task.model_dump(mode="json", exclude_none=True, exclude_defaults=True, exclude={"source_path"})
     console.print(yaml.dump(dump, Dumper=_BlockDumper, sort_keys=False).rstrip(), markup=False)
     console.print(f"[bold]Resources[/bold] {escape(p.resources)}")
-    console.print(f"[bold]Placement candidates[/bold] (tried in this order):")
+    console.print("[bold]Placement candidates[/bold] (tried in this order):")
     for i, c in enumerate(p.candidates, 1):
         market = "spot" if c.use_spot else "on-demand"
         console.print(f"  {i:>2}. {c.location:<32} {c.instance_type:<14} {market:<9} ${c.price:.4f}/h", markup=False)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from rich.markup import escape
 from rich.table import Table
@@ -19,7 +19,7 @@ STATUS_STYLE = {
 
 
 def _now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def duration(seconds: float | None) -> str:

@@ -103,7 +103,7 @@ class LocalRunner:
             except subprocess.TimeoutExpired:  # a grandchild in another group holds the pipes
                 proc.kill()
                 proc.wait()
-            raise NodeUnreachable(f"local instance {self.instance_id}: {argv[:3]} timed out after {timeout}s")
+            raise NodeUnreachable(f"local instance {self.instance_id}: {argv[:3]} timed out after {timeout}s") from None
         return CommandResult(
             proc.returncode,
             out.decode(errors="replace"),

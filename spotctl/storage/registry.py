@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from spotctl.config import Settings
-from spotctl.storage.base import Store, StorageError
+from spotctl.storage.base import StorageError, Store
 from spotctl.storage.local import LocalStore, clean_key
 
 SCHEMES = {"local": "local", "s3": "s3", "gs": "gcs", "gcs": "gcs", "r2": "r2", "cos": "ibm",

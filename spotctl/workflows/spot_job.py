@@ -263,7 +263,7 @@ class SpotJobWorkflow:
         """A durable timer that a cancel interrupts."""
         try:
             await workflow.wait_condition(lambda: self._cancel_requested, timeout=timedelta(seconds=seconds))
-        except asyncio.TimeoutError:
+        except TimeoutError:
             return
         raise _Cancelled()
 

@@ -22,12 +22,13 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
 from click.testing import CliRunner  # noqa: E402
-from conftest import spotctl_env  # noqa: E402
 
 from spotctl.cli.main import cli  # noqa: E402
 from spotctl.client import SpotClient, workflow_id  # noqa: E402
 from spotctl.config import load_settings  # noqa: E402
 from spotctl.server import EmbeddedServer  # noqa: E402
+
+from conftest import spotctl_env  # noqa: E402
 
 JOBS = {
     "succeeded": ["launch", "-y", "-n", "ok", "echo hello"],
