@@ -42,6 +42,8 @@ def test_three_random_preemptions_same_result(spot_clean: Spot, tmp_path: Path) 
     bucket = f"ckpt-test-{uuid.uuid4().hex[:8]}"
     bucket_dir = spot_clean.home / "local_buckets" / bucket
     rng = random.Random(20261129)
+    placeholder = Path("/checkpoint")  # the empty bind-mount target the local cloud makes on the host
+    had_placeholder = placeholder.exists()
     try:
         job_id = launched_id(spot_clean.run("launch", "-y", "-d", str(example_with_bucket(tmp_path, bucket))).stderr)
         for attempt in (1, 2, 3):
@@ -69,3 +71,5 @@ def test_three_random_preemptions_same_result(spot_clean: Spot, tmp_path: Path) 
         assert not (spot_clean.home / "local_buckets" / f"spotctl-job-{job_id}-files").exists()
     finally:
         shutil.rmtree(bucket_dir, ignore_errors=True)
+        if not had_placeholder and placeholder.is_dir() and not any(placeholder.iterdir()):
+            placeholder.rmdir()
