@@ -202,3 +202,32 @@ def test_program_killed_on_a_live_instance_ends_the_attempt(spot_clean: Spot, tm
         os.kill(int((attempt_dir / name).read_text()), signal.SIGKILL)
     job = spot_clean.wait_status(job_id, "FAILED", timeout=40)
     assert job["exit_code"] == 137 and job["recoveries"] == 0
+
+
+def test_recover_on_exit_codes_restarts_without_using_the_budget(spot_clean: Spot, tmp_path: Path) -> None:
+    """SkyPilot's recover_on_exit_codes: those codes always relaunch (max_restarts_on_errors
+    is 0 here), any other non-zero code fails the job."""
+    counter = tmp_path / "runs"
+    task = tmp_path / "codes.yaml"
+    task.write_text(textwrap.dedent(f"""
+        name: codes
+        resources:
+          job_recovery:
+            recover_on_exit_codes: [33]
+        run: |
+          echo x >> {counter}
+          n=$(wc -l < {counter})
+          echo "run $n"
+          case $n in 1|2) exit 33;; 3) exit 0;; esac
+    """))
+    result = spot_clean.run("launch", "-y", str(task))
+    assert result.exit_code == 0, result.output
+    job = spot_clean.job(launched_id(result.stderr))
+    assert job["status"] == "SUCCEEDED" and job["recoveries"] == 2
+    assert [r["outcome"] for r in job["history"]] == ["exit code 33", "exit code 33", "succeeded"]
+    counter.unlink()
+    task.write_text(task.read_text().replace("3) exit 0", "3) exit 34"))
+    failing = spot_clean.run("launch", "-y", str(task))
+    assert failing.exit_code == 100
+    job = spot_clean.job(launched_id(failing.stderr))
+    assert job["status"] == "FAILED" and job["exit_code"] == 34 and job["recoveries"] == 2
