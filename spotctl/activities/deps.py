@@ -17,7 +17,9 @@ DEFAULT_LIVENESS_S = 10.0
 class Deps:
     settings: Settings
     poll_interval_s: float = 0.5
-    """How often a running phase is polled for new log bytes and its exit."""
+    """How often a running phase that prints is polled for new log bytes and its exit."""
+    max_poll_interval_s: float = 2.0
+    """The slowest poll of a phase that prints nothing (its exit is seen at most this late)."""
     liveness_interval_s: dict[str, float] = field(default_factory=lambda: {"local": 1.0})
     """Per cloud: how often one batched call asks whether the watched instances still run
     (real clouds default to DEFAULT_LIVENESS_S, which keeps API calls well under quotas)."""

@@ -99,12 +99,15 @@ async def wait_for_phase(deps: Deps, ref: AttemptRef, nodes: list[Node], phase: 
     last_liveness = last_lost_check = time.monotonic()
     beats: dict[int, tuple[bytes, float]] = {}
     unreachable: set[int] = set()
+    watcher = deps.watchers.get(ref.cluster.cloud)
+    delay = deps.poll_interval_s
     while True:
+        active = False
         for node in nodes:
             if node.rank in codes:
                 continue
             try:
-                await ship_logs(deps, ref, node)
+                active |= await ship_logs(deps, ref, node) > 0
                 code = await node.read_exit_code(phase)
                 unreachable.discard(node.rank)
             except NodeUnreachable:
@@ -126,7 +129,10 @@ async def wait_for_phase(deps: Deps, ref: AttemptRef, nodes: list[Node], phase: 
         if now - last_lost_check >= deps.lost_check_interval_s:
             last_lost_check = now
             await _settle_lost(deps, ref, nodes, phase, codes, beats, unreachable, now)
-        await asyncio.sleep(deps.poll_interval_s)
+        # A quiet program is polled less and less often (up to max_poll_interval_s); output
+        # brings the pace back. The watcher wakes the loop at once if an instance dies.
+        delay = deps.poll_interval_s if active else min(delay * 1.5, deps.max_poll_interval_s)
+        await watcher.sleep_unless_dead(ref.cluster.instance_ids, delay)
 
 
 async def _settle_lost(deps: Deps, ref: AttemptRef, nodes: list[Node], phase: str, codes: dict[int, int],

@@ -27,21 +27,49 @@ class CloudWatcher:
         self._generation = 0
         self._refreshed = asyncio.Condition()
         self._task: asyncio.Task | None = None
+        self._listeners: dict[str, set[asyncio.Event]] = {}
         self.calls = 0
         """How many batched cloud calls were made (for benchmarks)."""
 
     async def states(self, ids: list[str]) -> dict[str, InstanceState]:
-        """The instances' states from a batched call made after this request began."""
+        """The instances' states from a batched call made after this request began (a death
+        already seen is final and returned at once)."""
         now = time.monotonic()
         for i in ids:
             self._wanted[i] = now
         self._ensure_running()
+        if any(i in self._states and not self._states[i].is_alive for i in ids):
+            return {i: self._states.get(i, InstanceState.GONE) for i in ids}
         async with self._refreshed:
             start = self._generation
             # Bounded: if the cloud does not answer, the caller treats it as a transient fault.
             await asyncio.wait_for(self._refreshed.wait_for(lambda: self._generation > start),
                                    timeout=max(30.0, 5 * self.interval_s))
         return {i: self._states.get(i, InstanceState.GONE) for i in ids}
+
+    async def sleep_unless_dead(self, ids: list[str], seconds: float) -> None:
+        """Sleep up to `seconds`, waking early when a batched call sees one of `ids` not
+        running, so a monitor that polls its node slowly still notices a preemption at once."""
+        now = time.monotonic()
+        for i in ids:
+            self._wanted[i] = now
+        self._ensure_running()
+        if any(i in self._states and not self._states[i].is_alive for i in ids):
+            return
+        woken = asyncio.Event()
+        for i in ids:
+            self._listeners.setdefault(i, set()).add(woken)
+        try:
+            await asyncio.wait_for(woken.wait(), timeout=seconds)
+        except asyncio.TimeoutError:
+            pass
+        finally:
+            for i in ids:
+                listeners = self._listeners.get(i)
+                if listeners is not None:
+                    listeners.discard(woken)
+                    if not listeners:
+                        del self._listeners[i]
 
     def _ensure_running(self) -> None:
         if self._task is None or self._task.done():
@@ -61,6 +89,10 @@ class CloudWatcher:
                 except Exception:  # a failed batch: waiters try again next round
                     pass
                 else:
+                    for i, state in states.items():
+                        if not state.is_alive:
+                            for woken in self._listeners.get(i, ()):
+                                woken.set()
                     async with self._refreshed:
                         self._generation += 1
                         self._refreshed.notify_all()
