@@ -61,7 +61,7 @@ class CloudWatcher:
             self._listeners.setdefault(i, set()).add(woken)
         try:
             await asyncio.wait_for(woken.wait(), timeout=seconds)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             pass
         finally:
             for i in ids:
