@@ -340,3 +340,18 @@ def test_provision_enforces_due_preemptions_before_counting(cloud: LocalCloud) -
     b = cloud.provision("b", cand("local-eu", use_spot=False), 1)
     assert raw_record(cloud, iid)["state"] == "preempted"
     assert cloud.instance_states(b.instance_ids) == {b.instance_ids[0]: InstanceState.RUNNING}
+
+
+def test_a_preempted_instance_keeps_a_readable_disk_but_runs_nothing(cloud: LocalCloud) -> None:
+    """Like a stopped spot VM: its last output can be read, nothing can be started on it."""
+    h = cloud.provision("stopped", cand(), 1)
+    runner = cloud.runner(h, 0)
+    runner.write_file("~/last-words.log", b"bye\n")
+    cloud.preempt(h.instance_ids[0], notice_s=0)
+    assert runner.read_file("~/last-words.log") == b"bye\n"
+    for call in (lambda: runner.run(["true"]), lambda: runner.write_file("~/x", b"x")):
+        with pytest.raises(NodeUnreachable, match="stopped"):
+            call()
+    cloud.terminate(h.instance_ids)
+    with pytest.raises(NodeUnreachable):
+        runner.read_file("~/last-words.log")

@@ -38,7 +38,7 @@ from spotctl.clouds.base import CloudError, InstanceState, NoCapacity
 from spotctl.clouds.local_config import LocalCloudConfig, load_config
 from spotctl.config import Settings
 from spotctl.models import Candidate, ClusterHandle, Offering
-from spotctl.remote.local import INSTANCE_MARKER, LocalRunner, unreachable_marker
+from spotctl.remote.local import INSTANCE_MARKER, LocalRunner, stopped_marker, unreachable_marker
 
 log = logging.getLogger(__name__)
 
@@ -494,7 +494,9 @@ class LocalCloud:
                     if final == InstanceState.PREEMPTED:
                         inst.preempted_at = inst.terminated_at
         for iid in targets:
-            if final != InstanceState.PREEMPTED:
+            if final == InstanceState.PREEMPTED:
+                stopped_marker(self.instance_home(iid)).touch()
+            else:
                 shutil.rmtree(self.root / "instances" / iid, ignore_errors=True)
             kill_all(iid)
 

@@ -26,6 +26,14 @@ UNREACHABLE_MARKER = "unreachable"
 """Name of the file in the instance dir (next to `home/`) that makes the node unreachable."""
 
 
+STOPPED_MARKER = "stopped"
+"""Next to a preempted instance's home: its disk can still be read, but nothing runs there."""
+
+
+def stopped_marker(home: Path | str) -> Path:
+    return Path(home).parent / STOPPED_MARKER
+
+
 def unreachable_marker(home: Path) -> Path:
     """Where the cloud puts, and the runner looks for, the simulated-unreachable flag."""
     return Path(home).parent / UNREACHABLE_MARKER
@@ -40,6 +48,7 @@ class LocalRunner:
         self.instance_id = instance_id
         self.python = sys.executable
         self._unreachable = str(unreachable_marker(self._home))
+        self._stopped = str(stopped_marker(self._home))
 
     def __repr__(self) -> str:
         return f"LocalRunner({self.instance_id}, home={self.home})"
@@ -52,6 +61,12 @@ class LocalRunner:
             raise NodeUnreachable(f"instance {self.instance_id} unreachable (simulated)")
         if not self._home.is_dir():
             raise NodeUnreachable(f"local instance {self.instance_id} is gone ({self.home} does not exist)")
+
+    def _check_running(self) -> None:
+        """Reads work on a preempted (stopped) instance's kept disk; running and writing do not."""
+        self._check_alive()
+        if os.path.exists(self._stopped):
+            raise NodeUnreachable(f"local instance {self.instance_id} is stopped (preempted)")
 
     def _node_path(self, path: str) -> Path:
         """Node paths: `~` is the sandbox home, relative paths are relative to it (as over SSH)."""
@@ -76,7 +91,7 @@ class LocalRunner:
         return env
 
     def run(self, argv: list[str], env: dict[str, str] | None = None, timeout: float = 60) -> CommandResult:
-        self._check_alive()
+        self._check_running()
         try:
             proc = subprocess.Popen(
                 argv,
@@ -111,13 +126,13 @@ class LocalRunner:
         )
 
     def put_file(self, local_path: str, remote_path: str) -> None:
-        self._check_alive()
+        self._check_running()
         dest = self._node_path(remote_path)
         dest.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(local_path, dest)
 
     def put_dir(self, local_dir: str, remote_dir: str) -> None:
-        self._check_alive()
+        self._check_running()
         _copy_tree(Path(local_dir), self._node_path(remote_dir))
 
     def read_file(self, remote_path: str, offset: int = 0, max_bytes: int = 1 << 20) -> bytes:
@@ -130,7 +145,7 @@ class LocalRunner:
             return b""
 
     def write_file(self, remote_path: str, data: bytes) -> None:
-        self._check_alive()
+        self._check_running()
         dest = self._node_path(remote_path)
         dest.parent.mkdir(parents=True, exist_ok=True)
         tmp = dest.with_name(f".{dest.name}.tmp.{os.getpid()}")
