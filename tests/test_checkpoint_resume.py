@@ -73,3 +73,30 @@ def test_three_random_preemptions_same_result(spot_clean: Spot, tmp_path: Path) 
         shutil.rmtree(bucket_dir, ignore_errors=True)
         if not had_placeholder and placeholder.is_dir() and not any(placeholder.iterdir()):
             placeholder.rmdir()
+
+
+def test_random_preemptions_from_the_cloud_config(spot_clean: Spot, tmp_path: Path) -> None:
+    """The demo mode: two regions take spot VMs back at random (mean 1 s), one never does.
+    The job survives whatever chance does; every recovery was a preemption."""
+    expected = uninterrupted_result(tmp_path)
+    config = spot_clean.cloud.config_path
+    original = config.read_text()
+    east_west = original.replace("preemption_mtbf_s: null", "preemption_mtbf_s: 1.0", 2)
+    assert east_west.count("preemption_mtbf_s: 1.0") == 2 and "local-eu" in east_west
+    bucket = f"ckpt-test-{uuid.uuid4().hex[:8]}"
+    placeholder, had_placeholder = Path("/checkpoint"), Path("/checkpoint").exists()
+    config.write_text(east_west)
+    try:
+        result = spot_clean.run("launch", "-y", str(example_with_bucket(tmp_path, bucket)))
+        assert result.exit_code == 0, result.output
+        job = spot_clean.job(launched_id(result.stderr))
+        assert job["status"] == "SUCCEEDED"
+        outcomes = [r["outcome"] for r in job["history"]]
+        assert outcomes[-1] == "succeeded" and set(outcomes[:-1]) <= {"preempted"}
+        assert job["recoveries"] == len(outcomes) - 1
+        assert f"result: {expected}" in result.stdout
+    finally:
+        config.write_text(original)
+        shutil.rmtree(spot_clean.home / "local_buckets" / bucket, ignore_errors=True)
+        if not had_placeholder and placeholder.is_dir() and not any(placeholder.iterdir()):
+            placeholder.rmdir()
