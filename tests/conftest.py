@@ -60,6 +60,14 @@ def cloud(settings: Settings) -> Iterator[LocalCloud]:
     assert all(p == [] for p in leaks.values()), leaks
 
 
+def launched_id(output: str) -> int:
+    """The job id from launch's 'Managed job N ... submitted' line."""
+    for line in output.splitlines():
+        if line.startswith("Managed job "):
+            return int(line.split()[2])
+    raise AssertionError(f"no job id in: {output}")
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -111,6 +119,23 @@ class Spot:
                 return job
             time.sleep(0.2)
         raise AssertionError(f"job {job_id} never reached {statuses}; last seen {job}")
+
+    def wait_running(self, job_id: int, attempt: int = 1, timeout: float = 60) -> dict:
+        """Wait until the job is RUNNING its `attempt`-th launch."""
+        deadline = time.monotonic() + timeout
+        job: dict = {}
+        while time.monotonic() < deadline:
+            job = next((j for j in self.status() if j["job_id"] == job_id), {})
+            if job.get("status") == "RUNNING" and job.get("attempt") == attempt:
+                return job
+            time.sleep(0.05)
+        raise AssertionError(f"job {job_id} never ran attempt {attempt}; last seen {job}")
+
+    def launch_detached(self, *args: str) -> int:
+        """`spotctl launch -y -d ARGS`; the new job's id."""
+        result = self.run("launch", "-y", "-d", *args)
+        assert result.exit_code == 0, result.output
+        return launched_id(result.stderr)
 
     def alive_instances(self) -> list:
         return self.cloud.list_instances(alive_only=True)

@@ -13,8 +13,7 @@ import time
 import uuid
 from pathlib import Path
 
-from conftest import EXAMPLES, Spot
-from test_jobs import launched_id
+from conftest import EXAMPLES, Spot, launched_id
 
 STEPS = 40
 
@@ -47,12 +46,7 @@ def test_three_random_preemptions_same_result(spot_clean: Spot, tmp_path: Path) 
     try:
         job_id = launched_id(spot_clean.run("launch", "-y", "-d", str(example_with_bucket(tmp_path, bucket))).stderr)
         for attempt in (1, 2, 3):
-            deadline = time.monotonic() + 60
-            while time.monotonic() < deadline:
-                job = spot_clean.job(job_id)
-                if job["status"] == "RUNNING" and job["attempt"] == attempt:
-                    break
-                time.sleep(0.05)
+            spot_clean.wait_running(job_id, attempt)
             time.sleep(rng.uniform(0.3, 1.5))  # a random point of the run
             notice = "1" if attempt == 2 else "0"  # one with a notice (SIGTERM, save, exit 143)
             assert spot_clean.run("debug", "preempt", str(job_id), "--notice", notice).exit_code == 0

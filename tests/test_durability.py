@@ -41,9 +41,8 @@ def test_worker_killed_mid_run_program_not_restarted(own_spot: Spot, tmp_path: P
           echo "started pid $$"
           for i in $(seq 1 60); do echo "tick $i"; sleep 0.5; done
     """))
-    result = own_spot.run("launch", "-y", "-d", str(task))
-    job_id = int(next(line.split()[2] for line in result.stderr.splitlines() if line.startswith("Managed job")))
-    own_spot.wait_status(job_id, "RUNNING")
+    job_id = own_spot.launch_detached(str(task))
+    own_spot.wait_running(job_id)
     instances_before = [i.id for i in own_spot.alive_instances()]
     server = EmbeddedServer(own_spot.settings)
     old_worker = server.worker.pid()
@@ -76,10 +75,8 @@ def test_server_restart_mid_job_loses_nothing(own_spot: Spot, tmp_path: Path) ->
           echo "started pid $$"
           for i in $(seq 1 30); do echo "tick $i"; sleep 0.3; done
     """))
-    result = own_spot.run("launch", "-y", "-d", str(task))
-    assert result.exit_code == 0, result.output
-    job_id = int(next(line.split()[2] for line in result.stderr.splitlines() if line.startswith("Managed job")))
-    own_spot.wait_status(job_id, "RUNNING")
+    job_id = own_spot.launch_detached(str(task))
+    own_spot.wait_running(job_id)
     server = EmbeddedServer(own_spot.settings)
     worker_pid = server.worker.pid()
     time.sleep(1.0)

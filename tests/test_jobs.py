@@ -10,21 +10,13 @@ from pathlib import Path
 from spotctl.client import SpotClient
 from spotctl.planning import Overrides, plan
 
-from conftest import EXAMPLES, Spot, pid_dead
+from conftest import EXAMPLES, Spot, launched_id, pid_dead
 
 
 def write_task(tmp_path: Path, body: str, name: str = "task.yaml") -> str:
     path = tmp_path / name
     path.write_text(textwrap.dedent(body))
     return str(path)
-
-
-def launched_id(output: str) -> int:
-    """The job id from launch's 'Managed job N ... submitted' line."""
-    for line in output.splitlines():
-        if line.startswith("Managed job "):
-            return int(line.split()[2])
-    raise AssertionError(f"no job id in: {output}")
 
 
 def test_quickstart_job_succeeds_and_logs_replay(spot_clean: Spot) -> None:

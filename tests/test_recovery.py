@@ -6,8 +6,7 @@ import textwrap
 import time
 from pathlib import Path
 
-from conftest import Spot
-from test_jobs import launched_id
+from conftest import Spot, launched_id
 
 
 def long_task(tmp_path: Path, strategy: str | None, steps: int = 12, extra: str = "") -> str:
@@ -26,12 +25,7 @@ def long_task(tmp_path: Path, strategy: str | None, steps: int = 12, extra: str 
 
 
 def preempt_when_running(spot: Spot, job_id: int, *, attempt: int = 1) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        job = spot.job(job_id)
-        if job["status"] == "RUNNING" and job["attempt"] == attempt:
-            break
-        time.sleep(0.1)
+    spot.wait_running(job_id, attempt)
     result = spot.run("debug", "preempt", str(job_id), "--notice", "0")
     assert result.exit_code == 0, result.output
 
@@ -77,9 +71,7 @@ def test_cancel_while_recovering_leaves_nothing(spot_clean: Spot, tmp_path: Path
     original = config.read_text()
     job_id = launched_id(spot_clean.run("launch", "-y", "-d", long_task(tmp_path, None, steps=400)).stderr)
     try:
-        deadline = time.monotonic() + 30
-        while spot_clean.job(job_id)["status"] != "RUNNING" and time.monotonic() < deadline:
-            time.sleep(0.1)
+        spot_clean.wait_running(job_id)
         config.write_text(original.replace("capacity: 8", "capacity: 0"))  # nowhere to go
         assert spot_clean.run("debug", "preempt", str(job_id), "--notice", "0").exit_code == 0
         spot_clean.wait_status(job_id, "RECOVERING", timeout=15)
@@ -142,9 +134,7 @@ def test_unreachable_but_alive_instance_is_not_relaunched(spot_clean: Spot, tmp_
     """SkyPilot #10123 relaunched healthy jobs on status time-outs; a silent node whose
     instance the cloud says is running must be waited for, not replaced."""
     job_id = launched_id(spot_clean.run("launch", "-y", "-d", long_task(tmp_path, None, steps=24)).stderr)
-    deadline = time.monotonic() + 30
-    while spot_clean.job(job_id)["status"] != "RUNNING" and time.monotonic() < deadline:
-        time.sleep(0.1)
+    spot_clean.wait_running(job_id)
     (instance,) = spot_clean.alive_instances()
     spot_clean.cloud.set_unreachable(instance.id, True)
     try:
@@ -171,9 +161,7 @@ def test_preemption_notice_gives_the_program_time_to_checkpoint(spot_clean: Spot
           echo "second life"
     """))
     job_id = launched_id(spot_clean.run("launch", "-y", "-d", str(task)).stderr)
-    deadline = time.monotonic() + 30
-    while spot_clean.job(job_id)["status"] != "RUNNING" and time.monotonic() < deadline:
-        time.sleep(0.1)
+    spot_clean.wait_running(job_id)
     time.sleep(0.5)
     asked = time.time()
     assert spot_clean.run("debug", "preempt", str(job_id), "--notice", "5").exit_code == 0
@@ -193,9 +181,7 @@ def test_program_killed_on_a_live_instance_ends_the_attempt(spot_clean: Spot, tm
     import signal
 
     job_id = launched_id(spot_clean.run("launch", "-y", "-d", "-n", "victim", "exec sleep 1000").stderr)
-    deadline = time.monotonic() + 30
-    while spot_clean.job(job_id)["status"] != "RUNNING" and time.monotonic() < deadline:
-        time.sleep(0.1)
+    spot_clean.wait_running(job_id)
     (instance,) = spot_clean.alive_instances()
     attempt_dir = spot_clean.cloud.instance_home(instance.id) / ".spotctl" / f"job-{job_id}" / "attempt-1"
     for name in ("run.spid", "run.pid"):
