@@ -17,7 +17,8 @@ import pytest
 from click.testing import CliRunner, Result
 
 from spotctl.cli.main import cli
-from spotctl.clouds.local import LocalCloud, processes_of
+from spotctl.clouds.local import LocalCloud
+from spotctl.clouds.local_processes import processes_of
 from spotctl.config import Settings, load_settings
 from spotctl.remote.agent import pid_alive
 from spotctl.server import EmbeddedServer

@@ -15,7 +15,8 @@ import yaml
 
 import spotctl.remote.agent as agent_module
 from spotctl.clouds.base import CloudError, InstanceState, NoCapacity
-from spotctl.clouds.local import LocalCloud, processes_of
+from spotctl.clouds.local import LocalCloud
+from spotctl.clouds.local_processes import processes_of
 from spotctl.clouds.registry import enabled_clouds, get_cloud
 from spotctl.config import Settings, load_settings
 from spotctl.models import Candidate, ClusterHandle

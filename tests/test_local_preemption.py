@@ -19,7 +19,8 @@ import yaml
 
 import spotctl.remote.agent as agent_module
 from spotctl.clouds.base import CloudError, InstanceState, NoCapacity
-from spotctl.clouds.local import LocalCloud, LocalInstance, processes_of, user_processes_of
+from spotctl.clouds.local import LocalCloud, LocalInstance
+from spotctl.clouds.local_processes import processes_of, user_processes_of
 from spotctl.config import Settings
 from spotctl.models import Candidate, ClusterHandle
 from spotctl.remote.base import NodeUnreachable

@@ -19,7 +19,8 @@ import pytest
 
 import spotctl.remote.agent as agent_module
 from spotctl.activities.mounts import materialize
-from spotctl.clouds.local import LocalCloud, processes_of
+from spotctl.clouds.local import LocalCloud
+from spotctl.clouds.local_processes import processes_of
 from spotctl.config import Settings
 from spotctl.models import Candidate, ClusterHandle, FileMount
 from spotctl.remote.base import NodeUnreachable

@@ -36,14 +36,14 @@ from pydantic import BaseModel
 
 from spotctl.clouds.base import CloudError, InstanceState, NoCapacity
 from spotctl.clouds.local_config import LocalCloudConfig, load_config
+from spotctl.clouds.local_processes import kill_all, signal_users
 from spotctl.config import Settings
 from spotctl.models import Candidate, ClusterHandle, Offering
-from spotctl.remote.local import INSTANCE_MARKER, LocalRunner, stopped_marker, unreachable_marker
+from spotctl.remote.local import LocalRunner, stopped_marker, unreachable_marker
 
 log = logging.getLogger(__name__)
 
 PRUNE_AFTER = timedelta(days=1)
-KILL_TIMEOUT_S = 2.0
 NOTICE_POLL_S = 0.05
 PREEMPTION_REASON = "local.SpotInstanceTermination"
 TERMINATION_REASON = "local.UserInitiatedShutdown"
@@ -73,64 +73,6 @@ class LocalInstance(BaseModel):
     preempted_at: datetime | None = None
     state_reason: str | None = None
     """Why the instance ended, cloud-style (e.g. local.SpotInstanceTermination)."""
-
-
-def processes_of(instance_id: str) -> list[int]:
-    """Pids of live processes whose environment carries the instance's marker."""
-    marker = f"{INSTANCE_MARKER}={instance_id}".encode()
-    me = os.getpid()
-    pids: list[int] = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit() or int(entry) == me:
-            continue
-        try:
-            with open(f"/proc/{entry}/environ", "rb") as f:
-                if marker in f.read().split(b"\0"):
-                    pids.append(int(entry))
-        except OSError:  # vanished, or not ours to read
-            continue
-    return pids
-
-
-def _is_supervisor(pid: int) -> bool:
-    """An agent supervisor (`agent.py _supervise ...`) forwards SIGTERM to its phase's
-    process group, so signalling it as well would deliver the program a second SIGTERM."""
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as f:
-            args = f.read().split(b"\0")
-    except OSError:
-        return False
-    return b"_supervise" in args and any(a.endswith(b"agent.py") for a in args)
-
-
-def user_processes_of(instance_id: str) -> list[int]:
-    """The instance's processes except agent supervisors: what a preemption notice signals
-    and waits for (supervisors exit by themselves once their phase has ended)."""
-    return [pid for pid in processes_of(instance_id) if not _is_supervisor(pid)]
-
-
-def _signal_all(instance_id: str, sig: int) -> None:
-    for pid in processes_of(instance_id):
-        try:
-            os.kill(pid, sig)
-        except (ProcessLookupError, PermissionError):
-            pass
-
-
-def _signal_users(instance_id: str, sig: int) -> None:
-    for pid in user_processes_of(instance_id):
-        try:
-            os.kill(pid, sig)
-        except (ProcessLookupError, PermissionError):
-            pass
-
-
-def kill_all(instance_id: str, timeout: float = KILL_TIMEOUT_S) -> None:
-    """SIGKILL every process of the instance until none is left (new ones may be forking)."""
-    deadline = time.monotonic() + timeout
-    while processes_of(instance_id) and time.monotonic() < deadline:
-        _signal_all(instance_id, signal.SIGKILL)
-        time.sleep(0.02)
 
 
 def _now() -> datetime:
@@ -392,7 +334,7 @@ class LocalCloud:
         for iid, deadline in claimed.items():
             if deadline > now:
                 _write_notice(homes[iid], deadline)
-                _signal_users(iid, signal.SIGTERM)
+                signal_users(iid, signal.SIGTERM)
         pending = {**claimed, **waiting}
         if wait:
             self._finish_preemptions(pending)

@@ -1,0 +1,75 @@
+"""The processes of a local-cloud instance: found by the marker in their environment,
+signalled, killed.
+
+Every process the local runner starts (and every child of those) carries
+`SPOTCTL_LOCAL_INSTANCE=<id>` in its environment, so an instance's processes can be found
+without a cgroup, even the ones that left their process group.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+from spotctl.remote.local import INSTANCE_MARKER
+
+KILL_TIMEOUT_S = 2.0
+
+
+def processes_of(instance_id: str) -> list[int]:
+    """Pids of live processes whose environment carries the instance's marker."""
+    marker = f"{INSTANCE_MARKER}={instance_id}".encode()
+    me = os.getpid()
+    pids: list[int] = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == me:
+            continue
+        try:
+            with open(f"/proc/{entry}/environ", "rb") as f:
+                if marker in f.read().split(b"\0"):
+                    pids.append(int(entry))
+        except OSError:  # vanished, or not ours to read
+            continue
+    return pids
+
+
+def _is_supervisor(pid: int) -> bool:
+    """An agent supervisor (`agent.py _supervise ...`) forwards SIGTERM to its phase's
+    process group, so signalling it as well would deliver the program a second SIGTERM."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            args = f.read().split(b"\0")
+    except OSError:
+        return False
+    return b"_supervise" in args and any(a.endswith(b"agent.py") for a in args)
+
+
+def user_processes_of(instance_id: str) -> list[int]:
+    """The instance's processes except agent supervisors: what a preemption notice signals
+    and waits for (supervisors exit by themselves once their phase has ended)."""
+    return [pid for pid in processes_of(instance_id) if not _is_supervisor(pid)]
+
+
+def _signal_all(instance_id: str, sig: int) -> None:
+    for pid in processes_of(instance_id):
+        try:
+            os.kill(pid, sig)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+
+def signal_users(instance_id: str, sig: int) -> None:
+    for pid in user_processes_of(instance_id):
+        try:
+            os.kill(pid, sig)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+
+def kill_all(instance_id: str, timeout: float = KILL_TIMEOUT_S) -> None:
+    """SIGKILL every process of the instance until none is left (new ones may be forking)."""
+    deadline = time.monotonic() + timeout
+    while processes_of(instance_id) and time.monotonic() < deadline:
+        _signal_all(instance_id, signal.SIGKILL)
+        time.sleep(0.02)
