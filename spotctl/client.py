@@ -75,11 +75,27 @@ class SpotClient:
                 return False
             await asyncio.sleep(0.1)
 
+    async def _first_free_job_id(self) -> int:
+        """One past the highest job id Temporal knows: the seed of a new allocator, so ids are
+        never reused even if the allocator workflow was terminated (not just on first use)."""
+        try:
+            desc = await self.temporal.get_workflow_handle(ALLOCATOR_WORKFLOW_ID).describe()
+            if desc.status == WorkflowExecutionStatus.RUNNING:
+                return 1  # unused: the running allocator keeps its own counter
+        except RPCError as exc:
+            if exc.status != RPCStatusCode.NOT_FOUND:
+                raise
+        highest = 0
+        async for execution in self.temporal.list_workflows(f"WorkflowType = '{JOB_WORKFLOW}'"):
+            highest = max(highest, execution.typed_search_attributes.get(sa.JOB_ID) or 0)
+        return highest + 1
+
     async def allocate_job_id(self) -> int:
         """The next job id, from the allocator workflow (started on first use)."""
+        seed = await self._first_free_job_id()
         for attempt in range(5):
             start = WithStartWorkflowOperation(
-                JobIdAllocator.run, AllocatorState(next_id=1), id=ALLOCATOR_WORKFLOW_ID,
+                JobIdAllocator.run, AllocatorState(next_id=seed), id=ALLOCATOR_WORKFLOW_ID,
                 task_queue=TASK_QUEUE, id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
             )
             try:

@@ -301,3 +301,17 @@ def test_unprovisionable_candidates_fail_prechecks(spot_clean: Spot) -> None:
 
     job = spot_clean.wait_status(asyncio.run(launch()), "FAILED_PRECHECKS", timeout=20)
     assert "nosuchcloud" in job["failure_reason"]
+
+
+def test_job_ids_are_never_reused_even_if_the_allocator_is_terminated(spot_clean: Spot) -> None:
+    before = spot_clean.launch_detached("echo before")
+    spot_clean.wait_status(before, "SUCCEEDED")
+
+    async def terminate_allocator() -> None:
+        client = await SpotClient.connect(spot_clean.settings)
+        await client.temporal.get_workflow_handle("spotctl-job-id-allocator").terminate("operator mistake")
+
+    asyncio.run(terminate_allocator())
+    after = spot_clean.launch_detached("echo after")
+    assert after == before + 1
+    spot_clean.wait_status(after, "SUCCEEDED")
