@@ -183,6 +183,8 @@ class CarriedState(BaseModel):
     attempt: int
     restarts_used: int
     blocked_regions: dict[str, datetime] = Field(default_factory=dict)
+    last_location: tuple[str, str, str] | None = None
+    """(cloud, region, zone) of the last preemption, for FAILOVER's same-zone-first order."""
 
 
 class ClusterHandle(BaseModel):

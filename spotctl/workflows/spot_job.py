@@ -102,6 +102,7 @@ class SpotJobWorkflow:
             c = spec.carried
             self._state, self._attempt, self._restarts_used = c.state, c.attempt, c.restarts_used
             self._blocked_regions = dict(c.blocked_regions)
+            self._last_location = c.last_location
             self._cancel_requested = c.state.cancel_requested
         else:
             self._state = JobState(job_id=spec.job_id, name=spec.name, resources=spec.resources,
@@ -188,7 +189,7 @@ class SpotJobWorkflow:
         """Hand the job to a fresh run of this workflow (same workflow id, a new history),
         between attempts, when no cluster is alive."""
         carried = CarriedState(state=self._state, attempt=self._attempt, restarts_used=self._restarts_used,
-                               blocked_regions=self._blocked_regions)
+                               blocked_regions=self._blocked_regions, last_location=self._last_location)
         workflow.continue_as_new(self._spec.model_copy(update={"carried": carried}))
 
     def _open_attempt(self, cluster: ClusterHandle) -> None:
