@@ -15,27 +15,16 @@ import argparse
 import asyncio
 import statistics
 import sys
-import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from temporalio.contrib.pydantic import pydantic_data_converter  # noqa: E402
-from temporalio.testing import WorkflowEnvironment  # noqa: E402
-from temporalio.worker import Worker  # noqa: E402
+from harness import bench_environment  # noqa: E402
 
-from spotctl import search_attributes as sa  # noqa: E402
-from spotctl.activities import all_activities  # noqa: E402
-from spotctl.activities.deps import Deps  # noqa: E402
 from spotctl.client import SpotClient  # noqa: E402
-from spotctl.clouds.local import LocalCloud  # noqa: E402
-from spotctl.config import load_settings  # noqa: E402
-from spotctl.models import TASK_QUEUE, JobSpec, JobStatus, cluster_name  # noqa: E402
-from spotctl.policy.placement import rank_candidates  # noqa: E402
-from spotctl.server import temporal_binary  # noqa: E402
-from spotctl.workflows import ALL_WORKFLOWS  # noqa: E402
+from spotctl.models import JobSpec, JobStatus, cluster_name  # noqa: E402
 
 
 def spec(job_id: int, candidates, run: str) -> JobSpec:
@@ -56,21 +45,8 @@ def pct(values: list[float], q: float) -> float:
 
 
 async def main(jobs: int, preemptions: int) -> None:
-    home = Path(tempfile.mkdtemp(prefix="spotctl-bench-"))
-    settings = load_settings(home)
-    cloud = LocalCloud(settings)
-    cloud.config_path.parent.mkdir(parents=True, exist_ok=True)
-    cloud.offerings()
-    cloud.config_path.write_text(cloud.config_path.read_text().replace("capacity: 8", "capacity: 1000"))
-    candidates = rank_candidates(cloud.offerings(), [])
-    deps = Deps(settings)
-    env = await WorkflowEnvironment.start_local(
-        dev_server_existing_path=temporal_binary(), data_converter=pydantic_data_converter,
-        search_attributes=list(sa.ALL), dev_server_extra_args=["--headless"],
-    )
-    async with env, Worker(env.client, task_queue=TASK_QUEUE, workflows=ALL_WORKFLOWS,
-                           activities=all_activities(deps), max_concurrent_activities=2000):
-        client = SpotClient(env.client, settings)
+    async with bench_environment("bench", capacity=1000) as b:
+        client, cloud, deps, candidates = b.client, b.cloud, b.deps, b.candidates
         next_id = iter(range(1, 100_000))
 
         # 1. preemption -> RECOVERING, and the cancel round-trip anchor

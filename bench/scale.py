@@ -15,27 +15,15 @@ import argparse
 import asyncio
 import os
 import sys
-import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from temporalio.contrib.pydantic import pydantic_data_converter  # noqa: E402
-from temporalio.testing import WorkflowEnvironment  # noqa: E402
-from temporalio.worker import Worker  # noqa: E402
+from harness import bench_environment  # noqa: E402
 
-from spotctl import search_attributes as sa  # noqa: E402
-from spotctl.activities import all_activities  # noqa: E402
-from spotctl.activities.deps import Deps  # noqa: E402
-from spotctl.client import SpotClient  # noqa: E402
-from spotctl.clouds.local import LocalCloud  # noqa: E402
-from spotctl.config import load_settings  # noqa: E402
-from spotctl.models import TASK_QUEUE, JobSpec, JobStatus  # noqa: E402
-from spotctl.policy.placement import rank_candidates  # noqa: E402
-from spotctl.server import temporal_binary  # noqa: E402
-from spotctl.workflows import ALL_WORKFLOWS  # noqa: E402
+from spotctl.models import JobSpec, JobStatus  # noqa: E402
 
 TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -58,21 +46,11 @@ def children(pid: int) -> list[int]:
 
 
 async def main(jobs: int, window: float) -> None:
-    home = Path(tempfile.mkdtemp(prefix="spotctl-scale-"))
-    settings = load_settings(home)
-    cloud = LocalCloud(settings)
-    cloud.offerings()
-    cloud.config_path.write_text(cloud.config_path.read_text().replace("capacity: 8", "capacity: 10000"))
-    candidates = rank_candidates(cloud.offerings(), [])
-    deps = Deps(settings)
-    env = await WorkflowEnvironment.start_local(
-        dev_server_existing_path=temporal_binary(), data_converter=pydantic_data_converter,
-        search_attributes=list(sa.ALL), dev_server_extra_args=["--headless"],
-    )
-    server_pids = [p for p in children(os.getpid()) if "temporal" in Path(f"/proc/{p}/cmdline").read_text()]
-    async with env, Worker(env.client, task_queue=TASK_QUEUE, workflows=ALL_WORKFLOWS,
-                           activities=all_activities(deps), max_concurrent_activities=5000):
-        client = SpotClient(env.client, settings)
+    server_pids_before = set(children(os.getpid()))
+    async with bench_environment("scale", capacity=10000) as b:
+        client, cloud, deps, candidates = b.client, b.cloud, b.deps, b.candidates
+        server_pids = [p for p in set(children(os.getpid())) - server_pids_before
+                       if "temporal" in Path(f"/proc/{p}/cmdline").read_text()]
 
         async def start(ids: range) -> float:
             t0 = time.perf_counter()

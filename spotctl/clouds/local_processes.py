@@ -51,25 +51,22 @@ def user_processes_of(instance_id: str) -> list[int]:
     return [pid for pid in processes_of(instance_id) if not _is_supervisor(pid)]
 
 
-def _signal_all(instance_id: str, sig: int) -> None:
-    for pid in processes_of(instance_id):
+def _signal(pids: list[int], sig: int) -> None:
+    for pid in pids:
         try:
             os.kill(pid, sig)
-        except (ProcessLookupError, PermissionError):
+        except (ProcessLookupError, PermissionError):  # gone meanwhile, or not ours
             pass
 
 
 def signal_users(instance_id: str, sig: int) -> None:
-    for pid in user_processes_of(instance_id):
-        try:
-            os.kill(pid, sig)
-        except (ProcessLookupError, PermissionError):
-            pass
+    """Signal the instance's programs, not its agent supervisors (see user_processes_of)."""
+    _signal(user_processes_of(instance_id), sig)
 
 
 def kill_all(instance_id: str, timeout: float = KILL_TIMEOUT_S) -> None:
     """SIGKILL every process of the instance until none is left (new ones may be forking)."""
     deadline = time.monotonic() + timeout
     while processes_of(instance_id) and time.monotonic() < deadline:
-        _signal_all(instance_id, signal.SIGKILL)
+        _signal(processes_of(instance_id), signal.SIGKILL)
         time.sleep(0.02)
