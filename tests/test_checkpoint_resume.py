@@ -30,7 +30,9 @@ def example_with_bucket(tmp_path: Path, bucket: str) -> Path:
     """The example, with its own bucket and a longer run; the workdir is copied along."""
     shutil.copytree(EXAMPLES / "checkpoint_resume", tmp_path / "checkpoint_resume")
     text = (EXAMPLES / "checkpoint_resume.yaml").read_text()
-    text = text.replace("spotctl-ckpt-demo", bucket).replace('TOTAL_STEPS: "30"', f'TOTAL_STEPS: "{STEPS}"')
+    text = text.replace("spotctl-ckpt-demo", bucket).replace('TOTAL_STEPS: "60"', f'TOTAL_STEPS: "{STEPS}"')
+    text = text.replace('STEP_SECONDS: "0.5"', 'STEP_SECONDS: "0.2"')
+    assert f'TOTAL_STEPS: "{STEPS}"' in text and 'STEP_SECONDS: "0.2"' in text
     path = tmp_path / "checkpoint_resume.yaml"
     path.write_text(text)
     return path

@@ -289,7 +289,8 @@ def test_example_survives_a_preemption(tmp_path: Path, settings: Settings, cloud
     target = host_paths()
     text = (EXAMPLES / "checkpoint_resume.yaml").read_text().replace("/checkpoint", str(target))
     text = text.replace("workdir: checkpoint_resume", f"workdir: {EXAMPLES / 'checkpoint_resume'}")
-    text = text.replace('TOTAL_STEPS: "30"', 'TOTAL_STEPS: "20"').replace('STEP_SECONDS: "0.2"', 'STEP_SECONDS: "0.1"')
+    text = text.replace('TOTAL_STEPS: "60"', 'TOTAL_STEPS: "20"').replace('STEP_SECONDS: "0.5"', 'STEP_SECONDS: "0.1"')
+    assert 'TOTAL_STEPS: "20"' in text and 'STEP_SECONDS: "0.1"' in text
     (tmp_path / "task.yaml").write_text(text)
     task = load_task_file(tmp_path / "task.yaml").tasks[0]
     staged = stage(task, 1, settings)
