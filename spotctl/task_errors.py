@@ -20,6 +20,8 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from spotctl.policy.recovery import STRATEGIES
+
 Path_ = tuple[str | int, ...]
 """A position inside a document: mapping keys and list indexes, e.g. ('resources', 'any_of', 0)."""
 
@@ -239,7 +241,7 @@ def _plain_message(err: dict[str, Any]) -> str:
 # SkyPilot packs small languages into strings ('4+', 'T4:0.5', 'gcp/*/us-east4-b', '10m'). They
 # live here, next to the errors, because each raises ValueError with the sentence the user sees.
 
-RECOVERY_STRATEGIES = ("FAILOVER", "EAGER_NEXT_REGION", "NONE")
+RECOVERY_STRATEGIES = STRATEGIES  # the names policy/recovery.py acts on
 _AMOUNT = re.compile(r"^\s*(\d+(?:\.\d+)?|\.\d+)\s*([kmgtp]i?b?|b)?\s*(\+)?\s*$", re.IGNORECASE)
 _UNIT_GB = {"b": 1 / 1024**3, "k": 1 / 1024**2, "m": 1 / 1024, "g": 1.0, "t": 1024.0, "p": 1024.0**2}
 _ACCELERATOR = re.compile(r"^\s*([^:\s,{}\[\]]+)\s*(?::\s*(\d+(?:\.\d+)?|\.\d+)\s*)?$")

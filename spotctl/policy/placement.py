@@ -100,7 +100,12 @@ def rank_candidates(
     return result
 
 
+def region_key(cloud: str, region: str) -> str:
+    """How a region is named when it is blocked: 'cloud/region'."""
+    return f"{cloud}/{region}"
+
+
 def without_blocked(candidates: Sequence[Candidate], blocked_regions: Iterable[str]) -> list[Candidate]:
     """Candidates outside the blocked 'cloud/region' keys, order kept."""
     blocked = set(blocked_regions)
-    return [c for c in candidates if f"{c.cloud}/{c.region}" not in blocked]
+    return [c for c in candidates if region_key(c.cloud, c.region) not in blocked]

@@ -12,14 +12,11 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 
 from spotctl.models import Candidate
+from spotctl.policy.placement import region_key, without_blocked
 
 STRATEGIES = ("EAGER_NEXT_REGION", "FAILOVER", "NONE")
 BLOCK_FOR = timedelta(minutes=30)
 """How long a preempted region stays blocked under EAGER_NEXT_REGION."""
-
-
-def region_key(cloud: str, region: str) -> str:
-    return f"{cloud}/{region}"
 
 
 def block_region(blocked: Mapping[str, datetime], cloud: str, region: str, now: datetime) -> dict[str, datetime]:
@@ -44,7 +41,7 @@ def order_candidates(
     candidate is tried again (waiting for a blocked region beats waiting for nothing).
     """
     active = {k for k, until in blocked.items() if until > now}
-    allowed = [c for c in candidates if region_key(c.cloud, c.region) not in active] or list(candidates)
+    allowed = without_blocked(candidates, active) or list(candidates)
     if strategy.upper() == "FAILOVER" and last is not None:
         cloud, region, zone = last
 
