@@ -169,11 +169,22 @@ class JobSpec(BaseModel):
     submitted_at: datetime
     launch_retry_initial_s: float = 10.0
     """First backoff between rounds of provisioning when no candidate has capacity."""
+    launch_retry_max_s: float = 300.0
+    """Longest backoff between rounds of provisioning."""
     continue_as_new_after_attempts: int = 100
     """Start a fresh workflow run (continue-as-new) after this many attempts, far below
     Temporal's history limits (each attempt adds ~40 events)."""
+    continue_as_new_after_events: int = 2000
+    """Start a fresh workflow run once the current one's history is this long (checked
+    between attempts and between rounds of waiting for capacity), so a job that waits or
+    recovers for months never nears Temporal's 51,200-event limit."""
     carried: CarriedState | None = None
     """Set only by continue-as-new: what the previous run of this job's workflow knew."""
+
+    def for_nodes(self) -> JobSpec:
+        """The job without what only the workflow needs (candidates, carried state): the
+        input of every node activity stays small however long the job has run."""
+        return self.model_copy(update={"candidates": [], "carried": None})
 
 
 class CarriedState(BaseModel):
@@ -185,6 +196,11 @@ class CarriedState(BaseModel):
     blocked_regions: dict[str, datetime] = Field(default_factory=dict)
     last_location: tuple[str, str, str] | None = None
     """(cloud, region, zone) of the last preemption, for FAILOVER's same-zone-first order."""
+    waiting_since: datetime | None = None
+    """Set when the run continued-as-new while waiting for capacity: when the wait began
+    (for max_wait)."""
+    backoff_retry: int = 0
+    """How many rounds of that wait had already failed (the backoff goes on from there)."""
 
 
 class ClusterHandle(BaseModel):
@@ -219,6 +235,33 @@ class ProvisionRequest(BaseModel):
     candidates: list[Candidate]
 
 
+class ErrorKind(str, Enum):
+    """What a failed cloud call means (see clouds/base.py CloudError and policy/failures.py)."""
+
+    CAPACITY = "capacity"
+    """No capacity there now; another place or a later try may have some."""
+    QUOTA = "quota"
+    """The account's limit is reached there."""
+    PRICE = "price"
+    """The spot price is above what the request allows."""
+    THROTTLED = "throttled"
+    """The cloud said "retry later" (rate limit, too many concurrent calls)."""
+    UNAVAILABLE = "unavailable"
+    """The call failed or timed out for a reason of the moment (network, 5xx)."""
+    INVALID = "invalid"
+    """The request can never succeed there (unknown type or region, no credentials)."""
+
+
+class ErrorScope(str, Enum):
+    """How far a failure reaches: the candidate's zone, its region, its whole cloud, or the
+    whole request."""
+
+    ZONE = "zone"
+    REGION = "region"
+    CLOUD = "cloud"
+    REQUEST = "request"
+
+
 class CandidateFailure(BaseModel):
     """Why one candidate could not be provisioned (capacity, quota, price ...)."""
 
@@ -227,6 +270,15 @@ class CandidateFailure(BaseModel):
     reason: str
     fatal: bool = False
     """Retrying cannot help (no credentials, unknown cloud, broken configuration)."""
+    kind: ErrorKind = ErrorKind.CAPACITY
+    scope: ErrorScope = ErrorScope.ZONE
+
+
+class ReadyRequest(BaseModel):
+    """Wait until every instance of a just-created cluster runs, at the latest by `deadline`."""
+
+    cluster: ClusterHandle
+    deadline: datetime
 
 
 class ProvisionResult(BaseModel):
@@ -240,10 +292,14 @@ class RunOutcome(BaseModel):
     """What monitor saw when the user's program ended on every node."""
 
     exit_codes: list[int]
+    first_failed_rank: int | None = None
+    """The node that failed first (the others may then have been stopped by spotctl)."""
 
     @property
     def exit_code(self) -> int:
-        """The job's code: the first non-zero node code, else 0."""
+        """The job's code: the first failed node's, else the first non-zero, else 0."""
+        if self.first_failed_rank is not None:
+            return self.exit_codes[self.first_failed_rank]
         return next((c for c in self.exit_codes if c != 0), 0)
 
 
@@ -309,6 +365,9 @@ class Activities:
     activity definitions."""
 
     PROVISION = "provision"
+    """Create and wait in one activity: kept for jobs started before create/wait split."""
+    CREATE_CLUSTER = "create_cluster"
+    WAIT_CLUSTER_READY = "wait_cluster_ready"
     SETUP = "setup"
     START_RUN = "start_run"
     MONITOR = "monitor"
@@ -320,6 +379,15 @@ MOUNT_ERROR = "MountError"
 
 PREEMPTED_ERROR = "Preempted"
 """ApplicationError type raised by setup/monitor when the cloud says an instance is gone."""
+
+NOT_READY_ERROR = "ClusterNotReady"
+"""ApplicationError type raised by wait_cluster_ready when the cloud never ran the instances
+in time: the cluster is torn down and the next placement tried."""
+
+JOB_ENDING_ERRORS = (PREEMPTED_ERROR, MOUNT_ERROR, NOT_READY_ERROR)
+"""The only activity error types that are not retried: each is a decision for the workflow.
+Everything else (a worker redeploy, a heartbeat time-out, a stray OSError, a cloud that
+throttles) is an infrastructure failure, retried forever."""
 
 
 def cluster_name(job_id: int, attempt: int) -> str:

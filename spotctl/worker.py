@@ -20,9 +20,11 @@ from temporalio.worker import Worker
 
 from spotctl.activities import all_activities
 from spotctl.activities.deps import Deps
+from spotctl.activities.heartbeat import HEARTBEAT_THROTTLE
 from spotctl.config import Settings, load_settings
 from spotctl.connect import connect, ensure_search_attributes
 from spotctl.models import TASK_QUEUE
+from spotctl.sweeper import start_sweeper, stop_sweeper
 from spotctl.workflows import ALL_WORKFLOWS
 
 log = logging.getLogger("spotctl.worker")
@@ -54,6 +56,7 @@ async def run_worker(settings: Settings, *, ready_file: Path | None = None, stop
         workflows=ALL_WORKFLOWS,
         activities=all_activities(Deps(settings)),
         max_concurrent_activities=1000,
+        max_heartbeat_throttle_interval=HEARTBEAT_THROTTLE,
         graceful_shutdown_timeout=timedelta(seconds=5),
     )
     stop = stop or asyncio.Event()
@@ -64,10 +67,14 @@ async def run_worker(settings: Settings, *, ready_file: Path | None = None, stop
         except (NotImplementedError, RuntimeError):
             pass
     async with worker:
-        if ready_file is not None:
-            ready_file.write_text(str(os.getpid()))
-        log.info("worker polling %s on %s", TASK_QUEUE, settings.temporal_address)
-        await stop.wait()
+        sweeper = start_sweeper(client, settings)  # terminates leftovers of jobs that are over
+        try:
+            if ready_file is not None:
+                ready_file.write_text(str(os.getpid()))
+            log.info("worker polling %s on %s", TASK_QUEUE, settings.temporal_address)
+            await stop.wait()
+        finally:
+            await stop_sweeper(sweeper)
 
 
 def main() -> None:

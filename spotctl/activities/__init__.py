@@ -16,6 +16,8 @@ def all_activities(deps: Deps) -> list[Callable]:
     """Every activity callable, bound to the worker's dependencies."""
     return [
         ProvisionActivities(deps).provision,
+        ProvisionActivities(deps).create_cluster,
+        ProvisionActivities(deps).wait_cluster_ready,
         SetupActivities(deps).setup,
         RunActivities(deps).start_run,
         MonitorActivities(deps).monitor,

@@ -5,8 +5,9 @@ from __future__ import annotations
 from temporalio import activity
 
 from spotctl.activities.deps import Deps
+from spotctl.activities.heartbeat import heartbeating
 from spotctl.activities.node import nodes_of
-from spotctl.activities.watch import wait_for_phase
+from spotctl.activities.watch import STOP_GRACE_S, NodeStopper, wait_for_phase
 from spotctl.models import Activities, AttemptRef, RunOutcome
 
 
@@ -16,8 +17,11 @@ class MonitorActivities:
 
     @activity.defn(name=Activities.MONITOR)
     async def monitor(self, ref: AttemptRef) -> RunOutcome:
-        """Long-running and heartbeating. Returns the exit codes, or raises a non-retryable
-        `Preempted` ApplicationError when the cloud says an instance is gone. A retry after a
-        worker crash re-attaches to the same program (it is never restarted)."""
+        """Long-running; heartbeats from a background task. Returns the exit codes, or raises
+        a non-retryable `Preempted` ApplicationError when the cloud says an instance is gone.
+        A retry after a worker crash re-attaches to the same program (it is never restarted)."""
         nodes = nodes_of(ref, self.deps.cloud(ref.cluster.cloud).runner)
-        return RunOutcome(exit_codes=await wait_for_phase(self.deps, ref, nodes, "run"))
+        stopper = NodeStopper(STOP_GRACE_S)
+        async with heartbeating() as progress:
+            codes = await wait_for_phase(self.deps, ref, nodes, "run", progress, stopper)
+        return RunOutcome(exit_codes=codes, first_failed_rank=stopper.first_failed)

@@ -1,47 +1,161 @@
-"""provision: get a cluster from the first candidate that has capacity."""
+"""Provisioning, in two activities: a fast, idempotent create and a heartbeating wait.
+
+Real clouds take 30-120 s to run a VM. Creating and waiting in one activity without a
+heartbeat meant that a cancel could not reach it, so the job ended CANCELLED while the VM it
+was making kept running. Now:
+
+- `create_cluster` scans the candidates and asks each cloud to create the cluster with one
+  token per attempt (a retried activity gets back what the first try made, never a second
+  VM); it returns in seconds.
+- `wait_cluster_ready` polls the cloud until every instance runs, heartbeating, so a cancel
+  stops it at once and the workflow tears down what was made.
+
+The scan follows policy/failures.py: capacity, quota and price rule out their scope and the
+scan goes on; "retry later" is asked again in place, then ruled out; an unknown answer (a
+time-out: the VM may exist) is asked again in place, then the activity fails and Temporal
+retries it, with the same token.
+"""
 
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime, timedelta
 
 from temporalio import activity
+from temporalio.exceptions import ApplicationError
 
+from spotctl.activities.cloud_calls import cloud_call
 from spotctl.activities.deps import Deps
-from spotctl.clouds.base import CloudError, NoCapacity
-from spotctl.models import Activities, CandidateFailure, ProvisionRequest, ProvisionResult, cluster_name
+from spotctl.activities.heartbeat import Progress, heartbeating
+from spotctl.clouds.base import CloudError, InstanceState
+from spotctl.models import (
+    NOT_READY_ERROR,
+    PREEMPTED_ERROR,
+    Activities,
+    Candidate,
+    CandidateFailure,
+    ClusterHandle,
+    ErrorKind,
+    ProvisionRequest,
+    ProvisionResult,
+    ReadyRequest,
+    cluster_name,
+)
+from spotctl.policy.failures import (
+    IN_PLACE_TRIES,
+    Blocklist,
+    OnError,
+    in_place_delay,
+    is_fatal,
+    on_create_error,
+    skipped,
+)
+
+READY_POLL_S = {"local": 0.2}
+"""Per cloud: how often a pending cluster is asked whether it runs (others: 5 s)."""
+LEGACY_READY_TIMEOUT = timedelta(minutes=15)
+
+
+def _failure(cand: Candidate, exc: CloudError) -> CandidateFailure:
+    return CandidateFailure(location=cand.location, instance_type=cand.instance_type, reason=str(exc),
+                            kind=exc.kind, scope=exc.scope, fatal=is_fatal(exc.kind))
 
 
 class ProvisionActivities:
     def __init__(self, deps: Deps) -> None:
         self.deps = deps
 
-    @activity.defn(name=Activities.PROVISION)
-    async def provision(self, req: ProvisionRequest) -> ProvisionResult:
-        """Try the candidates in order; return the first cluster, or why each one failed.
-
-        Idempotent: a retry (after a worker crash mid-call) first terminates whatever an earlier
-        try of this attempt left behind, so at most one cluster per attempt ever exists. That is
-        safe because the workflow never saw the earlier cluster, so nothing runs on it.
-        """
+    async def _create_one(self, req: ProvisionRequest, cand: Candidate, progress: Progress) -> ClusterHandle:
+        """Ask one candidate, again in place while the cloud says "later" or does not answer."""
         name = cluster_name(req.job_id, req.attempt)
-        if activity.info().attempt > 1:
-            for cloud in self.deps.enabled_clouds():
-                leftover = await asyncio.to_thread(cloud.find_cluster, name)
-                if leftover:
-                    activity.logger.info("terminating %s left by an earlier try of %s", leftover, name)
-                    await asyncio.to_thread(cloud.terminate, leftover)
-        failures: list[CandidateFailure] = []
-        for cand in req.candidates:
-            activity.heartbeat(cand.location)
+        tries = 0
+        while True:
+            progress(f"creating {name} in {cand.location} ({cand.instance_type})")
             try:
                 cloud = self.deps.cloud(cand.cloud)
-                handle = await asyncio.to_thread(cloud.provision, name, cand, req.num_nodes)
+                handle = await cloud_call(cloud.create, name, cand, req.num_nodes, name)
+                return handle.model_copy(update={"accelerators": cand.accelerators})
             except CloudError as exc:
-                fatal = not isinstance(exc, NoCapacity) and not exc.retryable
-                if not fatal and not isinstance(exc, NoCapacity):
-                    raise  # transient (throttling, a network blip): Temporal retries in place
-                failures.append(CandidateFailure(location=cand.location, instance_type=cand.instance_type,
-                                                 reason=str(exc), fatal=fatal))
+                action = on_create_error(exc.kind)
+                tries += 1
+                if action == OnError.RECORD or tries >= IN_PLACE_TRIES:
+                    if action == OnError.RETRY_THEN_RAISE:  # Temporal retries the activity, same token
+                        raise ApplicationError(f"{cand.location}: {exc}", type="CloudUnavailable") from exc
+                    raise
+                activity.logger.info("%s: %s; asking again (%d/%d)", cand.location, exc, tries, IN_PLACE_TRIES)
+                await asyncio.sleep(in_place_delay(tries - 1))
+
+    async def _scan(self, req: ProvisionRequest, progress: Progress) -> ProvisionResult:
+        failures: list[CandidateFailure] = []
+        blocklist = Blocklist()
+        for cand in req.candidates:
+            because = blocklist.why_blocked(cand)
+            if because is not None:
+                failures.append(skipped(cand, because))
                 continue
-            return ProvisionResult(cluster=handle.model_copy(update={"accelerators": cand.accelerators}))
+            try:
+                handle = await self._create_one(req, cand, progress)
+            except CloudError as exc:
+                failure = _failure(cand, exc)
+                failures.append(failure)
+                blocklist.add(cand, failure)
+                continue
+            return ProvisionResult(cluster=handle)
         return ProvisionResult(failures=failures)
+
+    @activity.defn(name=Activities.CREATE_CLUSTER)
+    async def create_cluster(self, req: ProvisionRequest) -> ProvisionResult:
+        """Create the attempt's cluster at the first candidate that can have it (instances
+        may still be pending), or say why each candidate failed. Idempotent by token."""
+        async with heartbeating() as progress:
+            return await self._scan(req, progress)
+
+    async def _wait_ready(self, cluster: ClusterHandle, deadline: datetime, progress: Progress) -> ClusterHandle:
+        cloud = self.deps.cloud(cluster.cloud)
+        poll = READY_POLL_S.get(cluster.cloud, 5.0)
+        where = f"{cluster.cloud}/{cluster.region}/{cluster.zone}"
+        while True:
+            try:
+                states = await cloud_call(cloud.instance_states, cluster.instance_ids)
+            except CloudError as exc:  # slow or throttled: ask again next round
+                activity.logger.warning("waiting for %s: %s", cluster.cluster_name, exc)
+                states = {}
+            dead = {i: s for i, s in states.items() if not s.is_alive}
+            if dead:
+                raise ApplicationError(
+                    f"instance {', '.join(f'{i} {s.value}' for i, s in dead.items())} before it ran in {where}",
+                    {"cloud": cluster.cloud, "region": cluster.region, "zone": cluster.zone},
+                    type=PREEMPTED_ERROR, non_retryable=True,
+                )
+            running = sum(1 for s in states.values() if s == InstanceState.RUNNING)
+            if states and running == len(cluster.instance_ids):
+                return cluster
+            if datetime.now(UTC) >= deadline:
+                raise ApplicationError(f"{where} did not run {cluster.cluster_name} by {deadline:%H:%M:%S} UTC",
+                                       type=NOT_READY_ERROR, non_retryable=True)
+            progress(f"waiting for {cluster.cluster_name} in {where}: {running}/{len(cluster.instance_ids)} running")
+            await asyncio.sleep(poll)
+
+    @activity.defn(name=Activities.WAIT_CLUSTER_READY)
+    async def wait_cluster_ready(self, req: ReadyRequest) -> ClusterHandle:
+        """Return once every instance runs; raise Preempted if one died first, or
+        ClusterNotReady past the deadline (both non-retryable: the workflow decides)."""
+        async with heartbeating() as progress:
+            return await self._wait_ready(req.cluster, req.deadline, progress)
+
+    @activity.defn(name=Activities.PROVISION)
+    async def provision(self, req: ProvisionRequest) -> ProvisionResult:
+        """Create and wait in one (for jobs started before the split; see the workflow)."""
+        async with heartbeating() as progress:
+            result = await self._scan(req, progress)
+            if result.cluster is None:
+                return result
+            try:
+                ready = await self._wait_ready(result.cluster, datetime.now(UTC) + LEGACY_READY_TIMEOUT, progress)
+            except ApplicationError as exc:
+                c = result.cluster
+                await cloud_call(self.deps.cloud(c.cloud).terminate, c.instance_ids)
+                return ProvisionResult(failures=[CandidateFailure(
+                    location=f"{c.cloud}/{c.region}/{c.zone}", instance_type=c.instance_type, reason=str(exc),
+                    kind=ErrorKind.CAPACITY)])
+            return ProvisionResult(cluster=ready)

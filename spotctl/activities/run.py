@@ -5,6 +5,7 @@ from __future__ import annotations
 from temporalio import activity
 
 from spotctl.activities.deps import Deps
+from spotctl.activities.heartbeat import heartbeating
 from spotctl.activities.node import nodes_of, phase_script
 from spotctl.activities.watch import unreachable_is_preemption
 from spotctl.models import Activities, AttemptRef
@@ -19,9 +20,10 @@ class RunActivities:
     async def start_run(self, ref: AttemptRef) -> None:
         """Idempotent: the agent refuses a second start of the same attempt's run, so a retry
         never starts the user's program twice."""
-        try:
-            for node in nodes_of(ref, self.deps.cloud(ref.cluster.cloud).runner):
-                await node.write("run.sh", phase_script(ref, node, ref.job.run))
-                await node.agent("start", node.attempt_dir, "run")
-        except NodeUnreachable as exc:
-            await unreachable_is_preemption(self.deps, ref, exc)
+        async with heartbeating():
+            try:
+                for node in nodes_of(ref, self.deps.cloud(ref.cluster.cloud).runner):
+                    await node.write("run.sh", phase_script(ref, node, ref.job.run))
+                    await node.agent("start", node.attempt_dir, "run")
+            except NodeUnreachable as exc:
+                await unreachable_is_preemption(self.deps, ref, exc)

@@ -9,6 +9,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from spotctl.activities.deps import Deps
+from spotctl.activities.heartbeat import heartbeating
 from spotctl.activities.mounts import materialize
 from spotctl.activities.node import Node, job_env, nodes_of, phase_script
 from spotctl.activities.watch import unreachable_is_preemption, wait_for_phase
@@ -38,14 +39,16 @@ class SetupActivities:
         Idempotent: files are overwritten with the same content, and the agent refuses a second
         start of the setup phase, so a retry only waits for the setup already running."""
         nodes = nodes_of(ref, self.deps.cloud(ref.cluster.cloud).runner)
-        try:
-            await asyncio.gather(*(self._prepare(ref, n) for n in nodes))
-            if not ref.job.setup:
-                return SetupOutcome(exit_code=0)
-            for node in nodes:
-                await node.write("setup.sh", phase_script(ref, node, ref.job.setup))
-                await node.agent("start", node.attempt_dir, "setup")
-        except NodeUnreachable as exc:
-            await unreachable_is_preemption(self.deps, ref, exc)
-        codes = await wait_for_phase(self.deps, ref, nodes, "setup")
+        async with heartbeating() as progress:
+            try:
+                progress("syncing workdir and file mounts")
+                await asyncio.gather(*(self._prepare(ref, n) for n in nodes))
+                if not ref.job.setup:
+                    return SetupOutcome(exit_code=0)
+                for node in nodes:
+                    await node.write("setup.sh", phase_script(ref, node, ref.job.setup))
+                    await node.agent("start", node.attempt_dir, "setup")
+            except NodeUnreachable as exc:
+                await unreachable_is_preemption(self.deps, ref, exc)
+            codes = await wait_for_phase(self.deps, ref, nodes, "setup", progress)
         return SetupOutcome(exit_code=next((c for c in codes if c != 0), 0))

@@ -6,7 +6,9 @@ import asyncio
 
 from temporalio import activity
 
+from spotctl.activities.cloud_calls import cloud_call
 from spotctl.activities.deps import Deps
+from spotctl.activities.heartbeat import heartbeating
 from spotctl.models import Activities, TeardownRequest, cluster_name
 from spotctl.staging import delete_buckets
 
@@ -19,20 +21,25 @@ class TeardownActivities:
     async def teardown(self, req: TeardownRequest) -> int:
         """Terminate the clusters of attempts first..last_attempt on every enabled cloud, found by
         name (so a cluster whose handle never reached the workflow is found too), then ask the
-        cloud again and fail (to be retried) if anything is still alive; then delete the job's
-        ephemeral buckets. Returns how many instances were terminated. Idempotent: what is
-        gone is skipped."""
+        cloud again and fail (to be retried, forever) if anything is still alive; then delete
+        the job's ephemeral buckets. Returns how many instances were terminated. Idempotent:
+        what is gone is skipped. Every cloud call has a time-out; a slow or throttled cloud
+        fails this try, and Temporal tries again."""
         terminated = 0
-        for cloud in self.deps.enabled_clouds():
-            for attempt in range(req.first_attempt, req.last_attempt + 1):
-                ids = await asyncio.to_thread(cloud.find_cluster, cluster_name(req.job_id, attempt))
-                if ids:
-                    await asyncio.to_thread(cloud.terminate, ids)
-                    terminated += len(ids)
-                    states = await asyncio.to_thread(cloud.instance_states, ids)
-                    alive = [i for i, s in states.items() if s.is_alive]
-                    if alive:
-                        raise RuntimeError(f"instances still alive after terminate: {alive}")
-        if req.delete_buckets:
-            await asyncio.to_thread(delete_buckets, req.delete_buckets, self.deps.settings)
+        async with heartbeating() as progress:
+            for cloud in self.deps.enabled_clouds():
+                for attempt in range(req.first_attempt, req.last_attempt + 1):
+                    name = cluster_name(req.job_id, attempt)
+                    progress(f"terminating {name} on {cloud.name}")
+                    ids = await cloud_call(cloud.find_cluster, name)
+                    if ids:
+                        await cloud_call(cloud.terminate, ids)
+                        terminated += len(ids)
+                        states = await cloud_call(cloud.instance_states, ids)
+                        alive = [i for i, s in states.items() if s.is_alive]
+                        if alive:
+                            raise RuntimeError(f"instances still alive after terminate: {alive}")
+            if req.delete_buckets:
+                progress(f"deleting buckets {', '.join(req.delete_buckets)}")
+                await asyncio.to_thread(delete_buckets, req.delete_buckets, self.deps.settings)
         return terminated

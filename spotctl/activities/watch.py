@@ -9,8 +9,13 @@ Three outcomes are kept apart:
   which case a SIGTERM'd program's exit is the preemption's doing);
 - the instance was preempted: only when the cloud says it is not running (or the node saw the
   preemption notice) is a non-retryable `Preempted` error raised;
-- a transient fault (node unreachable, the cloud API slow): the loop keeps going and
-  heartbeating; an unreachable but running instance is never relaunched.
+- a transient fault (node unreachable, the cloud API slow): the loop keeps going (the
+  caller heartbeats from a background task); an unreachable but running instance is never
+  relaunched.
+
+On a multi-node run the first node that exits non-zero ends the job, so the others are
+stopped (SIGTERM, then SIGKILL after STOP_GRACE_S) instead of burning money until they end
+by themselves, as SkyPilot does. The job's exit code is the first failed node's.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from spotctl.activities.deps import Deps
+from spotctl.activities.heartbeat import Progress
 from spotctl.activities.node import Node
 from spotctl.models import PREEMPTED_ERROR, AttemptRef
 from spotctl.remote.base import NodeUnreachable
@@ -31,6 +37,8 @@ LOST_GRACE_S = 15.0
 """How long a phase's beat counter may stand still (the supervisor beats every 2 s) on a
 live instance before the phase is taken as ended by a kill."""
 LOST_EXIT_CODE = 137
+STOP_GRACE_S = 30.0
+"""How long the other nodes of a failed multi-node run get between SIGTERM and SIGKILL."""
 
 
 async def ship_logs(deps: Deps, ref: AttemptRef, node: Node) -> int:
@@ -92,8 +100,42 @@ async def unreachable_is_preemption(deps: Deps, ref: AttemptRef, exc: NodeUnreac
     raise exc
 
 
-async def wait_for_phase(deps: Deps, ref: AttemptRef, nodes: list[Node], phase: str) -> list[int]:
-    """Poll until `phase` has an exit code on every node; return them by rank."""
+class NodeStopper:
+    """Stops the other nodes once one node's run failed: SIGTERM now, SIGKILL after a grace."""
+
+    def __init__(self, grace_s: float) -> None:
+        self.grace_s = grace_s
+        self.first_failed: int | None = None
+        self._termed_at: float | None = None
+        self._killed = False
+
+    async def after(self, nodes: list[Node], codes: dict[int, int], now: float) -> None:
+        if self.first_failed is None:
+            self.first_failed = next((r for r, c in codes.items() if c != 0), None)
+            if self.first_failed is None:
+                return
+        if self._termed_at is None:
+            self._termed_at = now
+            await self._signal(nodes, codes, "TERM")
+        elif not self._killed and now - self._termed_at >= self.grace_s:
+            self._killed = True
+            await self._signal(nodes, codes, "KILL")
+
+    async def _signal(self, nodes: list[Node], codes: dict[int, int], sig: str) -> None:
+        for node in nodes:
+            if node.rank in codes:
+                continue
+            activity.logger.info("node %s failed: SIG%s to node %s", self.first_failed, sig, node.rank)
+            try:
+                await node.agent("signal", node.attempt_dir, "run", sig)
+            except (NodeUnreachable, RuntimeError) as exc:  # it is asked again by the next round
+                activity.logger.warning("could not stop node %s: %s", node.rank, exc)
+
+
+async def wait_for_phase(deps: Deps, ref: AttemptRef, nodes: list[Node], phase: str,
+                         progress: Progress, stopper: NodeStopper | None = None) -> list[int]:
+    """Poll until `phase` has an exit code on every node; return them by rank. With a
+    `stopper` (the run phase), a node that fails stops the others."""
     codes: dict[int, int] = {}
     interval = deps.liveness_interval_s.get(ref.cluster.cloud, 10.0)
     last_liveness = last_lost_check = time.monotonic()
@@ -121,8 +163,10 @@ async def wait_for_phase(deps: Deps, ref: AttemptRef, nodes: list[Node], phase: 
         if len(codes) == len(nodes):
             return [codes[n.rank] for n in nodes]
         detail = f"{phase}: {len(codes)}/{len(nodes)} nodes done"
-        activity.heartbeat(detail + (f", {len(unreachable)} unreachable" if unreachable else ""))
+        progress(detail + (f", {len(unreachable)} unreachable" if unreachable else ""))
         now = time.monotonic()
+        if stopper is not None and len(nodes) > 1:
+            await stopper.after(nodes, codes, now)
         if now - last_liveness >= interval or unreachable:
             last_liveness = now
             await check_alive(deps, ref, nodes)

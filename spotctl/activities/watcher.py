@@ -4,18 +4,29 @@ A worker holds many running jobs; asking the cloud about each job's instances ev
 would cost one API call per job per second. Instead each monitor registers the instances it
 cares about and reads the answer of the watcher's last batched `instance_states` call; one
 call per cloud per interval serves them all.
+
+The cloud may be slow, throttle or hang: each call has a time-out (activities/cloud_calls.py),
+a failed call is logged (once per streak, then every minute) and asked again next interval,
+and while a hung call still holds its thread no second one is started. Waiters are bounded
+too: a monitor never takes a cloud that does not answer for a dead instance.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Callable
 
-from spotctl.clouds.base import Cloud, InstanceState
+from spotctl.activities.cloud_calls import CLOUD_CALL_TIMEOUT_S, submit, wait_call
+from spotctl.clouds.base import Cloud, CloudError, InstanceState
+
+log = logging.getLogger(__name__)
 
 FORGET_AFTER_S = 60.0
 """Instances nobody asked about for this long are dropped from the batch."""
+LOG_EVERY_S = 60.0
+"""A streak of failed calls is logged at its start and then at most this often."""
 
 
 class CloudWatcher:
@@ -28,24 +39,33 @@ class CloudWatcher:
         self._refreshed = asyncio.Condition()
         self._task: asyncio.Task | None = None
         self._listeners: dict[str, set[asyncio.Event]] = {}
+        self._inflight: asyncio.Future | None = None
+        self._failing_since: float | None = None
+        self._last_logged = 0.0
         self.calls = 0
         """How many batched cloud calls were made (for benchmarks)."""
+        self.failures = 0
+        """How many of them failed or timed out."""
 
     async def states(self, ids: list[str]) -> dict[str, InstanceState]:
         """The instances' states from a batched call made after this request began (a death
-        already seen is final and returned at once)."""
+        already seen is final and returned at once). Raises TimeoutError when no call
+        succeeds within two call time-outs: the caller takes that as a transient fault."""
         now = time.monotonic()
         for i in ids:
             self._wanted[i] = now
         self._ensure_running()
         if any(i in self._states and not self._states[i].is_alive for i in ids):
             return {i: self._states.get(i, InstanceState.GONE) for i in ids}
+        # A call already in flight may not include ids registered after it began: wait for
+        # one that answered about every id (ids the cloud does not know come back GONE).
         async with self._refreshed:
             start = self._generation
-            # Bounded: if the cloud does not answer, the caller treats it as a transient fault.
-            await asyncio.wait_for(self._refreshed.wait_for(lambda: self._generation > start),
-                                   timeout=max(30.0, 5 * self.interval_s))
-        return {i: self._states.get(i, InstanceState.GONE) for i in ids}
+            await asyncio.wait_for(
+                self._refreshed.wait_for(lambda: self._generation > start and all(i in self._states for i in ids)),
+                timeout=2 * CLOUD_CALL_TIMEOUT_S + 2 * self.interval_s,
+            )
+        return {i: self._states[i] for i in ids}
 
     async def sleep_unless_dead(self, ids: list[str], seconds: float) -> None:
         """Sleep up to `seconds`, waking early when a batched call sees one of `ids` not
@@ -75,20 +95,47 @@ class CloudWatcher:
         if self._task is None or self._task.done():
             self._task = asyncio.get_running_loop().create_task(self._loop())
 
+    def _failed(self, why: str) -> None:
+        self.failures += 1
+        now = time.monotonic()
+        if self._failing_since is None:
+            self._failing_since = self._last_logged = now
+            log.warning("cloud %s: liveness call failed: %s (asking again every %gs)", self.cloud.name, why, self.interval_s)
+        elif now - self._last_logged >= LOG_EVERY_S:
+            self._last_logged = now
+            log.warning("cloud %s: liveness calls failing for %.0fs: %s", self.cloud.name, now - self._failing_since, why)
+
+    async def _call(self, ids: list[str]) -> dict[str, InstanceState] | None:
+        """One batched call, or None if it failed (logged). A call still hung from an earlier
+        round is waited for instead of starting another."""
+        if self._inflight is None or self._inflight.done():
+            self._inflight = submit(self.cloud.instance_states, ids)
+            self.calls += 1
+        try:
+            states = await wait_call(self._inflight, "instance_states")
+        except CloudError as exc:
+            self._failed(str(exc))
+            return None
+        except Exception as exc:  # noqa: BLE001 - an adapter bug must not stop the watching
+            self._failed(f"{type(exc).__name__}: {exc}")
+            return None
+        if self._failing_since is not None:
+            log.info("cloud %s: liveness calls answer again after %.0fs", self.cloud.name,
+                     time.monotonic() - self._failing_since)
+            self._failing_since = None
+        return states
+
     async def _loop(self) -> None:
         while self._wanted:
             cutoff = time.monotonic() - FORGET_AFTER_S
             for i in [i for i, t in self._wanted.items() if t < cutoff]:
                 del self._wanted[i]
+                self._states.pop(i, None)
             ids = list(self._wanted)
             if ids:
-                try:
-                    states = await asyncio.to_thread(self.cloud.instance_states, ids)
-                    self.calls += 1
+                states = await self._call(ids)
+                if states is not None:
                     self._states.update(states)
-                except Exception:  # a failed batch: waiters try again next round
-                    pass
-                else:
                     for i, state in states.items():
                         if not state.is_alive:
                             for woken in self._listeners.get(i, ()):

@@ -1,18 +1,35 @@
 """The Cloud protocol: what every cloud adapter (local, aws, gcp) offers the activities.
 
 A new cloud is one new module in this package plus its catalog data; nothing else changes.
-All methods are blocking (activities call them through `asyncio.to_thread`) and idempotent:
-provisioning the same cluster name twice returns the cluster made the first time, and
-terminating what is gone is a no-op.
+All methods are blocking (activities call them through `activities/cloud_calls.py`, in a
+thread, with a time-out) and idempotent: creating with the same token twice returns what the
+first call made, and terminating what is gone is a no-op.
+
+Real clouds are slow and moody, so every failure says what it means (`CloudError.kind`) and
+how far it reaches (`CloudError.scope`); policy/failures.py turns that into a decision
+(skip the zone, the region, the cloud; back off; fail the job), as SkyPilot's blocklist does.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
 from enum import Enum
 from typing import Protocol
 
-from spotctl.models import Candidate, ClusterHandle, Offering
+from spotctl.models import Candidate, ClusterHandle, ErrorKind, ErrorScope, Offering
 from spotctl.remote.base import Runner
+
+__all__ = [
+    "Cloud",
+    "CloudError",
+    "ErrorKind",
+    "ErrorScope",
+    "InstanceState",
+    "NoCapacity",
+    "TaggedInstance",
+    "Throttled",
+]
 
 
 class InstanceState(str, Enum):
@@ -30,30 +47,70 @@ class InstanceState(str, Enum):
 
 
 class CloudError(Exception):
-    """A cloud call failed. `retryable` says whether trying again later may help."""
+    """A cloud call failed: `kind` says what happened, `scope` how far it reaches.
 
-    def __init__(self, message: str, *, retryable: bool = True) -> None:
+    `retryable=False` (the older spelling) means kind INVALID with scope CLOUD: the cloud
+    cannot serve this, whatever the moment (no credentials, unknown cloud, broken config)."""
+
+    default_kind = ErrorKind.UNAVAILABLE
+    default_scope = ErrorScope.REQUEST
+
+    def __init__(self, message: str, *, kind: ErrorKind | None = None, scope: ErrorScope | None = None,
+                 retryable: bool | None = None) -> None:
         super().__init__(message)
-        self.retryable = retryable
+        if retryable is False and kind is None:
+            kind, scope = ErrorKind.INVALID, scope or ErrorScope.CLOUD
+        self.kind = kind or self.default_kind
+        self.scope = scope or self.default_scope
+
+    @property
+    def retryable(self) -> bool:
+        """Whether the same call may succeed later (everything but INVALID)."""
+        return self.kind != ErrorKind.INVALID
 
 
 class NoCapacity(CloudError):
-    """The candidate cannot be had now (capacity, quota, price). Try another candidate."""
+    """The candidate cannot be had now (capacity by default; quota and price are kinds too).
+    Try another candidate."""
+
+    default_kind = ErrorKind.CAPACITY
+    default_scope = ErrorScope.ZONE
+
+
+class Throttled(CloudError):
+    """The cloud said "retry later" (rate limit, too many concurrent calls)."""
+
+    default_kind = ErrorKind.THROTTLED
+    default_scope = ErrorScope.CLOUD
+
+
+@dataclass(frozen=True)
+class TaggedInstance:
+    """An instance spotctl made, as the orphan sweeper sees it."""
+
+    id: str
+    cluster_name: str
+    region: str
+    state: InstanceState
+    created_at: datetime
 
 
 class Cloud(Protocol):
     name: str
 
     def offerings(self) -> list[Offering]:
-        """Every (region, zone, instance type) this cloud sells, with prices."""
+        """Every (region, zone, instance type) this cloud sells, with prices (local data; no
+        API call)."""
         ...
 
-    def provision(self, cluster_name: str, candidate: Candidate, num_nodes: int) -> ClusterHandle:
-        """Start `num_nodes` instances of the candidate, tagged with `cluster_name`.
+    def create(self, cluster_name: str, candidate: Candidate, num_nodes: int, token: str) -> ClusterHandle:
+        """Ask for `num_nodes` instances of the candidate, tagged with `cluster_name`; return
+        at once, while they may still be PENDING (`instance_states` says when they run).
 
-        Idempotent: if instances of `cluster_name` already exist and are alive they are
-        returned instead of new ones. Raises NoCapacity when the candidate cannot be had
-        (and leaves nothing of the cluster behind)."""
+        Idempotent by `token` (AWS ClientToken, GCE requestId): a second call with the same
+        token returns the instances the first one made, wherever and in whatever state they
+        are, and never makes more. Raises CloudError (kind and scope set); a failed call
+        leaves nothing of the cluster behind."""
         ...
 
     def find_cluster(self, cluster_name: str) -> list[str]:
@@ -66,6 +123,11 @@ class Cloud(Protocol):
 
     def terminate(self, instance_ids: list[str]) -> None:
         """Terminate the instances and every process on them. Gone ids are ignored."""
+        ...
+
+    def tagged_instances(self) -> list[TaggedInstance]:
+        """Every instance spotctl made on this cloud that is not yet terminated (for the
+        orphan sweeper)."""
         ...
 
     def runner(self, handle: ClusterHandle, node_rank: int) -> Runner:

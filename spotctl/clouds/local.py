@@ -12,7 +12,14 @@ under the lock (`preempt_deadline` on the record) so that however many processes
 the programs get exactly one SIGTERM; the waiting happens outside the lock. Random
 preemptions (`preemption_mtbf_s`) are drawn at launch (`preempt_at`) and enforced lazily by
 every state-reading call, which also finishes claims whose deadline passed (the process that
-claimed them may have died), so no daemon is needed.
+claimed them may have died), so no daemon is needed. Booting works the same way: with a
+region's `provision_delay_s` a new instance is PENDING (its runner says "booting") until its
+`ready_at`, and the first state-reading call after that makes it RUNNING.
+
+`create` is idempotent by token, like AWS's ClientToken: every instance stores the token of
+the call that made it. The Cloud-protocol calls are moody on request (latency, throttling,
+hangs, a concurrency cap; see local_moods.py), the helpers for tests and `spotctl debug`
+(list_instances, preempt*, set_unreachable) never are.
 """
 
 from __future__ import annotations
@@ -27,19 +34,20 @@ import shutil
 import signal
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from pydantic import BaseModel
 
-from spotctl.clouds.base import CloudError, InstanceState, NoCapacity
-from spotctl.clouds.local_config import LocalCloudConfig, load_config
+from spotctl.clouds.base import CloudError, ErrorKind, ErrorScope, InstanceState, NoCapacity, TaggedInstance
+from spotctl.clouds.local_config import LocalCloudConfig, RegionConfig, load_config
+from spotctl.clouds.local_moods import Mood, moody_call
 from spotctl.clouds.local_processes import kill_all, signal_users
 from spotctl.config import Settings
 from spotctl.models import Candidate, ClusterHandle, Offering
-from spotctl.remote.local import LocalRunner, stopped_marker, unreachable_marker
+from spotctl.remote.local import LocalRunner, booting_marker, stopped_marker, unreachable_marker
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +71,10 @@ class LocalInstance(BaseModel):
     price: float = 0.0
     state: InstanceState
     created_at: datetime
+    token: str | None = None
+    """The idempotency token of the create call that made it (None: made before tokens)."""
+    ready_at: datetime | None = None
+    """When a PENDING instance becomes RUNNING (the region's provision_delay_s after creation)."""
     terminated_at: datetime | None = None
     home: str
     ip: str = "127.0.0.1"
@@ -162,53 +174,92 @@ class LocalCloud:
         os.replace(tmp, self.state_path)
 
     def list_instances(self, alive_only: bool = True) -> list[LocalInstance]:
-        self._enforce_preemptions()
+        """Every instance (alive ones only by default). Never moody: for tests and `spotctl debug`."""
+        self._refresh()
         with self._state() as instances:
             return [i for i in instances.values() if i.state.is_alive or not alive_only]
 
     def instance_home(self, instance_id: str) -> Path:
         return self.root / "instances" / instance_id / "home"
 
+    # -- moods -----------------------------------------------------------------------------
+
+    @contextmanager
+    def _api(self, call: str, regions: Iterable[str] | None) -> Iterator[None]:
+        """Apply the moods of the touched regions (all regions when none is known) around a
+        Cloud-protocol call. A config that cannot be read makes no moods: `create` reports it,
+        and the other calls (teardown among them) must keep working meanwhile."""
+        try:
+            configured: dict[str, RegionConfig] = self.config().regions
+        except CloudError:
+            configured = {}
+        touched = {r: configured[r] for r in sorted(set(regions or ())) if r in configured}
+        where = ", ".join(touched) if touched else "all regions"
+        mood = Mood.worst(call, touched or configured)
+        with moody_call(call, where, mood, self.root / "api_slots"):
+            yield
+
+    def _regions_of(self, instance_ids: Iterable[str]) -> list[str]:
+        """The regions of the known instances among the ids (a lock-free peek)."""
+        known = self._load()
+        return [known[i].region for i in instance_ids if i in known]
+
     # -- Cloud protocol --------------------------------------------------------------------
 
+    def create(self, cluster_name: str, candidate: Candidate, num_nodes: int, token: str) -> ClusterHandle:
+        """See Cloud.create. The instances of `token` are returned whatever their state and
+        placement (even terminated), so a retried call never makes a second cluster; ranks the
+        token has no instance for are made (at the token's placement) if num_nodes grew."""
+        with self._api("create", [candidate.region]):
+            return self._create(cluster_name, candidate, num_nodes, token, replace_lost=False)
+
     def provision(self, cluster_name: str, candidate: Candidate, num_nodes: int) -> ClusterHandle:
+        """`create` with the cluster name as token, for tests and the CLI, except that a lost
+        (terminated or preempted) node is replaced: the call makes sure `num_nodes` alive
+        instances of the cluster exist, keeping the placement of the alive ones."""
+        with self._api("create", [candidate.region]):
+            return self._create(cluster_name, candidate, num_nodes, cluster_name, replace_lost=True)
+
+    def _create(self, cluster_name: str, candidate: Candidate, num_nodes: int, token: str, *,
+                replace_lost: bool) -> ClusterHandle:
+        """All or nothing: the checks raise inside the locked block, so nothing is saved."""
         cfg = self.config()
-        region = cfg.regions.get(candidate.region)
-        if region is None:
-            raise NoCapacity(f"local cloud has no region {candidate.region!r} (regions: {', '.join(cfg.regions)})")
-        if candidate.zone not in region.zones:
-            raise NoCapacity(f"local cloud region {candidate.region} has no zone {candidate.zone!r}")
-        if candidate.instance_type not in cfg.instance_types:
-            raise NoCapacity(f"local cloud has no instance type {candidate.instance_type!r}")
-        self._enforce_preemptions()  # instances past their preemption time free capacity first
+        self._refresh()  # instances past their preemption time free capacity first
         with self._state() as instances:
-            existing = sorted(
-                (i for i in instances.values() if i.cluster_name == cluster_name and i.state.is_alive),
-                key=lambda i: i.node_rank,
-            )
-            if existing:  # idempotent: keep the cluster's placement, fill in missing ranks
+            if replace_lost:
+                existing = [i for i in instances.values() if i.cluster_name == cluster_name and i.state.is_alive]
+            else:  # the newest per rank (`provision` may have replaced a lost node under this token)
+                newest = {i.node_rank: i for i in sorted(instances.values(), key=lambda i: i.created_at)
+                          if i.token == token}
+                existing = list(newest.values())
+            existing.sort(key=lambda i: i.node_rank)
+            if existing:  # keep the cluster's placement, fill in missing ranks
                 first = existing[0]
                 placement = (first.region, first.zone, first.instance_type, first.use_spot, first.price)
             else:
-                placement = (candidate.region, candidate.zone, candidate.instance_type, candidate.use_spot, candidate.price)
+                _check_candidate(cfg, candidate)
+                placement = (candidate.region, candidate.zone, candidate.instance_type, candidate.use_spot,
+                             candidate.price)
             have = {i.node_rank for i in existing}
             missing = [r for r in range(num_nodes) if r not in have]
+            region = cfg.regions.get(placement[0])
             if missing:
-                reg_name = placement[0]
-                capacity = cfg.regions[reg_name].capacity if reg_name in cfg.regions else 0
+                capacity = region.capacity if region else 0
                 # Only alive instances hold capacity: PREEMPTED/TERMINATED records do not.
-                in_use = sum(1 for i in instances.values() if i.region == reg_name and i.state.is_alive)
+                in_use = sum(1 for i in instances.values() if i.region == placement[0] and i.state.is_alive)
                 if in_use + len(missing) > capacity:
-                    raise NoCapacity(f"no capacity in {reg_name} ({in_use}/{capacity} in use)")
-            mtbf = cfg.regions[placement[0]].preemption_mtbf_s if placement[0] in cfg.regions else None
+                    raise NoCapacity(f"no capacity in {placement[0]} ({in_use}/{capacity} in use)",
+                                     scope=ErrorScope.REGION)
             for rank in missing:
-                inst = self._new_instance(cluster_name, rank, *placement, mtbf_s=mtbf)
+                inst = self._new_instance(cluster_name, rank, *placement, token=token,
+                                          mtbf_s=region.preemption_mtbf_s if region else None,
+                                          delay_s=region.provision_delay_s if region else 0.0)
                 instances[inst.id] = inst
                 existing.append(inst)
             nodes = sorted(existing, key=lambda i: i.node_rank)
         first = nodes[0]
         return ClusterHandle(
-            cluster_name=cluster_name,
+            cluster_name=first.cluster_name,
             cloud=self.name,
             region=first.region,
             zone=first.zone,
@@ -231,15 +282,21 @@ class LocalCloud:
         itype: str,
         use_spot: bool,
         price: float,
+        *,
+        token: str,
         mtbf_s: float | None = None,
+        delay_s: float = 0.0,
     ) -> LocalInstance:
         iid = "i-" + secrets.token_hex(6)
         home = self.instance_home(iid)
         home.mkdir(parents=True)
         created = _now()
+        ready = created + timedelta(seconds=delay_s)
+        if delay_s > 0:
+            booting_marker(home).touch()
         # Memoryless lifetimes, like independent interruptions; drawn once so every process
-        # agrees on when this instance dies.
-        preempt_at = created + timedelta(seconds=random.expovariate(1 / mtbf_s)) if use_spot and mtbf_s else None
+        # agrees on when this instance dies. The clock starts when it runs.
+        preempt_at = ready + timedelta(seconds=random.expovariate(1 / mtbf_s)) if use_spot and mtbf_s else None
         return LocalInstance(
             id=iid,
             name=f"{cluster_name}-{rank}",
@@ -250,8 +307,10 @@ class LocalCloud:
             instance_type=itype,
             use_spot=use_spot,
             price=price,
-            state=InstanceState.RUNNING,
+            state=InstanceState.PENDING if delay_s > 0 else InstanceState.RUNNING,
             created_at=created,
+            token=token,
+            ready_at=ready,
             home=str(home),
             preempt_at=preempt_at,
         )
@@ -259,10 +318,12 @@ class LocalCloud:
     def find_cluster(self, cluster_name: str) -> list[str]:
         """Every instance of the cluster not yet terminated, by rank: a preempted one still
         holds its disk, so teardown must find it too."""
-        return [i.id for i in self._cluster(cluster_name, alive_only=False)]
+        regions = [i.region for i in self._load().values() if i.cluster_name == cluster_name]
+        with self._api("find_cluster", regions):
+            return [i.id for i in self._cluster(cluster_name, alive_only=False)]
 
     def _cluster(self, cluster_name: str, *, alive_only: bool) -> list[LocalInstance]:
-        self._enforce_preemptions()
+        self._refresh()
         with self._state() as instances:
             found = [
                 i for i in instances.values()
@@ -272,14 +333,52 @@ class LocalCloud:
         return sorted(found, key=lambda i: i.node_rank)
 
     def instance_states(self, instance_ids: list[str]) -> dict[str, InstanceState]:
-        self._enforce_preemptions()
-        with self._state() as instances:
-            return {iid: instances[iid].state if iid in instances else InstanceState.GONE for iid in instance_ids}
+        with self._api("instance_states", self._regions_of(instance_ids)):
+            self._refresh()
+            with self._state() as instances:
+                return {iid: instances[iid].state if iid in instances else InstanceState.GONE
+                        for iid in instance_ids}
 
     def terminate(self, instance_ids: list[str]) -> None:
-        self._end(instance_ids, InstanceState.TERMINATED, TERMINATION_REASON)
-        for iid in instance_ids:  # a preempted instance's kept disk goes now
-            shutil.rmtree(self.root / "instances" / iid, ignore_errors=True)
+        with self._api("terminate", self._regions_of(instance_ids)):
+            self._end(instance_ids, InstanceState.TERMINATED, TERMINATION_REASON)
+            for iid in instance_ids:  # a preempted instance's kept disk goes now
+                shutil.rmtree(self.root / "instances" / iid, ignore_errors=True)
+
+    def tagged_instances(self) -> list[TaggedInstance]:
+        """Every instance not yet terminated (preempted ones still hold a disk), for the
+        orphan sweeper."""
+        with self._api("tagged_instances", None):
+            self._refresh()
+            return [
+                TaggedInstance(id=i.id, cluster_name=i.cluster_name, region=i.region, state=i.state,
+                               created_at=i.created_at)
+                for i in sorted(self._load().values(), key=lambda i: i.created_at)
+                if i.state != InstanceState.TERMINATED
+            ]
+
+    # -- booting ---------------------------------------------------------------------------
+
+    def _refresh(self) -> None:
+        """What time did meanwhile, applied lazily by every state-reading call (no daemon):
+        booted instances run, due preemptions strike."""
+        self._finish_boots()
+        self._enforce_preemptions()
+
+    def _finish_boots(self) -> None:
+        """PENDING -> RUNNING for the instances whose `ready_at` passed. The booting marker
+        goes under the lock before the state is saved, so whoever sees RUNNING can reach it."""
+        now = _now()
+        due = [i.id for i in self._load().values()  # lock-free peek, as in _enforce_preemptions
+               if i.state == InstanceState.PENDING and i.ready_at is not None and i.ready_at <= now]
+        if not due:
+            return
+        with self._state() as instances:
+            for iid in due:
+                inst = instances.get(iid)
+                if inst is not None and inst.state == InstanceState.PENDING and inst.preempt_deadline is None:
+                    booting_marker(inst.home).unlink(missing_ok=True)
+                    inst.state = InstanceState.RUNNING
 
     # -- preemption ------------------------------------------------------------------------
 
@@ -438,6 +537,7 @@ class LocalCloud:
         for iid in targets:
             if final == InstanceState.PREEMPTED:
                 stopped_marker(self.instance_home(iid)).touch()
+                booting_marker(self.instance_home(iid)).unlink(missing_ok=True)  # its disk is readable
             else:
                 shutil.rmtree(self.root / "instances" / iid, ignore_errors=True)
             kill_all(iid)
@@ -445,6 +545,21 @@ class LocalCloud:
     def runner(self, handle: ClusterHandle, node_rank: int) -> LocalRunner:
         iid = handle.instance_ids[node_rank]
         return LocalRunner(self.instance_home(iid), iid)
+
+
+def _check_candidate(cfg: LocalCloudConfig, candidate: Candidate) -> None:
+    """Raise CloudError(kind INVALID) when the local cloud cannot ever serve the candidate."""
+    region = cfg.regions.get(candidate.region)
+    if region is None:
+        raise CloudError(f"local cloud has no region {candidate.region!r} (regions: {', '.join(cfg.regions)})",
+                         kind=ErrorKind.INVALID, scope=ErrorScope.REGION)
+    if candidate.zone not in region.zones:
+        raise CloudError(f"local cloud region {candidate.region} has no zone {candidate.zone!r}",
+                         kind=ErrorKind.INVALID, scope=ErrorScope.ZONE)
+    if candidate.instance_type not in cfg.instance_types:
+        # Zone scope: on a real cloud an instance type is offered zone by zone.
+        raise CloudError(f"local cloud has no instance type {candidate.instance_type!r}",
+                         kind=ErrorKind.INVALID, scope=ErrorScope.ZONE)
 
 
 def _scaled(price: float | None, factor: float) -> float | None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Literal, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -32,6 +33,21 @@ DEFAULT_CONFIG = """\
 #                        on the instance, its programs get one SIGTERM, and whatever still
 #                        runs at the deadline is SIGKILLed (like a spot interruption notice).
 #   Preempt by hand: `spotctl debug preempt <cluster>`.
+#
+#   Moodiness (real clouds are slow and moody; all of it is off by default). It applies to the
+#   Cloud API calls create, instance_states, find_cluster, terminate and tagged_instances, with
+#   the settings of the region the call touches (the worst of them when it touches several,
+#   and of all regions when it touches none, e.g. tagged_instances):
+#   provision_delay_s:   seconds a new instance stays PENDING (unreachable: "booting")
+#                        before it is RUNNING (0 = RUNNING at once)
+#   api_latency_s:       seconds added to every call
+#   throttle_rate:       fraction (0..1) of calls that fail with RequestLimitExceeded, doing nothing
+#   api_hang_s / api_hang_rate: that fraction (0..1) of calls sleeps api_hang_s, then fails as
+#                        "timed out", doing nothing
+#   api_hang_calls:      the call names that may hang, e.g. [create, terminate] (null = all)
+#   max_concurrent_api_calls: more calls than this in flight at once in the region, from any
+#                        process, fail at once with RequestLimitExceeded (null = no limit)
+#   Example: in local-west, `provision_delay_s: 20` and `throttle_rate: 0.2`.
 # instance_types: name -> cpus, memory_gb, accelerators, spot_price / ondemand_price (USD/h)
 regions:
   local-east:
@@ -61,7 +77,20 @@ instance_types:
 """
 
 
+MoodyCall = Literal["create", "instance_states", "find_cluster", "terminate", "tagged_instances"]
+"""The Cloud-protocol calls the moodiness settings apply to (offerings is catalog data, and
+the local cloud's own helpers for tests and `spotctl debug` stay prompt)."""
+MOODY_CALLS: tuple[str, ...] = get_args(MoodyCall)
+
+
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+"""The C loader when libyaml is there: the config is read on every moody API call."""
+
+
 class RegionConfig(BaseModel):
+    """One region; see DEFAULT_CONFIG's comments for what each field does. Every moodiness
+    field defaults to "off", so a config written before they existed behaves as it did."""
+
     model_config = ConfigDict(extra="forbid")
 
     zones: list[str] = Field(min_length=1)
@@ -69,6 +98,13 @@ class RegionConfig(BaseModel):
     price_factor: float = Field(default=1.0, gt=0)
     preemption_mtbf_s: float | None = Field(default=None, gt=0)
     preemption_notice_s: float = Field(default=0, ge=0)
+    provision_delay_s: float = Field(default=0, ge=0)
+    api_latency_s: float = Field(default=0, ge=0)
+    throttle_rate: float = Field(default=0, ge=0, le=1)
+    api_hang_s: float = Field(default=0, ge=0)
+    api_hang_rate: float = Field(default=0, ge=0, le=1)
+    api_hang_calls: list[MoodyCall] | None = None
+    max_concurrent_api_calls: int | None = Field(default=None, ge=1)
 
 
 class InstanceTypeConfig(BaseModel):
@@ -112,7 +148,7 @@ def load_config(path: Path) -> LocalCloudConfig:
     """Parse and validate config.yaml; errors name the file and the offending field."""
     ensure_config(path)
     try:
-        data = yaml.safe_load(path.read_text())
+        data = yaml.load(path.read_text(), Loader=_LOADER)
     except yaml.YAMLError as exc:
         raise _fatal(f"{path}: not valid YAML: {exc}") from exc
     except OSError as exc:

@@ -8,6 +8,8 @@ A network hiccup is simulated with a marker file `<instance dir>/unreachable` (t
 dir is the parent of the sandbox home): while it exists every Runner method raises
 NodeUnreachable although the instance and its processes live on. The runner checks it with
 one stat per call, so the cloud can flip it from another process without any locking.
+A booting instance (PENDING, see the local cloud's `provision_delay_s`) is unreachable the same
+way, through a `booting` marker the cloud removes when the instance is RUNNING.
 """
 
 from __future__ import annotations
@@ -30,6 +32,14 @@ STOPPED_MARKER = "stopped"
 """Next to a preempted instance's home: its disk can still be read, but nothing runs there."""
 
 
+BOOTING_MARKER = "booting"
+"""Next to a PENDING instance's home: nothing answers on it yet, as on a VM still booting."""
+
+
+def booting_marker(home: Path | str) -> Path:
+    return Path(home).parent / BOOTING_MARKER
+
+
 def stopped_marker(home: Path | str) -> Path:
     return Path(home).parent / STOPPED_MARKER
 
@@ -49,6 +59,7 @@ class LocalRunner:
         self.python = sys.executable
         self._unreachable = str(unreachable_marker(self._home))
         self._stopped = str(stopped_marker(self._home))
+        self._booting = str(booting_marker(self._home))
 
     def __repr__(self) -> str:
         return f"LocalRunner({self.instance_id}, home={self.home})"
@@ -56,9 +67,12 @@ class LocalRunner:
     def _check_alive(self) -> None:
         """A terminated instance's home is removed; behave like an unreachable host. The
         simulated-unreachable flag is checked first and on every call (one stat), so tests can
-        cut and restore the "network" while a runner is in use."""
+        cut and restore the "network" while a runner is in use; a booting instance answers
+        nothing yet."""
         if os.path.exists(self._unreachable):
             raise NodeUnreachable(f"instance {self.instance_id} unreachable (simulated)")
+        if os.path.exists(self._booting):
+            raise NodeUnreachable(f"local instance {self.instance_id} is booting (PENDING)")
         if not self._home.is_dir():
             raise NodeUnreachable(f"local instance {self.instance_id} is gone ({self.home} does not exist)")
 

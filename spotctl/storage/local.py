@@ -63,6 +63,26 @@ class LocalStore:
         base = self._existing(bucket)
         return base / key if key else base
 
+    def list_buckets(self) -> list[str]:
+        """Every bucket's name, sorted (for the orphan sweeper; hidden leftovers of a delete
+        are not buckets)."""
+        if not self.root.is_dir():
+            return []
+        return sorted(e.name for e in os.scandir(self.root) if e.is_dir() and not e.name.startswith("."))
+
+    def last_changed(self, name: str) -> float:
+        """When the bucket or anything in it last changed here (newest ctime, epoch seconds;
+        ctime, because uploads keep the source files' mtimes): a bucket still being filled (a
+        launch staging a big workdir) looks young, so the orphan sweeper spares it."""
+        newest = self._existing(name).stat().st_ctime
+        for dirpath, dirnames, filenames in os.walk(self._bucket_dir(name)):
+            for entry in dirnames + filenames:
+                try:
+                    newest = max(newest, os.lstat(os.path.join(dirpath, entry)).st_ctime)
+                except FileNotFoundError:
+                    continue
+        return newest
+
     def create_bucket(self, name: str) -> None:
         self._bucket_dir(name).mkdir(parents=True, exist_ok=True)
 

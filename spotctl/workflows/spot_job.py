@@ -1,16 +1,32 @@
 """SpotJobWorkflow: one managed job's whole life, as one durable Temporal workflow.
 
 The workflow holds the job's state machine and its placement memory; every side effect is an
-activity (provision, setup, start_run, monitor, teardown). It must stay deterministic: no I/O,
-no clocks but workflow.now(), no randomness but workflow.random(), no time.sleep.
+activity (create_cluster, wait_cluster_ready, setup, start_run, monitor, teardown). It must
+stay deterministic: no I/O, no clocks but workflow.now(), no randomness but
+workflow.random(), no time.sleep.
 
     PENDING -> STARTING -> RUNNING -> SUCCEEDED
                   |           |-- preempted ----------------> RECOVERING -> STARTING ...
                   |           |-- exit != 0, restarts left --> RECOVERING
                   |           '-- exit != 0, none left ------> FAILED (FAILED_SETUP if setup failed)
-                  '-- no capacity for max_wait ---------------> FAILED_NO_RESOURCE
+                  |-- no capacity for max_wait ---------------> FAILED_NO_RESOURCE
+                  '-- nothing can ever be provisioned --------> FAILED_PRECHECKS
     any non-terminal state --cancel--> CANCELLING -> CANCELLED
-    an unexpected error -------------> FAILED_CONTROLLER     (teardown still runs)
+    an activity fails in a way no retry can mend ----> FAILED_CONTROLLER (teardown still runs)
+
+What a user can rely on:
+- A cancel never leaks: the activity in flight is cancelled and waited for (it heartbeats,
+  so it hears the cancel at once; a VM being created is finished first), then every cluster
+  of the job is torn down and checked gone. A second cancel cannot skip that teardown.
+- Infrastructure failures retry forever (worker redeploys, heartbeat time-outs, a throttled
+  or hung cloud API, stray OS errors); only named errors end a job (JOB_ENDING_ERRORS). A bug
+  in this code fails the workflow task instead of the job: deploying the fix resumes the job.
+- The history stays small: node activities get the job without its candidates and carried
+  state, visibility is updated only where something changed, and the workflow continues as
+  new between attempts and while it waits for capacity, so a job may wait or run for months.
+
+Jobs started before these rules (no `controller-v2` marker in their history) finish under
+the first controller, workflows/controller_v1.py.
 """
 
 from __future__ import annotations
@@ -20,60 +36,61 @@ from datetime import timedelta
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError, FailureError
+from temporalio.exceptions import ActivityError
+from temporalio.workflow import ActivityCancellationType
 
 with workflow.unsafe.imports_passed_through():
     from spotctl import search_attributes as sa
     from spotctl.models import (
+        JOB_ENDING_ERRORS,
         MOUNT_ERROR,
+        NOT_READY_ERROR,
         PREEMPTED_ERROR,
         Activities,
         AttemptRecord,
         AttemptRef,
         CarriedState,
         ClusterHandle,
+        ErrorKind,
         JobSpec,
         JobState,
         JobStatus,
         ProvisionRequest,
         ProvisionResult,
+        ReadyRequest,
         RunOutcome,
         SetupOutcome,
         TeardownRequest,
     )
     from spotctl.policy.backoff import Backoff
+    from spotctl.policy.failures import all_fatal
     from spotctl.policy.outcome import Decision, after_exit, uses_restart_budget
     from spotctl.policy.recovery import block_region, order_candidates
+    from spotctl.workflows.controller_v1 import ControllerV1
+    from spotctl.workflows.job_view import Cancelled, Finished, describe, details, error_type
+
+CONTROLLER_V2 = "controller-v2"
+"""The patch that separates jobs of this controller from those of controller_v1.py."""
 
 HISTORY_KEPT = 200
-"""Attempt records kept in the job state (and memo); older ones are dropped."""
+"""Attempt records kept in the job state; older ones are dropped."""
+MEMO_HISTORY = 10
+"""Attempt records in the memo while the job runs (all kept ones once it ended): the memo is
+rewritten on every change, and `status` needs only the last few."""
 
-
-class _Cancelled(Exception):
-    """Raised inside the workflow when the user asked to cancel (signal or workflow cancel)."""
-
-
-class _Finished(Exception):
-    """Raised to end the job with a terminal status decided on the way."""
-
-    def __init__(self, status: JobStatus, reason: str | None = None, exit_code: int | None = None):
-        super().__init__(reason or status.value)
-        self.status, self.reason, self.exit_code = status, reason, exit_code
-
-
-_QUICK_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30), maximum_attempts=10)
-_NODE_RETRY = RetryPolicy(
+_INFRA_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1),
-    maximum_interval=timedelta(seconds=30),
-    maximum_attempts=20,
-    non_retryable_error_types=[PREEMPTED_ERROR],
+    maximum_interval=timedelta(seconds=60),
+    non_retryable_error_types=list(JOB_ENDING_ERRORS),
 )
-_FOREVER_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=60))
+"""Every activity: retried forever at most a minute apart, except the named errors."""
 _HEARTBEAT = timedelta(seconds=15)
+READY_TIMEOUT = timedelta(minutes=15)
+"""How long a created cluster may take to run before it is given up for another place."""
 
 
 @workflow.defn(name="SpotJobWorkflow")
-class SpotJobWorkflow:
+class SpotJobWorkflow(ControllerV1):
     def __init__(self) -> None:
         self._state: JobState | None = None
         self._cancel_requested = False
@@ -81,6 +98,8 @@ class SpotJobWorkflow:
         self._attempt = 0
         self._restarts_used = 0
         self._last_location: tuple[str, str, str] | None = None
+        self._published_attrs: dict[str, object] = {}
+        self._published_memo: dict | None = None
 
     # ---- the CLI's view --------------------------------------------------------------
     @workflow.query
@@ -97,35 +116,41 @@ class SpotJobWorkflow:
     # ---- the job ---------------------------------------------------------------------
     @workflow.run
     async def run(self, spec: JobSpec) -> JobState:
+        if not workflow.patched(CONTROLLER_V2):
+            return await self._v1_run(spec)
         self._spec = spec
+        self._node_spec = spec.for_nodes()
+        self._carried_wait = None
         if spec.carried is not None:  # a continued-as-new run picks up where the last one stopped
             c = spec.carried
             self._state, self._attempt, self._restarts_used = c.state, c.attempt, c.restarts_used
             self._blocked_regions = dict(c.blocked_regions)
             self._last_location = c.last_location
             self._cancel_requested = c.state.cancel_requested
+            if c.waiting_since is not None:
+                self._carried_wait = (c.waiting_since, c.backoff_retry)
         else:
             self._state = JobState(job_id=spec.job_id, name=spec.name, resources=spec.resources,
                                    submitted_at=spec.submitted_at)
         self._publish()
-        final: _Finished
+        final: Finished
         try:
             await self._run_attempts()
-            final = _Finished(JobStatus.SUCCEEDED)
-        except _Finished as done:
+            final = Finished(JobStatus.SUCCEEDED)
+        except Finished as done:
             final = done
-        except (_Cancelled, asyncio.CancelledError):
+        except (Cancelled, asyncio.CancelledError):
             self._set(JobStatus.CANCELLING, detail="cancelling: tearing down")
-            final = _Finished(JobStatus.CANCELLED, "cancelled by user")
-        except (FailureError, ValueError, TypeError, KeyError, AttributeError, RuntimeError) as exc:
-            if isinstance(exc, workflow.NondeterminismError):
-                raise
-            workflow.logger.exception("job %s failed in the controller", spec.job_id)
-            final = _Finished(JobStatus.FAILED_CONTROLLER, f"controller error: {_describe(exc)}")
+            final = Finished(JobStatus.CANCELLED, "cancelled by user")
+        except ActivityError as exc:  # a named error nothing here handles: no retry can mend it
+            workflow.logger.exception("job %s: an activity failed for good", spec.job_id)
+            final = Finished(JobStatus.FAILED_CONTROLLER, f"controller error: {describe(exc)}")
+        # Anything else is a bug in this code: it fails the workflow task, which Temporal
+        # retries, so deploying the fix resumes the job where it was.
         self._close_attempt(final.status.value.lower() if final.status != JobStatus.SUCCEEDED else "succeeded")
         # Earlier attempts' clusters were torn down (and verified gone) when they ended; the
         # one before the last is included in case its teardown raced a cancel.
-        await self._teardown(first_attempt=max(1, self._attempt - 1), delete_buckets=spec.ephemeral_buckets)
+        await self._final_teardown(first_attempt=max(1, self._attempt - 1), delete_buckets=spec.ephemeral_buckets)
         self._set(final.status, failure_reason=final.reason if final.status != JobStatus.SUCCEEDED else None,
                   exit_code=final.exit_code if final.exit_code is not None else self._state.exit_code,
                   ended_at=workflow.now(), detail=None)
@@ -134,27 +159,27 @@ class SpotJobWorkflow:
     async def _run_attempts(self) -> None:
         while True:
             if self._cancel_requested:
-                raise _Cancelled()
-            if self._attempt >= (self._spec.carried.attempt if self._spec.carried else 0) + \
-                    self._spec.continue_as_new_after_attempts or workflow.info().is_continue_as_new_suggested():
+                raise Cancelled()
+            first_of_run = self._spec.carried.attempt if self._spec.carried else 0
+            if self._attempt >= first_of_run + self._spec.continue_as_new_after_attempts or self._history_is_long():
                 self._continue_as_new()
-            self._attempt += 1
             cluster = await self._provision()
-            ref = AttemptRef(job=self._spec, attempt=self._attempt, recovery_count=self._state.recoveries, cluster=cluster)
+            ref = AttemptRef(job=self._node_spec, attempt=self._attempt, recovery_count=self._state.recoveries,
+                             cluster=cluster)
             self._open_attempt(cluster)
             self._set(JobStatus.STARTING, detail=f"setting up on {cluster.region}/{cluster.zone}")
             try:
-                setup = await self._activity(Activities.SETUP, ref, SetupOutcome, timedelta(days=1), _NODE_RETRY, _HEARTBEAT)
+                setup = await self._activity(Activities.SETUP, ref, SetupOutcome, timedelta(days=1))
                 if setup.exit_code != 0:
-                    raise _Finished(JobStatus.FAILED_SETUP, f"setup failed with exit code {setup.exit_code}", setup.exit_code)
-                await self._activity(Activities.START_RUN, ref, type(None), timedelta(minutes=2), _NODE_RETRY)
+                    raise Finished(JobStatus.FAILED_SETUP, f"setup failed with exit code {setup.exit_code}", setup.exit_code)
+                await self._activity(Activities.START_RUN, ref, type(None), timedelta(minutes=5))
                 self._set(JobStatus.RUNNING, run_started_at=workflow.now(), detail=None,
                           started_at=self._state.started_at or workflow.now())
-                outcome = await self._activity(Activities.MONITOR, ref, RunOutcome, timedelta(days=365), _NODE_RETRY, _HEARTBEAT)
+                outcome = await self._activity(Activities.MONITOR, ref, RunOutcome, timedelta(days=365))
             except ActivityError as err:
-                if _error_type(err) == MOUNT_ERROR:
-                    raise _Finished(JobStatus.FAILED_SETUP, _describe(err)) from err
-                if _error_type(err) != PREEMPTED_ERROR:
+                if error_type(err) == MOUNT_ERROR:
+                    raise Finished(JobStatus.FAILED_SETUP, describe(err)) from err
+                if error_type(err) != PREEMPTED_ERROR:
                     raise
                 await self._recover_from_preemption(cluster, err)
                 continue
@@ -164,7 +189,7 @@ class SpotJobWorkflow:
             if decision == Decision.SUCCEED:
                 return
             if decision == Decision.FAIL:
-                raise _Finished(JobStatus.FAILED, f"run exited with code {code}", code)
+                raise Finished(JobStatus.FAILED, f"run exited with code {code}", code)
             if uses_restart_budget(code, self._spec.recovery):
                 self._restarts_used += 1
             self._close_attempt(f"exit code {code}")
@@ -177,21 +202,93 @@ class SpotJobWorkflow:
         where = f"{cluster.cloud}/{cluster.region}/{cluster.zone}"
         self._close_attempt("preempted")
         if strategy == "NONE":
-            raise _Finished(JobStatus.FAILED, f"preempted in {where}; job_recovery is NONE")
+            raise Finished(JobStatus.FAILED, f"preempted in {where}; job_recovery is NONE")
         if strategy == "EAGER_NEXT_REGION":
             self._blocked_regions = block_region(self._blocked_regions, cluster.cloud, cluster.region, workflow.now())
         self._last_location = (cluster.cloud, cluster.region, cluster.zone)
         self._set(JobStatus.RECOVERING, recoveries=self._state.recoveries + 1,
-                  detail=f"preempted in {where}: {_describe(err)}")
+                  detail=f"preempted in {where}: {describe(err)}")
         await self._teardown(first_attempt=self._attempt)
 
-    def _continue_as_new(self) -> None:
+    # ---- provisioning ----------------------------------------------------------------
+    async def _provision(self) -> ClusterHandle:
+        """Get the next attempt a running cluster: create it at the best candidate, wait until
+        it runs; while nothing has capacity, back off on durable timers until
+        job_recovery.max_wait (if any) runs out. A cluster that dies or never runs before
+        it is ready is torn down, its region blocked, and the next place tried."""
+        self._attempt += 1
+        waited_since, retry = self._carried_wait or (workflow.now(), 0)
+        self._carried_wait = None
+        backoff = Backoff(initial_s=self._spec.launch_retry_initial_s, max_s=self._spec.launch_retry_max_s)
+        while True:
+            if self._cancel_requested:
+                raise Cancelled()
+            if retry and self._history_is_long():
+                self._continue_as_new(waiting=(waited_since, retry))
+            candidates = order_candidates(self._spec.candidates, strategy=self._spec.recovery.strategy,
+                                          blocked=self._blocked_regions, now=workflow.now(), last=self._last_location)
+            first = candidates[0]
+            status = JobStatus.RECOVERING if self._state.status == JobStatus.RECOVERING else JobStatus.STARTING
+            self._set(status, detail=f"provisioning ({len(candidates)} candidates, first {first.location} {first.instance_type})")
+            req = ProvisionRequest(job_id=self._spec.job_id, attempt=self._attempt, num_nodes=self._spec.num_nodes,
+                                   candidates=candidates)
+            result = await self._activity(Activities.CREATE_CLUSTER, req, ProvisionResult, timedelta(minutes=10))
+            if result.cluster is not None:
+                ready = await self._wait_ready(result.cluster)
+                if ready is not None:
+                    return ready
+                continue  # torn down; its region is blocked: try elsewhere at once
+            reasons = "; ".join(f"{f.location} {f.instance_type}: {f.reason}" for f in result.failures[:5])
+            if all_fatal(result.failures):
+                raise Finished(JobStatus.FAILED_PRECHECKS, f"no candidate can ever be provisioned: {reasons}")
+            max_wait = self._spec.recovery.max_wait_s
+            elapsed = (workflow.now() - waited_since).total_seconds()
+            if max_wait is not None and elapsed >= max_wait:
+                raise Finished(JobStatus.FAILED_NO_RESOURCE, f"no capacity for {elapsed:.0f}s: {reasons}")
+            delay = backoff.delay(retry, workflow.random().random())
+            if max_wait is not None:
+                delay = min(delay, max(0.0, max_wait - elapsed))
+            retry += 1
+            self._set(self._state.status, failure_reason=reasons, detail=_waiting_detail(result, delay))
+            await self._sleep(delay)
+
+    async def _wait_ready(self, cluster: ClusterHandle) -> ClusterHandle | None:
+        """The cluster once it runs, or None when it died or never ran (it is then torn down
+        and its region blocked for a while)."""
+        where = f"{cluster.cloud}/{cluster.region}/{cluster.zone}"
+        self._set(self._state.status, detail=f"waiting for {len(cluster.instance_ids)} instance(s) in {where}")
+        req = ReadyRequest(cluster=cluster, deadline=workflow.now() + READY_TIMEOUT)
+        try:
+            ready = await self._activity(Activities.WAIT_CLUSTER_READY, req, ClusterHandle, READY_TIMEOUT * 2)
+        except ActivityError as err:
+            if error_type(err) not in (PREEMPTED_ERROR, NOT_READY_ERROR):
+                raise
+            self._blocked_regions = block_region(self._blocked_regions, cluster.cloud, cluster.region, workflow.now())
+            self._set(self._state.status, failure_reason=describe(err), detail=f"{where} failed before it ran; trying elsewhere")
+            await self._teardown(first_attempt=self._attempt)
+            self._attempt += 1  # a new token: the dead cluster's would give it back
+            return None
+        self._set(self._state.status, cloud=ready.cloud, region=ready.region, zone=ready.zone, attempt=self._attempt)
+        return ready
+
+    # ---- continue-as-new -------------------------------------------------------------
+    def _history_is_long(self) -> bool:
+        info = workflow.info()
+        return (info.get_current_history_length() >= self._spec.continue_as_new_after_events
+                or info.is_continue_as_new_suggested())
+
+    def _continue_as_new(self, waiting: tuple | None = None) -> None:
         """Hand the job to a fresh run of this workflow (same workflow id, a new history),
-        between attempts, when no cluster is alive."""
-        carried = CarriedState(state=self._state, attempt=self._attempt, restarts_used=self._restarts_used,
-                               blocked_regions=self._blocked_regions, last_location=self._last_location)
+        when no cluster is alive: between attempts, or between rounds of waiting for
+        capacity (`waiting` = (since, rounds so far); the attempt is then not yet used)."""
+        carried = CarriedState(
+            state=self._state, attempt=self._attempt - (1 if waiting else 0), restarts_used=self._restarts_used,
+            blocked_regions=self._blocked_regions, last_location=self._last_location,
+            waiting_since=waiting[0] if waiting else None, backoff_retry=waiting[1] if waiting else 0,
+        )
         workflow.continue_as_new(self._spec.model_copy(update={"carried": carried}))
 
+    # ---- attempts' records -----------------------------------------------------------
     def _open_attempt(self, cluster: ClusterHandle) -> None:
         record = AttemptRecord(attempt=self._attempt, cloud=cluster.cloud, region=cluster.region, zone=cluster.zone,
                                instance_type=cluster.instance_type, started_at=workflow.now())
@@ -202,62 +299,28 @@ class SpotJobWorkflow:
             self._state.history[-1].outcome = outcome
             self._state.history[-1].ended_at = workflow.now()
 
-    async def _provision(self) -> ClusterHandle:
-        """Provision the current attempt, backing off on durable timers while nothing has
-        capacity, until job_recovery.max_wait (if any) runs out."""
-        waited_since = workflow.now()
-        backoff = Backoff(initial_s=self._spec.launch_retry_initial_s)
-        retry = 0
-        while True:
-            candidates = order_candidates(self._spec.candidates, strategy=self._spec.recovery.strategy,
-                                          blocked=self._blocked_regions, now=workflow.now(), last=self._last_location)
-            first = candidates[0]
-            self._set(JobStatus.RECOVERING if self._state.status == JobStatus.RECOVERING else JobStatus.STARTING,
-                      detail=f"provisioning ({len(candidates)} candidates, first {first.location} {first.instance_type})")
-            req = ProvisionRequest(job_id=self._spec.job_id, attempt=self._attempt, num_nodes=self._spec.num_nodes, candidates=candidates)
-            result = await self._activity(Activities.PROVISION, req, ProvisionResult, timedelta(minutes=20), _QUICK_RETRY)
-            if result.cluster is not None:
-                c = result.cluster
-                self._set(self._state.status, cloud=c.cloud, region=c.region, zone=c.zone, attempt=self._attempt)
-                return c
-            reasons = "; ".join(f"{f.location} {f.instance_type}: {f.reason}" for f in result.failures[:5])
-            if result.failures and all(f.fatal for f in result.failures):
-                raise _Finished(JobStatus.FAILED_PRECHECKS, f"no candidate can ever be provisioned: {reasons}")
-            max_wait = self._spec.recovery.max_wait_s
-            elapsed = (workflow.now() - waited_since).total_seconds()
-            if max_wait is not None and elapsed >= max_wait:
-                raise _Finished(JobStatus.FAILED_NO_RESOURCE, f"no capacity for {elapsed:.0f}s: {reasons}")
-            delay = backoff.delay(retry, workflow.random().random())
-            if max_wait is not None:
-                delay = min(delay, max(0.0, max_wait - elapsed))
-            retry += 1
-            regions = len({f.location.rsplit("/", 1)[0] for f in result.failures})
-            self._set(self._state.status, failure_reason=reasons,
-                      detail=f"no capacity in {regions} region(s), retry in {delay:.0f}s")
-            await self._sleep(delay)
-
-    # ---- helpers ---------------------------------------------------------------------
-    async def _activity(self, name: str, arg, result_type, timeout: timedelta, retry: RetryPolicy,
-                        heartbeat: timedelta | None = None):
-        """Run one activity, abandoning it (and raising _Cancelled) as soon as cancel is asked."""
+    # ---- activities and timers -------------------------------------------------------
+    async def _activity(self, name: str, arg, result_type, timeout: timedelta):
+        """Run one activity (heartbeating, retried forever but for the named errors). A
+        cancel cancels it and waits until it has stopped, then raises Cancelled: only then
+        may the teardown look for what it made."""
         if self._cancel_requested:
-            raise _Cancelled()
+            raise Cancelled()
         handle = workflow.start_activity(
-            name, arg, result_type=result_type, start_to_close_timeout=timeout,
-            heartbeat_timeout=heartbeat, retry_policy=retry, summary=f"{name} (attempt {self._attempt})",
+            name, arg, result_type=result_type, start_to_close_timeout=timeout, heartbeat_timeout=_HEARTBEAT,
+            retry_policy=_INFRA_RETRY, cancellation_type=ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+            summary=f"{name} (attempt {self._attempt})",
         )
         try:
             await workflow.wait_condition(lambda: handle.done() or self._cancel_requested)
         except asyncio.CancelledError:  # a plain Temporal cancel of the workflow
             handle.cancel()
+            await _stopped(handle)
             raise
         if not handle.done():
             handle.cancel()
-            try:
-                await handle
-            except (ActivityError, asyncio.CancelledError):
-                pass
-            raise _Cancelled()
+            await _stopped(handle)
+            raise Cancelled()
         return handle.result()
 
     async def _sleep(self, seconds: float) -> None:
@@ -266,21 +329,35 @@ class SpotJobWorkflow:
             await workflow.wait_condition(lambda: self._cancel_requested, timeout=timedelta(seconds=seconds))
         except TimeoutError:
             return
-        raise _Cancelled()
+        raise Cancelled()
 
     async def _teardown(self, first_attempt: int, delete_buckets: list[str] | None = None) -> None:
         """Terminate the clusters of attempts first_attempt..current (and, at the job's end, its
-        ephemeral buckets). Runs on every path, cancellation included, and retries until the
-        cloud confirms nothing is left."""
+        ephemeral buckets); retried until the cloud confirms nothing is left."""
         if self._attempt < first_attempt and not delete_buckets:
             return
         req = TeardownRequest(job_id=self._spec.job_id, first_attempt=first_attempt, last_attempt=self._attempt,
                               delete_buckets=delete_buckets or [])
         await workflow.execute_activity(
             Activities.TEARDOWN, req, result_type=int, start_to_close_timeout=timedelta(minutes=10),
-            retry_policy=_FOREVER_RETRY,
+            heartbeat_timeout=_HEARTBEAT, retry_policy=_INFRA_RETRY,
+            cancellation_type=ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
         )
 
+    async def _final_teardown(self, first_attempt: int, delete_buckets: list[str]) -> None:
+        """The job's last teardown, shielded: a second cancel arriving meanwhile is noted and
+        the teardown awaited again, so the job always ends with nothing left."""
+        task = asyncio.ensure_future(self._teardown(first_attempt, delete_buckets))
+        while True:
+            try:
+                await asyncio.shield(task)
+                return
+            except asyncio.CancelledError:
+                if task.done():
+                    task.result()
+                    return
+
+    # ---- state and visibility --------------------------------------------------------
     def _leave_running(self) -> None:
         if self._state.run_started_at is not None:
             ran = (workflow.now() - self._state.run_started_at).total_seconds()
@@ -295,43 +372,39 @@ class SpotJobWorkflow:
         self._publish()
 
     def _publish(self) -> None:
+        """Upsert the search attributes that changed, and the memo if it changed: each upsert
+        is a history event, and a job that waits for capacity for weeks makes many."""
         s = self._state
-        workflow.upsert_search_attributes(
-            [
-                sa.JOB_ID.value_set(s.job_id),
-                sa.JOB_NAME.value_set(s.name),
-                sa.STATUS.value_set(s.status.value),
-                sa.RECOVERIES.value_set(s.recoveries),
-                sa.CLOUD.value_set(s.cloud or ""),
-                sa.REGION.value_set(s.region or ""),
-                sa.RESOURCES.value_set(s.resources),
-                sa.SUBMITTED.value_set(s.submitted_at),
-            ]
-        )
-        workflow.upsert_memo({"state": s.model_dump(mode="json")})
-        workflow.set_current_details(_details(s))
+        attrs = {
+            sa.JOB_ID: s.job_id, sa.JOB_NAME: s.name, sa.STATUS: s.status.value, sa.RECOVERIES: s.recoveries,
+            sa.CLOUD: s.cloud or "", sa.REGION: s.region or "", sa.RESOURCES: s.resources, sa.SUBMITTED: s.submitted_at,
+        }
+        changed = [key.value_set(value) for key, value in attrs.items() if self._published_attrs.get(key.name) != value]
+        if changed:
+            workflow.upsert_search_attributes(changed)
+            self._published_attrs.update({key.name: value for key, value in attrs.items()})
+        kept = s.history if s.status.is_terminal else s.history[-MEMO_HISTORY:]
+        memo = s.model_copy(update={"history": kept}).model_dump(mode="json")
+        if memo != self._published_memo:
+            workflow.upsert_memo({"state": memo})
+            self._published_memo = memo
+        workflow.set_current_details(details(s))
 
 
-def _details(s: JobState) -> str:
-    """What the Temporal web UI shows as the job's current details (Markdown)."""
-    lines = [f"**{s.status.value}** job {s.job_id} `{s.name}`, attempt {s.attempt}, {s.recoveries} recoveries"]
-    if s.cloud:
-        lines.append(f"on {s.cloud}/{s.region}/{s.zone}")
-    if s.detail:
-        lines.append(f"now: {s.detail}")
-    if s.failure_reason:
-        lines.append(f"last failure: {s.failure_reason}")
-    for r in s.history[-5:]:
-        lines.append(f"- attempt {r.attempt}: {r.region}/{r.zone} {r.instance_type}: {r.outcome or 'running'}")
-    return "\n\n".join(lines)
+async def _stopped(handle: workflow.ActivityHandle) -> None:
+    """Wait until a cancelled activity has really stopped (its cancellation type waits for
+    the activity to acknowledge), whatever cancel arrives meanwhile."""
+    while not handle.done():
+        try:
+            await workflow.wait_condition(handle.done)
+        except asyncio.CancelledError:
+            continue
+    if not handle.cancelled():
+        handle.exception()  # retrieved, so it is not reported as never retrieved
 
 
-def _error_type(err: ActivityError) -> str | None:
-    return err.cause.type if isinstance(err.cause, ApplicationError) else None
-
-
-def _describe(exc: BaseException) -> str:
-    """The innermost message of a Temporal failure chain."""
-    while isinstance(exc, FailureError) and exc.cause is not None:
-        exc = exc.cause
-    return str(exc) or type(exc).__name__
+def _waiting_detail(result: ProvisionResult, delay: float) -> str:
+    if result.failures and all(f.kind == ErrorKind.THROTTLED for f in result.failures):
+        return f"cloud API throttled, retry in {delay:.0f}s"
+    regions = len({f.location.rsplit("/", 1)[0] for f in result.failures})
+    return f"no capacity in {regions} region(s), retry in {delay:.0f}s"

@@ -1,0 +1,57 @@
+"""Heartbeats from a background task, at a fixed cadence, whatever the activity awaits.
+
+An activity that heartbeats only between its own steps misses its heartbeat time-out as soon
+as one step is slow (a cloud call, a large file copy), and is then retried while the first
+try still runs. A background task beats every HEARTBEAT_EVERY_S instead; the heartbeat's
+answer is also how a cancel reaches the activity (at its next await).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from datetime import timedelta
+
+from temporalio import activity
+
+HEARTBEAT_TIMEOUT = timedelta(seconds=15)
+"""The heartbeat time-out of every long activity: a dead worker is noticed this late."""
+HEARTBEAT_EVERY_S = 2.0
+HEARTBEAT_THROTTLE = timedelta(seconds=3)
+"""The worker sends an activity's heartbeats to the server at most this often (Temporal's
+default is 0.8 x the heartbeat time-out, 12 s here). A cancel reaches an activity only in a
+heartbeat's answer, so this is how late a cancelled job stops its program, and the price is
+one heartbeat call per running job per this interval."""
+
+
+class Progress:
+    """What the activity is doing now; sent with every heartbeat (shown in the web UI)."""
+
+    def __init__(self, text: str = "") -> None:
+        self.text = text
+
+    def __call__(self, text: str) -> None:
+        self.text = text
+
+
+@asynccontextmanager
+async def heartbeating(progress: Progress | None = None, every_s: float = HEARTBEAT_EVERY_S) -> AsyncIterator[Progress]:
+    """Beat every `every_s` seconds while the block runs; yields the Progress to update."""
+    progress = progress or Progress()
+    beat: Callable[[], None] = lambda: activity.heartbeat(progress.text)  # noqa: E731
+
+    async def loop() -> None:
+        while True:
+            beat()
+            await asyncio.sleep(every_s)
+
+    task = asyncio.get_running_loop().create_task(loop())
+    try:
+        yield progress
+    finally:
+        task.cancel()
+        try:
+            await task
+        except asyncio.CancelledError:
+            pass

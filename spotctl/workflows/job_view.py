@@ -1,0 +1,45 @@
+"""What both controllers share: the exceptions that end a job, and how a job is described
+(the web UI's current details, the innermost message of a failure). Deterministic, no I/O."""
+
+from __future__ import annotations
+
+from temporalio.exceptions import ActivityError, ApplicationError, FailureError
+
+from spotctl.models import JobState, JobStatus
+
+
+class Cancelled(Exception):
+    """Raised inside the workflow when the user asked to cancel (signal or workflow cancel)."""
+
+
+class Finished(Exception):
+    """Raised to end the job with a terminal status decided on the way."""
+
+    def __init__(self, status: JobStatus, reason: str | None = None, exit_code: int | None = None):
+        super().__init__(reason or status.value)
+        self.status, self.reason, self.exit_code = status, reason, exit_code
+
+
+def details(s: JobState) -> str:
+    """What the Temporal web UI shows as the job's current details (Markdown)."""
+    lines = [f"**{s.status.value}** job {s.job_id} `{s.name}`, attempt {s.attempt}, {s.recoveries} recoveries"]
+    if s.cloud:
+        lines.append(f"on {s.cloud}/{s.region}/{s.zone}")
+    if s.detail:
+        lines.append(f"now: {s.detail}")
+    if s.failure_reason:
+        lines.append(f"last failure: {s.failure_reason}")
+    for r in s.history[-5:]:
+        lines.append(f"- attempt {r.attempt}: {r.region}/{r.zone} {r.instance_type}: {r.outcome or 'running'}")
+    return "\n\n".join(lines)
+
+
+def error_type(err: ActivityError) -> str | None:
+    return err.cause.type if isinstance(err.cause, ApplicationError) else None
+
+
+def describe(exc: BaseException) -> str:
+    """The innermost message of a Temporal failure chain."""
+    while isinstance(exc, FailureError) and exc.cause is not None:
+        exc = exc.cause
+    return str(exc) or type(exc).__name__
