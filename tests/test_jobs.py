@@ -136,11 +136,14 @@ def test_cancel_during_setup(spot_clean: Spot, tmp_path: Path) -> None:
     """)
     job_id = launched_id(spot_clean.run("launch", "-y", "-d", task).stderr)
     deadline = time.monotonic() + 20
+    job: dict = {}
     while time.monotonic() < deadline:
         job = spot_clean.job(job_id)
-        if job["status"] == "STARTING" and spot_clean.alive_instances():
+        if job["status"] == "STARTING" and "setting up" in (job["detail"] or "") and spot_clean.alive_instances():
             break
         time.sleep(0.1)
+    else:
+        raise AssertionError(f"job {job_id} never reached its setup; last seen {job}")
     assert spot_clean.run("cancel", "-y", "-n", "slowsetup").exit_code == 0
     spot_clean.wait_status(job_id, "CANCELLED", timeout=10)
     assert spot_clean.alive_instances() == []

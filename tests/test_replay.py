@@ -1,7 +1,10 @@
 """Recorded histories replay against the current workflow code.
 
 A change that breaks replay would break every job running while workers are upgraded; such a
-change needs `workflow.patched`. Histories are made by tests/histories/record.py.
+change needs `workflow.patched`. Histories are made by tests/histories/record.py: the
+unprefixed ones by the first controller (workflows/controller_v1.py, frozen), the v2_ ones by
+the current one (every path: success, failures, cancels while running and while provisioning,
+capacity backoff, preemption with notice, continue-as-new) and by the job-id allocator.
 """
 
 from __future__ import annotations
@@ -9,22 +12,82 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from temporalio import workflow
 from temporalio.client import WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
-from spotctl.workflows import ALL_WORKFLOWS
+from spotctl.models import JobSpec, JobState
+from spotctl.workflows import ALL_WORKFLOWS, JobIdAllocator, SpotJobWorkflow
 
-HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
+HISTORY_DIR = Path(__file__).parent / "histories"
+HISTORIES = sorted(HISTORY_DIR.glob("*.json"))
+V1_HISTORIES = [p for p in HISTORIES if not p.stem.startswith("v2_")]
+V2_HISTORIES = [p for p in HISTORIES if p.stem.startswith("v2_")]
+
+
+async def replay(path: Path, workflows: list) -> object:
+    history = WorkflowHistory.from_json(f"replay-{path.stem}", path.read_text())
+    replayer = Replayer(workflows=workflows, data_converter=pydantic_data_converter)
+    return await replayer.replay_workflow(history, raise_on_replay_failure=False)
 
 
 @pytest.mark.parametrize("path", HISTORIES, ids=[p.stem for p in HISTORIES])
 async def test_history_replays(path: Path) -> None:
-    history = WorkflowHistory.from_json(f"replay-{path.stem}", path.read_text())
-    replayer = Replayer(workflows=ALL_WORKFLOWS, data_converter=pydantic_data_converter)
-    result = await replayer.replay_workflow(history)
-    assert result.replay_failure is None
+    result = await replay(path, ALL_WORKFLOWS)
+    assert result.replay_failure is None, f"{path.name}: {result.replay_failure!r}"
 
 
 def test_there_are_histories() -> None:
-    assert len(HISTORIES) >= 6
+    assert len(V1_HISTORIES) >= 6, "the first controller's histories are frozen: never delete them"
+    assert len(V2_HISTORIES) >= 8
+    names = {p.stem for p in V2_HISTORIES}
+    for needed in ("v2_succeeded", "v2_cancelled_provisioning", "v2_backoff_then_succeeded",
+                   "v2_preempted_with_notice", "v2_continued_as_new_run1", "v2_job_id_allocator"):
+        assert needed in names
+    assert len(HISTORIES) >= 14
+
+
+def test_histories_cover_both_controllers_and_the_allocator() -> None:
+    """The unprefixed histories have no controller-v2 marker (they exercise _v1_run); the v2
+    ones do; the allocator's history is there and is replayed with ALL_WORKFLOWS."""
+    assert JobIdAllocator in ALL_WORKFLOWS
+    for path in V1_HISTORIES:
+        assert "controller-v2" not in _markers(path), path.name
+    for path in V2_HISTORIES:
+        text = path.read_text()
+        if '"name":"JobIdAllocator"' in text.replace(" ", ""):
+            continue
+        assert "controller-v2" in _markers(path), path.name
+
+
+def _markers(path: Path) -> str:
+    """The patch ids of a history's markers (in the marker details, base64)."""
+    import base64
+    import json
+
+    found = []
+    for event in json.loads(path.read_text())["events"]:
+        marker = event.get("markerRecordedEventAttributes")
+        if marker:
+            for payload in marker.get("details", {}).get("patch-data", {}).get("payloads", []):
+                found.append(base64.b64decode(payload["data"]).decode())
+    return " ".join(found)
+
+
+@workflow.defn(name="SpotJobWorkflow", sandboxed=False)
+class _SleepsFirst(SpotJobWorkflow):
+    """A deliberately incompatible change: one more timer before anything else."""
+
+    @workflow.run
+    async def run(self, spec: JobSpec) -> JobState:
+        await workflow.sleep(1)
+        return await super().run(spec)
+
+
+async def test_replay_catches_an_incompatible_change() -> None:
+    """The check bites: a changed workflow does not replay a recorded history."""
+    path = HISTORY_DIR / "v2_succeeded.json"
+    assert (await replay(path, ALL_WORKFLOWS)).replay_failure is None
+    result = await replay(path, [_SleepsFirst, JobIdAllocator])
+    assert result.replay_failure is not None

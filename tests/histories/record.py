@@ -3,20 +3,33 @@
     python tests/histories/record.py
 
 runs a set of representative jobs on a private embedded server and writes each history to
-tests/histories/<name>.json. Re-record only on purpose: a change to the workflow that makes an
-old history fail to replay would break jobs running while a worker is upgraded (use
-`workflow.patched` for such changes instead).
+tests/histories/v2_<name>.json: histories of the current controller (workflows/spot_job.py,
+the `controller-v2` patch), one for every path it can take, plus the job-id allocator's.
+
+The other files here (succeeded.json, failed_setup.json, ... without the v2_ prefix) were
+recorded by the first controller (workflows/controller_v1.py). They are frozen: they prove
+that jobs started before controller-v2 still replay, and this script cannot re-record them
+(every new job takes the v2 path). Never overwrite or delete them.
+
+Re-record the v2 set only on purpose: a change to the workflow that makes a recorded history
+fail to replay would break jobs running while a worker is upgraded (use `workflow.patched`
+for such changes instead).
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
+import json
 import os
 import sys
 import tempfile
 import textwrap
 import time
+from collections.abc import Callable
 from pathlib import Path
+
+import yaml
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
@@ -25,38 +38,74 @@ from click.testing import CliRunner  # noqa: E402
 
 from spotctl.cli.main import cli  # noqa: E402
 from spotctl.client import SpotClient, workflow_id  # noqa: E402
+from spotctl.clouds.local import LocalCloud  # noqa: E402
 from spotctl.config import load_settings  # noqa: E402
+from spotctl.planning import Overrides, plan  # noqa: E402
 from spotctl.server import EmbeddedServer  # noqa: E402
+from spotctl.workflows import ALLOCATOR_WORKFLOW_ID  # noqa: E402
 
 from conftest import spotctl_env  # noqa: E402
 
-JOBS = {
-    "succeeded": ["launch", "-y", "-n", "ok", "echo hello"],
-    "failed_exit_code": ["launch", "-y", "-n", "bad", "exit 3"],
-    "failed_setup": ["launch", "-y", "{setup_task}"],
-    "restarted_then_failed": ["launch", "-y", "{retry_task}"],
-}
+PREFIX = "v2_"
+"""Every file this script writes starts with it; the unprefixed (controller v1) ones are frozen."""
+
+FOREIGN_PATHS = ("/tmp/", "/work/", "/root/", "/home/")
+"""Machine paths that must not appear in a recorded history, not even inside a payload."""
 
 
-def scrub(text: str) -> str:
+def scrub(text: str, extra_prefixes: tuple[str, ...] = ()) -> str:
     """No machine paths in the repo: stack traces in failures name files relative to the repo
     and to site-packages."""
     import site
     import sysconfig
 
     prefixes = [str(HERE.parents[1]) + "/", sysconfig.get_path("purelib") + "/", *[p + "/" for p in site.getsitepackages()]]
-    for prefix in prefixes:
+    for prefix in [*prefixes, *extra_prefixes]:
         text = text.replace(prefix, "")
     return text
+
+
+def compact(text: str) -> str:
+    """The history JSON with one event a line (indented, the files would be a third larger);
+    WorkflowHistory.from_json reads it as it is."""
+    events = json.loads(text)["events"]
+    lines = ",\n".join(json.dumps(e, separators=(",", ":")) for e in events)
+    return f'{{"events":[\n{lines}\n]}}\n'
+
+
+def machine_paths(text: str) -> list[str]:
+    """Machine paths in a history's JSON, payloads (base64) included."""
+    found = [p for p in FOREIGN_PATHS if p in text]
+    for event in json.loads(text)["events"]:
+        for data in _payload_data(event):
+            decoded = base64.b64decode(data).decode("utf-8", "replace")
+            found += [f"{p} (in a payload)" for p in FOREIGN_PATHS if p in decoded]
+    return sorted(set(found))
+
+
+def _payload_data(node):
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "data" and isinstance(value, str):
+                yield value
+            else:
+                yield from _payload_data(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _payload_data(value)
 
 
 def main() -> None:
     home = Path(tempfile.mkdtemp(prefix="spotctl-record-"))
     env = spotctl_env(home)
     os.environ.update(env)
-    server = EmbeddedServer(load_settings(home))
+    settings = load_settings(home)
+    server = EmbeddedServer(settings)
     server.ensure_running()
     runner = CliRunner()
+    cloud = LocalCloud(settings)
+    cloud.config()  # writes the default config.yaml
+    default_config = cloud.config_path.read_text()
     tasks = {
         "setup_task": "name: setup-fails\nsetup: exit 7\nrun: echo never\n",
         "retry_task": "name: retry\nresources:\n  job_recovery:\n    max_restarts_on_errors: 1\nrun: exit 1\n",
@@ -67,34 +116,131 @@ def main() -> None:
         paths[key] = home / f"{key}.yaml"
         paths[key].write_text(textwrap.dedent(text))
 
+    def cli_ok(*args: str) -> str:
+        result = runner.invoke(cli, list(args), env=env)
+        assert result.exit_code == 0, (args, result.output)
+        return result.stdout
+
     def launch(*args: str) -> int:
         result = runner.invoke(cli, [a.format(**{k: str(v) for k, v in paths.items()}) for a in args], env=env)
         line = next(line for line in result.stderr.splitlines() if line.startswith("Managed job"))
         return int(line.split()[2])
 
-    def wait_running(job_id: int) -> None:
-        while '"RUNNING"' not in runner.invoke(cli, ["status", "--json"], env=env).stdout:
+    def job(job_id: int) -> dict:
+        return next((j for j in json.loads(cli_ok("status", "--json")) if j["job_id"] == job_id), {})
+
+    def wait_for(what: str, ok: Callable[[], bool], timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while not ok():
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"waiting for {what}")
             time.sleep(0.1)
 
-    try:
-        ids = {name: launch(*args) for name, args in JOBS.items()}
-        ids["cancelled_running"] = launch("launch", "-y", "-d", "-n", "cancel-me", "sleep 1000")
-        wait_running(ids["cancelled_running"])
-        runner.invoke(cli, ["cancel", "-y", str(ids["cancelled_running"])], env=env)
-        ids["preempted_then_succeeded"] = launch("launch", "-y", "-d", "{long_task}")
-        wait_running(ids["preempted_then_succeeded"])
-        runner.invoke(cli, ["debug", "preempt", str(ids["preempted_then_succeeded"]), "--notice", "0"], env=env)
+    def wait_status(job_id: int, status: str, timeout: float = 60) -> None:
+        wait_for(f"job {job_id} {status}", lambda: job(job_id).get("status") == status, timeout)
 
-        async def save() -> None:
-            client = await SpotClient.connect(load_settings(home))
+    def set_regions(**fields) -> None:
+        """Set fields on every region of the local cloud (read on each API call: live)."""
+        data = yaml.safe_load(default_config)
+        for region in data["regions"].values():
+            region.update(fields)
+        cloud.config_path.write_text(yaml.safe_dump(data, sort_keys=False))
+        cloud.config()  # still valid
+
+    def restore_config() -> None:
+        cloud.config_path.write_text(default_config)
+
+    async def history_events(job_id: int) -> list:
+        client = await SpotClient.connect(settings)
+        return (await client.temporal.get_workflow_handle(workflow_id(job_id)).fetch_history()).events
+
+    def fired_timers(job_id: int) -> int:
+        return sum(1 for e in asyncio.run(history_events(job_id)) if e.HasField("timer_fired_event_attributes"))
+
+    ids: dict[str, int] = {}
+    try:
+        # Jobs that run to their end in the foreground.
+        ids["succeeded"] = launch("launch", "-y", "-n", "ok", "echo hello")
+        ids["failed_setup"] = launch("launch", "-y", "{setup_task}")
+        ids["restarted_then_failed"] = launch("launch", "-y", "{retry_task}")
+
+        # Cancelled while RUNNING.
+        ids["cancelled_running"] = launch("launch", "-y", "-d", "-n", "cancel-me", "sleep 1000")
+        wait_status(ids["cancelled_running"], "RUNNING")
+        cli_ok("cancel", "-y", str(ids["cancelled_running"]))
+        wait_status(ids["cancelled_running"], "CANCELLED")
+
+        # Preempted with a notice (SIGTERM, then the kill), then recovered.
+        ids["preempted_with_notice"] = launch("launch", "-y", "-d", "{long_task}")
+        wait_status(ids["preempted_with_notice"], "RUNNING")
+        cli_ok("debug", "preempt", str(ids["preempted_with_notice"]), "--notice", "2")
+        wait_status(ids["preempted_with_notice"], "SUCCEEDED")
+
+        # Cancelled while its cluster is being provisioned (slow instances).
+        set_regions(provision_delay_s=30)
+        try:
+            job_id = ids["cancelled_provisioning"] = launch("launch", "-y", "-d", "-n", "slow", "echo never")
+            try:
+                wait_for("waiting for instances", lambda: "waiting for" in (job(job_id).get("detail") or ""), 10)
+            except TimeoutError:
+                print("warning: never saw 'waiting for'; cancelling anyway")
+            cli_ok("cancel", "-y", str(job_id))
+            wait_status(job_id, "CANCELLED")
+        finally:
+            restore_config()
+
+        # No capacity anywhere: backoff timers, then capacity comes back.
+        set_regions(capacity=0)
+        try:
+            job_id = ids["backoff_then_succeeded"] = launch("launch", "-y", "-d", "-n", "backoff", "echo hello")
+            wait_for("no capacity", lambda: "no capacity" in (job(job_id).get("detail") or ""), 20)
+            wait_for("two backoff rounds", lambda: fired_timers(job_id) >= 2, 30)
+        finally:
+            restore_config()
+        wait_status(job_id, "SUCCEEDED")
+
+        # Continues as new after two attempts (the CLI cannot ask for that).
+        async def launch_continuing() -> int:
+            client = await SpotClient.connect(settings)
+            job_id = await client.allocate_job_id()
+            spec = plan("exit 1", Overrides(name="can"), settings).to_spec(job_id)
+            spec = spec.model_copy(update={
+                "continue_as_new_after_attempts": 2,
+                "recovery": spec.recovery.model_copy(update={"max_restarts_on_errors": 3}),
+            })
+            await client.start_job(spec)
+            return job_id
+
+        ids["continued_as_new"] = asyncio.run(launch_continuing())
+        wait_status(ids["continued_as_new"], "FAILED")
+
+        async def save() -> dict[str, str]:
+            client = await SpotClient.connect(settings)
+            histories: dict[str, str] = {}
             for name, job_id in ids.items():
                 await client.result(job_id)
-                history = await client.temporal.get_workflow_handle(workflow_id(job_id)).fetch_history()
-                (HERE / f"{name}.json").write_text(scrub(history.to_json()))
-                print(f"recorded {name} (job {job_id}, {len(history.events)} events)")
+                runs = [e async for e in client.temporal.list_workflows(f"WorkflowId = '{workflow_id(job_id)}'")]
+                runs.sort(key=lambda e: e.start_time)
+                for n, run in enumerate(runs, 1):
+                    key = name if len(runs) == 1 else f"{name}_run{n}"
+                    handle = client.temporal.get_workflow_handle(workflow_id(job_id), run_id=run.run_id)
+                    histories[key] = (await handle.fetch_history()).to_json()
+            # The allocator runs for ever: its history so far, after every launch above.
+            histories["job_id_allocator"] = (
+                await client.temporal.get_workflow_handle(ALLOCATOR_WORKFLOW_ID).fetch_history()
+            ).to_json()
+            return histories
 
-        asyncio.run(save())
+        histories = asyncio.run(save())
+        for key, text in histories.items():
+            text = compact(scrub(text, extra_prefixes=(str(home) + "/", str(home))))
+            leaks = machine_paths(text)
+            assert not leaks, f"{key}: machine paths {leaks}"
+            path = HERE / f"{PREFIX}{key}.json"
+            path.write_text(text)
+            print(f"recorded {path.name}: {len(json.loads(text)['events'])} events, {len(text)} bytes")
     finally:
+        restore_config()
         server.stop()
 
 
