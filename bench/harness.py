@@ -19,6 +19,7 @@ from temporalio.worker import Worker  # noqa: E402
 from spotctl import search_attributes as sa  # noqa: E402
 from spotctl.activities import all_activities  # noqa: E402
 from spotctl.activities.deps import Deps  # noqa: E402
+from spotctl.activities.heartbeat import HEARTBEAT_THROTTLE  # noqa: E402
 from spotctl.client import SpotClient  # noqa: E402
 from spotctl.clouds.local import LocalCloud  # noqa: E402
 from spotctl.config import load_settings  # noqa: E402
@@ -48,5 +49,6 @@ async def bench_environment(name: str, capacity: int) -> AsyncIterator[Bench]:
         search_attributes=list(sa.ALL), dev_server_extra_args=["--headless"],
     )
     async with env, Worker(env.client, task_queue=TASK_QUEUE, workflows=ALL_WORKFLOWS,
-                           activities=all_activities(deps), max_concurrent_activities=5000):
+                           activities=all_activities(deps), max_concurrent_activities=5000,
+                           max_heartbeat_throttle_interval=HEARTBEAT_THROTTLE):
         yield Bench(SpotClient(env.client, settings), cloud, deps, rank_candidates(cloud.offerings(), []))

@@ -76,3 +76,45 @@ def test_exit_code_decisions_follow_skypilot() -> None:
     codes = RecoveryConfig(recover_on_exit_codes=[33])
     assert after_exit(33, codes, 99) == Decision.RESTART
     assert after_exit(34, codes, 0) == Decision.FAIL
+
+
+def test_a_failure_rules_out_its_scope_for_the_rest_of_the_scan() -> None:
+    from spotctl.models import Candidate, CandidateFailure, ErrorKind, ErrorScope
+    from spotctl.policy.failures import Blocklist, skipped
+
+    def c(cloud: str, region: str, zone: str, itype: str = "t1") -> Candidate:
+        return Candidate(cloud=cloud, region=region, zone=zone, instance_type=itype, use_spot=True, price=1)
+
+    def fail(cand: Candidate, scope: ErrorScope, kind: ErrorKind = ErrorKind.CAPACITY) -> CandidateFailure:
+        return CandidateFailure(location=cand.location, instance_type=cand.instance_type, reason="x",
+                                kind=kind, scope=scope)
+
+    zone_a, zone_a_other_type, zone_b = c("aws", "us", "us-a"), c("aws", "us", "us-a", "t2"), c("aws", "us", "us-b")
+    other_region, other_cloud = c("aws", "eu", "eu-a"), c("gcp", "us", "us-a")
+    blocks = Blocklist()
+    blocks.add(zone_a, fail(zone_a, ErrorScope.ZONE))
+    assert blocks.why_blocked(zone_a) and not blocks.why_blocked(zone_a_other_type) and not blocks.why_blocked(zone_b)
+    blocks.add(zone_b, fail(zone_b, ErrorScope.REGION, ErrorKind.QUOTA))
+    assert blocks.why_blocked(zone_a_other_type).kind == ErrorKind.QUOTA and not blocks.why_blocked(other_region)
+    blocks.add(other_region, fail(other_region, ErrorScope.CLOUD, ErrorKind.THROTTLED))
+    assert blocks.why_blocked(c("aws", "ap", "ap-a")) and not blocks.why_blocked(other_cloud)
+    blocks.add(other_cloud, fail(other_cloud, ErrorScope.REQUEST, ErrorKind.INVALID))
+    assert blocks.why_blocked(c("azure", "x", "y")).scope == ErrorScope.REQUEST
+    note = skipped(zone_a_other_type, blocks.why_blocked(zone_a_other_type))
+    assert note.reason.startswith("skipped: quota at region") and note.kind == ErrorKind.QUOTA
+
+
+def test_what_a_create_error_means() -> None:
+    from spotctl.models import CandidateFailure, ErrorKind
+    from spotctl.policy.failures import OnError, all_fatal, in_place_delay, on_create_error
+
+    assert on_create_error(ErrorKind.THROTTLED) == OnError.RETRY_THEN_RECORD
+    assert on_create_error(ErrorKind.UNAVAILABLE) == OnError.RETRY_THEN_RAISE  # it may have made a VM
+    for kind in (ErrorKind.CAPACITY, ErrorKind.QUOTA, ErrorKind.PRICE, ErrorKind.INVALID):
+        assert on_create_error(kind) == OnError.RECORD
+    assert [in_place_delay(n) for n in range(6)] == [0.5, 1, 2, 4, 8, 8]
+
+    def f(fatal: bool) -> CandidateFailure:
+        return CandidateFailure(location="a/b/c", instance_type="t", reason="r", fatal=fatal)
+
+    assert all_fatal([f(True), f(True)]) and not all_fatal([f(True), f(False)]) and not all_fatal([])
