@@ -335,3 +335,24 @@ async def test_node_activity_inputs_stay_small_after_many_attempts(env: Workflow
     assert input_size > 25_000  # the workflow's own input is large
     for name in (Activities.SETUP, Activities.START_RUN, Activities.MONITOR):
         assert sizes[name] < 3_000, sizes
+
+
+async def test_a_bug_in_the_workflow_fails_its_task_not_the_job(env: WorkflowEnvironment) -> None:
+    """A Python error inside the workflow (here: an IndexError, from a spec with no
+    candidates that planning would never make) must not end the job as FAILED_CONTROLLER
+    and tear down a healthy run: the workflow task fails and Temporal retries it, so a
+    worker with the fix picks the job up where it was."""
+    cloud = FakeCloud()
+    queue = f"races-{uuid.uuid4()}"
+    async with Worker(env.client, task_queue=queue, workflows=ALL_WORKFLOWS, activities=cloud.activities()):
+        handle = await env.client.start_workflow("SpotJobWorkflow", job_spec(candidates=[]), id=f"bug-{uuid.uuid4()}",
+                                                 task_queue=queue, result_type=JobState)
+        await asyncio.sleep(3)  # the failing task is retried meanwhile
+        desc = await handle.describe()
+        assert desc.status is not None and desc.status.name == "RUNNING"
+        history = await handle.fetch_history()
+        types = {e.event_type for e in history.events}
+        assert EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED in types
+        assert EventType.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED not in types
+        assert EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED not in types  # no teardown of anything
+        await handle.terminate("test over")
