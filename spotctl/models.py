@@ -15,6 +15,10 @@ from pydantic import BaseModel, Field
 TASK_QUEUE = "spotctl"
 """The one task queue every spotctl worker polls."""
 
+HEARTBEAT_TIMEOUT_S = 15.0
+"""The heartbeat time-out the workflow gives every activity (a dead worker is noticed this
+late); the activities' background beats and cloud-call time-outs stay well under it."""
+
 
 class JobStatus(str, Enum):
     """SkyPilot's managed-job statuses, with SkyPilot's meanings, so scripts carry over."""

@@ -26,8 +26,8 @@ from spotctl.clouds.base import CloudError, ErrorKind
 T = TypeVar("T")
 
 CLOUD_CALL_TIMEOUT_S = 10.0
-"""Longest wait for one cloud API call; well under the activities' 15 s heartbeat time-out
-(heartbeats come from a background task, so this bounds staleness, not liveness)."""
+"""Longest wait for one cloud API call; well under models.HEARTBEAT_TIMEOUT_S (heartbeats
+come from a background task, so this bounds staleness, not liveness)."""
 
 _POOL = ThreadPoolExecutor(max_workers=64, thread_name_prefix="spotctl-cloud")
 

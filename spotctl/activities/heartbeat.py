@@ -9,15 +9,14 @@ answer is also how a cancel reaches the activity (at its next await).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
 
 from temporalio import activity
 
-HEARTBEAT_TIMEOUT = timedelta(seconds=15)
-"""The heartbeat time-out of every long activity: a dead worker is noticed this late."""
 HEARTBEAT_EVERY_S = 2.0
+"""Well under the workflow's heartbeat time-out (models.HEARTBEAT_TIMEOUT_S)."""
 HEARTBEAT_THROTTLE = timedelta(seconds=3)
 """The worker sends an activity's heartbeats to the server at most this often (Temporal's
 default is 0.8 x the heartbeat time-out, 12 s here). A cancel reaches an activity only in a
@@ -39,11 +38,10 @@ class Progress:
 async def heartbeating(progress: Progress | None = None, every_s: float = HEARTBEAT_EVERY_S) -> AsyncIterator[Progress]:
     """Beat every `every_s` seconds while the block runs; yields the Progress to update."""
     progress = progress or Progress()
-    beat: Callable[[], None] = lambda: activity.heartbeat(progress.text)  # noqa: E731
 
     async def loop() -> None:
         while True:
-            beat()
+            activity.heartbeat(progress.text)
             await asyncio.sleep(every_s)
 
     task = asyncio.get_running_loop().create_task(loop())

@@ -42,6 +42,7 @@ from temporalio.workflow import ActivityCancellationType
 with workflow.unsafe.imports_passed_through():
     from spotctl import search_attributes as sa
     from spotctl.models import (
+        HEARTBEAT_TIMEOUT_S,
         JOB_ENDING_ERRORS,
         MOUNT_ERROR,
         NOT_READY_ERROR,
@@ -84,7 +85,7 @@ _INFRA_RETRY = RetryPolicy(
     non_retryable_error_types=list(JOB_ENDING_ERRORS),
 )
 """Every activity: retried forever at most a minute apart, except the named errors."""
-_HEARTBEAT = timedelta(seconds=15)
+_HEARTBEAT = timedelta(seconds=HEARTBEAT_TIMEOUT_S)
 READY_TIMEOUT = timedelta(minutes=15)
 """How long a created cluster may take to run before it is given up for another place."""
 
