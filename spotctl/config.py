@@ -10,6 +10,7 @@ Environment variables:
   SPOTCTL_NAMESPACE          Temporal namespace (default "default")
   SPOTCTL_TLS                "1" to connect with TLS (system roots), or paths via config.yaml
   SPOTCTL_PORT / SPOTCTL_UI_PORT   ports of the embedded server (default 7233 / 8233)
+  SPOTCTL_CODEC_PORT         the embedded UI's payload codec endpoint (default 8235)
   SPOTCTL_CLOUDS             comma-separated enabled clouds (default "local")
 """
 
@@ -42,6 +43,9 @@ class TemporalConfig(BaseModel):
 class EmbeddedConfig(BaseModel):
     port: int = 7233
     ui_port: int = 8233
+    codec_port: int = 8235
+    """The payload codec endpoint the embedded web UI decodes with (served by the worker, on
+    127.0.0.1 only), so the UI shows readable payloads on this machine and nowhere else."""
 
 
 class Settings(BaseModel):
@@ -109,6 +113,8 @@ def load_settings(home: Path | None = None) -> Settings:
         settings.embedded.port = int(env["SPOTCTL_PORT"])
     if env.get("SPOTCTL_UI_PORT"):
         settings.embedded.ui_port = int(env["SPOTCTL_UI_PORT"])
+    if env.get("SPOTCTL_CODEC_PORT"):
+        settings.embedded.codec_port = int(env["SPOTCTL_CODEC_PORT"])
     if env.get("SPOTCTL_CLOUDS"):
         settings.clouds = [c.strip() for c in env["SPOTCTL_CLOUDS"].split(",") if c.strip()]
     return settings

@@ -158,6 +158,9 @@ class JobSpec(BaseModel):
     run: str
     setup: str | None = None
     envs: dict[str, str] = Field(default_factory=dict)
+    secrets: dict[str, str] = Field(default_factory=dict)
+    """SkyPilot's `secrets:` and `--secret K=V`: set in the job's environment like envs, never
+    printed; the payload codec encrypts them (and every other payload) before they reach Temporal."""
     workdir: str | None = None
     """The local workdir as the user named it (display only; see workdir_mount)."""
     workdir_mount: FileMount | None = None

@@ -81,6 +81,7 @@ def spotctl_env(home: Path) -> dict[str, str]:
         "SPOTCTL_HOME": str(home),
         "SPOTCTL_PORT": str(free_port()),
         "SPOTCTL_UI_PORT": str(free_port()),
+        "SPOTCTL_CODEC_PORT": str(free_port()),
         "SPOTCTL_CLOUDS": "local",
     }
 
