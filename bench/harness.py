@@ -12,7 +12,6 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from temporalio.contrib.pydantic import pydantic_data_converter  # noqa: E402
 from temporalio.testing import WorkflowEnvironment  # noqa: E402
 from temporalio.worker import Worker  # noqa: E402
 
@@ -22,6 +21,7 @@ from spotctl.activities.deps import Deps  # noqa: E402
 from spotctl.activities.heartbeat import HEARTBEAT_THROTTLE  # noqa: E402
 from spotctl.client import SpotClient  # noqa: E402
 from spotctl.clouds.local import LocalCloud  # noqa: E402
+from spotctl.codec import data_converter  # noqa: E402
 from spotctl.config import load_settings  # noqa: E402
 from spotctl.models import TASK_QUEUE, Candidate  # noqa: E402
 from spotctl.policy.placement import rank_candidates  # noqa: E402
@@ -45,7 +45,7 @@ async def bench_environment(name: str, capacity: int) -> AsyncIterator[Bench]:
     cloud.config_path.write_text(cloud.config_path.read_text().replace("capacity: 8", f"capacity: {capacity}"))
     deps = Deps(settings)
     env = await WorkflowEnvironment.start_local(
-        dev_server_existing_path=temporal_binary(), data_converter=pydantic_data_converter,
+        dev_server_existing_path=temporal_binary(), data_converter=data_converter(settings),
         search_attributes=list(sa.ALL), dev_server_extra_args=["--headless"],
     )
     async with env, Worker(env.client, task_queue=TASK_QUEUE, workflows=ALL_WORKFLOWS,

@@ -8,6 +8,7 @@ one visibility query however many jobs exist) or its `state` query (live, for pr
 from __future__ import annotations
 
 import asyncio
+import time
 from datetime import UTC, datetime, timedelta
 
 from temporalio.api.enums.v1 import TaskQueueType
@@ -31,6 +32,8 @@ from spotctl.storage.log_store import LogStore
 from spotctl.workflows.job_ids import ALLOCATOR_WORKFLOW_ID, JobIdAllocator
 
 JOB_WORKFLOW = "SpotJobWorkflow"
+POLLER_FRESH_S = 90.0
+"""A poller the server saw this recently is a live worker (a long poll lasts at most ~70 s)."""
 
 
 def workflow_id(job_id: int) -> str:
@@ -53,8 +56,7 @@ class SpotClient:
 
     # ---- launching ---------------------------------------------------------------------
     async def worker_count(self) -> int:
-        """How many workers polled the spotctl task queue recently (the server remembers
-        pollers for a few minutes)."""
+        """How many workers polled the spotctl task queue in the last POLLER_FRESH_S."""
         resp = await self.temporal.workflow_service.describe_task_queue(
             DescribeTaskQueueRequest(
                 namespace=self.settings.temporal.namespace,
@@ -62,7 +64,11 @@ class SpotClient:
                 task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
             )
         )
-        return len(resp.pollers)
+        # The server remembers a poller for minutes after its worker died; a live worker
+        # starts a new long poll at least every ~70 s, which refreshes last_access_time.
+        now = time.time()
+        return sum(1 for p in resp.pollers
+                   if not p.HasField("last_access_time") or now - p.last_access_time.ToSeconds() < POLLER_FRESH_S)
 
     async def wait_for_worker(self, timeout: float) -> bool:
         """Whether a worker polls within `timeout` (a worker that just started registers its
@@ -108,6 +114,19 @@ class SpotClient:
                 await asyncio.sleep(0.2 * (attempt + 1))
         raise AssertionError("unreachable")
 
+    async def release_job_id(self, job_id: int) -> bool:
+        """Give back the id of a launch that failed before its job existed (best effort: an
+        error here must not hide the launch's own). Never when the job's workflow exists: a
+        start that failed on the client side may still have started it."""
+        try:
+            if await self._describe_or_none(job_id) is not None:
+                return False
+            return await self.temporal.get_workflow_handle(ALLOCATOR_WORKFLOW_ID).execute_update(
+                JobIdAllocator.release, job_id, rpc_timeout=timedelta(seconds=10)
+            )
+        except (WorkflowUpdateFailedError, RPCError):
+            return False
+
     async def start_job(self, spec: JobSpec) -> None:
         """Start the job's workflow; PENDING is visible at once through the search attributes."""
         await self.temporal.start_workflow(
@@ -126,9 +145,19 @@ class SpotClient:
 
     # ---- reading -----------------------------------------------------------------------
     async def list_jobs(self, query: str | None = None) -> list[JobState]:
-        """Every job (newest first), from one visibility query."""
-        q = f"WorkflowType = '{JOB_WORKFLOW}'" + (f" AND ({query})" if query else "")
-        jobs = [await self._state_from_execution(e) async for e in self.temporal.list_workflows(q)]
+        """Every job (newest first), one row each, from one visibility query.
+
+        A job that continued-as-new has one closed run per continuation besides its current
+        one; visibility lists them all. Only the current run is the job: the query leaves
+        the others out, and the newest run per workflow id is kept in case visibility has not
+        caught up with a continuation that just happened."""
+        q = f"WorkflowType = '{JOB_WORKFLOW}' AND ExecutionStatus != 'ContinuedAsNew'" + (f" AND ({query})" if query else "")
+        latest: dict[str, WorkflowExecution] = {}
+        async for e in self.temporal.list_workflows(q):
+            have = latest.get(e.id)
+            if have is None or (e.start_time, e.run_id) > (have.start_time, have.run_id):
+                latest[e.id] = e
+        jobs = [await self._state_from_execution(e) for e in latest.values()]
         return sorted(jobs, key=lambda j: j.job_id, reverse=True)
 
     async def get_job(self, job_id: int, *, live: bool = True) -> JobState:
@@ -171,7 +200,9 @@ class SpotClient:
         state = JobState.model_validate(memo["state"]) if "state" in memo else _state_from_attributes(execution)
         # The workflow itself ended without setting a terminal status (terminated by an
         # operator, timed out, crashed): that is a controller failure, in SkyPilot's words.
-        if execution.status not in (None, WorkflowExecutionStatus.RUNNING) and not state.status.is_terminal:
+        # A continued-as-new run handed the job on to a newer run: not an end.
+        ended = execution.status not in (None, WorkflowExecutionStatus.RUNNING, WorkflowExecutionStatus.CONTINUED_AS_NEW)
+        if ended and not state.status.is_terminal:
             reason = f"workflow {execution.status.name.lower()} outside spotctl"
             if execution.status == WorkflowExecutionStatus.CANCELED:
                 state = state.model_copy(update={"status": JobStatus.CANCELLED, "failure_reason": "cancelled"})

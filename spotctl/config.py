@@ -11,6 +11,8 @@ Environment variables:
   SPOTCTL_TLS                "1" to connect with TLS (system roots), or paths via config.yaml
   SPOTCTL_PORT / SPOTCTL_UI_PORT   ports of the embedded server (default 7233 / 8233)
   SPOTCTL_CODEC_PORT         the embedded UI's payload codec endpoint (default 8235)
+  SPOTCTL_CODEC_KEY          base64 of the 32-byte payload encryption key (see codec.py)
+  SPOTCTL_CODEC_KEY_FILE     or a file holding it; default $SPOTCTL_HOME/codec.key, made on first use
   SPOTCTL_CLOUDS             comma-separated enabled clouds (default "local")
 """
 
@@ -85,6 +87,24 @@ class Settings(BaseModel):
 
 def default_home() -> Path:
     return Path(os.environ.get("SPOTCTL_HOME") or Path.home() / ".spotctl").expanduser()
+
+
+HOME_MODE = 0o700
+"""$SPOTCTL_HOME holds the Temporal database, logs, the codec key and job state: its owner only."""
+
+
+def secure_home(home: Path) -> Path:
+    """Create `home` as 0700 (parents too), or tighten an existing one we own to 0700.
+
+    Everything below it is then out of reach of other users whatever its own mode (files
+    made before the umask was set, or by a program that ignores it)."""
+    home.mkdir(mode=HOME_MODE, parents=True, exist_ok=True)
+    try:
+        if home.stat().st_mode & 0o077:
+            home.chmod(HOME_MODE)
+    except PermissionError:
+        pass  # a home we do not own (e.g. a shared dir): leave its mode to its owner
+    return home
 
 
 def load_settings(home: Path | None = None) -> Settings:

@@ -5,11 +5,12 @@ from __future__ import annotations
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest, ListSearchAttributesRequest
 from temporalio.client import Client, TLSConfig
-from temporalio.contrib.pydantic import pydantic_data_converter
 
 from spotctl import search_attributes as sa
+from spotctl.codec import data_converter
 from spotctl.config import Settings
 from spotctl.config import TLSConfig as SpotTLS
+from spotctl.runtime import spotctl_runtime
 
 
 def _tls(settings: Settings) -> bool | TLSConfig:
@@ -34,7 +35,8 @@ async def connect(settings: Settings) -> Client:
         namespace=settings.temporal.namespace,
         tls=_tls(settings),
         api_key=settings.temporal.api_key,
-        data_converter=pydantic_data_converter,
+        data_converter=data_converter(settings),
+        runtime=spotctl_runtime(),  # core's logs to stderr, not stdout: see runtime.py
     )
 
 

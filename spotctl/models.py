@@ -103,6 +103,9 @@ class Offering(BaseModel):
     accelerators: dict[str, int] = Field(default_factory=dict)
     spot_price: float | None = None
     ondemand_price: float | None = None
+    max_nodes: int | None = None
+    """The most instances of it the region can ever hold at once, where the cloud knows (the
+    local cloud's `capacity`); a job asking for more would wait forever, so it is refused."""
 
 
 class Candidate(BaseModel):

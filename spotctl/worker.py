@@ -21,7 +21,9 @@ from temporalio.worker import Worker
 from spotctl.activities import all_activities
 from spotctl.activities.deps import Deps
 from spotctl.activities.heartbeat import HEARTBEAT_THROTTLE
-from spotctl.config import Settings, load_settings
+from spotctl.codec import EncryptionCodec
+from spotctl.codec_server import CodecServer, serve_codec
+from spotctl.config import Settings, load_settings, secure_home
 from spotctl.connect import connect, ensure_search_attributes
 from spotctl.models import TASK_QUEUE
 from spotctl.sweeper import start_sweeper, stop_sweeper
@@ -46,6 +48,28 @@ async def connect_with_retry(settings: Settings, give_up_after_s: float = 120.0)
             delay = min(delay * 2, 5.0)
 
 
+def serves_embedded_ui(settings: Settings) -> bool:
+    """True when this worker talks to the embedded server (server.py starts its worker with the
+    embedded address set explicitly), whose web UI decodes payloads through this worker."""
+    embedded = f"127.0.0.1:{settings.embedded.port}"
+    return settings.embedded.codec_port > 0 and (settings.uses_embedded_server or settings.temporal_address == embedded)
+
+
+def start_codec_server(client: Client, settings: Settings) -> CodecServer | None:
+    """Serve the UI's codec endpoint if this worker belongs to the embedded server. Another worker
+    of the same server may already serve it (the port is taken): then this one does not."""
+    codec = client.data_converter.payload_codec
+    if not isinstance(codec, EncryptionCodec) or not serves_embedded_ui(settings):
+        return None
+    try:
+        server = serve_codec(codec, settings.embedded.codec_port, settings.embedded.ui_port)
+    except OSError as exc:
+        log.info("not serving the UI codec endpoint on 127.0.0.1:%d (%s)", settings.embedded.codec_port, exc.strerror)
+        return None
+    log.info("UI codec endpoint on http://127.0.0.1:%d", server.port)
+    return server
+
+
 async def run_worker(settings: Settings, *, ready_file: Path | None = None, stop: asyncio.Event | None = None) -> None:
     """Run a worker until `stop` is set or SIGTERM/SIGINT arrives."""
     client = await connect_with_retry(settings)
@@ -68,19 +92,27 @@ async def run_worker(settings: Settings, *, ready_file: Path | None = None, stop
             pass
     async with worker:
         sweeper = start_sweeper(client, settings)  # terminates leftovers of jobs that are over
+        codec_server = start_codec_server(client, settings)
         try:
             if ready_file is not None:
                 ready_file.write_text(str(os.getpid()))
             log.info("worker polling %s on %s", TASK_QUEUE, settings.temporal_address)
             await stop.wait()
         finally:
+            if codec_server is not None:
+                await asyncio.to_thread(codec_server.stop)  # waits up to its 0.5 s poll
             await stop_sweeper(sweeper)
 
 
 def main() -> None:
+    # Before anything is created: the Temporal database, logs and job files are the owner's
+    # only (0600 files, 0700 dirs), and so is whatever this worker's children create.
+    os.umask(0o077)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     ready = os.environ.get("SPOTCTL_WORKER_READY_FILE")
-    asyncio.run(run_worker(load_settings(), ready_file=Path(ready) if ready else None))
+    settings = load_settings()
+    secure_home(settings.home)
+    asyncio.run(run_worker(settings, ready_file=Path(ready) if ready else None))
 
 
 if __name__ == "__main__":

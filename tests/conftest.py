@@ -17,6 +17,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from spotctl.cli.main import cli
+from spotctl.clouds import local_cgroups
 from spotctl.clouds.local import LocalCloud
 from spotctl.clouds.local_processes import processes_of
 from spotctl.config import Settings, load_settings
@@ -59,6 +60,8 @@ def cloud(settings: Settings) -> Iterator[LocalCloud]:
     c.terminate([i.id for i in c.list_instances()])
     leaks = {i.id: processes_of(i.id) for i in c.list_instances(alive_only=False)}
     assert all(p == [] for p in leaks.values()), leaks
+    groups = local_cgroups.cloud_groups(c.root)
+    assert not groups.exists(), f"cgroups left: {list(groups.iterdir())}"
 
 
 def launched_id(output: str) -> int:
@@ -153,7 +156,7 @@ def spot(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Spot]:
     server = EmbeddedServer(load_settings(home))
     try:
         server.ensure_running()
-        pids = [server.temporal.pid(), server.worker.pid()]
+        pids = [server.supervisor.pid(), server.temporal.pid(), server.worker.pid()]
         yield Spot(home, env)
     finally:
         server.stop()
@@ -177,6 +180,8 @@ def spot_clean(spot: Spot) -> Iterator[Spot]:
     assert alive == [], f"instances left running: {alive}"
     for inst in spot.cloud.list_instances(alive_only=False):
         assert processes_of(inst.id) == [], f"processes left on {inst.id}"
+    groups = local_cgroups.cloud_groups(spot.cloud.root)
+    assert not groups.exists(), f"cgroups left: {list(groups.iterdir())}"
     disks = spot.home / "local_cloud" / "instances"
     assert not disks.exists() or list(disks.iterdir()) == [], f"instance disks left: {list(disks.iterdir())}"
     buckets = spot.home / "local_buckets"

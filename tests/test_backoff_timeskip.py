@@ -11,7 +11,6 @@ import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
@@ -19,6 +18,7 @@ from spotctl import search_attributes as sa
 from spotctl.activities import all_activities
 from spotctl.activities.deps import Deps
 from spotctl.clouds.local import LocalCloud
+from spotctl.codec import data_converter
 from spotctl.config import load_settings
 from spotctl.models import TASK_QUEUE, JobSpec, JobState, JobStatus, RecoveryConfig
 from spotctl.policy.placement import rank_candidates
@@ -37,7 +37,7 @@ async def test_an_hour_without_capacity_ends_failed_no_resource(tmp_path: Path) 
         launch_retry_initial_s=10.0,
     )
     async with await WorkflowEnvironment.start_time_skipping_v2(
-        dev_server_existing_path=temporal_binary(), data_converter=pydantic_data_converter,
+        dev_server_existing_path=temporal_binary(), data_converter=data_converter(settings),
         search_attributes=list(sa.ALL),
         dev_server_extra_args=["--dynamic-config-value", "frontend.WorkflowTimeSkippingEnabled=true"],
     ) as env:

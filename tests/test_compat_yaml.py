@@ -140,8 +140,10 @@ def test_storage_file_mounts() -> None:
 
 
 @needs_corpus
-def test_secrets_are_reported_unsupported() -> None:
+def test_secrets_without_values_parse_and_take_overrides() -> None:
     task = load("spot-bert_qa.yaml").tasks[0]
     assert task.envs == {"WANDB_RESUME": "allow"}
     assert task.secrets == {"WANDB_API_KEY": None}
-    assert any(line.startswith("secrets:") for line in task.unsupported())
+    assert not any(line.startswith("secrets:") for line in task.unsupported())
+    given = load_task_file(CORPUS / "spot-bert_qa.yaml", secret_overrides={"WANDB_API_KEY": "k"})
+    assert given.tasks[0].secrets == {"WANDB_API_KEY": "k"}

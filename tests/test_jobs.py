@@ -168,6 +168,7 @@ def test_cancel_before_the_worker_starts_it(spot_clean: Spot) -> None:
 
 
 def test_no_capacity_waits_visibly_then_cancel(spot_clean: Spot, tmp_path: Path) -> None:
+    spot_clean.cloud.config()  # writes the default file on first use
     config = spot_clean.cloud.config_path
     original = config.read_text()
     config.write_text(original.replace("capacity: 8", "capacity: 0"))
@@ -189,6 +190,7 @@ def test_no_capacity_waits_visibly_then_cancel(spot_clean: Spot, tmp_path: Path)
 
 
 def test_no_capacity_with_max_wait_is_failed_no_resource(spot_clean: Spot, tmp_path: Path) -> None:
+    spot_clean.cloud.config()  # writes the default file on first use
     config = spot_clean.cloud.config_path
     original = config.read_text()
     config.write_text(original.replace("capacity: 8", "capacity: 0"))

@@ -356,3 +356,55 @@ def test_a_preempted_instance_keeps_a_readable_disk_but_runs_nothing(cloud: Loca
     cloud.terminate(h.instance_ids)
     with pytest.raises(NodeUnreachable):
         runner.read_file("~/last-words.log")
+
+
+def test_terminating_a_preempted_instance_marks_it_terminated(cloud: LocalCloud) -> None:
+    """A preempted record must not live on: the orphan sweeper and find_cluster would see it
+    forever and terminate it again at every sweep."""
+    h = cloud.provision("stopped-then-gone", cand(), 1)
+    iid = h.instance_ids[0]
+    cloud.preempt(iid, notice_s=0)
+    cloud.terminate([iid])
+    inst = record(cloud, iid)
+    assert inst.state == InstanceState.TERMINATED
+    assert inst.state_reason == "local.SpotInstanceTermination"  # why it ended is kept
+    assert iid not in [t.id for t in cloud.tagged_instances()]
+
+
+def test_exit_code_waits_for_the_program_saving_after_a_notice(cloud: LocalCloud, settings: Settings,
+                                                               tmp_path: Path) -> None:
+    """bash dies of the notice's SIGTERM at once; the python it ran saves for a second more.
+    The phase's exit code (which ends the attempt and lets teardown kill the VM) must come
+    after the save, or the program's last output and checkpoint are lost."""
+    h = cloud.provision("saver", cand(), 1)
+    iid = h.instance_ids[0]
+    runner = cloud.runner(h, 0)
+    ready = tmp_path / "ready"
+    program = (
+        "import signal, sys, time\n"
+        "def save(*_):\n"
+        "    time.sleep(1.5)\n"
+        "    print('checkpoint saved', flush=True)\n"
+        "    sys.exit(143)\n"
+        "signal.signal(signal.SIGTERM, save)\n"
+        f"open({str(ready)!r}, 'w').close()\n"
+        "while True:\n"
+        "    time.sleep(0.1)\n"
+    )
+    runner.write_file("~/saver.py", program.encode())
+    start_program(runner, f"{sys.executable} ~/saver.py\n")
+    wait_for(ready.exists, what="handler installed")
+    d = "~/.spotctl/job-1/attempt-1"
+    claimed = subprocess.Popen([sys.executable, "-c", (
+        "import sys; from pathlib import Path; from spotctl.clouds.local import LocalCloud; "
+        "from spotctl.config import load_settings; "
+        "LocalCloud(load_settings(home=Path(sys.argv[1]))).preempt(sys.argv[2], notice_s=5.0)"),
+        str(settings.home), iid])
+    try:
+        # Whichever comes first: the exit code, or the VM taken once the program has exited
+        # (which may kill the agent before it writes the code; the monitor then sees PREEMPTED).
+        wait_for(lambda: bool(runner.read_file(f"{d}/run.exit").strip())
+                 or record(cloud, iid).state == InstanceState.PREEMPTED, timeout=10, what="run.exit")
+        assert b"checkpoint saved" in runner.read_file(f"{d}/output.log")
+    finally:
+        claimed.wait(timeout=15)

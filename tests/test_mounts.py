@@ -191,6 +191,21 @@ def test_mount_errors_are_clear(tmp_path: Path, settings: Settings, cloud: Local
         asyncio.run(materialize(settings, runner, [FileMount(target="~/x", source="/tmp")], None, attempt_dir(runner)))
 
 
+def test_targets_that_climb_out_of_home_are_refused_on_the_node(tmp_path: Path, settings: Settings,
+                                                                  cloud: LocalCloud) -> None:
+    """The parser refuses these; a JobSpec built another way must still write nothing outside."""
+    _, runner = provision(cloud, "spotctl-1-1")
+    store = get_store(settings)
+    store.create_bucket("some-bucket")
+    (bucket_dir(settings, "some-bucket") / "f").write_text("x")
+    outside = Path(runner.home).parents[2] / "x"
+    for target in ("~/../../../x", "../../../x", "a/../../../../x"):
+        mount = FileMount(target=target, bucket="some-bucket", bucket_path="f", is_file=True)
+        with pytest.raises(StorageError, match="leaves the home directory"):
+            asyncio.run(materialize(settings, runner, [mount], None, attempt_dir(runner)))
+    assert not outside.exists()
+
+
 class SshLikeRunner:
     """A runner that is not a LocalRunner (as an SSH runner to a real VM will be): materialize
     may only use the Runner protocol with it. It drives a real local instance underneath."""

@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 from temporalio import workflow
 from temporalio.client import WorkflowHistory
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
+from spotctl.codec import data_converter_for_key
 from spotctl.models import JobSpec, JobState
 from spotctl.workflows import ALL_WORKFLOWS, JobIdAllocator, SpotJobWorkflow
 
@@ -28,7 +28,8 @@ V2_HISTORIES = [p for p in HISTORIES if p.stem.startswith("v2_")]
 
 async def replay(path: Path, workflows: list) -> object:
     history = WorkflowHistory.from_json(f"replay-{path.stem}", path.read_text())
-    replayer = Replayer(workflows=workflows, data_converter=pydantic_data_converter)
+    # spotctl's own converter (with the codec): histories recorded in clear must still replay.
+    replayer = Replayer(workflows=workflows, data_converter=data_converter_for_key(bytes(32)))
     return await replayer.replay_workflow(history, raise_on_replay_failure=False)
 
 

@@ -16,6 +16,7 @@ from click.testing import CliRunner
 from spotctl.cli.main import cli
 from spotctl.config import load_settings
 from spotctl.server import EmbeddedServer
+from spotctl.server_procs import cmdline
 
 from conftest import REPO, free_port, pid_dead, spotctl_env
 
@@ -36,7 +37,8 @@ def test_quickstart_on_a_fresh_state_dir(tmp_path: Path) -> None:
         assert "Hello from managed job 1" in first.stdout
         assert "starting the embedded Temporal server" in first.stderr
         temporal_pid, worker_pid = server.temporal.pid(), server.worker.pid()
-        assert temporal_pid and worker_pid
+        supervisor_pid = server.supervisor.pid()
+        assert temporal_pid and worker_pid and supervisor_pid
 
         second = spotctl(env, "launch", "-y", "-d", "echo again")
         assert second.returncode == 0, second.stderr
@@ -61,7 +63,7 @@ def test_quickstart_on_a_fresh_state_dir(tmp_path: Path) -> None:
     finally:
         stop = spotctl(env, "server", "stop")
     assert stop.returncode == 0 and "temporal server" in stop.stdout
-    assert pid_dead(temporal_pid) and pid_dead(worker_pid)
+    assert pid_dead(temporal_pid) and pid_dead(worker_pid) and pid_dead(supervisor_pid)
     assert server.status()["temporal_pid"] is None
 
 
@@ -74,8 +76,10 @@ def test_server_start_stop_status_and_stale_pid(tmp_path: Path) -> None:
     again = runner.invoke(cli, ["server", "start"], env=env)
     assert "Already running" in again.stdout
     st = json.loads(runner.invoke(cli, ["server", "status", "--json"], env=env).stdout)
-    pids = [st["temporal_pid"], st["worker_pid"]]
+    pids = [st["supervisor_pid"], st["temporal_pid"], st["worker_pid"]]
     assert all(pids)
+    # The web UI decodes payloads through the worker's codec endpoint.
+    assert f"--ui-codec-endpoint http://127.0.0.1:{env['SPOTCTL_CODEC_PORT']} " in cmdline(st["temporal_pid"])
     stopped = runner.invoke(cli, ["server", "stop"], env=env)
     assert stopped.exit_code == 0 and "worker" in stopped.stdout
     assert all(pid_dead(p) for p in pids)

@@ -276,12 +276,12 @@ def test_unsupported_lists_given_fields_only() -> None:
         "  use_spot: true\n  job_recovery: failover\n  any_of:\n    - infra: aws\n      disk_tier: best\n"
     )
     notes = task.unsupported()
-    assert "secrets: not supported yet (values would be stored in clear in Temporal history)" in notes
+    assert not any(n.startswith("secrets") for n in notes)  # secrets are supported now
     assert "resources.ports: not supported yet" in notes
     assert "service: not supported yet" in notes
     assert "resources.any_of[0].disk_tier: not supported yet" in notes
     text = "\n".join(notes)
-    for supported in ("num_nodes", "envs", "setup", "run:", "cpus", "accelerators", "use_spot",
+    for supported in ("num_nodes", "envs", "secrets", "setup", "run:", "cpus", "accelerators", "use_spot",
                       "job_recovery", "infra", "name"):
         assert supported not in text
     assert one_task("run: x\nresources:\n  cpus: 2\n").unsupported() == []

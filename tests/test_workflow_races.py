@@ -19,12 +19,12 @@ import pytest
 from temporalio import activity
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowHandle
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from spotctl import search_attributes as sa
+from spotctl.codec import data_converter_for_key
 from spotctl.models import (
     Activities,
     AttemptRecord,
@@ -164,7 +164,7 @@ class FakeCloud:
 @pytest.fixture(scope="module")
 async def env() -> AsyncIterator[WorkflowEnvironment]:
     async with await WorkflowEnvironment.start_local(
-        dev_server_existing_path=temporal_binary(), data_converter=pydantic_data_converter,
+        dev_server_existing_path=temporal_binary(), data_converter=data_converter_for_key(bytes(32)),
         search_attributes=list(sa.ALL),
     ) as e:
         yield e
@@ -173,7 +173,7 @@ async def env() -> AsyncIterator[WorkflowEnvironment]:
 @pytest.fixture(scope="module")
 async def skipping_env() -> AsyncIterator[WorkflowEnvironment]:
     async with await WorkflowEnvironment.start_time_skipping_v2(
-        dev_server_existing_path=temporal_binary(), data_converter=pydantic_data_converter,
+        dev_server_existing_path=temporal_binary(), data_converter=data_converter_for_key(bytes(32)),
         search_attributes=list(sa.ALL),
         dev_server_extra_args=["--dynamic-config-value", "frontend.WorkflowTimeSkippingEnabled=true"],
     ) as e:

@@ -35,12 +35,30 @@ MOUNT_MODES = ("MOUNT", "MOUNT_CACHED")
 
 def _home_relative(target: str) -> str | None:
     """'~/x' or 'x' -> 'x' (relative targets are relative to $HOME, as over SSH); None for an
-    absolute target; '' for '~' itself."""
+    absolute target; '' for '~' itself.
+
+    The parser already refuses targets that climb out of $HOME; this second guard holds for a
+    JobSpec built some other way (a target like `~/../../x` must never write outside the node's
+    home: on the local cloud that is the host's file system)."""
     if target == "~":
         return ""
     if target.startswith("~/"):
-        return target[2:].strip("/")
-    return None if os.path.isabs(target) else target.strip("/")
+        rel = target[2:]
+    elif os.path.isabs(target):
+        return None
+    else:
+        rel = target
+    rel = os.path.normpath(rel.strip("/")) if rel.strip("/") else ""
+    if rel == ".":
+        return ""
+    if rel == ".." or rel.startswith("../"):
+        raise StorageError(f"file mount {target}: the target leaves the home directory")
+    return rel
+
+
+def _root_tree_target(runner: Runner, target: str) -> str:
+    """Where an absolute target's COPY lives in the instance's private root tree."""
+    return str(Path(runner.home).parent / "root" / os.path.normpath(target).lstrip("/"))
 
 
 def _node_target(runner: Runner, target: str) -> str:
@@ -97,7 +115,7 @@ def _materialize_sync(settings: Settings, runner: Runner, mounts: list[FileMount
             raise StorageError(f"file mount {m.target}: bucket {m.bucket!r} has nothing under {m.bucket_path!r}")
         dest = _node_target(runner, m.target)
         if rel is None:  # the instance's private root tree, bind-mounted by the agent
-            dest = str(Path(runner.home).parent / "root" / m.target.lstrip("/"))
+            dest = _root_tree_target(runner, m.target)
             entries.append({"source": dest, "target": m.target})
         (runner.put_file if m.is_file else runner.put_dir)(src, dest)
     return entries

@@ -1,8 +1,9 @@
 """The node side of an attempt: its directory, environment, scripts, and the agent calls.
 
-Every node keeps `~/.spotctl/job-<id>/attempt-<n>/` with `env.json`, `setup.sh`, `run.sh`,
-`output.log` and the agent's `<phase>.pid|.exit` files. The agent (remote/agent.py) refuses to
-start a phase twice, which is what makes the setup and run activities safe to retry.
+Every node keeps `~/.spotctl/job-<id>/attempt-<n>/` with `env.json` (0600: it holds the envs and
+secrets), `setup.sh`, `run.sh`, `output.log` and the agent's `<phase>.pid|.exit` files. The agent
+(remote/agent.py) refuses to start a phase twice, which is what makes the setup and run
+activities safe to retry.
 """
 
 from __future__ import annotations
@@ -80,11 +81,13 @@ def task_id(ref: AttemptRef) -> str:
 
 
 def job_env(ref: AttemptRef, rank: int, runner_home: str) -> dict[str, str]:
-    """The environment of setup and run: the task's envs, then SkyPilot's and spotctl's own
-    variables (which a task cannot override)."""
+    """The environment of setup and run: the task's envs and secrets, then SkyPilot's and
+    spotctl's own variables (which a task cannot override). It holds secret values: it goes
+    only into the node's env.json (0600), never into a log line or an error message."""
     tid = task_id(ref)
     gpus = sum(ref.cluster.accelerators.values())
     env = dict(ref.job.envs)
+    env.update(ref.job.secrets)
     env.update(
         {
             "SKYPILOT_TASK_ID": tid,

@@ -30,6 +30,7 @@ class SetupActivities:
                               node.attempt_dir)
         except StorageError as exc:  # a missing bucket will not appear by retrying
             raise ApplicationError(f"file mounts: {exc}", type=MOUNT_ERROR, non_retryable=True) from exc
+        # Envs and secrets: created 0600 (the worker's umask), re-checked by the agent at start.
         await node.write("env.json", json.dumps(job_env(ref, node.rank, node.runner.home)))
 
     @activity.defn(name=Activities.SETUP)

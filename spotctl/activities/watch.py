@@ -28,7 +28,7 @@ from temporalio.exceptions import ApplicationError
 
 from spotctl.activities.deps import Deps
 from spotctl.activities.heartbeat import Progress
-from spotctl.activities.node import Node
+from spotctl.activities.node import Node, nodes_of
 from spotctl.models import PREEMPTED_ERROR, AttemptRef
 from spotctl.remote.base import NodeUnreachable
 
@@ -96,7 +96,9 @@ async def node_has_notice(node: Node) -> bool:
 async def unreachable_is_preemption(deps: Deps, ref: AttemptRef, exc: NodeUnreachable) -> None:
     """Called when a node did not answer: raise Preempted if the cloud says it is gone, else
     re-raise the NodeUnreachable so Temporal retries the activity in place."""
-    await check_alive(deps, ref)
+    # With the nodes: a stopped instance's disk still holds output no monitor has shipped yet
+    # (a worker died after starting the run, and the instance was preempted meanwhile).
+    await check_alive(deps, ref, nodes_of(ref, deps.cloud(ref.cluster.cloud).runner))
     raise exc
 
 

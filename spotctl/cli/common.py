@@ -96,17 +96,19 @@ def settings() -> Settings:
 
 
 async def open_client(s: Settings, *, start_server: bool) -> SpotClient:
-    """Connect to the configured Temporal; with the embedded default, start it if asked to
-    (launch does) or fail with a hint (read-only commands do not start servers)."""
+    """Connect to the configured Temporal. With the embedded default, make it run first: always
+    when asked to (launch), else when the state dir has been used before (a killed server or
+    worker is brought back by the command that needs it; see server.py). A fresh state dir
+    gets a hint instead: read-only commands do not create servers."""
     if s.uses_embedded_server:
         server = EmbeddedServer(s)
-        if start_server:
+        if not (start_server or server.used_before()):
+            raise ServerError("the embedded Temporal server is not running (no job was launched with this "
+                              f"state dir: {s.home}); `spotctl launch` or `spotctl server start` starts it")
+        if not server.ready():
             with err_console.status("Starting the embedded Temporal server and worker..."):
                 # ensure_running is blocking and runs its own event loop for health probes.
                 await asyncio.to_thread(server.ensure_running, lambda m: err_console.print(f"[dim]{m}[/dim]"))
-        elif server.temporal.pid() is None:
-            raise ServerError("the embedded Temporal server is not running (no job was launched with this "
-                              f"state dir: {s.home}); `spotctl launch` or `spotctl server start` starts it")
     try:
         return await SpotClient.connect(s)
     except RuntimeError as exc:

@@ -7,21 +7,40 @@ import asyncio
 import sys
 from contextlib import nullcontext
 from dataclasses import dataclass, field
+from typing import BinaryIO
+
+from rich.markup import escape
 
 from spotctl.cli.common import err_console
+from spotctl.cli.render import safe
 from spotctl.client import SpotClient
 from spotctl.models import JobState, JobStatus
 
 POLL_S = 0.25
 
 
-def write_log(rank: int, data: bytes) -> None:
-    """Log bytes to stdout; lines of nodes other than the head are prefixed with their rank."""
-    text = data.decode(errors="replace")
-    if rank:
-        text = "".join(f"(node-{rank}) {line}" for line in text.splitlines(keepends=True))
-    sys.stdout.write(text)
+def _stdout_bytes() -> BinaryIO:
+    """stdout's byte stream: the program's output is written as the bytes it wrote (text
+    decoding would replace non-UTF-8 bytes, and a character split across two reads). Text
+    written to sys.stdout earlier is flushed first, so the order stays."""
     sys.stdout.flush()
+    return sys.stdout.buffer
+
+
+def write_log(rank: int, data: bytes, at_line_start: bool = True) -> bool:
+    """Log bytes to stdout, unchanged; lines of nodes other than the head are prefixed with
+    their rank. `at_line_start`: whether the node's previous bytes ended a line (a line may
+    arrive in pieces; it gets one prefix). Returns the same for the bytes after these."""
+    if rank:
+        prefix, out = f"(node-{rank}) ".encode(), []
+        for line in data.splitlines(keepends=True):
+            out += [prefix, line] if at_line_start else [line]
+            at_line_start = line.endswith((b"\n", b"\r"))
+        data = b"".join(out)
+    elif data:
+        at_line_start = data.endswith((b"\n", b"\r"))
+    _stdout_bytes().write(data)
+    return at_line_start
 
 
 def recovery_marker(state: JobState, attempt: int) -> str:
@@ -43,6 +62,7 @@ class LogPrinter:
     only_attempt: int | None = None
     offsets: dict[tuple[int, int], int] = field(default_factory=dict)
     marked: set[int] = field(default_factory=set)
+    line_start: dict[tuple[int, int], bool] = field(default_factory=dict)
 
     def print_new(self, state: JobState) -> None:
         logs = self.client.logs
@@ -53,19 +73,21 @@ class LogPrinter:
         for a in attempts:
             if self.only_attempt is None and a != attempts[0] and a not in self.marked:
                 self.marked.add(a)
-                sys.stdout.write(recovery_marker(state, a))
+                _stdout_bytes().write(recovery_marker(state, a).encode())
             for r in logs.ranks(self.job_id, a):
                 data = logs.read(self.job_id, a, r, self.offsets.get((a, r), 0))
                 if data:
                     self.offsets[(a, r)] = self.offsets.get((a, r), 0) + len(data)
-                    write_log(r, data)
-        sys.stdout.flush()
+                    self.line_start[(a, r)] = write_log(r, data, self.line_start.get((a, r), True))
+        _stdout_bytes().flush()
 
 
 def describe(state: JobState) -> str:
+    """The job's status line (plain text: print it with markup off). The name's repr and
+    `safe` keep control characters of user-provided text from reaching the terminal raw."""
     text = f"Job {state.job_id} {state.name!r}: {state.status.value}"
     if state.detail:
-        text += f" - {state.detail}"
+        text += f" - {safe(state.detail)}"
     return text
 
 
@@ -85,7 +107,7 @@ async def follow(client: SpotClient, job_id: int, *, progress: bool, attempt: in
                 if line != last_seen:
                     last_seen = line
                     if status is not None:
-                        status.update(line)
+                        status.update(escape(line))
                     if state.status != JobStatus.RUNNING or not state.detail:
                         err_console.print(line, style="dim", markup=False)
             if state.status.is_terminal:
@@ -95,11 +117,11 @@ async def follow(client: SpotClient, job_id: int, *, progress: bool, attempt: in
 
 def print_result(state: JobState) -> None:
     if state.status == JobStatus.SUCCEEDED:
-        err_console.print(f"[green]Job {state.job_id} {state.name!r} SUCCEEDED[/green]")
+        err_console.print(f"Job {state.job_id} {state.name!r} SUCCEEDED", style="green", markup=False)
     elif state.status == JobStatus.CANCELLED:
-        err_console.print(f"[yellow]Job {state.job_id} {state.name!r} CANCELLED[/yellow]")
+        err_console.print(f"Job {state.job_id} {state.name!r} CANCELLED", style="yellow", markup=False)
     elif state.status.is_terminal:
-        why = f": {state.failure_reason}" if state.failure_reason else ""
+        why = f": {safe(state.failure_reason)}" if state.failure_reason else ""
         err_console.print(f"Job {state.job_id} {state.name!r} {state.status.value}{why}", style="red", markup=False)
     else:
-        err_console.print(f"Job {state.job_id} {state.name!r} is {state.status.value}")
+        err_console.print(f"Job {state.job_id} {state.name!r} is {state.status.value}", markup=False)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 
 import click
@@ -12,14 +11,18 @@ from spotctl.cli.common import (
     async_command,
     console,
     exit_code_for,
+    fail,
     job_id_option,
     open_client,
     resolve_job,
     settings,
 )
 from spotctl.cli.follow import LogPrinter, follow
-from spotctl.cli.render import as_json, status_table
+from spotctl.cli.render import jobs_json, status_table
 from spotctl.client import JobNotFound
+
+CANCEL_WORKER_WAIT_S = 5.0
+"""How long cancel waits for a worker to poll before it says the cancel only is recorded."""
 
 
 @click.command()
@@ -32,7 +35,7 @@ async def status(show_all: bool, as_json_flag: bool) -> None:
     client = await open_client(s, start_server=False)
     jobs = await client.list_jobs()
     if as_json_flag:
-        console.print_json(json.dumps([as_json(j) for j in jobs]))
+        click.echo(jobs_json(jobs))
         return
     if not jobs:
         console.print("No managed jobs.")
@@ -83,16 +86,25 @@ async def cancel(job_ids: tuple[int, ...], name: str | None, cancel_all: bool, y
         return
     if not yes:
         click.confirm(f"Cancel job(s) {', '.join(map(str, ids))}?", default=True, abort=True, err=True)
-    missing = []
+    missing, recorded = [], []
     for jid in ids:
         try:
-            sent = await client.cancel(jid)
+            if await client.cancel(jid):
+                recorded.append(jid)
+            else:
+                console.print(f"Job {jid}: already finished")
         except JobNotFound:
             missing.append(jid)
-            continue
-        console.print(f"Job {jid}: {'cancelling' if sent else 'already finished'}")
+    # The cancel is a signal in the job's history: only a worker acts on it. Say so when none
+    # polls, rather than "cancelling" while nothing happens.
+    worker = bool(recorded) and await client.wait_for_worker(timeout=CANCEL_WORKER_WAIT_S)
+    for jid in recorded:
+        console.print(f"Job {jid}: {'cancelling' if worker else 'cancel recorded; it takes effect when a worker runs'}")
     if missing:
         raise JobNotFound(f"no job with id {', '.join(map(str, missing))}")
+    if recorded and not worker:
+        fail(f"no spotctl worker polls task queue 'spotctl' on {s.temporal_address}: the cancel takes effect "
+             "when one runs (`spotctl worker`)", 1)
 
 
 @click.command()

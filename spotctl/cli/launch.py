@@ -11,6 +11,8 @@ from rich.markup import escape
 
 from spotctl.cli.common import async_command, console, err_console, exit_code_for, open_client, settings
 from spotctl.cli.follow import follow, print_result
+from spotctl.cli.render import safe
+from spotctl.client import SpotClient
 from spotctl.planning import Overrides, Plan, check_launchable, plan
 from spotctl.server import ServerError
 from spotctl.staging import delete_buckets, stage
@@ -27,10 +29,10 @@ _BlockDumper.add_representer(
 
 
 def _print_plan(p: Plan) -> None:
-    console.print(f"[bold]Task[/bold] {p.name!r} ({p.task.source_path or 'command line'})")
-    dump = p.task.model_dump(mode="json", exclude_none=True, exclude_defaults=True, exclude={"source_path"})
+    console.print(f"[bold]Task[/bold] {escape(repr(p.name))} ({escape(p.task.source_path or 'command line')})")
+    dump = p.display_dump()
     console.print(yaml.dump(dump, Dumper=_BlockDumper, sort_keys=False).rstrip(), markup=False)
-    console.print(f"[bold]Resources[/bold] {escape(p.resources)}")
+    console.print(f"[bold]Resources[/bold] {escape(safe(p.resources))}")
     console.print("[bold]Placement candidates[/bold] (tried in this order):")
     for i, c in enumerate(p.candidates, 1):
         market = "spot" if c.use_spot else "on-demand"
@@ -38,41 +40,12 @@ def _print_plan(p: Plan) -> None:
     if p.unsupported:
         console.print("[yellow]Parsed but not supported yet (ignored when launching):[/yellow]")
         for line in p.unsupported:
-            console.print(f"  - {line}", markup=False)
+            console.print(f"  - {safe(line)}", markup=False)
 
 
-@click.command()
-@click.argument("entrypoint", metavar="YAML_OR_COMMAND")
-@click.option("-n", "--name", help="Job name (default: the task's name).")
-@click.option("-d", "--detach", is_flag=True, help="Return once the job is submitted; do not follow its logs.")
-@click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation.")
-@click.option("--dry-run", is_flag=True, help="Print the parsed task and placement candidates; start nothing.")
-@click.option("--cloud", help="Override resources.cloud.")
-@click.option("--region", help="Override resources.region.")
-@click.option("--gpus", help="Override resources.accelerators, e.g. V100:2.")
-@click.option("--cpus", help="Override resources.cpus, e.g. 4 or 4+.")
-@click.option("--env", "envs", multiple=True, metavar="KEY=VALUE", help="Set an environment variable (repeatable).")
-@async_command
-async def launch(entrypoint: str, name: str | None, detach: bool, yes: bool, dry_run: bool, cloud: str | None,
-                 region: str | None, gpus: str | None, cpus: str | None, envs: tuple[str, ...]) -> None:
-    """Launch a managed spot job from a SkyPilot task YAML, or from a command."""
-    s = settings()
-    p = plan(entrypoint, Overrides(name=name, cloud=cloud, region=region, gpus=gpus, cpus=cpus, envs=list(envs)), s)
-    if dry_run:
-        _print_plan(p)
-        return
-    check_launchable(p)
-    for line in p.unsupported:
-        err_console.print(f"[yellow]Warning:[/yellow] {line}", markup=True)
-    if not yes:
-        best = p.candidates[0]
-        click.confirm(f"Launching managed job {p.name!r} ({p.resources}), first try {best.location} "
-                      f"{best.instance_type} at ${best.price:.4f}/h. Proceed?", default=True, abort=True, err=True)
-    client = await open_client(s, start_server=True)
-    if not await client.wait_for_worker(timeout=10.0):
-        raise ServerError(f"no spotctl worker is polling task queue 'spotctl' on {s.temporal_address} "
-                          f"(namespace {s.temporal.namespace}); start one with `spotctl worker`")
-    job_id = await client.allocate_job_id()
+async def _stage_and_start(client: SpotClient, p: Plan, job_id: int) -> None:
+    """Stage the job's files and start its workflow; on failure nothing of it is left."""
+    s = client.settings
     # The workdir and local file mounts travel through the job's ephemeral bucket, so a worker
     # on another machine can fetch them; nothing of it is left if the start fails.
     staged = await asyncio.to_thread(stage, p.task, job_id, s)
@@ -86,7 +59,51 @@ async def launch(entrypoint: str, name: str | None, detach: bool, yes: bool, dry
     except BaseException:
         await asyncio.to_thread(delete_buckets, staged.ephemeral_buckets, s)
         raise
-    err_console.print(f"Managed job [bold]{job_id}[/bold] {p.name!r} submitted. "
+
+
+@click.command()
+@click.argument("entrypoint", metavar="YAML_OR_COMMAND")
+@click.option("-n", "--name", help="Job name (default: the task's name).")
+@click.option("-d", "--detach", is_flag=True, help="Return once the job is submitted; do not follow its logs.")
+@click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation.")
+@click.option("--dry-run", is_flag=True, help="Print the parsed task and placement candidates; start nothing.")
+@click.option("--cloud", help="Override resources.cloud.")
+@click.option("--region", help="Override resources.region.")
+@click.option("--gpus", help="Override resources.accelerators, e.g. V100:2.")
+@click.option("--cpus", help="Override resources.cpus, e.g. 4 or 4+.")
+@click.option("--env", "envs", multiple=True, metavar="KEY=VALUE", help="Set an environment variable (repeatable).")
+@click.option("--secret", "secrets", multiple=True, metavar="KEY=VALUE",
+              help="Set a secret environment variable (repeatable); never printed, encrypted in Temporal.")
+@async_command
+async def launch(entrypoint: str, name: str | None, detach: bool, yes: bool, dry_run: bool, cloud: str | None,
+                 region: str | None, gpus: str | None, cpus: str | None, envs: tuple[str, ...],
+                 secrets: tuple[str, ...]) -> None:
+    """Launch a managed spot job from a SkyPilot task YAML, or from a command."""
+    s = settings()
+    p = plan(entrypoint, Overrides(name=name, cloud=cloud, region=region, gpus=gpus, cpus=cpus, envs=list(envs),
+                                  secrets=list(secrets)), s)
+    if dry_run:
+        _print_plan(p)
+        return
+    check_launchable(p)
+    for line in p.unsupported:
+        err_console.print(f"[yellow]Warning:[/yellow] {escape(safe(line))}", markup=True)
+    if not yes:
+        best = p.candidates[0]
+        click.confirm(f"Launching managed job {p.name!r} ({safe(p.resources)}), first try {best.location} "
+                      f"{best.instance_type} at ${best.price:.4f}/h. Proceed?", default=True, abort=True, err=True)
+    client = await open_client(s, start_server=True)
+    if not await client.wait_for_worker(timeout=10.0):
+        raise ServerError(f"no spotctl worker is polling task queue 'spotctl' on {s.temporal_address} "
+                          f"(namespace {s.temporal.namespace}); start one with `spotctl worker`")
+    job_id = await client.allocate_job_id()
+    try:
+        await _stage_and_start(client, p, job_id)
+    except BaseException:
+        # Nothing of the job exists: its id goes back, so the next launch gets it.
+        await client.release_job_id(job_id)
+        raise
+    err_console.print(f"Managed job [bold]{job_id}[/bold] {escape(repr(p.name))} submitted. "
                       f"Web UI: {s.ui_url}/namespaces/{s.temporal.namespace}/workflows/spotctl-job-{job_id}")
     if detach:
         console.print(str(job_id)) if not sys.stdout.isatty() else None

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import os
+
 import click
 
 from spotctl.cli.debug import debug
 from spotctl.cli.jobs import cancel, dashboard, logs, status
 from spotctl.cli.launch import launch
 from spotctl.cli.server_cmds import server, worker
+from spotctl.config import default_home, secure_home
 
 
 class AliasedGroup(click.Group):
@@ -28,6 +31,13 @@ for command in (launch, status, logs, cancel, dashboard, server, worker, debug):
 
 
 def main() -> None:
+    # Before anything is created: $SPOTCTL_HOME holds the Temporal database, logs and the codec
+    # key, so its files are 0600 and its dirs 0700, and the embedded server and worker that this
+    # process starts inherit the umask. An existing home from an older spotctl is tightened.
+    os.umask(0o077)
+    home = default_home()
+    if home.is_dir():
+        secure_home(home)
     cli(prog_name="spotctl")
 
 

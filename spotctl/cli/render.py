@@ -2,12 +2,58 @@
 
 from __future__ import annotations
 
+import json
+import re
 from datetime import UTC, datetime
 
 from rich.markup import escape
 from rich.table import Table
 
 from spotctl.models import JobState, JobStatus
+
+NAME_WIDTH = 40
+RESOURCES_WIDTH = 60
+PLACE_WIDTH = 24
+
+# Characters a terminal acts on instead of showing: C0/C1 controls (ESC starts colour and
+# cursor sequences, CR/LF move the line), DEL, and the bidi and line-separator marks that
+# reorder or split what is shown.
+_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+# What json.dumps leaves raw inside strings (it escapes C0 controls itself; outside strings
+# JSON has only ASCII punctuation and its own newlines).
+_UNSAFE_IN_JSON = re.compile("[\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+_NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def _visible(ch: str) -> str:
+    return _NAMED.get(ch) or (f"\\x{ord(ch):02x}" if ord(ch) < 0x100 else f"\\u{ord(ch):04x}")
+
+
+def safe(text: str) -> str:
+    """User-provided text (names, failure reasons, resources) as it may be printed: control
+    characters become visible escapes (ESC -> `\\x1b`, newline -> `\\n`), so a job's name
+    cannot recolour the terminal, move the cursor or fake extra rows."""
+    return _UNSAFE.sub(lambda m: _visible(m.group()), text)
+
+
+def clip(text: str, width: int) -> str:
+    """At most `width` characters, the cut marked with `…`: one long value must not push the
+    other columns of a table out of sight."""
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def cell(text: str | None, width: int | None = None) -> str:
+    """A table cell from user-provided text: safe, clipped, and markup-escaped for rich."""
+    shown = safe(text or "-")
+    return escape(clip(shown, width) if width else shown)
+
+
+def jobs_json(jobs: list[JobState]) -> str:
+    """`status --json`: the JSON list scripts read. json.dumps escapes C0 controls; the other
+    characters of `safe`'s set are escaped here too (as \\uXXXX, still valid JSON)."""
+    text = json.dumps([as_json(j) for j in jobs], indent=2, ensure_ascii=False)
+    return _UNSAFE_IN_JSON.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+
 
 STATUS_STYLE = {
     JobStatus.SUCCEEDED: "green",
@@ -77,9 +123,10 @@ def status_table(jobs: list[JobState], *, show_all: bool) -> Table:
         table.add_column(col, no_wrap=col != "FAILURE", overflow="fold")
     for j in jobs:
         style = STATUS_STYLE.get(j.status, "red" if j.status.is_failure else "")
-        row = [str(j.job_id), escape(j.name), escape(j.resources), ago(j.submitted_at), duration(total_seconds(j)),
-               duration(job_seconds(j)), str(j.recoveries), f"[{style}]{j.status.value}[/{style}]" if style else j.status.value]
+        row = [str(j.job_id), cell(j.name, NAME_WIDTH), cell(j.resources, RESOURCES_WIDTH), ago(j.submitted_at),
+               duration(total_seconds(j)), duration(job_seconds(j)), str(j.recoveries),
+               f"[{style}]{j.status.value}[/{style}]" if style else j.status.value]
         if show_all:
-            row += [j.cloud or "-", j.region or "-", escape(j.failure_reason or j.detail or "-")]
+            row += [cell(j.cloud, PLACE_WIDTH), cell(j.region, PLACE_WIDTH), cell(j.failure_reason or j.detail)]
         table.add_row(*row)
     return table

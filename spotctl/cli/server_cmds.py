@@ -26,7 +26,8 @@ def _embedded() -> EmbeddedServer:
 
 @server.command("start")
 def server_start() -> None:
-    """Start the server and worker in the background (a no-op if they run)."""
+    """Start the server and worker in the background, under a supervisor that restarts them
+    (a no-op if they run)."""
     srv = _embedded()
     try:
         started = srv.ensure_running(notify=lambda m: err_console.print(f"[dim]{m}[/dim]"))
@@ -39,7 +40,8 @@ def server_start() -> None:
 
 @server.command("stop")
 def server_stop() -> None:
-    """Stop the worker and the server. Running jobs resume when they start again."""
+    """Stop the supervisor, the worker and the server; nothing is left running. Running jobs
+    resume when they start again (the next launch, status, logs or cancel starts them)."""
     stopped = _embedded().stop()
     console.print(f"Stopped: {', '.join(stopped)}" if stopped else "Nothing was running.")
 
@@ -47,7 +49,7 @@ def server_stop() -> None:
 @server.command("status")
 @click.option("--json", "as_json", is_flag=True)
 def server_status(as_json: bool) -> None:
-    """Show whether the server and worker run, and where."""
+    """Show whether the supervisor, server and worker run, and where (starts nothing)."""
     st = _embedded().status()
     if as_json:
         console.print_json(json.dumps(st))

@@ -6,15 +6,16 @@ instance, and preemption. All state lives in `local_cloud_dir/state.json`, chang
 under an exclusive flock on `state.lock`, so the CLI, the worker and a restarted worker see
 one cloud.
 
-Preemption works like a spot interruption: a notice file with the deadline, one SIGTERM to
-the user's programs, SIGKILL of everything at the deadline. A preemption is first *claimed*
-under the lock (`preempt_deadline` on the record) so that however many processes notice it,
-the programs get exactly one SIGTERM; the waiting happens outside the lock. Random
-preemptions (`preemption_mtbf_s`) are drawn at launch (`preempt_at`) and enforced lazily by
-every state-reading call, which also finishes claims whose deadline passed (the process that
-claimed them may have died), so no daemon is needed. Booting works the same way: with a
-region's `provision_delay_s` a new instance is PENDING (its runner says "booting") until its
-`ready_at`, and the first state-reading call after that makes it RUNNING.
+Preemption works like a spot interruption (notice, SIGTERM, SIGKILL at the deadline; see
+local_preemption.py), enforced lazily by every state-reading call, so no daemon is needed.
+Booting works the same way: with a region's `provision_delay_s` a new instance is PENDING (its
+runner says "booting") until its `ready_at`, and the first state-reading call after that
+makes it RUNNING.
+
+Ending an instance kills every process it started: each instance gets a freezer cgroup
+where the machine allows it (local_cgroups.py), and the environment marker finds the rest
+(local_processes.py). A group left behind by a crashed process is removed by the next
+`terminate` or `tagged_instances` (the orphan sweeper's call) of the same cloud.
 
 `create` is idempotent by token, like AWS's ClientToken: every instance stores the token of
 the call that made it. The Cloud-protocol calls are moody on request (latency, throttling,
@@ -31,9 +32,6 @@ import os
 import random
 import secrets
 import shutil
-import signal
-import threading
-import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -41,22 +39,22 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
+from spotctl.clouds import local_cgroups
 from spotctl.clouds.base import CloudError, ErrorKind, ErrorScope, InstanceState, NoCapacity, TaggedInstance
 from spotctl.clouds.local_config import LocalCloudConfig, RegionConfig, load_config
 from spotctl.clouds.local_moods import Mood, moody_call
-from spotctl.clouds.local_processes import kill_all, signal_users
+from spotctl.clouds.local_preemption import NOTICE_FILE, NOTICE_POLL_S, PREEMPTION_REASON, PreemptionMixin
+from spotctl.clouds.local_processes import kill_all
 from spotctl.config import Settings
 from spotctl.models import Candidate, ClusterHandle, Offering
-from spotctl.remote.local import LocalRunner, booting_marker, stopped_marker, unreachable_marker
+from spotctl.remote.local import LocalRunner, booting_marker, cgroup_marker, stopped_marker, unreachable_marker
 
 log = logging.getLogger(__name__)
 
+__all__ = ["NOTICE_FILE", "NOTICE_POLL_S", "PREEMPTION_REASON", "TERMINATION_REASON", "LocalCloud", "LocalInstance"]
+
 PRUNE_AFTER = timedelta(days=1)
-NOTICE_POLL_S = 0.05
-PREEMPTION_REASON = "local.SpotInstanceTermination"
 TERMINATION_REASON = "local.UserInitiatedShutdown"
-NOTICE_FILE = ".spotctl/preemption_notice"
-"""Relative to the instance home; holds the preemption deadline as epoch seconds."""
 
 
 class LocalInstance(BaseModel):
@@ -91,23 +89,7 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def _epoch(t: float) -> datetime:
-    return datetime.fromtimestamp(t, UTC)
-
-
-def _write_notice(home: str, deadline: float) -> None:
-    """Atomically, so a program reading it on SIGTERM never sees half a number."""
-    notice = Path(home) / NOTICE_FILE
-    try:
-        notice.parent.mkdir(parents=True, exist_ok=True)
-        tmp = notice.with_name(f".preemption_notice.tmp.{os.getpid()}")
-        tmp.write_text(f"{deadline}\n")
-        os.replace(tmp, notice)
-    except OSError:  # the home vanished (terminated meanwhile): nothing left to warn
-        pass
-
-
-class LocalCloud:
+class LocalCloud(PreemptionMixin):
     """Implements the Cloud protocol. Construction does no I/O; files appear on first use."""
 
     name = "local"
@@ -140,6 +122,8 @@ class LocalCloud:
                             accelerators=dict(it.accelerators),
                             spot_price=_scaled(it.spot_price, region.price_factor),
                             ondemand_price=_scaled(it.ondemand_price, region.price_factor),
+                            # 0 is an outage a user made to see jobs wait, not the region's size.
+                            max_nodes=region.capacity or None,
                         )
                     )
         return out
@@ -290,6 +274,9 @@ class LocalCloud:
         iid = "i-" + secrets.token_hex(6)
         home = self.instance_home(iid)
         home.mkdir(parents=True)
+        group = local_cgroups.create(self.root, iid)  # None: the environment marker alone
+        if group is not None:
+            cgroup_marker(home).write_text(f"{group}\n")
         created = _now()
         ready = created + timedelta(seconds=delay_s)
         if delay_s > 0:
@@ -342,14 +329,20 @@ class LocalCloud:
     def terminate(self, instance_ids: list[str]) -> None:
         with self._api("terminate", self._regions_of(instance_ids)):
             self._end(instance_ids, InstanceState.TERMINATED, TERMINATION_REASON)
+            with self._state() as instances:  # a preempted instance is terminated too, as on EC2
+                for iid in instance_ids:
+                    if iid in instances and instances[iid].state == InstanceState.PREEMPTED:
+                        instances[iid].state = InstanceState.TERMINATED
             for iid in instance_ids:  # a preempted instance's kept disk goes now
                 shutil.rmtree(self.root / "instances" / iid, ignore_errors=True)
+            self._sweep_cgroups()
 
     def tagged_instances(self) -> list[TaggedInstance]:
         """Every instance not yet terminated (preempted ones still hold a disk), for the
         orphan sweeper."""
         with self._api("tagged_instances", None):
             self._refresh()
+            self._sweep_cgroups()
             return [
                 TaggedInstance(id=i.id, cluster_name=i.cluster_name, region=i.region, state=i.state,
                                created_at=i.created_at)
@@ -379,117 +372,6 @@ class LocalCloud:
                 if inst is not None and inst.state == InstanceState.PENDING and inst.preempt_deadline is None:
                     booting_marker(inst.home).unlink(missing_ok=True)
                     inst.state = InstanceState.RUNNING
-
-    # -- preemption ------------------------------------------------------------------------
-
-    def preempt(self, instance_id: str, notice_s: float | None = None) -> None:
-        """Preempt one instance the way a cloud does; returns once it is PREEMPTED.
-
-        notice_s None means the region's `preemption_notice_s`. With a notice the programs
-        get the deadline in ~/.spotctl/preemption_notice and one SIGTERM, and everything is
-        killed when the notice runs out. Safe from any process (the
-        CLI uses it); a no-op on an instance that is not alive."""
-        self._preempt([instance_id], notice_s, wait=True)
-
-    def preempt_cluster(self, cluster_name: str, notice_s: float | None = None) -> list[str]:
-        """Preempt every alive node of the cluster at once (one shared notice period, not one
-        per node); returns the ids preempted, by node rank. For `spotctl debug preempt`."""
-        ids = [i.id for i in self._cluster(cluster_name, alive_only=True)]
-        self._preempt(ids, notice_s, wait=True)
-        return ids
-
-    def _preempt(self, instance_ids: list[str], notice_s: float | None, wait: bool) -> None:
-        """Claim, warn, then (now or in a background thread) kill and mark PREEMPTED.
-
-        The claim is made under the lock, so a concurrent preemption of the same instance (a
-        CLI and a worker enforcing the same `preempt_at`) never signals twice; the caller
-        that lost the race only waits (if `wait`) for the winner's deadline. Nothing sleeps
-        while holding the lock."""
-        if not instance_ids:
-            return
-        cfg = self.config() if notice_s is None else None
-        now = time.time()
-        claimed: dict[str, float] = {}  # id -> deadline (epoch seconds)
-        homes: dict[str, str] = {}
-        waiting: dict[str, float] = {}  # claimed by someone else: wait for their deadline
-        with self._state() as instances:
-            for iid in instance_ids:
-                inst = instances.get(iid)
-                if inst is None or not inst.state.is_alive:
-                    continue
-                if inst.preempt_deadline is not None:
-                    theirs = inst.preempt_deadline.timestamp()
-                    waiting[iid] = theirs if notice_s is None else min(theirs, now + notice_s)
-                    continue
-                if notice_s is not None:
-                    notice = notice_s
-                else:
-                    region = cfg.regions.get(inst.region) if cfg else None
-                    notice = region.preemption_notice_s if region else 0.0
-                deadline = now + max(0.0, notice)
-                inst.preempt_deadline = _epoch(deadline)
-                claimed[iid] = deadline
-                homes[iid] = inst.home
-        for iid, deadline in claimed.items():
-            if deadline > now:
-                _write_notice(homes[iid], deadline)
-                signal_users(iid, signal.SIGTERM)
-        pending = {**claimed, **waiting}
-        if wait:
-            self._finish_preemptions(pending)
-            return
-        due_now = [iid for iid, d in claimed.items() if d <= now]
-        if due_now:
-            self._end(due_now, InstanceState.PREEMPTED, PREEMPTION_REASON)
-        later = {iid: d for iid, d in claimed.items() if d > now}
-        if later:
-            threading.Thread(
-                target=self._finish_preemptions_quietly, args=(later,), name="local-preempt", daemon=True
-            ).start()
-
-    def _finish_preemptions(self, deadlines: dict[str, float]) -> None:
-        """Kill and mark each instance at its deadline. Like a real cloud, the instance (and
-        its disk, where the program's last log lines are) lives until then even if its
-        programs exited early on the SIGTERM."""
-        pending = dict(deadlines)
-        while pending:
-            now = time.time()
-            done = [iid for iid, d in pending.items() if d <= now]
-            if done:
-                self._end(done, InstanceState.PREEMPTED, PREEMPTION_REASON)
-                for iid in done:
-                    del pending[iid]
-            if pending:
-                time.sleep(NOTICE_POLL_S)
-
-    def _finish_preemptions_quietly(self, deadlines: dict[str, float]) -> None:
-        """Background variant: an error here must not kill the worker; the next state read
-        finishes whatever this left (its deadlines are in the state file)."""
-        try:
-            self._finish_preemptions(deadlines)
-        except Exception:  # noqa: BLE001 - logged; lazily retried by _enforce_preemptions
-            log.exception("local cloud: finishing preemptions %s failed", sorted(deadlines))
-
-    def _enforce_preemptions(self) -> None:
-        """Preempt alive instances whose `preempt_at` passed, and finish claimed preemptions
-        whose deadline passed (their claimer may have died or be another process). Called by every state-reading method so random preemptions
-        happen without a daemon. Does not wait for notices: a poll must stay fast, so the
-        SIGKILL at the deadline runs in a background thread."""
-        now = time.time()
-        due: list[str] = []
-        finished: list[str] = []
-        for inst in self._load().values():  # lock-free peek: state.json is replaced atomically
-            if not inst.state.is_alive:
-                continue
-            if inst.preempt_deadline is not None:
-                if inst.preempt_deadline.timestamp() <= now:
-                    finished.append(inst.id)
-            elif inst.preempt_at is not None and inst.preempt_at.timestamp() <= now:
-                due.append(inst.id)
-        if finished:  # ended directly, never via the waiting loop: a poll must not block
-            self._end(finished, InstanceState.PREEMPTED, PREEMPTION_REASON)
-        if due:
-            self._preempt(due, None, wait=False)
 
     # -- simulated network trouble ---------------------------------------------------------
 
@@ -541,6 +423,19 @@ class LocalCloud:
             else:
                 shutil.rmtree(self.root / "instances" / iid, ignore_errors=True)
             kill_all(iid)
+
+    def _sweep_cgroups(self) -> None:
+        """Remove the cgroups of this cloud's instances that are not alive: left by a process
+        that crashed while ending or creating one. Listed under the lock, where groups are
+        made, so a group being made for a new instance is never taken for a leftover."""
+        if not local_cgroups.leftovers(self.root):
+            return
+        with self._state() as instances:
+            alive = {iid for iid, inst in instances.items() if inst.state.is_alive}
+            stale = [iid for iid in local_cgroups.leftovers(self.root) if iid not in alive]
+        for iid in stale:
+            log.warning("local cloud: removing the leftover cgroup of instance %s", iid)
+            local_cgroups.destroy(local_cgroups.group_of(self.root, iid))
 
     def runner(self, handle: ClusterHandle, node_rank: int) -> LocalRunner:
         iid = handle.instance_ids[node_rank]

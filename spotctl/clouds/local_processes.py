@@ -1,9 +1,11 @@
-"""The processes of a local-cloud instance: found by the marker in their environment,
-signalled, killed.
+"""The processes of a local-cloud instance: found, signalled, killed.
 
-Every process the local runner starts (and every child of those) carries
-`SPOTCTL_LOCAL_INSTANCE=<id>` in its environment, so an instance's processes can be found
-without a cgroup, even the ones that left their process group.
+Two nets find them. Where the machine allows it, every process the local runner starts joins
+the instance's cgroup (local_cgroups.py), which no descendant can leave. And every such
+process (and every child of those) carries `SPOTCTL_LOCAL_INSTANCE=<id>` in its environment,
+which finds them without a cgroup, even the ones that left their process group, though not
+one that also dropped the variable. Both are used everywhere: the marker covers machines
+without cgroups and instances made before they were used.
 """
 
 from __future__ import annotations
@@ -12,12 +14,20 @@ import os
 import signal
 import time
 
+from spotctl.clouds import local_cgroups
 from spotctl.remote.local import INSTANCE_MARKER
 
 KILL_TIMEOUT_S = 2.0
 
 
 def processes_of(instance_id: str) -> list[int]:
+    """Pids of the instance's live processes: its cgroup's members and the processes whose
+    environment carries its marker."""
+    in_group = {pid for group in local_cgroups.groups_of_instance(instance_id) for pid in local_cgroups.members(group)}
+    return sorted(in_group.union(_marked(instance_id)) - {os.getpid()})
+
+
+def _marked(instance_id: str) -> list[int]:
     """Pids of live processes whose environment carries the instance's marker."""
     marker = f"{INSTANCE_MARKER}={instance_id}".encode()
     me = os.getpid()
@@ -65,8 +75,11 @@ def signal_users(instance_id: str, sig: int) -> None:
 
 
 def kill_all(instance_id: str, timeout: float = KILL_TIMEOUT_S) -> None:
-    """SIGKILL every process of the instance until none is left (new ones may be forking)."""
+    """SIGKILL every process of the instance until none is left (new ones may be forking):
+    its cgroup first (frozen, so atomically; then removed), then whatever the marker finds."""
     deadline = time.monotonic() + timeout
+    for group in local_cgroups.groups_of_instance(instance_id):
+        local_cgroups.destroy(group, timeout)
     while processes_of(instance_id) and time.monotonic() < deadline:
         _signal(processes_of(instance_id), signal.SIGKILL)
         time.sleep(0.02)

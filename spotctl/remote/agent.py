@@ -106,9 +106,19 @@ def _wait_launched(d: str, phase: str) -> None:
         time.sleep(0.02)
 
 
-def start(d: str, phase: str) -> dict:
+def _private_env(d: str) -> None:
+    """env.json holds the job's envs and secrets: the owner's only, whatever mode the caller's
+    file copy gave it (a worker writes it 0600 through its umask; a remote copy may not)."""
     try:
-        fd = os.open(_path(d, phase, "started"), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        os.chmod(os.path.join(d, "env.json"), 0o600)
+    except FileNotFoundError:
+        pass
+
+
+def start(d: str, phase: str) -> dict:
+    _private_env(d)
+    try:
+        fd = os.open(_path(d, phase, "started"), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
         _wait_launched(d, phase)  # a concurrent start may still be launching it
         return {**status(d, phase), "already_started": True}
@@ -175,6 +185,26 @@ def _namespaced(argv: list[str], mounts: list[dict], path: str | None) -> list[s
 
 
 BEAT_S = 2.0
+DRAIN_MAX_S = 120.0
+"""How long a phase whose script was stopped by SIGTERM/SIGINT may still be saving: a spot
+notice gives about two minutes before the VM is taken."""
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+
+def _group_alive(pgid: int) -> bool:
+    """Whether any process of the group still runs (zombies do not count: on some machines
+    nobody reaps orphans)."""
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if len(fields) > 2 and fields[2] == str(pgid) and fields[0] not in ("Z", "X"):
+            return True
+    return False
 """How often a supervisor bumps its PHASE.beat counter while its program runs."""
 
 
@@ -184,7 +214,10 @@ def _supervise(d: str, phase: str) -> None:
     child: list[subprocess.Popen] = []
     pending: list[int] = []
 
+    stopped: list[int] = []
+
     def forward(signum: int, _frame: object) -> None:
+        stopped.append(signum)
         if child:
             try:
                 os.killpg(child[0].pid, signum)
@@ -204,7 +237,7 @@ def _supervise(d: str, phase: str) -> None:
     except FileNotFoundError:
         pass
     home = env.get("HOME") or os.path.expanduser("~")
-    log = os.open(os.path.join(d, "output.log"), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    log = os.open(os.path.join(d, "output.log"), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
     argv = ["bash", os.path.abspath(_path(d, phase, "sh"))]
     try:
         mounts = _read_mounts(d)
@@ -246,6 +279,18 @@ def _supervise(d: str, phase: str) -> None:
             break
         except subprocess.TimeoutExpired:
             continue
+    if stopped or -rc in STOP_SIGNALS:
+        # The script (bash) died of a stop signal, but the program it ran may still be saving
+        # its checkpoint and printing: the exit code is what tells the watcher the phase is
+        # over (and a spot VM's teardown may follow at once), so it waits for the group.
+        deadline = next_beat = time.monotonic()
+        deadline += DRAIN_MAX_S
+        while _group_alive(proc.pid) and time.monotonic() < deadline:
+            if time.monotonic() >= next_beat:
+                beats += 1
+                _write_atomic(_path(d, phase, "beat"), str(beats))
+                next_beat += BEAT_S
+            time.sleep(0.1)
     _write_atomic(_path(d, phase, "exit"), str(rc if rc >= 0 else 128 - rc))
 
 

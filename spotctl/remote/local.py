@@ -2,7 +2,12 @@
 
 Every process it starts carries `SPOTCTL_LOCAL_INSTANCE=<instance id>` in its environment
 (inherited by the agent, its supervisor and the user's program), which is how the local
-cloud finds and kills everything "on" an instance when it is terminated or preempted.
+cloud finds and kills everything "on" an instance when it is terminated or preempted. Where
+the cloud could make a cgroup for the instance (it writes the group's path to a `cgroup`
+file in the instance dir), every process also joins that group before it execs, so even a
+program that leaves its process group and drops the variable is killed with the instance.
+The runner only joins, never creates: a group removed by terminate stays removed, and a call
+that races with it fails like a call to a vanished host.
 
 A network hiccup is simulated with a marker file `<instance dir>/unreachable` (the instance
 dir is the parent of the sandbox home): while it exists every Runner method raises
@@ -19,6 +24,7 @@ import shutil
 import signal
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from spotctl.remote.base import CommandResult, NodeUnreachable
@@ -32,6 +38,10 @@ STOPPED_MARKER = "stopped"
 """Next to a preempted instance's home: its disk can still be read, but nothing runs there."""
 
 
+CGROUP_MARKER = "cgroup"
+"""Next to the home: the path of the instance's cgroup, which every started process joins."""
+
+
 BOOTING_MARKER = "booting"
 """Next to a PENDING instance's home: nothing answers on it yet, as on a VM still booting."""
 
@@ -42,6 +52,10 @@ def booting_marker(home: Path | str) -> Path:
 
 def stopped_marker(home: Path | str) -> Path:
     return Path(home).parent / STOPPED_MARKER
+
+
+def cgroup_marker(home: Path | str) -> Path:
+    return Path(home).parent / CGROUP_MARKER
 
 
 def unreachable_marker(home: Path) -> Path:
@@ -60,6 +74,7 @@ class LocalRunner:
         self._unreachable = str(unreachable_marker(self._home))
         self._stopped = str(stopped_marker(self._home))
         self._booting = str(booting_marker(self._home))
+        self._cgroup = cgroup_marker(self._home)
 
     def __repr__(self) -> str:
         return f"LocalRunner({self.instance_id}, home={self.home})"
@@ -104,8 +119,21 @@ class LocalRunner:
         env[INSTANCE_MARKER] = self.instance_id  # callers cannot hide processes from terminate
         return env
 
+    def _open_cgroup(self) -> int | None:
+        """A write-only fd on the instance's `cgroup.procs`, or None if it has no cgroup. Opened
+        by the parent so the child only has to write(2) to it (see `_joiner`)."""
+        try:
+            group = self._cgroup.read_text().strip()
+        except FileNotFoundError:
+            return None
+        try:
+            return os.open(os.path.join(group, "cgroup.procs"), os.O_WRONLY | os.O_CLOEXEC)
+        except OSError as exc:  # removed by terminate/preempt: the instance is going away
+            raise NodeUnreachable(f"local instance {self.instance_id} is gone (cgroup: {exc})") from exc
+
     def run(self, argv: list[str], env: dict[str, str] | None = None, timeout: float = 60) -> CommandResult:
         self._check_running()
+        procs = self._open_cgroup()
         try:
             proc = subprocess.Popen(
                 argv,
@@ -115,11 +143,15 @@ class LocalRunner:
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
                 start_new_session=True,
+                preexec_fn=None if procs is None else _joiner(procs),
             )
         except FileNotFoundError as exc:
             return CommandResult(127, "", f"{argv[0]}: command not found ({exc})")
-        except OSError as exc:  # e.g. home removed between the check and the exec
+        except (OSError, subprocess.SubprocessError) as exc:  # home or cgroup removed meanwhile
             raise NodeUnreachable(f"local instance {self.instance_id}: {exc}") from exc
+        finally:
+            if procs is not None:
+                os.close(procs)
         try:
             out, err = proc.communicate(timeout=timeout)
         except subprocess.TimeoutExpired:
@@ -165,6 +197,19 @@ class LocalRunner:
         tmp = dest.with_name(f".{dest.name}.tmp.{os.getpid()}")
         tmp.write_bytes(data)
         os.replace(tmp, dest)
+
+
+def _joiner(procs: int) -> Callable[[], None]:
+    """The child's last step before exec: join the instance's cgroup ("0" is the writer
+    itself), so everything it execs and forks is in the group from its first instruction.
+    A single write(2) on an fd the parent opened: safe in the forked child of a threaded
+    worker, where taking locks (imports, open()) could deadlock. It fails with ENODEV once
+    the group is removed, and Popen then raises SubprocessError."""
+
+    def join() -> None:
+        os.write(procs, b"0")
+
+    return join
 
 
 def _copy_tree(src: Path, dst: Path, top: bool = True) -> None:

@@ -1,7 +1,9 @@
 """JobIdAllocator: hands out job ids 1, 2, 3 ... through Temporal itself (no side database).
 
 One long-lived workflow with a fixed id holds the counter; `allocate` is an update, so each
-call gets a unique id even from concurrent launches. It continues-as-new every few hundred
+call gets a unique id even from concurrent launches. A launch that fails after `allocate`
+(staging or start) gives its id back with `release`, so failed launches leave no gaps in the
+ids users see. It continues-as-new every few hundred
 allocations to keep its history short, carrying the counter.
 """
 
@@ -36,6 +38,17 @@ class JobIdAllocator:
         self._next_id += 1
         self._allocated_this_run += 1
         return job_id
+
+    @workflow.update
+    def release(self, job_id: int) -> bool:
+        """Give back an id whose launch failed, so the next launch gets it; only the last id
+        handed out can come back (a later one was given to someone else meanwhile). Returns
+        whether it came back. Added after the first release: a new handler, so old histories
+        (which never call it) replay unchanged."""
+        if job_id != self._next_id - 1:
+            return False
+        self._next_id = job_id
+        return True
 
     @workflow.query
     def peek(self) -> int:

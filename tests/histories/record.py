@@ -98,6 +98,8 @@ def _payload_data(node):
 def main() -> None:
     home = Path(tempfile.mkdtemp(prefix="spotctl-record-"))
     env = spotctl_env(home)
+    # Recorded histories are replayed with the all-zero codec key (tests/test_replay.py).
+    env["SPOTCTL_CODEC_KEY"] = base64.b64encode(bytes(32)).decode()
     os.environ.update(env)
     settings = load_settings(home)
     server = EmbeddedServer(settings)

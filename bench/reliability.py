@@ -1,0 +1,292 @@
+"""Regenerate RELIABILITY.md: what was thrown at spotctl, how often, and what was lost.
+
+    python bench/reliability.py [--soak-jobs 50] [--soak-seconds 300] [--skip-soak] [--skip-tests]
+
+Runs, from the repo root:
+1. the chaos soak (tests/chaos/test_soak.py) with SPOTCTL_SOAK_REPORT, for its numbers;
+2. the bad-input and fault tests that exist in tests/ (FILES below), in one pytest run with
+   --junitxml (tests counted per file) and --hypothesis-show-statistics (examples counted);
+and writes RELIABILITY.md at the repo root: one table for the soak's faults, one for the test
+files. `--skip-soak` / `--skip-tests` leave a part out (its files are then only counted with
+`pytest --collect-only`, and shown as not run), for a shared machine where the whole takes
+too long. The pytest runs' output goes to $TMPDIR/spotctl-reliability/ for a look at failures.
+
+Why counts from junit rather than from the test names: the numbers in RELIABILITY.md must be
+the ones pytest ran this time, skips and failures included, not what a list says should run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+OUT = Path(tempfile.gettempdir()) / "spotctl-reliability"
+"""pytest logs, junit files and the soak's report: kept outside the repo, overwritten each run."""
+SOAK = "tests/chaos/test_soak.py"
+
+FILES: dict[str, tuple[str, str]] = {
+    # file: (kind, what it throws at spotctl)
+    "tests/test_bad_input.py": ("bad input", "malformed task YAML and CLI arguments"),
+    "tests/test_task_limits.py": ("bad input", "oversized and pathological task files (parser limits)"),
+    "tests/test_fuzz_dry_run.py": ("bad input", "fuzzed task YAML through `launch --dry-run`"),
+    "tests/test_supervisor.py": ("fault", "the node agent's supervisor killed or misbehaving"),
+    "tests/test_secrets.py": ("fault", "secrets kept out of logs, histories and status"),
+    "tests/test_instance_confinement.py": ("fault", "programs escaping their instance (processes, cgroups)"),
+    "tests/test_workflow_races.py": ("fault", "cancels, preemptions and launches racing the workflow"),
+    "tests/test_moody_jobs.py": ("fault", "a slow, throttling, hanging cloud API"),
+    "tests/test_durability.py": ("fault", "worker SIGKILL and Temporal server restart mid-job"),
+}
+
+
+@dataclass
+class FileResult:
+    tests: int = 0
+    passed: int = 0
+    failed: int = 0
+    skipped: int = 0
+    seconds: float = 0.0
+    examples: int = 0
+    failures: list[str] = field(default_factory=list)
+
+
+def run_pytest(args: list[str], log: Path, env: dict[str, str] | None = None) -> int:
+    """pytest from the repo root, output to `log` (and a line per run to the terminal)."""
+    cmd = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *args]
+    print("+", " ".join(cmd), flush=True)
+    with open(log, "wb") as out:
+        return subprocess.run(cmd, cwd=REPO, stdout=out, stderr=subprocess.STDOUT,
+                              env={**os.environ, **(env or {})}).returncode
+
+
+def junit_results(path: Path) -> dict[str, FileResult]:
+    """Per test file: test cases, passed, failed (failures and errors), skipped, seconds."""
+    results: dict[str, FileResult] = {}
+    if not path.exists():
+        return results
+    for case in ET.parse(path).getroot().iter("testcase"):
+        module = case.get("classname", "").split(".")
+        # classname is the dotted module path, plus the class for tests in a class
+        file = next((f"{'/'.join(module[:i])}.py" for i in range(len(module), 0, -1)
+                     if (REPO / f"{'/'.join(module[:i])}.py").exists()), case.get("file", "?"))
+        r = results.setdefault(file, FileResult())
+        r.tests += 1
+        r.seconds += float(case.get("time", 0))
+        if case.find("skipped") is not None:
+            r.skipped += 1
+        elif case.find("failure") is not None or case.find("error") is not None:
+            r.failed += 1
+            bad = case.find("failure") if case.find("failure") is not None else case.find("error")
+            message = (bad.get("message") or "").splitlines()[0][:200] if bad is not None else ""
+            r.failures.append(f"{case.get('name', '?')}: {message}")
+        else:
+            r.passed += 1
+    return results
+
+
+def hypothesis_examples(log: Path) -> dict[str, int]:
+    """Per test file, the examples Hypothesis ran (passing + failing + invalid), from
+    --hypothesis-show-statistics."""
+    counts: dict[str, int] = {}
+    current = None
+    for line in log.read_text(errors="replace").splitlines():
+        m = re.match(r"^(tests/\S+\.py)::\S+:\s*$", line.strip())
+        if m:
+            current = m.group(1)
+            continue
+        m = re.search(r"(\d+) passing(?: examples?)?, (\d+) failing(?: examples?)?,? (?:and )?(\d+) invalid", line)
+        if m and current:
+            counts[current] = counts.get(current, 0) + sum(int(g) for g in m.groups())
+    return counts
+
+
+def collected(files: list[str]) -> dict[str, int]:
+    """Tests per file as pytest collects them, for parts that were not run."""
+    if not files:
+        return {}
+    out = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--collect-only", "-q", *files],
+                         cwd=REPO, capture_output=True, text=True).stdout
+    counts: dict[str, int] = {}
+    for line in out.splitlines():
+        if "::" in line:
+            f = line.split("::")[0]
+            counts[f] = counts.get(f, 0) + 1
+    return counts
+
+
+def git_describe() -> str:
+    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True).stdout.strip()
+    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO,
+                           capture_output=True, text=True).stdout.strip()
+    return f"{head or 'unknown'}{' + uncommitted changes' if dirty else ''}"
+
+
+def soak_section(report: dict | None, soak_junit: dict[str, FileResult], ran: bool) -> list[str]:
+    if not ran:
+        return ["The chaos soak was not run this time (`--skip-soak`).", ""]
+    if report is None:
+        r = soak_junit.get(SOAK, FileResult())
+        return [f"The chaos soak did not write its report (pytest: {r.passed} passed, {r.failed} failed); "
+                f"see {OUT / 'soak.log'}.", ""]
+    ok = report.get("problems", 1) == 0
+    jobs, done = report.get("jobs", 0), report.get("jobs_succeeded", 0)
+    latency = ""
+    if report.get("recovery_s_median") is not None:
+        latency = (f"; preemption to next attempt running: median {report['recovery_s_median']} s, "
+                   f"p90 {report['recovery_s_p90']} s, max {report['recovery_s_max']} s")
+    recomputed = report.get("steps_recomputed", 0)
+    lines = [
+        f"`{SOAK}`: {jobs} checkpointing jobs on the local cloud, {report.get('chaos_s', '?')} s of chaos "
+        f"then a calm tail until every job ended ({report.get('duration_s', '?')} s in all; {report.get('steps_per_job')} "
+        f"steps of {report.get('step_s')} s per job). Result: **{'passed' if ok else 'FAILED'}**.",
+        "",
+        "| fault injected | times | outcome |",
+        "|---|---|---|",
+        f"| random spot preemption (mean {report.get('mtbf_s'):g} s per VM; local-west with a 2 s notice) "
+        f"| {report.get('cloud_preemptions', 0)} by the cloud, {report.get('preemptions', 0)} during a run "
+        f"| {report.get('recoveries', 0)} recoveries, {report.get('false_recoveries', 0)} without a preemption{latency} |",
+        f"| worker SIGKILLed, a new one started | {report.get('worker_kills', 0)} | jobs carried on |",
+        f"| Temporal server SIGKILLed and restarted | {report.get('server_restarts', 0)} | jobs carried on |",
+        f"| concurrent `spotctl launch -y -d` | {report.get('burst_launches', 0)} at once, "
+        f"{report.get('burst_wall_s', '?')} s | {report.get('launches', 0)}/{jobs} jobs launched in all |",
+        "",
+        "| checked | found |",
+        "|---|---|",
+        f"| jobs SUCCEEDED with an uninterrupted run's result | {done}/{jobs} |",
+        f"| two copies of a job's program at once (flock) | {report.get('violations', '?')} |",
+        f"| attempts whose stored log differs from what the program wrote | "
+        f"{report.get('lost_log_attempts', '?')} ({report.get('log_bytes_checked', 0)} bytes compared) |",
+        f"| resumes that do not follow the printed output (a gap, or more than one step redone) | {report.get('resume_gaps', '?')}"
+        + (f" ({recomputed} steps recomputed in all)" if recomputed >= 0 else "") + " |",
+        f"| **lost** (jobs not succeeded + attempts with lost log bytes + resume gaps) | **{report.get('lost', '?')}** |",
+        "",
+        "Afterwards the soak also asserts that no instance is alive or left unterminated, and that no instance "
+        "process, instance disk, ephemeral bucket, soak process or temp file is left.",
+        "",
+    ]
+    if not ok:
+        lines += ["Problems found:", ""] + [f"- {p if len(p) < 400 else p[:400] + ' ...'}"
+                                            for p in report.get("problem_list", [])] + [""]
+    return lines
+
+
+def tests_section(results: dict[str, FileResult], examples: dict[str, int], counted: dict[str, int],
+                  present: list[str], ran: bool) -> list[str]:
+    lines = [
+        "| kind | what is thrown at spotctl | file | tests | examples | passed | failed | skipped | lost |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for f in present:
+        kind, what = FILES[f]
+        if not ran:
+            lines.append(f"| {kind} | {what} | `{f}` | {counted.get(f, 0)} | - | not run | - | - | - |")
+            continue
+        r = results.get(f, FileResult())
+        ex = examples.get(f)
+        lost = "nothing" if r.failed == 0 and r.passed else "-" if not r.passed and not r.failed else "see the failures"
+        lines.append(f"| {kind} | {what} | `{f}` | {r.tests} | {ex if ex is not None else '-'} | {r.passed} "
+                     f"| {r.failed} | {r.skipped} | {lost} |")
+    missing = [f for f in FILES if f not in present]
+    lines.append("")
+    if missing:
+        lines += [f"Not in the tree yet, so not run: {', '.join(f'`{f}`' for f in missing)}.", ""]
+    failed = {f: r.failures for f, r in results.items() if r.failures}
+    if failed:
+        lines += ["Failed tests:", ""] + [f"- `{f}::{n.split(':', 1)[0]}`: {n.split(':', 1)[1].strip()}"
+                                          for f, names in failed.items() for n in names] + [""]
+    return lines
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--soak-jobs", type=int, default=50)
+    parser.add_argument("--soak-seconds", type=float, default=300)
+    parser.add_argument("--skip-soak", action="store_true", help="do not run the chaos soak")
+    parser.add_argument("--skip-tests", action="store_true", help="do not run the bad-input and fault tests")
+    parser.add_argument("--reuse", action="store_true",
+                        help="run nothing: rewrite RELIABILITY.md from the last run's files in " + str(OUT))
+    args = parser.parse_args()
+    OUT.mkdir(parents=True, exist_ok=True)
+    started = time.monotonic()
+    when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+    report_path = OUT / "soak.json"
+    report: dict | None = None
+    soak_junit: dict[str, FileResult] = {}
+    if args.reuse:
+        soak_junit = junit_results(OUT / "soak.xml")
+        report = json.loads(report_path.read_text()) if report_path.exists() else None
+        args.skip_soak = report is None and not soak_junit
+    elif not args.skip_soak:
+        report_path.unlink(missing_ok=True)
+        run_pytest([SOAK, f"--junitxml={OUT / 'soak.xml'}"], OUT / "soak.log", env={
+            "SPOTCTL_SOAK_REPORT": str(report_path),
+            "SPOTCTL_SOAK_JOBS": str(args.soak_jobs),
+            "SPOTCTL_SOAK_SECONDS": str(args.soak_seconds),
+            "SPOTCTL_SOAK_ARTIFACTS": str(OUT / "soak-artifacts"),
+        })
+        soak_junit = junit_results(OUT / "soak.xml")
+        if report_path.exists():
+            report = json.loads(report_path.read_text())
+
+    present = [f for f in FILES if (REPO / f).exists()]
+    results: dict[str, FileResult] = {}
+    examples: dict[str, int] = {}
+    counted: dict[str, int] = {}
+    if args.reuse and (OUT / "tests.xml").exists():
+        results = junit_results(OUT / "tests.xml")
+        examples = hypothesis_examples(OUT / "tests.log") if (OUT / "tests.log").exists() else {}
+    elif args.skip_tests or args.reuse:
+        args.skip_tests = True
+        counted = collected(present)
+    elif present:
+        run_pytest([*present, f"--junitxml={OUT / 'tests.xml'}", "--hypothesis-show-statistics"], OUT / "tests.log")
+        results = junit_results(OUT / "tests.xml")
+        examples = hypothesis_examples(OUT / "tests.log")
+
+    soak_ok = args.skip_soak or (report is not None and report.get("problems", 1) == 0)
+    tests_ok = args.skip_tests or all(r.failed == 0 for r in results.values())
+    command = "python bench/reliability.py" + "".join(
+        f" {a}" for a, on in (
+            (f"--soak-jobs {args.soak_jobs}", args.soak_jobs != 50),
+            (f"--soak-seconds {args.soak_seconds:g}", args.soak_seconds != 300),
+            ("--skip-soak", args.skip_soak), ("--skip-tests", args.skip_tests)) if on)
+    meta_path = OUT / "meta.json"
+    if args.reuse and meta_path.exists():  # the date and command of the run that measured
+        meta = json.loads(meta_path.read_text())
+    else:
+        meta = {"command": command, "when": when, "seconds": round(time.monotonic() - started),
+                "at": git_describe(), "cpus": os.cpu_count()}
+        meta_path.write_text(json.dumps(meta) + "\n")
+    lines = [
+        "# Reliability",
+        "",
+        f"Regenerated by `{meta['command']}` on {meta['when']}, at {meta['at']}, on {meta['cpus']} CPU core(s) "
+        f"shared with other work ({meta['seconds']} s). Every fault below was injected for real: real Temporal, real "
+        "processes on the local cloud. \"Lost\" is a job that did not succeed, a log byte that differs from what "
+        "the program wrote, or progress behind the last checkpoint; tests that pass assert there is none.",
+        "",
+        "## Chaos soak",
+        "",
+        *soak_section(report, soak_junit, not args.skip_soak),
+        "## Bad-input and fault tests",
+        "",
+        *tests_section(results, examples, counted, present, not args.skip_tests),
+    ]
+    (REPO / "RELIABILITY.md").write_text("\n".join(lines).rstrip() + "\n")
+    print(f"wrote {REPO / 'RELIABILITY.md'} ({'all passed' if soak_ok and tests_ok else 'FAILURES, see it'})")
+    return 0 if soak_ok and tests_ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

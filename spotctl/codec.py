@@ -1,0 +1,145 @@
+"""The payload codec: AES-GCM over every payload spotctl stores in Temporal.
+
+Job specs carry `envs` and `secrets`; without a codec they would sit in clear in Temporal's
+history and database (and in any cluster we do not run). Every payload is encrypted before it
+leaves the process (workflow and activity inputs and results, memos, query results, and, with
+`DefaultFailureConverterWithEncodedAttributes`, failure messages and stack traces), so the server
+only ever holds ciphertext. Search attributes are not payloads Temporal lets a codec touch: they
+stay plain and must never carry an env or secret value (spotctl's carry ids, names, statuses,
+clouds, regions and resources only).
+
+The key (32 bytes) is, in order: `$SPOTCTL_CODEC_KEY` (base64), the file named by
+`$SPOTCTL_CODEC_KEY_FILE`, or `$SPOTCTL_HOME/codec.key` (created 0600 on first use). Every CLI
+and worker that shares a Temporal namespace must use the same key; the key id written next to
+each payload says which key encrypted it, so a mismatch is reported as such, not as garbage.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import dataclasses
+import hashlib
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from temporalio.api.common.v1 import Payload
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.converter import DataConverter, DefaultFailureConverterWithEncodedAttributes, PayloadCodec
+
+from spotctl.config import ConfigError, Settings, secure_home
+
+ENCODING = b"binary/encrypted"
+KEY_ID_META = "encryption-key-id"
+"""The metadata names of Temporal's encryption samples, so their codec servers and tools agree."""
+KEY_FILE_NAME = "codec.key"
+KEY_BYTES = 32
+NONCE_BYTES = 12
+
+
+class CodecKeyError(ConfigError):
+    """The codec key cannot be read, or a payload was encrypted with another key."""
+
+
+def key_id(key: bytes) -> str:
+    """A short public name of a key (not the key): equal keys on any machine give equal ids."""
+    return "spotctl-" + hashlib.sha256(b"spotctl codec key id\0" + key).hexdigest()[:16]
+
+
+def _parse_key(raw: bytes, where: str) -> bytes:
+    """A key is 32 raw bytes or their base64 text (so it can be pasted into an env or a secret store)."""
+    if len(raw) == KEY_BYTES:
+        return raw
+    try:
+        key = base64.b64decode(raw.strip(), validate=True)
+    except (binascii.Error, ValueError):
+        key = b""
+    if len(key) != KEY_BYTES:
+        raise CodecKeyError(f"{where}: expected {KEY_BYTES} bytes or their base64, got {len(raw)} bytes")
+    return key
+
+
+def _create_key_file(path: Path) -> None:
+    """Write a fresh random key with mode 0600, atomically: a CLI and a worker starting at once
+    both end up with the same key (the loser of the link race reads the winner's)."""
+    secure_home(path.parent)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.write(fd, os.urandom(KEY_BYTES))
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        pass
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def load_key(home: Path) -> bytes:
+    """The codec key, from the environment or `home`/codec.key (created on first use)."""
+    if os.environ.get("SPOTCTL_CODEC_KEY"):
+        return _parse_key(os.environ["SPOTCTL_CODEC_KEY"].encode(), "SPOTCTL_CODEC_KEY")
+    if os.environ.get("SPOTCTL_CODEC_KEY_FILE"):
+        path = Path(os.environ["SPOTCTL_CODEC_KEY_FILE"]).expanduser()
+        try:
+            return _parse_key(path.read_bytes(), str(path))
+        except OSError as exc:
+            raise CodecKeyError(f"SPOTCTL_CODEC_KEY_FILE: cannot read {path}: {exc.strerror}") from None
+    path = home / KEY_FILE_NAME
+    if not path.exists():
+        _create_key_file(path)
+    return _parse_key(path.read_bytes(), str(path))
+
+
+class EncryptionCodec(PayloadCodec):
+    """AES-256-GCM per payload, a fresh 96-bit nonce each; payloads that are not ours pass through
+    (histories recorded before the codec existed still replay and still show)."""
+
+    def __init__(self, key: bytes) -> None:
+        super().__init__()
+        self.key_id = key_id(key)
+        self._aes = AESGCM(key)
+
+    async def encode(self, payloads: Sequence[Payload]) -> list[Payload]:
+        return [self.encrypt(p) for p in payloads]
+
+    async def decode(self, payloads: Sequence[Payload]) -> list[Payload]:
+        return [self.decrypt(p) for p in payloads]
+
+    def encrypt(self, payload: Payload) -> Payload:
+        nonce = os.urandom(NONCE_BYTES)
+        sealed = self._aes.encrypt(nonce, payload.SerializeToString(), self.key_id.encode())
+        return Payload(metadata={"encoding": ENCODING, KEY_ID_META: self.key_id.encode()}, data=nonce + sealed)
+
+    def decrypt(self, payload: Payload) -> Payload:
+        if payload.metadata.get("encoding") != ENCODING:
+            return payload
+        found = payload.metadata.get(KEY_ID_META, b"").decode(errors="replace")
+        if found != self.key_id:
+            raise CodecKeyError(
+                f"a payload was encrypted with codec key {found!r}, but this process has {self.key_id!r}: "
+                "give every spotctl CLI and worker of this namespace the same key "
+                "(SPOTCTL_CODEC_KEY or SPOTCTL_CODEC_KEY_FILE)"
+            )
+        data = payload.data
+        return Payload.FromString(self._aes.decrypt(data[:NONCE_BYTES], data[NONCE_BYTES:], found.encode()))
+
+
+def data_converter(settings: Settings) -> DataConverter:
+    """The one data converter of every spotctl client, worker and replayer: pydantic models,
+    encrypted payloads, encrypted failure messages. Workers and clients must agree on it."""
+    return data_converter_for_key(load_key(settings.home))
+
+
+def data_converter_for_key(key: bytes) -> DataConverter:
+    """`data_converter` with an explicit key (tests, and tools that have no spotctl home)."""
+    return dataclasses.replace(
+        pydantic_data_converter,
+        payload_codec=EncryptionCodec(key),
+        failure_converter_class=DefaultFailureConverterWithEncodedAttributes,
+    )

@@ -1,0 +1,209 @@
+"""Reading task YAML within bounds, keeping the line of every key.
+
+PyYAML's `safe_load` throws positions away, so documents are composed here with a SafeLoader and
+the start line of every key and list item is kept in a `LineMap`. The loader is also where
+hostile input is stopped, before any of it is expanded into Python objects:
+
+- the file's size (MAX_FILE_BYTES) is checked before it is read whole;
+- control characters (a NUL byte ...) are refused with their line, not as a reader traceback;
+- nesting deeper than MAX_YAML_DEPTH is refused while composing (no RecursionError);
+- aliases are cheap to write and costly to expand (billion laughs: nine lines, 10^9 nodes), so
+  each document's node count *with aliases expanded* is computed on the composed graph, where
+  aliases are shared, and refused above MAX_YAML_NODES; a recursive alias is refused too.
+
+Every failure is a TaskError naming the file, the line when known, and the limit.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from yaml.composer import Composer
+from yaml.constructor import SafeConstructor
+from yaml.resolver import Resolver
+
+from spotctl.task_errors import LineMap, Path_, TaskError
+from spotctl.task_limits import MAX_DOCUMENTS, MAX_FILE_BYTES, MAX_YAML_DEPTH, MAX_YAML_NODES
+
+_NON_PRINTABLE = re.compile("[^\x09\x0a\x0d\x20-\x7e\x85\xa0-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+"""What YAML 1.1 (and PyYAML's reader) does not allow in a stream."""
+
+
+class _LimitError(Exception):
+    """A bound was passed; carries the sentence and the line."""
+
+    def __init__(self, message: str, line: int | None) -> None:
+        super().__init__(message)
+        self.line = line
+
+
+@dataclass
+class YamlDocument:
+    """One `---` document: its plain Python value and where each of its keys was written."""
+
+    data: Any
+    lines: LineMap = field(default_factory=dict)
+
+
+try:  # libyaml's parser, ~10x faster than PyYAML's pure-Python one on a large file
+    from yaml._yaml import CParser
+except ImportError:  # pragma: no cover - PyYAML built without libyaml
+    CParser = None
+
+
+if CParser is not None:
+    class _Loader(Composer, CParser, SafeConstructor, Resolver):  # type: ignore[misc]
+        """libyaml's event parser (non-recursive, in C) under PyYAML's Python composer, whose
+        nodes keep the marks (lines) and which can be bounded below."""
+
+        def __init__(self, stream: str) -> None:
+            CParser.__init__(self, stream)
+            Composer.__init__(self)
+            SafeConstructor.__init__(self)
+            Resolver.__init__(self)
+else:  # pragma: no cover
+    _Loader = yaml.SafeLoader  # type: ignore[misc, assignment]
+
+
+class _BoundedLoader(_Loader):
+    """A safe loader whose composer refuses nesting deeper than MAX_YAML_DEPTH."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._depth = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node:
+        if self.check_event(yaml.AliasEvent):
+            return super().compose_node(parent, index)
+        self._depth += 1
+        try:
+            if self._depth > MAX_YAML_DEPTH:
+                mark = self.peek_event().start_mark
+                raise _LimitError(f"nested deeper than {MAX_YAML_DEPTH} levels", mark.line + 1)
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+
+def read_text(path: Path, source: str) -> str:
+    """The file's text, refused before it is read whole when it is larger than MAX_FILE_BYTES."""
+    try:
+        with path.open("rb") as f:
+            raw = f.read(MAX_FILE_BYTES + 1)
+    except FileNotFoundError:
+        raise TaskError("file not found", path=source) from None
+    except (OSError, ValueError) as exc:
+        raise TaskError(f"cannot read the file: {exc}", path=source) from None
+    if len(raw) > MAX_FILE_BYTES:
+        raise TaskError(f"the file is larger than the limit of {MAX_FILE_BYTES} bytes", path=source)
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise TaskError(f"not UTF-8 text (byte {exc.start})", path=source, line=line) from None
+
+
+def check_text(text: str, source: str | None) -> None:
+    """Size and characters, before the YAML parser sees the text."""
+    size = len(text.encode("utf-8", "surrogatepass"))
+    if size > MAX_FILE_BYTES:
+        raise TaskError(f"{size} bytes is larger than the limit of {MAX_FILE_BYTES} bytes", path=source)
+    bad = _NON_PRINTABLE.search(text)
+    if bad:
+        line = text.count("\n", 0, bad.start()) + 1
+        raise TaskError(f"control character U+{ord(bad.group()):04X} is not allowed in a task file "
+                        "(only tab, newline and printable text)", path=source, line=line)
+
+
+def load_documents(text: str, source: str | None) -> list[YamlDocument]:
+    """Parse every document of `text` within the limits, keeping lines; malformed or oversized
+    YAML becomes a TaskError."""
+    check_text(text, source)
+    loader = _BoundedLoader(text)
+    docs: list[YamlDocument] = []
+    try:
+        while loader.check_node():
+            if len(docs) >= MAX_DOCUMENTS:
+                raise _LimitError(f"more than {MAX_DOCUMENTS} documents ('---') in one file",
+                                  loader.peek_event().start_mark.line + 1)
+            node = loader.get_node()
+            _check_expansion(node)
+            lines: LineMap = {}
+            _record_lines(node, (), lines)
+            docs.append(YamlDocument(loader.construct_document(node), lines))
+    except _LimitError as exc:
+        raise TaskError(str(exc), path=source, line=exc.line) from None
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        problem = exc.problem or exc.context or "syntax error"
+        line = mark.line + 1 if mark else None
+        if "nesting depth" in problem:  # libyaml's own bound (1000) met before ours
+            raise TaskError(f"nested deeper than {MAX_YAML_DEPTH} levels", path=source, line=line) from None
+        raise TaskError(f"not valid YAML: {problem}", path=source, line=line) from None
+    except yaml.YAMLError as exc:
+        raise TaskError(f"not valid YAML: {exc}", path=source) from None
+    except (ValueError, OverflowError) as exc:  # e.g. an integer of more than 4300 digits
+        raise TaskError(f"a value cannot be read: {str(exc)[:100]}", path=source) from None
+    finally:
+        loader.dispose()
+    return docs
+
+
+def _check_expansion(root: yaml.Node) -> None:
+    """Refuse a document whose tree, aliases expanded, has more than MAX_YAML_NODES nodes or is
+    deeper than MAX_YAML_DEPTH, or whose aliases loop. Linear in the composed graph: each node's
+    expanded (size, height) is computed once, however many aliases point at it."""
+    done: dict[int, tuple[int, int]] = {}
+    active: set[int] = set()
+
+    def visit(node: yaml.Node, depth: int) -> tuple[int, int]:
+        key = id(node)
+        if key in active:
+            raise _LimitError("an alias refers to a node that contains it (recursive)",
+                              node.start_mark.line + 1)
+        if key not in done:
+            if depth > MAX_YAML_DEPTH:
+                raise _LimitError(f"nested deeper than {MAX_YAML_DEPTH} levels (aliases expanded)",
+                                  node.start_mark.line + 1)
+            active.add(key)
+            size, height = 1, 0
+            for child in _children(node):
+                child_size, child_height = visit(child, depth + 1)
+                size, height = size + child_size, max(height, child_height + 1)
+                if size > MAX_YAML_NODES:
+                    raise _LimitError(f"more than {MAX_YAML_NODES} values once aliases are expanded",
+                                      node.start_mark.line + 1)
+            active.discard(key)
+            done[key] = (size, height)
+        size, height = done[key]
+        if depth + height > MAX_YAML_DEPTH:
+            raise _LimitError(f"nested deeper than {MAX_YAML_DEPTH} levels (aliases expanded)",
+                              node.start_mark.line + 1)
+        return size, height
+
+    visit(root, 0)
+
+
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.MappingNode):
+        return [part for pair in node.value for part in pair]
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    return []
+
+
+def _record_lines(node: yaml.Node, path: Path_, lines: LineMap) -> None:
+    lines.setdefault(path, node.start_mark.line + 1)
+    if isinstance(node, yaml.MappingNode):
+        for key_node, value_node in node.value:
+            if isinstance(key_node, yaml.ScalarNode):
+                sub = path + (str(key_node.value),)
+                lines[sub] = key_node.start_mark.line + 1
+                _record_lines(value_node, sub, lines)
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            _record_lines(item, path + (i,), lines)
