@@ -40,12 +40,18 @@ FILES: dict[str, tuple[str, str]] = {
     "tests/test_bad_input.py": ("bad input", "malformed task YAML and CLI arguments"),
     "tests/test_task_limits.py": ("bad input", "oversized and pathological task files (parser limits)"),
     "tests/test_fuzz_dry_run.py": ("bad input", "fuzzed task YAML through `launch --dry-run`"),
-    "tests/test_supervisor.py": ("fault", "the node agent's supervisor killed or misbehaving"),
-    "tests/test_secrets.py": ("fault", "secrets kept out of logs, histories and status"),
+    "tests/test_display.py": ("bad input", "names with escapes, newlines, 500 characters; a 600 KB spec"),
+    "tests/test_output_bytes.py": ("bad input", "output that is not UTF-8, a character split across writes"),
+    "tests/test_job_ids.py": ("bad input", "launches that fail after taking an id; continued-as-new jobs"),
+    "tests/test_supervisor.py": ("fault", "embedded worker, server and supervisor SIGKILLed; 8 concurrent starts"),
+    "tests/test_secrets.py": ("fault", "secrets and env values looked for in history, SQLite, logs, output"),
+    "tests/test_permissions.py": ("fault", "state dir and files readable by other users"),
     "tests/test_instance_confinement.py": ("fault", "programs escaping their instance (processes, cgroups)"),
     "tests/test_workflow_races.py": ("fault", "cancels, preemptions and launches racing the workflow"),
     "tests/test_moody_jobs.py": ("fault", "a slow, throttling, hanging cloud API"),
     "tests/test_durability.py": ("fault", "worker SIGKILL and Temporal server restart mid-job"),
+    "tests/test_activities_on_preempted_nodes.py": ("fault", "a node preempted while no worker watched it"),
+    "tests/test_local_preemption.py": ("fault", "preemptions with and without notice, a program saving on SIGTERM"),
 }
 
 
@@ -168,6 +174,8 @@ def soak_section(report: dict | None, soak_junit: dict[str, FileResult], ran: bo
         f"{report.get('lost_log_attempts', '?')} ({report.get('log_bytes_checked', 0)} bytes compared) |",
         f"| resumes that do not follow the printed output (a gap, or more than one step redone) | {report.get('resume_gaps', '?')}"
         + (f" ({recomputed} steps recomputed in all)" if recomputed >= 0 else "") + " |",
+        f"| attempts that printed the result but whose VM went before the exit was recorded (rerun from the last "
+        f"checkpoint: only the result printed again) | {report.get('results_reprinted', '?')} |",
         f"| **lost** (jobs not succeeded + attempts with lost log bytes + resume gaps) | **{report.get('lost', '?')}** |",
         "",
         "Afterwards the soak also asserts that no instance is alive or left unterminated, and that no instance "

@@ -30,6 +30,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.converter import DataConverter, DefaultFailureConverterWithEncodedAttributes, PayloadCodec
 
 from spotctl.config import ConfigError, Settings, secure_home
+from spotctl.files import create_once
 
 ENCODING = b"binary/encrypted"
 KEY_ID_META = "encryption-key-id"
@@ -62,22 +63,10 @@ def _parse_key(raw: bytes, where: str) -> bytes:
 
 
 def _create_key_file(path: Path) -> None:
-    """Write a fresh random key with mode 0600, atomically: a CLI and a worker starting at once
-    both end up with the same key (the loser of the link race reads the winner's)."""
+    """A fresh random key with mode 0600; a CLI and a worker starting at once both end up
+    with the same key (the loser of the race reads the winner's)."""
     secure_home(path.parent)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        os.write(fd, os.urandom(KEY_BYTES))
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    try:
-        os.link(tmp, path)
-    except FileExistsError:
-        pass
-    finally:
-        tmp.unlink(missing_ok=True)
+    create_once(path, os.urandom(KEY_BYTES), 0o600)
 
 
 def load_key(home: Path) -> bytes:

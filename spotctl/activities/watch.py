@@ -65,10 +65,15 @@ def preempted_error(ref: AttemptRef, why: str) -> ApplicationError:
     )
 
 
-async def check_alive(deps: Deps, ref: AttemptRef, nodes: list[Node] | None = None) -> None:
+async def check_alive(deps: Deps, ref: AttemptRef, nodes: list[Node] | None = None,
+                      phase: str | None = None) -> None:
     """Raise `Preempted` when the cloud says an instance is not running, after shipping what
     the nodes' disks still hold (a stopped spot VM keeps its disk). A slow or failing cloud
-    API is a transient fault: nothing is raised, the next check asks again."""
+    API is a transient fault: nothing is raised, the next check asks again.
+
+    With `phase`: a phase that ended on every node before the VM was taken (its exit codes
+    are on the kept disks) is not a preemption; the caller reads the codes. Without this, a
+    program that finished just after the last poll and just before the VM went was run again."""
     watcher = deps.watchers.get(ref.cluster.cloud)
     try:
         states = await watcher.states(ref.cluster.instance_ids)
@@ -82,7 +87,20 @@ async def check_alive(deps: Deps, ref: AttemptRef, nodes: list[Node] | None = No
                 await ship_logs(deps, ref, node)
             except NodeUnreachable:
                 pass  # the disk went with the instance
+        if phase and nodes and await _all_ended(nodes, phase):
+            return
         raise preempted_error(ref, "instance " + ", ".join(f"{i} {s.value}" for i, s in dead.items()))
+
+
+async def _all_ended(nodes: list[Node], phase: str) -> bool:
+    """Whether every node's disk holds the phase's exit code."""
+    for node in nodes:
+        try:
+            if await node.read_exit_code(phase) is None:
+                return False
+        except NodeUnreachable:
+            return False
+    return True
 
 
 async def node_has_notice(node: Node) -> bool:
@@ -171,7 +189,7 @@ async def wait_for_phase(deps: Deps, ref: AttemptRef, nodes: list[Node], phase: 
             await stopper.after(nodes, codes, now)
         if now - last_liveness >= interval or unreachable:
             last_liveness = now
-            await check_alive(deps, ref, nodes)
+            await check_alive(deps, ref, nodes, phase)
         if now - last_lost_check >= deps.lost_check_interval_s:
             last_lost_check = now
             await _settle_lost(deps, ref, nodes, phase, codes, beats, unreachable, now)
@@ -197,6 +215,6 @@ async def _settle_lost(deps: Deps, ref: AttemptRef, nodes: list[Node], phase: st
         if beat != last:
             beats[node.rank] = (beat, now)
         elif now - since >= LOST_GRACE_S:
-            await check_alive(deps, ref, nodes)
+            await check_alive(deps, ref, nodes, phase)
             if await node.read_exit_code(phase) is None:
                 codes[node.rank] = LOST_EXIT_CODE

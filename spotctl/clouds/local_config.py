@@ -6,7 +6,6 @@ capacity (to watch failover) or add regions without reading code.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Literal, get_args
 
@@ -14,6 +13,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from spotctl.clouds.base import CloudError
+from spotctl.files import create_once
 
 DEFAULT_CONFIG = """\
 # spotctl local cloud: fake "VMs" that are sandbox directories on this machine.
@@ -134,14 +134,7 @@ def ensure_config(path: Path) -> None:
     if path.exists():
         return
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp.{os.getpid()}")
-    tmp.write_text(DEFAULT_CONFIG)
-    try:
-        os.link(tmp, path)
-    except FileExistsError:
-        pass
-    finally:
-        tmp.unlink(missing_ok=True)
+    create_once(path, DEFAULT_CONFIG.encode(), 0o600)
 
 
 def load_config(path: Path) -> LocalCloudConfig:

@@ -196,7 +196,7 @@ class Soak:
         self.server: EmbeddedServer | None = None
         self.stats.update(jobs=JOBS, burst_launches=BURST, soak_seconds=SOAK_SECONDS, mtbf_s=MTBF_S,
                           steps_per_job=STEPS, step_s=STEP_S, worker_kills=0, server_restarts=0,
-                          lost_log_attempts=0, resume_gaps=0)
+                          lost_log_attempts=0, resume_gaps=0, results_reprinted=0)
 
     # -- helpers ---------------------------------------------------------------------------
     def note(self, text: str) -> None:
@@ -489,9 +489,17 @@ class Soak:
         if not logs or logs[-1].attempt != final or logs[-1].ended != "result" or logs[-1].last != STEPS:
             self.problem(f"{key}: job {jid}: the final attempt {final}'s log does not run to the result: "
                          f"{logs[-1] if logs else None}")
-        for log in logs[:-1]:
+        for log, nxt in pairwise(logs):
+            # The VM can go between the program's last print and its exit code being recorded
+            # (a few ms: the interpreter and bash exiting): that attempt did not end, so a new
+            # one is right, and it must only print the result again from the last checkpoint.
+            # A recorded exit code taken for a preemption is the monitor's bug, tested alone in
+            # test_activities_on_preempted_nodes.py.
             if log.ended == "result":
-                self.problem(f"{key}: job {jid}: attempt {log.attempt} printed the result but was not the last")
+                self.stats["results_reprinted"] += 1
+                if nxt.resumed != STEPS:
+                    self.problem(f"{key}: job {jid}: attempt {log.attempt} printed the result, yet attempt "
+                                 f"{nxt.attempt} resumed from step {nxt.resumed}")
 
         cli_out = self.cli("logs", "--no-follow", str(jid))
         if cli_out.exit_code != 0:
