@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 import yaml
 
+from spotctl.activities.cloud_calls import patient_call
 from spotctl.clouds.base import CloudError, ErrorKind, ErrorScope, InstanceState, NoCapacity, Throttled
 from spotctl.clouds.local import LocalCloud
 from spotctl.models import Candidate
@@ -204,3 +205,21 @@ def test_error_kinds_and_scopes(cloud: LocalCloud, mood: SetMood) -> None:
         cloud.create("x", cand(), 1, token="x")
     assert (full.value.kind, full.value.scope, full.value.retryable) == (ErrorKind.CAPACITY, ErrorScope.REGION, True)
     assert cloud.list_instances(alive_only=False) == []
+
+
+async def test_idempotent_calls_ride_out_throttling_in_place(cloud: LocalCloud) -> None:
+    """A terminate answered "slow down" three times still goes through within one activity
+    try (before, one throttled call failed the whole teardown, and Temporal's backoff kept a
+    finished job RUNNING for minutes)."""
+    h = cloud.create("c", cand(), 1, token="t")
+    answers = iter([Throttled("RequestLimitExceeded"), Throttled("RequestLimitExceeded"),
+                    Throttled("RequestLimitExceeded")])
+
+    def busy_terminate(ids: list[str]) -> None:
+        error = next(answers, None)
+        if error is not None:
+            raise error
+        cloud.terminate(ids)
+
+    await patient_call(busy_terminate, h.instance_ids)
+    assert not cloud.instance_states(h.instance_ids)[h.instance_ids[0]].is_alive

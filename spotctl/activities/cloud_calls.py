@@ -58,3 +58,21 @@ async def cloud_call(fn: Callable[..., T], *args, timeout: float = CLOUD_CALL_TI
         except BaseException:  # noqa: BLE001 - the cancel is what matters now
             pass
         raise
+
+
+THROTTLED_RETRY_S = (0.5, 1.0, 2.0, 4.0)
+"""How long an idempotent call waits before it is asked again after "slow down"."""
+
+
+async def patient_call(fn: Callable[..., T], *args, timeout: float = CLOUD_CALL_TIMEOUT_S) -> T:
+    """`cloud_call` for idempotent calls (find, states, terminate), asked again in place when
+    the cloud throttles: a throttled call did nothing, and failing the whole activity for it
+    makes Temporal's backoff (up to a minute between tries) the price of one busy API."""
+    for delay in THROTTLED_RETRY_S:
+        try:
+            return await cloud_call(fn, *args, timeout=timeout)
+        except CloudError as exc:
+            if exc.kind != ErrorKind.THROTTLED:
+                raise
+        await asyncio.sleep(delay)
+    return await cloud_call(fn, *args, timeout=timeout)

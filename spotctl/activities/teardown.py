@@ -6,7 +6,7 @@ import asyncio
 
 from temporalio import activity
 
-from spotctl.activities.cloud_calls import cloud_call
+from spotctl.activities.cloud_calls import patient_call
 from spotctl.activities.deps import Deps
 from spotctl.activities.heartbeat import heartbeating
 from spotctl.models import Activities, TeardownRequest, cluster_name
@@ -23,19 +23,20 @@ class TeardownActivities:
         name (so a cluster whose handle never reached the workflow is found too), then ask the
         cloud again and fail (to be retried, forever) if anything is still alive; then delete
         the job's ephemeral buckets. Returns how many instances were terminated. Idempotent:
-        what is gone is skipped. Every cloud call has a time-out; a slow or throttled cloud
-        fails this try, and Temporal tries again."""
+        what is gone is skipped. Every cloud call has a time-out; a throttled call is asked
+        again in place a few times, then (like a slow cloud) fails this try, and Temporal
+        tries again."""
         terminated = 0
         async with heartbeating() as progress:
             for cloud in self.deps.enabled_clouds():
                 for attempt in range(req.first_attempt, req.last_attempt + 1):
                     name = cluster_name(req.job_id, attempt)
                     progress(f"terminating {name} on {cloud.name}")
-                    ids = await cloud_call(cloud.find_cluster, name)
+                    ids = await patient_call(cloud.find_cluster, name)
                     if ids:
-                        await cloud_call(cloud.terminate, ids)
+                        await patient_call(cloud.terminate, ids)
                         terminated += len(ids)
-                        states = await cloud_call(cloud.instance_states, ids)
+                        states = await patient_call(cloud.instance_states, ids)
                         alive = [i for i, s in states.items() if s.is_alive]
                         if alive:
                             raise RuntimeError(f"instances still alive after terminate: {alive}")
