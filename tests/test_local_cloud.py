@@ -245,3 +245,21 @@ def test_runner_handle_round_trip(cloud: LocalCloud) -> None:
     h = cloud.provision("job-6", cand(), 1)
     h2 = ClusterHandle.model_validate_json(h.model_dump_json())
     assert cloud.runner(h2, 0).run(["pwd"]).stdout.strip() == cloud.runner(h, 0).home
+
+
+def test_a_create_killed_before_it_saved_leaves_no_disk(cloud: LocalCloud, settings: Settings) -> None:
+    """A worker SIGKILLed inside create (instance made, record not yet saved) leaves a disk
+    nobody knows of: the next terminate or orphan sweep removes it (found by the chaos soak)."""
+    code = (
+        "import os, sys\nfrom pathlib import Path\n"
+        "from spotctl.clouds.local import LocalCloud\nfrom spotctl.config import load_settings\n"
+        "from spotctl.models import Candidate\n"
+        "LocalCloud._save = lambda self, instances: os._exit(9)  # killed before the record is saved\n"
+        "LocalCloud(load_settings(home=Path(sys.argv[1]))).provision('crashed', Candidate(cloud='local', "
+        "region='local-east', zone='local-east-1a', instance_type='local.small', use_spot=True, price=0.01), 1)\n"
+    )
+    assert subprocess.run([sys.executable, "-c", code, str(settings.home)]).returncode == 9
+    disks = cloud.root / "instances"
+    assert len(list(disks.iterdir())) == 1 and cloud.list_instances(alive_only=False) == []
+    cloud.tagged_instances()
+    assert list(disks.iterdir()) == []

@@ -335,14 +335,14 @@ class LocalCloud(PreemptionMixin):
                         instances[iid].state = InstanceState.TERMINATED
             for iid in instance_ids:  # a preempted instance's kept disk goes now
                 shutil.rmtree(self.root / "instances" / iid, ignore_errors=True)
-            self._sweep_cgroups()
+            self._sweep_leftovers()
 
     def tagged_instances(self) -> list[TaggedInstance]:
         """Every instance not yet terminated (preempted ones still hold a disk), for the
         orphan sweeper."""
         with self._api("tagged_instances", None):
             self._refresh()
-            self._sweep_cgroups()
+            self._sweep_leftovers()
             return [
                 TaggedInstance(id=i.id, cluster_name=i.cluster_name, region=i.region, state=i.state,
                                created_at=i.created_at)
@@ -424,18 +424,29 @@ class LocalCloud(PreemptionMixin):
                 shutil.rmtree(self.root / "instances" / iid, ignore_errors=True)
             kill_all(iid)
 
-    def _sweep_cgroups(self) -> None:
-        """Remove the cgroups of this cloud's instances that are not alive: left by a process
-        that crashed while ending or creating one. Listed under the lock, where groups are
-        made, so a group being made for a new instance is never taken for a leftover."""
-        if not local_cgroups.leftovers(self.root):
+    def _sweep_leftovers(self) -> None:
+        """Remove what a process that crashed while creating or ending an instance left: its
+        cgroup, and a disk whose record was never saved (a create is made under the lock and
+        saved when the lock is let go; a SIGKILL in between leaves the disk and no record).
+        Listed under the lock, where instances are made, so one being made is never taken
+        for a leftover."""
+        disks = self.root / "instances"
+        recorded = self._load()  # a lock-free first look: most calls find nothing to do
+        if (not any(iid not in recorded or not recorded[iid].state.is_alive
+                    for iid in local_cgroups.leftovers(self.root))
+                and not (disks.is_dir() and any(d.name not in recorded for d in disks.iterdir()))):
             return
         with self._state() as instances:
             alive = {iid for iid, inst in instances.items() if inst.state.is_alive}
             stale = [iid for iid in local_cgroups.leftovers(self.root) if iid not in alive]
+            unrecorded = [d for d in disks.iterdir() if d.name not in instances] if disks.is_dir() else []
         for iid in stale:
             log.warning("local cloud: removing the leftover cgroup of instance %s", iid)
             local_cgroups.destroy(local_cgroups.group_of(self.root, iid))
+        for disk in unrecorded:
+            log.warning("local cloud: removing the disk of instance %s, which was never recorded", disk.name)
+            kill_all(disk.name)
+            shutil.rmtree(disk, ignore_errors=True)
 
     def runner(self, handle: ClusterHandle, node_rank: int) -> LocalRunner:
         iid = handle.instance_ids[node_rank]
