@@ -88,19 +88,21 @@ def test_pending_holds_capacity(cloud: LocalCloud, mood: SetMood) -> None:
 
 
 def test_latency_is_added_to_calls_of_the_region(cloud: LocalCloud, mood: SetMood) -> None:
+    """A call pays the latency of the regions it touches, and only those. Bounds are half the
+    latency apart, not a tight time: a busy CI machine may take a few hundred ms for a call."""
     east = cloud.provision("east", cand(), 1).instance_ids
     west = cloud.provision("west", cand("local-west"), 1).instance_ids
-    mood("local-east", api_latency_s=0.4)
+    mood("local-east", api_latency_s=1.0)
     slow, states = timed(lambda: cloud.instance_states(east))
     fast, _ = timed(lambda: cloud.instance_states(west))
     assert states == {east[0]: InstanceState.RUNNING}
-    assert slow >= 0.4 and fast < 0.2 and slow / max(fast, 1e-3) > 2
+    assert slow >= 1.0 and fast < 0.5
     mixed, _ = timed(lambda: cloud.instance_states(east + west))  # the worst region counts
-    assert mixed >= 0.4
+    assert mixed >= 1.0
     unknown, _ = timed(lambda: cloud.tagged_instances())  # no region: the worst of all
-    assert unknown >= 0.4
+    assert unknown >= 1.0
     listed, _ = timed(lambda: cloud.list_instances())  # the debugging helpers stay prompt
-    assert listed < 0.2
+    assert listed < 0.5
 
 
 def test_throttled_call_does_nothing(cloud: LocalCloud, mood: SetMood) -> None:
@@ -141,7 +143,7 @@ def test_bad_hang_call_name_is_a_config_error(cloud: LocalCloud, mood: SetMood) 
 def test_concurrency_cap_throttles_the_extra_calls(cloud: LocalCloud, mood: SetMood) -> None:
     ids = cloud.provision("c", cand(), 1).instance_ids
     cap = 3
-    mood("local-east", max_concurrent_api_calls=cap, api_latency_s=0.6)
+    mood("local-east", max_concurrent_api_calls=cap, api_latency_s=1.2)
     start = threading.Barrier(cap + 2)
     outcomes: list[tuple[str, float]] = []
 
@@ -160,7 +162,7 @@ def test_concurrency_cap_throttles_the_extra_calls(cloud: LocalCloud, mood: SetM
     for t in threads:
         t.join(timeout=10)
     assert sorted(o for o, _ in outcomes) == ["ok"] * cap + ["throttled"] * 2
-    assert all(took < 0.3 for o, took in outcomes if o == "throttled")  # refused at once
+    assert all(took < 0.6 for o, took in outcomes if o == "throttled")  # refused at once, not after 1.2 s
     cloud.instance_states(ids)  # the slots are free again
 
 
