@@ -263,3 +263,15 @@ def test_a_create_killed_before_it_saved_leaves_no_disk(cloud: LocalCloud, setti
     assert len(list(disks.iterdir())) == 1 and cloud.list_instances(alive_only=False) == []
     cloud.tagged_instances()
     assert list(disks.iterdir()) == []
+
+
+def test_a_late_write_to_a_terminated_instance_leaves_no_disk(cloud: LocalCloud) -> None:
+    """A runner call that passed its liveness check just before teardown writes after the
+    disk was removed (making it again): the next terminate or sweep removes it (chaos soak)."""
+    iid = cloud.provision("late", cand(), 1).instance_ids[0]
+    cloud.terminate([iid])
+    late = cloud.instance_home(iid) / ".spotctl" / "job-1" / "attempt-1" / "run.sh"
+    late.parent.mkdir(parents=True)
+    late.write_text("echo late\n")
+    cloud.tagged_instances()
+    assert not (cloud.root / "instances" / iid).exists()

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from spotctl.client import SpotClient
+from spotctl.clouds.local import LocalCloud
 from spotctl.config import load_settings
 from spotctl.connect import connect
 from spotctl.models import TASK_QUEUE
@@ -114,11 +115,19 @@ def embedded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Embedd
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     yield Embedded(home, env)
+    cloud = LocalCloud(load_settings(home))
+    deadline = time.monotonic() + 15
+    while cloud.state_path.exists() and cloud.list_instances() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    alive = cloud.list_instances() if cloud.state_path.exists() else []
+    if alive:
+        cloud.terminate([i.id for i in alive])
     EmbeddedServer(load_settings(home)).stop()
     left = processes(home)
     for pid in (p for pids in left.values() for p in pids):
         os.kill(pid, signal.SIGKILL)
     assert left == {"supervisor": [], "temporal": [], "worker": []}, f"left running: {left}"
+    assert alive == [], f"instances left running: {alive}"
 
 
 def test_killed_worker_is_restarted_and_the_job_ends_without_a_command(embedded: Embedded, tmp_path: Path) -> None:

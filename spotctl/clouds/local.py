@@ -427,24 +427,29 @@ class LocalCloud(PreemptionMixin):
     def _sweep_leftovers(self) -> None:
         """Remove what a process that crashed while creating or ending an instance left: its
         cgroup, and a disk whose record was never saved (a create is made under the lock and
-        saved when the lock is let go; a SIGKILL in between leaves the disk and no record).
+        saved when the lock is let go; a SIGKILL in between leaves the disk and no record), or
+        a terminated instance's disk that a late writer made again (a runner call that passed
+        its liveness check just before the instance went writes with `parents=True`).
         Listed under the lock, where instances are made, so one being made is never taken
         for a leftover."""
         disks = self.root / "instances"
+        def diskless(instances: dict[str, LocalInstance], iid: str) -> bool:
+            return iid not in instances or instances[iid].state == InstanceState.TERMINATED
+
         recorded = self._load()  # a lock-free first look: most calls find nothing to do
         if (not any(iid not in recorded or not recorded[iid].state.is_alive
                     for iid in local_cgroups.leftovers(self.root))
-                and not (disks.is_dir() and any(d.name not in recorded for d in disks.iterdir()))):
+                and not (disks.is_dir() and any(diskless(recorded, d.name) for d in disks.iterdir()))):
             return
         with self._state() as instances:
             alive = {iid for iid, inst in instances.items() if inst.state.is_alive}
             stale = [iid for iid in local_cgroups.leftovers(self.root) if iid not in alive]
-            unrecorded = [d for d in disks.iterdir() if d.name not in instances] if disks.is_dir() else []
+            unrecorded = [d for d in disks.iterdir() if diskless(instances, d.name)] if disks.is_dir() else []
         for iid in stale:
             log.warning("local cloud: removing the leftover cgroup of instance %s", iid)
             local_cgroups.destroy(local_cgroups.group_of(self.root, iid))
         for disk in unrecorded:
-            log.warning("local cloud: removing the disk of instance %s, which was never recorded", disk.name)
+            log.warning("local cloud: removing the leftover disk of instance %s", disk.name)
             kill_all(disk.name)
             shutil.rmtree(disk, ignore_errors=True)
 
