@@ -66,9 +66,9 @@ async def main(jobs: int, window: float) -> None:
             return time.perf_counter() - t0
 
         async def measure() -> tuple[float, float, float]:
-            me0, srv0, calls0 = cpu_seconds(os.getpid()), sum(map(cpu_seconds, server_pids)), deps.watchers.get("local").calls
+            me0, srv0, calls0 = cpu_seconds(os.getpid()), sum(map(cpu_seconds, server_pids)), deps.watchers.calls("local")
             await asyncio.sleep(window)
-            me1, srv1, calls1 = cpu_seconds(os.getpid()), sum(map(cpu_seconds, server_pids)), deps.watchers.get("local").calls
+            me1, srv1, calls1 = cpu_seconds(os.getpid()), sum(map(cpu_seconds, server_pids)), deps.watchers.calls("local")
             return (me1 - me0) / window * 100, (srv1 - srv0) / window * 100, (calls1 - calls0) / window
 
         await start(range(1, 2))

@@ -13,7 +13,13 @@ Environment variables:
   SPOTCTL_CODEC_PORT         the embedded UI's payload codec endpoint (default 8235)
   SPOTCTL_CODEC_KEY          base64 of the 32-byte payload encryption key (see codec.py)
   SPOTCTL_CODEC_KEY_FILE     or a file holding it; default $SPOTCTL_HOME/codec.key, made on first use
-  SPOTCTL_CLOUDS             comma-separated enabled clouds (default "local")
+  SPOTCTL_CLOUDS             comma-separated enabled clouds (default "local,aws")
+  SPOTCTL_AWS_ENDPOINT       one endpoint URL for every AWS API (EC2, S3; the lab's moto)
+  SPOTCTL_AWS_REGIONS        comma-separated AWS regions to place jobs in (default: the catalog's)
+  SPOTCTL_AWS_SSH_USER       login user of the VM image (default "ubuntu")
+
+AWS credentials and the default region come from boto3's usual chain (AWS_ACCESS_KEY_ID /
+AWS_PROFILE / ~/.aws/credentials / an instance role); spotctl never stores them.
 """
 
 from __future__ import annotations
@@ -50,11 +56,26 @@ class EmbeddedConfig(BaseModel):
     127.0.0.1 only), so the UI shows readable payloads on this machine and nowhere else."""
 
 
+class AwsConfig(BaseModel):
+    """How spotctl reaches AWS. Credentials are boto3's business (its default chain)."""
+
+    endpoint_url: str | None = None
+    """One endpoint for every AWS service (the lab points it at moto); None = AWS itself."""
+    regions: list[str] | None = None
+    """Regions jobs may be placed in; None = every region of the shipped catalog."""
+    ssh_user: str = "ubuntu"
+    """The login user of the VM image (Ubuntu AMIs: ubuntu)."""
+    image_id: str | None = None
+    """An AMI for every region; None = the newest Ubuntu 22.04 image, looked up per region."""
+
+
 class Settings(BaseModel):
     home: Path
     temporal: TemporalConfig = Field(default_factory=TemporalConfig)
     embedded: EmbeddedConfig = Field(default_factory=EmbeddedConfig)
-    clouds: list[str] = Field(default_factory=lambda: ["local"])
+    clouds: list[str] = Field(default_factory=lambda: ["local", "aws"])
+    """Clouds placement may use; one without credentials is left out with a note."""
+    aws: AwsConfig = Field(default_factory=AwsConfig)
 
     @property
     def uses_embedded_server(self) -> bool:
@@ -83,6 +104,11 @@ class Settings(BaseModel):
     @property
     def local_cloud_dir(self) -> Path:
         return self.home / "local_cloud"
+
+    @property
+    def ssh_dir(self) -> Path:
+        """spotctl's SSH key pair (private key 0600) and the pinned host keys of its VMs."""
+        return self.home / "ssh"
 
 
 def default_home() -> Path:
@@ -137,6 +163,12 @@ def load_settings(home: Path | None = None) -> Settings:
         settings.embedded.codec_port = int(env["SPOTCTL_CODEC_PORT"])
     if env.get("SPOTCTL_CLOUDS"):
         settings.clouds = [c.strip() for c in env["SPOTCTL_CLOUDS"].split(",") if c.strip()]
+    if env.get("SPOTCTL_AWS_ENDPOINT"):
+        settings.aws.endpoint_url = env["SPOTCTL_AWS_ENDPOINT"]
+    if env.get("SPOTCTL_AWS_REGIONS"):
+        settings.aws.regions = [r.strip() for r in env["SPOTCTL_AWS_REGIONS"].split(",") if r.strip()]
+    if env.get("SPOTCTL_AWS_SSH_USER"):
+        settings.aws.ssh_user = env["SPOTCTL_AWS_SSH_USER"]
     return settings
 
 

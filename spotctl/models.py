@@ -213,6 +213,18 @@ class CarriedState(BaseModel):
     """How many rounds of that wait had already failed (the backoff goes on from there)."""
 
 
+class Location(BaseModel):
+    """Where instances live: a cloud's API calls are made per region (AWS, GCE), so every
+    call about existing instances says where they are instead of scanning every region."""
+
+    cloud: str
+    region: str
+    zone: str = ""
+
+    def __str__(self) -> str:
+        return "/".join(p for p in (self.cloud, self.region, self.zone) if p)
+
+
 class ClusterHandle(BaseModel):
     """What provision made: enough to find, run on and terminate every node of the cluster."""
 
@@ -227,6 +239,10 @@ class ClusterHandle(BaseModel):
     price: float = 0.0
     accelerators: dict[str, int] = Field(default_factory=dict)
     """Accelerators per node (filled by the provision activity from the candidate)."""
+
+    @property
+    def location(self) -> Location:
+        return Location(cloud=self.cloud, region=self.region, zone=self.zone)
 
 
 class AttemptRef(BaseModel):
@@ -368,6 +384,9 @@ class TeardownRequest(BaseModel):
     last_attempt: int
     first_attempt: int = 1
     delete_buckets: list[str] = Field(default_factory=list)
+    regions: list[Location] = Field(default_factory=list)
+    """Where the job's clusters can be (the regions of its candidates), so teardown asks only
+    there; empty (requests made before this field) = every region of every enabled cloud."""
 
 
 class Activities:

@@ -67,6 +67,10 @@ class Plan:
     resources: str
     secrets: dict[str, str] = field(default_factory=dict)
     """The task's secrets with --secret applied; only those with a value."""
+    notes: list[str] = field(default_factory=list)
+    """Why a cloud was left out of placement (no credentials ...), for the dry run."""
+    prices: dict[tuple[str, str, str, str], tuple[float | None, float | None]] = field(default_factory=dict)
+    """(cloud, region, zone, type) -> (spot, on-demand) USD/hour of every candidate's offering."""
 
     def to_spec(self, job_id: int) -> JobSpec:
         t = self.task
@@ -178,7 +182,30 @@ def offerings(settings: Settings, clouds: list[str] | None = None) -> list[Offer
     return result
 
 
-def plan(target: str, overrides: Overrides, settings: Settings) -> Plan:
+def usable_clouds(settings: Settings, named: set[str], dry_run: bool) -> tuple[list[str], list[str]]:
+    """The enabled clouds placement may use, and a note for each one left out.
+
+    A cloud without credentials is left out with a note, never a traceback (a launch that has
+    no candidate left stops with the notes, exit 2). A dry run keeps the candidates of a cloud
+    the task or `--cloud` names: the catalog is enough to see what a job would cost."""
+    usable: list[str] = []
+    notes: list[str] = []
+    for name in settings.clouds:
+        try:
+            why = get_cloud(name, settings).check()
+        except CloudError as exc:
+            why = str(exc)
+        if why is None:
+            usable.append(name)
+        elif name in named and dry_run:
+            usable.append(name)
+            notes.append(f"{name}: {why}; a launch there would fail until this is fixed")
+        else:
+            notes.append(f"{name}: left out of placement: {why}")
+    return usable, notes
+
+
+def plan(target: str, overrides: Overrides, settings: Settings, *, dry_run: bool = False) -> Plan:
     """Parse, override, validate and place. Raises TaskError; creates nothing."""
     name = _checked_name(overrides.name) if overrides.name else None
     env_overrides = _assignments(overrides.envs, "--env")
@@ -196,22 +223,27 @@ def plan(target: str, overrides: Overrides, settings: Settings) -> Plan:
         if cloud not in settings.clouds:
             raise TaskError(path=task.source_path, line=None, field="resources.cloud",
                             message=f"cloud {shown(cloud)} is not enabled (enabled: {', '.join(settings.clouds)})")
-    offered = offerings(settings)
+    clouds, notes = usable_clouds(settings, {c.lower() for c in wanted_clouds}, dry_run)
+    offered = offerings(settings, clouds) if clouds else []
     candidates = rank_candidates(offered, requests, ordered=task.ordered)
     if not candidates:
         wanted = "; ".join(r.describe() for r in requests)
+        why = f" ({'; '.join(notes)})" if notes else ""
         raise TaskError(path=task.source_path, line=None, field="resources",
-                        message=f"no enabled cloud ({', '.join(settings.clouds)}) offers {wanted}")
+                        message=f"no usable cloud ({', '.join(clouds) or 'none'}) offers {wanted}{why}")
     candidates = _that_can_hold(candidates, offered, task)
     unsupported = list(task.unsupported())
     if pipeline.is_pipeline:
         unsupported.insert(0, f"pipeline of {len(pipeline.tasks)} tasks: not supported yet (only one task can run)")
     name = name or task.name or pipeline.name or "job"
     first = requests[0] if requests else ResourceRequest()
+    prices = {(o.cloud, o.region, o.zone, o.instance_type): (o.spot_price, o.ondemand_price) for o in offered}
     return Plan(task=task, pipeline=pipeline, name=name, requests=requests, candidates=candidates,
                 envs={k: v for k, v in task.envs.items() if v is not None}, unsupported=unsupported,
                 resources=f"{task.num_nodes}x{first.describe()}",
-                secrets={k: v for k, v in task.secrets.items() if v is not None})
+                secrets={k: v for k, v in task.secrets.items() if v is not None}, notes=notes,
+                prices={(c.cloud, c.region, c.zone, c.instance_type): prices.get(
+                    (c.cloud, c.region, c.zone, c.instance_type), (None, None)) for c in candidates})
 
 
 def _that_can_hold(candidates: list[Candidate], offered: list[Offering], task: Task) -> list[Candidate]:

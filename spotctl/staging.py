@@ -45,34 +45,48 @@ class _Stager:
         self.task = task
         self.settings = settings
         self.store: Store = get_store(settings)
+        """The store of the job's own ephemeral bucket (staged workdir and local mounts)."""
+        self._stores: dict[str, Store] = {self.store.name: self.store}
         self.eph = ephemeral_bucket(job_id)
-        self.created: list[str] = []
+        self.created: list[tuple[str, str]] = []
         self.out = StagedFiles()
 
     def error(self, target: str, message: str) -> TaskError:
         return TaskError(message, path=self.task.source_path,
                          line=self.task._lines.get(("file_mounts", target)), field=f"file_mounts.{target}")
 
-    def ensure(self, bucket: str, ephemeral: bool = False) -> bool:
+    def store_of(self, target: str, kind: str | None) -> Store:
+        """The store a mount names (`store: s3`), made once per staging run."""
+        kind = (kind or self.store.name).lower()
+        if kind not in self._stores:
+            try:
+                self._stores[kind] = get_store(self.settings, kind)
+            except StorageError as exc:
+                raise self.error(target, str(exc)) from None
+        return self._stores[kind]
+
+    def ensure(self, bucket: str, ephemeral: bool = False, store: Store | None = None) -> bool:
         """Create `bucket` if missing; True when this run created it. The job's own ephemeral
         bucket is emptied first: job ids are never reused, so anything in it is a leftover."""
-        if ephemeral and bucket not in self.created:
-            self.store.delete_bucket(bucket)
-        if bucket in self.created or self.store.bucket_exists(bucket):
+        store = store or self.store
+        if ephemeral and (store.name, bucket) not in self.created:
+            store.delete_bucket(bucket)
+        if (store.name, bucket) in self.created or store.bucket_exists(bucket):
             return False
-        self.store.create_bucket(bucket)
-        self.created.append(bucket)
+        store.create_bucket(bucket)
+        self.created.append((store.name, bucket))
         if ephemeral:
             self.out.ephemeral_buckets.append(bucket)
         return True
 
-    def upload(self, local: Path, bucket: str, prefix: str) -> str:
+    def upload(self, local: Path, bucket: str, prefix: str, store: Store | None = None) -> str:
         """Upload a file or a directory under prefix; returns the staged key or prefix."""
+        store = store or self.store
         if local.is_dir():
-            self.store.upload_dir(str(local), bucket, prefix)
+            store.upload_dir(str(local), bucket, prefix)
             return prefix
         key = f"{prefix}/{local.name}" if prefix else local.name
-        self.store.upload_file(str(local), bucket, key)
+        store.upload_file(str(local), bucket, key)
         return key
 
     def workdir(self) -> None:
@@ -90,8 +104,7 @@ class _Stager:
     def mount(self, n: int, m: FileMount) -> FileMount:
         if m.source and is_url(m.source):
             return self.url_mount(m)
-        if m.store and m.store.lower() != self.store.name:
-            raise self.error(m.target, f"{m.store.lower()} buckets are not supported yet")
+        store = self.store_of(m.target, m.store)
         local = Path(os.path.expanduser(m.source)).resolve() if m.source else None
         if local is not None and not local.exists():
             raise self.error(m.target, f"local source {local} does not exist")
@@ -103,14 +116,15 @@ class _Stager:
             return m.model_copy(update=dict(bucket=self.eph, bucket_path=key, store=self.store.name,
                                             mode="COPY", is_file=local.is_file(), source=str(local)))
         try:  # (b) a named bucket, (c) with a local source uploaded into it
-            created = self.ensure(m.bucket)
+            created = self.ensure(m.bucket, store=store)
         except StorageError as exc:
             raise self.error(m.target, str(exc)) from None
         if created and not m.persistent:
-            self.out.ephemeral_buckets.append(m.bucket)
+            # Another store's bucket is named by URL, so teardown knows where to delete it.
+            self.out.ephemeral_buckets.append(m.bucket if store is self.store else f"{store.name}://{m.bucket}")
         if local is not None:
-            self.upload(local, m.bucket, "")
-        return m.model_copy(update=dict(bucket_path="", store=self.store.name,
+            self.upload(local, m.bucket, "", store)
+        return m.model_copy(update=dict(bucket_path="", store=store.name,
                                         source=str(local) if local else None))
 
     def url_mount(self, m: FileMount) -> FileMount:
@@ -121,16 +135,17 @@ class _Stager:
             raise self.error(m.target, str(exc)) from None
         if m.bucket:
             raise self.error(m.target, "give either name: or a bucket URL as source:, not both")
-        if store != self.store.name:
-            raise self.error(m.target, f"{store} buckets are not supported yet")
+        st = self.store_of(m.target, store)
         try:
-            exists = self.store.bucket_exists(bucket)
+            exists = st.bucket_exists(bucket)
+            if not exists:
+                raise self.error(m.target, f"bucket {bucket!r} does not exist")
+            local_path = st.local_path(bucket, prefix)
+            is_file = os.path.isfile(local_path) if local_path is not None else bool(prefix) and st.list(
+                bucket, prefix) == [prefix]
         except StorageError as exc:
             raise self.error(m.target, str(exc)) from None
-        if not exists:
-            raise self.error(m.target, f"bucket {bucket!r} does not exist")
-        is_file = os.path.isfile(self.store.local_path(bucket, prefix) or "")
-        return m.model_copy(update=dict(bucket=bucket, bucket_path=prefix, store=store, is_file=is_file))
+        return m.model_copy(update=dict(bucket=bucket, bucket_path=prefix, store=st.name, is_file=is_file))
 
 
 def stage(task: Task, job_id: int, settings: Settings) -> StagedFiles:
@@ -144,10 +159,10 @@ def stage(task: Task, job_id: int, settings: Settings) -> StagedFiles:
         s.workdir()
         s.out.file_mounts = [s.mount(n, m) for n, m in enumerate(task.file_mount_list())]
     except BaseException:
-        for bucket in reversed(s.created):
+        for kind, bucket in reversed(s.created):
             try:
-                s.store.delete_bucket(bucket)
-            except OSError:
+                s.store_of("", kind).delete_bucket(bucket)
+            except Exception:  # noqa: BLE001 - the original error is what the user must see
                 pass
         raise
     return s.out
@@ -156,6 +171,9 @@ def stage(task: Task, job_id: int, settings: Settings) -> StagedFiles:
 def delete_buckets(names: list[str], settings: Settings, store: str | None = None) -> None:
     """Delete the job's ephemeral buckets at its end. Idempotent (gone buckets are skipped),
     so the teardown activity can be retried."""
-    st = get_store(settings, store)
     for name in names:
-        st.delete_bucket(name)
+        if "://" in name:  # a bucket of another store than the default, e.g. s3://b
+            kind, bucket, _ = parse_bucket_url(name)
+            get_store(settings, kind).delete_bucket(bucket)
+        else:
+            get_store(settings, store).delete_bucket(name)

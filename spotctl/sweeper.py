@@ -37,6 +37,7 @@ from spotctl.client import SpotClient, workflow_id
 from spotctl.clouds.base import Cloud, TaggedInstance
 from spotctl.clouds.registry import get_cloud
 from spotctl.config import Settings
+from spotctl.models import Location
 from spotctl.storage.registry import get_store
 
 log = logging.getLogger("spotctl.sweeper")
@@ -161,6 +162,8 @@ class _Sweep:
     async def instances(self, cloud_name: str) -> None:
         try:
             cloud = self.cloud(cloud_name)
+            if cloud.check() is not None:
+                return  # no credentials: spotctl cannot have made anything there
             tagged: list[TaggedInstance] = await self.call(cloud.tagged_instances)
         except Exception as exc:  # noqa: BLE001 - one cloud's trouble must not stop the sweep
             self.error(f"cloud {cloud_name}: cannot list instances: {_error_text(exc)}")
@@ -181,7 +184,8 @@ class _Sweep:
         for cluster, (why, insts) in doomed.items():
             ids = [i.id for i in insts]
             try:
-                await self.call(cloud.terminate, ids)
+                # A cluster lives in one region; the call names it (a real cloud's ids are per region).
+                await self.call(cloud.terminate, ids, Location(cloud=cloud_name, region=insts[0].region))
             except Exception as exc:  # noqa: BLE001
                 self.error(f"cloud {cloud_name}: cannot terminate {', '.join(ids)} ({cluster}): {_error_text(exc)}")
                 continue

@@ -10,6 +10,7 @@ import socket
 import subprocess
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +24,15 @@ from spotctl.clouds.local_processes import processes_of
 from spotctl.config import Settings, load_settings
 from spotctl.remote.agent import pid_alive
 from spotctl.server import EmbeddedServer
+
+# Tests place jobs on the local cloud only, whatever the machine's AWS credentials; the lab
+# (tests/lab) enables AWS explicitly, against moto.
+os.environ["SPOTCTL_CLOUDS"] = "local"
+# ... and never see (or probe for) real AWS credentials: the lab's fixtures set dummy ones.
+for _key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
+    os.environ.pop(_key, None)
+os.environ.update(AWS_SHARED_CREDENTIALS_FILE=os.devnull, AWS_CONFIG_FILE=os.devnull,
+                  AWS_EC2_METADATA_DISABLED="true")
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLES = REPO / "examples"
@@ -150,7 +160,14 @@ class Spot:
 def spot(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Spot]:
     """One embedded server + worker for the whole session, stopped (and checked gone) at the end."""
     home = tmp_path_factory.mktemp("spotctl-home")
-    env = spotctl_env(home)
+    with embedded_spot(home, spotctl_env(home)) as spot:
+        yield spot
+
+
+@contextmanager
+def embedded_spot(home: Path, env: dict[str, str]) -> Iterator[Spot]:
+    """An embedded server + worker with `env` in the environment (restored after); at the end
+    the server is stopped and its processes are checked gone."""
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
     server = EmbeddedServer(load_settings(home))

@@ -212,6 +212,7 @@ class SshLikeRunner:
 
     def __init__(self, inner: LocalRunner) -> None:
         self.inner, self.home, self.python = inner, inner.home, inner.python
+        self.shares_host_files = False
 
     def __getattr__(self, name: str):
         return getattr(self.inner, name)
@@ -228,7 +229,7 @@ def test_other_clouds_copy_through_the_runner(tmp_path: Path, settings: Settings
     assert (Path(runner.home) / "sky_workdir" / "w.txt").read_text() == "workdir"
     assert (Path(runner.home) / "c" / "conf.txt").read_text() == "conf"
     get_store(settings).create_bucket("some-bucket")
-    with pytest.raises(StorageError, match="MOUNT of local bucket 'some-bucket' is not supported on this cloud yet"):
+    with pytest.raises(StorageError, match="MOUNT of local bucket 'some-bucket' is not supported on this cloud"):
         asyncio.run(materialize(settings, remote, [FileMount(target="/ckpt", bucket="some-bucket")], None,
                                 attempt_dir(runner)))
 

@@ -41,4 +41,6 @@ class Deps:
         return self._clouds[name]
 
     def enabled_clouds(self) -> list[Cloud]:
-        return [self.cloud(name) for name in self.settings.clouds]
+        """The enabled clouds this worker can use (one without credentials cannot hold
+        anything spotctl made, and asking it would only fail)."""
+        return [c for c in (self.cloud(name) for name in self.settings.clouds) if c.check() is None]

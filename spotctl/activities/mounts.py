@@ -10,8 +10,12 @@ buckets only). On the local cloud an instance is a sandbox directory, so:
   agent bind-mounts it in a private mount namespace around the job's processes (root only);
   a COPY there is first copied into the instance's private root tree `<home>/../root/<target>`.
 
-On other clouds (a real VM, reached by SSH) COPY mounts are downloaded and copied with the
-runner; MOUNT needs a FUSE mounter there, which is not implemented yet.
+On a real VM (reached by SSH: the runner does not share this host's files) COPY mounts are
+copied with the runner, from the store's directory or through a download. MOUNT and
+MOUNT_CACHED of a bucket the VM can reach (S3) are listed in `<attempt_dir>/sync.json`; the
+node agent pulls each into its target before a phase starts, pushes what changed every few
+seconds and once more when the phase ends (SIGTERM on a preemption notice included), using
+remote/bucket_sync.py. That works on any VM without root or FUSE.
 """
 
 from __future__ import annotations
@@ -25,11 +29,11 @@ from pathlib import Path
 from spotctl.config import Settings
 from spotctl.models import FileMount
 from spotctl.remote.base import Runner
-from spotctl.remote.local import LocalRunner
 from spotctl.storage.base import StorageError, Store
 from spotctl.storage.registry import get_store
 
 MOUNTS_FILE = "mounts.json"
+SYNC_FILE = "sync.json"
 MOUNT_MODES = ("MOUNT", "MOUNT_CACHED")
 
 
@@ -85,22 +89,33 @@ def _link(link: Path, dest: str) -> None:
     os.replace(tmp, link)
 
 
-def _materialize_sync(settings: Settings, runner: Runner, mounts: list[FileMount]) -> list[dict]:
-    """Does the blocking work; returns the mounts.json entries (absolute targets, local cloud)."""
-    local_host = isinstance(runner, LocalRunner)
+def _materialize_sync(settings: Settings, runner: Runner, mounts: list[FileMount]) -> tuple[list[dict], list[dict]]:
+    """Does the blocking work; returns the mounts.json entries (absolute targets, local cloud)
+    and the sync.json entries (buckets the agent keeps in step on a VM)."""
+    local_host = runner.shares_host_files
     entries: list[dict] = []
+    synced: list[dict] = []
     for m in mounts:
         if not m.bucket:
             raise StorageError(f"file mount {m.target}: not staged into a bucket (launch must stage it)")
         store = get_store(settings, m.store)
         rel = _home_relative(m.target)
         src = store.local_path(m.bucket, m.bucket_path)
+        if m.mode in MOUNT_MODES and not local_host:
+            sync = store.node_sync(m.bucket, m.bucket_path)
+            if sync is None or m.is_file:
+                raise StorageError(f"file mount {m.target}: MOUNT of {store.name} bucket {m.bucket!r} "
+                                   "is not supported on this cloud (use mode: COPY)")
+            if rel == "":
+                raise StorageError(f"file mount {m.target}: cannot mount a bucket over $HOME")
+            synced.append({**sync, "target": _node_target(runner, m.target)})
+            continue
         if m.mode in MOUNT_MODES:
-            if not (local_host and src):
+            if not src:
                 raise StorageError(f"file mount {m.target}: MOUNT of {store.name} bucket {m.bucket!r} "
                                    "is not supported on this cloud yet (use mode: COPY)")
             Path(src).mkdir(parents=True, exist_ok=True)
-            runner._check_alive()  # never recreate the home of a gone (or unreachable) instance
+            runner.check_alive()  # never recreate the home of a gone (or unreachable) instance
             if rel is None:
                 entries.append({"source": src, "target": m.target})
             elif rel == "":
@@ -108,17 +123,17 @@ def _materialize_sync(settings: Settings, runner: Runner, mounts: list[FileMount
             else:
                 _link(Path(runner.home) / rel, src)
             continue
-        if not local_host or src is None:  # download, then copy with the runner
+        if src is None:  # download, then copy with the runner
             _copy_remote(store, runner, m)
             continue
         if not os.path.exists(src):
             raise StorageError(f"file mount {m.target}: bucket {m.bucket!r} has nothing under {m.bucket_path!r}")
         dest = _node_target(runner, m.target)
-        if rel is None:  # the instance's private root tree, bind-mounted by the agent
+        if rel is None and local_host:  # the instance's private root tree, bind-mounted by the agent
             dest = _root_tree_target(runner, m.target)
             entries.append({"source": dest, "target": m.target})
         (runner.put_file if m.is_file else runner.put_dir)(src, dest)
-    return entries
+    return entries, synced
 
 
 def _copy_remote(store: Store, runner: Runner, m: FileMount) -> None:
@@ -142,9 +157,10 @@ async def materialize(settings: Settings, runner: Runner, spec_mounts: list[File
     rewritten with the same content, so a retried setup activity does the same again. Raises
     StorageError (a non-retryable setup problem) when a mount cannot be made on this node."""
     mounts = ([workdir_mount] if workdir_mount else []) + list(spec_mounts)
-    entries = await asyncio.to_thread(_materialize_sync, settings, runner, mounts)
-    path = f"{attempt_dir}/{MOUNTS_FILE}"
-    if entries:
-        await asyncio.to_thread(runner.write_file, path, json.dumps(entries, indent=1).encode())
-    elif isinstance(runner, LocalRunner):  # an earlier try's file must not outlive a changed spec
-        await asyncio.to_thread(lambda: Path(path).unlink(missing_ok=True))
+    entries, synced = await asyncio.to_thread(_materialize_sync, settings, runner, mounts)
+    for name, content in ((MOUNTS_FILE, entries), (SYNC_FILE, synced)):
+        path = f"{attempt_dir}/{name}"
+        if content:  # sync.json may hold credentials: write_file makes it 0600
+            await asyncio.to_thread(runner.write_file, path, json.dumps(content, indent=1).encode())
+        else:  # an earlier try's file must not outlive a changed spec
+            await asyncio.to_thread(runner.remove_file, path)

@@ -18,6 +18,8 @@ from spotctl.models import AttemptRef
 from spotctl.remote.base import Runner
 
 AGENT_SOURCE = Path(__file__).resolve().parents[1] / "remote" / "agent.py"
+AGENT_MODULES = (Path(__file__).resolve().parents[1] / "remote" / "bucket_sync.py",)
+"""Stdlib modules the agent imports, copied next to it (MOUNT on a VM: bucket_sync)."""
 NOTICE_FILE = ".spotctl/preemption_notice"
 """Relative to the node's $HOME. The cloud adapter (or the node's own watcher of the cloud's
 metadata service) writes the deadline there when the instance is about to be taken back."""
@@ -54,6 +56,9 @@ class Node:
         return json.loads(result.stdout.strip().splitlines()[-1])
 
     async def install_agent(self) -> None:
+        folder = self.agent_path.rsplit("/", 1)[0]
+        for module in AGENT_MODULES:
+            await asyncio.to_thread(self.runner.write_file, f"{folder}/{module.name}", module.read_bytes())
         await asyncio.to_thread(self.runner.write_file, self.agent_path, AGENT_SOURCE.read_bytes())
 
     async def write(self, name: str, data: str) -> None:
@@ -80,7 +85,7 @@ def task_id(ref: AttemptRef) -> str:
     return f"sky-managed-{stamp}_{ref.job.name}_{ref.job.job_id}-0"
 
 
-def job_env(ref: AttemptRef, rank: int, runner_home: str) -> dict[str, str]:
+def job_env(ref: AttemptRef, rank: int, runner_home: str, cloud_env: dict[str, str] | None = None) -> dict[str, str]:
     """The environment of setup and run: the task's envs and secrets, then SkyPilot's and
     spotctl's own variables (which a task cannot override). It holds secret values: it goes
     only into the node's env.json (0600), never into a log line or an error message."""
@@ -88,6 +93,7 @@ def job_env(ref: AttemptRef, rank: int, runner_home: str) -> dict[str, str]:
     gpus = sum(ref.cluster.accelerators.values())
     env = dict(ref.job.envs)
     env.update(ref.job.secrets)
+    env.update(cloud_env or {})
     env.update(
         {
             "SKYPILOT_TASK_ID": tid,

@@ -116,7 +116,7 @@ class ProvisionActivities:
         where = f"{cluster.cloud}/{cluster.region}/{cluster.zone}"
         while True:
             try:
-                states = await cloud_call(cloud.instance_states, cluster.instance_ids)
+                states = await cloud_call(cloud.instance_states, cluster.instance_ids, cluster.location)
             except CloudError as exc:  # slow or throttled: ask again next round
                 activity.logger.warning("waiting for %s: %s", cluster.cluster_name, exc)
                 states = {}
@@ -129,7 +129,10 @@ class ProvisionActivities:
                 )
             running = sum(1 for s in states.values() if s == InstanceState.RUNNING)
             if states and running == len(cluster.instance_ids):
-                return cluster
+                try:
+                    return await cloud_call(cloud.ready_handle, cluster)
+                except CloudError as exc:  # the addresses are asked for again next round
+                    activity.logger.warning("addresses of %s: %s", cluster.cluster_name, exc)
             if datetime.now(UTC) >= deadline:
                 raise ApplicationError(f"{where} did not run {cluster.cluster_name} by {deadline:%H:%M:%S} UTC",
                                        type=NOT_READY_ERROR, non_retryable=True)
@@ -154,7 +157,7 @@ class ProvisionActivities:
                 ready = await self._wait_ready(result.cluster, datetime.now(UTC) + LEGACY_READY_TIMEOUT, progress)
             except ApplicationError as exc:
                 c = result.cluster
-                await cloud_call(self.deps.cloud(c.cloud).terminate, c.instance_ids)
+                await cloud_call(self.deps.cloud(c.cloud).terminate, c.instance_ids, c.location)
                 return ProvisionResult(failures=[CandidateFailure(
                     location=f"{c.cloud}/{c.region}/{c.zone}", instance_type=c.instance_type, reason=str(exc),
                     kind=ErrorKind.CAPACITY)])

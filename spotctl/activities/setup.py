@@ -31,7 +31,8 @@ class SetupActivities:
         except StorageError as exc:  # a missing bucket will not appear by retrying
             raise ApplicationError(f"file mounts: {exc}", type=MOUNT_ERROR, non_retryable=True) from exc
         # Envs and secrets: created 0600 (the worker's umask), re-checked by the agent at start.
-        await node.write("env.json", json.dumps(job_env(ref, node.rank, node.runner.home)))
+        cloud_env = self.deps.cloud(ref.cluster.cloud).node_env
+        await node.write("env.json", json.dumps(job_env(ref, node.rank, node.runner.home, cloud_env)))
 
     @activity.defn(name=Activities.SETUP)
     async def setup(self, ref: AttemptRef) -> SetupOutcome:

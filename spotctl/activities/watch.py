@@ -74,7 +74,7 @@ async def check_alive(deps: Deps, ref: AttemptRef, nodes: list[Node] | None = No
     With `phase`: a phase that ended on every node before the VM was taken (its exit codes
     are on the kept disks) is not a preemption; the caller reads the codes. Without this, a
     program that finished just after the last poll and just before the VM went was run again."""
-    watcher = deps.watchers.get(ref.cluster.cloud)
+    watcher = deps.watchers.get(ref.cluster.location)
     try:
         states = await watcher.states(ref.cluster.instance_ids)
     except TimeoutError:
@@ -161,7 +161,7 @@ async def wait_for_phase(deps: Deps, ref: AttemptRef, nodes: list[Node], phase: 
     last_liveness = last_lost_check = time.monotonic()
     beats: dict[int, tuple[bytes, float]] = {}
     unreachable: set[int] = set()
-    watcher = deps.watchers.get(ref.cluster.cloud)
+    watcher = deps.watchers.get(ref.cluster.location)
     delay = deps.poll_interval_s
     while True:
         active = False

@@ -1,9 +1,10 @@
-"""One batched watcher per cloud, shared by every job of the worker.
+"""One batched watcher per cloud region, shared by every job of the worker.
 
 A worker holds many running jobs; asking the cloud about each job's instances every second
 would cost one API call per job per second. Instead each monitor registers the instances it
 cares about and reads the answer of the watcher's last batched `instance_states` call; one
-call per cloud per interval serves them all.
+call per region per interval serves them all (in chunks of CHUNK ids: real APIs cap how many
+ids one call may name). A real cloud's instance ids belong to a region, so the batch is too.
 
 The cloud may be slow, throttle or hang: each call has a time-out (activities/cloud_calls.py),
 a failed call is logged (once per streak, then every minute) and asked again next interval,
@@ -20,6 +21,7 @@ from collections.abc import Callable
 
 from spotctl.activities.cloud_calls import CLOUD_CALL_TIMEOUT_S, submit, wait_call
 from spotctl.clouds.base import Cloud, CloudError, InstanceState
+from spotctl.models import Location
 
 log = logging.getLogger(__name__)
 
@@ -27,12 +29,24 @@ FORGET_AFTER_S = 60.0
 """Instances nobody asked about for this long are dropped from the batch."""
 LOG_EVERY_S = 60.0
 """A streak of failed calls is logged at its start and then at most this often."""
+CHUNK = 100
+"""Most ids named in one `instance_states` call (EC2's DescribeInstances takes up to 1,000
+ids, but smaller pages answer faster and fail alone)."""
+
+
+def _states_in_chunks(cloud: Cloud, at: Location, ids: list[str]) -> dict[str, InstanceState]:
+    """The batched call: one `instance_states` per CHUNK ids of the region (runs in a thread)."""
+    states: dict[str, InstanceState] = {}
+    for start in range(0, len(ids), CHUNK):
+        states.update(cloud.instance_states(ids[start:start + CHUNK], at))
+    return states
 
 
 class CloudWatcher:
-    def __init__(self, cloud: Cloud, interval_s: float) -> None:
+    def __init__(self, cloud: Cloud, interval_s: float, at: Location | None = None) -> None:
         self.cloud = cloud
         self.interval_s = interval_s
+        self.at = at or Location(cloud=cloud.name, region="")
         self._wanted: dict[str, float] = {}
         self._states: dict[str, InstanceState] = {}
         self._generation = 0
@@ -108,11 +122,12 @@ class CloudWatcher:
     async def _call(self, ids: list[str]) -> dict[str, InstanceState] | None:
         """One batched call, or None if it failed (logged). A call still hung from an earlier
         round is waited for instead of starting another."""
+        chunks = -(-len(ids) // CHUNK)
         if self._inflight is None or self._inflight.done():
-            self._inflight = submit(self.cloud.instance_states, ids)
-            self.calls += 1
+            self._inflight = submit(_states_in_chunks, self.cloud, self.at, ids)
+            self.calls += chunks
         try:
-            states = await wait_call(self._inflight, "instance_states")
+            states = await wait_call(self._inflight, "instance_states", CLOUD_CALL_TIMEOUT_S * chunks)
         except CloudError as exc:
             self._failed(str(exc))
             return None
@@ -147,14 +162,23 @@ class CloudWatcher:
 
 
 class Watchers:
-    """The worker's watchers, one per cloud, made on first use."""
+    """The worker's watchers, one per (cloud, region), made on first use."""
 
     def __init__(self, cloud_for: Callable[[str], Cloud], interval_for: Callable[[str], float]) -> None:
         self._cloud_for = cloud_for
         self._interval_for = interval_for
-        self._watchers: dict[str, CloudWatcher] = {}
+        self._watchers: dict[tuple[str, str], CloudWatcher] = {}
 
-    def get(self, cloud_name: str) -> CloudWatcher:
-        if cloud_name not in self._watchers:
-            self._watchers[cloud_name] = CloudWatcher(self._cloud_for(cloud_name), self._interval_for(cloud_name))
-        return self._watchers[cloud_name]
+    def get(self, at: Location) -> CloudWatcher:
+        key = (at.cloud, at.region)
+        if key not in self._watchers:
+            self._watchers[key] = CloudWatcher(self._cloud_for(at.cloud), self._interval_for(at.cloud),
+                                               Location(cloud=at.cloud, region=at.region))
+        return self._watchers[key]
+
+    def calls(self, cloud_name: str) -> int:
+        """Batched calls made to the cloud so far, every region together (for benchmarks)."""
+        return sum(w.calls for (c, _), w in self._watchers.items() if c == cloud_name)
+
+    def failures(self, cloud_name: str) -> int:
+        return sum(w.failures for (c, _), w in self._watchers.items() if c == cloud_name)

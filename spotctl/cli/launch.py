@@ -34,13 +34,23 @@ def _print_plan(p: Plan) -> None:
     console.print(yaml.dump(dump, Dumper=_BlockDumper, sort_keys=False).rstrip(), markup=False)
     console.print(f"[bold]Resources[/bold] {escape(safe(p.resources))}")
     console.print("[bold]Placement candidates[/bold] (tried in this order):")
+    console.print(f"      {'where':<32} {'type':<16} {'market':<9} {'price':>10}   {'spot':>9} {'on-demand':>10}",
+                  markup=False)
     for i, c in enumerate(p.candidates, 1):
         market = "spot" if c.use_spot else "on-demand"
-        console.print(f"  {i:>2}. {c.location:<32} {c.instance_type:<14} {market:<9} ${c.price:.4f}/h", markup=False)
+        spot, ondemand = p.prices.get((c.cloud, c.region, c.zone, c.instance_type), (None, None))
+        console.print(f"  {i:>2}. {c.location:<32} {c.instance_type:<16} {market:<9} ${c.price:.4f}/h"
+                      f"   {_usd(spot):>9} {_usd(ondemand):>10}", markup=False)
+    for note in p.notes:
+        console.print(f"[yellow]Note:[/yellow] {escape(safe(note))}")
     if p.unsupported:
         console.print("[yellow]Parsed but not supported yet (ignored when launching):[/yellow]")
         for line in p.unsupported:
             console.print(f"  - {safe(line)}", markup=False)
+
+
+def _usd(price: float | None) -> str:
+    return "-" if price is None else f"${price:.4f}"
 
 
 async def _stage_and_start(client: SpotClient, p: Plan, job_id: int) -> None:
@@ -81,7 +91,7 @@ async def launch(entrypoint: str, name: str | None, detach: bool, yes: bool, dry
     """Launch a managed spot job from a SkyPilot task YAML, or from a command."""
     s = settings()
     p = plan(entrypoint, Overrides(name=name, cloud=cloud, region=region, gpus=gpus, cpus=cpus, envs=list(envs),
-                                  secrets=list(secrets)), s)
+                                  secrets=list(secrets)), s, dry_run=dry_run)
     if dry_run:
         _print_plan(p)
         return

@@ -6,6 +6,7 @@ import os
 
 import click
 
+from spotctl.cli.check import check
 from spotctl.cli.debug import debug
 from spotctl.cli.jobs import cancel, dashboard, logs, status
 from spotctl.cli.launch import launch
@@ -26,7 +27,7 @@ def cli() -> None:
     """Run long jobs on spot VMs; survive preemptions. State lives in Temporal."""
 
 
-for command in (launch, status, logs, cancel, dashboard, server, worker, debug):
+for command in (launch, status, logs, cancel, dashboard, check, server, worker, debug):
     cli.add_command(command)
 
 

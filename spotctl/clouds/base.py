@@ -17,7 +17,7 @@ from datetime import datetime
 from enum import Enum
 from typing import Protocol
 
-from spotctl.models import Candidate, ClusterHandle, ErrorKind, ErrorScope, Offering
+from spotctl.models import Candidate, ClusterHandle, ErrorKind, ErrorScope, Location, Offering
 from spotctl.remote.base import Runner
 
 __all__ = [
@@ -26,6 +26,7 @@ __all__ = [
     "ErrorKind",
     "ErrorScope",
     "InstanceState",
+    "Location",
     "NoCapacity",
     "TaggedInstance",
     "Throttled",
@@ -93,14 +94,31 @@ class TaggedInstance:
     region: str
     state: InstanceState
     created_at: datetime
+    zone: str = ""
 
 
 class Cloud(Protocol):
     name: str
 
+    node_env: dict[str, str]
+    """Variables the cloud gives every phase on its nodes, e.g. where the node agent finds the
+    interruption notice (`SPOTCTL_METADATA_URL`); the local cloud delivers notices itself."""
+
+    def check(self, verify: bool = False) -> str | None:
+        """None when the cloud can be used, else one line saying why not and how to fix it.
+        Without `verify` only local facts are looked at (are there credentials?), so placement
+        can ask at every launch; with it one API call proves they are accepted (`spotctl
+        check`). Bounded in time; never raises."""
+        ...
+
     def offerings(self) -> list[Offering]:
         """Every (region, zone, instance type) this cloud sells, with prices (local data; no
         API call)."""
+        ...
+
+    def spot_prices(self, region: str) -> dict[tuple[str, str], float]:
+        """Live spot prices of the region, {(zone, instance_type): USD/hour}, cached for
+        minutes; {} when the cloud has no live prices. Raises CloudError."""
         ...
 
     def create(self, cluster_name: str, candidate: Candidate, num_nodes: int, token: str) -> ClusterHandle:
@@ -113,16 +131,26 @@ class Cloud(Protocol):
         leaves nothing of the cluster behind."""
         ...
 
-    def find_cluster(self, cluster_name: str) -> list[str]:
-        """Ids of every instance tagged with `cluster_name` that is not yet terminated."""
+    def find_cluster(self, cluster_name: str, at: Location | None = None) -> list[str]:
+        """Ids of every instance tagged with `cluster_name` that is not yet terminated, in the
+        region of `at` (None: every region the cloud places in, which is slow on a real cloud)."""
         ...
 
-    def instance_states(self, instance_ids: list[str]) -> dict[str, InstanceState]:
-        """The state of each instance, in one batched call. Unknown ids map to GONE."""
+    def instance_states(self, instance_ids: list[str], at: Location | None = None) -> dict[str, InstanceState]:
+        """The state of each instance (all in the region of `at`), in one batched call.
+        Unknown ids map to GONE. A spot interruption is PREEMPTED; a stop or termination for
+        any other reason (the user, host maintenance) is STOPPED or TERMINATED. A real cloud
+        needs `at` (its ids are per region); the local cloud ignores it."""
         ...
 
-    def terminate(self, instance_ids: list[str]) -> None:
-        """Terminate the instances and every process on them. Gone ids are ignored."""
+    def terminate(self, instance_ids: list[str], at: Location | None = None) -> None:
+        """Terminate the instances (all in the region of `at`) and every process on them.
+        Gone ids are ignored."""
+        ...
+
+    def ready_handle(self, handle: ClusterHandle) -> ClusterHandle:
+        """The handle completed with what the cloud knows once every instance runs (a real
+        VM's IP address is assigned only then)."""
         ...
 
     def tagged_instances(self) -> list[TaggedInstance]:

@@ -46,7 +46,7 @@ from spotctl.clouds.local_moods import Mood, moody_call
 from spotctl.clouds.local_preemption import NOTICE_FILE, NOTICE_POLL_S, PREEMPTION_REASON, PreemptionMixin
 from spotctl.clouds.local_processes import kill_all
 from spotctl.config import Settings
-from spotctl.models import Candidate, ClusterHandle, Offering
+from spotctl.models import Candidate, ClusterHandle, Location, Offering
 from spotctl.remote.local import LocalRunner, booting_marker, cgroup_marker, stopped_marker, unreachable_marker
 
 log = logging.getLogger(__name__)
@@ -93,6 +93,8 @@ class LocalCloud(PreemptionMixin):
     """Implements the Cloud protocol. Construction does no I/O; files appear on first use."""
 
     name = "local"
+    node_env: dict[str, str] = {}
+    """The local cloud writes preemption notices and signals programs itself."""
 
     def __init__(self, settings: Settings) -> None:
         self.root = Path(settings.local_cloud_dir)
@@ -104,6 +106,18 @@ class LocalCloud(PreemptionMixin):
 
     def config(self) -> LocalCloudConfig:
         return load_config(self.config_path)
+
+    def check(self, verify: bool = False) -> str | None:
+        """The local cloud needs no credentials; only a broken config.yaml stops it."""
+        try:
+            self.config()
+        except CloudError as exc:
+            return str(exc)
+        return None
+
+    def spot_prices(self, region: str) -> dict[tuple[str, str], float]:
+        """The local cloud's prices are its catalog's (config.yaml); nothing live."""
+        return {}
 
     def offerings(self) -> list[Offering]:
         cfg = self.config()
@@ -302,12 +316,12 @@ class LocalCloud(PreemptionMixin):
             preempt_at=preempt_at,
         )
 
-    def find_cluster(self, cluster_name: str) -> list[str]:
+    def find_cluster(self, cluster_name: str, at: Location | None = None) -> list[str]:
         """Every instance of the cluster not yet terminated, by rank: a preempted one still
-        holds its disk, so teardown must find it too."""
-        regions = [i.region for i in self._load().values() if i.cluster_name == cluster_name]
+        holds its disk, so teardown must find it too. Local ids are global: `at` is not needed."""
+        regions = [at.region] if at else [i.region for i in self._load().values() if i.cluster_name == cluster_name]
         with self._api("find_cluster", regions):
-            return [i.id for i in self._cluster(cluster_name, alive_only=False)]
+            return [i.id for i in self._cluster(cluster_name, alive_only=False) if at is None or i.region == at.region]
 
     def _cluster(self, cluster_name: str, *, alive_only: bool) -> list[LocalInstance]:
         self._refresh()
@@ -319,14 +333,14 @@ class LocalCloud(PreemptionMixin):
             ]
         return sorted(found, key=lambda i: i.node_rank)
 
-    def instance_states(self, instance_ids: list[str]) -> dict[str, InstanceState]:
+    def instance_states(self, instance_ids: list[str], at: Location | None = None) -> dict[str, InstanceState]:
         with self._api("instance_states", self._regions_of(instance_ids)):
             self._refresh()
             with self._state() as instances:
                 return {iid: instances[iid].state if iid in instances else InstanceState.GONE
                         for iid in instance_ids}
 
-    def terminate(self, instance_ids: list[str]) -> None:
+    def terminate(self, instance_ids: list[str], at: Location | None = None) -> None:
         with self._api("terminate", self._regions_of(instance_ids)):
             self._end(instance_ids, InstanceState.TERMINATED, TERMINATION_REASON)
             with self._state() as instances:  # a preempted instance is terminated too, as on EC2
@@ -345,7 +359,7 @@ class LocalCloud(PreemptionMixin):
             self._sweep_leftovers()
             return [
                 TaggedInstance(id=i.id, cluster_name=i.cluster_name, region=i.region, state=i.state,
-                               created_at=i.created_at)
+                               created_at=i.created_at, zone=i.zone)
                 for i in sorted(self._load().values(), key=lambda i: i.created_at)
                 if i.state != InstanceState.TERMINATED
             ]
@@ -452,6 +466,10 @@ class LocalCloud(PreemptionMixin):
             log.warning("local cloud: removing the leftover disk of instance %s", disk.name)
             kill_all(disk.name)
             shutil.rmtree(disk, ignore_errors=True)
+
+    def ready_handle(self, handle: ClusterHandle) -> ClusterHandle:
+        """A local instance's "address" is known from its creation."""
+        return handle
 
     def runner(self, handle: ClusterHandle, node_rank: int) -> LocalRunner:
         iid = handle.instance_ids[node_rank]

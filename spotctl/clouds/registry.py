@@ -8,8 +8,16 @@ from spotctl.clouds.base import Cloud, CloudError
 from spotctl.clouds.local import LocalCloud
 from spotctl.config import Settings
 
+
+def _aws(settings: Settings) -> Cloud:
+    from spotctl.clouds.aws import AwsCloud  # boto3 is imported only when AWS is used
+
+    return AwsCloud(settings)
+
+
 CLOUDS: dict[str, Callable[[Settings], Cloud]] = {
     "local": LocalCloud,
+    "aws": _aws,
 }
 """Factories must be cheap (no I/O): activities build a cloud per call."""
 

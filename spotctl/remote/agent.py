@@ -18,6 +18,11 @@ after the caller was killed) can answer from the files alone:
                   host's /checkpoint stays untouched (needs root and `unshare`; else the phase
                   fails with exit code 126 and the reason in output.log)
 
+On a cloud VM the supervisor also watches the cloud's interruption notice (AWS instance
+metadata `spot/instance-action`, at $SPOTCTL_METADATA_URL: the VM's own setting first, then
+env.json's), as the local cloud does itself: the deadline goes to ~/.spotctl/preemption_notice
+and the phase gets one SIGTERM, so the program can save before the VM is taken.
+
 Commands (each prints one JSON object on stdout):
   start D PHASE            idempotent start; returns once PHASE.pid exists
   status D PHASE           {"started", "running", "pid", "exit_code", "lost"}
@@ -33,7 +38,11 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
+import urllib.error
+import urllib.request
+from datetime import datetime
 
 USAGE = "usage: agent.py {start|status|signal} DIR PHASE [SIGNAL]\n"
 START_WAIT_S = 5.0
@@ -208,6 +217,99 @@ def _group_alive(pgid: int) -> bool:
 """How often a supervisor bumps its PHASE.beat counter while its program runs."""
 
 
+NOTICE_FILE = ".spotctl/preemption_notice"
+"""Relative to $HOME; the same file the local cloud writes (activities/node.py reads it)."""
+NOTICE_POLL_S = 5.0
+"""AWS posts the notice two minutes ahead; polling every 5 s leaves the program ~115 s."""
+METADATA_TIMEOUT_S = 2.0
+
+
+def _imds_notice(base: str) -> float | None:
+    """The deadline (epoch seconds) of the AWS spot interruption notice, or None when there is
+    none (404) or the metadata service does not answer. IMDSv2: a session token first."""
+    try:
+        req = urllib.request.Request(f"{base}/latest/api/token", method="PUT",
+                                     headers={"X-aws-ec2-metadata-token-ttl-seconds": "300"})
+        with urllib.request.urlopen(req, timeout=METADATA_TIMEOUT_S) as resp:
+            token = resp.read().decode()
+        req = urllib.request.Request(f"{base}/latest/meta-data/spot/instance-action",
+                                     headers={"X-aws-ec2-metadata-token": token})
+        with urllib.request.urlopen(req, timeout=METADATA_TIMEOUT_S) as resp:
+            notice = json.loads(resp.read().decode())
+    except (OSError, ValueError, urllib.error.URLError):
+        return None  # 404 = no notice; anything else: ask again next time
+    when = str(notice.get("time", ""))
+    try:
+        return datetime.fromisoformat(when.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return time.time() + 120  # a notice with an unreadable time: AWS's usual two minutes
+
+
+def _write_notice(home: str, deadline: float) -> None:
+    path = os.path.join(home, NOTICE_FILE)
+    try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        _write_atomic(path, f"{deadline}\n")
+    except OSError:
+        pass
+
+
+def _watch_notice(base: str, home: str, on_notice, done: threading.Event) -> None:
+    """Poll the metadata service until the phase ends; on a notice write the deadline file
+    (unless another phase's watcher did) and call on_notice once."""
+    while not done.wait(NOTICE_POLL_S):
+        deadline = _imds_notice(base)
+        if deadline is not None:
+            if not os.path.exists(os.path.join(home, NOTICE_FILE)):
+                _write_notice(home, deadline)
+            on_notice()
+            return
+
+
+SYNC_INTERVAL_S = 5.0
+"""How often a synced bucket mount (sync.json) pushes what changed."""
+SYNC_FINAL_MAX_S = 300.0
+"""Longest final push after the phase ended (the exit code waits for it, beating)."""
+
+
+def _make_dir(path: str) -> None:
+    """Create a mount target; one outside the user's reach (/checkpoint) through sudo, as on
+    a cloud image whose login user may sudo without a password."""
+    try:
+        os.makedirs(path, exist_ok=True)
+        return
+    except PermissionError:
+        pass
+    ids = f"{os.getuid()}:{os.getgid()}"
+    for argv in (["sudo", "-n", "mkdir", "-p", path], ["sudo", "-n", "chown", ids, path]):
+        subprocess.run(argv, check=True, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.PIPE, timeout=30)
+
+
+def _start_syncs(d: str, stop: threading.Event) -> list[threading.Thread]:
+    """Pull every bucket of sync.json into its target, then keep pushing changes in the
+    background until `stop` (then once more). Raises on a failed pull: the phase must not
+    start without its checkpoint."""
+    try:
+        with open(os.path.join(d, "sync.json")) as f:
+            entries = json.load(f)
+    except FileNotFoundError:
+        return []
+    import bucket_sync  # copied next to this file; imported only when a bucket is synced
+
+    threads = []
+    for e in entries:
+        _make_dir(e["target"])
+        client = bucket_sync.S3Client(e["region"], endpoint=e.get("endpoint"), access_key=e.get("access_key"),
+                                      secret_key=e.get("secret_key"), session_token=e.get("session_token"))
+        mount = bucket_sync.CachedMount(e["bucket"], e.get("prefix", ""), e["target"], client)
+        mount.pull()
+        t = threading.Thread(target=mount.run_until, args=(stop, SYNC_INTERVAL_S), daemon=True)
+        t.start()
+        threads.append(t)
+    return threads
+
+
 def _supervise(d: str, phase: str) -> None:
     """Run the phase script, record its pid and exit code; forward TERM/INT to its group."""
     _write_atomic(_path(d, phase, "spid"), str(os.getpid()))
@@ -250,6 +352,13 @@ def _supervise(d: str, phase: str) -> None:
         return
     if mounts:
         argv = _namespaced(argv, mounts, env.get("PATH"))
+    sync_stop = threading.Event()
+    try:
+        syncs = _start_syncs(d, sync_stop)
+    except Exception as exc:  # noqa: BLE001 - any failure: the phase cannot start
+        os.write(log, f"spotctl agent: cannot start {phase}: bucket sync failed: {exc}\n".encode())
+        _write_atomic(_path(d, phase, "exit"), str(MOUNT_FAILED))
+        return
     try:
         proc = subprocess.Popen(
             argv,
@@ -268,6 +377,11 @@ def _supervise(d: str, phase: str) -> None:
     _write_atomic(_path(d, phase, "pid"), str(proc.pid))
     for signum in pending:
         forward(signum, None)
+    phase_done = threading.Event()
+    metadata = os.environ.get("SPOTCTL_METADATA_URL") or env.get("SPOTCTL_METADATA_URL")
+    if metadata:
+        threading.Thread(target=_watch_notice, daemon=True,
+                         args=(metadata.rstrip("/"), home, lambda: forward(signal.SIGTERM, None), phase_done)).start()
     beats = 0
     while True:
         # A counter, not a time: the watcher compares successive reads, so the node's and the
@@ -291,6 +405,14 @@ def _supervise(d: str, phase: str) -> None:
                 _write_atomic(_path(d, phase, "beat"), str(beats))
                 next_beat += BEAT_S
             time.sleep(0.1)
+    phase_done.set()
+    sync_stop.set()  # the last push of every synced bucket, before the exit code says "done"
+    deadline = time.monotonic() + SYNC_FINAL_MAX_S
+    while any(t.is_alive() for t in syncs) and time.monotonic() < deadline:
+        beats += 1
+        _write_atomic(_path(d, phase, "beat"), str(beats))
+        for t in syncs:
+            t.join(timeout=BEAT_S / max(len(syncs), 1))
     _write_atomic(_path(d, phase, "exit"), str(rc if rc >= 0 else 128 - rc))
 
 

@@ -30,6 +30,14 @@ class Runner(Protocol):
     python: str
     """The Python interpreter to run the agent with on the node."""
 
+    shares_host_files: bool
+    """The node sees this host's file system (the local cloud's sandboxes): a host directory
+    can be linked or bind-mounted there instead of copied. False for a real VM."""
+
+    def check_alive(self) -> None:
+        """Raise NodeUnreachable when the node does not answer (cheap; no command run)."""
+        ...
+
     def run(self, argv: list[str], env: dict[str, str] | None = None, timeout: float = 60) -> CommandResult:
         """Run a short command on the node and wait for it."""
         ...
@@ -47,5 +55,9 @@ class Runner(Protocol):
         ...
 
     def write_file(self, remote_path: str, data: bytes) -> None:
-        """Write bytes to a node file atomically, creating parent directories."""
+        """Write bytes to a node file atomically (mode 0600), creating parent directories."""
+        ...
+
+    def remove_file(self, remote_path: str) -> None:
+        """Remove a node file; a missing one is fine."""
         ...

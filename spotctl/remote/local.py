@@ -27,6 +27,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from spotctl.files import copy_tree
 from spotctl.remote.base import CommandResult, NodeUnreachable
 
 INSTANCE_MARKER = "SPOTCTL_LOCAL_INSTANCE"
@@ -66,6 +67,9 @@ def unreachable_marker(home: Path) -> Path:
 class LocalRunner:
     """Runs commands in the instance's home with a clean, SSH-like environment."""
 
+    shares_host_files = True
+    """The sandbox is a directory of this host: buckets can be linked or bind-mounted."""
+
     def __init__(self, home: Path, instance_id: str) -> None:
         self._home = Path(home)
         self.home = str(self._home)
@@ -79,7 +83,7 @@ class LocalRunner:
     def __repr__(self) -> str:
         return f"LocalRunner({self.instance_id}, home={self.home})"
 
-    def _check_alive(self) -> None:
+    def check_alive(self) -> None:
         """A terminated instance's home is removed; behave like an unreachable host. The
         simulated-unreachable flag is checked first and on every call (one stat), so tests can
         cut and restore the "network" while a runner is in use; a booting instance answers
@@ -93,7 +97,7 @@ class LocalRunner:
 
     def _check_running(self) -> None:
         """Reads work on a preempted (stopped) instance's kept disk; running and writing do not."""
-        self._check_alive()
+        self.check_alive()
         if os.path.exists(self._stopped):
             raise NodeUnreachable(f"local instance {self.instance_id} is stopped (preempted)")
 
@@ -179,16 +183,20 @@ class LocalRunner:
 
     def put_dir(self, local_dir: str, remote_dir: str) -> None:
         self._check_running()
-        _copy_tree(Path(local_dir), self._node_path(remote_dir))
+        copy_tree(Path(local_dir), self._node_path(remote_dir))
 
     def read_file(self, remote_path: str, offset: int = 0, max_bytes: int = 1 << 20) -> bytes:
-        self._check_alive()
+        self.check_alive()
         try:
             with open(self._node_path(remote_path), "rb") as f:
                 f.seek(offset)
                 return f.read(max_bytes)
         except (FileNotFoundError, NotADirectoryError):
             return b""
+
+    def remove_file(self, remote_path: str) -> None:
+        self._check_running()
+        self._node_path(remote_path).unlink(missing_ok=True)
 
     def write_file(self, remote_path: str, data: bytes) -> None:
         self._check_running()
@@ -210,26 +218,3 @@ def _joiner(procs: int) -> Callable[[], None]:
         os.write(procs, b"0")
 
     return join
-
-
-def _copy_tree(src: Path, dst: Path, top: bool = True) -> None:
-    """copytree(symlinks=True, dirs_exist_ok=True), except that it also replaces existing
-    files and symlinks (shutil's fails on an existing symlink, so a second sync would).
-    Only the top destination may be a symlink to a directory; deeper ones are replaced."""
-    if (dst.is_symlink() and not top) or (dst.exists() and not dst.is_dir()):
-        dst.unlink()
-    dst.mkdir(parents=True, exist_ok=True)
-    for entry in os.scandir(src):
-        target = dst / entry.name
-        if entry.is_dir(follow_symlinks=False):
-            _copy_tree(Path(entry.path), target, top=False)
-            continue
-        if target.is_symlink() or target.is_file():
-            target.unlink()  # never write through an old symlink
-        elif target.is_dir():
-            shutil.rmtree(target)
-        if entry.is_symlink():
-            os.symlink(os.readlink(entry.path), target)
-        else:
-            shutil.copy2(entry.path, target)
-    shutil.copystat(src, dst)

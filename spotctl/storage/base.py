@@ -50,6 +50,13 @@ class Store(Protocol):
         """Keys under `prefix`, relative to the bucket, sorted."""
         ...
 
+    def node_sync(self, bucket: str, prefix: str = "") -> dict | None:
+        """What a node agent needs to keep a directory of a VM in step with the bucket (MOUNT
+        and MOUNT_CACHED on a real VM; see remote/bucket_sync.py): a JSON-able dict with
+        "kind", "bucket", "prefix" and the store's endpoint, region and credentials. None when
+        the store cannot be reached from a node that way."""
+        ...
+
     def local_path(self, bucket: str, prefix: str = "") -> str | None:
         """The host directory holding `prefix` when the store is directory-backed (so the local
         cloud can link or bind-mount it and writes land in the bucket at once), else None."""

@@ -14,19 +14,29 @@ import secrets
 import shutil
 from pathlib import Path
 
-from spotctl.remote.local import _copy_tree
+from spotctl.files import copy_tree
 from spotctl.storage.base import StorageError
 
 _BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 
 
+_IP_ADDRESS = re.compile(r"^\d{1,3}(\.\d{1,3}){3}$")
+_RESERVED_PREFIXES = ("xn--", "sthree-", "amzn-s3-demo-")
+_RESERVED_SUFFIXES = ("-s3alias", "--ol-s3", ".mrap", "--x-s3", "--table-s3")
+
+
 def check_bucket_name(name: str) -> str:
     """S3's rules (the strictest of the clouds), so a name that works here works there too."""
-    if not isinstance(name, str) or not _BUCKET_NAME.match(name) or ".." in name:
+    if not isinstance(name, str) or not _BUCKET_NAME.match(name) or any(s in name for s in ("..", ".-", "-.")):
         raise StorageError(
             f"invalid bucket name {name!r}: use 3-63 characters, lowercase letters, digits, '-' "
             "and '.', starting and ending with a letter or digit"
         )
+    if _IP_ADDRESS.match(name):
+        raise StorageError(f"invalid bucket name {name!r}: S3 forbids names that look like an IP address")
+    if name.startswith(_RESERVED_PREFIXES) or name.endswith(_RESERVED_SUFFIXES):
+        raise StorageError(f"invalid bucket name {name!r}: S3 reserves the prefixes {', '.join(_RESERVED_PREFIXES)} "
+                           f"and the suffixes {', '.join(_RESERVED_SUFFIXES)}")
     return name
 
 
@@ -108,7 +118,7 @@ class LocalStore:
         src = Path(local_dir).expanduser()
         if not src.is_dir():
             raise StorageError(f"cannot upload {src} to bucket {bucket!r}: not a directory")
-        _copy_tree(src, self._object(bucket, prefix))
+        copy_tree(src, self._object(bucket, prefix))
 
     def upload_file(self, local_file: str, bucket: str, key: str) -> None:
         src = Path(local_file).expanduser()
@@ -122,7 +132,7 @@ class LocalStore:
         src = self._object(bucket, prefix)
         if not src.is_dir():
             raise StorageError(f"bucket {bucket!r} has nothing under {clean_key(prefix)!r}")
-        _copy_tree(src, Path(local_dir))
+        copy_tree(src, Path(local_dir))
 
     def download_file(self, bucket: str, key: str, local_file: str) -> None:
         src = self._object(bucket, key)
@@ -142,6 +152,10 @@ class LocalStore:
                 keys += [(rel / n).as_posix() for n in filenames]
                 keys += [(rel / n).as_posix() for n in dirnames if os.path.islink(os.path.join(dirpath, n))]
         return sorted(keys)
+
+    def node_sync(self, bucket: str, prefix: str = "") -> dict | None:
+        """A directory of this host cannot be reached from a VM's agent."""
+        return None
 
     def local_path(self, bucket: str, prefix: str = "") -> str | None:
         return str(self._object(bucket, prefix))

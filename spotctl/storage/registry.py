@@ -10,17 +10,23 @@ from spotctl.storage.local import LocalStore, clean_key
 
 SCHEMES = {"local": "local", "s3": "s3", "gs": "gcs", "gcs": "gcs", "r2": "r2", "cos": "ibm",
            "oci": "oci", "azure": "azure", "https": "azure"}
-"""URL scheme -> store kind (SkyPilot's schemes). Only `local` is implemented today."""
-SUPPORTED = ("local",)
+"""URL scheme -> store kind (SkyPilot's schemes). `local` and `s3` are implemented today."""
+SUPPORTED = ("local", "s3")
 
 _URL = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://([^/]*)/?(.*)$")
 
 
 def get_store(settings: Settings, store: str | None = None) -> Store:
-    """The store named `store` (case-insensitive, as task YAML writes it); None = local."""
+    """The store named `store` (case-insensitive, as task YAML writes it); None = local.
+    `s3` buckets are created in the default AWS region of boto3's chain (AWS_REGION /
+    AWS_DEFAULT_REGION, else us-east-1); existing buckets are used in their own region."""
     kind = (store or "local").lower()
     if kind == "local":
         return LocalStore(settings.home / "local_buckets")
+    if kind == "s3":
+        from spotctl.storage.s3 import S3Store  # boto3 is only imported when S3 is used
+
+        return S3Store(settings)
     if kind in SCHEMES.values():
         raise StorageError(f"{kind} buckets are not supported yet (supported: {', '.join(SUPPORTED)})")
     raise StorageError(f"unknown store {store!r} (supported: {', '.join(SUPPORTED)})")

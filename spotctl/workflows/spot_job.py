@@ -56,6 +56,7 @@ with workflow.unsafe.imports_passed_through():
         JobSpec,
         JobState,
         JobStatus,
+        Location,
         ProvisionRequest,
         ProvisionResult,
         ReadyRequest,
@@ -337,8 +338,10 @@ class SpotJobWorkflow(ControllerV1):
         ephemeral buckets); retried until the cloud confirms nothing is left."""
         if self._attempt < first_attempt and not delete_buckets:
             return
+        regions = sorted({(c.cloud, c.region) for c in self._spec.candidates})
         req = TeardownRequest(job_id=self._spec.job_id, first_attempt=first_attempt, last_attempt=self._attempt,
-                              delete_buckets=delete_buckets or [])
+                              delete_buckets=delete_buckets or [],
+                              regions=[Location(cloud=c, region=r) for c, r in regions])
         await workflow.execute_activity(
             Activities.TEARDOWN, req, result_type=int, start_to_close_timeout=timedelta(minutes=10),
             heartbeat_timeout=_HEARTBEAT, retry_policy=_INFRA_RETRY,

@@ -1,0 +1,275 @@
+"""MOUNT_CACHED for S3 on any VM: a local directory kept in step with `s3://bucket/prefix`.
+
+Stdlib only (copied next to agent.py and imported by it; Python 3.8+). `S3Client` is a tiny
+S3 client signing with AWS Signature V4 (ListObjectsV2, GetObject, PutObject, single part, so
+objects up to 5 GiB); `CachedMount` pulls a prefix into a directory once, then pushes what
+changed there, every few seconds and once more at the end.
+
+Credentials: explicit arguments, else AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY /
+AWS_SESSION_TOKEN, else the instance role through IMDSv2 (refreshed before it expires).
+Every HTTP call has a time-out. Deleting a local file does not delete its object.
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import hmac
+import json
+import os
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+import xml.etree.ElementTree as ET
+
+TIMEOUT_S = 30.0
+"""Per HTTP call: connect, and each read of the response (urllib's socket time-out)."""
+IMDS_URL = "http://169.254.169.254"
+EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
+_NS = "{http://s3.amazonaws.com/doc/2006-03-01/}"
+TEMP_SUFFIXES = (".tmp", ".temp", ".part", ".swp", "~")
+"""Files still being written by their program (renamed into place when done) are not pushed."""
+
+
+class S3Error(Exception):
+    """An S3 request that failed; `status` is the HTTP status (0 = no answer), `code` S3's."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(f"S3 {status} {code}: {message}")
+        self.status, self.code = status, code
+
+
+def _quote(s: str, safe: str = "-_.~") -> str:
+    return urllib.parse.quote(s, safe=safe)
+
+
+def sign_v4(method: str, url: str, headers: dict, payload_hash: str, access_key: str, secret_key: str,
+            region: str, service: str = "s3", now: datetime.datetime | None = None) -> dict:
+    """Return `headers` plus X-Amz-Date and Authorization (AWS Signature Version 4).
+
+    `url`'s path and query must already be URI-encoded as they will be sent; `headers` must
+    hold every header to sign (Host included; X-Amz-Date is added unless given)."""
+    now = now or datetime.datetime.now(datetime.timezone.utc)  # noqa: UP017 (Python 3.8)
+    headers = dict(headers)
+    amz_date = headers.setdefault("X-Amz-Date", now.strftime("%Y%m%dT%H%M%SZ"))
+    day = amz_date[:8]
+    parts = urllib.parse.urlsplit(url)
+    query = sorted((_quote(k), _quote(v)) for k, v in urllib.parse.parse_qsl(parts.query, keep_blank_values=True))
+    canon = {k.lower().strip(): " ".join(str(v).split()) for k, v in headers.items()}
+    signed = ";".join(sorted(canon))
+    request = "\n".join([method, parts.path or "/", "&".join(f"{k}={v}" for k, v in query),
+                         "".join(f"{k}:{canon[k]}\n" for k in sorted(canon)), signed, payload_hash])
+    scope = f"{day}/{region}/{service}/aws4_request"
+    to_sign = "\n".join(["AWS4-HMAC-SHA256", amz_date, scope, hashlib.sha256(request.encode()).hexdigest()])
+    key = ("AWS4" + secret_key).encode()
+    for part in (day, region, service, "aws4_request"):
+        key = hmac.new(key, part.encode(), hashlib.sha256).digest()
+    signature = hmac.new(key, to_sign.encode(), hashlib.sha256).hexdigest()
+    headers["Authorization"] = (f"AWS4-HMAC-SHA256 Credential={access_key}/{scope}, "
+                                f"SignedHeaders={signed}, Signature={signature}")
+    return headers
+
+
+def imds_credentials(base: str = IMDS_URL, timeout: float = 2.0) -> dict:
+    """The instance role's credentials via IMDSv2: {"AccessKeyId", "SecretAccessKey", "Token",
+    "Expiration"}. Raises OSError/ValueError when there is no metadata service or role."""
+    put = urllib.request.Request(f"{base}/latest/api/token", method="PUT",
+                                 headers={"X-aws-ec2-metadata-token-ttl-seconds": "21600"})
+    with urllib.request.urlopen(put, timeout=timeout) as r:
+        token = r.read().decode()
+
+    def get(path: str) -> str:
+        req = urllib.request.Request(f"{base}{path}", headers={"X-aws-ec2-metadata-token": token})
+        with urllib.request.urlopen(req, timeout=timeout) as r:
+            return r.read().decode()
+
+    role = get("/latest/meta-data/iam/security-credentials/").split()[0]
+    return json.loads(get(f"/latest/meta-data/iam/security-credentials/{role}"))
+
+
+class S3Client:
+    """Just enough S3 for CachedMount. Path-style URLs against `endpoint` (default
+    https://s3.<region>.amazonaws.com, where DNS-safe bucket names use virtual hosts)."""
+
+    def __init__(self, region: str, endpoint: str | None = None, access_key: str | None = None,
+                 secret_key: str | None = None, session_token: str | None = None,
+                 timeout: float = TIMEOUT_S, imds_url: str = IMDS_URL) -> None:
+        self.region, self.timeout, self.imds_url = region, timeout, imds_url
+        self.endpoint = (endpoint or f"https://s3.{region}.amazonaws.com").rstrip("/")
+        self.virtual_hosts = endpoint is None
+        env = os.environ
+        self._creds = (access_key or env.get("AWS_ACCESS_KEY_ID"), secret_key or env.get("AWS_SECRET_ACCESS_KEY"),
+                       session_token if access_key else env.get("AWS_SESSION_TOKEN"))
+        self._expires = float("inf") if self._creds[0] and self._creds[1] else 0.0
+
+    def _credentials(self) -> tuple:
+        if time.time() > self._expires - 300:  # none yet, or a role's expiring in 5 minutes
+            try:
+                c = imds_credentials(self.imds_url, timeout=min(self.timeout, 5.0))
+            except (OSError, ValueError, IndexError) as exc:
+                raise S3Error(0, "NoCredentials", f"no AWS credentials in the environment or from "
+                                                  f"the instance metadata service ({exc})") from None
+            exp = datetime.datetime.strptime(c["Expiration"], "%Y-%m-%dT%H:%M:%SZ")
+            self._creds = (c["AccessKeyId"], c["SecretAccessKey"], c.get("Token"))
+            self._expires = exp.replace(tzinfo=datetime.timezone.utc).timestamp()  # noqa: UP017
+        return self._creds
+
+    def _url(self, bucket: str, key: str = "", query: dict | None = None) -> str:
+        base = self.endpoint
+        if self.virtual_hosts and "." not in bucket:
+            scheme, host = base.split("://", 1)
+            base, path = f"{scheme}://{bucket}.{host}", "/" + _quote(key, "/-_.~")
+        else:
+            path = f"/{bucket}/" + _quote(key, "/-_.~")
+        qs = "&".join(f"{_quote(k)}={_quote(v)}" for k, v in sorted((query or {}).items()))
+        return base + path + ("?" + qs if qs else "")
+
+    def request(self, method: str, bucket: str, key: str = "", query: dict | None = None, body=None,
+                length: int = 0, payload_hash: str = EMPTY_SHA256):
+        """Send one signed request; returns the open response (the caller closes it)."""
+        url = self._url(bucket, key, query)
+        access, secret, token = self._credentials()
+        headers = {"Host": urllib.parse.urlsplit(url).netloc, "X-Amz-Content-SHA256": payload_hash}
+        if token:
+            headers["X-Amz-Security-Token"] = token
+        headers = sign_v4(method, url, headers, payload_hash, access, secret, self.region)
+        if body is not None:
+            headers.update({"Content-Length": str(length), "Content-Type": "application/octet-stream"})
+        req = urllib.request.Request(url, data=body, method=method, headers=headers)
+        try:
+            return urllib.request.urlopen(req, timeout=self.timeout)
+        except urllib.error.HTTPError as exc:
+            text = exc.read().decode(errors="replace")
+            code = text.split("<Code>", 1)[-1].split("</Code>", 1)[0] if "<Code>" in text else exc.reason
+            msg = text.split("<Message>", 1)[-1].split("</Message>", 1)[0] if "<Message>" in text else ""
+            raise S3Error(exc.code, str(code), f"{method} s3://{bucket}/{key}: {msg}") from None
+        except OSError as exc:  # refused, reset, timed out
+            raise S3Error(0, "NoAnswer", f"{method} s3://{bucket}/{key}: {exc}") from None
+
+    def list_objects(self, bucket: str, prefix: str = "", page_size: int = 1000):
+        """Yield (key, size) of every object under `prefix`, page by page."""
+        token = None
+        while True:
+            query = {"list-type": "2", "prefix": prefix, "encoding-type": "url", "max-keys": str(page_size)}
+            if token:
+                query["continuation-token"] = token
+            with self.request("GET", bucket, query=query) as r:
+                root = ET.fromstring(r.read())
+            for c in root.iter(_NS + "Contents"):
+                yield urllib.parse.unquote_plus(c.findtext(_NS + "Key") or ""), int(c.findtext(_NS + "Size") or 0)
+            token = root.findtext(_NS + "NextContinuationToken")
+            if root.findtext(_NS + "IsTruncated") != "true" or not token:
+                return
+
+    def get_object(self, bucket: str, key: str, path: str) -> None:
+        """Stream the object into `path` (written to a temporary name, then renamed)."""
+        os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+        tmp = f"{path}.spotctl-get.{os.getpid()}"
+        try:
+            with self.request("GET", bucket, key) as r, open(tmp, "wb") as f:
+                while True:
+                    chunk = r.read(1 << 20)
+                    if not chunk:
+                        break
+                    f.write(chunk)
+            if os.path.islink(path):
+                os.unlink(path)  # never write through a symlink
+            os.replace(tmp, path)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+
+    def put_object(self, bucket: str, key: str, path: str) -> None:
+        """Upload a file in one PUT, streamed from disk (its SHA-256 is signed: one extra read)."""
+        digest, size = hashlib.sha256(), 0
+        with open(path, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                digest.update(chunk)
+                size += len(chunk)
+        with open(path, "rb") as f:
+            self.request("PUT", bucket, key, body=f, length=size, payload_hash=digest.hexdigest()).close()
+
+
+class CachedMount:
+    """`local_dir` as a cache of s3://bucket/prefix: `pull()` once, then `push()` changes."""
+
+    def __init__(self, bucket: str, prefix: str, local_dir: str, client: S3Client) -> None:
+        self.bucket, self.local_dir, self.client = bucket, os.path.abspath(local_dir), client
+        self.prefix = "/".join(p for p in prefix.split("/") if p)
+        self.state: dict = {}
+        """relpath -> [size, mtime_ns] of each file as it is in the bucket (after pull/push)."""
+
+    def _key(self, rel: str) -> str:
+        return f"{self.prefix}/{rel}" if self.prefix else rel
+
+    def _stat(self, path: str) -> list:
+        st = os.stat(path)
+        return [st.st_size, st.st_mtime_ns]
+
+    def pull(self) -> int:
+        """Download every object under the prefix; returns how many. Keys that would land
+        outside local_dir ('..', absolute) are refused with ValueError before any download."""
+        start = self.prefix + "/" if self.prefix else ""
+        todo = []
+        for key, _size in self.client.list_objects(self.bucket, start):
+            rel = key[len(start):]
+            parts = [p for p in rel.split("/") if p not in ("", ".")]
+            if rel.startswith("/") or ".." in parts:
+                raise ValueError(f"refusing s3://{self.bucket}/{key}: it would land outside {self.local_dir}")
+            if parts and not key.endswith("/"):
+                todo.append((key, "/".join(parts)))
+        os.makedirs(self.local_dir, exist_ok=True)
+        for key, rel in todo:
+            path = os.path.join(self.local_dir, *rel.split("/"))
+            self.client.get_object(self.bucket, key, path)
+            self.state[rel] = self._stat(path)
+        return len(todo)
+
+    def changed(self) -> list:
+        """Relative paths of files new or changed (size or mtime) since the last pull/push."""
+        out = []
+        for dirpath, dirnames, filenames in os.walk(self.local_dir):
+            dirnames.sort()
+            for name in sorted(filenames):
+                path = os.path.join(dirpath, name)
+                if name.endswith(TEMP_SUFFIXES) or name.startswith(".#") or not os.path.isfile(path):
+                    continue
+                rel = os.path.relpath(path, self.local_dir).replace(os.sep, "/")
+                try:
+                    if self.state.get(rel) != self._stat(path):
+                        out.append(rel)
+                except FileNotFoundError:
+                    continue  # removed meanwhile
+        return out
+
+    def push(self) -> list:
+        """Upload what changed; returns the uploaded relative paths. A file that changes while
+        it is sent is not marked as pushed, so the next push sends it again. Idempotent."""
+        done = []
+        for rel in self.changed():
+            path = os.path.join(self.local_dir, *rel.split("/"))
+            try:
+                before = self._stat(path)
+                self.client.put_object(self.bucket, self._key(rel), path)
+            except FileNotFoundError:
+                continue
+            try:
+                if self._stat(path) == before:
+                    self.state[rel] = before
+            except FileNotFoundError:
+                pass
+            done.append(rel)
+        return done
+
+    def run_until(self, stop_event, interval_s: float = 5.0) -> None:
+        """Push every `interval_s` seconds until `stop_event` (a threading.Event) is set, then
+        once more. Errors of a periodic push are reported on stderr and retried next round;
+        the final push raises its error."""
+        while not stop_event.wait(interval_s):
+            try:
+                self.push()
+            except (S3Error, OSError) as exc:
+                print(f"bucket_sync: push to s3://{self.bucket}/{self.prefix} failed: {exc}", file=sys.stderr)
+        self.push()

@@ -1,0 +1,398 @@
+"""S3Store: the Store protocol on Amazon S3 (or anything speaking its API, e.g. the lab's moto).
+
+Every call goes through `aws_clients.aws_client`, so it is bounded by spotctl's connect/read
+time-outs and honours `Settings.aws.endpoint_url`. Buckets are created in the store's region;
+object calls on an existing bucket use a client of *the bucket's* region (looked up once with
+GetBucketLocation and cached), so a bucket made elsewhere works without redirects.
+
+Errors: what retrying cannot fix (no such bucket or key, access denied, invalid or taken
+name, a key that would escape the target directory) raises StorageError with a message that
+names the bucket and says why. Transient trouble (time-outs, connection errors, throttling,
+5xx) is re-raised as botocore's own exception, so the caller's retry policy can retry it.
+
+S3 has no directories, symlinks or modes: `upload_dir` stores each regular file (symlinks are
+followed, dangling ones skipped, empty directories are lost) as `prefix/relpath`, and
+`download_dir` recreates the tree from the keys.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from boto3.s3.transfer import TransferConfig
+from botocore.exceptions import ClientError
+
+from spotctl.aws_clients import aws_client, aws_credentials, has_credentials
+from spotctl.config import Settings
+from spotctl.storage.base import StorageError
+from spotctl.storage.local import check_bucket_name, clean_key
+
+log = logging.getLogger(__name__)
+
+DEFAULT_REGION = "us-east-1"
+MULTIPART_CHUNK = 64 * 1024 * 1024
+TRANSFER = TransferConfig(multipart_threshold=MULTIPART_CHUNK, multipart_chunksize=MULTIPART_CHUNK,
+                          max_concurrency=4, use_threads=True)
+"""Files above 64 MiB go up in 64 MiB parts, 4 at a time (10,000 parts: files up to 640 GiB)."""
+PARALLEL_FILES = 8
+"""Small files are sent/fetched this many at a time (clients are thread-safe)."""
+DELETE_BATCH = 1000
+"""DeleteObjects takes at most 1000 keys per call."""
+
+_NOT_FOUND = {"NoSuchBucket", "404", "NotFound"}
+_DENIED = {"AccessDenied", "403", "Forbidden", "AllAccessDisabled", "InvalidAccessKeyId",
+           "SignatureDoesNotMatch", "AccountProblem"}
+_PERMANENT = _NOT_FOUND | _DENIED | {"NoSuchKey", "InvalidBucketName", "BucketAlreadyExists",
+                                     "IllegalLocationConstraintException", "InvalidLocationConstraint",
+                                     "InvalidObjectState", "BucketNotEmpty", "MethodNotAllowed"}
+
+
+def _code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", ""))
+
+
+def _status(exc: ClientError) -> int:
+    return int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
+
+
+def _why(exc: ClientError) -> str:
+    code = _code(exc)
+    if code in _NOT_FOUND:
+        return "no such bucket"
+    if code in _DENIED:
+        return f"access denied ({code}): it exists but is not yours, or the credentials may not use it"
+    if code == "NoSuchKey":
+        return "no such object"
+    if code == "InvalidBucketName":
+        return "invalid bucket name"
+    if code == "BucketAlreadyExists":
+        return "the name is taken by another AWS account (bucket names are global)"
+    msg = exc.response.get("Error", {}).get("Message") or ""
+    return f"{code}: {msg}".strip(": ")
+
+
+def _fail(exc: ClientError, bucket: str, doing: str) -> Exception:
+    """StorageError for what retrying cannot fix; the ClientError itself otherwise."""
+    if _code(exc) in _PERMANENT or _status(exc) in (403, 404):
+        return StorageError(f"S3 bucket {bucket!r}: cannot {doing}: {_why(exc)}")
+    return exc
+
+
+class S3Store:
+    """Implements the Store protocol on S3; see the module docstring."""
+
+    name = "s3"
+
+    def __init__(self, settings: Settings, region: str | None = None) -> None:
+        self.settings = settings
+        self.region = (region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+                       or DEFAULT_REGION)
+        self._regions: dict[str, str] = {}
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"S3Store(region={self.region!r}, endpoint={self.settings.aws.endpoint_url!r})"
+
+    # -- clients and regions -------------------------------------------------------------
+
+    def _client(self, region: str | None = None) -> Any:
+        if not has_credentials(self.settings):  # not a fault of the moment: say it, once
+            raise StorageError("S3: no AWS credentials found (set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY "
+                               "or AWS_PROFILE, or run `aws configure`)")
+        return aws_client(self.settings, "s3", region or self.region)
+
+    def bucket_region(self, bucket: str) -> str:
+        """The region the bucket lives in (cached). StorageError if it is missing or not ours."""
+        check_bucket_name(bucket)
+        with self._lock:
+            if bucket in self._regions:
+                return self._regions[bucket]
+        try:
+            loc = self._client().get_bucket_location(Bucket=bucket).get("LocationConstraint")
+            region = {None: "us-east-1", "": "us-east-1", "EU": "eu-west-1"}.get(loc, loc)
+        except ClientError as exc:
+            # GetBucketLocation needs the owner's permission; HeadBucket's error still says where.
+            region = exc.response.get("ResponseMetadata", {}).get("HTTPHeaders", {}).get("x-amz-bucket-region")
+            if _code(exc) not in _DENIED or not region:
+                raise _fail(exc, bucket, "use it") from None
+        with self._lock:
+            self._regions[bucket] = region
+        return region
+
+    def _bucket_client(self, bucket: str) -> Any:
+        return self._client(self.bucket_region(bucket))
+
+    def _forget(self, bucket: str) -> None:
+        with self._lock:
+            self._regions.pop(bucket, None)
+
+    # -- buckets ---------------------------------------------------------------------------
+
+    def list_buckets(self) -> list[str]:
+        """Every bucket of the account, sorted (for the orphan sweeper)."""
+        return sorted(b["Name"] for b in self._client().list_buckets().get("Buckets", []))
+
+    def last_changed(self, name: str) -> float:
+        """Newest LastModified of any object (or the bucket's creation), epoch seconds."""
+        newest = 0.0
+        for b in self._client().list_buckets().get("Buckets", []):
+            if b["Name"] == name:
+                newest = b["CreationDate"].timestamp()
+        for obj in self._objects(name, ""):
+            newest = max(newest, obj["LastModified"].timestamp())
+        if not newest:
+            raise StorageError(f"S3 bucket {name!r} not found")
+        return newest
+
+    def create_bucket(self, name: str) -> None:
+        check_bucket_name(name)
+        kwargs: dict[str, Any] = {"Bucket": name}
+        if self.region != "us-east-1":
+            kwargs["CreateBucketConfiguration"] = {"LocationConstraint": self.region}
+        try:
+            self._client().create_bucket(**kwargs)
+        except ClientError as exc:
+            if _code(exc) != "BucketAlreadyOwnedByYou":
+                raise _fail(exc, name, f"create the bucket in {self.region}") from None
+            return  # ours already, wherever it is: bucket_region finds out when needed
+        with self._lock:
+            self._regions[name] = self.region
+
+    def bucket_exists(self, name: str) -> bool:
+        check_bucket_name(name)
+        try:
+            self._client().head_bucket(Bucket=name)
+            return True
+        except ClientError as exc:
+            if _code(exc) in _NOT_FOUND or _status(exc) == 404:
+                self._forget(name)
+                return False
+            if _status(exc) == 403:
+                raise StorageError(f"S3 bucket {name!r} exists but is not yours (access denied)") from None
+            raise _fail(exc, name, "check the bucket") from None
+
+    def delete_bucket(self, name: str) -> None:
+        """Deletes every object version, delete marker and unfinished multipart upload, in
+        pages, then the bucket. A bucket that is (or becomes) gone is a no-op."""
+        check_bucket_name(name)
+        try:
+            client = self._bucket_client(name)
+        except StorageError:
+            if not self.bucket_exists(name):
+                return
+            raise
+        try:
+            for _ in range(3):  # a writer racing with us can refill it; try a few rounds
+                self._empty(client, name)
+                try:
+                    client.delete_bucket(Bucket=name)
+                    break
+                except ClientError as exc:
+                    if _code(exc) != "BucketNotEmpty":
+                        raise
+            else:
+                raise StorageError(f"cannot delete S3 bucket {name!r}: something keeps writing to it")
+        except ClientError as exc:
+            if _code(exc) not in _NOT_FOUND:
+                raise _fail(exc, name, "delete the bucket") from None
+        self._forget(name)
+
+    def _empty(self, client: Any, name: str) -> None:
+        batch: list[dict[str, str]] = []
+
+        def flush() -> None:
+            if batch:
+                out = client.delete_objects(Bucket=name, Delete={"Objects": list(batch), "Quiet": True})
+                errors = [e for e in out.get("Errors", []) if e.get("Code") != "NoSuchKey"]
+                if errors:
+                    e = errors[0]
+                    raise StorageError(f"cannot delete {e.get('Key')!r} in S3 bucket {name!r}: "
+                                       f"{e.get('Code')}: {e.get('Message')} ({len(errors)} errors)")
+                batch.clear()
+
+        for page in client.get_paginator("list_object_versions").paginate(Bucket=name):
+            for v in page.get("Versions", []) + page.get("DeleteMarkers", []):
+                batch.append({"Key": v["Key"], "VersionId": v["VersionId"]})
+                if len(batch) == DELETE_BATCH:
+                    flush()
+        flush()
+        for page in client.get_paginator("list_multipart_uploads").paginate(Bucket=name):
+            for up in page.get("Uploads", []):
+                client.abort_multipart_upload(Bucket=name, Key=up["Key"], UploadId=up["UploadId"])
+
+    # -- objects ---------------------------------------------------------------------------
+
+    def _objects(self, bucket: str, prefix: str) -> Iterator[dict[str, Any]]:
+        """Every object whose key starts with `prefix` (raw string prefix), in pages."""
+        client = self._bucket_client(bucket)
+        try:
+            for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+                yield from page.get("Contents", [])
+        except ClientError as exc:
+            raise _fail(exc, bucket, "list objects") from None
+
+    def upload_dir(self, local_dir: str, bucket: str, prefix: str = "") -> None:
+        src = Path(local_dir).expanduser()
+        if not src.is_dir():
+            raise StorageError(f"cannot upload {src} to S3 bucket {bucket!r}: not a directory")
+        base = clean_key(prefix)
+        jobs = [(path, f"{base}/{rel}" if base else rel) for path, rel in _walk_files(src)]
+        client = self._bucket_client(bucket)
+        self._parallel(lambda job: self._put(client, job[0], bucket, job[1]), jobs)
+
+    def upload_file(self, local_file: str, bucket: str, key: str) -> None:
+        src = Path(local_file).expanduser()
+        if not src.is_file():
+            raise StorageError(f"cannot upload {src} to S3 bucket {bucket!r}: not a file")
+        if not clean_key(key):
+            raise StorageError(f"cannot upload {src} to S3 bucket {bucket!r}: empty key")
+        self._put(self._bucket_client(bucket), str(src), bucket, clean_key(key))
+
+    def _put(self, client: Any, path: str, bucket: str, key: str) -> None:
+        """One PutObject for a small file (a transfer manager per file costs more than the
+        upload), boto3's managed (multipart, parallel) upload for a big one."""
+        try:
+            if os.path.getsize(path) < MULTIPART_CHUNK:
+                with open(path, "rb") as f:
+                    client.put_object(Bucket=bucket, Key=key, Body=f)
+            else:
+                client.upload_file(path, bucket, key, Config=TRANSFER)
+        except ClientError as exc:
+            raise _fail(exc, bucket, f"upload {key!r}") from None
+        except Exception as exc:  # boto3's S3UploadFailedError wraps the ClientError
+            cause = exc.__cause__ or exc.__context__
+            if isinstance(cause, ClientError):
+                raise _fail(cause, bucket, f"upload {key!r}") from None
+            raise
+
+    def download_dir(self, bucket: str, prefix: str, local_dir: str) -> None:
+        """Every object under `prefix/` into local_dir. Keys that would land outside local_dir
+        are refused before anything is written; keys ending in '/' (folder markers) only make
+        directories. StorageError when a non-empty prefix holds nothing."""
+        base = clean_key(prefix)
+        start = f"{base}/" if base else ""
+        dest_root = Path(local_dir).expanduser()
+        root = os.path.realpath(dest_root)
+        jobs: list[tuple[str, Path, int | None]] = []
+        dirs: list[Path] = []
+        for obj in self._objects(bucket, start):
+            key = obj["Key"]
+            target = _safe_target(dest_root, root, key[len(start):], bucket, key)
+            if key.endswith("/"):
+                dirs.append(target)
+            else:
+                jobs.append((key, target, obj.get("Size")))
+        if base and not jobs and not dirs:
+            raise StorageError(f"S3 bucket {bucket!r} has nothing under {base!r}")
+        dest_root.mkdir(parents=True, exist_ok=True)
+        for d in dirs:
+            d.mkdir(parents=True, exist_ok=True)
+        client = self._bucket_client(bucket)
+        self._parallel(lambda job: self._get(client, bucket, *job), jobs)
+
+    def download_file(self, bucket: str, key: str, local_file: str) -> None:
+        key = clean_key(key)
+        if not key:
+            raise StorageError(f"cannot download from S3 bucket {bucket!r}: empty key")
+        self._get(self._bucket_client(bucket), bucket, key, Path(local_file).expanduser())
+
+    def _get(self, client: Any, bucket: str, key: str, dest: Path, size: int | None = None) -> None:
+        """One streamed GetObject when the object is known to be small, else boto3's managed
+        (ranged, parallel) download. Either writes a temporary file and renames it."""
+        if dest.is_dir() and not dest.is_symlink():
+            raise StorageError(f"cannot write {dest}: a directory is in the way")
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        if dest.is_symlink():
+            dest.unlink()  # never write through an old symlink
+        try:
+            if size is not None and size < MULTIPART_CHUNK:
+                tmp = dest.with_name(f".{dest.name}.s3-{os.getpid()}-{threading.get_ident()}")
+                try:
+                    body = client.get_object(Bucket=bucket, Key=key)["Body"]
+                    with open(tmp, "wb") as f:
+                        for chunk in iter(lambda: body.read(1 << 20), b""):
+                            f.write(chunk)
+                    os.replace(tmp, dest)
+                finally:
+                    tmp.unlink(missing_ok=True)
+            else:
+                client.download_file(bucket, key, str(dest), Config=TRANSFER)
+        except ClientError as exc:
+            if _code(exc) in ("404", "NoSuchKey", "NotFound"):
+                raise StorageError(f"S3 bucket {bucket!r} has no object {key!r}") from None
+            raise _fail(exc, bucket, f"download {key!r}") from None
+
+    def list(self, bucket: str, prefix: str = "") -> list[str]:
+        base = clean_key(prefix)
+        keys = [o["Key"] for o in self._objects(bucket, base)
+                if not o["Key"].endswith("/") and (not base or o["Key"] == base or o["Key"].startswith(base + "/"))]
+        return sorted(keys)
+
+    def node_sync(self, bucket: str, prefix: str = "") -> dict | None:
+        """The bucket's region and endpoint, and this worker's credentials, for the node
+        agent's bucket_sync. The credentials land in a 0600 file on the VM only (as SkyPilot
+        ships ~/.aws to its VMs); with none here, the agent uses the VM's instance role."""
+        creds = aws_credentials(self.settings)
+        return {
+            "kind": "s3",
+            "bucket": bucket,
+            "prefix": clean_key(prefix),
+            "region": self.bucket_region(bucket),
+            "endpoint": self.settings.aws.endpoint_url,
+            **({"access_key": creds.access_key, "secret_key": creds.secret_key, "session_token": creds.token}
+               if creds else {}),
+        }
+
+    def local_path(self, bucket: str, prefix: str = "") -> str | None:
+        return None
+
+    @staticmethod
+    def _parallel(fn: Callable[[Any], None], jobs: list[Any]) -> None:
+        if len(jobs) <= 1:
+            for job in jobs:
+                fn(job)
+            return
+        with ThreadPoolExecutor(max_workers=min(PARALLEL_FILES, len(jobs)), thread_name_prefix="s3") as pool:
+            for f in [pool.submit(fn, job) for job in jobs]:
+                f.result()  # the first failure is raised (the rest still finish)
+
+
+def _walk_files(src: Path) -> Iterator[tuple[str, str]]:
+    """(path, '/'-relpath) of every file under src, following symlinks (each real directory
+    once, so a link loop ends); dangling links are skipped with a warning."""
+    seen: set[str] = set()
+    for dirpath, dirnames, filenames in os.walk(src, followlinks=True):
+        real = os.path.realpath(dirpath)
+        if real in seen:
+            dirnames[:] = []
+            continue
+        seen.add(real)
+        rel_dir = os.path.relpath(dirpath, src)
+        for name in filenames:
+            path = os.path.join(dirpath, name)
+            if not os.path.isfile(path):
+                log.warning("not uploading %s: a dangling link or not a regular file", path)
+                continue
+            rel = name if rel_dir == "." else f"{rel_dir}/{name}"
+            yield path, rel.replace(os.sep, "/")
+
+
+def _safe_target(dest_root: Path, root: str, rel: str, bucket: str, key: str) -> Path:
+    """dest_root/rel, refusing a key whose relative part is absolute, has '..', or leads
+    outside local_dir (also through a symlink already inside it)."""
+    parts = [p for p in rel.split("/") if p not in ("", ".")]
+    if rel.startswith("/") or ".." in parts or (not parts and not key.endswith("/")):
+        raise StorageError(f"refusing S3 object {key!r} of bucket {bucket!r}: it would be written outside "
+                           f"{dest_root}")
+    target = dest_root.joinpath(*parts)
+    real = os.path.realpath(target.parent)
+    if real != root and not real.startswith(root + os.sep):
+        raise StorageError(f"refusing S3 object {key!r} of bucket {bucket!r}: {target.parent} leads outside "
+                           f"{dest_root}")
+    return target

@@ -1,0 +1,194 @@
+# ruff: noqa: F811  (pytest fixtures imported from moto_lab)
+"""Managed jobs on AWS, end to end, in the lab: boto3 talks HTTP to moto, the job runs over
+real SSH (paramiko) on fake VMs, its checkpoint lives in an S3 bucket (moto) mounted with
+MOUNT_CACHED by the node agent. A preemption in one region moves the job to another.
+
+After every test: no instance alive in moto, no bucket left, no VM process or sshd left.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fake_vm import lab_leftovers, lab_missing
+from moto_lab import IMAGE_REGIONS, moto_instances, moto_server, publish_ubuntu_image, reset_moto  # noqa: F401
+from vm_lab import VmFleet
+
+from spotctl import aws_clients
+from spotctl.clouds import aws as aws_cloud
+from spotctl.remote import ssh
+from spotctl.remote.agent import _imds_notice
+
+from conftest import Spot, embedded_spot, launched_id, spotctl_env
+
+pytestmark = pytest.mark.skipif(lab_missing() is not None, reason=f"the lab cannot run here: {lab_missing()}")
+
+REGIONS = "us-east-1,us-west-2"
+COUNTER = """\
+import os, signal, sys, time
+path = os.path.expanduser("~/ckpt/step")
+step = int(open(path).read()) if os.path.exists(path) else 0
+print(f"resuming at {step}", flush=True)
+def save_and_exit(signum, frame):
+    print(f"SIGTERM at step {step}, saved", flush=True)
+    sys.exit(143)
+signal.signal(signal.SIGTERM, save_and_exit)
+while step < STEPS:
+    step += 1
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        f.write(str(step))
+    os.replace(tmp, path)
+    print(f"step {step}", flush=True)
+    time.sleep(0.5)
+print(f"done {step}", flush=True)
+"""
+
+
+def counter_task(tmp: Path, bucket: str, steps: int) -> Path:
+    (tmp / "counter.py").write_text(COUNTER.replace("STEPS", str(steps)))
+    task = tmp / "counter.yaml"
+    task.write_text(f"""
+name: counter
+workdir: {tmp}
+resources:
+  cloud: aws
+  instance_type: m6i.large
+  use_spot: true
+file_mounts:
+  ~/ckpt:
+    name: {bucket}
+    store: s3
+    mode: MOUNT_CACHED
+    persistent: false
+run: python3 counter.py
+""")
+    return task
+
+
+@pytest.fixture(scope="module")
+def aws_spot(tmp_path_factory: pytest.TempPathFactory, moto_server: str) -> Iterator[Spot]:
+    """An embedded spotctl (server + worker) that places jobs on AWS = moto + fake VMs."""
+    home = tmp_path_factory.mktemp("spotctl-aws-home")
+    env = spotctl_env(home) | {
+        "SPOTCTL_CLOUDS": "aws",
+        "SPOTCTL_AWS_ENDPOINT": moto_server,
+        "SPOTCTL_AWS_REGIONS": REGIONS,
+        "SPOTCTL_AWS_SSH_USER": "root",
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }
+    aws_clients.forget_clients()
+    try:
+        with embedded_spot(home, env) as spot:
+            yield spot
+    finally:
+        ssh.close_all()
+        aws_clients.forget_clients()
+
+
+@pytest.fixture
+def fleet(aws_spot: Spot, moto_server: str, tmp_path: Path) -> Iterator[VmFleet]:
+    """A clean moto with Ubuntu images, and fake VMs for what it launches; the leak check."""
+    reset_moto(moto_server)
+    aws_cloud.forget_caches()
+    for region in IMAGE_REGIONS:
+        publish_ubuntu_image(region)
+    vms = VmFleet(tmp_path / "vms", fallback_key=aws_spot.home / "ssh" / "id_ed25519.pub")
+    vms.install()
+    try:
+        yield vms
+        deadline = time.monotonic() + 30
+        while moto_instances() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        alive = [i.id for i in moto_instances()]
+        assert alive == [], f"instances left running in moto: {alive}"
+        buckets = [b["Name"] for b in aws_clients.aws_client(aws_spot.settings, "s3", "us-east-1")
+                   .list_buckets().get("Buckets", [])]
+        assert buckets == [], f"buckets left: {buckets}"
+    finally:
+        vms.uninstall()
+        ssh.close_all()
+    assert lab_leftovers() == []
+
+
+def launch(spot: Spot, task: Path) -> int:
+    result = spot.run("launch", "-y", "-d", str(task))
+    assert result.exit_code == 0, result.output
+    return launched_id(result.stderr)
+
+
+def logs(spot: Spot, job_id: int) -> str:
+    result = spot.run("logs", "--no-follow", str(job_id))
+    return result.output
+
+
+def wait_for_log(spot: Spot, job_id: int, pattern: str, timeout: float = 90) -> re.Match:
+    deadline = time.monotonic() + timeout
+    text = ""
+    while time.monotonic() < deadline:
+        text = logs(spot, job_id)
+        if m := re.search(pattern, text, re.M):
+            return m
+        time.sleep(0.5)
+    raise AssertionError(f"job {job_id}: no {pattern!r} in its logs:\n{text[-3000:]}")
+
+
+def steps_seen(text: str) -> list[int]:
+    return [int(s) for s in re.findall(r"^step (\d+)$", text, re.M)]
+
+
+def test_preempted_job_recovers_in_another_region_with_its_s3_checkpoint(aws_spot: Spot, fleet: VmFleet,
+                                                                         tmp_path: Path) -> None:
+    job_id = launch(aws_spot, counter_task(tmp_path, f"lab-ckpt-{os.getpid()}-1", steps=40))
+    wait_for_log(aws_spot, job_id, r"^step 12$")
+    first = aws_spot.job(job_id)
+    assert (first["cloud"], first["region"], first["status"]) == ("aws", "us-east-1", "RUNNING")
+    [iid] = fleet.running()
+    fleet.preempt(iid)  # no notice: what was pushed in the last few seconds is all that is kept
+    aws_spot.wait_running(job_id, attempt=2, timeout=120)
+    job = aws_spot.wait_status(job_id, "SUCCEEDED", timeout=120)
+    assert job["recoveries"] == 1 and job["region"] == "us-west-2"
+    text = logs(aws_spot, job_id)
+    resumed = int(re.findall(r"^resuming at (\d+)$", text, re.M)[-1])
+    assert resumed >= 5, f"the checkpoint did not carry over (resumed at {resumed})"
+    assert "done 40" in text
+    # The result equals an uninterrupted run's: every step up to 40 was done, in order, each
+    # after the checkpoint it resumed from.
+    after = steps_seen(text.split(f"resuming at {resumed}")[-1])
+    assert after == list(range(resumed + 1, 41))
+
+
+def test_interruption_notice_gets_sigterm_and_loses_no_step(aws_spot: Spot, fleet: VmFleet, tmp_path: Path) -> None:
+    job_id = launch(aws_spot, counter_task(tmp_path, f"lab-ckpt-{os.getpid()}-2", steps=60))
+    wait_for_log(aws_spot, job_id, r"^step 6$")
+    [iid] = fleet.running()
+    fleet.notice(iid, seconds=12)
+    saved = int(wait_for_log(aws_spot, job_id, r"SIGTERM at step (\d+), saved", timeout=30).group(1))
+    aws_spot.wait_running(job_id, attempt=2, timeout=120)
+    resumed = int(wait_for_log(aws_spot, job_id, r"(?s)SIGTERM at step.*^resuming at (\d+)$").group(1))
+    assert resumed == saved, f"saved step {saved}, resumed at {resumed}: steps were lost"
+    job = aws_spot.wait_status(job_id, "SUCCEEDED", timeout=150)
+    assert job["recoveries"] == 1
+    assert "done 60" in logs(aws_spot, job_id)
+
+
+def test_metadata_notice_reaches_the_vm(fleet: VmFleet, aws_spot: Spot) -> None:
+    """The agent's IMDSv2 client reads the notice from a lab VM's metadata service as it would
+    from EC2's: nothing until a notice is posted, then its deadline."""
+    ec2 = aws_clients.aws_client(aws_spot.settings, "ec2", "us-east-1")
+    iid = ec2.run_instances(ImageId="ami-12345678", MinCount=1, MaxCount=1)["Instances"][0]["InstanceId"]
+    vm = fleet.vms[iid]
+    base = f"http://{vm.address}:{vm.metadata_port}"
+    assert _imds_notice(base) is None
+    fleet.notice(iid, seconds=60)
+    deadline = _imds_notice(base)
+    assert deadline is not None and 50 < deadline - time.time() <= 61
+    fleet.preempt(iid)
+    assert vm.processes() == []

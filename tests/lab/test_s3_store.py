@@ -1,0 +1,251 @@
+"""S3Store against moto over HTTP: outcomes are checked in the bucket (with a plain boto3
+client) and on disk, never on S3Store's own word."""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+import s3_lab as lab
+from botocore.exceptions import BotoCoreError
+from s3_lab import S3Lab
+
+from spotctl.aws_clients import forget_clients
+from spotctl.storage.base import StorageError
+from spotctl.storage.registry import SUPPORTED, get_store
+from spotctl.storage.s3 import S3Store
+
+s3_lab = lab.s3_lab  # the fixtures, shared by module attribute
+moto_s3_endpoint = lab.moto_s3_endpoint
+
+
+def make_tree(root: Path) -> dict[str, bytes]:
+    files = {
+        "top.txt": b"top",
+        "empty": b"",
+        "a/b/deep.bin": os.urandom(3000),
+        "a/with space+plus.txt": b"odd name",
+        ".hidden/x": b"hidden too",
+    }
+    for rel, data in files.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_bytes(data)
+    (root / "link-to-top").symlink_to("top.txt")
+    (root / "dangling").symlink_to("nowhere")
+    return {**files, "link-to-top": b"top"}
+
+
+def read_tree(root: Path) -> dict[str, bytes]:
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+
+
+def test_registry_knows_s3(s3_lab: S3Lab) -> None:
+    assert "s3" in SUPPORTED
+    store = get_store(s3_lab.settings, "S3")
+    assert isinstance(store, S3Store) and store.name == "s3"
+    assert store.local_path("any-bucket", "x") is None
+
+
+def test_bucket_life_cycle(s3_lab: S3Lab, tmp_path: Path) -> None:
+    store = S3Store(s3_lab.settings)
+    assert not store.bucket_exists("life-bucket")
+    store.create_bucket("life-bucket")
+    store.create_bucket("life-bucket")  # already ours: no-op
+    assert store.bucket_exists("life-bucket") and s3_lab.buckets() == ["life-bucket"]
+
+    src = tmp_path / "src"
+    expected = make_tree(src)
+    store.upload_dir(str(src), "life-bucket", "/jobs/./7/")
+    assert s3_lab.keys("life-bucket") == sorted(f"jobs/7/{rel}" for rel in expected)
+    assert s3_lab.body("life-bucket", "jobs/7/a/b/deep.bin") == expected["a/b/deep.bin"]
+    assert s3_lab.body("life-bucket", "jobs/7/a/with space+plus.txt") == b"odd name"
+
+    store.upload_file(str(src / "top.txt"), "life-bucket", "single/file.txt")
+    assert store.list("life-bucket", "single") == ["single/file.txt"]
+    assert store.list("life-bucket", "single/file.txt") == ["single/file.txt"]
+    assert store.list("life-bucket", "sing") == []  # a prefix is a directory, not a string prefix
+    assert store.list("life-bucket", "jobs/7/a") == ["jobs/7/a/b/deep.bin", "jobs/7/a/with space+plus.txt"]
+    assert store.list("life-bucket") == s3_lab.keys("life-bucket")
+
+    out = tmp_path / "out"
+    (out / "stale").mkdir(parents=True)
+    (out / "top.txt").symlink_to(tmp_path / "must-not-be-written")
+    store.download_dir("life-bucket", "jobs/7", str(out))
+    assert not (tmp_path / "must-not-be-written").exists()
+    assert not (out / "top.txt").is_symlink()
+    assert read_tree(out) == expected
+    store.download_file("life-bucket", "single/file.txt", str(tmp_path / "one" / "f.txt"))
+    assert (tmp_path / "one" / "f.txt").read_bytes() == b"top"
+
+    store.upload_dir(str(src), "life-bucket", "jobs/7")  # overwrite: same keys, no error
+    assert len(s3_lab.keys("life-bucket", "jobs/7/")) == len(expected)
+
+    store.delete_bucket("life-bucket")
+    assert s3_lab.buckets() == [] and not store.bucket_exists("life-bucket")
+    store.delete_bucket("life-bucket")  # gone: no-op
+
+
+def test_many_objects_versions_and_paging(s3_lab: S3Lab, tmp_path: Path) -> None:
+    """> 1000 objects (list pages of 1000), plus versions and delete markers: delete_bucket
+    must remove them all in pages, or S3 refuses to delete the bucket."""
+    src = tmp_path / "many"
+    for i in range(1010):
+        d = src / f"d{i % 7}"
+        d.mkdir(parents=True, exist_ok=True)
+        (d / f"f{i:04d}").write_bytes(str(i).encode())
+    store = S3Store(s3_lab.settings)
+    store.create_bucket("many-bucket")
+    raw = s3_lab.client()
+    raw.put_bucket_versioning(Bucket="many-bucket", VersioningConfiguration={"Status": "Enabled"})
+    store.upload_dir(str(src), "many-bucket", "p")
+    keys = store.list("many-bucket", "p")
+    assert len(keys) == 1010 and keys == s3_lab.keys("many-bucket")
+
+    out = tmp_path / "out"
+    store.download_dir("many-bucket", "p", str(out))
+    assert read_tree(out) == read_tree(src)
+
+    with ThreadPoolExecutor(8) as pool:  # more versions, and delete markers
+        list(pool.map(lambda k: raw.put_object(Bucket="many-bucket", Key=k, Body=b"v2"), keys[:30]))
+        list(pool.map(lambda k: raw.delete_object(Bucket="many-bucket", Key=k), keys[30:60]))
+    versions = raw.list_object_versions(Bucket="many-bucket")
+    assert versions["IsTruncated"] and versions.get("DeleteMarkers")
+    mpu = raw.create_multipart_upload(Bucket="many-bucket", Key="unfinished")
+    raw.upload_part(Bucket="many-bucket", Key="unfinished", UploadId=mpu["UploadId"], PartNumber=1, Body=b"x")
+
+    store.delete_bucket("many-bucket")
+    assert s3_lab.buckets() == []
+
+
+def test_region_placement(s3_lab: S3Lab, tmp_path: Path) -> None:
+    eu = S3Store(s3_lab.settings, region="eu-west-1")
+    eu.create_bucket("eu-bucket")
+    us = S3Store(s3_lab.settings, region="us-east-1")
+    us.create_bucket("us-bucket")
+    raw = s3_lab.client()
+    assert raw.get_bucket_location(Bucket="eu-bucket")["LocationConstraint"] == "eu-west-1"
+    assert raw.get_bucket_location(Bucket="us-bucket")["LocationConstraint"] is None
+
+    # a store of another region finds the bucket's own region and works there
+    assert us.bucket_region("eu-bucket") == "eu-west-1" and us.bucket_region("us-bucket") == "us-east-1"
+    (tmp_path / "f").write_bytes(b"data")
+    us.upload_file(str(tmp_path / "f"), "eu-bucket", "k")
+    assert s3_lab.client("eu-west-1").get_object(Bucket="eu-bucket", Key="k")["Body"].read() == b"data"
+    eu.create_bucket("us-bucket")  # ours already (elsewhere): no-op
+    for name in ("eu-bucket", "us-bucket"):
+        us.delete_bucket(name)
+    assert s3_lab.buckets() == []
+
+
+def test_missing_bucket_and_object_errors(s3_lab: S3Lab, tmp_path: Path) -> None:
+    store = S3Store(s3_lab.settings)
+    (tmp_path / "f").write_bytes(b"x")
+    (tmp_path / "d").mkdir()
+    calls = [
+        lambda: store.list("no-such-bucket"),
+        lambda: store.upload_file(str(tmp_path / "f"), "no-such-bucket", "k"),
+        lambda: store.upload_dir(str(tmp_path / "d"), "no-such-bucket", "p"),
+        lambda: store.download_dir("no-such-bucket", "p", str(tmp_path / "out")),
+        lambda: store.download_file("no-such-bucket", "k", str(tmp_path / "out2")),
+    ]
+    for call in calls:
+        with pytest.raises(StorageError, match=r"S3 bucket 'no-such-bucket'.*no such bucket"):
+            call()
+    assert not store.bucket_exists("no-such-bucket")
+    store.delete_bucket("no-such-bucket")
+
+    store.create_bucket("half-empty")
+    with pytest.raises(StorageError, match=r"'half-empty' has no object 'missing/key'"):
+        store.download_file("half-empty", "missing/key", str(tmp_path / "o"))
+    with pytest.raises(StorageError, match=r"'half-empty' has nothing under 'missing'"):
+        store.download_dir("half-empty", "missing", str(tmp_path / "o2"))
+    store.download_dir("half-empty", "", str(tmp_path / "o3"))  # the whole (empty) bucket is fine
+    assert (tmp_path / "o3").is_dir() and not any((tmp_path / "o3").iterdir())
+    with pytest.raises(StorageError, match="not a directory"):
+        store.upload_dir(str(tmp_path / "f"), "half-empty")
+    store.delete_bucket("half-empty")
+
+
+@pytest.mark.parametrize("name", ["Bad_Name", "ab", "a..b", "a.-b", "192.168.1.10", "xn--abc", "x-s3alias",
+                                  "-start", "a" * 64])
+def test_invalid_bucket_names_refused_before_any_call(s3_lab: S3Lab, name: str) -> None:
+    store = S3Store(s3_lab.settings)
+    for call in (store.create_bucket, store.bucket_exists, store.delete_bucket, store.list):
+        with pytest.raises(StorageError, match=f"invalid bucket name '{name}'"):
+            call(name)
+    assert s3_lab.buckets() == []
+
+
+def test_keys_escaping_local_dir_are_refused(s3_lab: S3Lab, tmp_path: Path) -> None:
+    store = S3Store(s3_lab.settings)
+    store.create_bucket("evil-bucket")
+    raw = s3_lab.client()
+    raw.put_object(Bucket="evil-bucket", Key="p/fine.txt", Body=b"ok")
+    raw.put_object(Bucket="evil-bucket", Key="p/../../escaped.txt", Body=b"evil")
+    assert "p/../../escaped.txt" in s3_lab.keys("evil-bucket")  # S3 (moto) keeps such keys
+    out = tmp_path / "deep" / "out"
+    with pytest.raises(StorageError, match=r"refusing S3 object 'p/\.\./\.\./escaped\.txt' of bucket 'evil-bucket'"):
+        store.download_dir("evil-bucket", "p", str(out))
+    assert not out.exists() and not (tmp_path / "escaped.txt").exists()  # refused before any write
+    raw.delete_object(Bucket="evil-bucket", Key="p/../../escaped.txt")
+
+    # a symlink already in local_dir must not lead a download outside it
+    raw.put_object(Bucket="evil-bucket", Key="p/link/x.txt", Body=b"evil")
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    out.mkdir(parents=True)
+    (out / "link").symlink_to(outside)
+    with pytest.raises(StorageError, match="leads outside"):
+        store.download_dir("evil-bucket", "p", str(out))
+    assert not any(outside.iterdir())
+    store.delete_bucket("evil-bucket")
+
+
+def test_access_denied_is_a_clear_error(s3_lab: S3Lab) -> None:
+    """A bucket that exists but is not ours (moto with IAM auth on, a user with no rights)."""
+    S3Store(s3_lab.settings).create_bucket("someone-elses")
+    s3_lab.iam_user("admin", allow_s3=True)
+    nobody = s3_lab.iam_user("nobody", allow_s3=False)
+    s3_lab.enable_auth()
+    os.environ["AWS_ACCESS_KEY_ID"], os.environ["AWS_SECRET_ACCESS_KEY"] = nobody
+    forget_clients()
+    store = S3Store(s3_lab.settings)
+    with pytest.raises(StorageError, match=r"S3 bucket 'someone-elses' exists but is not yours"):
+        store.bucket_exists("someone-elses")
+    with pytest.raises(StorageError, match=r"S3 bucket 'someone-elses'.*access denied"):
+        store.list("someone-elses")
+    s3_lab.disable_auth()
+    store.delete_bucket("someone-elses")
+
+
+def test_unreachable_endpoint_is_transient_not_storage_error(s3_lab: S3Lab) -> None:
+    """Connection trouble must reach the caller's retry policy, not look like a bad bucket."""
+    s3_lab.settings.aws.endpoint_url = "http://127.0.0.1:9"  # discard port: connection refused
+    with pytest.raises(BotoCoreError):
+        S3Store(s3_lab.settings).bucket_exists("any-bucket")
+
+
+def test_big_files_go_multipart(s3_lab: S3Lab, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Above the threshold, uploads are multipart and downloads ranged (5 MiB parts here)."""
+    import boto3.s3.transfer
+
+    import spotctl.storage.s3 as s3_module
+
+    part = 5 * 1024 * 1024
+    monkeypatch.setattr(s3_module, "MULTIPART_CHUNK", part)
+    monkeypatch.setattr(s3_module, "TRANSFER", boto3.s3.transfer.TransferConfig(
+        multipart_threshold=part, multipart_chunksize=part, max_concurrency=2))
+    data = os.urandom(2 * part + 123)
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "big.bin").write_bytes(data)
+    store = S3Store(s3_lab.settings)
+    store.create_bucket("big-bucket")
+    store.upload_dir(str(tmp_path / "src"), "big-bucket", "b")
+    etag = s3_lab.client().head_object(Bucket="big-bucket", Key="b/big.bin")["ETag"]
+    assert etag.endswith('-3"')  # a multipart upload of 3 parts
+    store.download_dir("big-bucket", "b", str(tmp_path / "out"))
+    store.download_file("big-bucket", "b/big.bin", str(tmp_path / "one.bin"))
+    assert (tmp_path / "out" / "big.bin").read_bytes() == data == (tmp_path / "one.bin").read_bytes()
+    store.delete_bucket("big-bucket")
