@@ -162,7 +162,11 @@ class EmbeddedServer:
         log = self.dir / "supervisor.log"
         deadline = time.monotonic() + START_TIMEOUT_S
         while time.monotonic() < deadline:
-            if (started is not None and started.poll() is not None) or self.supervisor.pid() is None:
+            # The supervisor we started is judged by its process alone: until it has exec'd,
+            # its command line is still ours, and a pid check would call it gone (seen on a
+            # busy machine).
+            gone = started.poll() is not None if started is not None else self.supervisor.pid() is None
+            if gone:
                 if started is not None:
                     reap(started.pid)
                 tail = log.read_text(errors="replace").strip().splitlines()[-15:] if log.exists() else []
