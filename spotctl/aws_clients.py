@@ -20,10 +20,11 @@ from botocore.config import Config as BotoConfig
 
 from spotctl.config import Settings
 
-CONNECT_TIMEOUT_S = 4.0
-READ_TIMEOUT_S = 8.0
-"""Both under activities/cloud_calls.CLOUD_CALL_TIMEOUT_S (10 s), so botocore gives up first
-and says why, instead of the call being abandoned."""
+CONNECT_TIMEOUT_S = 3.0
+READ_TIMEOUT_S = 4.0
+"""botocore retries a time-out too, so MAX_ATTEMPTS x READ_TIMEOUT_S stays under
+activities/cloud_calls.CLOUD_CALL_TIMEOUT_S (10 s): botocore gives up first and says why,
+instead of the call being abandoned."""
 MAX_ATTEMPTS = 2
 """botocore's own tries per call (its 'standard' mode retries throttling and 5xx); spotctl's
 policy decides about the rest with the error in hand."""
@@ -49,7 +50,7 @@ def aws_client(settings: Settings, service: str, region: str) -> Any:
             config = BotoConfig(
                 connect_timeout=CONNECT_TIMEOUT_S,
                 read_timeout=READ_TIMEOUT_S,
-                retries={"mode": "standard", "max_attempts": MAX_ATTEMPTS},
+                retries={"mode": "standard", "total_max_attempts": MAX_ATTEMPTS},
                 user_agent_extra="spotctl",
             )
             client = _session(settings).client(service, region_name=region, endpoint_url=settings.aws.endpoint_url,

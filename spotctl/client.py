@@ -28,7 +28,7 @@ from spotctl import search_attributes as sa
 from spotctl.config import Settings
 from spotctl.connect import connect
 from spotctl.models import TASK_QUEUE, AllocatorState, JobSpec, JobState, JobStatus
-from spotctl.storage.log_store import LogStore
+from spotctl.storage.log_store import open_log_store
 from spotctl.workflows.job_ids import ALLOCATOR_WORKFLOW_ID, JobIdAllocator
 
 JOB_WORKFLOW = "SpotJobWorkflow"
@@ -48,7 +48,7 @@ class SpotClient:
     def __init__(self, client: Client, settings: Settings) -> None:
         self.temporal = client
         self.settings = settings
-        self.logs = LogStore(settings.logs_dir)
+        self.logs = open_log_store(settings)
 
     @classmethod
     async def connect(cls, settings: Settings) -> SpotClient:

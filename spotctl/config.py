@@ -17,6 +17,11 @@ Environment variables:
   SPOTCTL_AWS_ENDPOINT       one endpoint URL for every AWS API (EC2, S3; the lab's moto)
   SPOTCTL_AWS_REGIONS        comma-separated AWS regions to place jobs in (default: the catalog's)
   SPOTCTL_AWS_SSH_USER       login user of the VM image (default "ubuntu")
+  SPOTCTL_LOG_STORE          where job logs go: a bucket URL (`s3://my-bucket/spotctl-logs`,
+                             `local://bucket/prefix`), so the CLI and the workers share only the
+                             bucket; unset = the directory $SPOTCTL_HOME/logs (see
+                             storage/log_store.py)
+  SPOTCTL_AWS_MOUNTER        how MOUNT of an S3 bucket is made on a VM: mount-s3 (default) or sync
 
 AWS credentials and the default region come from boto3's usual chain (AWS_ACCESS_KEY_ID /
 AWS_PROFILE / ~/.aws/credentials / an instance role); spotctl never stores them.
@@ -67,6 +72,10 @@ class AwsConfig(BaseModel):
     """The login user of the VM image (Ubuntu AMIs: ubuntu)."""
     image_id: str | None = None
     """An AMI for every region; None = the newest Ubuntu 22.04 image, looked up per region."""
+    mounter: str = "mount-s3"
+    """How MOUNT of an S3 bucket is made on a VM: "mount-s3" (Mountpoint for Amazon S3,
+    installed by the node agent when missing; the agent's sync if that fails) or "sync" (the
+    node agent's copy kept in step, as MOUNT_CACHED; no FUSE, works anywhere)."""
 
 
 class Settings(BaseModel):
@@ -76,6 +85,9 @@ class Settings(BaseModel):
     clouds: list[str] = Field(default_factory=lambda: ["local", "aws"])
     """Clouds placement may use; one without credentials is left out with a note."""
     aws: AwsConfig = Field(default_factory=AwsConfig)
+    log_store: str | None = None
+    """Where job logs go: a bucket URL (`s3://bucket/prefix`, `local://bucket/prefix`); None =
+    the directory `logs_dir` (then the CLI and the workers must share `home`)."""
 
     @property
     def uses_embedded_server(self) -> bool:
@@ -169,6 +181,10 @@ def load_settings(home: Path | None = None) -> Settings:
         settings.aws.regions = [r.strip() for r in env["SPOTCTL_AWS_REGIONS"].split(",") if r.strip()]
     if env.get("SPOTCTL_AWS_SSH_USER"):
         settings.aws.ssh_user = env["SPOTCTL_AWS_SSH_USER"]
+    if env.get("SPOTCTL_LOG_STORE"):
+        settings.log_store = env["SPOTCTL_LOG_STORE"]
+    if env.get("SPOTCTL_AWS_MOUNTER"):
+        settings.aws.mounter = env["SPOTCTL_AWS_MOUNTER"]
     return settings
 
 

@@ -175,6 +175,8 @@ class JobSpec(BaseModel):
     num_nodes: int = 1
     resources: str = "-"
     candidates: list[Candidate]
+    ordered: bool = False
+    """The task's resources are `ordered`: a recovery re-prices but never re-sorts them."""
     recovery: RecoveryConfig = Field(default_factory=RecoveryConfig)
     submitted_at: datetime
     launch_retry_initial_s: float = 10.0
@@ -252,6 +254,18 @@ class AttemptRef(BaseModel):
     attempt: int
     recovery_count: int
     cluster: ClusterHandle
+
+
+class PriceRequest(BaseModel):
+    """Re-price the job's candidates with the clouds' live spot prices before a recovery."""
+
+    candidates: list[Candidate]
+    ordered: bool = False
+    """The user's order of resources wins (SkyPilot's `ordered`): prices change, order not."""
+
+
+class PricedCandidates(BaseModel):
+    candidates: list[Candidate]
 
 
 class ProvisionRequest(BaseModel):
@@ -401,6 +415,7 @@ class Activities:
     START_RUN = "start_run"
     MONITOR = "monitor"
     TEARDOWN = "teardown"
+    PRICE_CANDIDATES = "price_candidates"
 
 
 MOUNT_ERROR = "MountError"

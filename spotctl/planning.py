@@ -85,6 +85,7 @@ class Plan:
             num_nodes=t.num_nodes,
             resources=self.resources,
             candidates=self.candidates,
+            ordered=t.ordered,
             recovery=t.recovery(),
             submitted_at=datetime.now(UTC),
             launch_retry_initial_s=LOCAL_LAUNCH_RETRY_S

@@ -118,3 +118,22 @@ def test_what_a_create_error_means() -> None:
         return CandidateFailure(location="a/b/c", instance_type="t", reason="r", fatal=fatal)
 
     assert all_fatal([f(True), f(True)]) and not all_fatal([f(True), f(False)]) and not all_fatal([])
+
+
+def test_live_spot_prices_rerank_the_candidates() -> None:
+    from spotctl.models import Candidate
+    from spotctl.policy.placement import repriced
+
+    def c(zone: str, price: float, spot: bool = True) -> Candidate:
+        return Candidate(cloud="aws", region=zone[:-1], zone=zone, instance_type="g5.xlarge", use_spot=spot, price=price)
+
+    launch_day = [c("us-east-1a", 0.30), c("us-east-1b", 0.31), c("us-west-2a", 0.40), c("eu-west-1a", 0.50, spot=False)]
+    now = {("aws", "us-east-1", "us-east-1a", "g5.xlarge"): 0.90, ("aws", "us-west-2", "us-west-2a", "g5.xlarge"): 0.20,
+           ("aws", "eu-west-1", "eu-west-1a", "g5.xlarge"): 0.01}  # on-demand: a spot price does not apply
+    ranked = repriced(launch_day, now)
+    assert [(x.zone, x.price) for x in ranked] == [("us-west-2a", 0.20), ("us-east-1b", 0.31), ("eu-west-1a", 0.50),
+                                                   ("us-east-1a", 0.90)]
+    kept = repriced(launch_day, now, ordered=True)  # the user's order wins; prices are still today's
+    assert [(x.zone, x.price) for x in kept] == [("us-east-1a", 0.90), ("us-east-1b", 0.31), ("us-west-2a", 0.20),
+                                                 ("eu-west-1a", 0.50)]
+    assert repriced(launch_day, {}) == launch_day  # no live prices (the local cloud): nothing moves

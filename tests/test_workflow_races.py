@@ -38,6 +38,8 @@ from spotctl.models import (
     JobSpec,
     JobState,
     JobStatus,
+    PricedCandidates,
+    PriceRequest,
     ProvisionRequest,
     ProvisionResult,
     ReadyRequest,
@@ -120,6 +122,10 @@ class FakeCloud:
                 cluster_name=name, cloud=c.cloud, region=c.region, zone=c.zone, instance_type=c.instance_type,
                 use_spot=True, instance_ids=[name], node_ips=["127.0.0.1"]))
 
+        @activity.defn(name=Activities.PRICE_CANDIDATES)
+        async def price_candidates(req: PriceRequest) -> PricedCandidates:
+            return PricedCandidates(candidates=req.candidates)
+
         @activity.defn(name=Activities.WAIT_CLUSTER_READY)
         async def wait_cluster_ready(req: ReadyRequest) -> ClusterHandle:
             await cloud._maybe_block(Activities.WAIT_CLUSTER_READY)
@@ -158,7 +164,7 @@ class FakeCloud:
                 del cloud.instances[n]
             return len(gone)
 
-        return [create_cluster, wait_cluster_ready, setup, start_run, monitor, teardown]
+        return [create_cluster, price_candidates, wait_cluster_ready, setup, start_run, monitor, teardown]
 
 
 @pytest.fixture(scope="module")

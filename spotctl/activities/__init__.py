@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 from spotctl.activities.deps import Deps
 from spotctl.activities.monitor import MonitorActivities
+from spotctl.activities.pricing import PricingActivities
 from spotctl.activities.provision import ProvisionActivities
 from spotctl.activities.run import RunActivities
 from spotctl.activities.setup import SetupActivities
@@ -22,4 +23,5 @@ def all_activities(deps: Deps) -> list[Callable]:
         RunActivities(deps).start_run,
         MonitorActivities(deps).monitor,
         TeardownActivities(deps).teardown,
+        PricingActivities(deps).price_candidates,
     ]

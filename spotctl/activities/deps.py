@@ -8,7 +8,8 @@ from spotctl.activities.watcher import Watchers
 from spotctl.clouds.base import Cloud
 from spotctl.clouds.registry import get_cloud
 from spotctl.config import Settings
-from spotctl.storage.log_store import LogStore
+from spotctl.storage.log_store import open_log_store
+from spotctl.storage.log_store_base import LogStore
 
 DEFAULT_LIVENESS_S = 10.0
 
@@ -33,7 +34,7 @@ class Deps:
 
     @property
     def logs(self) -> LogStore:
-        return LogStore(self.settings.logs_dir)
+        return open_log_store(self.settings)
 
     def cloud(self, name: str) -> Cloud:
         if name not in self._clouds:

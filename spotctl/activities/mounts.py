@@ -108,7 +108,7 @@ def _materialize_sync(settings: Settings, runner: Runner, mounts: list[FileMount
                                    "is not supported on this cloud (use mode: COPY)")
             if rel == "":
                 raise StorageError(f"file mount {m.target}: cannot mount a bucket over $HOME")
-            synced.append({**sync, "target": _node_target(runner, m.target)})
+            synced.append({**sync, "target": _node_target(runner, m.target), "mode": m.mode})
             continue
         if m.mode in MOUNT_MODES:
             if not src:

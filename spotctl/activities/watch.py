@@ -46,11 +46,13 @@ async def ship_logs(deps: Deps, ref: AttemptRef, node: Node) -> int:
     store = deps.logs
     shipped = 0
     while True:
+        # A bucket-backed store answers size() from memory, but a write is an HTTP call: off
+        # the event loop, like every other blocking call of an activity.
         offset = store.size(ref.job.job_id, ref.attempt, node.rank)
         data = await asyncio.to_thread(node.runner.read_file, node.output_log, offset, CHUNK)
         if not data:
             return shipped
-        store.append_at(ref.job.job_id, ref.attempt, node.rank, offset, data)
+        await asyncio.to_thread(store.append_at, ref.job.job_id, ref.attempt, node.rank, offset, data)
         shipped += len(data)
         if len(data) < CHUNK:
             return shipped
@@ -174,6 +176,9 @@ async def wait_for_phase(deps: Deps, ref: AttemptRef, nodes: list[Node], phase: 
                 unreachable.discard(node.rank)
             except NodeUnreachable:
                 unreachable.add(node.rank)  # transient until the cloud says otherwise
+                # Its supervisor's beat could not be read meanwhile: the grace starts afresh
+                # once the node answers, or a long freeze would look like a dead supervisor.
+                beats.pop(node.rank, None)
                 continue
             if code is not None:
                 await ship_logs(deps, ref, node)

@@ -109,11 +109,15 @@ class AwsCloud:
     """Implements the Cloud protocol on EC2. Construction does no I/O."""
 
     name = "aws"
-    node_env: dict[str, str] = {"SPOTCTL_METADATA_URL": "http://169.254.169.254"}
-    """The node agent watches the instance metadata for the spot interruption notice."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+
+    @property
+    def node_env(self) -> dict[str, str]:
+        """The node agent watches the instance metadata for the spot interruption notice, and
+        makes MOUNT of S3 buckets with the configured mounter."""
+        return {"SPOTCTL_METADATA_URL": "http://169.254.169.254", "SPOTCTL_MOUNTER": self.settings.aws.mounter}
 
     # -- where -----------------------------------------------------------------------------
 

@@ -109,3 +109,14 @@ def without_blocked(candidates: Sequence[Candidate], blocked_regions: Iterable[s
     """Candidates outside the blocked 'cloud/region' keys, order kept."""
     blocked = set(blocked_regions)
     return [c for c in candidates if region_key(c.cloud, c.region) not in blocked]
+
+
+def repriced(candidates: Sequence[Candidate], live: dict[tuple[str, str, str, str], float],
+             ordered: bool = False) -> list[Candidate]:
+    """Spot candidates with the live price of their (cloud, region, zone, type) where one is
+    known, cheapest first (equal prices keep their order), or in the same order when the user
+    ordered them. Spot prices move by the hour; the ranking made at launch may be days old."""
+    out = [c.model_copy(update={"price": live[key]}) if c.use_spot and (key := (c.cloud, c.region, c.zone,
+                                                                                  c.instance_type)) in live else c
+           for c in candidates]
+    return out if ordered else sorted(out, key=lambda c: c.price)

@@ -286,10 +286,66 @@ def _make_dir(path: str) -> None:
                        stderr=subprocess.PIPE, timeout=30)
 
 
-def _start_syncs(d: str, stop: threading.Event) -> list[threading.Thread]:
-    """Pull every bucket of sync.json into its target, then keep pushing changes in the
-    background until `stop` (then once more). Raises on a failed pull: the phase must not
-    start without its checkpoint."""
+MOUNT_S3_DEB = "https://s3.amazonaws.com/mountpoint-s3-release/latest/{arch}/mount-s3.deb"
+"""Mountpoint for Amazon S3, AWS's own FUSE mounter (Ubuntu/Debian package)."""
+INSTALL_TIMEOUT_S = 240.0
+
+
+def _as_root(argv: list[str]) -> list[str]:
+    return argv if os.geteuid() == 0 else ["sudo", "-n", *argv]
+
+
+def _install_mount_s3(say) -> str | None:
+    """Install mount-s3 from AWS's package (a cloud image reaches it; bounded in time)."""
+    arch = "arm64" if os.uname().machine in ("aarch64", "arm64") else "x86_64"
+    deb = "/tmp/spotctl-mount-s3.deb"
+    try:
+        with urllib.request.urlopen(MOUNT_S3_DEB.format(arch=arch), timeout=60) as resp, open(deb, "wb") as f:
+            shutil.copyfileobj(resp, f)
+        subprocess.run(_as_root(["apt-get", "install", "-y", "-q", deb]), check=True, stdin=subprocess.DEVNULL,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=INSTALL_TIMEOUT_S,
+                       env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
+    except (OSError, subprocess.SubprocessError, urllib.error.URLError) as exc:
+        say(f"cannot install mount-s3 ({exc})")
+        return None
+    return shutil.which("mount-s3")
+
+
+def _mount_s3(e: dict, say) -> bool:
+    """MOUNT a bucket with mount-s3 (writes go to the bucket as files are closed); False when
+    it cannot be had or made, and the caller syncs instead."""
+    target = e["target"]
+    if os.path.ismount(target):
+        return True  # an earlier phase of the attempt mounted it
+    exe = shutil.which("mount-s3") or _install_mount_s3(say)
+    if exe is None:
+        return False
+    argv = [exe, e["bucket"], target, "--region", e["region"], "--allow-delete", "--allow-overwrite"]
+    if e.get("prefix"):
+        argv += ["--prefix", e["prefix"].rstrip("/") + "/"]
+    if e.get("endpoint"):
+        argv += ["--endpoint-url", e["endpoint"], "--force-path-style"]
+    env = dict(os.environ)
+    for key, name in (("access_key", "AWS_ACCESS_KEY_ID"), ("secret_key", "AWS_SECRET_ACCESS_KEY"),
+                      ("session_token", "AWS_SESSION_TOKEN")):
+        if e.get(key):
+            env[name] = e[key]
+    try:
+        done = subprocess.run(argv, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.PIPE, timeout=60)
+    except (OSError, subprocess.SubprocessError) as exc:
+        say(f"mount-s3 failed ({exc})")
+        return False
+    if done.returncode != 0:
+        say(f"mount-s3 failed: {done.stderr.decode(errors='replace').strip()[-300:]}")
+    return done.returncode == 0
+
+
+def _start_syncs(d: str, stop: threading.Event, mounter: str, say) -> list[threading.Thread]:
+    """Make every bucket of sync.json appear at its target: MOUNT through mount-s3 when that
+    is the configured mounter and works, else (and for MOUNT_CACHED) pull it and keep pushing
+    changes in the background until `stop` (then once more). Raises on a failed pull: the
+    phase must not start without its checkpoint."""
     try:
         with open(os.path.join(d, "sync.json")) as f:
             entries = json.load(f)
@@ -300,6 +356,10 @@ def _start_syncs(d: str, stop: threading.Event) -> list[threading.Thread]:
     threads = []
     for e in entries:
         _make_dir(e["target"])
+        if e.get("mode") == "MOUNT" and mounter == "mount-s3":
+            if _mount_s3(e, say):
+                continue
+            say(f"{e['target']}: MOUNT falls back to a synced copy (pushed every {SYNC_INTERVAL_S:g}s)")
         client = bucket_sync.S3Client(e["region"], endpoint=e.get("endpoint"), access_key=e.get("access_key"),
                                       secret_key=e.get("secret_key"), session_token=e.get("session_token"))
         mount = bucket_sync.CachedMount(e["bucket"], e.get("prefix", ""), e["target"], client)
@@ -354,7 +414,8 @@ def _supervise(d: str, phase: str) -> None:
         argv = _namespaced(argv, mounts, env.get("PATH"))
     sync_stop = threading.Event()
     try:
-        syncs = _start_syncs(d, sync_stop)
+        syncs = _start_syncs(d, sync_stop, env.get("SPOTCTL_MOUNTER", "sync"),
+                             lambda line: os.write(log, f"spotctl agent: {line}\n".encode()))
     except Exception as exc:  # noqa: BLE001 - any failure: the phase cannot start
         os.write(log, f"spotctl agent: cannot start {phase}: bucket sync failed: {exc}\n".encode())
         _write_atomic(_path(d, phase, "exit"), str(MOUNT_FAILED))

@@ -1,9 +1,16 @@
 """The log store: one append-only object per job attempt and node, outliving every VM.
 
-A directory by default (`$SPOTCTL_HOME/logs/job-<id>/attempt-<n>/node-<rank>.log`). Appends
-are positional: the writer says at which offset its bytes start, so a monitor that re-attaches
-after a worker crash (and re-reads from the node what was already shipped) adds no duplicate,
-and two racing writers add each byte once.
+`open_log_store(settings)` gives the store `Settings.log_store` names (see log_store_base.py
+for the LogStore protocol):
+- None (the default): `DirLogStore`, a directory,
+  `$SPOTCTL_HOME/logs/job-<id>/attempt-<n>/node-<rank>.log`; the CLI and the workers must
+  then share `$SPOTCTL_HOME`.
+- a bucket URL (`s3://bucket/prefix`, `local://bucket/prefix`): `BucketLogStore` on that
+  Store (bucket_log_store.py), so CLI and workers only share the bucket.
+
+Appends are positional: the writer says at which offset its bytes start, so a monitor that
+re-attaches after a worker crash (and re-reads from the node what was already shipped) adds no
+duplicate, and two racing writers add each byte once.
 """
 
 from __future__ import annotations
@@ -11,13 +18,21 @@ from __future__ import annotations
 import fcntl
 import os
 import re
+import threading
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from spotctl.config import Settings
+    from spotctl.storage.log_store_base import LogStore as LogStoreProtocol
 
 _ATTEMPT_DIR = re.compile(r"^attempt-(\d+)$")
 _NODE_FILE = re.compile(r"^node-(\d+)\.log$")
 
 
-class LogStore:
+class DirLogStore:
+    """The LogStore protocol on a directory; see the module docstring."""
+
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
 
@@ -73,3 +88,31 @@ class LogStore:
                 return f.read()
         except FileNotFoundError:
             return b""
+
+
+LogStore = DirLogStore
+"""The old name of DirLogStore (tests/chaos builds it by this name). The protocol is
+`spotctl.storage.log_store_base.LogStore`."""
+
+_OPEN: dict[tuple[str, str, str | None], LogStoreProtocol] = {}
+_OPEN_LOCK = threading.Lock()
+
+
+def open_log_store(settings: Settings) -> LogStoreProtocol:
+    """The log store `settings.log_store` names: None = the directory `settings.logs_dir`;
+    a bucket URL (`s3://bucket/prefix`, `local://bucket/prefix`) = a BucketLogStore there.
+
+    A bucket store is made once per process and URL and then handed out again, so what this
+    process wrote (its cache of chunk keys) outlives each `Deps.logs` access and a monitor's
+    polls need no listing. StorageError for a URL that is not a supported bucket URL."""
+    if not settings.log_store:
+        return DirLogStore(settings.logs_dir)
+    key = (settings.log_store, str(settings.home), settings.aws.endpoint_url)
+    with _OPEN_LOCK:
+        if key not in _OPEN:
+            from spotctl.storage.bucket_log_store import BucketLogStore
+            from spotctl.storage.registry import get_store, parse_bucket_url
+
+            kind, bucket, prefix = parse_bucket_url(settings.log_store)
+            _OPEN[key] = BucketLogStore(get_store(settings, kind), bucket, prefix)
+        return _OPEN[key]

@@ -57,6 +57,8 @@ with workflow.unsafe.imports_passed_through():
         JobState,
         JobStatus,
         Location,
+        PricedCandidates,
+        PriceRequest,
         ProvisionRequest,
         ProvisionResult,
         ReadyRequest,
@@ -73,6 +75,8 @@ with workflow.unsafe.imports_passed_through():
 
 CONTROLLER_V2 = "controller-v2"
 """The patch that separates jobs of this controller from those of controller_v1.py."""
+LIVE_PRICES = "live-prices"
+"""The patch that re-prices the candidates (an activity) before every recovery."""
 
 HISTORY_KEPT = 200
 """Attempt records kept in the job state; older ones are dropped."""
@@ -121,6 +125,8 @@ class SpotJobWorkflow(ControllerV1):
         if not workflow.patched(CONTROLLER_V2):
             return await self._v1_run(spec)
         self._spec = spec
+        self._candidates = spec.candidates
+        """The spec's candidates, re-priced with live spot prices at every recovery."""
         self._node_spec = spec.for_nodes()
         self._carried_wait = None
         if spec.carried is not None:  # a continued-as-new run picks up where the last one stopped
@@ -219,6 +225,11 @@ class SpotJobWorkflow(ControllerV1):
         job_recovery.max_wait (if any) runs out. A cluster that dies or never runs before
         it is ready is torn down, its region blocked, and the next place tried."""
         self._attempt += 1
+        if self._attempt > 1 and workflow.patched(LIVE_PRICES):
+            priced = await self._activity(
+                Activities.PRICE_CANDIDATES, PriceRequest(candidates=self._spec.candidates, ordered=self._spec.ordered),
+                PricedCandidates, timedelta(minutes=2))
+            self._candidates = priced.candidates
         waited_since, retry = self._carried_wait or (workflow.now(), 0)
         self._carried_wait = None
         backoff = Backoff(initial_s=self._spec.launch_retry_initial_s, max_s=self._spec.launch_retry_max_s)
@@ -227,7 +238,7 @@ class SpotJobWorkflow(ControllerV1):
                 raise Cancelled()
             if retry and self._history_is_long():
                 self._continue_as_new(waiting=(waited_since, retry))
-            candidates = order_candidates(self._spec.candidates, strategy=self._spec.recovery.strategy,
+            candidates = order_candidates(self._candidates, strategy=self._spec.recovery.strategy,
                                           blocked=self._blocked_regions, now=workflow.now(), last=self._last_location)
             first = candidates[0]
             status = JobStatus.RECOVERING if self._state.status == JobStatus.RECOVERING else JobStatus.STARTING

@@ -14,6 +14,7 @@ Helpers reach moto's in-process backend for what EC2's API cannot do: a spot int
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
 import urllib.request
@@ -148,28 +149,30 @@ def failing_run_instances(region: str, zone: str, code: str = "InsufficientInsta
 
 # -- fixtures --------------------------------------------------------------------------------
 
-@pytest.fixture(scope="session")
-def moto_server() -> Iterator[str]:
-    """The endpoint URL of a moto server running in this process."""
-    from moto.server import ThreadedMotoServer
+_shared: list[str] = []
 
-    saved = os.environ.get("MOTO_EC2_LOAD_DEFAULT_AMIS")
-    os.environ["MOTO_EC2_LOAD_DEFAULT_AMIS"] = "false"  # ~0.3 s per region per reset; the lab publishes its own
-    werkzeug = logging.getLogger("werkzeug")
-    level = werkzeug.level
-    werkzeug.setLevel(logging.WARNING)  # one INFO line per request otherwise
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        server.stop()
-        werkzeug.setLevel(level)
-        if saved is None:
-            os.environ.pop("MOTO_EC2_LOAD_DEFAULT_AMIS", None)
-        else:
-            os.environ["MOTO_EC2_LOAD_DEFAULT_AMIS"] = saved
+
+def shared_moto() -> str:
+    """The endpoint of THE moto server of this process, started on first use and stopped when
+    the process exits. moto keeps one global state per process, so a second server would only
+    wipe the first one's state (and every fixture resets it per test anyway)."""
+    if not _shared:
+        from moto.server import ThreadedMotoServer
+
+        os.environ["MOTO_EC2_LOAD_DEFAULT_AMIS"] = "false"  # ~0.3 s per region per reset; the lab publishes its own
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one INFO line per request otherwise
+        server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+        server.start()
+        atexit.register(server.stop)
+        host, port = server.get_host_and_port()
+        _shared.append(f"http://{host}:{port}")
+    return _shared[0]
+
+
+@pytest.fixture(scope="session")
+def moto_server() -> str:
+    """The endpoint URL of the moto server running in this process."""
+    return shared_moto()
 
 
 def reset_moto(endpoint: str) -> None:

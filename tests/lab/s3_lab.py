@@ -13,9 +13,7 @@ One server per test session (started on first use, on a free loopback port).
 from __future__ import annotations
 
 import json
-import logging
 import os
-import socket
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -25,6 +23,7 @@ from typing import Any
 import boto3
 import pytest
 from botocore.config import Config
+from moto_lab import shared_moto
 
 from spotctl.aws_clients import forget_clients
 from spotctl.config import Settings
@@ -46,24 +45,10 @@ LAB_ENV = {
 """None = unset for the test."""
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="session")
-def moto_s3_endpoint() -> Iterator[str]:
-    from moto.server import ThreadedMotoServer
-
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no line per request
-    port = _free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.stop()
+def moto_s3_endpoint() -> str:
+    """The lab's one moto server (moto_lab.shared_moto)."""
+    return shared_moto()
 
 
 def moto_api(endpoint: str, path: str, body: bytes = b"") -> dict:

@@ -80,6 +80,7 @@ def aws_spot(tmp_path_factory: pytest.TempPathFactory, moto_server: str) -> Iter
         "SPOTCTL_AWS_ENDPOINT": moto_server,
         "SPOTCTL_AWS_REGIONS": REGIONS,
         "SPOTCTL_AWS_SSH_USER": "root",
+        "SPOTCTL_AWS_MOUNTER": "sync",  # mount-s3 would be downloaded from AWS: the lab stays on loopback
         "AWS_ACCESS_KEY_ID": "testing",
         "AWS_SECRET_ACCESS_KEY": "testing",
         "AWS_DEFAULT_REGION": "us-east-1",
@@ -192,3 +193,34 @@ def test_metadata_notice_reaches_the_vm(fleet: VmFleet, aws_spot: Spot) -> None:
     assert deadline is not None and 50 < deadline - time.time() <= 61
     fleet.preempt(iid)
     assert vm.processes() == []
+
+
+def test_mount_of_an_s3_bucket_lands_in_the_bucket(aws_spot: Spot, fleet: VmFleet, tmp_path: Path) -> None:
+    """MOUNT on a VM without mount-s3 (the lab's mounter is the agent's sync): what the program
+    writes is in the bucket once the job has ended, and what the bucket held was there to read."""
+    s3 = aws_clients.aws_client(aws_spot.settings, "s3", "us-east-1")
+    bucket = f"lab-data-{os.getpid()}"
+    s3.create_bucket(Bucket=bucket)
+    s3.put_object(Bucket=bucket, Key="input/hello.txt", Body=b"from the bucket")
+    task = tmp_path / "mount.yaml"
+    task.write_text(f"""
+name: mounter
+resources: {{cloud: aws, instance_type: m6i.large}}
+file_mounts:
+  ~/data:
+    source: s3://{bucket}/input
+    mode: MOUNT
+run: |
+  cat ~/data/hello.txt; echo
+  mkdir -p ~/data/out && echo written on the VM > ~/data/out/result.txt
+""")
+    try:
+        job_id = launch(aws_spot, task)
+        assert aws_spot.wait_status(job_id, "SUCCEEDED", "FAILED", timeout=90)["status"] == "SUCCEEDED"
+        assert "from the bucket" in logs(aws_spot, job_id)
+        body = s3.get_object(Bucket=bucket, Key="input/out/result.txt")["Body"].read()
+        assert body == b"written on the VM\n"
+    finally:
+        for obj in s3.list_objects_v2(Bucket=bucket).get("Contents", []):
+            s3.delete_object(Bucket=bucket, Key=obj["Key"])
+        s3.delete_bucket(Bucket=bucket)
