@@ -58,6 +58,22 @@ async def ship_logs(deps: Deps, ref: AttemptRef, node: Node) -> int:
             return shipped
 
 
+async def poll_node(deps: Deps, ref: AttemptRef, node: Node, phase: str) -> tuple[int, int | None]:
+    """One round trip to the node: its new log bytes (shipped to the store) and the phase's
+    exit code, if any; returns (bytes shipped, exit code). The log is read before the exit
+    file, so once the code is there the caller ships once more to get the last bytes."""
+    store = deps.logs
+    offset = store.size(ref.job.job_id, ref.attempt, node.rank)
+    data, raw_code = await asyncio.to_thread(
+        node.runner.read_files, [(node.output_log, offset, CHUNK), (f"{node.attempt_dir}/{phase}.exit", 0, 64)])
+    shipped = len(data)
+    if data:
+        await asyncio.to_thread(store.append_at, ref.job.job_id, ref.attempt, node.rank, offset, data)
+        if len(data) == CHUNK:  # a burst of output: the rest, chunk by chunk
+            shipped += await ship_logs(deps, ref, node)
+    return shipped, int(raw_code.strip()) if raw_code.strip() else None
+
+
 def preempted_error(ref: AttemptRef, why: str) -> ApplicationError:
     return ApplicationError(
         f"{why} in {ref.cluster.cloud}/{ref.cluster.region}/{ref.cluster.zone}",
@@ -171,8 +187,8 @@ async def wait_for_phase(deps: Deps, ref: AttemptRef, nodes: list[Node], phase: 
             if node.rank in codes:
                 continue
             try:
-                active |= await ship_logs(deps, ref, node) > 0
-                code = await node.read_exit_code(phase)
+                shipped, code = await poll_node(deps, ref, node, phase)
+                active |= shipped > 0
                 unreachable.discard(node.rank)
             except NodeUnreachable:
                 unreachable.add(node.rank)  # transient until the cloud says otherwise

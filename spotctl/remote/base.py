@@ -54,6 +54,11 @@ class Runner(Protocol):
         """Bytes of a node file from `offset`; b'' when it does not exist or has no more."""
         ...
 
+    def read_files(self, reads: list[tuple[str, int, int]]) -> list[bytes]:
+        """Several `read_file(path, offset, max_bytes)` in one round trip to the node: the
+        monitor's poll (new log bytes and the exit code) costs one call, not one per file."""
+        ...
+
     def write_file(self, remote_path: str, data: bytes) -> None:
         """Write bytes to a node file atomically (mode 0600), creating parent directories."""
         ...

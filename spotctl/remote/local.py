@@ -194,6 +194,10 @@ class LocalRunner:
         except (FileNotFoundError, NotADirectoryError):
             return b""
 
+    def read_files(self, reads: list[tuple[str, int, int]]) -> list[bytes]:
+        """Local reads are cheap: one after the other."""
+        return [self.read_file(path, offset, max_bytes) for path, offset, max_bytes in reads]
+
     def remove_file(self, remote_path: str) -> None:
         self._check_running()
         self._node_path(remote_path).unlink(missing_ok=True)

@@ -320,3 +320,16 @@ def test_metadata_service(lab: Lab) -> None:
     assert r.run(["python3", "-c", probe]).stdout == "404\n"
     vm.set_spot_notice(time="2026-01-02T03:04:05Z")
     assert r.run(["python3", "-c", probe]).stdout == '{"action": "terminate", "time": "2026-01-02T03:04:05Z"}\n'
+
+
+def test_read_files_is_one_call_with_read_file_results(lab: Lab) -> None:
+    """The monitor's poll: several reads in one command, byte for byte what read_file gives."""
+    vm = lab.vm()
+    r = lab.runner(vm)
+    blob = bytes(range(256)) * 40
+    r.write_file("~/.spotctl/job-1/attempt-1/output.log", blob)
+    r.write_file("~/.spotctl/job-1/attempt-1/run.exit", b"0\n")
+    reads = [("~/.spotctl/job-1/attempt-1/output.log", 1000, 5000), ("~/.spotctl/job-1/attempt-1/run.exit", 0, 64),
+             ("~/.spotctl/job-1/attempt-1/setup.exit", 0, 64), ("~/.spotctl/job-1/attempt-1/output.log/x", 0, 8),
+             ("~/.spotctl/job-1/attempt-1/output.log", len(blob) + 5, 10)]
+    assert r.read_files(reads) == [r.read_file(*read) for read in reads] == [blob[1000:6000], b"0\n", b"", b"", b""]
