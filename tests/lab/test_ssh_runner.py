@@ -323,7 +323,7 @@ def test_metadata_service(lab: Lab) -> None:
 
 
 def test_read_files_is_one_call_with_read_file_results(lab: Lab) -> None:
-    """The monitor's poll: several reads in one command, byte for byte what read_file gives."""
+    """The monitor's poll: several reads in one call, byte for byte what read_file gives."""
     vm = lab.vm()
     r = lab.runner(vm)
     blob = bytes(range(256)) * 40
