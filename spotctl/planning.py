@@ -16,7 +16,7 @@ from typing import Any
 import yaml
 
 from spotctl.clouds.base import CloudError
-from spotctl.clouds.registry import get_cloud
+from spotctl.clouds.registry import get_cloud, why_unusable
 from spotctl.config import Settings
 from spotctl.models import Candidate, JobSpec, Offering, ResourceRequest
 from spotctl.policy.placement import rank_candidates
@@ -192,10 +192,7 @@ def usable_clouds(settings: Settings, named: set[str], dry_run: bool) -> tuple[l
     usable: list[str] = []
     notes: list[str] = []
     for name in settings.clouds:
-        try:
-            why = get_cloud(name, settings).check()
-        except CloudError as exc:
-            why = str(exc)
+        why = why_unusable(name, settings)
         if why is None:
             usable.append(name)
         elif name in named and dry_run:

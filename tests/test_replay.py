@@ -49,6 +49,14 @@ def test_there_are_histories() -> None:
     assert len(HISTORIES) >= 14
 
 
+def test_a_history_covers_the_live_prices_path() -> None:
+    """Recoveries re-price the candidates (the `live-prices` patch): a recorded history takes
+    that path, so a change to it that running jobs would not survive fails here."""
+    covered = [p.name for p in V2_HISTORIES if "live-prices" in _markers(p)]
+    assert covered, "record one: python tests/histories/record.py preempted_with_notice=preempted_live_prices"
+    assert all("price_candidates" in (HISTORY_DIR / name).read_text() for name in covered)
+
+
 def test_histories_cover_both_controllers_and_the_allocator() -> None:
     """The unprefixed histories have no controller-v2 marker (they exercise _v1_run); the v2
     ones do; the allocator's history is there and is replayed with ALL_WORKFLOWS."""

@@ -15,14 +15,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from spotctl.models import AttemptRef
+from spotctl.remote.agent import NOTICE_FILE  # the node agent's file is the contract
 from spotctl.remote.base import Runner
 
 AGENT_SOURCE = Path(__file__).resolve().parents[1] / "remote" / "agent.py"
 AGENT_MODULES = (Path(__file__).resolve().parents[1] / "remote" / "bucket_sync.py",)
 """Stdlib modules the agent imports, copied next to it (MOUNT on a VM: bucket_sync)."""
-NOTICE_FILE = ".spotctl/preemption_notice"
-"""Relative to the node's $HOME. The cloud adapter (or the node's own watcher of the cloud's
-metadata service) writes the deadline there when the instance is about to be taken back."""
 WORKDIR_ON_NODE = "sky_workdir"
 """SkyPilot's name for the synced workdir under the node's $HOME; kept so scripts carry over."""
 
@@ -64,9 +62,16 @@ class Node:
     async def write(self, name: str, data: str) -> None:
         await asyncio.to_thread(self.runner.write_file, f"{self.attempt_dir}/{name}", data.encode())
 
+    def exit_file(self, phase: str) -> str:
+        return f"{self.attempt_dir}/{phase}.exit"
+
     async def read_exit_code(self, phase: str) -> int | None:
-        raw = await asyncio.to_thread(self.runner.read_file, f"{self.attempt_dir}/{phase}.exit")
-        return int(raw.strip()) if raw.strip() else None
+        return exit_code_of(await asyncio.to_thread(self.runner.read_file, self.exit_file(phase)))
+
+
+def exit_code_of(raw: bytes) -> int | None:
+    """A phase's exit file as the agent writes it; None while the phase has not ended."""
+    return int(raw.strip()) if raw.strip() else None
 
 
 def nodes_of(ref: AttemptRef, runner_for) -> list[Node]:

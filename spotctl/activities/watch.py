@@ -28,7 +28,7 @@ from temporalio.exceptions import ApplicationError
 
 from spotctl.activities.deps import Deps
 from spotctl.activities.heartbeat import Progress
-from spotctl.activities.node import Node, nodes_of
+from spotctl.activities.node import Node, exit_code_of, nodes_of
 from spotctl.models import PREEMPTED_ERROR, AttemptRef
 from spotctl.remote.base import NodeUnreachable
 
@@ -65,13 +65,13 @@ async def poll_node(deps: Deps, ref: AttemptRef, node: Node, phase: str) -> tupl
     store = deps.logs
     offset = store.size(ref.job.job_id, ref.attempt, node.rank)
     data, raw_code = await asyncio.to_thread(
-        node.runner.read_files, [(node.output_log, offset, CHUNK), (f"{node.attempt_dir}/{phase}.exit", 0, 64)])
+        node.runner.read_files, [(node.output_log, offset, CHUNK), (node.exit_file(phase), 0, 64)])
     shipped = len(data)
     if data:
         await asyncio.to_thread(store.append_at, ref.job.job_id, ref.attempt, node.rank, offset, data)
         if len(data) == CHUNK:  # a burst of output: the rest, chunk by chunk
             shipped += await ship_logs(deps, ref, node)
-    return shipped, int(raw_code.strip()) if raw_code.strip() else None
+    return shipped, exit_code_of(raw_code)
 
 
 def preempted_error(ref: AttemptRef, why: str) -> ApplicationError:

@@ -9,8 +9,7 @@ from rich.markup import escape
 
 from spotctl.cli.common import console, settings
 from spotctl.cli.render import safe
-from spotctl.clouds.base import CloudError
-from spotctl.clouds.registry import CLOUDS, get_cloud
+from spotctl.clouds.registry import CLOUDS, why_unusable
 
 
 @click.command()
@@ -23,10 +22,7 @@ def check(quick: bool) -> None:
     usable = 0
     for name in CLOUDS:
         enabled = name in s.clouds
-        try:
-            why = get_cloud(name, s).check(verify=not quick)
-        except CloudError as exc:
-            why = str(exc)
+        why = why_unusable(name, s, verify=not quick)
         if why is None:
             usable += enabled
             mark = "[green]ok[/green]" if enabled else "[yellow]ok, not enabled[/yellow]"

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING
 
 from spotctl.clouds.base import InstanceState
 from spotctl.clouds.local_processes import signal_users
+from spotctl.remote.agent import NOTICE_FILE
 
 if TYPE_CHECKING:
     from spotctl.clouds.local import LocalInstance
@@ -36,7 +37,6 @@ log = logging.getLogger(__name__)
 
 NOTICE_POLL_S = 0.05
 PREEMPTION_REASON = "local.SpotInstanceTermination"
-NOTICE_FILE = ".spotctl/preemption_notice"
 """Relative to the instance home; holds the preemption deadline as epoch seconds."""
 
 

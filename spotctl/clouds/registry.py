@@ -37,3 +37,12 @@ def get_cloud(name: str, settings: Settings) -> Cloud:
 def enabled_clouds(settings: Settings) -> list[Cloud]:
     """The clouds named in settings.clouds, in that order; an unsupported name raises."""
     return [get_cloud(name, settings) for name in settings.clouds]
+
+
+def why_unusable(name: str, settings: Settings, verify: bool = False) -> str | None:
+    """None when the named cloud can be used, else one line saying why not (unknown cloud,
+    no credentials, ...); see Cloud.check for `verify`. Never raises."""
+    try:
+        return get_cloud(name, settings).check(verify=verify)
+    except CloudError as exc:
+        return str(exc)

@@ -218,7 +218,8 @@ def _group_alive(pgid: int) -> bool:
 
 
 NOTICE_FILE = ".spotctl/preemption_notice"
-"""Relative to $HOME; the same file the local cloud writes (activities/node.py reads it)."""
+"""Relative to the node's $HOME: the deadline (epoch seconds) of a preemption notice. Written
+here from the cloud's metadata, or by the local cloud itself; read by activities/node.py."""
 NOTICE_POLL_S = 5.0
 """AWS posts the notice two minutes ahead; polling every 5 s leaves the program ~115 s."""
 METADATA_TIMEOUT_S = 2.0

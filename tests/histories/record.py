@@ -1,6 +1,8 @@
 """Record workflow histories for the replay test (tests/test_replay.py).
 
-    python tests/histories/record.py
+    python tests/histories/record.py                       # the whole v2 set
+    python tests/histories/record.py preempted_with_notice=preempted_live_prices
+                                                           # one scenario, under a new name
 
 runs a set of representative jobs on a private embedded server and writes each history to
 tests/histories/v2_<name>.json: histories of the current controller (workflows/spot_job.py,
@@ -159,47 +161,61 @@ def main() -> None:
     def fired_timers(job_id: int) -> int:
         return sum(1 for e in asyncio.run(history_events(job_id)) if e.HasField("timer_fired_event_attributes"))
 
+    # `scenario=new_name` arguments: record only those, saved under the new names (a new
+    # workflow path gets its own history; the recorded ones stay as they are).
+    only = dict(arg.split("=", 1) for arg in sys.argv[1:])
+
+    def want(scenario: str) -> bool:
+        return not only or scenario in only
+
     ids: dict[str, int] = {}
     try:
         # Jobs that run to their end in the foreground.
-        ids["succeeded"] = launch("launch", "-y", "-n", "ok", "echo hello")
-        ids["failed_setup"] = launch("launch", "-y", "{setup_task}")
-        ids["restarted_then_failed"] = launch("launch", "-y", "{retry_task}")
+        if want("succeeded"):
+            ids["succeeded"] = launch("launch", "-y", "-n", "ok", "echo hello")
+        if want("failed_setup"):
+            ids["failed_setup"] = launch("launch", "-y", "{setup_task}")
+        if want("restarted_then_failed"):
+            ids["restarted_then_failed"] = launch("launch", "-y", "{retry_task}")
 
         # Cancelled while RUNNING.
-        ids["cancelled_running"] = launch("launch", "-y", "-d", "-n", "cancel-me", "sleep 1000")
-        wait_status(ids["cancelled_running"], "RUNNING")
-        cli_ok("cancel", "-y", str(ids["cancelled_running"]))
-        wait_status(ids["cancelled_running"], "CANCELLED")
+        if want("cancelled_running"):
+            ids["cancelled_running"] = launch("launch", "-y", "-d", "-n", "cancel-me", "sleep 1000")
+            wait_status(ids["cancelled_running"], "RUNNING")
+            cli_ok("cancel", "-y", str(ids["cancelled_running"]))
+            wait_status(ids["cancelled_running"], "CANCELLED")
 
         # Preempted with a notice (SIGTERM, then the kill), then recovered.
-        ids["preempted_with_notice"] = launch("launch", "-y", "-d", "{long_task}")
-        wait_status(ids["preempted_with_notice"], "RUNNING")
-        cli_ok("debug", "preempt", str(ids["preempted_with_notice"]), "--notice", "2")
-        wait_status(ids["preempted_with_notice"], "SUCCEEDED")
+        if want("preempted_with_notice"):
+            ids["preempted_with_notice"] = launch("launch", "-y", "-d", "{long_task}")
+            wait_status(ids["preempted_with_notice"], "RUNNING")
+            cli_ok("debug", "preempt", str(ids["preempted_with_notice"]), "--notice", "2")
+            wait_status(ids["preempted_with_notice"], "SUCCEEDED")
 
         # Cancelled while its cluster is being provisioned (slow instances).
-        set_regions(provision_delay_s=30)
-        try:
-            job_id = ids["cancelled_provisioning"] = launch("launch", "-y", "-d", "-n", "slow", "echo never")
+        if want("cancelled_provisioning"):
+            set_regions(provision_delay_s=30)
             try:
-                wait_for("waiting for instances", lambda: "waiting for" in (job(job_id).get("detail") or ""), 10)
-            except TimeoutError:
-                print("warning: never saw 'waiting for'; cancelling anyway")
-            cli_ok("cancel", "-y", str(job_id))
-            wait_status(job_id, "CANCELLED")
-        finally:
-            restore_config()
+                job_id = ids["cancelled_provisioning"] = launch("launch", "-y", "-d", "-n", "slow", "echo never")
+                try:
+                    wait_for("waiting for instances", lambda: "waiting for" in (job(job_id).get("detail") or ""), 10)
+                except TimeoutError:
+                    print("warning: never saw 'waiting for'; cancelling anyway")
+                cli_ok("cancel", "-y", str(job_id))
+                wait_status(job_id, "CANCELLED")
+            finally:
+                restore_config()
 
         # No capacity anywhere: backoff timers, then capacity comes back.
-        set_regions(capacity=0)
-        try:
-            job_id = ids["backoff_then_succeeded"] = launch("launch", "-y", "-d", "-n", "backoff", "echo hello")
-            wait_for("no capacity", lambda: "no capacity" in (job(job_id).get("detail") or ""), 20)
-            wait_for("two backoff rounds", lambda: fired_timers(job_id) >= 2, 30)
-        finally:
-            restore_config()
-        wait_status(job_id, "SUCCEEDED")
+        if want("backoff_then_succeeded"):
+            set_regions(capacity=0)
+            try:
+                job_id = ids["backoff_then_succeeded"] = launch("launch", "-y", "-d", "-n", "backoff", "echo hello")
+                wait_for("no capacity", lambda: "no capacity" in (job(job_id).get("detail") or ""), 20)
+                wait_for("two backoff rounds", lambda: fired_timers(job_id) >= 2, 30)
+            finally:
+                restore_config()
+            wait_status(job_id, "SUCCEEDED")
 
         # Continues as new after two attempts (the CLI cannot ask for that).
         async def launch_continuing() -> int:
@@ -213,8 +229,9 @@ def main() -> None:
             await client.start_job(spec)
             return job_id
 
-        ids["continued_as_new"] = asyncio.run(launch_continuing())
-        wait_status(ids["continued_as_new"], "FAILED")
+        if want("continued_as_new"):
+            ids["continued_as_new"] = asyncio.run(launch_continuing())
+            wait_status(ids["continued_as_new"], "FAILED")
 
         async def save() -> dict[str, str]:
             client = await SpotClient.connect(settings)
@@ -224,9 +241,12 @@ def main() -> None:
                 runs = [e async for e in client.temporal.list_workflows(f"WorkflowId = '{workflow_id(job_id)}'")]
                 runs.sort(key=lambda e: e.start_time)
                 for n, run in enumerate(runs, 1):
-                    key = name if len(runs) == 1 else f"{name}_run{n}"
+                    saved_as = only.get(name, name)
+                    key = saved_as if len(runs) == 1 else f"{saved_as}_run{n}"
                     handle = client.temporal.get_workflow_handle(workflow_id(job_id), run_id=run.run_id)
                     histories[key] = (await handle.fetch_history()).to_json()
+            if only:  # the allocator's recorded history stays as it is
+                return histories
             # The allocator runs for ever: its history so far, after every launch above.
             histories["job_id_allocator"] = (
                 await client.temporal.get_workflow_handle(ALLOCATOR_WORKFLOW_ID).fetch_history()

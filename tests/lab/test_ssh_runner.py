@@ -188,20 +188,26 @@ def test_host_key_pinning(lab: Lab) -> None:
     assert Path(lab.known_hosts).read_text() != old
 
 
+def run_in_background(r: SSHRunner, argv: list[str]) -> tuple[threading.Thread, list[tuple[float, Exception]]]:
+    """Start a long command in a thread; the list gets (when, error) if it fails unreachable."""
+    errors: list[tuple[float, Exception]] = []
+
+    def call() -> None:
+        try:
+            r.run(argv)
+        except NodeUnreachable as exc:
+            errors.append((time.monotonic(), exc))
+
+    t = threading.Thread(target=call)
+    t.start()
+    return t, errors
+
+
 def test_preempted_vm_is_unreachable_at_once(lab: Lab) -> None:
     vm = lab.vm()
     r = lab.runner(vm)
     r.write_file("~/kept", b"disk survives")
-    errors: list[tuple[float, Exception]] = []
-
-    def long_call() -> None:
-        try:
-            r.run(["sleep", "30"])
-        except NodeUnreachable as exc:
-            errors.append((time.monotonic(), exc))
-
-    t = threading.Thread(target=long_call)
-    t.start()
+    t, errors = run_in_background(r, ["sleep", "30"])
     time.sleep(0.3)
     t0 = time.monotonic()
     vm.preempt()
@@ -221,16 +227,7 @@ def test_frozen_vm_raises_within_silence_timeout_and_thaws(lab: Lab) -> None:
     vm = lab.vm()
     r = lab.runner(vm, silence_timeout_s=silence)
     r.write_file("~/f", b"x")
-    in_flight: list[tuple[float, BaseException]] = []
-
-    def slow() -> None:
-        try:
-            r.run(["sh", "-c", "sleep 30"])
-        except NodeUnreachable as exc:
-            in_flight.append((time.monotonic(), exc))
-
-    t = threading.Thread(target=slow)
-    t.start()
+    t, in_flight = run_in_background(r, ["sh", "-c", "sleep 30"])
     time.sleep(0.3)
     t0 = time.monotonic()
     vm.freeze()
