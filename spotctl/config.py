@@ -13,18 +13,26 @@ Environment variables:
   SPOTCTL_CODEC_PORT         the embedded UI's payload codec endpoint (default 8235)
   SPOTCTL_CODEC_KEY          base64 of the 32-byte payload encryption key (see codec.py)
   SPOTCTL_CODEC_KEY_FILE     or a file holding it; default $SPOTCTL_HOME/codec.key, made on first use
-  SPOTCTL_CLOUDS             comma-separated enabled clouds (default "local,aws")
+  SPOTCTL_CLOUDS             comma-separated enabled clouds (default "local,aws,gcp")
   SPOTCTL_AWS_ENDPOINT       one endpoint URL for every AWS API (EC2, S3; the lab's moto)
   SPOTCTL_AWS_REGIONS        comma-separated AWS regions to place jobs in (default: the catalog's)
   SPOTCTL_AWS_SSH_USER       login user of the VM image (default "ubuntu")
   SPOTCTL_LOG_STORE          where job logs go: a bucket URL (`s3://my-bucket/spotctl-logs`,
-                             `local://bucket/prefix`), so the CLI and the workers share only the
+                             `gs://bucket/prefix`, `local://bucket/prefix`), so the CLI and the workers share only the
                              bucket; unset = the directory $SPOTCTL_HOME/logs (see
                              storage/log_store.py)
   SPOTCTL_AWS_MOUNTER        how MOUNT of an S3 bucket is made on a VM: mount-s3 (default) or sync
+  SPOTCTL_GCP_PROJECT        the GCP project (default: Application Default Credentials' project)
+  SPOTCTL_GCP_ENDPOINT       the Compute Engine API endpoint (the lab's fake GCE); implies no credentials
+  SPOTCTL_GCS_ENDPOINT       the Cloud Storage endpoint (the lab's fake-gcs-server); implies no credentials
+  SPOTCTL_GCP_REGIONS        comma-separated GCP regions to place jobs in (default: the catalog's)
+  SPOTCTL_GCP_SSH_USER       login user made on GCP VMs through the ssh-keys metadata (default "spotctl")
+  SPOTCTL_GCP_MOUNTER        how MOUNT of a GCS bucket is made on a VM: gcsfuse (default) or sync
 
 AWS credentials and the default region come from boto3's usual chain (AWS_ACCESS_KEY_ID /
-AWS_PROFILE / ~/.aws/credentials / an instance role); spotctl never stores them.
+AWS_PROFILE / ~/.aws/credentials / an instance role); GCP's from Application Default
+Credentials (GOOGLE_APPLICATION_CREDENTIALS, `gcloud auth application-default login`, a GCE
+service account). spotctl never stores them.
 """
 
 from __future__ import annotations
@@ -78,15 +86,39 @@ class AwsConfig(BaseModel):
     node agent's copy kept in step, as MOUNT_CACHED; no FUSE, works anywhere)."""
 
 
+class GcpConfig(BaseModel):
+    """How spotctl reaches GCP. Credentials are Application Default Credentials' business."""
+
+    project: str | None = None
+    """The project VMs and buckets are made in; None = the one ADC names (or GOOGLE_CLOUD_PROJECT)."""
+    compute_endpoint: str | None = None
+    """The Compute Engine API endpoint (the lab's fake GCE); None = Google's. With an endpoint
+    set, calls carry no credentials (emulators want none)."""
+    storage_endpoint: str | None = None
+    """The Cloud Storage endpoint (the lab's fake-gcs-server); None = Google's (or
+    STORAGE_EMULATOR_HOST). With an endpoint set, calls carry no credentials."""
+    regions: list[str] | None = None
+    """Regions jobs may be placed in; None = every region of the shipped catalog."""
+    ssh_user: str = "spotctl"
+    """The login user GCE's guest agent makes from the `ssh-keys` metadata spotctl sets."""
+    termination_action: str = "DELETE"
+    """What GCE does to a preempted spot VM: DELETE (nothing is left to pay for) or STOP
+    (its disk stays until spotctl's teardown deletes it)."""
+    mounter: str = "gcsfuse"
+    """How MOUNT of a GCS bucket is made on a VM: "gcsfuse" (installed by the node agent when
+    missing; the agent's sync if that fails) or "sync" (the agent's copy kept in step)."""
+
+
 class Settings(BaseModel):
     home: Path
     temporal: TemporalConfig = Field(default_factory=TemporalConfig)
     embedded: EmbeddedConfig = Field(default_factory=EmbeddedConfig)
-    clouds: list[str] = Field(default_factory=lambda: ["local", "aws"])
+    clouds: list[str] = Field(default_factory=lambda: ["local", "aws", "gcp"])
     """Clouds placement may use; one without credentials is left out with a note."""
     aws: AwsConfig = Field(default_factory=AwsConfig)
+    gcp: GcpConfig = Field(default_factory=GcpConfig)
     log_store: str | None = None
-    """Where job logs go: a bucket URL (`s3://bucket/prefix`, `local://bucket/prefix`); None =
+    """Where job logs go: a bucket URL (`s3://bucket/prefix`, `gs://bucket/prefix`, `local://bucket/prefix`); None =
     the directory `logs_dir` (then the CLI and the workers must share `home`)."""
 
     @property
@@ -185,7 +217,19 @@ def load_settings(home: Path | None = None) -> Settings:
         settings.log_store = env["SPOTCTL_LOG_STORE"]
     if env.get("SPOTCTL_AWS_MOUNTER"):
         settings.aws.mounter = env["SPOTCTL_AWS_MOUNTER"]
+    _gcp_from_env(settings, env)
     return settings
+
+
+def _gcp_from_env(settings: Settings, env: os._Environ[str] | dict[str, str]) -> None:
+    gcp = settings.gcp
+    for var, field in (("SPOTCTL_GCP_PROJECT", "project"), ("SPOTCTL_GCP_ENDPOINT", "compute_endpoint"),
+                       ("SPOTCTL_GCS_ENDPOINT", "storage_endpoint"), ("SPOTCTL_GCP_SSH_USER", "ssh_user"),
+                       ("SPOTCTL_GCP_MOUNTER", "mounter")):
+        if env.get(var):
+            setattr(gcp, field, env[var])
+    if env.get("SPOTCTL_GCP_REGIONS"):
+        gcp.regions = [r.strip() for r in env["SPOTCTL_GCP_REGIONS"].split(",") if r.strip()]
 
 
 class ConfigError(Exception):

@@ -224,6 +224,14 @@ def plan(target: str, overrides: Overrides, settings: Settings, *, dry_run: bool
     clouds, notes = usable_clouds(settings, {c.lower() for c in wanted_clouds}, dry_run)
     offered = offerings(settings, clouds) if clouds else []
     candidates = rank_candidates(offered, requests, ordered=task.ordered)
+    if not candidates and dry_run and set(clouds) != set(settings.clouds):
+        # What the job would cost once the clouds that offer it can be used: the catalog is enough.
+        offered = offerings(settings, list(settings.clouds))
+        candidates = rank_candidates(offered, requests, ordered=task.ordered)
+        if candidates:
+            shown_clouds = sorted({c.cloud for c in candidates} - set(clouds))
+            notes.append(f"no usable cloud offers this; shown: {', '.join(shown_clouds)} (a launch needs its "
+                         "credentials first)")
     if not candidates:
         wanted = "; ".join(r.describe() for r in requests)
         why = f" ({'; '.join(notes)})" if notes else ""

@@ -17,7 +17,7 @@ from pathlib import Path
 from spotctl.config import Settings
 from spotctl.models import FileMount
 from spotctl.storage.base import StorageError, Store
-from spotctl.storage.registry import get_store, parse_bucket_url
+from spotctl.storage.registry import bucket_url, get_store, parse_bucket_url
 from spotctl.task import Task, TaskError
 from spotctl.task_errors import is_url
 
@@ -121,7 +121,7 @@ class _Stager:
             raise self.error(m.target, str(exc)) from None
         if created and not m.persistent:
             # Another store's bucket is named by URL, so teardown knows where to delete it.
-            self.out.ephemeral_buckets.append(m.bucket if store is self.store else f"{store.name}://{m.bucket}")
+            self.out.ephemeral_buckets.append(m.bucket if store is self.store else bucket_url(store.name, m.bucket))
         if local is not None:
             self.upload(local, m.bucket, "", store)
         return m.model_copy(update=dict(bucket_path="", store=store.name,
@@ -172,7 +172,7 @@ def delete_buckets(names: list[str], settings: Settings, store: str | None = Non
     """Delete the job's ephemeral buckets at its end. Idempotent (gone buckets are skipped),
     so the teardown activity can be retried."""
     for name in names:
-        if "://" in name:  # a bucket of another store than the default, e.g. s3://b
+        if "://" in name:  # a bucket of another store than the default, e.g. s3://b or gs://b
             kind, bucket, _ = parse_bucket_url(name)
             get_store(settings, kind).delete_bucket(bucket)
         else:

@@ -33,6 +33,11 @@ for _key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", 
     os.environ.pop(_key, None)
 os.environ.update(AWS_SHARED_CREDENTIALS_FILE=os.devnull, AWS_CONFIG_FILE=os.devnull,
                   AWS_EC2_METADATA_DISABLED="true")
+# ... nor real GCP credentials: no key file, gcloud's config dir none, and no probe of
+# the GCE metadata server (google-auth reads NO_GCE_CHECK at import).
+for _key in ("GOOGLE_APPLICATION_CREDENTIALS", "GOOGLE_CLOUD_PROJECT", "STORAGE_EMULATOR_HOST"):
+    os.environ.pop(_key, None)
+os.environ.update(NO_GCE_CHECK="true", CLOUDSDK_CONFIG=os.devnull)
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLES = REPO / "examples"

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import http.server
 import json
 import os
 import secrets
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -219,3 +221,101 @@ def test_mounts_without_unshare_fail_clearly(tmp_path: Path, marker: str, attemp
     log = (attempt / "output.log").read_text()
     assert "absolute mount targets on the local cloud need root (mount namespaces); use a ~/ target instead" in log
     assert not (tmp_path / "ran").exists() and not Path("/spotctl-never").exists()
+
+
+# -- GCE's interruption notice (SPOTCTL_METADATA_KIND=gcp) ------------------------------------
+
+
+class _GceMetadata:
+    """A tiny GCE metadata server on 127.0.0.1: `preempted` answers TRUE/FALSE as set, only to
+    requests carrying `Metadata-Flavor: Google` (as GCE's does), and every request is kept."""
+
+    def __init__(self) -> None:
+        self.preempted = False
+        self.requests: list[tuple[str, str | None]] = []
+        meta = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                meta.requests.append((self.path, self.headers.get("Metadata-Flavor")))
+                ok = self.path.startswith("/computeMetadata/v1/instance/preempted")
+                if ok and self.headers.get("Metadata-Flavor") != "Google":
+                    code, body = 403, b"Missing Metadata-Flavor:Google header."
+                else:
+                    code, body = (200, b"TRUE" if meta.preempted else b"FALSE") if ok else (404, b"")
+                self.send_response(code)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_port}"
+        threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def gce_metadata():
+    meta = _GceMetadata()
+    yield meta
+    meta.close()
+
+
+def test_gce_preemption_notice_sends_sigterm_and_writes_deadline(
+    tmp_path: Path, marker: str, attempt: Path, gce_metadata: _GceMetadata
+) -> None:
+    """Both settings in the phase's env.json; GCE's answer has no time: the deadline is now + 30 s."""
+    (attempt / "env.json").write_text(json.dumps({"SPOTCTL_METADATA_URL": gce_metadata.url + "/",
+                                                  "SPOTCTL_METADATA_KIND": "gcp"}))
+    ready, seen = tmp_path / "ready", tmp_path / "seen"
+    (attempt / "run.sh").write_text(
+        f"trap 'cat ~/.spotctl/preemption_notice > {seen}; exit 0' TERM\n"
+        f"touch {ready}\nwhile true; do sleep 0.1; done\n")
+    agent(tmp_path, marker, "start", str(attempt), "run")
+    wait_for(lambda: ready.exists() and gce_metadata.requests)
+    time.sleep(1.2)
+    assert not seen.exists()  # FALSE: nothing yet
+    gce_metadata.preempted = True
+    noticed = time.time()
+    assert wait_exit(tmp_path, marker, attempt)["exit_code"] == 0
+    took = time.time() - noticed
+    deadline = float(seen.read_text())
+    assert took < 5 and noticed + 30 - 1 <= deadline <= noticed + took + 30 + 1
+    assert (tmp_path / "home" / ".spotctl" / "preemption_notice").read_text().strip() == str(deadline)
+    assert {path for path, _ in gce_metadata.requests} == {"/computeMetadata/v1/instance/preempted"}
+    assert {flavor for _, flavor in gce_metadata.requests} == {"Google"}
+
+
+def test_gce_no_notice_while_not_preempted(
+    tmp_path: Path, marker: str, attempt: Path, gce_metadata: _GceMetadata, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The VM's own settings (the agent's environment) this time; FALSE never signals."""
+    monkeypatch.setenv("SPOTCTL_METADATA_URL", gce_metadata.url)
+    monkeypatch.setenv("SPOTCTL_METADATA_KIND", "gcp")
+    trapped = tmp_path / "trapped"
+    (attempt / "run.sh").write_text(f"trap 'echo term > {trapped}; exit 9' TERM\nsleep 2.5\n")
+    agent(tmp_path, marker, "start", str(attempt), "run")
+    assert wait_exit(tmp_path, marker, attempt)["exit_code"] == 0
+    assert not trapped.exists() and not (tmp_path / "home" / ".spotctl" / "preemption_notice").exists()
+    assert len(gce_metadata.requests) >= 2  # it did ask, about once a second
+
+
+def test_unknown_metadata_kind_is_reported(
+    tmp_path: Path, marker: str, attempt: Path, gce_metadata: _GceMetadata
+) -> None:
+    """An unknown SPOTCTL_METADATA_KIND is reported in the log, not guessed; the phase runs."""
+    gce_metadata.preempted = True
+    (attempt / "env.json").write_text(json.dumps({"SPOTCTL_METADATA_URL": gce_metadata.url,
+                                                  "SPOTCTL_METADATA_KIND": "azure"}))
+    (attempt / "run.sh").write_text("sleep 1.5\n")
+    agent(tmp_path, marker, "start", str(attempt), "run")
+    assert wait_exit(tmp_path, marker, attempt)["exit_code"] == 0
+    assert "unknown SPOTCTL_METADATA_KIND 'azure'" in (attempt / "output.log").read_text()
+    assert gce_metadata.requests == []

@@ -3,6 +3,7 @@ the reason, never a traceback; the catalog alone is enough for a dry run's price
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from click.testing import CliRunner
@@ -28,7 +29,7 @@ def test_check_names_the_unusable_cloud_and_why(tmp_path: Path) -> None:
 def test_dry_run_lists_aws_candidates_with_both_prices_without_credentials(tmp_path: Path) -> None:
     result = run(tmp_path, "launch", "--dry-run", "--cloud", "aws", str(REPO / "examples" / "bert_qa.yaml"))
     assert result.exit_code == 0, result.output
-    rows = [line.split() for line in result.output.splitlines() if line.strip()[:3].rstrip(".").isdigit()]
+    rows = [line.split() for line in result.output.splitlines() if re.match(r"\s*\d+\. ", line)]
     assert rows and all(r[1].startswith("aws/") for r in rows)
     prices = [float(r[4].lstrip("$").split("/")[0]) for r in rows]
     assert prices == sorted(prices), "cheapest first"
@@ -46,3 +47,18 @@ def test_placement_leaves_out_a_cloud_without_credentials(tmp_path: Path) -> Non
     assert launch.exit_code == 2
     assert "no usable cloud" in launch.output and "no AWS credentials found" in launch.output
     assert "Traceback" not in launch.output
+
+
+def test_gcp_without_credentials_is_named_and_still_priced(tmp_path: Path) -> None:
+    env = {"SPOTCTL_HOME": str(tmp_path / "home"), "SPOTCTL_CLOUDS": "local,gcp"}
+    check = CliRunner().invoke(cli, ["check", "--quick"], env=env)
+    assert check.exit_code == 0, check.output
+    lines = {line.split()[0]: line for line in check.output.splitlines() if line.startswith("  ")}
+    assert "not usable" in lines["gcp"] and "no GCP credentials found" in lines["gcp"]
+    dry = CliRunner().invoke(cli, ["launch", "--dry-run", "--cloud", "gcp", str(REPO / "examples" / "bert_qa.yaml")],
+                             env=env)
+    assert dry.exit_code == 0, dry.output
+    rows = [line.split() for line in dry.output.splitlines() if re.match(r"\s*\d+\. ", line)]
+    assert rows and all(r[1].startswith("gcp/") for r in rows)
+    spot, ondemand = float(rows[0][5].lstrip("$")), float(rows[0][6].lstrip("$"))
+    assert 0 < spot < ondemand

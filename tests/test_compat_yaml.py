@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -147,3 +148,20 @@ def test_secrets_without_values_parse_and_take_overrides() -> None:
     assert not any(line.startswith("secrets:") for line in task.unsupported())
     given = load_task_file(CORPUS / "spot-bert_qa.yaml", secret_overrides={"WANDB_API_KEY": "k"})
     assert given.tasks[0].secrets == {"WANDB_API_KEY": "k"}
+
+
+@needs_corpus
+@pytest.mark.parametrize("path", FILES, ids=[p.name for p in FILES])
+def test_every_file_dry_runs_with_candidates(path: Path, tmp_path: Path) -> None:
+    """`spotctl launch --dry-run FILE` exits 0 and lists candidates with prices for every file,
+    with no cloud credentials at all: the catalogs of every enabled cloud are enough."""
+    from click.testing import CliRunner
+
+    from spotctl.cli.main import cli
+
+    env = {"SPOTCTL_HOME": str(tmp_path / "home"), "SPOTCTL_CLOUDS": "local,aws,gcp"}
+    result = CliRunner().invoke(cli, ["launch", "--dry-run", str(path)], env=env)
+    assert result.exit_code == 0, result.output
+    rows = [line for line in result.output.splitlines() if re.match(r"\s*\d+\. ", line)]
+    assert rows and all("$" in row for row in rows)
+    assert "Traceback" not in result.output

@@ -103,8 +103,7 @@ def test_registry(settings: Settings) -> None:
         parse_bucket_url("ftp://host/x")
     assert get_store(settings, "LOCAL").name == "local"
     assert get_store(settings, "S3").name == "s3"
-    with pytest.raises(StorageError, match="gcs buckets are not supported yet"):
-        get_store(settings, "GCS")
+    assert get_store(settings, "GCS").name == "gcs"
 
 
 # -- staging --------------------------------------------------------------------------------
@@ -188,7 +187,7 @@ run: echo
         stage(bad_name, 4, settings)
     with pytest.raises(TaskError, match="bucket 'nope-bucket' does not exist"):
         stage(task_from(tmp_path, "file_mounts:\n  /c: local://nope-bucket\nrun: echo\n"), 5, settings)
-    with pytest.raises(TaskError, match="gcs buckets are not supported yet"):
+    with pytest.raises(TaskError, match=r"file_mounts\./c: GCS: no GCP credentials found"):
         stage(task_from(tmp_path, "file_mounts:\n  /c: {name: gbucket, store: gcs}\nrun: echo\n"), 6, settings)
     assert buckets(settings) == ["existing-bucket"]
 

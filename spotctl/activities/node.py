@@ -19,8 +19,9 @@ from spotctl.remote.agent import NOTICE_FILE  # the node agent's file is the con
 from spotctl.remote.base import Runner
 
 AGENT_SOURCE = Path(__file__).resolve().parents[1] / "remote" / "agent.py"
-AGENT_MODULES = (Path(__file__).resolve().parents[1] / "remote" / "bucket_sync.py",)
-"""Stdlib modules the agent imports, copied next to it (MOUNT on a VM: bucket_sync)."""
+AGENT_MODULES = tuple(Path(__file__).resolve().parents[1] / "remote" / name
+                      for name in ("bucket_sync.py", "agent_notice.py", "agent_mounters.py"))
+"""Stdlib modules the agent imports, copied next to it (bucket sync, notice watchers, mounters)."""
 WORKDIR_ON_NODE = "sky_workdir"
 """SkyPilot's name for the synced workdir under the node's $HOME; kept so scripts carry over."""
 

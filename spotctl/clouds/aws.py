@@ -9,8 +9,8 @@
   that already exist in the region are returned instead (moto ignores ClientToken, and a
   create that timed out may have made them).
 - States: a stop or termination whose StateReason code starts with `Server.SpotInstance` is
-  a preemption; anything else is the user's (STOPPED/TERMINATED); an id EC2 no longer
-  knows is GONE.
+  a preemption; `Server.ScheduledStop`/`Server.InternalError` are the host's (MAINTENANCE);
+  anything else is the user's (STOPPED/TERMINATED); an id EC2 no longer knows is GONE.
 - Errors: aws_errors.py maps every botocore failure to a CloudError with kind and scope.
 
 Every client comes from aws_clients.aws_client (time-outs, retries, the lab's endpoint).
@@ -55,6 +55,8 @@ CHUNK = 100
 ROOT_VOLUME_GB = 100
 """Root disk of every instance (Ubuntu's AMIs default to 8 GB, too small for most jobs)."""
 SPOT_REASON_PREFIX = "Server.SpotInstance"
+HOST_REASONS = ("Server.ScheduledStop", "Server.InternalError", "Server.InsufficientInstanceCapacity")
+"""State reasons that mean AWS stopped or terminated the instance for its host's sake."""
 NO_CREDENTIALS = ("no AWS credentials found (set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or AWS_PROFILE, "
                   "or run `aws configure`)")
 
@@ -96,6 +98,8 @@ def state_of(inst: dict) -> InstanceState:
     reason = (inst.get("StateReason") or {}).get("Code", "")
     if reason.startswith(SPOT_REASON_PREFIX):
         return InstanceState.PREEMPTED
+    if reason.startswith(HOST_REASONS):
+        return InstanceState.MAINTENANCE
     if name in ("stopping", "stopped"):
         return InstanceState.STOPPED
     return InstanceState.TERMINATED  # shutting-down, terminated

@@ -1,7 +1,6 @@
 """SSH access to spotctl's EC2 instances: one key pair per user, one security group per region.
 
-- The private key lives in `settings.ssh_dir` (dir 0700, key 0600, OpenSSH format, Ed25519),
-  made on first use; two processes racing to make it agree on the first one written.
+- The user's key is clouds/ssh_key.py's (one for every cloud).
 - It is imported into each region as key pair `spotctl-<fingerprint[:8]>` (describe, then
   import; someone else importing it meanwhile is fine).
 - Security group `spotctl` in the region's default VPC opens tcp/22 and nothing else.
@@ -11,56 +10,20 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import threading
-from pathlib import Path
 from typing import Any
 
 from botocore.exceptions import ClientError
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from spotctl.clouds.aws_errors import error_code
 from spotctl.clouds.base import CloudError
-from spotctl.files import create_once
+from spotctl.clouds.ssh_key import ensure_key, private_key_path
 from spotctl.models import ErrorKind, ErrorScope
 
-KEY_FILE = "spotctl_ed25519"
+__all__ = ["SECURITY_GROUP", "ensure_key", "ensure_key_pair", "ensure_security_group", "key_pair_name",
+           "private_key_path"]
+
 SECURITY_GROUP = "spotctl"
 SSH_PORT = 22
-
-_lock = threading.Lock()
-
-
-def private_key_path(ssh_dir: Path) -> Path:
-    return Path(ssh_dir) / KEY_FILE
-
-
-def ensure_key(ssh_dir: Path) -> tuple[Path, str]:
-    """(private key path, public key in OpenSSH form), making the pair on first use."""
-    ssh_dir = Path(ssh_dir)
-    path = private_key_path(ssh_dir)
-    with _lock:
-        ssh_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-        if ssh_dir.stat().st_mode & 0o077:
-            ssh_dir.chmod(0o700)
-        if not path.exists():
-            _write_new_key(path)
-        key = serialization.load_ssh_private_key(path.read_bytes(), password=None)
-    public = key.public_key().public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
-    public_text = public.decode() + " spotctl"
-    pub_path = path.with_suffix(".pub")
-    if not pub_path.exists():
-        pub_path.write_text(public_text + "\n")
-    return path, public_text
-
-
-def _write_new_key(path: Path) -> None:
-    """Write a fresh key 0600 under a temporary name and link it into place: the first
-    process to link wins, a loser reads the winner's key."""
-    key = ed25519.Ed25519PrivateKey.generate()
-    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH,
-                            serialization.NoEncryption())
-    create_once(path, pem, 0o600)  # of racing workers, one key wins and all use it
 
 
 def key_pair_name(public_openssh: str) -> str:

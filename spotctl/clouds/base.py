@@ -34,13 +34,20 @@ __all__ = [
 
 
 class InstanceState(str, Enum):
+    """An instance's state; a dead one says why it died, as far as the cloud tells."""
+
     PENDING = "pending"
     RUNNING = "running"
     STOPPED = "stopped"
+    """Stopped by someone (the user, its own shutdown), not by the cloud."""
     PREEMPTED = "preempted"
+    """Taken back by the cloud: a spot interruption."""
+    MAINTENANCE = "maintenance"
+    """Stopped or terminated by the cloud for its host (host error, scheduled maintenance)."""
     TERMINATED = "terminated"
+    """Terminated by someone, not by the cloud."""
     GONE = "gone"
-    """The cloud no longer knows the instance."""
+    """The cloud no longer knows the instance (why is unknown)."""
 
     @property
     def is_alive(self) -> bool:
@@ -138,8 +145,8 @@ class Cloud(Protocol):
 
     def instance_states(self, instance_ids: list[str], at: Location | None = None) -> dict[str, InstanceState]:
         """The state of each instance (all in the region of `at`), in one batched call.
-        Unknown ids map to GONE. A spot interruption is PREEMPTED; a stop or termination for
-        any other reason (the user, host maintenance) is STOPPED or TERMINATED. A real cloud
+        Unknown ids map to GONE. A spot interruption is PREEMPTED, the cloud's host trouble
+        MAINTENANCE; a stop or termination by anyone else is STOPPED or TERMINATED. A real cloud
         needs `at` (its ids are per region); the local cloud ignores it."""
         ...
 

@@ -15,9 +15,16 @@ def _aws(settings: Settings) -> Cloud:
     return AwsCloud(settings)
 
 
+def _gcp(settings: Settings) -> Cloud:
+    from spotctl.clouds.gcp import GcpCloud  # google-cloud-compute is imported only when GCP is used
+
+    return GcpCloud(settings)
+
+
 CLOUDS: dict[str, Callable[[Settings], Cloud]] = {
     "local": LocalCloud,
     "aws": _aws,
+    "gcp": _gcp,
 }
 """Factories must be cheap (no I/O): activities build a cloud per call."""
 

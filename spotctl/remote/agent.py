@@ -18,10 +18,12 @@ after the caller was killed) can answer from the files alone:
                   host's /checkpoint stays untouched (needs root and `unshare`; else the phase
                   fails with exit code 126 and the reason in output.log)
 
-On a cloud VM the supervisor also watches the cloud's interruption notice (AWS instance
-metadata `spot/instance-action`, at $SPOTCTL_METADATA_URL: the VM's own setting first, then
-env.json's), as the local cloud does itself: the deadline goes to ~/.spotctl/preemption_notice
-and the phase gets one SIGTERM, so the program can save before the VM is taken.
+On a cloud VM the supervisor also watches the cloud's interruption notice at
+$SPOTCTL_METADATA_URL, as the local cloud does itself: the deadline goes to
+~/.spotctl/preemption_notice and the phase gets one SIGTERM, so the program can save before the
+VM is taken. $SPOTCTL_METADATA_KIND says which notice: `aws` (the default; IMDSv2
+`spot/instance-action`, about two minutes ahead) or `gcp` (GCE's `instance/preempted`, about
+30 s ahead). Both variables: the VM's own setting first, then env.json's.
 
 Commands (each prints one JSON object on stdout):
   start D PHASE            idempotent start; returns once PHASE.pid exists
@@ -40,9 +42,16 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.error
-import urllib.request
-from datetime import datetime
+
+try:  # on a node: the modules copied next to this file (activities/node.py AGENT_MODULES)
+    import agent_mounters
+    import agent_notice
+except ImportError:  # imported as spotctl.remote.agent (the worker, tests)
+    from spotctl.remote import agent_mounters, agent_notice
+
+NOTICE_FILE = agent_notice.NOTICE_FILE
+"""Relative to the node's $HOME: the deadline (epoch seconds) of a preemption notice; see
+agent_notice.py. The contract activities/node.py reads."""
 
 USAGE = "usage: agent.py {start|status|signal} DIR PHASE [SIGNAL]\n"
 START_WAIT_S = 5.0
@@ -217,56 +226,6 @@ def _group_alive(pgid: int) -> bool:
 """How often a supervisor bumps its PHASE.beat counter while its program runs."""
 
 
-NOTICE_FILE = ".spotctl/preemption_notice"
-"""Relative to the node's $HOME: the deadline (epoch seconds) of a preemption notice. Written
-here from the cloud's metadata, or by the local cloud itself; read by activities/node.py."""
-NOTICE_POLL_S = 5.0
-"""AWS posts the notice two minutes ahead; polling every 5 s leaves the program ~115 s."""
-METADATA_TIMEOUT_S = 2.0
-
-
-def _imds_notice(base: str) -> float | None:
-    """The deadline (epoch seconds) of the AWS spot interruption notice, or None when there is
-    none (404) or the metadata service does not answer. IMDSv2: a session token first."""
-    try:
-        req = urllib.request.Request(f"{base}/latest/api/token", method="PUT",
-                                     headers={"X-aws-ec2-metadata-token-ttl-seconds": "300"})
-        with urllib.request.urlopen(req, timeout=METADATA_TIMEOUT_S) as resp:
-            token = resp.read().decode()
-        req = urllib.request.Request(f"{base}/latest/meta-data/spot/instance-action",
-                                     headers={"X-aws-ec2-metadata-token": token})
-        with urllib.request.urlopen(req, timeout=METADATA_TIMEOUT_S) as resp:
-            notice = json.loads(resp.read().decode())
-    except (OSError, ValueError, urllib.error.URLError):
-        return None  # 404 = no notice; anything else: ask again next time
-    when = str(notice.get("time", ""))
-    try:
-        return datetime.fromisoformat(when.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return time.time() + 120  # a notice with an unreadable time: AWS's usual two minutes
-
-
-def _write_notice(home: str, deadline: float) -> None:
-    path = os.path.join(home, NOTICE_FILE)
-    try:
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        _write_atomic(path, f"{deadline}\n")
-    except OSError:
-        pass
-
-
-def _watch_notice(base: str, home: str, on_notice, done: threading.Event) -> None:
-    """Poll the metadata service until the phase ends; on a notice write the deadline file
-    (unless another phase's watcher did) and call on_notice once."""
-    while not done.wait(NOTICE_POLL_S):
-        deadline = _imds_notice(base)
-        if deadline is not None:
-            if not os.path.exists(os.path.join(home, NOTICE_FILE)):
-                _write_notice(home, deadline)
-            on_notice()
-            return
-
-
 SYNC_INTERVAL_S = 5.0
 """How often a synced bucket mount (sync.json) pushes what changed."""
 SYNC_FINAL_MAX_S = 300.0
@@ -287,66 +246,13 @@ def _make_dir(path: str) -> None:
                        stderr=subprocess.PIPE, timeout=30)
 
 
-MOUNT_S3_DEB = "https://s3.amazonaws.com/mountpoint-s3-release/latest/{arch}/mount-s3.deb"
-"""Mountpoint for Amazon S3, AWS's own FUSE mounter (Ubuntu/Debian package)."""
-INSTALL_TIMEOUT_S = 240.0
-
-
-def _as_root(argv: list[str]) -> list[str]:
-    return argv if os.geteuid() == 0 else ["sudo", "-n", *argv]
-
-
-def _install_mount_s3(say) -> str | None:
-    """Install mount-s3 from AWS's package (a cloud image reaches it; bounded in time)."""
-    arch = "arm64" if os.uname().machine in ("aarch64", "arm64") else "x86_64"
-    deb = "/tmp/spotctl-mount-s3.deb"
-    try:
-        with urllib.request.urlopen(MOUNT_S3_DEB.format(arch=arch), timeout=60) as resp, open(deb, "wb") as f:
-            shutil.copyfileobj(resp, f)
-        subprocess.run(_as_root(["apt-get", "install", "-y", "-q", deb]), check=True, stdin=subprocess.DEVNULL,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=INSTALL_TIMEOUT_S,
-                       env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
-    except (OSError, subprocess.SubprocessError, urllib.error.URLError) as exc:
-        say(f"cannot install mount-s3 ({exc})")
-        return None
-    return shutil.which("mount-s3")
-
-
-def _mount_s3(e: dict, say) -> bool:
-    """MOUNT a bucket with mount-s3 (writes go to the bucket as files are closed); False when
-    it cannot be had or made, and the caller syncs instead."""
-    target = e["target"]
-    if os.path.ismount(target):
-        return True  # an earlier phase of the attempt mounted it
-    exe = shutil.which("mount-s3") or _install_mount_s3(say)
-    if exe is None:
-        return False
-    argv = [exe, e["bucket"], target, "--region", e["region"], "--allow-delete", "--allow-overwrite"]
-    if e.get("prefix"):
-        argv += ["--prefix", e["prefix"].rstrip("/") + "/"]
-    if e.get("endpoint"):
-        argv += ["--endpoint-url", e["endpoint"], "--force-path-style"]
-    env = dict(os.environ)
-    for key, name in (("access_key", "AWS_ACCESS_KEY_ID"), ("secret_key", "AWS_SECRET_ACCESS_KEY"),
-                      ("session_token", "AWS_SESSION_TOKEN")):
-        if e.get(key):
-            env[name] = e[key]
-    try:
-        done = subprocess.run(argv, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.PIPE, timeout=60)
-    except (OSError, subprocess.SubprocessError) as exc:
-        say(f"mount-s3 failed ({exc})")
-        return False
-    if done.returncode != 0:
-        say(f"mount-s3 failed: {done.stderr.decode(errors='replace').strip()[-300:]}")
-    return done.returncode == 0
-
-
-def _start_syncs(d: str, stop: threading.Event, mounter: str, say) -> list[threading.Thread]:
-    """Make every bucket of sync.json appear at its target: MOUNT through mount-s3 when that
-    is the configured mounter and works, else (and for MOUNT_CACHED) pull it and keep pushing
-    changes in the background until `stop` (then once more). Raises on a failed pull: the
-    phase must not start without its checkpoint."""
+def _start_syncs(d: str, stop: threading.Event, mounter: str, say,
+                 metadata_url: str | None = None) -> list[threading.Thread]:
+    """Make every bucket of sync.json appear at its target: MOUNT through the configured
+    mounter (mount-s3 for S3, gcsfuse for GCS) when it works, else (and for MOUNT_CACHED)
+    pull it and keep pushing changes in the background until `stop` (then once more). Raises
+    on a failed pull: the phase must not start without its checkpoint. `metadata_url` is
+    where a GCS sync gets the VM's token (None: GCE's own address)."""
     try:
         with open(os.path.join(d, "sync.json")) as f:
             entries = json.load(f)
@@ -357,13 +263,13 @@ def _start_syncs(d: str, stop: threading.Event, mounter: str, say) -> list[threa
     threads = []
     for e in entries:
         _make_dir(e["target"])
-        if e.get("mode") == "MOUNT" and mounter == "mount-s3":
-            if _mount_s3(e, say):
+        make_mount = agent_mounters.MOUNTERS.get((e.get("kind", "s3"), mounter)) if e.get("mode") == "MOUNT" else None
+        if make_mount is not None:
+            if make_mount(e, say):
                 continue
             say(f"{e['target']}: MOUNT falls back to a synced copy (pushed every {SYNC_INTERVAL_S:g}s)")
-        client = bucket_sync.S3Client(e["region"], endpoint=e.get("endpoint"), access_key=e.get("access_key"),
-                                      secret_key=e.get("secret_key"), session_token=e.get("session_token"))
-        mount = bucket_sync.CachedMount(e["bucket"], e.get("prefix", ""), e["target"], client)
+        client = bucket_sync.client_for(e, metadata_url)
+        mount = bucket_sync.CachedMount(e["bucket"], e.get("prefix") or "", e["target"], client)
         mount.pull()
         t = threading.Thread(target=mount.run_until, args=(stop, SYNC_INTERVAL_S), daemon=True)
         t.start()
@@ -413,10 +319,15 @@ def _supervise(d: str, phase: str) -> None:
         return
     if mounts:
         argv = _namespaced(argv, mounts, env.get("PATH"))
+    def say(line: str) -> None:
+        os.write(log, f"spotctl agent: {line}\n".encode())
+
+    metadata = os.environ.get("SPOTCTL_METADATA_URL") or env.get("SPOTCTL_METADATA_URL")
+    kind = (os.environ.get("SPOTCTL_METADATA_KIND") or env.get("SPOTCTL_METADATA_KIND") or "aws").lower()
     sync_stop = threading.Event()
     try:
-        syncs = _start_syncs(d, sync_stop, env.get("SPOTCTL_MOUNTER", "sync"),
-                             lambda line: os.write(log, f"spotctl agent: {line}\n".encode()))
+        syncs = _start_syncs(d, sync_stop, env.get("SPOTCTL_MOUNTER", "sync"), say,
+                             metadata.rstrip("/") if metadata and kind == "gcp" else None)
     except Exception as exc:  # noqa: BLE001 - any failure: the phase cannot start
         os.write(log, f"spotctl agent: cannot start {phase}: bucket sync failed: {exc}\n".encode())
         _write_atomic(_path(d, phase, "exit"), str(MOUNT_FAILED))
@@ -440,9 +351,11 @@ def _supervise(d: str, phase: str) -> None:
     for signum in pending:
         forward(signum, None)
     phase_done = threading.Event()
-    metadata = os.environ.get("SPOTCTL_METADATA_URL") or env.get("SPOTCTL_METADATA_URL")
-    if metadata:
-        threading.Thread(target=_watch_notice, daemon=True,
+    watcher = agent_notice.NOTICE_WATCHERS.get(kind)
+    if metadata and watcher is None:
+        say(f"unknown SPOTCTL_METADATA_KIND {kind!r} (aws or gcp): no interruption notice is watched")
+    elif metadata:
+        threading.Thread(target=watcher, daemon=True,
                          args=(metadata.rstrip("/"), home, lambda: forward(signal.SIGTERM, None), phase_done)).start()
     beats = 0
     while True:

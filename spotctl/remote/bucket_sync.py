@@ -1,12 +1,21 @@
-"""MOUNT_CACHED for S3 on any VM: a local directory kept in step with `s3://bucket/prefix`.
+"""MOUNT_CACHED on any VM: a local directory kept in step with `s3://bucket/prefix` or
+`gs://bucket/prefix`.
 
-Stdlib only (copied next to agent.py and imported by it; Python 3.8+). `S3Client` is a tiny
-S3 client signing with AWS Signature V4 (ListObjectsV2, GetObject, PutObject, single part, so
-objects up to 5 GiB); `CachedMount` pulls a prefix into a directory once, then pushes what
-changed there, every few seconds and once more at the end.
+Stdlib only (copied next to agent.py and imported by it; Python 3.8+). `CachedMount` pulls a
+prefix into a directory once, then pushes what changed there, every few seconds and once more
+at the end. It talks to the bucket through a client with three methods (the only difference
+between clouds): `list_objects(bucket, prefix)` yielding (key, size), `get_object(bucket, key,
+path)` and `put_object(bucket, key, path)`; `client_for(spec)` makes one from a sync.json entry.
 
-Credentials: explicit arguments, else AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY /
-AWS_SESSION_TOKEN, else the instance role through IMDSv2 (refreshed before it expires).
+- `S3Client`: AWS Signature V4 (ListObjectsV2, GetObject, PutObject, single part, so objects
+  up to 5 GiB). Credentials: explicit arguments, else AWS_ACCESS_KEY_ID /
+  AWS_SECRET_ACCESS_KEY / AWS_SESSION_TOKEN, else the instance role through IMDSv2
+  (refreshed before it expires).
+- `GcsClient`: the GCS JSON API (list, media download, single-request media upload). Token:
+  none with an endpoint override (the lab's fake-gcs-server), else the access token given
+  while it is valid, else the GCE metadata server's service-account token (refreshed before
+  it expires).
+
 Every HTTP call has a time-out. Deleting a local file does not delete its object.
 """
 
@@ -33,7 +42,11 @@ TEMP_SUFFIXES = (".tmp", ".temp", ".part", ".swp", "~")
 """Files still being written by their program (renamed into place when done) are not pushed."""
 
 
-class S3Error(Exception):
+class SyncError(Exception):
+    """A bucket request that failed (S3Error, GcsError): a periodic push reports and retries it."""
+
+
+class S3Error(SyncError):
     """An S3 request that failed; `status` is the HTTP status (0 = no answer), `code` S3's."""
 
     def __init__(self, status: int, code: str, message: str) -> None:
@@ -89,9 +102,31 @@ def imds_credentials(base: str = IMDS_URL, timeout: float = 2.0) -> dict:
     return json.loads(get(f"/latest/meta-data/iam/security-credentials/{role}"))
 
 
+def _download(open_response, path: str) -> None:
+    """Stream `open_response()` into `path` through a temporary name, so a reader (or a failed
+    download) never leaves a half-written file there; never writes through a symlink."""
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    tmp = f"{path}.spotctl-get.{os.getpid()}"
+    try:
+        with open_response() as r, open(tmp, "wb") as f:
+            while True:
+                chunk = r.read(1 << 20)
+                if not chunk:
+                    break
+                f.write(chunk)
+        if os.path.islink(path):
+            os.unlink(path)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
 class S3Client:
     """Just enough S3 for CachedMount. Path-style URLs against `endpoint` (default
     https://s3.<region>.amazonaws.com, where DNS-safe bucket names use virtual hosts)."""
+
+    scheme = "s3"
 
     def __init__(self, region: str, endpoint: str | None = None, access_key: str | None = None,
                  secret_key: str | None = None, session_token: str | None = None,
@@ -165,21 +200,7 @@ class S3Client:
 
     def get_object(self, bucket: str, key: str, path: str) -> None:
         """Stream the object into `path` (written to a temporary name, then renamed)."""
-        os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-        tmp = f"{path}.spotctl-get.{os.getpid()}"
-        try:
-            with self.request("GET", bucket, key) as r, open(tmp, "wb") as f:
-                while True:
-                    chunk = r.read(1 << 20)
-                    if not chunk:
-                        break
-                    f.write(chunk)
-            if os.path.islink(path):
-                os.unlink(path)  # never write through a symlink
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+        _download(lambda: self.request("GET", bucket, key), path)
 
     def put_object(self, bucket: str, key: str, path: str) -> None:
         """Upload a file in one PUT, streamed from disk (its SHA-256 is signed: one extra read)."""
@@ -192,10 +213,140 @@ class S3Client:
             self.request("PUT", bucket, key, body=f, length=size, payload_hash=digest.hexdigest()).close()
 
 
-class CachedMount:
-    """`local_dir` as a cache of s3://bucket/prefix: `pull()` once, then `push()` changes."""
+GCS_ENDPOINT = "https://storage.googleapis.com"
+GCE_METADATA_URL = "http://metadata.google.internal"
+TOKEN_MARGIN_S = 300.0
+"""A token is replaced this long before it expires (GCE's last an hour), so no call uses a
+token that expires on the way."""
 
-    def __init__(self, bucket: str, prefix: str, local_dir: str, client: S3Client) -> None:
+
+class GcsError(SyncError):
+    """A GCS request that failed; `status` is the HTTP status (0 = no answer)."""
+
+    def __init__(self, status: int, reason: str, message: str) -> None:
+        super().__init__(f"GCS {status} {reason}: {message}")
+        self.status, self.code = status, reason
+
+
+def _epoch(iso: str | None) -> float:
+    """An ISO time (Z, an offset, or naive UTC as google-auth keeps `expiry`) in epoch seconds;
+    no time or one that cannot be read means 'unknown': the token is used until refused."""
+    try:
+        when = datetime.datetime.fromisoformat(str(iso).replace("Z", "+00:00"))
+    except ValueError:
+        return float("inf")
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=datetime.timezone.utc)  # noqa: UP017 (Python 3.8)
+    return when.timestamp()
+
+
+def gce_token(base: str = GCE_METADATA_URL, timeout: float = 5.0) -> tuple:
+    """(access token, expiry in epoch seconds) of the VM's default service account, from the
+    GCE metadata server. Raises OSError/ValueError/KeyError when there is none."""
+    req = urllib.request.Request(f"{base}/computeMetadata/v1/instance/service-accounts/default/token",
+                                 headers={"Metadata-Flavor": "Google"})
+    with urllib.request.urlopen(req, timeout=timeout) as r:
+        answer = json.loads(r.read().decode())
+    return answer["access_token"], time.time() + float(answer.get("expires_in", 0))
+
+
+class GcsClient:
+    """Just enough of the GCS JSON API for CachedMount, against `endpoint` (default Google's).
+
+    `anonymous` (default: an endpoint was given, i.e. the lab's fake-gcs-server) sends no
+    Authorization header. Otherwise the token is `access_token` until `token_expiry` (ISO)
+    comes near, then the metadata server's at `metadata_url`; a 401 drops the token at hand
+    and asks the metadata server once more."""
+
+    scheme = "gs"
+
+    def __init__(self, endpoint: str | None = None, access_token: str | None = None,
+                 token_expiry: str | None = None, metadata_url: str | None = None,
+                 timeout: float = TIMEOUT_S, anonymous: bool | None = None) -> None:
+        self.endpoint = (endpoint or GCS_ENDPOINT).rstrip("/")
+        self.anonymous = endpoint is not None if anonymous is None else anonymous
+        self.metadata_url = (metadata_url or GCE_METADATA_URL).rstrip("/")
+        self.timeout = timeout
+        self._token = access_token
+        self._expires = _epoch(token_expiry) if access_token and token_expiry else (
+            float("inf") if access_token else 0.0)
+
+    def _access_token(self) -> str:
+        if time.time() > self._expires - TOKEN_MARGIN_S:
+            try:
+                self._token, self._expires = gce_token(self.metadata_url, timeout=min(self.timeout, 5.0))
+            except (OSError, ValueError, KeyError) as exc:
+                raise GcsError(0, "NoCredentials", "no valid access token given and none from the GCE "
+                                                   f"metadata server at {self.metadata_url} ({exc})") from None
+        return str(self._token)
+
+    def request(self, method: str, path: str, query: dict, body=None, length: int = 0, what: str = ""):
+        """Send one request (`path` already quoted); returns the open response (the caller
+        closes it)."""
+        url = f"{self.endpoint}{path}?{urllib.parse.urlencode(query, quote_via=urllib.parse.quote)}"
+        for attempt in (1, 2):
+            headers = {} if self.anonymous else {"Authorization": f"Bearer {self._access_token()}"}
+            if body is not None:
+                body.seek(0)
+                headers.update({"Content-Length": str(length), "Content-Type": "application/octet-stream"})
+            try:
+                return urllib.request.urlopen(urllib.request.Request(url, data=body, method=method, headers=headers),
+                                              timeout=self.timeout)
+            except urllib.error.HTTPError as exc:
+                text = exc.read().decode(errors="replace")
+                if exc.code == 401 and attempt == 1 and not self.anonymous:
+                    self._expires = 0.0  # a revoked or expired token: the metadata server's next
+                    continue
+                raise GcsError(exc.code, str(exc.reason), f"{method} {what}: {text[:300]}") from None
+            except OSError as exc:  # refused, reset, timed out
+                raise GcsError(0, "NoAnswer", f"{method} {what}: {exc}") from None
+        raise AssertionError("unreachable")
+
+    def list_objects(self, bucket: str, prefix: str = "", page_size: int = 1000):
+        """Yield (name, size) of every object under `prefix`, page by page."""
+        token = None
+        while True:
+            query = {"prefix": prefix, "maxResults": str(page_size), "fields": "items(name,size),nextPageToken"}
+            if token:
+                query["pageToken"] = token
+            with self.request("GET", f"/storage/v1/b/{_quote(bucket)}/o", query, what=f"gs://{bucket}/{prefix}") as r:
+                page = json.loads(r.read().decode())
+            for item in page.get("items", []):
+                yield item["name"], int(item.get("size", 0))
+            token = page.get("nextPageToken")
+            if not token:
+                return
+
+    def get_object(self, bucket: str, key: str, path: str) -> None:
+        """Stream the object into `path` (written to a temporary name, then renamed)."""
+        where = f"/storage/v1/b/{_quote(bucket)}/o/{_quote(key)}"
+        _download(lambda: self.request("GET", where, {"alt": "media"}, what=f"gs://{bucket}/{key}"), path)
+
+    def put_object(self, bucket: str, key: str, path: str) -> None:
+        """Upload a file in one media upload, streamed from disk."""
+        with open(path, "rb") as f:
+            self.request("POST", f"/upload/storage/v1/b/{_quote(bucket)}/o", {"uploadType": "media", "name": key},
+                         body=f, length=os.fstat(f.fileno()).st_size, what=f"gs://{bucket}/{key}").close()
+
+
+def client_for(spec: dict, metadata_url: str | None = None):
+    """The client for one sync.json entry (storage's `node_sync()`): kind "s3" (the default)
+    or "gcs". `metadata_url` is where a GCS client asks for the VM's token."""
+    kind = spec.get("kind", "s3")
+    if kind == "s3":
+        return S3Client(spec["region"], endpoint=spec.get("endpoint"), access_key=spec.get("access_key"),
+                        secret_key=spec.get("secret_key"), session_token=spec.get("session_token"))
+    if kind == "gcs":
+        return GcsClient(endpoint=spec.get("endpoint"), access_token=spec.get("access_token"),
+                         token_expiry=spec.get("token_expiry"), metadata_url=metadata_url)
+    raise ValueError(f"unknown bucket kind {kind!r} in sync.json")
+
+
+class CachedMount:
+    """`local_dir` as a cache of s3://bucket/prefix (or gs://...): `pull()` once, then `push()`
+    changes. `client` is an S3Client or a GcsClient (see the module docstring)."""
+
+    def __init__(self, bucket: str, prefix: str, local_dir: str, client) -> None:
         self.bucket, self.local_dir, self.client = bucket, os.path.abspath(local_dir), client
         self.prefix = "/".join(p for p in prefix.split("/") if p)
         self.state: dict = {}
@@ -217,7 +368,7 @@ class CachedMount:
             rel = key[len(start):]
             parts = [p for p in rel.split("/") if p not in ("", ".")]
             if rel.startswith("/") or ".." in parts:
-                raise ValueError(f"refusing s3://{self.bucket}/{key}: it would land outside {self.local_dir}")
+                raise ValueError(f"refusing {self.client.scheme}://{self.bucket}/{key}: it would land outside {self.local_dir}")
             if parts and not key.endswith("/"):
                 todo.append((key, "/".join(parts)))
         os.makedirs(self.local_dir, exist_ok=True)
@@ -270,6 +421,6 @@ class CachedMount:
         while not stop_event.wait(interval_s):
             try:
                 self.push()
-            except (S3Error, OSError) as exc:
-                print(f"bucket_sync: push to s3://{self.bucket}/{self.prefix} failed: {exc}", file=sys.stderr)
+            except (SyncError, OSError) as exc:
+                print(f"bucket_sync: push to {self.client.scheme}://{self.bucket}/{self.prefix} failed: {exc}", file=sys.stderr)
         self.push()

@@ -2,7 +2,7 @@
 
 A job's checkpoints, its staged workdir and its local file mounts live in buckets, never on
 a VM, because a spot VM can vanish at any moment. The protocol is cloud-neutral: the local
-cloud's `LocalStore` keeps a bucket as a directory on the host, and an S3/GCS store will
+cloud's `LocalStore` keeps a bucket as a directory on the host; `S3Store` and `GcsStore`
 implement the same methods with object APIs. Keys are '/'-separated paths inside a bucket;
 a prefix is a key "directory" ('' = the whole bucket).
 """
@@ -19,7 +19,7 @@ class StorageError(Exception):
 
 class Store(Protocol):
     name: str
-    """The store's kind as written in task YAML (`local`, later `s3`, `gcs`)."""
+    """The store's kind as written in task YAML (`local`, `s3`, `gcs`)."""
 
     def create_bucket(self, name: str) -> None:
         """Create the bucket; a no-op when it already exists."""

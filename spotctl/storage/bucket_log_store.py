@@ -1,10 +1,10 @@
-"""BucketLogStore: the LogStore protocol on a bucket of any Store (S3, a local directory bucket).
+"""BucketLogStore: the LogStore protocol on a bucket of any Store (S3, GCS, a local directory bucket).
 
 With it the CLI and the workers share a bucket instead of `$SPOTCTL_HOME` (select it with
-`SPOTCTL_LOG_STORE=s3://bucket/prefix`; see config.py).
+`SPOTCTL_LOG_STORE=s3://bucket/prefix` or `gs://bucket/prefix`; see config.py).
 
-Why chunks: object stores have no append (an S3 object is written whole, once), and rewriting
-a growing log object on every poll would cost O(size) per poll. So each shipped piece is its
+Why chunks: object stores have no append (an S3 or GCS object is written whole, once), and
+rewriting a growing log object on every poll would cost O(size) per poll. So each shipped piece is its
 own immutable object
 
     <prefix>/job-<id>/attempt-<n>/node-<rank>/<offset:016d>-<end:016d>

@@ -5,8 +5,8 @@ for the LogStore protocol):
 - None (the default): `DirLogStore`, a directory,
   `$SPOTCTL_HOME/logs/job-<id>/attempt-<n>/node-<rank>.log`; the CLI and the workers must
   then share `$SPOTCTL_HOME`.
-- a bucket URL (`s3://bucket/prefix`, `local://bucket/prefix`): `BucketLogStore` on that
-  Store (bucket_log_store.py), so CLI and workers only share the bucket.
+- a bucket URL (`s3://bucket/prefix`, `gs://bucket/prefix`, `local://bucket/prefix`):
+  `BucketLogStore` on that Store (bucket_log_store.py), so CLI and workers only share the bucket.
 
 Appends are positional: the writer says at which offset its bytes start, so a monitor that
 re-attaches after a worker crash (and re-reads from the node what was already shipped) adds no
@@ -94,20 +94,21 @@ LogStore = DirLogStore
 """The old name of DirLogStore (tests/chaos builds it by this name). The protocol is
 `spotctl.storage.log_store_base.LogStore`."""
 
-_OPEN: dict[tuple[str, str, str | None], LogStoreProtocol] = {}
+_OPEN: dict[tuple[str, str, str | None, str | None], LogStoreProtocol] = {}
 _OPEN_LOCK = threading.Lock()
 
 
 def open_log_store(settings: Settings) -> LogStoreProtocol:
     """The log store `settings.log_store` names: None = the directory `settings.logs_dir`;
-    a bucket URL (`s3://bucket/prefix`, `local://bucket/prefix`) = a BucketLogStore there.
+    a bucket URL (`s3://bucket/prefix`, `gs://bucket/prefix`, `local://bucket/prefix`) = a
+    BucketLogStore there.
 
     A bucket store is made once per process and URL and then handed out again, so what this
     process wrote (its cache of chunk keys) outlives each `Deps.logs` access and a monitor's
     polls need no listing. StorageError for a URL that is not a supported bucket URL."""
     if not settings.log_store:
         return DirLogStore(settings.logs_dir)
-    key = (settings.log_store, str(settings.home), settings.aws.endpoint_url)
+    key = (settings.log_store, str(settings.home), settings.aws.endpoint_url, settings.gcp.storage_endpoint)
     with _OPEN_LOCK:
         if key not in _OPEN:
             from spotctl.storage.bucket_log_store import BucketLogStore

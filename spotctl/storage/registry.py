@@ -1,4 +1,5 @@
-"""Which Store serves a bucket, and how bucket URLs (`s3://b/p`, `local://b/p`) are read."""
+"""Which Store serves a bucket, and how bucket URLs (`s3://b/p`, `gs://b/p`, `local://b/p`) are read
+and written."""
 
 from __future__ import annotations
 
@@ -10,8 +11,10 @@ from spotctl.storage.local import LocalStore, clean_key
 
 SCHEMES = {"local": "local", "s3": "s3", "gs": "gcs", "gcs": "gcs", "r2": "r2", "cos": "ibm",
            "oci": "oci", "azure": "azure", "https": "azure"}
-"""URL scheme -> store kind (SkyPilot's schemes). `local` and `s3` are implemented today."""
-SUPPORTED = ("local", "s3")
+"""URL scheme -> store kind (SkyPilot's schemes). `local`, `s3` and `gcs` are implemented today."""
+SUPPORTED = ("local", "s3", "gcs")
+URL_SCHEME = {"gcs": "gs"}
+"""Store kind -> the scheme its bucket URLs are written with, where the two differ."""
 
 _URL = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://([^/]*)/?(.*)$")
 
@@ -19,7 +22,8 @@ _URL = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://([^/]*)/?(.*)$")
 def get_store(settings: Settings, store: str | None = None) -> Store:
     """The store named `store` (case-insensitive, as task YAML writes it); None = local.
     `s3` buckets are created in the default AWS region of boto3's chain (AWS_REGION /
-    AWS_DEFAULT_REGION, else us-east-1); existing buckets are used in their own region."""
+    AWS_DEFAULT_REGION, else us-east-1); existing buckets are used in their own region.
+    `gcs` buckets are created in the first of `gcp.regions`, else US-CENTRAL1."""
     kind = (store or "local").lower()
     if kind == "local":
         return LocalStore(settings.home / "local_buckets")
@@ -27,9 +31,20 @@ def get_store(settings: Settings, store: str | None = None) -> Store:
         from spotctl.storage.s3 import S3Store  # boto3 is only imported when S3 is used
 
         return S3Store(settings)
+    if kind == "gcs":
+        from spotctl.storage.gcs import GcsStore  # google-cloud-storage is only imported when GCS is used
+
+        return GcsStore(settings)
     if kind in SCHEMES.values():
         raise StorageError(f"{kind} buckets are not supported yet (supported: {', '.join(SUPPORTED)})")
     raise StorageError(f"unknown store {store!r} (supported: {', '.join(SUPPORTED)})")
+
+
+def bucket_url(kind: str, bucket: str, prefix: str = "") -> str:
+    """The URL of a bucket of store `kind`: ('gcs', 'b', 'p') -> 'gs://b/p' (parse_bucket_url's
+    inverse)."""
+    url = f"{URL_SCHEME.get(kind, kind)}://{bucket}"
+    return f"{url}/{clean_key(prefix)}" if clean_key(prefix) else url
 
 
 def parse_bucket_url(url: str) -> tuple[str, str, str]:
@@ -37,7 +52,7 @@ def parse_bucket_url(url: str) -> tuple[str, str, str]:
     for a URL that is not a bucket URL."""
     m = _URL.match(url.strip())
     if not m:
-        raise StorageError(f"{url!r} is not a bucket URL (like s3://bucket/path or local://bucket)")
+        raise StorageError(f"{url!r} is not a bucket URL (like s3://bucket/path, gs://bucket/path or local://bucket)")
     scheme, bucket, prefix = m.group(1).lower(), m.group(2), m.group(3)
     if scheme not in SCHEMES:
         raise StorageError(f"{scheme}:// sources are not supported (use a bucket URL like s3://bucket/path)")

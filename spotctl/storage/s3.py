@@ -17,11 +17,9 @@ followed, dangling ones skipped, empty directories are lost) as `prefix/relpath`
 
 from __future__ import annotations
 
-import logging
 import os
 import threading
-from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -32,16 +30,13 @@ from spotctl.aws_clients import aws_client, aws_credentials, has_credentials
 from spotctl.config import Settings
 from spotctl.storage.base import StorageError
 from spotctl.storage.local import check_bucket_name, clean_key
-
-log = logging.getLogger(__name__)
+from spotctl.storage.tree import download_plan, keys_under, replacing, run_parallel, upload_plan, upload_source
 
 DEFAULT_REGION = "us-east-1"
 MULTIPART_CHUNK = 64 * 1024 * 1024
 TRANSFER = TransferConfig(multipart_threshold=MULTIPART_CHUNK, multipart_chunksize=MULTIPART_CHUNK,
                           max_concurrency=4, use_threads=True)
 """Files above 64 MiB go up in 64 MiB parts, 4 at a time (10,000 parts: files up to 640 GiB)."""
-PARALLEL_FILES = 8
-"""Small files are sent/fetched this many at a time (clients are thread-safe)."""
 DELETE_BATCH = 1000
 """DeleteObjects takes at most 1000 keys per call."""
 
@@ -238,21 +233,13 @@ class S3Store:
             raise _fail(exc, bucket, "list objects") from None
 
     def upload_dir(self, local_dir: str, bucket: str, prefix: str = "") -> None:
-        src = Path(local_dir).expanduser()
-        if not src.is_dir():
-            raise StorageError(f"cannot upload {src} to S3 bucket {bucket!r}: not a directory")
-        base = clean_key(prefix)
-        jobs = [(path, f"{base}/{rel}" if base else rel) for path, rel in _walk_files(src)]
+        jobs = upload_plan(local_dir, prefix, "S3", bucket)
         client = self._bucket_client(bucket)
-        self._parallel(lambda job: self._put(client, job[0], bucket, job[1]), jobs)
+        run_parallel(lambda job: self._put(client, job[0], bucket, job[1]), jobs, "s3")
 
     def upload_file(self, local_file: str, bucket: str, key: str) -> None:
-        src = Path(local_file).expanduser()
-        if not src.is_file():
-            raise StorageError(f"cannot upload {src} to S3 bucket {bucket!r}: not a file")
-        if not clean_key(key):
-            raise StorageError(f"cannot upload {src} to S3 bucket {bucket!r}: empty key")
-        self._put(self._bucket_client(bucket), str(src), bucket, clean_key(key))
+        path, key = upload_source(local_file, key, "S3", bucket)
+        self._put(self._bucket_client(bucket), path, bucket, key)
 
     def _put(self, client: Any, path: str, bucket: str, key: str) -> None:
         """One PutObject for a small file (a transfer manager per file costs more than the
@@ -276,25 +263,10 @@ class S3Store:
         are refused before anything is written; keys ending in '/' (folder markers) only make
         directories. StorageError when a non-empty prefix holds nothing."""
         base = clean_key(prefix)
-        start = f"{base}/" if base else ""
-        dest_root = Path(local_dir).expanduser()
-        root = os.path.realpath(dest_root)
-        jobs: list[tuple[str, Path, int | None]] = []
-        dirs: list[Path] = []
-        for obj in self._objects(bucket, start):
-            key = obj["Key"]
-            target = _safe_target(dest_root, root, key[len(start):], bucket, key)
-            if key.endswith("/"):
-                dirs.append(target)
-            else:
-                jobs.append((key, target, obj.get("Size")))
-        if base and not jobs and not dirs:
-            raise StorageError(f"S3 bucket {bucket!r} has nothing under {base!r}")
-        dest_root.mkdir(parents=True, exist_ok=True)
-        for d in dirs:
-            d.mkdir(parents=True, exist_ok=True)
+        objects = ((o["Key"], o.get("Size")) for o in self._objects(bucket, f"{base}/" if base else ""))
+        jobs = download_plan(objects, base, local_dir, "S3", bucket)
         client = self._bucket_client(bucket)
-        self._parallel(lambda job: self._get(client, bucket, *job), jobs)
+        run_parallel(lambda job: self._get(client, bucket, *job), jobs, "s3")
 
     def download_file(self, bucket: str, key: str, local_file: str) -> None:
         key = clean_key(key)
@@ -305,34 +277,22 @@ class S3Store:
     def _get(self, client: Any, bucket: str, key: str, dest: Path, size: int | None = None) -> None:
         """One streamed GetObject when the object is known to be small, else boto3's managed
         (ranged, parallel) download. Either writes a temporary file and renames it."""
-        if dest.is_dir() and not dest.is_symlink():
-            raise StorageError(f"cannot write {dest}: a directory is in the way")
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        if dest.is_symlink():
-            dest.unlink()  # never write through an old symlink
         try:
-            if size is not None and size < MULTIPART_CHUNK:
-                tmp = dest.with_name(f".{dest.name}.s3-{os.getpid()}-{threading.get_ident()}")
-                try:
+            with replacing(dest, "s3") as tmp:
+                if size is not None and size < MULTIPART_CHUNK:
                     body = client.get_object(Bucket=bucket, Key=key)["Body"]
                     with open(tmp, "wb") as f:
                         for chunk in iter(lambda: body.read(1 << 20), b""):
                             f.write(chunk)
-                    os.replace(tmp, dest)
-                finally:
-                    tmp.unlink(missing_ok=True)
-            else:
-                client.download_file(bucket, key, str(dest), Config=TRANSFER)
+                else:
+                    client.download_file(bucket, key, str(tmp), Config=TRANSFER)
         except ClientError as exc:
             if _code(exc) in ("404", "NoSuchKey", "NotFound"):
                 raise StorageError(f"S3 bucket {bucket!r} has no object {key!r}") from None
             raise _fail(exc, bucket, f"download {key!r}") from None
 
     def list(self, bucket: str, prefix: str = "") -> list[str]:
-        base = clean_key(prefix)
-        keys = [o["Key"] for o in self._objects(bucket, base)
-                if not o["Key"].endswith("/") and (not base or o["Key"] == base or o["Key"].startswith(base + "/"))]
-        return sorted(keys)
+        return keys_under((o["Key"] for o in self._objects(bucket, clean_key(prefix))), prefix)
 
     def node_sync(self, bucket: str, prefix: str = "") -> dict | None:
         """The bucket's region and endpoint, and this worker's credentials, for the node
@@ -351,48 +311,3 @@ class S3Store:
 
     def local_path(self, bucket: str, prefix: str = "") -> str | None:
         return None
-
-    @staticmethod
-    def _parallel(fn: Callable[[Any], None], jobs: list[Any]) -> None:
-        if len(jobs) <= 1:
-            for job in jobs:
-                fn(job)
-            return
-        with ThreadPoolExecutor(max_workers=min(PARALLEL_FILES, len(jobs)), thread_name_prefix="s3") as pool:
-            for f in [pool.submit(fn, job) for job in jobs]:
-                f.result()  # the first failure is raised (the rest still finish)
-
-
-def _walk_files(src: Path) -> Iterator[tuple[str, str]]:
-    """(path, '/'-relpath) of every file under src, following symlinks (each real directory
-    once, so a link loop ends); dangling links are skipped with a warning."""
-    seen: set[str] = set()
-    for dirpath, dirnames, filenames in os.walk(src, followlinks=True):
-        real = os.path.realpath(dirpath)
-        if real in seen:
-            dirnames[:] = []
-            continue
-        seen.add(real)
-        rel_dir = os.path.relpath(dirpath, src)
-        for name in filenames:
-            path = os.path.join(dirpath, name)
-            if not os.path.isfile(path):
-                log.warning("not uploading %s: a dangling link or not a regular file", path)
-                continue
-            rel = name if rel_dir == "." else f"{rel_dir}/{name}"
-            yield path, rel.replace(os.sep, "/")
-
-
-def _safe_target(dest_root: Path, root: str, rel: str, bucket: str, key: str) -> Path:
-    """dest_root/rel, refusing a key whose relative part is absolute, has '..', or leads
-    outside local_dir (also through a symlink already inside it)."""
-    parts = [p for p in rel.split("/") if p not in ("", ".")]
-    if rel.startswith("/") or ".." in parts or (not parts and not key.endswith("/")):
-        raise StorageError(f"refusing S3 object {key!r} of bucket {bucket!r}: it would be written outside "
-                           f"{dest_root}")
-    target = dest_root.joinpath(*parts)
-    real = os.path.realpath(target.parent)
-    if real != root and not real.startswith(root + os.sep):
-        raise StorageError(f"refusing S3 object {key!r} of bucket {bucket!r}: {target.parent} leads outside "
-                           f"{dest_root}")
-    return target

@@ -1,6 +1,6 @@
 """A fake VM for lab tests: a real sshd on its own loopback address, in its own PID and mount
-namespace (its own /root and /tmp), inside a cgroup v1 freezer group, plus an AWS-style
-instance metadata service. Needs root, /usr/sbin/sshd, unshare and the v1 freezer.
+namespace (its own /root and /tmp), inside a cgroup v1 freezer group, plus an instance
+metadata service speaking both AWS's IMDSv2 and GCE's `computeMetadata/v1` (subsets). Needs root, /usr/sbin/sshd, unshare and the v1 freezer.
 
 - preempt(): SIGKILL to every process of the VM at once (the VM is taken back); its disk
   (root_dir) stays, so start() boots it again with the same files and host key.
@@ -17,6 +17,7 @@ import socket
 import subprocess
 import threading
 import time
+import urllib.parse
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -51,6 +52,10 @@ class FakeVM:
         self.name = "vm-" + address.replace(".", "-")
         self.cgroup = FREEZER / self.name
         self.spot_notice: dict[str, str] | None = None
+        self.gce_preempted = False
+        self._gce_version = 0
+        """Bumped on every change of gce_preempted: the ETag GCE's long polls compare."""
+        self._gce_changed = threading.Condition()
         self._proc: subprocess.Popen | None = None
         self._metadata: ThreadingHTTPServer | None = None
 
@@ -188,6 +193,27 @@ class FakeVM:
     def clear_spot_notice(self) -> None:
         self.spot_notice = None
 
+    def set_gce_preempted(self, flag: bool = True) -> None:
+        """What GCE's `instance/preempted` answers from now on (TRUE: the VM is being
+        preempted); long polls waiting for a change answer at once."""
+        with self._gce_changed:
+            if flag != self.gce_preempted:
+                self.gce_preempted, self._gce_version = flag, self._gce_version + 1
+            self._gce_changed.notify_all()
+
+    def _gce_etag(self) -> str:
+        return f"lab-{self._gce_version}"
+
+    def _gce_wait(self, query: dict) -> None:
+        """GCE's `wait_for_change`: hold the request while the value is the one the caller saw
+        (its `last_etag`, else the current one), at most `timeout_sec` (capped at 60 s here)."""
+        if query.get("wait_for_change", [""])[0].lower() != "true":
+            return
+        seen = query.get("last_etag", [self._gce_etag()])[0]
+        limit = min(float(query.get("timeout_sec", ["60"])[0]), 60.0)
+        with self._gce_changed:
+            self._gce_changed.wait_for(lambda: self._gce_etag() != seen or self._metadata is None, timeout=limit)
+
     def _start_metadata(self) -> None:
         if self._metadata is not None:
             return
@@ -211,7 +237,34 @@ class FakeVM:
                 else:
                     self._send(404)
 
+            def _gce(self, path: str, query: dict) -> None:
+                if self.headers.get("Metadata-Flavor") != "Google":
+                    return self._send(403, "Missing Metadata-Flavor:Google header.")
+                if path == "/computeMetadata/v1/instance/preempted":
+                    vm._gce_wait(query)
+                    body = "TRUE" if vm.gce_preempted else "FALSE"
+                    data = body.encode()
+                    self.send_response(200)
+                    self.send_header("Content-Type", "application/text")
+                    self.send_header("ETag", vm._gce_etag())
+                    self.send_header("Content-Length", str(len(data)))
+                    try:
+                        self.end_headers()
+                        self.wfile.write(data)
+                    except (BrokenPipeError, ConnectionResetError):
+                        pass  # the VM (and its long poll) went while the answer was held
+                    return None
+                if path == "/computeMetadata/v1/instance/id":
+                    return self._send(200, str(int.from_bytes(socket.inet_aton(vm.address), "big")))
+                if path == "/computeMetadata/v1/instance/service-accounts/default/token":
+                    token = {"access_token": "lab-gce-token", "expires_in": 3599, "token_type": "Bearer"}
+                    return self._send(200, json.dumps(token), "application/json")
+                self._send(404)
+
             def do_GET(self) -> None:
+                path, _, qs = self.path.partition("?")
+                if path.startswith("/computeMetadata/"):
+                    return self._gce(path, urllib.parse.parse_qs(qs))
                 if self.headers.get("X-aws-ec2-metadata-token") != f"lab-token-{vm.name}":
                     return self._send(401)  # IMDSv2 only, as with HttpTokens=required
                 if self.path == "/latest/meta-data/instance-id":
@@ -228,6 +281,8 @@ class FakeVM:
 
     def _stop_metadata(self) -> None:
         server, self._metadata = self._metadata, None
+        with self._gce_changed:
+            self._gce_changed.notify_all()  # end held long polls
         if server is not None:
             server.shutdown()
             server.server_close()

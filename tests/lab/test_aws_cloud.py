@@ -220,6 +220,20 @@ def test_user_stop_is_stopped(aws_lab: AwsLab) -> None:
     aws_lab.cloud.terminate(handle.instance_ids, at())
 
 
+def test_host_maintenance_is_told_apart_from_a_user_stop(aws_lab: AwsLab) -> None:
+    """AWS stopping an instance for its host (a scheduled retirement) is MAINTENANCE."""
+    from moto.ec2.models.instances import StateReason
+
+    handle = aws_lab.cloud.create("spotctl-4-3", cand(spot=False), 1, "spotctl-4-3")
+    [iid] = handle.instance_ids
+    inst = backend(REGION).get_instance(iid)
+    inst.stop()
+    inst.state_reason = StateReason("Server.ScheduledStop: Stopped due to scheduled retirement",
+                                    "Server.ScheduledStop")
+    assert aws_lab.cloud.instance_states([iid], at()) == {iid: InstanceState.MAINTENANCE}
+    aws_lab.cloud.terminate(handle.instance_ids, at())
+
+
 def test_terminate_is_idempotent_and_ignores_unknown_ids(aws_lab: AwsLab) -> None:
     handle = aws_lab.cloud.create("spotctl-6-1", cand(), 2, "spotctl-6-1")
     ghost = "i-0123456789abcdef0"

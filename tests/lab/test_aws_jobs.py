@@ -16,40 +16,20 @@ from pathlib import Path
 
 import pytest
 from fake_vm import lab_leftovers, lab_missing
+from job_lab import COUNTER, launch, logs, steps_seen, wait_for_log
 from moto_lab import IMAGE_REGIONS, moto_instances, moto_server, publish_ubuntu_image, reset_moto  # noqa: F401
 from vm_lab import VmFleet
 
 from spotctl import aws_clients
 from spotctl.clouds import aws as aws_cloud
 from spotctl.remote import ssh
-from spotctl.remote.agent import _imds_notice
+from spotctl.remote.agent_notice import _imds_notice
 
-from conftest import Spot, embedded_spot, launched_id, spotctl_env
+from conftest import Spot, embedded_spot, spotctl_env
 
 pytestmark = pytest.mark.skipif(lab_missing() is not None, reason=f"the lab cannot run here: {lab_missing()}")
 
 REGIONS = "us-east-1,us-west-2"
-COUNTER = """\
-import os, signal, sys, time
-path = os.path.expanduser("~/ckpt/step")
-step = int(open(path).read()) if os.path.exists(path) else 0
-print(f"resuming at {step}", flush=True)
-def save_and_exit(signum, frame):
-    print(f"SIGTERM at step {step}, saved", flush=True)
-    sys.exit(143)
-signal.signal(signal.SIGTERM, save_and_exit)
-while step < STEPS:
-    step += 1
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        f.write(str(step))
-    os.replace(tmp, path)
-    print(f"step {step}", flush=True)
-    time.sleep(0.5)
-print(f"done {step}", flush=True)
-"""
-
-
 def counter_task(tmp: Path, bucket: str, steps: int) -> Path:
     (tmp / "counter.py").write_text(COUNTER.replace("STEPS", str(steps)))
     task = tmp / "counter.yaml"
@@ -117,32 +97,6 @@ def fleet(aws_spot: Spot, moto_server: str, tmp_path: Path) -> Iterator[VmFleet]
         vms.uninstall()
         ssh.close_all()
     assert lab_leftovers() == []
-
-
-def launch(spot: Spot, task: Path) -> int:
-    result = spot.run("launch", "-y", "-d", str(task))
-    assert result.exit_code == 0, result.output
-    return launched_id(result.stderr)
-
-
-def logs(spot: Spot, job_id: int) -> str:
-    result = spot.run("logs", "--no-follow", str(job_id))
-    return result.output
-
-
-def wait_for_log(spot: Spot, job_id: int, pattern: str, timeout: float = 90) -> re.Match:
-    deadline = time.monotonic() + timeout
-    text = ""
-    while time.monotonic() < deadline:
-        text = logs(spot, job_id)
-        if m := re.search(pattern, text, re.M):
-            return m
-        time.sleep(0.5)
-    raise AssertionError(f"job {job_id}: no {pattern!r} in its logs:\n{text[-3000:]}")
-
-
-def steps_seen(text: str) -> list[int]:
-    return [int(s) for s in re.findall(r"^step (\d+)$", text, re.M)]
 
 
 def test_preempted_job_recovers_in_another_region_with_its_s3_checkpoint(aws_spot: Spot, fleet: VmFleet,

@@ -1,0 +1,138 @@
+"""MOUNT of a bucket on a cloud VM with the cloud's own FUSE mounter (stdlib only; copied next to
+agent.py on every node and imported by it): mount-s3 (Mountpoint for Amazon S3) for S3,
+gcsfuse for GCS, each installed from its vendor's package when missing. A mounter that cannot
+be had or made returns False and the agent keeps the bucket in step itself (bucket_sync).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import urllib.error
+import urllib.request
+
+MOUNT_S3_DEB = "https://s3.amazonaws.com/mountpoint-s3-release/latest/{arch}/mount-s3.deb"
+"""Mountpoint for Amazon S3, AWS's own FUSE mounter (Ubuntu/Debian package)."""
+INSTALL_TIMEOUT_S = 240.0
+
+
+def _as_root(argv: list[str]) -> list[str]:
+    return argv if os.geteuid() == 0 else ["sudo", "-n", *argv]
+
+
+def _install_mount_s3(say) -> str | None:
+    """Install mount-s3 from AWS's package (a cloud image reaches it; bounded in time)."""
+    arch = "arm64" if os.uname().machine in ("aarch64", "arm64") else "x86_64"
+    deb = "/tmp/spotctl-mount-s3.deb"
+    try:
+        with urllib.request.urlopen(MOUNT_S3_DEB.format(arch=arch), timeout=60) as resp, open(deb, "wb") as f:
+            shutil.copyfileobj(resp, f)
+        subprocess.run(_as_root(["apt-get", "install", "-y", "-q", deb]), check=True, stdin=subprocess.DEVNULL,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=INSTALL_TIMEOUT_S,
+                       env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
+    except (OSError, subprocess.SubprocessError, urllib.error.URLError) as exc:
+        say(f"cannot install mount-s3 ({exc})")
+        return None
+    return shutil.which("mount-s3")
+
+
+def _mount_s3(e: dict, say) -> bool:
+    """MOUNT a bucket with mount-s3 (writes go to the bucket as files are closed); False when
+    it cannot be had or made, and the caller syncs instead."""
+    target = e["target"]
+    if os.path.ismount(target):
+        return True  # an earlier phase of the attempt mounted it
+    exe = shutil.which("mount-s3") or _install_mount_s3(say)
+    if exe is None:
+        return False
+    argv = [exe, e["bucket"], target, "--region", e["region"], "--allow-delete", "--allow-overwrite"]
+    if e.get("prefix"):
+        argv += ["--prefix", e["prefix"].rstrip("/") + "/"]
+    if e.get("endpoint"):
+        argv += ["--endpoint-url", e["endpoint"], "--force-path-style"]
+    env = dict(os.environ)
+    for key, name in (("access_key", "AWS_ACCESS_KEY_ID"), ("secret_key", "AWS_SECRET_ACCESS_KEY"),
+                      ("session_token", "AWS_SESSION_TOKEN")):
+        if e.get(key):
+            env[name] = e[key]
+    return _run_mounter("mount-s3", argv, say, env)
+
+
+def _run_mounter(name: str, argv: list, say, env: dict | None = None) -> bool:
+    """Run a FUSE mounter (it daemonizes once mounted); False, said why, when it fails."""
+    try:
+        done = subprocess.run(argv, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.PIPE, timeout=60)
+    except (OSError, subprocess.SubprocessError) as exc:
+        say(f"{name} failed ({exc})")
+        return False
+    if done.returncode != 0:
+        say(f"{name} failed: {done.stderr.decode(errors='replace').strip()[-300:]}")
+    return done.returncode == 0
+
+
+GCSFUSE_KEY_URL = "https://packages.cloud.google.com/apt/doc/apt-key.gpg"
+GCSFUSE_KEYRING = "/usr/share/keyrings/cloud.google.asc"
+GCSFUSE_LIST = "/etc/apt/sources.list.d/gcsfuse.list"
+GCSFUSE_REPO = f"deb [signed-by={GCSFUSE_KEYRING}] https://packages.cloud.google.com/apt gcsfuse-{{codename}} main\n"
+"""Cloud Storage FUSE from Google's apt repository, as Google's install guide does it."""
+
+
+def _os_codename() -> str | None:
+    """The Debian/Ubuntu release name (gcsfuse's repository is per release), or None."""
+    try:
+        with open("/etc/os-release") as f:
+            for line in f:
+                if line.startswith("VERSION_CODENAME="):
+                    return line.split("=", 1)[1].strip().strip('"') or None
+    except OSError:
+        pass
+    return None
+
+
+def _install_gcsfuse(say) -> str | None:
+    """Install gcsfuse from Google's apt repository (a GCE image reaches it; bounded in time).
+    The key is fetched first, so without a network nothing on the machine is changed."""
+    codename = _os_codename()
+    if codename is None or shutil.which("apt-get") is None:
+        say("cannot install gcsfuse (not a Debian/Ubuntu image)")
+        return None
+    key, repo = "/tmp/spotctl-gcsfuse.asc", "/tmp/spotctl-gcsfuse.list"
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    try:
+        with urllib.request.urlopen(GCSFUSE_KEY_URL, timeout=60) as resp, open(key, "wb") as f:
+            shutil.copyfileobj(resp, f)
+        with open(repo, "w") as f:
+            f.write(GCSFUSE_REPO.format(codename=codename))
+        for argv in (["install", "-D", "-m", "0644", key, GCSFUSE_KEYRING],
+                     ["install", "-D", "-m", "0644", repo, GCSFUSE_LIST],
+                     ["apt-get", "update", "-q"], ["apt-get", "install", "-y", "-q", "gcsfuse"]):
+            subprocess.run(_as_root(argv), check=True, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.PIPE, timeout=INSTALL_TIMEOUT_S, env=env)
+    except (OSError, subprocess.SubprocessError, urllib.error.URLError) as exc:
+        say(f"cannot install gcsfuse ({exc})")
+        return None
+    return shutil.which("gcsfuse")
+
+
+def _mount_gcs(e: dict, say) -> bool:
+    """MOUNT a GCS bucket with gcsfuse (the VM's service account; writes reach the bucket as
+    files are closed); False when it cannot be had or made, and the caller syncs instead."""
+    target = e["target"]
+    if os.path.ismount(target):
+        return True  # an earlier phase of the attempt mounted it
+    exe = shutil.which("gcsfuse") or _install_gcsfuse(say)
+    if exe is None:
+        return False
+    argv = [exe, "--implicit-dirs"]
+    if e.get("prefix"):
+        argv += ["--only-dir", e["prefix"].strip("/")]
+    if e.get("endpoint"):  # an emulator: no credentials
+        argv += ["--custom-endpoint", e["endpoint"].rstrip("/") + "/storage/v1/", "--anonymous-access"]
+    argv += [e["bucket"], target]
+    return _run_mounter("gcsfuse", argv, say)
+
+
+MOUNTERS = {("s3", "mount-s3"): _mount_s3, ("gcs", "gcsfuse"): _mount_gcs}
+"""(sync.json kind, SPOTCTL_MOUNTER) -> how MOUNT is made; any other pair: the agent's sync."""

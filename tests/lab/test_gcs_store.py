@@ -1,0 +1,346 @@
+"""GcsStore against fake-gcs-server over HTTP: outcomes are checked in the bucket (with a plain
+google-cloud-storage client) and on disk, never on GcsStore's own word."""
+
+from __future__ import annotations
+
+import datetime
+import os
+from pathlib import Path
+from typing import Any
+
+import gcs_lab as lab
+import pytest
+import requests
+from gcs_lab import GcsLab, answering
+from google.api_core import exceptions as gexc
+
+import spotctl.gcp_clients as gcp_clients
+import spotctl.storage.gcs as gcs_module
+from spotctl.staging import delete_buckets, stage
+from spotctl.storage.base import StorageError
+from spotctl.storage.gcs import GcsStore
+from spotctl.storage.registry import SUPPORTED, bucket_url, get_store, parse_bucket_url
+from spotctl.task import load_task_file
+
+gcs_lab = lab.gcs_lab  # the fixtures, shared by module attribute
+fake_gcs_endpoint = lab.fake_gcs_endpoint
+
+
+def make_tree(root: Path) -> dict[str, bytes]:
+    files = {
+        "top.txt": b"top",
+        "empty": b"",
+        "a/b/deep.bin": os.urandom(3000),
+        "a/with space+plus.txt": b"odd name",
+        ".hidden/x": b"hidden too",
+    }
+    for rel, data in files.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_bytes(data)
+    (root / "link-to-top").symlink_to("top.txt")
+    (root / "dangling").symlink_to("nowhere")
+    return {**files, "link-to-top": b"top"}
+
+
+def read_tree(root: Path) -> dict[str, bytes]:
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+
+
+def test_registry_knows_gcs(gcs_lab: GcsLab) -> None:
+    assert "gcs" in SUPPORTED
+    store = get_store(gcs_lab.settings, "GCS")
+    assert isinstance(store, GcsStore) and store.name == "gcs"
+    assert store.local_path("any-bucket", "x") is None
+    assert parse_bucket_url("gs://my-bucket/a/b/") == ("gcs", "my-bucket", "a/b")
+    assert bucket_url("gcs", "my-bucket") == "gs://my-bucket" and bucket_url("s3", "b", "/p/") == "s3://b/p"
+
+
+def test_bucket_life_cycle(gcs_lab: GcsLab, tmp_path: Path) -> None:
+    store = GcsStore(gcs_lab.settings)
+    assert not store.bucket_exists("life-bucket")
+    store.create_bucket("life-bucket")
+    store.create_bucket("life-bucket")  # already ours: no-op
+    assert store.bucket_exists("life-bucket") and gcs_lab.buckets() == ["life-bucket"]
+
+    src = tmp_path / "src"
+    expected = make_tree(src)
+    store.upload_dir(str(src), "life-bucket", "/jobs/./7/")
+    assert gcs_lab.keys("life-bucket") == sorted(f"jobs/7/{rel}" for rel in expected)
+    assert gcs_lab.body("life-bucket", "jobs/7/a/b/deep.bin") == expected["a/b/deep.bin"]
+    assert gcs_lab.body("life-bucket", "jobs/7/a/with space+plus.txt") == b"odd name"
+    assert gcs_lab.body("life-bucket", "jobs/7/empty") == b""
+
+    store.upload_file(str(src / "top.txt"), "life-bucket", "single/file.txt")
+    assert store.list("life-bucket", "single") == ["single/file.txt"]
+    assert store.list("life-bucket", "single/file.txt") == ["single/file.txt"]
+    assert store.list("life-bucket", "sing") == []  # a prefix is a directory, not a string prefix
+    assert store.list("life-bucket", "jobs/7/a") == ["jobs/7/a/b/deep.bin", "jobs/7/a/with space+plus.txt"]
+    assert store.list("life-bucket") == gcs_lab.keys("life-bucket")
+
+    out = tmp_path / "out"
+    (out / "stale").mkdir(parents=True)
+    (out / "top.txt").symlink_to(tmp_path / "must-not-be-written")
+    store.download_dir("life-bucket", "jobs/7", str(out))
+    assert not (tmp_path / "must-not-be-written").exists()
+    assert not (out / "top.txt").is_symlink()
+    assert read_tree(out) == expected
+    assert not [p for p in out.rglob(".*gcs-*")]  # no temporary file left
+    store.download_file("life-bucket", "single/file.txt", str(tmp_path / "one" / "f.txt"))
+    assert (tmp_path / "one" / "f.txt").read_bytes() == b"top"
+
+    store.upload_dir(str(src), "life-bucket", "jobs/7")  # overwrite: same keys, no error
+    assert len(gcs_lab.keys("life-bucket", "jobs/7/")) == len(expected)
+    assert store.last_changed("life-bucket") > 0 and store.list_buckets() == ["life-bucket"]
+
+    store.delete_bucket("life-bucket")
+    assert gcs_lab.buckets() == [] and not store.bucket_exists("life-bucket")
+    store.delete_bucket("life-bucket")  # gone: no-op
+
+
+def test_many_objects_and_folder_markers(gcs_lab: GcsLab, tmp_path: Path) -> None:
+    """Many files moved in parallel both ways and deleted with the bucket, and a folder marker
+    ('d/', as the console makes): it only makes a directory. (fake-gcs-server answers every
+    listing in one page, so paging is left to the library's iterator, untested here.)"""
+    src = tmp_path / "many"
+    for i in range(300):
+        d = src / f"d{i % 7}"
+        d.mkdir(parents=True, exist_ok=True)
+        (d / f"f{i:04d}").write_bytes(str(i).encode())
+    store = GcsStore(gcs_lab.settings)
+    store.create_bucket("many-bucket")
+    store.upload_dir(str(src), "many-bucket", "p")
+    gcs_lab.put("many-bucket", "p/empty-folder/", b"")
+    keys = store.list("many-bucket", "p")
+    assert len(keys) == 300 and keys == [k for k in gcs_lab.keys("many-bucket") if not k.endswith("/")]
+
+    out = tmp_path / "out"
+    store.download_dir("many-bucket", "p", str(out))
+    assert read_tree(out) == read_tree(src) and (out / "empty-folder").is_dir()
+    store.delete_bucket("many-bucket")
+    assert gcs_lab.buckets() == []
+
+
+def test_location_of_new_buckets(gcs_lab: GcsLab, monkeypatch: pytest.MonkeyPatch) -> None:
+    """fake-gcs-server files every bucket under US-CENTRAL1, so the request itself is checked."""
+    asked: list[dict[str, Any]] = []
+    client = gcp_clients.storage_client(gcs_lab.settings)
+    real = client.create_bucket
+    monkeypatch.setattr(client, "create_bucket", lambda bucket, **kw: asked.append(kw) or real(bucket, **kw))
+    GcsStore(gcs_lab.settings).create_bucket("default-place")
+    gcs_lab.settings.gcp.regions = ["europe-west4", "us-east1"]
+    GcsStore(gcs_lab.settings).create_bucket("eu-place")
+    GcsStore(gcs_lab.settings, location="asia-east1").create_bucket("asia-place")
+    assert [kw["location"] for kw in asked] == ["US-CENTRAL1", "EUROPE-WEST4", "ASIA-EAST1"]
+    assert all(kw["timeout"] == gcp_clients.CALL_TIMEOUT_S and kw["retry"] is gcs_module.RETRY for kw in asked)
+    for name in ("default-place", "eu-place", "asia-place"):
+        GcsStore(gcs_lab.settings).delete_bucket(name)
+
+
+def test_missing_bucket_and_object_errors(gcs_lab: GcsLab, tmp_path: Path) -> None:
+    store = GcsStore(gcs_lab.settings)
+    (tmp_path / "f").write_bytes(b"x")
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "g").write_bytes(b"y")
+    calls = [
+        lambda: store.list("no-such-bucket"),
+        lambda: store.upload_file(str(tmp_path / "f"), "no-such-bucket", "k"),
+        lambda: store.upload_dir(str(tmp_path / "d"), "no-such-bucket", "p"),
+        lambda: store.download_dir("no-such-bucket", "p", str(tmp_path / "out")),
+        lambda: store.download_file("no-such-bucket", "k", str(tmp_path / "out2")),
+    ]
+    for call in calls:
+        with pytest.raises(StorageError, match=r"^GCS bucket 'no-such-bucket'.*no such bucket$"):
+            call()
+    assert not store.bucket_exists("no-such-bucket")
+    store.delete_bucket("no-such-bucket")
+    assert not (tmp_path / "out2").exists()
+
+    store.create_bucket("half-empty")
+    with pytest.raises(StorageError, match=r"'half-empty' has no object 'missing/key'"):
+        store.download_file("half-empty", "missing/key", str(tmp_path / "o"))
+    assert not (tmp_path / "o").exists() and not list(tmp_path.glob(".o.*"))
+    with pytest.raises(StorageError, match=r"'half-empty' has nothing under 'missing'"):
+        store.download_dir("half-empty", "missing", str(tmp_path / "o2"))
+    store.download_dir("half-empty", "", str(tmp_path / "o3"))  # the whole (empty) bucket is fine
+    assert (tmp_path / "o3").is_dir() and not any((tmp_path / "o3").iterdir())
+    with pytest.raises(StorageError, match="not a directory"):
+        store.upload_dir(str(tmp_path / "f"), "half-empty")
+    with pytest.raises(StorageError, match="empty key"):
+        store.upload_file(str(tmp_path / "f"), "half-empty", "/./")
+    store.delete_bucket("half-empty")
+
+
+@pytest.mark.parametrize("name", ["Bad_Name", "ab", "a..b", "192.168.1.10", "goog-bucket", "my-google-data",
+                                  "-start", "end-", "a" * 64, "has space"])
+def test_invalid_bucket_names_refused_before_any_call(gcs_lab: GcsLab, name: str) -> None:
+    store = GcsStore(gcs_lab.settings)
+    for call in (store.create_bucket, store.bucket_exists, store.delete_bucket, store.list, store.node_sync):
+        with pytest.raises(StorageError, match=f"invalid bucket name '{name}'"):
+            call(name)
+    assert gcs_lab.buckets() == []
+
+
+def test_gcs_names_laxer_than_s3_are_accepted(gcs_lab: GcsLab) -> None:
+    store = GcsStore(gcs_lab.settings)
+    for name in ("under_score-bucket", "xn--punycode-ok", "dotted.name." + "a" * 60):
+        assert not store.bucket_exists(name)
+
+
+def test_keys_escaping_local_dir_are_refused(gcs_lab: GcsLab, tmp_path: Path) -> None:
+    store = GcsStore(gcs_lab.settings)
+    store.create_bucket("evil-bucket")
+    gcs_lab.put("evil-bucket", "p/fine.txt", b"ok")
+    gcs_lab.put("evil-bucket", "p/../../escaped.txt", b"evil")
+    assert "p/../../escaped.txt" in gcs_lab.keys("evil-bucket")  # GCS (the fake too) keeps such names
+    out = tmp_path / "deep" / "out"
+    with pytest.raises(StorageError, match=r"refusing GCS object 'p/\.\./\.\./escaped\.txt' of bucket 'evil-bucket'"):
+        store.download_dir("evil-bucket", "p", str(out))
+    assert not out.exists() and not (tmp_path / "escaped.txt").exists()  # refused before any write
+    gcs_lab.client().bucket("evil-bucket").blob("p/../../escaped.txt").delete(timeout=10)
+
+    gcs_lab.put("evil-bucket", "p/link/x.txt", b"evil")  # through a symlink already in local_dir
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    out.mkdir(parents=True)
+    (out / "link").symlink_to(outside)
+    with pytest.raises(StorageError, match="leads outside"):
+        store.download_dir("evil-bucket", "p", str(out))
+    assert not any(outside.iterdir())
+    store.delete_bucket("evil-bucket")
+
+
+def test_refusals_are_one_clear_storage_error(gcs_lab: GcsLab) -> None:
+    """What fake-gcs-server cannot answer (it has no permissions): an endpoint answering 403,
+    409 or 400 to everything."""
+    store = GcsStore(gcs_lab.settings)
+    with answering(403, "nobody@x.iam.gserviceaccount.com does not have storage.buckets.get access") as url:
+        gcs_lab.settings.gcp.storage_endpoint = url
+        gcp_clients.forget_clients()
+        with pytest.raises(StorageError, match=r"^GCS bucket 'someone-elses' exists but is not yours"):
+            store.bucket_exists("someone-elses")
+        with pytest.raises(StorageError, match=r"^GCS bucket 'someone-elses': cannot list objects: access denied"):
+            store.list("someone-elses")
+    with answering(409, "The requested bucket name is not available.") as url:
+        gcs_lab.settings.gcp.storage_endpoint = url
+        gcp_clients.forget_clients()
+        with pytest.raises(StorageError, match=r"^GCS bucket 'popular': cannot create it: the name is taken by "
+                                               r"someone else \(bucket names are global\)$"):
+            store.create_bucket("popular")
+    with answering(400, "Invalid argument.\nsecond line") as url:
+        gcs_lab.settings.gcp.storage_endpoint = url
+        gcp_clients.forget_clients()
+        with pytest.raises(StorageError) as info:
+            store.create_bucket("any-bucket")
+        assert str(info.value) == "GCS bucket 'any-bucket': cannot create the bucket in US-CENTRAL1: " \
+                                  "refused (400): Invalid argument."
+    gcs_lab.settings.gcp.storage_endpoint = gcs_lab.endpoint
+
+
+def test_transient_trouble_is_not_a_storage_error(gcs_lab: GcsLab, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Connection refused and 5xx must reach the caller's retry policy, not look like a bad
+    bucket (the library's own retry is turned off here to keep the test short)."""
+    monkeypatch.setattr(gcs_module, "RETRY", None)
+    store = GcsStore(gcs_lab.settings)
+    gcs_lab.settings.gcp.storage_endpoint = "http://127.0.0.1:9"  # discard port: connection refused
+    gcp_clients.forget_clients()
+    with pytest.raises(requests.exceptions.ConnectionError):
+        store.bucket_exists("any-bucket")
+    with answering(503, "Backend Error") as url:
+        gcs_lab.settings.gcp.storage_endpoint = url
+        gcp_clients.forget_clients()
+        with pytest.raises(gexc.ServiceUnavailable):
+            store.list("any-bucket")
+    gcs_lab.settings.gcp.storage_endpoint = gcs_lab.endpoint
+
+
+def test_bounded_library_retry_gives_up(gcs_lab: GcsLab, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The library retries a 503, but only for RETRY_BUDGET_S in all."""
+    monkeypatch.setattr(gcs_module, "RETRY", gcs_module.RETRY.with_timeout(1.0))
+    with answering(503, "Backend Error") as url:
+        gcs_lab.settings.gcp.storage_endpoint = url
+        gcp_clients.forget_clients()
+        with pytest.raises(gexc.RetryError):
+            GcsStore(gcs_lab.settings).bucket_exists("any-bucket")
+    gcs_lab.settings.gcp.storage_endpoint = gcs_lab.endpoint
+
+
+def test_big_file_goes_resumable_in_chunks(gcs_lab: GcsLab, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Above 8 MiB uploads are resumable, in UPLOAD_CHUNK pieces (1 MiB here); downloads are
+    one checksum-verified stream."""
+    monkeypatch.setattr(gcs_module, "UPLOAD_CHUNK", 1024 * 1024)
+    data = os.urandom(9 * 1024 * 1024 + 123)
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "big.bin").write_bytes(data)
+    store = GcsStore(gcs_lab.settings)
+    store.create_bucket("big-bucket")
+    store.upload_dir(str(tmp_path / "src"), "big-bucket", "b")
+    assert gcs_lab.body("big-bucket", "b/big.bin") == data
+    store.download_dir("big-bucket", "b", str(tmp_path / "out"))
+    store.download_file("big-bucket", "b/big.bin", str(tmp_path / "one.bin"))
+    assert (tmp_path / "out" / "big.bin").read_bytes() == data == (tmp_path / "one.bin").read_bytes()
+    store.delete_bucket("big-bucket")
+
+
+def test_node_sync_in_the_lab(gcs_lab: GcsLab) -> None:
+    sync = GcsStore(gcs_lab.settings).node_sync("data-bucket", "/ckpt/./run-1/")
+    assert sync == {"kind": "gcs", "bucket": "data-bucket", "prefix": "ckpt/run-1", "endpoint": gcs_lab.endpoint}
+
+
+class FakeCredentials:
+    """Stands in for the worker's ADC credentials (google.auth's Credentials interface)."""
+
+    def __init__(self) -> None:
+        self.token: str | None = None
+        self.expiry: datetime.datetime | None = None
+        self.refreshes = 0
+
+    def refresh(self, request: Any) -> None:
+        self.refreshes += 1
+        self.token = f"ya29.token-{self.refreshes}"
+        self.expiry = datetime.datetime(2030, 1, 2, 3, 4, 5)  # naive UTC, as google-auth keeps it
+
+
+def test_node_sync_on_real_gcp_carries_a_fresh_token(gcs_lab: GcsLab, monkeypatch: pytest.MonkeyPatch) -> None:
+    creds = FakeCredentials()
+    monkeypatch.setattr(gcp_clients, "gcp_credentials", lambda settings: (creds, "my-project"))
+    settings = gcs_lab.settings.model_copy(deep=True)
+    settings.gcp.storage_endpoint = None
+    store = GcsStore(settings)
+    want = {"kind": "gcs", "bucket": "data-bucket", "prefix": "p", "endpoint": None,
+            "access_token": "ya29.token-1", "token_expiry": "2030-01-02T03:04:05+00:00"}
+    assert store.node_sync("data-bucket", "p") == want
+    assert store.node_sync("data-bucket", "p") == want and creds.refreshes == 1  # still fresh: reused
+    creds.expiry = datetime.datetime.now(datetime.UTC).replace(tzinfo=None) + datetime.timedelta(minutes=5)
+    assert store.node_sync("data-bucket", "p")["access_token"] == "ya29.token-2"
+
+
+def test_staged_gs_buckets_are_ephemeral_by_url(gcs_lab: GcsLab, tmp_path: Path) -> None:
+    """A `store: gcs` bucket made for a job with persistent: false is recorded as gs://name
+    (the job's own store is local) and deleted by the teardown; a gs:// source is used as is."""
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "x.txt").write_text("X")
+    store = GcsStore(gcs_lab.settings)
+    store.create_bucket("shared-input")
+    gcs_lab.put("shared-input", "part/one.txt", b"1")
+    (tmp_path / "task.yaml").write_text("""
+file_mounts:
+  ~/scratch: {name: scratch-gcs, store: gcs, source: ./data, persistent: false}
+  /ckpt: {name: ckpt-gcs, store: GCS}
+  /input: gs://shared-input/part
+  /one.txt: gs://shared-input/part/one.txt
+run: echo
+""")
+    task = load_task_file(tmp_path / "task.yaml").tasks[0]
+    staged = stage(task, 11, gcs_lab.settings)
+    assert staged.ephemeral_buckets == ["gs://scratch-gcs"]
+    scratch, ckpt, inp, one = staged.file_mounts
+    assert (scratch.bucket, scratch.store) == ("scratch-gcs", "gcs") and gcs_lab.keys("scratch-gcs") == ["x.txt"]
+    assert (ckpt.bucket, ckpt.store) == ("ckpt-gcs", "gcs")
+    assert (inp.bucket, inp.bucket_path, inp.store, inp.is_file) == ("shared-input", "part", "gcs", False)
+    assert (one.bucket_path, one.is_file) == ("part/one.txt", True)
+
+    delete_buckets(staged.ephemeral_buckets, gcs_lab.settings)
+    delete_buckets(staged.ephemeral_buckets, gcs_lab.settings)  # idempotent (a retried teardown)
+    assert gcs_lab.buckets() == ["ckpt-gcs", "shared-input"]
+    for name in ("ckpt-gcs", "shared-input"):
+        store.delete_bucket(name)
