@@ -11,13 +11,14 @@ resulting FileMounts name only buckets, so every later step is the same on every
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from spotctl.config import Settings
-from spotctl.models import FileMount
+from spotctl.models import Candidate, FileMount
 from spotctl.storage.base import StorageError, Store
-from spotctl.storage.registry import bucket_url, get_store, parse_bucket_url
+from spotctl.storage.registry import STORE_CLOUDS, bucket_url, get_store, parse_bucket_url
 from spotctl.task import Task, TaskError
 from spotctl.task_errors import is_url
 
@@ -41,9 +42,11 @@ class StagedFiles:
 class _Stager:
     """One staging run; remembers the buckets it created so a failure can remove them."""
 
-    def __init__(self, task: Task, job_id: int, settings: Settings) -> None:
+    def __init__(self, task: Task, job_id: int, settings: Settings, regions: dict[str, str] | None = None) -> None:
         self.task = task
         self.settings = settings
+        self.regions = regions or {}
+        """Store kind -> the region its new buckets go to (the job's first candidate there)."""
         self.store: Store = get_store(settings)
         """The store of the job's own ephemeral bucket (staged workdir and local mounts)."""
         self._stores: dict[str, Store] = {self.store.name: self.store}
@@ -60,7 +63,7 @@ class _Stager:
         kind = (kind or self.store.name).lower()
         if kind not in self._stores:
             try:
-                self._stores[kind] = get_store(self.settings, kind)
+                self._stores[kind] = get_store(self.settings, kind, self.regions.get(kind))
             except StorageError as exc:
                 raise self.error(target, str(exc)) from None
         return self._stores[kind]
@@ -148,13 +151,25 @@ class _Stager:
         return m.model_copy(update=dict(bucket=bucket, bucket_path=prefix, store=st.name, is_file=is_file))
 
 
-def stage(task: Task, job_id: int, settings: Settings) -> StagedFiles:
-    """Upload the task's workdir and local file mounts and create its named buckets.
+def bucket_regions(candidates: Sequence[Candidate]) -> dict[str, str]:
+    """Store kind -> the region of the first (cheapest) candidate on that store's cloud: new
+    buckets go where the job will most likely run (no egress, the lowest latency)."""
+    out: dict[str, str] = {}
+    for kind, cloud in STORE_CLOUDS.items():
+        region = next((c.region for c in candidates if c.cloud == cloud), None)
+        if region:
+            out[kind] = region
+    return out
+
+
+def stage(task: Task, job_id: int, settings: Settings, regions: dict[str, str] | None = None) -> StagedFiles:
+    """Upload the task's workdir and local file mounts and create its named buckets (new ones
+    of a cloud store in `regions[kind]`, see bucket_regions).
 
     Runs on the launching machine before the workflow starts. Raises TaskError for what the
     user must fix (unsupported store, missing source, bad bucket name); on any failure the
     buckets this call created are deleted again, so a failed launch leaks nothing."""
-    s = _Stager(task, job_id, settings)
+    s = _Stager(task, job_id, settings, regions)
     try:
         s.workdir()
         s.out.file_mounts = [s.mount(n, m) for n, m in enumerate(task.file_mount_list())]

@@ -15,7 +15,7 @@ from spotctl.cli.render import safe
 from spotctl.client import SpotClient
 from spotctl.planning import Overrides, Plan, check_launchable, plan
 from spotctl.server import ServerError
-from spotctl.staging import delete_buckets, stage
+from spotctl.staging import bucket_regions, delete_buckets, stage
 
 
 class _BlockDumper(yaml.SafeDumper):
@@ -58,7 +58,7 @@ async def _stage_and_start(client: SpotClient, p: Plan, job_id: int) -> None:
     s = client.settings
     # The workdir and local file mounts travel through the job's ephemeral bucket, so a worker
     # on another machine can fetch them; nothing of it is left if the start fails.
-    staged = await asyncio.to_thread(stage, p.task, job_id, s)
+    staged = await asyncio.to_thread(stage, p.task, job_id, s, bucket_regions(p.candidates))
     spec = p.to_spec(job_id).model_copy(update={
         "workdir_mount": staged.workdir_mount,
         "file_mounts": staged.file_mounts,

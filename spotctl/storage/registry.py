@@ -19,25 +19,30 @@ URL_SCHEME = {"gcs": "gs"}
 _URL = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://([^/]*)/?(.*)$")
 
 
-def get_store(settings: Settings, store: str | None = None) -> Store:
+def get_store(settings: Settings, store: str | None = None, region: str | None = None) -> Store:
     """The store named `store` (case-insensitive, as task YAML writes it); None = local.
-    `s3` buckets are created in the default AWS region of boto3's chain (AWS_REGION /
-    AWS_DEFAULT_REGION, else us-east-1); existing buckets are used in their own region.
-    `gcs` buckets are created in the first of `gcp.regions`, else US-CENTRAL1."""
+    New buckets are created in `region` (the job's, see staging.py); without one, `s3` ones
+    in the default AWS region of boto3's chain (AWS_REGION / AWS_DEFAULT_REGION, else
+    us-east-1), `gcs` ones in the first of `gcp.regions`, else US-CENTRAL1. Existing buckets
+    are used where they are."""
     kind = (store or "local").lower()
     if kind == "local":
         return LocalStore(settings.home / "local_buckets")
     if kind == "s3":
         from spotctl.storage.s3 import S3Store  # boto3 is only imported when S3 is used
 
-        return S3Store(settings)
+        return S3Store(settings, region)
     if kind == "gcs":
         from spotctl.storage.gcs import GcsStore  # google-cloud-storage is only imported when GCS is used
 
-        return GcsStore(settings)
+        return GcsStore(settings, region)
     if kind in SCHEMES.values():
         raise StorageError(f"{kind} buckets are not supported yet (supported: {', '.join(SUPPORTED)})")
     raise StorageError(f"unknown store {store!r} (supported: {', '.join(SUPPORTED)})")
+
+
+STORE_CLOUDS = {"s3": "aws", "gcs": "gcp"}
+"""The cloud whose regions a store's buckets live in."""
 
 
 def bucket_url(kind: str, bucket: str, prefix: str = "") -> str:

@@ -249,3 +249,22 @@ def test_big_files_go_multipart(s3_lab: S3Lab, tmp_path: Path, monkeypatch: pyte
     store.download_file("big-bucket", "b/big.bin", str(tmp_path / "one.bin"))
     assert (tmp_path / "out" / "big.bin").read_bytes() == data == (tmp_path / "one.bin").read_bytes()
     store.delete_bucket("big-bucket")
+
+
+def test_staging_makes_new_buckets_in_the_jobs_region(s3_lab: S3Lab, tmp_path: Path) -> None:
+    """A launch's new `store: s3` bucket goes to the region of the job's first AWS candidate
+    (where it will most likely run), not boto3's default region."""
+    from spotctl.models import Candidate
+    from spotctl.staging import bucket_regions, delete_buckets, stage
+    from spotctl.task import load_task_file
+
+    (tmp_path / "task.yaml").write_text("file_mounts:\n  /ckpt: {name: ckpt-in-job-region, store: s3, persistent: false}\n"
+                                        "run: echo\n")
+    task = load_task_file(tmp_path / "task.yaml").tasks[0]
+    candidates = [Candidate(cloud=c, region=r, zone=f"{r}a", instance_type="t", use_spot=True, price=p)
+                  for c, r, p in (("gcp", "us-east1", 0.01), ("aws", "eu-west-1", 0.02), ("aws", "us-east-1", 0.03))]
+    staged = stage(task, 21, s3_lab.settings, bucket_regions(candidates))
+    location = s3_lab.client().get_bucket_location(Bucket="ckpt-in-job-region")["LocationConstraint"]
+    assert location == "eu-west-1"
+    delete_buckets(staged.ephemeral_buckets, s3_lab.settings)
+    assert s3_lab.buckets() == []
