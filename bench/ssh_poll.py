@@ -1,6 +1,7 @@
 """What one monitor poll of a node costs over SSH: the reads it needs (new log bytes from an
-offset, the exit code) as SFTP reads on the pooled session, against one command on the node
-that reads them all (`python3 -c ...`: one exec instead of four SFTP operations per file).
+offset, the exit code) as SFTP reads on the pooled session (the anchor), through the node's
+long-lived reader (one line each way on one channel: what `read_files` does), and as one
+command on the node per poll (`python3 -c ...`).
 
 Runs against one lab fake VM (tests/lab/fake_vm.py: a real sshd on 127.0.99.9, needs root and
 openssh-server). Prints a Markdown table for BENCHMARKS.md.
@@ -65,8 +66,12 @@ def main() -> None:
             out = r.run([r.python, "-c", READ_ALL, absolute], timeout=30).stdout
             return [base64.b64decode(x) for x in json.loads(out)]
 
-        ways = {"SFTP reads on the pooled session (read_files)": lambda: r.read_files(reads),
-                "one command on the node reading both": one_command}
+        def sftp_reads() -> list[bytes]:
+            return [r.read_file(*read) for read in reads]
+
+        ways = {"SFTP reads on the pooled session": sftp_reads,
+                "one line to the long-lived reader (read_files)": lambda: r.read_files(reads),
+                "one command on the node per poll": one_command}
         times: dict[str, list[float]] = {}
         for name, poll in ways.items():
             assert poll() == [b"x" * 50_000, b"0\n"]

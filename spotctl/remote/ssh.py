@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import logging
 import os
 import posixpath
 import select
@@ -35,6 +36,9 @@ import paramiko
 
 from spotctl.remote.base import CommandResult, NodeUnreachable
 from spotctl.remote.sftp_files import create, lstat, makedirs, put_tree, upload
+from spotctl.remote.ssh_reader import ReaderBroken, ReadSession
+
+log = logging.getLogger(__name__)
 
 KEEPALIVE_S = 5
 TCP_USER_TIMEOUT_MS = 10_000
@@ -59,6 +63,11 @@ class _Conn:
         self.transport, self.sftp, self.home = transport, sftp, home
         self.sftp_lock = threading.Lock()
         self.commands = threading.BoundedSemaphore(MAX_COMMANDS)
+        self.reader: ReadSession | None = None
+        """The node's long-lived reader (ssh_reader.py), started on the first read_files."""
+        self.reader_lock = threading.Lock()
+        self.reader_broken = False
+        """The reader cannot run on this node (no python3 ...): SFTP reads from then on."""
 
 
 _pool: dict[tuple[str, str, int], _Conn] = {}
@@ -343,11 +352,29 @@ class SSHRunner:
         return self._sftp(f"read {remote_path}", read)
 
     def read_files(self, reads: list[tuple[str, int, int]]) -> list[bytes]:
-        """SFTP reads on the pooled session, one after the other. Measured in the lab
-        (BENCHMARKS.md): one command on the node that reads them all cost 67 ms per poll
-        (a python start on the VM, on its CPU, every poll) against 9 ms for the reads; it only
-        wins past ~30 ms of round trip. A long-lived agent session answering on one channel
-        would give one round trip without a process per poll (not built yet)."""
+        """All the reads in one round trip, through the node's long-lived reader (one channel,
+        one python process per connection; ssh_reader.py); SFTP reads, one after the other,
+        where the reader cannot run. Measured in bench/ssh_poll.py (BENCHMARKS.md)."""
+        conn = self._conn()
+        if not conn.reader_broken:
+            if not conn.reader_lock.acquire(timeout=self.silence_timeout_s):  # its holder drops a silent node
+                raise NodeUnreachable(f"{self}: read: the reader is still busy after {self.silence_timeout_s}s")
+            watchdog = _Watchdog(conn.transport, self.silence_timeout_s)
+            try:
+                if conn.reader is None:
+                    with watchdog:
+                        conn.reader = ReadSession(conn.transport, self.python, self.silence_timeout_s)
+                return conn.reader.read([(_path(conn.home, p), offset, size) for p, offset, size in reads])
+            except ReaderBroken as exc:
+                log.info("%s: reads go through SFTP: %s", self, exc)
+                conn.reader_broken = True
+                if conn.reader is not None:
+                    conn.reader.close()
+                    conn.reader = None
+            except (*_DEAD, OSError) as exc:
+                raise self._lost(conn, "read", exc, watchdog.fired) from exc
+            finally:
+                conn.reader_lock.release()
         return [self.read_file(path, offset, max_bytes) for path, offset, max_bytes in reads]
 
     def check_alive(self) -> None:

@@ -330,3 +330,52 @@ def test_read_files_is_one_call_with_read_file_results(lab: Lab) -> None:
              ("~/.spotctl/job-1/attempt-1/setup.exit", 0, 64), ("~/.spotctl/job-1/attempt-1/output.log/x", 0, 8),
              ("~/.spotctl/job-1/attempt-1/output.log", len(blob) + 5, 10)]
     assert r.read_files(reads) == [r.read_file(*read) for read in reads] == [blob[1000:6000], b"0\n", b"", b"", b""]
+
+
+def test_reads_go_through_one_long_lived_reader(lab: Lab) -> None:
+    """Every poll is one line on the same channel: one reader process on the node for the
+    connection, gone once the connection is."""
+    vm = lab.vm()
+    r = lab.runner(vm)
+    r.write_file("~/log", b"a" * 100)
+    for offset in range(0, 100, 10):
+        assert r.read_files([("~/log", offset, 10)]) == [b"a" * 10]
+    readers = [p for p in vm.processes() if b"for line in sys.stdin" in _cmdline(p)]
+    assert len(readers) == 1
+    r.close()
+    deadline = time.monotonic() + 5
+    while any(b"for line in sys.stdin" in _cmdline(p) for p in vm.processes()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not any(b"for line in sys.stdin" in _cmdline(p) for p in vm.processes())
+
+
+def test_reads_fall_back_to_sftp_without_python(lab: Lab) -> None:
+    vm = lab.vm()
+    r = lab.runner(vm, python="/nonexistent/python3")
+    r.write_file("~/log", b"hello")
+    assert r.read_files([("~/log", 1, 3), ("~/missing", 0, 8)]) == [b"ell", b""]
+    assert ssh._pool[("root", vm.address, 22)].reader_broken
+    assert r.read_files([("~/log", 0, 5)]) == [b"hello"]
+
+
+def test_frozen_vm_fails_a_reader_poll_within_the_silence_timeout(lab: Lab) -> None:
+    silence = 2.0
+    vm = lab.vm()
+    r = lab.runner(vm, silence_timeout_s=silence)
+    r.write_file("~/log", b"x")
+    assert r.read_files([("~/log", 0, 1)]) == [b"x"]  # the reader runs
+    vm.freeze()
+    t0 = time.monotonic()
+    with pytest.raises(NodeUnreachable, match=vm.address):
+        r.read_files([("~/log", 0, 1)])
+    assert time.monotonic() - t0 < silence + 1.5
+    vm.thaw()
+    assert r.read_files([("~/log", 0, 1)]) == [b"x"]  # a new connection, a new reader
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read()
+    except OSError:
+        return b""
