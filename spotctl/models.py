@@ -76,7 +76,9 @@ class ResourceRequest(BaseModel):
     image_id: str | None = None
 
     def describe(self) -> str:
-        """A short human form such as '1x[T4:1, cpus=4+] spot'."""
+        """A short human form such as '[T4:1, cpus=4+] spot' or '[any] spot in aws/us-east-1'
+        (the plan prefixes the node count: '1x[any] spot'); the machine comes first so the
+        count never runs into a cloud's name ('1xlocal')."""
         parts: list[str] = []
         if self.accelerators:
             parts.append(", ".join(f"{k}:{v:g}" for k, v in self.accelerators.items()))
@@ -88,7 +90,7 @@ class ResourceRequest(BaseModel):
             parts.append(f"mem={self.memory_gb:g}{'+' if self.memory_at_least else ''}")
         where = "/".join(p for p in (self.cloud, self.region, self.zone) if p)
         text = ", ".join(parts) if parts else "any"
-        return f"{where + ' ' if where else ''}[{text}]{' spot' if self.use_spot else ''}"
+        return f"[{text}]{' spot' if self.use_spot else ''}{' in ' + where if where else ''}"
 
 
 class Offering(BaseModel):
@@ -348,7 +350,8 @@ class SetupOutcome(BaseModel):
 
 
 class AttemptRecord(BaseModel):
-    """One launch of the job: where it ran and how it ended (for logs' recovery markers)."""
+    """One launch of the job: where it ran, how it ended (for logs' recovery markers) and
+    what it was paid (for `status`'s COST; spotctl/costs.py does the sums)."""
 
     attempt: int
     cloud: str
@@ -356,9 +359,18 @@ class AttemptRecord(BaseModel):
     zone: str
     instance_type: str = ""
     started_at: datetime | None = None
+    """When the cluster was running (provisioning done)."""
     ended_at: datetime | None = None
     outcome: str | None = None
     """'preempted', 'exit code N', 'setup failed', 'cancelled' ... None while it runs."""
+    launched_at: datetime | None = None
+    """When the cluster was asked for: the bill runs from here, provisioning included. None in
+    records made before prices were recorded."""
+    use_spot: bool | None = None
+    price: float | None = None
+    """USD per hour per node actually paid: the live spot price, or the on-demand price."""
+    nodes: int | None = None
+    """Instances in the cluster (the price is per instance)."""
 
 
 class JobState(BaseModel):

@@ -18,19 +18,33 @@ import yaml
 from spotctl.clouds.base import CloudError
 from spotctl.clouds.registry import get_cloud, why_unusable
 from spotctl.config import Settings
-from spotctl.models import Candidate, JobSpec, Offering, ResourceRequest
+from spotctl.models import Candidate, JobSpec, Offering, RecoveryConfig, ResourceRequest
+from spotctl.overrides import (
+    Overrides,
+    apply_overrides,
+    assignments,
+    check_override_flags,
+    checked_name,
+    parse_env_file,
+    parse_infra_flag,
+    parse_num_nodes,
+    recovery_of,
+)
 from spotctl.policy.placement import rank_candidates
+from spotctl.staging import check_staging
 from spotctl.task import (
     Pipeline,
     Task,
     TaskError,
     load_task_file,
-    parse_env_assignment,
     parse_task_text,
     validate_for_launch,
 )
 from spotctl.task_limits import MAX_FILE_BYTES
-from spotctl.task_values import check_command, check_name, parse_accelerators, parse_amount, shown
+from spotctl.task_values import (
+    check_command,
+    shown,
+)
 
 LOCAL_LAUNCH_RETRY_S = 2.0
 """The local cloud frees capacity in seconds, so its launch retries start sooner."""
@@ -38,21 +52,6 @@ LOCAL_LAUNCH_RETRY_S = 2.0
 
 SECRET_SHOWN = "<secret>"
 """What a dry run prints instead of a secret's value."""
-
-
-@dataclass
-class Overrides:
-    """The command line's changes to the task; each goes through the task file's parsers and
-    bounds, so a value refused in YAML is refused here too."""
-
-    name: str | None = None
-    cloud: str | None = None
-    region: str | None = None
-    gpus: str | None = None
-    cpus: str | None = None
-    envs: list[str] = field(default_factory=list)
-    secrets: list[str] = field(default_factory=list)
-    """`--secret KEY=VALUE`, merged over the task's `secrets:` (which may name them without a value)."""
 
 
 @dataclass
@@ -71,6 +70,8 @@ class Plan:
     """Why a cloud was left out of placement (no credentials ...), for the dry run."""
     prices: dict[tuple[str, str, str, str], tuple[float | None, float | None]] = field(default_factory=dict)
     """(cloud, region, zone, type) -> (spot, on-demand) USD/hour of every candidate's offering."""
+    recovery: RecoveryConfig = field(default_factory=RecoveryConfig)
+    """The task's job_recovery with --job-recovery applied."""
 
     def to_spec(self, job_id: int) -> JobSpec:
         t = self.task
@@ -86,7 +87,7 @@ class Plan:
             resources=self.resources,
             candidates=self.candidates,
             ordered=t.ordered,
-            recovery=t.recovery(),
+            recovery=self.recovery,
             submitted_at=datetime.now(UTC),
             launch_retry_initial_s=LOCAL_LAUNCH_RETRY_S
             if all(c.cloud == "local" for c in self.candidates)
@@ -131,48 +132,6 @@ def _is_file(target: str) -> bool:
         return False
 
 
-def _parse_cpus(text: str) -> tuple[float, bool]:
-    try:
-        return parse_amount(text, "cpus")
-    except ValueError as exc:
-        raise TaskError(str(exc), field="--cpus") from None
-
-
-def _parse_gpus(text: str) -> dict[str, float]:
-    """`--gpus NAME[:COUNT]`: one accelerator, with the same parser and bounds as the YAML's."""
-    try:
-        choices, _ = parse_accelerators(text)
-    except ValueError as exc:
-        raise TaskError(str(exc), field="--gpus") from None
-    if len(choices) != 1:
-        raise TaskError(f"expected NAME or NAME:COUNT like V100:2, got {shown(text)}", field="--gpus")
-    return choices[0]
-
-
-def _checked_name(text: str) -> str:
-    try:
-        return check_name(text)
-    except ValueError as exc:
-        raise TaskError(str(exc), field="--name") from None
-
-
-def _assignments(items: list[str], flag: str) -> dict[str, str]:
-    return dict(parse_env_assignment(item, flag) for item in items)
-
-
-def apply_overrides(requests: list[ResourceRequest], o: Overrides) -> list[ResourceRequest]:
-    changes: dict = {}
-    if o.cloud:
-        changes["cloud"] = o.cloud.lower()
-    if o.region:
-        changes["region"] = o.region
-    if o.gpus:
-        changes["accelerators"] = _parse_gpus(o.gpus)
-    if o.cpus:
-        changes["cpus"], changes["cpus_at_least"] = _parse_cpus(o.cpus)
-    return [r.model_copy(update=changes) for r in requests]
-
-
 def offerings(settings: Settings, clouds: list[str] | None = None) -> list[Offering]:
     result: list[Offering] = []
     for name in clouds or settings.clouds:
@@ -205,17 +164,25 @@ def usable_clouds(settings: Settings, named: set[str], dry_run: bool) -> tuple[l
 
 def plan(target: str, overrides: Overrides, settings: Settings, *, dry_run: bool = False) -> Plan:
     """Parse, override, validate and place. Raises TaskError; creates nothing."""
-    name = _checked_name(overrides.name) if overrides.name else None
-    env_overrides = _assignments(overrides.envs, "--env")
-    secret_overrides = _assignments(overrides.secrets, "--secret")
+    name = checked_name(overrides.name) if overrides.name else None
+    check_override_flags(overrides)
+    num_nodes = parse_num_nodes(overrides.num_nodes) if overrides.num_nodes is not None else None
+    env_overrides = parse_env_file(overrides.env_file) if overrides.env_file else {}
+    env_overrides.update(assignments(overrides.envs, "--env", overrides.environ))
+    secret_overrides = assignments(overrides.secrets, "--secret", overrides.environ)
     pipeline = load(target, env_overrides, secret_overrides)
     if not pipeline.tasks:
         raise TaskError(path=target, line=None, field=None, message="the file holds no task")
     task = pipeline.tasks[0]
-    if overrides.cloud and overrides.cloud.lower() not in settings.clouds:
-        raise TaskError(path=None, line=None, field="--cloud",
-                        message=f"cloud {shown(overrides.cloud)} is not enabled (enabled: {', '.join(settings.clouds)})")
+    if num_nodes is not None:
+        task = task.model_copy(update={"num_nodes": num_nodes})
+    infra_cloud = parse_infra_flag(overrides.infra)[0] if overrides.infra else None
+    for flag, cloud in (("--cloud", overrides.cloud), ("--infra", infra_cloud)):
+        if cloud and cloud.lower() not in settings.clouds:
+            raise TaskError(path=None, line=None, field=flag,
+                            message=f"cloud {shown(cloud)} is not enabled (enabled: {', '.join(settings.clouds)})")
     requests = apply_overrides(task.resource_requests(), overrides)
+    recovery = recovery_of(task, overrides)
     wanted_clouds = {r.cloud for r in requests if r.cloud}
     for cloud in wanted_clouds:
         if cloud not in settings.clouds:
@@ -249,7 +216,8 @@ def plan(target: str, overrides: Overrides, settings: Settings, *, dry_run: bool
                 resources=f"{task.num_nodes}x{first.describe()}",
                 secrets={k: v for k, v in task.secrets.items() if v is not None}, notes=notes,
                 prices={(c.cloud, c.region, c.zone, c.instance_type): prices.get(
-                    (c.cloud, c.region, c.zone, c.instance_type), (None, None)) for c in candidates})
+                    (c.cloud, c.region, c.zone, c.instance_type), (None, None)) for c in candidates},
+                recovery=recovery)
 
 
 def _that_can_hold(candidates: list[Candidate], offered: list[Offering], task: Task) -> list[Candidate]:
@@ -270,12 +238,15 @@ def _that_can_hold(candidates: list[Candidate], offered: list[Offering], task: T
                     line=task._lines.get(("num_nodes",)), field="num_nodes")
 
 
-def check_launchable(p: Plan) -> None:
-    """The checks that only matter when something will really run."""
+def check_launchable(p: Plan, settings: Settings) -> None:
+    """Every check a launch makes before it creates anything (a bucket, a job id, a server):
+    `launch` and `launch --dry-run` both run it, so a file the dry run passes is not refused by
+    the launch, and both refuse with the same message."""
     if p.pipeline.is_pipeline:
         raise TaskError(path=p.task.source_path, line=None, field=None,
                         message=f"this file is a pipeline of {len(p.pipeline.tasks)} tasks; pipelines are not supported yet")
     validate_for_launch(p.task)
+    check_staging(p.task, settings)
 
 
 def _resolve_workdir(task: Task) -> str | None:

@@ -18,12 +18,17 @@ from pathlib import Path
 from spotctl.config import Settings
 from spotctl.models import Candidate, FileMount
 from spotctl.storage.base import StorageError, Store
+from spotctl.storage.gcs_names import check_gcs_bucket_name
+from spotctl.storage.local import check_bucket_name
 from spotctl.storage.registry import STORE_CLOUDS, bucket_url, get_store, parse_bucket_url
 from spotctl.task import Task, TaskError
 from spotctl.task_errors import is_url
 
 WORKDIR_TARGET = "~/sky_workdir"
 WORKDIR_PREFIX = "workdir"
+
+_NAME_RULES = {"local": check_bucket_name, "s3": check_bucket_name, "gcs": check_gcs_bucket_name}
+"""Store kind -> its bucket name rule, checked before anything is created (see check_staging)."""
 
 
 def ephemeral_bucket(job_id: int) -> str:
@@ -92,28 +97,65 @@ class _Stager:
         store.upload_file(str(local), bucket, key)
         return key
 
-    def workdir(self) -> None:
+    # -- checks: read-only, shared by `launch --dry-run` and staging (same words for both) ---
+
+    def check_workdir(self) -> Path | None:
+        """The local workdir, which must be a directory."""
         workdir = self.task.resolved_workdir()
         if not workdir:
-            return
+            return None
         local = Path(os.path.expanduser(workdir)).resolve()
         if not local.is_dir():
             raise TaskError(f"directory {local} does not exist", path=self.task.source_path, field="workdir")
+        return local
+
+    def check_mount(self, m: FileMount) -> tuple[Store, Path | None]:
+        """A mount's store (supported), local source (existing) and bucket name (valid for
+        that store). Touches no bucket: whether a bucket named by URL exists is asked of its
+        cloud only when staging."""
+        if m.source and is_url(m.source):
+            try:
+                kind, bucket, _ = parse_bucket_url(m.source)
+            except StorageError as exc:
+                raise self.error(m.target, str(exc)) from None
+            if m.bucket:
+                raise self.error(m.target, "give either name: or a bucket URL as source:, not both")
+            return self.store_of(m.target, kind), None
+        store = self.store_of(m.target, m.store)
+        local = Path(os.path.expanduser(m.source)).resolve() if m.source else None
+        if local is not None and not local.exists():
+            raise self.error(m.target, f"local source {local} does not exist")
+        if m.bucket is None and local is None:
+            raise self.error(m.target, "a file mount needs a source or a bucket name")
+        if m.bucket is not None:
+            try:
+                _NAME_RULES.get(store.name, check_bucket_name)(m.bucket)
+            except StorageError as exc:
+                raise self.error(m.target, str(exc)) from None
+        return store, local
+
+    def check(self) -> None:
+        self.check_workdir()
+        for m in self.task.file_mount_list():
+            self.check_mount(m)
+
+    # -- staging ------------------------------------------------------------------------------
+
+    def workdir(self) -> None:
+        local = self.check_workdir()
+        if local is None:
+            return
         self.ensure(self.eph, ephemeral=True)
         self.upload(local, self.eph, WORKDIR_PREFIX)
         self.out.workdir_mount = FileMount(target=WORKDIR_TARGET, source=str(local), bucket=self.eph,
                                            bucket_path=WORKDIR_PREFIX, store=self.store.name, mode="COPY")
 
     def mount(self, n: int, m: FileMount) -> FileMount:
+        store, local = self.check_mount(m)
         if m.source and is_url(m.source):
             return self.url_mount(m)
-        store = self.store_of(m.target, m.store)
-        local = Path(os.path.expanduser(m.source)).resolve() if m.source else None
-        if local is not None and not local.exists():
-            raise self.error(m.target, f"local source {local} does not exist")
         if m.bucket is None:  # (a) a local path, copied through the ephemeral bucket
-            if local is None:
-                raise self.error(m.target, "a file mount needs a source or a bucket name")
+            assert local is not None  # check_mount refused a mount with neither
             self.ensure(self.eph, ephemeral=True)
             key = self.upload(local, self.eph, f"mounts/{n}")
             return m.model_copy(update=dict(bucket=self.eph, bucket_path=key, store=self.store.name,
@@ -131,13 +173,9 @@ class _Stager:
                                         source=str(local) if local else None))
 
     def url_mount(self, m: FileMount) -> FileMount:
-        """(d) An existing bucket named by URL; it must exist (spotctl did not make it)."""
-        try:
-            store, bucket, prefix = parse_bucket_url(m.source or "")
-        except StorageError as exc:
-            raise self.error(m.target, str(exc)) from None
-        if m.bucket:
-            raise self.error(m.target, "give either name: or a bucket URL as source:, not both")
+        """(d) An existing bucket named by URL (checked by check_mount); it must exist (spotctl
+        did not make it)."""
+        store, bucket, prefix = parse_bucket_url(m.source or "")
         st = self.store_of(m.target, store)
         try:
             exists = st.bucket_exists(bucket)
@@ -160,6 +198,14 @@ def bucket_regions(candidates: Sequence[Candidate]) -> dict[str, str]:
         if region:
             out[kind] = region
     return out
+
+
+def check_staging(task: Task, settings: Settings) -> None:
+    """Every check `stage` makes before it creates or uploads anything (workdir and local
+    sources exist, stores are supported, bucket names are valid), as the same TaskError. Creates
+    nothing: `launch --dry-run` runs it, and `launch` runs it before it starts the server or
+    takes a job id, so both refuse a file with the same message."""
+    _Stager(task, 0, settings).check()
 
 
 def stage(task: Task, job_id: int, settings: Settings, regions: dict[str, str] | None = None) -> StagedFiles:

@@ -129,8 +129,9 @@ class Task(TaskSpec):
         )
 
     def local_path(self, path: str) -> str:
-        """A local path from the YAML, relative ones resolved against the YAML's directory;
-        `~` is left for the caller to expand where the path is used."""
+        """A local path from the YAML, relative ones resolved against the directory `spotctl
+        launch` runs in (as `sky launch` does, not the YAML's); `~` is left for the caller to
+        expand where the path is used."""
         if is_url(path) or path.startswith("~") or os.path.isabs(path) or self._base_dir is None:
             return path
         return str(self._base_dir / path)
@@ -256,12 +257,12 @@ def load_task_file(
     env_overrides: dict[str, str] | None = None,
     secret_overrides: dict[str, str] | None = None,
 ) -> Pipeline:
-    """Read a task file; relative workdir/file_mount paths are taken from the file's directory.
-    Overrides (from --env / --secret) apply to every task of a pipeline."""
-    file = Path(path)
-    text = read_text(file, str(path))
-    return _parse(text, str(path), Path(os.path.abspath(file)).parent,
-                  env_overrides or {}, secret_overrides or {})
+    """Read a task file. Relative workdir/file_mount paths are taken from the current directory,
+    as SkyPilot documents it ("relative to the current working directory"), so a SkyPilot user's
+    `workdir: .` means the folder they launch from. Overrides (from --env / --secret) apply to
+    every task of a pipeline."""
+    text = read_text(Path(path), str(path))
+    return _parse(text, str(path), Path.cwd(), env_overrides or {}, secret_overrides or {})
 
 
 def parse_task_text(

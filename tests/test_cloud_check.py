@@ -55,8 +55,8 @@ def test_gcp_without_credentials_is_named_and_still_priced(tmp_path: Path) -> No
     assert check.exit_code == 0, check.output
     lines = {line.split()[0]: line for line in check.output.splitlines() if line.startswith("  ")}
     assert "not usable" in lines["gcp"] and "no GCP credentials found" in lines["gcp"]
-    dry = CliRunner().invoke(cli, ["launch", "--dry-run", "--cloud", "gcp", str(REPO / "examples" / "bert_qa.yaml")],
-                             env=env)
+    dry = CliRunner().invoke(cli, ["launch", "--dry-run", "--cloud", "gcp",
+                                   str(REPO / "examples" / "bert_qa.yaml")], env=env)
     assert dry.exit_code == 0, dry.output
     rows = [line.split() for line in dry.output.splitlines() if re.match(r"\s*\d+\. ", line)]
     assert rows and all(r[1].startswith("gcp/") for r in rows)

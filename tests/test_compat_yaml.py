@@ -125,19 +125,20 @@ def test_any_of_expands() -> None:
 
 
 @needs_corpus
-def test_storage_file_mounts() -> None:
+def test_storage_file_mounts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
     task = load("managed_job_with_storage.yaml").tasks[0]
     mounts = {m.target: m for m in task.file_mount_list()}
     assert mounts["~/bucket_workdir"].bucket == "sky-workdir-zhwu"
     assert mounts["~/bucket_workdir"].mode == "COPY"
     assert mounts["~/bucket_workdir"].persistent is False
-    assert mounts["~/bucket_workdir"].source == str(CORPUS / "examples")  # relative to the file
+    assert mounts["~/bucket_workdir"].source == str(tmp_path / "examples")  # relative to the cwd, as SkyPilot
     assert mounts["/output_path"].bucket == "sky-output-bucket"
     assert mounts["/output_path"].mode == "MOUNT"
     assert mounts["/public-bucket"].source == "s3://fah-public-data-covid19-cryptic-pockets"
     assert mounts["/tmp/workdir"].source == "~/tmp-workdir"
     assert mounts["/tmp/workdir"].mode == "COPY"
-    assert task.resolved_workdir() == str(CORPUS / "examples")
+    assert task.resolved_workdir() == str(tmp_path / "examples")
 
 
 @needs_corpus
@@ -150,18 +151,51 @@ def test_secrets_without_values_parse_and_take_overrides() -> None:
     assert given.tasks[0].secrets == {"WANDB_API_KEY": "k"}
 
 
+REFUSED_BY_LAUNCH = {
+    "managed_job_with_storage.yaml": "workdir: directory",  # `workdir: examples`, relative to the cwd
+    "spot-bert_qa.yaml": "file_mounts./checkpoint: bucket name is empty",  # "Fill in your bucket name"
+    "spot-lightning_cifar10.yaml": "file_mounts./checkpoint: bucket name is empty",
+    "spot-resnet.yaml": "file_mounts./checkpoint: bucket name is empty",
+    **{name: "pipelines are not supported yet" for name, (_, tasks) in PIPELINES.items() if len(tasks) > 1},
+}
+"""The files a launch refuses as they are (run from an empty directory), and why."""
+
+
 @needs_corpus
 @pytest.mark.parametrize("path", FILES, ids=[p.name for p in FILES])
-def test_every_file_dry_runs_with_candidates(path: Path, tmp_path: Path) -> None:
-    """`spotctl launch --dry-run FILE` exits 0 and lists candidates with prices for every file,
-    with no cloud credentials at all: the catalogs of every enabled cloud are enough."""
+def test_every_file_dry_runs_with_candidates(path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`spotctl launch --dry-run FILE` lists candidates with prices for every file, with no cloud
+    credentials at all (the catalogs of every enabled cloud are enough), and agrees with
+    `launch`: it exits 0 for the files a launch accepts, and 2 with the launch's own message for
+    the ones it refuses (an empty bucket name, a missing workdir, a pipeline)."""
     from click.testing import CliRunner
 
+    from spotctl import planning
+    from spotctl.cli import launch as launch_module
     from spotctl.cli.main import cli
 
+    class ReachedServer(Exception):
+        """Where a launch would start the server: it passed every check."""
+
+    async def no_server(*args: object, **kwargs: object) -> None:
+        raise ReachedServer
+
+    monkeypatch.chdir(tmp_path)
     env = {"SPOTCTL_HOME": str(tmp_path / "home"), "SPOTCTL_CLOUDS": "local,aws,gcp"}
     result = CliRunner().invoke(cli, ["launch", "--dry-run", str(path)], env=env)
-    assert result.exit_code == 0, result.output
-    rows = [line for line in result.output.splitlines() if re.match(r"\s*\d+\. ", line)]
-    assert rows and all("$" in row for row in rows)
+    rows = [line for line in result.stdout.splitlines() if re.match(r"\s*\d+\. ", line)]
+    assert rows and all("$" in row for row in rows), result.output
     assert "Traceback" not in result.output
+
+    # The launch, as with credentials for every cloud, stopped where it would contact the server.
+    monkeypatch.setattr(planning, "why_unusable", lambda name, settings: None)
+    monkeypatch.setattr(launch_module, "open_client", no_server)
+    launched = CliRunner().invoke(cli, ["launch", "-y", "-d", str(path)], env=env)
+    if path.name in REFUSED_BY_LAUNCH:
+        assert result.exit_code == launched.exit_code == 2, (result.output, launched.output)
+        assert REFUSED_BY_LAUNCH[path.name] in result.stderr
+        assert result.stderr == launched.stderr
+    else:
+        assert result.exit_code == 0, result.output
+        assert isinstance(launched.exception, ReachedServer), launched.output
+    assert not (tmp_path / "home" / "local_buckets").exists()

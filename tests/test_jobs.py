@@ -7,6 +7,8 @@ import textwrap
 import time
 from pathlib import Path
 
+import pytest
+
 from spotctl.client import SpotClient
 from spotctl.planning import Overrides, plan
 
@@ -35,7 +37,8 @@ def test_quickstart_job_succeeds_and_logs_replay(spot_clean: Spot) -> None:
     assert "task id sky-managed-" in logs.stdout and f"_hello_{job_id}-0" in logs.stdout
 
 
-def test_job_sees_skypilot_env_and_workdir(spot_clean: Spot, tmp_path: Path) -> None:
+def test_job_sees_skypilot_env_and_workdir(spot_clean: Spot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)  # `workdir: code` is taken from the cwd, as in SkyPilot
     workdir = tmp_path / "code"
     workdir.mkdir()
     (workdir / "train.py").write_text("print('training from workdir')\n")
@@ -235,9 +238,11 @@ def test_logs_and_cancel_of_unknown_job(spot_clean: Spot) -> None:
 
 
 def test_dashboard_prints_ui_address(spot_clean: Spot) -> None:
-    result = spot_clean.run("dashboard", "7")
+    job_id = spot_clean.launch_detached("true")  # a job that exists: `dashboard 999` exits 102
+    result = spot_clean.run("dashboard", str(job_id))
     port = spot_clean.env["SPOTCTL_UI_PORT"]
-    assert result.stdout.strip() == f"http://127.0.0.1:{port}/namespaces/default/workflows/spotctl-job-7"
+    assert result.stdout.strip() == f"http://127.0.0.1:{port}/namespaces/default/workflows/spotctl-job-{job_id}"
+    spot_clean.wait_status(job_id, "SUCCEEDED")
 
 
 def test_two_node_job_runs_on_both_nodes(spot_clean: Spot, tmp_path: Path) -> None:

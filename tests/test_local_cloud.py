@@ -233,8 +233,8 @@ def test_runner_environment_files_and_timeout(cloud: LocalCloud, tmp_path: Path)
 
 def test_registry(settings: Settings) -> None:
     assert isinstance(get_cloud("local", settings), LocalCloud)
-    with pytest.raises(CloudError, match="'gcp' is not supported yet") as info:
-        get_cloud("gcp", settings)
+    with pytest.raises(CloudError, match="'azure' is not supported yet") as info:
+        get_cloud("azure", settings)
     assert info.value.retryable is False
     assert [c.name for c in enabled_clouds(settings)] == ["local"]
     assert not settings.local_cloud_dir.exists()

@@ -4,6 +4,7 @@ checkpoint/resume example surviving a preemption."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import os
@@ -100,7 +101,8 @@ def output(runner: LocalRunner) -> str:
 
 def staged_task(tmp_path: Path, settings: Settings, text: str, job_id: int = 1) -> StagedFiles:
     (tmp_path / "task.yaml").write_text(text)
-    return stage(load_task_file(tmp_path / "task.yaml").tasks[0], job_id, settings)
+    with contextlib.chdir(tmp_path):  # relative paths are taken from the cwd, as in SkyPilot
+        return stage(load_task_file(tmp_path / "task.yaml").tasks[0], job_id, settings)
 
 
 def materialize_on(settings: Settings, runner: LocalRunner, staged: StagedFiles) -> None:
@@ -303,8 +305,9 @@ def test_example_survives_a_preemption(tmp_path: Path, settings: Settings, cloud
     """examples/checkpoint_resume.yaml as the workflow would run it (with a unique mount path):
     attempt 1 is preempted mid-way, attempt 2 on a new instance resumes from the bucket."""
     target = host_paths()
-    text = (EXAMPLES / "checkpoint_resume.yaml").read_text().replace("/checkpoint", str(target))
-    text = text.replace("workdir: checkpoint_resume", f"workdir: {EXAMPLES / 'checkpoint_resume'}")
+    text = (EXAMPLES / "checkpoint_resume.yaml").read_text()
+    text = text.replace("workdir: examples/checkpoint_resume", "workdir: WORKDIR")  # relative to the repo root
+    text = text.replace("/checkpoint", str(target)).replace("WORKDIR", str(EXAMPLES / "checkpoint_resume"))
     text = text.replace('TOTAL_STEPS: "60"', 'TOTAL_STEPS: "20"').replace('STEP_SECONDS: "0.5"', 'STEP_SECONDS: "0.1"')
     assert 'TOTAL_STEPS: "20"' in text and 'STEP_SECONDS: "0.1"' in text
     (tmp_path / "task.yaml").write_text(text)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
@@ -28,9 +29,11 @@ def buckets(settings: Settings) -> list[str]:
 
 
 def task_from(tmp_path: Path, text: str) -> Task:
+    """The task, loaded from tmp_path: relative paths are taken from the cwd, as in SkyPilot."""
     path = tmp_path / "task.yaml"
     path.write_text(text)
-    return load_task_file(path).tasks[0]
+    with contextlib.chdir(tmp_path):
+        return load_task_file(path).tasks[0]
 
 
 def make_tree(root: Path) -> Path:

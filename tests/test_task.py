@@ -126,14 +126,18 @@ def test_no_run_refused_at_launch(tmp_path: Path) -> None:
     assert str(info.value) == f"{tmp_path / 'task.yaml'}: run: a managed job needs a run command"
 
 
-def test_missing_workdir_refused_at_launch(tmp_path: Path) -> None:
+def test_missing_workdir_refused_at_launch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    monkeypatch.chdir(cwd)
+    (tmp_path / "code").mkdir()  # next to the YAML: not where a relative workdir is looked up
     [task] = load_task_file(write(tmp_path, "workdir: ./code\nrun: echo\n")).tasks
     with pytest.raises(TaskError) as info:
         validate_for_launch(task)
     message = str(info.value)
-    assert "task.yaml:1: workdir:" in message and str(tmp_path / "code") in message
-    (tmp_path / "code").mkdir()
-    validate_for_launch(task)  # relative to the YAML's directory, not the cwd
+    assert "task.yaml:1: workdir:" in message and str(cwd / "code") in message
+    (cwd / "code").mkdir()
+    validate_for_launch(task)  # relative to the cwd, as `sky launch` does, not the YAML's directory
 
 
 def test_missing_local_mount_source(tmp_path: Path) -> None:

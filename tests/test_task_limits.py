@@ -345,8 +345,10 @@ def test_secret_overrides_reach_the_spec_and_never_the_dry_run(tmp_path: Path) -
 
 def test_bad_secret_override_refused(tmp_path: Path) -> None:
     settings = load_settings(home=tmp_path / "home")
-    with pytest.raises(TaskError, match="--secret NOPE: expected KEY=VALUE"):
-        plan("echo hi", Overrides(secrets=["NOPE"]), settings)
+    with pytest.raises(TaskError, match="--secret NOPE: NOPE is not set in this shell"):
+        plan("echo hi", Overrides(secrets=["NOPE"], environ={}), settings)  # KEY alone: from the shell
+    with pytest.raises(TaskError, match="--secret 1X: expected KEY=VALUE"):
+        plan("echo hi", Overrides(secrets=["1X"]), settings)
 
 
 def test_env_override_counts_toward_the_limit(tmp_path: Path) -> None:

@@ -7,6 +7,10 @@ The checkpoint ({step, state} as JSON) is rewritten atomically (temporary file +
 os.replace) after every step, so a kill at any moment leaves the previous or the new one,
 never half of one. On SIGTERM (the cloud's preemption notice) it saves and exits 143.
 
+The checkpoint records the run it belongs to ($SKYPILOT_TASK_ID: the same across the
+recoveries of one managed job, new for each launch), so the relaunches of a job resume from
+it while a new launch with the same bucket starts fresh: the demo can be run again.
+
 Environment: CHECKPOINT_DIR (default /checkpoint), TOTAL_STEPS (30), STEP_SECONDS (0.2).
 """
 
@@ -22,6 +26,7 @@ import time
 CKPT_DIR = os.environ.get("CHECKPOINT_DIR", "/checkpoint")
 TOTAL_STEPS = int(os.environ.get("TOTAL_STEPS", "30"))
 STEP_SECONDS = float(os.environ.get("STEP_SECONDS", "0.2"))
+RUN_ID = os.environ.get("SKYPILOT_TASK_ID", "")  # "" outside a job: any checkpoint is resumed
 CKPT = os.path.join(CKPT_DIR, "checkpoint.json")
 
 
@@ -43,12 +48,21 @@ def write_json(path: str, data: dict) -> None:
 
 
 def load() -> tuple[int, str]:
+    """(steps done, state) from this run's checkpoint; (0, "") when there is none or the one
+    found was written by another run (an earlier launch of the demo)."""
     try:
         with open(CKPT) as f:
             data = json.load(f)
-        return int(data["step"]), str(data["state"])
     except FileNotFoundError:
         return 0, ""
+    if RUN_ID and data.get("run") != RUN_ID:
+        print(f"checkpoint of another run ({data.get('run')}) ignored", flush=True)
+        return 0, ""
+    return int(data["step"]), str(data["state"])
+
+
+def save(progress: tuple[int, str]) -> None:
+    write_json(CKPT, {"step": progress[0], "state": progress[1], "run": RUN_ID})
 
 
 def train_step(state: str, step: int) -> str:
@@ -65,11 +79,11 @@ def main() -> int:
             step = progress[0] + 1
             time.sleep(STEP_SECONDS)  # the "work"
             progress = (step, train_step(progress[1], step))
-            write_json(CKPT, {"step": progress[0], "state": progress[1]})
+            save(progress)
             print(f"step {step}", flush=True)
     except Preempted:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        write_json(CKPT, {"step": progress[0], "state": progress[1]})
+        save(progress)
         print(f"preempted: checkpoint saved at step {progress[0]}", flush=True)
         return 143  # 128 + SIGTERM: not a success, so the job is recovered, not finished
     signal.signal(signal.SIGTERM, signal.SIG_IGN)

@@ -19,12 +19,24 @@ from spotctl.models import JobStatus
 from spotctl.server import EmbeddedServer, ServerError
 from spotctl.task import TaskError
 
+# Exit codes (the README's table): scripts tell a job's result from a usage error. 1 is any
+# other error (no server, bad config).
 EXIT_SUCCEEDED = 0
 EXIT_USAGE = 2
 EXIT_FAILED = 100
 EXIT_NOT_FINISHED = 101
+"""The job has not ended: `logs --no-follow` of a running job, or following stopped by Ctrl-C."""
 EXIT_NOT_FOUND = 102
+"""No such job, or no such attempt of it (`logs --attempt 9` of a 3-attempt job)."""
 EXIT_CANCELLED = 103
+
+
+class StoppedFollowing(Exception):
+    """Ctrl-C while following a job: only the following stops, the job keeps running."""
+
+    def __init__(self, job_id: int) -> None:
+        super().__init__(job_id)
+        self.job_id = job_id
 
 # Piped output (scripts, tests) gets wide lines rather than tables folded at 80 columns.
 console = Console(highlight=False, width=None if sys.stdout.isatty() else 200)
@@ -70,6 +82,11 @@ def _run_to_exit_code(fn: Callable[..., Coroutine[Any, Any, Any]], args: tuple, 
         return 0
     except SystemExit as exc:
         return exc.code
+    except StoppedFollowing as exc:
+        # A new line first: the terminal echoed ^C where the output was.
+        err_console.print(f"\nStopped following job {exc.job_id}; it keeps running. `spotctl logs {exc.job_id}` "
+                          f"follows it again, `spotctl cancel {exc.job_id}` stops it.", soft_wrap=True, markup=False)
+        return EXIT_NOT_FINISHED
     except TaskError as exc:
         return _message(str(exc), EXIT_USAGE)
     except JobNotFound as exc:
@@ -97,12 +114,14 @@ def settings() -> Settings:
 
 async def open_client(s: Settings, *, start_server: bool) -> SpotClient:
     """Connect to the configured Temporal. With the embedded default, make it run first: always
-    when asked to (launch), else when the state dir has been used before (a killed server or
-    worker is brought back by the command that needs it; see server.py). A fresh state dir
-    gets a hint instead: read-only commands do not create servers."""
+    when asked to (launch), else when the state dir has been used before (a killed or stopped
+    server or worker is brought back by the command that needs it; see server.py). A fresh
+    state dir gets a hint instead: read-only commands do not create servers."""
     if s.uses_embedded_server:
         server = EmbeddedServer(s)
-        if not (start_server or server.used_before()):
+        # The server dir exists once a server was started (even one stopped before it made its
+        # database): `server stop` then `status` restarts it rather than claim a fresh state dir.
+        if not (start_server or server.used_before() or server.dir.is_dir()):
             raise ServerError("the embedded Temporal server is not running (no job was launched with this "
                               f"state dir: {s.home}); `spotctl launch` or `spotctl server start` starts it")
         if not server.ready():

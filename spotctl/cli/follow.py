@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
 from rich.markup import escape
 
-from spotctl.cli.common import err_console
+from spotctl.cli.common import StoppedFollowing, err_console
 from spotctl.cli.render import safe
 from spotctl.client import SpotClient
 from spotctl.models import JobState, JobStatus
@@ -63,6 +64,18 @@ class LogPrinter:
     offsets: dict[tuple[int, int], int] = field(default_factory=dict)
     marked: set[int] = field(default_factory=set)
     line_start: dict[tuple[int, int], bool] = field(default_factory=dict)
+    before_write: Callable[[], None] | None = None
+    """Called before the first bytes a print_new writes (follow hides its status line)."""
+
+    @property
+    def at_line_start(self) -> bool:
+        """Whether every node's output so far ended its line (a status line may go below it)."""
+        return all(self.line_start.values())
+
+    def _write(self, data: bytes) -> None:
+        if self.before_write is not None:
+            self.before_write()
+        _stdout_bytes().write(data)
 
     def print_new(self, state: JobState) -> None:
         logs = self.client.logs
@@ -73,11 +86,13 @@ class LogPrinter:
         for a in attempts:
             if self.only_attempt is None and a != attempts[0] and a not in self.marked:
                 self.marked.add(a)
-                _stdout_bytes().write(recovery_marker(state, a).encode())
+                self._write(recovery_marker(state, a).encode())
             for r in logs.ranks(self.job_id, a):
                 data = logs.read(self.job_id, a, r, self.offsets.get((a, r), 0))
                 if data:
                     self.offsets[(a, r)] = self.offsets.get((a, r), 0) + len(data)
+                    if self.before_write is not None:
+                        self.before_write()
                     self.line_start[(a, r)] = write_log(r, data, self.line_start.get((a, r), True))
         _stdout_bytes().flush()
 
@@ -92,24 +107,42 @@ def describe(state: JobState) -> str:
 
 
 async def follow(client: SpotClient, job_id: int, *, progress: bool, attempt: int | None = None) -> JobState:
-    """Print logs (and, with `progress`, status changes) until the job ends; return its state."""
+    """Print logs (and, with `progress`, status changes) until the job ends; return its state.
+
+    On a terminal a status line below the logs says what the job does (waiting for capacity,
+    and why; running quietly), so a silent follow never looks hung; on a pipe only the log bytes
+    (and, with `progress`, the status changes) are printed. Ctrl-C raises StoppedFollowing:
+    asyncio.run turns SIGINT into a cancel of the command's task, and follow is the CLI's
+    outermost wait, so that cancel is the user's."""
+    try:
+        return await _follow(client, job_id, progress=progress, attempt=attempt)
+    except asyncio.CancelledError:
+        raise StoppedFollowing(job_id) from None
+
+
+async def _follow(client: SpotClient, job_id: int, *, progress: bool, attempt: int | None) -> JobState:
     printer = LogPrinter(client, job_id, attempt)
     last_seen = ""
-    spinner = err_console.status("") if progress and err_console.is_terminal else nullcontext()
+    spinner = err_console.status("") if err_console.is_terminal else nullcontext()
     with spinner as status:
+        if status is not None and sys.stdout.isatty():
+            # Log bytes go to the terminal raw: the status line is hidden while they are written,
+            # and shown again below them once their line is complete.
+            printer.before_write = status.stop
         while True:
             state = await client.get_job(job_id)
             # Logs first: whatever led to this state (setup's last lines before RUNNING) was
             # shipped before the state changed, so it is printed before the state line.
             printer.print_new(state)
-            if progress:
-                line = describe(state)
-                if line != last_seen:
-                    last_seen = line
-                    if status is not None:
-                        status.update(escape(line))
-                    if state.status != JobStatus.RUNNING or not state.detail:
-                        err_console.print(line, style="dim", markup=False)
+            line = describe(state)
+            if status is not None:
+                status.update(escape(line))
+                if printer.at_line_start and not state.status.is_terminal:
+                    status.start()
+            if progress and line != last_seen:
+                last_seen = line
+                if state.status != JobStatus.RUNNING or not state.detail:
+                    err_console.print(line, style="dim", markup=False)  # above the status line
             if state.status.is_terminal:
                 return state
             await asyncio.sleep(POLL_S)

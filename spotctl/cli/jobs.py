@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 
 import click
+from rich.console import Console
 
 from spotctl.cli.common import (
     EXIT_NOT_FINISHED,
@@ -18,29 +19,69 @@ from spotctl.cli.common import (
     settings,
 )
 from spotctl.cli.follow import LogPrinter, follow
-from spotctl.cli.render import jobs_json, status_table
-from spotctl.client import JobNotFound
+from spotctl.cli.render import job_view, jobs_json, output_width, status_table
+from spotctl.client import JobNotFound, SpotClient
+from spotctl.costs import ondemand_prices
+from spotctl.models import JobState
 
 CANCEL_WORKER_WAIT_S = 5.0
 """How long cancel waits for a worker to poll before it says the cancel only is recorded."""
 
 
 @click.command()
-@click.option("-a", "--all", "show_all", is_flag=True, help="Also show cloud, region and the failure reason.")
+@click.argument("job_ids", type=int, nargs=-1)
+@click.option("-a", "--all", "show_all", is_flag=True,
+              help="Also show the on-demand cost, the saving, cloud, region and a short failure reason.")
+@click.option("-v", "--verbose", is_flag=True,
+              help="Each job in full (the newest without JOB_IDS): every attempt with its place, instance type, "
+                   "price, cost and outcome, and the whole failure reason.")
 @click.option("--json", "as_json_flag", is_flag=True, help="Machine-readable output: a JSON list of jobs.")
 @async_command
-async def status(show_all: bool, as_json_flag: bool) -> None:
-    """List managed jobs, newest first."""
+async def status(job_ids: tuple[int, ...], show_all: bool, verbose: bool, as_json_flag: bool) -> None:
+    """List managed jobs, newest first (only JOB_IDS when given), with what each cost so far.
+
+    The table fits the terminal: ID, NAME and STATUS always show; REGION, CLOUD, TOT. DURATION,
+    SUBMITTED, ON-DEMAND, RESOURCES, JOB DURATION, SAVED, #RECOVERIES, COST, FAILURE give way
+    in that order. To a pipe it is printed whole unless COLUMNS is set."""
     s = settings()
     client = await open_client(s, start_server=False)
-    jobs = await client.list_jobs()
+    if job_ids or verbose:
+        ids = list(job_ids) or [await resolve_job(client, None, None)]
+        jobs = [await client.get_job(jid) for jid in ids]
+    else:
+        jobs = [await _with_all_attempts(client, j) for j in await client.list_jobs()]
+    wants_catalog = show_all or verbose or as_json_flag
+    prices = ondemand_prices({r.cloud for j in jobs for r in j.history}, s) if wants_catalog else {}
     if as_json_flag:
-        click.echo(jobs_json(jobs))
+        click.echo(jobs_json(jobs, prices))
         return
     if not jobs:
         console.print("No managed jobs.")
         return
-    console.print(status_table(jobs, show_all=show_all))
+    width = output_width()
+    out = Console(highlight=False, width=width or UNLIMITED_WIDTH)
+    if verbose:
+        for i, job in enumerate(jobs):
+            if i:
+                out.print()
+            out.print(job_view(job, prices=prices))
+        return
+    out.print(status_table(jobs, show_all=show_all, width=width, prices=prices))
+
+
+UNLIMITED_WIDTH = 100_000
+"""The console width of output to a pipe: wide enough that rich never wraps or clips a row."""
+
+
+async def _with_all_attempts(client: SpotClient, job: JobState) -> JobState:
+    """The job with every attempt it keeps: a running job's memo has only its last few, which
+    would understate COST; then the workflow is asked (one query, only for such jobs)."""
+    if job.status.is_terminal or not job.recoveries or len(job.history) > job.recoveries:
+        return job
+    try:
+        return await client.get_job(job.job_id)
+    except JobNotFound:
+        return job
 
 
 @click.command()
@@ -54,6 +95,10 @@ async def logs(job_id: int | None, name: str | None, follow_logs: bool, attempt:
     client = await open_client(s, start_server=False)
     jid = await resolve_job(client, job_id, name)
     state = await client.get_job(jid)
+    if attempt is not None and not 1 <= attempt <= state.attempt:
+        # Printing nothing with exit 0 would read as "that attempt printed nothing".
+        made = f"attempts 1-{state.attempt}" if state.attempt else "no attempt yet"
+        raise JobNotFound(f"job {jid} has no attempt {attempt} ({made})")
     if follow_logs:
         state = await follow(client, jid, progress=False, attempt=attempt)
     else:
@@ -109,10 +154,14 @@ async def cancel(job_ids: tuple[int, ...], name: str | None, cancel_all: bool, y
 
 @click.command()
 @click.argument("job_id", type=int, required=False)
-def dashboard(job_id: int | None) -> None:
+@async_command
+async def dashboard(job_id: int | None) -> None:
     """Print the Temporal web UI address (of one job's workflow, given its id)."""
     s = settings()
     url = f"{s.ui_url}/namespaces/{s.temporal.namespace}/workflows"
     if job_id is not None:
+        # A URL of a job that does not exist opens an empty page: say so instead (exit 102).
+        client = await open_client(s, start_server=False)
+        await client.get_job(job_id)
         url += f"/spotctl-job-{job_id}"
     console.print(url, soft_wrap=True)

@@ -33,6 +33,7 @@ def _print_plan(p: Plan) -> None:
     dump = p.display_dump()
     console.print(yaml.dump(dump, Dumper=_BlockDumper, sort_keys=False).rstrip(), markup=False)
     console.print(f"[bold]Resources[/bold] {escape(safe(p.resources))}")
+    console.print(f"[bold]Recovery[/bold] {escape(p.recovery.strategy)}")
     console.print("[bold]Placement candidates[/bold] (tried in this order):")
     console.print(f"      {'where':<32} {'type':<16} {'market':<9} {'price':>10}   {'spot':>9} {'on-demand':>10}",
                   markup=False)
@@ -77,25 +78,44 @@ async def _stage_and_start(client: SpotClient, p: Plan, job_id: int) -> None:
 @click.option("-d", "--detach", is_flag=True, help="Return once the job is submitted; do not follow its logs.")
 @click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation.")
 @click.option("--dry-run", is_flag=True, help="Print the parsed task and placement candidates; start nothing.")
+@click.option("--infra", help="Override resources.infra: cloud[/region[/zone]], '*' for any, e.g. aws/us-east-1.")
 @click.option("--cloud", help="Override resources.cloud.")
 @click.option("--region", help="Override resources.region.")
 @click.option("--gpus", help="Override resources.accelerators, e.g. V100:2.")
 @click.option("--cpus", help="Override resources.cpus, e.g. 4 or 4+.")
-@click.option("--env", "envs", multiple=True, metavar="KEY=VALUE", help="Set an environment variable (repeatable).")
-@click.option("--secret", "secrets", multiple=True, metavar="KEY=VALUE",
-              help="Set a secret environment variable (repeatable); never printed, encrypted in Temporal.")
+@click.option("--memory", help="Override resources.memory in GB, e.g. 16 or 16+.")
+@click.option("-t", "--instance-type", help="Override resources.instance_type, e.g. p3.2xlarge.")
+@click.option("--use-spot/--no-use-spot", default=None, help="Override resources.use_spot.")
+@click.option("--num-nodes", metavar="N", help="Override num_nodes.")
+@click.option("--job-recovery", metavar="STRATEGY",
+              help="Override the job_recovery strategy: EAGER_NEXT_REGION, FAILOVER or NONE.")
+@click.option("--env", "envs", multiple=True, metavar="KEY[=VALUE]",
+              help="Set an environment variable (repeatable); KEY alone takes $KEY from this shell.")
+@click.option("--env-file", metavar="PATH", help="Set environment variables from a dotenv file (--env wins).")
+@click.option("--secret", "secrets", multiple=True, metavar="KEY[=VALUE]",
+              help="Set a secret environment variable (repeatable; KEY alone takes $KEY from this shell); "
+                   "never printed, encrypted in Temporal.")
 @async_command
-async def launch(entrypoint: str, name: str | None, detach: bool, yes: bool, dry_run: bool, cloud: str | None,
-                 region: str | None, gpus: str | None, cpus: str | None, envs: tuple[str, ...],
-                 secrets: tuple[str, ...]) -> None:
-    """Launch a managed spot job from a SkyPilot task YAML, or from a command."""
+async def launch(entrypoint: str, name: str | None, detach: bool, yes: bool, dry_run: bool, infra: str | None,
+                 cloud: str | None, region: str | None, gpus: str | None, cpus: str | None, memory: str | None,
+                 instance_type: str | None, use_spot: bool | None, num_nodes: str | None, job_recovery: str | None,
+                 envs: tuple[str, ...], env_file: str | None, secrets: tuple[str, ...]) -> None:
+    """Launch a managed spot job from a SkyPilot task YAML, or from a command.
+
+    Relative paths in the task (workdir, file_mounts sources) are taken from the current
+    directory, as `sky launch` does."""
     s = settings()
-    p = plan(entrypoint, Overrides(name=name, cloud=cloud, region=region, gpus=gpus, cpus=cpus, envs=list(envs),
-                                  secrets=list(secrets)), s, dry_run=dry_run)
+    overrides = Overrides(name=name, infra=infra, cloud=cloud, region=region, gpus=gpus, cpus=cpus, memory=memory,
+                          instance_type=instance_type, use_spot=use_spot, num_nodes=num_nodes,
+                          job_recovery=job_recovery, envs=list(envs), env_file=env_file, secrets=list(secrets))
+    p = plan(entrypoint, overrides, s, dry_run=dry_run)
     if dry_run:
         _print_plan(p)
+        # The launch's own checks, after the plan: what a launch would refuse, the dry run
+        # refuses too, with the same message and exit code (and creates nothing either).
+        check_launchable(p, s)
         return
-    check_launchable(p)
+    check_launchable(p, s)
     for line in p.unsupported:
         err_console.print(f"[yellow]Warning:[/yellow] {escape(safe(line))}", markup=True)
     if not yes:
@@ -119,11 +139,7 @@ async def launch(entrypoint: str, name: str | None, detach: bool, yes: bool, dry
         console.print(str(job_id)) if not sys.stdout.isatty() else None
         err_console.print(f"Follow it with `spotctl logs {job_id}`, see all jobs with `spotctl status`.")
         return
-    try:
-        state = await follow(client, job_id, progress=True)
-    except (KeyboardInterrupt, click.Abort):
-        err_console.print(f"\nDetached; job {job_id} keeps running. `spotctl logs {job_id}` follows it again.")
-        sys.exit(101)
+    state = await follow(client, job_id, progress=True)  # Ctrl-C: StoppedFollowing, exit 101
     await client.wait_visible(job_id, state.status)
     print_result(state)
     sys.exit(exit_code_for(state.status))

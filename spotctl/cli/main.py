@@ -15,10 +15,17 @@ from spotctl.config import default_home, secure_home
 
 
 class AliasedGroup(click.Group):
+    """Commands with SkyPilot's other names (`sky jobs queue`), listed in --help so they are found."""
+
     ALIASES = {"queue": "status"}
 
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
         return super().get_command(ctx, self.ALIASES.get(name, name))
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        super().format_commands(ctx, formatter)
+        with formatter.section("Aliases"):
+            formatter.write_dl([(alias, f"Same as `spotctl {target}`.") for alias, target in self.ALIASES.items()])
 
 
 @click.group(cls=AliasedGroup, context_settings={"help_option_names": ["-h", "--help"]})

@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import shutil
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from rich.console import Group
 from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from spotctl.models import JobState, JobStatus
+from spotctl.policy.costs import PriceKey, job_cost, money, percent
 
 NAME_WIDTH = 40
 RESOURCES_WIDTH = 60
@@ -48,10 +56,11 @@ def cell(text: str | None, width: int | None = None) -> str:
     return escape(clip(shown, width) if width else shown)
 
 
-def jobs_json(jobs: list[JobState]) -> str:
+def jobs_json(jobs: list[JobState], prices: Mapping[PriceKey, float] | None = None) -> str:
     """`status --json`: the JSON list scripts read. json.dumps escapes C0 controls; the other
     characters of `safe`'s set are escaped here too (as \\uXXXX, still valid JSON)."""
-    text = json.dumps([as_json(j) for j in jobs], indent=2, ensure_ascii=False)
+    now = _now()
+    text = json.dumps([as_json(j, now=now, prices=prices or {}) for j in jobs], indent=2, ensure_ascii=False)
     return _UNSAFE_IN_JSON.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
 
@@ -107,26 +116,250 @@ def job_seconds(job: JobState) -> float | None:
     return job.job_duration_s + running
 
 
-def as_json(job: JobState) -> dict:
+def last_run_started_at(job: JobState) -> datetime | None:
+    """When the job's last run began, kept after it ended (`run_started_at` is None whenever the
+    job is not RUNNING): the current period's start while it runs, else when its last attempt's
+    cluster was running (setup included; the workflow records no later time per attempt)."""
+    if job.run_started_at is not None:
+        return job.run_started_at
+    return next((r.started_at for r in reversed(job.history) if r.started_at), None)
+
+
+def as_json(job: JobState, *, now: datetime | None = None, prices: Mapping[PriceKey, float] | None = None) -> dict:
+    """One job of `status --json`: the state as the workflow keeps it (every count an int),
+    plus what the CLI derives: durations, last_run_started_at, and the cost per attempt and
+    per job (USD; see spotctl/costs.py)."""
+    now = now or _now()
     data = job.model_dump(mode="json")
     data["total_duration_s"] = round(total_seconds(job), 3)
     data["job_duration_s"] = round(job_seconds(job) or 0.0, 3)
+    last = last_run_started_at(job)
+    data["last_run_started_at"] = last.isoformat().replace("+00:00", "Z") if last else None
+    costs = job_cost(job, now, prices or {})
+    for record, cost in zip(data["history"], costs.attempts, strict=True):
+        record.update(hours=cost.hours, cost_usd=cost.cost, ondemand_usd=cost.ondemand)  # unrounded: cents of cents
+    data.update(cost_usd=costs.cost, ondemand_usd=costs.ondemand,
+                saved_pct=None if costs.saved_pct is None else round(costs.saved_pct, 2))
     return data
 
 
-def status_table(jobs: list[JobState], *, show_all: bool) -> Table:
-    table = Table(box=None, header_style="bold", pad_edge=False)
-    columns = ["ID", "NAME", "RESOURCES", "SUBMITTED", "TOT. DURATION", "JOB DURATION", "#RECOVERIES", "STATUS"]
+# ---- the status table ------------------------------------------------------------------
+
+ALWAYS_SHOWN = ("ID", "NAME", "STATUS")
+"""What `status` shows at any width: what every other command takes, and the answer."""
+GIVE_WAY_ORDER = ("REGION", "CLOUD", "TOT. DURATION", "SUBMITTED", "ON-DEMAND", "RESOURCES", "JOB DURATION",
+                  "SAVED", "#RECOVERIES", "COST", "FAILURE")
+"""The order in which columns are dropped when the table is wider than the terminal, first
+dropped first (the README's status section says the same)."""
+SHRINKS_TO = {"NAME": 16, "RESOURCES": 12, "FAILURE": 24}
+"""Columns first clipped (with `…`) down to this many characters before any column is
+dropped; NAME is clipped further only when ID, NAME and STATUS alone do not fit."""
+GAP = 2
+"""Blank characters between two columns (rich's padding of 1 on each side, no edge)."""
+
+
+@dataclass
+class _Column:
+    header: str
+    cells: list[str] = field(default_factory=list)
+    """Plain text, already made safe: rendered as rich Text, so never taken as markup."""
+    styles: list[str] = field(default_factory=list)
+
+    @property
+    def natural(self) -> int:
+        return max([len(self.header), *(len(c) for c in self.cells)])
+
+    @property
+    def least(self) -> int:
+        return min(self.natural, SHRINKS_TO.get(self.header, self.natural))
+
+
+def output_width() -> int | None:
+    """How wide `status` may print: COLUMNS when set (honoured for a pipe too), else the
+    terminal's width; None for a pipe or a file: scripts and `| less -S` get the whole table,
+    as SkyPilot prints it."""
+    columns = os.environ.get("COLUMNS", "")
+    if columns.isdigit() and int(columns) > 0:
+        return int(columns)
+    if sys.stdout.isatty():
+        return shutil.get_terminal_size().columns
+    return None
+
+
+def fit_columns(columns: list[_Column], width: int | None) -> dict[str, int]:
+    """The width of each column shown (in table order) so the table fits in `width`.
+
+    ID, NAME and the full STATUS always show. First NAME, RESOURCES and FAILURE are clipped
+    down to SHRINKS_TO; then columns are dropped in GIVE_WAY_ORDER until the rest fits; room
+    left over goes back to NAME, FAILURE, RESOURCES (in that order); if ID, NAME and STATUS
+    alone are too wide, NAME is clipped further (to 4 characters at least)."""
+    if width is None:
+        return {c.header: c.natural for c in columns}
+    by_header = {c.header: c for c in columns}
+    kept = [c.header for c in columns]
+
+    def total(widths: dict[str, int]) -> int:
+        return sum(widths.values()) + GAP * (len(widths) - 1)
+
+    for header in GIVE_WAY_ORDER:
+        if total({h: by_header[h].least for h in kept}) <= width:
+            break
+        if header in kept:
+            kept.remove(header)
+    widths = {h: by_header[h].least for h in kept}
+    spare = width - total(widths)
+    for header in ("NAME", "FAILURE", "RESOURCES"):
+        if header in widths and spare > 0:
+            grow = min(spare, by_header[header].natural - widths[header])
+            widths[header] += grow
+            spare -= grow
+    if spare < 0 and "NAME" in widths:
+        widths["NAME"] = max(4, widths["NAME"] + spare)
+    return widths
+
+
+def short_failure(text: str | None) -> str:
+    """A failure reason in a few words for the table: the per-candidate list that provisioning
+    builds ('cloud/region/zone type: reason; ...', see workflows/spot_job.py) becomes 'no
+    capacity for 120s in 3 region(s): reason'; other reasons keep their first line. The full
+    text is in `status -v ID` and `--json`."""
+    if not text:
+        return "-"
+    head, sep, rest = text.partition(": ")
+    entries = _failure_list(rest) if sep else []
+    if not entries:
+        head, entries = "", _failure_list(text)
+    if not entries:
+        lines = text.splitlines() or [""]
+        return lines[0] + (" …" if len(lines) > 1 else "")
+    regions = len({loc.rsplit("/", 1)[0] for loc, _ in entries})
+    reasons = list(dict.fromkeys(why.splitlines()[0] if why else "" for _, why in entries))
+    more = f" (+{len(reasons) - 1} more)" if len(reasons) > 1 else ""
+    what = head or f"{len(entries)} candidate(s) failed"
+    return f"{what} in {regions} region(s): {reasons[0]}{more}"
+
+
+_FAILURE_ENTRY = re.compile(r"(?P<loc>[^\s/]+/[^\s/]+/\S+) \S+: (?P<why>.*)", re.DOTALL)
+
+
+def _failure_list(text: str) -> list[tuple[str, str]]:
+    """[(location, reason)] of a '; '-joined candidate failure list, [] when `text` is not
+    one (a reason containing '; ' stays whole)."""
+    entries: list[tuple[str, str]] = []
+    for piece in text.split("; "):
+        m = _FAILURE_ENTRY.fullmatch(piece)
+        if m:
+            entries.append((m["loc"], m["why"]))
+        elif entries:
+            entries[-1] = (entries[-1][0], f"{entries[-1][1]}; {piece}")
+        else:
+            return []
+    return entries
+
+
+def table_reason(job: JobState) -> str:
+    """The FAILURE cell: why an ended job failed, or what an unfinished one waits for
+    (its detail: 'no capacity in 3 region(s), retry in 16s'), in short."""
+    if not job.status.is_terminal:
+        return job.detail or "-"
+    return short_failure(job.failure_reason)
+
+
+def status_table(jobs: list[JobState], *, show_all: bool, width: int | None = None,
+                 prices: Mapping[PriceKey, float] | None = None, now: datetime | None = None) -> Table:
+    """`status`: one row per job, fitted to `width` (None: no limit) by fit_columns. COST is
+    what the job's attempts were paid so far; -a adds the on-demand equivalent, the saving,
+    where the job runs and a short failure reason."""
+    now = now or _now()
+    headers = ["ID", "NAME", "RESOURCES", "SUBMITTED", "TOT. DURATION", "JOB DURATION", "#RECOVERIES", "STATUS",
+               "COST"]
     if show_all:
-        columns += ["CLOUD", "REGION", "FAILURE"]
-    for col in columns:
-        table.add_column(col, no_wrap=col != "FAILURE", overflow="fold")
+        headers += ["ON-DEMAND", "SAVED", "CLOUD", "REGION", "FAILURE"]
+    columns = {h: _Column(h) for h in headers}
     for j in jobs:
+        cost = job_cost(j, now, prices or {})
+        values = {
+            "ID": str(j.job_id), "NAME": clip(safe(j.name), NAME_WIDTH),
+            "RESOURCES": clip(safe(j.resources or "-"), RESOURCES_WIDTH), "SUBMITTED": ago(j.submitted_at),
+            "TOT. DURATION": duration(total_seconds(j)), "JOB DURATION": duration(job_seconds(j)),
+            "#RECOVERIES": str(j.recoveries), "STATUS": j.status.value, "COST": money(cost.cost),
+            "ON-DEMAND": money(cost.ondemand), "SAVED": percent(cost.saved_pct),
+            "CLOUD": clip(safe(j.cloud or "-"), PLACE_WIDTH), "REGION": clip(safe(j.region or "-"), PLACE_WIDTH),
+            "FAILURE": safe(table_reason(j)),
+        }
         style = STATUS_STYLE.get(j.status, "red" if j.status.is_failure else "")
-        row = [str(j.job_id), cell(j.name, NAME_WIDTH), cell(j.resources, RESOURCES_WIDTH), ago(j.submitted_at),
-               duration(total_seconds(j)), duration(job_seconds(j)), str(j.recoveries),
-               f"[{style}]{j.status.value}[/{style}]" if style else j.status.value]
-        if show_all:
-            row += [cell(j.cloud, PLACE_WIDTH), cell(j.region, PLACE_WIDTH), cell(j.failure_reason or j.detail)]
-        table.add_row(*row)
+        for h, col in columns.items():
+            col.cells.append(values[h])
+            col.styles.append(style if h == "STATUS" else "")
+    widths = fit_columns(list(columns.values()), width)
+    table = Table(box=None, header_style="bold", pad_edge=False, show_edge=False)
+    for h, w in widths.items():
+        table.add_column(h, width=w, no_wrap=True, overflow="ellipsis",
+                         justify="right" if h in ("COST", "ON-DEMAND", "SAVED") else "left")
+    for i in range(len(jobs)):
+        table.add_row(*(Text(clip(columns[h].cells[i], w), style=columns[h].styles[i]) for h, w in widths.items()))
     return table
+
+
+# ---- one job, in full (`status -v ID`) -------------------------------------------------------
+
+def job_view(job: JobState, *, prices: Mapping[PriceKey, float] | None = None, now: datetime | None = None) -> Group:
+    """Everything about one job: its facts, the full failure reason (one candidate per line),
+    and every attempt kept: where, on what, at what price, how long and how it ended."""
+    now = now or _now()
+    cost = job_cost(job, now, prices or {})
+    facts = Table.grid(padding=(0, 2))
+    facts.add_column(style="bold", no_wrap=True)
+    facts.add_column(overflow="fold")
+    style = STATUS_STYLE.get(job.status, "red" if job.status.is_failure else "")
+    rows: list[tuple[str, Text | str]] = [
+        ("Job", f"{job.job_id} {safe(job.name)}"),
+        ("Status", Text(job.status.value, style=style)),
+        ("Resources", safe(job.resources or "-")),
+        ("Submitted", f"{_when(job.submitted_at)} ({ago(job.submitted_at)})"),
+        ("Durations", f"total {duration(total_seconds(job))}, running {duration(job_seconds(job))}"),
+        ("Recoveries", str(job.recoveries)),
+    ]
+    if job.cloud:
+        rows.append(("Place", safe("/".join(p for p in (job.cloud, job.region, job.zone) if p))))
+    if job.exit_code is not None:
+        rows.append(("Exit code", str(job.exit_code)))
+    if job.detail:
+        rows.append(("Now", safe(job.detail)))
+    if job.failure_reason:
+        rows.append(("Failure", _full_failure(job.failure_reason)))
+    saved = f", saved {percent(cost.saved_pct)}" if cost.saved_pct is not None else ""
+    rows.append(("Cost", f"{money(cost.cost)} (on demand {money(cost.ondemand)}{saved})"))
+    for label, value in rows:
+        facts.add_row(label, value if isinstance(value, Text) else Text(value))
+    attempts = Table(box=None, header_style="bold", pad_edge=False, title=None)
+    for h in ("#", "PLACE", "INSTANCE TYPE", "NODES", "SPOT", "$/HOUR", "LAUNCHED", "LIVED", "COST", "OUTCOME"):
+        attempts.add_column(h, no_wrap=h != "OUTCOME", overflow="fold",
+                            justify="right" if h in ("NODES", "$/HOUR", "COST") else "left")
+    for record, c in zip(job.history, cost.attempts, strict=True):
+        spot = "-" if record.use_spot is None else ("spot" if record.use_spot else "on-demand")
+        price = "-" if record.price is None else f"${record.price:.4g}"
+        lived = duration(c.hours * 3600) if c.hours is not None else "-"
+        attempts.add_row(*(Text(v) for v in (
+            str(record.attempt), safe(f"{record.cloud}/{record.region}/{record.zone}"), safe(record.instance_type or "-"),
+            str(record.nodes or "-"), spot, price, _when(record.launched_at or record.started_at), lived,
+            money(c.cost), safe(record.outcome or "running"))))
+    parts: list = [facts, Text("")]
+    parts.append(attempts if job.history else Text("No attempt got a cluster yet."))
+    return Group(*parts)
+
+
+def _when(moment: datetime | None) -> str:
+    return moment.astimezone().strftime("%Y-%m-%d %H:%M:%S") if moment else "-"
+
+
+def _full_failure(text: str) -> str:
+    """The whole reason, a candidate per line when it is provisioning's list."""
+    head, sep, rest = text.partition(": ")
+    entries = _failure_list(rest) if sep else []
+    if entries:
+        return safe(head + ":") + "".join("\n  " + safe(piece) for piece in rest.split("; "))
+    entries = _failure_list(text)
+    if entries:
+        return "\n".join(safe(piece) for piece in text.split("; "))
+    return "\n".join(safe(line) for line in text.splitlines())

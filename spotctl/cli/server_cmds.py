@@ -47,7 +47,8 @@ def server_stop() -> None:
 
 
 @server.command("status")
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True,
+              help="Machine-readable output: a JSON object of the pids (null: not running), address, UI and state dir.")
 def server_status(as_json: bool) -> None:
     """Show whether the supervisor, server and worker run, and where (starts nothing)."""
     st = _embedded().status()

@@ -32,7 +32,7 @@ DEFAULT_CONFIG = """\
 #                        deadline (epoch seconds) is written to ~/.spotctl/preemption_notice
 #                        on the instance, its programs get one SIGTERM, and whatever still
 #                        runs at the deadline is SIGKILLed (like a spot interruption notice).
-#   Preempt by hand: `spotctl debug preempt <cluster>`.
+#   Preempt by hand: `spotctl debug preempt JOB_ID` (`--wait` waits until it runs again).
 #
 #   Moodiness (real clouds are slow and moody; all of it is off by default). It applies to the
 #   Cloud API calls create, instance_states, find_cluster, terminate and tagged_instances, with

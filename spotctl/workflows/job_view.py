@@ -6,6 +6,7 @@ from __future__ import annotations
 from temporalio.exceptions import ActivityError, ApplicationError, FailureError
 
 from spotctl.models import JobState, JobStatus
+from spotctl.policy.costs import attempt_cost, money
 
 
 class Cancelled(Exception):
@@ -29,8 +30,13 @@ def details(s: JobState) -> str:
         lines.append(f"now: {s.detail}")
     if s.failure_reason:
         lines.append(f"last failure: {s.failure_reason}")
+    costs = (attempt_cost(r, r.ended_at, {}).cost for r in s.history if r.ended_at and r.price is not None)
+    ended = [c for c in costs if c is not None]
+    if ended:  # the running attempt's share needs "now": `spotctl status` adds it, and the on-demand saving
+        lines.append(f"cost of {'the' if s.status.is_terminal else 'ended'} attempts: {money(sum(ended))}")
     for r in s.history[-5:]:
-        lines.append(f"- attempt {r.attempt}: {r.region}/{r.zone} {r.instance_type}: {r.outcome or 'running'}")
+        paid = f", ${r.price:.4g}/h {'spot' if r.use_spot else 'on-demand'}" if r.price is not None else ""
+        lines.append(f"- attempt {r.attempt}: {r.region}/{r.zone} {r.instance_type}{paid}: {r.outcome or 'running'}")
     return "\n\n".join(lines)
 
 

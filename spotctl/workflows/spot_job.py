@@ -106,6 +106,8 @@ class SpotJobWorkflow(ControllerV1):
         self._last_location: tuple[str, str, str] | None = None
         self._published_attrs: dict[str, object] = {}
         self._published_memo: dict | None = None
+        self._launched_at = None
+        """When the current attempt's cluster was asked for (its bill starts there)."""
 
     # ---- the CLI's view --------------------------------------------------------------
     @workflow.query
@@ -245,6 +247,7 @@ class SpotJobWorkflow(ControllerV1):
             self._set(status, detail=f"provisioning ({len(candidates)} candidates, first {first.location} {first.instance_type})")
             req = ProvisionRequest(job_id=self._spec.job_id, attempt=self._attempt, num_nodes=self._spec.num_nodes,
                                    candidates=candidates)
+            self._launched_at = workflow.now()
             result = await self._activity(Activities.CREATE_CLUSTER, req, ProvisionResult, timedelta(minutes=10))
             if result.cluster is not None:
                 ready = await self._wait_ready(result.cluster)
@@ -303,8 +306,14 @@ class SpotJobWorkflow(ControllerV1):
 
     # ---- attempts' records -----------------------------------------------------------
     def _open_attempt(self, cluster: ClusterHandle) -> None:
+        """Record the attempt, with what its bill needs: the price paid, the node count and
+        when the cluster was asked for. Only data the workflow already has (no new command),
+        so histories recorded before these fields replay unchanged."""
+        now = workflow.now()
         record = AttemptRecord(attempt=self._attempt, cloud=cluster.cloud, region=cluster.region, zone=cluster.zone,
-                               instance_type=cluster.instance_type, started_at=workflow.now())
+                               instance_type=cluster.instance_type, started_at=now,
+                               launched_at=self._launched_at or now, use_spot=cluster.use_spot,
+                               price=cluster.price, nodes=len(cluster.instance_ids) or None)
         self._state.history = (self._state.history + [record])[-HISTORY_KEPT:]
 
     def _close_attempt(self, outcome: str) -> None:

@@ -3,6 +3,7 @@ google-cloud-storage client) and on disk, never on GcsStore's own word."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import os
 from pathlib import Path
@@ -330,7 +331,8 @@ file_mounts:
   /one.txt: gs://shared-input/part/one.txt
 run: echo
 """)
-    task = load_task_file(tmp_path / "task.yaml").tasks[0]
+    with contextlib.chdir(tmp_path):  # `source: ./data` is taken from the cwd, as in SkyPilot
+        task = load_task_file(tmp_path / "task.yaml").tasks[0]
     staged = stage(task, 11, gcs_lab.settings)
     assert staged.ephemeral_buckets == ["gs://scratch-gcs"]
     scratch, ckpt, inp, one = staged.file_mounts
