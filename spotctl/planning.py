@@ -209,15 +209,25 @@ def plan(target: str, overrides: Overrides, settings: Settings, *, dry_run: bool
     if pipeline.is_pipeline:
         unsupported.insert(0, f"pipeline of {len(pipeline.tasks)} tasks: not supported yet (only one task can run)")
     name = name or task.name or pipeline.name or "job"
-    first = requests[0] if requests else ResourceRequest()
     prices = {(o.cloud, o.region, o.zone, o.instance_type): (o.spot_price, o.ondemand_price) for o in offered}
     return Plan(task=task, pipeline=pipeline, name=name, requests=requests, candidates=candidates,
                 envs={k: v for k, v in task.envs.items() if v is not None}, unsupported=unsupported,
-                resources=f"{task.num_nodes}x{first.describe()}",
+                resources=f"{task.num_nodes}x{resources_text(requests, candidates)}",
                 secrets={k: v for k, v in task.secrets.items() if v is not None}, notes=notes,
                 prices={(c.cloud, c.region, c.zone, c.instance_type): prices.get(
                     (c.cloud, c.region, c.zone, c.instance_type), (None, None)) for c in candidates},
                 recovery=recovery)
+
+
+def resources_text(requests: list[ResourceRequest], candidates: list[Candidate]) -> str:
+    """The requests the candidates can serve, e.g. '[V100:1] spot' (or '[A100:1] spot or
+    [V100:1] spot'): an `any_of` asking for A100 or V100 where only V100 is sold shows V100,
+    not the first request it can never get."""
+    offered = {name.lower() for c in candidates for name in c.accelerators}
+    servable = [r for r in requests if not r.accelerators or any(k.lower() in offered for k in r.accelerators)]
+    shown = servable or requests[:1] or [ResourceRequest()]
+    more = f" or {len(shown) - 2} more" if len(shown) > 2 else ""
+    return " or ".join(r.describe() for r in shown[:2]) + more
 
 
 def _that_can_hold(candidates: list[Candidate], offered: list[Offering], task: Task) -> list[Candidate]:

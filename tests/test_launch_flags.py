@@ -191,3 +191,12 @@ def test_job_recovery_keeps_the_tasks_other_settings(tmp_path: Path, monkeypatch
 
 def test_bad_job_recovery(dry_run) -> None:
     refused(dry_run("--job-recovery", "EAGER", "echo"), "--job-recovery", "unknown recovery strategy")
+
+
+def test_resources_show_what_the_candidates_can_serve(dry_run, tmp_path: Path) -> None:
+    """An any_of of A100 or V100 where only V100 is sold shows V100, not the first request."""
+    (tmp_path / "a.yaml").write_text("resources:\n  any_of:\n    - accelerators: A100:1\n"
+                                     "    - accelerators: V100:1\nrun: echo hi\n")
+    result = ok(dry_run("a.yaml", SPOTCTL_CLOUDS="local"))
+    assert resources(result) == "Resources 1x[V100:1] spot"
+    assert all(row[1] == "local.v100" for row in candidates(result))
