@@ -14,6 +14,7 @@ import pytest
 import requests
 from gcs_lab import GcsLab, answering
 from google.api_core import exceptions as gexc
+from trees import make_tree, read_tree
 
 import spotctl.gcp_clients as gcp_clients
 import spotctl.storage.gcs as gcs_module
@@ -25,26 +26,6 @@ from spotctl.task import load_task_file
 
 gcs_lab = lab.gcs_lab  # the fixtures, shared by module attribute
 fake_gcs_endpoint = lab.fake_gcs_endpoint
-
-
-def make_tree(root: Path) -> dict[str, bytes]:
-    files = {
-        "top.txt": b"top",
-        "empty": b"",
-        "a/b/deep.bin": os.urandom(3000),
-        "a/with space+plus.txt": b"odd name",
-        ".hidden/x": b"hidden too",
-    }
-    for rel, data in files.items():
-        (root / rel).parent.mkdir(parents=True, exist_ok=True)
-        (root / rel).write_bytes(data)
-    (root / "link-to-top").symlink_to("top.txt")
-    (root / "dangling").symlink_to("nowhere")
-    return {**files, "link-to-top": b"top"}
-
-
-def read_tree(root: Path) -> dict[str, bytes]:
-    return {p.relative_to(root).as_posix(): p.read_bytes() for p in root.rglob("*") if p.is_file()}
 
 
 def test_registry_knows_gcs(gcs_lab: GcsLab) -> None:

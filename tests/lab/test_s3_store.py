@@ -11,6 +11,7 @@ import pytest
 import s3_lab as lab
 from botocore.exceptions import BotoCoreError
 from s3_lab import S3Lab
+from trees import make_tree, read_tree
 
 from spotctl.aws_clients import forget_clients
 from spotctl.storage.base import StorageError
@@ -19,26 +20,6 @@ from spotctl.storage.s3 import S3Store
 
 s3_lab = lab.s3_lab  # the fixtures, shared by module attribute
 moto_s3_endpoint = lab.moto_s3_endpoint
-
-
-def make_tree(root: Path) -> dict[str, bytes]:
-    files = {
-        "top.txt": b"top",
-        "empty": b"",
-        "a/b/deep.bin": os.urandom(3000),
-        "a/with space+plus.txt": b"odd name",
-        ".hidden/x": b"hidden too",
-    }
-    for rel, data in files.items():
-        (root / rel).parent.mkdir(parents=True, exist_ok=True)
-        (root / rel).write_bytes(data)
-    (root / "link-to-top").symlink_to("top.txt")
-    (root / "dangling").symlink_to("nowhere")
-    return {**files, "link-to-top": b"top"}
-
-
-def read_tree(root: Path) -> dict[str, bytes]:
-    return {p.relative_to(root).as_posix(): p.read_bytes() for p in root.rglob("*") if p.is_file()}
 
 
 def test_registry_knows_s3(s3_lab: S3Lab) -> None:
