@@ -122,6 +122,8 @@ class Candidate(BaseModel):
     accelerators: dict[str, int] = Field(default_factory=dict)
     cpus: float = 0
     memory_gb: float = 0
+    ondemand_price: float | None = None
+    """The catalog's on-demand price of the same offering (what a spot job saves against)."""
 
     @property
     def location(self) -> str:
@@ -371,6 +373,8 @@ class AttemptRecord(BaseModel):
     """USD per hour per node actually paid: the live spot price, or the on-demand price."""
     nodes: int | None = None
     """Instances in the cluster (the price is per instance)."""
+    ondemand_price: float | None = None
+    """The on-demand price of the same offering at launch (for SAVED); None in older records."""
 
 
 class JobState(BaseModel):

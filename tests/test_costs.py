@@ -74,6 +74,21 @@ def test_provisioning_is_billed_and_old_records_fall_back() -> None:
     assert cost.ondemand == pytest.approx(3.06 * (58 / 60 + 1))
 
 
+def test_the_web_ui_details_show_cost_and_saving() -> None:
+    """The workflow's own view (the Temporal UI's current details) sums the ended attempts,
+    with the on-demand prices recorded at launch: no catalog read inside the workflow."""
+    from spotctl.workflows.job_view import details
+
+    job = two_recoveries()
+    for r, od in zip(job.history, (3.06, 3.06, None), strict=True):
+        r.ondemand_price = od
+    job.history[2].ended_at = T0 + timedelta(minutes=212)
+    job.status = JobStatus.SUCCEEDED
+    text = details(job)
+    assert "cost of the attempts: $2.86 (on demand $6.88, saved 58%)" in text
+    assert "$0.9/h spot" in text and "$0.38/h on-demand" in text
+
+
 def test_a_job_that_never_got_a_cluster_cost_nothing() -> None:
     cost = job_cost(JobState(job_id=1, name="waiting", submitted_at=T0), T0, PRICES)
     assert cost.cost == 0.0 and cost.saved_pct is None and money(cost.cost) == "$0.00"
@@ -132,6 +147,7 @@ def test_cost_on_the_local_cloud_matches_prices_and_durations(spot_clean: Spot, 
         assert r["use_spot"] is True and r["nodes"] == 1
         assert r["cost_usd"] == pytest.approx(r["price"] * hours, rel=1e-3, abs=1e-9)
         od = local[(r["cloud"], r["region"], r["zone"], r["instance_type"])]
+        assert r["ondemand_price"] == od  # recorded by the workflow from the launch's candidates
         assert r["ondemand_usd"] == pytest.approx(od * hours, rel=1e-3, abs=1e-9)
     assert job["cost_usd"] == pytest.approx(sum(r["cost_usd"] for r in history), rel=1e-3)
     assert 0 < job["saved_pct"] < 100

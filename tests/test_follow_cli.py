@@ -72,6 +72,36 @@ def test_logs_on_a_pipe_are_the_bytes_only(spot_clean: Spot) -> None:
     assert result.stderr_bytes == b""
 
 
+def test_logs_on_a_terminal_show_a_status_line_while_the_job_is_quiet(spot_clean: Spot) -> None:
+    """On a terminal (a real pty), a follow of a quiet job shows what the job does below the
+    logs (rich's status line), and the program's output still arrives whole."""
+    import pty
+
+    job_id = spot_clean.launch_detached("echo first; sleep 3; echo second")
+    primary, secondary = pty.openpty()
+    env = {**os.environ, **spot_clean.env, "TERM": "xterm", "COLUMNS": "100"}
+    proc = subprocess.Popen([sys.executable, "-m", "spotctl", "logs", str(job_id)], env=env,
+                            stdin=secondary, stdout=secondary, stderr=secondary, close_fds=True)
+    os.close(secondary)
+    seen = b""
+    try:
+        deadline = time.monotonic() + 60
+        while proc.poll() is None and time.monotonic() < deadline:
+            try:
+                chunk = os.read(primary, 65536)
+            except OSError:  # the child closed the pty
+                break
+            seen += chunk
+        assert proc.wait(timeout=30) == 0, seen
+    finally:
+        proc.kill()
+        os.close(primary)
+    text = seen.decode(errors="replace")
+    assert "first" in text and "second" in text
+    quiet = text[text.index("first"):text.index("second")]
+    assert f"Job {job_id} " in quiet and "RUNNING" in quiet, quiet  # the status line, between the lines
+
+
 def test_no_such_attempt_or_job_exits_102(spot_clean: Spot) -> None:
     job_id = spot_clean.launch_detached("echo done")
     spot_clean.wait_status(job_id, "SUCCEEDED")

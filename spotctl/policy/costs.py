@@ -68,6 +68,8 @@ def attempt_cost(record: AttemptRecord, now: datetime, ondemand_prices: Mapping[
     cost = record.price * nodes * hours if record.price is not None and hours is not None else None
     if record.use_spot is False and record.price is not None:
         ondemand_price: float | None = record.price
+    elif record.ondemand_price is not None:  # recorded at launch
+        ondemand_price = record.ondemand_price
     else:
         ondemand_price = ondemand_prices.get((record.cloud, record.region, record.zone, record.instance_type))
     ondemand = ondemand_price * nodes * hours if ondemand_price is not None and hours is not None else None

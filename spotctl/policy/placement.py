@@ -67,6 +67,7 @@ def _to_candidate(offering: Offering, req: ResourceRequest) -> Candidate:
         accelerators=offering.accelerators,
         cpus=offering.cpus,
         memory_gb=offering.memory_gb,
+        ondemand_price=offering.ondemand_price,
     )
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from temporalio.exceptions import ActivityError, ApplicationError, FailureError
 
 from spotctl.models import JobState, JobStatus
-from spotctl.policy.costs import attempt_cost, money
+from spotctl.policy.costs import attempt_cost, money, percent
 
 
 class Cancelled(Exception):
@@ -30,10 +30,15 @@ def details(s: JobState) -> str:
         lines.append(f"now: {s.detail}")
     if s.failure_reason:
         lines.append(f"last failure: {s.failure_reason}")
-    costs = (attempt_cost(r, r.ended_at, {}).cost for r in s.history if r.ended_at and r.price is not None)
-    ended = [c for c in costs if c is not None]
-    if ended:  # the running attempt's share needs "now": `spotctl status` adds it, and the on-demand saving
-        lines.append(f"cost of {'the' if s.status.is_terminal else 'ended'} attempts: {money(sum(ended))}")
+    ended = [attempt_cost(r, r.ended_at, {}) for r in s.history if r.ended_at and r.price is not None]
+    paid = [a.cost for a in ended if a.cost is not None]
+    if paid:  # the running attempt's share needs "now": `spotctl status` adds it
+        line = f"cost of {'the' if s.status.is_terminal else 'ended'} attempts: {money(sum(paid))}"
+        ondemand = [a.ondemand for a in ended]
+        if all(o is not None for o in ondemand) and sum(ondemand) > 0:  # type: ignore[arg-type]
+            total = sum(ondemand)  # type: ignore[arg-type]
+            line += f" (on demand {money(total)}, saved {percent(100.0 * (1 - sum(paid) / total))})"
+        lines.append(line)
     for r in s.history[-5:]:
         paid = f", ${r.price:.4g}/h {'spot' if r.use_spot else 'on-demand'}" if r.price is not None else ""
         lines.append(f"- attempt {r.attempt}: {r.region}/{r.zone} {r.instance_type}{paid}: {r.outcome or 'running'}")

@@ -313,8 +313,18 @@ class SpotJobWorkflow(ControllerV1):
         record = AttemptRecord(attempt=self._attempt, cloud=cluster.cloud, region=cluster.region, zone=cluster.zone,
                                instance_type=cluster.instance_type, started_at=now,
                                launched_at=self._launched_at or now, use_spot=cluster.use_spot,
-                               price=cluster.price, nodes=len(cluster.instance_ids) or None)
+                               price=cluster.price, nodes=len(cluster.instance_ids) or None,
+                               ondemand_price=self._ondemand_price(cluster))
         self._state.history = (self._state.history + [record])[-HISTORY_KEPT:]
+
+    def _ondemand_price(self, cluster: ClusterHandle) -> float | None:
+        """The on-demand price of the cluster's offering, from the job's candidates (priced at
+        launch from the catalog): no I/O here."""
+        if not cluster.use_spot:
+            return cluster.price
+        place = (cluster.cloud, cluster.region, cluster.zone, cluster.instance_type)
+        return next((c.ondemand_price for c in self._spec.candidates
+                     if (c.cloud, c.region, c.zone, c.instance_type) == place), None)
 
     def _close_attempt(self, outcome: str) -> None:
         if self._state.history and self._state.history[-1].outcome is None:
