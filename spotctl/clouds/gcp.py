@@ -8,6 +8,7 @@
   what the first one made (409 alreadyExists).
 - create: one insert per node with a requestId derived from (token, placement, rank), so a
   retried call never makes a second VM (and the fixed names make a second insert a 409);
+  the VMs carry the network tag `spotctl`, which gcp_network.py's firewall rule opens to SSH;
   an old failed operation answered to a new try is retried under a fresh id; before inserting, the cluster's instances that exist
   anywhere (one aggregated list) are taken instead. GCE reports "no capacity" late: the insert
   is accepted and its operation fails seconds later, so create waits a few seconds for the
@@ -38,6 +39,7 @@ from typing import Any
 from spotctl.catalog.csv_offerings import catalog_regions, load_offerings
 from spotctl.clouds.base import CloudError, InstanceState, TaggedInstance
 from spotctl.clouds.gcp_errors import classify, gcp_errors, operation_error, to_cloud_error
+from spotctl.clouds.gcp_network import TAG, ensure_ssh_firewall
 from spotctl.clouds.ssh_key import ensure_key, private_key_path
 from spotctl.config import Settings
 from spotctl.gcp_clients import CALL_TIMEOUT_S, GcpCredentialsMissing, compute_client, credentials_missing, gcp_project
@@ -230,6 +232,8 @@ class GcpCloud:
             zone = zones.pop() if len(zones) == 1 else candidate.zone
             have = {i.name for i in existing}
             _, public_key = ensure_key(self.settings.ssh_dir)
+            ensure_ssh_firewall(self._client("FirewallsClient"), self._project(), self.settings.gcp.compute_endpoint,
+                                CALL_TIMEOUT_S)
             client = self._client("InstancesClient")
             ops = []
             for rank in range(num_nodes):
@@ -308,7 +312,7 @@ class GcpCloud:
                                     "access_configs": [{"name": "External NAT", "type_": "ONE_TO_ONE_NAT"}]}],
             "metadata": {"items": [{"key": "ssh-keys", "value": f"{self.settings.gcp.ssh_user}:{public_key}"}]},
             "service_accounts": [{"email": "default", "scopes": ["https://www.googleapis.com/auth/cloud-platform"]}],
-            "tags": {"items": ["spotctl"]},
+            "tags": {"items": [TAG]},
         }
         if cand.instance_type.startswith("n1-"):
             body["guest_accelerators"] = [

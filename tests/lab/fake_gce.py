@@ -31,6 +31,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 import gce_api as api
 from gce_api import ALIVE, BASE, ZONES, FilterError, GceError, not_found, now, page, parse_filter, region_of
+from gce_firewalls import FirewallsMixin
 
 
 @dataclass
@@ -49,7 +50,7 @@ class _Operation:
     done_at: float = 0.0
 
 
-class FakeGce:
+class FakeGce(FirewallsMixin):
     """The fake's state and its HTTP server. All state is behind one lock; hooks run outside it."""
 
     def __init__(self, projects: tuple[str, ...] = ("spotctl-lab",)) -> None:
@@ -75,6 +76,7 @@ class FakeGce:
             self.requests_seen = 0
             self.on_insert: Callable[[str, dict[str, Any]], str | None] | None = None
             self.on_power_off: Callable[[str, str], None] | None = None
+            self._reset_firewalls()
 
     def instances(self, alive_only: bool = True) -> list[dict[str, Any]]:
         """Instances as the API shows them (TERMINATED ones only with alive_only=False)."""
@@ -180,6 +182,8 @@ class FakeGce:
         ("POST", _Z + r"/operations/(?P<op>[^/]+)/wait", "_op_wait"),
         ("GET", _P + r"/regions/(?P<region>[^/]+)", "_region"),
         ("GET", _P + r"/zones", "_zones"),
+        ("GET", _P + r"/global/firewalls/(?P<name>[^/]+)", "_firewall_get"),
+        ("POST", _P + r"/global/firewalls", "_firewall_insert"),
         ("GET", _Z, "_zone"),
     )]
 

@@ -30,6 +30,7 @@ from fake_vm import FakeVM, lab_missing
 from gce_api import GceError
 
 from spotctl import gcp_clients
+from spotctl.clouds import gcp_network
 from spotctl.config import Settings, load_settings
 
 PROJECT = "spotctl-lab"
@@ -83,6 +84,7 @@ def lab_settings(tmp_path: Path, endpoint: str, **gcp: Any) -> Settings:
 def gcp_lab(gce_server: FakeGce, tmp_path: Path) -> Iterator[GcpLab]:
     gce_server.reset()
     gcp_clients.forget_clients()
+    gcp_network.forget()
     yield GcpLab(gce_server, lab_settings(tmp_path, gce_server.endpoint))
     alive = [(i["zone"].rsplit("/", 1)[1], i["name"], i["status"]) for i in gce_server.instances()]
     gce_server.delete_all()

@@ -68,6 +68,29 @@ def test_create_spot_cluster_labels_scheduling_and_ssh_key(gcp_lab: GcpLab) -> N
     assert described(gcp_lab) == {}
 
 
+def test_ssh_is_opened_once_by_a_firewall_rule_for_the_spotctl_tag(gcp_lab: GcpLab) -> None:
+    cloud = cloud_of(gcp_lab)
+    first = cloud.create("spotctl-7-11", cand(), 1, "spotctl-7-11")
+    second = cloud.create("spotctl-7-12", cand("us-east1-b"), 1, "spotctl-7-12")
+    [rule] = [r for (_, name), r in gcp_lab.fake.firewalls.items()]
+    assert rule["name"] == "spotctl-allow-ssh" and rule["targetTags"] == ["spotctl"]
+    assert rule["allowed"] == [{"IPProtocol": "tcp", "ports": ["22"]}] and rule["direction"] == "INGRESS"
+    assert all(i["tags"]["items"] == ["spotctl"] for i in described(gcp_lab).values())
+    cloud.terminate(first.instance_ids + second.instance_ids)
+
+
+def test_a_rule_made_meanwhile_by_another_worker_is_fine(gcp_lab: GcpLab) -> None:
+    from spotctl.clouds import gcp_network
+
+    cloud = cloud_of(gcp_lab)
+    client = gcp_lab.client("FirewallsClient")
+    gcp_network.ensure_ssh_firewall(client, gcp_lab.project, gcp_lab.endpoint, 5.0)  # "another worker"
+    gcp_network.forget()
+    handle = cloud.create("spotctl-7-13", cand(), 1, "spotctl-7-13")
+    assert len(gcp_lab.fake.firewalls) == 1
+    cloud.terminate(handle.instance_ids)
+
+
 def test_on_demand_n1_gets_its_gpu_attached(gcp_lab: GcpLab) -> None:
     cloud = cloud_of(gcp_lab)
     handle = cloud.create("spotctl-7-2", cand(spot=False, instance_type="n1-standard-8", accelerators={"T4": 1}),
