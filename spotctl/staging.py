@@ -18,17 +18,12 @@ from pathlib import Path
 from spotctl.config import Settings
 from spotctl.models import Candidate, FileMount
 from spotctl.storage.base import StorageError, Store
-from spotctl.storage.gcs_names import check_gcs_bucket_name
-from spotctl.storage.local import check_bucket_name
 from spotctl.storage.registry import STORE_CLOUDS, bucket_url, get_store, parse_bucket_url
 from spotctl.task import Task, TaskError
 from spotctl.task_errors import is_url
 
 WORKDIR_TARGET = "~/sky_workdir"
 WORKDIR_PREFIX = "workdir"
-
-_NAME_RULES = {"local": check_bucket_name, "s3": check_bucket_name, "gcs": check_gcs_bucket_name}
-"""Store kind -> its bucket name rule, checked before anything is created (see check_staging)."""
 
 
 def ephemeral_bucket(job_id: int) -> str:
@@ -129,7 +124,7 @@ class _Stager:
             raise self.error(m.target, "a file mount needs a source or a bucket name")
         if m.bucket is not None:
             try:
-                _NAME_RULES.get(store.name, check_bucket_name)(m.bucket)
+                store.check_name(m.bucket)
             except StorageError as exc:
                 raise self.error(m.target, str(exc)) from None
         return store, local

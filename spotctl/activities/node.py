@@ -15,13 +15,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from spotctl.models import AttemptRef
-from spotctl.remote.agent import NOTICE_FILE  # the node agent's file is the contract
+from spotctl.remote.agent_notice import NOTICE_FILE  # the node agent's file is the contract
 from spotctl.remote.base import Runner
 
 AGENT_SOURCE = Path(__file__).resolve().parents[1] / "remote" / "agent.py"
 AGENT_MODULES = tuple(Path(__file__).resolve().parents[1] / "remote" / name
-                      for name in ("bucket_sync.py", "agent_notice.py", "agent_mounters.py"))
-"""Stdlib modules the agent imports, copied next to it (bucket sync, notice watchers, mounters)."""
+                      for name in ("bucket_sync.py", "agent_files.py", "agent_notice.py", "agent_mounters.py"))
+"""Stdlib modules the agent imports, copied next to it (bucket sync, state files, notice
+watchers, mounters)."""
 WORKDIR_ON_NODE = "sky_workdir"
 """SkyPilot's name for the synced workdir under the node's $HOME; kept so scripts carry over."""
 

@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from rich.console import Group
-from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
@@ -48,12 +47,6 @@ def clip(text: str, width: int) -> str:
     """At most `width` characters, the cut marked with `…`: one long value must not push the
     other columns of a table out of sight."""
     return text if len(text) <= width else text[: width - 1] + "…"
-
-
-def cell(text: str | None, width: int | None = None) -> str:
-    """A table cell from user-provided text: safe, clipped, and markup-escaped for rich."""
-    shown = safe(text or "-")
-    return escape(clip(shown, width) if width else shown)
 
 
 def jobs_json(jobs: list[JobState], prices: Mapping[PriceKey, float] | None = None) -> str:
@@ -225,10 +218,7 @@ def short_failure(text: str | None) -> str:
     text is in `status -v ID` and `--json`."""
     if not text:
         return "-"
-    head, sep, rest = text.partition(": ")
-    entries = _failure_list(rest) if sep else []
-    if not entries:
-        head, entries = "", _failure_list(text)
+    head, entries = _split_failure(text)
     if not entries:
         lines = text.splitlines() or [""]
         return lines[0] + (" …" if len(lines) > 1 else "")
@@ -240,6 +230,16 @@ def short_failure(text: str | None) -> str:
 
 
 _FAILURE_ENTRY = re.compile(r"(?P<loc>[^\s/]+/[^\s/]+/\S+) \S+: (?P<why>.*)", re.DOTALL)
+
+
+def _split_failure(text: str) -> tuple[str, list[tuple[str, str]]]:
+    """(head, [(location, reason)]) of provisioning's failure list, with or without a head
+    ('no capacity for 120s: a/b/c t: why; ...'); ('', []) when `text` is not one."""
+    head, sep, rest = text.partition(": ")
+    entries = _failure_list(rest) if sep else []
+    if entries:
+        return head, entries
+    return "", _failure_list(text)
 
 
 def _failure_list(text: str) -> list[tuple[str, str]]:
@@ -355,11 +355,10 @@ def _when(moment: datetime | None) -> str:
 
 def _full_failure(text: str) -> str:
     """The whole reason, a candidate per line when it is provisioning's list."""
-    head, sep, rest = text.partition(": ")
-    entries = _failure_list(rest) if sep else []
-    if entries:
+    head, entries = _split_failure(text)
+    if head:
+        rest = text.partition(": ")[2]
         return safe(head + ":") + "".join("\n  " + safe(piece) for piece in rest.split("; "))
-    entries = _failure_list(text)
     if entries:
         return "\n".join(safe(piece) for piece in text.split("; "))
     return "\n".join(safe(line) for line in text.splitlines())

@@ -87,6 +87,15 @@ def split_id(iid: str) -> tuple[str, str]:
     return zone, name
 
 
+def by_zone(instance_ids: list[str]) -> dict[str, list[str]]:
+    """{zone: [names]} of ids (duplicates once): GCE's calls are per zone."""
+    out: dict[str, list[str]] = defaultdict(list)
+    for iid in dict.fromkeys(instance_ids):
+        zone, name = split_id(iid)
+        out[zone].append(name)
+    return out
+
+
 def region_of(zone: str) -> str:
     return zone.rsplit("-", 1)[0]
 
@@ -94,6 +103,11 @@ def region_of(zone: str) -> str:
 def label_value(text: str) -> str:
     """A GCE label value (lowercase letters, digits, - and _; at most 63)."""
     return _LABEL_BAD.sub("-", text.lower())[:63]
+
+
+def cluster_filter(cluster_name: str) -> str:
+    """The list filter of a cluster's instances (by its label)."""
+    return f'labels.{LABEL_CLUSTER} = "{label_value(cluster_name)}"'
 
 
 def node_name(cluster_name: str, rank: int) -> str:
@@ -209,7 +223,7 @@ class GcpCloud:
 
     def _cluster_instances(self, cluster_name: str) -> list[Any]:
         """The cluster's instances anywhere that are not being deleted, in rank order."""
-        found = self._aggregated(f'labels.{LABEL_CLUSTER} = "{label_value(cluster_name)}"')
+        found = self._aggregated(cluster_filter(cluster_name))
         return sorted(found, key=lambda i: int(i.labels.get(LABEL_NODE, "0") or 0))
 
     def _operations(self, zone: str, op_type: str) -> set[str]:
@@ -252,7 +266,7 @@ class GcpCloud:
                     raise
                 ops.append(op)
             self._wait_inserts(zone, ops, cluster_name, where)
-            made = [i for i in self._zone_instances(zone, f'labels.{LABEL_CLUSTER} = "{label_value(cluster_name)}"')]
+            made = self._zone_instances(zone, cluster_filter(cluster_name))
         made.sort(key=lambda i: int(i.labels.get(LABEL_NODE, "0") or 0))
         if len(made) < num_nodes:  # accepted but not listed yet: the names are known
             names = [node_name(cluster_name, r) for r in range(num_nodes)]
@@ -287,7 +301,7 @@ class GcpCloud:
             time.sleep(0.5)
 
     def _delete_cluster_in(self, zone: str, cluster_name: str) -> None:
-        names = [i.name for i in self._zone_instances(zone, f'labels.{LABEL_CLUSTER} = "{label_value(cluster_name)}"')]
+        names = [i.name for i in self._zone_instances(zone, cluster_filter(cluster_name))]
         self._delete(zone, names)
 
     def _instance_body(self, cluster_name: str, name: str, rank: int, cand: Candidate, zone: str,
@@ -347,12 +361,8 @@ class GcpCloud:
         return ids
 
     def instance_states(self, instance_ids: list[str], at: Location | None = None) -> dict[str, InstanceState]:
-        by_zone: dict[str, list[str]] = defaultdict(list)
-        for iid in dict.fromkeys(instance_ids):
-            zone, name = split_id(iid)
-            by_zone[zone].append(name)
         states: dict[str, InstanceState] = {}
-        for zone, names in by_zone.items():
+        for zone, names in by_zone(instance_ids).items():
             with _mapped(f"instance states in {zone}"):
                 states.update(self._zone_states(zone, names))
         return {iid: states[iid] for iid in instance_ids}
@@ -385,11 +395,7 @@ class GcpCloud:
         return out
 
     def terminate(self, instance_ids: list[str], at: Location | None = None) -> None:
-        by_zone: dict[str, list[str]] = defaultdict(list)
-        for iid in dict.fromkeys(instance_ids):
-            zone, name = split_id(iid)
-            by_zone[zone].append(name)
-        for zone, names in by_zone.items():
+        for zone, names in by_zone(instance_ids).items():
             with _mapped(f"terminate in {zone}"):
                 self._delete(zone, names)
 
@@ -408,7 +414,7 @@ class GcpCloud:
     def ready_handle(self, handle: ClusterHandle) -> ClusterHandle:
         with _mapped(f"describe {handle.cluster_name} in {handle.zone}"):
             listed = {i.name: i for i in self._zone_instances(
-                handle.zone, f'labels.{LABEL_CLUSTER} = "{label_value(handle.cluster_name)}"')}
+                handle.zone, cluster_filter(handle.cluster_name))}
         ips = []
         for iid in handle.instance_ids:
             inst = listed.get(split_id(iid)[1])

@@ -43,10 +43,11 @@ from spotctl.clouds import local_cgroups
 from spotctl.clouds.base import CloudError, ErrorKind, ErrorScope, InstanceState, NoCapacity, TaggedInstance
 from spotctl.clouds.local_config import LocalCloudConfig, RegionConfig, load_config
 from spotctl.clouds.local_moods import Mood, moody_call
-from spotctl.clouds.local_preemption import NOTICE_FILE, NOTICE_POLL_S, PREEMPTION_REASON, PreemptionMixin
+from spotctl.clouds.local_preemption import NOTICE_POLL_S, PREEMPTION_REASON, PreemptionMixin
 from spotctl.clouds.local_processes import kill_all
 from spotctl.config import Settings
 from spotctl.models import Candidate, ClusterHandle, Location, Offering
+from spotctl.remote.agent_notice import NOTICE_FILE
 from spotctl.remote.local import LocalRunner, booting_marker, cgroup_marker, stopped_marker, unreachable_marker
 
 log = logging.getLogger(__name__)

@@ -16,18 +16,16 @@ own file so local.py stays about the instance table and the Cloud protocol.
 from __future__ import annotations
 
 import logging
-import os
 import signal
 import threading
 import time
 from contextlib import AbstractContextManager
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from spotctl.clouds.base import InstanceState
 from spotctl.clouds.local_processes import signal_users
-from spotctl.remote.agent import NOTICE_FILE
+from spotctl.remote.agent_notice import write_notice
 
 if TYPE_CHECKING:
     from spotctl.clouds.local import LocalInstance
@@ -37,23 +35,10 @@ log = logging.getLogger(__name__)
 
 NOTICE_POLL_S = 0.05
 PREEMPTION_REASON = "local.SpotInstanceTermination"
-"""Relative to the instance home; holds the preemption deadline as epoch seconds."""
 
 
 def _epoch(t: float) -> datetime:
     return datetime.fromtimestamp(t, UTC)
-
-
-def _write_notice(home: str, deadline: float) -> None:
-    """Atomically, so a program reading it on SIGTERM never sees half a number."""
-    notice = Path(home) / NOTICE_FILE
-    try:
-        notice.parent.mkdir(parents=True, exist_ok=True)
-        tmp = notice.with_name(f".preemption_notice.tmp.{os.getpid()}")
-        tmp.write_text(f"{deadline}\n")
-        os.replace(tmp, notice)
-    except OSError:  # the home vanished (terminated meanwhile): nothing left to warn
-        pass
 
 
 class PreemptionMixin:
@@ -117,7 +102,7 @@ class PreemptionMixin:
                 homes[iid] = inst.home
         for iid, deadline in claimed.items():
             if deadline > now:
-                _write_notice(homes[iid], deadline)
+                write_notice(homes[iid], deadline)
                 signal_users(iid, signal.SIGTERM)
         pending = {**claimed, **waiting}
         if wait:

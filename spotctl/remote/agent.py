@@ -44,14 +44,11 @@ import threading
 import time
 
 try:  # on a node: the modules copied next to this file (activities/node.py AGENT_MODULES)
+    import agent_files
     import agent_mounters
     import agent_notice
 except ImportError:  # imported as spotctl.remote.agent (the worker, tests)
-    from spotctl.remote import agent_mounters, agent_notice
-
-NOTICE_FILE = agent_notice.NOTICE_FILE
-"""Relative to the node's $HOME: the deadline (epoch seconds) of a preemption notice; see
-agent_notice.py. The contract activities/node.py reads."""
+    from spotctl.remote import agent_files, agent_mounters, agent_notice
 
 USAGE = "usage: agent.py {start|status|signal} DIR PHASE [SIGNAL]\n"
 START_WAIT_S = 5.0
@@ -72,14 +69,6 @@ def _read_int(path: str) -> int | None:
         return None
 
 
-def _write_atomic(path: str, text: str) -> None:
-    """Readers must never see a half-written pid or exit code."""
-    tmp = f"{path}.tmp.{os.getpid()}"
-    with open(tmp, "w") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 def pid_alive(pid: int | None) -> bool:
@@ -279,7 +268,7 @@ def _start_syncs(d: str, stop: threading.Event, mounter: str, say,
 
 def _supervise(d: str, phase: str) -> None:
     """Run the phase script, record its pid and exit code; forward TERM/INT to its group."""
-    _write_atomic(_path(d, phase, "spid"), str(os.getpid()))
+    agent_files.write_atomic(_path(d, phase, "spid"), str(os.getpid()))
     child: list[subprocess.Popen] = []
     pending: list[int] = []
 
@@ -315,7 +304,7 @@ def _supervise(d: str, phase: str) -> None:
         problem = f"unreadable mounts.json: {exc!r}"
     if problem:
         os.write(log, f"spotctl agent: cannot start {phase}: {problem}\n".encode())
-        _write_atomic(_path(d, phase, "exit"), str(MOUNT_FAILED))
+        agent_files.write_atomic(_path(d, phase, "exit"), str(MOUNT_FAILED))
         return
     if mounts:
         argv = _namespaced(argv, mounts, env.get("PATH"))
@@ -330,7 +319,7 @@ def _supervise(d: str, phase: str) -> None:
                              metadata.rstrip("/") if metadata and kind == "gcp" else None)
     except Exception as exc:  # noqa: BLE001 - any failure: the phase cannot start
         os.write(log, f"spotctl agent: cannot start {phase}: bucket sync failed: {exc}\n".encode())
-        _write_atomic(_path(d, phase, "exit"), str(MOUNT_FAILED))
+        agent_files.write_atomic(_path(d, phase, "exit"), str(MOUNT_FAILED))
         return
     try:
         proc = subprocess.Popen(
@@ -344,10 +333,10 @@ def _supervise(d: str, phase: str) -> None:
         )
     except OSError as exc:
         os.write(log, f"spotctl agent: cannot start {phase}: {exc}\n".encode())
-        _write_atomic(_path(d, phase, "exit"), "127")
+        agent_files.write_atomic(_path(d, phase, "exit"), "127")
         return
     child.append(proc)
-    _write_atomic(_path(d, phase, "pid"), str(proc.pid))
+    agent_files.write_atomic(_path(d, phase, "pid"), str(proc.pid))
     for signum in pending:
         forward(signum, None)
     phase_done = threading.Event()
@@ -362,7 +351,7 @@ def _supervise(d: str, phase: str) -> None:
         # A counter, not a time: the watcher compares successive reads, so the node's and the
         # watcher's clocks never need to agree. It stops changing when the supervisor dies.
         beats += 1
-        _write_atomic(_path(d, phase, "beat"), str(beats))
+        agent_files.write_atomic(_path(d, phase, "beat"), str(beats))
         try:
             rc = proc.wait(timeout=BEAT_S)
             break
@@ -377,7 +366,7 @@ def _supervise(d: str, phase: str) -> None:
         while _group_alive(proc.pid) and time.monotonic() < deadline:
             if time.monotonic() >= next_beat:
                 beats += 1
-                _write_atomic(_path(d, phase, "beat"), str(beats))
+                agent_files.write_atomic(_path(d, phase, "beat"), str(beats))
                 next_beat += BEAT_S
             time.sleep(0.1)
     phase_done.set()
@@ -385,10 +374,10 @@ def _supervise(d: str, phase: str) -> None:
     deadline = time.monotonic() + SYNC_FINAL_MAX_S
     while any(t.is_alive() for t in syncs) and time.monotonic() < deadline:
         beats += 1
-        _write_atomic(_path(d, phase, "beat"), str(beats))
+        agent_files.write_atomic(_path(d, phase, "beat"), str(beats))
         for t in syncs:
             t.join(timeout=BEAT_S / max(len(syncs), 1))
-    _write_atomic(_path(d, phase, "exit"), str(rc if rc >= 0 else 128 - rc))
+    agent_files.write_atomic(_path(d, phase, "exit"), str(rc if rc >= 0 else 128 - rc))
 
 
 def send_signal(d: str, phase: str, name: str) -> dict:

@@ -17,8 +17,12 @@ MOUNT_S3_DEB = "https://s3.amazonaws.com/mountpoint-s3-release/latest/{arch}/mou
 INSTALL_TIMEOUT_S = 240.0
 
 
-def _as_root(argv: list[str]) -> list[str]:
-    return argv if os.geteuid() == 0 else ["sudo", "-n", *argv]
+def _install_step(argv: list[str]) -> None:
+    """One step of a package install, as root (sudo without a password on a cloud image),
+    bounded in time; raises CalledProcessError/TimeoutExpired/OSError."""
+    subprocess.run(argv if os.geteuid() == 0 else ["sudo", "-n", *argv], check=True, stdin=subprocess.DEVNULL,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=INSTALL_TIMEOUT_S,
+                   env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
 
 
 def _install_mount_s3(say) -> str | None:
@@ -28,9 +32,7 @@ def _install_mount_s3(say) -> str | None:
     try:
         with urllib.request.urlopen(MOUNT_S3_DEB.format(arch=arch), timeout=60) as resp, open(deb, "wb") as f:
             shutil.copyfileobj(resp, f)
-        subprocess.run(_as_root(["apt-get", "install", "-y", "-q", deb]), check=True, stdin=subprocess.DEVNULL,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=INSTALL_TIMEOUT_S,
-                       env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
+        _install_step(["apt-get", "install", "-y", "-q", deb])
     except (OSError, subprocess.SubprocessError, urllib.error.URLError) as exc:
         say(f"cannot install mount-s3 ({exc})")
         return None
@@ -99,7 +101,6 @@ def _install_gcsfuse(say) -> str | None:
         say("cannot install gcsfuse (not a Debian/Ubuntu image)")
         return None
     key, repo = "/tmp/spotctl-gcsfuse.asc", "/tmp/spotctl-gcsfuse.list"
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     try:
         with urllib.request.urlopen(GCSFUSE_KEY_URL, timeout=60) as resp, open(key, "wb") as f:
             shutil.copyfileobj(resp, f)
@@ -108,8 +109,7 @@ def _install_gcsfuse(say) -> str | None:
         for argv in (["install", "-D", "-m", "0644", key, GCSFUSE_KEYRING],
                      ["install", "-D", "-m", "0644", repo, GCSFUSE_LIST],
                      ["apt-get", "update", "-q"], ["apt-get", "install", "-y", "-q", "gcsfuse"]):
-            subprocess.run(_as_root(argv), check=True, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                           stderr=subprocess.PIPE, timeout=INSTALL_TIMEOUT_S, env=env)
+            _install_step(argv)
     except (OSError, subprocess.SubprocessError, urllib.error.URLError) as exc:
         say(f"cannot install gcsfuse ({exc})")
         return None

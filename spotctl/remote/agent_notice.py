@@ -20,12 +20,10 @@ import urllib.parse
 import urllib.request
 from datetime import datetime
 
-
-def _write_atomic(path: str, text: str) -> None:
-    tmp = f"{path}.tmp.{os.getpid()}"
-    with open(tmp, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
+try:  # on a node: next to agent.py
+    import agent_files
+except ImportError:  # imported as spotctl.remote.agent_notice
+    from spotctl.remote import agent_files
 
 
 NOTICE_FILE = ".spotctl/preemption_notice"
@@ -57,11 +55,14 @@ def _imds_notice(base: str) -> float | None:
         return time.time() + 120  # a notice with an unreadable time: AWS's usual two minutes
 
 
-def _write_notice(home: str, deadline: float) -> None:
+def write_notice(home: str, deadline: float) -> None:
+    """The deadline file under `home`, atomically (a program reading it on SIGTERM never sees
+    half a number); a home that vanished meanwhile (the VM went) is no error. The agent writes
+    it from the cloud's metadata; the local cloud writes it itself (clouds/local_preemption.py)."""
     path = os.path.join(home, NOTICE_FILE)
     try:
         os.makedirs(os.path.dirname(path), exist_ok=True)
-        _write_atomic(path, f"{deadline}\n")
+        agent_files.write_atomic(path, f"{deadline}\n")
     except OSError:
         pass
 
@@ -69,7 +70,7 @@ def _write_notice(home: str, deadline: float) -> None:
 def _notice_found(home: str, deadline: float, on_notice) -> None:
     """Write the deadline file (unless another phase's watcher did) and call on_notice."""
     if not os.path.exists(os.path.join(home, NOTICE_FILE)):
-        _write_notice(home, deadline)
+        write_notice(home, deadline)
     on_notice()
 
 

@@ -21,6 +21,11 @@ class Store(Protocol):
     name: str
     """The store's kind as written in task YAML (`local`, `s3`, `gcs`)."""
 
+    def check_name(self, name: str) -> str:
+        """The bucket name if this store accepts it, else StorageError saying why (no call:
+        staging checks names before it creates anything)."""
+        ...
+
     def create_bucket(self, name: str) -> None:
         """Create the bucket; a no-op when it already exists."""
         ...

@@ -90,6 +90,10 @@ class GcsStore:
     def __repr__(self) -> str:
         return f"GcsStore(location={self.location!r}, endpoint={self.settings.gcp.storage_endpoint!r})"
 
+    def check_name(self, name: str) -> str:
+        """GCS's own rules, laxer than S3's (gcs_names.py)."""
+        return _check(name)
+
     def _client(self) -> Any:
         try:
             return storage_client(self.settings)

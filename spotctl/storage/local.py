@@ -59,6 +59,9 @@ class LocalStore:
     def __repr__(self) -> str:
         return f"LocalStore({self.root})"
 
+    def check_name(self, name: str) -> str:
+        return check_bucket_name(name)
+
     def _bucket_dir(self, bucket: str) -> Path:
         return self.root / check_bucket_name(bucket)
 

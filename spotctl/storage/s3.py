@@ -94,6 +94,9 @@ class S3Store:
     def __repr__(self) -> str:
         return f"S3Store(region={self.region!r}, endpoint={self.settings.aws.endpoint_url!r})"
 
+    def check_name(self, name: str) -> str:
+        return check_bucket_name(name)
+
     # -- clients and regions -------------------------------------------------------------
 
     def _client(self, region: str | None = None) -> Any:

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from fake_vm import FakeVM
 
-from spotctl.remote import agent, agent_notice
+from spotctl.remote import agent_notice
 
 
 def _free_port() -> int:
@@ -88,7 +88,7 @@ def test_watcher_signals_once_and_writes_the_deadline(vm: FakeVM, tmp_path: Path
     noticed = time.time()
     t.join(5)
     assert not t.is_alive() and len(calls) == 1 and calls[0] - noticed < 1.0  # no poll interval lost
-    deadline = float((tmp_path / agent.NOTICE_FILE).read_text())
+    deadline = float((tmp_path / agent_notice.NOTICE_FILE).read_text())
     assert abs(deadline - (noticed + agent_notice.GCE_NOTICE_S)) < 1.5
 
 
@@ -103,4 +103,4 @@ def test_watcher_ends_with_the_phase(vm: FakeVM, tmp_path: Path) -> None:
     done.set()
     vm.set_gce_preempted(True)  # after the phase: no signal, no notice file
     t.join(5)
-    assert not t.is_alive() and calls == [] and not (tmp_path / agent.NOTICE_FILE).exists()
+    assert not t.is_alive() and calls == [] and not (tmp_path / agent_notice.NOTICE_FILE).exists()
