@@ -13,12 +13,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from temporalio.testing import WorkflowEnvironment  # noqa: E402
-from temporalio.worker import Worker  # noqa: E402
 
 from spotctl import search_attributes as sa  # noqa: E402
 from spotctl.activities import all_activities  # noqa: E402
 from spotctl.activities.deps import Deps  # noqa: E402
-from spotctl.activities.heartbeat import HEARTBEAT_THROTTLE  # noqa: E402
 from spotctl.client import SpotClient  # noqa: E402
 from spotctl.clouds.local import LocalCloud  # noqa: E402
 from spotctl.codec import data_converter  # noqa: E402
@@ -26,6 +24,7 @@ from spotctl.config import load_settings  # noqa: E402
 from spotctl.models import TASK_QUEUE, Candidate  # noqa: E402
 from spotctl.policy.placement import rank_candidates  # noqa: E402
 from spotctl.server import temporal_binary  # noqa: E402
+from spotctl.worker_pool import job_workers, running  # noqa: E402
 from spotctl.workflows import ALL_WORKFLOWS  # noqa: E402
 
 
@@ -48,7 +47,5 @@ async def bench_environment(name: str, capacity: int) -> AsyncIterator[Bench]:
         dev_server_existing_path=temporal_binary(), data_converter=data_converter(settings),
         search_attributes=list(sa.ALL), dev_server_extra_args=["--headless"],
     )
-    async with env, Worker(env.client, task_queue=TASK_QUEUE, workflows=ALL_WORKFLOWS,
-                           activities=all_activities(deps), max_concurrent_activities=5000,
-                           max_heartbeat_throttle_interval=HEARTBEAT_THROTTLE):
+    async with env, running(job_workers(env.client, TASK_QUEUE, ALL_WORKFLOWS, all_activities(deps))):
         yield Bench(SpotClient(env.client, settings), cloud, deps, rank_candidates(cloud.offerings(), []))

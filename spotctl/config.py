@@ -28,6 +28,8 @@ Environment variables:
   SPOTCTL_GCP_REGIONS        comma-separated GCP regions to place jobs in (default: the catalog's)
   SPOTCTL_GCP_SSH_USER       login user made on GCP VMs through the ssh-keys metadata (default "spotctl")
   SPOTCTL_GCP_MOUNTER        how MOUNT of a GCS bucket is made on a VM: gcsfuse (default) or sync
+  SPOTCTL_MAX_LAUNCHES, SPOTCTL_MAX_MONITORS, SPOTCTL_MAX_ACTIVITIES, SPOTCTL_ACTIVITY_THREADS,
+  SPOTCTL_MAX_CACHED_WORKFLOWS, SPOTCTL_NODE_POLLS_PER_S   a worker's limits (see WorkerConfig)
 
 AWS credentials and the default region come from boto3's usual chain (AWS_ACCESS_KEY_ID /
 AWS_PROFILE / ~/.aws/credentials / an instance role); GCP's from Application Default
@@ -41,7 +43,7 @@ import os
 from pathlib import Path
 
 import yaml
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 
 
 class TLSConfig(BaseModel):
@@ -109,6 +111,29 @@ class GcpConfig(BaseModel):
     missing; the agent's sync if that fails) or "sync" (the agent's copy kept in step)."""
 
 
+class WorkerConfig(BaseModel):
+    """How much one `spotctl worker` process takes on (every worker of a deployment reads
+    its own settings). The defaults suit a 2-core machine running 1,000 jobs (BENCHMARKS.md)."""
+
+    max_concurrent_launches: int = Field(default=16, ge=1, le=10_000)
+    """Clusters this worker creates at once; more launches wait in the launch queue, shown as
+    PENDING ("waiting for a launch slot"). Protects the cloud APIs from a burst of launches."""
+    max_concurrent_monitors: int = Field(default=20_000, ge=1, le=1_000_000)
+    """Running jobs this worker watches at once (a monitor is a cheap poll loop)."""
+    max_concurrent_activities: int = Field(default=500, ge=1, le=100_000)
+    """Other activities at once: setup, start, teardown, pricing, waiting for VMs to boot."""
+    activity_threads: int = Field(default=64, ge=4, le=4_096)
+    """Threads for the activities' blocking calls (cloud SDKs, SSH, the log store): a pool of
+    its own, sized here, instead of asyncio's default of a few."""
+    max_cached_workflows: int = Field(default=4_000, ge=0, le=1_000_000)
+    """Workflows kept in memory between their tasks; a job not in the cache is replayed from
+    its history on its next event, so this should exceed the jobs that run at once."""
+    node_polls_per_s: float = Field(default=200.0, gt=0, le=100_000)
+    """The most node polls (new log bytes, exit codes) this worker makes a second, all jobs
+    together: up to 400 running jobs are polled every 0.5-2 s, 1,000 every 5 s. Logs then
+    arrive that much later; a preemption is still seen within the cloud's liveness interval."""
+
+
 class Settings(BaseModel):
     home: Path
     temporal: TemporalConfig = Field(default_factory=TemporalConfig)
@@ -117,6 +142,7 @@ class Settings(BaseModel):
     """Clouds placement may use; one without credentials is left out with a note."""
     aws: AwsConfig = Field(default_factory=AwsConfig)
     gcp: GcpConfig = Field(default_factory=GcpConfig)
+    worker: WorkerConfig = Field(default_factory=WorkerConfig)
     log_store: str | None = None
     """Where job logs go: a bucket URL (`s3://bucket/prefix`, `gs://bucket/prefix`, `local://bucket/prefix`); None =
     the directory `logs_dir` (then the CLI and the workers must share `home`)."""
@@ -218,7 +244,32 @@ def load_settings(home: Path | None = None) -> Settings:
     if env.get("SPOTCTL_AWS_MOUNTER"):
         settings.aws.mounter = env["SPOTCTL_AWS_MOUNTER"]
     _gcp_from_env(settings, env)
+    _worker_from_env(settings, env)
     return settings
+
+
+WORKER_ENV = {
+    "SPOTCTL_MAX_LAUNCHES": "max_concurrent_launches",
+    "SPOTCTL_MAX_MONITORS": "max_concurrent_monitors",
+    "SPOTCTL_MAX_ACTIVITIES": "max_concurrent_activities",
+    "SPOTCTL_ACTIVITY_THREADS": "activity_threads",
+    "SPOTCTL_MAX_CACHED_WORKFLOWS": "max_cached_workflows",
+    "SPOTCTL_NODE_POLLS_PER_S": "node_polls_per_s",
+}
+"""Environment variables for `worker:` settings (containers set these)."""
+
+
+def _worker_from_env(settings: Settings, env: os._Environ[str] | dict[str, str]) -> None:
+    values = {field: env[var] for var, field in WORKER_ENV.items() if env.get(var)}
+    if not values:
+        return
+    try:
+        settings.worker = WorkerConfig.model_validate({**settings.worker.model_dump(), **values})
+    except ValidationError as exc:
+        var_of = {field: var for var, field in WORKER_ENV.items()}
+        problems = "; ".join(f"{var_of.get(str(e['loc'][0]), e['loc'][0])}={e['input']!r}: {e['msg']}"
+                             for e in exc.errors())
+        raise ConfigError(problems) from None
 
 
 def _gcp_from_env(settings: Settings, env: os._Environ[str] | dict[str, str]) -> None:

@@ -13,7 +13,21 @@ from enum import Enum
 from pydantic import BaseModel, Field
 
 TASK_QUEUE = "spotctl"
-"""The one task queue every spotctl worker polls."""
+"""The task queue of the jobs' workflows and their short activities; every worker polls it
+and the two below."""
+
+
+def monitor_queue(task_queue: str) -> str:
+    """Where a job's monitor runs: its own queue with its own slots, so year-long monitors
+    never hold the slots a preempted job's teardown and relaunch need."""
+    return f"{task_queue}-monitor"
+
+
+def launch_queue(task_queue: str) -> str:
+    """Where clusters are created: each worker takes at most `worker.max_concurrent_launches`
+    at once from it, so a burst of launches queues here instead of flooding the cloud API."""
+    return f"{task_queue}-launch"
+
 
 HEARTBEAT_TIMEOUT_S = 15.0
 """The heartbeat time-out the workflow gives every activity (a dead worker is noticed this

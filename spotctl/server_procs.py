@@ -47,11 +47,18 @@ def temporal_binary() -> str:
 def temporal_argv(settings: Settings) -> list[str]:
     """`temporal server start-dev` on the state dir's SQLite file, on 127.0.0.1 only, with
     spotctl's search attributes registered and the web UI decoding payloads through the codec
-    endpoint the worker serves (so the UI shows readable payloads on this machine only)."""
+    endpoint the worker serves (so the UI shows readable payloads on this machine only).
+
+    SQLite runs with a write-ahead log and `synchronous=normal`: every workflow task, activity
+    and heartbeat is a transaction, and the default rollback journal syncs each one to disk
+    several times, which made the database the limit of launches at 1,000 jobs
+    (BENCHMARKS.md). A killed server loses nothing this way; only an OS crash or power cut
+    can lose the last moments, which Temporal then replays as if they had not happened."""
     server_dir = settings.server_dir
     return [
         temporal_binary(), "server", "start-dev",
         "--db-filename", str(server_dir / "temporal.db"),
+        "--sqlite-pragma", "journal_mode=wal", "--sqlite-pragma", "synchronous=normal",
         "--ip", "127.0.0.1", "--port", str(settings.embedded.port),
         "--ui-ip", "127.0.0.1", "--ui-port", str(settings.embedded.ui_port),
         "--ui-codec-endpoint", f"http://127.0.0.1:{settings.embedded.codec_port}",

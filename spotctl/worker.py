@@ -12,21 +12,20 @@ import logging
 import os
 import signal
 import time
-from datetime import timedelta
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from temporalio.client import Client
-from temporalio.worker import Worker
 
 from spotctl.activities import all_activities
 from spotctl.activities.deps import Deps
-from spotctl.activities.heartbeat import HEARTBEAT_THROTTLE
 from spotctl.codec import EncryptionCodec
 from spotctl.codec_server import CodecServer, serve_codec
 from spotctl.config import Settings, load_settings, secure_home
 from spotctl.connect import connect, ensure_search_attributes
 from spotctl.models import TASK_QUEUE
 from spotctl.sweeper import start_sweeper, stop_sweeper
+from spotctl.worker_pool import job_workers, running
 from spotctl.workflows import ALL_WORKFLOWS
 
 log = logging.getLogger("spotctl.worker")
@@ -74,23 +73,19 @@ async def run_worker(settings: Settings, *, ready_file: Path | None = None, stop
     """Run a worker until `stop` is set or SIGTERM/SIGINT arrives."""
     client = await connect_with_retry(settings)
     await ensure_search_attributes(client, settings.temporal.namespace)
-    worker = Worker(
-        client,
-        task_queue=TASK_QUEUE,
-        workflows=ALL_WORKFLOWS,
-        activities=all_activities(Deps(settings)),
-        max_concurrent_activities=1000,
-        max_heartbeat_throttle_interval=HEARTBEAT_THROTTLE,
-        graceful_shutdown_timeout=timedelta(seconds=5),
-    )
-    stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
+    # The activities' blocking calls (asyncio.to_thread) get a pool of their own size: the
+    # default (a few threads on a small machine) would queue 1,000 monitors' polls behind a
+    # hung cloud call.
+    loop.set_default_executor(ThreadPoolExecutor(settings.worker.activity_threads, thread_name_prefix="activity"))
+    workers = job_workers(client, TASK_QUEUE, ALL_WORKFLOWS, all_activities(Deps(settings)), settings.worker)
+    stop = stop or asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         try:
             loop.add_signal_handler(sig, stop.set)
         except (NotImplementedError, RuntimeError):
             pass
-    async with worker:
+    async with running(workers):
         sweeper = start_sweeper(client, settings)  # terminates leftovers of jobs that are over
         codec_server = start_codec_server(client, settings)
         try:

@@ -123,7 +123,7 @@ class Spot:
         return CliRunner().invoke(cli, list(args), env=self.env, input=input, catch_exceptions=False)
 
     def status(self) -> list[dict]:
-        result = self.run("status", "--json")
+        result = self.run("status", "--json", "--all")
         assert result.exit_code == 0, result.output
         return json.loads(result.stdout)
 

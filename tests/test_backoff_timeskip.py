@@ -12,7 +12,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from temporalio.testing import WorkflowEnvironment
-from temporalio.worker import Worker
 
 from spotctl import search_attributes as sa
 from spotctl.activities import all_activities
@@ -23,6 +22,7 @@ from spotctl.config import load_settings
 from spotctl.models import TASK_QUEUE, JobSpec, JobState, JobStatus, RecoveryConfig
 from spotctl.policy.placement import rank_candidates
 from spotctl.server import temporal_binary
+from spotctl.worker_pool import job_workers, running
 from spotctl.workflows import ALL_WORKFLOWS
 
 
@@ -41,8 +41,7 @@ async def test_an_hour_without_capacity_ends_failed_no_resource(tmp_path: Path) 
         search_attributes=list(sa.ALL),
         dev_server_extra_args=["--dynamic-config-value", "frontend.WorkflowTimeSkippingEnabled=true"],
     ) as env:
-        async with Worker(env.client, task_queue=TASK_QUEUE, workflows=ALL_WORKFLOWS,
-                          activities=all_activities(Deps(settings))):
+        async with running(job_workers(env.client, TASK_QUEUE, ALL_WORKFLOWS, all_activities(Deps(settings)))):
             started = datetime.now(UTC)
             state: JobState = await env.client.execute_workflow(
                 "SpotJobWorkflow", spec, id=f"timeskip-{uuid.uuid4()}", task_queue=TASK_QUEUE, result_type=JobState,

@@ -51,7 +51,7 @@ def test_long_and_hostile_names_in_status(spot_clean: Spot) -> None:
             assert "SUCCEEDED" in rows[job_id], out
         assert clip(LONG, 40) in rows[ids[0]] and LONG not in out
         assert clip("evil\\x1b[31mRED\\x1b[0m\\nFAKE 999 ROW\\u202e[bold]", 40) in rows[ids[1]]
-    raw = spot_clean.run("status", "--json").stdout
+    raw = spot_clean.run("status", "--json", "--all").stdout
     assert "\x1b" not in raw and "\u202e" not in raw
     names = {j["job_id"]: j["name"] for j in json.loads(raw)}
     assert [names[i] for i in ids] == [LONG, EVIL, "plain"]  # JSON keeps the exact name

@@ -82,7 +82,7 @@ def test_continued_as_new_job_is_one_row(spot_clean: Spot, tmp_path: Path) -> No
 
     job_id = asyncio.run(run())
     spot_clean.wait_status(job_id, "SUCCEEDED")
-    result = spot_clean.run("status", "--json")
+    result = spot_clean.run("status", "--json", "--all")
     rows = [j for j in json.loads(result.stdout) if j["job_id"] == job_id]
     assert len(rows) == 1, rows
     assert rows[0]["status"] == "SUCCEEDED" and rows[0]["attempt"] == 5

@@ -146,7 +146,7 @@ def test_old_terminated_records_are_pruned(cloud: LocalCloud) -> None:
     state = json.loads(cloud.state_path.read_text())
     state["instances"][0]["terminated_at"] = (datetime.now(UTC) - timedelta(days=2)).isoformat()
     cloud.state_path.write_text(json.dumps(state))
-    cloud.list_instances()  # any write prunes
+    cloud.list_instances()  # any read hides them, any write drops them
     assert cloud.instance_states([iid])[iid] == InstanceState.GONE
 
 

@@ -151,7 +151,7 @@ def test_status_cli_at_80_100_200_and_to_a_pipe(spot_clean: Spot) -> None:
     piped = invoke(spot_clean, "status", "-a", columns=None)
     assert clip("a-name-long-enough-to-be-clipped-at-eighty-columns", NAME_WIDTH) in piped and "ON-DEMAND" in piped
 
-    data = {j["job_id"]: j for j in json.loads(invoke(spot_clean, "status", "--json", columns=None))}
+    data = {j["job_id"]: j for j in json.loads(invoke(spot_clean, "status", "--json", "--all", columns=None))}
     assert data[ok]["run_started_at"] is None and data[ok]["last_run_started_at"]
     assert type(data[ok]["recoveries"]) is int and data[ok]["cost_usd"] > 0
 

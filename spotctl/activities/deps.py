@@ -26,10 +26,18 @@ class Deps:
     (real clouds default to DEFAULT_LIVENESS_S, which keeps API calls well under quotas)."""
     lost_check_interval_s: float = 5.0
     """How often a running phase's supervisor beat is read, to notice a vanished program."""
+    node_polls_per_s: float | None = None
+    """The most node polls a second this worker makes, all phases together (None: the
+    setting worker.node_polls_per_s): with many jobs each is polled less often, so the
+    worker's cost stays flat; preemptions are still seen at once (the batched watcher)."""
+    watching: int = 0
+    """Phases being waited for right now (set by watch.wait_for_phase)."""
     _clouds: dict[str, Cloud] = field(default_factory=dict)
     watchers: Watchers = field(init=False)
 
     def __post_init__(self) -> None:
+        if self.node_polls_per_s is None:
+            self.node_polls_per_s = self.settings.worker.node_polls_per_s
         self.watchers = Watchers(self.cloud, lambda name: self.liveness_interval_s.get(name, DEFAULT_LIVENESS_S))
 
     @property

@@ -31,6 +31,7 @@ from spotctl.activities.heartbeat import Progress
 from spotctl.activities.node import Node, exit_code_of, nodes_of
 from spotctl.models import PREEMPTED_ERROR, AttemptRef
 from spotctl.remote.base import NodeUnreachable
+from spotctl.storage.log_store_base import LogStore
 
 CHUNK = 1 << 20
 LOST_GRACE_S = 15.0
@@ -43,35 +44,43 @@ STOP_GRACE_S = 30.0
 
 async def ship_logs(deps: Deps, ref: AttemptRef, node: Node) -> int:
     """Copy new bytes of the node's output.log to the log store; return how many."""
-    store = deps.logs
     shipped = 0
     while True:
-        # A bucket-backed store answers size() from memory, but a write is an HTTP call: off
-        # the event loop, like every other blocking call of an activity.
-        offset = store.size(ref.job.job_id, ref.attempt, node.rank)
-        data = await asyncio.to_thread(node.runner.read_file, node.output_log, offset, CHUNK)
-        if not data:
+        n = await asyncio.to_thread(_ship_chunk, deps.logs, ref, node)
+        shipped += n
+        if n < CHUNK:
             return shipped
-        await asyncio.to_thread(store.append_at, ref.job.job_id, ref.attempt, node.rank, offset, data)
-        shipped += len(data)
-        if len(data) < CHUNK:
-            return shipped
+
+
+def _ship_chunk(store: LogStore, ref: AttemptRef, node: Node) -> int:
+    """Blocking, in a worker thread: the store's size (a stat, or a bucket's memory), one
+    read from the node, one append to the store."""
+    offset = store.size(ref.job.job_id, ref.attempt, node.rank)
+    data = node.runner.read_file(node.output_log, offset, CHUNK)
+    if data:
+        store.append_at(ref.job.job_id, ref.attempt, node.rank, offset, data)
+    return len(data)
 
 
 async def poll_node(deps: Deps, ref: AttemptRef, node: Node, phase: str) -> tuple[int, int | None]:
     """One round trip to the node: its new log bytes (shipped to the store) and the phase's
     exit code, if any; returns (bytes shipped, exit code). The log is read before the exit
-    file, so once the code is there the caller ships once more to get the last bytes."""
-    store = deps.logs
-    offset = store.size(ref.job.job_id, ref.attempt, node.rank)
-    data, raw_code = await asyncio.to_thread(
-        node.runner.read_files, [(node.output_log, offset, CHUNK), (node.exit_file(phase), 0, 64)])
-    shipped = len(data)
-    if data:
-        await asyncio.to_thread(store.append_at, ref.job.job_id, ref.attempt, node.rank, offset, data)
-        if len(data) == CHUNK:  # a burst of output: the rest, chunk by chunk
-            shipped += await ship_logs(deps, ref, node)
+    file, so once the code is there the caller ships once more to get the last bytes.
+    Everything blocking happens in one worker thread: with 1,000 monitors polling, the event
+    loop must never wait on a disk or a lock (the log store's stat, mkdir, flock, write)."""
+    shipped, raw_code = await asyncio.to_thread(_poll_once, deps.logs, ref, node, phase)
+    if shipped == CHUNK:  # a burst of output: the rest, chunk by chunk
+        shipped += await ship_logs(deps, ref, node)
     return shipped, exit_code_of(raw_code)
+
+
+def _poll_once(store: LogStore, ref: AttemptRef, node: Node, phase: str) -> tuple[int, bytes]:
+    """Blocking, in a worker thread: see poll_node."""
+    offset = store.size(ref.job.job_id, ref.attempt, node.rank)
+    data, raw_code = node.runner.read_files([(node.output_log, offset, CHUNK), (node.exit_file(phase), 0, 64)])
+    if data:
+        store.append_at(ref.job.job_id, ref.attempt, node.rank, offset, data)
+    return len(data), raw_code
 
 
 def preempted_error(ref: AttemptRef, why: str) -> ApplicationError:
@@ -84,17 +93,20 @@ def preempted_error(ref: AttemptRef, why: str) -> ApplicationError:
 
 
 async def check_alive(deps: Deps, ref: AttemptRef, nodes: list[Node] | None = None,
-                      phase: str | None = None) -> None:
+                      phase: str | None = None, max_age_s: float | None = None) -> None:
     """Raise `Preempted` when the cloud says an instance is not running, after shipping what
     the nodes' disks still hold (a stopped spot VM keeps its disk). A slow or failing cloud
     API is a transient fault: nothing is raised, the next check asks again.
 
     With `phase`: a phase that ended on every node before the VM was taken (its exit codes
     are on the kept disks) is not a preemption; the caller reads the codes. Without this, a
-    program that finished just after the last poll and just before the VM went was run again."""
+    program that finished just after the last poll and just before the VM went was run again.
+
+    With `max_age_s`, the watcher's last answer will do if it is that recent (a periodic
+    check); without, a batched call made after this one began is waited for."""
     watcher = deps.watchers.get(ref.cluster.location)
     try:
-        states = await watcher.states(ref.cluster.instance_ids)
+        states = await watcher.states(ref.cluster.instance_ids, max_age_s)
     except TimeoutError:
         activity.logger.warning("cloud %s did not answer a liveness check", ref.cluster.cloud)
         return
@@ -174,6 +186,15 @@ async def wait_for_phase(deps: Deps, ref: AttemptRef, nodes: list[Node], phase: 
                          progress: Progress, stopper: NodeStopper | None = None) -> list[int]:
     """Poll until `phase` has an exit code on every node; return them by rank. With a
     `stopper` (the run phase), a node that fails stops the others."""
+    deps.watching += 1  # the poll budget is shared by every phase being waited for
+    try:
+        return await _poll_until_ended(deps, ref, nodes, phase, progress, stopper)
+    finally:
+        deps.watching -= 1
+
+
+async def _poll_until_ended(deps: Deps, ref: AttemptRef, nodes: list[Node], phase: str,
+                            progress: Progress, stopper: NodeStopper | None) -> list[int]:
     codes: dict[int, int] = {}
     interval = deps.liveness_interval_s.get(ref.cluster.cloud, 10.0)
     last_liveness = last_lost_check = time.monotonic()
@@ -181,6 +202,7 @@ async def wait_for_phase(deps: Deps, ref: AttemptRef, nodes: list[Node], phase: 
     unreachable: set[int] = set()
     watcher = deps.watchers.get(ref.cluster.location)
     delay = deps.poll_interval_s
+    dead_seen = False
     while True:
         active = False
         for node in nodes:
@@ -208,16 +230,19 @@ async def wait_for_phase(deps: Deps, ref: AttemptRef, nodes: list[Node], phase: 
         now = time.monotonic()
         if stopper is not None and len(nodes) > 1:
             await stopper.after(nodes, codes, now)
-        if now - last_liveness >= interval or unreachable:
+        if now - last_liveness >= interval or unreachable or dead_seen:
             last_liveness = now
-            await check_alive(deps, ref, nodes, phase)
+            await check_alive(deps, ref, nodes, phase, max_age_s=None if unreachable else interval)
         if now - last_lost_check >= deps.lost_check_interval_s:
             last_lost_check = now
             await _settle_lost(deps, ref, nodes, phase, codes, beats, unreachable, now)
         # A quiet program is polled less and less often (up to max_poll_interval_s); output
         # brings the pace back. The watcher wakes the loop at once if an instance dies.
+        # And with many phases watched, each is polled less often (node_polls_per_s in all).
         delay = deps.poll_interval_s if active else min(delay * 1.5, deps.max_poll_interval_s)
-        await watcher.sleep_unless_dead(ref.cluster.instance_ids, delay)
+        # Woken by a death: the next round checks at once (it ships the last bytes first).
+        dead_seen = await watcher.sleep_unless_dead(ref.cluster.instance_ids,
+                                                    max(delay, deps.watching / deps.node_polls_per_s))
 
 
 async def _settle_lost(deps: Deps, ref: AttemptRef, nodes: list[Node], phase: str, codes: dict[int, int],

@@ -49,10 +49,12 @@ class CloudWatcher:
         self.at = at or Location(cloud=cloud.name, region="")
         self._wanted: dict[str, float] = {}
         self._states: dict[str, InstanceState] = {}
+        self._answered_at: dict[str, float] = {}
+        """When a successful batched call last answered about each instance (monotonic)."""
         self._generation = 0
         self._refreshed = asyncio.Condition()
         self._task: asyncio.Task | None = None
-        self._listeners: dict[str, set[asyncio.Event]] = {}
+        self._listeners: dict[str, set[asyncio.Future[None]]] = {}
         self._inflight: asyncio.Future | None = None
         self._failing_since: float | None = None
         self._last_logged = 0.0
@@ -61,16 +63,20 @@ class CloudWatcher:
         self.failures = 0
         """How many of them failed or timed out."""
 
-    async def states(self, ids: list[str]) -> dict[str, InstanceState]:
-        """The instances' states from a batched call made after this request began (a death
-        already seen is final and returned at once). Raises TimeoutError when no call
-        succeeds within two call time-outs: the caller takes that as a transient fault."""
+    async def states(self, ids: list[str], max_age_s: float | None = None) -> dict[str, InstanceState]:
+        """The instances' states from a batched call made after this request began, or with
+        `max_age_s`, from one that answered within that many seconds (a monitor's periodic
+        check: with 1,000 monitors, waiting for the next call each time costs more than the
+        call). A death already seen is final and returned at once. Raises TimeoutError when no
+        call succeeds within two call time-outs: the caller takes that as a transient fault."""
         now = time.monotonic()
         for i in ids:
             self._wanted[i] = now
         self._ensure_running()
         if any(i in self._states and not self._states[i].is_alive for i in ids):
             return {i: self._states.get(i, InstanceState.GONE) for i in ids}
+        if max_age_s is not None and all(now - self._answered_at.get(i, -1e18) <= max_age_s for i in ids):
+            return {i: self._states[i] for i in ids}
         # A call already in flight may not include ids registered after it began: wait for
         # one that answered about every id (ids the cloud does not know come back GONE).
         async with self._refreshed:
@@ -81,29 +87,34 @@ class CloudWatcher:
             )
         return {i: self._states[i] for i in ids}
 
-    async def sleep_unless_dead(self, ids: list[str], seconds: float) -> None:
+    async def sleep_unless_dead(self, ids: list[str], seconds: float) -> bool:
         """Sleep up to `seconds`, waking early when a batched call sees one of `ids` not
-        running, so a monitor that polls its node slowly still notices a preemption at once."""
+        running, so a monitor that polls its node slowly still notices a preemption at once.
+        True when it woke (or did not sleep) because one is not running."""
         now = time.monotonic()
         for i in ids:
             self._wanted[i] = now
         self._ensure_running()
         if any(i in self._states and not self._states[i].is_alive for i in ids):
-            return
-        woken = asyncio.Event()
+            return True
+        # A bare future and one timer: asyncio.wait_for would make a task per sleep, and a
+        # worker sleeps 1,000 monitors at once.
+        loop = asyncio.get_running_loop()
+        woken: asyncio.Future[None] = loop.create_future()
+        timer = loop.call_later(seconds, _wake, woken)
         for i in ids:
             self._listeners.setdefault(i, set()).add(woken)
         try:
-            await asyncio.wait_for(woken.wait(), timeout=seconds)
-        except TimeoutError:
-            pass
+            await woken
         finally:
+            timer.cancel()
             for i in ids:
                 listeners = self._listeners.get(i)
                 if listeners is not None:
                     listeners.discard(woken)
                     if not listeners:
                         del self._listeners[i]
+        return any(i in self._states and not self._states[i].is_alive for i in ids)
 
     def _ensure_running(self) -> None:
         if self._task is None or self._task.done():
@@ -146,19 +157,27 @@ class CloudWatcher:
             for i in [i for i, t in self._wanted.items() if t < cutoff]:
                 del self._wanted[i]
                 self._states.pop(i, None)
+                self._answered_at.pop(i, None)
             ids = list(self._wanted)
             if ids:
                 states = await self._call(ids)
                 if states is not None:
                     self._states.update(states)
+                    answered = time.monotonic()
                     for i, state in states.items():
+                        self._answered_at[i] = answered
                         if not state.is_alive:
                             for woken in self._listeners.get(i, ()):
-                                woken.set()
+                                _wake(woken)
                     async with self._refreshed:
                         self._generation += 1
                         self._refreshed.notify_all()
             await asyncio.sleep(self.interval_s)
+
+
+def _wake(woken: asyncio.Future[None]) -> None:
+    if not woken.done():
+        woken.set_result(None)
 
 
 class Watchers:

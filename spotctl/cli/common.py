@@ -140,7 +140,7 @@ async def resolve_job(client: SpotClient, job_id: int | None, name: str | None) 
         return job_id
     if name:
         return await client.find_job_id(name)
-    jobs = await client.list_jobs()
+    jobs = await client.list_jobs(limit=1)
     if not jobs:
         raise JobNotFound("no managed jobs yet")
     return jobs[0].job_id

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import sys
 
 import click
@@ -11,6 +12,7 @@ from spotctl.cli.common import (
     EXIT_NOT_FINISHED,
     async_command,
     console,
+    err_console,
     exit_code_for,
     fail,
     job_id_option,
@@ -19,8 +21,8 @@ from spotctl.cli.common import (
     settings,
 )
 from spotctl.cli.follow import LogPrinter, follow
-from spotctl.cli.render import job_view, jobs_json, output_width, status_table
-from spotctl.client import JobNotFound, SpotClient
+from spotctl.cli.render import job_view, jobs_json, output_width, page_footer, status_table
+from spotctl.client import JobNotFound, JobPage, SpotClient, unfinished_query
 from spotctl.costs import ondemand_prices
 from spotctl.models import JobState
 
@@ -28,35 +30,59 @@ CANCEL_WORKER_WAIT_S = 5.0
 """How long cancel waits for a worker to poll before it says the cancel only is recorded."""
 
 
+DEFAULT_LIMIT = 50
+"""Jobs `status` lists unless told otherwise: the newest, as newer SkyPilot does, so status
+stays one quick look however many jobs were ever run (--limit N or -a for more)."""
+MAX_LIMIT = 100_000
+"""The largest --limit: beyond it, -a (every job) says what is meant."""
+ATTEMPT_QUERIES_AT_ONCE = 8
+"""Workflow queries `status` runs at the same time to fetch running jobs' full attempts."""
+CANCELS_AT_ONCE = 32
+"""Cancel signals `cancel` sends at the same time: fast for many jobs, gentle on the server."""
+
+
 @click.command()
 @click.argument("job_ids", type=int, nargs=-1)
 @click.option("-a", "--all", "show_all", is_flag=True,
-              help="Also show the on-demand cost, the saving, cloud, region and a short failure reason.")
+              help="Everything: every job (no limit, unless --limit is given too) and every column "
+                   "(also the on-demand cost, the saving, cloud, region and a short failure reason).")
+@click.option("--limit", type=click.IntRange(1, MAX_LIMIT), metavar="N",
+              help=f"List the newest N jobs (default {DEFAULT_LIMIT}; -a: all).")
+@click.option("-s", "--skip-finished", is_flag=True, help="Only jobs that have not finished.")
 @click.option("-v", "--verbose", is_flag=True,
               help="Each job in full (the newest without JOB_IDS): every attempt with its place, instance type, "
                    "price, cost and outcome, and the whole failure reason.")
-@click.option("--json", "as_json_flag", is_flag=True, help="Machine-readable output: a JSON list of jobs.")
+@click.option("--json", "as_json_flag", is_flag=True,
+              help="Machine-readable output: a JSON list of jobs (the same jobs as the table: --limit, -s, -a apply).")
 @async_command
-async def status(job_ids: tuple[int, ...], show_all: bool, verbose: bool, as_json_flag: bool) -> None:
+async def status(job_ids: tuple[int, ...], show_all: bool, limit: int | None, skip_finished: bool, verbose: bool,
+                 as_json_flag: bool) -> None:
     """List managed jobs, newest first (only JOB_IDS when given), with what each cost so far.
 
+    Lists the newest 50 jobs unless --limit N or -a is given, and says when there are more.
     The table fits the terminal: ID, NAME and STATUS always show; REGION, CLOUD, TOT. DURATION,
     SUBMITTED, ON-DEMAND, RESOURCES, JOB DURATION, SAVED, #RECOVERIES, COST, FAILURE give way
     in that order. To a pipe it is printed whole unless COLUMNS is set."""
     s = settings()
     client = await open_client(s, start_server=False)
+    page: JobPage | None = None
     if job_ids or verbose:
         ids = list(job_ids) or [await resolve_job(client, None, None)]
         jobs = [await client.get_job(jid) for jid in ids]
     else:
-        jobs = [await _with_all_attempts(client, j) for j in await client.list_jobs()]
+        page = await client.page_jobs(unfinished_query() if skip_finished else None,
+                                      limit=limit or (None if show_all else DEFAULT_LIMIT))
+        jobs = await _with_all_attempts(client, page.jobs)
     wants_catalog = show_all or verbose or as_json_flag
     prices = ondemand_prices({r.cloud for j in jobs for r in j.history}, s) if wants_catalog else {}
+    more = page_footer(len(page.jobs), page.total, unfinished=skip_finished) if page else None
     if as_json_flag:
         click.echo(jobs_json(jobs, prices))
+        if more:
+            err_console.print(more, soft_wrap=True, markup=False)
         return
     if not jobs:
-        console.print("No managed jobs.")
+        console.print("No unfinished managed jobs." if skip_finished else "No managed jobs.")
         return
     width = output_width()
     out = Console(highlight=False, width=width or UNLIMITED_WIDTH)
@@ -67,21 +93,30 @@ async def status(job_ids: tuple[int, ...], show_all: bool, verbose: bool, as_jso
             out.print(job_view(job, prices=prices))
         return
     out.print(status_table(jobs, show_all=show_all, width=width, prices=prices))
+    if more:
+        out.print(more, soft_wrap=True, markup=False)
 
 
 UNLIMITED_WIDTH = 100_000
 """The console width of output to a pipe: wide enough that rich never wraps or clips a row."""
 
 
-async def _with_all_attempts(client: SpotClient, job: JobState) -> JobState:
-    """The job with every attempt it keeps: a running job's memo has only its last few, which
-    would understate COST; then the workflow is asked (one query, only for such jobs)."""
-    if job.status.is_terminal or not job.recoveries or len(job.history) > job.recoveries:
-        return job
-    try:
-        return await client.get_job(job.job_id)
-    except JobNotFound:
-        return job
+async def _with_all_attempts(client: SpotClient, jobs: list[JobState]) -> list[JobState]:
+    """The jobs with every attempt they keep: a running job's memo has only its last few, which
+    would understate COST; such jobs (only those, only the ones shown) are asked for their
+    state, a few queries at a time, so `status` makes no round trip per job otherwise."""
+    gate = asyncio.Semaphore(ATTEMPT_QUERIES_AT_ONCE)
+
+    async def complete(job: JobState) -> JobState:
+        if job.status.is_terminal or not job.recoveries or len(job.history) > job.recoveries:
+            return job
+        async with gate:
+            try:
+                return await client.get_job(job.job_id)
+            except JobNotFound:
+                return job
+
+    return list(await asyncio.gather(*(complete(j) for j in jobs)))
 
 
 @click.command()
@@ -122,24 +157,21 @@ async def cancel(job_ids: tuple[int, ...], name: str | None, cancel_all: bool, y
     client = await open_client(s, start_server=False)
     ids = list(job_ids)
     if name or cancel_all:
-        jobs = await client.list_jobs()
-        ids += [j.job_id for j in jobs if not j.status.is_terminal and (cancel_all or j.name == name)]
+        ids += await client.job_ids(unfinished_query(None if cancel_all else name))
         if name and not ids:
             raise JobNotFound(f"no unfinished job named {name!r}")
+    ids = list(dict.fromkeys(ids))
     if not ids:
         console.print("No unfinished jobs to cancel.")
         return
     if not yes:
         click.confirm(f"Cancel job(s) {', '.join(map(str, ids))}?", default=True, abort=True, err=True)
-    missing, recorded = [], []
+    outcome = await _cancel_each(client, ids)
+    recorded = [jid for jid in ids if outcome[jid] is True]
+    missing = [jid for jid in ids if outcome[jid] is None]
     for jid in ids:
-        try:
-            if await client.cancel(jid):
-                recorded.append(jid)
-            else:
-                console.print(f"Job {jid}: already finished")
-        except JobNotFound:
-            missing.append(jid)
+        if outcome[jid] is False:
+            console.print(f"Job {jid}: already finished")
     # The cancel is a signal in the job's history: only a worker acts on it. Say so when none
     # polls, rather than "cancelling" while nothing happens.
     worker = bool(recorded) and await client.wait_for_worker(timeout=CANCEL_WORKER_WAIT_S)
@@ -150,6 +182,22 @@ async def cancel(job_ids: tuple[int, ...], name: str | None, cancel_all: bool, y
     if recorded and not worker:
         fail(f"no spotctl worker polls task queue 'spotctl' on {s.temporal_address}: the cancel takes effect "
              "when one runs (`spotctl worker`)", 1)
+
+
+async def _cancel_each(client: SpotClient, ids: list[int]) -> dict[int, bool | None]:
+    """Signal every job to cancel, CANCELS_AT_ONCE at a time (cancel -a of a thousand jobs
+    must not take a thousand round trips in a row): True sent, False already finished,
+    None no such job."""
+    gate = asyncio.Semaphore(CANCELS_AT_ONCE)
+
+    async def one(jid: int) -> bool | None:
+        async with gate:
+            try:
+                return await client.cancel(jid)
+            except JobNotFound:
+                return None
+
+    return dict(zip(ids, await asyncio.gather(*(one(jid) for jid in ids)), strict=True))
 
 
 @click.command()

@@ -301,6 +301,15 @@ def status_table(jobs: list[JobState], *, show_all: bool, width: int | None = No
     return table
 
 
+def page_footer(shown: int, total: int, *, unfinished: bool = False) -> str | None:
+    """The line under a `status` that lists only some of the jobs, so a limited list is never
+    taken for all of them; None when every job is shown."""
+    if total <= shown:
+        return None
+    what = "unfinished jobs" if unfinished else "jobs"
+    return f"Showing the newest {shown:,} of {total:,} {what}; --limit N or --all for more."
+
+
 # ---- one job, in full (`status -v ID`) -------------------------------------------------------
 
 def job_view(job: JobState, *, prices: Mapping[PriceKey, float] | None = None, now: datetime | None = None) -> Group:

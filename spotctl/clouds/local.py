@@ -26,7 +26,6 @@ hangs, a concurrency cap; see local_moods.py), the helpers for tests and `spotct
 from __future__ import annotations
 
 import fcntl
-import json
 import logging
 import os
 import random
@@ -37,11 +36,11 @@ from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from pydantic import BaseModel
+from pydantic import BaseModel, TypeAdapter
 
 from spotctl.clouds import local_cgroups
 from spotctl.clouds.base import CloudError, ErrorKind, ErrorScope, InstanceState, NoCapacity, TaggedInstance
-from spotctl.clouds.local_config import LocalCloudConfig, RegionConfig, load_config
+from spotctl.clouds.local_config import LocalCloudConfig, RegionConfig, SimulateConfig, load_config
 from spotctl.clouds.local_moods import Mood, moody_call
 from spotctl.clouds.local_preemption import NOTICE_POLL_S, PREEMPTION_REASON, PreemptionMixin
 from spotctl.clouds.local_processes import kill_all
@@ -49,6 +48,7 @@ from spotctl.config import Settings
 from spotctl.models import Candidate, ClusterHandle, Location, Offering
 from spotctl.remote.agent_notice import NOTICE_FILE
 from spotctl.remote.local import LocalRunner, booting_marker, cgroup_marker, stopped_marker, unreachable_marker
+from spotctl.remote.simulated import Program, SimulatedRunner, is_simulated, mark_simulated
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +56,8 @@ __all__ = ["NOTICE_FILE", "NOTICE_POLL_S", "PREEMPTION_REASON", "TERMINATION_REA
 
 PRUNE_AFTER = timedelta(days=1)
 TERMINATION_REASON = "local.UserInitiatedShutdown"
+_PARSED: dict[Path, tuple[tuple[int, int, int], dict[str, LocalInstance]]] = {}
+"""state.json's parsed table per path, with the (inode, mtime, size) it was parsed from."""
 
 
 class LocalInstance(BaseModel):
@@ -84,6 +86,15 @@ class LocalInstance(BaseModel):
     preempted_at: datetime | None = None
     state_reason: str | None = None
     """Why the instance ended, cloud-style (e.g. local.SpotInstanceTermination)."""
+
+
+class _StateFile(BaseModel):
+    instances: list[LocalInstance] = []
+
+
+_STATE_FILE = TypeAdapter(_StateFile)
+"""state.json, read and written in one call each (pydantic's core): with thousands of
+instances, field-by-field dumps and loads were most of the benchmark mode's cost."""
 
 
 def _now() -> datetime:
@@ -147,36 +158,57 @@ class LocalCloud(PreemptionMixin):
 
     @contextmanager
     def _state(self) -> Iterator[dict[str, LocalInstance]]:
-        """Read-modify-write the instance table under an exclusive lock; saved on clean exit."""
+        """Read-modify-write the instance table under an exclusive lock; saved on clean exit.
+        A change that fails half-way is forgotten with the cached table (parsed again next)."""
         self.root.mkdir(parents=True, exist_ok=True)
         with open(self.lock_path, "a") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             try:
-                instances = self._load()
-                yield instances
+                instances = dict(self._load())
+                try:
+                    yield instances
+                except BaseException:
+                    _PARSED.pop(self.state_path, None)
+                    raise
                 self._save(instances)
             finally:
                 fcntl.flock(lock, fcntl.LOCK_UN)
 
     def _load(self) -> dict[str, LocalInstance]:
+        """The instance table as last saved, lock-free (state.json is replaced atomically), and
+        parsed once per version of the file: with thousands of instances (the benchmark mode)
+        every liveness check and teardown would otherwise parse all of them. Read-only: a
+        change goes through `_state`."""
         try:
-            raw = json.loads(self.state_path.read_text())
+            st = os.stat(self.state_path)
         except FileNotFoundError:
             return {}
-        return {i["id"]: LocalInstance.model_validate(i) for i in raw.get("instances", [])}
+        key = (st.st_ino, st.st_mtime_ns, st.st_size)
+        cached = _PARSED.get(self.state_path)
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        try:
+            parsed = _STATE_FILE.validate_json(self.state_path.read_bytes()).instances
+        except FileNotFoundError:
+            return {}
+        cutoff = _now() - PRUNE_AFTER
+        instances = {i.id: i for i in parsed if i.terminated_at is None or i.terminated_at > cutoff}
+        _PARSED[self.state_path] = (key, instances)
+        return instances
 
     def _save(self, instances: dict[str, LocalInstance]) -> None:
         cutoff = _now() - PRUNE_AFTER
         keep = [i for i in instances.values() if i.terminated_at is None or i.terminated_at > cutoff]
         tmp = self.state_path.with_name(f".state.json.tmp.{os.getpid()}")
-        tmp.write_text(json.dumps({"instances": [i.model_dump(mode="json") for i in keep]}, indent=1))
+        tmp.write_bytes(_STATE_FILE.dump_json(_StateFile(instances=keep)))
         os.replace(tmp, self.state_path)
+        st = os.stat(self.state_path)
+        _PARSED[self.state_path] = ((st.st_ino, st.st_mtime_ns, st.st_size), {i.id: i for i in keep})
 
     def list_instances(self, alive_only: bool = True) -> list[LocalInstance]:
         """Every instance (alive ones only by default). Never moody: for tests and `spotctl debug`."""
         self._refresh()
-        with self._state() as instances:
-            return [i for i in instances.values() if i.state.is_alive or not alive_only]
+        return [i for i in self._load().values() if i.state.is_alive or not alive_only]
 
     def instance_home(self, instance_id: str) -> Path:
         return self.root / "instances" / instance_id / "home"
@@ -252,7 +284,8 @@ class LocalCloud(PreemptionMixin):
             for rank in missing:
                 inst = self._new_instance(cluster_name, rank, *placement, token=token,
                                           mtbf_s=region.preemption_mtbf_s if region else None,
-                                          delay_s=region.provision_delay_s if region else 0.0)
+                                          delay_s=region.provision_delay_s if region else 0.0,
+                                          simulate=cfg.simulate)
                 instances[inst.id] = inst
                 existing.append(inst)
             nodes = sorted(existing, key=lambda i: i.node_rank)
@@ -285,13 +318,17 @@ class LocalCloud(PreemptionMixin):
         token: str,
         mtbf_s: float | None = None,
         delay_s: float = 0.0,
+        simulate: SimulateConfig | None = None,
     ) -> LocalInstance:
         iid = "i-" + secrets.token_hex(6)
         home = self.instance_home(iid)
         home.mkdir(parents=True)
-        group = local_cgroups.create(self.root, iid)  # None: the environment marker alone
-        if group is not None:
-            cgroup_marker(home).write_text(f"{group}\n")
+        if simulate is not None:  # the benchmark mode: no process will run, no cgroup is needed
+            mark_simulated(home, Program(**simulate.model_dump()))
+        else:
+            group = local_cgroups.create(self.root, iid)  # None: the environment marker alone
+            if group is not None:
+                cgroup_marker(home).write_text(f"{group}\n")
         created = _now()
         ready = created + timedelta(seconds=delay_s)
         if delay_s > 0:
@@ -326,28 +363,28 @@ class LocalCloud(PreemptionMixin):
 
     def _cluster(self, cluster_name: str, *, alive_only: bool) -> list[LocalInstance]:
         self._refresh()
-        with self._state() as instances:
-            found = [
-                i for i in instances.values()
-                if i.cluster_name == cluster_name and i.state != InstanceState.TERMINATED
-                and (i.state.is_alive or not alive_only)
-            ]
+        found = [
+            i for i in self._load().values()
+            if i.cluster_name == cluster_name and i.state != InstanceState.TERMINATED
+            and (i.state.is_alive or not alive_only)
+        ]
         return sorted(found, key=lambda i: i.node_rank)
 
     def instance_states(self, instance_ids: list[str], at: Location | None = None) -> dict[str, InstanceState]:
         with self._api("instance_states", self._regions_of(instance_ids)):
             self._refresh()
-            with self._state() as instances:
-                return {iid: instances[iid].state if iid in instances else InstanceState.GONE
-                        for iid in instance_ids}
+            instances = self._load()
+            return {iid: instances[iid].state if iid in instances else InstanceState.GONE for iid in instance_ids}
 
     def terminate(self, instance_ids: list[str], at: Location | None = None) -> None:
         with self._api("terminate", self._regions_of(instance_ids)):
             self._end(instance_ids, InstanceState.TERMINATED, TERMINATION_REASON)
-            with self._state() as instances:  # a preempted instance is terminated too, as on EC2
-                for iid in instance_ids:
-                    if iid in instances and instances[iid].state == InstanceState.PREEMPTED:
-                        instances[iid].state = InstanceState.TERMINATED
+            known = self._load()
+            if any(iid in known and known[iid].state == InstanceState.PREEMPTED for iid in instance_ids):
+                with self._state() as instances:  # a preempted instance is terminated too, as on EC2
+                    for iid in instance_ids:
+                        if iid in instances and instances[iid].state == InstanceState.PREEMPTED:
+                            instances[iid].state = InstanceState.TERMINATED
             for iid in instance_ids:  # a preempted instance's kept disk goes now
                 shutil.rmtree(self.root / "instances" / iid, ignore_errors=True)
             self._sweep_leftovers()
@@ -418,25 +455,33 @@ class LocalCloud(PreemptionMixin):
         A preempted instance keeps its disk until it is terminated, like a spot VM whose
         interruption behaviour is "stop": whoever watches it can still read the last bytes
         its programs wrote (spotctl's monitor ships them before relaunching)."""
-        with self._state() as instances:
-            targets = [iid for iid in instance_ids if iid in instances and instances[iid].state.is_alive]
-        for iid in targets:
+        known = self._load()  # a peek: the marking below re-checks under the lock
+        targets = [iid for iid in instance_ids if iid in known and known[iid].state.is_alive]
+        if not targets:
+            return
+        # A simulated instance has no process to look for (the look reads every process's
+        # environment: too slow for thousands of instances).
+        with_processes = [iid for iid in targets if not is_simulated(self.instance_home(iid))]
+        for iid in with_processes:
             kill_all(iid)
+        changed = []
         with self._state() as instances:
             for iid in targets:
-                inst = instances[iid]
-                if inst.state.is_alive:
+                inst = instances.get(iid)
+                if inst is not None and inst.state.is_alive:  # not ended by someone else meanwhile
                     inst.state = final
                     inst.terminated_at = _now()
                     inst.state_reason = reason
                     if final == InstanceState.PREEMPTED:
                         inst.preempted_at = inst.terminated_at
-        for iid in targets:
+                    changed.append(iid)
+        for iid in changed:
             if final == InstanceState.PREEMPTED:
                 stopped_marker(self.instance_home(iid)).touch()
                 booting_marker(self.instance_home(iid)).unlink(missing_ok=True)  # its disk is readable
             else:
                 shutil.rmtree(self.root / "instances" / iid, ignore_errors=True)
+        for iid in with_processes:
             kill_all(iid)
 
     def _sweep_leftovers(self) -> None:
@@ -474,7 +519,8 @@ class LocalCloud(PreemptionMixin):
 
     def runner(self, handle: ClusterHandle, node_rank: int) -> LocalRunner:
         iid = handle.instance_ids[node_rank]
-        return LocalRunner(self.instance_home(iid), iid)
+        home = self.instance_home(iid)
+        return SimulatedRunner(home, iid) if is_simulated(home) else LocalRunner(home, iid)
 
 
 def _check_candidate(cfg: LocalCloudConfig, candidate: Candidate) -> None:

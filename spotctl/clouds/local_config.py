@@ -48,6 +48,12 @@ DEFAULT_CONFIG = """\
 #   max_concurrent_api_calls: more calls than this in flight at once in the region, from any
 #                        process, fail at once with RequestLimitExceeded (null = no limit)
 #   Example: in local-west, `provision_delay_s: 20` and `throttle_rate: 0.2`.
+#
+# simulate: the benchmark mode (off unless set). New instances run no process at all: their
+#   program is a timer that prints `lines_per_s` lines a second and exits with `exit_code`
+#   after `run_s` seconds (setup takes `setup_s`); preemptions work as usual. For measuring
+#   spotctl's own cost at thousands of jobs (bench/run.py), not for running real programs.
+#   Example: `simulate: {run_s: 3600, lines_per_s: 1}`
 # instance_types: name -> cpus, memory_gb, accelerators, spot_price / ondemand_price (USD/h)
 regions:
   local-east:
@@ -117,9 +123,21 @@ class InstanceTypeConfig(BaseModel):
     ondemand_price: float | None = Field(default=None, ge=0)
 
 
+class SimulateConfig(BaseModel):
+    """The benchmark mode's program (see DEFAULT_CONFIG's comments)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    run_s: float = Field(default=3600.0, ge=0, le=10 * 365 * 86400)
+    lines_per_s: float = Field(default=1.0, ge=0, le=10_000)
+    exit_code: int = Field(default=0, ge=0, le=255)
+    setup_s: float = Field(default=0.0, ge=0, le=86400)
+
+
 class LocalCloudConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
+    simulate: SimulateConfig | None = None
     regions: dict[str, RegionConfig] = Field(min_length=1)
     instance_types: dict[str, InstanceTypeConfig] = Field(min_length=1)
 

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING
 from spotctl.clouds.base import InstanceState
 from spotctl.clouds.local_processes import signal_users
 from spotctl.remote.agent_notice import write_notice
+from spotctl.remote.simulated import is_simulated
 
 if TYPE_CHECKING:
     from spotctl.clouds.local import LocalInstance
@@ -103,7 +104,8 @@ class PreemptionMixin:
         for iid, deadline in claimed.items():
             if deadline > now:
                 write_notice(homes[iid], deadline)
-                signal_users(iid, signal.SIGTERM)
+                if not is_simulated(homes[iid]):  # a simulated program has no process to signal
+                    signal_users(iid, signal.SIGTERM)
         pending = {**claimed, **waiting}
         if wait:
             self._finish_preemptions(pending)

@@ -36,7 +36,8 @@ from datetime import timedelta
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError
+from temporalio.exceptions import ActivityError, TimeoutType
+from temporalio.exceptions import TimeoutError as TemporalTimeout
 from temporalio.workflow import ActivityCancellationType
 
 with workflow.unsafe.imports_passed_through():
@@ -65,6 +66,8 @@ with workflow.unsafe.imports_passed_through():
         RunOutcome,
         SetupOutcome,
         TeardownRequest,
+        launch_queue,
+        monitor_queue,
     )
     from spotctl.policy.backoff import Backoff
     from spotctl.policy.failures import all_fatal
@@ -77,6 +80,13 @@ CONTROLLER_V2 = "controller-v2"
 """The patch that separates jobs of this controller from those of controller_v1.py."""
 LIVE_PRICES = "live-prices"
 """The patch that re-prices the candidates (an activity) before every recovery."""
+MONITOR_QUEUE = "monitor-queue"
+"""The patch that runs the monitor on its own task queue (models.monitor_queue), and does not
+wait for a cancelled monitor to acknowledge (it heartbeats less often: worker_pool.py)."""
+LAUNCH_SLOTS = "launch-slots"
+"""The patch that creates clusters on the launch queue, whose slots cap concurrent launches."""
+LAUNCH_SLOT_WAIT = timedelta(seconds=3)
+"""A create not picked up this soon waits for a launch slot: the job shows so (PENDING)."""
 
 HISTORY_KEPT = 200
 """Attempt records kept in the job state; older ones are dropped."""
@@ -185,7 +195,10 @@ class SpotJobWorkflow(ControllerV1):
                 await self._activity(Activities.START_RUN, ref, type(None), timedelta(minutes=5))
                 self._set(JobStatus.RUNNING, run_started_at=workflow.now(), detail=None,
                           started_at=self._state.started_at or workflow.now())
-                outcome = await self._activity(Activities.MONITOR, ref, RunOutcome, timedelta(days=365))
+                own_queue = workflow.patched(MONITOR_QUEUE)
+                outcome = await self._activity(Activities.MONITOR, ref, RunOutcome, timedelta(days=365),
+                                               task_queue=monitor_queue(workflow.info().task_queue) if own_queue else None,
+                                               makes_nothing=own_queue)
             except ActivityError as err:
                 if error_type(err) == MOUNT_ERROR:
                     raise Finished(JobStatus.FAILED_SETUP, describe(err)) from err
@@ -248,7 +261,7 @@ class SpotJobWorkflow(ControllerV1):
             req = ProvisionRequest(job_id=self._spec.job_id, attempt=self._attempt, num_nodes=self._spec.num_nodes,
                                    candidates=candidates)
             self._launched_at = workflow.now()
-            result = await self._activity(Activities.CREATE_CLUSTER, req, ProvisionResult, timedelta(minutes=10))
+            result = await self._create_cluster(req, status)
             if result.cluster is not None:
                 ready = await self._wait_ready(result.cluster)
                 if ready is not None:
@@ -267,6 +280,28 @@ class SpotJobWorkflow(ControllerV1):
             retry += 1
             self._set(self._state.status, failure_reason=reasons, detail=_waiting_detail(result, delay))
             await self._sleep(delay)
+
+    async def _create_cluster(self, req: ProvisionRequest, status: JobStatus) -> ProvisionResult:
+        """create_cluster on the launch queue. When no worker takes it within LAUNCH_SLOT_WAIT
+        (every worker is at its max_concurrent_launches), the job shows that it waits for a
+        launch slot (PENDING on its first launch) and asks again, without a time limit. The
+        first ask never started (a schedule-to-start time-out), so nothing is made twice."""
+        if not workflow.patched(LAUNCH_SLOTS):
+            return await self._activity(Activities.CREATE_CLUSTER, req, ProvisionResult, timedelta(minutes=10))
+        queue = launch_queue(workflow.info().task_queue)
+        try:
+            return await self._activity(Activities.CREATE_CLUSTER, req, ProvisionResult, timedelta(minutes=10),
+                                        task_queue=queue, schedule_to_start=LAUNCH_SLOT_WAIT)
+        except ActivityError as err:
+            if not _timed_out_in_queue(err):
+                raise
+        detail = self._state.detail
+        self._set(JobStatus.PENDING if status == JobStatus.STARTING else status,
+                  detail="waiting for a launch slot (every worker is at its worker.max_concurrent_launches)")
+        result = await self._activity(Activities.CREATE_CLUSTER, req, ProvisionResult, timedelta(minutes=10),
+                                      task_queue=queue)
+        self._set(status, detail=detail)
+        return result
 
     async def _wait_ready(self, cluster: ClusterHandle) -> ClusterHandle | None:
         """The cluster once it runs, or None when it died or never ran (it is then torn down
@@ -332,16 +367,22 @@ class SpotJobWorkflow(ControllerV1):
             self._state.history[-1].ended_at = workflow.now()
 
     # ---- activities and timers -------------------------------------------------------
-    async def _activity(self, name: str, arg, result_type, timeout: timedelta):
-        """Run one activity (heartbeating, retried forever but for the named errors). A
-        cancel cancels it and waits until it has stopped, then raises Cancelled: only then
-        may the teardown look for what it made."""
+    async def _activity(self, name: str, arg, result_type, timeout: timedelta, *, task_queue: str | None = None,
+                        schedule_to_start: timedelta | None = None, makes_nothing: bool = False):
+        """Run one activity (heartbeating, retried forever but for the named errors) on the
+        workflow's task queue or `task_queue`. A cancel cancels it and waits until it has
+        stopped, then raises Cancelled: only then may the teardown look for what it made.
+        An activity that `makes_nothing` (the monitor) is not waited for: it hears the cancel
+        on its next heartbeat, up to a throttle interval later, and the teardown need not wait."""
         if self._cancel_requested:
             raise Cancelled()
+        cancellation = (ActivityCancellationType.TRY_CANCEL if makes_nothing
+                        else ActivityCancellationType.WAIT_CANCELLATION_COMPLETED)
         handle = workflow.start_activity(
             name, arg, result_type=result_type, start_to_close_timeout=timeout, heartbeat_timeout=_HEARTBEAT,
-            retry_policy=_INFRA_RETRY, cancellation_type=ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
-            summary=f"{name} (attempt {self._attempt})",
+            retry_policy=_INFRA_RETRY, cancellation_type=cancellation,
+            summary=f"{name} (attempt {self._attempt})", task_queue=task_queue,
+            schedule_to_start_timeout=schedule_to_start,
         )
         try:
             await workflow.wait_condition(lambda: handle.done() or self._cancel_requested)
@@ -423,6 +464,12 @@ class SpotJobWorkflow(ControllerV1):
             workflow.upsert_memo({"state": memo})
             self._published_memo = memo
         workflow.set_current_details(details(s))
+
+
+def _timed_out_in_queue(err: ActivityError) -> bool:
+    """The activity was never picked up within its schedule-to-start time-out."""
+    cause = err.cause
+    return isinstance(cause, TemporalTimeout) and cause.type == TimeoutType.SCHEDULE_TO_START
 
 
 async def _stopped(handle: workflow.ActivityHandle) -> None:

@@ -213,7 +213,7 @@ class Soak:
         return CliRunner().invoke(cli, list(args), env=self.env, catch_exceptions=True)
 
     def statuses(self) -> dict[int, dict] | None:
-        result = self.cli("status", "--json")
+        result = self.cli("status", "--json", "--all")
         if result.exit_code != 0:
             return None  # e.g. while the Temporal server is down
         try:

@@ -131,7 +131,7 @@ def main() -> None:
         return int(line.split()[2])
 
     def job(job_id: int) -> dict:
-        return next((j for j in json.loads(cli_ok("status", "--json")) if j["job_id"] == job_id), {})
+        return next((j for j in json.loads(cli_ok("status", "--json", "--all")) if j["job_id"] == job_id), {})
 
     def wait_for(what: str, ok: Callable[[], bool], timeout: float = 60) -> None:
         deadline = time.monotonic() + timeout
