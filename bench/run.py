@@ -241,6 +241,18 @@ def summary(row: Row) -> str:
             f"left {row.left}; load {row.load:.1f}")
 
 
+def command_line(rows: list[Row]) -> str:
+    """The arguments that measure the kept rows, for the report's command line: a
+    `--report-only` run has no measuring command of its own, and a fixed one goes stale when
+    rows are added. One run per worker count (rows are kept by (jobs, workers), so runs one
+    after the other add up to the file), `--workers` only where it is not the default 1."""
+    runs = []
+    for workers in sorted({r.workers for r in rows}):
+        ns = sorted({r.jobs for r in rows if r.workers == workers})
+        runs.append("--jobs " + ",".join(map(str, ns)) + (f" --workers {workers}" if workers != 1 else ""))
+    return " && python bench/run.py ".join(runs)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--jobs", default="100,300,1000", help="comma-separated N (default 100,300,1000)")
@@ -256,7 +268,8 @@ def main() -> int:
                         "and the server into this directory")
     args = parser.parse_args()
     if args.report_only:
-        write_report([Row(**r) for r in json.loads(args.rows.read_text())], "--jobs 100,300,1000")
+        rows = [Row(**r) for r in json.loads(args.rows.read_text())]
+        write_report(rows, command_line(rows))
         return 0
     ns = [50] if args.quick else [int(x) for x in args.jobs.split(",")]
     window = 10.0 if args.quick else args.window
@@ -274,7 +287,8 @@ def main() -> int:
         fresh = {(r.jobs, r.workers) for r in rows}
         kept = [r for r in kept if (r["jobs"], r["workers"]) not in fresh] + [asdict(r) for r in rows]
         args.rows.write_text(json.dumps(kept, indent=1) + "\n")
-        write_report([Row(**r) for r in kept], " ".join(sys.argv[1:]))
+        rows = [Row(**r) for r in kept]
+        write_report(rows, command_line(rows))
     return 0
 
 

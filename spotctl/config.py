@@ -30,6 +30,8 @@ Environment variables:
   SPOTCTL_GCP_MOUNTER        how MOUNT of a GCS bucket is made on a VM: gcsfuse (default) or sync
   SPOTCTL_MAX_LAUNCHES, SPOTCTL_MAX_MONITORS, SPOTCTL_MAX_ACTIVITIES, SPOTCTL_ACTIVITY_THREADS,
   SPOTCTL_MAX_CACHED_WORKFLOWS, SPOTCTL_NODE_POLLS_PER_S   a worker's limits (see WorkerConfig)
+  SPOTCTL_DRAIN_TIMEOUT_S    how long a SIGTERMed worker lets its running activities finish
+  SPOTCTL_METRICS_PORT, SPOTCTL_METRICS_HOST   the worker's Prometheus endpoint (0 = off)
 
 AWS credentials and the default region come from boto3's usual chain (AWS_ACCESS_KEY_ID /
 AWS_PROFILE / ~/.aws/credentials / an instance role); GCP's from Application Default
@@ -132,6 +134,25 @@ class WorkerConfig(BaseModel):
     """The most node polls (new log bytes, exit codes) this worker makes a second, all jobs
     together: up to 400 running jobs are polled every 0.5-2 s, 1,000 every 5 s. Logs then
     arrive that much later; a preemption is still seen within the cloud's liveness interval."""
+    drain_timeout_s: float = Field(default=30.0, ge=0, le=3_600)
+    """On SIGTERM the worker stops taking work and hands its running monitors to the other
+    workers at once (they re-attach; no program restarts); other running activities (setup,
+    teardown, a launch) get this long to finish before they are cancelled and retried
+    elsewhere. A container's stop grace period must be longer (deploy/)."""
+    metrics_port: int = Field(default=0, ge=0, le=65_535)
+    """Serve Prometheus metrics (the Temporal SDK's worker metrics: task slots, poll and
+    schedule-to-start latencies, sticky cache; plus spotctl_preemptions) on this port at
+    /metrics; 0 = off."""
+    metrics_host: str = Field(default="127.0.0.1", min_length=1, max_length=253)
+    """The address the metrics endpoint binds (0.0.0.0 in a container)."""
+
+    @property
+    def metrics_address(self) -> str | None:
+        """host:port of the metrics endpoint, or None when it is off."""
+        if not self.metrics_port:
+            return None
+        host = f"[{self.metrics_host}]" if ":" in self.metrics_host else self.metrics_host
+        return f"{host}:{self.metrics_port}"
 
 
 class Settings(BaseModel):
@@ -255,6 +276,9 @@ WORKER_ENV = {
     "SPOTCTL_ACTIVITY_THREADS": "activity_threads",
     "SPOTCTL_MAX_CACHED_WORKFLOWS": "max_cached_workflows",
     "SPOTCTL_NODE_POLLS_PER_S": "node_polls_per_s",
+    "SPOTCTL_DRAIN_TIMEOUT_S": "drain_timeout_s",
+    "SPOTCTL_METRICS_PORT": "metrics_port",
+    "SPOTCTL_METRICS_HOST": "metrics_host",
 }
 """Environment variables for `worker:` settings (containers set these)."""
 

@@ -25,6 +25,8 @@ from spotctl.remote.agent import pid_alive
 
 STOP_TIMEOUT_S = 10.0
 KILL_WAIT_S = 5.0
+EMBEDDED_DRAIN_TIMEOUT_S = 5.0
+"""How long the embedded worker lets running activities finish when it is stopped."""
 
 
 class ServerError(Exception):
@@ -78,6 +80,9 @@ def worker_env(settings: Settings, ready_file: Path) -> dict[str, str]:
         SPOTCTL_CLOUDS=",".join(settings.clouds),
         SPOTCTL_CODEC_PORT=str(settings.embedded.codec_port),
         SPOTCTL_WORKER_READY_FILE=str(ready_file),
+        # Its supervisor SIGKILLs it supervisor.WORKER_STOP_TIMEOUT_S after SIGTERM; nobody is left
+        # to hand work to, and every activity is retried when it starts again.
+        SPOTCTL_DRAIN_TIMEOUT_S=str(min(settings.worker.drain_timeout_s, EMBEDDED_DRAIN_TIMEOUT_S)),
     )
     return env
 

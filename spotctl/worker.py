@@ -24,6 +24,7 @@ from spotctl.codec_server import CodecServer, serve_codec
 from spotctl.config import Settings, load_settings, secure_home
 from spotctl.connect import connect, ensure_search_attributes
 from spotctl.models import TASK_QUEUE
+from spotctl.runtime import spotctl_runtime
 from spotctl.sweeper import start_sweeper, stop_sweeper
 from spotctl.worker_pool import job_workers, running
 from spotctl.workflows import ALL_WORKFLOWS
@@ -69,8 +70,24 @@ def start_codec_server(client: Client, settings: Settings) -> CodecServer | None
     return server
 
 
+def serve_metrics(settings: Settings) -> None:
+    """Start the Prometheus endpoint (worker.metrics_port) before anything connects: the
+    Temporal runtime that every client of this process shares serves it."""
+    address = settings.worker.metrics_address
+    if address is None:
+        return
+    try:
+        spotctl_runtime(address)
+    except Exception as exc:  # the core raises a plain RuntimeError for a taken port
+        raise RuntimeError(f"cannot serve metrics on {address}: {exc}") from exc
+    log.info("Prometheus metrics on http://%s/metrics", address)
+
+
 async def run_worker(settings: Settings, *, ready_file: Path | None = None, stop: asyncio.Event | None = None) -> None:
-    """Run a worker until `stop` is set or SIGTERM/SIGINT arrives."""
+    """Run a worker until `stop` is set or SIGTERM/SIGINT arrives; then drain: stop polling,
+    hand running monitors to the other workers, give other activities
+    `worker.drain_timeout_s` to finish, and return."""
+    serve_metrics(settings)
     client = await connect_with_retry(settings)
     await ensure_search_attributes(client, settings.temporal.namespace)
     loop = asyncio.get_running_loop()
@@ -93,6 +110,7 @@ async def run_worker(settings: Settings, *, ready_file: Path | None = None, stop
                 ready_file.write_text(str(os.getpid()))
             log.info("worker polling %s on %s", TASK_QUEUE, settings.temporal_address)
             await stop.wait()
+            log.info("draining: no new work; running activities get up to %.0fs", settings.worker.drain_timeout_s)
         finally:
             if codec_server is not None:
                 await asyncio.to_thread(codec_server.stop)  # waits up to its 0.5 s poll

@@ -40,11 +40,13 @@ def _name(fn: Callable) -> str:
 
 
 def job_workers(client: Client, task_queue: str, workflows: Sequence[type], activities: Sequence[Callable],
-                limits: WorkerConfig | None = None, *,
-                graceful_shutdown: timedelta = timedelta(seconds=5), **worker_args) -> list[Worker]:
+                limits: WorkerConfig | None = None, **worker_args) -> list[Worker]:
     """The Worker of each queue. The monitor and create activities also stay registered on
-    the job queue: a job started before the queues were split schedules them there."""
+    the job queue: a job started before the queues were split schedules them there. On
+    shutdown, running activities get `limits.drain_timeout_s` (monitors hand over at once:
+    activities/drain.py)."""
     limits = limits or WorkerConfig()
+    graceful_shutdown = timedelta(seconds=limits.drain_timeout_s)
     on_monitor = [fn for fn in activities if _name(fn) in ON_MONITOR_QUEUE]
     on_launch = [fn for fn in activities if _name(fn) in ON_LAUNCH_QUEUE]
     common = {"max_heartbeat_throttle_interval": HEARTBEAT_THROTTLE, "graceful_shutdown_timeout": graceful_shutdown,

@@ -57,6 +57,18 @@ def test_a_history_covers_the_live_prices_path() -> None:
     assert all("price_candidates" in (HISTORY_DIR / name).read_text() for name in covered)
 
 
+def test_histories_cover_the_task_queue_paths() -> None:
+    """The monitor on its own queue (`monitor-queue`) and creates on the launch queue
+    (`launch-slots`), including the wait for a launch slot (a schedule-to-start time-out,
+    then PENDING and a second ask): recorded, so a change running jobs would not survive
+    fails here."""
+    queues = [p for p in V2_HISTORIES if "monitor-queue" in _markers(p)]
+    assert queues, "record one: python tests/histories/record.py succeeded=queues_succeeded"
+    slots = [p for p in V2_HISTORIES if "launch-slots" in _markers(p)]
+    waited = [p.name for p in slots if "TIMEOUT_TYPE_SCHEDULE_TO_START" in p.read_text()]
+    assert waited, "record one: python tests/histories/record.py waited_for_launch_slot=queues_waited_for_launch_slot"
+
+
 def test_histories_cover_both_controllers_and_the_allocator() -> None:
     """The unprefixed histories have no controller-v2 marker (they exercise _v1_run); the v2
     ones do; the allocator's history is there and is replayed with ALL_WORKFLOWS."""

@@ -24,6 +24,7 @@ from spotctl import search_attributes as sa
 from spotctl.cli.jobs import _with_all_attempts
 from spotctl.cli.render import page_footer
 from spotctl.client import JOB_WORKFLOW, SpotClient, workflow_id
+from spotctl.job_listing import JobListing
 from spotctl.models import AttemptRecord, JobState, JobStatus
 
 from conftest import Spot
@@ -197,7 +198,7 @@ def test_cancel_all_cancels_every_unfinished_job(spot_clean: Spot, open_fakes: l
 # ---- without a server ----------------------------------------------------------------
 
 class CountingVisibility:
-    """Just enough of temporalio's Client for SpotClient's paging: counts over a set of ids."""
+    """Just enough of temporalio's Client for JobListing's paging: counts over a set of ids."""
 
     def __init__(self, ids: set[int], first: int) -> None:
         self.ids, self.first, self.calls = ids, first, 0
@@ -226,16 +227,13 @@ def test_newest_floor_finds_a_tight_window(seed: int) -> None:
     ids = set(rng.sample(range(1, top + 1), rng.randint(51, min(top, 3000)))) | {top}
     limit = rng.choice([1, 3, 50])
     temporal = CountingVisibility(ids, first=rng.choice(sorted(ids)))
-    client = SpotClient.__new__(SpotClient)
-    client.temporal = temporal
-    floor = asyncio.run(client._newest_floor("q", limit))
+    floor = asyncio.run(JobListing(temporal)._newest_floor("q", limit))  # type: ignore[arg-type]
     inside = sum(1 for i in ids if i >= floor)
     assert limit <= inside <= 2 * limit, (floor, inside)
     assert temporal.calls <= 4 * top.bit_length() + 2
 
     dense = CountingVisibility(set(range(1, 1001)), first=1000)
-    client.temporal = dense
-    assert asyncio.run(client._newest_floor("q", 50)) == 951 and dense.calls == 2
+    assert asyncio.run(JobListing(dense)._newest_floor("q", 50)) == 951 and dense.calls == 2  # type: ignore[arg-type]
 
 
 def test_only_running_jobs_missing_attempts_are_queried() -> None:

@@ -46,20 +46,25 @@ async def ship_logs(deps: Deps, ref: AttemptRef, node: Node) -> int:
     """Copy new bytes of the node's output.log to the log store; return how many."""
     shipped = 0
     while True:
-        n = await asyncio.to_thread(_ship_chunk, deps.logs, ref, node)
+        n, _ = await asyncio.to_thread(_ship_chunk, deps.logs, ref, node)
         shipped += n
         if n < CHUNK:
             return shipped
 
 
-def _ship_chunk(store: LogStore, ref: AttemptRef, node: Node) -> int:
+def _ship_chunk(store: LogStore, ref: AttemptRef, node: Node, exit_file: str | None = None) -> tuple[int, bytes]:
     """Blocking, in a worker thread: the store's size (a stat, or a bucket's memory), one
-    read from the node, one append to the store."""
+    round trip to the node, one append to the store; returns (bytes shipped, the exit file).
+    With `exit_file` (a poll) that file is read in the same round trip as the log (one call
+    to the node, not two); without, it is b'' and only the log is read."""
     offset = store.size(ref.job.job_id, ref.attempt, node.rank)
-    data = node.runner.read_file(node.output_log, offset, CHUNK)
+    if exit_file is None:
+        data, raw_code = node.runner.read_file(node.output_log, offset, CHUNK), b""
+    else:
+        data, raw_code = node.runner.read_files([(node.output_log, offset, CHUNK), (exit_file, 0, 64)])
     if data:
         store.append_at(ref.job.job_id, ref.attempt, node.rank, offset, data)
-    return len(data)
+    return len(data), raw_code
 
 
 async def poll_node(deps: Deps, ref: AttemptRef, node: Node, phase: str) -> tuple[int, int | None]:
@@ -68,19 +73,10 @@ async def poll_node(deps: Deps, ref: AttemptRef, node: Node, phase: str) -> tupl
     file, so once the code is there the caller ships once more to get the last bytes.
     Everything blocking happens in one worker thread: with 1,000 monitors polling, the event
     loop must never wait on a disk or a lock (the log store's stat, mkdir, flock, write)."""
-    shipped, raw_code = await asyncio.to_thread(_poll_once, deps.logs, ref, node, phase)
+    shipped, raw_code = await asyncio.to_thread(_ship_chunk, deps.logs, ref, node, node.exit_file(phase))
     if shipped == CHUNK:  # a burst of output: the rest, chunk by chunk
         shipped += await ship_logs(deps, ref, node)
     return shipped, exit_code_of(raw_code)
-
-
-def _poll_once(store: LogStore, ref: AttemptRef, node: Node, phase: str) -> tuple[int, bytes]:
-    """Blocking, in a worker thread: see poll_node."""
-    offset = store.size(ref.job.job_id, ref.attempt, node.rank)
-    data, raw_code = node.runner.read_files([(node.output_log, offset, CHUNK), (node.exit_file(phase), 0, 64)])
-    if data:
-        store.append_at(ref.job.job_id, ref.attempt, node.rank, offset, data)
-    return len(data), raw_code
 
 
 def preempted_error(ref: AttemptRef, why: str) -> ApplicationError:

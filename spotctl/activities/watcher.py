@@ -73,7 +73,7 @@ class CloudWatcher:
         for i in ids:
             self._wanted[i] = now
         self._ensure_running()
-        if any(i in self._states and not self._states[i].is_alive for i in ids):
+        if self._seen_dead(ids):
             return {i: self._states.get(i, InstanceState.GONE) for i in ids}
         if max_age_s is not None and all(now - self._answered_at.get(i, -1e18) <= max_age_s for i in ids):
             return {i: self._states[i] for i in ids}
@@ -95,7 +95,7 @@ class CloudWatcher:
         for i in ids:
             self._wanted[i] = now
         self._ensure_running()
-        if any(i in self._states and not self._states[i].is_alive for i in ids):
+        if self._seen_dead(ids):
             return True
         # A bare future and one timer: asyncio.wait_for would make a task per sleep, and a
         # worker sleeps 1,000 monitors at once.
@@ -114,6 +114,11 @@ class CloudWatcher:
                     listeners.discard(woken)
                     if not listeners:
                         del self._listeners[i]
+        return self._seen_dead(ids)
+
+    def _seen_dead(self, ids: list[str]) -> bool:
+        """Whether a batched call has already answered that one of `ids` is not running: a
+        death is final, so callers return at once instead of waiting for the next call."""
         return any(i in self._states and not self._states[i].is_alive for i in ids)
 
     def _ensure_running(self) -> None:

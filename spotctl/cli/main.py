@@ -10,7 +10,7 @@ from spotctl.cli.check import check
 from spotctl.cli.debug import debug
 from spotctl.cli.jobs import cancel, dashboard, logs, status
 from spotctl.cli.launch import launch
-from spotctl.cli.server_cmds import server, worker
+from spotctl.cli.server_cmds import codec_server, server, worker
 from spotctl.config import default_home, secure_home
 
 
@@ -34,7 +34,7 @@ def cli() -> None:
     """Run long jobs on spot VMs; survive preemptions. State lives in Temporal."""
 
 
-for command in (launch, status, logs, cancel, dashboard, check, server, worker, debug):
+for command in (launch, status, logs, cancel, dashboard, check, server, worker, codec_server, debug):
     cli.add_command(command)
 
 

@@ -1,4 +1,4 @@
-"""spotctl server start|stop|status and spotctl worker."""
+"""spotctl server start|stop|status, spotctl worker and spotctl codec-server."""
 
 from __future__ import annotations
 
@@ -71,3 +71,38 @@ def worker() -> None:
         asyncio.run(run_worker(s))
     except RuntimeError as exc:
         fail(f"cannot run the worker against {s.temporal_address}: {exc}", 1)
+
+
+@click.command("codec-server")
+@click.option("--port", type=click.IntRange(1, 65535), default=8081, show_default=True,
+              help="Port to serve /encode and /decode on.")
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to bind (0.0.0.0 in a container whose port is published on 127.0.0.1).")
+@click.option("--ui-port", type=click.IntRange(1, 65535), default=8080, show_default=True,
+              help="The web UI's port: only http://127.0.0.1:<ui-port> and http://localhost:<ui-port> may call it.")
+def codec_server(port: int, host: str, ui_port: int) -> None:
+    """Serve the web UI's codec endpoint on its own (deploy/: the UI of a Temporal cluster
+    shows readable payloads). It decrypts with this machine's codec key, and answers a browser
+    that reaches the UI and this endpoint at 127.0.0.1 or localhost only (e.g. through a tunnel)."""
+    import signal
+    import threading
+
+    from spotctl.codec import CodecKeyError, EncryptionCodec, load_key
+    from spotctl.codec_server import serve_codec
+
+    s = settings()
+    try:
+        codec = EncryptionCodec(load_key(s.home))
+    except CodecKeyError as exc:
+        fail(str(exc), 2)
+    try:
+        server = serve_codec(codec, port, ui_port, host)
+    except OSError as exc:
+        fail(f"cannot serve the codec endpoint on {host}:{port}: {exc.strerror}", 1)
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    err_console.print(f"Codec endpoint on http://{host}:{server.port} for the web UI at http://127.0.0.1:{ui_port}; "
+                      "Ctrl-C stops it.")
+    stop.wait()
+    server.stop()

@@ -449,6 +449,12 @@ class LocalCloud(PreemptionMixin):
 
     # -- ending instances ------------------------------------------------------------------
 
+    def _has_processes(self, instance_id: str) -> bool:
+        """Whether the instance runs real processes to look for, signal or kill. A simulated
+        one (benchmark mode) has none, and looking anyway reads every process's environment:
+        too slow for thousands of instances."""
+        return not is_simulated(self.instance_home(instance_id))
+
     def _end(self, instance_ids: list[str], final: InstanceState, reason: str) -> None:
         """Kill (outside the lock: it can take seconds), mark, remove the dir, kill stragglers.
 
@@ -459,9 +465,7 @@ class LocalCloud(PreemptionMixin):
         targets = [iid for iid in instance_ids if iid in known and known[iid].state.is_alive]
         if not targets:
             return
-        # A simulated instance has no process to look for (the look reads every process's
-        # environment: too slow for thousands of instances).
-        with_processes = [iid for iid in targets if not is_simulated(self.instance_home(iid))]
+        with_processes = [iid for iid in targets if self._has_processes(iid)]
         for iid in with_processes:
             kill_all(iid)
         changed = []

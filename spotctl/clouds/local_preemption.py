@@ -26,7 +26,6 @@ from typing import TYPE_CHECKING
 from spotctl.clouds.base import InstanceState
 from spotctl.clouds.local_processes import signal_users
 from spotctl.remote.agent_notice import write_notice
-from spotctl.remote.simulated import is_simulated
 
 if TYPE_CHECKING:
     from spotctl.clouds.local import LocalInstance
@@ -52,6 +51,7 @@ class PreemptionMixin:
         def _load(self) -> dict[str, LocalInstance]: ...
         def _cluster(self, cluster_name: str, *, alive_only: bool) -> list[LocalInstance]: ...
         def _end(self, instance_ids: list[str], final: InstanceState, reason: str) -> None: ...
+        def _has_processes(self, instance_id: str) -> bool: ...
 
     def preempt(self, instance_id: str, notice_s: float | None = None) -> None:
         """Preempt one instance the way a cloud does; returns once it is PREEMPTED.
@@ -104,7 +104,7 @@ class PreemptionMixin:
         for iid, deadline in claimed.items():
             if deadline > now:
                 write_notice(homes[iid], deadline)
-                if not is_simulated(homes[iid]):  # a simulated program has no process to signal
+                if self._has_processes(iid):
                     signal_users(iid, signal.SIGTERM)
         pending = {**claimed, **waiting}
         if wait:

@@ -3,6 +3,7 @@
     python tests/histories/record.py                       # the whole v2 set
     python tests/histories/record.py preempted_with_notice=preempted_live_prices
                                                            # one scenario, under a new name
+    python tests/histories/record.py waited_for_launch_slot=queues_waited_for_launch_slot
 
 runs a set of representative jobs on a private embedded server and writes each history to
 tests/histories/v2_<name>.json: histories of the current controller (workflows/spot_job.py,
@@ -98,8 +99,17 @@ def _payload_data(node):
 
 
 def main() -> None:
+    # `scenario=new_name` arguments: record only those, saved under the new names (a new
+    # workflow path gets its own history; the recorded ones stay as they are).
+    only = dict(arg.split("=", 1) for arg in sys.argv[1:])
+
+    def want(scenario: str) -> bool:
+        return not only or scenario in only
+
     home = Path(tempfile.mkdtemp(prefix="spotctl-record-"))
     env = spotctl_env(home)
+    if want("waited_for_launch_slot"):
+        env["SPOTCTL_MAX_LAUNCHES"] = "1"  # one create at a time: the second launch must wait
     # Recorded histories are replayed with the all-zero codec key (tests/test_replay.py).
     env["SPOTCTL_CODEC_KEY"] = base64.b64encode(bytes(32)).decode()
     os.environ.update(env)
@@ -161,13 +171,6 @@ def main() -> None:
     def fired_timers(job_id: int) -> int:
         return sum(1 for e in asyncio.run(history_events(job_id)) if e.HasField("timer_fired_event_attributes"))
 
-    # `scenario=new_name` arguments: record only those, saved under the new names (a new
-    # workflow path gets its own history; the recorded ones stay as they are).
-    only = dict(arg.split("=", 1) for arg in sys.argv[1:])
-
-    def want(scenario: str) -> bool:
-        return not only or scenario in only
-
     ids: dict[str, int] = {}
     try:
         # Jobs that run to their end in the foreground.
@@ -215,6 +218,18 @@ def main() -> None:
                 wait_for("two backoff rounds", lambda: fired_timers(job_id) >= 2, 30)
             finally:
                 restore_config()
+            wait_status(job_id, "SUCCEEDED")
+
+        # A launch that waits for a launch slot (PENDING) while another job's create is slow.
+        if want("waited_for_launch_slot"):
+            set_regions(api_latency_s=5)  # each create holds the only slot longer than the 3 s probe
+            try:
+                first = launch("launch", "-y", "-d", "-n", "slot-holder", "echo first")
+                job_id = ids["waited_for_launch_slot"] = launch("launch", "-y", "-d", "-n", "slot-waiter", "echo second")
+                wait_for("waiting for a launch slot", lambda: "launch slot" in (job(job_id).get("detail") or ""), 30)
+            finally:
+                restore_config()
+            wait_status(first, "SUCCEEDED")
             wait_status(job_id, "SUCCEEDED")
 
         # Continues as new after two attempts (the CLI cannot ask for that).
