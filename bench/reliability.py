@@ -50,6 +50,7 @@ FILES: dict[str, tuple[str, str]] = {
     "tests/test_workflow_races.py": ("fault", "cancels, preemptions and launches racing the workflow"),
     "tests/test_moody_jobs.py": ("fault", "a slow, throttling, hanging cloud API"),
     "tests/test_durability.py": ("fault", "worker SIGKILL and Temporal server restart mid-job"),
+    "tests/test_worker_fleet.py": ("fault", "three workers; one drained by SIGTERM and one SIGKILLed mid-run"),
     "tests/test_activities_on_preempted_nodes.py": ("fault", "a node preempted while no worker watched it"),
     "tests/test_local_preemption.py": ("fault", "preemptions with and without notice, a program saving on SIGTERM"),
 }

@@ -11,25 +11,16 @@ from pathlib import Path
 
 import pytest
 
-from spotctl.config import load_settings
 from spotctl.server import EmbeddedServer
 
-from conftest import Spot, pid_dead, spotctl_env
+from conftest import Spot, embedded_spot, pid_dead, spotctl_env
 
 
 @pytest.fixture
-def own_spot(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Spot]:
+def own_spot(tmp_path: Path) -> Iterator[Spot]:
     """A private server + worker (this test kills workers; others must not notice)."""
-    env = spotctl_env(tmp_path / "home")
-    for key, value in env.items():
-        monkeypatch.setenv(key, value)
-    server = EmbeddedServer(load_settings(tmp_path / "home"))
-    server.ensure_running()
-    spot = Spot(tmp_path / "home", env)
-    try:
+    with embedded_spot(tmp_path / "home", spotctl_env(tmp_path / "home")) as spot:
         yield spot
-    finally:
-        server.stop()
     assert spot.alive_instances() == []
 
 

@@ -23,12 +23,10 @@ from pathlib import Path
 import pytest
 
 from spotctl.client import workflow_id
-from spotctl.config import load_settings
 from spotctl.connect import connect
 from spotctl.models import Activities
-from spotctl.server import EmbeddedServer
 
-from conftest import Spot, free_port, pid_dead, spotctl_env
+from conftest import Spot, embedded_spot, free_port, pid_dead, spotctl_env
 
 JOBS = 9
 DRAIN_TIMEOUT_S = 20.0
@@ -69,23 +67,18 @@ class ExtraWorker:
 
 
 @pytest.fixture
-def fleet(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Spot, list[ExtraWorker]]]:
+def fleet(tmp_path: Path) -> Iterator[tuple[Spot, list[ExtraWorker]]]:
     """A private embedded server with its worker, plus two more worker processes."""
-    env = spotctl_env(tmp_path / "home")
-    for key, value in env.items():
-        monkeypatch.setenv(key, value)
-    server = EmbeddedServer(load_settings(tmp_path / "home"))
-    server.ensure_running()
-    spot = Spot(tmp_path / "home", env)
-    extra = [ExtraWorker(spot, tmp_path, "worker-a", metrics_port=free_port()), ExtraWorker(spot, tmp_path, "worker-b")]
-    try:
-        for worker in extra:
-            worker.wait_ready()
-        yield spot, extra
-    finally:
-        for worker in extra:
-            worker.stop()
-        server.stop()
+    with embedded_spot(tmp_path / "home", spotctl_env(tmp_path / "home")) as spot:
+        extra = [ExtraWorker(spot, tmp_path, "worker-a", metrics_port=free_port()),
+                 ExtraWorker(spot, tmp_path, "worker-b")]
+        try:
+            for worker in extra:
+                worker.wait_ready()
+            yield spot, extra
+        finally:
+            for worker in extra:
+                worker.stop()
     assert all(pid_dead(w.proc.pid) for w in extra)
     assert spot.alive_instances() == []
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from spotctl.activities.loop_pressure import LoopPressure
 from spotctl.activities.watcher import Watchers
 from spotctl.clouds.base import Cloud
 from spotctl.clouds.registry import get_cloud
@@ -32,6 +33,8 @@ class Deps:
     worker's cost stays flat; preemptions are still seen at once (the batched watcher)."""
     watching: int = 0
     """Phases being waited for right now (set by watch.wait_for_phase)."""
+    pressure: LoopPressure = field(default_factory=LoopPressure)
+    """How late this worker's event loop runs: node polls slow down by it (loop_pressure.py)."""
     _clouds: dict[str, Cloud] = field(default_factory=dict)
     watchers: Watchers = field(init=False)
 

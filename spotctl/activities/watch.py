@@ -37,6 +37,8 @@ CHUNK = 1 << 20
 LOST_GRACE_S = 15.0
 """How long a phase's beat counter may stand still (the supervisor beats every 2 s) on a
 live instance before the phase is taken as ended by a kill."""
+LOST_CHECK_POLLS = 3
+"""With many jobs, a phase's supervisor beat is read once every this many poll intervals."""
 LOST_EXIT_CODE = 137
 STOP_GRACE_S = 30.0
 """How long the other nodes of a failed multi-node run get between SIGTERM and SIGKILL."""
@@ -183,10 +185,19 @@ async def wait_for_phase(deps: Deps, ref: AttemptRef, nodes: list[Node], phase: 
     """Poll until `phase` has an exit code on every node; return them by rank. With a
     `stopper` (the run phase), a node that fails stops the others."""
     deps.watching += 1  # the poll budget is shared by every phase being waited for
+    deps.pressure.watch()
     try:
         return await _poll_until_ended(deps, ref, nodes, phase, progress, stopper)
     finally:
         deps.watching -= 1
+        deps.pressure.unwatch()
+
+
+def poll_pace_s(deps: Deps) -> float:
+    """The least time between two polls of one phase: the worker's node-poll budget shared by
+    every watched phase, stretched while the event loop runs late (loop_pressure.py), so a
+    burst of recoveries is not queued behind log shipping."""
+    return deps.watching / deps.node_polls_per_s * deps.pressure.slowdown()
 
 
 async def _poll_until_ended(deps: Deps, ref: AttemptRef, nodes: list[Node], phase: str,
@@ -229,7 +240,9 @@ async def _poll_until_ended(deps: Deps, ref: AttemptRef, nodes: list[Node], phas
         if now - last_liveness >= interval or unreachable or dead_seen:
             last_liveness = now
             await check_alive(deps, ref, nodes, phase, max_age_s=None if unreachable else interval)
-        if now - last_lost_check >= deps.lost_check_interval_s:
+        # A supervisor's beat is read every few polls' time (LOST_GRACE_S still bounds how
+        # long a vanished one goes unnoticed, plus this), not on a fixed clock for every job.
+        if now - last_lost_check >= max(deps.lost_check_interval_s, LOST_CHECK_POLLS * poll_pace_s(deps)):
             last_lost_check = now
             await _settle_lost(deps, ref, nodes, phase, codes, beats, unreachable, now)
         # A quiet program is polled less and less often (up to max_poll_interval_s); output
@@ -237,8 +250,7 @@ async def _poll_until_ended(deps: Deps, ref: AttemptRef, nodes: list[Node], phas
         # And with many phases watched, each is polled less often (node_polls_per_s in all).
         delay = deps.poll_interval_s if active else min(delay * 1.5, deps.max_poll_interval_s)
         # Woken by a death: the next round checks at once (it ships the last bytes first).
-        dead_seen = await watcher.sleep_unless_dead(ref.cluster.instance_ids,
-                                                    max(delay, deps.watching / deps.node_polls_per_s))
+        dead_seen = await watcher.sleep_unless_dead(ref.cluster.instance_ids, max(delay, poll_pace_s(deps)))
 
 
 async def _settle_lost(deps: Deps, ref: AttemptRef, nodes: list[Node], phase: str, codes: dict[int, int],

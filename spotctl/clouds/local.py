@@ -31,6 +31,7 @@ import os
 import random
 import secrets
 import shutil
+import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -58,6 +59,8 @@ PRUNE_AFTER = timedelta(days=1)
 TERMINATION_REASON = "local.UserInitiatedShutdown"
 _PARSED: dict[Path, tuple[tuple[int, int, int], dict[str, LocalInstance]]] = {}
 """state.json's parsed table per path, with the (inode, mtime, size) it was parsed from."""
+_PARSING = threading.Lock()
+"""Held while a new version of a state file is parsed (see LocalCloud._load)."""
 
 
 class LocalInstance(BaseModel):
@@ -187,14 +190,22 @@ class LocalCloud(PreemptionMixin):
         cached = _PARSED.get(self.state_path)
         if cached is not None and cached[0] == key:
             return cached[1]
-        try:
-            parsed = _STATE_FILE.validate_json(self.state_path.read_bytes()).instances
-        except FileNotFoundError:
-            return {}
-        cutoff = _now() - PRUNE_AFTER
-        instances = {i.id: i for i in parsed if i.terminated_at is None or i.terminated_at > cutoff}
-        _PARSED[self.state_path] = (key, instances)
-        return instances
+        # One thread parses a new version; the others wait for it and take its result (with
+        # 64 activity threads reading at once, each parsed the same 1,000 instances itself).
+        with _PARSING:
+            try:
+                st = os.stat(self.state_path)  # the newest version now, which a waiter may have parsed
+                key = (st.st_ino, st.st_mtime_ns, st.st_size)
+                cached = _PARSED.get(self.state_path)
+                if cached is not None and cached[0] == key:
+                    return cached[1]
+                parsed = _STATE_FILE.validate_json(self.state_path.read_bytes()).instances
+            except FileNotFoundError:
+                return {}
+            cutoff = _now() - PRUNE_AFTER
+            instances = {i.id: i for i in parsed if i.terminated_at is None or i.terminated_at > cutoff}
+            _PARSED[self.state_path] = (key, instances)
+            return instances
 
     def _save(self, instances: dict[str, LocalInstance]) -> None:
         cutoff = _now() - PRUNE_AFTER

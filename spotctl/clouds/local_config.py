@@ -155,15 +155,34 @@ def ensure_config(path: Path) -> None:
     create_once(path, DEFAULT_CONFIG.encode(), 0o600)
 
 
+_LOADED: dict[Path, tuple[bytes, LocalCloudConfig]] = {}
+"""The last config parsed per file, by its bytes: every call of the local cloud reads its
+config (live edits count at once), and with thousands of jobs parsing the YAML each time was
+a measurable share of the worker's time. Reading the small file is cheap; the bytes, not a
+timestamp, decide (two quick edits of the same size share a timestamp)."""
+
+
 def load_config(path: Path) -> LocalCloudConfig:
-    """Parse and validate config.yaml; errors name the file and the offending field."""
+    """Parse and validate config.yaml; errors name the file and the offending field. The
+    result is shared between calls while the file is unchanged: read it, never change it."""
     ensure_config(path)
     try:
-        data = yaml.load(path.read_text(), Loader=_LOADER)
-    except yaml.YAMLError as exc:
-        raise _fatal(f"{path}: not valid YAML: {exc}") from exc
+        raw = path.read_bytes()
     except OSError as exc:
         raise _fatal(f"{path}: cannot read: {exc}") from exc
+    cached = _LOADED.get(path)
+    if cached is not None and cached[0] == raw:
+        return cached[1]
+    config = _parse_config(path, raw)
+    _LOADED[path] = (raw, config)
+    return config
+
+
+def _parse_config(path: Path, raw: bytes) -> LocalCloudConfig:
+    try:
+        data = yaml.load(raw.decode("utf-8", errors="replace"), Loader=_LOADER)
+    except yaml.YAMLError as exc:
+        raise _fatal(f"{path}: not valid YAML: {exc}") from exc
     if not isinstance(data, dict):
         raise _fatal(f"{path}: expected a mapping with 'regions' and 'instance_types'")
     try:
