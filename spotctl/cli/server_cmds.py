@@ -61,7 +61,11 @@ def server_status(as_json: bool) -> None:
 
 @click.command()
 def worker() -> None:
-    """Run a worker in the foreground against the configured Temporal."""
+    """Run a worker in the foreground against the configured Temporal.
+
+    SIGTERM (or Ctrl-C) drains it: it stops taking work, hands its running monitors to the
+    other workers at once and gives other running steps worker.drain_timeout_s (30 s) to
+    finish. Prometheus metrics: set worker.metrics_port (SPOTCTL_METRICS_PORT)."""
     from spotctl.worker import run_worker
 
     s = settings()
