@@ -25,6 +25,7 @@ import asyncio
 import base64
 import json
 import os
+import shutil
 import sys
 import tempfile
 import textwrap
@@ -279,6 +280,7 @@ def main() -> None:
     finally:
         restore_config()
         server.stop()
+        shutil.rmtree(home, ignore_errors=True)  # its Temporal database and local cloud: nothing is kept
 
 
 if __name__ == "__main__":
