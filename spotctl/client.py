@@ -4,6 +4,8 @@ Used by cli/ and by tests; nothing else in spotctl talks to Temporal from the ou
 A job is the workflow `spotctl-job-<id>`; its state is the workflow's memo (for `status`,
 one visibility query however many jobs exist) or its `state` query (live, for progress).
 Finding and paging jobs in visibility is job_listing.py's; the listing methods here hand on.
+A managed pipeline is one job too (`spotctl-job-<id>`, its tasks child workflows): reading it
+reads its unfinished tasks' workflows as well and merges them (pipeline_view.py).
 """
 
 from __future__ import annotations
@@ -27,9 +29,10 @@ from temporalio.service import RPCError, RPCStatusCode
 from spotctl import search_attributes as sa
 from spotctl.config import Settings
 from spotctl.connect import connect
-from spotctl.job_listing import JOB_WORKFLOW, JobListing, JobPage, quote, state_from_execution
+from spotctl.job_listing import JOB_TYPES, JOB_WORKFLOW, JobListing, JobPage, pipeline_state, quote, read_state
 from spotctl.job_listing import unfinished_query as unfinished_query  # re-exported: cli/ imports it from here
-from spotctl.models import TASK_QUEUE, AllocatorState, JobSpec, JobState, JobStatus
+from spotctl.models import TASK_QUEUE, AllocatorState, JobSpec, JobState, JobStatus, PipelineSpec
+from spotctl.pipeline_names import PIPELINE_WORKFLOW
 from spotctl.storage.log_store import open_log_store
 from spotctl.workflows.job_ids import ALLOCATOR_WORKFLOW_ID, JobIdAllocator
 
@@ -94,7 +97,7 @@ class SpotClient:
             if exc.status != RPCStatusCode.NOT_FOUND:
                 raise
         highest = 0
-        async for execution in self.temporal.list_workflows(f"WorkflowType = '{JOB_WORKFLOW}'"):
+        async for execution in self.temporal.list_workflows(JOB_TYPES):
             highest = max(highest, execution.typed_search_attributes.get(sa.JOB_ID) or 0)
         return highest + 1
 
@@ -129,20 +132,22 @@ class SpotClient:
         except (WorkflowUpdateFailedError, RPCError):
             return False
 
-    async def start_job(self, spec: JobSpec) -> None:
-        """Start the job's workflow; PENDING is visible at once through the search attributes."""
+    async def start_job(self, spec: JobSpec | PipelineSpec) -> None:
+        """Start the job's workflow (a pipeline's, for a PipelineSpec); PENDING is visible at
+        once through the search attributes."""
+        pipeline = isinstance(spec, PipelineSpec)
+        resources = spec.tasks[0].resources if isinstance(spec, PipelineSpec) else spec.resources
         await self.temporal.start_workflow(
-            JOB_WORKFLOW, spec, id=workflow_id(spec.job_id), task_queue=TASK_QUEUE,
+            PIPELINE_WORKFLOW if pipeline else JOB_WORKFLOW, spec, id=workflow_id(spec.job_id), task_queue=TASK_QUEUE,
             search_attributes=TypedSearchAttributes([
                 SearchAttributePair(sa.JOB_ID, spec.job_id),
                 SearchAttributePair(sa.JOB_NAME, spec.name),
                 SearchAttributePair(sa.STATUS, JobStatus.PENDING.value),
                 SearchAttributePair(sa.RECOVERIES, 0),
-                SearchAttributePair(sa.RESOURCES, spec.resources),
+                SearchAttributePair(sa.RESOURCES, resources),
                 SearchAttributePair(sa.SUBMITTED, spec.submitted_at),
             ]),
-            memo={"state": JobState(job_id=spec.job_id, name=spec.name, resources=spec.resources,
-                                    submitted_at=spec.submitted_at).model_dump(mode="json")},
+            memo={"state": _first_state(spec).model_dump(mode="json")},
         )
 
     # ---- reading -----------------------------------------------------------------------
@@ -163,22 +168,12 @@ class SpotClient:
         return await self.listing.job_ids(query)
 
     async def get_job(self, job_id: int, *, live: bool = True) -> JobState:
-        """One job's state: the workflow's live query while it runs, its memo once closed."""
-        handle = self.temporal.get_workflow_handle(workflow_id(job_id))
-        try:
-            desc = await handle.describe()
-        except RPCError as exc:
-            if exc.status == RPCStatusCode.NOT_FOUND:
-                raise JobNotFound(f"no job with id {job_id}") from None
-            raise
-        if live and desc.status == WorkflowExecutionStatus.RUNNING:
-            try:
-                state = await handle.query("state", result_type=JobState)
-                if state is not None:
-                    return state
-            except RPCError:
-                pass  # no worker answering right now: fall back to the memo
-        return await state_from_execution(desc)
+        """One job's state: the workflow's live query while it runs, its memo once closed. A
+        pipeline's unfinished tasks are asked too (the same way) and merged: pipeline_view.py."""
+        state = await read_state(self.temporal, workflow_id(job_id), live=live)
+        if state is None:
+            raise JobNotFound(f"no job with id {job_id}")
+        return await pipeline_state(self.temporal, state, live=live)
 
     async def find_job_id(self, name: str) -> int:
         """The newest job with this name."""
@@ -190,7 +185,7 @@ class SpotClient:
     async def wait_visible(self, job_id: int, status: JobStatus, timeout: float = 5.0) -> None:
         """Wait until visibility (eventually consistent) shows the job in `status`, so a
         `status` command run right after sees what the caller just saw."""
-        q = f"WorkflowType = '{JOB_WORKFLOW}' AND {sa.JOB_ID.name} = {job_id} AND {sa.STATUS.name} = '{status.value}'"
+        q = f"{JOB_TYPES} AND {sa.JOB_ID.name} = {job_id} AND {sa.STATUS.name} = '{status.value}'"
         deadline = asyncio.get_running_loop().time() + timeout
         while asyncio.get_running_loop().time() < deadline:
             if (await self.temporal.count_workflows(q)).count:
@@ -222,6 +217,15 @@ class SpotClient:
         """Wait for the job to end and return its final state."""
         handle = self.temporal.get_workflow_handle(workflow_id(job_id), result_type=JobState)
         try:
-            return await handle.result()
+            state = await handle.result()
         except Exception:
             return await self.get_job(job_id, live=False)
+        return await pipeline_state(self.temporal, state, live=False)
+
+
+def _first_state(spec: JobSpec | PipelineSpec) -> JobState:
+    """The job's state before its workflow's first task runs (a pipeline's with PENDING rows),
+    so `status` shows it as it is from the moment it was started."""
+    if isinstance(spec, PipelineSpec):
+        return spec.first_state()
+    return JobState(job_id=spec.job_id, name=spec.name, resources=spec.resources, submitted_at=spec.submitted_at)

@@ -1,7 +1,10 @@
 """Finding and paging jobs in Temporal's visibility: what `status` and `cancel -a` list.
 
-A job is the workflow of type JOB_WORKFLOW; its state for a listing is the workflow's memo
-(one visibility query however many jobs exist). SQL visibility (the embedded SQLite
+A job is a workflow of type JOB_WORKFLOW, or PIPELINE_WORKFLOW for a managed pipeline (its
+tasks' child workflows, TASK_WORKFLOW, are parts of it and never listed as jobs); its state for
+a listing is the workflow's memo (one visibility query however many jobs exist). A running
+pipeline's memo knows its tasks only as of their starts and ends, so the shown pipelines'
+running tasks are described too (their memos; a few at a time) and merged (pipeline_view.py). SQL visibility (the embedded SQLite
 server's) has no ORDER BY: it pages in its own order (running runs by start time, then
 closed runs by close time), so the newest jobs by id are found with cheap count calls
 first (JobListing._newest_floor) instead of reading every job ever run.
@@ -16,16 +19,24 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from temporalio.client import Client, WorkflowExecution, WorkflowExecutionStatus
+from temporalio.service import RPCError, RPCStatusCode
 
 from spotctl import search_attributes as sa
 from spotctl.models import TERMINAL_STATUSES, JobState, JobStatus
+from spotctl.pipeline_view import PIPELINE_WORKFLOW, merge, rows_to_fetch, task_workflow_id
 
 JOB_WORKFLOW = "SpotJobWorkflow"
-"""The type of a job's workflow: every visibility query of jobs starts with it."""
+"""The type of a single-task job's workflow."""
+JOB_WORKFLOWS = (JOB_WORKFLOW, PIPELINE_WORKFLOW)
+"""The types of the workflows that are jobs (a pipeline is one job)."""
+JOB_TYPES = f"WorkflowType IN ({', '.join(repr(t) for t in JOB_WORKFLOWS)})"
+"""Every visibility query of jobs starts with it: pipelines count, their tasks do not."""
 LIST_PAGE_SIZE = 200
 """Executions per visibility page: a page of memos stays a small gRPC message."""
-LISTING_QUERY = f"WorkflowType = '{JOB_WORKFLOW}' AND ExecutionStatus != 'ContinuedAsNew'"
+LISTING_QUERY = f"{JOB_TYPES} AND ExecutionStatus != 'ContinuedAsNew'"
 """Every job, once: a continued-as-new run is an earlier part of a job listed by its newest run."""
+TASK_READS_AT_ONCE = 16
+"""Task workflows described at the same time for a page of pipelines: quick, gentle on the server."""
 
 
 @dataclass(frozen=True)
@@ -91,6 +102,8 @@ class JobListing:
         executions = await self._latest_runs(q)
         states = await asyncio.gather(*(state_from_execution(e) for e in executions))
         jobs = sorted(states, key=lambda j: j.job_id, reverse=True)[:limit]
+        gate = asyncio.Semaphore(TASK_READS_AT_ONCE)
+        jobs = list(await asyncio.gather(*(pipeline_state(self.temporal, j, live=False, gate=gate) for j in jobs)))
         return JobPage(jobs=jobs, total=max(total or 0, len(jobs)))
 
     async def job_ids(self, query: str | None = None) -> list[int]:
@@ -153,6 +166,43 @@ class JobListing:
     async def _count_from(self, q: str, job_id: int) -> int:
         """How many jobs matching `q` have an id of `job_id` or more."""
         return await self._count(f"{q} AND {sa.JOB_ID.name} >= {job_id}")
+
+
+async def read_state(temporal: Client, wf_id: str, *, live: bool) -> JobState | None:
+    """A job's (or a pipeline task's) workflow state: its live `state` query while it runs
+    (`live`), else, or when no worker answers, its memo; None when no such workflow exists."""
+    handle = temporal.get_workflow_handle(wf_id)
+    try:
+        desc = await handle.describe()
+    except RPCError as exc:
+        if exc.status == RPCStatusCode.NOT_FOUND:
+            return None
+        raise
+    if live and desc.status == WorkflowExecutionStatus.RUNNING:
+        try:
+            state = await handle.query("state", result_type=JobState)
+            if state is not None:
+                return state
+        except RPCError:
+            pass  # no worker answering right now: fall back to the memo
+    return await state_from_execution(desc)
+
+
+async def pipeline_state(temporal: Client, state: JobState, *, live: bool,
+                         gate: asyncio.Semaphore | None = None) -> JobState:
+    """A pipeline as a user sees it: `state` (the pipeline workflow's) with its unfinished
+    tasks' own states merged in (read_state of each, `gate` bounding how many at once; a task
+    whose workflow does not exist yet keeps its row). Any other job is returned as it is."""
+    if not state.is_pipeline:
+        return state
+    gate = gate or asyncio.Semaphore(TASK_READS_AT_ONCE)
+
+    async def read(index: int) -> tuple[int, JobState | None]:
+        async with gate:
+            return index, await read_state(temporal, task_workflow_id(state.job_id, index), live=live)
+
+    fetched = await asyncio.gather(*(read(i) for i in rows_to_fetch(state)))
+    return merge(state, {i: task for i, task in fetched if task is not None})
 
 
 async def state_from_execution(execution: WorkflowExecution) -> JobState:

@@ -171,6 +171,43 @@ class FileMount(BaseModel):
     """The staged source is one file (the target is that file), not a directory."""
 
 
+DEFAULT_NOTIFY_ON = ("RECOVERING", "SUCCEEDED", "CANCELLED", "FAILED", "FAILED_SETUP", "FAILED_PRECHECKS",
+                     "FAILED_NO_RESOURCE", "FAILED_CONTROLLER")
+"""The statuses a webhook hears by default: recoveries and every end (not each start)."""
+
+
+class NotifySettings(BaseModel):
+    """`notify:` of config.yaml, carried in the job's spec (encrypted like every payload), so
+    a worker on another machine delivers where the launching user asked."""
+
+    url: str | None = None
+    """The webhook: a JSON POST per event (Slack-compatible `text` field)."""
+    on: list[JobStatus] = Field(default_factory=lambda: [JobStatus(s) for s in DEFAULT_NOTIFY_ON])
+    """The statuses the webhook is told about (the event_callback hears every one)."""
+    timeout_s: float = 10.0
+    """One POST's time-out."""
+    give_up_after_s: float = 86400.0
+    """A webhook down longer than this loses the event (a warning in the worker's log): the
+    job's workflow waits for its last events before it ends, and must end some day."""
+    callback_timeout_s: float = 60.0
+    """How long an event_callback may run before it is killed."""
+
+
+class PipelineTask(BaseModel):
+    """Where a task stands in its managed pipeline: what SKYPILOT_TASK_ID(S) and the task rows
+    of `status` need."""
+
+    index: int
+    """0-based, as SkyPilot's TASK column and task ids count."""
+    count: int
+    name: str
+    pipeline_name: str
+    attempt_base: int = 0
+    """The attempts used by the tasks before this one: this task's first attempt is
+    attempt_base + 1, so cluster names, node dirs and log keys (all per job and attempt)
+    never collide between the tasks of one job, and the logs read in order."""
+
+
 class JobSpec(BaseModel):
     """Everything the workflow needs to run one managed job; fixed at launch."""
 
@@ -210,6 +247,12 @@ class JobSpec(BaseModel):
     recovers for months never nears Temporal's 51,200-event limit."""
     carried: CarriedState | None = None
     """Set only by continue-as-new: what the previous run of this job's workflow knew."""
+    task: PipelineTask | None = None
+    """Set when this is one task of a managed pipeline (its workflow is a child of the job's)."""
+    event_callback: str | None = None
+    """SkyPilot's `event_callback`: a bash command run (by a worker) on every status change."""
+    notify: NotifySettings | None = None
+    """The webhook of config.yaml's `notify:` (None: none)."""
 
     def for_nodes(self) -> JobSpec:
         """The job without what only the workflow needs (candidates, carried state): the
@@ -231,6 +274,34 @@ class CarriedState(BaseModel):
     (for max_wait)."""
     backoff_retry: int = 0
     """How many rounds of that wait had already failed (the backoff goes on from there)."""
+    events: list[JobEvent] = Field(default_factory=list)
+    """Status events not yet delivered: the next run delivers them first, in order."""
+    event_seq: int = 0
+    """Events made so far (the next event id's number)."""
+
+
+class PipelineSpec(BaseModel):
+    """A managed pipeline: tasks run one after another, each a child workflow (a SpotJobWorkflow
+    with its own cluster, recovery and history); fixed at launch."""
+
+    job_id: int
+    name: str
+    tasks: list[JobSpec]
+    """One spec per task, in order, each with `task` set (attempt_base is filled as the
+    tasks before it end)."""
+    ephemeral_buckets: list[str] = Field(default_factory=list)
+    """The job's staged files (every task's): deleted when the pipeline ends."""
+    submitted_at: datetime
+    notify: NotifySettings | None = None
+    """The pipeline's own end is delivered too (its tasks deliver their own transitions)."""
+
+    def first_state(self) -> JobState:
+        """The pipeline before any task ran: PENDING, one PENDING row per task (what the
+        workflow starts from, and the memo the CLI writes when it starts the workflow)."""
+        rows = [JobState(job_id=self.job_id, name=t.task.name if t.task else t.name, resources=t.resources,
+                         submitted_at=self.submitted_at, task=i) for i, t in enumerate(self.tasks)]
+        return JobState(job_id=self.job_id, name=self.name, resources=self.tasks[0].resources,
+                        submitted_at=self.submitted_at, tasks=rows)
 
 
 class Location(BaseModel):
@@ -389,6 +460,8 @@ class AttemptRecord(BaseModel):
     """Instances in the cluster (the price is per instance)."""
     ondemand_price: float | None = None
     """The on-demand price of the same offering at launch (for SAVED); None in older records."""
+    task: int | None = None
+    """The pipeline task (0-based) this attempt ran; None for a single-task job."""
 
 
 class JobState(BaseModel):
@@ -418,6 +491,69 @@ class JobState(BaseModel):
     cancel_requested: bool = False
     history: list[AttemptRecord] = Field(default_factory=list)
     """Every attempt that got a cluster, in order (the last few hundred)."""
+    task: int | None = None
+    """A pipeline task's state: its index (0-based); None for a job or a pipeline."""
+    last_attempt: int = 0
+    """Set when the job ends: the highest attempt number it used (a cluster that died before
+    it ran used one too); the pipeline's next task numbers its attempts after it."""
+    tasks: list[JobState] = Field(default_factory=list)
+    """A pipeline's state: one row per task, in order (empty for a single-task job). The
+    pipeline's workflow knows a task's state when the task ends; the CLI overlays the running
+    task's live state (pipeline_view.py)."""
+
+    @property
+    def is_pipeline(self) -> bool:
+        return bool(self.tasks)
+
+
+class JobEvent(BaseModel):
+    """One status change, as webhooks and event callbacks hear it. Delivered at least once;
+    `event_id` is the same on every delivery of it, so a receiver can drop repeats."""
+
+    event_id: str
+    """'<job id>-<n>' for a job's n-th event, '<job id>-task<i>-<n>' for a pipeline task's."""
+    job_id: int
+    name: str
+    """The job's name (a pipeline's name for its tasks' events)."""
+    status: JobStatus
+    previous: JobStatus | None = None
+    reason: str | None = None
+    """Why it failed or recovers (failure reason or progress detail), when known."""
+    recoveries: int = 0
+    cost_usd: float | None = None
+    """What the job (this task, in a pipeline) cost so far, at the prices paid."""
+    task: int | None = None
+    task_name: str | None = None
+    task_id: str = ""
+    """SkyPilot's task id (SKYPILOT_TASK_ID of the job's programs)."""
+    cluster_name: str | None = None
+    """The attempt's cluster, when it has one."""
+    cloud: str | None = None
+    region: str | None = None
+    at: datetime
+
+
+class WebhookRequest(BaseModel):
+    """POST one event to the webhook (activity deliver_webhook)."""
+
+    event: JobEvent
+    url: str
+    timeout_s: float = 10.0
+
+
+class CallbackRequest(BaseModel):
+    """Run the task's event_callback for one event (activity run_event_callback)."""
+
+    event: JobEvent
+    command: str
+    timeout_s: float = 60.0
+
+
+class CallbackOutcome(BaseModel):
+    """How the callback ended: its exit code, or None when it was killed at its time-out."""
+
+    exit_code: int | None
+    timed_out: bool = False
 
 
 class TeardownRequest(BaseModel):
@@ -446,6 +582,8 @@ class Activities:
     MONITOR = "monitor"
     TEARDOWN = "teardown"
     PRICE_CANDIDATES = "price_candidates"
+    DELIVER_WEBHOOK = "deliver_webhook"
+    RUN_EVENT_CALLBACK = "run_event_callback"
 
 
 MOUNT_ERROR = "MountError"
@@ -477,3 +615,5 @@ class AllocatorState(BaseModel):
 
 JobSpec.model_rebuild()
 CarriedState.model_rebuild()
+JobState.model_rebuild()
+PipelineSpec.model_rebuild()

@@ -7,6 +7,7 @@ is a TaskError (exit code 2 in the CLI) and nothing is created.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -18,7 +19,16 @@ import yaml
 from spotctl.clouds.base import CloudError
 from spotctl.clouds.registry import get_cloud, why_unusable
 from spotctl.config import Settings
-from spotctl.models import Candidate, JobSpec, Offering, RecoveryConfig, ResourceRequest
+from spotctl.models import (
+    Candidate,
+    JobSpec,
+    NotifySettings,
+    Offering,
+    PipelineSpec,
+    PipelineTask,
+    RecoveryConfig,
+    ResourceRequest,
+)
 from spotctl.overrides import (
     Overrides,
     apply_overrides,
@@ -31,7 +41,7 @@ from spotctl.overrides import (
     recovery_of,
 )
 from spotctl.policy.placement import rank_candidates
-from spotctl.staging import check_staging
+from spotctl.staging import StagedFiles, check_staging
 from spotctl.task import (
     Pipeline,
     Task,
@@ -72,9 +82,30 @@ class Plan:
     """(cloud, region, zone, type) -> (spot, on-demand) USD/hour of every candidate's offering."""
     recovery: RecoveryConfig = field(default_factory=RecoveryConfig)
     """The task's job_recovery with --job-recovery applied."""
+    task_plans: list[Plan] = field(default_factory=list)
+    """A pipeline's plan: one Plan per task, in order (this Plan is then the pipeline's: its
+    name, the first task's placement for the prompt). Empty for a single task."""
+    index: int = 0
+    """The task's index in its pipeline."""
 
-    def to_spec(self, job_id: int) -> JobSpec:
+    @property
+    def is_pipeline(self) -> bool:
+        return bool(self.task_plans)
+
+    def to_pipeline_spec(self, job_id: int, staged: list[StagedFiles], notify: NotifySettings | None) -> PipelineSpec:
+        """The pipeline's spec: one JobSpec per task (with its staged files), in order."""
+        now = datetime.now(UTC)
+        count = len(self.task_plans)
+        tasks = [tp.to_spec(job_id, files, notify).model_copy(update={
+            "submitted_at": now, "ephemeral_buckets": [],
+            "task": PipelineTask(index=i, count=count, name=tp.name, pipeline_name=self.name)})
+            for i, (tp, files) in enumerate(zip(self.task_plans, staged, strict=True))]
+        return PipelineSpec(job_id=job_id, name=self.name, tasks=tasks, submitted_at=now, notify=notify,
+                            ephemeral_buckets=[b for files in staged for b in files.ephemeral_buckets])
+
+    def to_spec(self, job_id: int, staged: StagedFiles | None = None, notify: NotifySettings | None = None) -> JobSpec:
         t = self.task
+        staged = staged or StagedFiles()
         return JobSpec(
             job_id=job_id,
             name=self.name,
@@ -92,6 +123,11 @@ class Plan:
             launch_retry_initial_s=LOCAL_LAUNCH_RETRY_S
             if all(c.cloud == "local" for c in self.candidates)
             else 10.0,
+            workdir_mount=staged.workdir_mount,
+            file_mounts=staged.file_mounts,
+            ephemeral_buckets=staged.ephemeral_buckets,
+            event_callback=t.event_callback,
+            notify=notify,
         )
 
     def display_dump(self) -> dict[str, Any]:
@@ -163,7 +199,8 @@ def usable_clouds(settings: Settings, named: set[str], dry_run: bool) -> tuple[l
 
 
 def plan(target: str, overrides: Overrides, settings: Settings, *, dry_run: bool = False) -> Plan:
-    """Parse, override, validate and place. Raises TaskError; creates nothing."""
+    """Parse, override, validate and place (every task of a pipeline, each with the command
+    line's overrides, as SkyPilot applies them). Raises TaskError; creates nothing."""
     name = checked_name(overrides.name) if overrides.name else None
     check_override_flags(overrides)
     num_nodes = parse_num_nodes(overrides.num_nodes) if overrides.num_nodes is not None else None
@@ -173,14 +210,30 @@ def plan(target: str, overrides: Overrides, settings: Settings, *, dry_run: bool
     pipeline = load(target, env_overrides, secret_overrides)
     if not pipeline.tasks:
         raise TaskError(path=target, line=None, field=None, message="the file holds no task")
-    task = pipeline.tasks[0]
-    if num_nodes is not None:
-        task = task.model_copy(update={"num_nodes": num_nodes})
     infra_cloud = parse_infra_flag(overrides.infra)[0] if overrides.infra else None
     for flag, cloud in (("--cloud", overrides.cloud), ("--infra", infra_cloud)):
         if cloud and cloud.lower() not in settings.clouds:
             raise TaskError(path=None, line=None, field=flag,
                             message=f"cloud {shown(cloud)} is not enabled (enabled: {', '.join(settings.clouds)})")
+    plans = [_plan_task(task, pipeline, overrides, settings, dry_run=dry_run, num_nodes=num_nodes)
+             for task in pipeline.tasks]
+    if not pipeline.is_pipeline:
+        first = plans[0]
+        first.name = name or first.task.name or pipeline.name or "job"
+        return first
+    for i, tp in enumerate(plans):
+        tp.index = i
+        tp.name = tp.task.name or f"task-{i}"
+    top = dataclasses.replace(plans[0], task_plans=plans)
+    top.name = name or pipeline.name or plans[0].task.name or "pipeline"
+    return top
+
+
+def _plan_task(task: Task, pipeline: Pipeline, overrides: Overrides, settings: Settings, *, dry_run: bool,
+               num_nodes: int | None) -> Plan:
+    """One task's plan: its resources with the overrides, ranked candidates, envs."""
+    if num_nodes is not None:
+        task = task.model_copy(update={"num_nodes": num_nodes})
     requests = apply_overrides(task.resource_requests(), overrides)
     recovery = recovery_of(task, overrides)
     wanted_clouds = {r.cloud for r in requests if r.cloud}
@@ -205,13 +258,9 @@ def plan(target: str, overrides: Overrides, settings: Settings, *, dry_run: bool
         raise TaskError(path=task.source_path, line=None, field="resources",
                         message=f"no usable cloud ({', '.join(clouds) or 'none'}) offers {wanted}{why}")
     candidates = _that_can_hold(candidates, offered, task)
-    unsupported = list(task.unsupported())
-    if pipeline.is_pipeline:
-        unsupported.insert(0, f"pipeline of {len(pipeline.tasks)} tasks: not supported yet (only one task can run)")
-    name = name or task.name or pipeline.name or "job"
     prices = {(o.cloud, o.region, o.zone, o.instance_type): (o.spot_price, o.ondemand_price) for o in offered}
-    return Plan(task=task, pipeline=pipeline, name=name, requests=requests, candidates=candidates,
-                envs={k: v for k, v in task.envs.items() if v is not None}, unsupported=unsupported,
+    return Plan(task=task, pipeline=pipeline, name=task.name or "job", requests=requests, candidates=candidates,
+                envs={k: v for k, v in task.envs.items() if v is not None}, unsupported=list(task.unsupported()),
                 resources=f"{task.num_nodes}x{resources_text(requests, candidates)}",
                 secrets={k: v for k, v in task.secrets.items() if v is not None}, notes=notes,
                 prices={(c.cloud, c.region, c.zone, c.instance_type): prices.get(
@@ -252,11 +301,9 @@ def check_launchable(p: Plan, settings: Settings) -> None:
     """Every check a launch makes before it creates anything (a bucket, a job id, a server):
     `launch` and `launch --dry-run` both run it, so a file the dry run passes is not refused by
     the launch, and both refuse with the same message."""
-    if p.pipeline.is_pipeline:
-        raise TaskError(path=p.task.source_path, line=None, field=None,
-                        message=f"this file is a pipeline of {len(p.pipeline.tasks)} tasks; pipelines are not supported yet")
-    validate_for_launch(p.task)
-    check_staging(p.task, settings)
+    for tp in p.task_plans or [p]:
+        validate_for_launch(tp.task)
+        check_staging(tp.task, settings)
 
 
 def _resolve_workdir(task: Task) -> str | None:

@@ -51,6 +51,9 @@ class _Stager:
         """The store of the job's own ephemeral bucket (staged workdir and local mounts)."""
         self._stores: dict[str, Store] = {self.store.name: self.store}
         self.eph = ephemeral_bucket(job_id)
+        self.prefix = ""
+        """Where in the ephemeral bucket this task's files go: '' for a job, 'task-<i>/' for a
+        pipeline's task (its tasks share the job's bucket)."""
         self.created: list[tuple[str, str]] = []
         self.out = StagedFiles()
 
@@ -141,9 +144,10 @@ class _Stager:
         if local is None:
             return
         self.ensure(self.eph, ephemeral=True)
-        self.upload(local, self.eph, WORKDIR_PREFIX)
+        self.upload(local, self.eph, self.prefix + WORKDIR_PREFIX)
         self.out.workdir_mount = FileMount(target=WORKDIR_TARGET, source=str(local), bucket=self.eph,
-                                           bucket_path=WORKDIR_PREFIX, store=self.store.name, mode="COPY")
+                                           bucket_path=self.prefix + WORKDIR_PREFIX, store=self.store.name,
+                                           mode="COPY")
 
     def mount(self, n: int, m: FileMount) -> FileMount:
         store, local = self.check_mount(m)
@@ -152,7 +156,7 @@ class _Stager:
         if m.bucket is None:  # (a) a local path, copied through the ephemeral bucket
             assert local is not None  # check_mount refused a mount with neither
             self.ensure(self.eph, ephemeral=True)
-            key = self.upload(local, self.eph, f"mounts/{n}")
+            key = self.upload(local, self.eph, f"{self.prefix}mounts/{n}")
             return m.model_copy(update=dict(bucket=self.eph, bucket_path=key, store=self.store.name,
                                             mode="COPY", is_file=local.is_file(), source=str(local)))
         try:  # (b) a named bucket, (c) with a local source uploaded into it
@@ -210,10 +214,23 @@ def stage(task: Task, job_id: int, settings: Settings, regions: dict[str, str] |
     Runs on the launching machine before the workflow starts. Raises TaskError for what the
     user must fix (unsupported store, missing source, bad bucket name); on any failure the
     buckets this call created are deleted again, so a failed launch leaks nothing."""
-    s = _Stager(task, job_id, settings, regions)
+    return stage_tasks([task], job_id, settings, regions)[0]
+
+
+def stage_tasks(tasks: Sequence[Task], job_id: int, settings: Settings,
+                regions: dict[str, str] | None = None) -> list[StagedFiles]:
+    """`stage` for every task of a job: a pipeline's tasks share the job's ephemeral bucket,
+    each under its own prefix (`task-<i>/`), and a failure in any task deletes what every
+    task's staging created. The ephemeral buckets are listed once, in the first task's files."""
+    s = _Stager(tasks[0], job_id, settings, regions)
+    staged: list[StagedFiles] = []
     try:
-        s.workdir()
-        s.out.file_mounts = [s.mount(n, m) for n, m in enumerate(task.file_mount_list())]
+        for i, task in enumerate(tasks):
+            s.task, s.out = task, StagedFiles()
+            s.prefix = f"task-{i}/" if len(tasks) > 1 else ""
+            s.workdir()
+            s.out.file_mounts = [s.mount(n, m) for n, m in enumerate(task.file_mount_list())]
+            staged.append(s.out)
     except BaseException:
         for kind, bucket in reversed(s.created):
             try:
@@ -221,7 +238,11 @@ def stage(task: Task, job_id: int, settings: Settings, regions: dict[str, str] |
             except Exception:  # noqa: BLE001 - the original error is what the user must see
                 pass
         raise
-    return s.out
+    eph = [b for files in staged for b in files.ephemeral_buckets]
+    staged[0].ephemeral_buckets = list(dict.fromkeys(eph))
+    for files in staged[1:]:
+        files.ephemeral_buckets = []
+    return staged
 
 
 def delete_buckets(names: list[str], settings: Settings, store: str | None = None) -> None:

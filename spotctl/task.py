@@ -158,7 +158,7 @@ class Task(TaskSpec):
     def unsupported(self) -> list[str]:
         """One line per field that was given but that spotctl does not act on yet."""
         notes: list[str] = []
-        for key in ("event_callback", "service", "pool", "managed_secrets", "inputs", "outputs",
+        for key in ("service", "pool", "managed_secrets", "inputs", "outputs",
                     "file_mounts_mapping", "config", "experimental", "volumes", "volume_mounts",
                     "api_server_access"):
             if _given(getattr(self, key)):

@@ -53,6 +53,9 @@ MAX_NAME_CHARS = 63
 """A job name: SkyPilot's name rule, and short enough for a DNS label / cloud tag."""
 MAX_COMMAND_BYTES = 256 * KIB
 """`run:` and `setup:` each (UTF-8 bytes)."""
+MAX_EVENT_CALLBACK_BYTES = 16 * KIB
+"""`event_callback:` (UTF-8 bytes): it travels in every status event's activity input, and a
+notification command is a line or two (a longer one belongs in a script it calls)."""
 MAX_ENVS = 1000
 MAX_ENVS_BYTES = 128 * KIB
 """`envs:` (with --env): names plus values, UTF-8 bytes."""

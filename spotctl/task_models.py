@@ -24,6 +24,7 @@ from spotctl.task_limits import (
 )
 from spotctl.task_values import (
     check_command,
+    check_event_callback,
     check_name,
     check_strategy,
     parse_accelerators,
@@ -230,6 +231,11 @@ class TaskSpec(BaseModel):
     @classmethod
     def _command(cls, v: str | None) -> str | None:
         return check_command(v) if v is not None else v
+
+    @field_validator("event_callback")
+    @classmethod
+    def _event_callback(cls, v: str | None) -> str | None:
+        return check_event_callback(v) if v is not None else v
 
 
 def yaml_keys(model: type[BaseModel]) -> frozenset[str]:

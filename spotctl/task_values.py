@@ -21,6 +21,7 @@ from spotctl.task_limits import (
     MAX_COMMAND_BYTES,
     MAX_CPUS,
     MAX_DISK_GB,
+    MAX_EVENT_CALLBACK_BYTES,
     MAX_MEMORY_GB,
     MAX_MOUNT_TARGET_CHARS,
     MAX_NAME_CHARS,
@@ -125,6 +126,18 @@ def check_command(text: str) -> str:
     if size > MAX_COMMAND_BYTES:
         raise ValueError(f"{size} bytes is more than the limit of {MAX_COMMAND_BYTES} bytes "
                          "(put long scripts in the workdir and run them from there)")
+    return text
+
+
+def check_event_callback(text: str) -> str:
+    """event_callback: bounded (it is sent with every status event), and something bash can be
+    given as an argument (no NUL byte), so a bad one is refused now, not at the job's first event."""
+    if "\x00" in text:
+        raise ValueError("contains a NUL byte (\\0), which a shell command cannot hold")
+    size = len(text.encode("utf-8", "surrogatepass"))
+    if size > MAX_EVENT_CALLBACK_BYTES:
+        raise ValueError(f"{size} bytes is more than the limit of {MAX_EVENT_CALLBACK_BYTES} bytes "
+                         "(put a longer script in a file and call it from event_callback)")
     return text
 
 

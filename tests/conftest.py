@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
+from webhook_receiver import Receiver, running_receiver
 
 from spotctl.cli.main import cli
 from spotctl.clouds import local_cgroups
@@ -209,3 +210,10 @@ def spot_clean(spot: Spot) -> Iterator[Spot]:
     buckets = spot.home / "local_buckets"
     ephemeral = sorted(b.name for b in buckets.glob("spotctl-job-*")) if buckets.exists() else []
     assert ephemeral == [], f"ephemeral buckets left: {ephemeral}"
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    """A webhook on 127.0.0.1 that records what it gets (tests/webhook_receiver.py)."""
+    with running_receiver() as state:
+        yield state

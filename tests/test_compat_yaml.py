@@ -156,7 +156,7 @@ REFUSED_BY_LAUNCH = {
     "spot-bert_qa.yaml": "file_mounts./checkpoint: bucket name is empty",  # "Fill in your bucket name"
     "spot-lightning_cifar10.yaml": "file_mounts./checkpoint: bucket name is empty",
     "spot-resnet.yaml": "file_mounts./checkpoint: bucket name is empty",
-    **{name: "pipelines are not supported yet" for name, (_, tasks) in PIPELINES.items() if len(tasks) > 1},
+    "spot_pipeline-bert_qa_train_eval.yaml": "workdir: directory",  # `workdir: ~/transformers`
 }
 """The files a launch refuses as they are (run from an empty directory), and why."""
 
@@ -167,7 +167,7 @@ def test_every_file_dry_runs_with_candidates(path: Path, tmp_path: Path, monkeyp
     """`spotctl launch --dry-run FILE` lists candidates with prices for every file, with no cloud
     credentials at all (the catalogs of every enabled cloud are enough), and agrees with
     `launch`: it exits 0 for the files a launch accepts, and 2 with the launch's own message for
-    the ones it refuses (an empty bucket name, a missing workdir, a pipeline)."""
+    the ones it refuses (an empty bucket name, a missing workdir)."""
     from click.testing import CliRunner
 
     from spotctl import planning

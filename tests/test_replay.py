@@ -77,9 +77,28 @@ def test_histories_cover_both_controllers_and_the_allocator() -> None:
         assert "controller-v2" not in _markers(path), path.name
     for path in V2_HISTORIES:
         text = path.read_text()
-        if '"name":"JobIdAllocator"' in text.replace(" ", ""):
+        if '"name":"JobIdAllocator"' in text.replace(" ", "") or _workflow_type(path) == "SpotPipelineWorkflow":
             continue
         assert "controller-v2" in _markers(path), path.name
+
+
+def test_histories_cover_pipelines_and_notifications() -> None:
+    """A pipeline (the parent and each task, a child workflow) and a job that delivers its
+    events (webhook and event_callback, the `notifications` patch) are recorded, so a change
+    to either that running jobs would not survive fails here."""
+    types = {p.stem: _workflow_type(p) for p in V2_HISTORIES}
+    assert "SpotPipelineWorkflow" in types.values() and "SpotTaskWorkflow" in types.values()
+    notified = [p for p in V2_HISTORIES if "notifications" in _markers(p)]
+    assert notified, "record one: python tests/histories/record.py notified_preempted=notified_preempted"
+    text = notified[0].read_text()
+    assert "deliver_webhook" in text and "run_event_callback" in text
+
+
+def _workflow_type(path: Path) -> str:
+    import json
+
+    first = json.loads(path.read_text())["events"][0]
+    return first["workflowExecutionStartedEventAttributes"]["workflowType"]["name"]
 
 
 def _markers(path: Path) -> str:

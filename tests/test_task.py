@@ -15,6 +15,7 @@ from spotctl.task import (
     parse_task_text,
     validate_for_launch,
 )
+from spotctl.task_limits import MAX_EVENT_CALLBACK_BYTES
 
 
 def write(tmp_path: Path, text: str, name: str = "task.yaml") -> Path:
@@ -315,3 +316,18 @@ def test_env_overrides_apply_to_every_task(tmp_path: Path) -> None:
     path = write(tmp_path, "name: p\n---\nrun: a\nenvs:\n  K:\n---\nrun: b\n")
     pipeline = load_task_file(path, env_overrides={"K": "v"})
     assert [t.envs for t in pipeline.tasks] == [{"K": "v"}, {"K": "v"}]
+
+
+def test_event_callback_is_supported_and_checked_at_parse_time(tmp_path: Path) -> None:
+    """event_callback is run by the workers now: no longer named as unsupported, and a command
+    bash cannot take (a NUL byte) or one too big to send with every event is refused here, with
+    its line, not at the job's first status change."""
+    task = one_task("run: x\nevent_callback: curl -d \"$JOB_STATUS\" https://example.com\n")
+    assert task.event_callback == 'curl -d "$JOB_STATUS" https://example.com'
+    assert task.unsupported() == []
+
+    nul = error_of(tmp_path, 'run: x\nevent_callback: "echo \\0 done"\n')
+    assert "task.yaml:2: event_callback:" in str(nul) and "NUL" in str(nul)
+    huge = error_of(tmp_path, "run: x\nevent_callback: " + "x" * (MAX_EVENT_CALLBACK_BYTES + 1) + "\n")
+    assert "task.yaml:2: event_callback:" in str(huge) and f"limit of {MAX_EVENT_CALLBACK_BYTES} bytes" in str(huge)
+    assert "\n" not in str(nul) + str(huge)

@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 from spotctl.activities.deps import Deps
 from spotctl.activities.monitor import MonitorActivities
+from spotctl.activities.notify import NotifyActivities
 from spotctl.activities.pricing import PricingActivities
 from spotctl.activities.provision import ProvisionActivities
 from spotctl.activities.run import RunActivities
@@ -24,4 +25,6 @@ def all_activities(deps: Deps) -> list[Callable]:
         MonitorActivities(deps).monitor,
         TeardownActivities(deps).teardown,
         PricingActivities(deps).price_candidates,
+        NotifyActivities(deps).deliver_webhook,
+        NotifyActivities(deps).run_event_callback,
     ]

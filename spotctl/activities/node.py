@@ -17,6 +17,7 @@ from pathlib import Path
 from spotctl.models import AttemptRef
 from spotctl.remote.agent_notice import NOTICE_FILE  # the node agent's file is the contract
 from spotctl.remote.base import Runner
+from spotctl.skypilot_ids import task_id, task_ids
 
 AGENT_SOURCE = Path(__file__).resolve().parents[1] / "remote" / "agent.py"
 AGENT_MODULES = tuple(Path(__file__).resolve().parents[1] / "remote" / name
@@ -86,17 +87,11 @@ def nodes_of(ref: AttemptRef, runner_for) -> list[Node]:
     return nodes
 
 
-def task_id(ref: AttemptRef) -> str:
-    """SkyPilot-style task id, stable for the job across every recovery."""
-    stamp = ref.job.submitted_at.strftime("%Y-%m-%d-%H-%M-%S-%f")
-    return f"sky-managed-{stamp}_{ref.job.name}_{ref.job.job_id}-0"
-
-
 def job_env(ref: AttemptRef, rank: int, runner_home: str, cloud_env: dict[str, str] | None = None) -> dict[str, str]:
     """The environment of setup and run: the task's envs and secrets, then SkyPilot's and
     spotctl's own variables (which a task cannot override). It holds secret values: it goes
     only into the node's env.json (0600), never into a log line or an error message."""
-    tid = task_id(ref)
+    tid = task_id(ref.job)
     gpus = sum(ref.cluster.accelerators.values())
     env = dict(ref.job.envs)
     env.update(ref.job.secrets)
@@ -105,7 +100,7 @@ def job_env(ref: AttemptRef, rank: int, runner_home: str, cloud_env: dict[str, s
         {
             "SKYPILOT_TASK_ID": tid,
             "SKYPILOT_RUN_ID": tid,
-            "SKYPILOT_TASK_IDS": tid,
+            "SKYPILOT_TASK_IDS": "\n".join(task_ids(ref.job)),
             "SKYPILOT_NODE_RANK": str(rank),
             "SKYPILOT_NODE_IPS": "\n".join(ref.cluster.node_ips),
             "SKYPILOT_NUM_NODES": str(len(ref.cluster.instance_ids)),

@@ -1,5 +1,9 @@
 """Following a job: its log bytes as they arrive, recovery markers between attempts, its status
-changes, a spinner meanwhile."""
+changes, a spinner meanwhile.
+
+A pipeline's logs are its tasks' attempts in order (attempts are numbered across the whole
+pipeline), with a `--- task i/n 'name' ---` line where a task begins and recovery markers only
+between two attempts of one task: a task's first attempt is no recovery."""
 
 from __future__ import annotations
 
@@ -16,6 +20,7 @@ from spotctl.cli.common import StoppedFollowing, err_console
 from spotctl.cli.render import safe
 from spotctl.client import SpotClient
 from spotctl.models import JobState, JobStatus
+from spotctl.pipeline_view import attempt_tasks, current_index, task_label
 
 POLL_S = 0.25
 
@@ -44,23 +49,51 @@ def write_log(rank: int, data: bytes, at_line_start: bool = True) -> bool:
     return at_line_start
 
 
-def recovery_marker(state: JobState, attempt: int) -> str:
+def recovery_marker(state: JobState, attempt: int, number: int | None = None) -> str:
     """The line between attempt-1's and attempt's logs, e.g. '--- recovery 2: preempted in
-    local-east/local-east-1a, relaunched in local-west/local-west-1b ---'."""
+    local-east/local-east-1a, relaunched in local-west/local-west-1b ---'. `number`: the
+    recovery's number when it is not attempt - 1 (a pipeline task's recoveries count from its
+    own first attempt)."""
     records = {r.attempt: r for r in state.history}
     prev, cur = records.get(attempt - 1), records.get(attempt)
     what = f"{prev.outcome or 'ended'} in {prev.region}/{prev.zone}" if prev else "previous attempt ended"
     where = f", relaunched in {cur.region}/{cur.zone}" if cur else ", relaunched"
-    return f"--- recovery {attempt - 1}: {what}{where} ---\n"
+    return f"--- recovery {attempt - 1 if number is None else number}: {what}{where} ---\n"
+
+
+def task_marker(state: JobState, index: int) -> str:
+    """The line before a pipeline task's logs: '--- task 1/3 'eval' ---' (index 0-based, as
+    `logs --task` and status's TASK column count)."""
+    return f"--- {safe(task_label(state.tasks, index))} ---\n"
+
+
+def attempt_marker(state: JobState, attempts: list[int], owners: dict[int, int | None], i: int, *,
+                   task_markers: bool = True) -> str | None:
+    """The line printed before the logs of attempts[i] (attempts in order, as printed), or None.
+
+    A single job: a recovery marker before every attempt but the first. A pipeline: a task
+    marker before the first attempt of each task (when `task_markers`), a recovery marker
+    before the task's later ones, numbered within the task."""
+    a = attempts[i]
+    if not state.is_pipeline:
+        return recovery_marker(state, a) if i else None
+    task = owners.get(a)
+    first = next(j for j in range(i + 1) if owners.get(attempts[j]) == task)
+    if first == i:
+        return task_marker(state, task) if task_markers and task is not None else None
+    return recovery_marker(state, a, number=i - first)
 
 
 @dataclass
 class LogPrinter:
-    """Prints each stored log byte once, attempts in order, with a marker before each recovery."""
+    """Prints each stored log byte once, attempts in order, with a marker before each recovery
+    (and, for a pipeline, before each task)."""
 
     client: SpotClient
     job_id: int
     only_attempt: int | None = None
+    only_task: int | None = None
+    """A pipeline's task (0-based): only its attempts, with recovery markers between them."""
     offsets: dict[tuple[int, int], int] = field(default_factory=dict)
     marked: set[int] = field(default_factory=set)
     line_start: dict[tuple[int, int], bool] = field(default_factory=dict)
@@ -77,16 +110,32 @@ class LogPrinter:
             self.before_write()
         _stdout_bytes().write(data)
 
+    def attempts(self, state: JobState) -> tuple[list[int], dict[int, int | None]]:
+        """The attempts to print now, in order, and the task of each (pipelines). A pipeline's
+        attempt whose task is not known yet (nor any after it) waits for the next state, so
+        its marker names the right task; once the job ended, everything is printed."""
+        if self.only_attempt is not None:
+            return [self.only_attempt], {}
+        attempts = sorted(set(self.client.logs.attempts(self.job_id)) | {r.attempt for r in state.history})
+        if not state.is_pipeline:
+            return attempts, {}
+        owners = attempt_tasks(state, attempts)
+        if not state.status.is_terminal:
+            unknown = next((i for i, a in enumerate(attempts) if owners[a] is None), len(attempts))
+            attempts = attempts[:unknown]
+        if self.only_task is not None:
+            attempts = [a for a in attempts if owners[a] == self.only_task]
+        return attempts, owners
+
     def print_new(self, state: JobState) -> None:
         logs = self.client.logs
-        if self.only_attempt is not None:
-            attempts = [self.only_attempt]
-        else:
-            attempts = sorted(set(logs.attempts(self.job_id)) | {r.attempt for r in state.history})
-        for a in attempts:
-            if self.only_attempt is None and a != attempts[0] and a not in self.marked:
+        attempts, owners = self.attempts(state)
+        for i, a in enumerate(attempts):
+            if self.only_attempt is None and a not in self.marked:
                 self.marked.add(a)
-                self._write(recovery_marker(state, a).encode())
+                line = attempt_marker(state, attempts, owners, i, task_markers=self.only_task is None)
+                if line:
+                    self._write(line.encode())
             for r in logs.ranks(self.job_id, a):
                 data = logs.read(self.job_id, a, r, self.offsets.get((a, r), 0))
                 if data:
@@ -106,7 +155,8 @@ def describe(state: JobState) -> str:
     return text
 
 
-async def follow(client: SpotClient, job_id: int, *, progress: bool, attempt: int | None = None) -> JobState:
+async def follow(client: SpotClient, job_id: int, *, progress: bool, attempt: int | None = None,
+                 task: int | None = None) -> JobState:
     """Print logs (and, with `progress`, status changes) until the job ends; return its state.
 
     On a terminal a status line below the logs says what the job does (waiting for capacity,
@@ -115,14 +165,16 @@ async def follow(client: SpotClient, job_id: int, *, progress: bool, attempt: in
     asyncio.run turns SIGINT into a cancel of the command's task, and follow is the CLI's
     outermost wait, so that cancel is the user's."""
     try:
-        return await _follow(client, job_id, progress=progress, attempt=attempt)
+        return await _follow(client, job_id, progress=progress, attempt=attempt, task=task)
     except asyncio.CancelledError:
         raise StoppedFollowing(job_id) from None
 
 
-async def _follow(client: SpotClient, job_id: int, *, progress: bool, attempt: int | None) -> JobState:
-    printer = LogPrinter(client, job_id, attempt)
+async def _follow(client: SpotClient, job_id: int, *, progress: bool, attempt: int | None,
+                  task: int | None) -> JobState:
+    printer = LogPrinter(client, job_id, attempt, task)
     last_seen = ""
+    running_tasks: set[int | None] = set()
     spinner = err_console.status("") if err_console.is_terminal else nullcontext()
     with spinner as status:
         if status is not None and sys.stdout.isatty():
@@ -141,11 +193,30 @@ async def _follow(client: SpotClient, job_id: int, *, progress: bool, attempt: i
                     status.start()
             if progress and line != last_seen:
                 last_seen = line
-                if state.status != JobStatus.RUNNING or not state.detail:
+                if _worth_a_line(state, running_tasks):
                     err_console.print(line, style="dim", markup=False)  # above the status line
-            if state.status.is_terminal:
+            if followed(state, task).status.is_terminal:
                 return state
             await asyncio.sleep(POLL_S)
+
+
+def followed(state: JobState, task: int | None) -> JobState:
+    """What a follow waits for the end of: the job, or (logs --task N) that task of it."""
+    return state.tasks[task] if task is not None and 0 <= task < len(state.tasks) else state
+
+
+def _worth_a_line(state: JobState, running_tasks: set[int | None]) -> bool:
+    """Whether a status change gets its own line: every one but the running job's detail
+    changes (the status line shows those); a pipeline's RUNNING once per task."""
+    if state.status != JobStatus.RUNNING or not state.detail:
+        return True
+    if not state.is_pipeline:
+        return False
+    task = current_index(state.tasks)
+    if task in running_tasks:
+        return False
+    running_tasks.add(task)
+    return True
 
 
 def print_result(state: JobState) -> None:

@@ -20,7 +20,7 @@ from spotctl.cli.common import (
     resolve_job,
     settings,
 )
-from spotctl.cli.follow import LogPrinter, follow
+from spotctl.cli.follow import LogPrinter, follow, followed
 from spotctl.cli.render import job_view, jobs_json, output_width, page_footer, status_table
 from spotctl.client import JobNotFound, JobPage, SpotClient, unfinished_query
 from spotctl.costs import ondemand_prices
@@ -62,7 +62,8 @@ async def status(job_ids: tuple[int, ...], show_all: bool, limit: int | None, sk
     Lists the newest 50 jobs unless --limit N or -a is given, and says when there are more.
     The table fits the terminal: ID, NAME and STATUS always show; REGION, CLOUD, TOT. DURATION,
     SUBMITTED, ON-DEMAND, RESOURCES, JOB DURATION, SAVED, #RECOVERIES, COST, FAILURE give way
-    in that order. To a pipe it is printed whole unless COLUMNS is set."""
+    in that order. To a pipe it is printed whole unless COLUMNS is set. A pipeline shows a
+    `↳` line per task under its own (TASK: the task's index, as `logs --task` takes it)."""
     s = settings()
     client = await open_client(s, start_server=False)
     page: JobPage | None = None
@@ -123,24 +124,43 @@ async def _with_all_attempts(client: SpotClient, jobs: list[JobState]) -> list[J
 @job_id_option
 @click.option("--follow/--no-follow", "follow_logs", default=True, help="Keep printing until the job ends (default).")
 @click.option("--attempt", type=int, help="Only this attempt's logs (1 is the first launch).")
+@click.option("--task", "task", type=int, metavar="N",
+              help="A pipeline's task N only (0-based, as status's TASK column).")
 @async_command
-async def logs(job_id: int | None, name: str | None, follow_logs: bool, attempt: int | None) -> None:
-    """Print a job's output (every attempt, in order); the newest job by default."""
+async def logs(job_id: int | None, name: str | None, follow_logs: bool, attempt: int | None,
+               task: int | None) -> None:
+    """Print a job's output (every attempt, in order); the newest job by default.
+
+    A pipeline's tasks are printed one after another, a `--- task N/COUNT 'name' ---` line
+    before each; --task N prints one task's."""
     s = settings()
     client = await open_client(s, start_server=False)
     jid = await resolve_job(client, job_id, name)
     state = await client.get_job(jid)
+    if task is not None:
+        _check_task(state, task, attempt)
     if attempt is not None and not 1 <= attempt <= state.attempt:
         # Printing nothing with exit 0 would read as "that attempt printed nothing".
         made = f"attempts 1-{state.attempt}" if state.attempt else "no attempt yet"
         raise JobNotFound(f"job {jid} has no attempt {attempt} ({made})")
     if follow_logs:
-        state = await follow(client, jid, progress=False, attempt=attempt)
+        state = await follow(client, jid, progress=False, attempt=attempt, task=task)
     else:
-        LogPrinter(client, jid, attempt).print_new(state)
-    if not state.status.is_terminal:
+        LogPrinter(client, jid, attempt, task).print_new(state)
+    ended = followed(state, task)  # --task N: that task's result
+    if not ended.status.is_terminal:
         sys.exit(EXIT_NOT_FINISHED)
-    sys.exit(exit_code_for(state.status))
+    sys.exit(exit_code_for(ended.status))
+
+
+def _check_task(state: JobState, task: int, attempt: int | None) -> None:
+    """--task N names a task of a pipeline (a usage error otherwise, exit 2, like a bad flag)."""
+    if attempt is not None:
+        fail("give --task or --attempt, not both (attempts are numbered across the whole pipeline)")
+    if not state.is_pipeline:
+        fail(f"job {state.job_id} is not a pipeline: it has no tasks (--task is for jobs of several tasks)")
+    if not 0 <= task < len(state.tasks):
+        fail(f"job {state.job_id} has no task {task} (tasks 0-{len(state.tasks) - 1}, as status's TASK column)")
 
 
 @click.command()

@@ -15,7 +15,7 @@ from spotctl.cli.render import safe
 from spotctl.client import SpotClient
 from spotctl.planning import Overrides, Plan, check_launchable, plan
 from spotctl.server import ServerError
-from spotctl.staging import bucket_regions, delete_buckets, stage
+from spotctl.staging import bucket_regions, delete_buckets, stage_tasks
 
 
 class _BlockDumper(yaml.SafeDumper):
@@ -28,8 +28,20 @@ _BlockDumper.add_representer(
 )
 
 
-def _print_plan(p: Plan) -> None:
-    console.print(f"[bold]Task[/bold] {escape(repr(p.name))} ({escape(p.task.source_path or 'command line')})")
+def _print_plans(p: Plan) -> None:
+    """The plan of a job, or of every task of a pipeline (each with its own candidates)."""
+    if not p.is_pipeline:
+        _print_plan(p)
+        return
+    console.print(f"[bold]Pipeline[/bold] {escape(repr(p.name))}: {len(p.task_plans)} tasks, run one after "
+                  "another, each on its own cluster")
+    for tp in p.task_plans:
+        console.print()
+        _print_plan(tp, heading=f"Task {tp.index}/{len(p.task_plans)}")
+
+
+def _print_plan(p: Plan, heading: str = "Task") -> None:
+    console.print(f"[bold]{heading}[/bold] {escape(repr(p.name))} ({escape(p.task.source_path or 'command line')})")
     dump = p.display_dump()
     console.print(yaml.dump(dump, Dumper=_BlockDumper, sort_keys=False).rstrip(), markup=False)
     console.print(f"[bold]Resources[/bold] {escape(safe(p.resources))}")
@@ -59,16 +71,14 @@ async def _stage_and_start(client: SpotClient, p: Plan, job_id: int) -> None:
     s = client.settings
     # The workdir and local file mounts travel through the job's ephemeral bucket, so a worker
     # on another machine can fetch them; nothing of it is left if the start fails.
-    staged = await asyncio.to_thread(stage, p.task, job_id, s, bucket_regions(p.candidates))
-    spec = p.to_spec(job_id).model_copy(update={
-        "workdir_mount": staged.workdir_mount,
-        "file_mounts": staged.file_mounts,
-        "ephemeral_buckets": staged.ephemeral_buckets,
-    })
+    plans = p.task_plans or [p]
+    regions = bucket_regions([c for tp in plans for c in tp.candidates])
+    staged = await asyncio.to_thread(stage_tasks, [tp.task for tp in plans], job_id, s, regions)
+    spec = p.to_pipeline_spec(job_id, staged, s.notify) if p.is_pipeline else p.to_spec(job_id, staged[0], s.notify)
     try:
         await client.start_job(spec)
     except BaseException:
-        await asyncio.to_thread(delete_buckets, staged.ephemeral_buckets, s)
+        await asyncio.to_thread(delete_buckets, spec.ephemeral_buckets, s)
         raise
 
 
@@ -110,7 +120,7 @@ async def launch(entrypoint: str, name: str | None, detach: bool, yes: bool, dry
                           job_recovery=job_recovery, envs=list(envs), env_file=env_file, secrets=list(secrets))
     p = plan(entrypoint, overrides, s, dry_run=dry_run)
     if dry_run:
-        _print_plan(p)
+        _print_plans(p)
         # The launch's own checks, after the plan: what a launch would refuse, the dry run
         # refuses too, with the same message and exit code (and creates nothing either).
         check_launchable(p, s)
@@ -120,7 +130,8 @@ async def launch(entrypoint: str, name: str | None, detach: bool, yes: bool, dry
         err_console.print(f"[yellow]Warning:[/yellow] {escape(safe(line))}", markup=True)
     if not yes:
         best = p.candidates[0]
-        click.confirm(f"Launching managed job {p.name!r} ({safe(p.resources)}), first try {best.location} "
+        what = f"pipeline of {len(p.task_plans)} tasks, the first" if p.is_pipeline else "managed job"
+        click.confirm(f"Launching {what} {p.name!r} ({safe(p.resources)}), first try {best.location} "
                       f"{best.instance_type} at ${best.price:.4f}/h. Proceed?", default=True, abort=True, err=True)
     client = await open_client(s, start_server=True)
     if not await client.wait_for_worker(timeout=10.0):

@@ -1,4 +1,9 @@
-"""How jobs look in a terminal and in JSON."""
+"""How jobs look in a terminal and in JSON.
+
+A managed pipeline (pipeline_view.py merges its rows) is one job: one line like any job's,
+then a `↳` line per task as SkyPilot shows them (a TASK column appears when a pipeline is
+listed), and in JSON the job's object plus a `tasks` list, one object per task with the keys
+of a job's object and `task` (its 0-based index). Single-task jobs look as they always did."""
 
 from __future__ import annotations
 
@@ -109,6 +114,17 @@ def job_seconds(job: JobState) -> float | None:
     return job.job_duration_s + running
 
 
+def task_seconds(task: JobState, now: datetime | None = None) -> float | None:
+    """A pipeline task's TOT. DURATION: from its first launch (or its start, when nothing was
+    launched) to its end or now; None for a task that never started. Its submitted time is
+    the pipeline's, which would count the tasks before it."""
+    launches = [r.launched_at or r.started_at for r in task.history if r.launched_at or r.started_at]
+    start = min(launches) if launches else task.started_at
+    if start is None:
+        return None
+    return max(0.0, ((task.ended_at or now or _now()) - start).total_seconds())
+
+
 def last_run_started_at(job: JobState) -> datetime | None:
     """When the job's last run began, kept after it ended (`run_started_at` is None whenever the
     job is not RUNNING): the current period's start while it runs, else when its last attempt's
@@ -121,10 +137,20 @@ def last_run_started_at(job: JobState) -> datetime | None:
 def as_json(job: JobState, *, now: datetime | None = None, prices: Mapping[PriceKey, float] | None = None) -> dict:
     """One job of `status --json`: the state as the workflow keeps it (every count an int),
     plus what the CLI derives: durations, last_run_started_at, and the cost per attempt and
-    per job (USD; see spotctl/costs.py)."""
+    per job (USD; see spotctl/costs.py). A pipeline adds `tasks`: each task's object, made
+    the same way, with its `task` index; a single-task job has neither key."""
     now = now or _now()
-    data = job.model_dump(mode="json")
-    data["total_duration_s"] = round(total_seconds(job), 3)
+    data = _json_of(job, now, prices or {}, total_seconds(job))
+    del data["task"]  # a job's is always None: only the objects of `tasks` have one
+    if job.is_pipeline:
+        data["tasks"] = [_json_of(row, now, prices or {}, task_seconds(row, now)) for row in job.tasks]
+    return data
+
+
+def _json_of(job: JobState, now: datetime, prices: Mapping[PriceKey, float], total: float | None) -> dict:
+    """A job's or a task's object, without `tasks`."""
+    data = job.model_dump(mode="json", exclude={"tasks"})
+    data["total_duration_s"] = None if total is None else round(total, 3)
     data["job_duration_s"] = round(job_seconds(job) or 0.0, 3)
     last = last_run_started_at(job)
     data["last_run_started_at"] = last.isoformat().replace("+00:00", "Z") if last else None
@@ -218,6 +244,9 @@ def short_failure(text: str | None) -> str:
     text is in `status -v ID` and `--json`."""
     if not text:
         return "-"
+    task = _TASK_PREFIX.match(text)
+    if task:  # a pipeline's: 'task 1/3 'eval': <the task's reason>'
+        return f"{task['label']}: {short_failure(text[task.end():])}"
     head, entries = _split_failure(text)
     if not entries:
         lines = text.splitlines() or [""]
@@ -229,6 +258,8 @@ def short_failure(text: str | None) -> str:
     return f"{what} in {regions} region(s): {reasons[0]}{more}"
 
 
+_TASK_PREFIX = re.compile(r"""(?P<label>task \d+/\d+ (?:'(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*")): """)
+"""pipeline_view.task_label's prefix of a pipeline's failure reason and detail."""
 _FAILURE_ENTRY = re.compile(r"(?P<loc>[^\s/]+/[^\s/]+/\S+) \S+: (?P<why>.*)", re.DOTALL)
 
 
@@ -265,28 +296,28 @@ def table_reason(job: JobState) -> str:
     return short_failure(job.failure_reason)
 
 
+TASK_MARK = " ↳"
+"""The ID cell of a pipeline's task line, as SkyPilot's `jobs queue` draws it: scripts that
+read lines starting with a job id see one line per job."""
+
+
 def status_table(jobs: list[JobState], *, show_all: bool, width: int | None = None,
                  prices: Mapping[PriceKey, float] | None = None, now: datetime | None = None) -> Table:
-    """`status`: one row per job, fitted to `width` (None: no limit) by fit_columns. COST is
-    what the job's attempts were paid so far; -a adds the on-demand equivalent, the saving,
-    where the job runs and a short failure reason."""
+    """`status`: one row per job, and a `↳` row per task of a pipeline, fitted to `width`
+    (None: no limit) by fit_columns. COST is what the job's attempts were paid so far; -a adds
+    the on-demand equivalent, the saving, where the job runs and a short failure reason. A
+    TASK column (a task's 0-based index) shows only when a pipeline is listed."""
     now = now or _now()
     headers = ["ID", "NAME", "RESOURCES", "SUBMITTED", "TOT. DURATION", "JOB DURATION", "#RECOVERIES", "STATUS",
                "COST"]
+    if any(j.is_pipeline for j in jobs):
+        headers.insert(1, "TASK")
     if show_all:
         headers += ["ON-DEMAND", "SAVED", "CLOUD", "REGION", "FAILURE"]
     columns = {h: _Column(h) for h in headers}
-    for j in jobs:
-        cost = job_cost(j, now, prices or {})
-        values = {
-            "ID": str(j.job_id), "NAME": clip(safe(j.name), NAME_WIDTH),
-            "RESOURCES": clip(safe(j.resources or "-"), RESOURCES_WIDTH), "SUBMITTED": ago(j.submitted_at),
-            "TOT. DURATION": duration(total_seconds(j)), "JOB DURATION": duration(job_seconds(j)),
-            "#RECOVERIES": str(j.recoveries), "STATUS": j.status.value, "COST": money(cost.cost),
-            "ON-DEMAND": money(cost.ondemand), "SAVED": percent(cost.saved_pct),
-            "CLOUD": clip(safe(j.cloud or "-"), PLACE_WIDTH), "REGION": clip(safe(j.region or "-"), PLACE_WIDTH),
-            "FAILURE": safe(table_reason(j)),
-        }
+    lines = [line for j in jobs for line in [(j, None), *((row, i) for i, row in enumerate(j.tasks))]]
+    for j, index in lines:
+        values = _row_values(j, index, now, prices or {})
         style = STATUS_STYLE.get(j.status, "red" if j.status.is_failure else "")
         for h, col in columns.items():
             col.cells.append(values[h])
@@ -296,9 +327,25 @@ def status_table(jobs: list[JobState], *, show_all: bool, width: int | None = No
     for h, w in widths.items():
         table.add_column(h, width=w, no_wrap=True, overflow="ellipsis",
                          justify="right" if h in ("COST", "ON-DEMAND", "SAVED") else "left")
-    for i in range(len(jobs)):
+    for i in range(len(lines)):
         table.add_row(*(Text(clip(columns[h].cells[i], w), style=columns[h].styles[i]) for h, w in widths.items()))
     return table
+
+
+def _row_values(j: JobState, index: int | None, now: datetime, prices: Mapping[PriceKey, float]) -> dict[str, str]:
+    """The cells of a job's line (`index` None) or of its task `index`'s line (`j` the task)."""
+    cost = job_cost(j, now, prices)
+    total = total_seconds(j) if index is None else task_seconds(j, now)
+    return {
+        "ID": str(j.job_id) if index is None else TASK_MARK, "TASK": "" if index is None else str(index),
+        "NAME": clip(safe(j.name), NAME_WIDTH),
+        "RESOURCES": clip(safe(j.resources or "-"), RESOURCES_WIDTH), "SUBMITTED": ago(j.submitted_at),
+        "TOT. DURATION": duration(total), "JOB DURATION": duration(job_seconds(j)),
+        "#RECOVERIES": str(j.recoveries), "STATUS": j.status.value, "COST": money(cost.cost),
+        "ON-DEMAND": money(cost.ondemand), "SAVED": percent(cost.saved_pct),
+        "CLOUD": clip(safe(j.cloud or "-"), PLACE_WIDTH), "REGION": clip(safe(j.region or "-"), PLACE_WIDTH),
+        "FAILURE": safe(table_reason(j)),
+    }
 
 
 def page_footer(shown: int, total: int, *, unfinished: bool = False) -> str | None:
@@ -342,20 +389,38 @@ def job_view(job: JobState, *, prices: Mapping[PriceKey, float] | None = None, n
     for label, value in rows:
         facts.add_row(label, value if isinstance(value, Text) else Text(value))
     attempts = Table(box=None, header_style="bold", pad_edge=False, title=None)
-    for h in ("#", "PLACE", "INSTANCE TYPE", "NODES", "SPOT", "$/HOUR", "LAUNCHED", "LIVED", "COST", "OUTCOME"):
+    task_column = ("TASK",) if job.is_pipeline else ()  # which task made each attempt
+    for h in ("#", *task_column, "PLACE", "INSTANCE TYPE", "NODES", "SPOT", "$/HOUR", "LAUNCHED", "LIVED", "COST",
+              "OUTCOME"):
         attempts.add_column(h, no_wrap=h != "OUTCOME", overflow="fold",
                             justify="right" if h in ("NODES", "$/HOUR", "COST") else "left")
     for record, c in zip(job.history, cost.attempts, strict=True):
         spot = "-" if record.use_spot is None else ("spot" if record.use_spot else "on-demand")
         price = "-" if record.price is None else f"${record.price:.4g}"
         lived = duration(c.hours * 3600) if c.hours is not None else "-"
+        task = ("-" if record.task is None else str(record.task),) if task_column else ()
         attempts.add_row(*(Text(v) for v in (
-            str(record.attempt), safe(f"{record.cloud}/{record.region}/{record.zone}"), safe(record.instance_type or "-"),
-            str(record.nodes or "-"), spot, price, _when(record.launched_at or record.started_at), lived,
-            money(c.cost), safe(record.outcome or "running"))))
+            str(record.attempt), *task, safe(f"{record.cloud}/{record.region}/{record.zone}"),
+            safe(record.instance_type or "-"), str(record.nodes or "-"), spot, price,
+            _when(record.launched_at or record.started_at), lived, money(c.cost), safe(record.outcome or "running"))))
     parts: list = [facts, Text("")]
+    if job.is_pipeline:
+        parts += [_tasks_table(job, now, prices or {}), Text("")]
     parts.append(attempts if job.history else Text("No attempt got a cluster yet."))
     return Group(*parts)
+
+
+def _tasks_table(job: JobState, now: datetime, prices: Mapping[PriceKey, float]) -> Table:
+    """A pipeline's tasks in `status -v`: what each is, how it stands, what it cost."""
+    table = Table(box=None, header_style="bold", pad_edge=False)
+    for h in ("TASK", "NAME", "RESOURCES", "STATUS", "#RECOVERIES", "DURATION", "JOB DURATION", "COST", "FAILURE"):
+        table.add_column(h, no_wrap=h != "FAILURE", overflow="fold", justify="right" if h == "COST" else "left")
+    for i, row in enumerate(job.tasks):
+        v = _row_values(row, i, now, prices)
+        style = STATUS_STYLE.get(row.status, "red" if row.status.is_failure else "")
+        table.add_row(*(Text(v[h]) for h in ("TASK", "NAME", "RESOURCES")), Text(row.status.value, style=style),
+                      *(Text(v[h]) for h in ("#RECOVERIES", "TOT. DURATION", "JOB DURATION", "COST", "FAILURE")))
+    return table
 
 
 def _when(moment: datetime | None) -> str:
@@ -364,6 +429,9 @@ def _when(moment: datetime | None) -> str:
 
 def _full_failure(text: str) -> str:
     """The whole reason, a candidate per line when it is provisioning's list."""
+    task = _TASK_PREFIX.match(text)
+    if task:
+        return f"{safe(task['label'])}: {_full_failure(text[task.end():])}"
     head, entries = _split_failure(text)
     if head:
         rest = text.partition(": ")[2]

@@ -41,7 +41,6 @@ from temporalio.exceptions import TimeoutError as TemporalTimeout
 from temporalio.workflow import ActivityCancellationType
 
 with workflow.unsafe.imports_passed_through():
-    from spotctl import search_attributes as sa
     from spotctl.models import (
         HEARTBEAT_TIMEOUT_S,
         JOB_ENDING_ERRORS,
@@ -74,7 +73,9 @@ with workflow.unsafe.imports_passed_through():
     from spotctl.policy.outcome import Decision, after_exit, uses_restart_budget
     from spotctl.policy.recovery import block_region, order_candidates
     from spotctl.workflows.controller_v1 import ControllerV1
-    from spotctl.workflows.job_view import Cancelled, Finished, describe, details, error_type
+    from spotctl.workflows.event_outbox import EventOutbox
+    from spotctl.workflows.job_view import Cancelled, Finished, describe, error_type
+    from spotctl.workflows.visibility import Visibility
 
 CONTROLLER_V2 = "controller-v2"
 """The patch that separates jobs of this controller from those of controller_v1.py."""
@@ -90,9 +91,6 @@ LAUNCH_SLOT_WAIT = timedelta(seconds=3)
 
 HISTORY_KEPT = 200
 """Attempt records kept in the job state; older ones are dropped."""
-MEMO_HISTORY = 10
-"""Attempt records in the memo while the job runs (all kept ones once it ended): the memo is
-rewritten on every change, and `status` needs only the last few."""
 
 _INFRA_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1),
@@ -114,8 +112,7 @@ class SpotJobWorkflow(ControllerV1):
         self._attempt = 0
         self._restarts_used = 0
         self._last_location: tuple[str, str, str] | None = None
-        self._published_attrs: dict[str, object] = {}
-        self._published_memo: dict | None = None
+        self._visibility = Visibility()
         self._launched_at = None
         """When the current attempt's cluster was asked for (its bill starts there)."""
 
@@ -151,8 +148,15 @@ class SpotJobWorkflow(ControllerV1):
                 self._carried_wait = (c.waiting_since, c.backoff_retry)
         else:
             self._state = JobState(job_id=spec.job_id, name=spec.name, resources=spec.resources,
-                                   submitted_at=spec.submitted_at)
+                                   submitted_at=spec.submitted_at, task=spec.task.index if spec.task else None)
+            self._attempt = spec.task.attempt_base if spec.task else 0
         self._publish()
+        self._outbox = EventOutbox(job_id=spec.job_id, name=spec.name, notify=spec.notify,
+                                   callback=spec.event_callback, spec=spec.for_nodes(),
+                                   pending=spec.carried.events if spec.carried else None,
+                                   seq=spec.carried.event_seq if spec.carried else 0)
+        if spec.carried is None:
+            self._outbox.record(self._state, None)
         final: Finished
         try:
             await self._run_attempts()
@@ -170,10 +174,12 @@ class SpotJobWorkflow(ControllerV1):
         self._close_attempt(final.status.value.lower() if final.status != JobStatus.SUCCEEDED else "succeeded")
         # Earlier attempts' clusters were torn down (and verified gone) when they ended; the
         # one before the last is included in case its teardown raced a cancel.
-        await self._final_teardown(first_attempt=max(1, self._attempt - 1), delete_buckets=spec.ephemeral_buckets)
+        first = (spec.task.attempt_base if spec.task else 0) + 1
+        await self._final_teardown(first_attempt=max(first, self._attempt - 1), delete_buckets=spec.ephemeral_buckets)
         self._set(final.status, failure_reason=final.reason if final.status != JobStatus.SUCCEEDED else None,
                   exit_code=final.exit_code if final.exit_code is not None else self._state.exit_code,
-                  ended_at=workflow.now(), detail=None)
+                  ended_at=workflow.now(), detail=None, last_attempt=self._attempt)
+        await self._outbox.drained()
         return self._state
 
     async def _run_attempts(self) -> None:
@@ -336,6 +342,7 @@ class SpotJobWorkflow(ControllerV1):
             state=self._state, attempt=self._attempt - (1 if waiting else 0), restarts_used=self._restarts_used,
             blocked_regions=self._blocked_regions, last_location=self._last_location,
             waiting_since=waiting[0] if waiting else None, backoff_retry=waiting[1] if waiting else 0,
+            events=self._outbox.pending, event_seq=self._outbox.seq,
         )
         workflow.continue_as_new(self._spec.model_copy(update={"carried": carried}))
 
@@ -349,7 +356,8 @@ class SpotJobWorkflow(ControllerV1):
                                instance_type=cluster.instance_type, started_at=now,
                                launched_at=self._launched_at or now, use_spot=cluster.use_spot,
                                price=cluster.price, nodes=len(cluster.instance_ids) or None,
-                               ondemand_price=self._ondemand_price(cluster))
+                               ondemand_price=self._ondemand_price(cluster),
+                               task=self._spec.task.index if self._spec.task else None)
         self._state.history = (self._state.history + [record])[-HISTORY_KEPT:]
 
     def _ondemand_price(self, cluster: ClusterHandle) -> float | None:
@@ -441,29 +449,16 @@ class SpotJobWorkflow(ControllerV1):
 
     def _set(self, status: JobStatus, **changes) -> None:
         """Move to `status` (updating fields) and publish the change to visibility."""
-        if status != JobStatus.RUNNING and self._state.status == JobStatus.RUNNING:
+        previous = self._state.status
+        if status != JobStatus.RUNNING and previous == JobStatus.RUNNING:
             self._leave_running()
         self._state = self._state.model_copy(update={"status": status, **changes})
         self._publish()
+        if status != previous:
+            self._outbox.record(self._state, previous)
 
     def _publish(self) -> None:
-        """Upsert the search attributes that changed, and the memo if it changed: each upsert
-        is a history event, and a job that waits for capacity for weeks makes many."""
-        s = self._state
-        attrs = {
-            sa.JOB_ID: s.job_id, sa.JOB_NAME: s.name, sa.STATUS: s.status.value, sa.RECOVERIES: s.recoveries,
-            sa.CLOUD: s.cloud or "", sa.REGION: s.region or "", sa.RESOURCES: s.resources, sa.SUBMITTED: s.submitted_at,
-        }
-        changed = [key.value_set(value) for key, value in attrs.items() if self._published_attrs.get(key.name) != value]
-        if changed:
-            workflow.upsert_search_attributes(changed)
-            self._published_attrs.update({key.name: value for key, value in attrs.items()})
-        kept = s.history if s.status.is_terminal else s.history[-MEMO_HISTORY:]
-        memo = s.model_copy(update={"history": kept}).model_dump(mode="json")
-        if memo != self._published_memo:
-            workflow.upsert_memo({"state": memo})
-            self._published_memo = memo
-        workflow.set_current_details(details(s))
+        self._visibility.publish(self._state)
 
 
 def _timed_out_in_queue(err: ActivityError) -> bool:

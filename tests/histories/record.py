@@ -23,12 +23,14 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import http.server
 import json
 import os
 import shutil
 import sys
 import tempfile
 import textwrap
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -125,6 +127,9 @@ def main() -> None:
         "setup_task": "name: setup-fails\nsetup: exit 7\nrun: echo never\n",
         "retry_task": "name: retry\nresources:\n  job_recovery:\n    max_restarts_on_errors: 1\nrun: exit 1\n",
         "long_task": "name: long\nrun: |\n  for i in $(seq 1 16); do echo tick $i; sleep 0.25; done\n",
+        "noisy_task": "name: noisy\nevent_callback: echo \"$JOB_STATUS\"\n"
+                      "run: |\n  for i in $(seq 1 16); do echo tick $i; sleep 0.25; done\n",
+        "pipeline": "name: duo\n---\nname: first\nrun: echo one\n---\nname: second\nrun: echo two\n",
     }
     paths = {}
     for key, text in tasks.items():
@@ -173,6 +178,8 @@ def main() -> None:
         return sum(1 for e in asyncio.run(history_events(job_id)) if e.HasField("timer_fired_event_attributes"))
 
     ids: dict[str, int] = {}
+    children: dict[str, int] = {}
+    """Scenario -> how many pipeline tasks (child workflows) to save besides the job's."""
     try:
         # Jobs that run to their end in the foreground.
         if want("succeeded"):
@@ -233,6 +240,26 @@ def main() -> None:
             wait_status(first, "SUCCEEDED")
             wait_status(job_id, "SUCCEEDED")
 
+        # A managed pipeline of two tasks: the parent's history and each task's (child workflows).
+        if want("pipeline"):
+            ids["pipeline"] = launch("launch", "-y", "{pipeline}")
+            children["pipeline"] = 2
+
+        # Webhook and event_callback on every status change, through a preemption.
+        if want("notified_preempted"):
+            hook = _Webhook()
+            (home / "config.yaml").write_text(yaml.safe_dump({"notify": {"url": hook.url, "on": ["RECOVERING",
+                                                                                                   "SUCCEEDED"]}}))
+            try:
+                job_id = ids["notified_preempted"] = launch("launch", "-y", "-d", "{noisy_task}")
+            finally:
+                (home / "config.yaml").unlink()
+            wait_status(job_id, "RUNNING")
+            cli_ok("debug", "preempt", str(job_id), "--notice", "0")
+            wait_status(job_id, "SUCCEEDED")
+            wait_for("the webhook's SUCCEEDED", lambda: any(b"SUCCEEDED" in body for body in hook.bodies), 30)
+            hook.close()
+
         # Continues as new after two attempts (the CLI cannot ask for that).
         async def launch_continuing() -> int:
             client = await SpotClient.connect(settings)
@@ -261,6 +288,9 @@ def main() -> None:
                     key = saved_as if len(runs) == 1 else f"{saved_as}_run{n}"
                     handle = client.temporal.get_workflow_handle(workflow_id(job_id), run_id=run.run_id)
                     histories[key] = (await handle.fetch_history()).to_json()
+                for i in range(children.get(name, 0)):
+                    handle = client.temporal.get_workflow_handle(f"{workflow_id(job_id)}-task-{i}")
+                    histories[f"{only.get(name, name)}_task{i}"] = (await handle.fetch_history()).to_json()
             if only:  # the allocator's recorded history stays as it is
                 return histories
             # The allocator runs for ever: its history so far, after every launch above.
@@ -281,6 +311,32 @@ def main() -> None:
         restore_config()
         server.stop()
         shutil.rmtree(home, ignore_errors=True)  # its Temporal database and local cloud: nothing is kept
+
+
+class _Webhook:
+    """A webhook on 127.0.0.1 that answers 200 and keeps the bodies it got."""
+
+    def __init__(self) -> None:
+        self.bodies: list[bytes] = []
+        bodies = self.bodies
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 - http.server's name
+                bodies.append(self.rfile.read(int(self.headers.get("Content-Length", 0))))
+                self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
 
 
 if __name__ == "__main__":

@@ -1,0 +1,162 @@
+"""SpotPipelineWorkflow: a managed pipeline, its tasks run one after another as child workflows.
+
+SkyPilot's managed pipelines (a YAML of several task documents: train, then eval ...) are one
+job: one id, one `status` row with a row per task, one `cancel`. Each task is a child workflow
+(pipeline_task.py: a whole managed job with its own cluster, recovery and history, id
+`spotctl-job-<id>-task-<i>`), so each can be looked at alone in the web UI, and this workflow
+stays a few events per task.
+
+    task 0 SUCCEEDED -> task 1 starts ... -> the last task SUCCEEDED -> SUCCEEDED
+    a task ends in any other status -> the pipeline ends in it; later tasks are CANCELLED
+    cancel (signal, or a Temporal cancel) -> the running task is cancelled (it tears down)
+                                           -> later tasks CANCELLED -> CANCELLED
+
+A task's attempts are numbered after the ones before it (PipelineTask.attempt_base), so its
+clusters, node dirs and logs never meet another task's. When the pipeline ends, every
+cluster the job may have made is checked gone once more and the job's staged files deleted.
+Deterministic, no I/O.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ChildWorkflowError
+from temporalio.workflow import ParentClosePolicy
+
+with workflow.unsafe.imports_passed_through():
+    from spotctl.models import (
+        HEARTBEAT_TIMEOUT_S,
+        JOB_ENDING_ERRORS,
+        Activities,
+        JobState,
+        JobStatus,
+        Location,
+        PipelineSpec,
+        TeardownRequest,
+    )
+    from spotctl.pipeline_names import PIPELINE_WORKFLOW, TASK_WORKFLOW, label, task_workflow_id
+    from spotctl.workflows.event_outbox import EventOutbox
+    from spotctl.workflows.job_view import describe
+    from spotctl.workflows.visibility import Visibility
+
+ROW_HISTORY = 50
+"""Attempt records kept per task row: the rows live in this workflow's state and memo."""
+_INFRA_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=60),
+                           non_retryable_error_types=list(JOB_ENDING_ERRORS))
+
+
+@workflow.defn(name=PIPELINE_WORKFLOW)
+class SpotPipelineWorkflow:
+    def __init__(self) -> None:
+        self._state: JobState | None = None
+        self._cancel_requested = False
+        self._visibility = Visibility()
+
+    @workflow.query
+    def state(self) -> JobState | None:
+        return self._state
+
+    @workflow.signal
+    def cancel(self) -> None:
+        """Ask the pipeline to stop: the running task is cancelled, later ones never start."""
+        self._cancel_requested = True
+
+    @workflow.run
+    async def run(self, spec: PipelineSpec) -> JobState:
+        self._state = spec.first_state()
+        self._outbox = EventOutbox(job_id=spec.job_id, name=spec.name, notify=spec.notify, callback=None)
+        self._visibility.publish(self._state)
+        status, reason, exit_code = JobStatus.SUCCEEDED, None, None
+        base = 0
+        for i in range(len(spec.tasks)):
+            if self._cancel_requested:
+                status, reason = JobStatus.CANCELLED, "cancelled by user"
+                break
+            result = await self._run_task(spec, i, base)
+            base = max([base, result.last_attempt] + [r.attempt for r in result.history])
+            self._set_row(i, result)
+            if result.status != JobStatus.SUCCEEDED:
+                status, exit_code = result.status, result.exit_code
+                reason = f"{label(i, len(spec.tasks), result.name)}: {result.failure_reason or result.status.value}"
+                break
+        self._cancel_rest(f"not run: {reason}" if reason else "not run")
+        await self._final_teardown(spec, base)
+        previous = self._state.status
+        self._set(status, failure_reason=reason if status != JobStatus.SUCCEEDED else None, exit_code=exit_code,
+                  ended_at=workflow.now(), detail=None, last_attempt=base,
+                  recoveries=sum(r.recoveries for r in self._state.tasks))
+        self._outbox.record(self._state, previous)
+        await self._outbox.drained()
+        return self._state
+
+    async def _run_task(self, spec: PipelineSpec, i: int, base: int) -> JobState:
+        """Run task i as a child workflow to its end; a cancel meanwhile is passed on to it
+        and its teardown awaited."""
+        task_spec = spec.tasks[i]
+        assert task_spec.task is not None
+        child_spec = task_spec.model_copy(update={"task": task_spec.task.model_copy(update={"attempt_base": base})})
+        self._set_row(i, self._state.tasks[i].model_copy(update={"status": JobStatus.STARTING}))
+        self._set(JobStatus.CANCELLING if self._cancel_requested else JobStatus.STARTING,
+                  detail=label(i, len(spec.tasks), task_spec.task.name))
+        handle = await workflow.start_child_workflow(
+            TASK_WORKFLOW, child_spec, id=task_workflow_id(spec.job_id, i), result_type=JobState,
+            task_queue=workflow.info().task_queue, parent_close_policy=ParentClosePolicy.REQUEST_CANCEL,
+            static_summary=label(i, len(spec.tasks), task_spec.task.name))
+        try:
+            await workflow.wait_condition(lambda: handle.done() or self._cancel_requested)
+        except asyncio.CancelledError:  # a Temporal cancel of the pipeline: stop the task the same way
+            self._cancel_requested = True
+        if not handle.done():
+            self._set(JobStatus.CANCELLING, cancel_requested=True, detail="cancelling the running task")
+            await handle.signal("cancel")
+            while not handle.done():  # its teardown, whatever else arrives meanwhile
+                try:
+                    await workflow.wait_condition(handle.done)
+                except asyncio.CancelledError:
+                    continue
+        try:
+            return handle.result()
+        except ChildWorkflowError as err:  # terminated or failed outside spotctl
+            return self._state.tasks[i].model_copy(update={
+                "status": JobStatus.FAILED_CONTROLLER, "failure_reason": f"task workflow: {describe(err)}",
+                "ended_at": workflow.now()})
+
+    def _cancel_rest(self, reason: str) -> None:
+        """Tasks that never started end CANCELLED (SkyPilot's look for a failed pipeline)."""
+        for i, row in enumerate(self._state.tasks):
+            if row.status == JobStatus.PENDING:
+                self._state.tasks[i] = row.model_copy(update={"status": JobStatus.CANCELLED, "failure_reason": reason})
+
+    async def _final_teardown(self, spec: PipelineSpec, last_attempt: int) -> None:
+        """Every cluster of the job checked gone once more (each task tore its own down) and
+        the job's staged files deleted; shielded, so a cancel cannot skip it."""
+        if last_attempt < 1 and not spec.ephemeral_buckets:
+            return
+        regions = sorted({(c.cloud, c.region) for t in spec.tasks for c in t.candidates})
+        req = TeardownRequest(job_id=spec.job_id, first_attempt=1, last_attempt=last_attempt,
+                              delete_buckets=spec.ephemeral_buckets,
+                              regions=[Location(cloud=c, region=r) for c, r in regions])
+        task = asyncio.ensure_future(workflow.execute_activity(
+            Activities.TEARDOWN, req, result_type=int, start_to_close_timeout=timedelta(minutes=10),
+            heartbeat_timeout=timedelta(seconds=HEARTBEAT_TIMEOUT_S), retry_policy=_INFRA_RETRY,
+            summary="teardown of the pipeline"))
+        while True:
+            try:
+                await asyncio.shield(task)
+                return
+            except asyncio.CancelledError:
+                if task.done():
+                    task.result()
+                    return
+
+    def _set_row(self, i: int, row: JobState) -> None:
+        self._state.tasks[i] = row.model_copy(update={"history": row.history[-ROW_HISTORY:]})
+        self._visibility.publish(self._state)
+
+    def _set(self, status: JobStatus, **changes) -> None:
+        self._state = self._state.model_copy(update={"status": status, **changes})
+        self._visibility.publish(self._state)

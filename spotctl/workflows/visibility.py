@@ -1,0 +1,44 @@
+"""What a job's workflow shows outside itself: its search attributes (what `status` lists and
+filters by), its memo (the state `status` prints) and its current details (the web UI).
+
+Each upsert is a history event, and a job that waits for capacity for weeks changes its detail
+thousands of times: only what changed is upserted. Deterministic, no I/O.
+"""
+
+from __future__ import annotations
+
+from temporalio import workflow
+
+with workflow.unsafe.imports_passed_through():
+    from spotctl import search_attributes as sa
+    from spotctl.models import JobState
+    from spotctl.workflows.job_view import details
+
+MEMO_HISTORY = 10
+"""Attempt records in the memo while the job runs (all kept ones once it ended): the memo is
+rewritten on every change, and `status` needs only the last few."""
+
+
+class Visibility:
+    """Publishes one workflow's JobState; remembers what it published last."""
+
+    def __init__(self) -> None:
+        self._attrs: dict[str, object] = {}
+        self._memo: dict | None = None
+
+    def publish(self, s: JobState) -> None:
+        """Upsert the search attributes that changed, and the memo if it changed."""
+        attrs = {
+            sa.JOB_ID: s.job_id, sa.JOB_NAME: s.name, sa.STATUS: s.status.value, sa.RECOVERIES: s.recoveries,
+            sa.CLOUD: s.cloud or "", sa.REGION: s.region or "", sa.RESOURCES: s.resources, sa.SUBMITTED: s.submitted_at,
+        }
+        changed = [key.value_set(value) for key, value in attrs.items() if self._attrs.get(key.name) != value]
+        if changed:
+            workflow.upsert_search_attributes(changed)
+            self._attrs.update({key.name: value for key, value in attrs.items()})
+        kept = s.history if s.status.is_terminal else s.history[-MEMO_HISTORY:]
+        memo = s.model_copy(update={"history": kept}).model_dump(mode="json")
+        if memo != self._memo:
+            workflow.upsert_memo({"state": memo})
+            self._memo = memo
+        workflow.set_current_details(details(s))

@@ -1,0 +1,179 @@
+"""Status notifications end to end (issue 12): real jobs on the local cloud, the embedded
+Temporal server and worker, a webhook on 127.0.0.1 and SkyPilot's event_callback. What is
+checked is what a receiver sees: every status change, in order, each event id once (or again
+only as a repeat), and that no delivery problem changes or holds up the job for long."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import textwrap
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import yaml
+from temporalio.client import Client, WorkflowExecutionStatus
+from webhook_receiver import Receiver
+
+from conftest import Spot
+
+ALL = ["PENDING", "STARTING", "RUNNING", "RECOVERING", "SUCCEEDED", "FAILED", "CANCELLING", "CANCELLED"]
+WITH_ONE_RECOVERY = ["PENDING", "STARTING", "RUNNING", "RECOVERING", "STARTING", "RUNNING", "SUCCEEDED"]
+
+
+@contextmanager
+def notify_config(spot: Spot, **notify: object) -> Iterator[None]:
+    """`notify:` in the spotctl home's config.yaml for the block (the launch reads it)."""
+    path = spot.home / "config.yaml"
+    path.write_text(yaml.safe_dump({"notify": notify}))
+    try:
+        yield
+    finally:
+        path.unlink()
+
+
+def task_file(tmp_path: Path, run: str, callback: str | None = None) -> str:
+    path = tmp_path / "task.yaml"
+    body = {"name": "noisy", "resources": {"cpus": "1+"}, "run": run}
+    if callback:
+        body["event_callback"] = callback
+    path.write_text(yaml.safe_dump(body))
+    return str(path)
+
+
+def events_of(receiver: Receiver, job_id: int) -> list[dict]:
+    bodies = [json.loads(r["body"]) for r in receiver.requests]
+    return [b for b in bodies if b["job_id"] == job_id]
+
+
+def wait_for_event(receiver: Receiver, job_id: int, status: str, timeout: float = 60) -> list[dict]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        got = events_of(receiver, job_id)
+        if any(e["status"] == status for e in got):
+            return got
+        time.sleep(0.1)
+    raise AssertionError(f"no {status} event for job {job_id}; got {events_of(receiver, job_id)}")
+
+
+def first_deliveries(events: list[dict]) -> list[dict]:
+    """Each event id once, in the order it first arrived (a repeat is allowed, never a gap)."""
+    seen: dict[str, dict] = {}
+    for e in events:
+        seen.setdefault(e["event_id"], e)
+    return list(seen.values())
+
+
+def test_a_recovery_delivers_exactly_the_expected_events(spot_clean: Spot, tmp_path: Path,
+                                                         receiver: Receiver) -> None:
+    calls = tmp_path / "callback.log"
+    callback = f'echo "$JOB_ID $SKYPILOT_TASK_ID $JOB_STATUS $CLUSTER_NAME $TASK_NAME $TASK_ID" >> {calls}'
+    ticks = 'for i in $(seq 1 12); do echo "tick $i"; sleep 0.25; done'
+    with notify_config(spot_clean, url=receiver.url(), on=ALL):
+        job_id = spot_clean.launch_detached(task_file(tmp_path, ticks, callback))
+    spot_clean.wait_running(job_id, 1)
+    assert spot_clean.run("debug", "preempt", str(job_id), "--notice", "0").exit_code == 0
+    got = wait_for_event(receiver, job_id, "SUCCEEDED")
+
+    assert [e["status"] for e in got] == WITH_ONE_RECOVERY
+    assert [e["event_id"] for e in got] == [f"{job_id}-{n}" for n in range(1, 8)]
+    assert [e["previous"] for e in got] == [None] + WITH_ONE_RECOVERY[:-1]
+    assert [e["recoveries"] for e in got] == [0, 0, 0, 1, 1, 1, 1]
+    recovering = got[3]
+    assert recovering["cluster_name"] == f"spotctl-{job_id}-1" and "preempted" in recovering["reason"]
+    assert got[-1]["cluster_name"] == f"spotctl-{job_id}-2" and got[-1]["cost_usd"] > 0
+    assert f"spotctl job {job_id} 'noisy' is SUCCEEDED" in got[-1]["text"]
+    assert {r["headers"]["Idempotency-Key"] for r in receiver.requests} == {e["event_id"] for e in got}
+
+    deadline = time.monotonic() + 30  # the callback runs after the webhook, event by event
+    while time.monotonic() < deadline and len(calls.read_text().splitlines() if calls.exists() else []) < 7:
+        time.sleep(0.1)
+    lines = [line.split(" ") for line in calls.read_text().splitlines()]
+    assert [line[2] for line in lines] == WITH_ONE_RECOVERY
+    assert {line[0] for line in lines} == {str(job_id)} and {line[4] for line in lines} == {"noisy"}
+    assert len({line[1] for line in lines}) == 1 and lines[0][1].endswith(f"_noisy_{job_id}-0")
+    assert lines[2][3] == f"spotctl-{job_id}-1" and lines[5][3] == f"spotctl-{job_id}-2"
+    assert {line[5] for line in lines} == {"0"}  # SkyPilot: the task's index
+
+
+def test_a_webhook_down_for_a_while_gets_every_event_once_back(spot_clean: Spot, tmp_path: Path,
+                                                               receiver: Receiver) -> None:
+    receiver.answer = 503
+    with notify_config(spot_clean, url=receiver.url(), on=ALL):
+        job_id = spot_clean.launch_detached(task_file(tmp_path, "echo quick"))
+    spot_clean.wait_status(job_id, "SUCCEEDED", timeout=60)
+    time.sleep(3)  # the webhook stays down while the job ends; its events wait in the workflow
+    assert {e["status"] for e in events_of(receiver, job_id)} == {"PENDING"}  # retried, never past it
+    receiver.answer = 200
+    got = first_deliveries(wait_for_event(receiver, job_id, "SUCCEEDED", timeout=90))
+    assert [e["status"] for e in got] == ["PENDING", "STARTING", "RUNNING", "SUCCEEDED"]
+    assert [e["event_id"] for e in got] == [f"{job_id}-{n}" for n in range(1, 5)]
+
+
+def test_default_statuses_and_a_rejecting_webhook(spot_clean: Spot, tmp_path: Path, receiver: Receiver) -> None:
+    with notify_config(spot_clean, url=receiver.url()):  # default `on`: recoveries and ends only
+        job_id = spot_clean.launch_detached(task_file(tmp_path, "exit 4"))
+    assert [e["status"] for e in wait_for_event(receiver, job_id, "FAILED")] == ["FAILED"]
+    receiver.answer = 404  # "never": given up at once, the job is not held
+    with notify_config(spot_clean, url=receiver.url()):
+        job_id = spot_clean.launch_detached(task_file(tmp_path, "exit 0"))
+    spot_clean.wait_status(job_id, "SUCCEEDED", timeout=60)
+    assert closed_within(spot_clean, job_id, 30)
+
+
+def test_a_hanging_callback_is_cut_off_and_the_job_goes_on(spot_clean: Spot, tmp_path: Path,
+                                                           receiver: Receiver) -> None:
+    marker = f"sleep 600.{os.getpid()}"
+    with notify_config(spot_clean, callback_timeout_s=1):
+        job_id = spot_clean.launch_detached(task_file(tmp_path, "echo fine", callback=marker))
+    job = spot_clean.wait_status(job_id, "SUCCEEDED", timeout=60)
+    assert job["exit_code"] in (0, None)
+    assert closed_within(spot_clean, job_id, 60)  # 4 events, each callback killed after 1 s
+    left = subprocess.run(["pgrep", "-f", marker], capture_output=True, text=True).stdout.split()
+    assert left == [], f"callback processes left: {left}"
+
+
+def closed_within(spot: Spot, job_id: int, timeout: float) -> bool:
+    """Whether the job's workflow has ended (every event delivered or given up) in time."""
+
+    async def wait() -> bool:
+        client = await Client.connect(f"127.0.0.1:{spot.env['SPOTCTL_PORT']}")
+        handle = client.get_workflow_handle(f"spotctl-job-{job_id}")
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if (await handle.describe()).status == WorkflowExecutionStatus.COMPLETED:
+                return True
+            await asyncio.sleep(0.3)
+        return False
+
+    return asyncio.run(wait())
+
+
+def pipeline_file(tmp_path: Path) -> str:
+    path = tmp_path / "pipeline.yaml"
+    path.write_text(textwrap.dedent("""\
+        name: duo
+        ---
+        name: first
+        resources: {cpus: 1+}
+        run: echo one
+        ---
+        name: second
+        resources: {cpus: 1+}
+        run: exit 5
+    """))
+    return str(path)
+
+
+def test_a_pipeline_reports_each_task_and_its_own_end(spot_clean: Spot, tmp_path: Path,
+                                                      receiver: Receiver) -> None:
+    with notify_config(spot_clean, url=receiver.url(), on=["SUCCEEDED", "FAILED", "CANCELLED"]):
+        job_id = spot_clean.launch_detached(pipeline_file(tmp_path))
+    spot_clean.wait_status(job_id, "FAILED", timeout=60)
+    assert closed_within(spot_clean, job_id, 30)
+    got = [(e["task"], e["task_name"], e["status"]) for e in first_deliveries(events_of(receiver, job_id))]
+    assert got == [(0, "first", "SUCCEEDED"), (1, "second", "FAILED"), (None, None, "FAILED")]
