@@ -596,6 +596,10 @@ NOT_READY_ERROR = "ClusterNotReady"
 """ApplicationError type raised by wait_cluster_ready when the cloud never ran the instances
 in time: the cluster is torn down and the next placement tried."""
 
+WEBHOOK_REJECTED_ERROR = "WebhookRejected"
+"""ApplicationError type (non-retryable) of deliver_webhook when the receiver refuses an event
+for good (a 4xx other than 408/429, a redirect, a URL that is not http(s)): the event is dropped."""
+
 JOB_ENDING_ERRORS = (PREEMPTED_ERROR, MOUNT_ERROR, NOT_READY_ERROR)
 """The only activity error types that are not retried: each is a decision for the workflow.
 Everything else (a worker redeploy, a heartbeat time-out, a stray OSError, a cloud that

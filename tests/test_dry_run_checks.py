@@ -41,8 +41,8 @@ CASES = {
                           "file_mounts./data: bucket name is empty"),
     "missing_local_source": ("file_mounts:\n  /data: ./nope\nrun: echo\n",
                              "file_mounts./data: local source"),
-    "pipeline": ("name: p\n---\nname: a\nrun: echo a\n---\nname: b\nrun: echo b\n",
-                 "this file is a pipeline of 2 tasks; pipelines are not supported yet"),
+    "pipeline_second_task": ("name: p\n---\nname: a\nrun: echo a\n---\nname: b\nfile_mounts:\n  /d: ./nope\n"
+                             "run: echo b\n", "file_mounts./d: local source"),  # every task is checked
     "invalid_bucket_name": ("file_mounts:\n  /data:\n    name: Bad_Name\nrun: echo\n",
                             "invalid bucket name 'Bad_Name'"),
     "unsupported_store": ("file_mounts:\n  /data:\n    name: okname\n    store: r2\nrun: echo\n",

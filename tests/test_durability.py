@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import textwrap
@@ -10,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from webhook_receiver import Receiver
 
 from spotctl.server import EmbeddedServer
 
@@ -82,3 +84,56 @@ def test_server_restart_mid_job_loses_nothing(own_spot: Spot, tmp_path: Path) ->
     ticks = [int(line.split()[1]) for line in logs.splitlines() if line.startswith("tick ")]
     assert ticks == list(range(1, 31)), ticks
     assert job["attempt"] == 1 and job["recoveries"] == 0
+
+
+def test_worker_killed_mid_pipeline_loses_no_task_and_no_event(own_spot: Spot, tmp_path: Path,
+                                                               receiver: Receiver) -> None:
+    """A crash during a pipeline's middle task: every task runs once, in order, on one VM each,
+    and the webhook still gets each task's transitions and the pipeline's end, numbered without
+    a gap (a repeat of an event id is allowed: at-least-once)."""
+    task = tmp_path / "pipeline.yaml"
+    task.write_text(textwrap.dedent("""\
+        name: crashy
+        ---
+        name: first
+        run: echo "first started"
+        ---
+        name: middle
+        run: |
+          echo "middle started"
+          for i in $(seq 1 24); do echo "tick $i"; sleep 0.5; done
+        ---
+        name: last
+        run: echo "last started"
+    """))
+    (own_spot.home / "config.yaml").write_text(f"notify:\n  url: {receiver.url()}\n  on: [RUNNING, SUCCEEDED]\n")
+    job_id = own_spot.launch_detached(str(task))
+    own_spot.wait_running(job_id, attempt=2)
+    server = EmbeddedServer(own_spot.settings)
+    old_worker = server.worker.pid()
+    os.killpg(old_worker, signal.SIGKILL)
+    deadline = time.monotonic() + 5
+    while not pid_dead(old_worker) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    server.ensure_running()
+
+    job = own_spot.wait_status(job_id, "SUCCEEDED", timeout=120)
+    logs = own_spot.run("logs", "--no-follow", str(job_id)).stdout
+    assert [logs.count(f"{t} started") for t in ("first", "middle", "last")] == [1, 1, 1], logs
+    assert [int(line.split()[1]) for line in logs.splitlines() if line.startswith("tick ")] == list(range(1, 25))
+    assert [r["attempt"] for r in job["history"]] == [1, 2, 3] and job["recoveries"] == 0
+    assert len(own_spot.cloud.list_instances(alive_only=False)) == 3  # no second VM for any task
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not _pipeline_end_seen(receiver):
+        time.sleep(0.2)
+    seen: dict[str, tuple] = {}
+    for request in receiver.requests:
+        e = json.loads(request["body"])
+        seen.setdefault(e["event_id"], (e["task"], e["status"]))
+    assert sorted(seen.values(), key=lambda v: (v[0] is None, v[0] or 0, v[1])) == [
+        (0, "RUNNING"), (0, "SUCCEEDED"), (1, "RUNNING"), (1, "SUCCEEDED"), (2, "RUNNING"), (2, "SUCCEEDED"),
+        (None, "SUCCEEDED")]
+
+
+def _pipeline_end_seen(receiver: Receiver) -> bool:
+    return any(json.loads(r["body"])["task"] is None for r in receiver.requests)

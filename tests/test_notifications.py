@@ -19,6 +19,10 @@ import yaml
 from temporalio.client import Client, WorkflowExecutionStatus
 from webhook_receiver import Receiver
 
+from spotctl.client import SpotClient, workflow_id
+from spotctl.models import JobStatus
+from spotctl.planning import Overrides, plan
+
 from conftest import Spot
 
 ALL = ["PENDING", "STARTING", "RUNNING", "RECOVERING", "SUCCEEDED", "FAILED", "CANCELLING", "CANCELLED"]
@@ -175,5 +179,46 @@ def test_a_pipeline_reports_each_task_and_its_own_end(spot_clean: Spot, tmp_path
         job_id = spot_clean.launch_detached(pipeline_file(tmp_path))
     spot_clean.wait_status(job_id, "FAILED", timeout=60)
     assert closed_within(spot_clean, job_id, 30)
-    got = [(e["task"], e["task_name"], e["status"]) for e in first_deliveries(events_of(receiver, job_id))]
+    events = first_deliveries(events_of(receiver, job_id))
+    got = [(e["task"], e["task_name"], e["status"]) for e in events]
     assert got == [(0, "first", "SUCCEEDED"), (1, "second", "FAILED"), (None, None, "FAILED")]
+    assert events[-1]["cost_usd"] >= events[0]["cost_usd"] + events[1]["cost_usd"] - 1e-9 > 0  # both tasks'
+    assert "task 1/2 'second'" in events[-1]["reason"] and events[-1]["event_id"] == f"{job_id}-1"
+
+
+def test_events_cross_continue_as_new_without_a_gap_or_a_repeat(spot_clean: Spot, tmp_path: Path,
+                                                                 receiver: Receiver) -> None:
+    """A job that restarts (and continues as new every 2 attempts) while its webhook is down
+    hands its undelivered events to its next run: once the webhook is back it gets every
+    transition, numbered 1..n, in order, each once."""
+    counter = tmp_path / "runs"
+    path = tmp_path / "flaky.yaml"
+    path.write_text(yaml.safe_dump({
+        "name": "flaky", "resources": {"job_recovery": {"max_restarts_on_errors": 5}},
+        "run": f'echo x >> {counter}; [ "$(wc -l < {counter})" -ge 4 ] && exit 0 || exit 1'}))
+    with notify_config(spot_clean, url=receiver.url(), on=ALL):
+        settings = spot_clean.settings
+        p = plan(str(path), Overrides(), settings)
+    receiver.answer = 503
+
+    async def run() -> tuple[int, int]:
+        client = await SpotClient.connect(settings)
+        job_id = await client.allocate_job_id()
+        spec = p.to_spec(job_id, notify=settings.notify).model_copy(update={"continue_as_new_after_attempts": 2})
+        await client.start_job(spec)
+        while (await client.get_job(job_id)).status != JobStatus.SUCCEEDED:
+            await asyncio.sleep(0.2)
+        runs = [e async for e in client.temporal.list_workflows(f"WorkflowId = '{workflow_id(job_id)}'")]
+        return job_id, len(runs)
+
+    job_id, runs = asyncio.run(run())
+    assert runs >= 2  # it did continue as new, with its events undelivered
+    back = len(receiver.requests)
+    receiver.answer = 200
+    assert closed_within(spot_clean, job_id, 90)
+    expected = ["PENDING"] + ["STARTING", "RUNNING", "RECOVERING"] * 3 + ["STARTING", "RUNNING", "SUCCEEDED"]
+    got = first_deliveries(events_of(receiver, job_id))
+    assert [e["status"] for e in got] == expected
+    assert [e["event_id"] for e in got] == [f"{job_id}-{n}" for n in range(1, len(expected) + 1)]
+    after = [json.loads(r["body"])["event_id"] for r in receiver.requests[back:]]
+    assert sorted(after) == sorted(set(after)) and len(set(after)) == len(expected)

@@ -4,6 +4,7 @@ told (a status code, or "hang" until released)."""
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -29,14 +30,18 @@ class Receiver:
 
 
 @contextmanager
-def running_receiver() -> Iterator[Receiver]:
-    """A Receiver serving for the block; stopped (and its threads released) after it."""
+def running_receiver(stamp: bool = False) -> Iterator[Receiver]:
+    """A Receiver serving for the block; stopped (and its threads released) after it. With
+    `stamp`, each request also records when it arrived (`at`, epoch seconds)."""
     state = Receiver(port=0)
 
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:  # noqa: N802 - http.server's name
             body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-            state.requests.append({"path": self.path, "headers": dict(self.headers), "body": body})
+            request = {"path": self.path, "headers": dict(self.headers), "body": body}
+            if stamp:
+                request["at"] = time.time()
+            state.requests.append(request)
             if state.answer == "hang":
                 state.release.wait(10)
                 return

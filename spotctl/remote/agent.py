@@ -198,7 +198,7 @@ notice gives about two minutes before the VM is taken."""
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
-def _group_alive(pgid: int) -> bool:
+def group_alive(pgid: int) -> bool:
     """Whether any process of the group still runs (zombies do not count: on some machines
     nobody reaps orphans)."""
     for entry in os.listdir("/proc"):
@@ -363,7 +363,7 @@ def _supervise(d: str, phase: str) -> None:
         # over (and a spot VM's teardown may follow at once), so it waits for the group.
         deadline = next_beat = time.monotonic()
         deadline += DRAIN_MAX_S
-        while _group_alive(proc.pid) and time.monotonic() < deadline:
+        while group_alive(proc.pid) and time.monotonic() < deadline:
             if time.monotonic() >= next_beat:
                 beats += 1
                 agent_files.write_atomic(_path(d, phase, "beat"), str(beats))

@@ -22,6 +22,7 @@ from temporalio.exceptions import ActivityError
 with workflow.unsafe.imports_passed_through():
     from spotctl.models import (
         HEARTBEAT_TIMEOUT_S,
+        WEBHOOK_REJECTED_ERROR,
         Activities,
         CallbackOutcome,
         CallbackRequest,
@@ -39,14 +40,17 @@ with workflow.unsafe.imports_passed_through():
 
 NOTIFICATIONS = "notifications"
 """The patch under which a job with a webhook or an event_callback delivers its events."""
-WEBHOOK_REJECTED_ERROR = "WebhookRejected"
-"""The error type of a webhook that answered a 4xx meaning "never" (activities/notify.py)."""
 _WEBHOOK_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), backoff_coefficient=2.0,
                              maximum_interval=timedelta(seconds=60),
                              non_retryable_error_types=[WEBHOOK_REJECTED_ERROR])
 _CALLBACK_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_attempts=3)
 """A callback's own exit code is returned, never retried; this only covers a worker lost
 while it ran (so a callback may run twice then: SPOTCTL_EVENT_ID tells the repeats apart)."""
+
+
+MAX_PENDING_EVENTS = 500
+"""Events kept waiting for a webhook that is down; past it the oldest waiting one is dropped
+(with a warning), so the workflow's state and continue-as-new input stay small."""
 
 
 class EventOutbox:
@@ -82,6 +86,10 @@ class EventOutbox:
             return
         self._seq += 1
         self._queue.append(self._event(state, previous))
+        if len(self._queue) > MAX_PENDING_EVENTS:  # the head may be under way: keep it
+            dropped = self._queue.pop(1)
+            workflow.logger.warning("job %s: %d events wait for delivery; dropped %s (%s)", self._job_id,
+                                    len(self._queue), dropped.event_id, dropped.status.value)
         self._start()
 
     def _start(self) -> None:

@@ -89,7 +89,8 @@ class SpotPipelineWorkflow:
         self._set(status, failure_reason=reason if status != JobStatus.SUCCEEDED else None, exit_code=exit_code,
                   ended_at=workflow.now(), detail=None, last_attempt=base,
                   recoveries=sum(r.recoveries for r in self._state.tasks))
-        self._outbox.record(self._state, previous)
+        every_attempt = [r for row in self._state.tasks for r in row.history]  # the cost is all tasks'
+        self._outbox.record(self._state.model_copy(update={"history": every_attempt}), previous)
         await self._outbox.drained()
         return self._state
 
