@@ -547,6 +547,14 @@ class CallbackRequest(BaseModel):
     event: JobEvent
     command: str
     timeout_s: float = 60.0
+    envs: dict[str, str] = Field(default_factory=dict)
+    """The task's envs and secrets, as SkyPilot gives them to its callback (a webhook URL or a
+    token often lives there); empty when they are larger than MAX_CALLBACK_ENV_BYTES."""
+
+
+MAX_CALLBACK_ENV_BYTES = 16 * 1024
+"""The most of the task's envs and secrets copied into each callback's request (each one is
+kept in the job's history)."""
 
 
 class CallbackOutcome(BaseModel):

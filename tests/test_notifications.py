@@ -42,7 +42,7 @@ def notify_config(spot: Spot, **notify: object) -> Iterator[None]:
 
 def task_file(tmp_path: Path, run: str, callback: str | None = None) -> str:
     path = tmp_path / "task.yaml"
-    body = {"name": "noisy", "resources": {"cpus": "1+"}, "run": run}
+    body = {"name": "noisy", "resources": {"cpus": "1+"}, "run": run, "envs": {"PAGER_CHANNEL": "ops"}}
     if callback:
         body["event_callback"] = callback
     path.write_text(yaml.safe_dump(body))
@@ -75,7 +75,7 @@ def first_deliveries(events: list[dict]) -> list[dict]:
 def test_a_recovery_delivers_exactly_the_expected_events(spot_clean: Spot, tmp_path: Path,
                                                          receiver: Receiver) -> None:
     calls = tmp_path / "callback.log"
-    callback = f'echo "$JOB_ID $SKYPILOT_TASK_ID $JOB_STATUS $CLUSTER_NAME $TASK_NAME $TASK_ID" >> {calls}'
+    callback = f'echo "$JOB_ID $SKYPILOT_TASK_ID $JOB_STATUS $CLUSTER_NAME $TASK_NAME $TASK_ID $PAGER_CHANNEL" >> {calls}'
     ticks = 'for i in $(seq 1 12); do echo "tick $i"; sleep 0.25; done'
     with notify_config(spot_clean, url=receiver.url(), on=ALL):
         job_id = spot_clean.launch_detached(task_file(tmp_path, ticks, callback))
@@ -102,6 +102,7 @@ def test_a_recovery_delivers_exactly_the_expected_events(spot_clean: Spot, tmp_p
     assert len({line[1] for line in lines}) == 1 and lines[0][1].endswith(f"_noisy_{job_id}-0")
     assert lines[2][3] == f"spotctl-{job_id}-1" and lines[5][3] == f"spotctl-{job_id}-2"
     assert {line[5] for line in lines} == {"0"}  # SkyPilot: the task's index
+    assert {line[6] for line in lines} == {"ops"}  # the task's envs, as SkyPilot passes them
 
 
 def test_a_webhook_down_for_a_while_gets_every_event_once_back(spot_clean: Spot, tmp_path: Path,

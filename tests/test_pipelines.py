@@ -139,3 +139,13 @@ def test_every_corpus_pipeline_dry_runs_with_all_its_tasks(name: str, tmp_path: 
         assert f"Task {i}/{len(tasks)} '{task or f'task-{i}'}'" in result.output
     assert result.output.count("Placement candidates") == len(tasks)
     assert not os.path.exists(tmp_path / "home" / "temporal")  # a dry run starts nothing
+
+
+def test_the_example_pipeline_hands_its_model_from_train_to_eval(spot_clean: Spot) -> None:
+    """examples/pipeline.yaml: what train writes to the shared bucket, eval reads; the bucket
+    (persistent: false) is gone with the pipeline."""
+    repo = Path(__file__).resolve().parents[1]
+    result = spot_clean.run("launch", "-y", str(repo / "examples" / "pipeline.yaml"))
+    assert result.exit_code == 0, result.output
+    assert "read: weights after 3 steps" in result.stdout
+    assert not (spot_clean.home / "local_buckets" / "spotctl-pipeline-demo").exists()

@@ -1,7 +1,7 @@
 """Running a task's event_callback for one status event (the run_event_callback activity's work).
 
 As SkyPilot does on its jobs controller (sky/jobs/utils.py): `bash -c COMMAND` with the worker's
-environment plus notifications.callback_env. It runs in a fresh temporary directory, removed
+environment, the task's envs and secrets, and notifications.callback_env. It runs in a fresh temporary directory, removed
 afterwards: a worker's own working directory is arbitrary (/ in a container, a service's dir),
 and a callback must not leave files in it; use absolute paths or ~ (the worker user's home). It
 gets its own session (so one signal reaches everything it started), stdin /dev/null, and its
@@ -114,7 +114,7 @@ def _exit_code(returncode: int) -> int:
 async def _run_callback(req: CallbackRequest, cwd: str) -> CallbackOutcome:
     try:
         proc = await asyncio.create_subprocess_exec(
-            "bash", "-c", req.command, cwd=cwd, env={**os.environ, **callback_env(req.event)},
+            "bash", "-c", req.command, cwd=cwd, env={**os.environ, **req.envs, **callback_env(req.event)},
             stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
             start_new_session=True)
     except OSError as exc:  # no bash on this worker

@@ -22,6 +22,7 @@ from temporalio.exceptions import ActivityError
 with workflow.unsafe.imports_passed_through():
     from spotctl.models import (
         HEARTBEAT_TIMEOUT_S,
+        MAX_CALLBACK_ENV_BYTES,
         WEBHOOK_REJECTED_ERROR,
         Activities,
         CallbackOutcome,
@@ -63,6 +64,7 @@ class EventOutbox:
         self._notify = notify if notify is not None and notify.url else None
         """The webhook's settings, None without a webhook."""
         self._callback = callback or None
+        self._callback_envs = _callback_envs(spec, job_id) if self._callback and spec is not None else {}
         self._queue: list[JobEvent] = list(pending or [])
         self._seq = seq
         self._delivering = False
@@ -131,7 +133,8 @@ class EventOutbox:
             timeout = self._settings.callback_timeout_s
             try:
                 outcome = await workflow.execute_activity(
-                    Activities.RUN_EVENT_CALLBACK, CallbackRequest(event=event, command=self._callback, timeout_s=timeout),
+                    Activities.RUN_EVENT_CALLBACK,
+                    CallbackRequest(event=event, command=self._callback, timeout_s=timeout, envs=self._callback_envs),
                     result_type=CallbackOutcome, start_to_close_timeout=timedelta(seconds=timeout + 30),
                     heartbeat_timeout=timedelta(seconds=HEARTBEAT_TIMEOUT_S), retry_policy=_CALLBACK_RETRY,
                     summary=f"event_callback: {event.status.value}")
@@ -157,3 +160,15 @@ class EventOutbox:
             cluster_name=cluster_name(self._job_id, s.attempt) if s.attempt and s.cloud else None,
             cloud=s.cloud, region=s.region, at=workflow.now(),
         )
+
+
+def _callback_envs(spec: JobSpec, job_id: int) -> dict[str, str]:
+    """The task's envs and secrets for its callback, unless they are too large to copy into
+    every event's request (then none, and the worker's log says so)."""
+    envs = {**spec.envs, **spec.secrets}
+    size = sum(len(k.encode()) + len(v.encode()) for k, v in envs.items())
+    if size <= MAX_CALLBACK_ENV_BYTES:
+        return envs
+    workflow.logger.warning("job %s: the task's envs and secrets (%d bytes) are more than %d: its event_callback "
+                            "runs without them", job_id, size, MAX_CALLBACK_ENV_BYTES)
+    return {}
