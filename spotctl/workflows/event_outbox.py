@@ -71,6 +71,8 @@ class EventOutbox:
         self._started = False
         self._task: asyncio.Task | None = None
         self.enabled = (self._notify is not None or self._callback is not None) and workflow.patched(NOTIFICATIONS)
+        if self.enabled:
+            self._start()  # events carried over continue-as-new go out now, not at the next change
 
     @property
     def pending(self) -> list[JobEvent]:
