@@ -1,8 +1,9 @@
-"""What every benchmark starts with: a private state dir, a roomy local cloud, a private
-Temporal dev server (SQLite in memory, headless) and an in-process worker."""
+"""What every benchmark starts with: a private state dir (deleted at the end), a roomy local
+cloud, a private Temporal dev server (SQLite in memory, headless) and an in-process worker."""
 
 from __future__ import annotations
 
+import shutil
 import sys
 import tempfile
 from collections.abc import AsyncIterator
@@ -47,5 +48,8 @@ async def bench_environment(name: str, capacity: int) -> AsyncIterator[Bench]:
         dev_server_existing_path=temporal_binary(), data_converter=data_converter(settings),
         search_attributes=list(sa.ALL), dev_server_extra_args=["--headless"],
     )
-    async with env, running(job_workers(env.client, TASK_QUEUE, ALL_WORKFLOWS, all_activities(deps))):
-        yield Bench(SpotClient(env.client, settings), cloud, deps, rank_candidates(cloud.offerings(), []))
+    try:
+        async with env, running(job_workers(env.client, TASK_QUEUE, ALL_WORKFLOWS, all_activities(deps))):
+            yield Bench(SpotClient(env.client, settings), cloud, deps, rank_candidates(cloud.offerings(), []))
+    finally:
+        shutil.rmtree(settings.home, ignore_errors=True)  # its local cloud and buckets: nothing is kept
