@@ -285,7 +285,7 @@ def _parse(text: str, source: str, base_dir: Path | None,
     if len(docs) > 1 and isinstance(docs[0].data, dict) and set(docs[0].data) == {"name"}:
         header, docs = docs[0], docs[1:]
         pipeline_name = _pipeline_name(header.data["name"], header.lines, source)
-    tasks = [_build_task(d.data, d.lines, source, base_dir, envs, secrets) for d in docs]
+    tasks = [_build_task(d.data, d.lines, source, base_dir, envs, secrets, d.key_kinds) for d in docs]
     if not tasks:  # an empty file is a trivial task, as in SkyPilot; launch will ask for `run`
         tasks = [_build_task({}, {}, source, base_dir, envs, secrets)]
     if len(tasks) == 1 and pipeline_name is None:
@@ -306,8 +306,9 @@ def _pipeline_name(name: Any, lines: LineMap, source: str) -> str | None:
 
 
 def _build_task(raw: Any, lines: LineMap, source: str, base_dir: Path | None,
-                env_overrides: dict[str, str], secret_overrides: dict[str, str]) -> Task:
-    data = check_document(raw, lines, source, env_overrides, secret_overrides)
+                env_overrides: dict[str, str], secret_overrides: dict[str, str],
+                key_kinds: dict[tuple[str | int, ...], str] | None = None) -> Task:
+    data = check_document(raw, lines, source, env_overrides, secret_overrides, key_kinds)
     try:
         task = Task.model_validate({**data, "source_path": source})
     except ValidationError as exc:
