@@ -283,10 +283,23 @@ def _parse(text: str, source: str, base_dir: Path | None,
     check_text(text, source)
     docs = [d for d in load_documents(text, source) if d.data is not None]
     pipeline_name = None
+    problems: list[TaskError] = []  # a problem in one document does not hide those after it
     if len(docs) > 1 and isinstance(docs[0].data, dict) and set(docs[0].data) == {"name"}:
         header, docs = docs[0], docs[1:]
-        pipeline_name = _pipeline_name(header.data["name"], header.lines, source)
-    tasks = [_build_task(d.data, d.lines, source, base_dir, envs, secrets, d.key_kinds) for d in docs]
+        problems += header.duplicates
+        try:
+            pipeline_name = _pipeline_name(header.data["name"], header.lines, source)
+        except TaskError as exc:
+            problems.append(exc)
+    tasks: list[Task] = []
+    for d in docs:
+        problems += d.duplicates
+        try:
+            tasks.append(_build_task(d.data, d.lines, source, base_dir, envs, secrets, d.key_kinds))
+        except TaskError as exc:
+            problems.append(exc)
+    if problems:
+        raise combined(problems)
     if not tasks:  # an empty file is a trivial task, as in SkyPilot; launch will ask for `run`
         tasks = [_build_task({}, {}, source, base_dir, envs, secrets)]
     if len(tasks) == 1 and pipeline_name is None:

@@ -126,10 +126,11 @@ def _refuse_non_text_keys(kinds: dict[Path_, str], lines: LineMap, source: str |
 
 def _check_level(raw: dict[Any, Any], allowed: frozenset[str], path: Path_, lines: LineMap,
                  source: str | None) -> dict[str, Any]:
-    """Refuse unknown keys at one level; drop empty values (`key:` with nothing = not given)."""
-    for key in raw:
-        if str(key) not in allowed:
-            raise unknown_field_error(str(key), allowed, path, lines, source)
+    """Refuse unknown keys at one level (all of them); drop empty values (`key:` with nothing =
+    not given)."""
+    unknown = [unknown_field_error(str(key), allowed, path, lines, source) for key in raw if str(key) not in allowed]
+    if unknown:
+        raise combined(unknown)
     return {str(k): v for k, v in raw.items() if v is not None}
 
 

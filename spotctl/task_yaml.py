@@ -13,7 +13,7 @@ hostile input is stopped, before any of it is expanded into Python objects:
 
 YAML 1.1 (PyYAML, and so SkyPilot) keeps only the last of two equal keys, and reads an unquoted
 key such as `NO`, `off` or `~` as a boolean or null, not as text. Neither may happen silently, so
-every duplicate key is refused here with both lines (all of them in one TaskErrors), and each key
+every duplicate key is refused with both lines (`YamlDocument.duplicates`), and each key
 that is not read as a string is noted in `YamlDocument.key_kinds`, for `task_document` to refuse
 where a key is a name (envs, secrets, file_mounts).
 
@@ -55,7 +55,10 @@ class YamlDocument:
     lines: LineMap = field(default_factory=dict)
     key_kinds: dict[Path_, str] = field(default_factory=dict)
     """Path of each key that YAML reads as something else than a string -> what it reads, e.g.
-    ('envs', 'NO') -> 'a boolean (false)'."""
+    ('envs', 'NO') -> 'a boolean'."""
+    duplicates: list[TaskError] = field(default_factory=list)
+    """One problem per key given twice in one mapping (the document holds the last value):
+    the caller reports them with whatever else it finds in the document."""
 
 
 try:  # libyaml's parser, ~10x faster than PyYAML's pure-Python one on a large file
@@ -130,10 +133,12 @@ def check_text(text: str, source: str | None) -> None:
 
 def load_documents(text: str, source: str | None) -> list[YamlDocument]:
     """Parse every document of `text` within the limits, keeping lines; malformed or oversized
-    YAML becomes a TaskError."""
+    YAML becomes a TaskError. Duplicate keys do not stop the parse: each document lists its own
+    (`YamlDocument.duplicates`), and the error that ends a parse comes with those found before."""
     check_text(text, source)
     loader = _BoundedLoader(text)
     docs: list[YamlDocument] = []
+    duplicates: list[TaskError] = []
     try:
         while loader.check_node():
             if len(docs) >= MAX_DOCUMENTS:
@@ -143,25 +148,30 @@ def load_documents(text: str, source: str | None) -> list[YamlDocument]:
             _check_expansion(node)
             keys = _Keys(source)
             _record_lines(node, (), keys)
-            if keys.duplicates:
-                raise combined(keys.duplicates)
-            docs.append(YamlDocument(loader.construct_document(node), keys.lines, keys.kinds))
-    except _LimitError as exc:
-        raise TaskError(str(exc), path=source, line=exc.line) from None
-    except yaml.MarkedYAMLError as exc:
+            duplicates += keys.duplicates
+            docs.append(YamlDocument(loader.construct_document(node), keys.lines, keys.kinds, keys.duplicates))
+    except (yaml.YAMLError, _LimitError, ValueError, OverflowError) as exc:
+        raise combined([*duplicates, _reading_error(exc, source)]) from None
+    finally:
+        loader.dispose()
+    return docs
+
+
+def _reading_error(exc: Exception, source: str | None) -> TaskError:
+    """The TaskError for what stopped the parse."""
+    if isinstance(exc, _LimitError):
+        return TaskError(str(exc), path=source, line=exc.line)
+    if isinstance(exc, yaml.MarkedYAMLError):
         mark = exc.problem_mark or exc.context_mark
         problem = exc.problem or exc.context or "syntax error"
         line = mark.line + 1 if mark else None
         if "nesting depth" in problem:  # libyaml's own bound (1000) met before ours
-            raise TaskError(f"nested deeper than {MAX_YAML_DEPTH} levels", path=source, line=line) from None
-        raise TaskError(f"not valid YAML: {problem}", path=source, line=line) from None
-    except yaml.YAMLError as exc:
-        raise TaskError(f"not valid YAML: {exc}", path=source) from None
-    except (ValueError, OverflowError) as exc:  # e.g. an integer of more than 4300 digits
-        raise TaskError(f"a value cannot be read: {str(exc)[:100]}", path=source) from None
-    finally:
-        loader.dispose()
-    return docs
+            return TaskError(f"nested deeper than {MAX_YAML_DEPTH} levels", path=source, line=line)
+        return TaskError(f"not valid YAML: {problem}", path=source, line=line)
+    if isinstance(exc, yaml.YAMLError):
+        return TaskError(f"not valid YAML: {exc}", path=source)
+    # e.g. an integer of more than 4300 digits
+    return TaskError(f"a value cannot be read: {str(exc)[:100]}", path=source)
 
 
 def _check_expansion(root: yaml.Node) -> None:

@@ -88,6 +88,17 @@ def test_duplicate_key_in_the_cli(tmp_path: Path) -> None:
     assert len(lines) == 1
 
 
+def test_parse_problems_of_every_document_are_reported_together() -> None:
+    """Unknown keys of one level, a duplicate key, and a later document's bad value: all of them."""
+    message = task_error("stup: x\nrn: y\n---\nrun: 1\nrun: echo\n---\nnum_nodes: x\nrun: z\n")
+    assert message.splitlines() == [
+        "t.yaml:1: stup: unknown field (did you mean 'setup'?)",
+        "t.yaml:2: rn: unknown field (did you mean 'run'?)",
+        "t.yaml:5: run: given twice (lines 4 and 5); YAML would keep only the last",
+        "t.yaml:7: num_nodes: expected a whole number, got 'x'",
+    ]
+
+
 # -- what a launch would upload ---------------------------------------------------------------
 
 
