@@ -22,10 +22,9 @@ from spotctl.models import Candidate, FileMount
 from spotctl.staging_scan import UploadScan
 from spotctl.storage.base import StorageError, Store
 from spotctl.storage.registry import STORE_CLOUDS, bucket_url, get_store, parse_bucket_url
-from spotctl.task import Task, TaskError
+from spotctl.task import WORKDIR_TARGET, Task, TaskError
 from spotctl.task_errors import combined, is_url
 
-WORKDIR_TARGET = "~/sky_workdir"
 WORKDIR_PREFIX = "workdir"
 
 

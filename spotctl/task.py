@@ -418,6 +418,6 @@ def _target_problems(task: Task, target: str, spec: str | FileMountSpec, fail: A
     if target == "~" and mode != "COPY":
         fail(f"a {mode} at ~ would put a bucket in place of the home directory (and of ~/.spotctl, where "
              "spotctl keeps its agent); mount at a folder under it", "file_mounts", target)
-    if task.workdir is not None and target in (WORKDIR_TARGET, WORKDIR_TARGET[2:]):
+    if task.resolved_workdir() is not None and target in (WORKDIR_TARGET, WORKDIR_TARGET[2:]):
         fail(f"the workdir is copied to {WORKDIR_TARGET}, so a mount there would be merged into it; mount "
              f"elsewhere (or under it, e.g. {WORKDIR_TARGET}/data)", "file_mounts", target)
