@@ -27,6 +27,9 @@ LineMap = dict[Path_, int]
 
 _UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _MAX_PART = 200
+MAX_SHOWN_PROBLEMS = 50
+"""Lines a TaskErrors prints; a file with more problems is far from right, and the rest would
+only bury the first ones (a generated file can hold thousands of unknown keys)."""
 """Longest piece (field name, message) shown; keys and values come from the user's file."""
 
 
@@ -86,7 +89,10 @@ class TaskErrors(TaskError):
         return (TaskErrors, (self.errors,))
 
     def __str__(self) -> str:
-        return "\n".join(str(e) for e in self.errors)
+        shown = [str(e) for e in self.errors[:MAX_SHOWN_PROBLEMS]]
+        if len(self.errors) > MAX_SHOWN_PROBLEMS:
+            shown.append(f"... and {len(self.errors) - MAX_SHOWN_PROBLEMS} more problems")
+        return "\n".join(shown)
 
 
 def combined(errors: list[TaskError]) -> TaskError:

@@ -99,6 +99,13 @@ def test_parse_problems_of_every_document_are_reported_together() -> None:
     ]
 
 
+def test_the_problems_shown_have_a_bound(tmp_path: Path) -> None:
+    """A generated file with 200 unknown keys: 50 lines and a count, not 200 lines."""
+    text = "run: echo\n" + "".join(f"zz{i}: 1\n" for i in range(200))
+    lines = refused(dry_run(tmp_path, text), "task.yaml:2: zz0: unknown field")
+    assert len(lines) == 51 and lines[-1] == "... and 150 more problems"
+
+
 # -- what a launch would upload ---------------------------------------------------------------
 
 
