@@ -257,7 +257,12 @@ def stage_tasks(tasks: Sequence[Task], job_id: int, settings: Settings,
                 regions: dict[str, str] | None = None) -> list[StagedFiles]:
     """`stage` for every task of a job: a pipeline's tasks share the job's ephemeral bucket,
     each under its own prefix (`task-<i>/`), and a failure in any task deletes what every
-    task's staging created. The ephemeral buckets are listed once, in the first task's files."""
+    task's staging created. The ephemeral buckets are listed once, in the first task's files.
+    check_staging's checks run first (again, after `launch`'s): nothing is created for a task
+    that cannot be uploaded, whoever calls this."""
+    problems = [problem for task in tasks for problem in staging_problems(task, settings)]
+    if problems:
+        raise combined(problems)
     s = _Stager(tasks[0], job_id, settings, regions)
     staged: list[StagedFiles] = []
     try:

@@ -227,6 +227,23 @@ def test_a_launch_with_a_fifo_in_its_workdir_is_one_line_and_no_job(spot_clean, 
     assert not buckets.exists() or not list(buckets.glob("spotctl-job-*"))
 
 
+def test_staging_itself_refuses_before_creating_a_bucket(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Whoever calls stage(), a FIFO is a TaskError before any bucket exists (it was an
+    exception from the copy, after the job's bucket was made)."""
+    from spotctl.config import load_settings
+    from spotctl.staging import stage
+    from spotctl.task import load_task_file
+    monkeypatch.setenv("SPOTCTL_CLOUDS", "local")
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "wd").mkdir()
+    os.mkfifo(tmp_path / "wd" / "pipe")
+    (tmp_path / "task.yaml").write_text("workdir: ./wd\nrun: echo\n")
+    settings = load_settings(tmp_path / "home")
+    with pytest.raises(TaskError, match="is a named pipe"):
+        stage(load_task_file(tmp_path / "task.yaml").tasks[0], 1, settings)
+    assert not (tmp_path / "home" / "local_buckets").exists() or not any((tmp_path / "home" / "local_buckets").iterdir())
+
+
 # -- every problem in one run -----------------------------------------------------------------
 
 BERT_QA = """\
