@@ -8,9 +8,10 @@ upload:
 - a FIFO, socket or device is not a file of bytes: reading a FIFO blocks until someone writes
   to it, and the copy refuses the others with an exception;
 - a path that cannot be read (permissions, a symlink loop);
-- spotctl's state dir (settings.home) inside the tree: the local store's buckets live there, so
-  `workdir: .` run from the folder holding ~/.spotctl copied the bucket into itself until the
-  path was too long (Errno 36); on a cloud store it would upload the server's database;
+- spotctl's state dir (settings.home) inside the tree, or the tree inside it: the local store's
+  buckets live there, so `workdir: .` run from the folder holding ~/.spotctl copied the bucket
+  into itself until the path was too long (Errno 36); on a cloud store it would upload the
+  server's database;
 - a sparse file with more than MAX_SPARSE_HOLE_BYTES of holes: an object store has no holes,
   so a 2 GB file taking nothing on disk became 2 GB in the bucket and again on each node;
 - more than MAX_STAGED_FILES files or MAX_STAGED_BYTES bytes for one task (its workdir and
@@ -72,6 +73,10 @@ class UploadScan:
             top = os.stat(root)
         except OSError as exc:
             problem(f"cannot read {root}: {exc.strerror}")
+            return problems
+        if os.path.realpath(root).startswith(self.state_dir + os.sep):
+            problem(f"{root} is inside spotctl's state dir, which holds the buckets a job's files are copied "
+                    "into; name a bucket by URL (local://NAME, s3://NAME ...) or use a folder elsewhere")
             return problems
         if not stat.S_ISDIR(top.st_mode):
             self._entry(str(root), top, problem)

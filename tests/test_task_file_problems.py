@@ -181,6 +181,9 @@ def test_the_state_dir_is_never_uploaded(launch, tmp_path: Path) -> None:
     lines = both_refused(launch("file_mounts:\n  /all: ./\nrun: echo\n"),
                          f"task.yaml:2: file_mounts./all: {tmp_path / 'home'} is spotctl's state dir")
     assert len(lines) == 1
+    (tmp_path / "home" / "local_buckets" / "b").mkdir(parents=True)
+    both_refused(launch("workdir: ./home/local_buckets\nrun: echo\n"),
+                 f"task.yaml:1: workdir: {tmp_path / 'home' / 'local_buckets'} is inside spotctl's state dir")
 
 
 def test_a_sparse_file_is_refused_and_a_dense_one_is_not(launch, tmp_path: Path) -> None:
