@@ -41,15 +41,16 @@ from spotctl.overrides import (
     recovery_of,
 )
 from spotctl.policy.placement import rank_candidates
-from spotctl.staging import StagedFiles, check_staging
+from spotctl.staging import StagedFiles, staging_problems
 from spotctl.task import (
     Pipeline,
     Task,
     TaskError,
+    launch_problems,
     load_task_file,
     parse_task_text,
-    validate_for_launch,
 )
+from spotctl.task_errors import combined
 from spotctl.task_limits import MAX_FILE_BYTES
 from spotctl.task_values import (
     check_command,
@@ -215,8 +216,15 @@ def plan(target: str, overrides: Overrides, settings: Settings, *, dry_run: bool
         if cloud and cloud.lower() not in settings.clouds:
             raise TaskError(path=None, line=None, field=flag,
                             message=f"cloud {shown(cloud)} is not enabled (enabled: {', '.join(settings.clouds)})")
-    plans = [_plan_task(task, pipeline, overrides, settings, dry_run=dry_run, num_nodes=num_nodes)
-             for task in pipeline.tasks]
+    plans: list[Plan] = []
+    problems: list[TaskError] = []
+    for i, task in enumerate(pipeline.tasks):
+        try:
+            plans.append(_plan_task(task, pipeline, overrides, settings, dry_run=dry_run, num_nodes=num_nodes))
+        except TaskError as exc:
+            problems.append(_in_task(exc, pipeline, i))
+    if problems:  # with the launch's own checks: every problem of the file in one run
+        raise combined(problems + task_problems(pipeline, settings))
     if not pipeline.is_pipeline:
         first = plans[0]
         first.name = name or first.task.name or pipeline.name or "job"
@@ -300,10 +308,33 @@ def _that_can_hold(candidates: list[Candidate], offered: list[Offering], task: T
 def check_launchable(p: Plan, settings: Settings) -> None:
     """Every check a launch makes before it creates anything (a bucket, a job id, a server):
     `launch` and `launch --dry-run` both run it, so a file the dry run passes is not refused by
-    the launch, and both refuse with the same message."""
-    for tp in p.task_plans or [p]:
-        validate_for_launch(tp.task)
-        check_staging(tp.task, settings)
+    the launch, and both refuse with the same message: every problem of every task, one line
+    each (the checks go on after the first problem, as a compiler's do)."""
+    problems = task_problems(p.pipeline, settings, [tp.task for tp in p.task_plans or [p]])
+    if problems:
+        raise combined(problems)
+
+
+def task_problems(pipeline: Pipeline, settings: Settings, tasks: list[Task] | None = None) -> list[TaskError]:
+    """validate_for_launch's and check_staging's problems of each task (`tasks`: the pipeline's,
+    with the command line's overrides applied); a pipeline's task is named in each."""
+    found: list[TaskError] = []
+    for i, task in enumerate(tasks or pipeline.tasks):
+        problems = launch_problems(task)
+        problems += staging_problems(task, settings, frozenset(e.field for e in problems if e.field))
+        found += [_in_task(e, pipeline, i) for e in problems]
+    return found
+
+
+def _in_task(error: TaskError, pipeline: Pipeline, index: int) -> TaskError:
+    """`error` naming the pipeline task it is about (its index, as `logs --task` takes it, and
+    its name), and without a line of its own (a missing `run`) the line its document starts at."""
+    if not pipeline.is_pipeline or not error.field or error.field.startswith("task "):
+        return error
+    task = pipeline.tasks[index]
+    named = f"task {index}" + (f" ({task.name})" if task.name else "")
+    return TaskError(error.message, path=error.path, line=error.line or task._lines.get(()),
+                     field=f"{named}: {error.field}", hint=error.hint)
 
 
 def _resolve_workdir(task: Task) -> str | None:

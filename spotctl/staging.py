@@ -6,6 +6,8 @@ workdir and the local file mounts are uploaded here, on the launching machine, i
 **ephemeral bucket** (`spotctl-job-<id>-files`, deleted when the job ends); named buckets
 (`file_mounts: {/checkpoint: {name: B}}`) are created if missing and outlive the job. The
 resulting FileMounts name only buckets, so every later step is the same on every cloud.
+Before anything is created, what would be uploaded is walked once (`staging_scan`): special
+files, the state dir, sparse files and oversized trees are refused with the dry run's checks.
 """
 
 from __future__ import annotations
@@ -17,12 +19,12 @@ from pathlib import Path
 
 from spotctl.config import Settings
 from spotctl.models import Candidate, FileMount
+from spotctl.staging_scan import UploadScan
 from spotctl.storage.base import StorageError, Store
 from spotctl.storage.registry import STORE_CLOUDS, bucket_url, get_store, parse_bucket_url
-from spotctl.task import Task, TaskError
-from spotctl.task_errors import is_url
+from spotctl.task import WORKDIR_TARGET, Task, TaskError
+from spotctl.task_errors import combined, is_url
 
-WORKDIR_TARGET = "~/sky_workdir"
 WORKDIR_PREFIX = "workdir"
 
 
@@ -60,6 +62,10 @@ class _Stager:
     def error(self, target: str, message: str) -> TaskError:
         return TaskError(message, path=self.task.source_path,
                          line=self.task._lines.get(("file_mounts", target)), field=f"file_mounts.{target}")
+
+    def workdir_error(self, message: str) -> TaskError:
+        return TaskError(message, path=self.task.source_path, line=self.task._lines.get(("workdir",)),
+                         field="workdir")
 
     def store_of(self, target: str, kind: str | None) -> Store:
         """The store a mount names (`store: s3`), made once per staging run."""
@@ -104,7 +110,7 @@ class _Stager:
             return None
         local = Path(os.path.expanduser(workdir)).resolve()
         if not local.is_dir():
-            raise TaskError(f"directory {local} does not exist", path=self.task.source_path, field="workdir")
+            raise self.workdir_error(f"directory {local} does not exist")
         return local
 
     def check_mount(self, m: FileMount) -> tuple[Store, Path | None]:
@@ -132,10 +138,32 @@ class _Stager:
                 raise self.error(m.target, str(exc)) from None
         return store, local
 
-    def check(self) -> None:
-        self.check_workdir()
+    def problems(self, skip: frozenset[str] = frozenset()) -> list[TaskError]:
+        """Every problem of the checks above and of the upload scan, for the workdir and each
+        mount, not only the first; `skip`: fields already found wrong (by validate_for_launch),
+        whose problems would only be said twice."""
+        found: list[TaskError] = []
+        scan = UploadScan(self.settings.home)
+        follow = self.store.name != "local"  # the object stores follow links; the local one keeps them
+        if "workdir" not in skip:
+            try:
+                local = self.check_workdir()
+                if local is not None:
+                    found += scan.scan(local, follow, self.workdir_error)
+            except TaskError as exc:
+                found.append(exc)
         for m in self.task.file_mount_list():
-            self.check_mount(m)
+            where = f"file_mounts.{m.target}"
+            if any(f == where or f.startswith(where + ".") for f in skip):
+                continue
+            try:
+                store, local = self.check_mount(m)
+                if local is not None:
+                    found += scan.scan(local, store.name != "local",
+                                       lambda message, target=m.target: self.error(target, message))
+            except TaskError as exc:
+                found.append(exc)
+        return found
 
     # -- staging ------------------------------------------------------------------------------
 
@@ -201,10 +229,18 @@ def bucket_regions(candidates: Sequence[Candidate]) -> dict[str, str]:
 
 def check_staging(task: Task, settings: Settings) -> None:
     """Every check `stage` makes before it creates or uploads anything (workdir and local
-    sources exist, stores are supported, bucket names are valid), as the same TaskError. Creates
-    nothing: `launch --dry-run` runs it, and `launch` runs it before it starts the server or
-    takes a job id, so both refuse a file with the same message."""
-    _Stager(task, 0, settings).check()
+    sources exist, stores are supported, bucket names are valid, what would be uploaded can be:
+    see staging_scan), as the same TaskError (all problems at once). Creates nothing: `launch
+    --dry-run` runs it, and `launch` runs it before it starts the server or takes a job id, so
+    both refuse a file with the same message."""
+    problems = staging_problems(task, settings)
+    if problems:
+        raise combined(problems)
+
+
+def staging_problems(task: Task, settings: Settings, skip: frozenset[str] = frozenset()) -> list[TaskError]:
+    """check_staging's problems, as a list (see _Stager.problems for `skip`)."""
+    return _Stager(task, 0, settings).problems(skip)
 
 
 def stage(task: Task, job_id: int, settings: Settings, regions: dict[str, str] | None = None) -> StagedFiles:
@@ -221,7 +257,12 @@ def stage_tasks(tasks: Sequence[Task], job_id: int, settings: Settings,
                 regions: dict[str, str] | None = None) -> list[StagedFiles]:
     """`stage` for every task of a job: a pipeline's tasks share the job's ephemeral bucket,
     each under its own prefix (`task-<i>/`), and a failure in any task deletes what every
-    task's staging created. The ephemeral buckets are listed once, in the first task's files."""
+    task's staging created. The ephemeral buckets are listed once, in the first task's files.
+    check_staging's checks run first (again, after `launch`'s): nothing is created for a task
+    that cannot be uploaded, whoever calls this."""
+    problems = [problem for task in tasks for problem in staging_problems(task, settings)]
+    if problems:
+        raise combined(problems)
     s = _Stager(tasks[0], job_id, settings, regions)
     staged: list[StagedFiles] = []
     try:

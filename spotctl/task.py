@@ -27,9 +27,9 @@ from typing import Any
 
 from pydantic import BaseModel, Field, PrivateAttr, ValidationError
 
-from spotctl.models import FileMount, RecoveryConfig, ResourceRequest
+from spotctl.models import MAX_CALLBACK_ENV_BYTES, FileMount, RecoveryConfig, ResourceRequest
 from spotctl.task_document import ENV_KEY, check_document, check_numbers
-from spotctl.task_errors import LineMap, TaskError, format_field, line_of, validation_error
+from spotctl.task_errors import LineMap, TaskError, combined, format_field, line_of, validation_error
 from spotctl.task_models import (
     FileMountSpec,
     JobRecoverySpec,
@@ -58,6 +58,7 @@ __all__ = [
     "TaskError",
     "TaskResources",
     "WorkdirSpec",
+    "launch_problems",
     "load_task_file",
     "parse_env_assignment",
     "parse_task_text",
@@ -282,10 +283,23 @@ def _parse(text: str, source: str, base_dir: Path | None,
     check_text(text, source)
     docs = [d for d in load_documents(text, source) if d.data is not None]
     pipeline_name = None
+    problems: list[TaskError] = []  # a problem in one document does not hide those after it
     if len(docs) > 1 and isinstance(docs[0].data, dict) and set(docs[0].data) == {"name"}:
         header, docs = docs[0], docs[1:]
-        pipeline_name = _pipeline_name(header.data["name"], header.lines, source)
-    tasks = [_build_task(d.data, d.lines, source, base_dir, envs, secrets) for d in docs]
+        problems += header.duplicates
+        try:
+            pipeline_name = _pipeline_name(header.data["name"], header.lines, source)
+        except TaskError as exc:
+            problems.append(exc)
+    tasks: list[Task] = []
+    for d in docs:
+        problems += d.duplicates
+        try:
+            tasks.append(_build_task(d.data, d.lines, source, base_dir, envs, secrets, d.key_kinds))
+        except TaskError as exc:
+            problems.append(exc)
+    if problems:
+        raise combined(problems)
     if not tasks:  # an empty file is a trivial task, as in SkyPilot; launch will ask for `run`
         tasks = [_build_task({}, {}, source, base_dir, envs, secrets)]
     if len(tasks) == 1 and pipeline_name is None:
@@ -306,8 +320,9 @@ def _pipeline_name(name: Any, lines: LineMap, source: str) -> str | None:
 
 
 def _build_task(raw: Any, lines: LineMap, source: str, base_dir: Path | None,
-                env_overrides: dict[str, str], secret_overrides: dict[str, str]) -> Task:
-    data = check_document(raw, lines, source, env_overrides, secret_overrides)
+                env_overrides: dict[str, str], secret_overrides: dict[str, str],
+                key_kinds: dict[tuple[str | int, ...], str] | None = None) -> Task:
+    data = check_document(raw, lines, source, env_overrides, secret_overrides, key_kinds)
     try:
         task = Task.model_validate({**data, "source_path": source})
     except ValidationError as exc:
@@ -331,39 +346,78 @@ def parse_env_assignment(text: str, flag: str = "--env") -> tuple[str, str]:
     return key, value
 
 
+RESERVED_TARGET = ".spotctl"
+"""Under the node's home: spotctl's agent and each job's files (see activities/node.py)."""
+WORKDIR_TARGET = "~/sky_workdir"
+"""Where the workdir is copied on each node (SkyPilot's place)."""
+
+
 def validate_for_launch(task: Task) -> None:
-    """What must hold before a managed job is submitted, checked on the launching machine."""
-    def fail(message: str, *path: str | int, hint: str | None = None) -> TaskError:
-        return TaskError(message, path=task.source_path, line=task._lines.get(tuple(path)),
-                         field=format_field(path), hint=hint)
+    """What must hold before a managed job is submitted, checked on the launching machine; every
+    problem at once (see launch_problems)."""
+    problems = launch_problems(task)
+    if problems:
+        raise combined(problems)
+
+
+def launch_problems(task: Task) -> list[TaskError]:
+    """Every problem validate_for_launch finds, in the file's order, not only the first: a user
+    fixes them all in one go, as with a compiler."""
+    problems: list[TaskError] = []
+
+    def fail(message: str, *path: str | int, hint: str | None = None) -> None:
+        problems.append(TaskError(message, path=task.source_path, line=task._lines.get(tuple(path)),
+                                  field=format_field(path), hint=hint))
 
     if not (task.run and task.run.strip()):
-        raise fail("a managed job needs a run command", "run")
+        fail("a managed job needs a run command", "run")
     workdir = task.resolved_workdir()
     if workdir is not None:
         where = Path(os.path.expanduser(workdir))
         if not where.exists():
-            raise fail(f"directory {where} does not exist", "workdir")
-        if not where.is_dir():
-            raise fail(f"{where} is not a directory", "workdir")
+            fail(f"directory {where} does not exist", "workdir")
+        elif not where.is_dir():
+            fail(f"{where} is not a directory", "workdir")
     for target, spec in task.file_mounts.items():
+        _target_problems(task, target, spec, fail)
         source = spec if isinstance(spec, str) else spec.source
         if isinstance(spec, FileMountSpec):
             if isinstance(source, list) and len(source) > 1:
-                raise fail("several sources in one mount are not supported yet",
-                           "file_mounts", target, "source")
+                fail("several sources in one mount are not supported yet", "file_mounts", target, "source")
+                continue
             source = source[0] if isinstance(source, list) else source
             if not spec.name and spec.mode != "COPY" and not (source and is_url(source)):
-                raise fail("bucket name is empty", "file_mounts", target,
-                           hint="set name: to a bucket name")
+                fail("bucket name is empty", "file_mounts", target, hint="set name: to a bucket name")
         if source and not is_url(source):
             local = Path(os.path.expanduser(task.local_path(source)))
             if not local.exists():
-                raise fail(f"local source {local} does not exist", "file_mounts", target)
+                fail(f"local source {local} does not exist", "file_mounts", target)
     for name, value in task.secrets.items():
         if value is None:
-            raise fail(f"no value given; pass --secret {name}=VALUE", "secrets", name)
+            fail(f"no value given; pass --secret {name}=VALUE", "secrets", name)
     for name, value in task.envs.items():
         if value is None:
-            raise fail(f"no value; pass --env {name}=VALUE", "envs", name)
+            fail(f"no value; pass --env {name}=VALUE", "envs", name)
+    if task.event_callback:
+        given = {**task.envs, **task.secrets}
+        size = sum(len(k.encode()) + len((v or "").encode()) for k, v in given.items())
+        if size > MAX_CALLBACK_ENV_BYTES:
+            fail(f"the callback is given the task's envs and secrets only up to {MAX_CALLBACK_ENV_BYTES} bytes, "
+                 f"and these are {size}: shorten them, or have the callback read what it needs from a file",
+                 "event_callback")
+    return problems
 
+
+def _target_problems(task: Task, target: str, spec: str | FileMountSpec, fail: Any) -> None:
+    """A target the node needs for itself, or one the workdir is copied to as well."""
+    home_part = target[2:] if target.startswith("~/") else target if not target.startswith(("/", "~")) else None
+    if home_part is not None and (home_part == RESERVED_TARGET or home_part.startswith(RESERVED_TARGET + "/")):
+        fail("~/.spotctl on each node holds spotctl's agent and the job's own files; mount elsewhere",
+             "file_mounts", target)
+    mode = spec.mode if isinstance(spec, FileMountSpec) else "COPY"
+    if target == "~" and mode != "COPY":
+        fail(f"a {mode} at ~ would put a bucket in place of the home directory (and of ~/.spotctl, where "
+             "spotctl keeps its agent); mount at a folder under it", "file_mounts", target)
+    if task.resolved_workdir() is not None and target in (WORKDIR_TARGET, WORKDIR_TARGET[2:]):
+        fail(f"the workdir is copied to {WORKDIR_TARGET}, so a mount there would be merged into it; mount "
+             f"elsewhere (or under it, e.g. {WORKDIR_TARGET}/data)", "file_mounts", target)

@@ -5,7 +5,9 @@ SkyPilot closes (with did-you-mean; the allowed keys come from the models in `ta
 there is one schema), numbers that are not finite or do not fit in 64 bits anywhere in the
 document, env/secret coercion with the --env/--secret overrides and their size limits,
 SkyPilot's $VAR substitution into file_mounts and workdir, and file-mount targets normalised
-and kept inside their root.
+and kept inside their root. A key that names something (a variable, a mount target, a storage
+setting) must be read as text: YAML 1.1 reads `NO: a` as `False: a` (SkyPilot too), so such keys
+are refused with their line and a quoted spelling, never silently renamed.
 """
 
 from __future__ import annotations
@@ -15,7 +17,15 @@ import math
 import re
 from typing import Any
 
-from spotctl.task_errors import LineMap, Path_, TaskError, format_field, line_of, unknown_field_error
+from spotctl.task_errors import (
+    LineMap,
+    Path_,
+    TaskError,
+    combined,
+    format_field,
+    line_of,
+    unknown_field_error,
+)
 from spotctl.task_limits import (
     MAX_ENVS,
     MAX_ENVS_BYTES,
@@ -49,14 +59,16 @@ _VARIABLE_LIMITS = {"envs": (MAX_ENVS, MAX_ENVS_BYTES), "secrets": (MAX_SECRETS,
 
 
 def check_document(raw: Any, lines: LineMap, source: str | None,
-                   env_overrides: dict[str, str], secret_overrides: dict[str, str]) -> dict[str, Any]:
+                   env_overrides: dict[str, str], secret_overrides: dict[str, str],
+                   key_kinds: dict[Path_, str] | None = None) -> dict[str, Any]:
     """Check one task document's plain data (see the module docstring); returns the data to
-    validate with pydantic."""
+    validate with pydantic. `key_kinds`: the loader's keys that YAML did not read as text."""
     if not isinstance(raw, dict):
         raise TaskError(
             f"a task must be a mapping of fields (name, resources, run ...), got "
             f"{'a list' if isinstance(raw, list) else 'a single value'}",
             path=source, line=line_of(lines, ()))
+    _refuse_non_text_keys(key_kinds or {}, lines, source)
     data = _check_level(raw, TASK_KEYS, (), lines, source)
     res = data.get("resources")
     if isinstance(res, dict):
@@ -94,12 +106,31 @@ def check_document(raw: Any, lines: LineMap, source: str | None,
     return data
 
 
+_NAMING_LEVELS = ("envs", "secrets", "file_mounts")
+"""Mappings whose keys are names (and each `file_mounts.<target>` storage mapping)."""
+
+
+def _refuse_non_text_keys(kinds: dict[Path_, str], lines: LineMap, source: str | None) -> None:
+    """Every key of the naming mappings that YAML reads as a boolean, null, number or date."""
+    problems = []
+    for path, kind in kinds.items():
+        parent = path[:-1]
+        if parent in [(k,) for k in _NAMING_LEVELS] or (len(parent) == 2 and parent[0] == "file_mounts"):
+            written = str(path[-1])
+            problems.append(TaskError(
+                f"YAML reads this key as {kind}, not as the text {written}; quote it: '{written}'",
+                path=source, line=line_of(lines, path), field=format_field(path)))
+    if problems:
+        raise combined(problems)
+
+
 def _check_level(raw: dict[Any, Any], allowed: frozenset[str], path: Path_, lines: LineMap,
                  source: str | None) -> dict[str, Any]:
-    """Refuse unknown keys at one level; drop empty values (`key:` with nothing = not given)."""
-    for key in raw:
-        if str(key) not in allowed:
-            raise unknown_field_error(str(key), allowed, path, lines, source)
+    """Refuse unknown keys at one level (all of them); drop empty values (`key:` with nothing =
+    not given)."""
+    unknown = [unknown_field_error(str(key), allowed, path, lines, source) for key in raw if str(key) not in allowed]
+    if unknown:
+        raise combined(unknown)
     return {str(k): v for k, v in raw.items() if v is not None}
 
 

@@ -5,7 +5,8 @@ A task file is usually written by hand, so a bad one must be reported the way a 
 (`task_yaml`) keeps the start line of every key and list item in a `LineMap` (path tuple ->
 1-based line); pydantic's errors are turned here into one plain sentence about one field, with
 that field's line. Whatever the input, the message is one line without control characters, so
-the CLI can print it as is (exit code 2).
+the CLI can print it as is (exit code 2). Several problems of one file are reported together, as
+a compiler does: `TaskErrors` holds them and prints one such line each.
 """
 
 from __future__ import annotations
@@ -26,6 +27,9 @@ LineMap = dict[Path_, int]
 
 _UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _MAX_PART = 200
+MAX_SHOWN_PROBLEMS = 50
+"""Lines a TaskErrors prints; a file with more problems is far from right, and the rest would
+only bury the first ones (a generated file can hold thousands of unknown keys)."""
 """Longest piece (field name, message) shown; keys and values come from the user's file."""
 
 
@@ -68,6 +72,35 @@ class TaskError(Exception):
         what = f"{self.field}: " if self.field else ""
         hint = f" ({self.hint})" if self.hint else ""
         return _printable(where) + _printable(what) + _printable(f"{self.message}{hint}")
+
+
+class TaskErrors(TaskError):
+    """Several problems found in one run (one line each, in the order found), so a user fixes
+    them all at once instead of meeting them one launch at a time. Its own fields are the
+    first problem's; `errors` holds them all (never a TaskErrors)."""
+
+    def __init__(self, errors: list[TaskError]) -> None:
+        flat = [e for err in errors for e in (err.errors if isinstance(err, TaskErrors) else [err])]
+        first = flat[0]
+        super().__init__(first.message, path=first.path, line=first.line, field=first.field, hint=first.hint)
+        self.errors = flat
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (TaskErrors, (self.errors,))
+
+    def __str__(self) -> str:
+        shown = [str(e) for e in self.errors[:MAX_SHOWN_PROBLEMS]]
+        if len(self.errors) > MAX_SHOWN_PROBLEMS:
+            shown.append(f"... and {len(self.errors) - MAX_SHOWN_PROBLEMS} more problems")
+        return "\n".join(shown)
+
+
+def combined(errors: list[TaskError]) -> TaskError:
+    """One error to raise for a non-empty list of problems: the problem itself when there is
+    one (its message unchanged), else a TaskErrors of all of them, duplicates dropped."""
+    unique = list({str(e): e for err in errors
+                   for e in (err.errors if isinstance(err, TaskErrors) else [err])}.values())
+    return unique[0] if len(unique) == 1 else TaskErrors(unique)
 
 
 def _rebuild_error(message: str, path: str | None, line: int | None, field: str | None,

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 KIB = 1024
 MIB = 1024 * KIB
+GIB = 1024 * MIB
 
 # -- the YAML text ---------------------------------------------------------------------------
 MAX_FILE_BYTES = 1 * MIB
@@ -63,3 +64,14 @@ MAX_SECRETS = 100
 MAX_SECRETS_BYTES = 64 * KIB
 MAX_FILE_MOUNTS = 256
 MAX_MOUNT_TARGET_CHARS = 1024
+
+# -- what staging uploads (a task's workdir and local file-mount sources together) ----------
+MAX_STAGED_FILES = 100_000
+"""Files uploaded for one task before it starts; a tree larger than that belongs in a bucket
+(and walking it already costs the launch seconds)."""
+MAX_STAGED_BYTES = 64 * GIB
+"""Their total size: it is copied from the launching machine before the job starts, then to
+every node."""
+MAX_SPARSE_HOLE_BYTES = 64 * MIB
+"""Holes in one file: an object store has none, so a sparse file is uploaded (and written on
+each node) at its full length; one with more holes than this is refused."""

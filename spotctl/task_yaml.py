@@ -11,6 +11,12 @@ hostile input is stopped, before any of it is expanded into Python objects:
   each document's node count *with aliases expanded* is computed on the composed graph, where
   aliases are shared, and refused above MAX_YAML_NODES; a recursive alias is refused too.
 
+YAML 1.1 (PyYAML, and so SkyPilot) keeps only the last of two equal keys, and reads an unquoted
+key such as `NO`, `off` or `~` as a boolean or null, not as text. Neither may happen silently, so
+every duplicate key is refused with both lines (`YamlDocument.duplicates`), and each key
+that is not read as a string is noted in `YamlDocument.key_kinds`, for `task_document` to refuse
+where a key is a name (envs, secrets, file_mounts).
+
 Every failure is a TaskError naming the file, the line when known, and the limit.
 """
 
@@ -26,7 +32,7 @@ from yaml.composer import Composer
 from yaml.constructor import SafeConstructor
 from yaml.resolver import Resolver
 
-from spotctl.task_errors import LineMap, Path_, TaskError
+from spotctl.task_errors import LineMap, Path_, TaskError, combined, format_field
 from spotctl.task_limits import MAX_DOCUMENTS, MAX_FILE_BYTES, MAX_YAML_DEPTH, MAX_YAML_NODES
 
 _NON_PRINTABLE = re.compile("[^\x09\x0a\x0d\x20-\x7e\x85\xa0-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
@@ -47,6 +53,12 @@ class YamlDocument:
 
     data: Any
     lines: LineMap = field(default_factory=dict)
+    key_kinds: dict[Path_, str] = field(default_factory=dict)
+    """Path of each key that YAML reads as something else than a string -> what it reads, e.g.
+    ('envs', 'NO') -> 'a boolean'."""
+    duplicates: list[TaskError] = field(default_factory=list)
+    """One problem per key given twice in one mapping (the document holds the last value):
+    the caller reports them with whatever else it finds in the document."""
 
 
 try:  # libyaml's parser, ~10x faster than PyYAML's pure-Python one on a large file
@@ -121,10 +133,12 @@ def check_text(text: str, source: str | None) -> None:
 
 def load_documents(text: str, source: str | None) -> list[YamlDocument]:
     """Parse every document of `text` within the limits, keeping lines; malformed or oversized
-    YAML becomes a TaskError."""
+    YAML becomes a TaskError. Duplicate keys do not stop the parse: each document lists its own
+    (`YamlDocument.duplicates`), and the error that ends a parse comes with those found before."""
     check_text(text, source)
     loader = _BoundedLoader(text)
     docs: list[YamlDocument] = []
+    duplicates: list[TaskError] = []
     try:
         while loader.check_node():
             if len(docs) >= MAX_DOCUMENTS:
@@ -132,25 +146,32 @@ def load_documents(text: str, source: str | None) -> list[YamlDocument]:
                                   loader.peek_event().start_mark.line + 1)
             node = loader.get_node()
             _check_expansion(node)
-            lines: LineMap = {}
-            _record_lines(node, (), lines)
-            docs.append(YamlDocument(loader.construct_document(node), lines))
-    except _LimitError as exc:
-        raise TaskError(str(exc), path=source, line=exc.line) from None
-    except yaml.MarkedYAMLError as exc:
+            keys = _Keys(source)
+            _record_lines(node, (), keys)
+            duplicates += keys.duplicates
+            docs.append(YamlDocument(loader.construct_document(node), keys.lines, keys.kinds, keys.duplicates))
+    except (yaml.YAMLError, _LimitError, ValueError, OverflowError) as exc:
+        raise combined([*duplicates, _reading_error(exc, source)]) from None
+    finally:
+        loader.dispose()
+    return docs
+
+
+def _reading_error(exc: Exception, source: str | None) -> TaskError:
+    """The TaskError for what stopped the parse."""
+    if isinstance(exc, _LimitError):
+        return TaskError(str(exc), path=source, line=exc.line)
+    if isinstance(exc, yaml.MarkedYAMLError):
         mark = exc.problem_mark or exc.context_mark
         problem = exc.problem or exc.context or "syntax error"
         line = mark.line + 1 if mark else None
         if "nesting depth" in problem:  # libyaml's own bound (1000) met before ours
-            raise TaskError(f"nested deeper than {MAX_YAML_DEPTH} levels", path=source, line=line) from None
-        raise TaskError(f"not valid YAML: {problem}", path=source, line=line) from None
-    except yaml.YAMLError as exc:
-        raise TaskError(f"not valid YAML: {exc}", path=source) from None
-    except (ValueError, OverflowError) as exc:  # e.g. an integer of more than 4300 digits
-        raise TaskError(f"a value cannot be read: {str(exc)[:100]}", path=source) from None
-    finally:
-        loader.dispose()
-    return docs
+            return TaskError(f"nested deeper than {MAX_YAML_DEPTH} levels", path=source, line=line)
+        return TaskError(f"not valid YAML: {problem}", path=source, line=line)
+    if isinstance(exc, yaml.YAMLError):
+        return TaskError(f"not valid YAML: {exc}", path=source)
+    # e.g. an integer of more than 4300 digits
+    return TaskError(f"a value cannot be read: {str(exc)[:100]}", path=source)
 
 
 def _check_expansion(root: yaml.Node) -> None:
@@ -196,14 +217,54 @@ def _children(node: yaml.Node) -> list[yaml.Node]:
     return []
 
 
-def _record_lines(node: yaml.Node, path: Path_, lines: LineMap) -> None:
-    lines.setdefault(path, node.start_mark.line + 1)
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+_STR_TAG = "tag:yaml.org,2002:str"
+_KEY_KINDS = {"tag:yaml.org,2002:bool": "a boolean", "tag:yaml.org,2002:null": "null (no value)",
+              "tag:yaml.org,2002:int": "a number", "tag:yaml.org,2002:float": "a number",
+              "tag:yaml.org,2002:timestamp": "a date"}
+
+
+class _Keys:
+    """What the walk over one document's keys finds: lines, duplicates, keys that are not text."""
+
+    def __init__(self, source: str | None) -> None:
+        self.source = source
+        self.lines: LineMap = {}
+        self.kinds: dict[Path_, str] = {}
+        self.duplicates: list[TaskError] = []
+        self._checked: set[int] = set()
+        """Mappings already checked for duplicates (an aliased one is reached more than once)."""
+
+    def check_duplicates(self, node: yaml.MappingNode, path: Path_) -> None:
+        if id(node) in self._checked:
+            return
+        self._checked.add(id(node))
+        first: dict[tuple[str, str], int] = {}
+        for key_node, _ in node.value:
+            if not isinstance(key_node, yaml.ScalarNode) or key_node.tag == _MERGE_TAG:
+                continue  # `<<:` merges; the keys written beside it win over the merged ones, as meant
+            line, name = key_node.start_mark.line + 1, (key_node.tag, key_node.value)
+            if name not in first:
+                first[name] = line
+                continue
+            lines = f"lines {first[name]} and {line}" if first[name] != line else f"line {line}"
+            self.duplicates.append(TaskError(
+                f"given twice ({lines}); YAML would keep only the last", path=self.source, line=line,
+                field=format_field(path + (str(key_node.value),))))
+
+
+def _record_lines(node: yaml.Node, path: Path_, keys: _Keys) -> None:
+    keys.lines.setdefault(path, node.start_mark.line + 1)
     if isinstance(node, yaml.MappingNode):
+        keys.check_duplicates(node, path)
         for key_node, value_node in node.value:
             if isinstance(key_node, yaml.ScalarNode):
                 sub = path + (str(key_node.value),)
-                lines[sub] = key_node.start_mark.line + 1
-                _record_lines(value_node, sub, lines)
+                keys.lines[sub] = key_node.start_mark.line + 1
+                if key_node.tag != _STR_TAG and key_node.tag != _MERGE_TAG:
+                    kind = _KEY_KINDS.get(key_node.tag, f"a {key_node.tag.rsplit(':', 1)[-1]}")
+                    keys.kinds[sub] = kind
+                _record_lines(value_node, sub, keys)
     elif isinstance(node, yaml.SequenceNode):
         for i, item in enumerate(node.value):
-            _record_lines(item, path + (i,), lines)
+            _record_lines(item, path + (i,), keys)
