@@ -104,6 +104,13 @@ def assignments(items: list[str], flag: str, environ: Mapping[str, str]) -> dict
     return out
 
 
+def secrets_given_inline(items: list[str]) -> list[str]:
+    """The keys of `--secret KEY=VALUE` items: their values sit in the command line, which
+    `ps` shows every local user while the CLI runs (and the shell's history keeps). `--secret
+    KEY` takes the value from the environment instead, as SkyPilot recommends."""
+    return [item.split("=", 1)[0] for item in items if "=" in item]
+
+
 _DOTENV_LINE = re.compile(r"(?:export\s+)?([^=\s]+)\s*=\s*(.*)")
 _DOTENV_QUOTED = re.compile(r"'([^']*)'" + r'|"((?:[^"\\]|\\.)*)"')
 _DOTENV_ESCAPES = {"n": "\n", "t": "\t"}
