@@ -16,10 +16,11 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
-from conftest import Spot
 
 from spotctl import input_files
 from spotctl.cli.main import cli
+
+from conftest import Spot
 
 
 @pytest.fixture

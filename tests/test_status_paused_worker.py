@@ -13,9 +13,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import Spot, embedded_spot, spotctl_env
 
 from spotctl.server import EmbeddedServer
+
+from conftest import Spot, embedded_spot, spotctl_env
 
 QUICK_S = 12.0
 """The most a status may take with the worker paused (the query time-out plus the CLI's start)."""
