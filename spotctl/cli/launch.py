@@ -136,7 +136,7 @@ async def launch(entrypoint: str, name: str | None, detach: bool, yes: bool, dry
     """Launch a managed spot job from a SkyPilot task YAML, or from a command.
 
     Relative paths in the task (workdir, file_mounts sources) are taken from the current
-    directory, as `sky launch` does."""
+    directory, as `sky launch` does. The task file may be a pipe: `<(make-task)`, /dev/stdin."""
     s = settings()
     overrides = Overrides(name=name, infra=infra, cloud=cloud, region=region, gpus=gpus, cpus=cpus, memory=memory,
                           instance_type=instance_type, use_spot=use_spot, num_nodes=num_nodes,
