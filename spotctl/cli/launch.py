@@ -9,15 +9,7 @@ import click
 import yaml
 from rich.markup import escape
 
-from spotctl.cli.common import (
-    async_command,
-    confirm,
-    console,
-    err_console,
-    exit_code_for,
-    open_client,
-    settings,
-)
+from spotctl.cli.common import async_command, confirm, console, err_console, exit_code_for, open_client, settings
 from spotctl.cli.follow import follow, print_result
 from spotctl.cli.render import safe
 from spotctl.client import SpotClient
