@@ -54,6 +54,9 @@ class SpotClient:
         self.settings = settings
         self.logs = open_log_store(settings)
         self.listing = JobListing(client)
+        self.unanswered: set[str] = set()
+        """Workflows whose live query no worker answered in time: what was shown of them is
+        the last recorded state (the memo), which may be stale."""
 
     @classmethod
     async def connect(cls, settings: Settings) -> SpotClient:
@@ -170,10 +173,10 @@ class SpotClient:
     async def get_job(self, job_id: int, *, live: bool = True) -> JobState:
         """One job's state: the workflow's live query while it runs, its memo once closed. A
         pipeline's unfinished tasks are asked too (the same way) and merged: pipeline_view.py."""
-        state = await read_state(self.temporal, workflow_id(job_id), live=live)
+        state = await read_state(self.temporal, workflow_id(job_id), live=live, unanswered=self.unanswered)
         if state is None:
             raise JobNotFound(f"no job with id {job_id}")
-        return await pipeline_state(self.temporal, state, live=live)
+        return await pipeline_state(self.temporal, state, live=live, unanswered=self.unanswered)
 
     async def find_job_id(self, name: str) -> int:
         """The newest job with this name."""

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from temporalio.client import Client, WorkflowExecution, WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
@@ -35,6 +35,10 @@ LIST_PAGE_SIZE = 200
 """Executions per visibility page: a page of memos stays a small gRPC message."""
 LISTING_QUERY = f"{JOB_TYPES} AND ExecutionStatus != 'ContinuedAsNew'"
 """Every job, once: a continued-as-new run is an earlier part of a job listed by its newest run."""
+LIVE_QUERY_TIMEOUT_S = 5.0
+"""How long a running job's live `state` query may wait for a worker. A worker that is paused,
+overloaded or gone without a goodbye would hold it for the RPC's default (~30 s); past this,
+the memo (what visibility recorded at the job's last change) is shown instead."""
 TASK_READS_AT_ONCE = 16
 """Task workflows described at the same time for a page of pipelines: quick, gentle on the server."""
 
@@ -168,9 +172,12 @@ class JobListing:
         return await self._count(f"{q} AND {sa.JOB_ID.name} >= {job_id}")
 
 
-async def read_state(temporal: Client, wf_id: str, *, live: bool) -> JobState | None:
+async def read_state(temporal: Client, wf_id: str, *, live: bool,
+                     unanswered: set[str] | None = None) -> JobState | None:
     """A job's (or a pipeline task's) workflow state: its live `state` query while it runs
-    (`live`), else, or when no worker answers, its memo; None when no such workflow exists."""
+    (`live`), else, or when no worker answers within LIVE_QUERY_TIMEOUT_S, its memo (then
+    `wf_id` is added to `unanswered`, so the caller can say the state may be stale); None when
+    no such workflow exists."""
     handle = temporal.get_workflow_handle(wf_id)
     try:
         desc = await handle.describe()
@@ -180,16 +187,18 @@ async def read_state(temporal: Client, wf_id: str, *, live: bool) -> JobState | 
         raise
     if live and desc.status == WorkflowExecutionStatus.RUNNING:
         try:
-            state = await handle.query("state", result_type=JobState)
+            state = await handle.query("state", result_type=JobState,
+                                       rpc_timeout=timedelta(seconds=LIVE_QUERY_TIMEOUT_S))
             if state is not None:
                 return state
-        except RPCError:
-            pass  # no worker answering right now: fall back to the memo
+        except RPCError:  # no worker answering right now (paused, busy, gone): fall back to the memo
+            if unanswered is not None:
+                unanswered.add(wf_id)
     return await state_from_execution(desc)
 
 
 async def pipeline_state(temporal: Client, state: JobState, *, live: bool,
-                         gate: asyncio.Semaphore | None = None) -> JobState:
+                         gate: asyncio.Semaphore | None = None, unanswered: set[str] | None = None) -> JobState:
     """A pipeline as a user sees it: `state` (the pipeline workflow's) with its unfinished
     tasks' own states merged in (read_state of each, `gate` bounding how many at once; a task
     whose workflow does not exist yet keeps its row). Any other job is returned as it is."""
@@ -199,7 +208,8 @@ async def pipeline_state(temporal: Client, state: JobState, *, live: bool,
 
     async def read(index: int) -> tuple[int, JobState | None]:
         async with gate:
-            return index, await read_state(temporal, task_workflow_id(state.job_id, index), live=live)
+            return index, await read_state(temporal, task_workflow_id(state.job_id, index), live=live,
+                                           unanswered=unanswered)
 
     fetched = await asyncio.gather(*(read(i) for i in rows_to_fetch(state)))
     return merge(state, {i: task for i, task in fetched if task is not None})

@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from spotctl.input_files import read_input_file
 from spotctl.models import RecoveryConfig, ResourceRequest
 from spotctl.task import Task, TaskError, parse_env_assignment
 from spotctl.task_document import ENV_KEY
@@ -22,7 +23,6 @@ from spotctl.task_values import (
     parse_infra,
     shown,
 )
-from spotctl.task_yaml import read_text
 
 
 @dataclass
@@ -53,7 +53,16 @@ class Overrides:
     """Where `--env KEY` / `--secret KEY` take their value from: the caller's environment."""
 
 
+def _ascii(text: str, flag: str, example: str) -> str:
+    """A flag's value in ASCII: Python's number parsing takes other scripts' digits
+    ('V100:１' would read as 1), which a user never meant as a count."""
+    if not text.isascii():
+        raise TaskError(f"expected {example}, written in ASCII, got {shown(text)}", field=flag)
+    return text
+
+
 def _parse_cpus(text: str) -> tuple[float, bool]:
+    _ascii(text, "--cpus", "a number like 4 or 4+")
     try:
         return parse_amount(text, "cpus")
     except ValueError as exc:
@@ -62,6 +71,7 @@ def _parse_cpus(text: str) -> tuple[float, bool]:
 
 def _parse_gpus(text: str) -> dict[str, float]:
     """`--gpus NAME[:COUNT]`: one accelerator, with the same parser and bounds as the YAML's."""
+    _ascii(text, "--gpus", "NAME or NAME:COUNT like V100:2")
     try:
         choices, _ = parse_accelerators(text)
     except ValueError as exc:
@@ -94,6 +104,13 @@ def assignments(items: list[str], flag: str, environ: Mapping[str, str]) -> dict
     return out
 
 
+def secrets_given_inline(items: list[str]) -> list[str]:
+    """The keys of `--secret KEY=VALUE` items: their values sit in the command line, which
+    `ps` shows every local user while the CLI runs (and the shell's history keeps). `--secret
+    KEY` takes the value from the environment instead, as SkyPilot recommends."""
+    return [item.split("=", 1)[0] for item in items if "=" in item]
+
+
 _DOTENV_LINE = re.compile(r"(?:export\s+)?([^=\s]+)\s*=\s*(.*)")
 _DOTENV_QUOTED = re.compile(r"'([^']*)'" + r'|"((?:[^"\\]|\\.)*)"')
 _DOTENV_ESCAPES = {"n": "\n", "t": "\t"}
@@ -101,10 +118,10 @@ _DOTENV_ESCAPES = {"n": "\n", "t": "\t"}
 
 def parse_env_file(path: str) -> dict[str, str]:
     """`--env-file`: a dotenv file (KEY=VALUE lines, optional `export `, # comments, values in
-    single or double quotes), read up to MAX_FILE_BYTES; the values then go through the same
+    single or double quotes), read up to MAX_FILE_BYTES (a pipe within PIPE_READ_TIMEOUT_S); the values then go through the same
     bounds as the task's `envs:`. One value per line: a multi-line quoted value is refused."""
     try:
-        text = read_text(Path(path).expanduser(), path)
+        text = read_input_file(Path(path).expanduser(), path)  # a FIFO or <(...) too, bounded in time
     except TaskError as exc:
         raise TaskError(exc.message, path=path, field="--env-file") from None
     out: dict[str, str] = {}
@@ -140,6 +157,7 @@ def parse_num_nodes(text: str) -> int:
 
 
 def _parse_memory(text: str) -> tuple[float, bool]:
+    _ascii(text, "--memory", "a size in GB like 16 or 16+")
     try:
         return parse_amount(text, "memory")
     except ValueError as exc:
@@ -175,8 +193,20 @@ def recovery_of(task: Task, o: Overrides) -> RecoveryConfig:
     return recovery.model_copy(update={"strategy": strategy})
 
 
+_VALUED_FLAGS = {"name": "--name", "cloud": "--cloud", "region": "--region", "infra": "--infra", "gpus": "--gpus",
+                 "cpus": "--cpus", "memory": "--memory", "instance_type": "--instance-type",
+                 "num_nodes": "--num-nodes", "job_recovery": "--job-recovery", "env_file": "--env-file"}
+"""Overrides given as `--flag VALUE`: an empty VALUE is refused, never read as "not given"."""
+
+
 def check_override_flags(o: Overrides) -> None:
-    """Flag combinations that are refused before anything is read."""
+    """Flag values and combinations that are refused before anything is read. An empty value
+    (`--gpus ''`, a variable that expanded to nothing) is a mistake: taking it as "keep the
+    task's" would quietly launch something else than asked for (`--gpus ''` is not "no GPU")."""
+    for attr, flag in _VALUED_FLAGS.items():
+        value = getattr(o, attr)
+        if value is not None and not value.strip():
+            raise TaskError("an empty value; leave the flag out to keep the task's own", field=flag)
     if o.infra and (o.cloud or o.region):
         raise TaskError("give either --infra or --cloud/--region, not both", field="--infra")
 

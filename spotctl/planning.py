@@ -19,6 +19,7 @@ import yaml
 from spotctl.clouds.base import CloudError
 from spotctl.clouds.registry import get_cloud, why_unusable
 from spotctl.config import Settings
+from spotctl.input_files import is_special_file, read_input_file
 from spotctl.models import (
     Candidate,
     JobSpec,
@@ -148,6 +149,9 @@ def load(target: str, envs: dict[str, str] | None = None,
     """A task file, or an inline command (`spotctl launch 'python train.py'`)."""
     if _is_file(target):
         return load_task_file(Path(target).expanduser(), env_overrides=envs, secret_overrides=secrets)
+    if _is_pipe(target):  # `launch <(make-task)`, `... | launch /dev/stdin`: read, bounded
+        text = read_input_file(Path(target).expanduser(), target)
+        return parse_task_text(text, source=target, base_dir=Path.cwd(), env_overrides=envs, secret_overrides=secrets)
     if target.endswith((".yaml", ".yml")) or os.sep in target and not any(ch.isspace() for ch in target):
         raise TaskError(path=target, line=None, field=None, message="no such file")
     try:
@@ -166,6 +170,14 @@ def _is_file(target: str) -> bool:
     try:
         return Path(target).expanduser().is_file()
     except (OSError, ValueError, RuntimeError):
+        return False
+
+
+def _is_pipe(target: str) -> bool:
+    """Whether the argument names a pipe or device (a shell's `<(...)`, /dev/stdin, a FIFO)."""
+    try:
+        return len(target) <= MAX_FILE_BYTES and is_special_file(Path(target).expanduser())
+    except RuntimeError:  # ~user with no such user: not a file, a command
         return False
 
 

@@ -297,7 +297,7 @@ class FakeHandle:
             raise RPCError("not found", RPCStatusCode.NOT_FOUND, b"")
         return FakeDescription(self.workflows[self.wf_id])
 
-    async def query(self, name: str, result_type: type) -> JobState:
+    async def query(self, name: str, result_type: type, rpc_timeout: object = None) -> JobState:
         self.queries.append(self.wf_id)
         return self.workflows[self.wf_id].model_copy(update={"detail": "live"})
 

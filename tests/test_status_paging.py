@@ -245,6 +245,8 @@ def test_only_running_jobs_missing_attempts_are_queried() -> None:
     asked: list[int] = []
 
     class Client:
+        unanswered: set[str] = set()  # every live query answered
+
         async def get_job(self, job_id: int) -> JobState:
             asked.append(job_id)
             return jobs[job_id].model_copy(update={"history": [record] * 3})

@@ -58,6 +58,22 @@ def fail(message: str, code: int = EXIT_USAGE) -> None:
     sys.exit(_message(message, code))
 
 
+def confirm(question: str, *, yes_flag: str) -> None:
+    """Ask before acting; "n" aborts (exit 1, as before). No answer at all (stdin is not a
+    terminal and has nothing, or is closed: a script, cron, CI) is a usage error, exit 2,
+    naming the flag that skips the question, rather than click's bare "Aborted!"."""
+    try:
+        answered_yes = click.confirm(question, default=True, err=True)
+    except click.Abort:
+        if sys.stdin is None or not sys.stdin.isatty():
+            err_console.print()  # end the prompt's line
+            fail(f"no answer to the question above: stdin is not a terminal; give {yes_flag} to go ahead "
+                 "without asking")
+        raise  # Ctrl-C or Ctrl-D at a terminal: click's "Aborted!"
+    if not answered_yes:
+        raise click.Abort()
+
+
 def async_command(fn: Callable[..., Coroutine[Any, Any, Any]]) -> Callable[..., Any]:
     """Run an async click command; turn known errors into a message and an exit code.
 

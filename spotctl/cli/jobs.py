@@ -11,6 +11,7 @@ from rich.console import Console
 from spotctl.cli.common import (
     EXIT_NOT_FINISHED,
     async_command,
+    confirm,
     console,
     err_console,
     exit_code_for,
@@ -24,6 +25,7 @@ from spotctl.cli.follow import LogPrinter, follow, followed
 from spotctl.cli.render import job_view, jobs_json, output_width, page_footer, status_table
 from spotctl.client import JobNotFound, JobPage, SpotClient, unfinished_query
 from spotctl.costs import ondemand_prices
+from spotctl.job_listing import LIVE_QUERY_TIMEOUT_S
 from spotctl.models import JobState
 
 CANCEL_WORKER_WAIT_S = 5.0
@@ -69,11 +71,15 @@ async def status(job_ids: tuple[int, ...], show_all: bool, limit: int | None, sk
     page: JobPage | None = None
     if job_ids or verbose:
         ids = list(job_ids) or [await resolve_job(client, None, None)]
-        jobs = [await client.get_job(jid) for jid in ids]
+        # Once a worker failed to answer, the rest are read from visibility too: no wait per job.
+        jobs = [await client.get_job(jid, live=not client.unanswered) for jid in ids]
     else:
         page = await client.page_jobs(unfinished_query() if skip_finished else None,
                                       limit=limit or (None if show_all else DEFAULT_LIMIT))
         jobs = await _with_all_attempts(client, page.jobs)
+    if client.unanswered:
+        err_console.print(f"Note: worker not answering (no reply in {LIVE_QUERY_TIMEOUT_S:g} s); status from the "
+                          "last recorded state, which may be stale.", soft_wrap=True, markup=False)
     wants_catalog = show_all or verbose or as_json_flag
     prices = ondemand_prices({r.cloud for j in jobs for r in j.history}, s) if wants_catalog else {}
     more = page_footer(len(page.jobs), page.total, unfinished=skip_finished) if page else None
@@ -112,6 +118,8 @@ async def _with_all_attempts(client: SpotClient, jobs: list[JobState]) -> list[J
         if job.status.is_terminal or not job.recoveries or len(job.history) > job.recoveries:
             return job
         async with gate:
+            if client.unanswered:  # no worker answers: the memo's attempts, not a wait per job
+                return job
             try:
                 return await client.get_job(job.job_id)
             except JobNotFound:
@@ -185,7 +193,7 @@ async def cancel(job_ids: tuple[int, ...], name: str | None, cancel_all: bool, y
         console.print("No unfinished jobs to cancel.")
         return
     if not yes:
-        click.confirm(f"Cancel job(s) {', '.join(map(str, ids))}?", default=True, abort=True, err=True)
+        confirm(f"Cancel job(s) {', '.join(map(str, ids))}?", yes_flag="-y")
     outcome = await _cancel_each(client, ids)
     recorded = [jid for jid in ids if outcome[jid] is True]
     missing = [jid for jid in ids if outcome[jid] is None]

@@ -9,10 +9,11 @@ import click
 import yaml
 from rich.markup import escape
 
-from spotctl.cli.common import async_command, console, err_console, exit_code_for, open_client, settings
+from spotctl.cli.common import async_command, confirm, console, err_console, exit_code_for, open_client, settings
 from spotctl.cli.follow import follow, print_result
 from spotctl.cli.render import safe
 from spotctl.client import SpotClient
+from spotctl.overrides import secrets_given_inline
 from spotctl.planning import Overrides, Plan, check_launchable, plan
 from spotctl.server import ServerError
 from spotctl.staging import bucket_regions, delete_buckets, stage_tasks
@@ -62,6 +63,19 @@ def _print_plan(p: Plan, heading: str = "Task") -> None:
             console.print(f"  - {safe(line)}", markup=False)
 
 
+def _warn_inline_secrets(keys: list[str]) -> None:
+    """`--secret KEY=VALUE` works, but says where the value can be read and what to do instead."""
+    if not keys:
+        return
+    given = " ".join(f"--secret {k}=..." for k in keys)
+    instead = " ".join(f"--secret {k}" for k in keys)
+    one = len(keys) == 1
+    err_console.print(f"Warning: {safe(given)} {'puts its value' if one else 'put their values'} in the command "
+                      "line, which `ps` shows to every local user while spotctl runs (and your shell's history "
+                      f"keeps): export {safe(' '.join(keys))} and give `{safe(instead)}` instead.",
+                      soft_wrap=True, markup=False)
+
+
 def _usd(price: float | None) -> str:
     return "-" if price is None else f"${price:.4f}"
 
@@ -103,8 +117,9 @@ async def _stage_and_start(client: SpotClient, p: Plan, job_id: int) -> None:
               help="Set an environment variable (repeatable); KEY alone takes $KEY from this shell.")
 @click.option("--env-file", metavar="PATH", help="Set environment variables from a dotenv file (--env wins).")
 @click.option("--secret", "secrets", multiple=True, metavar="KEY[=VALUE]",
-              help="Set a secret environment variable (repeatable; KEY alone takes $KEY from this shell); "
-                   "never printed, encrypted in Temporal.")
+              help="Set a secret environment variable (repeatable); never printed, encrypted in Temporal. "
+                   "Prefer KEY alone: it takes $KEY from this shell, so the value is not in the command line "
+                   "(which `ps` shows while spotctl runs).")
 @async_command
 async def launch(entrypoint: str, name: str | None, detach: bool, yes: bool, dry_run: bool, infra: str | None,
                  cloud: str | None, region: str | None, gpus: str | None, cpus: str | None, memory: str | None,
@@ -113,11 +128,12 @@ async def launch(entrypoint: str, name: str | None, detach: bool, yes: bool, dry
     """Launch a managed spot job from a SkyPilot task YAML, or from a command.
 
     Relative paths in the task (workdir, file_mounts sources) are taken from the current
-    directory, as `sky launch` does."""
+    directory, as `sky launch` does. The task file may be a pipe: `<(make-task)`, /dev/stdin."""
     s = settings()
     overrides = Overrides(name=name, infra=infra, cloud=cloud, region=region, gpus=gpus, cpus=cpus, memory=memory,
                           instance_type=instance_type, use_spot=use_spot, num_nodes=num_nodes,
                           job_recovery=job_recovery, envs=list(envs), env_file=env_file, secrets=list(secrets))
+    _warn_inline_secrets(secrets_given_inline(list(secrets)))
     p = plan(entrypoint, overrides, s, dry_run=dry_run)
     if dry_run:
         _print_plans(p)
@@ -131,8 +147,8 @@ async def launch(entrypoint: str, name: str | None, detach: bool, yes: bool, dry
     if not yes:
         best = p.candidates[0]
         what = f"pipeline of {len(p.task_plans)} tasks, the first" if p.is_pipeline else "managed job"
-        click.confirm(f"Launching {what} {p.name!r} ({safe(p.resources)}), first try {best.location} "
-                      f"{best.instance_type} at ${best.price:.4f}/h. Proceed?", default=True, abort=True, err=True)
+        confirm(f"Launching {what} {p.name!r} ({safe(p.resources)}), first try {best.location} "
+                f"{best.instance_type} at ${best.price:.4f}/h. Proceed?", yes_flag="-y")
     client = await open_client(s, start_server=True)
     if not await client.wait_for_worker(timeout=10.0):
         raise ServerError(f"no spotctl worker is polling task queue 'spotctl' on {s.temporal_address} "

@@ -40,8 +40,9 @@ def server_start() -> None:
 
 @server.command("stop")
 def server_stop() -> None:
-    """Stop the supervisor, the worker and the server; nothing is left running. Running jobs
-    resume when they start again (the next launch, status, logs or cancel starts them)."""
+    """Stop the supervisor, the worker and the server. Running jobs' programs and instances
+    keep running (on a real cloud, billing) unwatched; the jobs resume when these start again
+    (the next launch, status, logs or cancel starts them). `spotctl cancel -a -y` first ends them."""
     stopped = _embedded().stop()
     console.print(f"Stopped: {', '.join(stopped)}" if stopped else "Nothing was running.")
 
