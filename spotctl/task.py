@@ -394,7 +394,7 @@ def launch_problems(task: Task) -> list[TaskError]:
                 fail(f"local source {local} does not exist", "file_mounts", target)
     for name, value in task.secrets.items():
         if value is None:
-            fail(f"no value given; pass --secret {name}=VALUE", "secrets", name)
+            fail(f"no value given; export {name} and pass --secret {name}", "secrets", name)
     for name, value in task.envs.items():
         if value is None:
             fail(f"no value; pass --env {name}=VALUE", "envs", name)

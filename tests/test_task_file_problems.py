@@ -278,13 +278,14 @@ def test_every_problem_of_a_file_is_reported_at_once(launch, tmp_path: Path) -> 
     assert lines == [
         f"Error: task.yaml:2: workdir: directory {tmp_path / 'missing'} does not exist",
         "task.yaml:8: file_mounts./checkpoint: bucket name is empty (set name: to a bucket name)",
-        "task.yaml:15: secrets.WANDB_API_KEY: no value given; pass --secret WANDB_API_KEY=VALUE",
+        "task.yaml:15: secrets.WANDB_API_KEY: no value given; export WANDB_API_KEY and pass --secret WANDB_API_KEY",
     ]
 
 
-def test_placement_problems_come_with_the_launch_checks(launch, tmp_path: Path) -> None:
+def test_placement_problems_come_with_the_launch_checks(launch, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """No candidate at all, and a missing workdir: both said, not one after the other."""
-    lines = both_refused(launch(BERT_QA.replace("V100:1", "H100:99"), "--secret", "WANDB_API_KEY=k"))
+    monkeypatch.setenv("WANDB_API_KEY", "k")
+    lines = both_refused(launch(BERT_QA.replace("V100:1", "H100:99"), "--secret", "WANDB_API_KEY"))
     assert lines[0].startswith("Error: task.yaml: resources: no usable cloud") and "H100:99" in lines[0]
     assert lines[1:] == [
         f"task.yaml:2: workdir: directory {tmp_path / 'missing'} does not exist",
