@@ -33,16 +33,16 @@ from spotctl.task_limits import (
 RECOVERY_STRATEGIES = STRATEGIES  # the names policy/recovery.py acts on
 _SHORT_TEXT = 128
 """Longer than any real '4+', 'V100:8', '10m' or '8080-8090'; also keeps the regexes linear."""
-_AMOUNT = re.compile(r"(\d+(?:\.\d+)?|\.\d+)\s*([kmgtp]i?b?|b)?\s*(\+)?", re.IGNORECASE)
+_AMOUNT = re.compile(r"(\d+(?:\.\d+)?|\.\d+)\s*([kmgtp]i?b?|b)?\s*(\+)?", re.IGNORECASE | re.ASCII)
 _UNIT_GB = {"b": 1 / 1024**3, "k": 1 / 1024**2, "m": 1 / 1024, "g": 1.0, "t": 1024.0, "p": 1024.0**2}
-_ACCELERATOR = re.compile(r"([^:\s,{}\[\]]+)\s*(?::\s*(\d+(?:\.\d+)?|\.\d+))?")
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*([smhd])", re.IGNORECASE)
+_ACCELERATOR = re.compile(r"([^:\s,{}\[\]]+)\s*(?::\s*(\d+(?:\.\d+)?|\.\d+))?", re.ASCII)
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*([smhd])", re.IGNORECASE | re.ASCII)
 _SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 _NAME = re.compile(r"[a-zA-Z0-9]+(?:[._-]{1,2}[a-zA-Z0-9]+)*")
 """SkyPilot's task name rule (sky/task.py `_VALID_NAME_REGEX`)."""
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
-_PORT = re.compile(r"(\d{1,5})(?:\s*-\s*(\d{1,5}))?")
+_PORT = re.compile(r"(\d{1,5})(?:\s*-\s*(\d{1,5}))?", re.ASCII)
 
 
 # -- how values read back in messages -------------------------------------------------------
@@ -257,7 +257,7 @@ def parse_duration(value: Any) -> float:
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return _number(float(value), 0, MAX_WAIT_S)
     text = _short(str(value), "a duration")
-    if re.fullmatch(r"\d+(?:\.\d+)?", text):
+    if re.fullmatch(r"\d+(?:\.\d+)?", text, re.ASCII):
         return _number(float(text), 0, MAX_WAIT_S)
     if not text or _DURATION.sub("", text).strip():
         raise ValueError(f"expected a duration such as 600, '30s', '10m' or '2h', got {shown(text)}")

@@ -387,3 +387,14 @@ def test_source_path_is_not_a_yaml_key(tmp_path: Path) -> None:
     path.write_text("run: x\nsource_path: /etc/passwd\n")
     with pytest.raises(TaskError, match="source_path: unknown field"):
         load_task_file(path)
+
+
+@pytest.mark.parametrize("text", [
+    "run: x\nresources:\n  accelerators: 'V100:１'\n",
+    "run: x\nresources:\n  cpus: '４'\n",
+    "run: x\nresources:\n  memory: '１６+'\n",
+    "run: x\nresources:\n  ports: '８０８０'\n",
+])
+def test_non_ascii_digits_in_resources_refused(text: str) -> None:
+    """A full-width digit is not read as its ASCII twin (the command line refuses them too)."""
+    assert task_error(text).startswith("t.yaml:")
