@@ -246,7 +246,7 @@ class GcsStore:
     def list(self, bucket: str, prefix: str = "") -> list[str]:
         return keys_under((b.name for b in self._blobs(bucket, clean_key(prefix))), prefix)
 
-    def node_sync(self, bucket: str, prefix: str = "") -> dict | None:
+    def node_sync(self, bucket: str, prefix: str = "", *, credentials: bool = True) -> dict | None:
         """What the node agent's bucket_sync needs: the bucket, prefix and endpoint (the lab's
         fake-gcs-server; None = Google's), and on real GCP an OAuth access token of this
         worker's credentials with its expiry (ISO 8601, UTC). The token lands in a 0600 file on
@@ -254,7 +254,7 @@ class GcsStore:
         service account once it has expired."""
         sync: dict[str, Any] = {"kind": "gcs", "bucket": _check(bucket), "prefix": clean_key(prefix),
                                 "endpoint": self.settings.gcp.storage_endpoint}
-        if not self.settings.gcp.storage_endpoint:
+        if credentials and not self.settings.gcp.storage_endpoint:
             sync.update(self._access_token())
         return sync
 
