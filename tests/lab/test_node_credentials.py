@@ -12,28 +12,38 @@ of the credentials on a real S3 is what AWS's policy evaluation makes of that do
 
 from __future__ import annotations
 
+import asyncio
 import datetime
 import json
 import os
 import stat
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 
 import boto3
 import pytest
 import s3_lab as lab
 from botocore.config import Config
 from s3_lab import S3Lab
+from fake_vm import lab_leftovers, lab_missing
+from test_ssh_runner import Lab as VmLab
+from test_ssh_runner import client_key  # noqa: F401 (a fixture)
 
+from spotctl.activities.node import Node
+from spotctl.activities.node_credentials import CredentialRenewer
 from spotctl.clouds import aws_node_creds
-from spotctl.remote import agent_mounters, bucket_sync
+from spotctl.models import AttemptRef, ClusterHandle, FileMount, JobSpec
+from spotctl.remote import agent_mounters, bucket_sync, ssh
 from spotctl.remote.bucket_sync import S3Client
 from spotctl.storage.base import StorageError
 from spotctl.storage.s3 import S3Store
 
 s3_lab = lab.s3_lab  # the fixtures, shared by module attribute
 moto_s3_endpoint = lab.moto_s3_endpoint
+needs_vms = pytest.mark.skipif(lab_missing() is not None, reason=f"the lab cannot run here: {lab_missing()}")
 
 ACCOUNT = "123456789012"
 ROLE_ARN = f"arn:aws:iam::{ACCOUNT}:role/spotctl-nodes"
@@ -51,6 +61,19 @@ def buckets(s3_lab: S3Lab):
         for key in s3_lab.keys(b):
             raw.delete_object(Bucket=b, Key=key)
         raw.delete_bucket(Bucket=b)
+
+
+@pytest.fixture
+def vm_lab(tmp_path: Path, client_key: tuple[str, str]) -> Iterator[VmLab]:  # noqa: F811
+    """Real sshd VMs (test_ssh_runner's Lab); none left behind."""
+    vms = VmLab(tmp_path, *client_key)
+    try:
+        yield vms
+    finally:
+        ssh.close_all()
+        for vm in vms.vms:
+            vm.stop()
+        assert lab_leftovers() == []
 
 
 def recorded_session_policy() -> dict:
@@ -239,3 +262,83 @@ def test_s3_client_without_renewal_keeps_what_it_was_given(s3_lab: S3Lab) -> Non
     """Given credentials with no expiry (an older worker's sync.json) are used as before."""
     client = S3Client("us-east-1", endpoint=s3_lab.endpoint, access_key="AKIAX", secret_key="s")
     assert client._credentials() == ("AKIAX", "s", None)
+
+
+# -- the worker renews them on a running node (over real SSH to a lab VM) -----------------
+
+
+def attempt_ref(**cluster: str) -> AttemptRef:
+    job = JobSpec(job_id=1, name="renew", run="true", candidates=[], submitted_at=0.0, file_mounts=[
+        FileMount(target="~/ckpt", bucket=JOB_BUCKET, bucket_path="ckpt", store="s3", mode="MOUNT_CACHED"),
+        FileMount(target="~/conf", bucket=JOB_BUCKET, bucket_path="conf", store="s3", mode="COPY")])
+    handle = ClusterHandle(cluster_name="spotctl-1-1", cloud=cluster.get("cloud", "aws"), region="us-east-1",
+                           zone="us-east-1a", instance_type="m6i.large", use_spot=True, instance_ids=["i-1"],
+                           node_ips=["127.0.0.1"])
+    return AttemptRef(job=job, attempt=1, recovery_count=0, cluster=handle)
+
+
+@needs_vms
+def test_the_worker_renews_a_running_nodes_credentials_at_half_life(s3_lab: S3Lab, buckets, vm_lab: VmLab) -> None:
+    """The watch's renewer writes sync.json (0600) on the VM with fresh scoped credentials at
+    once, then not again until half their life is gone; then with newly issued ones. A node
+    whose phase ended is left alone; a refusing STS is logged and retried, never raised."""
+    s3_lab.settings.aws.node_role_arn = ROLE_ARN
+    vm = vm_lab.vm()
+    node = Node(0, "i-1", vm_lab.runner(vm), "/root/.spotctl/job-1/attempt-1")
+    on_disk = vm.home / ".spotctl" / "job-1" / "attempt-1" / "sync.json"
+    renewer = CredentialRenewer(SimpleNamespace(settings=s3_lab.settings), attempt_ref())
+    asyncio.run(renewer.renew_if_due([node], {}))
+    [first] = json.loads(on_disk.read_text())
+    assert stat.S_IMODE(on_disk.stat().st_mode) == 0o600
+    assert (first["target"], first["prefix"], first["mode"]) == ("/root/ckpt", "ckpt", "MOUNT_CACHED")
+    assert first["access_key"].startswith("ASIA") and lab.SECRET_KEY not in on_disk.read_text()
+    half = s3_lab.settings.aws.node_credentials_ttl_s / 2
+    assert half - 60 < renewer.renew_at - time.time() <= half
+    on_disk.unlink()
+    asyncio.run(renewer.renew_if_due([node], {}))  # not due: nothing is written
+    assert not on_disk.exists()
+    # Half their life gone: the issuer's cache no longer hands them out, the renewer is due.
+    for creds in aws_node_creds._cache.values():
+        creds["expiration"] = (datetime.datetime.now(datetime.UTC) + datetime.timedelta(
+            seconds=half - 1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    renewer.renew_at = time.time()
+    asyncio.run(renewer.renew_if_due([node], {}))
+    [second] = json.loads(on_disk.read_text())
+    assert second["access_key"] != first["access_key"] and seconds_left(second["expiration"]) > half
+    # The phase ended on the node: its file is not rewritten (the agent deleted it).
+    on_disk.unlink()
+    renewer.renew_at = 0.0
+    asyncio.run(renewer.renew_if_due([node], {0: 0}))
+    assert not on_disk.exists()
+    # STS refusing: logged, retried a minute later, the watch goes on.
+    aws_node_creds.forget()
+    s3_lab.settings.aws.node_role_arn = None
+    key_id, secret = s3_lab.iam_user("no-sts")
+    os.environ.update(AWS_ACCESS_KEY_ID=key_id, AWS_SECRET_ACCESS_KEY=secret)
+    from spotctl.aws_clients import forget_clients
+
+    forget_clients()
+    s3_lab.enable_auth()
+    renewer.renew_at = 0.0
+    asyncio.run(renewer.renew_if_due([node], {}))
+    assert 50 < renewer.renew_at - time.time() <= 60 and not on_disk.exists()
+
+
+@needs_vms
+def test_a_vm_with_its_own_role_gets_no_credentials_to_renew(s3_lab: S3Lab, buckets, vm_lab: VmLab) -> None:
+    """aws.instance_profile: the AWS VM's sync.json names the bucket only (the agent uses the
+    instance role through IMDS), and there is nothing to renew; a GCP VM reading the same S3
+    bucket still gets scoped credentials."""
+    s3_lab.settings.aws.instance_profile = "spotctl-node-profile"
+    vm = vm_lab.vm()
+    node = Node(0, "i-1", vm_lab.runner(vm), "/root/.spotctl/job-1/attempt-1")
+    on_disk = vm.home / ".spotctl" / "job-1" / "attempt-1" / "sync.json"
+    renewer = CredentialRenewer(SimpleNamespace(settings=s3_lab.settings), attempt_ref())
+    asyncio.run(renewer.renew_if_due([node], {}))
+    [entry] = json.loads(on_disk.read_text())
+    assert not {"access_key", "secret_key", "session_token", "expiration"} & set(entry)
+    assert renewer.renew_at == float("inf")
+    gcp = CredentialRenewer(SimpleNamespace(settings=s3_lab.settings), attempt_ref(cloud="gcp"))
+    asyncio.run(gcp.renew_if_due([node], {}))
+    [entry] = json.loads(on_disk.read_text())
+    assert entry["session_token"] and gcp.renew_at < float("inf")
