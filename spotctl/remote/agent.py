@@ -17,6 +17,9 @@ after the caller was killed) can answer from the files alone:
                   onto T, so a local-cloud job sees e.g. its bucket at /checkpoint while the
                   host's /checkpoint stays untouched (needs root and `unshare`; else the phase
                   fails with exit code 126 and the reason in output.log)
+  sync.json       optional, written (0600) and renewed by the worker: buckets to keep in step
+                  at their targets, each with short-lived credentials scoped to it (or none:
+                  the VM's own role); re-read as they near expiry, deleted when `run` ends
 
 On a cloud VM the supervisor also watches the cloud's interruption notice at
 $SPOTCTL_METADATA_URL, as the local cloud does itself: the deadline goes to
@@ -33,6 +36,7 @@ Commands (each prints one JSON object on stdout):
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shlex
@@ -261,8 +265,7 @@ def _start_syncs(d: str, stop: threading.Event, mounter: str, say,
                 continue
             say(f"{e['target']}: MOUNT falls back to a synced copy (pushed every {SYNC_INTERVAL_S:g}s)")
         # The worker renews the entry's short-lived credentials in sync.json: re-read near expiry.
-        reload = (lambda target=e["target"]: bucket_sync.entry_of(sync_json, target))
-        client = bucket_sync.client_for(e, metadata_url, reload)
+        client = bucket_sync.client_for(e, metadata_url, functools.partial(bucket_sync.entry_of, sync_json, e["target"]))
         mount = bucket_sync.CachedMount(e["bucket"], e.get("prefix") or "", e["target"], client)
         mount.pull()
         t = threading.Thread(target=mount.run_until, args=(stop, SYNC_INTERVAL_S), daemon=True)

@@ -27,8 +27,8 @@ import boto3
 import pytest
 import s3_lab as lab
 from botocore.config import Config
-from s3_lab import S3Lab
 from fake_vm import lab_leftovers, lab_missing
+from s3_lab import S3Lab
 from test_ssh_runner import Lab as VmLab
 from test_ssh_runner import client_key  # noqa: F401 (a fixture)
 
