@@ -267,7 +267,12 @@ def load_settings(home: Path | None = None) -> Settings:
             raise ConfigError(f"{config_file}: not valid YAML: {exc}") from exc
         if not isinstance(data, dict):
             raise ConfigError(f"{config_file}: expected a mapping at the top level")
-    settings = Settings(home=home, **{k: v for k, v in data.items() if k not in ("home", "notify")})
+    try:
+        settings = Settings(home=home, **{k: v for k, v in data.items() if k not in ("home", "notify")})
+    except ValidationError as exc:  # one line per problem, never a traceback
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}={_shown(e.get('input'))}: {e['msg']}"
+                             for e in exc.errors()[:5])
+        raise ConfigError(f"{config_file}: {problems}") from None
     env = os.environ
     try:
         settings.notify = notify_settings(data.get("notify"), env.get("SPOTCTL_NOTIFY_URL"), config_file)
@@ -303,6 +308,10 @@ def load_settings(home: Path | None = None) -> Settings:
         settings.aws.instance_profile = env["SPOTCTL_AWS_INSTANCE_PROFILE"]
     if env.get("SPOTCTL_AWS_NODE_ROLE"):
         settings.aws.node_role_arn = env["SPOTCTL_AWS_NODE_ROLE"]
+    try:  # the variables' values get the file's checks
+        settings.aws = AwsConfig.model_validate(settings.aws.model_dump())
+    except ValidationError as exc:
+        raise ConfigError("; ".join(f"aws.{e['loc'][0]}: {e['msg']}" for e in exc.errors())) from None
     _gcp_from_env(settings, env)
     _worker_from_env(settings, env)
     return settings
@@ -344,6 +353,12 @@ def _gcp_from_env(settings: Settings, env: os._Environ[str] | dict[str, str]) ->
             setattr(gcp, field, env[var])
     if env.get("SPOTCTL_GCP_REGIONS"):
         gcp.regions = [r.strip() for r in env["SPOTCTL_GCP_REGIONS"].split(",") if r.strip()]
+
+
+def _shown(value: object) -> str:
+    """A value as an error repeats it: its repr, at most 60 characters."""
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 class ConfigError(Exception):
