@@ -36,6 +36,8 @@ ACTIONS = ["s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:AbortMultipart
            "s3:ListMultipartUploadParts"]
 """Object calls bucket_sync and mount-s3 make (mount-s3 uploads big files in parts)."""
 STS_REGION = "us-east-1"
+POLICY_MAX = 2048
+"""STS's limit on a session policy's plain text."""
 CACHE_MAX = 1024
 """Scoped credentials kept at most (one per bucket prefix in use); expired ones go first."""
 
@@ -77,6 +79,8 @@ def _session_name(bucket: str, prefix: str) -> str:
 
 def _issue(settings: Settings, bucket: str, prefix: str, region: str) -> dict[str, str]:
     policy = json.dumps(session_policy(bucket, prefix, region), separators=(",", ":"))
+    if len(policy) > POLICY_MAX:  # a prefix of many hundred characters: this bucket, all of it
+        policy = json.dumps(session_policy(bucket, "", region), separators=(",", ":"))
     ttl = settings.aws.node_credentials_ttl_s
     sts = aws_client(settings, "sts", region if partition(region) != "aws" else STS_REGION)
     try:

@@ -342,3 +342,15 @@ def test_a_vm_with_its_own_role_gets_no_credentials_to_renew(s3_lab: S3Lab, buck
     asyncio.run(gcp.renew_if_due([node], {}))
     [entry] = json.loads(on_disk.read_text())
     assert entry["session_token"] and gcp.renew_at < float("inf")
+
+
+def test_a_prefix_too_long_for_a_session_policy_gets_its_whole_bucket_only(s3_lab: S3Lab, buckets) -> None:
+    """STS takes at most 2048 characters of session policy: a mount of a very long prefix gets
+    its whole bucket, still no other one."""
+    s3_lab.settings.aws.node_role_arn = ROLE_ARN
+    prefix = "/".join(["deep" * 50] * 5)
+    sync = S3Store(s3_lab.settings).node_sync(JOB_BUCKET, prefix)
+    policy = recorded_session_policy()
+    assert sync["session_token"] and len(json.dumps(policy, separators=(",", ":"))) <= 2048
+    assert permitted(policy, "s3:PutObject", f"arn:aws:s3:::{JOB_BUCKET}/{prefix}/x")
+    assert not permitted(policy, "s3:PutObject", f"arn:aws:s3:::{OTHER_BUCKET}/{prefix}/x")
