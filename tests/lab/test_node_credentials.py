@@ -1,3 +1,4 @@
+# ruff: noqa: F811  (pytest fixtures imported from moto_lab and test_ssh_runner)
 """What a VM gets to reach its job's buckets (storage's node_sync, clouds/aws_node_creds.py, the
 agent's bucket_sync), against moto over HTTP: short-lived STS credentials scoped to the mount's
 bucket prefix, never the worker's own keys; renewed in sync.json and re-read by the agent.
@@ -28,14 +29,16 @@ import pytest
 import s3_lab as lab
 from botocore.config import Config
 from fake_vm import lab_leftovers, lab_missing
+from moto_lab import AwsLab, aws_env, aws_lab, moto_server  # noqa: F401 (fixtures)
 from s3_lab import S3Lab
 from test_ssh_runner import Lab as VmLab
 from test_ssh_runner import client_key  # noqa: F401 (a fixture)
 
+from spotctl import aws_clients
 from spotctl.activities.node import Node
 from spotctl.activities.node_credentials import CredentialRenewer
 from spotctl.clouds import aws_node_creds
-from spotctl.models import AttemptRef, ClusterHandle, FileMount, JobSpec
+from spotctl.models import AttemptRef, Candidate, ClusterHandle, FileMount, JobSpec, Location
 from spotctl.remote import agent_mounters, bucket_sync, ssh
 from spotctl.remote.bucket_sync import S3Client
 from spotctl.storage.base import StorageError
@@ -354,3 +357,27 @@ def test_a_prefix_too_long_for_a_session_policy_gets_its_whole_bucket_only(s3_la
     assert sync["session_token"] and len(json.dumps(policy, separators=(",", ":"))) <= 2048
     assert permitted(policy, "s3:PutObject", f"arn:aws:s3:::{JOB_BUCKET}/{prefix}/x")
     assert not permitted(policy, "s3:PutObject", f"arn:aws:s3:::{OTHER_BUCKET}/{prefix}/x")
+
+
+def test_vms_are_launched_with_the_configured_instance_profile(aws_lab: AwsLab) -> None:
+    """aws.instance_profile (a name or an ARN): EC2 launches every VM with it, so the VM's
+    own role reaches its buckets; without the setting, no profile."""
+    iam = aws_clients.aws_client(aws_lab.settings, "iam", "us-east-1")
+    arn = iam.create_instance_profile(InstanceProfileName="spotctl-nodes")["InstanceProfile"]["Arn"]
+    where = Location(cloud="aws", region="us-east-1")
+    plain = aws_lab.cloud.create("spotctl-9-1", aws_candidate(), 1, "spotctl-9-1")
+    for profile in ("spotctl-nodes", arn):
+        aws_lab.settings.aws.instance_profile = profile
+        name = f"spotctl-9-{2 + (profile == arn)}"
+        handle = aws_lab.cloud.create(name, aws_candidate(), 1, name)
+        [inst] = aws_lab.describe("us-east-1", handle.instance_ids).values()
+        assert inst["IamInstanceProfile"]["Arn"] == arn
+        aws_lab.cloud.terminate(handle.instance_ids, where)
+    [inst] = aws_lab.describe("us-east-1", plain.instance_ids).values()
+    assert "IamInstanceProfile" not in inst
+    aws_lab.cloud.terminate(plain.instance_ids, where)
+
+
+def aws_candidate() -> Candidate:
+    return Candidate(cloud="aws", region="us-east-1", zone="us-east-1a", instance_type="m6i.large", use_spot=True,
+                     price=0.05)
