@@ -65,15 +65,12 @@ def has_credentials(settings: Settings) -> bool:
         return _session(settings).get_credentials() is not None
 
 
-def aws_credentials(settings: Settings) -> Any:
-    """The chain's current credentials, frozen (access_key, secret_key, token), or None."""
-    with _lock:
-        creds = _session(settings).get_credentials()
-    return creds.get_frozen_credentials() if creds is not None else None
-
-
 def forget_clients() -> None:
-    """Drop cached sessions and clients (tests that change credentials or endpoints)."""
+    """Drop cached sessions and clients, and the nodes' scoped credentials issued with them
+    (tests that change credentials or endpoints)."""
+    from spotctl.clouds import aws_node_creds
+
     with _lock:
         _sessions.clear()
         _clients.clear()
+    aws_node_creds.forget()

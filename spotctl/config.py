@@ -22,6 +22,8 @@ Environment variables:
                              bucket; unset = the directory $SPOTCTL_HOME/logs (see
                              storage/log_store.py)
   SPOTCTL_AWS_MOUNTER        how MOUNT of an S3 bucket is made on a VM: mount-s3 (default) or sync
+  SPOTCTL_AWS_INSTANCE_PROFILE  an IAM instance profile for every VM (it reaches buckets with its role)
+  SPOTCTL_AWS_NODE_ROLE      the role assumed to issue VMs scoped S3 credentials (default: GetFederationToken)
   SPOTCTL_GCP_PROJECT        the GCP project (default: Application Default Credentials' project)
   SPOTCTL_GCP_ENDPOINT       the Compute Engine API endpoint (the lab's fake GCE); implies no credentials
   SPOTCTL_GCS_ENDPOINT       the Cloud Storage endpoint (the lab's fake-gcs-server); implies no credentials
@@ -104,6 +106,17 @@ class AwsConfig(BaseModel):
     """How MOUNT of an S3 bucket is made on a VM: "mount-s3" (Mountpoint for Amazon S3,
     installed by the node agent when missing; the agent's sync if that fails) or "sync" (the
     node agent's copy kept in step, as MOUNT_CACHED; no FUSE, works anywhere)."""
+    instance_profile: str | None = Field(default=None, min_length=1, max_length=2048)
+    """An IAM instance profile (name or ARN) every VM is launched with. Set, a VM reaches S3
+    buckets with its own role and the worker ships it no credentials at all."""
+    node_role_arn: str | None = Field(default=None, min_length=20, max_length=2048)
+    """The role the worker assumes to issue a VM its scoped, short-lived S3 credentials;
+    None = GetFederationToken with the worker's own keys (an IAM user's). See
+    clouds/aws_node_creds.py."""
+    node_credentials_ttl_s: int = Field(default=3600, ge=900, le=43_200)
+    """How long a VM's scoped S3 credentials live; the worker renews them at half-life while
+    a phase runs (STS: 15 minutes to 12 hours, one hour for a role chained from temporary
+    credentials)."""
 
 
 class GcpConfig(BaseModel):
@@ -254,7 +267,12 @@ def load_settings(home: Path | None = None) -> Settings:
             raise ConfigError(f"{config_file}: not valid YAML: {exc}") from exc
         if not isinstance(data, dict):
             raise ConfigError(f"{config_file}: expected a mapping at the top level")
-    settings = Settings(home=home, **{k: v for k, v in data.items() if k not in ("home", "notify")})
+    try:
+        settings = Settings(home=home, **{k: v for k, v in data.items() if k not in ("home", "notify")})
+    except ValidationError as exc:  # one line per problem, never a traceback
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}={_shown(e.get('input'))}: {e['msg']}"
+                             for e in exc.errors()[:5])
+        raise ConfigError(f"{config_file}: {problems}") from None
     env = os.environ
     try:
         settings.notify = notify_settings(data.get("notify"), env.get("SPOTCTL_NOTIFY_URL"), config_file)
@@ -286,6 +304,14 @@ def load_settings(home: Path | None = None) -> Settings:
         settings.log_store = env["SPOTCTL_LOG_STORE"]
     if env.get("SPOTCTL_AWS_MOUNTER"):
         settings.aws.mounter = env["SPOTCTL_AWS_MOUNTER"]
+    if env.get("SPOTCTL_AWS_INSTANCE_PROFILE"):
+        settings.aws.instance_profile = env["SPOTCTL_AWS_INSTANCE_PROFILE"]
+    if env.get("SPOTCTL_AWS_NODE_ROLE"):
+        settings.aws.node_role_arn = env["SPOTCTL_AWS_NODE_ROLE"]
+    try:  # the variables' values get the file's checks
+        settings.aws = AwsConfig.model_validate(settings.aws.model_dump())
+    except ValidationError as exc:
+        raise ConfigError("; ".join(f"aws.{e['loc'][0]}: {e['msg']}" for e in exc.errors())) from None
     _gcp_from_env(settings, env)
     _worker_from_env(settings, env)
     return settings
@@ -327,6 +353,12 @@ def _gcp_from_env(settings: Settings, env: os._Environ[str] | dict[str, str]) ->
             setattr(gcp, field, env[var])
     if env.get("SPOTCTL_GCP_REGIONS"):
         gcp.regions = [r.strip() for r in env["SPOTCTL_GCP_REGIONS"].split(",") if r.strip()]
+
+
+def _shown(value: object) -> str:
+    """A value as an error repeats it: its repr, at most 60 characters."""
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 class ConfigError(Exception):

@@ -16,6 +16,11 @@ MOUNT_CACHED of a bucket the VM can reach (S3) are listed in `<attempt_dir>/sync
 node agent pulls each into its target before a phase starts, pushes what changed every few
 seconds and once more when the phase ends (SIGTERM on a preemption notice included), using
 remote/bucket_sync.py. That works on any VM without root or FUSE.
+
+sync.json never holds the worker's own keys: each entry carries short-lived credentials that
+reach only its bucket prefix (S3: STS with a session policy, clouds/aws_node_creds.py), renewed
+by the worker while a phase runs (node_credentials.py), or none where the VM's own role
+reaches the bucket. The agent deletes the file when the attempt's run ends.
 """
 
 from __future__ import annotations
@@ -89,7 +94,32 @@ def _link(link: Path, dest: str) -> None:
     os.replace(tmp, link)
 
 
-def _materialize_sync(settings: Settings, runner: Runner, mounts: list[FileMount]) -> tuple[list[dict], list[dict]]:
+def _sync_entry(settings: Settings, runner: Runner, m: FileMount, node_cloud: str | None) -> dict:
+    """The sync.json entry of a MOUNT on a VM. Its credentials reach this mount's prefix only
+    and expire (the worker renews them while a phase runs: node_credentials.py); none when
+    the VM's own role reaches S3 (`aws.instance_profile` on an AWS VM)."""
+    store = get_store(settings, m.store)
+    own_role = store.name == "s3" and node_cloud == "aws" and bool(settings.aws.instance_profile)
+    rel = _home_relative(m.target)
+    sync = None if m.is_file else store.node_sync(m.bucket, m.bucket_path, credentials=not own_role and rel != "")
+    if sync is None:
+        raise StorageError(f"file mount {m.target}: MOUNT of {store.name} bucket {m.bucket!r} "
+                           "is not supported on this cloud (use mode: COPY)")
+    if rel == "":
+        raise StorageError(f"file mount {m.target}: cannot mount a bucket over $HOME")
+    return {**sync, "target": _node_target(runner, m.target), "mode": m.mode}
+
+
+def sync_entries(settings: Settings, runner: Runner, mounts: list[FileMount], node_cloud: str | None) -> list[dict]:
+    """Blocking: the sync.json entries of a node (the buckets its agent keeps in step), with
+    fresh credentials; [] on a node that shares this host's files."""
+    if runner.shares_host_files:
+        return []
+    return [_sync_entry(settings, runner, m, node_cloud) for m in mounts if m.mode in MOUNT_MODES and m.bucket]
+
+
+def _materialize_sync(settings: Settings, runner: Runner, mounts: list[FileMount],
+                      node_cloud: str | None = None) -> tuple[list[dict], list[dict]]:
     """Does the blocking work; returns the mounts.json entries (absolute targets, local cloud)
     and the sync.json entries (buckets the agent keeps in step on a VM)."""
     local_host = runner.shares_host_files
@@ -102,13 +132,7 @@ def _materialize_sync(settings: Settings, runner: Runner, mounts: list[FileMount
         rel = _home_relative(m.target)
         src = store.local_path(m.bucket, m.bucket_path)
         if m.mode in MOUNT_MODES and not local_host:
-            sync = store.node_sync(m.bucket, m.bucket_path)
-            if sync is None or m.is_file:
-                raise StorageError(f"file mount {m.target}: MOUNT of {store.name} bucket {m.bucket!r} "
-                                   "is not supported on this cloud (use mode: COPY)")
-            if rel == "":
-                raise StorageError(f"file mount {m.target}: cannot mount a bucket over $HOME")
-            synced.append({**sync, "target": _node_target(runner, m.target), "mode": m.mode})
+            synced.append(_sync_entry(settings, runner, m, node_cloud))
             continue
         if m.mode in MOUNT_MODES:
             if not src:
@@ -150,17 +174,22 @@ def _copy_remote(store: Store, runner: Runner, m: FileMount) -> None:
 
 
 async def materialize(settings: Settings, runner: Runner, spec_mounts: list[FileMount],
-                      workdir_mount: FileMount | None, attempt_dir: str) -> None:
+                      workdir_mount: FileMount | None, attempt_dir: str, node_cloud: str | None = None) -> None:
     """Make the job's workdir and file mounts appear on one node; see the module docstring.
 
     Idempotent: copies overwrite, links are replaced with the same links and mounts.json is
     rewritten with the same content, so a retried setup activity does the same again. Raises
     StorageError (a non-retryable setup problem) when a mount cannot be made on this node."""
-    mounts = ([workdir_mount] if workdir_mount else []) + list(spec_mounts)
-    entries, synced = await asyncio.to_thread(_materialize_sync, settings, runner, mounts)
+    mounts = job_mounts(spec_mounts, workdir_mount)
+    entries, synced = await asyncio.to_thread(_materialize_sync, settings, runner, mounts, node_cloud)
     for name, content in ((MOUNTS_FILE, entries), (SYNC_FILE, synced)):
         path = f"{attempt_dir}/{name}"
         if content:  # sync.json may hold credentials: write_file makes it 0600
             await asyncio.to_thread(runner.write_file, path, json.dumps(content, indent=1).encode())
         else:  # an earlier try's file must not outlive a changed spec
             await asyncio.to_thread(runner.remove_file, path)
+
+
+def job_mounts(spec_mounts: list[FileMount], workdir_mount: FileMount | None) -> list[FileMount]:
+    """Every mount of a job, the workdir's first (as `materialize` makes them)."""
+    return ([workdir_mount] if workdir_mount else []) + list(spec_mounts)

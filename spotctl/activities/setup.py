@@ -27,7 +27,7 @@ class SetupActivities:
         # Before any phase starts: the agent reads the attempt's mounts.json at each start.
         try:
             await materialize(self.deps.settings, node.runner, ref.job.file_mounts, ref.job.workdir_mount,
-                              node.attempt_dir)
+                              node.attempt_dir, ref.cluster.cloud)
         except StorageError as exc:  # a missing bucket will not appear by retrying
             raise ApplicationError(f"file mounts: {exc}", type=MOUNT_ERROR, non_retryable=True) from exc
         # Envs and secrets: created 0600 (the worker's umask), re-checked by the agent at start.

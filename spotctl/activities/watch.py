@@ -29,6 +29,7 @@ from temporalio.exceptions import ApplicationError
 from spotctl.activities.deps import Deps
 from spotctl.activities.heartbeat import Progress
 from spotctl.activities.node import Node, exit_code_of, nodes_of
+from spotctl.activities.node_credentials import CredentialRenewer
 from spotctl.models import PREEMPTED_ERROR, AttemptRef
 from spotctl.remote.base import NodeUnreachable
 from spotctl.storage.log_store_base import LogStore
@@ -210,6 +211,7 @@ async def _poll_until_ended(deps: Deps, ref: AttemptRef, nodes: list[Node], phas
     watcher = deps.watchers.get(ref.cluster.location)
     delay = deps.poll_interval_s
     dead_seen = False
+    renewer = CredentialRenewer(deps, ref)
     while True:
         active = False
         for node in nodes:
@@ -232,6 +234,7 @@ async def _poll_until_ended(deps: Deps, ref: AttemptRef, nodes: list[Node], phas
                 codes[node.rank] = code
         if len(codes) == len(nodes):
             return [codes[n.rank] for n in nodes]
+        await renewer.renew_if_due(nodes, codes)  # the nodes' bucket credentials, at half-life
         detail = f"{phase}: {len(codes)}/{len(nodes)} nodes done"
         progress(detail + (f", {len(unreachable)} unreachable" if unreachable else ""))
         now = time.monotonic()

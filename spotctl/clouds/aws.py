@@ -225,6 +225,9 @@ class AwsCloud:
             if root_device:
                 params["BlockDeviceMappings"] = [{"DeviceName": root_device, "Ebs": {
                     "VolumeSize": ROOT_VOLUME_GB, "VolumeType": "gp3", "DeleteOnTermination": True}}]
+            profile = self.settings.aws.instance_profile
+            if profile:  # the VM's own role reaches its buckets: no credentials are shipped
+                params["IamInstanceProfile"] = {"Arn" if profile.startswith("arn:") else "Name": profile}
             if candidate.use_spot:
                 params["InstanceMarketOptions"] = {"MarketType": "spot", "SpotOptions": {
                     "SpotInstanceType": "one-time", "InstanceInterruptionBehavior": "terminate"}}

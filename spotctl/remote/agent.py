@@ -17,6 +17,9 @@ after the caller was killed) can answer from the files alone:
                   onto T, so a local-cloud job sees e.g. its bucket at /checkpoint while the
                   host's /checkpoint stays untouched (needs root and `unshare`; else the phase
                   fails with exit code 126 and the reason in output.log)
+  sync.json       optional, written (0600) and renewed by the worker: buckets to keep in step
+                  at their targets, each with short-lived credentials scoped to it (or none:
+                  the VM's own role); re-read as they near expiry, deleted when `run` ends
 
 On a cloud VM the supervisor also watches the cloud's interruption notice at
 $SPOTCTL_METADATA_URL, as the local cloud does itself: the deadline goes to
@@ -33,6 +36,7 @@ Commands (each prints one JSON object on stdout):
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shlex
@@ -219,6 +223,8 @@ SYNC_INTERVAL_S = 5.0
 """How often a synced bucket mount (sync.json) pushes what changed."""
 SYNC_FINAL_MAX_S = 300.0
 """Longest final push after the phase ended (the exit code waits for it, beating)."""
+SYNC_JSON = "sync.json"
+"""The buckets to keep in step, with their short-lived credentials; deleted when `run` ends."""
 
 
 def _make_dir(path: str) -> None:
@@ -242,8 +248,9 @@ def _start_syncs(d: str, stop: threading.Event, mounter: str, say,
     pull it and keep pushing changes in the background until `stop` (then once more). Raises
     on a failed pull: the phase must not start without its checkpoint. `metadata_url` is
     where a GCS sync gets the VM's token (None: GCE's own address)."""
+    sync_json = os.path.join(d, SYNC_JSON)
     try:
-        with open(os.path.join(d, "sync.json")) as f:
+        with open(sync_json) as f:
             entries = json.load(f)
     except FileNotFoundError:
         return []
@@ -254,10 +261,11 @@ def _start_syncs(d: str, stop: threading.Event, mounter: str, say,
         _make_dir(e["target"])
         make_mount = agent_mounters.MOUNTERS.get((e.get("kind", "s3"), mounter)) if e.get("mode") == "MOUNT" else None
         if make_mount is not None:
-            if make_mount(e, say):
+            if make_mount({**e, "sync_json": sync_json}, say):
                 continue
             say(f"{e['target']}: MOUNT falls back to a synced copy (pushed every {SYNC_INTERVAL_S:g}s)")
-        client = bucket_sync.client_for(e, metadata_url)
+        # The worker renews the entry's short-lived credentials in sync.json: re-read near expiry.
+        client = bucket_sync.client_for(e, metadata_url, functools.partial(bucket_sync.entry_of, sync_json, e["target"]))
         mount = bucket_sync.CachedMount(e["bucket"], e.get("prefix") or "", e["target"], client)
         mount.pull()
         t = threading.Thread(target=mount.run_until, args=(stop, SYNC_INTERVAL_S), daemon=True)
@@ -304,6 +312,8 @@ def _supervise(d: str, phase: str) -> None:
         problem = f"unreadable mounts.json: {exc!r}"
     if problem:
         os.write(log, f"spotctl agent: cannot start {phase}: {problem}\n".encode())
+        if phase == "run":
+            _remove_credentials(d)
         agent_files.write_atomic(_path(d, phase, "exit"), str(MOUNT_FAILED))
         return
     if mounts:
@@ -319,6 +329,8 @@ def _supervise(d: str, phase: str) -> None:
                              metadata.rstrip("/") if metadata and kind == "gcp" else None)
     except Exception as exc:  # noqa: BLE001 - any failure: the phase cannot start
         os.write(log, f"spotctl agent: cannot start {phase}: bucket sync failed: {exc}\n".encode())
+        if phase == "run":
+            _remove_credentials(d)
         agent_files.write_atomic(_path(d, phase, "exit"), str(MOUNT_FAILED))
         return
     try:
@@ -333,6 +345,8 @@ def _supervise(d: str, phase: str) -> None:
         )
     except OSError as exc:
         os.write(log, f"spotctl agent: cannot start {phase}: {exc}\n".encode())
+        if phase == "run":
+            _remove_credentials(d)
         agent_files.write_atomic(_path(d, phase, "exit"), "127")
         return
     child.append(proc)
@@ -377,7 +391,19 @@ def _supervise(d: str, phase: str) -> None:
         agent_files.write_atomic(_path(d, phase, "beat"), str(beats))
         for t in syncs:
             t.join(timeout=BEAT_S / max(len(syncs), 1))
+    if phase == "run":  # the attempt is over: its bucket credentials go (they also expire)
+        _remove_credentials(d)
     agent_files.write_atomic(_path(d, phase, "exit"), str(rc if rc >= 0 else 128 - rc))
+
+
+def _remove_credentials(d: str) -> None:
+    """Delete sync.json and the mounters' credential profiles next to it."""
+    for name in os.listdir(d):
+        if name == SYNC_JSON or name.startswith("aws-config-"):
+            try:
+                os.unlink(os.path.join(d, name))
+            except OSError:
+                pass
 
 
 def send_signal(d: str, phase: str, name: str) -> dict:

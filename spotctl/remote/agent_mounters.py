@@ -6,9 +6,12 @@ be had or made returns False and the agent keeps the bucket in step itself (buck
 
 from __future__ import annotations
 
+import hashlib
 import os
+import shlex
 import shutil
 import subprocess
+import sys
 import urllib.error
 import urllib.request
 
@@ -54,11 +57,32 @@ def _mount_s3(e: dict, say) -> bool:
     if e.get("endpoint"):
         argv += ["--endpoint-url", e["endpoint"], "--force-path-style"]
     env = dict(os.environ)
-    for key, name in (("access_key", "AWS_ACCESS_KEY_ID"), ("secret_key", "AWS_SECRET_ACCESS_KEY"),
-                      ("session_token", "AWS_SESSION_TOKEN")):
-        if e.get(key):
-            env[name] = e[key]
+    if e.get("access_key") and e.get("sync_json"):
+        # Short-lived credentials the worker renews in sync.json: mount-s3 outlives them, so it
+        # gets them through a credential_process that re-reads the file, never in its env.
+        for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
+            env.pop(name, None)
+        env["AWS_CONFIG_FILE"] = _credentials_profile(e)
+        argv += ["--profile", PROFILE]
     return _run_mounter("mount-s3", argv, say, env)
+
+
+PROFILE = "spotctl-mount"
+
+
+def _credentials_profile(e: dict) -> str:
+    """Write (0600, next to sync.json) an AWS config whose profile PROFILE gets the entry's
+    credentials from `bucket_sync.py credentials`; return its path."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    command = " ".join(shlex.quote(a) for a in (sys.executable, os.path.join(here, "bucket_sync.py"),
+                                                "credentials", e["sync_json"], e["target"]))
+    name = hashlib.sha256(e["target"].encode()).hexdigest()[:12]
+    path = os.path.join(os.path.dirname(e["sync_json"]), f"aws-config-{name}")
+    fd = os.open(path + ".tmp", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(f"[profile {PROFILE}]\ncredential_process = {command}\n")
+    os.replace(path + ".tmp", path)
+    return path
 
 
 def _run_mounter(name: str, argv: list, say, env: dict | None = None) -> bool:

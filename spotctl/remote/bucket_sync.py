@@ -8,13 +8,17 @@ between clouds): `list_objects(bucket, prefix)` yielding (key, size), `get_objec
 path)` and `put_object(bucket, key, path)`; `client_for(spec)` makes one from a sync.json entry.
 
 - `S3Client`: AWS Signature V4 (ListObjectsV2, GetObject, PutObject, single part, so objects
-  up to 5 GiB). Credentials: explicit arguments, else AWS_ACCESS_KEY_ID /
-  AWS_SECRET_ACCESS_KEY / AWS_SESSION_TOKEN, else the instance role through IMDSv2
-  (refreshed before it expires).
+  up to 5 GiB). Credentials: explicit arguments (short-lived ones scoped to the mount, which
+  the worker renews in sync.json: `reload` re-reads them as they near expiry), else
+  AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY / AWS_SESSION_TOKEN, else the instance role
+  through IMDSv2 (refreshed before it expires).
 - `GcsClient`: the GCS JSON API (list, media download, single-request media upload). Token:
   none with an endpoint override (the lab's fake-gcs-server), else the access token given
-  while it is valid, else the GCE metadata server's service-account token (refreshed before
-  it expires).
+  while it is valid (re-read through `reload` near expiry), else the GCE metadata server's
+  service-account token (refreshed before it expires).
+
+`python3 bucket_sync.py credentials SYNC_JSON TARGET` prints an entry's credentials as an AWS
+`credential_process` does, so mount-s3 (whose environment cannot be renewed) re-reads them.
 
 Every HTTP call has a time-out. Deleting a local file does not delete its object.
 """
@@ -122,25 +126,62 @@ def _download(open_response, path: str) -> None:
             os.unlink(tmp)
 
 
+CREDENTIALS_MARGIN_S = 300.0
+"""Given credentials are re-read (a role's re-fetched) this long before they expire."""
+RELOAD_EVERY_S = 10.0
+"""Near expiry, sync.json is re-read at most this often until the worker's renewal is there."""
+
+
 class S3Client:
     """Just enough S3 for CachedMount. Path-style URLs against `endpoint` (default
-    https://s3.<region>.amazonaws.com, where DNS-safe bucket names use virtual hosts)."""
+    https://s3.<region>.amazonaws.com, where DNS-safe bucket names use virtual hosts).
+
+    `reload`, with given credentials: a function returning the entry's current ones (a dict
+    with access_key, secret_key, session_token, expiration), called as they near expiry."""
 
     scheme = "s3"
 
     def __init__(self, region: str, endpoint: str | None = None, access_key: str | None = None,
                  secret_key: str | None = None, session_token: str | None = None,
-                 timeout: float = TIMEOUT_S, imds_url: str = IMDS_URL) -> None:
+                 timeout: float = TIMEOUT_S, imds_url: str = IMDS_URL, expiration: str | None = None,
+                 reload=None) -> None:
         self.region, self.timeout, self.imds_url = region, timeout, imds_url
         self.endpoint = (endpoint or f"https://s3.{region}.amazonaws.com").rstrip("/")
         self.virtual_hosts = endpoint is None
         env = os.environ
         self._creds = (access_key or env.get("AWS_ACCESS_KEY_ID"), secret_key or env.get("AWS_SECRET_ACCESS_KEY"),
                        session_token if access_key else env.get("AWS_SESSION_TOKEN"))
-        self._expires = float("inf") if self._creds[0] and self._creds[1] else 0.0
+        self._given = bool(access_key and secret_key)
+        self._reload, self._next_reload = (reload if self._given else None), 0.0
+        self._expires = ((_epoch(expiration) if expiration else float("inf")) if self._given
+                         else float("inf") if self._creds[0] and self._creds[1] else 0.0)
+
+    def _reloaded(self) -> bool:
+        """Take the renewed credentials of sync.json, if the worker has written newer ones."""
+        now = time.time()
+        if self._reload is None or now < self._next_reload:
+            return False
+        self._next_reload = now + RELOAD_EVERY_S
+        try:
+            fresh = self._reload() or {}
+        except (OSError, ValueError) as exc:
+            print(f"bucket_sync: cannot re-read the renewed credentials: {exc}", file=sys.stderr)
+            return False
+        if not (fresh.get("access_key") and fresh.get("secret_key")):
+            return False
+        expires = _epoch(fresh.get("expiration")) if fresh.get("expiration") else float("inf")
+        if expires <= self._expires:
+            return False
+        self._creds = (fresh["access_key"], fresh["secret_key"], fresh.get("session_token"))
+        self._expires = expires
+        return True
 
     def _credentials(self) -> tuple:
-        if time.time() > self._expires - 300:  # none yet, or a role's expiring in 5 minutes
+        if self._given:  # the worker's renewals; the given ones until refused if none came
+            if time.time() > self._expires - CREDENTIALS_MARGIN_S:
+                self._reloaded()
+            return self._creds
+        if time.time() > self._expires - CREDENTIALS_MARGIN_S:  # none yet, or a role's expiring soon
             try:
                 c = imds_credentials(self.imds_url, timeout=min(self.timeout, 5.0))
             except (OSError, ValueError, IndexError) as exc:
@@ -262,7 +303,7 @@ class GcsClient:
 
     def __init__(self, endpoint: str | None = None, access_token: str | None = None,
                  token_expiry: str | None = None, metadata_url: str | None = None,
-                 timeout: float = TIMEOUT_S, anonymous: bool | None = None) -> None:
+                 timeout: float = TIMEOUT_S, anonymous: bool | None = None, reload=None) -> None:
         self.endpoint = (endpoint or GCS_ENDPOINT).rstrip("/")
         self.anonymous = endpoint is not None if anonymous is None else anonymous
         self.metadata_url = (metadata_url or GCE_METADATA_URL).rstrip("/")
@@ -270,9 +311,26 @@ class GcsClient:
         self._token = access_token
         self._expires = _epoch(token_expiry) if access_token and token_expiry else (
             float("inf") if access_token else 0.0)
+        self._reload, self._next_reload = (reload if access_token else None), 0.0
+
+    def _reloaded(self) -> bool:
+        """Take the worker's renewed token from sync.json, if it is newer than the one at hand."""
+        now = time.time()
+        if self._reload is None or now < self._next_reload:
+            return False
+        self._next_reload = now + RELOAD_EVERY_S
+        try:
+            fresh = self._reload() or {}
+        except (OSError, ValueError):
+            return False
+        expires = _epoch(fresh.get("token_expiry")) if fresh.get("access_token") else 0.0
+        if expires <= max(self._expires, time.time() + TOKEN_MARGIN_S):
+            return False
+        self._token, self._expires = fresh["access_token"], expires
+        return True
 
     def _access_token(self) -> str:
-        if time.time() > self._expires - TOKEN_MARGIN_S:
+        if time.time() > self._expires - TOKEN_MARGIN_S and not self._reloaded():
             try:
                 self._token, self._expires = gce_token(self.metadata_url, timeout=min(self.timeout, 5.0))
             except (OSError, ValueError, KeyError) as exc:
@@ -329,17 +387,46 @@ class GcsClient:
                          body=f, length=os.fstat(f.fileno()).st_size, what=f"gs://{bucket}/{key}").close()
 
 
-def client_for(spec: dict, metadata_url: str | None = None):
+def client_for(spec: dict, metadata_url: str | None = None, reload=None):
     """The client for one sync.json entry (storage's `node_sync()`): kind "s3" (the default)
-    or "gcs". `metadata_url` is where a GCS client asks for the VM's token."""
+    or "gcs". `metadata_url` is where a GCS client asks for the VM's token; `reload` returns
+    the entry as the worker last renewed it (see `entry_of`)."""
     kind = spec.get("kind", "s3")
     if kind == "s3":
         return S3Client(spec["region"], endpoint=spec.get("endpoint"), access_key=spec.get("access_key"),
-                        secret_key=spec.get("secret_key"), session_token=spec.get("session_token"))
+                        secret_key=spec.get("secret_key"), session_token=spec.get("session_token"),
+                        expiration=spec.get("expiration"), reload=reload)
     if kind == "gcs":
         return GcsClient(endpoint=spec.get("endpoint"), access_token=spec.get("access_token"),
-                         token_expiry=spec.get("token_expiry"), metadata_url=metadata_url)
+                         token_expiry=spec.get("token_expiry"), metadata_url=metadata_url, reload=reload)
     raise ValueError(f"unknown bucket kind {kind!r} in sync.json")
+
+
+def entry_of(sync_json: str, target: str):
+    """The entry of `target` in the sync.json at that path, as it is now; None when the file
+    or the entry is gone (the attempt ended)."""
+    try:
+        with open(sync_json) as f:
+            entries = json.load(f)
+    except FileNotFoundError:
+        return None
+    return next((e for e in entries if isinstance(e, dict) and e.get("target") == target), None)
+
+
+def credential_process(sync_json: str, target: str) -> int:
+    """Print the entry's S3 credentials as an AWS `credential_process` must (Version 1); 1
+    when there are none."""
+    e = entry_of(sync_json, target) or {}
+    if not (e.get("access_key") and e.get("secret_key")):
+        print(f"bucket_sync: no credentials for {target} in {sync_json}", file=sys.stderr)
+        return 1
+    out = {"Version": 1, "AccessKeyId": e["access_key"], "SecretAccessKey": e["secret_key"]}
+    if e.get("session_token"):
+        out["SessionToken"] = e["session_token"]
+    if e.get("expiration"):
+        out["Expiration"] = e["expiration"]
+    print(json.dumps(out))
+    return 0
 
 
 class CachedMount:
@@ -424,3 +511,10 @@ class CachedMount:
             except (SyncError, OSError) as exc:
                 print(f"bucket_sync: push to {self.client.scheme}://{self.bucket}/{self.prefix} failed: {exc}", file=sys.stderr)
         self.push()
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 4 and sys.argv[1] == "credentials":
+        sys.exit(credential_process(sys.argv[2], sys.argv[3]))
+    sys.stderr.write("usage: bucket_sync.py credentials SYNC_JSON TARGET\n")
+    sys.exit(2)

@@ -246,39 +246,40 @@ class GcsStore:
     def list(self, bucket: str, prefix: str = "") -> list[str]:
         return keys_under((b.name for b in self._blobs(bucket, clean_key(prefix))), prefix)
 
-    def node_sync(self, bucket: str, prefix: str = "") -> dict | None:
+    def node_sync(self, bucket: str, prefix: str = "", *, credentials: bool = True) -> dict | None:
         """What the node agent's bucket_sync needs: the bucket, prefix and endpoint (the lab's
-        fake-gcs-server; None = Google's), and on real GCP an OAuth access token of this
-        worker's credentials with its expiry (ISO 8601, UTC). The token lands in a 0600 file on
-        the VM only; it lives about an hour, so a longer job's agent falls back on the VM's
-        service account once it has expired."""
+        fake-gcs-server; None = Google's), and on real GCP an OAuth access token downscoped
+        to this prefix of this bucket (clouds/gcp_node_token.py), never the worker's own, with
+        its expiry (ISO 8601, UTC). It lives about an hour; the worker renews it in sync.json
+        while a phase runs (activities/node_credentials.py)."""
         sync: dict[str, Any] = {"kind": "gcs", "bucket": _check(bucket), "prefix": clean_key(prefix),
                                 "endpoint": self.settings.gcp.storage_endpoint}
-        if not self.settings.gcp.storage_endpoint:
-            sync.update(self._access_token())
+        if credentials and not self.settings.gcp.storage_endpoint:
+            sync.update(self._access_token(sync["bucket"], sync["prefix"]))
         return sync
 
-    def _access_token(self) -> dict[str, str | None]:
-        """A token with at least TOKEN_MIN_LEFT to live (refreshed when needed)."""
-        from google.auth.exceptions import RefreshError
+    def _access_token(self, bucket: str, prefix: str) -> dict[str, str | None]:
+        """A downscoped token with at least TOKEN_MIN_LEFT to live (refreshed when needed)."""
+        from google.auth.exceptions import GoogleAuthError, TransportError
+        from google.auth.exceptions import TimeoutError as GoogleAuthTimeout
 
+        from spotctl.clouds.gcp_node_token import downscoped_token
         from spotctl.gcp_clients import gcp_credentials  # the worker's ADC; cached there
 
         try:
             creds, _ = gcp_credentials(self.settings)
         except GcpCredentialsMissing as exc:
             raise StorageError(f"GCS: {exc}") from None
-        with _token_lock:
-            expiry = getattr(creds, "expiry", None)
-            now = datetime.datetime.now(datetime.UTC).replace(tzinfo=None)  # google-auth: naive UTC
-            if not creds.token or expiry is None or expiry - now < TOKEN_MIN_LEFT:
-                try:
-                    creds.refresh(_timed_request())
-                except RefreshError as exc:
-                    raise StorageError(f"GCS: cannot get an access token for the node agent: {exc}") from None
-            expiry = getattr(creds, "expiry", None)
-            return {"access_token": creds.token,
-                    "token_expiry": expiry.replace(tzinfo=datetime.UTC).isoformat() if expiry else None}
+        with _token_lock:  # the source credentials are shared: one refresh at a time
+            try:
+                token, expiry = downscoped_token(creds, bucket, prefix, _timed_request(), TOKEN_MIN_LEFT)
+            except (TransportError, GoogleAuthTimeout):
+                raise  # transient: the caller's policy retries
+            except GoogleAuthError as exc:
+                raise StorageError(f"GCS bucket {bucket!r}: cannot get a downscoped token for the node "
+                                   f"agent: {str(exc).splitlines()[0][:300]}") from None
+        return {"access_token": token,
+                "token_expiry": expiry.replace(tzinfo=datetime.UTC).isoformat() if expiry else None}
 
     def local_path(self, bucket: str, prefix: str = "") -> str | None:
         return None

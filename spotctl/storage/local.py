@@ -156,7 +156,7 @@ class LocalStore:
                 keys += [(rel / n).as_posix() for n in dirnames if os.path.islink(os.path.join(dirpath, n))]
         return sorted(keys)
 
-    def node_sync(self, bucket: str, prefix: str = "") -> dict | None:
+    def node_sync(self, bucket: str, prefix: str = "", *, credentials: bool = True) -> dict | None:
         """A directory of this host cannot be reached from a VM's agent."""
         return None
 

@@ -26,7 +26,7 @@ from typing import Any
 from boto3.s3.transfer import TransferConfig
 from botocore.exceptions import ClientError
 
-from spotctl.aws_clients import aws_client, aws_credentials, has_credentials
+from spotctl.aws_clients import aws_client, has_credentials
 from spotctl.config import Settings
 from spotctl.storage.base import StorageError
 from spotctl.storage.local import check_bucket_name, clean_key
@@ -297,20 +297,22 @@ class S3Store:
     def list(self, bucket: str, prefix: str = "") -> list[str]:
         return keys_under((o["Key"] for o in self._objects(bucket, clean_key(prefix))), prefix)
 
-    def node_sync(self, bucket: str, prefix: str = "") -> dict | None:
-        """The bucket's region and endpoint, and this worker's credentials, for the node
-        agent's bucket_sync. The credentials land in a 0600 file on the VM only (as SkyPilot
-        ships ~/.aws to its VMs); with none here, the agent uses the VM's instance role."""
-        creds = aws_credentials(self.settings)
-        return {
-            "kind": "s3",
-            "bucket": bucket,
-            "prefix": clean_key(prefix),
-            "region": self.bucket_region(bucket),
-            "endpoint": self.settings.aws.endpoint_url,
-            **({"access_key": creds.access_key, "secret_key": creds.secret_key, "session_token": creds.token}
-               if creds else {}),
-        }
+    def node_sync(self, bucket: str, prefix: str = "", *, credentials: bool = True) -> dict | None:
+        """The bucket's region and endpoint for the node agent's bucket_sync, and with
+        `credentials` short-lived ones that may use only this prefix of this bucket (STS; see
+        clouds/aws_node_creds.py), never the worker's own keys. Without (the VM has an
+        instance role), the agent uses the VM's role."""
+        from spotctl.clouds.aws_node_creds import NodeCredentialsRefused, scoped_credentials
+
+        key_prefix, region = clean_key(prefix), self.bucket_region(bucket)
+        sync: dict[str, Any] = {"kind": "s3", "bucket": bucket, "prefix": key_prefix, "region": region,
+                                "endpoint": self.settings.aws.endpoint_url}
+        if credentials:
+            try:
+                sync.update(scoped_credentials(self.settings, bucket, key_prefix, region))
+            except NodeCredentialsRefused as exc:
+                raise StorageError(f"S3 bucket {bucket!r}: {exc}") from None
+        return sync
 
     def local_path(self, bucket: str, prefix: str = "") -> str | None:
         return None

@@ -8,6 +8,7 @@ After every test: no instance alive in moto, no bucket left, no VM process or ss
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import time
@@ -30,6 +31,9 @@ from conftest import Spot, embedded_spot, spotctl_env
 pytestmark = pytest.mark.skipif(lab_missing() is not None, reason=f"the lab cannot run here: {lab_missing()}")
 
 REGIONS = "us-east-1,us-west-2"
+WORKER_KEY, WORKER_SECRET = "AKIASPOTCTLWORKER001", "the-workers-long-lived-secret"
+"""The worker's own key pair: no VM may ever hold it."""
+NODE_ROLE = "arn:aws:iam::123456789012:role/spotctl-nodes"
 def counter_task(tmp: Path, bucket: str, steps: int) -> Path:
     (tmp / "counter.py").write_text(COUNTER.replace("STEPS", str(steps)))
     task = tmp / "counter.yaml"
@@ -61,8 +65,9 @@ def aws_spot(tmp_path_factory: pytest.TempPathFactory, moto_server: str) -> Iter
         "SPOTCTL_AWS_REGIONS": REGIONS,
         "SPOTCTL_AWS_SSH_USER": "root",
         "SPOTCTL_AWS_MOUNTER": "sync",  # mount-s3 would be downloaded from AWS: the lab stays on loopback
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
+        "SPOTCTL_AWS_NODE_ROLE": NODE_ROLE,  # moto records AssumeRole's session policy (not federation's)
+        "AWS_ACCESS_KEY_ID": WORKER_KEY,
+        "AWS_SECRET_ACCESS_KEY": WORKER_SECRET,
         "AWS_DEFAULT_REGION": "us-east-1",
     }
     aws_clients.forget_clients()
@@ -178,3 +183,59 @@ run: |
         for obj in s3.list_objects_v2(Bucket=bucket).get("Contents", []):
             s3.delete_object(Bucket=bucket, Key=obj["Key"])
         s3.delete_bucket(Bucket=bucket)
+
+
+CREDS_PROBE = """\
+import glob, json, os, stat
+[path] = glob.glob(os.path.expanduser("~/.spotctl/job-*/attempt-*/sync.json"))
+print("sync.json mode", oct(stat.S_IMODE(os.stat(path).st_mode)))
+for e in json.load(open(path)):
+    print("entry", e["bucket"], e["prefix"], e["access_key"], bool(e.get("session_token")), e.get("expiration"))
+print("worker key in env:", os.environ.get("AWS_ACCESS_KEY_ID"))
+"""
+
+
+def test_a_vm_holds_scoped_short_lived_credentials_never_the_workers_keys(aws_spot: Spot, fleet: VmFleet,
+                                                                          tmp_path: Path) -> None:
+    """Issue 21 item 8: what the job's program can read on its VM (its sync.json) is a role
+    session's key with a token and an expiry, scoped to its own bucket; the worker's key pair
+    is nowhere on the VM, and the file is gone once the run has ended."""
+    from moto.sts.models import sts_backends
+
+    bucket = f"lab-creds-{os.getpid()}"
+    (tmp_path / "probe.py").write_text(CREDS_PROBE)
+    task = tmp_path / "creds.yaml"
+    task.write_text(f"""
+name: creds
+workdir: {tmp_path}
+resources: {{cloud: aws, instance_type: m6i.large}}
+file_mounts:
+  ~/ckpt:
+    name: {bucket}
+    store: s3
+    mode: MOUNT_CACHED
+    persistent: false
+run: python3 probe.py && echo saved > ~/ckpt/out
+""")
+    roles_before = len(sts_backends["123456789012"]["aws"].assumed_roles)
+    job_id = launch(aws_spot, task)
+    assert aws_spot.wait_status(job_id, "SUCCEEDED", "FAILED", timeout=90)["status"] == "SUCCEEDED"
+    text = logs(aws_spot, job_id)
+    assert "sync.json mode 0o600" in text
+    [entry] = re.findall(r"^entry (\S+) (\S*) (\S+) (\S+) (\S+)$", text, re.M)
+    assert entry[0] == bucket and entry[2].startswith("ASIA") and entry[3] == "True"
+    expires = time.mktime(time.strptime(entry[4], "%Y-%m-%dT%H:%M:%SZ")) - time.timezone
+    assert 0 < expires - time.time() <= 3600 + 60
+    assert "worker key in env: None" in text and WORKER_KEY not in text and WORKER_SECRET not in text
+    # What the worker asked STS for: this job's bucket only.
+    issued = sts_backends["123456789012"]["aws"].assumed_roles[roles_before:]
+    assert issued, "no credentials were issued for the VM"
+    for role in issued:
+        assert role.role_arn == NODE_ROLE
+        resources = json.dumps([s["Resource"] for s in json.loads(role.policy)["Statement"]])
+        assert re.findall(r"arn:aws:s3:::([^/\"]+)", resources) == [bucket, bucket]
+    # The VM's disk after the job: no sync.json, and the worker's keys in no file.
+    [vm] = fleet.vms.values()
+    left = [p for p in vm.home.rglob("*") if p.is_file() and not p.is_symlink()]
+    assert not [p for p in left if p.name == "sync.json"]
+    assert not [p for p in left if WORKER_SECRET.encode() in p.read_bytes() or WORKER_KEY.encode() in p.read_bytes()]

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import json
 import os
+import urllib.parse
 from pathlib import Path
 from typing import Any
 
@@ -282,18 +284,83 @@ class FakeCredentials:
         self.expiry = datetime.datetime(2030, 1, 2, 3, 4, 5)  # naive UTC, as google-auth keeps it
 
 
-def test_node_sync_on_real_gcp_carries_a_fresh_token(gcs_lab: GcsLab, monkeypatch: pytest.MonkeyPatch) -> None:
+class TokenExchange:
+    """A local stand-in for Google's STS token exchange (fake-gcs-server has none): records
+    each form it is posted and answers a new token, as sts.googleapis.com/v1/token does."""
+
+    def __init__(self) -> None:
+        import http.server
+        import threading
+        import urllib.parse
+
+        self.forms: list[dict[str, str]] = []
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["Content-Length"])).decode()
+                outer.forms.append(dict(urllib.parse.parse_qsl(body)))
+                answer = json.dumps({"access_token": f"downscoped-{len(outer.forms)}", "token_type": "Bearer",
+                                     "issued_token_type": "urn:ietf:params:oauth:token-type:access_token",
+                                     "expires_in": 3600}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(answer)))
+                self.end_headers()
+                self.wfile.write(answer)
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_port}/v1/token"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(timeout=5)
+
+
+def test_node_sync_on_real_gcp_carries_a_downscoped_token(gcs_lab: GcsLab, monkeypatch: pytest.MonkeyPatch) -> None:
+    """On real GCP the node gets a token exchanged for the worker's with a Credential Access
+    Boundary naming only the mount's bucket and prefix, never the worker's own token; it is
+    reused while it has TOKEN_MIN_LEFT to live, then exchanged anew."""
+    from spotctl.clouds import gcp_node_token
+
     creds = FakeCredentials()
+    sts = TokenExchange()
     monkeypatch.setattr(gcp_clients, "gcp_credentials", lambda settings: (creds, "my-project"))
+    monkeypatch.setattr(gcp_node_token, "TOKEN_EXCHANGE_URL", sts.url)
+    gcp_node_token.forget()
     settings = gcs_lab.settings.model_copy(deep=True)
     settings.gcp.storage_endpoint = None
     store = GcsStore(settings)
-    want = {"kind": "gcs", "bucket": "data-bucket", "prefix": "p", "endpoint": None,
-            "access_token": "ya29.token-1", "token_expiry": "2030-01-02T03:04:05+00:00"}
-    assert store.node_sync("data-bucket", "p") == want
-    assert store.node_sync("data-bucket", "p") == want and creds.refreshes == 1  # still fresh: reused
-    creds.expiry = datetime.datetime.now(datetime.UTC).replace(tzinfo=None) + datetime.timedelta(minutes=5)
-    assert store.node_sync("data-bucket", "p")["access_token"] == "ya29.token-2"
+    try:
+        first = store.node_sync("data-bucket", "ckpt/run-1")
+        assert first["access_token"] == "downscoped-1" and "ya29" not in json.dumps(first)
+        left = datetime.datetime.fromisoformat(first["token_expiry"]) - datetime.datetime.now(datetime.UTC)
+        assert datetime.timedelta(minutes=59) < left <= datetime.timedelta(hours=1)
+        [form] = sts.forms
+        assert form["subject_token"] == "ya29.token-1"  # the worker's token stays with the worker
+        assert form["grant_type"] == "urn:ietf:params:oauth:grant-type:token-exchange"
+        [rule] = json.loads(urllib.parse.unquote(form["options"]))["accessBoundary"]["accessBoundaryRules"]
+        assert rule["availableResource"] == "//storage.googleapis.com/projects/_/buckets/data-bucket"
+        assert rule["availablePermissions"] == ["inRole:roles/storage.objectAdmin"]
+        assert rule["availabilityCondition"]["expression"] == (
+            "resource.name.startsWith('projects/_/buckets/data-bucket/objects/ckpt/run-1/') || "
+            "api.getAttribute('storage.googleapis.com/objectListPrefix', '').startsWith('ckpt/run-1')")
+        assert store.node_sync("data-bucket", "ckpt/run-1") == first and len(sts.forms) == 1  # reused
+        other = store.node_sync("other-bucket", "")  # another mount: its own token, the whole bucket
+        rule = json.loads(urllib.parse.unquote(sts.forms[-1]["options"]))["accessBoundary"]["accessBoundaryRules"][0]
+        assert other["access_token"] == "downscoped-2" and "availabilityCondition" not in rule
+        assert rule["availableResource"].endswith("/buckets/other-bucket")
+        # No token at all for a VM with its own identity.
+        assert "access_token" not in store.node_sync("data-bucket", "p", credentials=False)
+    finally:
+        sts.close()
+        gcp_node_token.forget()
 
 
 def test_staged_gs_buckets_are_ephemeral_by_url(gcs_lab: GcsLab, tmp_path: Path) -> None:

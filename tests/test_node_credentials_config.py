@@ -1,0 +1,51 @@
+"""The settings of what a VM gets to reach its buckets (aws.node_role_arn, aws.instance_profile,
+aws.node_credentials_ttl_s): a bad value in config.yaml or the environment is one line, never
+a traceback."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from spotctl.config import ConfigError, load_settings
+
+
+def spotctl(home: Path, **env: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "spotctl", "status"], capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "SPOTCTL_HOME": str(home), **env})
+
+
+def test_good_values_are_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "config.yaml").write_text("aws:\n  node_credentials_ttl_s: 900\n  instance_profile: nodes\n")
+    monkeypatch.setenv("SPOTCTL_AWS_NODE_ROLE", "arn:aws:iam::123456789012:role/spotctl-nodes")
+    aws = load_settings(tmp_path).aws
+    assert (aws.node_credentials_ttl_s, aws.instance_profile, aws.node_role_arn) == (
+        900, "nodes", "arn:aws:iam::123456789012:role/spotctl-nodes")
+    monkeypatch.setenv("SPOTCTL_AWS_INSTANCE_PROFILE", "arn:aws:iam::123456789012:instance-profile/p")
+    assert load_settings(tmp_path).aws.instance_profile.endswith("instance-profile/p")
+
+
+@pytest.mark.parametrize("yaml_text, said", [
+    ("aws:\n  node_credentials_ttl_s: 10\n", "aws.node_credentials_ttl_s=10: Input should be greater than or equal to 900"),
+    ("aws:\n  node_credentials_ttl_s: 99999\n", "less than or equal to 43200"),
+    ("aws:\n  node_role_arn: x\n", "aws.node_role_arn='x': String should have at least 20 characters"),
+    (f"aws:\n  instance_profile: {'p' * 3000}\n", "at most 2048 characters"),
+])
+def test_a_bad_value_in_config_yaml_is_one_line(tmp_path: Path, yaml_text: str, said: str) -> None:
+    (tmp_path / "config.yaml").write_text(yaml_text)
+    with pytest.raises(ConfigError, match="config.yaml: ") as info:
+        load_settings(tmp_path)
+    assert said in str(info.value)
+    done = spotctl(tmp_path)
+    assert done.returncode == 1 and "Traceback" not in done.stderr and said in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_a_bad_value_in_the_environment_is_one_line(tmp_path: Path) -> None:
+    done = spotctl(tmp_path, SPOTCTL_AWS_NODE_ROLE="role")
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert done.stderr.strip() == "Error: aws.node_role_arn: String should have at least 20 characters"
