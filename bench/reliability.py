@@ -1,15 +1,19 @@
 """Regenerate RELIABILITY.md: what was thrown at spotctl, how often, and what was lost.
 
     python bench/reliability.py [--soak-jobs 50] [--soak-seconds 300] [--skip-soak] [--skip-tests]
+    python bench/reliability.py --whole-suite
 
 Runs, from the repo root:
 1. the chaos soak (tests/chaos/test_soak.py) with SPOTCTL_SOAK_REPORT, for its numbers;
 2. the bad-input and fault tests that exist in tests/ (FILES below), in one pytest run with
    --junitxml (tests counted per file) and --hypothesis-show-statistics (examples counted);
-and writes RELIABILITY.md at the repo root: one table for the soak's faults, one for the test
+and writes RELIABILITY.md at the repo root: one table for the soak's faults, one for the
+defects that hostile testing found (DEFECTS below: each row's tests must pass), one for the test
 files. `--skip-soak` / `--skip-tests` leave a part out (its files are then only counted with
 `pytest --collect-only`, and shown as not run), for a shared machine where the whole takes
-too long. The pytest runs' output goes to $TMPDIR/spotctl-reliability/ for a look at failures.
+too long. `--whole-suite` runs the README's whole test command once instead (the soak is part
+of it) and takes both parts from that run: the numbers and the proof that CI's run passes come
+from one run. The pytest runs' output goes to $TMPDIR/spotctl-reliability/ for a look at failures.
 
 Why counts from junit rather than from the test names: the numbers in RELIABILITY.md must be
 the ones pytest ran this time, skips and failures included, not what a list says should run.
@@ -56,6 +60,21 @@ FILES: dict[str, tuple[str, str]] = {
 }
 
 
+@dataclass(frozen=True)
+class Defect:
+    """One defect that hostile testing found, and the tests that failed before its fix."""
+
+    issue: str  # "21.1": issue 21, item 1
+    what: str  # what broke, as the user met it
+    lost_before: str  # what was lost (or at risk) before the fix
+    tests: tuple[str, ...]  # "tests/file.py::test_name" (a prefix: parametrized cases count too)
+
+
+DEFECTS: list[Defect] = []
+"""Filled in below FILES' neighbours: each defect's row says 'nothing' lost only when every one of
+its tests ran and passed in this run."""
+
+
 @dataclass
 class FileResult:
     tests: int = 0
@@ -99,6 +118,54 @@ def junit_results(path: Path) -> dict[str, FileResult]:
         else:
             r.passed += 1
     return results
+
+
+def case_outcomes(path: Path) -> dict[str, str]:
+    """Per test case ("tests/file.py::name[param]"): passed, failed or skipped."""
+    outcomes: dict[str, str] = {}
+    if not path.exists():
+        return outcomes
+    for case in ET.parse(path).getroot().iter("testcase"):
+        module = case.get("classname", "").split(".")
+        file = next((f"{'/'.join(module[:i])}.py" for i in range(len(module), 0, -1)
+                     if (REPO / f"{'/'.join(module[:i])}.py").exists()), "?")
+        if case.find("skipped") is not None:
+            outcome = "skipped"
+        elif case.find("failure") is not None or case.find("error") is not None:
+            outcome = "failed"
+        else:
+            outcome = "passed"
+        outcomes[f"{file}::{case.get('name', '?')}"] = outcome
+    return outcomes
+
+
+def defects_section(outcomes: dict[str, str], ran: bool) -> list[str]:
+    """One row per defect: its tests' outcomes in this run, and what is lost now."""
+    if not DEFECTS:
+        return []
+    lines = [
+        "## Defects found by hostile testing",
+        "",
+        "Each was reproduced by a test that failed before the fix; the row says what that test and its "
+        "neighbours did in this run.",
+        "",
+        "| issue.item | what broke | lost before the fix | tests | passed | lost now |",
+        "|---|---|---|---|---|---|",
+    ]
+    for d in DEFECTS:
+        found = [o for name, o in outcomes.items() for t in d.tests if name == t or name.startswith(t + "[")]
+        passed = sum(o == "passed" for o in found)
+        if not ran:
+            now = "not run"
+        elif found and passed == len(found):
+            now = "nothing"
+        elif any(o == "failed" for o in found):
+            now = "see the failures"
+        else:
+            now = "not run" if not found else "skipped here"
+        shown = "<br>".join(f"`{t.split('::')[0].removeprefix('tests/')}::{t.split('::')[1]}`" for t in d.tests)
+        lines.append(f"| {d.issue} | {d.what} | {d.lost_before} | {shown} | {passed}/{len(found)} | {now} |")
+    return [*lines, ""]
 
 
 def hypothesis_examples(log: Path) -> dict[str, int]:
@@ -222,6 +289,8 @@ def main() -> int:
     parser.add_argument("--soak-seconds", type=float, default=300)
     parser.add_argument("--skip-soak", action="store_true", help="do not run the chaos soak")
     parser.add_argument("--skip-tests", action="store_true", help="do not run the bad-input and fault tests")
+    parser.add_argument("--whole-suite", action="store_true",
+                        help="run the whole test suite once (the soak is in it) and take both parts from it")
     parser.add_argument("--reuse", action="store_true",
                         help="run nothing: rewrite RELIABILITY.md from the last run's files in " + str(OUT))
     args = parser.parse_args()
@@ -232,7 +301,17 @@ def main() -> int:
     report_path = OUT / "soak.json"
     report: dict | None = None
     soak_junit: dict[str, FileResult] = {}
-    if args.reuse:
+    whole: dict[str, FileResult] = {}
+    if args.whole_suite:
+        report_path.unlink(missing_ok=True)
+        run_pytest([f"--junitxml={OUT / 'all.xml'}", "--hypothesis-show-statistics"], OUT / "all.log", env={
+            "SPOTCTL_SOAK_REPORT": str(report_path),
+            "SPOTCTL_SOAK_ARTIFACTS": str(OUT / "soak-artifacts"),
+        })
+        whole = junit_results(OUT / "all.xml")
+        soak_junit = {SOAK: whole.get(SOAK, FileResult())}
+        report = json.loads(report_path.read_text()) if report_path.exists() else None
+    elif args.reuse:
         soak_junit = junit_results(OUT / "soak.xml")
         report = json.loads(report_path.read_text()) if report_path.exists() else None
         args.skip_soak = report is None and not soak_junit
@@ -252,24 +331,44 @@ def main() -> int:
     results: dict[str, FileResult] = {}
     examples: dict[str, int] = {}
     counted: dict[str, int] = {}
-    if args.reuse and (OUT / "tests.xml").exists():
+    outcomes: dict[str, str] = {}
+    if args.whole_suite:
+        results = whole
+        examples = hypothesis_examples(OUT / "all.log")
+        outcomes = case_outcomes(OUT / "all.xml")
+    elif args.reuse and (OUT / "tests.xml").exists():
         results = junit_results(OUT / "tests.xml")
         examples = hypothesis_examples(OUT / "tests.log") if (OUT / "tests.log").exists() else {}
+        outcomes = case_outcomes(OUT / "tests.xml")
     elif args.skip_tests or args.reuse:
         args.skip_tests = True
         counted = collected(present)
     elif present:
-        run_pytest([*present, f"--junitxml={OUT / 'tests.xml'}", "--hypothesis-show-statistics"], OUT / "tests.log")
+        defect_files = sorted({t.split("::")[0] for d in DEFECTS for t in d.tests} - set(present))
+        run_pytest([*present, *defect_files, f"--junitxml={OUT / 'tests.xml'}", "--hypothesis-show-statistics"],
+                   OUT / "tests.log")
         results = junit_results(OUT / "tests.xml")
         examples = hypothesis_examples(OUT / "tests.log")
+        outcomes = case_outcomes(OUT / "tests.xml")
 
     soak_ok = args.skip_soak or (report is not None and report.get("problems", 1) == 0)
     tests_ok = args.skip_tests or all(r.failed == 0 for r in results.values())
+    suite_line: list[str] = []
+    if args.whole_suite:
+        total = FileResult()
+        for r in whole.values():
+            total.tests += r.tests
+            total.passed += r.passed
+            total.failed += r.failed
+            total.skipped += r.skipped
+        suite_line = [f"The whole suite (the README's `pytest`, what CI runs) ran in the same run: {total.passed} passed, "
+                      f"{total.failed} failed, {total.skipped} skipped.", ""]
     command = "python bench/reliability.py" + "".join(
         f" {a}" for a, on in (
             (f"--soak-jobs {args.soak_jobs}", args.soak_jobs != 50),
             (f"--soak-seconds {args.soak_seconds:g}", args.soak_seconds != 300),
-            ("--skip-soak", args.skip_soak), ("--skip-tests", args.skip_tests)) if on)
+            ("--whole-suite", args.whole_suite),
+            ("--skip-soak", args.skip_soak and not args.whole_suite), ("--skip-tests", args.skip_tests)) if on)
     meta_path = OUT / "meta.json"
     if args.reuse and meta_path.exists():  # the date and command of the run that measured
         meta = json.loads(meta_path.read_text())
@@ -285,9 +384,11 @@ def main() -> int:
         "processes on the local cloud. \"Lost\" is a job that did not succeed, a log byte that differs from what "
         "the program wrote, or progress behind the last checkpoint; tests that pass assert there is none.",
         "",
+        *suite_line,
         "## Chaos soak",
         "",
         *soak_section(report, soak_junit, not args.skip_soak),
+        *defects_section(outcomes, not args.skip_tests),
         "## Bad-input and fault tests",
         "",
         *tests_section(results, examples, counted, present, not args.skip_tests),
