@@ -121,6 +121,26 @@ async def test_a_hanging_webhook_times_out_within_its_time_out(receiver: Receive
     no_secret_in(failure.value)
 
 
+async def test_a_trickling_webhook_is_cut_off_at_its_total_deadline(receiver: Receiver,
+                                                                    notify: NotifyActivities) -> None:
+    """A server that sends one byte of an endless answer every 0.5 s beats any per-read
+    time-out: the attempt must still end, and its connection be closed, at timeout_s."""
+    receiver.answer, receiver.trickle_every_s = "trickle", 0.5
+    start = time.monotonic()
+    with pytest.raises(Exception) as failure:
+        await ActivityEnvironment().run(notify.deliver_webhook,
+                                        WebhookRequest(event=event(), url=receiver.url(), timeout_s=2))
+    assert time.monotonic() - start < 3.0
+    assert "no answer within 2 s" in str(failure.value)
+    assert not (isinstance(failure.value, ApplicationError) and failure.value.non_retryable)
+    no_secret_in(failure.value)
+    deadline = time.monotonic() + 3  # the receiver notices the close at its next byte
+    while receiver.trickling and time.monotonic() < deadline:
+        await asyncio.sleep(0.1)
+    assert receiver.trickling == 0, "the attempt left its connection open, still being fed"
+    assert len(receiver.closed_after_s) == 1 and receiver.closed_after_s[0] < 3.5
+
+
 async def test_an_unreachable_webhook_is_retried_without_showing_its_secret(
         receiver: Receiver, notify: NotifyActivities) -> None:
     url = f"http://user:pa55word@127.0.0.1:1{SECRET_PATH}?{SECRET_QUERY}"  # nothing listens on port 1
