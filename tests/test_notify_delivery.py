@@ -7,6 +7,7 @@ that a callback's processes never outlive it."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import os
 import time
@@ -139,6 +140,52 @@ async def test_a_trickling_webhook_is_cut_off_at_its_total_deadline(receiver: Re
         await asyncio.sleep(0.1)
     assert receiver.trickling == 0, "the attempt left its connection open, still being fed"
     assert len(receiver.closed_after_s) == 1 and receiver.closed_after_s[0] < 3.5
+
+
+async def test_credentials_in_the_url_are_sent_as_basic_auth(receiver: Receiver, notify: NotifyActivities) -> None:
+    url = receiver.url().replace("http://", "http://hook%40ops:pa55word@")
+    await ActivityEnvironment().run(notify.deliver_webhook, WebhookRequest(event=event(), url=url))
+    [got] = receiver.requests
+    assert got["headers"]["Authorization"] == "Basic " + base64.b64encode(b"hook@ops:pa55word").decode()
+    assert got["path"] == f"{SECRET_PATH}?{SECRET_QUERY}" and got["headers"]["Host"] == f"127.0.0.1:{receiver.port}"
+
+
+async def canned_answer(answer: bytes) -> tuple[asyncio.Server, str]:
+    """A server on 127.0.0.1 that reads a request and writes `answer`, as is; and its URL."""
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(answer)
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    return server, f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}{SECRET_PATH}?{SECRET_QUERY}"
+
+
+@pytest.mark.parametrize("answer, expected", [
+    (b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 204 No Content\r\n\r\n", None),
+    (b"HTTP/1.1 404 Not Found\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nno_se\r\n5\r\nrvice\r\n0\r\n\r\n",
+     "answered 404: no_service"),
+    (b"HTTP/1.0 403 Forbidden\r\n\r\nno_service", "answered 403: no_service"),
+    (b"SSH-2.0-OpenSSH_9.6\r\n\r\n", "the answer is not HTTP/1.x"),
+    (b"HTTP/1.1 200 OK\r\nX: " + b"y" * 70_000, "an answer head of more than"),
+    (b"", "the connection closed before an answer"),
+])
+async def test_answers_are_read_as_http(notify: NotifyActivities, answer: bytes, expected: str | None) -> None:
+    """The POST speaks HTTP/1.x itself (http_post.py): interim answers, chunked bodies, answers
+    without a length, and what is not HTTP at all (retried, like no answer)."""
+    server, url = await canned_answer(answer)
+    async with server:
+        if expected is None:
+            await ActivityEnvironment().run(notify.deliver_webhook, WebhookRequest(event=event(), url=url))
+            return
+        with pytest.raises(Exception) as failure:
+            await ActivityEnvironment().run(notify.deliver_webhook, WebhookRequest(event=event(), url=url))
+    assert expected in str(failure.value)
+    rejected = isinstance(failure.value, ApplicationError) and failure.value.non_retryable
+    assert rejected == expected.startswith("answered 4")
+    no_secret_in(failure.value)
 
 
 async def test_an_unreachable_webhook_is_retried_without_showing_its_secret(
