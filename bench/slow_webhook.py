@@ -249,12 +249,18 @@ def plot(phases: list[Phase], out: Path) -> bool:
         return False
     fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.5))
     names = [p.name for p in phases]
-    left.boxplot([p.launch_s or [0] for p in phases])
+    for k, p in enumerate(phases, start=1):
+        left.plot([k] * len(p.launch_s), p.launch_s, "o", color="#4c72b0")
+        if p.launch_s:
+            left.plot([k - 0.2, k + 0.2], [statistics.median(p.launch_s)] * 2, color="#dd8452")
     left.set_xticks(range(1, len(phases) + 1), names)
+    left.set_xlim(0.5, len(phases) + 0.5)
+    left.set_ylim(bottom=0)
     left.set_ylabel("s")
-    left.set_title(f"{phases[0].jobs} jobs: launch -> all RUNNING")
+    left.set_title(f"{phases[0].jobs} jobs: launch -> all RUNNING (rounds)")
     right.boxplot([p.back or [0] for p in phases])
     right.set_xticks(range(1, len(phases) + 1), names)
+    right.set_ylim(bottom=0)
     right.set_ylabel("s")
     right.set_title("preemption -> RUNNING again")
     fig.tight_layout()
