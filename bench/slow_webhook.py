@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import random
 import statistics
 import sys
@@ -30,7 +31,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -276,12 +277,15 @@ def main() -> int:
     parser.add_argument("--trickle-every", type=float, default=5.0, help="seconds between the hostile server's bytes")
     parser.add_argument("--limit", type=float, default=600.0, help="seconds a phase may take to get its jobs RUNNING")
     parser.add_argument("--seed", type=int, default=11)
+    parser.add_argument("--json", type=Path, help="also write the measured phases here (JSON)")
     parser.add_argument("--plot", type=Path, nargs="?", const=Path(__file__).parent / "plots" / "slow_webhook.png",
                         help="write a PNG (default bench/plots/slow_webhook.png; needs matplotlib)")
     args = parser.parse_args()
     with fleet() as f:
         phases = asyncio.run(measure(f, args.jobs, args.rounds, args.trickle_every, args.seed, args.limit))
     print(report(phases, args.jobs, args.trickle_every))
+    if args.json is not None:
+        args.json.write_text(json.dumps([asdict(p) for p in phases], indent=1) + "\n")
     if args.plot is not None and plot(phases, args.plot):
         print(f"plot: {args.plot}")
     return 0 if not any(p.stuck for p in phases) else 1
