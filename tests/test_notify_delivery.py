@@ -207,6 +207,15 @@ async def test_only_http_urls_are_posted_to(tmp_path: Path, notify: NotifyActivi
     no_secret_in(failure.value)
 
 
+@pytest.mark.parametrize("url", ["http://127.0.0.1:9/s3cr3tT0ken\r\nX-Injected: 1", "http:///s3cr3tT0ken"])
+async def test_a_url_that_cannot_be_sent_is_refused(notify: NotifyActivities, url: str) -> None:
+    """config_notify.py refuses these; a spec from before it must not write its own headers."""
+    with pytest.raises(ApplicationError) as failure:
+        await ActivityEnvironment().run(notify.deliver_webhook, WebhookRequest(event=event(), url=url))
+    assert failure.value.type == WEBHOOK_REJECTED_ERROR and failure.value.non_retryable
+    no_secret_in(failure.value)
+
+
 # -- the event callback ---------------------------------------------------------------------------
 
 

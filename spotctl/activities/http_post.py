@@ -40,6 +40,11 @@ class NotHttp(Exception):
     """The server's answer could not be read as HTTP/1.x (the message says how)."""
 
 
+class BadUrl(ValueError):
+    """The URL cannot be sent as it is: no host, or spaces or control characters (which would
+    let it write headers of its own). config_notify.py refuses these; this guards older specs."""
+
+
 @dataclass
 class HttpAnswer:
     status: int
@@ -92,7 +97,11 @@ async def _connect(host: str, port: int, tls: bool) -> tuple[asyncio.StreamReade
 
 def _request(url: str, body: bytes, headers: dict[str, str]) -> tuple[str, int, bool, bytes]:
     """host, port, whether TLS, and the request's bytes."""
+    if any(c.isspace() or ord(c) < 32 or ord(c) == 127 for c in url):
+        raise BadUrl("the URL contains spaces or control characters")
     parts = urlsplit(url)
+    if not parts.hostname:
+        raise BadUrl("the URL has no host")
     tls = parts.scheme.lower() == "https"
     host = parts.hostname or ""
     port = parts.port or (443 if tls else 80)
@@ -156,11 +165,10 @@ async def post(url: str, body: bytes, headers: dict[str, str], deadline_s: float
                max_body: int = 4096, body_unless_2xx: bool = True) -> HttpAnswer:
     """POST `body` to `url`; the answer, whatever its status. Raises TimeoutError when the
     whole exchange did not end within `deadline_s`, OSError when no connection was made or it
-    broke before an answer, NotHttp for an answer that is not HTTP. With `body_unless_2xx`,
+    broke before an answer, NotHttp for an answer that is not HTTP, BadUrl for a URL that
+    cannot be sent. With `body_unless_2xx`,
     a 2xx answer's body is not waited for (its status is all a sender needs)."""
     host, port, tls, request = _request(url, body, headers)
-    if not host:
-        raise OSError("the URL has no host")
     loop = asyncio.get_running_loop()
     deadline = loop.time() + deadline_s
     writer: asyncio.StreamWriter | None = None

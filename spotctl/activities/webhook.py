@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 
 from temporalio.exceptions import ApplicationError
 
-from spotctl.activities.http_post import NotHttp, post
+from spotctl.activities.http_post import BadUrl, NotHttp, post
 from spotctl.models import WEBHOOK_REJECTED_ERROR, WebhookRequest
 from spotctl.notifications import one_line, payload
 
@@ -123,6 +123,8 @@ async def post_event(req: WebhookRequest) -> int:
     try:
         answer = await post(req.url, body, _request_headers(req.event.event_id), timeout_s,
                             max_body=MAX_ANSWER_BYTES)
+    except BadUrl as exc:
+        raise ApplicationError(f"webhook {shown}: {exc}", type=WEBHOOK_REJECTED_ERROR, non_retryable=True) from None
     except (OSError, ValueError, NotHttp) as exc:  # TimeoutError is an OSError
         why = scrubbed(_why_no_answer(exc, timeout_s), req.url)
         raise WebhookUnavailable(f"webhook {shown}: {why}") from None  # no chained URL
