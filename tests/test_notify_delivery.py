@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import ipaddress
 import json
 import os
+import ssl
 import time
 import traceback
 from datetime import UTC, datetime, timedelta
@@ -20,6 +22,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 from webhook_receiver import SECRET_PATH, SECRET_QUERY, Receiver
 
+from spotctl.activities import http_post
 from spotctl.activities.deps import Deps
 from spotctl.activities.notify import WEBHOOK_REJECTED_ERROR, NotifyActivities
 from spotctl.config import ConfigError, Settings, load_settings
@@ -185,6 +188,68 @@ async def test_answers_are_read_as_http(notify: NotifyActivities, answer: bytes,
     assert expected in str(failure.value)
     rejected = isinstance(failure.value, ApplicationError) and failure.value.non_retryable
     assert rejected == expected.startswith("answered 4")
+    no_secret_in(failure.value)
+
+
+def self_signed_cert(directory: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 (its own issuer) and its key, as PEM files."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.now(UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - timedelta(minutes=5))
+            .not_valid_after(now + timedelta(hours=1))
+            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+                           critical=False)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(key, hashes.SHA256()))
+    cert_file, key_file = directory / "cert.pem", directory / "key.pem"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return cert_file, key_file
+
+
+@pytest.mark.parametrize("trusted", [True, False])
+async def test_an_https_webhook_is_verified(tmp_path: Path, notify: NotifyActivities,
+                                            monkeypatch: pytest.MonkeyPatch, trusted: bool) -> None:
+    """TLS on the event loop, under the same deadline: a certificate the worker trusts is
+    posted to; one it does not is an error, retried (it may be fixed), never posted to."""
+    cert_file, key_file = self_signed_cert(tmp_path)
+    if trusted:
+        monkeypatch.setenv("SSL_CERT_FILE", str(cert_file))  # the worker's trust store
+    monkeypatch.setattr(http_post, "_tls", None)
+    posted: list[bytes] = []
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            posted.append(await reader.readuntil(b"\r\n\r\n"))
+            writer.write(b"HTTP/1.1 204 No Content\r\n\r\n")
+            await writer.drain()
+        except (OSError, asyncio.IncompleteReadError):
+            pass  # the client refused the certificate
+        finally:
+            writer.close()
+
+    server_tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_tls.load_cert_chain(cert_file, key_file)
+    server = await asyncio.start_server(handle, "127.0.0.1", 0, ssl=server_tls)
+    url = f"https://127.0.0.1:{server.sockets[0].getsockname()[1]}{SECRET_PATH}?{SECRET_QUERY}"
+    async with server:
+        request = WebhookRequest(event=event(), url=url, timeout_s=3)
+        if trusted:
+            await ActivityEnvironment().run(notify.deliver_webhook, request)
+            assert len(posted) == 1 and posted[0].startswith(f"POST {SECRET_PATH}?{SECRET_QUERY} HTTP/1.1".encode())
+            return
+        with pytest.raises(Exception) as failure:
+            await ActivityEnvironment().run(notify.deliver_webhook, request)
+    assert "CERTIFICATE_VERIFY_FAILED" in str(failure.value) and posted == []
+    assert not (isinstance(failure.value, ApplicationError) and failure.value.non_retryable)
     no_secret_in(failure.value)
 
 
