@@ -153,6 +153,15 @@ async def test_credentials_in_the_url_are_sent_as_basic_auth(receiver: Receiver,
     assert got["path"] == f"{SECRET_PATH}?{SECRET_QUERY}" and got["headers"]["Host"] == f"127.0.0.1:{receiver.port}"
 
 
+async def test_a_webhook_named_by_a_host_name_is_posted_to(
+        receiver: Receiver, notify: NotifyActivities) -> None:
+    """`localhost` may be ::1 first (nothing listens there): the next address is tried."""
+    url = receiver.url().replace("127.0.0.1", "localhost")
+    await ActivityEnvironment().run(notify.deliver_webhook, WebhookRequest(event=event(), url=url))
+    [got] = receiver.requests
+    assert got["headers"]["Host"] == f"localhost:{receiver.port}"
+
+
 async def canned_answer(answer: bytes) -> tuple[asyncio.Server, str]:
     """A server on 127.0.0.1 that reads a request and writes `answer`, as is; and its URL."""
 
