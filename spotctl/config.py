@@ -31,7 +31,8 @@ Environment variables:
   SPOTCTL_GCP_SSH_USER       login user made on GCP VMs through the ssh-keys metadata (default "spotctl")
   SPOTCTL_GCP_MOUNTER        how MOUNT of a GCS bucket is made on a VM: gcsfuse (default) or sync
   SPOTCTL_MAX_LAUNCHES, SPOTCTL_MAX_MONITORS, SPOTCTL_MAX_ACTIVITIES, SPOTCTL_ACTIVITY_THREADS,
-  SPOTCTL_MAX_CACHED_WORKFLOWS, SPOTCTL_NODE_POLLS_PER_S   a worker's limits (see WorkerConfig)
+  SPOTCTL_MAX_CACHED_WORKFLOWS, SPOTCTL_NODE_POLLS_PER_S,
+  SPOTCTL_MAX_NOTIFICATIONS  a worker's limits (see WorkerConfig)
   SPOTCTL_DRAIN_TIMEOUT_S    how long a SIGTERMed worker lets its running activities finish
   SPOTCTL_METRICS_PORT, SPOTCTL_METRICS_HOST   the worker's Prometheus endpoint (0 = off)
   SPOTCTL_NOTIFY_URL         the status webhook (overrides notify.url of config.yaml)
@@ -153,6 +154,9 @@ class WorkerConfig(BaseModel):
     """Running jobs this worker watches at once (a monitor is a cheap poll loop)."""
     max_concurrent_activities: int = Field(default=500, ge=1, le=100_000)
     """Other activities at once: setup, start, teardown, pricing, waiting for VMs to boot."""
+    max_concurrent_notifications: int = Field(default=32, ge=1, le=10_000)
+    """Status events this worker delivers at once (webhook POSTs, event_callbacks), on a task
+    queue of their own: more wait in Temporal, and slow receivers never take job work's slots."""
     activity_threads: int = Field(default=64, ge=4, le=4_096)
     """Threads for the activities' blocking calls (cloud SDKs, SSH, the log store): a pool of
     its own, sized here, instead of asyncio's default of a few."""
@@ -322,6 +326,7 @@ WORKER_ENV = {
     "SPOTCTL_MAX_MONITORS": "max_concurrent_monitors",
     "SPOTCTL_MAX_ACTIVITIES": "max_concurrent_activities",
     "SPOTCTL_ACTIVITY_THREADS": "activity_threads",
+    "SPOTCTL_MAX_NOTIFICATIONS": "max_concurrent_notifications",
     "SPOTCTL_MAX_CACHED_WORKFLOWS": "max_cached_workflows",
     "SPOTCTL_NODE_POLLS_PER_S": "node_polls_per_s",
     "SPOTCTL_DRAIN_TIMEOUT_S": "drain_timeout_s",

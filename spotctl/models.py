@@ -14,13 +14,20 @@ from pydantic import BaseModel, Field
 
 TASK_QUEUE = "spotctl"
 """The task queue of the jobs' workflows and their short activities; every worker polls it
-and the two below."""
+and the three below."""
 
 
 def monitor_queue(task_queue: str) -> str:
     """Where a job's monitor runs: its own queue with its own slots, so year-long monitors
     never hold the slots a preempted job's teardown and relaunch need."""
     return f"{task_queue}-monitor"
+
+
+def notify_queue(task_queue: str) -> str:
+    """Where status events are delivered (webhook POSTs, event_callbacks): each worker takes at
+    most `worker.max_concurrent_notifications` at once from it, so slow or hostile receivers
+    wait here and never hold the slots that job work needs."""
+    return f"{task_queue}-notify"
 
 
 def launch_queue(task_queue: str) -> str:

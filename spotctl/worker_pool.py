@@ -1,13 +1,16 @@
 """The Temporal workers one spotctl worker process runs: which activity polls which task
 queue, with how many slots.
 
-Three queues, three slot pools (models.monitor_queue / launch_queue):
+Four queues, four slot pools (models.monitor_queue / launch_queue / notify_queue):
 - the job queue: the workflows and the short activities (setup, start, teardown, pricing,
   waiting for VMs to boot), `max_concurrent_activities` at once;
 - the monitor queue: one year-long poll loop per running job, `max_concurrent_monitors`, so
   1,000 running jobs never hold the slots a preempted job's teardown and relaunch need;
 - the launch queue: cluster creation, `max_concurrent_launches`, so a burst of launches waits
-  in Temporal (the jobs show PENDING) instead of flooding the cloud APIs.
+  in Temporal (the jobs show PENDING) instead of flooding the cloud APIs;
+- the notify queue: status events' webhook POSTs and event_callbacks,
+  `max_concurrent_notifications`, so a slow or hostile receiver (anyone who launches a job
+  names one) holds at most these slots, never the job queue's.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from temporalio.worker import Worker
 
 from spotctl.activities.heartbeat import HEARTBEAT_THROTTLE
 from spotctl.config import WorkerConfig
-from spotctl.models import Activities, launch_queue, monitor_queue
+from spotctl.models import Activities, launch_queue, monitor_queue, notify_queue
 
 ON_MONITOR_QUEUE = frozenset({Activities.MONITOR})
 MONITOR_HEARTBEAT_THROTTLE = timedelta(seconds=12)
@@ -32,6 +35,7 @@ finds a dead worker): every heartbeat is a write in Temporal's database, and wit
 running jobs at the job queue's 3 s they were most of the server's work. A monitor needs
 no faster cancel: the workflow does not wait for it (it makes nothing to tear down)."""
 ON_LAUNCH_QUEUE = frozenset({Activities.CREATE_CLUSTER})
+ON_NOTIFY_QUEUE = frozenset({Activities.DELIVER_WEBHOOK, Activities.RUN_EVENT_CALLBACK})
 
 
 def _name(fn: Callable) -> str:
@@ -41,14 +45,16 @@ def _name(fn: Callable) -> str:
 
 def job_workers(client: Client, task_queue: str, workflows: Sequence[type], activities: Sequence[Callable],
                 limits: WorkerConfig | None = None, **worker_args) -> list[Worker]:
-    """The Worker of each queue. The monitor and create activities also stay registered on
-    the job queue: a job started before the queues were split schedules them there. On
+    """The Worker of each queue. The monitor, create and notify activities also stay
+    registered on the job queue: a job started before the queues were split schedules them
+    there. On
     shutdown, running activities get `limits.drain_timeout_s` (monitors hand over at once:
     activities/drain.py)."""
     limits = limits or WorkerConfig()
     graceful_shutdown = timedelta(seconds=limits.drain_timeout_s)
     on_monitor = [fn for fn in activities if _name(fn) in ON_MONITOR_QUEUE]
     on_launch = [fn for fn in activities if _name(fn) in ON_LAUNCH_QUEUE]
+    on_notify = [fn for fn in activities if _name(fn) in ON_NOTIFY_QUEUE]
     common = {"max_heartbeat_throttle_interval": HEARTBEAT_THROTTLE, "graceful_shutdown_timeout": graceful_shutdown,
               **worker_args}
     workers = [Worker(client, task_queue=task_queue, workflows=workflows, activities=list(activities),
@@ -61,6 +67,9 @@ def job_workers(client: Client, task_queue: str, workflows: Sequence[type], acti
     if on_launch:
         workers.append(Worker(client, task_queue=launch_queue(task_queue), activities=on_launch,
                               max_concurrent_activities=limits.max_concurrent_launches, **common))
+    if on_notify:
+        workers.append(Worker(client, task_queue=notify_queue(task_queue), activities=on_notify,
+                              max_concurrent_activities=limits.max_concurrent_notifications, **common))
     return workers
 
 

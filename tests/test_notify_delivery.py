@@ -7,8 +7,11 @@ that a callback's processes never outlive it."""
 from __future__ import annotations
 
 import asyncio
+import base64
+import ipaddress
 import json
 import os
+import ssl
 import time
 import traceback
 from datetime import UTC, datetime, timedelta
@@ -19,6 +22,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 from webhook_receiver import SECRET_PATH, SECRET_QUERY, Receiver
 
+from spotctl.activities import http_post
 from spotctl.activities.deps import Deps
 from spotctl.activities.notify import WEBHOOK_REJECTED_ERROR, NotifyActivities
 from spotctl.config import ConfigError, Settings, load_settings
@@ -121,6 +125,143 @@ async def test_a_hanging_webhook_times_out_within_its_time_out(receiver: Receive
     no_secret_in(failure.value)
 
 
+async def test_a_trickling_webhook_is_cut_off_at_its_total_deadline(receiver: Receiver,
+                                                                    notify: NotifyActivities) -> None:
+    """A server that sends one byte of an endless answer every 0.5 s beats any per-read
+    time-out: the attempt must still end, and its connection be closed, at timeout_s."""
+    receiver.answer, receiver.trickle_every_s = "trickle", 0.5
+    start = time.monotonic()
+    with pytest.raises(Exception) as failure:
+        await ActivityEnvironment().run(notify.deliver_webhook,
+                                        WebhookRequest(event=event(), url=receiver.url(), timeout_s=2))
+    assert time.monotonic() - start < 3.0
+    assert "no answer within 2 s" in str(failure.value)
+    assert not (isinstance(failure.value, ApplicationError) and failure.value.non_retryable)
+    no_secret_in(failure.value)
+    deadline = time.monotonic() + 3  # the receiver notices the close at its next byte
+    while receiver.trickling and time.monotonic() < deadline:
+        await asyncio.sleep(0.1)
+    assert receiver.trickling == 0, "the attempt left its connection open, still being fed"
+    assert len(receiver.closed_after_s) == 1 and receiver.closed_after_s[0] < 3.5
+
+
+async def test_credentials_in_the_url_are_sent_as_basic_auth(receiver: Receiver, notify: NotifyActivities) -> None:
+    url = receiver.url().replace("http://", "http://hook%40ops:pa55word@")
+    await ActivityEnvironment().run(notify.deliver_webhook, WebhookRequest(event=event(), url=url))
+    [got] = receiver.requests
+    assert got["headers"]["Authorization"] == "Basic " + base64.b64encode(b"hook@ops:pa55word").decode()
+    assert got["path"] == f"{SECRET_PATH}?{SECRET_QUERY}" and got["headers"]["Host"] == f"127.0.0.1:{receiver.port}"
+
+
+async def test_a_webhook_named_by_a_host_name_is_posted_to(
+        receiver: Receiver, notify: NotifyActivities) -> None:
+    """`localhost` may be ::1 first (nothing listens there): the next address is tried."""
+    url = receiver.url().replace("127.0.0.1", "localhost")
+    await ActivityEnvironment().run(notify.deliver_webhook, WebhookRequest(event=event(), url=url))
+    [got] = receiver.requests
+    assert got["headers"]["Host"] == f"localhost:{receiver.port}"
+
+
+async def canned_answer(answer: bytes) -> tuple[asyncio.Server, str]:
+    """A server on 127.0.0.1 that reads a request and writes `answer`, as is; and its URL."""
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(answer)
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    return server, f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}{SECRET_PATH}?{SECRET_QUERY}"
+
+
+@pytest.mark.parametrize("answer, expected", [
+    (b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 204 No Content\r\n\r\n", None),
+    (b"HTTP/1.1 404 Not Found\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nno_se\r\n5\r\nrvice\r\n0\r\n\r\n",
+     "answered 404: no_service"),
+    (b"HTTP/1.0 403 Forbidden\r\n\r\nno_service", "answered 403: no_service"),
+    (b"SSH-2.0-OpenSSH_9.6\r\n\r\n", "the answer is not HTTP/1.x"),
+    (b"HTTP/1.1 200 OK\r\nX: " + b"y" * 70_000, "an answer head of more than"),
+    (b"", "the connection closed before an answer"),
+])
+async def test_answers_are_read_as_http(notify: NotifyActivities, answer: bytes, expected: str | None) -> None:
+    """The POST speaks HTTP/1.x itself (http_post.py): interim answers, chunked bodies, answers
+    without a length, and what is not HTTP at all (retried, like no answer)."""
+    server, url = await canned_answer(answer)
+    async with server:
+        if expected is None:
+            await ActivityEnvironment().run(notify.deliver_webhook, WebhookRequest(event=event(), url=url))
+            return
+        with pytest.raises(Exception) as failure:
+            await ActivityEnvironment().run(notify.deliver_webhook, WebhookRequest(event=event(), url=url))
+    assert expected in str(failure.value)
+    rejected = isinstance(failure.value, ApplicationError) and failure.value.non_retryable
+    assert rejected == expected.startswith("answered 4")
+    no_secret_in(failure.value)
+
+
+def self_signed_cert(directory: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 (its own issuer) and its key, as PEM files."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.now(UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - timedelta(minutes=5))
+            .not_valid_after(now + timedelta(hours=1))
+            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+                           critical=False)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(key, hashes.SHA256()))
+    cert_file, key_file = directory / "cert.pem", directory / "key.pem"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return cert_file, key_file
+
+
+@pytest.mark.parametrize("trusted", [True, False])
+async def test_an_https_webhook_is_verified(tmp_path: Path, notify: NotifyActivities,
+                                            monkeypatch: pytest.MonkeyPatch, trusted: bool) -> None:
+    """TLS on the event loop, under the same deadline: a certificate the worker trusts is
+    posted to; one it does not is an error, retried (it may be fixed), never posted to."""
+    cert_file, key_file = self_signed_cert(tmp_path)
+    if trusted:
+        monkeypatch.setenv("SSL_CERT_FILE", str(cert_file))  # the worker's trust store
+    monkeypatch.setattr(http_post, "_tls", None)
+    posted: list[bytes] = []
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            posted.append(await reader.readuntil(b"\r\n\r\n"))
+            writer.write(b"HTTP/1.1 204 No Content\r\n\r\n")
+            await writer.drain()
+        except (OSError, asyncio.IncompleteReadError):
+            pass  # the client refused the certificate
+        finally:
+            writer.close()
+
+    server_tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_tls.load_cert_chain(cert_file, key_file)
+    server = await asyncio.start_server(handle, "127.0.0.1", 0, ssl=server_tls)
+    url = f"https://127.0.0.1:{server.sockets[0].getsockname()[1]}{SECRET_PATH}?{SECRET_QUERY}"
+    async with server:
+        request = WebhookRequest(event=event(), url=url, timeout_s=3)
+        if trusted:
+            await ActivityEnvironment().run(notify.deliver_webhook, request)
+            assert len(posted) == 1 and posted[0].startswith(f"POST {SECRET_PATH}?{SECRET_QUERY} HTTP/1.1".encode())
+            return
+        with pytest.raises(Exception) as failure:
+            await ActivityEnvironment().run(notify.deliver_webhook, request)
+    assert "CERTIFICATE_VERIFY_FAILED" in str(failure.value) and posted == []
+    assert not (isinstance(failure.value, ApplicationError) and failure.value.non_retryable)
+    no_secret_in(failure.value)
+
+
 async def test_an_unreachable_webhook_is_retried_without_showing_its_secret(
         receiver: Receiver, notify: NotifyActivities) -> None:
     url = f"http://user:pa55word@127.0.0.1:1{SECRET_PATH}?{SECRET_QUERY}"  # nothing listens on port 1
@@ -136,6 +277,15 @@ async def test_only_http_urls_are_posted_to(tmp_path: Path, notify: NotifyActivi
     with pytest.raises(ApplicationError) as failure:
         await ActivityEnvironment().run(notify.deliver_webhook,
                                         WebhookRequest(event=event(), url=f"file://{tmp_path}/s3cr3tT0ken"))
+    assert failure.value.type == WEBHOOK_REJECTED_ERROR and failure.value.non_retryable
+    no_secret_in(failure.value)
+
+
+@pytest.mark.parametrize("url", ["http://127.0.0.1:9/s3cr3tT0ken\r\nX-Injected: 1", "http:///s3cr3tT0ken"])
+async def test_a_url_that_cannot_be_sent_is_refused(notify: NotifyActivities, url: str) -> None:
+    """config_notify.py refuses these; a spec from before it must not write its own headers."""
+    with pytest.raises(ApplicationError) as failure:
+        await ActivityEnvironment().run(notify.deliver_webhook, WebhookRequest(event=event(), url=url))
     assert failure.value.type == WEBHOOK_REJECTED_ERROR and failure.value.non_retryable
     no_secret_in(failure.value)
 

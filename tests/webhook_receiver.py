@@ -1,8 +1,11 @@
 """A webhook on 127.0.0.1 for the notification tests: it records every POST and answers as
-told (a status code, or "hang" until released)."""
+told (a status code, "hang" until released, or "trickle": one byte of an endless answer head
+every `trickle_every_s`, the hostile server that beats per-read time-outs)."""
 
 from __future__ import annotations
 
+import select
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -24,6 +27,11 @@ class Receiver:
     retry_after: str | None = None
     requests: list[dict] = field(default_factory=list)
     release: threading.Event = field(default_factory=threading.Event)
+    trickle_every_s: float = 1.0
+    trickling: int = 0
+    """Connections being trickled to now (the sender has not closed them)."""
+    closed_after_s: list[float] = field(default_factory=list)
+    """For each trickled connection the sender closed: how long after its request."""
 
     def url(self, path: str = SECRET_PATH, query: str = SECRET_QUERY) -> str:
         return f"http://127.0.0.1:{self.port}{path}" + (f"?{query}" if query else "")
@@ -34,6 +42,7 @@ def running_receiver(stamp: bool = False) -> Iterator[Receiver]:
     """A Receiver serving for the block; stopped (and its threads released) after it. With
     `stamp`, each request also records when it arrived (`at`, epoch seconds)."""
     state = Receiver(port=0)
+    lock = threading.Lock()
 
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:  # noqa: N802 - http.server's name
@@ -45,6 +54,9 @@ def running_receiver(stamp: bool = False) -> Iterator[Receiver]:
             if state.answer == "hang":
                 state.release.wait(10)
                 return
+            if state.answer == "trickle":
+                self.trickle(time.monotonic())
+                return
             self.send_response(int(state.answer))
             if state.retry_after:
                 self.send_header("Retry-After", state.retry_after)
@@ -52,6 +64,28 @@ def running_receiver(stamp: bool = False) -> Iterator[Receiver]:
             self.send_header("Content-Length", str(len(text)))
             self.end_headers()
             self.wfile.write(text)
+
+        def trickle(self, start: float) -> None:
+            """An answer head that never ends, a byte at a time, until the sender closes the
+            connection (recorded) or the receiver stops."""
+            with lock:
+                state.trickling += 1
+            try:
+                self.wfile.write(b"HTTP/1.1 200 OK\r\nX-Slow: ")
+                while not state.release.is_set():
+                    readable, _, _ = select.select([self.connection], [], [], state.trickle_every_s)
+                    if readable and not self.connection.recv(1, socket.MSG_PEEK):
+                        break  # the sender closed it
+                    self.wfile.write(b"z")
+                    self.wfile.flush()
+            except OSError:
+                pass  # the sender reset it
+            finally:
+                with lock:
+                    state.trickling -= 1
+            if not state.release.is_set():
+                state.closed_after_s.append(time.monotonic() - start)
+            self.close_connection = True
 
         def log_message(self, *args: object) -> None:
             pass

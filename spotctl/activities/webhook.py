@@ -10,22 +10,22 @@ or chained exception here ever holds more than scheme://host/….
 
 from __future__ import annotations
 
-import asyncio
 import json
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from datetime import timedelta
 from urllib.parse import urlsplit
 
 from temporalio.exceptions import ApplicationError
 
+from spotctl.activities.http_post import BadUrl, NotHttp, post
 from spotctl.models import WEBHOOK_REJECTED_ERROR, WebhookRequest
 from spotctl.notifications import one_line, payload
 
 MAX_POST_TIMEOUT_S = 10.0
-"""One POST's time-out is capped here, below the heartbeat time-out (models.HEARTBEAT_TIMEOUT_S):
-the blocking POST runs in a thread that a cancel cannot stop, so it must end on its own."""
+"""One POST's time-out is capped here. It is a total deadline for the whole attempt (name
+lookup, connect, TLS, sending, the answer: http_post.py), so an attempt always ends before the
+workflow's start-to-close time-out (timeout_s + 10 s) and the heartbeat time-out
+(models.HEARTBEAT_TIMEOUT_S): a retry never starts while an earlier attempt still runs."""
 RETRIED_STATUSES = frozenset({408, 429})
 """4xx answers that mean "later" (with every 5xx)."""
 MAX_RETRY_AFTER_S = 3600
@@ -72,36 +72,12 @@ class Answer:
     retry_after: str | None
 
 
-class _NoRedirects(urllib.request.HTTPRedirectHandler):
-    """A 3xx is an answer, not an instruction: urllib would resend a POST as a GET."""
-
-    def redirect_request(self, *args: object, **kwargs: object) -> None:
-        return None
-
-
-_OPENER = urllib.request.build_opener(_NoRedirects)
-
-
-def _post(url: str, body: bytes, headers: dict[str, str], timeout_s: float) -> Answer:
-    """One POST (blocking; run in a thread). HTTP error statuses are answers, not exceptions."""
-    request = urllib.request.Request(url, data=body, headers=headers, method="POST")
-    try:
-        with _OPENER.open(request, timeout=timeout_s) as response:
-            return Answer(response.status, response.read(MAX_ANSWER_BYTES), None)
-    except urllib.error.HTTPError as exc:
-        with exc:
-            try:
-                data = exc.read(MAX_ANSWER_BYTES)
-            except OSError:
-                data = b""
-            return Answer(exc.code, data, exc.headers.get("Retry-After") if exc.headers else None)
-
-
 def _why_no_answer(exc: BaseException, timeout_s: float) -> str:
-    if isinstance(exc, TimeoutError) or "timed out" in str(exc):
+    if isinstance(exc, TimeoutError):
         return f"no answer within {timeout_s:g} s"
-    reason = exc.reason if isinstance(exc, urllib.error.URLError) else exc
-    return f"{type(reason).__name__}: {reason}" if str(reason) else type(reason).__name__
+    if isinstance(exc, NotHttp):
+        return str(exc)
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
 
 def _retry_delay(retry_after: str | None) -> timedelta | None:
@@ -139,19 +115,20 @@ async def post_event(req: WebhookRequest) -> int:
         scheme = urlsplit(req.url).scheme.lower()
     except ValueError:
         scheme = ""
-    if scheme not in ("http", "https"):  # urllib would also open file:, ftp:, data:
+    if scheme not in ("http", "https"):
         raise ApplicationError(f"webhook {shown}: not an http(s) URL", type=WEBHOOK_REJECTED_ERROR,
                                non_retryable=True)
     timeout_s = max(0.1, min(req.timeout_s, MAX_POST_TIMEOUT_S))
     body = json.dumps(payload(req.event)).encode()
     try:
-        answer = await asyncio.wait_for(
-            asyncio.to_thread(_post, req.url, body, _request_headers(req.event.event_id), timeout_s),
-            timeout_s + 0.5)
-    except (OSError, ValueError, urllib.error.URLError) as exc:  # TimeoutError is an OSError
+        answer = await post(req.url, body, _request_headers(req.event.event_id), timeout_s,
+                            max_body=MAX_ANSWER_BYTES)
+    except BadUrl as exc:
+        raise ApplicationError(f"webhook {shown}: {exc}", type=WEBHOOK_REJECTED_ERROR, non_retryable=True) from None
+    except (OSError, ValueError, NotHttp) as exc:  # TimeoutError is an OSError
         why = scrubbed(_why_no_answer(exc, timeout_s), req.url)
         raise WebhookUnavailable(f"webhook {shown}: {why}") from None  # no chained URL
-    except Exception as exc:  # http.client's protocol errors and the like
+    except Exception as exc:  # ssl's and the like
         raise WebhookUnavailable(f"webhook {shown}: {type(exc).__name__}") from None
-    check_answer(answer, shown, req.url)
+    check_answer(Answer(answer.status, answer.body, answer.headers.get("Retry-After")), shown, req.url)
     return answer.status

@@ -34,6 +34,7 @@ with workflow.unsafe.imports_passed_through():
         NotifySettings,
         WebhookRequest,
         cluster_name,
+        notify_queue,
     )
     from spotctl.policy.costs import job_cost
     from spotctl.skypilot_ids import task_id
@@ -41,6 +42,9 @@ with workflow.unsafe.imports_passed_through():
 
 NOTIFICATIONS = "notifications"
 """The patch under which a job with a webhook or an event_callback delivers its events."""
+NOTIFY_QUEUE = "notify-queue"
+"""The patch that delivers events on their own task queue (models.notify_queue), whose slots
+bound how many deliveries a worker runs at once, apart from job work."""
 _WEBHOOK_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), backoff_coefficient=2.0,
                              maximum_interval=timedelta(seconds=60),
                              non_retryable_error_types=[WEBHOOK_REJECTED_ERROR])
@@ -119,6 +123,7 @@ class EventOutbox:
                 self._delivering = False
 
     async def _deliver(self, event: JobEvent) -> None:
+        queue = notify_queue(workflow.info().task_queue) if workflow.patched(NOTIFY_QUEUE) else None
         if self._notify is not None and event.status in self._notify.on:
             try:
                 await workflow.execute_activity(
@@ -127,7 +132,7 @@ class EventOutbox:
                     start_to_close_timeout=timedelta(seconds=self._notify.timeout_s + 10),
                     schedule_to_close_timeout=timedelta(seconds=self._notify.give_up_after_s),
                     heartbeat_timeout=timedelta(seconds=HEARTBEAT_TIMEOUT_S), retry_policy=_WEBHOOK_RETRY,
-                    summary=f"webhook: {event.status.value}")
+                    task_queue=queue, summary=f"webhook: {event.status.value}")
             except ActivityError as err:
                 workflow.logger.warning("job %s: event %s not delivered to the webhook: %s",
                                         self._job_id, event.event_id, describe(err))
@@ -139,7 +144,7 @@ class EventOutbox:
                     CallbackRequest(event=event, command=self._callback, timeout_s=timeout, envs=self._callback_envs),
                     result_type=CallbackOutcome, start_to_close_timeout=timedelta(seconds=timeout + 30),
                     heartbeat_timeout=timedelta(seconds=HEARTBEAT_TIMEOUT_S), retry_policy=_CALLBACK_RETRY,
-                    summary=f"event_callback: {event.status.value}")
+                    task_queue=queue, summary=f"event_callback: {event.status.value}")
                 if outcome.timed_out or outcome.exit_code:
                     how = "timed out" if outcome.timed_out else f"exited with code {outcome.exit_code}"
                     workflow.logger.warning("job %s: event_callback for %s %s", self._job_id, event.event_id, how)
