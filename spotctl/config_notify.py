@@ -53,8 +53,8 @@ def notify_settings(raw: object, env_url: str | None, config_file: Path) -> Noti
 
 
 def check_notify_url(url: object, where: str) -> str:
-    """An http(s) URL with a host and no `user:password@`. The message describes the URL, never
-    quotes it."""
+    """An http(s) URL with a host (a `user:password@` is sent as HTTP Basic auth, as curl does).
+    The message describes the URL, never quotes it."""
     if not isinstance(url, str) or not url.strip():
         raise BadNotifySettings(f"{where}: expected an http(s) URL, got {type(url).__name__ if url else 'nothing'}")
     url = url.strip()
@@ -72,9 +72,6 @@ def check_notify_url(url: object, where: str) -> str:
         raise BadNotifySettings(f"{where}: must be an http:// or https:// URL (scheme: {shown})")
     if not parts.hostname:
         raise BadNotifySettings(f"{where}: the URL has no host")
-    if "@" in parts.netloc:  # urllib would take `user:pass` for the host and port: every POST fails
-        raise BadNotifySettings(f"{where}: a user name or password in the URL (user:pass@host) is not sent; "
-                                "put the token in the URL's path or query instead")
     return url
 
 

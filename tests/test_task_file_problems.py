@@ -338,12 +338,11 @@ def test_callback_envs_over_their_bound_are_refused(launch) -> None:
     assert dry.exit_code == 0, dry.output
 
 
-def test_a_webhook_url_with_a_password_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """urllib took `user:pass@host` for the host: every POST failed for a day."""
-    from spotctl.config import ConfigError, load_settings
+def test_a_webhook_url_with_a_password_is_taken(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """urllib took `user:pass@host` for the host, so every POST failed for a day: the URL is now
+    taken and its credentials go as Basic auth (test_notify_delivery checks the header)."""
+    from spotctl.config import load_settings
     monkeypatch.delenv("SPOTCTL_NOTIFY_URL", raising=False)
     (tmp_path / "config.yaml").write_text("notify:\n  url: https://bob:s3cr3tT0ken@hooks.example.com/x\n")
-    with pytest.raises(ConfigError) as failure:
-        load_settings(tmp_path)
-    assert "notify.url: a user name or password in the URL (user:pass@host) is not sent" in str(failure.value)
-    assert "s3cr3tT0ken" not in str(failure.value)
+    notify = load_settings(tmp_path).notify
+    assert notify is not None and notify.url == "https://bob:s3cr3tT0ken@hooks.example.com/x"
