@@ -25,6 +25,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from spotctl.codec import load_key
 from spotctl.config import Settings
 from spotctl.server_lock import LockTimeout, file_lock
 from spotctl.server_procs import (
@@ -91,7 +92,12 @@ class EmbeddedServer:
                 and self.procs.worker_is_ready(worker) and port_open(self.port))
 
     def ensure_running(self, notify=lambda msg: None) -> bool:
-        """Make the supervisor, the server and the worker run; True if the supervisor was started."""
+        """Make the supervisor, the server and the worker run; True if the supervisor was started.
+
+        The codec key first (raises CodecKeyError): a fresh home gets its key before the server
+        creates its database, and a home with history but no key is one line here rather than
+        a worker that cannot start (codec.py)."""
+        load_key(self.settings.home)
         self.dir.mkdir(parents=True, exist_ok=True)
         with self._start_lock():
             if self.ready():

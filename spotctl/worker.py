@@ -11,6 +11,7 @@ import asyncio
 import logging
 import os
 import signal
+import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -19,7 +20,7 @@ from temporalio.client import Client
 
 from spotctl.activities import all_activities
 from spotctl.activities.deps import Deps
-from spotctl.codec import EncryptionCodec
+from spotctl.codec import CodecKeyError, EncryptionCodec, load_key
 from spotctl.codec_server import CodecServer, serve_codec
 from spotctl.config import Settings, load_settings, secure_home
 from spotctl.connect import connect, ensure_search_attributes
@@ -125,6 +126,11 @@ def main() -> None:
     ready = os.environ.get("SPOTCTL_WORKER_READY_FILE")
     settings = load_settings()
     secure_home(settings.home)
+    try:
+        load_key(settings.home)  # before anything starts: a worker without its key stops, saying why
+    except CodecKeyError as exc:
+        log.error("%s", exc)
+        sys.exit(2)
     asyncio.run(run_worker(settings, ready_file=Path(ready) if ready else None))
 
 
