@@ -25,6 +25,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from spotctl import port_guard
 from spotctl.codec import load_key
 from spotctl.config import Settings
 from spotctl.server_lock import LockTimeout, file_lock
@@ -82,6 +83,7 @@ class EmbeddedServer:
             "address": f"127.0.0.1:{self.port}",
             "ui": f"http://127.0.0.1:{self.ui_port}",
             "state_dir": str(self.settings.home),
+            "other_users": "refused (nft)" if port_guard.active(self.settings) else "may connect (README: Threat model)",
         }
 
     def ready(self) -> bool:
@@ -119,6 +121,7 @@ class EmbeddedServer:
             for orphan in (self.worker, self.temporal):
                 orphan.stop()
             self.procs.worker_ready.unlink(missing_ok=True)
+            port_guard.remove(self.settings)  # the supervisor does, unless it was killed
         return running
 
     # ---- starting ----------------------------------------------------------------------

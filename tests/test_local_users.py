@@ -1,11 +1,13 @@
-"""Another local user cannot use the owner's codec endpoint to decrypt payloads.
+"""Another local user can neither decrypt payloads nor reach the embedded server.
 
-Every user of the machine can connect to 127.0.0.1, and the UI's codec endpoint decrypts what
-it is sent. Hostile testing found that uid 65534, with a history read from the server, got a
-job's secret back from `/decode`. Now the endpoint answers only connections whose client
-socket is the owner's (the kernel's word, spotctl/peer_uid.py): the other user gets 403 and
-nothing decoded, while the owner (its CLI, its browser) still decodes. Needs root, to act as
-uid 65534 (setpriv).
+Every user of the machine can connect to 127.0.0.1. Hostile testing found that uid 65534, with
+a history read from the server, got a job's secret back from the codec endpoint's `/decode`,
+and could cancel or terminate the owner's jobs through the dev server's gRPC port or web UI.
+Now the codec endpoint answers only connections whose client socket is the owner's (the
+kernel's word, spotctl/peer_uid.py): anyone else gets 403; and when spotctl runs as root, an
+nftables table (spotctl/port_guard.py) resets other users' connections to the gRPC, UI and
+codec ports. The owner (its CLI, its browser) is not affected. Needs root, to act as uid 65534
+(setpriv); the port test needs nft too.
 """
 
 from __future__ import annotations
@@ -24,7 +26,11 @@ import pytest
 from google.protobuf import json_format
 from temporalio.api.common.v1 import Payload, Payloads
 
+from spotctl import port_guard
+from spotctl.config import load_settings
+
 from conftest import Spot, free_port
+from test_supervisor import Embedded, embedded, spotctl, wait_until  # noqa: F401 (embedded is a fixture)
 from test_codec_server_cmd import _codec_server, _post
 from test_secrets import codec_call
 
@@ -42,12 +48,24 @@ try:
         print(resp.status); print(resp.read().decode())
 except urllib.error.HTTPError as exc:
     print(exc.code); print(exc.read().decode())
+except (urllib.error.URLError, OSError) as exc:
+    print(0); print(exc)
+"""
+
+CONNECT_AS_OTHER_USER = """
+import socket, sys
+for port in sys.argv[1:]:
+    try:
+        socket.create_connection(("127.0.0.1", int(port)), timeout=5).close()
+        print(port, "connected")
+    except OSError as exc:
+        print(port, "refused", exc)
 """
 
 
 def decode_as(uid: int, port: int, origin: str, payloads: Payloads) -> tuple[int, str]:
     """POST payloads to /decode from a process of `uid` (the system python: no access to the
-    owner's venv needed); its HTTP status and body."""
+    owner's venv needed); its HTTP status (0: no connection) and body."""
     out = subprocess.run(
         ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups", "/usr/bin/python3", "-I", "-c",
          POST_AS_OTHER_USER, str(port), origin],
@@ -68,11 +86,13 @@ def test_other_user_cannot_decode_with_the_embedded_endpoint(spot: Spot) -> None
     assert value.encode() not in sealed.payloads[0].data
     s = spot.settings
     status, body = decode_as(NOBODY, s.embedded.codec_port, s.ui_url, sealed)
-    assert status == 403, body
-    assert value not in body and "owner" in body
-    # The owner (this process) still decodes, and the refusal was logged for the owner to see.
-    assert value.encode() in codec_call(spot, "decode", sealed).payloads[0].data
-    assert f"refused a codec request from uid {NOBODY}" in (s.server_dir / "worker.log").read_text()
+    # Refused by the port guard (root with nft), else by the endpoint itself.
+    assert status in (0, 403), body
+    assert value not in body
+    if status == 403:
+        assert "owner" in body
+        assert f"refused a codec request from uid {NOBODY}" in (s.server_dir / "worker.log").read_text()
+    assert value.encode() in codec_call(spot, "decode", sealed).payloads[0].data  # the owner still decodes
 
 
 @needs_root
@@ -98,3 +118,31 @@ def test_other_user_cannot_decode_with_codec_server_command(tmp_path: Path) -> N
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(10) == 0
 
+
+
+@needs_root
+@pytest.mark.skipif(port_guard._nft() is None, reason="needs nft (apt install nftables)")
+def test_other_user_cannot_reach_the_embedded_server(embedded: Embedded, tmp_path: Path) -> None:
+    started = spotctl(embedded.env, "server", "start")
+    assert started.returncode == 0, started.stderr
+    task = tmp_path / "wait.yaml"
+    task.write_text("name: wait\nrun: sleep 600\n")
+    launched = spotctl(embedded.env, "launch", "-y", "-d", str(task))
+    assert launched.returncode == 0, launched.stderr
+    s = load_settings(embedded.home)
+    ports = [s.embedded.port, s.embedded.ui_port, s.embedded.codec_port]
+    as_nobody = subprocess.run(
+        ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups", "/usr/bin/python3", "-I", "-c",
+         CONNECT_AS_OTHER_USER, *map(str, ports)], capture_output=True, text=True, timeout=60, cwd="/")
+    assert as_nobody.returncode == 0, as_nobody.stderr
+    # No connection, so no listing, starting, signalling, cancelling or terminating a job.
+    assert all(" refused " in line for line in as_nobody.stdout.splitlines()), as_nobody.stdout
+    assert len(as_nobody.stdout.splitlines()) == 3, as_nobody.stdout
+    # The owner is not affected: its CLI lists and cancels the job, and says who may connect.
+    status = spotctl(embedded.env, "server", "status", "--json")
+    assert json.loads(status.stdout)["other_users"].startswith("refused"), status.stdout
+    assert spotctl(embedded.env, "cancel", "-y", "1").returncode == 0
+    wait_until(lambda: embedded.jobs_directly().get(1) == "CANCELLED", 60, "job 1 to be cancelled")
+    # `server stop` takes the rules away with the server.
+    assert spotctl(embedded.env, "server", "stop").returncode == 0
+    assert not port_guard.active(s)
