@@ -27,7 +27,7 @@ import dataclasses
 import hashlib
 import os
 import stat
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -135,12 +135,20 @@ class EncryptionCodec(PayloadCodec):
         super().__init__()
         self.key_id = key_id(key)
         self._aes = AESGCM(key)
+        self.on_foreign_key: Callable[[CodecKeyError], None] | None = None
+        """Called when the SDK hands us a payload of another key (a worker stops on it: it can
+        run none of this namespace's work). Not for the codec endpoint, which calls decrypt."""
 
     async def encode(self, payloads: Sequence[Payload]) -> list[Payload]:
         return [self.encrypt(p) for p in payloads]
 
     async def decode(self, payloads: Sequence[Payload]) -> list[Payload]:
-        return [self.decrypt(p) for p in payloads]
+        try:
+            return [self.decrypt(p) for p in payloads]
+        except CodecKeyError as exc:
+            if self.on_foreign_key is not None:
+                self.on_foreign_key(exc)
+            raise
 
     def encrypt(self, payload: Payload) -> Payload:
         nonce = os.urandom(NONCE_BYTES)

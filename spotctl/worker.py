@@ -87,7 +87,8 @@ def serve_metrics(settings: Settings) -> None:
 async def run_worker(settings: Settings, *, ready_file: Path | None = None, stop: asyncio.Event | None = None) -> None:
     """Run a worker until `stop` is set or SIGTERM/SIGINT arrives; then drain: stop polling,
     hand running monitors to the other workers, give other activities
-    `worker.drain_timeout_s` to finish, and return."""
+    `worker.drain_timeout_s` to finish, and return. A payload encrypted with another codec key
+    stops it the same way, then raises CodecKeyError (main exits 2 with its one line)."""
     serve_metrics(settings)
     client = await connect_with_retry(settings)
     await ensure_search_attributes(client, settings.temporal.namespace)
@@ -98,6 +99,10 @@ async def run_worker(settings: Settings, *, ready_file: Path | None = None, stop
     loop.set_default_executor(ThreadPoolExecutor(settings.worker.activity_threads, thread_name_prefix="activity"))
     workers = job_workers(client, TASK_QUEUE, ALL_WORKFLOWS, all_activities(Deps(settings)), settings.worker)
     stop = stop or asyncio.Event()
+    foreign: list[CodecKeyError] = []
+    codec = client.data_converter.payload_codec
+    if isinstance(codec, EncryptionCodec):
+        codec.on_foreign_key = lambda exc: foreign.append(exc) or stop.set()
     for sig in (signal.SIGTERM, signal.SIGINT):
         try:
             loop.add_signal_handler(sig, stop.set)
@@ -116,6 +121,8 @@ async def run_worker(settings: Settings, *, ready_file: Path | None = None, stop
             if codec_server is not None:
                 await asyncio.to_thread(codec_server.stop)  # waits up to its 0.5 s poll
             await stop_sweeper(sweeper)
+    if foreign:  # a worker with the wrong key stops, naming both keys, rather than fail every task
+        raise foreign[0]
 
 
 def main() -> None:
@@ -128,10 +135,10 @@ def main() -> None:
     secure_home(settings.home)
     try:
         load_key(settings.home)  # before anything starts: a worker without its key stops, saying why
+        asyncio.run(run_worker(settings, ready_file=Path(ready) if ready else None))
     except CodecKeyError as exc:
         log.error("%s", exc)
         sys.exit(2)
-    asyncio.run(run_worker(settings, ready_file=Path(ready) if ready else None))
 
 
 if __name__ == "__main__":

@@ -98,3 +98,28 @@ def test_bad_key_file_is_one_line_and_exit_2(embedded: Embedded, tmp_path: Path,
     assert not (embedded.home / "server" / "temporal.db").exists(), "a server started without a key"
     if kind == "dangling-link":
         assert path.is_symlink() and not path.exists(), "a key was written through a dangling link"
+
+
+def test_worker_with_another_key_stops_naming_both_keys(embedded: Embedded, tmp_path: Path) -> None:
+    """A key replaced by another valid one (copied from another home): the restarted worker
+    takes the job's next task, cannot decrypt it, and exits 2 with one line naming both key ids,
+    instead of staying up and failing every task. With the right key back the job ends."""
+    task = tmp_path / "ticks.yaml"
+    task.write_text("name: ticks\nrun: |\n  for i in $(seq 1 20); do echo tick $i; sleep 0.5; done\n")
+    launched = spotctl(embedded.env, "launch", "-y", "-d", str(task))
+    assert launched.returncode == 0, launched.stderr
+    wait_until(lambda: embedded.jobs_directly().get(1) == "RUNNING", 30, "job 1 to run")
+    key = embedded.home / "codec.key"
+    backup = tmp_path / "codec.key.backup"
+    shutil.copy2(key, backup)
+    key.write_bytes(os.urandom(32))
+
+    kill(embedded.server.worker.pid())
+    log = embedded.home / "server" / "worker.log"
+    supervisor_log = embedded.home / "server" / "supervisor.log"
+    wait_until(lambda: "exited with code 2" in supervisor_log.read_text(), 60, "the worker to exit with code 2")
+    errors = [line for line in log.read_text().splitlines() if " ERROR spotctl.worker: " in line]
+    assert errors and "was encrypted with codec key 'spotctl-" in errors[-1] and "but this process has" in errors[-1]
+
+    shutil.copy2(backup, key)
+    wait_until(lambda: embedded.jobs_directly().get(1) == "SUCCEEDED", 120, "job 1 to succeed with its key back")
