@@ -16,9 +16,11 @@ import shutil
 from pathlib import Path
 
 import pytest
+import test_supervisor
+from test_supervisor import Embedded, kill, spotctl, wait_until
 
-from test_supervisor import embedded, kill, spotctl, wait_until  # noqa: F401 (embedded is a fixture)
-from test_supervisor import Embedded
+embedded = test_supervisor.embedded
+"""A private home and ports; everything stopped and checked gone at the end (test_supervisor.py)."""
 
 RESTORE = "restore it from your backup"
 

@@ -17,22 +17,27 @@ import os
 import secrets
 import shutil
 import signal
+import socket
 import subprocess
 import time
 import urllib.error
 from pathlib import Path
 
 import pytest
+import test_supervisor
 from google.protobuf import json_format
 from temporalio.api.common.v1 import Payload, Payloads
+from test_codec_server_cmd import _codec_server, _post
+from test_secrets import codec_call
+from test_supervisor import Embedded, spotctl, wait_until
 
-from spotctl import port_guard
+from spotctl import peer_uid, port_guard
 from spotctl.config import load_settings
 
 from conftest import Spot, free_port
-from test_supervisor import Embedded, embedded, spotctl, wait_until  # noqa: F401 (embedded is a fixture)
-from test_codec_server_cmd import _codec_server, _post
-from test_secrets import codec_call
+
+embedded = test_supervisor.embedded
+"""A private home and ports; everything stopped and checked gone at the end (test_supervisor.py)."""
 
 NOBODY = 65534
 needs_root = pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("setpriv"),
@@ -146,3 +151,31 @@ def test_other_user_cannot_reach_the_embedded_server(embedded: Embedded, tmp_pat
     # `server stop` takes the rules away with the server.
     assert spotctl(embedded.env, "server", "stop").returncode == 0
     assert not port_guard.active(s)
+
+
+@needs_root
+def test_peer_uid_names_the_user_of_the_client_socket() -> None:
+    """Both ways of asking the kernel (inet_diag, and /proc/net/tcp when that is missing) name
+    the uid of the process at the other end of a loopback connection, ours or another user's."""
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        port = listener.getsockname()[1]
+        other = subprocess.Popen(
+            ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups", "/usr/bin/python3", "-I", "-c",
+             "import socket, sys; s = socket.create_connection(('127.0.0.1', int(sys.argv[1]))); s.recv(1)", str(port)],
+            cwd="/")
+        try:
+            listener.settimeout(20)
+            theirs, their_addr = listener.accept()
+            with theirs, socket.create_connection(("127.0.0.1", port)) as mine_client:
+                mine, my_addr = listener.accept()
+                with mine:
+                    for conn, addr, uid in ((theirs, their_addr, NOBODY), (mine, my_addr, os.getuid())):
+                        ours = conn.getsockname()
+                        assert peer_uid.peer_uid(addr, ours) == uid
+                        assert peer_uid._proc_peer_uid(peer_uid._normal(*addr), peer_uid._normal(*ours)) == uid
+                    assert mine_client.getsockname()[1] == my_addr[1]
+                theirs.sendall(b"x")
+        finally:
+            other.wait(10)
+    # A connection that is not there has no owner.
+    assert peer_uid.peer_uid(("127.0.0.1", 1), ("127.0.0.1", port)) is None

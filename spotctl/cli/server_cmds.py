@@ -92,7 +92,8 @@ def worker() -> None:
 def codec_server(port: int, host: str, ui_port: int) -> None:
     """Serve the web UI's codec endpoint on its own (deploy/: the UI of a Temporal cluster
     shows readable payloads). It decrypts with this machine's codec key, and answers a browser
-    that reaches the UI and this endpoint at 127.0.0.1 or localhost only (e.g. through a tunnel)."""
+    that reaches the UI and this endpoint at 127.0.0.1 or localhost only (e.g. through a tunnel);
+    bound to loopback, only connections of the user that runs it."""
     import signal
     import threading
 
