@@ -54,6 +54,10 @@ class CodecKeyError(ConfigError):
     """The codec key cannot be read, or a payload was encrypted with another key."""
 
 
+class PlaintextPayloadError(ValueError):
+    """A worker was handed a payload nobody encrypted: whoever made it had no codec key."""
+
+
 def key_id(key: bytes) -> str:
     """A short public name of a key (not the key): equal keys on any machine give equal ids."""
     return "spotctl-" + hashlib.sha256(b"spotctl codec key id\0" + key).hexdigest()[:16]
@@ -138,11 +142,24 @@ class EncryptionCodec(PayloadCodec):
         self.on_foreign_key: Callable[[CodecKeyError], None] | None = None
         """Called when the SDK hands us a payload of another key (a worker stops on it: it can
         run none of this namespace's work). Not for the codec endpoint, which calls decrypt."""
+        self.refuse_plaintext = False
+        """Set by the worker: a payload in clear is refused (the workflow task or activity fails
+        and is retried, nothing runs). Every spotctl client encrypts every payload, so one in
+        clear was made by someone without the key, e.g. another local user who reached the
+        embedded server's port and started a job to run as its owner (README: Threat model).
+        The codec endpoint and the CLI still pass such payloads through, for display."""
 
     async def encode(self, payloads: Sequence[Payload]) -> list[Payload]:
         return [self.encrypt(p) for p in payloads]
 
     async def decode(self, payloads: Sequence[Payload]) -> list[Payload]:
+        if self.refuse_plaintext:
+            for p in payloads:
+                if p.metadata.get("encoding") != ENCODING:
+                    encoding = p.metadata.get("encoding", b"").decode(errors="replace")[:64]
+                    raise PlaintextPayloadError(
+                        f"refused a payload that is not encrypted (encoding {encoding!r}): this worker runs only "
+                        "work made with its codec key; whoever started it does not have the key")
         try:
             return [self.decrypt(p) for p in payloads]
         except CodecKeyError as exc:

@@ -103,6 +103,7 @@ async def run_worker(settings: Settings, *, ready_file: Path | None = None, stop
     codec = client.data_converter.payload_codec
     if isinstance(codec, EncryptionCodec):
         codec.on_foreign_key = lambda exc: foreign.append(exc) or stop.set()
+        codec.refuse_plaintext = True  # see EncryptionCodec.refuse_plaintext
     for sig in (signal.SIGTERM, signal.SIGINT):
         try:
             loop.add_signal_handler(sig, stop.set)

@@ -12,6 +12,7 @@ codec ports. The owner (its CLI, its browser) is not affected. Needs root, to ac
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import secrets
@@ -21,18 +22,23 @@ import socket
 import subprocess
 import time
 import urllib.error
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 import test_supervisor
 from google.protobuf import json_format
 from temporalio.api.common.v1 import Payload, Payloads
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
 from test_codec_server_cmd import _codec_server, _post
 from test_secrets import codec_call
 from test_supervisor import Embedded, spotctl, wait_until
 
 from spotctl import peer_uid, port_guard
+from spotctl.client import workflow_id
 from spotctl.config import load_settings
+from spotctl.models import TASK_QUEUE, Candidate, JobSpec
 
 from conftest import Spot, free_port
 
@@ -40,6 +46,8 @@ embedded = test_supervisor.embedded
 """A private home and ports; everything stopped and checked gone at the end (test_supervisor.py)."""
 
 NOBODY = 65534
+LOCAL_CANDIDATE = Candidate(cloud="local", region="local-east", zone="local-east-1a", instance_type="local.small",
+                            use_spot=True, price=0.01)
 needs_root = pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("setpriv"),
                                 reason="needs root and setpriv to act as another user")
 
@@ -179,3 +187,33 @@ def test_peer_uid_names_the_user_of_the_client_socket() -> None:
             other.wait(10)
     # A connection that is not there has no owner.
     assert peer_uid.peer_uid(("127.0.0.1", 1), ("127.0.0.1", port)) is None
+
+
+def test_worker_refuses_a_job_started_without_the_codec_key(spot: Spot, tmp_path: Path) -> None:
+    """Whoever reaches the server's port without the key (another local user where the ports
+    are open) could start a job in clear for the owner's worker to run as the owner. The worker
+    refuses payloads in clear: nothing runs, no instance starts, and the log says why."""
+    marker = tmp_path / "pwned"
+    job_id = 900_000_000 + secrets.randbelow(10**8)
+    spec = JobSpec(job_id=job_id, name="intruder", run=f"touch {marker}", candidates=[LOCAL_CANDIDATE],
+                   submitted_at=datetime.now(UTC))
+    s = spot.settings
+
+    async def start_in_clear() -> None:
+        client = await Client.connect(s.temporal_address, namespace=s.temporal.namespace,
+                                      data_converter=pydantic_data_converter)  # no codec: no key
+        await client.start_workflow("SpotJobWorkflow", spec, id=workflow_id(job_id), task_queue=TASK_QUEUE)
+
+    async def terminate() -> None:
+        client = await Client.connect(s.temporal_address, namespace=s.temporal.namespace)
+        await client.get_workflow_handle(workflow_id(job_id)).terminate("test over")
+
+    asyncio.run(start_in_clear())
+    try:
+        log = s.server_dir / "worker.log"
+        wait_until(lambda: "refused a payload that is not encrypted" in log.read_text(), 30, "the worker to refuse it")
+        time.sleep(3)  # what would have run by now (a local job takes about a second) did not
+        assert not marker.exists(), "the worker ran a job started without the codec key"
+        assert [i for i in spot.cloud.list_instances(alive_only=False) if i.cluster_name.startswith(f"spotctl-{job_id}-")] == []
+    finally:
+        asyncio.run(terminate())
