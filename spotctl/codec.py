@@ -133,7 +133,8 @@ def load_key(home: Path) -> bytes:
 
 class EncryptionCodec(PayloadCodec):
     """AES-256-GCM per payload, a fresh 96-bit nonce each; payloads that are not ours pass through
-    (histories recorded before the codec existed still replay and still show)."""
+    (histories recorded before the codec existed still replay and still show), except in a
+    worker (`refuse_plaintext`)."""
 
     def __init__(self, key: bytes) -> None:
         super().__init__()
