@@ -52,8 +52,11 @@ def _diag_lookup(family: int, local: tuple[str, int], remote: tuple[str, int]) -
               + struct.pack("=III", 0, INET_DIAG_NOCOOKIE, INET_DIAG_NOCOOKIE))
     request = struct.pack("=BBBBI", family, socket.IPPROTO_TCP, 0, 0, 0xFFFFFFFF) + sockid
     message = NLMSG_HEADER.pack(NLMSG_HEADER.size + len(request), SOCK_DIAG_BY_FAMILY, NLM_F_REQUEST, 1, 0) + request
+    netlink = getattr(socket, "AF_NETLINK", None)
+    if netlink is None:
+        raise DiagUnavailable("no netlink on this system")
     try:
-        with socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM, NETLINK_SOCK_DIAG) as nl:
+        with socket.socket(netlink, socket.SOCK_DGRAM, NETLINK_SOCK_DIAG) as nl:
             nl.settimeout(DIAG_TIMEOUT_S)
             nl.sendto(message, (0, 0))
             reply = nl.recv(8192)
