@@ -8,14 +8,20 @@ With the payload codec on, the web UI sees only ciphertext. `temporal server sta
 
 Browsers: only the UI's origin gets CORS headers, so another web page cannot read a decoded
 payload; requests must be `application/json` (which forces a CORS preflight) and name a local
-Host (against DNS rebinding). Other local users can still call it: like the dev server's own
-unauthenticated port, the embedded setup is for a single-user machine.
+Host (against DNS rebinding).
+
+Other local users: every user of the machine can connect to 127.0.0.1, so when the endpoint is
+bound to loopback it serves only connections whose client socket belongs to the owner's uid
+(the uid this process runs as), as the kernel reports it (peer_uid.py); anyone else gets 403.
+The owner's browser and CLI pass without a token. Bound to another address (a container,
+deploy/compose.yaml) peers cannot be looked up, and the network around it must keep it private.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 import threading
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -24,6 +30,7 @@ from google.protobuf import json_format
 from temporalio.api.common.v1 import Payload, Payloads
 
 from spotctl.codec import EncryptionCodec
+from spotctl.peer_uid import is_loopback, peer_uid
 
 log = logging.getLogger("spotctl.codec_server")
 LOCAL_HOSTS = ("127.0.0.1", "localhost")
@@ -48,7 +55,7 @@ class CodecServer:
         self.thread.join(timeout=5)
 
 
-def _handler(codec: EncryptionCodec, ui_port: int) -> type[BaseHTTPRequestHandler]:
+def _handler(codec: EncryptionCodec, ui_port: int, owner_uid: int | None) -> type[BaseHTTPRequestHandler]:
     origins = {f"http://{host}:{ui_port}" for host in LOCAL_HOSTS}
     actions: dict[str, Callable[[Payload], Payload]] = {"/encode": codec.encrypt, "/decode": codec.decrypt}
 
@@ -82,10 +89,25 @@ def _handler(codec: EncryptionCodec, ui_port: int) -> type[BaseHTTPRequestHandle
             host = (self.headers.get("Host") or "").rsplit(":", 1)[0].strip("[]")
             return host in LOCAL_HOSTS
 
+        def _owner(self) -> bool:
+            """Whether the client socket is the owner's (always, when there is no owner to check)."""
+            if owner_uid is None:
+                return True
+            uid = peer_uid(self.client_address[:2], self.connection.getsockname()[:2])
+            if uid == owner_uid:
+                return True
+            log.warning("refused a codec request from uid %s (only uid %d may decode)", uid, owner_uid)
+            self._error(403, f"only uid {owner_uid}, the owner of this spotctl home, may use this endpoint")
+            return False
+
         def do_OPTIONS(self) -> None:  # noqa: N802 (stdlib's name)
+            if not self._owner():
+                return None
             self._reply(204 if self.path.split("?")[0] in actions else 404, b"", "text/plain")
 
         def do_POST(self) -> None:  # noqa: N802 (stdlib's name)
+            if not self._owner():
+                return None
             action = actions.get(self.path.split("?")[0])
             if action is None:
                 return self._error(404, "POST /encode or /decode")
@@ -107,8 +129,10 @@ def _handler(codec: EncryptionCodec, ui_port: int) -> type[BaseHTTPRequestHandle
 
 
 def serve_codec(codec: EncryptionCodec, port: int, ui_port: int, host: str = "127.0.0.1") -> CodecServer:
-    """Serve `codec` on host:port in a daemon thread. Raises OSError when the port is taken."""
-    httpd = ThreadingHTTPServer((host, port), _handler(codec, ui_port))
+    """Serve `codec` on host:port in a daemon thread, to this process's uid only when `host` is a
+    loopback address (see the module docstring). Raises OSError when the port is taken."""
+    owner_uid = os.getuid() if is_loopback(host) else None
+    httpd = ThreadingHTTPServer((host, port), _handler(codec, ui_port, owner_uid))
     httpd.daemon_threads = True
     thread = threading.Thread(target=httpd.serve_forever, name="spotctl-codec-server", daemon=True)
     thread.start()

@@ -25,6 +25,8 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from spotctl import port_guard
+from spotctl.codec import load_key
 from spotctl.config import Settings
 from spotctl.server_lock import LockTimeout, file_lock
 from spotctl.server_procs import (
@@ -81,6 +83,7 @@ class EmbeddedServer:
             "address": f"127.0.0.1:{self.port}",
             "ui": f"http://127.0.0.1:{self.ui_port}",
             "state_dir": str(self.settings.home),
+            "other_users": "refused (nft)" if port_guard.active(self.settings) else "may connect (README: Threat model)",
         }
 
     def ready(self) -> bool:
@@ -91,7 +94,12 @@ class EmbeddedServer:
                 and self.procs.worker_is_ready(worker) and port_open(self.port))
 
     def ensure_running(self, notify=lambda msg: None) -> bool:
-        """Make the supervisor, the server and the worker run; True if the supervisor was started."""
+        """Make the supervisor, the server and the worker run; True if the supervisor was started.
+
+        The codec key first (raises CodecKeyError): a fresh home gets its key before the server
+        creates its database, and a home with history but no key is one line here rather than
+        a worker that cannot start (codec.py)."""
+        load_key(self.settings.home)
         self.dir.mkdir(parents=True, exist_ok=True)
         with self._start_lock():
             if self.ready():
@@ -113,6 +121,7 @@ class EmbeddedServer:
             for orphan in (self.worker, self.temporal):
                 orphan.stop()
             self.procs.worker_ready.unlink(missing_ok=True)
+            port_guard.remove(self.settings)  # the supervisor does, unless it was killed
         return running
 
     # ---- starting ----------------------------------------------------------------------

@@ -37,6 +37,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from spotctl import port_guard
 from spotctl.config import Settings, load_settings
 from spotctl.remote.agent import pid_alive
 from spotctl.server_lock import LockTimeout, file_lock
@@ -118,6 +119,7 @@ class Supervisor:
         """Supervise until SIGTERM/SIGINT; 0 after a clean stop, 1 if a first start failed."""
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, self._request_stop)
+        self._guard_ports()
         for child in self.children:
             self._adopt(child)
         code = 0
@@ -131,7 +133,19 @@ class Supervisor:
             log.error("%s", exc)
             code = 1
         self._stop_all()
+        port_guard.remove(self.settings)
         return code
+
+    def _guard_ports(self) -> None:
+        """Other local users' connections to the server's ports are rejected (port_guard.py)
+        when we can; if not, the log says that they are open."""
+        why_not = port_guard.install(self.settings)
+        ports = ", ".join(map(str, port_guard.guarded_ports(self.settings)))
+        if why_not is None:
+            log.info("ports %s refuse other users' connections (nft table %s)", ports,
+                     port_guard.table_name(self.settings))
+        else:
+            log.warning("ports %s are open to every local user: %s (README: Threat model)", ports, why_not)
 
     def _request_stop(self, signum: int, frame: object) -> None:
         self.stopping = True

@@ -11,6 +11,7 @@ import asyncio
 import logging
 import os
 import signal
+import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -19,7 +20,7 @@ from temporalio.client import Client
 
 from spotctl.activities import all_activities
 from spotctl.activities.deps import Deps
-from spotctl.codec import EncryptionCodec
+from spotctl.codec import CodecKeyError, EncryptionCodec, load_key
 from spotctl.codec_server import CodecServer, serve_codec
 from spotctl.config import Settings, load_settings, secure_home
 from spotctl.connect import connect, ensure_search_attributes
@@ -86,7 +87,8 @@ def serve_metrics(settings: Settings) -> None:
 async def run_worker(settings: Settings, *, ready_file: Path | None = None, stop: asyncio.Event | None = None) -> None:
     """Run a worker until `stop` is set or SIGTERM/SIGINT arrives; then drain: stop polling,
     hand running monitors to the other workers, give other activities
-    `worker.drain_timeout_s` to finish, and return."""
+    `worker.drain_timeout_s` to finish, and return. A payload encrypted with another codec key
+    stops it the same way, then raises CodecKeyError (main exits 2 with its one line)."""
     serve_metrics(settings)
     client = await connect_with_retry(settings)
     await ensure_search_attributes(client, settings.temporal.namespace)
@@ -97,6 +99,11 @@ async def run_worker(settings: Settings, *, ready_file: Path | None = None, stop
     loop.set_default_executor(ThreadPoolExecutor(settings.worker.activity_threads, thread_name_prefix="activity"))
     workers = job_workers(client, TASK_QUEUE, ALL_WORKFLOWS, all_activities(Deps(settings)), settings.worker)
     stop = stop or asyncio.Event()
+    foreign: list[CodecKeyError] = []
+    codec = client.data_converter.payload_codec
+    if isinstance(codec, EncryptionCodec):
+        codec.on_foreign_key = lambda exc: foreign.append(exc) or stop.set()
+        codec.refuse_plaintext = True  # see EncryptionCodec.refuse_plaintext
     for sig in (signal.SIGTERM, signal.SIGINT):
         try:
             loop.add_signal_handler(sig, stop.set)
@@ -115,6 +122,8 @@ async def run_worker(settings: Settings, *, ready_file: Path | None = None, stop
             if codec_server is not None:
                 await asyncio.to_thread(codec_server.stop)  # waits up to its 0.5 s poll
             await stop_sweeper(sweeper)
+    if foreign:  # a worker with the wrong key stops, naming both keys, rather than fail every task
+        raise foreign[0]
 
 
 def main() -> None:
@@ -125,7 +134,12 @@ def main() -> None:
     ready = os.environ.get("SPOTCTL_WORKER_READY_FILE")
     settings = load_settings()
     secure_home(settings.home)
-    asyncio.run(run_worker(settings, ready_file=Path(ready) if ready else None))
+    try:
+        load_key(settings.home)  # before anything starts: a worker without its key stops, saying why
+        asyncio.run(run_worker(settings, ready_file=Path(ready) if ready else None))
+    except CodecKeyError as exc:
+        log.error("%s", exc)
+        sys.exit(2)
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from spotctl.client import JobNotFound, SpotClient
+from spotctl.codec import CodecKeyError
 from spotctl.config import ConfigError, Settings, load_settings
 from spotctl.models import JobStatus
 from spotctl.server import EmbeddedServer, ServerError
@@ -107,6 +108,8 @@ def _run_to_exit_code(fn: Callable[..., Coroutine[Any, Any, Any]], args: tuple, 
         return _message(str(exc), EXIT_USAGE)
     except JobNotFound as exc:
         return _message(str(exc), EXIT_NOT_FOUND)
+    except CodecKeyError as exc:  # a bad or missing key file is bad input: say what to do
+        return _message(str(exc), EXIT_USAGE)
     except (ServerError, ConfigError) as exc:
         return _message(str(exc), 1)
     except RuntimeError as exc:

@@ -9,6 +9,7 @@ import logging
 import click
 
 from spotctl.cli.common import console, err_console, fail, settings
+from spotctl.codec import CodecKeyError
 from spotctl.server import EmbeddedServer, ServerError
 
 
@@ -31,6 +32,8 @@ def server_start() -> None:
     srv = _embedded()
     try:
         started = srv.ensure_running(notify=lambda m: err_console.print(f"[dim]{m}[/dim]"))
+    except CodecKeyError as exc:
+        fail(str(exc), 2)
     except ServerError as exc:
         fail(str(exc), 1)
     st = srv.status()
@@ -74,6 +77,8 @@ def worker() -> None:
     err_console.print(f"Worker for {s.temporal_address} (namespace {s.temporal.namespace}); Ctrl-C stops it.")
     try:
         asyncio.run(run_worker(s))
+    except CodecKeyError as exc:
+        fail(str(exc), 2)
     except RuntimeError as exc:
         fail(f"cannot run the worker against {s.temporal_address}: {exc}", 1)
 
@@ -88,11 +93,12 @@ def worker() -> None:
 def codec_server(port: int, host: str, ui_port: int) -> None:
     """Serve the web UI's codec endpoint on its own (deploy/: the UI of a Temporal cluster
     shows readable payloads). It decrypts with this machine's codec key, and answers a browser
-    that reaches the UI and this endpoint at 127.0.0.1 or localhost only (e.g. through a tunnel)."""
+    that reaches the UI and this endpoint at 127.0.0.1 or localhost only (e.g. through a tunnel);
+    bound to loopback, only connections of the user that runs it."""
     import signal
     import threading
 
-    from spotctl.codec import CodecKeyError, EncryptionCodec, load_key
+    from spotctl.codec import EncryptionCodec, load_key
     from spotctl.codec_server import serve_codec
 
     s = settings()
