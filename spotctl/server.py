@@ -25,6 +25,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from spotctl import callback_cgroups
 from spotctl.config import Settings
 from spotctl.server_lock import LockTimeout, file_lock
 from spotctl.server_procs import (
@@ -112,6 +113,7 @@ class EmbeddedServer:
             self.supervisor.stop(SUPERVISOR_STOP_TIMEOUT_S)
             for orphan in (self.worker, self.temporal):
                 orphan.stop()
+            callback_cgroups.sweep_orphans()  # the event_callbacks of a worker killed on its way out
             self.procs.worker_ready.unlink(missing_ok=True)
         return running
 
