@@ -116,6 +116,8 @@ class LocalCloud(PreemptionMixin):
         self.config_path = self.root / "config.yaml"
         self.state_path = self.root / "state.json"
         self.lock_path = self.root / "state.lock"
+        self.spotctl_home = Path(settings.home)
+        """Hidden from the instances' programs but for their own dirs and the local buckets."""
 
     # -- catalog ---------------------------------------------------------------------------
 
@@ -535,7 +537,9 @@ class LocalCloud(PreemptionMixin):
     def runner(self, handle: ClusterHandle, node_rank: int) -> LocalRunner:
         iid = handle.instance_ids[node_rank]
         home = self.instance_home(iid)
-        return SimulatedRunner(home, iid) if is_simulated(home) else LocalRunner(home, iid)
+        if is_simulated(home):
+            return SimulatedRunner(home, iid)
+        return LocalRunner(home, iid, self.spotctl_home, keep=(self.spotctl_home / "local_buckets",))
 
 
 def _check_candidate(cfg: LocalCloudConfig, candidate: Candidate) -> None:

@@ -15,8 +15,9 @@ after the caller was killed) can answer from the files alone:
   mounts.json     optional, written by the caller: [{"source": S, "target": T}, ...]; the
                   phase then runs in a private mount namespace where each S is bind-mounted
                   onto T, so a local-cloud job sees e.g. its bucket at /checkpoint while the
-                  host's /checkpoint stays untouched (needs root and `unshare`; else the phase
-                  fails with exit code 126 and the reason in output.log)
+                  host has no /checkpoint at all (agent_rootfs.py: a missing target is made in
+                  a root of the phase's own; needs root and `unshare`; else the phase fails
+                  with exit code 126 and the reason in output.log)
 
 On a cloud VM the supervisor also watches the cloud's interruption notice at
 $SPOTCTL_METADATA_URL, as the local cloud does itself: the deadline goes to
@@ -35,7 +36,6 @@ from __future__ import annotations
 
 import json
 import os
-import shlex
 import shutil
 import signal
 import subprocess
@@ -176,19 +176,29 @@ def _mount_problem(mounts: list[dict], path: str | None) -> str | None:
     return None
 
 
-def _namespaced(argv: list[str], mounts: list[dict], path: str | None) -> list[str]:
-    """argv run by `unshare` in a private mount namespace after the bind mounts. unshare and sh
-    exec in turn, so the pid (and process group) is still the phase's own."""
-    lines = []
-    for m in mounts:
-        src, dst = shlex.quote(m["source"]), shlex.quote(m["target"])
-        make = (f"mkdir -p {dst}" if os.path.isdir(m["source"])
-                else f"mkdir -p \"$(dirname {dst})\" && {{ [ -e {dst} ] || : > {dst}; }}")
-        why = shlex.quote(f"spotctl agent: cannot bind-mount {m['source']} at {m['target']}")
-        lines.append(f"{{ {make} && mount --bind {src} {dst}; }} || {{ echo {why} >&2; exit {MOUNT_FAILED}; }}")
-    lines.append("exec " + " ".join(shlex.quote(a) for a in argv))
+def _namespaced(d: str, argv: list[str], path: str | None) -> list[str]:
+    """argv run by `unshare` in a private mount namespace after the bind mounts of mounts.json
+    (`agent.py _rooted`). unshare and the agent exec in turn, so the pid (and process group)
+    is still the phase's own."""
     unshare = shutil.which("unshare", path=path) or "unshare"
-    return [unshare, "--mount", "--propagation", "private", "--", "/bin/sh", "-c", "\n".join(lines)]
+    return [unshare, "--mount", "--propagation", "private", "--",
+            sys.executable, os.path.abspath(__file__), "_rooted", os.path.abspath(d), "--", *argv]
+
+
+def _rooted(d: str, argv: list[str]) -> int:
+    """In the phase's mount namespace: bind mounts.json's sources at their targets, writing
+    nothing on the host (agent_rootfs.py), then exec the phase."""
+    try:
+        import agent_rootfs  # copied next to this file
+    except ImportError:
+        from spotctl.remote import agent_rootfs
+    try:
+        agent_rootfs.enter(_read_mounts(d), os.path.join(d, "rootfs"))
+    except (OSError, agent_rootfs.RootfsError) as exc:
+        sys.stderr.write(f"spotctl agent: cannot make the mounts of mounts.json: {exc}\n")
+        return MOUNT_FAILED
+    os.execvp(argv[0], argv)
+    return 127  # not reached
 
 
 BEAT_S = 2.0
@@ -307,7 +317,7 @@ def _supervise(d: str, phase: str) -> None:
         agent_files.write_atomic(_path(d, phase, "exit"), str(MOUNT_FAILED))
         return
     if mounts:
-        argv = _namespaced(argv, mounts, env.get("PATH"))
+        argv = _namespaced(d, argv, env.get("PATH"))
     def say(line: str) -> None:
         os.write(log, f"spotctl agent: {line}\n".encode())
 
@@ -395,6 +405,8 @@ def send_signal(d: str, phase: str, name: str) -> dict:
 
 
 def main(argv: list[str]) -> int:
+    if len(argv) >= 4 and argv[0] == "_rooted" and argv[2] == "--":
+        return _rooted(argv[1], argv[3:])
     if len(argv) < 3 or argv[0] not in ("start", "status", "signal", "_supervise"):
         sys.stderr.write(USAGE)
         return 2

@@ -1,0 +1,113 @@
+"""What a local-cloud instance's processes see of this host: not spotctl's state dir.
+
+The local runner starts every command through this file (`python -I -S local_sandbox.py
+--hide H --stage S --keep P... -- ARGV`), stdlib only. It puts the command in a mount namespace
+of its own where the spotctl home H (the codec key, the Temporal database, config.yaml and its
+webhook URL, the SSH key, other instances' disks and env.json files) is an empty tmpfs, except
+for the paths to keep: the instance's own directory and the local buckets (a MOUNT at `~/x` is a
+symlink into them), bind-mounted back at their own paths. How, without writing anywhere
+outside the instance: a tmpfs is mounted at S (an empty dir inside the instance), the kept paths
+are bound into it at their places relative to H, and the tmpfs is then moved onto H.
+
+Then the command enters a user namespace of its own, where it is root (uid 0 maps to uid 0, so
+files keep their owner) but holds no capability over the host: the mounts made above are locked
+(`umount H` is refused), and /proc/PID/root of the worker or of PID 1, which would show the
+host's whole file system, cannot be opened. A root program in a mount namespace alone could
+undo or bypass the hiding in one command.
+
+Where this cannot be done (not root, no mount or user namespaces) the local runner runs
+commands as they are and says so once in the worker's log (local.py `sandbox_problem`). What
+is left even here: the program is uid 0 on the host, so files that uid 0 may write by their
+mode bits stay writable, and a raw read of a block device stays possible. On a real VM none of
+this applies: the VM is the boundary.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import sys
+
+MS_BIND, MS_MOVE, MS_REC, MS_PRIVATE = 4096, 8192, 16384, 1 << 18
+CLONE_NEWNS, CLONE_NEWUSER = 0x00020000, 0x10000000
+HIDDEN_MODE = "mode=0755,size=1m"
+"""The tmpfs over the spotctl home holds only the (empty) paths to the kept directories."""
+
+_libc = ctypes.CDLL(None, use_errno=True)
+_libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p]
+
+
+def _check(rc: int, what: str) -> None:
+    if rc != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"{what}: {os.strerror(err)}")
+
+
+def mount(source: str | None, target: str, fstype: str | None = None, flags: int = 0, data: str | None = None) -> None:
+    _check(_libc.mount(source and source.encode(), target.encode(), fstype and fstype.encode(), flags,
+                       data and data.encode()), f"mount {source} {target}")
+
+
+def unshare(flags: int) -> None:
+    _check(_libc.unshare(flags), f"unshare {flags:#x}")
+
+
+def hide(home: str, stage: str, keep: list[str]) -> None:
+    """In a new mount namespace: `home` shows only the `keep` paths (each inside it)."""
+    unshare(CLONE_NEWNS)
+    mount(None, "/", None, MS_REC | MS_PRIVATE)  # nothing made here reaches the host
+    mount("spotctl-sandbox", stage, "tmpfs", 0, HIDDEN_MODE)
+    for path in keep:
+        rel = os.path.relpath(path, home)
+        if rel.startswith("..") or not os.path.isdir(path):
+            continue
+        inside = os.path.join(stage, rel)
+        os.makedirs(inside, exist_ok=True)
+        mount(path, inside, None, MS_BIND | MS_REC)
+    mount(stage, home, None, MS_MOVE)
+
+
+def drop_host_privileges() -> None:
+    """A user namespace where uid/gid 0 map to themselves and nothing else: the mounts above
+    become locked, and no capability reaches the host's namespaces."""
+    uid, gid = os.geteuid(), os.getegid()
+    unshare(CLONE_NEWUSER)
+    with open("/proc/self/setgroups", "w") as f:
+        f.write("deny")
+    with open("/proc/self/uid_map", "w") as f:
+        f.write(f"{uid} {uid} 1")
+    with open("/proc/self/gid_map", "w") as f:
+        f.write(f"{gid} {gid} 1")
+
+
+def main(argv: list[str]) -> int:
+    """`--hide H --stage S [--keep P]... -- ARGV`: hide, drop, exec ARGV (same pid)."""
+    split = argv.index("--")
+    opts, command = argv[:split], argv[split + 1:]
+    home = stage = ""
+    keep: list[str] = []
+    for flag, value in zip(opts[::2], opts[1::2], strict=True):
+        if flag == "--hide":
+            home = value
+        elif flag == "--stage":
+            stage = value
+        elif flag == "--keep":
+            keep.append(value)
+    try:
+        hide(home, stage, keep)
+        drop_host_privileges()
+    except OSError as exc:
+        sys.stderr.write(f"spotctl local sandbox: {exc}\n")
+        return 125
+    cwd = os.getcwd()
+    os.chdir(cwd)  # the kept instance directory, now seen through its bind mount
+    try:
+        os.execvp(command[0], command)
+    except OSError as exc:
+        sys.stderr.write(f"{command[0]}: {exc}\n")
+        return 127
+    return 0  # not reached
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
