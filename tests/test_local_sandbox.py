@@ -34,8 +34,17 @@ def secret_home(settings: Settings) -> str:
 
 
 @needs_sandbox
-def test_a_job_cannot_read_the_spotctl_home(settings: Settings, cloud: LocalCloud, secret_home: str) -> None:
+def test_a_job_cannot_read_the_spotctl_home(tmp_path: Path, settings: Settings, cloud: LocalCloud, secret_home: str,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """Nor the worker's cloud credentials: ~/.aws of its user, a key file its environment names."""
     home = settings.home
+    worker_home, key_file = tmp_path / "worker-home", tmp_path / "keys" / "gcp.json"
+    (worker_home / ".aws").mkdir(parents=True)
+    (worker_home / ".aws" / "credentials").write_text(secret_home)
+    key_file.parent.mkdir()
+    key_file.write_text(secret_home)
+    monkeypatch.setenv("HOME", str(worker_home))
+    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(key_file))
     other, _ = provision(cloud, "spotctl-2-1")  # another job's instance, with its env.json
     (cloud.instance_home(other.instance_ids[0]) / "env.json").write_text(secret_home)
     other_dir = cloud.instance_home(other.instance_ids[0])
@@ -46,6 +55,7 @@ def test_a_job_cannot_read_the_spotctl_home(settings: Settings, cloud: LocalClou
     (Path(runner.home) / "mine.txt").write_text("own file")
     run_phase(runner, f"""
         cat {home}/codec.key {home}/server/temporal.db {other_dir}/env.json
+        cat {worker_home}/.aws/credentials {key_file}
         cat /proc/1/root{home}/codec.key
         umount {home} || umount -l {home}
         cd {runner.home}/../../../..; cat codec.key

@@ -83,11 +83,12 @@ ROOT_TREE = "root"
 SANDBOX = Path(__file__).with_name("local_sandbox.py")
 
 
-def sandbox_argv(spotctl_home: Path, stage: Path, keep: list[Path]) -> list[str]:
+def sandbox_argv(hidden: list[Path], stage: Path, keep: list[Path]) -> list[str]:
     """The prefix that starts a command in the sandbox (see local_sandbox.py)."""
-    argv = [sys.executable, "-I", "-S", str(SANDBOX), "--hide", str(spotctl_home), "--stage", str(stage)]
-    for path in keep:
-        argv += ["--keep", str(path)]
+    argv = [sys.executable, "-I", "-S", str(SANDBOX), "--stage", str(stage)]
+    for flag, paths in (("--hide", hidden), ("--keep", keep)):
+        for path in paths:
+            argv += [flag, str(path)]
     return [*argv, "--"]
 
 
@@ -99,7 +100,7 @@ def sandbox_problem() -> str | None:
         home, stage = Path(tmp) / "home", Path(tmp) / "home" / "stage"
         stage.mkdir(parents=True)
         try:
-            probe = subprocess.run([*sandbox_argv(home, stage, []), "true"], stdin=subprocess.DEVNULL,
+            probe = subprocess.run([*sandbox_argv([home], stage, []), "true"], stdin=subprocess.DEVNULL,
                                    capture_output=True, timeout=30)
         except (OSError, subprocess.SubprocessError) as exc:
             problem = str(exc)
@@ -107,7 +108,8 @@ def sandbox_problem() -> str | None:
             problem = None if probe.returncode == 0 else probe.stderr.decode(errors="replace").strip() or "failed"
     if problem:
         log.warning("local cloud: instances cannot be sandboxed here (%s): their programs run as this worker's "
-                    "user and can read the spotctl home (codec key, Temporal database)", problem)
+                    "user and can read the spotctl home (codec key, Temporal database) and its cloud credentials",
+                    problem)
     return problem
 
 
@@ -117,13 +119,13 @@ class LocalRunner:
     shares_host_files = True
     """The sandbox is a directory of this host: buckets can be linked or bind-mounted."""
 
-    def __init__(self, home: Path, instance_id: str, spotctl_home: Path | None = None,
+    def __init__(self, home: Path, instance_id: str, hidden: tuple[Path, ...] = (),
                  keep: tuple[Path, ...] = ()) -> None:
-        """`spotctl_home`: hidden from the instance's commands but for its own directory and
-        `keep` (None: nothing is hidden)."""
+        """`hidden`: paths the instance's commands must not see, but for its own directory and
+        `keep` inside them (none: commands run without a sandbox)."""
         self._home = Path(home)
         self._dir = self._home.parent
-        self._spotctl_home = spotctl_home
+        self._hidden = list(hidden)
         self._keep = [self._dir, *keep]
         self.home = str(self._home)
         self.instance_id = instance_id
@@ -167,7 +169,7 @@ class LocalRunner:
 
     def _sandboxed(self, argv: list[str]) -> list[str]:
         """argv started through local_sandbox.py, where it can be (see the module docstring)."""
-        if self._spotctl_home is None or sandbox_problem() is not None:
+        if not self._hidden or sandbox_problem() is not None:
             return argv
         stage = self._dir / SANDBOX_STAGE
         try:
@@ -176,7 +178,7 @@ class LocalRunner:
             pass
         except FileNotFoundError as exc:  # terminated meanwhile
             raise NodeUnreachable(f"local instance {self.instance_id} is gone") from exc
-        return [*sandbox_argv(self._spotctl_home, stage, self._keep), *argv]
+        return [*sandbox_argv(self._hidden, stage, self._keep), *argv]
 
     def _env(self, extra: dict[str, str] | None) -> dict[str, str]:
         env = {

@@ -1,13 +1,16 @@
-"""What a local-cloud instance's processes see of this host: not spotctl's state dir.
+"""What a local-cloud instance's processes see of this host: not the controller's secrets.
 
 The local runner starts every command through this file (`python -I -S local_sandbox.py
---hide H --stage S --keep P... -- ARGV`), stdlib only. It puts the command in a mount namespace
-of its own where the spotctl home H (the codec key, the Temporal database, config.yaml and its
-webhook URL, the SSH key, other instances' disks and env.json files) is an empty tmpfs, except
-for the paths to keep: the instance's own directory and the local buckets (a MOUNT at `~/x` is a
-symlink into them), bind-mounted back at their own paths. How, without writing anywhere
-outside the instance: a tmpfs is mounted at S (an empty dir inside the instance), the kept paths
-are bound into it at their places relative to H, and the tmpfs is then moved onto H.
+--stage S --hide H... --keep P... -- ARGV`), stdlib only. It puts the command in a mount
+namespace of its own where each hidden directory H is an empty tmpfs, except for the paths to
+keep inside it, bind-mounted back at their own paths; a hidden file shows /dev/null. What the
+local cloud hides (clouds/local.py): the spotctl home (the codec key, the Temporal database,
+config.yaml and its webhook URL, the SSH key, other instances' disks and env.json files), the
+worker user's home (~/.aws, gcloud's config) and the cloud credential files the worker's
+environment names. What it keeps: the instance's own directory, the local buckets (a MOUNT at
+`~/x` is a symlink into them) and the Python that runs the agent. How, without writing
+anywhere outside the instance: a tmpfs is mounted at S (an empty dir inside the instance), the
+kept paths are bound into it at their places relative to H, and the tmpfs is moved onto H.
 
 Then the command enters a user namespace of its own, where it is root (uid 0 maps to uid 0, so
 files keep their owner) but holds no capability over the host: the mounts made above are locked
@@ -52,21 +55,37 @@ def unshare(flags: int) -> None:
     _check(_libc.unshare(flags), f"unshare {flags:#x}")
 
 
-def hide(home: str, stage: str, keep: list[str]) -> None:
-    """In a new mount namespace: `home` shows only the `keep` paths (each inside it)."""
-    unshare(CLONE_NEWNS)
-    mount(None, "/", None, MS_REC | MS_PRIVATE)  # nothing made here reaches the host
+def _hide_dir(home: str, stage: str, keep: list[str]) -> None:
+    """`home` shows only the `keep` paths inside it, through a tmpfs built at `stage`."""
     mount("spotctl-sandbox", stage, "tmpfs", 0, HIDDEN_MODE)
     for path in keep:
         rel = os.path.relpath(path, home)
-        if rel.startswith("..") or not os.path.isdir(path):
+        if rel == "." or rel.startswith("..") or not os.path.exists(path):
             continue
         inside = os.path.join(stage, rel)
-        os.makedirs(inside, exist_ok=True)
+        if os.path.isdir(path):
+            os.makedirs(inside, exist_ok=True)
+        else:
+            os.makedirs(os.path.dirname(inside), exist_ok=True)
+            open(inside, "w").close()
         mount(path, inside, None, MS_BIND | MS_REC)
     mount(stage, home, None, MS_MOVE)
 
 
+def hide(hidden: list[str], stage: str, keep: list[str]) -> None:
+    """In a new mount namespace: every `hidden` directory shows only the `keep` paths inside it,
+    every hidden file is empty. Outer directories first: an inner one is hidden with them."""
+    unshare(CLONE_NEWNS)
+    mount(None, "/", None, MS_REC | MS_PRIVATE)  # nothing made here reaches the host
+    done: list[str] = []
+    for path in sorted(set(hidden), key=len):
+        if path == "/" or any(path == d or path.startswith(d.rstrip("/") + "/") for d in done):
+            continue
+        if os.path.isdir(path):
+            _hide_dir(path, stage, keep)
+            done.append(path)
+        elif os.path.isfile(path) and not any(k == path for k in keep):
+            mount("/dev/null", path, None, MS_BIND)
 def drop_host_privileges() -> None:
     """A user namespace where uid/gid 0 map to themselves and nothing else: the mounts above
     become locked, and no capability reaches the host's namespaces."""
@@ -81,25 +100,26 @@ def drop_host_privileges() -> None:
 
 
 def main(argv: list[str]) -> int:
-    """`--hide H --stage S [--keep P]... -- ARGV`: hide, drop, exec ARGV (same pid)."""
+    """`--stage S [--hide H]... [--keep P]... -- ARGV`: hide, drop, exec ARGV (same pid)."""
     split = argv.index("--")
     opts, command = argv[:split], argv[split + 1:]
-    home = stage = ""
+    stage = ""
+    hidden: list[str] = []
     keep: list[str] = []
     for flag, value in zip(opts[::2], opts[1::2], strict=True):
-        if flag == "--hide":
-            home = value
-        elif flag == "--stage":
+        if flag == "--stage":
             stage = value
+        elif flag == "--hide":
+            hidden.append(os.path.abspath(value))
         elif flag == "--keep":
-            keep.append(value)
+            keep.append(os.path.abspath(value))
+    cwd = os.getcwd()
     try:
-        hide(home, stage, keep)
+        hide(hidden, stage, keep)
         drop_host_privileges()
     except OSError as exc:
         sys.stderr.write(f"spotctl local sandbox: {exc}\n")
         return 125
-    cwd = os.getcwd()
     os.chdir(cwd)  # the kept instance directory, now seen through its bind mount
     try:
         os.execvp(command[0], command)
