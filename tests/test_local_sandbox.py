@@ -14,6 +14,7 @@ import pytest
 from spotctl.clouds.local import LocalCloud
 from spotctl.clouds.local_processes import processes_of
 from spotctl.config import Settings
+import spotctl.remote.local as local_runner
 from spotctl.remote.local import sandbox_problem
 
 from conftest import needs_namespaces
@@ -112,3 +113,19 @@ run: echo
         for path in made:
             shutil.rmtree(path) if path.is_dir() else path.unlink()
     assert made == [], f"made on the host: {made}"
+
+
+def test_without_a_sandbox_commands_still_run_and_the_log_says_why(settings: Settings, cloud: LocalCloud,
+                                                                   monkeypatch: pytest.MonkeyPatch,
+                                                                   caplog: pytest.LogCaptureFixture) -> None:
+    """The fallback (not root, no namespaces): simulated by a sandbox helper that cannot start."""
+    monkeypatch.setattr(local_runner, "SANDBOX", Path("/nonexistent/local_sandbox.py"))
+    sandbox_problem.cache_clear()
+    try:
+        handle, runner = provision(cloud, "spotctl-1-1")
+        res = runner.run(["sh", "-c", "echo ran in $PWD"])
+        assert res.exit_code == 0 and res.stdout == f"ran in {runner.home}\n"
+        assert "instances cannot be sandboxed here" in caplog.text and "codec key" in caplog.text
+        cloud.terminate(handle.instance_ids)
+    finally:
+        sandbox_problem.cache_clear()
