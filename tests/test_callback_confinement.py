@@ -160,3 +160,16 @@ def test_server_stop_leaves_no_callback_process(tmp_path: Path) -> None:
         assert not no_groups_of(worker)  # the callback runs in its group
     assert running(args) == []
     assert no_groups_of(worker)
+
+
+async def test_without_cgroups_the_process_group_is_killed_and_the_log_says_so(
+        tmp_path: Path, notify: NotifyActivities, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    """The fallback (not root, no freezer): what stays in the callback's group is still killed."""
+    monkeypatch.setattr(local_cgroups, "FREEZER", Path("/nonexistent/freezer"))
+    monkeypatch.setattr(callback_cgroups, "_warned", [])
+    arg = unique_arg()
+    outcome = await ActivityEnvironment().run(notify.run_event_callback, CallbackRequest(
+        event=event(), command=f"sleep {arg} >/dev/null 2>&1 & exit 0"))
+    assert outcome.exit_code == 0 and running([arg]) == []
+    assert "no cgroup for callbacks" in caplog.text and "setsid" in caplog.text

@@ -79,6 +79,7 @@ def test_a_job_cannot_read_the_spotctl_home(tmp_path: Path, settings: Settings, 
 def test_an_absolute_target_is_made_in_the_sandbox(tmp_path: Path, settings: Settings, cloud: LocalCloud) -> None:
     name = f"spotctl-test-{secrets.token_hex(4)}"
     etc_dir, etc_file, top = Path("/etc") / name, Path("/etc") / f"{name}.conf", Path("/") / name
+    in_tmp = Path("/tmp") / name  # the instance's own dir is under /tmp too: the phase still starts there
     (tmp_path / "data").mkdir()
     (tmp_path / "data" / "x.txt").write_text("copied data")
     (tmp_path / "conf.txt").write_text("copied conf")
@@ -87,29 +88,31 @@ file_mounts:
   {etc_dir}: ./data
   {etc_file}: ./conf.txt
   {top}: {{name: test-ckpt, mode: MOUNT}}
+  {in_tmp}: ./conf.txt
 run: echo
 """)
     handle, runner = provision(cloud, "spotctl-1-1")
     try:
         materialize_on(settings, runner, staged)
-        run_phase(runner, f"cat {etc_dir}/x.txt; echo; cat {etc_file}; echo; ls /etc/passwd\n"
+        run_phase(runner, f"cat {etc_dir}/x.txt; echo; cat {etc_file}; echo; ls /etc/passwd; pwd; cat {in_tmp}\n"
                           f"echo saved > {top}/ckpt.txt; echo scratch > {etc_dir}/scratch.txt\n"
                           f"echo made-here > /etc/{name}.new && cat /etc/{name}.new\n")
         assert wait_exit(runner) == 0, output(runner)
         out = output(runner)
         assert "copied data" in out and "copied conf" in out and "/etc/passwd" in out and "made-here" in out
+        assert f"{runner.home}\ncopied conf" in out
         root_tree = Path(runner.home).parent / "root"
         assert (root_tree / "etc" / name / "scratch.txt").read_text() == "scratch\n"  # inside the sandbox
         assert (bucket_dir(settings, "test-ckpt") / "ckpt.txt").read_text() == "saved\n"
         # A path the runner is handed outside the instance lands in its root tree too.
         runner.write_file(f"/etc/{name}.runner/f", b"x")
         assert (root_tree / "etc" / f"{name}.runner" / "f").read_bytes() == b"x"
-        assert not any(p.exists() for p in (etc_dir, etc_file, top, Path(f"/etc/{name}.new"),
+        assert not any(p.exists() for p in (etc_dir, etc_file, top, in_tmp, Path(f"/etc/{name}.new"),
                                             Path(f"/etc/{name}.runner")))
         cloud.terminate(handle.instance_ids)
         assert processes_of(handle.instance_ids[0]) == [] and not root_tree.exists()
     finally:
-        made = [p for p in (*Path("/etc").glob(f"{name}*"), top) if p.exists()]
+        made = [p for p in (*Path("/etc").glob(f"{name}*"), top, in_tmp) if p.exists()]
         for path in made:
             shutil.rmtree(path) if path.is_dir() else path.unlink()
     assert made == [], f"made on the host: {made}"
