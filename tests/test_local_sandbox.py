@@ -10,15 +10,15 @@ import shutil
 from pathlib import Path
 
 import pytest
+from test_mounts import bucket_dir, materialize_on, output, provision, run_phase, staged_task, wait_exit
 
+import spotctl.remote.local as local_runner
 from spotctl.clouds.local import LocalCloud
 from spotctl.clouds.local_processes import processes_of
 from spotctl.config import Settings
-import spotctl.remote.local as local_runner
 from spotctl.remote.local import sandbox_problem
 
 from conftest import needs_namespaces
-from test_mounts import bucket_dir, materialize_on, output, provision, run_phase, staged_task, wait_exit
 
 needs_sandbox = pytest.mark.skipif(sandbox_problem() is not None, reason=f"no local sandbox: {sandbox_problem()}")
 

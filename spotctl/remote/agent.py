@@ -176,29 +176,22 @@ def _mount_problem(mounts: list[dict], path: str | None) -> str | None:
     return None
 
 
-def _namespaced(d: str, argv: list[str], path: str | None) -> list[str]:
-    """argv run by `unshare` in a private mount namespace after the bind mounts of mounts.json
-    (`agent.py _rooted`). unshare and the agent exec in turn, so the pid (and process group)
-    is still the phase's own."""
-    unshare = shutil.which("unshare", path=path) or "unshare"
-    return [unshare, "--mount", "--propagation", "private", "--",
-            sys.executable, os.path.abspath(__file__), "_rooted", os.path.abspath(d), "--", *argv]
-
-
-def _rooted(d: str, argv: list[str]) -> int:
-    """In the phase's mount namespace: bind mounts.json's sources at their targets, writing
-    nothing on the host (agent_rootfs.py), then exec the phase."""
+def _rootfs_module():
     try:
         import agent_rootfs  # copied next to this file
     except ImportError:
         from spotctl.remote import agent_rootfs
-    try:
-        agent_rootfs.enter(_read_mounts(d), os.path.join(d, "rootfs"))
-    except (OSError, agent_rootfs.RootfsError) as exc:
-        sys.stderr.write(f"spotctl agent: cannot make the mounts of mounts.json: {exc}\n")
-        return MOUNT_FAILED
-    os.execvp(argv[0], argv)
-    return 127  # not reached
+    return agent_rootfs
+
+
+def _namespaced(d: str, argv: list[str], path: str | None) -> list[str]:
+    """argv run by `unshare` in a private mount namespace after the bind mounts of mounts.json,
+    made by agent_rootfs.py (run on its own: a phase starts sooner without this agent's
+    imports). unshare and it exec in turn, so the pid (and process group) is still the
+    phase's own."""
+    unshare = shutil.which("unshare", path=path) or "unshare"
+    return [unshare, "--mount", "--propagation", "private", "--", sys.executable, "-I", "-S",
+            os.path.abspath(_rootfs_module().__file__), os.path.abspath(d), "--", *argv]
 
 
 BEAT_S = 2.0
@@ -405,8 +398,6 @@ def send_signal(d: str, phase: str, name: str) -> dict:
 
 
 def main(argv: list[str]) -> int:
-    if len(argv) >= 4 and argv[0] == "_rooted" and argv[2] == "--":
-        return _rooted(argv[1], argv[3:])
     if len(argv) < 3 or argv[0] not in ("start", "status", "signal", "_supervise"):
         sys.stderr.write(USAGE)
         return 2

@@ -11,12 +11,18 @@ over its nearest existing directory (whose entries are bound back in the same wa
 /etc stays as it was). The phase then chroots into the new root. Targets that all exist already
 are simply bound over. The scratch mount points live in the attempt directory, inside the
 instance's sandbox.
+
+Run by the agent as `python -I -S agent_rootfs.py ATTEMPT_DIR -- ARGV` inside `unshare --mount`:
+it makes the mounts of ATTEMPT_DIR/mounts.json and execs ARGV (same pid), or exits 126 with
+the reason on stderr (the phase's output.log).
 """
 
 from __future__ import annotations
 
 import ctypes
+import json
 import os
+import sys
 
 MS_BIND, MS_MOVE, MS_REC, MS_UNBINDABLE = 4096, 8192, 16384, 1 << 17
 
@@ -129,3 +135,24 @@ def enter(mounts: list[dict], scratch: str) -> None:
         _mount(m["source"], point, None, MS_BIND | MS_REC)
         new.ours.add(point)  # a target below this one is made in the job's own source, as on a VM
     new.enter()
+
+
+MOUNT_FAILED = 126
+
+
+def main(argv: list[str]) -> int:
+    d, command = argv[0], argv[2:]
+    try:
+        with open(os.path.join(d, "mounts.json")) as f:
+            mounts = [{"source": str(m["source"]), "target": str(m["target"])} for m in json.load(f)]
+        mounts.sort(key=lambda m: len(os.path.normpath(m["target"]).split(os.sep)))  # parents first
+        enter(mounts, os.path.join(d, "rootfs"))
+    except (OSError, ValueError, TypeError, KeyError, RootfsError) as exc:
+        sys.stderr.write(f"spotctl agent: cannot make the mounts of mounts.json: {exc}\n")
+        return MOUNT_FAILED
+    os.execvp(command[0], command)
+    return 127  # not reached
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

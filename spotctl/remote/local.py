@@ -26,10 +26,10 @@ worker's log says so once.
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import signal
-import logging
 import subprocess
 import sys
 import tempfile
