@@ -59,14 +59,15 @@ def escaping(tmp_path: Path) -> tuple[str, list[str]]:
 
 
 def running(args: list[str]) -> list[int]:
-    """Live processes whose command line mentions one of `args` (zombies have none)."""
+    """Live `sleep ARG` processes for the `args` (a zombie's command line is empty)."""
+    wanted = {f"sleep\0{a}\0".encode() for a in args}
     found = []
     for entry in filter(str.isdigit, os.listdir("/proc")):
         try:
             cmdline = Path(f"/proc/{entry}/cmdline").read_bytes()
         except OSError:
             continue
-        if any(a.encode() in cmdline for a in args):
+        if cmdline in wanted:
             found.append(int(entry))
     return found
 

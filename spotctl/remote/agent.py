@@ -176,7 +176,8 @@ def _mount_problem(mounts: list[dict], path: str | None) -> str | None:
     return None
 
 
-def _rootfs_module():
+def _rootfs_module():  # noqa: ANN202 - a module
+    """agent_rootfs.py: next to this file on a node, else (the worker, tests) from spotctl."""
     try:
         import agent_rootfs  # copied next to this file
     except ImportError:
