@@ -3,13 +3,16 @@ even a process that left its session (`setsid sleep 600 &`) or daemonized (doubl
 
 The same mechanism as a local-cloud instance's group (clouds/local_cgroups.py, whose `destroy`
 does the freeze-kill-remove): the callback's bash joins its group just before it execs, and no
-descendant can leave it. Groups live at /sys/fs/cgroup/freezer/spotctl-callbacks/<worker>/<run>,
-where <worker> is the worker process's pid and start time: a worker's groups are removed as
+descendant can leave it. Groups live at
+/sys/fs/cgroup/freezer/spotctl-callbacks/<pid namespace>/<worker>/<run>, where <worker> is the
+worker process's pid and start time: a worker's groups are removed as
 each callback ends, and all at once when the worker stops (`destroy_mine`). A worker killed
 with SIGKILL (the supervisor does so to a worker that does not stop in time) cannot do either,
 so the groups of workers that no longer run are removed by `sweep_orphans`, which a worker
 calls when it starts and `spotctl server stop` calls after stopping the worker. The start time
-in the name keeps a reused pid from passing for the dead worker.
+in the name keeps a reused pid from passing for the dead worker, and the pid namespace keeps a
+worker in another container (which shares the freezer hierarchy but not our pids) from passing
+for a dead one.
 
 Without root or a writable freezer hierarchy `create` returns None (said once in the log) and
 a callback is confined by its process group alone, which a `setsid` escapes.
@@ -31,8 +34,13 @@ _warned: list[bool] = []
 
 
 def root() -> Path:
-    """The parent of every worker's callback groups (under the freezer that local_cgroups uses)."""
-    return local_cgroups.FREEZER / GROUP_DIR
+    """The parent of every worker's callback groups in this pid namespace (under the freezer
+    that local_cgroups uses)."""
+    try:
+        pidns = f"pidns-{os.stat('/proc/self/ns/pid').st_ino}"
+    except OSError:
+        pidns = "pidns-unknown"
+    return local_cgroups.FREEZER / GROUP_DIR / pidns
 
 
 def _start_time(pid: int) -> str | None:
