@@ -62,11 +62,13 @@ def test_a_job_cannot_read_the_spotctl_home(tmp_path: Path, settings: Settings, 
         cd {runner.home}/../../../..; cat codec.key
         cat {home}/codec.key
         echo "own: $(cat {runner.home}/mine.txt) / $(cat {shared}/data.txt)"
+        echo "block devices: $(for f in $(find /dev 2>/dev/null); do [ -b "$f" ] && echo "$f"; done | wc -l)"
         """)
     assert wait_exit(runner) == 0, output(runner)
     out = output(runner)
     assert secret_home not in out, out
     assert "own: own file / bucket data" in out  # its own disk and the local buckets stay in reach
+    assert "block devices: 0" in out  # nor can it read the disk that holds them raw
     # spotctl's own commands on the instance are sandboxed the same way.
     res = runner.run(["cat", str(home / "codec.key")])
     assert res.exit_code != 0 and secret_home not in res.stdout

@@ -21,14 +21,15 @@ undo or bypass the hiding in one command.
 Where this cannot be done (not root, no mount or user namespaces) the local runner runs
 commands as they are and says so once in the worker's log (local.py `sandbox_problem`). What
 is left even here: the program is uid 0 on the host, so files that uid 0 may write by their
-mode bits stay writable, and a raw read of a block device stays possible. On a real VM none of
-this applies: the VM is the boundary.
+mode bits stay writable (block devices are covered with /dev/null, so the disk cannot be read
+raw). On a real VM none of this applies: the VM is the boundary.
 """
 
 from __future__ import annotations
 
 import ctypes
 import os
+import stat
 import sys
 
 MS_BIND, MS_MOVE, MS_REC, MS_PRIVATE = 4096, 8192, 16384, 1 << 18
@@ -86,6 +87,24 @@ def hide(hidden: list[str], stage: str, keep: list[str]) -> None:
             done.append(path)
         elif os.path.isfile(path) and not any(k == path for k in keep):
             mount("/dev/null", path, None, MS_BIND)
+    hide_block_devices()
+
+
+def hide_block_devices(dev: str = "/dev") -> None:
+    """/dev/null over every block device node: uid 0 may open them by their mode bits, and a raw
+    read of the disk would show every file on it, the hidden ones too. (Making a new node needs
+    CAP_MKNOD on the host, which the user namespace below does not give.)"""
+    for top, dirs, files in os.walk(dev):
+        dirs[:] = [d for d in dirs if not os.path.ismount(os.path.join(top, d))]  # pts, shm, mqueue
+        for name in files:
+            path = os.path.join(top, name)
+            try:
+                if stat.S_ISBLK(os.lstat(path).st_mode):
+                    mount("/dev/null", path, None, MS_BIND)
+            except OSError:  # gone meanwhile
+                continue
+
+
 def drop_host_privileges() -> None:
     """A user namespace where uid/gid 0 map to themselves and nothing else: the mounts above
     become locked, and no capability reaches the host's namespaces."""
