@@ -25,7 +25,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from spotctl import port_guard
+from spotctl import callback_cgroups, port_guard
 from spotctl.codec import load_key
 from spotctl.config import Settings
 from spotctl.server_lock import LockTimeout, file_lock
@@ -120,6 +120,7 @@ class EmbeddedServer:
             self.supervisor.stop(SUPERVISOR_STOP_TIMEOUT_S)
             for orphan in (self.worker, self.temporal):
                 orphan.stop()
+            callback_cgroups.sweep_orphans()  # the event_callbacks of a worker killed on its way out
             self.procs.worker_ready.unlink(missing_ok=True)
             port_guard.remove(self.settings)  # the supervisor does, unless it was killed
         return running

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from temporalio.client import Client
 
+from spotctl import callback_cgroups
 from spotctl.activities import all_activities
 from spotctl.activities.deps import Deps
 from spotctl.codec import CodecKeyError, EncryptionCodec, load_key
@@ -109,6 +110,7 @@ async def run_worker(settings: Settings, *, ready_file: Path | None = None, stop
             loop.add_signal_handler(sig, stop.set)
         except (NotImplementedError, RuntimeError):
             pass
+    await asyncio.to_thread(callback_cgroups.sweep_orphans)  # callbacks of a worker that was killed
     async with running(workers):
         sweeper = start_sweeper(client, settings)  # terminates leftovers of jobs that are over
         codec_server = start_codec_server(client, settings)
@@ -122,6 +124,7 @@ async def run_worker(settings: Settings, *, ready_file: Path | None = None, stop
             if codec_server is not None:
                 await asyncio.to_thread(codec_server.stop)  # waits up to its 0.5 s poll
             await stop_sweeper(sweeper)
+    await asyncio.to_thread(callback_cgroups.destroy_mine)  # a callback the drain cut off left no process
     if foreign:  # a worker with the wrong key stops, naming both keys, rather than fail every task
         raise foreign[0]
 

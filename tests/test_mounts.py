@@ -44,8 +44,8 @@ TRAIN = EXAMPLES / "checkpoint_resume" / "train.py"
 
 @pytest.fixture
 def host_paths():
-    """Unique absolute paths on the host's root; afterwards each may only be an empty dir
-    (a bind target the agent created) or an empty file, and is removed."""
+    """Unique absolute paths on the host's root; afterwards none may exist (a job's mount
+    target is made in its own root, never on the host); one that does is removed."""
     made: list[Path] = []
 
     def new() -> Path:
@@ -61,7 +61,7 @@ def host_paths():
         elif path.exists():
             dirty[path] = path.read_bytes()
             path.unlink()
-    assert all(not v for v in dirty.values()), f"host paths written to: {dirty}"
+    assert dirty == {}, f"host paths made: {dirty}"
 
 
 def provision(cloud: LocalCloud, name: str) -> tuple[ClusterHandle, LocalRunner]:

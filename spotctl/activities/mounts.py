@@ -5,10 +5,11 @@ buckets only). On the local cloud an instance is a sandbox directory, so:
 
 - a MOUNT at `~/x` is a symlink `<home>/x` -> the bucket's directory (no root needed); writes
   land in the bucket at once and survive the instance;
-- a target outside the home (e.g. `/checkpoint`) cannot be created on the host for one
-  instance only, so it is listed in `<attempt_dir>/mounts.json` as {source, target} and the
-  agent bind-mounts it in a private mount namespace around the job's processes (root only);
-  a COPY there is first copied into the instance's private root tree `<home>/../root/<target>`.
+- a target outside the home (e.g. `/checkpoint`, `/etc/xyz`) must not be created on the host,
+  so it is listed in `<attempt_dir>/mounts.json` as {source, target} and the agent bind-mounts
+  it in a private mount namespace around the job's processes, in a root of their own where a
+  missing target is made (remote/agent_rootfs.py; root only); a COPY there is first copied into
+  the instance's private root tree `<home>/../root/<target>`.
 
 On a real VM (reached by SSH: the runner does not share this host's files) COPY mounts are
 copied with the runner, from the store's directory or through a download. MOUNT and
@@ -148,7 +149,11 @@ def _materialize_sync(settings: Settings, runner: Runner, mounts: list[FileMount
                 _link(Path(runner.home) / rel, src)
             continue
         if src is None:  # download, then copy with the runner
-            _copy_remote(store, runner, m)
+            dest = _node_target(runner, m.target)
+            if rel is None and local_host:  # as below: the private root tree, never the host's path
+                dest = _root_tree_target(runner, m.target)
+                entries.append({"source": dest, "target": m.target})
+            _copy_remote(store, runner, m, dest)
             continue
         if not os.path.exists(src):
             raise StorageError(f"file mount {m.target}: bucket {m.bucket!r} has nothing under {m.bucket_path!r}")
@@ -160,9 +165,8 @@ def _materialize_sync(settings: Settings, runner: Runner, mounts: list[FileMount
     return entries, synced
 
 
-def _copy_remote(store: Store, runner: Runner, m: FileMount) -> None:
+def _copy_remote(store: Store, runner: Runner, m: FileMount, target: str) -> None:
     """COPY through a local temporary directory and the runner (works for any store/runner)."""
-    target = _node_target(runner, m.target)
     with tempfile.TemporaryDirectory(prefix="spotctl-mount-") as tmp:
         if m.is_file:
             local = os.path.join(tmp, "object")

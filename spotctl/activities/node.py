@@ -21,9 +21,10 @@ from spotctl.skypilot_ids import task_id, task_ids
 
 AGENT_SOURCE = Path(__file__).resolve().parents[1] / "remote" / "agent.py"
 AGENT_MODULES = tuple(Path(__file__).resolve().parents[1] / "remote" / name
-                      for name in ("bucket_sync.py", "agent_files.py", "agent_notice.py", "agent_mounters.py"))
+                      for name in ("bucket_sync.py", "agent_files.py", "agent_notice.py", "agent_mounters.py",
+                                   "agent_rootfs.py"))
 """Stdlib modules the agent imports, copied next to it (bucket sync, state files, notice
-watchers, mounters)."""
+watchers, mounters, a phase's own root for absolute mount targets)."""
 WORKDIR_ON_NODE = "sky_workdir"
 """SkyPilot's name for the synced workdir under the node's $HOME; kept so scripts carry over."""
 

@@ -31,6 +31,7 @@ import os
 import random
 import secrets
 import shutil
+import sys
 import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -55,6 +56,9 @@ log = logging.getLogger(__name__)
 
 __all__ = ["NOTICE_FILE", "NOTICE_POLL_S", "PREEMPTION_REASON", "TERMINATION_REASON", "LocalCloud", "LocalInstance"]
 
+CREDENTIAL_FILE_VARS = ("AWS_SHARED_CREDENTIALS_FILE", "AWS_CONFIG_FILE", "GOOGLE_APPLICATION_CREDENTIALS",
+                        "CLOUDSDK_CONFIG")
+"""Environment variables that name the worker's cloud credentials (hidden from instances)."""
 PRUNE_AFTER = timedelta(days=1)
 TERMINATION_REASON = "local.UserInitiatedShutdown"
 _PARSED: dict[Path, tuple[tuple[int, int, int], dict[str, LocalInstance]]] = {}
@@ -116,6 +120,7 @@ class LocalCloud(PreemptionMixin):
         self.config_path = self.root / "config.yaml"
         self.state_path = self.root / "state.json"
         self.lock_path = self.root / "state.lock"
+        self.spotctl_home = Path(settings.home)
 
     # -- catalog ---------------------------------------------------------------------------
 
@@ -535,7 +540,22 @@ class LocalCloud(PreemptionMixin):
     def runner(self, handle: ClusterHandle, node_rank: int) -> LocalRunner:
         iid = handle.instance_ids[node_rank]
         home = self.instance_home(iid)
-        return SimulatedRunner(home, iid) if is_simulated(home) else LocalRunner(home, iid)
+        if is_simulated(home):
+            return SimulatedRunner(home, iid)
+        return LocalRunner(home, iid, hidden=self.hidden_paths(), keep=self.kept_paths())
+
+    def hidden_paths(self) -> tuple[Path, ...]:
+        """What an instance's programs must not see (remote/local_sandbox.py): the spotctl
+        home, the worker user's home (~/.aws, gcloud's config) and the credential files the
+        worker's environment names."""
+        named = [os.environ.get(k) for k in CREDENTIAL_FILE_VARS]
+        return (self.spotctl_home, Path.home(), *(Path(p) for p in named if p and p != os.devnull))
+
+    def kept_paths(self) -> tuple[Path, ...]:
+        """What stays in reach inside a hidden path (besides the instance's own directory): the
+        local buckets, and the Python that runs the agent (a venv in the worker's home)."""
+        return (self.spotctl_home / "local_buckets", Path(sys.prefix), Path(sys.base_prefix),
+                Path(sys.executable).parent)
 
 
 def _check_candidate(cfg: LocalCloudConfig, candidate: Candidate) -> None:

@@ -15,8 +15,9 @@ after the caller was killed) can answer from the files alone:
   mounts.json     optional, written by the caller: [{"source": S, "target": T}, ...]; the
                   phase then runs in a private mount namespace where each S is bind-mounted
                   onto T, so a local-cloud job sees e.g. its bucket at /checkpoint while the
-                  host's /checkpoint stays untouched (needs root and `unshare`; else the phase
-                  fails with exit code 126 and the reason in output.log)
+                  host has no /checkpoint at all (agent_rootfs.py: a missing target is made in
+                  a root of the phase's own; needs root and `unshare`; else the phase fails
+                  with exit code 126 and the reason in output.log)
   sync.json       optional, written (0600) and renewed by the worker: buckets to keep in step
                   at their targets, each with short-lived credentials scoped to it (or none:
                   the VM's own role); re-read as they near expiry, deleted when `run` ends
@@ -39,7 +40,6 @@ from __future__ import annotations
 import functools
 import json
 import os
-import shlex
 import shutil
 import signal
 import subprocess
@@ -180,19 +180,23 @@ def _mount_problem(mounts: list[dict], path: str | None) -> str | None:
     return None
 
 
-def _namespaced(argv: list[str], mounts: list[dict], path: str | None) -> list[str]:
-    """argv run by `unshare` in a private mount namespace after the bind mounts. unshare and sh
-    exec in turn, so the pid (and process group) is still the phase's own."""
-    lines = []
-    for m in mounts:
-        src, dst = shlex.quote(m["source"]), shlex.quote(m["target"])
-        make = (f"mkdir -p {dst}" if os.path.isdir(m["source"])
-                else f"mkdir -p \"$(dirname {dst})\" && {{ [ -e {dst} ] || : > {dst}; }}")
-        why = shlex.quote(f"spotctl agent: cannot bind-mount {m['source']} at {m['target']}")
-        lines.append(f"{{ {make} && mount --bind {src} {dst}; }} || {{ echo {why} >&2; exit {MOUNT_FAILED}; }}")
-    lines.append("exec " + " ".join(shlex.quote(a) for a in argv))
+def _rootfs_module():  # noqa: ANN202 - a module
+    """agent_rootfs.py: next to this file on a node, else (the worker, tests) from spotctl."""
+    try:
+        import agent_rootfs  # copied next to this file
+    except ImportError:
+        from spotctl.remote import agent_rootfs
+    return agent_rootfs
+
+
+def _namespaced(d: str, argv: list[str], path: str | None) -> list[str]:
+    """argv run by `unshare` in a private mount namespace after the bind mounts of mounts.json,
+    made by agent_rootfs.py (run on its own: a phase starts sooner without this agent's
+    imports). unshare and it exec in turn, so the pid (and process group) is still the
+    phase's own."""
     unshare = shutil.which("unshare", path=path) or "unshare"
-    return [unshare, "--mount", "--propagation", "private", "--", "/bin/sh", "-c", "\n".join(lines)]
+    return [unshare, "--mount", "--propagation", "private", "--", sys.executable, "-I", "-S",
+            os.path.abspath(_rootfs_module().__file__), os.path.abspath(d), "--", *argv]
 
 
 BEAT_S = 2.0
@@ -317,7 +321,7 @@ def _supervise(d: str, phase: str) -> None:
         agent_files.write_atomic(_path(d, phase, "exit"), str(MOUNT_FAILED))
         return
     if mounts:
-        argv = _namespaced(argv, mounts, env.get("PATH"))
+        argv = _namespaced(d, argv, env.get("PATH"))
     def say(line: str) -> None:
         os.write(log, f"spotctl agent: {line}\n".encode())
 

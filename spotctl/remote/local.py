@@ -15,20 +15,32 @@ NodeUnreachable although the instance and its processes live on. The runner chec
 one stat per call, so the cloud can flip it from another process without any locking.
 A booting instance (PENDING, see the local cloud's `provision_delay_s`) is unreachable the same
 way, through a `booting` marker the cloud removes when the instance is RUNNING.
+
+The instance is a sandbox, not the controller: every command starts through local_sandbox.py,
+which hides the spotctl home from it (the codec key, the Temporal database, other instances)
+except for the instance's own directory and the local buckets, and file paths outside the
+instance directory land in the instance's private root tree (`<instance dir>/root/<path>`),
+never on the host's `/etc`. Where namespaces cannot be had, commands run as they are and the
+worker's log says so once.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 from collections.abc import Callable
+from functools import cache
 from pathlib import Path
 
 from spotctl.files import copy_tree
 from spotctl.remote.base import CommandResult, NodeUnreachable
+
+log = logging.getLogger(__name__)
 
 INSTANCE_MARKER = "SPOTCTL_LOCAL_INSTANCE"
 UNREACHABLE_MARKER = "unreachable"
@@ -64,14 +76,57 @@ def unreachable_marker(home: Path) -> Path:
     return Path(home).parent / UNREACHABLE_MARKER
 
 
+SANDBOX_STAGE = "sandbox-stage"
+"""Next to the home: an empty dir where local_sandbox.py builds the hidden home's tmpfs."""
+ROOT_TREE = "root"
+"""Next to the home: the instance's private root tree (absolute paths land in it)."""
+SANDBOX = Path(__file__).with_name("local_sandbox.py")
+
+
+def sandbox_argv(hidden: list[Path], stage: Path, keep: list[Path]) -> list[str]:
+    """The prefix that starts a command in the sandbox (see local_sandbox.py)."""
+    argv = [sys.executable, "-I", "-S", str(SANDBOX), "--stage", str(stage)]
+    for flag, paths in (("--hide", hidden), ("--keep", keep)):
+        for path in paths:
+            argv += [flag, str(path)]
+    return [*argv, "--"]
+
+
+@cache
+def sandbox_problem() -> str | None:
+    """Why commands cannot run in the sandbox on this machine (None: they can); probed once
+    per process, and said once in its log."""
+    with tempfile.TemporaryDirectory(prefix="spotctl-sandbox-probe-") as tmp:
+        home, stage = Path(tmp) / "home", Path(tmp) / "home" / "stage"
+        stage.mkdir(parents=True)
+        try:
+            probe = subprocess.run([*sandbox_argv([home], stage, []), "true"], stdin=subprocess.DEVNULL,
+                                   capture_output=True, timeout=30)
+        except (OSError, subprocess.SubprocessError) as exc:
+            problem = str(exc)
+        else:
+            problem = None if probe.returncode == 0 else probe.stderr.decode(errors="replace").strip() or "failed"
+    if problem:
+        log.warning("local cloud: instances cannot be sandboxed here (%s): their programs run as this worker's "
+                    "user and can read the spotctl home (codec key, Temporal database) and its cloud credentials",
+                    problem)
+    return problem
+
+
 class LocalRunner:
     """Runs commands in the instance's home with a clean, SSH-like environment."""
 
     shares_host_files = True
     """The sandbox is a directory of this host: buckets can be linked or bind-mounted."""
 
-    def __init__(self, home: Path, instance_id: str) -> None:
+    def __init__(self, home: Path, instance_id: str, hidden: tuple[Path, ...] = (),
+                 keep: tuple[Path, ...] = ()) -> None:
+        """`hidden`: paths the instance's commands must not see, but for its own directory and
+        `keep` inside them (none: commands run without a sandbox)."""
         self._home = Path(home)
+        self._dir = self._home.parent
+        self._hidden = list(hidden)
+        self._keep = [self._dir, *keep]
         self.home = str(self._home)
         self.instance_id = instance_id
         self.python = sys.executable
@@ -102,11 +157,28 @@ class LocalRunner:
             raise NodeUnreachable(f"local instance {self.instance_id} is stopped (preempted)")
 
     def _node_path(self, path: str) -> Path:
-        """Node paths: `~` is the sandbox home, relative paths are relative to it (as over SSH)."""
+        """Node paths: `~` is the sandbox home, relative paths are relative to it (as over SSH),
+        and an absolute path outside the instance directory is in its private root tree: the
+        instance has no business with the host's own files."""
         if path == "~" or path.startswith("~/"):
             return self._home / path[2:]
-        p = Path(path)
-        return p if p.is_absolute() else self._home / p
+        p = Path(os.path.normpath(path))
+        if not p.is_absolute():
+            return self._home / p
+        return p if p.is_relative_to(self._dir) else self._dir / ROOT_TREE / p.relative_to("/")
+
+    def _sandboxed(self, argv: list[str]) -> list[str]:
+        """argv started through local_sandbox.py, where it can be (see the module docstring)."""
+        if not self._hidden or sandbox_problem() is not None:
+            return argv
+        stage = self._dir / SANDBOX_STAGE
+        try:
+            stage.mkdir()
+        except FileExistsError:
+            pass
+        except FileNotFoundError as exc:  # terminated meanwhile
+            raise NodeUnreachable(f"local instance {self.instance_id} is gone") from exc
+        return [*sandbox_argv(self._hidden, stage, self._keep), *argv]
 
     def _env(self, extra: dict[str, str] | None) -> dict[str, str]:
         env = {
@@ -137,10 +209,11 @@ class LocalRunner:
 
     def run(self, argv: list[str], env: dict[str, str] | None = None, timeout: float = 60) -> CommandResult:
         self._check_running()
+        command = self._sandboxed(argv)
         procs = self._open_cgroup()
         try:
             proc = subprocess.Popen(
-                argv,
+                command,
                 cwd=self.home,
                 env=self._env(env),
                 stdin=subprocess.DEVNULL,
