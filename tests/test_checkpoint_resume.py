@@ -38,6 +38,18 @@ def example_with_bucket(tmp_path: Path, bucket: str) -> Path:
     return path
 
 
+def program_started(spot: Spot, job_id: int, attempt: int, timeout: float = 60) -> None:
+    """Wait until the `attempt`-th copy of train.py has said how it starts: RUNNING is the
+    cluster's, and a preemption before the program's first line would prove nothing about resuming."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        logs = spot.run("logs", "--no-follow", str(job_id)).stdout
+        if logs.count("resumed from step") + logs.count("starting fresh") >= attempt:
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"attempt {attempt} of job {job_id} printed nothing in {timeout} s")
+
+
 def test_three_random_preemptions_same_result(spot_clean: Spot, tmp_path: Path) -> None:
     expected = uninterrupted_result(tmp_path)
     bucket = f"ckpt-test-{uuid.uuid4().hex[:8]}"
@@ -49,6 +61,7 @@ def test_three_random_preemptions_same_result(spot_clean: Spot, tmp_path: Path) 
         job_id = launched_id(spot_clean.run("launch", "-y", "-d", str(example_with_bucket(tmp_path, bucket))).stderr)
         for attempt in (1, 2, 3):
             spot_clean.wait_running(job_id, attempt)
+            program_started(spot_clean, job_id, attempt)
             time.sleep(rng.uniform(0.3, 1.5))  # a random point of the run
             notice = "1" if attempt == 2 else "0"  # one with a notice (SIGTERM, save, exit 143)
             assert spot_clean.run("debug", "preempt", str(job_id), "--notice", notice).exit_code == 0

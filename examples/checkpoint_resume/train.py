@@ -79,8 +79,8 @@ def main() -> int:
             step = progress[0] + 1
             time.sleep(STEP_SECONDS)  # the "work"
             progress = (step, train_step(progress[1], step))
-            save(progress)
-            print(f"step {step}", flush=True)
+            print(f"step {step}", flush=True)  # before the save: a kill between the two redoes the
+            save(progress)  # step (printed twice), never hides it (saved, but never printed)
     except Preempted:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         save(progress)
