@@ -57,6 +57,15 @@ FILES: dict[str, tuple[str, str]] = {
     "tests/test_worker_fleet.py": ("fault", "three workers; one drained by SIGTERM and one SIGKILLed mid-run"),
     "tests/test_activities_on_preempted_nodes.py": ("fault", "a node preempted while no worker watched it"),
     "tests/test_local_preemption.py": ("fault", "preemptions with and without notice, a program saving on SIGTERM"),
+    "tests/test_notify_bulkhead.py": ("fault", "a webhook trickling a byte every 2 s to 6 jobs on a worker with 4 threads"),
+    "tests/test_local_users.py": ("fault", "another local user (uid 65534) decoding, connecting, starting a job without the key"),
+    "tests/test_codec_key.py": ("bad input", "codec.key deleted over history, swapped, a directory, FIFO, /dev/zero, 4 MiB"),
+    "tests/test_callback_confinement.py": ("fault", "event_callbacks starting setsid and double-forked processes; their worker killed"),
+    "tests/test_local_sandbox.py": ("fault", "a local job reading the spotctl home, credentials, /proc/1/root; absolute mount targets"),
+    "tests/test_task_file_problems.py": ("bad input", "YAML 1.1 and duplicate keys, FIFOs, sparse files, the state dir in a workdir"),
+    "tests/test_launch_cli_inputs.py": ("bad input", "pipes as task and env files, empty and full-width flag values, no terminal"),
+    "tests/test_status_paused_worker.py": ("fault", "the worker SIGSTOPped while status asks a running job"),
+    "tests/lab/test_node_credentials.py": ("fault", "a job's program reading its VM's bucket credentials; STS refusing"),
 }
 
 
@@ -70,9 +79,73 @@ class Defect:
     tests: tuple[str, ...]  # "tests/file.py::test_name" (a prefix: parametrized cases count too)
 
 
-DEFECTS: list[Defect] = []
-"""Filled in below FILES' neighbours: each defect's row says 'nothing' lost only when every one of
-its tests ran and passed in this run."""
+_TFP = "tests/test_task_file_problems.py::"
+_CLI = "tests/test_launch_cli_inputs.py::"
+DEFECTS: list[Defect] = [
+    Defect("21.1", "a webhook trickling its answer froze every job of a worker (64 threads held)",
+           "jobs hung in STARTING while it lasted; a quickstart timed out",
+           ("tests/test_notify_bulkhead.py::test_jobs_launch_and_finish_in_normal_time_while_a_webhook_trickles",
+            "tests/test_notify_delivery.py::test_a_trickling_webhook_is_cut_off_at_its_total_deadline")),
+    Defect("21.2", "any local user decoded a job's secrets through the codec endpoint, and reached the frontend",
+           "the job's secrets; other users could end the owner's jobs",
+           ("tests/test_local_users.py::test_other_user_cannot_decode_with_the_embedded_endpoint",
+            "tests/test_local_users.py::test_other_user_cannot_decode_with_codec_server_command",
+            "tests/test_local_users.py::test_other_user_cannot_reach_the_embedded_server",
+            "tests/test_local_users.py::test_worker_refuses_a_job_started_without_the_codec_key")),
+    Defect("21.5", "processes an event_callback started with setsid outlived the job and `server stop`",
+           "3-4 processes left running each time",
+           ("tests/test_callback_confinement.py::test_nothing_a_callback_started_outlives_it",
+            "tests/test_callback_confinement.py::test_a_killed_workers_callbacks_are_swept",
+            "tests/test_callback_confinement.py::test_server_stop_leaves_no_callback_process")),
+    Defect("21.6", "a deleted codec.key was silently recreated over encrypted history; a bad key file was read unbounded",
+           "every command failed; a running job stalled; 2.7 GB read from /dev/zero",
+           ("tests/test_codec_key.py::test_deleted_key_is_never_recreated_and_the_worker_stops_until_it_is_back",
+            "tests/test_codec_key.py::test_bad_key_file_is_one_line_and_exit_2",
+            "tests/test_codec_key.py::test_worker_with_another_key_stops_naming_both_keys")),
+    Defect("21.7", "YAML 1.1 keys silently renamed (NO: becomes False), duplicate keys taken",
+           "the user's variables and mount targets, silently",
+           (_TFP + "test_boolean_env_keys_are_refused_not_renamed", _TFP + "test_keys_that_are_not_text_are_refused",
+            _TFP + "test_duplicate_keys_are_refused_with_both_lines")),
+    Defect("21.7", "a FIFO in a workdir, a workdir holding the state dir, a 2 GB sparse file: tracebacks or 4 GB of disk",
+           "a traceback after a dry run that said fine; disk",
+           (_TFP + "test_special_files_in_the_workdir_are_refused", _TFP + "test_the_state_dir_is_never_uploaded",
+            _TFP + "test_a_sparse_file_is_refused_and_a_dense_one_is_not",
+            _TFP + "test_a_launch_with_a_fifo_in_its_workdir_is_one_line_and_no_job")),
+    Defect("21.7", "local-cloud jobs wrote absolute mount targets into the host's /etc and read the state dir",
+           "the host's files; the codec key and history",
+           ("tests/test_local_sandbox.py::test_a_job_cannot_read_the_spotctl_home",
+            "tests/test_local_sandbox.py::test_an_absolute_target_is_made_in_the_sandbox")),
+    Defect("21.7", "a webhook URL with user:pass@ failed every POST for a day; callback envs over 16 KiB dropped silently",
+           "every notification; the callback's variables",
+           (_TFP + "test_a_webhook_url_with_a_password_is_taken", _TFP + "test_callback_envs_over_their_bound_are_refused",
+            "tests/test_notify_delivery.py::test_credentials_in_the_url_are_sent_as_basic_auth")),
+    Defect("21.7", "--env-file on a FIFO hung; <(...) and /dev/stdin were 'no such file'; --gpus '' and full-width digits",
+           "a hung CLI; a wrong GPU count",
+           (_CLI + "test_task_file_from_process_substitution_is_read", _CLI + "test_task_file_on_stdin_is_read",
+            _CLI + "test_a_fifo_nobody_writes_is_refused_in_time", _CLI + "test_an_empty_flag_value_is_refused_not_ignored",
+            _CLI + "test_counts_must_be_ascii_digits",
+            "tests/test_task_limits.py::test_non_ascii_digits_in_resources_refused")),
+    Defect("21.7", "a pipeline task without run, reserved mount targets, a mount on the workdir; checks stopped at the first",
+           "a failed setup after a dry run that said fine; one problem shown per run",
+           (_TFP + "test_a_pipeline_task_without_run_is_named_with_its_line", _TFP + "test_reserved_mount_targets_are_refused",
+            _TFP + "test_a_mount_at_the_workdirs_target_is_refused", _TFP + "test_every_problem_of_a_file_is_reported_at_once",
+            _TFP + "test_placement_problems_come_with_the_launch_checks")),
+    Defect("21.7", "`--secret K=V` showed the value in ps; `--secret K` was not recommended",
+           "the secret, to every local user while the CLI ran",
+           (_CLI + "test_secret_value_on_the_command_line_is_warned_about",
+            _CLI + "test_secret_by_name_takes_the_environment_and_is_not_warned_about")),
+    Defect("21.8", "a job's VM held the worker's own AWS keys (and a worker GCS token)",
+           "the worker's account, to any task file's program",
+           ("tests/lab/test_node_credentials.py::test_a_node_gets_short_lived_credentials_never_the_workers_keys",
+            "tests/lab/test_node_credentials.py::test_the_session_policy_reaches_only_the_mounts_prefix",
+            "tests/lab/test_aws_jobs.py::test_a_vm_holds_scoped_short_lived_credentials_never_the_workers_keys",
+            "tests/lab/test_gcs_store.py::test_node_sync_on_real_gcp_carries_a_downscoped_token")),
+    Defect("21.9", "launch without a terminal: 'Aborted!', exit 1; `status ID` took 31 s with the worker paused",
+           "nothing; time and a confusing exit code",
+           (_CLI + "test_launch_without_a_terminal_says_to_give_y", _CLI + "test_cancel_without_a_terminal_says_to_give_y",
+            "tests/test_status_paused_worker.py::test_status_of_a_running_job_is_quick_and_marked_stale_while_the_worker_is_paused")),
+]
+"""Each defect's row says 'nothing' lost only when every one of its tests ran and passed in this run."""
 
 
 @dataclass
