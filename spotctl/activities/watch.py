@@ -28,18 +28,17 @@ from temporalio.exceptions import ApplicationError
 
 from spotctl.activities.deps import Deps
 from spotctl.activities.heartbeat import Progress
-from spotctl.activities.node import Node, exit_code_of, nodes_of
-from spotctl.models import PREEMPTED_ERROR, AttemptRef
+from spotctl.activities.node import Node, PhaseLost, exit_code_of, nodes_of
+from spotctl.models import NODE_FAILURE_ERROR, PREEMPTED_ERROR, AttemptRef
 from spotctl.remote.base import NodeUnreachable
 from spotctl.storage.log_store_base import LogStore
 
 CHUNK = 1 << 20
 LOST_GRACE_S = 15.0
 """How long a phase's beat counter may stand still (the supervisor beats every 2 s) on a
-live instance before the phase is taken as ended by a kill."""
+live instance before its supervisor is taken as dead and a new one is started (`revive`)."""
 LOST_CHECK_POLLS = 3
 """With many jobs, a phase's supervisor beat is read once every this many poll intervals."""
-LOST_EXIT_CODE = 137
 STOP_GRACE_S = 30.0
 """How long the other nodes of a failed multi-node run get between SIGTERM and SIGKILL."""
 
@@ -79,6 +78,18 @@ async def poll_node(deps: Deps, ref: AttemptRef, node: Node, phase: str) -> tupl
     if shipped == CHUNK:  # a burst of output: the rest, chunk by chunk
         shipped += await ship_logs(deps, ref, node)
     return shipped, exit_code_of(raw_code)
+
+
+def node_failure_error(ref: AttemptRef, rank: int, phase: str, why: str) -> ApplicationError:
+    """spotctl's own machinery lost the phase on a live node: the workflow recovers the attempt
+    without charging the restart budget, and reports no exit code."""
+    return ApplicationError(
+        f"node {rank} of {ref.cluster.cloud}/{ref.cluster.region}/{ref.cluster.zone} lost the {phase} "
+        f"(an infrastructure failure, not the program's): {why}",
+        {"cloud": ref.cluster.cloud, "region": ref.cluster.region, "zone": ref.cluster.zone},
+        type=NODE_FAILURE_ERROR,
+        non_retryable=True,
+    )
 
 
 def preempted_error(ref: AttemptRef, why: str) -> ApplicationError:
@@ -126,7 +137,7 @@ async def _all_ended(nodes: list[Node], phase: str) -> bool:
         try:
             if await node.read_exit_code(phase) is None:
                 return False
-        except NodeUnreachable:
+        except (NodeUnreachable, PhaseLost):  # a lost phase on a dead instance: its preemption
             return False
     return True
 
@@ -225,6 +236,10 @@ async def _poll_until_ended(deps: Deps, ref: AttemptRef, nodes: list[Node], phas
                 # once the node answers, or a long freeze would look like a dead supervisor.
                 beats.pop(node.rank, None)
                 continue
+            except PhaseLost as lost:
+                await ship_logs(deps, ref, node)
+                await check_alive(deps, ref, nodes)  # a preemption, if the cloud took the node
+                raise node_failure_error(ref, node.rank, phase, str(lost)) from None
             if code is not None:
                 await ship_logs(deps, ref, node)
                 if code != 0 and await node_has_notice(node):
@@ -256,8 +271,10 @@ async def _poll_until_ended(deps: Deps, ref: AttemptRef, nodes: list[Node], phas
 async def _settle_lost(deps: Deps, ref: AttemptRef, nodes: list[Node], phase: str, codes: dict[int, int],
                        beats: dict[int, tuple[bytes, float]], unreachable: set[int], now: float) -> None:
     """A phase whose supervisor died (its beat counter stopped, no exit file) on a live
-    instance ended by a kill: after a grace period it gets exit code 137. One small file read
-    per node, no process spawned, so this scales with the worker's jobs."""
+    instance gets a new supervisor, which adopts the program if it still runs and publishes
+    its real exit code (or `lost`, when no process saw the end). The death of spotctl's own
+    process is never taken for the program's. One small file read per node, no process
+    spawned unless a beat stopped, so this scales with the worker's jobs."""
     for node in nodes:
         if node.rank in codes or node.rank in unreachable:
             continue
@@ -270,5 +287,13 @@ async def _settle_lost(deps: Deps, ref: AttemptRef, nodes: list[Node], phase: st
             beats[node.rank] = (beat, now)
         elif now - since >= LOST_GRACE_S:
             await check_alive(deps, ref, nodes, phase)
-            if await node.read_exit_code(phase) is None:
-                codes[node.rank] = LOST_EXIT_CODE
+            beats[node.rank] = (beat, now)  # the new supervisor gets a grace of its own
+            try:
+                answer = await node.agent("revive", node.attempt_dir, phase)
+            except (NodeUnreachable, RuntimeError, ValueError) as exc:  # asked again after the next grace
+                activity.logger.warning("job %s node %s: %s supervisor silent, revive failed: %s",
+                                        ref.job.job_id, node.rank, phase, exc)
+                continue
+            if answer.get("revived"):
+                activity.logger.warning("job %s node %s: the %s supervisor was lost; a new one adopted it",
+                                        ref.job.job_id, node.rank, phase)

@@ -45,6 +45,7 @@ with workflow.unsafe.imports_passed_through():
         HEARTBEAT_TIMEOUT_S,
         JOB_ENDING_ERRORS,
         MOUNT_ERROR,
+        NODE_FAILURE_ERROR,
         NOT_READY_ERROR,
         PREEMPTED_ERROR,
         Activities,
@@ -86,6 +87,9 @@ MONITOR_QUEUE = "monitor-queue"
 wait for a cancelled monitor to acknowledge (it heartbeats less often: worker_pool.py)."""
 LAUNCH_SLOTS = "launch-slots"
 """The patch that creates clusters on the launch queue, whose slots cap concurrent launches."""
+NODE_FAILURES = "node-failures"
+"""The patch that recovers an attempt whose node lost the phase (NODE_FAILURE_ERROR) instead of
+failing the job as a controller error."""
 LAUNCH_SLOT_WAIT = timedelta(seconds=3)
 """A create not picked up this soon waits for a launch slot: the job shows so (PENDING)."""
 
@@ -208,6 +212,9 @@ class SpotJobWorkflow(ControllerV1):
             except ActivityError as err:
                 if error_type(err) == MOUNT_ERROR:
                     raise Finished(JobStatus.FAILED_SETUP, describe(err)) from err
+                if error_type(err) == NODE_FAILURE_ERROR and workflow.patched(NODE_FAILURES):
+                    await self._recover_from_node_failure(cluster, err)
+                    continue
                 if error_type(err) != PREEMPTED_ERROR:
                     raise
                 await self._recover_from_preemption(cluster, err)
@@ -237,6 +244,16 @@ class SpotJobWorkflow(ControllerV1):
         self._last_location = (cluster.cloud, cluster.region, cluster.zone)
         self._set(JobStatus.RECOVERING, recoveries=self._state.recoveries + 1,
                   detail=f"preempted in {where}: {describe(err)}")
+        await self._teardown(first_attempt=self._attempt)
+
+    async def _recover_from_node_failure(self, cluster: ClusterHandle, err: ActivityError) -> None:
+        """spotctl's own processes on a live node were lost with the program's exit code: run
+        the attempt again elsewhere, whatever the recovery strategy, without using the restart
+        budget (the program did not fail) and without blocking the region (the cloud did not)."""
+        where = f"{cluster.cloud}/{cluster.region}/{cluster.zone}"
+        self._close_attempt("node failure")
+        self._set(JobStatus.RECOVERING, recoveries=self._state.recoveries + 1,
+                  detail=f"node failure in {where}: {describe(err)}; restarting (restart budget untouched)")
         await self._teardown(first_attempt=self._attempt)
 
     # ---- provisioning ----------------------------------------------------------------
