@@ -610,6 +610,10 @@ on a live node lost the phase (its processes were killed, no exit code was recor
 attempt is recovered like a preemption, without using the restart budget, and no exit code
 is reported."""
 
+NOTE_SIGNAL = "note"
+"""The job workflow's signal that carries what a running activity waits out (e.g. "no space
+left on device (log store)"), shown as the job's detail; None when it is over."""
+
 WEBHOOK_REJECTED_ERROR = "WebhookRejected"
 """ApplicationError type (non-retryable) of deliver_webhook when the receiver refuses an event
 for good (a 4xx other than 408/429, a redirect, a URL that is not http(s)): the event is dropped."""

@@ -29,6 +29,7 @@ from temporalio.exceptions import ApplicationError
 from spotctl.activities.deps import Deps
 from spotctl.activities.heartbeat import Progress
 from spotctl.activities.node import Node, PhaseLost, exit_code_of, nodes_of
+from spotctl.activities.space import NODE_FULL_MARK, Notes, StoreFull, is_no_space
 from spotctl.models import NODE_FAILURE_ERROR, PREEMPTED_ERROR, AttemptRef
 from spotctl.remote.base import NodeUnreachable
 from spotctl.storage.log_store_base import LogStore
@@ -64,7 +65,12 @@ def _ship_chunk(store: LogStore, ref: AttemptRef, node: Node, exit_file: str | N
     else:
         data, raw_code = node.runner.read_files([(node.output_log, offset, CHUNK), (exit_file, 0, 64)])
     if data:
-        store.append_at(ref.job.job_id, ref.attempt, node.rank, offset, data)
+        try:
+            store.append_at(ref.job.job_id, ref.attempt, node.rank, offset, data)
+        except OSError as exc:
+            if is_no_space(exc):
+                raise StoreFull(str(exc)) from exc
+            raise
     return len(data), raw_code
 
 
@@ -221,6 +227,7 @@ async def _poll_until_ended(deps: Deps, ref: AttemptRef, nodes: list[Node], phas
     watcher = deps.watchers.get(ref.cluster.location)
     delay = deps.poll_interval_s
     dead_seen = False
+    notes = Notes()
     while True:
         active = False
         for node in nodes:
@@ -230,6 +237,14 @@ async def _poll_until_ended(deps: Deps, ref: AttemptRef, nodes: list[Node], phas
                 shipped, code = await poll_node(deps, ref, node, phase)
                 active |= shipped > 0
                 unreachable.discard(node.rank)
+                if code is not None:
+                    await ship_logs(deps, ref, node)
+                notes.set(f"store {node.rank}", None)
+            except StoreFull:
+                # The phase ends only once its output is kept: the node holds it meanwhile.
+                notes.set(f"store {node.rank}", f"no space left on device (log store): node {node.rank}'s "
+                          "output waits on the node until the store has room")
+                continue
             except NodeUnreachable:
                 unreachable.add(node.rank)  # transient until the cloud says otherwise
                 # Its supervisor's beat could not be read meanwhile: the grace starts afresh
@@ -241,14 +256,17 @@ async def _poll_until_ended(deps: Deps, ref: AttemptRef, nodes: list[Node], phas
                 await check_alive(deps, ref, nodes)  # a preemption, if the cloud took the node
                 raise node_failure_error(ref, node.rank, phase, str(lost)) from None
             if code is not None:
-                await ship_logs(deps, ref, node)
                 if code != 0 and await node_has_notice(node):
                     raise preempted_error(ref, f"preemption notice on node {node.rank} (program exited {code})")
                 codes[node.rank] = code
         if len(codes) == len(nodes):
+            notes.problems.clear()
+            await notes.publish()
             return [codes[n.rank] for n in nodes]
         detail = f"{phase}: {len(codes)}/{len(nodes)} nodes done"
-        progress(detail + (f", {len(unreachable)} unreachable" if unreachable else ""))
+        detail += f", {len(unreachable)} unreachable" if unreachable else ""
+        progress(detail + (f"; waiting: {notes.text}" if notes.text else ""))
+        await notes.publish()
         now = time.monotonic()
         if stopper is not None and len(nodes) > 1:
             await stopper.after(nodes, codes, now)
@@ -259,7 +277,7 @@ async def _poll_until_ended(deps: Deps, ref: AttemptRef, nodes: list[Node], phas
         # long a vanished one goes unnoticed, plus this), not on a fixed clock for every job.
         if now - last_lost_check >= max(deps.lost_check_interval_s, LOST_CHECK_POLLS * poll_pace_s(deps)):
             last_lost_check = now
-            await _settle_lost(deps, ref, nodes, phase, codes, beats, unreachable, now)
+            await _settle_lost(deps, ref, nodes, phase, codes, beats, unreachable, now, notes)
         # A quiet program is polled less and less often (up to max_poll_interval_s); output
         # brings the pace back. The watcher wakes the loop at once if an instance dies.
         # And with many phases watched, each is polled less often (node_polls_per_s in all).
@@ -269,12 +287,14 @@ async def _poll_until_ended(deps: Deps, ref: AttemptRef, nodes: list[Node], phas
 
 
 async def _settle_lost(deps: Deps, ref: AttemptRef, nodes: list[Node], phase: str, codes: dict[int, int],
-                       beats: dict[int, tuple[bytes, float]], unreachable: set[int], now: float) -> None:
+                       beats: dict[int, tuple[bytes, float]], unreachable: set[int], now: float,
+                       notes: Notes) -> None:
     """A phase whose supervisor died (its beat counter stopped, no exit file) on a live
     instance gets a new supervisor, which adopts the program if it still runs and publishes
     its real exit code (or `lost`, when no process saw the end). The death of spotctl's own
     process is never taken for the program's. One small file read per node, no process
-    spawned unless a beat stopped, so this scales with the worker's jobs."""
+    spawned unless a beat stopped, so this scales with the worker's jobs. The beat also says
+    whether the node's disk is full (a reason for `notes`)."""
     for node in nodes:
         if node.rank in codes or node.rank in unreachable:
             continue
@@ -282,6 +302,8 @@ async def _settle_lost(deps: Deps, ref: AttemptRef, nodes: list[Node], phase: st
             beat = await asyncio.to_thread(node.runner.read_file, f"{node.attempt_dir}/{phase}.beat", 0, 64)
         except NodeUnreachable:
             continue
+        full = NODE_FULL_MARK in beat  # the agent's word that the attempt's disk is full
+        notes.set(f"node {node.rank}", f"no space left on device (node {node.rank} disk)" if full else None)
         last, since = beats.get(node.rank, (None, now))
         if beat != last:
             beats[node.rank] = (beat, now)

@@ -13,7 +13,8 @@ after the caller was killed) can answer from the files alone:
   PHASE.kpid      pid of the keeper: the program's parent, which only waits for it
   PHASE.pid       pid of `bash PHASE.sh` (also its process group id)
   PHASE.rc        the program's exit code, written in place by the keeper (spaces before)
-  PHASE.beat      a counter the supervisor bumps in place every BEAT_S seconds
+  PHASE.beat      a counter the supervisor bumps in place every BEAT_S seconds, followed by
+                  ` nospace` while the attempt's disk is full
   PHASE.exit      the phase's end, written when it ends: the exit code (128+signum for a
                   signal death), or `lost: WHY` when no process is left that saw the program
                   end (the node's processes were killed): an infrastructure failure, never a
@@ -346,7 +347,11 @@ class _Beat:
 
     def __init__(self, d: str, phase: str) -> None:
         self.path = _path(d, phase, "beat")
-        self.n = _read_int(self.path) or 0
+        try:
+            with open(self.path) as f:
+                self.n = int((f.read().split() or ["0"])[0])
+        except (OSError, ValueError):
+            self.n = 0
         self.next_at = 0.0
         if not os.path.exists(self.path):
             _try(agent_files.reserve, self.path)
@@ -358,8 +363,23 @@ class _Beat:
         self.n += 1
         # A counter, not a time: the watcher compares successive reads, so the node's and the
         # watcher's clocks never need to agree. It stops changing when the supervisor dies.
-        if not _try(agent_files.write_in_place, self.path, str(self.n), False):
-            _try(agent_files.write_atomic, self.path, str(self.n))
+        text = f"{self.n} nospace" if _disk_full(self.path) else str(self.n)
+        if not _try(agent_files.write_in_place, self.path, text, False):
+            _try(agent_files.write_atomic, self.path, text)
+
+
+FULL_BELOW_BYTES = 64 * 1024
+"""A disk with less free space than this (for an unprivileged writer) is reported full."""
+
+
+def _disk_full(path: str) -> bool:
+    """Whether the disk holding `path` is (all but) full: the watcher shows it as the reason
+    of a program's write errors and of output that stops."""
+    try:
+        st = os.statvfs(path)
+    except OSError:
+        return False
+    return st.f_bavail * st.f_frsize < FULL_BELOW_BYTES
 
 
 def _is_keeper(pid: int | None, d: str) -> bool:

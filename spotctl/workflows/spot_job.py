@@ -47,6 +47,7 @@ with workflow.unsafe.imports_passed_through():
         MOUNT_ERROR,
         NODE_FAILURE_ERROR,
         NOT_READY_ERROR,
+        NOTE_SIGNAL,
         PREEMPTED_ERROR,
         Activities,
         AttemptRecord,
@@ -87,6 +88,8 @@ MONITOR_QUEUE = "monitor-queue"
 wait for a cancelled monitor to acknowledge (it heartbeats less often: worker_pool.py)."""
 LAUNCH_SLOTS = "launch-slots"
 """The patch that creates clusters on the launch queue, whose slots cap concurrent launches."""
+NOTES = "job-notes"
+"""The patch that shows a `note` signal's text as the job's detail (an upsert of the memo)."""
 NODE_FAILURES = "node-failures"
 """The patch that recovers an attempt whose node lost the phase (NODE_FAILURE_ERROR) instead of
 failing the job as a controller error."""
@@ -119,6 +122,8 @@ class SpotJobWorkflow(ControllerV1):
         self._visibility = Visibility()
         self._launched_at = None
         """When the current attempt's cluster was asked for (its bill starts there)."""
+        self._noted: str | None = None
+        """The detail the last `note` signal set."""
 
     # ---- the CLI's view --------------------------------------------------------------
     @workflow.query
@@ -131,6 +136,18 @@ class SpotJobWorkflow(ControllerV1):
         self._cancel_requested = True
         if self._state is not None:
             self._state.cancel_requested = True
+
+    @workflow.signal(name=NOTE_SIGNAL)
+    def note(self, text: str | None) -> None:
+        """What a running activity waits out (a full disk: activities/space.py), shown as the
+        job's detail until it is over (None), in its state and its memo (what `status` lists)."""
+        if self._state is None or self._state.status.is_terminal or not workflow.patched(NOTES):
+            return
+        if text is None and self._state.detail != self._noted:
+            return  # the job moved on and wrote its own detail meanwhile
+        self._noted = text
+        self._state = self._state.model_copy(update={"detail": text})
+        self._publish()
 
     # ---- the job ---------------------------------------------------------------------
     @workflow.run
