@@ -5,12 +5,16 @@ A phase whose output the log store cannot take (ENOSPC, EDQUOT) is not over, eve
 exit code is on the node: it ends once the store has it all (the node keeps the bytes meanwhile;
 a cancel still ends the job). A node whose agent reports a full disk (its beat says `nospace`)
 goes on as before; the reason only shows. The reasons reach the job as its detail through the
-workflow's `note` signal (models.NOTE_SIGNAL), sent when they change.
+workflow's `note` signal (models.NOTE_SIGNAL), sent when they change. Any other activity that
+fails for want of space (a node's disk during setup, the local cloud's state) says so the same
+way before Temporal tries it again (`out_of_space_noted`).
 """
 
 from __future__ import annotations
 
 import errno
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 from temporalio import activity
 
@@ -59,3 +63,18 @@ class Notes:
             activity.logger.warning("could not show %r in the job's status: %s", text, exc)
             return
         self._sent = text
+
+
+@asynccontextmanager
+async def out_of_space_noted(where: str) -> AsyncIterator[None]:
+    """Around an activity's body: an OSError for want of space shows as the job's detail
+    ("no space left on device (WHERE): PATH") before it propagates, so the retries that follow
+    are not silent; the job's next step replaces the detail once there is room."""
+    try:
+        yield
+    except OSError as exc:
+        if is_no_space(exc):
+            notes = Notes()
+            notes.set(where, f"no space left on device ({where})" + (f": {exc.filename}" if exc.filename else ""))
+            await notes.publish()
+        raise
