@@ -1,7 +1,8 @@
 """A full disk under the local cloud's instances and the log store (issue 21): a job that fills
 it does not hang RUNNING in silence, its neighbour is not failed, the reason shows in status,
 every byte its node wrote reaches the log store once there is room, its own exit code is the
-job's, and a cancel ends it while the disk is still full.
+job's, and a cancel ends it while the disk is still full. A job launched onto a full disk
+says why it waits, and runs once there is room.
 
 The instances' disks, the cloud's state and the log store share one small tmpfs (8 MiB) here,
 as they share the state dir's disk by default; the Temporal server's database is elsewhere.
@@ -135,3 +136,26 @@ def test_a_job_that_filled_the_disk_is_cancelled_while_it_is_full(full) -> None:
     job = spot.wait_status(hog, "CANCELLED", "FAILED", "FAILED_CONTROLLER", timeout=60)
     assert job["status"] == "CANCELLED", job
     assert spot.alive_instances() == []
+
+
+def fill(path: Path) -> None:
+    """Write zeros to `path` until the disk is full."""
+    with open(path, "wb", buffering=0) as f:
+        try:
+            while True:
+                f.write(b"\0" * (4 << 10))
+        except OSError:
+            pass
+
+
+def test_a_job_launched_onto_a_full_disk_says_so_and_starts_once_there_is_room(full) -> None:
+    spot, disk = full
+    spot.cloud.config()  # made on first use: a state dir in use has it
+    fill(disk / "ballast")
+    job_id = spot.launch_detached("-n", "patient", "echo made it")
+    why = wait_for(lambda: "no space left on device" in (d := detail(spot, job_id)) and d, 60, "the job shows why")
+    assert "(state dir)" in why and spot.job(job_id)["status"] in ("PENDING", "STARTING"), why
+    (disk / "ballast").unlink()
+    job = spot.wait_status(job_id, "SUCCEEDED", "FAILED", "FAILED_CONTROLLER", "FAILED_SETUP", timeout=120)
+    assert job["status"] == "SUCCEEDED" and job["recoveries"] == 0, job
+    assert "made it" in spot.run("logs", "--no-follow", str(job_id)).stdout
