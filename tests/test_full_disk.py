@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from spotctl.clouds import local_cgroups
 from spotctl.clouds.local_processes import processes_of
 
 from conftest import Spot, embedded_spot, spotctl_env
@@ -76,6 +77,8 @@ def full(small_disk: tuple[Spot, Path]) -> Iterator[tuple[Spot, Path]]:
     assert spot.alive_instances() == []
     for inst in spot.cloud.list_instances(alive_only=False):
         assert processes_of(inst.id) == [], f"processes left on {inst.id}"
+    groups = local_cgroups.cloud_groups(spot.cloud.root)
+    assert not groups.exists() or not any(p.is_dir() for p in groups.iterdir()), f"cgroups left in {groups}"
     for job_logs in (disk / "logs").iterdir():  # the next test starts with the same free space
         shutil.rmtree(job_logs)
     (disk / "ballast").unlink(missing_ok=True)
