@@ -13,6 +13,11 @@ Three outcomes are kept apart:
   caller heartbeats from a background task); an unreachable but running instance is never
   relaunched.
 
+spotctl's own faults are never the program's: a node agent supervisor that stopped beating is
+replaced (`revive`; the program runs on), and a phase whose end no process saw (`lost`) raises
+a non-retryable `NodeFailure`, which the workflow recovers without the restart budget. A full
+disk is waited out with its reason in the job's status (space.py).
+
 On a multi-node run the first node that exits non-zero ends the job, so the others are
 stopped (SIGTERM, then SIGKILL after STOP_GRACE_S) instead of burning money until they end
 by themselves, as SkyPilot does. The job's exit code is the first failed node's.
