@@ -144,7 +144,7 @@ class ProvisionActivities:
     async def wait_cluster_ready(self, req: ReadyRequest) -> ClusterHandle:
         """Return once every instance runs; raise Preempted if one died first, or
         ClusterNotReady past the deadline (both non-retryable: the workflow decides)."""
-        async with heartbeating() as progress:
+        async with heartbeating() as progress, out_of_space_noted("state dir"):
             return await self._wait_ready(req.cluster, req.deadline, progress)
 
     @activity.defn(name=Activities.PROVISION)
