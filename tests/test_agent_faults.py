@@ -5,10 +5,13 @@ when no process saw the end the phase is `lost`, never given a made-up exit code
 from __future__ import annotations
 
 import os
+import shutil
 import signal
+import subprocess
 import time
 from pathlib import Path
 
+import pytest
 from test_agent import agent, attempt, marker, wait_exit, wait_for  # noqa: F401 - fixtures
 
 from spotctl.remote.agent import pid_alive
@@ -63,3 +66,36 @@ def test_an_end_nobody_saw_is_lost_not_an_exit_code(tmp_path: Path, marker: str,
     assert (attempt / "run.exit").read_text().startswith("lost: ")
     status = agent(tmp_path, marker, "status", str(attempt), "run")
     assert status["exit_code"] is None and status["running"] is False
+
+
+@pytest.fixture
+def tiny_disk(tmp_path: Path):
+    """An attempt dir on a 2 MiB tmpfs of its own (unmounted after the test)."""
+    if os.geteuid() != 0 or shutil.which("mount") is None:
+        pytest.skip("a small real filesystem (tmpfs) needs root and mount")
+    mnt = tmp_path / "home"
+    mnt.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mnt)], check=True)
+    try:
+        d = mnt / ".spotctl" / "job-1" / "attempt-1"
+        d.mkdir(parents=True)
+        (d / "env.json").write_text("{}")
+        yield d
+    finally:
+        if subprocess.run(["umount", str(mnt)]).returncode != 0:
+            subprocess.run(["umount", "-l", str(mnt)], check=True)
+
+
+def test_the_exit_code_is_recorded_on_a_full_disk(tmp_path: Path, marker: str, tiny_disk: Path) -> None:  # noqa: F811
+    """The program fills the disk, its supervisor keeps beating (and says the disk is full),
+    and the program's own exit code is published: no 137, no hang."""
+    (tiny_disk / "run.sh").write_text("yes x | head -c 4000000; sleep 3; exit 5\n")
+    agent(tmp_path, marker, "start", str(tiny_disk), "run")
+    wait_for(lambda: b"nospace" in (tiny_disk / "run.beat").read_bytes(), timeout=15)
+    assert shutil.disk_usage(tiny_disk).free < 64 << 10
+    assert wait_exit(tmp_path, marker, tiny_disk)["exit_code"] == 5
+    assert supervisor_gone(tiny_disk)
+
+
+def supervisor_gone(d: Path) -> bool:
+    return wait_for(lambda: not pid_alive(_pid(d, "run.spid")), timeout=10)
