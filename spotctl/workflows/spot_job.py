@@ -7,6 +7,7 @@ workflow.random(), no time.sleep.
 
     PENDING -> STARTING -> RUNNING -> SUCCEEDED
                   |           |-- preempted ----------------> RECOVERING -> STARTING ...
+                  |           |-- node failure (spotctl's) -> RECOVERING (restart budget untouched)
                   |           |-- exit != 0, restarts left --> RECOVERING
                   |           '-- exit != 0, none left ------> FAILED (FAILED_SETUP if setup failed)
                   |-- no capacity for max_wait ---------------> FAILED_NO_RESOURCE
