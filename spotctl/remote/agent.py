@@ -59,6 +59,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 
 try:  # on a node: the modules copied next to this file (activities/node.py AGENT_MODULES)
     import agent_files
@@ -332,7 +333,7 @@ def supervisor_alive(d: str, phase: str) -> bool:
     return False
 
 
-def _try(write, *args) -> bool:
+def _try(write: Callable[..., object], *args: object) -> bool:
     """A state write that must not kill the supervisor (a full disk): False when it failed."""
     try:
         write(*args)
