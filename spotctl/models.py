@@ -611,6 +611,16 @@ NOT_READY_ERROR = "ClusterNotReady"
 """ApplicationError type raised by wait_cluster_ready when the cloud never ran the instances
 in time: the cluster is torn down and the next placement tried."""
 
+NODE_FAILURE_ERROR = "NodeFailure"
+"""ApplicationError type (non-retryable) raised by setup/monitor when spotctl's own machinery
+on a live node lost the phase (its processes were killed, no exit code was recorded): the
+attempt is recovered like a preemption, without using the restart budget, and no exit code
+is reported."""
+
+NOTE_SIGNAL = "note"
+"""The job workflow's signal that carries what a running activity waits out (e.g. "no space
+left on device (log store)"), shown as the job's detail; None when it is over."""
+
 WEBHOOK_REJECTED_ERROR = "WebhookRejected"
 """ApplicationError type (non-retryable) of deliver_webhook when the receiver refuses an event
 for good (a 4xx other than 408/429, a redirect, a URL that is not http(s)): the event is dropped."""

@@ -176,7 +176,8 @@ def test_preemption_notice_gives_the_program_time_to_checkpoint(spot_clean: Spot
 
 def test_program_killed_on_a_live_instance_ends_the_attempt(spot_clean: Spot, tmp_path: Path) -> None:
     """The OOM killer (or a stray kill -9) takes the program and its supervisor while the VM
-    lives on: no exit code is ever written, yet the job must not hang."""
+    lives on: the job must not hang. The program's parent (the agent's keeper) saw it die of
+    SIGKILL, and the supervisor started in place of the dead one publishes that code."""
     import os
     import signal
 

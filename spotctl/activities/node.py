@@ -73,9 +73,18 @@ class Node:
         return exit_code_of(await asyncio.to_thread(self.runner.read_file, self.exit_file(phase)))
 
 
+class PhaseLost(Exception):
+    """The phase ended and no process saw how (the agent wrote `lost: WHY`): the node's
+    processes were killed. An infrastructure failure, never an exit code of the program."""
+
+
 def exit_code_of(raw: bytes) -> int | None:
-    """A phase's exit file as the agent writes it; None while the phase has not ended."""
-    return int(raw.strip()) if raw.strip() else None
+    """A phase's exit file as the agent writes it; None while the phase has not ended.
+    Raises PhaseLost when the agent could not know the program's exit code."""
+    text = raw.strip()
+    if text.startswith(b"lost"):
+        raise PhaseLost(text.decode(errors="replace"))
+    return int(text) if text else None
 
 
 def nodes_of(ref: AttemptRef, runner_for) -> list[Node]:

@@ -27,6 +27,7 @@ from temporalio.exceptions import ApplicationError
 from spotctl.activities.cloud_calls import cloud_call
 from spotctl.activities.deps import Deps
 from spotctl.activities.heartbeat import Progress, heartbeating
+from spotctl.activities.space import out_of_space_noted
 from spotctl.clouds.base import CloudError, InstanceState
 from spotctl.models import (
     NOT_READY_ERROR,
@@ -107,7 +108,7 @@ class ProvisionActivities:
     async def create_cluster(self, req: ProvisionRequest) -> ProvisionResult:
         """Create the attempt's cluster at the first candidate that can have it (instances
         may still be pending), or say why each candidate failed. Idempotent by token."""
-        async with heartbeating() as progress:
+        async with heartbeating() as progress, out_of_space_noted("state dir"):
             return await self._scan(req, progress)
 
     async def _wait_ready(self, cluster: ClusterHandle, deadline: datetime, progress: Progress) -> ClusterHandle:
@@ -143,7 +144,7 @@ class ProvisionActivities:
     async def wait_cluster_ready(self, req: ReadyRequest) -> ClusterHandle:
         """Return once every instance runs; raise Preempted if one died first, or
         ClusterNotReady past the deadline (both non-retryable: the workflow decides)."""
-        async with heartbeating() as progress:
+        async with heartbeating() as progress, out_of_space_noted("state dir"):
             return await self._wait_ready(req.cluster, req.deadline, progress)
 
     @activity.defn(name=Activities.PROVISION)

@@ -7,6 +7,7 @@ from temporalio import activity
 from spotctl.activities.deps import Deps
 from spotctl.activities.heartbeat import heartbeating
 from spotctl.activities.node import nodes_of, phase_script
+from spotctl.activities.space import out_of_space_noted
 from spotctl.activities.watch import unreachable_is_preemption
 from spotctl.models import Activities, AttemptRef
 from spotctl.remote.base import NodeUnreachable
@@ -20,7 +21,7 @@ class RunActivities:
     async def start_run(self, ref: AttemptRef) -> None:
         """Idempotent: the agent refuses a second start of the same attempt's run, so a retry
         never starts the user's program twice."""
-        async with heartbeating():
+        async with heartbeating(), out_of_space_noted("node disk"):
             try:
                 for node in nodes_of(ref, self.deps.cloud(ref.cluster.cloud).runner):
                     await node.write("run.sh", phase_script(ref, node, ref.job.run))

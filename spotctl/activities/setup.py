@@ -12,6 +12,7 @@ from spotctl.activities.deps import Deps
 from spotctl.activities.heartbeat import heartbeating
 from spotctl.activities.mounts import materialize
 from spotctl.activities.node import Node, job_env, nodes_of, phase_script
+from spotctl.activities.space import out_of_space_noted
 from spotctl.activities.watch import unreachable_is_preemption, wait_for_phase
 from spotctl.models import MOUNT_ERROR, Activities, AttemptRef, SetupOutcome
 from spotctl.remote.base import NodeUnreachable
@@ -41,7 +42,7 @@ class SetupActivities:
         Idempotent: files are overwritten with the same content, and the agent refuses a second
         start of the setup phase, so a retry only waits for the setup already running."""
         nodes = nodes_of(ref, self.deps.cloud(ref.cluster.cloud).runner)
-        async with heartbeating() as progress:
+        async with heartbeating() as progress, out_of_space_noted("node disk"):
             try:
                 progress("syncing workdir and file mounts")
                 await asyncio.gather(*(self._prepare(ref, n) for n in nodes))

@@ -9,6 +9,7 @@ from temporalio import activity
 from spotctl.activities.cloud_calls import patient_call
 from spotctl.activities.deps import Deps
 from spotctl.activities.heartbeat import heartbeating
+from spotctl.activities.space import out_of_space_noted
 from spotctl.clouds.base import Cloud, CloudError
 from spotctl.models import Activities, Location, TeardownRequest, cluster_name
 from spotctl.staging import delete_buckets
@@ -29,7 +30,7 @@ class TeardownActivities:
         tries again."""
         terminated = 0
         where: list[Location | None] = list(req.regions) or [None]
-        async with heartbeating() as progress:
+        async with heartbeating() as progress, out_of_space_noted("state dir"):
             for at in where:
                 for cloud in self._clouds(at):
                     for attempt in range(req.first_attempt, req.last_attempt + 1):

@@ -13,6 +13,11 @@ Three outcomes are kept apart:
   caller heartbeats from a background task); an unreachable but running instance is never
   relaunched.
 
+spotctl's own faults are never the program's: a node agent supervisor that stopped beating is
+replaced (`revive`; the program runs on), and a phase whose end no process saw (`lost`) raises
+a non-retryable `NodeFailure`, which the workflow recovers without the restart budget. A full
+disk is waited out with its reason in the job's status (space.py).
+
 On a multi-node run the first node that exits non-zero ends the job, so the others are
 stopped (SIGTERM, then SIGKILL after STOP_GRACE_S) instead of burning money until they end
 by themselves, as SkyPilot does. The job's exit code is the first failed node's.
@@ -28,19 +33,19 @@ from temporalio.exceptions import ApplicationError
 
 from spotctl.activities.deps import Deps
 from spotctl.activities.heartbeat import Progress
-from spotctl.activities.node import Node, exit_code_of, nodes_of
+from spotctl.activities.node import Node, PhaseLost, exit_code_of, nodes_of
 from spotctl.activities.node_credentials import CredentialRenewer
-from spotctl.models import PREEMPTED_ERROR, AttemptRef
+from spotctl.activities.space import NODE_FULL_MARK, Notes, StoreFull, is_no_space
+from spotctl.models import NODE_FAILURE_ERROR, PREEMPTED_ERROR, AttemptRef
 from spotctl.remote.base import NodeUnreachable
 from spotctl.storage.log_store_base import LogStore
 
 CHUNK = 1 << 20
 LOST_GRACE_S = 15.0
 """How long a phase's beat counter may stand still (the supervisor beats every 2 s) on a
-live instance before the phase is taken as ended by a kill."""
+live instance before its supervisor is taken as dead and a new one is started (`revive`)."""
 LOST_CHECK_POLLS = 3
 """With many jobs, a phase's supervisor beat is read once every this many poll intervals."""
-LOST_EXIT_CODE = 137
 STOP_GRACE_S = 30.0
 """How long the other nodes of a failed multi-node run get between SIGTERM and SIGKILL."""
 
@@ -66,7 +71,12 @@ def _ship_chunk(store: LogStore, ref: AttemptRef, node: Node, exit_file: str | N
     else:
         data, raw_code = node.runner.read_files([(node.output_log, offset, CHUNK), (exit_file, 0, 64)])
     if data:
-        store.append_at(ref.job.job_id, ref.attempt, node.rank, offset, data)
+        try:
+            store.append_at(ref.job.job_id, ref.attempt, node.rank, offset, data)
+        except OSError as exc:
+            if is_no_space(exc):
+                raise StoreFull(str(exc)) from exc
+            raise
     return len(data), raw_code
 
 
@@ -80,6 +90,18 @@ async def poll_node(deps: Deps, ref: AttemptRef, node: Node, phase: str) -> tupl
     if shipped == CHUNK:  # a burst of output: the rest, chunk by chunk
         shipped += await ship_logs(deps, ref, node)
     return shipped, exit_code_of(raw_code)
+
+
+def node_failure_error(ref: AttemptRef, rank: int, phase: str, why: str) -> ApplicationError:
+    """spotctl's own machinery lost the phase on a live node: the workflow recovers the attempt
+    without charging the restart budget, and reports no exit code."""
+    return ApplicationError(
+        f"node {rank} of {ref.cluster.cloud}/{ref.cluster.region}/{ref.cluster.zone} lost the {phase} "
+        f"(an infrastructure failure, not the program's): {why}",
+        {"cloud": ref.cluster.cloud, "region": ref.cluster.region, "zone": ref.cluster.zone},
+        type=NODE_FAILURE_ERROR,
+        non_retryable=True,
+    )
 
 
 def preempted_error(ref: AttemptRef, why: str) -> ApplicationError:
@@ -127,7 +149,7 @@ async def _all_ended(nodes: list[Node], phase: str) -> bool:
         try:
             if await node.read_exit_code(phase) is None:
                 return False
-        except NodeUnreachable:
+        except (NodeUnreachable, PhaseLost):  # a lost phase on a dead instance: its preemption
             return False
     return True
 
@@ -212,6 +234,7 @@ async def _poll_until_ended(deps: Deps, ref: AttemptRef, nodes: list[Node], phas
     delay = deps.poll_interval_s
     dead_seen = False
     renewer = CredentialRenewer(deps, ref)
+    notes = Notes()
     while True:
         active = False
         for node in nodes:
@@ -221,22 +244,37 @@ async def _poll_until_ended(deps: Deps, ref: AttemptRef, nodes: list[Node], phas
                 shipped, code = await poll_node(deps, ref, node, phase)
                 active |= shipped > 0
                 unreachable.discard(node.rank)
+                if code is not None:
+                    await ship_logs(deps, ref, node)
+                notes.set(f"store {node.rank}", None)
+            except StoreFull:
+                # The phase ends only once its output is kept: the node holds it meanwhile.
+                notes.set(f"store {node.rank}", f"no space left on device (log store): node {node.rank}'s "
+                          "output waits on the node until the store has room")
+                continue
             except NodeUnreachable:
                 unreachable.add(node.rank)  # transient until the cloud says otherwise
                 # Its supervisor's beat could not be read meanwhile: the grace starts afresh
                 # once the node answers, or a long freeze would look like a dead supervisor.
                 beats.pop(node.rank, None)
                 continue
-            if code is not None:
+            except PhaseLost as lost:
                 await ship_logs(deps, ref, node)
+                await check_alive(deps, ref, nodes)  # a preemption, if the cloud took the node
+                raise node_failure_error(ref, node.rank, phase, str(lost)) from None
+            if code is not None:
                 if code != 0 and await node_has_notice(node):
                     raise preempted_error(ref, f"preemption notice on node {node.rank} (program exited {code})")
                 codes[node.rank] = code
         if len(codes) == len(nodes):
+            notes.problems.clear()
+            await notes.publish()
             return [codes[n.rank] for n in nodes]
         await renewer.renew_if_due(nodes, codes)  # the nodes' bucket credentials, at half-life
         detail = f"{phase}: {len(codes)}/{len(nodes)} nodes done"
-        progress(detail + (f", {len(unreachable)} unreachable" if unreachable else ""))
+        detail += f", {len(unreachable)} unreachable" if unreachable else ""
+        progress(detail + (f"; waiting: {notes.text}" if notes.text else ""))
+        await notes.publish()
         now = time.monotonic()
         if stopper is not None and len(nodes) > 1:
             await stopper.after(nodes, codes, now)
@@ -247,7 +285,7 @@ async def _poll_until_ended(deps: Deps, ref: AttemptRef, nodes: list[Node], phas
         # long a vanished one goes unnoticed, plus this), not on a fixed clock for every job.
         if now - last_lost_check >= max(deps.lost_check_interval_s, LOST_CHECK_POLLS * poll_pace_s(deps)):
             last_lost_check = now
-            await _settle_lost(deps, ref, nodes, phase, codes, beats, unreachable, now)
+            await _settle_lost(deps, ref, nodes, phase, codes, beats, unreachable, now, notes)
         # A quiet program is polled less and less often (up to max_poll_interval_s); output
         # brings the pace back. The watcher wakes the loop at once if an instance dies.
         # And with many phases watched, each is polled less often (node_polls_per_s in all).
@@ -257,10 +295,14 @@ async def _poll_until_ended(deps: Deps, ref: AttemptRef, nodes: list[Node], phas
 
 
 async def _settle_lost(deps: Deps, ref: AttemptRef, nodes: list[Node], phase: str, codes: dict[int, int],
-                       beats: dict[int, tuple[bytes, float]], unreachable: set[int], now: float) -> None:
+                       beats: dict[int, tuple[bytes, float]], unreachable: set[int], now: float,
+                       notes: Notes) -> None:
     """A phase whose supervisor died (its beat counter stopped, no exit file) on a live
-    instance ended by a kill: after a grace period it gets exit code 137. One small file read
-    per node, no process spawned, so this scales with the worker's jobs."""
+    instance gets a new supervisor, which adopts the program if it still runs and publishes
+    its real exit code (or `lost`, when no process saw the end). The death of spotctl's own
+    process is never taken for the program's. One small file read per node, no process
+    spawned unless a beat stopped, so this scales with the worker's jobs. The beat also says
+    whether the node's disk is full (a reason for `notes`)."""
     for node in nodes:
         if node.rank in codes or node.rank in unreachable:
             continue
@@ -268,10 +310,20 @@ async def _settle_lost(deps: Deps, ref: AttemptRef, nodes: list[Node], phase: st
             beat = await asyncio.to_thread(node.runner.read_file, f"{node.attempt_dir}/{phase}.beat", 0, 64)
         except NodeUnreachable:
             continue
+        full = NODE_FULL_MARK in beat  # the agent's word that the attempt's disk is full
+        notes.set(f"node {node.rank}", f"no space left on device (node {node.rank} disk)" if full else None)
         last, since = beats.get(node.rank, (None, now))
         if beat != last:
             beats[node.rank] = (beat, now)
         elif now - since >= LOST_GRACE_S:
             await check_alive(deps, ref, nodes, phase)
-            if await node.read_exit_code(phase) is None:
-                codes[node.rank] = LOST_EXIT_CODE
+            beats[node.rank] = (beat, now)  # the new supervisor gets a grace of its own
+            try:
+                answer = await node.agent("revive", node.attempt_dir, phase)
+            except (NodeUnreachable, RuntimeError, ValueError) as exc:  # asked again after the next grace
+                activity.logger.warning("job %s node %s: %s supervisor silent, revive failed: %s",
+                                        ref.job.job_id, node.rank, phase, exc)
+                continue
+            if answer.get("revived"):
+                activity.logger.warning("job %s node %s: the %s supervisor was lost; a new one adopted it",
+                                        ref.job.job_id, node.rank, phase)

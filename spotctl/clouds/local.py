@@ -25,6 +25,7 @@ hangs, a concurrency cap; see local_moods.py), the helpers for tests and `spotct
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import logging
 import os
@@ -484,6 +485,27 @@ class LocalCloud(PreemptionMixin):
         with_processes = [iid for iid in targets if self._has_processes(iid)]
         for iid in with_processes:
             kill_all(iid)
+        try:
+            changed = self._mark_ended(targets, final, reason)
+        except OSError as exc:
+            if exc.errno not in (errno.ENOSPC, errno.EDQUOT) or final != InstanceState.TERMINATED:
+                raise
+            # The disk is full (often of these instances' own output): their disks, whose
+            # processes are dead, go first to make room for the record, or no cancel could end them.
+            for iid in targets:
+                shutil.rmtree(self.root / "instances" / iid, ignore_errors=True)
+            changed = self._mark_ended(targets, final, reason)
+        for iid in changed:
+            if final == InstanceState.PREEMPTED:
+                stopped_marker(self.instance_home(iid)).touch()
+                booting_marker(self.instance_home(iid)).unlink(missing_ok=True)  # its disk is readable
+            else:
+                shutil.rmtree(self.root / "instances" / iid, ignore_errors=True)
+        for iid in with_processes:
+            kill_all(iid)
+
+    def _mark_ended(self, targets: list[str], final: InstanceState, reason: str) -> list[str]:
+        """Record the end of the targets still alive (under the lock); returns them."""
         changed = []
         with self._state() as instances:
             for iid in targets:
@@ -495,14 +517,7 @@ class LocalCloud(PreemptionMixin):
                     if final == InstanceState.PREEMPTED:
                         inst.preempted_at = inst.terminated_at
                     changed.append(iid)
-        for iid in changed:
-            if final == InstanceState.PREEMPTED:
-                stopped_marker(self.instance_home(iid)).touch()
-                booting_marker(self.instance_home(iid)).unlink(missing_ok=True)  # its disk is readable
-            else:
-                shutil.rmtree(self.root / "instances" / iid, ignore_errors=True)
-        for iid in with_processes:
-            kill_all(iid)
+        return changed
 
     def _sweep_leftovers(self) -> None:
         """Remove what a process that crashed while creating or ending an instance left: its

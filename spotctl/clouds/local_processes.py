@@ -46,13 +46,14 @@ def _marked(instance_id: str) -> list[int]:
 
 def _is_supervisor(pid: int) -> bool:
     """An agent supervisor (`agent.py _supervise ...`) forwards SIGTERM to its phase's
-    process group, so signalling it as well would deliver the program a second SIGTERM."""
+    process group, so signalling it as well would deliver the program a second SIGTERM; its
+    keeper (`agent.py _keep ...`) only waits for the program and ends with it."""
     try:
         with open(f"/proc/{pid}/cmdline", "rb") as f:
             args = f.read().split(b"\0")
     except OSError:
         return False
-    return b"_supervise" in args and any(a.endswith(b"agent.py") for a in args)
+    return (b"_supervise" in args or b"_keep" in args) and any(a.endswith(b"agent.py") for a in args)
 
 
 def user_processes_of(instance_id: str) -> list[int]:

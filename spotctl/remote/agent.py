@@ -8,9 +8,17 @@ keeps all of its state in files next to them, so any later call (from a restarte
 after the caller was killed) can answer from the files alone:
 
   PHASE.started   created with O_EXCL: exactly one `start` wins, ever
+  PHASE.lock      flock'ed by the living supervisor for its whole life (at most one)
   PHASE.spid      pid of the detached supervisor
+  PHASE.kpid      pid of the keeper: the program's parent, which only waits for it
   PHASE.pid       pid of `bash PHASE.sh` (also its process group id)
-  PHASE.exit      the exit code (128+signum for a signal death), written when it ends
+  PHASE.rc        the program's exit code, written in place by the keeper (spaces before)
+  PHASE.beat      a counter the supervisor bumps in place every BEAT_S seconds, followed by
+                  ` nospace` while the attempt's disk is full
+  PHASE.exit      the phase's end, written when it ends: the exit code (128+signum for a
+                  signal death), or `lost: WHY` when no process is left that saw the program
+                  end (the node's processes were killed): an infrastructure failure, never a
+                  made-up exit code
   output.log      stdout+stderr of the phase, appended
   mounts.json     optional, written by the caller: [{"source": S, "target": T}, ...]; the
                   phase then runs in a private mount namespace where each S is bind-mounted
@@ -29,14 +37,23 @@ VM is taken. $SPOTCTL_METADATA_KIND says which notice: `aws` (the default; IMDSv
 `spot/instance-action`, about two minutes ahead) or `gcp` (GCE's `instance/preempted`, about
 30 s ahead). Both variables: the VM's own setting first, then env.json's.
 
+The supervisor (heartbeats, notices, bucket syncs) is not the program's parent: a small keeper
+is, so a supervisor that dies (SIGKILL, a crash on a full disk) takes nothing with it. `revive`
+starts a new supervisor that adopts the running program: no second copy, no output lost, and
+the exit code is still the program's own, from PHASE.rc. Every file written while the program
+runs (beat, rc, exit) is made before it starts and then written in place, so a full disk cannot
+stop the supervisor from beating or recording the end.
+
 Commands (each prints one JSON object on stdout):
   start D PHASE            idempotent start; returns once PHASE.pid exists
+  revive D PHASE           start a supervisor that adopts the phase if none is alive
   status D PHASE           {"started", "running", "pid", "exit_code", "lost"}
   signal D PHASE [SIG]     send SIG (default TERM) to the phase's process group
 """
 
 from __future__ import annotations
 
+import fcntl
 import functools
 import json
 import os
@@ -46,6 +63,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 
 try:  # on a node: the modules copied next to this file (activities/node.py AGENT_MODULES)
     import agent_files
@@ -54,9 +72,11 @@ try:  # on a node: the modules copied next to this file (activities/node.py AGEN
 except ImportError:  # imported as spotctl.remote.agent (the worker, tests)
     from spotctl.remote import agent_files, agent_mounters, agent_notice
 
-USAGE = "usage: agent.py {start|status|signal} DIR PHASE [SIGNAL]\n"
+USAGE = "usage: agent.py {start|status|signal|revive} DIR PHASE [SIGNAL]\n"
 START_WAIT_S = 5.0
 MOUNT_FAILED = 126
+LOST_EXIT = "lost: the program's exit code was not recorded (its keeper was killed)"
+"""PHASE.exit of a phase whose end nobody saw: no exit code is made up."""
 NEED_ROOT = ("absolute mount targets on the local cloud need root (mount namespaces); "
              "use a ~/ target instead")
 
@@ -135,17 +155,37 @@ def start(d: str, phase: str) -> dict:
         return {**status(d, phase), "already_started": True}
     os.write(fd, f"{time.time()}\n".encode())
     os.close(fd)
+    _spawn_supervisor(d, phase)
+    _wait_launched(d, phase)
+    return {**status(d, phase), "already_started": False}
+
+
+def _spawn_supervisor(d: str, phase: str, *extra: str) -> None:
     with open(os.path.join(d, "agent.log"), "ab") as errlog:
         subprocess.Popen(
-            [sys.executable, os.path.abspath(__file__), "_supervise", d, phase],
+            [sys.executable, os.path.abspath(__file__), "_supervise", d, phase, *extra],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=errlog,
             start_new_session=True,  # survives the caller and its process group
             close_fds=True,
         )
-    _wait_launched(d, phase)
-    return {**status(d, phase), "already_started": False}
+
+
+def revive(d: str, phase: str) -> dict:
+    """Start a supervisor that adopts a started phase whose supervisor is gone (the watcher
+    asks when the beat stopped). Harmless at any time: with a live supervisor, or once the
+    phase ended, nothing is started; of two adopters started at once one exits at once."""
+    st = status(d, phase)
+    if not st["started"] or os.path.exists(_path(d, phase, "exit")) or supervisor_alive(d, phase):
+        return {**st, "revived": False}
+    _spawn_supervisor(d, phase, "adopt")
+    deadline = time.monotonic() + START_WAIT_S
+    while time.monotonic() < deadline and not os.path.exists(_path(d, phase, "exit")):
+        if supervisor_alive(d, phase):
+            break
+        time.sleep(0.02)
+    return {**status(d, phase), "revived": True}
 
 
 def _read_mounts(d: str) -> list[dict]:
@@ -246,12 +286,14 @@ def _make_dir(path: str) -> None:
 
 
 def _start_syncs(d: str, stop: threading.Event, mounter: str, say,
-                 metadata_url: str | None = None) -> list[threading.Thread]:
+                 metadata_url: str | None = None, adopt: bool = False) -> list[threading.Thread]:
     """Make every bucket of sync.json appear at its target: MOUNT through the configured
     mounter (mount-s3 for S3, gcsfuse for GCS) when it works, else (and for MOUNT_CACHED)
     pull it and keep pushing changes in the background until `stop` (then once more). Raises
     on a failed pull: the phase must not start without its checkpoint. `metadata_url` is
-    where a GCS sync gets the VM's token (None: GCE's own address)."""
+    where a GCS sync gets the VM's token (None: GCE's own address). An adopting supervisor
+    (`adopt`) only resumes pushing what is not mounted: the program's files are newer than the
+    bucket's, and a mount made before lives on."""
     sync_json = os.path.join(d, SYNC_JSON)
     try:
         with open(sync_json) as f:
@@ -262,8 +304,11 @@ def _start_syncs(d: str, stop: threading.Event, mounter: str, say,
 
     threads = []
     for e in entries:
+        if adopt and os.path.ismount(e["target"]):
+            continue
         _make_dir(e["target"])
-        make_mount = agent_mounters.MOUNTERS.get((e.get("kind", "s3"), mounter)) if e.get("mode") == "MOUNT" else None
+        mounted = e.get("mode") == "MOUNT" and not adopt
+        make_mount = agent_mounters.MOUNTERS.get((e.get("kind", "s3"), mounter)) if mounted else None
         if make_mount is not None:
             if make_mount({**e, "sync_json": sync_json}, say):
                 continue
@@ -271,30 +316,182 @@ def _start_syncs(d: str, stop: threading.Event, mounter: str, say,
         # The worker renews the entry's short-lived credentials in sync.json: re-read near expiry.
         client = bucket_sync.client_for(e, metadata_url, functools.partial(bucket_sync.entry_of, sync_json, e["target"]))
         mount = bucket_sync.CachedMount(e["bucket"], e.get("prefix") or "", e["target"], client)
-        mount.pull()
+        if not adopt:
+            mount.pull()
         t = threading.Thread(target=mount.run_until, args=(stop, SYNC_INTERVAL_S), daemon=True)
         t.start()
         threads.append(t)
     return threads
 
 
-def _supervise(d: str, phase: str) -> None:
-    """Run the phase script, record its pid and exit code; forward TERM/INT to its group."""
-    agent_files.write_atomic(_path(d, phase, "spid"), str(os.getpid()))
-    child: list[subprocess.Popen] = []
-    pending: list[int] = []
+def _hold_lock(d: str, phase: str) -> int | None:
+    """An fd holding PHASE.lock (the supervisor's, for its whole life), or None when another
+    process holds it. flock dies with its holder, so a killed supervisor frees it at once;
+    the fd is not inherited (PEP 446), so the keeper and the program never hold it."""
+    fd = os.open(_path(d, phase, "lock"), os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    return fd
 
+
+def supervisor_alive(d: str, phase: str) -> bool:
+    fd = _hold_lock(d, phase)
+    if fd is None:
+        return True
+    os.close(fd)
+    return False
+
+
+def _try(write: Callable[..., object], *args: object) -> bool:
+    """A state write that must not kill the supervisor (a full disk): False when it failed."""
+    try:
+        write(*args)
+        return True
+    except OSError:
+        return False
+
+
+class _Beat:
+    """PHASE.beat, bumped in place at most every BEAT_S seconds (no new block: a full disk
+    cannot stop it). An adopting supervisor goes on from the last value, so it changes."""
+
+    def __init__(self, d: str, phase: str) -> None:
+        self.path = _path(d, phase, "beat")
+        try:
+            with open(self.path) as f:
+                self.n = int((f.read().split() or ["0"])[0])
+        except (OSError, ValueError):
+            self.n = 0
+        self.next_at = 0.0
+        if not os.path.exists(self.path):
+            _try(agent_files.reserve, self.path)
+
+    def __call__(self) -> None:
+        if time.monotonic() < self.next_at:
+            return
+        self.next_at = time.monotonic() + BEAT_S
+        self.n += 1
+        # A counter, not a time: the watcher compares successive reads, so the node's and the
+        # watcher's clocks never need to agree. It stops changing when the supervisor dies.
+        text = f"{self.n} nospace" if _disk_full(self.path) else str(self.n)
+        if not _try(agent_files.write_in_place, self.path, text, False):
+            _try(agent_files.write_atomic, self.path, text)
+
+
+FULL_BELOW_BYTES = 64 * 1024
+"""A disk with less free space than this (for an unprivileged writer) is reported full."""
+
+
+def _disk_full(path: str) -> bool:
+    """Whether the disk holding `path` is (all but) full: the watcher shows it as the reason
+    of a program's write errors and of output that stops."""
+    try:
+        st = os.statvfs(path)
+    except OSError:
+        return False
+    return st.f_bavail * st.f_frsize < FULL_BELOW_BYTES
+
+
+def _is_keeper(pid: int | None, d: str) -> bool:
+    """Whether pid is this attempt's keeper (not a stranger that reuses its pid)."""
+    if not pid_alive(pid):
+        return False
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            args = f.read().split(b"\0")
+    except OSError:
+        return True  # no /proc (not Linux): trust kill(0)
+    return b"_keep" in args and os.fsencode(d) in args
+
+
+def _keep(d: str, phase: str, argv: list[str]) -> None:
+    """The program's parent: start it in its own session, wait, write its exit code in place
+    into the reserved PHASE.rc. Nothing else, so it hardly ever fails; the supervisor may die
+    and be replaced meanwhile. Stop signals are for the program's group, not for this."""
+    for signum in STOP_SIGNALS:
+        signal.signal(signum, lambda *_: None)  # a handler, not SIG_IGN: reset at the exec
+    log = os.open(os.path.join(d, "output.log"), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    try:
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
+    except OSError as exc:
+        _try(os.write, log, f"spotctl agent: cannot start {phase}: {exc}\n".encode())
+        code = 127
+    else:
+        while not _try(agent_files.write_atomic, _path(d, phase, "pid"), str(proc.pid)) and proc.poll() is None:
+            time.sleep(BEAT_S)  # without it nobody can signal the program: keep trying
+        rc = proc.wait()
+        code = rc if rc >= 0 else 128 - rc
+    while not _try(agent_files.write_in_place, _path(d, phase, "rc"), str(code)):
+        if not os.path.exists(_path(d, phase, "rc")) and _try(agent_files.write_atomic, _path(d, phase, "rc"), str(code)):
+            return
+        time.sleep(BEAT_S)
+
+
+def _wait_program(d: str, phase: str, keeper: subprocess.Popen | None, beat: _Beat) -> int | None:
+    """Beat until the program's exit code is in PHASE.rc; None when the keeper died without
+    writing it (then after the program's group is gone too: no code is known)."""
+    rc_file = _path(d, phase, "rc")
+    while True:
+        beat()
+        code = _read_int(rc_file)
+        if code is not None:
+            return code
+        if keeper is not None:
+            try:
+                keeper.wait(timeout=BEAT_S)
+            except subprocess.TimeoutExpired:
+                continue
+        elif _is_keeper(_read_int(_path(d, phase, "kpid")), d):
+            time.sleep(BEAT_S / 4)
+            continue
+        code = _read_int(rc_file)
+        if code is not None:
+            return code
+        break
+    pgid = _read_int(_path(d, phase, "pid"))
+    while pgid and group_alive(pgid):
+        beat()
+        time.sleep(BEAT_S / 4)
+    return None
+
+
+def _finish(d: str, phase: str, text: str, beat: _Beat) -> None:
+    """Publish the phase's end; a write that fails (a full disk) is retried, beating, for as
+    long as it takes: the exit code is never given up. The end of `run` is the end of the
+    attempt: its bucket credentials go first (they also expire)."""
+    if phase == "run":
+        _remove_credentials(d)
+    while not _try(agent_files.publish_reserved, _path(d, phase, "exit.next"), _path(d, phase, "exit"), text):
+        beat()
+        time.sleep(BEAT_S)
+
+
+def _supervise(d: str, phase: str, adopt: bool = False) -> None:
+    """Start the phase's program through a keeper (or, `adopt`ing, find it running), beat while
+    it runs, forward TERM/INT to its group, and publish its end. One supervisor at a time."""
+    lock = _hold_lock(d, phase)
+    if lock is None or os.path.exists(_path(d, phase, "exit")):
+        return  # another supervisor has the phase, or it has ended
+    _try(agent_files.write_atomic, _path(d, phase, "spid"), str(os.getpid()))
+    beat = _Beat(d, phase)
+    for name in ("exit.next",) if adopt else ("exit.next", "rc"):
+        _try(agent_files.reserve, _path(d, phase, name))
+    pending: list[int] = []
     stopped: list[int] = []
 
     def forward(signum: int, _frame: object) -> None:
         stopped.append(signum)
-        if child:
-            try:
-                os.killpg(child[0].pid, signum)
-            except ProcessLookupError:
-                pass
-        else:
+        pid = _read_int(_path(d, phase, "pid"))
+        if pid is None:
             pending.append(signum)
+            return
+        try:
+            os.killpg(pid, signum)
+        except (ProcessLookupError, PermissionError):
+            pass
 
     signal.signal(signal.SIGTERM, forward)
     signal.signal(signal.SIGINT, forward)
@@ -308,55 +505,51 @@ def _supervise(d: str, phase: str) -> None:
         pass
     home = env.get("HOME") or os.path.expanduser("~")
     log = os.open(os.path.join(d, "output.log"), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-    argv = ["bash", os.path.abspath(_path(d, phase, "sh"))]
-    try:
-        mounts = _read_mounts(d)
-        problem = _mount_problem(mounts, env.get("PATH")) if mounts else None
-    except (OSError, ValueError, TypeError, KeyError) as exc:
-        problem = f"unreadable mounts.json: {exc!r}"
-    if problem:
-        os.write(log, f"spotctl agent: cannot start {phase}: {problem}\n".encode())
-        if phase == "run":
-            _remove_credentials(d)
-        agent_files.write_atomic(_path(d, phase, "exit"), str(MOUNT_FAILED))
-        return
-    if mounts:
-        argv = _namespaced(d, argv, env.get("PATH"))
+
     def say(line: str) -> None:
-        os.write(log, f"spotctl agent: {line}\n".encode())
+        _try(os.write, log, f"spotctl agent: {line}\n".encode())
 
     metadata = os.environ.get("SPOTCTL_METADATA_URL") or env.get("SPOTCTL_METADATA_URL")
     kind = (os.environ.get("SPOTCTL_METADATA_KIND") or env.get("SPOTCTL_METADATA_KIND") or "aws").lower()
     sync_stop = threading.Event()
-    try:
-        syncs = _start_syncs(d, sync_stop, env.get("SPOTCTL_MOUNTER", "sync"), say,
-                             metadata.rstrip("/") if metadata and kind == "gcp" else None)
-    except Exception as exc:  # noqa: BLE001 - any failure: the phase cannot start
-        os.write(log, f"spotctl agent: cannot start {phase}: bucket sync failed: {exc}\n".encode())
-        if phase == "run":
-            _remove_credentials(d)
-        agent_files.write_atomic(_path(d, phase, "exit"), str(MOUNT_FAILED))
-        return
-    try:
-        proc = subprocess.Popen(
-            argv,
-            cwd=home if os.path.isdir(home) else None,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=log,
-            start_new_session=True,
-        )
-    except OSError as exc:
-        os.write(log, f"spotctl agent: cannot start {phase}: {exc}\n".encode())
-        if phase == "run":
-            _remove_credentials(d)
-        agent_files.write_atomic(_path(d, phase, "exit"), "127")
-        return
-    child.append(proc)
-    agent_files.write_atomic(_path(d, phase, "pid"), str(proc.pid))
-    for signum in pending:
-        forward(signum, None)
+    sync_url = metadata.rstrip("/") if metadata and kind == "gcp" else None
+    keeper = None
+    if adopt:
+        say(f"the supervisor of {phase} was lost; a new one adopts the running program")
+        try:
+            syncs = _start_syncs(d, sync_stop, env.get("SPOTCTL_MOUNTER", "sync"), say, sync_url, adopt=True)
+        except Exception as exc:  # noqa: BLE001 - the program runs on; its buckets are not pushed
+            say(f"bucket sync not resumed: {exc}")
+            syncs = []
+    else:
+        argv = ["bash", os.path.abspath(_path(d, phase, "sh"))]
+        try:
+            mounts = _read_mounts(d)
+            problem = _mount_problem(mounts, env.get("PATH")) if mounts else None
+        except (OSError, ValueError, TypeError, KeyError) as exc:
+            problem = f"unreadable mounts.json: {exc!r}"
+        if problem:
+            say(f"cannot start {phase}: {problem}")
+            _finish(d, phase, str(MOUNT_FAILED), beat)
+            return
+        if mounts:
+            argv = _namespaced(d, argv, env.get("PATH"))
+        try:
+            syncs = _start_syncs(d, sync_stop, env.get("SPOTCTL_MOUNTER", "sync"), say, sync_url)
+        except Exception as exc:  # noqa: BLE001 - any failure: the phase cannot start
+            say(f"cannot start {phase}: bucket sync failed: {exc}")
+            _finish(d, phase, str(MOUNT_FAILED), beat)
+            return
+        with open(os.path.join(d, "agent.log"), "ab") as errlog:
+            keeper = subprocess.Popen(
+                [sys.executable, os.path.abspath(__file__), "_keep", d, phase, *argv],
+                cwd=home if os.path.isdir(home) else None, env=env, stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL, stderr=errlog, start_new_session=True,
+            )
+        _try(agent_files.write_atomic, _path(d, phase, "kpid"), str(keeper.pid))
+        _wait_launched(d, phase)
+        for signum in pending:
+            forward(signum, None)
     phase_done = threading.Event()
     watcher = agent_notice.NOTICE_WATCHERS.get(kind)
     if metadata and watcher is None:
@@ -364,40 +557,26 @@ def _supervise(d: str, phase: str) -> None:
     elif metadata:
         threading.Thread(target=watcher, daemon=True,
                          args=(metadata.rstrip("/"), home, lambda: forward(signal.SIGTERM, None), phase_done)).start()
-    beats = 0
-    while True:
-        # A counter, not a time: the watcher compares successive reads, so the node's and the
-        # watcher's clocks never need to agree. It stops changing when the supervisor dies.
-        beats += 1
-        agent_files.write_atomic(_path(d, phase, "beat"), str(beats))
-        try:
-            rc = proc.wait(timeout=BEAT_S)
-            break
-        except subprocess.TimeoutExpired:
-            continue
-    if stopped or -rc in STOP_SIGNALS:
+    code = _wait_program(d, phase, keeper, beat)
+    pgid = _read_int(_path(d, phase, "pid"))
+    if code is not None and pgid and (stopped or code - 128 in STOP_SIGNALS):
         # The script (bash) died of a stop signal, but the program it ran may still be saving
         # its checkpoint and printing: the exit code is what tells the watcher the phase is
         # over (and a spot VM's teardown may follow at once), so it waits for the group.
-        deadline = next_beat = time.monotonic()
-        deadline += DRAIN_MAX_S
-        while group_alive(proc.pid) and time.monotonic() < deadline:
-            if time.monotonic() >= next_beat:
-                beats += 1
-                agent_files.write_atomic(_path(d, phase, "beat"), str(beats))
-                next_beat += BEAT_S
+        deadline = time.monotonic() + DRAIN_MAX_S
+        while group_alive(pgid) and time.monotonic() < deadline:
+            beat()
             time.sleep(0.1)
     phase_done.set()
     sync_stop.set()  # the last push of every synced bucket, before the exit code says "done"
     deadline = time.monotonic() + SYNC_FINAL_MAX_S
     while any(t.is_alive() for t in syncs) and time.monotonic() < deadline:
-        beats += 1
-        agent_files.write_atomic(_path(d, phase, "beat"), str(beats))
+        beat()
         for t in syncs:
             t.join(timeout=BEAT_S / max(len(syncs), 1))
-    if phase == "run":  # the attempt is over: its bucket credentials go (they also expire)
-        _remove_credentials(d)
-    agent_files.write_atomic(_path(d, phase, "exit"), str(rc if rc >= 0 else 128 - rc))
+    if code is None:
+        say(f"{phase} ended unobserved: its keeper was killed, so its exit code is unknown")
+    _finish(d, phase, str(code) if code is not None else LOST_EXIT, beat)
 
 
 def _remove_credentials(d: str) -> None:
@@ -425,12 +604,15 @@ def send_signal(d: str, phase: str, name: str) -> dict:
 
 
 def main(argv: list[str]) -> int:
-    if len(argv) < 3 or argv[0] not in ("start", "status", "signal", "_supervise"):
+    if len(argv) < 3 or argv[0] not in ("start", "status", "signal", "revive", "_supervise", "_keep"):
         sys.stderr.write(USAGE)
         return 2
     cmd, d, phase = argv[0], argv[1], argv[2]
     if cmd == "_supervise":
-        _supervise(d, phase)
+        _supervise(d, phase, adopt=argv[3:] == ["adopt"])
+        return 0
+    if cmd == "_keep":
+        _keep(d, phase, argv[3:])
         return 0
     if cmd == "start":
         if not os.path.isdir(d):
@@ -439,6 +621,8 @@ def main(argv: list[str]) -> int:
         result = start(d, phase)
     elif cmd == "status":
         result = status(d, phase)
+    elif cmd == "revive":
+        result = revive(d, phase)
     else:
         try:
             result = send_signal(d, phase, argv[3] if len(argv) > 3 else "TERM")

@@ -7,6 +7,7 @@ workflow.random(), no time.sleep.
 
     PENDING -> STARTING -> RUNNING -> SUCCEEDED
                   |           |-- preempted ----------------> RECOVERING -> STARTING ...
+                  |           |-- node failure (spotctl's) -> RECOVERING (restart budget untouched)
                   |           |-- exit != 0, restarts left --> RECOVERING
                   |           '-- exit != 0, none left ------> FAILED (FAILED_SETUP if setup failed)
                   |-- no capacity for max_wait ---------------> FAILED_NO_RESOURCE
@@ -45,7 +46,9 @@ with workflow.unsafe.imports_passed_through():
         HEARTBEAT_TIMEOUT_S,
         JOB_ENDING_ERRORS,
         MOUNT_ERROR,
+        NODE_FAILURE_ERROR,
         NOT_READY_ERROR,
+        NOTE_SIGNAL,
         PREEMPTED_ERROR,
         Activities,
         AttemptRecord,
@@ -86,6 +89,11 @@ MONITOR_QUEUE = "monitor-queue"
 wait for a cancelled monitor to acknowledge (it heartbeats less often: worker_pool.py)."""
 LAUNCH_SLOTS = "launch-slots"
 """The patch that creates clusters on the launch queue, whose slots cap concurrent launches."""
+NOTES = "job-notes"
+"""The patch that shows a `note` signal's text as the job's detail (an upsert of the memo)."""
+NODE_FAILURES = "node-failures"
+"""The patch that recovers an attempt whose node lost the phase (NODE_FAILURE_ERROR) instead of
+failing the job as a controller error."""
 LAUNCH_SLOT_WAIT = timedelta(seconds=3)
 """A create not picked up this soon waits for a launch slot: the job shows so (PENDING)."""
 
@@ -115,6 +123,8 @@ class SpotJobWorkflow(ControllerV1):
         self._visibility = Visibility()
         self._launched_at = None
         """When the current attempt's cluster was asked for (its bill starts there)."""
+        self._noted: str | None = None
+        """The detail the last `note` signal set."""
 
     # ---- the CLI's view --------------------------------------------------------------
     @workflow.query
@@ -127,6 +137,18 @@ class SpotJobWorkflow(ControllerV1):
         self._cancel_requested = True
         if self._state is not None:
             self._state.cancel_requested = True
+
+    @workflow.signal(name=NOTE_SIGNAL)
+    def note(self, text: str | None) -> None:
+        """What a running activity waits out (a full disk: activities/space.py), shown as the
+        job's detail until it is over (None), in its state and its memo (what `status` lists)."""
+        if self._state is None or self._state.status.is_terminal or not workflow.patched(NOTES):
+            return
+        if text is None and self._state.detail != self._noted:
+            return  # the job moved on and wrote its own detail meanwhile
+        self._noted = text
+        self._state = self._state.model_copy(update={"detail": text})
+        self._publish()
 
     # ---- the job ---------------------------------------------------------------------
     @workflow.run
@@ -208,6 +230,9 @@ class SpotJobWorkflow(ControllerV1):
             except ActivityError as err:
                 if error_type(err) == MOUNT_ERROR:
                     raise Finished(JobStatus.FAILED_SETUP, describe(err)) from err
+                if error_type(err) == NODE_FAILURE_ERROR and workflow.patched(NODE_FAILURES):
+                    await self._recover_from_node_failure(cluster, err)
+                    continue
                 if error_type(err) != PREEMPTED_ERROR:
                     raise
                 await self._recover_from_preemption(cluster, err)
@@ -237,6 +262,16 @@ class SpotJobWorkflow(ControllerV1):
         self._last_location = (cluster.cloud, cluster.region, cluster.zone)
         self._set(JobStatus.RECOVERING, recoveries=self._state.recoveries + 1,
                   detail=f"preempted in {where}: {describe(err)}")
+        await self._teardown(first_attempt=self._attempt)
+
+    async def _recover_from_node_failure(self, cluster: ClusterHandle, err: ActivityError) -> None:
+        """spotctl's own processes on a live node were lost with the program's exit code: run
+        the attempt again elsewhere, whatever the recovery strategy, without using the restart
+        budget (the program did not fail) and without blocking the region (the cloud did not)."""
+        where = f"{cluster.cloud}/{cluster.region}/{cluster.zone}"
+        self._close_attempt("node failure")
+        self._set(JobStatus.RECOVERING, recoveries=self._state.recoveries + 1,
+                  detail=f"node failure in {where}: {describe(err)}; restarting (restart budget untouched)")
         await self._teardown(first_attempt=self._attempt)
 
     # ---- provisioning ----------------------------------------------------------------

@@ -27,6 +27,7 @@ import http.server
 import json
 import os
 import shutil
+import signal
 import sys
 import tempfile
 import textwrap
@@ -259,6 +260,38 @@ def main() -> None:
             wait_status(job_id, "SUCCEEDED")
             wait_for("the webhook's SUCCEEDED", lambda: any(b"SUCCEEDED" in body for body in hook.bodies), 30)
             hook.close()
+
+        def attempt_dir(job_id: int, attempt: int = 1) -> Path:
+            pattern = f"*/home/.spotctl/job-{job_id}/attempt-{attempt}"
+            wait_for(f"job {job_id}'s attempt dir", lambda: any(cloud.root.glob(f"instances/{pattern}")))
+            return next(cloud.root.glob(f"instances/{pattern}"))
+
+        # Every spotctl process on a live node dies with the program: recovered as a node failure.
+        if want("node_failure"):
+            job_id = ids["node_failure"] = launch("launch", "-y", "-d", "-n", "lost",
+                                                  'if [ "$SPOTCTL_ATTEMPT" = 1 ]; then sleep 1000; fi')
+            wait_status(job_id, "RUNNING")
+            d = attempt_dir(job_id)
+            wait_for("the program's pid", lambda: (d / "run.pid").exists())
+            for name in ("run.spid", "run.kpid"):
+                os.kill(int((d / name).read_text()), signal.SIGKILL)
+            os.killpg(int((d / "run.pid").read_text()), signal.SIGKILL)
+            wait_status(job_id, "SUCCEEDED", timeout=90)
+
+        # A running job told of a problem it waits out (a full disk), then that it is over.
+        async def note(job_id: int, text: str | None) -> None:
+            client = await SpotClient.connect(settings)
+            await client.temporal.get_workflow_handle(workflow_id(job_id)).signal("note", text)
+
+        if want("noted"):
+            job_id = ids["noted"] = launch("launch", "-y", "-d", "-n", "noted", "sleep 1000")
+            wait_status(job_id, "RUNNING")
+            asyncio.run(note(job_id, "no space left on device (node 0 disk)"))
+            wait_for("the note", lambda: "no space" in (job(job_id).get("detail") or ""), 10)
+            asyncio.run(note(job_id, None))
+            wait_for("the note's end", lambda: not job(job_id).get("detail"), 10)
+            cli_ok("cancel", "-y", str(job_id))
+            wait_status(job_id, "CANCELLED")
 
         # Continues as new after two attempts (the CLI cannot ask for that).
         async def launch_continuing() -> int:
