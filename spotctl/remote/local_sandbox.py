@@ -130,8 +130,8 @@ def main(argv: list[str]) -> int:
             stage = value
         elif flag == "--hide":
             hidden.append(os.path.abspath(value))
-        elif flag == "--keep":
-            keep.append(os.path.abspath(value))
+        elif flag == "--keep":  # at its given path and at its real one (a symlinked dir of the
+            keep += {os.path.abspath(value), os.path.realpath(value)}  # home: cwd is the real one)
     cwd = os.getcwd()
     try:
         hide(hidden, stage, keep)
