@@ -6,6 +6,10 @@ outlives its need. The agent on the VM cannot ask for new ones (it must hold not
 could), so the worker watching a phase rewrites sync.json with fresh ones at about half of
 their remaining life; the agent's bucket clients re-read the file as theirs near expiry.
 
+When `run` has ended on every node, the watcher deletes sync.json once more (`forget`): the agent
+deletes it as the phase ends, but a renewal written just before the watcher saw that end would
+outlive the attempt (a retried watch, after a worker crash, deletes it too).
+
 The first check of a watch renews at once: a watch retried after a worker crash does not
 know when the file was written. Issuers cache what they issued while more than half its
 life is left, so that check costs a file write, not an STS call. A renewal that fails (a
@@ -80,3 +84,15 @@ class CredentialRenewer:
             return
         soonest = min(expiries, default=math.inf)
         self.renew_at = math.inf if soonest == math.inf else now + max(MIN_WAIT_S, (soonest - now) / 2)
+
+    async def forget(self, nodes: list[Node]) -> None:
+        """Delete sync.json on every node of a phase that has ended (best effort: a node that
+        cannot be reached is being taken away, and the credentials expire anyway)."""
+        if not self.mounts:
+            return
+        for node in nodes:
+            try:
+                await asyncio.to_thread(node.runner.remove_file, f"{node.attempt_dir}/{SYNC_FILE}")
+            except Exception as exc:  # noqa: BLE001 - never fails the watch
+                activity.logger.info("job %s: sync.json not removed from node %d (%s)", self.ref.job.job_id,
+                                     node.rank, exc)

@@ -269,6 +269,8 @@ async def _poll_until_ended(deps: Deps, ref: AttemptRef, nodes: list[Node], phas
         if len(codes) == len(nodes):
             notes.problems.clear()
             await notes.publish()
+            if phase == "run":  # a renewal that crossed the agent's own delete goes too
+                await renewer.forget(nodes)
             return [codes[n.rank] for n in nodes]
         await renewer.renew_if_due(nodes, codes)  # the nodes' bucket credentials, at half-life
         detail = f"{phase}: {len(codes)}/{len(nodes)} nodes done"
