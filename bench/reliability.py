@@ -66,6 +66,9 @@ FILES: dict[str, tuple[str, str]] = {
     "tests/test_launch_cli_inputs.py": ("bad input", "pipes as task and env files, empty and full-width flag values, no terminal"),
     "tests/test_status_paused_worker.py": ("fault", "the worker SIGSTOPped while status asks a running job"),
     "tests/lab/test_node_credentials.py": ("fault", "a job's program reading its VM's bucket credentials; STS refusing"),
+    "tests/test_node_faults.py": ("fault", "the node agent's supervisor SIGKILLed mid-run; every spotctl process on a node killed"),
+    "tests/test_agent_faults.py": ("fault", "the agent's supervisor and keeper killed while the program runs or ends; a full disk"),
+    "tests/test_full_disk.py": ("fault", "a job filling the disk its neighbours, the cloud's state and the log store share"),
 }
 
 
@@ -92,6 +95,18 @@ DEFECTS: list[Defect] = [
             "tests/test_local_users.py::test_other_user_cannot_decode_with_codec_server_command",
             "tests/test_local_users.py::test_other_user_cannot_reach_the_embedded_server",
             "tests/test_local_users.py::test_worker_refuses_a_job_started_without_the_codec_key")),
+    Defect("21.3", "a SIGKILLed node-agent supervisor failed a healthy job as 'run exited with code 137'",
+           "the job (FAILED, its program killed after 201 of 300 lines); the restart budget",
+           ("tests/test_node_faults.py::test_a_killed_supervisor_does_not_fail_a_healthy_job",
+            "tests/test_node_faults.py::test_a_lost_node_agent_is_recovered_without_the_restart_budget",
+            "tests/test_agent_faults.py::test_a_killed_supervisor_is_replaced_and_the_program_runs_on_once",
+            "tests/test_agent_faults.py::test_an_end_nobody_saw_is_lost_not_an_exit_code")),
+    Defect("21.4", "a job that filled the disk stayed RUNNING in silence; its neighbour FAILED 137; cancel left it running",
+           "the last 1.9 MB of output; the neighbour job; a VM billing after cancel",
+           ("tests/test_full_disk.py::test_a_disk_hog_waits_visibly_keeps_its_output_and_ends_with_its_own_code",
+            "tests/test_full_disk.py::test_a_job_that_filled_the_disk_is_cancelled_while_it_is_full",
+            "tests/test_full_disk.py::test_a_job_launched_onto_a_full_disk_says_so_and_starts_once_there_is_room",
+            "tests/test_agent_faults.py::test_the_exit_code_is_recorded_on_a_full_disk")),
     Defect("21.5", "processes an event_callback started with setsid outlived the job and `server stop`",
            "3-4 processes left running each time",
            ("tests/test_callback_confinement.py::test_nothing_a_callback_started_outlives_it",
@@ -381,6 +396,12 @@ def main() -> int:
             "SPOTCTL_SOAK_REPORT": str(report_path),
             "SPOTCTL_SOAK_ARTIFACTS": str(OUT / "soak-artifacts"),
         })
+        whole = junit_results(OUT / "all.xml")
+        soak_junit = {SOAK: whole.get(SOAK, FileResult())}
+        report = json.loads(report_path.read_text()) if report_path.exists() else None
+    elif args.reuse and (OUT / "all.xml").exists() and json.loads((OUT / "meta.json").read_text()).get(
+            "command", "").endswith("--whole-suite"):
+        args.whole_suite = True  # the last run was of the whole suite: rewrite from its files
         whole = junit_results(OUT / "all.xml")
         soak_junit = {SOAK: whole.get(SOAK, FileResult())}
         report = json.loads(report_path.read_text()) if report_path.exists() else None
