@@ -69,6 +69,7 @@ FILES: dict[str, tuple[str, str]] = {
     "tests/test_node_faults.py": ("fault", "the node agent's supervisor SIGKILLed mid-run; every spotctl process on a node killed"),
     "tests/test_agent_faults.py": ("fault", "the agent's supervisor and keeper killed while the program runs or ends; a full disk"),
     "tests/test_full_disk.py": ("fault", "a job filling the disk its neighbours, the cloud's state and the log store share"),
+    "tests/test_full_state_dir.py": ("fault", "a command run with its state dir on a full disk"),
 }
 
 
@@ -106,7 +107,8 @@ DEFECTS: list[Defect] = [
            ("tests/test_full_disk.py::test_a_disk_hog_waits_visibly_keeps_its_output_and_ends_with_its_own_code",
             "tests/test_full_disk.py::test_a_job_that_filled_the_disk_is_cancelled_while_it_is_full",
             "tests/test_full_disk.py::test_a_job_launched_onto_a_full_disk_says_so_and_starts_once_there_is_room",
-            "tests/test_agent_faults.py::test_the_exit_code_is_recorded_on_a_full_disk")),
+            "tests/test_agent_faults.py::test_the_exit_code_is_recorded_on_a_full_disk",
+            "tests/test_full_state_dir.py::test_a_full_state_dir_is_one_line_and_leaves_nothing_half_written")),
     Defect("21.5", "processes an event_callback started with setsid outlived the job and `server stop`",
            "3-4 processes left running each time",
            ("tests/test_callback_confinement.py::test_nothing_a_callback_started_outlives_it",
