@@ -141,11 +141,17 @@ def _install_gcsfuse(say) -> str | None:
 
 
 def _mount_gcs(e: dict, say) -> bool:
-    """MOUNT a GCS bucket with gcsfuse (the VM's service account; writes reach the bucket as
-    files are closed); False when it cannot be had or made, and the caller syncs instead."""
+    """MOUNT a GCS bucket with gcsfuse (the VM's service account, `gcp.service_account`;
+    writes reach the bucket as files are closed); False when it cannot be had or made, and the
+    caller syncs instead. A VM without a service account gets a downscoped token in sync.json:
+    gcsfuse could only renew it from a --token-url server outliving every phase, so that
+    mount is the agent's sync, which re-reads the renewed token."""
     target = e["target"]
     if os.path.ismount(target):
         return True  # an earlier phase of the attempt mounted it
+    if e.get("access_token") and not e.get("endpoint"):
+        say("gcsfuse needs the VM's own service account (gcp.service_account); this VM has none")
+        return False
     exe = shutil.which("gcsfuse") or _install_gcsfuse(say)
     if exe is None:
         return False
