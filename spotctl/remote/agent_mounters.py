@@ -149,7 +149,7 @@ def _mount_gcs(e: dict, say) -> bool:
     target = e["target"]
     if os.path.ismount(target):
         return True  # an earlier phase of the attempt mounted it
-    if e.get("access_token") and not e.get("endpoint"):
+    if e.get("access_token"):
         say("gcsfuse needs the VM's own service account (gcp.service_account); this VM has none")
         return False
     exe = shutil.which("gcsfuse") or _install_gcsfuse(say)

@@ -414,6 +414,42 @@ def test_agent_mount_falls_back_to_sync_when_gcsfuse_fails(
     assert fake_gcs.body(bucket, "input/out/result.txt") == b"written on the VM\n"  # the last push
 
 
+def test_a_vm_without_a_service_account_syncs_its_mount_with_the_shipped_token(
+    fake_gcs: FakeGcs, bucket: str, tmp_path: Path, marker: str
+) -> None:
+    """A GCP VM with no service account (spotctl's default) gets a downscoped token in
+    sync.json; gcsfuse could only use the metadata server's, which has none, so the agent
+    says so in the job's output and keeps a synced copy instead, without running gcsfuse."""
+    fake_gcs.put(bucket, "input/hello.txt", b"from the bucket")
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "gcsfuse").write_text(f"#!/bin/sh\necho \"$@\" > {tmp_path / 'gcsfuse-args'}\nexit 0\n")
+    (bin_dir / "gcsfuse").chmod(0o755)
+    home = tmp_path / "home"
+    d = home / ".spotctl" / "job-1" / "attempt-1"
+    d.mkdir(parents=True)
+    target = home / "data"
+    expiry = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
+    (d / "env.json").write_text(json.dumps({"SPOTCTL_MOUNTER": "gcsfuse"}))
+    (d / "sync.json").write_text(json.dumps([
+        {"kind": "gcs", "bucket": bucket, "prefix": "input", "endpoint": fake_gcs.url, "target": str(target),
+         "mode": "MOUNT", "access_token": "downscoped-1", "token_expiry": expiry}]))
+    (d / "run.sh").write_text("cat ~/data/hello.txt; echo\necho written on the VM > ~/data/result.txt\n")
+    env = {**os.environ, "HOME": str(home), "SPOTCTL_LOCAL_INSTANCE": marker,
+           "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
+    _agent(env, "start", str(d), "run")
+    deadline = time.monotonic() + 20
+    while _agent(env, "status", str(d), "run")["exit_code"] is None:
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    log = (d / "output.log").read_text()
+    assert _agent(env, "status", str(d), "run")["exit_code"] == 0, log
+    assert "gcsfuse needs the VM's own service account (gcp.service_account); this VM has none" in log
+    assert "MOUNT falls back to a synced copy" in log and "from the bucket" in log
+    assert not (tmp_path / "gcsfuse-args").exists()  # never run
+    assert fake_gcs.body(bucket, "input/result.txt") == b"written on the VM\n"
+
+
 def test_gcsfuse_install_failure_changes_nothing(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """No gcsfuse and Google's repository out of reach: MOUNT reports it and the caller syncs;
     the key is fetched first, so no apt source or keyring was written."""
