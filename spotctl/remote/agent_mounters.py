@@ -236,7 +236,10 @@ def serve_token(sync_json: str, target: str, sock: str) -> int:
             pass
 
         def do_GET(self) -> None:
-            e = bucket_sync.entry_of(sync_json, target) or {}
+            try:
+                e = bucket_sync.entry_of(sync_json, target) or {}
+            except (OSError, ValueError):  # caught mid-rewrite: gcsfuse asks again
+                e = {}
             token = {"access_token": e.get("access_token"), "token_type": "Bearer",
                      "expiry": e.get("token_expiry") or _soon()}  # none given: ask again soon
             body = json.dumps(token).encode()
@@ -258,7 +261,9 @@ def serve_token(sync_json: str, target: str, sock: str) -> int:
         os.umask(old)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
-        while os.path.exists(sync_json):
+        missed = 0
+        while missed < 2:  # twice in a row: not a rewrite that replaces the file
+            missed = 0 if os.path.exists(sync_json) else missed + 1
             time.sleep(TOKEN_SERVER_POLL_S)
     finally:
         server.shutdown()
