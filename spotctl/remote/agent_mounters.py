@@ -252,6 +252,9 @@ def serve_token(sync_json: str, target: str, sock: str) -> int:
     class Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
         daemon_threads = True
 
+        def handle_error(self, request, client_address) -> None:
+            pass  # a client gone mid-answer; its stderr (the mounter's pipe) is closed by now
+
     if os.path.exists(sock):
         os.unlink(sock)  # a dead server's
     old = os.umask(0o177)
