@@ -276,7 +276,7 @@ def serve_token(sync_json: str, target: str, sock: str) -> int:
 
 
 def _soon() -> str:
-    when = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(minutes=5)
+    when = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(minutes=5)  # noqa: UP017 - VMs may run Python 3.8
     return when.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
