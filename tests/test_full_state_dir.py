@@ -15,7 +15,7 @@ from click.testing import CliRunner
 
 from spotctl.cli.main import cli
 
-from conftest import EXAMPLES
+from conftest import EXAMPLES, embedded_spot, spotctl_env
 
 
 @pytest.fixture
@@ -47,3 +47,34 @@ def test_a_full_state_dir_is_one_line_and_leaves_nothing_half_written(full_disk:
     (full_disk / "ballast").unlink()  # room again: the next command works as on a new machine
     again = CliRunner().invoke(cli, ["launch", "--dry-run", str(EXAMPLES / "quickstart.yaml")], env=env)
     assert again.exit_code == 0, again.output
+
+
+def test_status_says_why_jobs_wait_on_a_full_state_dir(tmp_path: Path) -> None:
+    """A running job whose state dir's disk fills up: `status` still answers, and says why
+    nothing moves (the embedded server cannot record progress), instead of a silent RUNNING."""
+    if os.geteuid() != 0 or shutil.which("mount") is None:
+        pytest.skip("a small real filesystem (tmpfs) needs root and mount")
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256m", "tmpfs", str(disk)], check=True)
+    home = disk / "home"
+    home.mkdir()
+    try:
+        with embedded_spot(home, spotctl_env(home)) as spot:
+            task = tmp_path / "task.yaml"
+            task.write_text("name: wait\nrun: sleep 600\n")
+            job_id = spot.launch_detached(str(task))
+            spot.wait_running(job_id)
+            calm = spot.run("status")
+            assert calm.exit_code == 0 and "disk is full" not in calm.stderr
+            subprocess.run(["dd", "if=/dev/zero", f"of={disk / 'ballast'}", "bs=1M"], capture_output=True)
+            try:
+                full = spot.run("status")
+                assert full.exit_code == 0, full.output
+                assert "Note: the state dir's disk is full" in full.stderr and "running jobs wait" in full.stderr
+            finally:
+                (disk / "ballast").unlink()
+            assert spot.run("cancel", "-y", str(job_id)).exit_code == 0
+            spot.wait_status(job_id, "CANCELLED", timeout=60)
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], check=True)
