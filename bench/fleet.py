@@ -9,6 +9,7 @@ CPU seconds (utime + stime) of the Temporal server and of each worker.
 from __future__ import annotations
 
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -26,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from spotctl.clouds.local import LocalCloud  # noqa: E402
 from spotctl.config import Settings, load_settings  # noqa: E402
+from spotctl.models import cluster_name  # noqa: E402
 from spotctl.server import EmbeddedServer  # noqa: E402
 from spotctl.server_procs import worker_env  # noqa: E402
 
@@ -137,3 +139,23 @@ def fleet(workers: int = 1, run_s: float = 86_400, lines_per_s: float = 1.0) -> 
             else:
                 os.environ[key] = value
         subprocess.run(["rm", "-rf", str(home)], check=False)
+
+
+def preempt_at_random(f: Fleet, jobs: list[int], seed: int, spread_s: float) -> dict[int, float]:
+    """Take back the first VM of 10% of `jobs` (no notice), at random moments over `spread_s`
+    seconds, and return when each was struck (time.time()). Random, not evenly spaced: ten
+    preemptions 1 s apart would all fall at the same phase of the local cloud's 1 s liveness
+    call and measure one offset ten times. Blocking: call it in a thread."""
+    rng = random.Random(seed)
+    victims = rng.sample(jobs, max(1, len(jobs) // 10))
+    at = sorted(rng.uniform(0, spread_s) for _ in victims)
+    cloud = f.cloud
+    by_cluster = {i.cluster_name: i.id for i in cloud.list_instances()}
+    instance = {jid: by_cluster[cluster_name(jid, 1)] for jid in victims}
+    when: dict[int, float] = {}
+    started = time.time()
+    for k, jid in enumerate(victims):
+        time.sleep(max(0.0, at[k] - (time.time() - started)))
+        cloud.preempt(instance[jid], notice_s=0)
+        when[jid] = time.time()
+    return when

@@ -66,6 +66,10 @@ FILES: dict[str, tuple[str, str]] = {
     "tests/test_launch_cli_inputs.py": ("bad input", "pipes as task and env files, empty and full-width flag values, no terminal"),
     "tests/test_status_paused_worker.py": ("fault", "the worker SIGSTOPped while status asks a running job"),
     "tests/lab/test_node_credentials.py": ("fault", "a job's program reading its VM's bucket credentials; STS refusing"),
+    "tests/test_node_faults.py": ("fault", "the node agent's supervisor SIGKILLed mid-run; every spotctl process on a node killed"),
+    "tests/test_agent_faults.py": ("fault", "the agent's supervisor and keeper killed while the program runs or ends; a full disk"),
+    "tests/test_full_disk.py": ("fault", "a job filling the disk its neighbours, the cloud's state and the log store share"),
+    "tests/test_full_state_dir.py": ("fault", "a command run with its state dir on a full disk"),
 }
 
 
@@ -92,6 +96,20 @@ DEFECTS: list[Defect] = [
             "tests/test_local_users.py::test_other_user_cannot_decode_with_codec_server_command",
             "tests/test_local_users.py::test_other_user_cannot_reach_the_embedded_server",
             "tests/test_local_users.py::test_worker_refuses_a_job_started_without_the_codec_key")),
+    Defect("21.3", "a SIGKILLed node-agent supervisor failed a healthy job as 'run exited with code 137'",
+           "the job (FAILED, its program killed after 201 of 300 lines); the restart budget",
+           ("tests/test_node_faults.py::test_a_killed_supervisor_does_not_fail_a_healthy_job",
+            "tests/test_node_faults.py::test_a_lost_node_agent_is_recovered_without_the_restart_budget",
+            "tests/test_agent_faults.py::test_a_killed_supervisor_is_replaced_and_the_program_runs_on_once",
+            "tests/test_agent_faults.py::test_an_end_nobody_saw_is_lost_not_an_exit_code")),
+    Defect("21.4", "a job that filled the disk stayed RUNNING in silence; its neighbour FAILED 137; cancel left it running",
+           "the last 1.9 MB of output; the neighbour job; a VM billing after cancel",
+           ("tests/test_full_disk.py::test_a_disk_hog_waits_visibly_keeps_its_output_and_ends_with_its_own_code",
+            "tests/test_full_disk.py::test_a_job_that_filled_the_disk_is_cancelled_while_it_is_full",
+            "tests/test_full_disk.py::test_a_job_launched_onto_a_full_disk_says_so_and_starts_once_there_is_room",
+            "tests/test_agent_faults.py::test_the_exit_code_is_recorded_on_a_full_disk",
+            "tests/test_full_state_dir.py::test_a_full_state_dir_is_one_line_and_leaves_nothing_half_written",
+            "tests/test_full_state_dir.py::test_status_says_why_jobs_wait_on_a_full_state_dir")),
     Defect("21.5", "processes an event_callback started with setsid outlived the job and `server stop`",
            "3-4 processes left running each time",
            ("tests/test_callback_confinement.py::test_nothing_a_callback_started_outlives_it",
@@ -134,12 +152,15 @@ DEFECTS: list[Defect] = [
            "the secret, to every local user while the CLI ran",
            (_CLI + "test_secret_value_on_the_command_line_is_warned_about",
             _CLI + "test_secret_by_name_takes_the_environment_and_is_not_warned_about")),
-    Defect("21.8", "a job's VM held the worker's own AWS keys (and a worker GCS token)",
+    Defect("21.8", "a job's VM held the worker's own AWS keys (and a worker GCS token; GCE VMs the default account)",
            "the worker's account, to any task file's program",
            ("tests/lab/test_node_credentials.py::test_a_node_gets_short_lived_credentials_never_the_workers_keys",
             "tests/lab/test_node_credentials.py::test_the_session_policy_reaches_only_the_mounts_prefix",
             "tests/lab/test_aws_jobs.py::test_a_vm_holds_scoped_short_lived_credentials_never_the_workers_keys",
-            "tests/lab/test_gcs_store.py::test_node_sync_on_real_gcp_carries_a_downscoped_token")),
+            "tests/lab/test_gcs_store.py::test_node_sync_on_real_gcp_carries_a_downscoped_token",
+            "tests/lab/test_gcp_cloud.py::test_vms_run_with_no_service_account_by_default",
+            "tests/lab/test_gcp_cloud.py::test_vms_run_as_the_configured_service_account",
+            "tests/lab/test_gcs_sync.py::test_a_vm_without_a_service_account_gives_gcsfuse_the_shipped_token")),
     Defect("21.9", "launch without a terminal: 'Aborted!', exit 1; `status ID` took 31 s with the worker paused",
            "nothing; time and a confusing exit code",
            (_CLI + "test_launch_without_a_terminal_says_to_give_y", _CLI + "test_cancel_without_a_terminal_says_to_give_y",
@@ -381,6 +402,12 @@ def main() -> int:
             "SPOTCTL_SOAK_REPORT": str(report_path),
             "SPOTCTL_SOAK_ARTIFACTS": str(OUT / "soak-artifacts"),
         })
+        whole = junit_results(OUT / "all.xml")
+        soak_junit = {SOAK: whole.get(SOAK, FileResult())}
+        report = json.loads(report_path.read_text()) if report_path.exists() else None
+    elif args.reuse and (OUT / "all.xml").exists() and json.loads((OUT / "meta.json").read_text()).get(
+            "command", "").endswith("--whole-suite"):
+        args.whole_suite = True  # the last run was of the whole suite: rewrite from its files
         whole = junit_results(OUT / "all.xml")
         soak_junit = {SOAK: whole.get(SOAK, FileResult())}
         report = json.loads(report_path.read_text()) if report_path.exists() else None

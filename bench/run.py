@@ -23,11 +23,9 @@ import argparse
 import asyncio
 import json
 import os
-import random
 import signal
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -37,11 +35,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from fleet import Fleet, fleet  # noqa: E402
+from fleet import Fleet, fleet, preempt_at_random  # noqa: E402
 from report import QUICK_LIMITS, TARGETS, quick_failures, write_report  # noqa: E402
 
 from spotctl.client import JOB_WORKFLOW, SpotClient  # noqa: E402
-from spotctl.models import JobSpec, cluster_name  # noqa: E402
+from spotctl.models import JobSpec  # noqa: E402
 from spotctl.policy.placement import rank_candidates  # noqa: E402
 
 LAUNCH_CONCURRENCY = 32
@@ -134,26 +132,8 @@ async def steady(f: Fleet, window: float) -> tuple[float, float]:
 
 async def preempt(client: SpotClient, f: Fleet, n: int, seed: int) -> tuple[list[float], list[float]]:
     """Preempt 10% of the jobs; (detection seconds, back-to-RUNNING seconds) per job."""
-    rng = random.Random(seed)
-    victims = rng.sample(range(1, n + 1), max(1, n // 10))
-    # At random moments, not evenly spaced: 10 preemptions 1 s apart would all fall at the
-    # same phase of the local cloud's 1 s liveness call and measure one offset ten times.
-    at = sorted(rng.uniform(0, PREEMPT_SPREAD_S) for _ in victims)
-    by_cluster = {i.cluster_name: i.id for i in f.cloud.list_instances()}
-    instance = {jid: by_cluster[cluster_name(jid, 1)] for jid in victims}
-    when: dict[int, float] = {}
-
-    def strike() -> None:
-        cloud = f.cloud
-        for k, jid in enumerate(victims):
-            time.sleep(max(0.0, at[k] - (time.time() - started)))
-            cloud.preempt(instance[jid], notice_s=0)
-            when[jid] = time.time()
-
-    started = time.time()
-    thread = threading.Thread(target=strike)
-    thread.start()
-    await asyncio.to_thread(thread.join)
+    when = await asyncio.to_thread(preempt_at_random, f, list(range(1, n + 1)), seed, PREEMPT_SPREAD_S)
+    victims = list(when)
     await wait_count(client, "SpotctlRecoveries >= 1 AND SpotctlStatus = 'RUNNING'", len(victims), "recovered jobs")
     detect, back = [], []
     for jid in victims:

@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import random
 import statistics
 import sys
 import threading
@@ -38,12 +37,12 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from fleet import Fleet, fleet  # noqa: E402
+from fleet import Fleet, fleet, preempt_at_random  # noqa: E402
 from webhook_receiver import Receiver, running_receiver  # noqa: E402
 
 from spotctl.client import JOB_WORKFLOW, SpotClient  # noqa: E402
 from spotctl.config import WorkerConfig  # noqa: E402
-from spotctl.models import JobSpec, JobStatus, NotifySettings, cluster_name  # noqa: E402
+from spotctl.models import JobSpec, JobStatus, NotifySettings  # noqa: E402
 from spotctl.policy.placement import rank_candidates  # noqa: E402
 
 LAUNCH_CONCURRENCY = 32
@@ -109,24 +108,8 @@ async def launch(client: SpotClient, f: Fleet, ids: list[int], notify: NotifySet
 
 
 async def preempt(client: SpotClient, f: Fleet, ids: list[int], seed: int, limit_s: float, phase: Phase) -> None:
-    rng = random.Random(seed)
-    victims = rng.sample(ids, max(1, len(ids) // 10))
-    at = sorted(rng.uniform(0, PREEMPT_SPREAD_S) for _ in victims)
-    by_cluster = {i.cluster_name: i.id for i in f.cloud.list_instances()}
-    instance = {jid: by_cluster[cluster_name(jid, 1)] for jid in victims}
-    when: dict[int, float] = {}
-
-    def strike() -> None:
-        cloud = f.cloud
-        for k, jid in enumerate(victims):
-            time.sleep(max(0.0, at[k] - (time.time() - started)))
-            cloud.preempt(instance[jid], notice_s=0)
-            when[jid] = time.time()
-
-    started = time.time()
-    thread = threading.Thread(target=strike)
-    thread.start()
-    await asyncio.to_thread(thread.join)
+    when = await asyncio.to_thread(preempt_at_random, f, ids, seed, PREEMPT_SPREAD_S)
+    victims = list(when)
     mine = f"SpotctlJobId >= {ids[0]} AND SpotctlJobId <= {ids[-1]}"
     back = await wait_count(client, f"{mine} AND SpotctlRecoveries >= 1 AND SpotctlStatus = 'RUNNING'",
                             len(victims), limit_s)

@@ -58,10 +58,11 @@ service account). spotctl never stores them.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import yaml
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field, ValidationError, field_validator
 
 from spotctl.config_notify import BadNotifySettings, notify_settings
 from spotctl.models import NotifySettings
@@ -120,6 +121,10 @@ class AwsConfig(BaseModel):
     credentials)."""
 
 
+SERVICE_ACCOUNT = r"^[a-z0-9][a-z0-9._+-]*@[a-z0-9][a-z0-9.-]*\.[a-z]{2,}$"
+"""A service account's email (name@project.iam.gserviceaccount.com), as GCE takes it."""
+
+
 class GcpConfig(BaseModel):
     """How spotctl reaches GCP. Credentials are Application Default Credentials' business."""
 
@@ -141,6 +146,18 @@ class GcpConfig(BaseModel):
     mounter: str = "gcsfuse"
     """How MOUNT of a GCS bucket is made on a VM: "gcsfuse" (installed by the node agent when
     missing; the agent's sync if that fails) or "sync" (the agent's copy kept in step)."""
+    service_account: str | None = Field(default=None, max_length=254)
+    """The email of a service account every VM runs as (scope cloud-platform; grant it only
+    what jobs need). Set, a VM reaches GCS buckets with its own identity and the worker ships
+    it no token; None = the VMs run with no service account at all, so the metadata server
+    gives a job's program nothing, and the agent's sync uses the worker's downscoped token."""
+
+    @field_validator("service_account")
+    @classmethod
+    def _an_email(cls, value: str | None) -> str | None:
+        if value is not None and not re.match(SERVICE_ACCOUNT, value):
+            raise ValueError("not a service account's email (name@project.iam.gserviceaccount.com)")
+        return value
 
 
 class WorkerConfig(BaseModel):
@@ -353,11 +370,16 @@ def _gcp_from_env(settings: Settings, env: os._Environ[str] | dict[str, str]) ->
     gcp = settings.gcp
     for var, field in (("SPOTCTL_GCP_PROJECT", "project"), ("SPOTCTL_GCP_ENDPOINT", "compute_endpoint"),
                        ("SPOTCTL_GCS_ENDPOINT", "storage_endpoint"), ("SPOTCTL_GCP_SSH_USER", "ssh_user"),
-                       ("SPOTCTL_GCP_MOUNTER", "mounter")):
+                       ("SPOTCTL_GCP_MOUNTER", "mounter"), ("SPOTCTL_GCP_SERVICE_ACCOUNT", "service_account")):
         if env.get(var):
             setattr(gcp, field, env[var])
     if env.get("SPOTCTL_GCP_REGIONS"):
         gcp.regions = [r.strip() for r in env["SPOTCTL_GCP_REGIONS"].split(",") if r.strip()]
+    try:  # the variables' values get the file's checks
+        settings.gcp = GcpConfig.model_validate(gcp.model_dump())
+    except ValidationError as exc:
+        raise ConfigError("; ".join(f"gcp.{e['loc'][0]}={_shown(e.get('input'))}: {e['msg']}"
+                                    for e in exc.errors())) from None
 
 
 def _shown(value: object) -> str:

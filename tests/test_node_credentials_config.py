@@ -1,5 +1,5 @@
 """The settings of what a VM gets to reach its buckets (aws.node_role_arn, aws.instance_profile,
-aws.node_credentials_ttl_s): a bad value in config.yaml or the environment is one line, never
+aws.node_credentials_ttl_s, gcp.service_account): a bad value in config.yaml or the environment is one line, never
 a traceback."""
 
 from __future__ import annotations
@@ -34,6 +34,8 @@ def test_good_values_are_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
     ("aws:\n  node_credentials_ttl_s: 99999\n", "less than or equal to 43200"),
     ("aws:\n  node_role_arn: x\n", "aws.node_role_arn='x': String should have at least 20 characters"),
     (f"aws:\n  instance_profile: {'p' * 3000}\n", "at most 2048 characters"),
+    ("gcp:\n  service_account: nodes\n", "gcp.service_account='nodes': Value error, not a service account's email"),
+    (f"gcp:\n  service_account: {'a' * 300}@p.iam.gserviceaccount.com\n", "at most 254 characters"),
 ])
 def test_a_bad_value_in_config_yaml_is_one_line(tmp_path: Path, yaml_text: str, said: str) -> None:
     (tmp_path / "config.yaml").write_text(yaml_text)
@@ -49,3 +51,18 @@ def test_a_bad_value_in_the_environment_is_one_line(tmp_path: Path) -> None:
     done = spotctl(tmp_path, SPOTCTL_AWS_NODE_ROLE="role")
     assert done.returncode == 1 and "Traceback" not in done.stderr
     assert done.stderr.strip() == "Error: aws.node_role_arn: String should have at least 20 characters"
+
+
+def test_gcp_service_account_from_the_file_or_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert load_settings(tmp_path).gcp.service_account is None  # default: the VMs run with none
+    (tmp_path / "config.yaml").write_text("gcp:\n  service_account: nodes@my-project.iam.gserviceaccount.com\n")
+    assert load_settings(tmp_path).gcp.service_account == "nodes@my-project.iam.gserviceaccount.com"
+    monkeypatch.setenv("SPOTCTL_GCP_SERVICE_ACCOUNT", "other@my-project.iam.gserviceaccount.com")
+    assert load_settings(tmp_path).gcp.service_account == "other@my-project.iam.gserviceaccount.com"
+
+
+def test_a_bad_gcp_service_account_in_the_environment_is_one_line(tmp_path: Path) -> None:
+    done = spotctl(tmp_path, SPOTCTL_GCP_SERVICE_ACCOUNT="my nodes")
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert done.stderr.strip() == ("Error: gcp.service_account='my nodes': Value error, not a service account's "
+                                   "email (name@project.iam.gserviceaccount.com)")

@@ -98,9 +98,11 @@ def _link(link: Path, dest: str) -> None:
 def _sync_entry(settings: Settings, runner: Runner, m: FileMount, node_cloud: str | None) -> dict:
     """The sync.json entry of a MOUNT on a VM. Its credentials reach this mount's prefix only
     and expire (the worker renews them while a phase runs: node_credentials.py); none when
-    the VM's own role reaches S3 (`aws.instance_profile` on an AWS VM)."""
+    the VM's own role reaches the bucket (`aws.instance_profile` for S3 on an AWS VM,
+    `gcp.service_account` for GCS on a GCP VM)."""
     store = get_store(settings, m.store)
-    own_role = store.name == "s3" and node_cloud == "aws" and bool(settings.aws.instance_profile)
+    own_role = ((store.name == "s3" and node_cloud == "aws" and bool(settings.aws.instance_profile))
+                or (store.name == "gcs" and node_cloud == "gcp" and bool(settings.gcp.service_account)))
     rel = _home_relative(m.target)
     sync = None if m.is_file else store.node_sync(m.bucket, m.bucket_path, credentials=not own_role and rel != "")
     if sync is None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import functools
 import gc
 import sys
@@ -15,7 +16,7 @@ from rich.markup import escape
 
 from spotctl.client import JobNotFound, SpotClient
 from spotctl.codec import CodecKeyError
-from spotctl.config import ConfigError, Settings, load_settings
+from spotctl.config import ConfigError, Settings, default_home, load_settings
 from spotctl.models import JobStatus
 from spotctl.server import EmbeddedServer, ServerError
 from spotctl.task import TaskError
@@ -115,6 +116,12 @@ def _run_to_exit_code(fn: Callable[..., Coroutine[Any, Any, Any]], args: tuple, 
     except RuntimeError as exc:
         if "connect" in str(exc).lower():
             return _message(f"cannot reach Temporal: {exc}", 1)
+        raise
+    except OSError as exc:
+        if exc.errno == errno.ENOSPC:  # the state dir's disk: say it, never a traceback
+            where = exc.filename or default_home()
+            return _message(f"no space left on device ({where}); free some space and try again "
+                            "(running jobs wait for room and lose nothing)", 1)
         raise
 
 

@@ -25,6 +25,7 @@ from spotctl.cli.follow import LogPrinter, follow, followed
 from spotctl.cli.render import job_view, jobs_json, output_width, page_footer, status_table
 from spotctl.client import JobNotFound, JobPage, SpotClient, unfinished_query
 from spotctl.costs import ondemand_prices
+from spotctl.disk_space import low_space_note
 from spotctl.job_listing import LIVE_QUERY_TIMEOUT_S
 from spotctl.models import JobState
 
@@ -80,6 +81,8 @@ async def status(job_ids: tuple[int, ...], show_all: bool, limit: int | None, sk
     if client.unanswered:
         err_console.print(f"Note: worker not answering (no reply in {LIVE_QUERY_TIMEOUT_S:g} s); status from the "
                           "last recorded state, which may be stale.", soft_wrap=True, markup=False)
+    if (full := low_space_note(s)) is not None:
+        err_console.print(f"Note: {full}", soft_wrap=True, markup=False)
     wants_catalog = show_all or verbose or as_json_flag
     prices = ondemand_prices({r.cloud for j in jobs for r in j.history}, s) if wants_catalog else {}
     more = page_footer(len(page.jobs), page.total, unfinished=skip_finished) if page else None

@@ -8,7 +8,8 @@
   what the first one made (409 alreadyExists).
 - create: one insert per node with a requestId derived from (token, placement, rank), so a
   retried call never makes a second VM (and the fixed names make a second insert a 409);
-  the VMs carry the network tag `spotctl`, which gcp_network.py's firewall rule opens to SSH;
+  the VMs carry the network tag `spotctl`, which gcp_network.py's firewall rule opens to SSH,
+  and no service account unless `gcp.service_account` names one (see _service_accounts);
   an old failed operation answered to a new try is retried under a fresh id; before inserting, the cluster's instances that exist
   anywhere (one aggregated list) are taken instead. GCE reports "no capacity" late: the insert
   is accepted and its operation fails seconds later, so create waits a few seconds for the
@@ -61,6 +62,8 @@ CREATE_WAIT_S = 5.0
 returns the cluster as pending; create is one cloud call (activities/cloud_calls.py: 10 s)."""
 STALE_FAILURE_S = 30.0
 """A failed insert operation older than this, answered to an insert, is an earlier try's."""
+CLOUD_PLATFORM = "https://www.googleapis.com/auth/cloud-platform"
+"""The scope a configured service account gets; its IAM roles are what limit it."""
 PREEMPTED_OP = "compute.instances.preempted"
 HOST_ERROR_OP = "compute.instances.hostError"
 PENDING = {"PROVISIONING", "STAGING", "PENDING"}
@@ -325,7 +328,7 @@ class GcpCloud:
             "network_interfaces": [{"network": "global/networks/default",
                                     "access_configs": [{"name": "External NAT", "type_": "ONE_TO_ONE_NAT"}]}],
             "metadata": {"items": [{"key": "ssh-keys", "value": f"{self.settings.gcp.ssh_user}:{public_key}"}]},
-            "service_accounts": [{"email": "default", "scopes": ["https://www.googleapis.com/auth/cloud-platform"]}],
+            "service_accounts": self._service_accounts(),
             "tags": {"items": [TAG]},
         }
         if cand.instance_type.startswith("n1-"):
@@ -334,6 +337,13 @@ class GcpCloud:
                  "accelerator_count": count}
                 for acc, count in cand.accelerators.items()]
         return body
+
+    def _service_accounts(self) -> list[dict[str, Any]]:
+        """None unless `gcp.service_account` names one: a VM without an identity gives a job's
+        program nothing through the metadata server (never the project's default account with
+        cloud-platform scope); its bucket sync uses the worker's downscoped token instead."""
+        email = self.settings.gcp.service_account
+        return [{"email": email, "scopes": [CLOUD_PLATFORM]}] if email else []
 
     def _handle(self, cluster_name: str, zone: str, instances: list[Any], cand: Candidate) -> ClusterHandle:
         first = instances[0]

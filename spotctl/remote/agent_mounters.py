@@ -2,16 +2,23 @@
 agent.py on every node and imported by it): mount-s3 (Mountpoint for Amazon S3) for S3,
 gcsfuse for GCS, each installed from its vendor's package when missing. A mounter that cannot
 be had or made returns False and the agent keeps the bucket in step itself (bucket_sync).
+Short-lived credentials the worker renews in sync.json reach a mounter that outlives them
+through sync.json itself: mount-s3 by a credential_process, gcsfuse by a --token-url served
+from it (`python3 agent_mounters.py token-server SYNC_JSON TARGET SOCKET`).
 """
 
 from __future__ import annotations
 
+import datetime
 import hashlib
+import json
 import os
 import shlex
 import shutil
 import subprocess
 import sys
+import tempfile
+import time
 import urllib.error
 import urllib.request
 
@@ -141,8 +148,11 @@ def _install_gcsfuse(say) -> str | None:
 
 
 def _mount_gcs(e: dict, say) -> bool:
-    """MOUNT a GCS bucket with gcsfuse (the VM's service account; writes reach the bucket as
-    files are closed); False when it cannot be had or made, and the caller syncs instead."""
+    """MOUNT a GCS bucket with gcsfuse (writes reach the bucket as files are closed); False
+    when it cannot be had or made, and the caller syncs instead. A VM with its own service
+    account (`gcp.service_account`) gets no token: gcsfuse uses the VM's. A VM without one
+    gets a downscoped token in sync.json, which the worker renews; gcsfuse asks for it at a
+    --token-url that a small server (`serve_token`) answers from sync.json as it is now."""
     target = e["target"]
     if os.path.ismount(target):
         return True  # an earlier phase of the attempt mounted it
@@ -152,11 +162,130 @@ def _mount_gcs(e: dict, say) -> bool:
     argv = [exe, "--implicit-dirs"]
     if e.get("prefix"):
         argv += ["--only-dir", e["prefix"].strip("/")]
-    if e.get("endpoint"):  # an emulator: no credentials
-        argv += ["--custom-endpoint", e["endpoint"].rstrip("/") + "/storage/v1/", "--anonymous-access"]
+    if e.get("endpoint"):  # the lab's emulator
+        argv += ["--custom-endpoint", e["endpoint"].rstrip("/") + "/storage/v1/"]
+    server = None
+    if e.get("access_token"):
+        server = _token_server(e, say)
+        if server is None:
+            return False
+        argv += ["--token-url", f"unix://{server[1]}"]
+    elif e.get("endpoint"):  # an emulator wants no credentials
+        argv += ["--anonymous-access"]
     argv += [e["bucket"], target]
-    return _run_mounter("gcsfuse", argv, say)
+    if _run_mounter("gcsfuse", argv, say):
+        return True
+    if server is not None:
+        server[0].kill()
+        server[0].wait()
+        _remove_socket(server[1])
+    return False
+
+
+TOKEN_SERVER_START_S = 5.0
+TOKEN_SERVER_POLL_S = 0.5
+"""How often the token server checks that sync.json is still there (it ends with the attempt)."""
+
+
+def _token_server(e: dict, say):
+    """Start `serve_token` for this mount, detached (it outlives the phase, as the mount does);
+    (process, socket path) once it listens, None (said why) when it does not."""
+    # A private directory (0700) of a short path: a unix socket's path has at most 107 bytes.
+    sock = os.path.join(tempfile.mkdtemp(prefix="spotctl-gcs-"), "token.sock")
+    proc = subprocess.Popen([sys.executable, os.path.abspath(__file__), "token-server", e["sync_json"], e["target"],
+                             sock], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            start_new_session=True)
+    deadline = time.monotonic() + TOKEN_SERVER_START_S
+    while proc.poll() is None and not os.path.exists(sock) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if proc.poll() is None and os.path.exists(sock):
+        proc.stderr.close()
+        return proc, sock
+    proc.kill()
+    _, err = proc.communicate()
+    _remove_socket(sock)
+    say(f"cannot serve gcsfuse its token ({err.decode(errors='replace').strip()[-200:] or 'no answer'})")
+    return None
+
+
+def _remove_socket(sock: str) -> None:
+    """Remove the socket and its private directory (what a token server leaves)."""
+    for remove, path in ((os.unlink, sock), (os.rmdir, os.path.dirname(sock))):
+        try:
+            remove(path)
+        except OSError:
+            pass
+
+
+def serve_token(sync_json: str, target: str, sock: str) -> int:
+    """Answer GETs on the unix socket `sock` (0600) with the token of `target`'s entry in
+    sync.json as it is now, as an OAuth2 token (what gcsfuse's --token-url wants: access_token,
+    token_type, RFC 3339 expiry); end, removing the socket and its directory, once sync.json
+    is gone."""
+    import http.server
+    import socketserver
+    import threading
+
+    import bucket_sync  # next to this file, on the node and in the repository alike
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def address_string(self) -> str:
+            return "unix"
+
+        def log_message(self, *args) -> None:
+            pass
+
+        def do_GET(self) -> None:
+            try:
+                e = bucket_sync.entry_of(sync_json, target) or {}
+            except (OSError, ValueError):  # caught mid-rewrite: gcsfuse asks again
+                e = {}
+            token = {"access_token": e.get("access_token"), "token_type": "Bearer",
+                     "expiry": e.get("token_expiry") or _soon()}  # none given: ask again soon
+            body = json.dumps(token).encode()
+            self.send_response(200 if e.get("access_token") else 404)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    class Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
+        daemon_threads = True
+
+        def handle_error(self, request, client_address) -> None:
+            pass  # a client gone mid-answer; its stderr (the mounter's pipe) is closed by now
+
+    if os.path.exists(sock):
+        os.unlink(sock)  # a dead server's
+    old = os.umask(0o177)
+    try:
+        server = Server(sock, Handler)
+    finally:
+        os.umask(old)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        missed = 0
+        while missed < 2:  # twice in a row: not a rewrite that replaces the file
+            missed = 0 if os.path.exists(sync_json) else missed + 1
+            time.sleep(TOKEN_SERVER_POLL_S)
+    finally:
+        server.shutdown()
+        server.server_close()
+        _remove_socket(sock)
+    return 0
+
+
+def _soon() -> str:
+    when = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(minutes=5)  # noqa: UP017 - VMs may run Python 3.8
+    return when.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 MOUNTERS = {("s3", "mount-s3"): _mount_s3, ("gcs", "gcsfuse"): _mount_gcs}
 """(sync.json kind, SPOTCTL_MOUNTER) -> how MOUNT is made; any other pair: the agent's sync."""
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 5 and sys.argv[1] == "token-server":
+        sys.exit(serve_token(*sys.argv[2:]))
+    sys.stderr.write("usage: agent_mounters.py token-server SYNC_JSON TARGET SOCKET\n")
+    sys.exit(2)

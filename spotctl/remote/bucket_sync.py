@@ -132,6 +132,26 @@ RELOAD_EVERY_S = 10.0
 """Near expiry, sync.json is re-read at most this often until the worker's renewal is there."""
 
 
+class Renewals:
+    """The worker's renewed credentials for one bucket (sync.json, through `reload`), read at
+    most every RELOAD_EVERY_S: a client asks while its own near expiry, on every request."""
+
+    def __init__(self, reload) -> None:
+        self.reload, self.next_at = reload, 0.0
+
+    def due(self) -> dict | None:
+        """The entry as sync.json has it now; None when not due yet, or unreadable."""
+        now = time.time()
+        if self.reload is None or now < self.next_at:
+            return None
+        self.next_at = now + RELOAD_EVERY_S
+        try:
+            return self.reload() or {}
+        except (OSError, ValueError) as exc:
+            print(f"bucket_sync: cannot re-read the renewed credentials: {exc}", file=sys.stderr)
+            return None
+
+
 class S3Client:
     """Just enough S3 for CachedMount. Path-style URLs against `endpoint` (default
     https://s3.<region>.amazonaws.com, where DNS-safe bucket names use virtual hosts).
@@ -152,22 +172,14 @@ class S3Client:
         self._creds = (access_key or env.get("AWS_ACCESS_KEY_ID"), secret_key or env.get("AWS_SECRET_ACCESS_KEY"),
                        session_token if access_key else env.get("AWS_SESSION_TOKEN"))
         self._given = bool(access_key and secret_key)
-        self._reload, self._next_reload = (reload if self._given else None), 0.0
+        self.renewals = Renewals(reload if self._given else None)
         self._expires = ((_epoch(expiration) if expiration else float("inf")) if self._given
                          else float("inf") if self._creds[0] and self._creds[1] else 0.0)
 
     def _reloaded(self) -> bool:
         """Take the renewed credentials of sync.json, if the worker has written newer ones."""
-        now = time.time()
-        if self._reload is None or now < self._next_reload:
-            return False
-        self._next_reload = now + RELOAD_EVERY_S
-        try:
-            fresh = self._reload() or {}
-        except (OSError, ValueError) as exc:
-            print(f"bucket_sync: cannot re-read the renewed credentials: {exc}", file=sys.stderr)
-            return False
-        if not (fresh.get("access_key") and fresh.get("secret_key")):
+        fresh = self.renewals.due()
+        if not (fresh and fresh.get("access_key") and fresh.get("secret_key")):
             return False
         expires = _epoch(fresh.get("expiration")) if fresh.get("expiration") else float("inf")
         if expires <= self._expires:
@@ -311,17 +323,12 @@ class GcsClient:
         self._token = access_token
         self._expires = _epoch(token_expiry) if access_token and token_expiry else (
             float("inf") if access_token else 0.0)
-        self._reload, self._next_reload = (reload if access_token else None), 0.0
+        self.renewals = Renewals(reload if access_token else None)
 
     def _reloaded(self) -> bool:
         """Take the worker's renewed token from sync.json, if it is newer than the one at hand."""
-        now = time.time()
-        if self._reload is None or now < self._next_reload:
-            return False
-        self._next_reload = now + RELOAD_EVERY_S
-        try:
-            fresh = self._reload() or {}
-        except (OSError, ValueError):
+        fresh = self.renewals.due()
+        if not fresh:
             return False
         expires = _epoch(fresh.get("token_expiry")) if fresh.get("access_token") else 0.0
         if expires <= max(self._expires, time.time() + TOKEN_MARGIN_S):

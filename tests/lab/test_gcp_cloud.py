@@ -68,6 +68,35 @@ def test_create_spot_cluster_labels_scheduling_and_ssh_key(gcp_lab: GcpLab) -> N
     assert described(gcp_lab) == {}
 
 
+def test_vms_run_with_no_service_account_by_default(gcp_lab: GcpLab) -> None:
+    """Not the project's default account with cloud-platform scope: a job's program gets no
+    token from the metadata server (the bucket sync has the worker's downscoped one)."""
+    cloud = cloud_of(gcp_lab)
+    handle = cloud.create("spotctl-8-1", cand(), 2, "spotctl-8-1")
+    try:
+        seen = described(gcp_lab)
+        assert set(seen) == {"spotctl-8-1-0", "spotctl-8-1-1"}
+        assert [inst.get("serviceAccounts", []) for inst in seen.values()] == [[], []]
+    finally:
+        cloud.terminate(handle.instance_ids, at())
+    assert described(gcp_lab) == {}
+
+
+def test_vms_run_as_the_configured_service_account(gcp_lab: GcpLab) -> None:
+    """gcp.service_account: every VM runs as the user's own least-privilege account."""
+    email = "spotctl-nodes@my-project.iam.gserviceaccount.com"
+    gcp_lab.settings.gcp.service_account = email
+    cloud = cloud_of(gcp_lab)
+    handle = cloud.create("spotctl-9-1", cand(), 1, "spotctl-9-1")
+    try:
+        [inst] = described(gcp_lab).values()
+        assert inst["serviceAccounts"] == [{"email": email, "scopes": ["https://www.googleapis.com/auth/cloud-platform"]}]
+    finally:
+        cloud.terminate(handle.instance_ids, at())
+        gcp_lab.settings.gcp.service_account = None
+    assert described(gcp_lab) == {}
+
+
 def test_ssh_is_opened_once_by_a_firewall_rule_for_the_spotctl_tag(gcp_lab: GcpLab) -> None:
     cloud = cloud_of(gcp_lab)
     first = cloud.create("spotctl-7-11", cand(), 1, "spotctl-7-11")

@@ -363,6 +363,37 @@ def test_node_sync_on_real_gcp_carries_a_downscoped_token(gcs_lab: GcsLab, monke
         gcp_node_token.forget()
 
 
+def test_a_gcp_vm_with_its_own_service_account_gets_no_token(gcs_lab: GcsLab, monkeypatch: pytest.MonkeyPatch) -> None:
+    """gcp.service_account: a GCP VM reaches its GCS buckets as that account (the agent asks
+    the metadata server), so its sync.json carries no token; a VM without one (the default,
+    or an AWS VM reading the bucket) gets the downscoped token."""
+    from types import SimpleNamespace
+
+    from spotctl.activities.mounts import sync_entries
+    from spotctl.clouds import gcp_node_token
+    from spotctl.models import FileMount
+
+    sts = TokenExchange()
+    monkeypatch.setattr(gcp_clients, "gcp_credentials", lambda settings: (FakeCredentials(), "my-project"))
+    monkeypatch.setattr(gcp_node_token, "TOKEN_EXCHANGE_URL", sts.url)
+    gcp_node_token.forget()
+    settings = gcs_lab.settings.model_copy(deep=True)
+    settings.gcp.storage_endpoint = None
+    vm = SimpleNamespace(shares_host_files=False, home="/home/spotctl")  # where a VM's files go
+    mounts = [FileMount(target="~/ckpt", bucket="data-bucket", bucket_path="ckpt", store="gcs", mode="MOUNT")]
+    try:
+        [entry] = sync_entries(settings, vm, mounts, "gcp")
+        assert entry["access_token"] == "downscoped-1" and entry["target"] == "/home/spotctl/ckpt"
+        settings.gcp.service_account = "spotctl-nodes@my-project.iam.gserviceaccount.com"
+        [entry] = sync_entries(settings, vm, mounts, "gcp")
+        assert not {"access_token", "token_expiry"} & set(entry) and entry["bucket"] == "data-bucket"
+        [entry] = sync_entries(settings, vm, mounts, "aws")  # not the GCP account's VM
+        assert entry["access_token"].startswith("downscoped-")
+    finally:
+        sts.close()
+        gcp_node_token.forget()
+
+
 def test_staged_gs_buckets_are_ephemeral_by_url(gcs_lab: GcsLab, tmp_path: Path) -> None:
     """A `store: gcs` bucket made for a job with persistent: false is recorded as gs://name
     (the job's own store is local) and deleted by the teardown; a gs:// source is used as is."""

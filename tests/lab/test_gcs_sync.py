@@ -414,6 +414,110 @@ def test_agent_mount_falls_back_to_sync_when_gcsfuse_fails(
     assert fake_gcs.body(bucket, "input/out/result.txt") == b"written on the VM\n"  # the last push
 
 
+FAKE_GCSFUSE = """#!{python}
+import socket, sys
+argv = sys.argv[1:]
+open({args!r}, "w").write(" ".join(argv))
+url = argv[argv.index("--token-url") + 1]
+with socket.socket(socket.AF_UNIX) as s:  # as gcsfuse's proxy token source asks
+    s.connect(url[len("unix://"):])
+    s.sendall(b"GET / HTTP/1.0\\r\\nHost: unix\\r\\n\\r\\n")
+    answer = b"".join(iter(lambda: s.recv(65536), b""))
+open({token!r}, "wb").write(answer.split(b"\\r\\n\\r\\n", 1)[1])
+sys.stderr.write({error!r})
+sys.exit(1 if {error!r} else 0)
+"""
+
+
+def fake_gcsfuse(bin_dir: Path, tmp_path: Path, error: str = "") -> None:
+    """A gcsfuse that asks its --token-url for a token, as the real one does, records the
+    answer and its arguments, then fails with `error` (or claims the mount made)."""
+    bin_dir.mkdir(exist_ok=True)
+    (bin_dir / "gcsfuse").write_text(FAKE_GCSFUSE.format(python=sys.executable, args=str(tmp_path / "gcsfuse-args"),
+                                                         token=str(tmp_path / "gcsfuse-token"), error=error))
+    (bin_dir / "gcsfuse").chmod(0o755)
+
+
+def unix_get(sock: str) -> tuple[int, dict]:
+    """GET / on a unix socket: (status, JSON body)."""
+    with socket.socket(socket.AF_UNIX) as s:
+        s.settimeout(5)
+        s.connect(sock)
+        s.sendall(b"GET / HTTP/1.0\r\nHost: unix\r\n\r\n")
+        answer = b"".join(iter(lambda: s.recv(65536), b""))
+    head, body = answer.split(b"\r\n\r\n", 1)
+    return int(head.split()[1]), json.loads(body)
+
+
+def test_a_vm_without_a_service_account_gives_gcsfuse_the_shipped_token(
+    fake_gcs: FakeGcs, bucket: str, tmp_path: Path, marker: str
+) -> None:
+    """A GCP VM with no service account (spotctl's default) has no token at the metadata
+    server: gcsfuse gets the downscoped token of sync.json at its --token-url. When gcsfuse
+    then fails, the agent says so, syncs with that token instead, and leaves no server."""
+    fake_gcs.put(bucket, "input/hello.txt", b"from the bucket")
+    fake_gcsfuse(tmp_path / "bin", tmp_path, error="fusermount: fuse device not found")
+    home = tmp_path / "home"
+    d = home / ".spotctl" / "job-1" / "attempt-1"
+    d.mkdir(parents=True)
+    target = home / "data"
+    expiry = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
+    (d / "env.json").write_text(json.dumps({"SPOTCTL_MOUNTER": "gcsfuse"}))
+    (d / "sync.json").write_text(json.dumps([
+        {"kind": "gcs", "bucket": bucket, "prefix": "input", "endpoint": fake_gcs.url, "target": str(target),
+         "mode": "MOUNT", "access_token": "downscoped-1", "token_expiry": expiry}]))
+    (d / "run.sh").write_text("cat ~/data/hello.txt; echo\necho written on the VM > ~/data/result.txt\n")
+    env = {**os.environ, "HOME": str(home), "SPOTCTL_LOCAL_INSTANCE": marker,
+           "PATH": f"{tmp_path / 'bin'}{os.pathsep}{os.environ['PATH']}"}
+    _agent(env, "start", str(d), "run")
+    deadline = time.monotonic() + 20
+    while _agent(env, "status", str(d), "run")["exit_code"] is None:
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    log = (d / "output.log").read_text()
+    assert _agent(env, "status", str(d), "run")["exit_code"] == 0, log
+    args = (tmp_path / "gcsfuse-args").read_text().split()
+    sock = Path(args[args.index("--token-url") + 1].removeprefix("unix://"))
+    assert "--anonymous-access" not in args and sock.name == "token.sock"
+    assert json.loads((tmp_path / "gcsfuse-token").read_text()) == {
+        "access_token": "downscoped-1", "token_type": "Bearer", "expiry": expiry}
+    assert "gcsfuse failed: fusermount: fuse device not found" in log
+    assert "MOUNT falls back to a synced copy" in log and "from the bucket" in log
+    assert fake_gcs.body(bucket, "input/result.txt") == b"written on the VM\n"
+    assert not sock.parent.exists()  # the failed mount's token server is gone, and its socket
+
+
+def test_gcsfuse_token_url_serves_the_renewed_token_until_the_attempt_ends(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The mount outlives the token it was made with: the server answers what sync.json holds
+    now (the worker renews it there), and ends with the attempt (sync.json deleted)."""
+    fake_gcsfuse(tmp_path / "bin", tmp_path)
+    monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}{os.pathsep}{os.environ['PATH']}")
+    sync_json, target = tmp_path / "sync.json", tmp_path / "data"
+    target.mkdir()
+    entry = {"kind": "gcs", "bucket": "b", "prefix": "", "target": str(target), "mode": "MOUNT",
+             "access_token": "downscoped-1", "token_expiry": "2030-01-02T03:04:05+00:00"}
+    sync_json.write_text(json.dumps([entry]))
+    lines: list[str] = []
+    try:
+        assert agent_mounters._mount_gcs({**entry, "sync_json": str(sync_json)}, lines.append) is True, lines
+        args = (tmp_path / "gcsfuse-args").read_text().split()
+        sock = Path(args[args.index("--token-url") + 1].removeprefix("unix://"))
+        assert sock.stat().st_mode & 0o777 == 0o600 and sock.parent.stat().st_mode & 0o777 == 0o700
+        assert json.loads((tmp_path / "gcsfuse-token").read_text())["access_token"] == "downscoped-1"
+        sync_json.write_text(json.dumps([{**entry, "access_token": "downscoped-2",
+                                          "token_expiry": "2030-01-02T04:04:05+00:00"}]))
+        assert unix_get(str(sock)) == (200, {"access_token": "downscoped-2", "token_type": "Bearer",
+                                             "expiry": "2030-01-02T04:04:05+00:00"})
+    finally:
+        sync_json.unlink()
+    deadline = time.monotonic() + 10
+    while sock.parent.exists():  # the server ends with the attempt, removing its socket
+        assert time.monotonic() < deadline, "the token server outlived sync.json"
+        time.sleep(0.1)
+
+
 def test_gcsfuse_install_failure_changes_nothing(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """No gcsfuse and Google's repository out of reach: MOUNT reports it and the caller syncs;
     the key is fetched first, so no apt source or keyring was written."""

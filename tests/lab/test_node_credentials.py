@@ -225,7 +225,7 @@ def test_the_agent_takes_renewed_credentials_from_sync_json(s3_lab: S3Lab, bucke
     with pytest.raises(bucket_sync.S3Error):  # not renewed yet: the expiring ones, refused here
         mount.push()
     sync_json.write_text(json.dumps([{**entry, "access_key": key_id, "secret_key": secret, "expiration": later}]))
-    client._next_reload = 0.0  # the re-read is paced (RELOAD_EVERY_S); the test does not wait
+    client.renewals.next_at = 0.0  # the re-read is paced (RELOAD_EVERY_S); the test does not wait
     assert mount.push() == ["f"]
     s3_lab.disable_auth()
     assert s3_lab.keys(JOB_BUCKET) == ["ckpt/f"]
