@@ -19,7 +19,7 @@ from pathlib import Path
 
 from spotctl.task_errors import TaskError
 from spotctl.task_limits import MAX_FILE_BYTES
-from spotctl.task_yaml import read_text
+from spotctl.task_yaml import decode_text, read_text
 
 PIPE_READ_TIMEOUT_S = 30.0
 """How long a pipe (or a device) named as a file may take to be written and closed."""
@@ -42,16 +42,12 @@ def read_input_file(path: Path, source: str) -> str:
     `source`."""
     if not is_special_file(path):
         return read_text(path, source)
-    raw = _read_pipe(path, source)
-    try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = raw.count(b"\n", 0, exc.start) + 1
-        raise TaskError(f"not UTF-8 text (byte {exc.start})", path=source, line=line) from None
+    return decode_text(_read_pipe(path, source), source)
 
 
 def _read_pipe(path: Path, source: str) -> bytes:
-    """Everything written to the pipe until its writer closes it, bounded in size and time.
+    """Everything written to the pipe until its writer closes it, bounded in time and in size
+    (MAX_FILE_BYTES + 1 at most, so that decode_text sees one byte too many).
 
     O_NONBLOCK: opening a FIFO that has no writer does not wait. poll() waits until there is
     data or the writers have gone (a FIFO whose writer never came reports nothing, so it is
@@ -85,6 +81,4 @@ def _read_pipe(path: Path, source: str) -> bytes:
             size += len(chunk)
     finally:
         os.close(fd)
-    if size > MAX_FILE_BYTES:
-        raise TaskError(f"the file is larger than the limit of {MAX_FILE_BYTES} bytes", path=source)
-    return b"".join(chunks)
+    return b"".join(chunks)  # at most MAX_FILE_BYTES + 1: decode_text refuses a longer one

@@ -110,6 +110,12 @@ def read_text(path: Path, source: str) -> str:
         raise TaskError("file not found", path=source) from None
     except (OSError, ValueError) as exc:
         raise TaskError(f"cannot read the file: {exc}", path=source) from None
+    return decode_text(raw, source)
+
+
+def decode_text(raw: bytes, source: str) -> str:
+    """A file's bytes (read up to MAX_FILE_BYTES + 1) as text: too large, or not UTF-8 (with the
+    line of the first bad byte), is a TaskError naming `source`."""
     if len(raw) > MAX_FILE_BYTES:
         raise TaskError(f"the file is larger than the limit of {MAX_FILE_BYTES} bytes", path=source)
     try:
