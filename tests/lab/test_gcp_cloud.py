@@ -269,3 +269,15 @@ def test_ids_names_and_request_ids() -> None:
     assert request_id("t", ZONE, 0) == request_id("t", ZONE, 0) != request_id("t", ZONE, 1)
     with pytest.raises(CloudError):
         split_id("i-0123")
+
+
+@pytest.mark.parametrize("code", ["ZONE_RESOURCE_POOL_EXHAUSTED", "QUOTA_EXCEEDED"])
+def test_a_node_refused_at_once_takes_the_nodes_made_before_it_down(gcp_lab: GcpLab, code: str) -> None:
+    """Rank 0 is made, rank 1's insert is refused synchronously: the failed create leaves no
+    instance (rank 0 would otherwise bill through the capacity wait that follows)."""
+    cloud = cloud_of(gcp_lab)
+    with gcp_lab.fake.fail_inserts(ZONE, code, sync=True, after=1) as hits, pytest.raises(NoCapacity):
+        cloud.create("spotctl-7-11", cand(), 2, "spotctl-7-11")
+    assert hits[0] == 1
+    assert described(gcp_lab) == {}
+    assert cloud.find_cluster("spotctl-7-11") == []
