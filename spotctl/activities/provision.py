@@ -188,7 +188,7 @@ class ProvisionActivities:
     async def provision(self, req: ProvisionRequest) -> ProvisionResult:
         """Create and wait in one (for jobs started before the split; see the workflow)."""
         async with heartbeating() as progress:
-            result = await self._scan(req, progress)
+            result = await self._adopt(req, progress) or await self._scan(req, progress)
             if result.cluster is None:
                 return result
             try:

@@ -6,7 +6,6 @@ across regions. What is looked at is what a user would see: the instances left i
 from __future__ import annotations
 
 import dataclasses
-from datetime import UTC, datetime
 
 from moto_lab import (  # noqa: F401 - fixtures
     AwsLab,
