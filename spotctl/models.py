@@ -572,8 +572,8 @@ class CallbackOutcome(BaseModel):
 
 
 class TeardownRequest(BaseModel):
-    """Terminate every cluster the job may have made, attempts first..last_attempt, and (at
-    the job's end) delete its ephemeral buckets."""
+    """Terminate every cluster the job may have made, attempts first..last_attempt (or every
+    one tagged with the job, `by_tag`), and (at the job's end) delete its ephemeral buckets."""
 
     job_id: int
     last_attempt: int
@@ -582,6 +582,11 @@ class TeardownRequest(BaseModel):
     regions: list[Location] = Field(default_factory=list)
     """Where the job's clusters can be (the regions of its candidates), so teardown asks only
     there; empty (requests made before this field) = every region of every enabled cloud."""
+    by_tag: bool = False
+    """Find the clusters by the job's tag, whatever their attempt (first/last_attempt unused):
+    one list call per region, and an attempt no workflow recorded (a task workflow terminated
+    outside spotctl) is found too. The final teardowns of jobs and pipelines set it; False
+    (requests made before this field, an attempt's own teardown) = by name, attempt by attempt."""
 
 
 class Activities:

@@ -4,6 +4,7 @@ pipeline file of the SkyPilot corpus dry-runs."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import textwrap
 from pathlib import Path
@@ -13,6 +14,8 @@ from click.testing import CliRunner
 from test_compat_yaml import CORPUS, PIPELINES, needs_corpus
 
 from spotctl.cli.main import cli
+from spotctl.client import SpotClient
+from spotctl.pipeline_names import task_workflow_id
 
 from conftest import Spot
 
@@ -114,6 +117,29 @@ def test_cancel_stops_the_running_task_and_the_rest(spot_clean: Spot, tmp_path: 
     job = spot_clean.wait_status(job_id, "CANCELLED", timeout=60)
     assert [t["status"] for t in job["tasks"]] == ["CANCELLED"] * 3
     assert [r["task"] for r in job["history"]] == [0]
+
+
+def test_a_task_workflow_terminated_outside_spotctl_leaves_no_instance(spot_clean: Spot, tmp_path: Path) -> None:
+    """Someone terminates the running task's workflow (web UI, `temporal workflow terminate`):
+    it tears nothing down and returns no row, so the pipeline's final teardown must find the
+    task's cluster by the job's tag, not by the attempts its own rows recorded."""
+    job_id = spot_clean.launch_detached(pipeline_file(tmp_path, "echo never", first="sleep 600"))
+    spot_clean.wait_running(job_id, attempt=1)
+
+    async def terminate_task() -> None:
+        client = await SpotClient.connect(spot_clean.settings)
+        await client.temporal.get_workflow_handle(task_workflow_id(job_id, 0)).terminate("an operator's mistake")
+
+    def of_job() -> list:
+        return [i for i in spot_clean.alive_instances() if i.cluster_name.startswith(f"spotctl-{job_id}-")]
+
+    try:
+        asyncio.run(terminate_task())
+        job = spot_clean.wait_status(job_id, "FAILED_CONTROLLER", timeout=60)
+        assert [t["status"] for t in job["tasks"]] == ["FAILED_CONTROLLER", "CANCELLED", "CANCELLED"]
+        assert of_job() == []
+    finally:
+        spot_clean.cloud.terminate([i.id for i in of_job()])
 
 
 def test_launch_follows_a_pipeline_to_its_end(spot_clean: Spot, tmp_path: Path) -> None:

@@ -94,6 +94,14 @@ def test_histories_cover_pipelines_and_notifications() -> None:
     assert "deliver_webhook" in text and "run_event_callback" in text
 
 
+def test_a_history_covers_the_pipeline_teardown_by_tag() -> None:
+    """A pipeline whose task workflow was terminated outside spotctl tears the job's clusters
+    down by tag (the `pipeline-teardown-by-tag` patch), though no row recorded an attempt."""
+    covered = [p for p in V2_HISTORIES if "pipeline-teardown-by-tag" in _markers(p)]
+    assert covered, "record one: python tests/histories/record.py pipeline_task_terminated=pipeline_task_terminated"
+    assert all('"activityType":{"name":"teardown"}' in p.read_text() for p in covered)
+
+
 def _workflow_type(path: Path) -> str:
     import json
 

@@ -12,6 +12,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
+from typing import Any
 
 from temporalio import activity
 
@@ -25,13 +26,22 @@ one heartbeat call per running job per this interval."""
 
 
 class Progress:
-    """What the activity is doing now; sent with every heartbeat (shown in the web UI)."""
+    """What the activity is doing now; sent with every heartbeat (shown in the web UI), with
+    the `checkpoint` (JSON) when one is set: what a retry of the activity need not redo."""
 
     def __init__(self, text: str = "") -> None:
         self.text = text
+        self.checkpoint: Any = None
 
     def __call__(self, text: str) -> None:
         self.text = text
+
+
+def last_checkpoint() -> Any:
+    """The checkpoint the previous try of this activity last sent (None on a first try): the
+    server keeps a try's last heartbeat for the next one."""
+    details = activity.info().heartbeat_details
+    return details[1] if len(details) > 1 else None
 
 
 @asynccontextmanager
@@ -41,7 +51,10 @@ async def heartbeating(progress: Progress | None = None, every_s: float = HEARTB
 
     async def loop() -> None:
         while True:
-            activity.heartbeat(progress.text)
+            if progress.checkpoint is None:
+                activity.heartbeat(progress.text)
+            else:
+                activity.heartbeat(progress.text, progress.checkpoint)
             await asyncio.sleep(every_s)
 
     task = asyncio.get_running_loop().create_task(loop())

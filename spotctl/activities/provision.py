@@ -6,7 +6,8 @@ was making kept running. Now:
 
 - `create_cluster` scans the candidates and asks each cloud to create the cluster with one
   token per attempt (a retried activity gets back what the first try made, never a second
-  VM); it returns in seconds.
+  VM: it first looks for the cluster by name in every candidate's region); it returns in
+  seconds.
 - `wait_cluster_ready` polls the cloud until every instance runs, heartbeating, so a cancel
   stops it at once and the workflow tears down what was made.
 
@@ -24,7 +25,7 @@ from datetime import UTC, datetime, timedelta
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from spotctl.activities.cloud_calls import cloud_call
+from spotctl.activities.cloud_calls import cloud_call, patient_call
 from spotctl.activities.deps import Deps
 from spotctl.activities.heartbeat import Progress, heartbeating
 from spotctl.activities.space import out_of_space_noted
@@ -37,6 +38,7 @@ from spotctl.models import (
     CandidateFailure,
     ClusterHandle,
     ErrorKind,
+    Location,
     ProvisionRequest,
     ProvisionResult,
     ReadyRequest,
@@ -104,12 +106,47 @@ class ProvisionActivities:
             return ProvisionResult(cluster=handle)
         return ProvisionResult(failures=failures)
 
+    async def _adopt(self, req: ProvisionRequest, progress: Progress) -> ProvisionResult | None:
+        """On a retry, the cluster an earlier try made, wherever among the candidates' regions
+        it stands. The scan starts over at the first candidate, and a cloud looks for what a
+        token made only in the asked candidate's region (EC2's ids and tokens are per region):
+        an earlier try that made the cluster in a later candidate's region, then died before
+        it returned, would otherwise get a second cluster here. One list call per region,
+        on retries only; a region that cannot be asked now fails this try (Temporal retries
+        it), since scanning without knowing could make that second cluster."""
+        if activity.info().attempt <= 1:
+            return None
+        name = cluster_name(req.job_id, req.attempt)
+        asked: set[tuple[str, str]] = set()
+        for cand in req.candidates:
+            if (cand.cloud, cand.region) in asked:
+                continue
+            asked.add((cand.cloud, cand.region))
+            progress(f"looking for {name} in {cand.cloud}/{cand.region}")
+            try:
+                cloud = self.deps.cloud(cand.cloud)
+                found = await patient_call(cloud.find_cluster, name, Location(cloud=cand.cloud, region=cand.region))
+            except CloudError as exc:
+                if not exc.retryable:  # the cloud cannot be used: nothing can have been made there
+                    continue
+                raise ApplicationError(f"{cand.location}: {exc}", type="CloudUnavailable") from exc
+            if found:
+                activity.logger.info("%s: an earlier try made it in %s/%s; adopting it", name, cand.cloud, cand.region)
+                handle = await self._create_one(req, cand, progress)  # the same token: what exists
+                same = [c for c in req.candidates if (c.cloud, c.region, c.zone, c.instance_type)
+                        == (handle.cloud, handle.region, handle.zone, handle.instance_type)]
+                made = same[0] if same else cand
+                return ProvisionResult(cluster=handle.model_copy(update={
+                    "price": made.price, "accelerators": made.accelerators}))
+        return None
+
     @activity.defn(name=Activities.CREATE_CLUSTER)
     async def create_cluster(self, req: ProvisionRequest) -> ProvisionResult:
         """Create the attempt's cluster at the first candidate that can have it (instances
-        may still be pending), or say why each candidate failed. Idempotent by token."""
+        may still be pending), or say why each candidate failed. Idempotent by token, and a
+        retry first adopts what an earlier try made in any candidate's region."""
         async with heartbeating() as progress, out_of_space_noted("state dir"):
-            return await self._scan(req, progress)
+            return await self._adopt(req, progress) or await self._scan(req, progress)
 
     async def _wait_ready(self, cluster: ClusterHandle, deadline: datetime, progress: Progress) -> ClusterHandle:
         cloud = self.deps.cloud(cluster.cloud)
@@ -151,7 +188,7 @@ class ProvisionActivities:
     async def provision(self, req: ProvisionRequest) -> ProvisionResult:
         """Create and wait in one (for jobs started before the split; see the workflow)."""
         async with heartbeating() as progress:
-            result = await self._scan(req, progress)
+            result = await self._adopt(req, progress) or await self._scan(req, progress)
             if result.cluster is None:
                 return result
             try:

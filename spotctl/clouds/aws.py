@@ -279,6 +279,16 @@ class AwsCloud:
                 ids += [i["InstanceId"] for i in self._cluster_instances(region, cluster_name)]
         return ids
 
+    def job_instances(self, job_id: int, at: Location | None = None) -> list[TaggedInstance]:
+        regions = [at.region] if at is not None and at.region else self.regions()
+        out: list[TaggedInstance] = []
+        for region in regions:
+            with _mapped(f"find job {job_id} in {region}"):
+                found = self._describe(region, [{"Name": f"tag:{TAG_JOB}", "Values": [str(job_id)]},
+                                                {"Name": "instance-state-name", "Values": ALIVE_STATES}])
+            out += [self._tagged(region, inst) for inst in found]
+        return out
+
     def instance_states(self, instance_ids: list[str], at: Location | None = None) -> dict[str, InstanceState]:
         region = self._region_of(at, "instance_states")
         with _mapped(f"instance states in {region}"):
@@ -319,12 +329,15 @@ class AwsCloud:
             with _mapped(f"tagged instances in {region}"):
                 found = self._describe(region, [{"Name": "tag-key", "Values": [TAG_CLUSTER]},
                                                 {"Name": "instance-state-name", "Values": ALIVE_STATES}])
-            for inst in found:
-                out.append(TaggedInstance(
-                    id=inst["InstanceId"], cluster_name=_tags(inst).get(TAG_CLUSTER, ""), region=region,
-                    state=state_of(inst), created_at=inst.get("LaunchTime") or datetime.now(UTC),
-                    zone=inst.get("Placement", {}).get("AvailabilityZone", "")))
+            out += [self._tagged(region, inst) for inst in found]
         return out
+
+    @staticmethod
+    def _tagged(region: str, inst: dict) -> TaggedInstance:
+        return TaggedInstance(
+            id=inst["InstanceId"], cluster_name=_tags(inst).get(TAG_CLUSTER, ""), region=region,
+            state=state_of(inst), created_at=inst.get("LaunchTime") or datetime.now(UTC),
+            zone=inst.get("Placement", {}).get("AvailabilityZone", ""))
 
     # -- nodes -----------------------------------------------------------------------------
 

@@ -12,6 +12,7 @@ how far it reaches (`CloudError.scope`); policy/failures.py turns that into a de
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
@@ -30,6 +31,7 @@ __all__ = [
     "NoCapacity",
     "TaggedInstance",
     "Throttled",
+    "job_of",
 ]
 
 
@@ -92,6 +94,15 @@ class Throttled(CloudError):
     default_scope = ErrorScope.CLOUD
 
 
+_CLUSTER_NAME = re.compile(r"^spotctl-(\d+)-(\d+)$")
+
+
+def job_of(cluster_name: str) -> int | None:
+    """The job id in a cluster name (models.cluster_name), or None for another name."""
+    m = _CLUSTER_NAME.match(cluster_name)
+    return int(m.group(1)) if m else None
+
+
 @dataclass(frozen=True)
 class TaggedInstance:
     """An instance spotctl made, as the orphan sweeper sees it."""
@@ -141,6 +152,13 @@ class Cloud(Protocol):
     def find_cluster(self, cluster_name: str, at: Location | None = None) -> list[str]:
         """Ids of every instance tagged with `cluster_name` that is not yet terminated, in the
         region of `at` (None: every region the cloud places in, which is slow on a real cloud)."""
+        ...
+
+    def job_instances(self, job_id: int, at: Location | None = None) -> list[TaggedInstance]:
+        """Every instance of the job (tagged with its id, any attempt) that is not yet
+        terminated, in the region of `at` (None: every region the cloud places in): one list
+        call per region. The job's final teardown finds its clusters this way, so an attempt
+        nobody recorded (a task workflow terminated outside spotctl) is found too."""
         ...
 
     def instance_states(self, instance_ids: list[str], at: Location | None = None) -> dict[str, InstanceState]:

@@ -14,6 +14,8 @@
   anywhere (one aggregated list) are taken instead. GCE reports "no capacity" late: the insert
   is accepted and its operation fails seconds later, so create waits a few seconds for the
   operations; an error there removes what the call made and raises NoCapacity for the zone.
+  An insert refused at once (a later rank's quota or stock-out) also removes the ranks made
+  before it; a throttled or unanswered one keeps them for the retry with the same token.
 - States: PROVISIONING/STAGING are PENDING; stopped (TERMINATED), stopping, suspended or
   gone instances are looked up in the zone's operations: `compute.instances.preempted` is a
   spot interruption (PREEMPTED), `compute.instances.hostError` is MAINTENANCE, anything else
@@ -70,6 +72,10 @@ PENDING = {"PROVISIONING", "STAGING", "PENDING"}
 GPU_TYPES = {"T4": "nvidia-tesla-t4", "V100": "nvidia-tesla-v100", "P100": "nvidia-tesla-p100",
              "P4": "nvidia-tesla-p4", "K80": "nvidia-tesla-k80"}
 """GPUs attached to N1 machine types (A2, A3 and G2 types come with theirs)."""
+_ASKED_AGAIN = (ErrorKind.THROTTLED, ErrorKind.UNAVAILABLE)
+"""Insert errors after which the same create is asked again with the same token (see
+policy/failures.py): the ranks already made are kept for it; any other error ends the
+create, which must then leave nothing (a partial cluster would be billed through a wait)."""
 NO_RETRY = None
 """Passed as `retry=`: spotctl's policy retries, with the error in hand."""
 
@@ -253,6 +259,7 @@ class GcpCloud:
                                 CALL_TIMEOUT_S)
             client = self._client("InstancesClient")
             ops = []
+            inserted: list[str] = []
             for rank in range(num_nodes):
                 name = node_name(cluster_name, rank)
                 if name in have:
@@ -266,7 +273,10 @@ class GcpCloud:
                 except Exception as exc:
                     if _already_exists(exc):
                         continue
+                    if classify(exc)[0] not in _ASKED_AGAIN:  # refused: the ranks made before go too
+                        self._delete_cluster_in(zone, cluster_name, also=sorted(have) + inserted)
                     raise
+                inserted.append(name)
                 ops.append(op)
             self._wait_inserts(zone, ops, cluster_name, where)
             made = self._zone_instances(zone, cluster_filter(cluster_name))
@@ -303,9 +313,11 @@ class GcpCloud:
                 return
             time.sleep(0.5)
 
-    def _delete_cluster_in(self, zone: str, cluster_name: str) -> None:
+    def _delete_cluster_in(self, zone: str, cluster_name: str, also: list[str] | None = None) -> None:
+        """Delete the cluster's instances in the zone: those listed, and the names in `also`
+        (accepted inserts a list may not show yet; a gone name is a no-op)."""
         names = [i.name for i in self._zone_instances(zone, cluster_filter(cluster_name))]
-        self._delete(zone, names)
+        self._delete(zone, list(dict.fromkeys(names + (also or []))))
 
     def _instance_body(self, cluster_name: str, name: str, rank: int, cand: Candidate, zone: str,
                        public_key: str) -> dict[str, Any]:
@@ -369,6 +381,13 @@ class GcpCloud:
         if at is not None and at.region:
             ids = [i for i in ids if region_of(split_id(i)[0]) == at.region]
         return ids
+
+    def job_instances(self, job_id: int, at: Location | None = None) -> list[TaggedInstance]:
+        """One aggregated list, by the job's label, cut to the region of `at`."""
+        with _mapped(f"find job {job_id}"):
+            found = self._aggregated(f'labels.{LABEL_JOB} = "{job_id}"')
+        regions = {at.region} if at is not None and at.region else set(self.regions())
+        return [t for t in map(_tagged, found) if t.region in regions]
 
     def instance_states(self, instance_ids: list[str], at: Location | None = None) -> dict[str, InstanceState]:
         states: dict[str, InstanceState] = {}
@@ -435,18 +454,7 @@ class GcpCloud:
         regions = set(self.regions())
         with _mapped("tagged instances"):
             found = self._aggregated(f"labels.{LABEL_CLUSTER}:*")
-        out = []
-        for inst in found:
-            zone = _tail(inst.zone)
-            if region_of(zone) not in regions:
-                continue
-            status = inst.status
-            state = (InstanceState.RUNNING if status == "RUNNING" else
-                     InstanceState.PENDING if status in PENDING else InstanceState.STOPPED)
-            out.append(TaggedInstance(
-                id=instance_id(zone, inst.name), cluster_name=inst.labels.get(LABEL_CLUSTER, ""),
-                region=region_of(zone), state=state, created_at=_created(inst.creation_timestamp), zone=zone))
-        return out
+        return [t for t in map(_tagged, found) if t.region in regions]
 
     # -- nodes -----------------------------------------------------------------------------
 
@@ -461,6 +469,16 @@ class GcpCloud:
         return SSHRunner(handle.node_ips[node_rank], user=self.settings.gcp.ssh_user,
                          key_path=str(self.private_key_path()),
                          known_hosts=str(self.settings.ssh_dir / "known_hosts.d" / f"gcp_{pin}"))
+
+
+def _tagged(inst: Any) -> TaggedInstance:
+    zone = _tail(inst.zone)
+    status = inst.status
+    state = (InstanceState.RUNNING if status == "RUNNING" else
+             InstanceState.PENDING if status in PENDING else InstanceState.STOPPED)
+    return TaggedInstance(
+        id=instance_id(zone, inst.name), cluster_name=inst.labels.get(LABEL_CLUSTER, ""),
+        region=region_of(zone), state=state, created_at=_created(inst.creation_timestamp), zone=zone)
 
 
 def _stale_failure(op: Any) -> bool:

@@ -39,6 +39,7 @@ OPERATION_CODES: dict[str, tuple[ErrorKind, ErrorScope]] = {
 
 REASONS: dict[str, tuple[ErrorKind, ErrorScope]] = {
     "quotaExceeded": (K.QUOTA, S.REGION),
+    "resourceExhausted": (K.CAPACITY, S.ZONE),  # a stock-out answered at once (503): nothing was made
     "rateLimitExceeded": (K.THROTTLED, S.CLOUD),
     "userRateLimitExceeded": (K.THROTTLED, S.CLOUD),
     "resourceNotReady": (K.UNAVAILABLE, S.REQUEST),

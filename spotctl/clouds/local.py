@@ -42,7 +42,7 @@ from pathlib import Path
 from pydantic import BaseModel, TypeAdapter
 
 from spotctl.clouds import local_cgroups
-from spotctl.clouds.base import CloudError, ErrorKind, ErrorScope, InstanceState, NoCapacity, TaggedInstance
+from spotctl.clouds.base import CloudError, ErrorKind, ErrorScope, InstanceState, NoCapacity, TaggedInstance, job_of
 from spotctl.clouds.local_config import LocalCloudConfig, RegionConfig, SimulateConfig, load_config
 from spotctl.clouds.local_moods import Mood, moody_call
 from spotctl.clouds.local_preemption import NOTICE_POLL_S, PREEMPTION_REASON, PreemptionMixin
@@ -387,6 +387,14 @@ class LocalCloud(PreemptionMixin):
         ]
         return sorted(found, key=lambda i: i.node_rank)
 
+    def job_instances(self, job_id: int, at: Location | None = None) -> list[TaggedInstance]:
+        """The job's instances by their cluster names (a local instance's only tag)."""
+        with self._api("find_cluster", [at.region] if at else None):
+            self._refresh()
+            return [_tagged(i) for i in sorted(self._load().values(), key=lambda i: i.created_at)
+                    if job_of(i.cluster_name) == job_id and i.state != InstanceState.TERMINATED
+                    and (at is None or i.region == at.region)]
+
     def instance_states(self, instance_ids: list[str], at: Location | None = None) -> dict[str, InstanceState]:
         with self._api("instance_states", self._regions_of(instance_ids)):
             self._refresh()
@@ -412,12 +420,8 @@ class LocalCloud(PreemptionMixin):
         with self._api("tagged_instances", None):
             self._refresh()
             self._sweep_leftovers()
-            return [
-                TaggedInstance(id=i.id, cluster_name=i.cluster_name, region=i.region, state=i.state,
-                               created_at=i.created_at, zone=i.zone)
-                for i in sorted(self._load().values(), key=lambda i: i.created_at)
-                if i.state != InstanceState.TERMINATED
-            ]
+            return [_tagged(i) for i in sorted(self._load().values(), key=lambda i: i.created_at)
+                    if i.state != InstanceState.TERMINATED]
 
     # -- booting ---------------------------------------------------------------------------
 
@@ -571,6 +575,11 @@ class LocalCloud(PreemptionMixin):
         local buckets, and the Python that runs the agent (a venv in the worker's home)."""
         return (self.spotctl_home / "local_buckets", Path(sys.prefix), Path(sys.base_prefix),
                 Path(sys.executable).parent)
+
+
+def _tagged(i: LocalInstance) -> TaggedInstance:
+    return TaggedInstance(id=i.id, cluster_name=i.cluster_name, region=i.region, state=i.state,
+                          created_at=i.created_at, zone=i.zone)
 
 
 def _check_candidate(cfg: LocalCloudConfig, candidate: Candidate) -> None:

@@ -13,7 +13,7 @@ stays a few events per task.
 
 A task's attempts are numbered after the ones before it (PipelineTask.attempt_base), so its
 clusters, node dirs and logs never meet another task's. When the pipeline ends, every
-cluster the job may have made is checked gone once more and the job's staged files deleted.
+cluster tagged with the job is checked gone once more and the job's staged files deleted.
 Deterministic, no I/O.
 """
 
@@ -45,6 +45,10 @@ with workflow.unsafe.imports_passed_through():
 
 ROW_HISTORY = 50
 """Attempt records kept per task row: the rows live in this workflow's state and memo."""
+TEARDOWN_BY_TAG = "pipeline-teardown-by-tag"
+"""The patch that makes the final teardown find the job's clusters by its tag, and run even
+when no row recorded an attempt (a task workflow terminated outside spotctl returns no row
+of its own, so its attempts were outside the range torn down, or nothing was torn down)."""
 _INFRA_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=60),
                            non_retryable_error_types=list(JOB_ENDING_ERRORS))
 
@@ -133,13 +137,15 @@ class SpotPipelineWorkflow:
                 self._state.tasks[i] = row.model_copy(update={"status": JobStatus.CANCELLED, "failure_reason": reason})
 
     async def _final_teardown(self, spec: PipelineSpec, last_attempt: int) -> None:
-        """Every cluster of the job checked gone once more (each task tore its own down) and
-        the job's staged files deleted; shielded, so a cancel cannot skip it."""
-        if last_attempt < 1 and not spec.ephemeral_buckets:
+        """Every cluster of the job (by its tag) checked gone once more (each task tore its own
+        down, unless its workflow was ended outside spotctl) and the job's staged files
+        deleted; shielded, so a cancel cannot skip it."""
+        by_tag = workflow.patched(TEARDOWN_BY_TAG)
+        if last_attempt < 1 and not spec.ephemeral_buckets and not by_tag:
             return
         regions = sorted({(c.cloud, c.region) for t in spec.tasks for c in t.candidates})
         req = TeardownRequest(job_id=spec.job_id, first_attempt=1, last_attempt=last_attempt,
-                              delete_buckets=spec.ephemeral_buckets,
+                              delete_buckets=spec.ephemeral_buckets, by_tag=by_tag,
                               regions=[Location(cloud=c, region=r) for c, r in regions])
         task = asyncio.ensure_future(workflow.execute_activity(
             Activities.TEARDOWN, req, result_type=int, start_to_close_timeout=timedelta(minutes=10),

@@ -447,14 +447,16 @@ class SpotJobWorkflow(ControllerV1):
             return
         raise Cancelled()
 
-    async def _teardown(self, first_attempt: int, delete_buckets: list[str] | None = None) -> None:
-        """Terminate the clusters of attempts first_attempt..current (and, at the job's end, its
-        ephemeral buckets); retried until the cloud confirms nothing is left."""
+    async def _teardown(self, first_attempt: int, delete_buckets: list[str] | None = None, *,
+                        by_tag: bool = False) -> None:
+        """Terminate the clusters of attempts first_attempt..current (`by_tag`: every cluster
+        tagged with the job) and, at the job's end, its ephemeral buckets; retried until the
+        cloud confirms nothing is left."""
         if self._attempt < first_attempt and not delete_buckets:
             return
         regions = sorted({(c.cloud, c.region) for c in self._spec.candidates})
         req = TeardownRequest(job_id=self._spec.job_id, first_attempt=first_attempt, last_attempt=self._attempt,
-                              delete_buckets=delete_buckets or [],
+                              delete_buckets=delete_buckets or [], by_tag=by_tag,
                               regions=[Location(cloud=c, region=r) for c, r in regions])
         await workflow.execute_activity(
             Activities.TEARDOWN, req, result_type=int, start_to_close_timeout=timedelta(minutes=10),
@@ -465,7 +467,7 @@ class SpotJobWorkflow(ControllerV1):
     async def _final_teardown(self, first_attempt: int, delete_buckets: list[str]) -> None:
         """The job's last teardown, shielded: a second cancel arriving meanwhile is noted and
         the teardown awaited again, so the job always ends with nothing left."""
-        task = asyncio.ensure_future(self._teardown(first_attempt, delete_buckets))
+        task = asyncio.ensure_future(self._teardown(first_attempt, delete_buckets, by_tag=True))
         while True:
             try:
                 await asyncio.shield(task)

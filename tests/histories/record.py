@@ -131,6 +131,7 @@ def main() -> None:
         "noisy_task": "name: noisy\nevent_callback: echo \"$JOB_STATUS\"\n"
                       "run: |\n  for i in $(seq 1 16); do echo tick $i; sleep 0.25; done\n",
         "pipeline": "name: duo\n---\nname: first\nrun: echo one\n---\nname: second\nrun: echo two\n",
+        "slow_pipeline": "name: halted\n---\nname: first\nrun: sleep 1000\n---\nname: second\nrun: echo two\n",
     }
     paths = {}
     for key, text in tasks.items():
@@ -308,6 +309,20 @@ def main() -> None:
         if want("continued_as_new"):
             ids["continued_as_new"] = asyncio.run(launch_continuing())
             wait_status(ids["continued_as_new"], "FAILED")
+
+        # A pipeline whose running task's workflow is terminated outside spotctl: the final
+        # teardown finds the task's cluster by the job's tag (the `pipeline-teardown-by-tag` patch).
+        async def terminate_task(job_id: int) -> None:
+            client = await SpotClient.connect(settings)
+            await client.temporal.get_workflow_handle(f"{workflow_id(job_id)}-task-0").terminate("recording")
+
+        if want("pipeline_task_terminated"):
+            job_id = ids["pipeline_task_terminated"] = launch("launch", "-y", "-d", "{slow_pipeline}")
+            wait_for("the first task running", lambda: job(job_id).get("status") == "RUNNING")
+            asyncio.run(terminate_task(job_id))
+            wait_status(job_id, "FAILED_CONTROLLER")
+            wait_for("no instance of the job", lambda: not [
+                i for i in cloud.list_instances() if i.cluster_name.startswith(f"spotctl-{job_id}-")], 10)
 
         async def save() -> dict[str, str]:
             client = await SpotClient.connect(settings)

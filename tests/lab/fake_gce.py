@@ -69,7 +69,7 @@ class FakeGce(FirewallsMixin):
             self._instances: dict[tuple[str, str], _Instance] = {}
             self._operations: dict[tuple[str, str], _Operation] = {}
             self._requests: dict[str, tuple[str, str]] = {}
-            self._failing: dict[str, tuple[str, bool, str | None, list[int]]] = {}
+            self._failing: dict[str, tuple[str, bool, str | None, list[int], list[int]]] = {}
             self._throttle: list[Any] = [0, 429]
             self.page_size = 50
             self.provisioning_s = 0.0
@@ -103,13 +103,14 @@ class FakeGce(FirewallsMixin):
 
     @contextmanager
     def fail_inserts(self, zone: str, code: str = "ZONE_RESOURCE_POOL_EXHAUSTED", *, sync: bool = False,
-                     message: str | None = None) -> Iterator[list[int]]:
+                     message: str | None = None, after: int = 0) -> Iterator[list[int]]:
         """Inserts in `zone` fail with `code`: in the operation's error (as GCE reports a
         stock-out: the POST succeeds, the operation ends DONE with the error, no instance
-        remains), or with sync=True as the POST's HTTP error. Yields [hits]."""
+        remains), or with sync=True as the POST's HTTP error. The first `after` inserts still
+        succeed (a stock-out that strikes between two nodes of a cluster). Yields [hits]."""
         hits = [0]
         with self._lock:
-            self._failing[zone] = (code, sync, message, hits)
+            self._failing[zone] = (code, sync, message, hits, [after])
         try:
             yield hits
         finally:
@@ -287,8 +288,10 @@ class FakeGce(FirewallsMixin):
                 raise GceError(409, "alreadyExists",
                                f"The resource 'projects/{project}/zones/{zone}/instances/{name}' already exists")
             target = {"name": name, "id": str(next(self._ids))}
-            if zone in self._failing:
-                code, sync, message, hits = self._failing[zone]
+            if zone in self._failing and self._failing[zone][4][0] > 0:
+                self._failing[zone][4][0] -= 1
+            elif zone in self._failing:
+                code, sync, message, hits, _ = self._failing[zone]
                 hits[0] += 1
                 status, reason, template = api.INSERT_ERRORS.get(code, (400, code, "{code} in zone {zone}"))
                 text = message or template.format(project=project, zone=zone, region=region_of(zone), code=code)

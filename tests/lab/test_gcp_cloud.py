@@ -269,3 +269,30 @@ def test_ids_names_and_request_ids() -> None:
     assert request_id("t", ZONE, 0) == request_id("t", ZONE, 0) != request_id("t", ZONE, 1)
     with pytest.raises(CloudError):
         split_id("i-0123")
+
+
+@pytest.mark.parametrize("code", ["ZONE_RESOURCE_POOL_EXHAUSTED", "QUOTA_EXCEEDED"])
+def test_a_node_refused_at_once_takes_the_nodes_made_before_it_down(gcp_lab: GcpLab, code: str) -> None:
+    """Rank 0 is made, rank 1's insert is refused synchronously: the failed create leaves no
+    instance (rank 0 would otherwise bill through the capacity wait that follows)."""
+    cloud = cloud_of(gcp_lab)
+    with gcp_lab.fake.fail_inserts(ZONE, code, sync=True, after=1) as hits, pytest.raises(NoCapacity):
+        cloud.create("spotctl-7-11", cand(), 2, "spotctl-7-11")
+    assert hits[0] == 1
+    assert described(gcp_lab) == {}
+    assert cloud.find_cluster("spotctl-7-11") == []
+
+
+def test_a_jobs_instances_are_found_by_its_label_whatever_the_attempt(gcp_lab: GcpLab) -> None:
+    cloud = cloud_of(gcp_lab)
+    east = cloud.create("spotctl-9-2", cand("us-east1-b"), 1, "spotctl-9-2")
+    central = cloud.create("spotctl-9-5", cand(), 2, "spotctl-9-5")
+    other = cloud.create("spotctl-99-1", cand(), 1, "spotctl-99-1")
+    found = cloud.job_instances(9)
+    assert sorted(t.id for t in found) == sorted(east.instance_ids + central.instance_ids)
+    assert {t.cluster_name for t in found} == {"spotctl-9-2", "spotctl-9-5"}
+    assert [t.id for t in cloud.job_instances(9, at("us-east1"))] == east.instance_ids
+    assert sorted(t.id for t in cloud.job_instances(9, at())) == sorted(central.instance_ids)
+    for handle in (east, central, other):
+        cloud.terminate(handle.instance_ids, at(handle.region))
+    assert cloud.job_instances(9) == []
