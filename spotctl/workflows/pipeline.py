@@ -199,7 +199,7 @@ class SpotPipelineWorkflow:
                     if not telling.cancelled() and telling.exception() is not None:
                         workflow.logger.info("pipeline: the task had ended before its cancel: %s", telling.exception())
                     return
-            except Exception as err:  # noqa: BLE001 - the child is closed: its result says how it ended
+            except Exception as err:  # the child is closed: its result says how it ended
                 workflow.logger.info("pipeline: the task had ended before its cancel: %s", err)
                 return
 

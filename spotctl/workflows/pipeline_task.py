@@ -53,5 +53,5 @@ class SpotTaskWorkflow(SpotJobWorkflow):
 async def _quietly(signal) -> None:
     try:
         await signal
-    except Exception as err:  # noqa: BLE001 - the pipeline has ended: there is no one to tell
+    except Exception as err:  # the pipeline has ended: there is no one to tell
         workflow.logger.info("task: the pipeline did not take a status: %s", err)
