@@ -32,6 +32,7 @@ class SpotTaskWorkflow(SpotJobWorkflow):
         return await super().run(spec)
 
     def _set(self, status: JobStatus, **changes) -> None:
+        """SpotJobWorkflow's, and a change of status is told to the pipeline."""
         previous = self._state.status
         super()._set(status, **changes)
         if status != previous and not status.is_terminal:
