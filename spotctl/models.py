@@ -311,6 +311,19 @@ class PipelineSpec(BaseModel):
                         submitted_at=self.submitted_at, tasks=rows)
 
 
+class TaskStatus(BaseModel):
+    """A pipeline task's status change, signalled by the task's workflow to the pipeline's."""
+
+    index: int
+    """The task's index in its pipeline."""
+    status: JobStatus
+    at: datetime
+    """When the task changed (its workflow's time: it grows across continue-as-new runs)."""
+    n: int = 0
+    """The change's number within its run, for changes at the same `at`: (at, n) orders the
+    updates, and one that arrives after a newer one is ignored."""
+
+
 class Location(BaseModel):
     """Where instances live: a cloud's API calls are made per region (AWS, GCE), so every
     call about existing instances says where they are instead of scanning every region."""

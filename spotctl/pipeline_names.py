@@ -18,3 +18,10 @@ def label(index: int, count: int, name: str) -> str:
     """`task 1/3 'eval'`: the index 0-based (as `--task`, the TASK column and SkyPilot's task
     ids), then the number of tasks."""
     return f"task {index}/{count} {name!r}"
+
+
+TASK_STATUS_SIGNAL = "task-status"
+"""The pipeline workflow's signal by which a task's workflow tells it its new status
+(models.TaskStatus), so the pipeline's status and search attributes show RUNNING, RECOVERING ..."""
+TASK_STATUS = "pipeline-task-status"
+"""The patch (in both workflows) that sends and takes TASK_STATUS_SIGNAL."""

@@ -102,6 +102,18 @@ def test_a_history_covers_the_pipeline_teardown_by_tag() -> None:
     assert all('"activityType":{"name":"teardown"}' in p.read_text() for p in covered)
 
 
+def test_a_history_covers_the_pipeline_cancel_and_task_status_paths() -> None:
+    """A pipeline whose task tells it its status (`pipeline-task-status`, in both workflows)
+    and whose cancel is passed on (`pipeline-cancels`) is recorded, so a change to either
+    that running pipelines would not survive fails here."""
+    parents = [p for p in V2_HISTORIES if _workflow_type(p) == "SpotPipelineWorkflow"
+               and "pipeline-cancels" in _markers(p) and "pipeline-task-status" in _markers(p)]
+    assert parents, "record one: python tests/histories/record.py pipeline_cancelled=pipeline_cancelled"
+    assert '"signalName":"task-status"' in parents[0].read_text().replace(" ", "")
+    tasks = [p for p in V2_HISTORIES if _workflow_type(p) == "SpotTaskWorkflow"]
+    assert any("pipeline-task-status" in _markers(p) for p in tasks)
+
+
 def _workflow_type(path: Path) -> str:
     import json
 

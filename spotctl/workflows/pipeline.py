@@ -11,6 +11,12 @@ stays a few events per task.
     cancel (signal, or a Temporal cancel) -> the running task is cancelled (it tears down)
                                            -> later tasks CANCELLED -> CANCELLED
 
+A cancel, at any moment and however often, ends the pipeline through the same door: the task
+being started is started, then cancelled; a task that ended as the cancel went out keeps its
+own end; the final teardown runs and the end event is recorded. While a task runs, the
+pipeline's status (and the search attribute queries filter on) is the task's: the task's
+workflow signals each change of its status to this one (TASK_STATUS_SIGNAL).
+
 A task's attempts are numbered after the ones before it (PipelineTask.attempt_base), so its
 clusters, node dirs and logs never meet another task's. When the pipeline ends, every
 cluster tagged with the job is checked gone once more and the job's staged files deleted.
@@ -36,9 +42,17 @@ with workflow.unsafe.imports_passed_through():
         JobStatus,
         Location,
         PipelineSpec,
+        TaskStatus,
         TeardownRequest,
     )
-    from spotctl.pipeline_names import PIPELINE_WORKFLOW, TASK_WORKFLOW, label, task_workflow_id
+    from spotctl.pipeline_names import (
+        PIPELINE_WORKFLOW,
+        TASK_STATUS,
+        TASK_STATUS_SIGNAL,
+        TASK_WORKFLOW,
+        label,
+        task_workflow_id,
+    )
     from spotctl.workflows.event_outbox import EventOutbox
     from spotctl.workflows.job_view import describe
     from spotctl.workflows.visibility import Visibility
@@ -49,6 +63,10 @@ TEARDOWN_BY_TAG = "pipeline-teardown-by-tag"
 """The patch that makes the final teardown find the job's clusters by its tag, and run even
 when no row recorded an attempt (a task workflow terminated outside spotctl returns no row
 of its own, so its attempts were outside the range torn down, or nothing was torn down)."""
+CANCEL_PATHS = "pipeline-cancels"
+"""The patch that passes a cancel on to a task whatever it meets: a task being started is
+started, then cancelled; a second cancel while the task is told, or a task that ended before
+it could be told, no longer ends the pipeline without its final teardown and end event."""
 _INFRA_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=60),
                            non_retryable_error_types=list(JOB_ENDING_ERRORS))
 
@@ -59,6 +77,10 @@ class SpotPipelineWorkflow:
         self._state: JobState | None = None
         self._cancel_requested = False
         self._visibility = Visibility()
+        self._running: int | None = None
+        """The index of the task whose workflow runs now (None between tasks)."""
+        self._task_seen: tuple | None = None
+        """The (at, n) of the running task's last status update taken."""
 
     @workflow.query
     def state(self) -> JobState | None:
@@ -68,6 +90,21 @@ class SpotPipelineWorkflow:
     def cancel(self) -> None:
         """Ask the pipeline to stop: the running task is cancelled, later ones never start."""
         self._cancel_requested = True
+
+    @workflow.signal(name=TASK_STATUS_SIGNAL)
+    def task_status(self, update: TaskStatus) -> None:
+        """The running task's new status (its workflow tells each change): the pipeline's own
+        status follows it, so a visibility query on the status finds a running pipeline. A
+        late or repeated update, or one arriving while the pipeline cancels, is ignored."""
+        key = (update.at, update.n)
+        if (self._state is None or update.index != self._running or (self._task_seen and key <= self._task_seen)
+                or self._cancel_requested or update.status.is_terminal or self._state.status.is_terminal):
+            return
+        if not workflow.patched(TASK_STATUS):
+            return
+        self._task_seen = key
+        if update.status != self._state.status:
+            self._set(update.status)
 
     @workflow.run
     async def run(self, spec: PipelineSpec) -> JobState:
@@ -104,31 +141,71 @@ class SpotPipelineWorkflow:
         task_spec = spec.tasks[i]
         assert task_spec.task is not None
         child_spec = task_spec.model_copy(update={"task": task_spec.task.model_copy(update={"attempt_base": base})})
+        self._running, self._task_seen = i, None
         self._set_row(i, self._state.tasks[i].model_copy(update={"status": JobStatus.STARTING}))
         self._set(JobStatus.CANCELLING if self._cancel_requested else JobStatus.STARTING,
                   detail=label(i, len(spec.tasks), task_spec.task.name))
-        handle = await workflow.start_child_workflow(
+        handle = await self._start_child(workflow.start_child_workflow(
             TASK_WORKFLOW, child_spec, id=task_workflow_id(spec.job_id, i), result_type=JobState,
             task_queue=workflow.info().task_queue, parent_close_policy=ParentClosePolicy.REQUEST_CANCEL,
-            static_summary=label(i, len(spec.tasks), task_spec.task.name))
+            static_summary=label(i, len(spec.tasks), task_spec.task.name)))
         try:
             await workflow.wait_condition(lambda: handle.done() or self._cancel_requested)
         except asyncio.CancelledError:  # a Temporal cancel of the pipeline: stop the task the same way
             self._cancel_requested = True
         if not handle.done():
             self._set(JobStatus.CANCELLING, cancel_requested=True, detail="cancelling the running task")
-            await handle.signal("cancel")
+            if workflow.patched(CANCEL_PATHS):
+                await self._tell_cancel(handle)
+            else:
+                await handle.signal("cancel")
             while not handle.done():  # its teardown, whatever else arrives meanwhile
                 try:
                     await workflow.wait_condition(handle.done)
                 except asyncio.CancelledError:
                     continue
+        self._running = None
         try:
             return handle.result()
         except ChildWorkflowError as err:  # terminated or failed outside spotctl
             return self._state.tasks[i].model_copy(update={
                 "status": JobStatus.FAILED_CONTROLLER, "failure_reason": f"task workflow: {describe(err)}",
                 "ended_at": workflow.now()})
+
+    async def _start_child(self, start) -> workflow.ChildWorkflowHandle:
+        """The started child. A Temporal cancel meanwhile no longer abandons the start (the
+        SDK's way: the pipeline would end there, without its teardown and end event): the
+        child is started, then told to cancel like any running task."""
+        starting = asyncio.ensure_future(start)
+        while True:
+            try:
+                return await asyncio.shield(starting)
+            except asyncio.CancelledError:
+                if starting.done():
+                    return starting.result()
+                if not workflow.patched(CANCEL_PATHS):
+                    starting.cancel()  # what the SDK did: cancel the child's start, end here
+                    await starting
+                    raise
+                self._cancel_requested = True
+
+    async def _tell_cancel(self, handle: workflow.ChildWorkflowHandle) -> None:
+        """Signal the child to cancel, whatever happens meanwhile: a second cancel of the
+        pipeline waits for the signal instead of cancelling it, and a child that ended before
+        the signal reached it (the signal then fails) is left to report its own end."""
+        telling = asyncio.ensure_future(handle.signal("cancel"))
+        while True:
+            try:
+                await asyncio.shield(telling)
+                return
+            except asyncio.CancelledError:
+                if telling.done():
+                    if not telling.cancelled() and telling.exception() is not None:
+                        workflow.logger.info("pipeline: the task had ended before its cancel: %s", telling.exception())
+                    return
+            except Exception as err:  # the child is closed: its result says how it ended
+                workflow.logger.info("pipeline: the task had ended before its cancel: %s", err)
+                return
 
     def _cancel_rest(self, reason: str) -> None:
         """Tasks that never started end CANCELLED (SkyPilot's look for a failed pipeline)."""

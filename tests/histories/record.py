@@ -324,6 +324,17 @@ def main() -> None:
             wait_for("no instance of the job", lambda: not [
                 i for i in cloud.list_instances() if i.cluster_name.startswith(f"spotctl-{job_id}-")], 10)
 
+        # A pipeline whose task runs (it tells the pipeline its status: the pipeline shows
+        # RUNNING), then is cancelled: the parent passes the cancel on (`pipeline-cancels`).
+        if want("pipeline_cancelled"):
+            duo = home / "pipeline_cancelled.yaml"
+            duo.write_text("name: duo\n---\nname: first\nrun: sleep 1000\n---\nname: second\nrun: echo never\n")
+            job_id = ids["pipeline_cancelled"] = launch("launch", "-y", "-d", str(duo))
+            wait_status(job_id, "RUNNING")
+            cli_ok("cancel", "-y", str(job_id))
+            wait_status(job_id, "CANCELLED")
+            children["pipeline_cancelled"] = 1  # the second task never started
+
         async def save() -> dict[str, str]:
             client = await SpotClient.connect(settings)
             histories: dict[str, str] = {}
