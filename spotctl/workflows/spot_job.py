@@ -113,9 +113,17 @@ READY_TIMEOUT = timedelta(minutes=15)
 
 @workflow.defn(name="SpotJobWorkflow")
 class SpotJobWorkflow(ControllerV1):
-    def __init__(self) -> None:
-        self._state: JobState | None = None
-        self._cancel_requested = False
+    @workflow.init
+    def __init__(self, spec: JobSpec) -> None:
+        """Everything a handler touches exists before any handler runs: the SDK runs the
+        signals of the first workflow task (a cancel sent while the last run continued as new)
+        before `run()`, and `run()` must not erase what they recorded. No commands here."""
+        self._state: JobState = spec.carried.state if spec.carried is not None else JobState(
+            job_id=spec.job_id, name=spec.name, resources=spec.resources, submitted_at=spec.submitted_at,
+            task=spec.task.index if spec.task else None)
+        self._cancel_requested = self._state.cancel_requested
+        self._running = False
+        """Set once run() took the job over: before, a note is recorded but not published."""
         self._blocked_regions: dict = {}
         self._attempt = 0
         self._restarts_used = 0
@@ -128,21 +136,26 @@ class SpotJobWorkflow(ControllerV1):
 
     # ---- the CLI's view --------------------------------------------------------------
     @workflow.query
-    def state(self) -> JobState | None:
+    def state(self) -> JobState:
         return self._state
 
     @workflow.signal
     def cancel(self) -> None:
         """Ask the job to stop: the current step is cancelled, the cluster torn down."""
         self._cancel_requested = True
-        if self._state is not None:
-            self._state.cancel_requested = True
+        self._state.cancel_requested = True
 
     @workflow.signal(name=NOTE_SIGNAL)
     def note(self, text: str | None) -> None:
         """What a running activity waits out (a full disk: activities/space.py), shown as the
         job's detail until it is over (None), in its state and its memo (what `status` lists)."""
-        if self._state is None or self._state.status.is_terminal or not workflow.patched(NOTES):
+        if self._state.status.is_terminal:
+            return
+        if not self._running:  # before run(): recorded, and published with the run's first publication
+            self._noted = text
+            self._state.detail = text
+            return
+        if not workflow.patched(NOTES):
             return
         if text is None and self._state.detail != self._noted:
             return  # the job moved on and wrote its own detail meanwhile
@@ -153,6 +166,7 @@ class SpotJobWorkflow(ControllerV1):
     # ---- the job ---------------------------------------------------------------------
     @workflow.run
     async def run(self, spec: JobSpec) -> JobState:
+        self._running = True
         if not workflow.patched(CONTROLLER_V2):
             return await self._v1_run(spec)
         self._spec = spec
@@ -160,17 +174,15 @@ class SpotJobWorkflow(ControllerV1):
         """The spec's candidates, re-priced with live spot prices at every recovery."""
         self._node_spec = spec.for_nodes()
         self._carried_wait = None
+        # self._state and self._cancel_requested are __init__'s, with what handlers recorded since.
         if spec.carried is not None:  # a continued-as-new run picks up where the last one stopped
             c = spec.carried
-            self._state, self._attempt, self._restarts_used = c.state, c.attempt, c.restarts_used
+            self._attempt, self._restarts_used = c.attempt, c.restarts_used
             self._blocked_regions = dict(c.blocked_regions)
             self._last_location = c.last_location
-            self._cancel_requested = c.state.cancel_requested
             if c.waiting_since is not None:
                 self._carried_wait = (c.waiting_since, c.backoff_retry)
         else:
-            self._state = JobState(job_id=spec.job_id, name=spec.name, resources=spec.resources,
-                                   submitted_at=spec.submitted_at, task=spec.task.index if spec.task else None)
             self._attempt = spec.task.attempt_base if spec.task else 0
         self._publish()
         self._outbox = EventOutbox(job_id=spec.job_id, name=spec.name, notify=spec.notify,
