@@ -94,6 +94,10 @@ NOTES = "job-notes"
 NODE_FAILURES = "node-failures"
 """The patch that recovers an attempt whose node lost the phase (NODE_FAILURE_ERROR) instead of
 failing the job as a controller error."""
+DIED_BEFORE_READY_BACKOFF = "died-before-ready-backoff"
+"""The patch that makes a cluster that died before it ran a round of the wait for capacity like
+any other: a backoff timer, max_wait checked, continue-as-new when the history grows (it used
+to retry at once, for ever, in one history)."""
 LAUNCH_SLOT_WAIT = timedelta(seconds=3)
 """A create not picked up this soon waits for a launch slot: the job shows so (PENDING)."""
 
@@ -291,7 +295,7 @@ class SpotJobWorkflow(ControllerV1):
         """Get the next attempt a running cluster: create it at the best candidate, wait until
         it runs; while nothing has capacity, back off on durable timers until
         job_recovery.max_wait (if any) runs out. A cluster that dies or never runs before
-        it is ready is torn down, its region blocked, and the next place tried."""
+        it is ready is torn down and its region blocked: that too is a round of the wait."""
         self._attempt += 1
         if self._attempt > 1 and workflow.patched(LIVE_PRICES):
             priced = await self._activity(
@@ -301,10 +305,11 @@ class SpotJobWorkflow(ControllerV1):
         waited_since, retry = self._carried_wait or (workflow.now(), 0)
         self._carried_wait = None
         backoff = Backoff(initial_s=self._spec.launch_retry_initial_s, max_s=self._spec.launch_retry_max_s)
+        died_rounds_wait = False  # a died-before-ready round took the patched path: attempts count too
         while True:
             if self._cancel_requested:
                 raise Cancelled()
-            if retry and self._history_is_long():
+            if retry and (self._history_is_long() or (died_rounds_wait and self._run_used_its_attempts())):
                 self._continue_as_new(waiting=(waited_since, retry))
             candidates = order_candidates(self._candidates, strategy=self._spec.recovery.strategy,
                                           blocked=self._blocked_regions, now=workflow.now(), last=self._last_location)
@@ -319,10 +324,16 @@ class SpotJobWorkflow(ControllerV1):
                 ready = await self._wait_ready(result.cluster)
                 if ready is not None:
                     return ready
-                continue  # torn down; its region is blocked: try elsewhere at once
-            reasons = "; ".join(f"{f.location} {f.instance_type}: {f.reason}" for f in result.failures[:5])
-            if all_fatal(result.failures):
-                raise Finished(JobStatus.FAILED_PRECHECKS, f"no candidate can ever be provisioned: {reasons}")
+                # Torn down, its region blocked. GCE's spot stock-outs take this path: a round
+                # of the wait like any other (before the patch: the next place at once, for ever).
+                if not workflow.patched(DIED_BEFORE_READY_BACKOFF):
+                    continue
+                died_rounds_wait = True
+                reasons = self._state.failure_reason or "the cluster failed before it ran"
+            else:
+                reasons = "; ".join(f"{f.location} {f.instance_type}: {f.reason}" for f in result.failures[:5])
+                if all_fatal(result.failures):
+                    raise Finished(JobStatus.FAILED_PRECHECKS, f"no candidate can ever be provisioned: {reasons}")
             max_wait = self._spec.recovery.max_wait_s
             elapsed = (workflow.now() - waited_since).total_seconds()
             if max_wait is not None and elapsed >= max_wait:
@@ -376,6 +387,12 @@ class SpotJobWorkflow(ControllerV1):
         return ready
 
     # ---- continue-as-new -------------------------------------------------------------
+    def _run_used_its_attempts(self) -> bool:
+        """This run numbered continue_as_new_after_attempts attempts (clusters that died before
+        they ran use attempt numbers too); the current, unused one is not counted."""
+        first_of_run = self._spec.carried.attempt if self._spec.carried else 0
+        return self._attempt - 1 >= first_of_run + self._spec.continue_as_new_after_attempts
+
     def _history_is_long(self) -> bool:
         info = workflow.info()
         return (info.get_current_history_length() >= self._spec.continue_as_new_after_events
@@ -527,6 +544,8 @@ async def _stopped(handle: workflow.ActivityHandle) -> None:
 
 
 def _waiting_detail(result: ProvisionResult, delay: float) -> str:
+    if result.cluster is not None:
+        return f"{result.cluster.cloud}/{result.cluster.region} failed before it ran, retry in {delay:.0f}s"
     if result.failures and all(f.kind == ErrorKind.THROTTLED for f in result.failures):
         return f"cloud API throttled, retry in {delay:.0f}s"
     regions = len({f.location.rsplit("/", 1)[0] for f in result.failures})
