@@ -72,6 +72,7 @@ with workflow.unsafe.imports_passed_through():
         monitor_queue,
     )
     from spotctl.policy.backoff import Backoff
+    from spotctl.policy.costs import keep_last
     from spotctl.policy.failures import all_fatal
     from spotctl.policy.outcome import Decision, after_exit, uses_restart_budget
     from spotctl.policy.recovery import block_region, order_candidates
@@ -102,7 +103,7 @@ LAUNCH_SLOT_WAIT = timedelta(seconds=3)
 """A create not picked up this soon waits for a launch slot: the job shows so (PENDING)."""
 
 HISTORY_KEPT = 200
-"""Attempt records kept in the job state; older ones are dropped."""
+"""Attempt records kept in the job state; older ones are dropped (their cost is kept: earlier_cost)."""
 
 _INFRA_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1),
@@ -422,7 +423,8 @@ class SpotJobWorkflow(ControllerV1):
                                price=cluster.price, nodes=len(cluster.instance_ids) or None,
                                ondemand_price=self._ondemand_price(cluster),
                                task=self._spec.task.index if self._spec.task else None)
-        self._state.history = (self._state.history + [record])[-HISTORY_KEPT:]
+        self._state.history = self._state.history + [record]
+        self._state = keep_last(self._state, HISTORY_KEPT, now)  # the dropped ones' cost is kept
 
     def _ondemand_price(self, cluster: ClusterHandle) -> float | None:
         """The on-demand price of the cluster's offering, from the job's candidates (priced at
