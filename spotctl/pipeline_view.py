@@ -73,6 +73,8 @@ def merge(parent: JobState, live: Mapping[int, JobState] | None = None) -> JobSt
         "recoveries": sum(row.recoveries for row in rows),
         "job_duration_s": sum(row.job_duration_s for row in rows),
         "history": _history(rows),
+        "earlier_cost": _total(row.earlier_cost for row in rows),  # the tasks' records cut from their memos
+        "earlier_ondemand": _total(row.earlier_ondemand for row in rows),
         "started_at": next((row.started_at for row in rows if row.started_at), parent.started_at),
         "attempt": max([parent.attempt, *(row.attempt for row in rows)]),
         "detail": parent.detail,
@@ -121,6 +123,12 @@ def _status(parent: JobState, rows: list[JobState]) -> JobStatus:
 
 def _last_started(rows: list[JobState]) -> JobState | None:
     return next((row for row in reversed(rows) if row.cloud), None)
+
+
+def _total(values: Iterable[float | None]) -> float | None:
+    """The sum, or None when one is unknown (a partial sum would understate the bill)."""
+    values = list(values)
+    return None if any(v is None for v in values) else sum(values)  # type: ignore[arg-type]
 
 
 def _history(rows: list[JobState]) -> list[AttemptRecord]:

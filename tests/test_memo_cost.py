@@ -15,7 +15,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from spotctl.job_listing import read_state
 from spotctl.models import Activities, AttemptRecord, CarriedState, JobState, JobStatus
-from spotctl.policy.costs import job_cost, money
+from spotctl.policy.costs import job_cost, keep_last, money
 from spotctl.worker_pool import job_workers, running
 from spotctl.workflows import ALL_WORKFLOWS
 from spotctl.workflows.visibility import MEMO_HISTORY
@@ -65,3 +65,21 @@ async def test_memo_and_live_query_show_the_same_cost(env: WorkflowEnvironment) 
     assert listed_cost.ondemand == pytest.approx(live_cost.ondemand)
     assert listed_cost.saved_pct == pytest.approx(live_cost.saved_pct)
     assert state.status == JobStatus.CANCELLED and cloud.instances == {}
+
+
+def test_a_pipeline_sums_its_tasks_cut_records() -> None:
+    """A pipeline's cost adds up its tasks': a running task's memo with cut records counts
+    them (pipeline_view.merge adds the rows' earlier totals)."""
+    from spotctl.pipeline_view import merge
+
+    records = [record(i) for i in range(1, ENDED + 1)]
+    task = JobState(job_id=7, name="train", submitted_at=T0, status=JobStatus.RUNNING, task=0, attempt=ENDED,
+                    history=records)
+    full = job_cost(task, T0, {}).cost
+    listed = keep_last(task, MEMO_HISTORY, T0)
+    parent = JobState(job_id=7, name="pipe", submitted_at=T0, status=JobStatus.STARTING,
+                      tasks=[JobState(job_id=7, name="train", submitted_at=T0, status=JobStatus.STARTING, task=0)])
+    merged = merge(parent, {0: listed})
+    assert len(merged.history) == MEMO_HISTORY
+    assert job_cost(merged, T0, {}).cost == pytest.approx(full)
+    assert job_cost(merged, T0, {}).ondemand == pytest.approx(job_cost(task, T0, {}).ondemand)
