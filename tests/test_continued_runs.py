@@ -11,12 +11,22 @@ from __future__ import annotations
 import asyncio
 import uuid
 
+from temporalio import activity, workflow
 from temporalio.client import WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
-from spotctl.models import NOTE_SIGNAL, Activities, CarriedState, JobSpec, JobState, JobStatus
+from spotctl.models import (
+    NOTE_SIGNAL,
+    Activities,
+    CarriedState,
+    JobSpec,
+    JobState,
+    JobStatus,
+    ProvisionRequest,
+    ProvisionResult,
+)
 from spotctl.worker_pool import job_workers, running
-from spotctl.workflows import ALL_WORKFLOWS
+from spotctl.workflows import ALL_WORKFLOWS, SpotJobWorkflow
 from test_workflow_races import FakeCloud, env, job_spec, wait_event  # noqa: F401 - env is a fixture
 
 FIRST_TASK_S = 20
@@ -54,6 +64,40 @@ async def test_cancel_in_a_continued_runs_first_task_is_kept(env: WorkflowEnviro
             raise AssertionError(f"the cancel was lost: the job is {now.status} (cancel_requested "
                                  f"{now.cancel_requested})") from None
     assert state.status == JobStatus.CANCELLED and state.cancel_requested
+    assert cloud.instances == {}, "a VM was left running"
+
+
+@workflow.defn(name="SpotJobWorkflow", sandboxed=False)
+class _FirstController(SpotJobWorkflow):
+    """The first controller's path (controller_v1.py), which only jobs started before the
+    `controller-v2` patch take (every new run records it): forced here, to test that path."""
+
+    @workflow.run
+    async def run(self, spec: JobSpec) -> JobState:
+        self._running = True
+        return await self._v1_run(spec)
+
+
+async def test_cancel_in_a_continued_first_controller_run_is_kept(env: WorkflowEnvironment) -> None:
+    """The same on the first controller's path: its run used to overwrite the flag too."""
+    cloud = FakeCloud(block=Activities.MONITOR)
+    acts = cloud.activities()
+    create = next(a for a in acts if a.__name__ == "create_cluster")
+
+    @activity.defn(name=Activities.PROVISION)  # the first controller's create-and-wait
+    async def provision(req: ProvisionRequest) -> ProvisionResult:
+        return await create(req)
+
+    queue = f"carried-v1-{uuid.uuid4()}"
+    async with running(job_workers(env.client, queue, [_FirstController], [*acts, provision])):
+        handle = await start_with_signal(env, queue, carried_spec(), "cancel")
+        try:
+            state = await asyncio.wait_for(handle.result(), FIRST_TASK_S)
+        except TimeoutError:
+            await handle.terminate("test over")
+            await asyncio.sleep(1)
+            raise AssertionError("the cancel was lost on the first controller's path") from None
+    assert state.status == JobStatus.CANCELLED
     assert cloud.instances == {}, "a VM was left running"
 
 
