@@ -41,7 +41,8 @@ def dying_cloud(dies: int | None) -> FakeCloud:
         cloud.instances[req.cluster.cluster_name] = "running"
         return req.cluster
 
-    cloud.activities = lambda: [a for a in acts if a.__name__ != "wait_cluster_ready"] + [wait_cluster_ready]  # type: ignore[method-assign]
+    others = [a for a in acts if a.__name__ != "wait_cluster_ready"]
+    cloud.activities = lambda: [*others, wait_cluster_ready]  # type: ignore[method-assign]
     return cloud
 
 

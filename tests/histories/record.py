@@ -332,8 +332,8 @@ def main() -> None:
             spec = plan("echo hello", Overrides(name="v1-continued"), settings).to_spec(job_id)
             c = spec.candidates[0]
             now = datetime.now(UTC)
-            record = AttemptRecord(attempt=1, cloud=c.cloud, region=c.region, zone=c.zone, instance_type=c.instance_type,
-                                   started_at=now - timedelta(minutes=5), ended_at=now - timedelta(minutes=1),
+            record = AttemptRecord(attempt=1, cloud=c.cloud, region=c.region, zone=c.zone,
+                                   instance_type=c.instance_type, started_at=now - timedelta(minutes=5), ended_at=now - timedelta(minutes=1),
                                    outcome="preempted")
             state = JobState(job_id=job_id, name=spec.name, resources=spec.resources, submitted_at=spec.submitted_at,
                              status=JobStatus.RECOVERING, started_at=now - timedelta(minutes=5), attempt=1,
