@@ -93,3 +93,22 @@ async def test_dying_clusters_back_off_and_continue_as_new(skipping_env: Workflo
     lengths = await runs_of(client, workflow_id)
     assert len(lengths) >= 3, lengths  # it continued as new, several times
     assert max(lengths) < 150 + 40, lengths
+
+
+async def test_dying_clusters_count_toward_the_attempts_per_run(skipping_env: WorkflowEnvironment) -> None:
+    """Each dead cluster uses an attempt number: after continue_as_new_after_attempts of them
+    the run continues as new, however short its history."""
+    dies = 12
+    cloud = dying_cloud(dies)
+    spec = job_spec(continue_as_new_after_attempts=4)
+    workflow_id = f"died-{uuid.uuid4()}"
+    queue = f"died-{uuid.uuid4()}"
+    client = skipping_env.client
+    async with running(job_workers(client, queue, ALL_WORKFLOWS, cloud.activities())):
+        handle = await client.start_workflow("SpotJobWorkflow", spec, id=workflow_id, task_queue=queue,
+                                             result_type=JobState)
+        state = await finish(handle, f"{dies} dead clusters")
+    assert state.status == JobStatus.SUCCEEDED and state.attempt == dies + 1, state
+    assert cloud.instances == {}
+    await asyncio.sleep(1.5)  # visibility is eventually consistent
+    assert len(await runs_of(client, workflow_id)) >= 3
