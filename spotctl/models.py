@@ -520,6 +520,13 @@ class JobState(BaseModel):
     """A pipeline's state: one row per task, in order (empty for a single-task job). The
     pipeline's workflow knows a task's state when the task ends; the CLI overlays the running
     task's live state (pipeline_view.py)."""
+    earlier_cost: float | None = 0.0
+    """USD paid for the ended attempts no longer in `history` (cut from a running job's memo,
+    or past the state's last few hundred): policy/costs.job_cost adds it, so the memo, the live
+    query and the events sum the same bill. None when one of them had no known price."""
+    earlier_ondemand: float | None = 0.0
+    """The same attempts' on-demand equivalent, from the prices recorded at launch (None when
+    one had none)."""
 
     @property
     def is_pipeline(self) -> bool:

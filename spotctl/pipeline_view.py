@@ -20,6 +20,7 @@ from collections.abc import Iterable, Mapping
 
 from spotctl.models import AttemptRecord, JobState, JobStatus
 from spotctl.pipeline_names import PIPELINE_WORKFLOW, TASK_WORKFLOW, label, task_workflow_id
+from spotctl.policy.costs import known_sum
 
 __all__ = ["PIPELINE_WORKFLOW", "TASK_WORKFLOW", "attempt_tasks", "current_index", "merge", "rows_to_fetch",
            "task_label", "task_workflow_id"]
@@ -73,6 +74,8 @@ def merge(parent: JobState, live: Mapping[int, JobState] | None = None) -> JobSt
         "recoveries": sum(row.recoveries for row in rows),
         "job_duration_s": sum(row.job_duration_s for row in rows),
         "history": _history(rows),
+        "earlier_cost": known_sum(row.earlier_cost for row in rows),  # the tasks' records cut from their memos
+        "earlier_ondemand": known_sum(row.earlier_ondemand for row in rows),
         "started_at": next((row.started_at for row in rows if row.started_at), parent.started_at),
         "attempt": max([parent.attempt, *(row.attempt for row in rows)]),
         "detail": parent.detail,

@@ -9,22 +9,25 @@ import shutil
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
+from temporalio.testing import WorkflowEnvironment
 from webhook_receiver import Receiver, running_receiver
 
+from spotctl import search_attributes as sa
 from spotctl.cli.main import cli
 from spotctl.clouds import local_cgroups
 from spotctl.clouds.local import LocalCloud
 from spotctl.clouds.local_processes import processes_of
+from spotctl.codec import data_converter_for_key
 from spotctl.config import Settings, load_settings
 from spotctl.remote.agent import pid_alive
-from spotctl.server import EmbeddedServer
+from spotctl.server import EmbeddedServer, temporal_binary
 
 # Tests place jobs on the local cloud only, whatever the machine's AWS credentials; the lab
 # (tests/lab) enables AWS explicitly, against moto.
@@ -217,3 +220,25 @@ def receiver() -> Iterator[Receiver]:
     """A webhook on 127.0.0.1 that records what it gets (tests/webhook_receiver.py)."""
     with running_receiver() as state:
         yield state
+
+
+# ---- scripted-activity workflow tests (tests/test_workflow_races.py and its kin) ----------
+@pytest.fixture(scope="module")
+async def env() -> AsyncIterator[WorkflowEnvironment]:
+    """A private dev server for workflows run against scripted activities."""
+    async with await WorkflowEnvironment.start_local(
+        dev_server_existing_path=temporal_binary(), data_converter=data_converter_for_key(bytes(32)),
+        search_attributes=list(sa.ALL),
+    ) as e:
+        yield e
+
+
+@pytest.fixture(scope="module")
+async def skipping_env() -> AsyncIterator[WorkflowEnvironment]:
+    """The same with time skipping: timers of days fire at once."""
+    async with await WorkflowEnvironment.start_time_skipping_v2(
+        dev_server_existing_path=temporal_binary(), data_converter=data_converter_for_key(bytes(32)),
+        search_attributes=list(sa.ALL),
+        dev_server_extra_args=["--dynamic-config-value", "frontend.WorkflowTimeSkippingEnabled=true"],
+    ) as e:
+        yield e

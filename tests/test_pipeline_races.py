@@ -28,7 +28,7 @@ from temporalio.worker import (
 )
 from temporalio.worker import _workflow as temporal_workflow_worker
 from temporalio.worker._workflow_instance import _WorkflowLogicFlag
-from test_workflow_races import FakeCloud, env, job_spec, wait_event  # noqa: F401 - env: a fixture
+from test_workflow_races import FakeCloud, job_spec, wait_event
 
 from spotctl import search_attributes as sa
 from spotctl.config import WorkerConfig

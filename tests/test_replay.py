@@ -154,3 +154,15 @@ async def test_replay_catches_an_incompatible_change() -> None:
     result = await replay(path, [_SleepsFirst, JobIdAllocator])
     assert result.replay_failure is not None
     assert "nondetermin" in str(result.replay_failure).lower(), result.replay_failure
+
+
+def test_histories_cover_dying_clusters_and_a_continued_v1_job() -> None:
+    """A cluster that died before it ran, then a backoff round (the `died-before-ready-backoff`
+    patch), and the current controller's run that a first-controller job continued as new into
+    (a carried state without events, task or waiting_since): recorded, so a change that such
+    jobs would not survive fails here."""
+    died = [p for p in V2_HISTORIES if "died-before-ready-backoff" in _markers(p)]
+    assert died, "record one: python tests/histories/record.py died_before_ready_backoff=died_before_ready_backoff"
+    assert all("TIMER_STARTED" in p.read_text() for p in died)
+    assert (HISTORY_DIR / "v2_v1_continued.json").exists(), \
+        "record one: python tests/histories/record.py v1_continued=v1_continued"

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -22,8 +22,6 @@ from temporalio.client import Client, WorkflowHandle
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 
-from spotctl import search_attributes as sa
-from spotctl.codec import data_converter_for_key
 from spotctl.models import (
     Activities,
     AttemptRecord,
@@ -47,7 +45,6 @@ from spotctl.models import (
     TeardownRequest,
     cluster_name,
 )
-from spotctl.server import temporal_binary
 from spotctl.worker_pool import job_workers, running
 from spotctl.workflows import ALL_WORKFLOWS
 
@@ -165,25 +162,6 @@ class FakeCloud:
             return len(gone)
 
         return [create_cluster, price_candidates, wait_cluster_ready, setup, start_run, monitor, teardown]
-
-
-@pytest.fixture(scope="module")
-async def env() -> AsyncIterator[WorkflowEnvironment]:
-    async with await WorkflowEnvironment.start_local(
-        dev_server_existing_path=temporal_binary(), data_converter=data_converter_for_key(bytes(32)),
-        search_attributes=list(sa.ALL),
-    ) as e:
-        yield e
-
-
-@pytest.fixture(scope="module")
-async def skipping_env() -> AsyncIterator[WorkflowEnvironment]:
-    async with await WorkflowEnvironment.start_time_skipping_v2(
-        dev_server_existing_path=temporal_binary(), data_converter=data_converter_for_key(bytes(32)),
-        search_attributes=list(sa.ALL),
-        dev_server_extra_args=["--dynamic-config-value", "frontend.WorkflowTimeSkippingEnabled=true"],
-    ) as e:
-        yield e
 
 
 async def run_job(client: Client, cloud: FakeCloud, spec: JobSpec,

@@ -12,7 +12,8 @@ Provisioning counts (the bill runs from the create call), teardown after the att
 does not (seconds, and the workflow records no time for it). A cluster that died before it
 ran has no attempt record, so it costs nothing here. The workflow records only the facts (and
 its job view sums the ended attempts); the CLI computes the rest when it shows them, with
-on-demand prices from spotctl/costs.py. Pure: usable inside workflows.
+on-demand prices from spotctl/costs.py. Records cut from a job's history (keep_last) leave
+their sums in the job's earlier_* totals. Pure: usable inside workflows.
 """
 
 from __future__ import annotations
@@ -77,12 +78,31 @@ def attempt_cost(record: AttemptRecord, now: datetime, ondemand_prices: Mapping[
 
 
 def job_cost(job: JobState, now: datetime, ondemand_prices: Mapping[PriceKey, float]) -> JobCost:
-    """The sums over the job's attempts (those it still keeps: the last 200)."""
+    """The sums over the job's attempts: those in its history, plus what the ones cut from it
+    cost (JobState.earlier_cost)."""
     attempts = [attempt_cost(r, now, ondemand_prices) for r in job.history]
-    return JobCost(cost=_sum(a.cost for a in attempts), ondemand=_sum(a.ondemand for a in attempts), attempts=attempts)
+    return JobCost(cost=known_sum([job.earlier_cost, *(a.cost for a in attempts)]),
+                   ondemand=known_sum([job.earlier_ondemand, *(a.ondemand for a in attempts)]), attempts=attempts)
 
 
-def _sum(values: Iterable[float | None]) -> float | None:
+def keep_last(job: JobState, keep: int, now: datetime) -> JobState:
+    """The job with only its last `keep` attempt records, what the others cost carried in its
+    earlier_* totals: a shorter history, the same bill (the memo of a running job, the state's
+    cap). The cut records are ended ones (only the last can be running); on-demand prices
+    come from the records (no catalog inside a workflow)."""
+    cut = job.history[:-keep] if keep > 0 else job.history
+    if not cut:
+        return job
+    costs = [attempt_cost(r, r.ended_at or now, {}) for r in cut]
+    return job.model_copy(update={
+        "history": job.history[len(cut):],
+        "earlier_cost": known_sum([job.earlier_cost, *(a.cost for a in costs)]),
+        "earlier_ondemand": known_sum([job.earlier_ondemand, *(a.ondemand for a in costs)]),
+    })
+
+
+def known_sum(values: Iterable[float | None]) -> float | None:
+    """The sum, or None when one part is unknown (a partial sum would understate the bill)."""
     total = 0.0
     for v in values:
         if v is None:

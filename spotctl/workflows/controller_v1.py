@@ -68,7 +68,8 @@ class ControllerV1:
             self._state, self._attempt, self._restarts_used = c.state, c.attempt, c.restarts_used
             self._blocked_regions = dict(c.blocked_regions)
             self._last_location = c.last_location
-            self._cancel_requested = c.state.cancel_requested
+            # OR-ed in: a cancel a signal handler recorded before this ran is not undone (issue 22).
+            self._cancel_requested = self._cancel_requested or c.state.cancel_requested
         else:
             self._state = JobState(job_id=spec.job_id, name=spec.name, resources=spec.resources,
                                    submitted_at=spec.submitted_at)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from temporalio.exceptions import ActivityError, ApplicationError, FailureError
 
 from spotctl.models import JobState, JobStatus
-from spotctl.policy.costs import attempt_cost, money, percent
+from spotctl.policy.costs import AttemptCost, attempt_cost, money, percent
 
 
 class Cancelled(Exception):
@@ -32,6 +32,9 @@ def details(s: JobState) -> str:
         lines.append(f"last failure: {s.failure_reason}")
     ended = [attempt_cost(r, r.ended_at, {}) for r in s.history if r.ended_at and r.price is not None]
     paid = [a.cost for a in ended if a.cost is not None]
+    if s.earlier_cost:  # attempts cut from the history
+        paid.append(s.earlier_cost)
+        ended.append(AttemptCost(attempt=0, hours=None, cost=s.earlier_cost, ondemand=s.earlier_ondemand))
     if paid:  # the running attempt's share needs "now": `spotctl status` adds it
         line = f"cost of {'the' if s.status.is_terminal else 'ended'} attempts: {money(sum(paid))}"
         ondemand = [a.ondemand for a in ended]

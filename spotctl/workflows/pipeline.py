@@ -53,6 +53,7 @@ with workflow.unsafe.imports_passed_through():
         label,
         task_workflow_id,
     )
+    from spotctl.policy.costs import keep_last, known_sum
     from spotctl.workflows.event_outbox import EventOutbox
     from spotctl.workflows.job_view import describe
     from spotctl.workflows.visibility import Visibility
@@ -131,7 +132,8 @@ class SpotPipelineWorkflow:
                   ended_at=workflow.now(), detail=None, last_attempt=base,
                   recoveries=sum(r.recoveries for r in self._state.tasks))
         every_attempt = [r for row in self._state.tasks for r in row.history]  # the cost is all tasks'
-        self._outbox.record(self._state.model_copy(update={"history": every_attempt}), previous)
+        earlier = {k: known_sum(getattr(row, k) for row in self._state.tasks) for k in ("earlier_cost", "earlier_ondemand")}
+        self._outbox.record(self._state.model_copy(update={"history": every_attempt, **earlier}), previous)
         await self._outbox.drained()
         return self._state
 
@@ -238,9 +240,10 @@ class SpotPipelineWorkflow:
                     return
 
     def _set_row(self, i: int, row: JobState) -> None:
-        self._state.tasks[i] = row.model_copy(update={"history": row.history[-ROW_HISTORY:]})
+        self._state.tasks[i] = keep_last(row, ROW_HISTORY, workflow.now())  # what a cut record cost is kept
         self._visibility.publish(self._state)
 
     def _set(self, status: JobStatus, **changes) -> None:
         self._state = self._state.model_copy(update={"status": status, **changes})
         self._visibility.publish(self._state)
+

@@ -72,6 +72,7 @@ with workflow.unsafe.imports_passed_through():
         monitor_queue,
     )
     from spotctl.policy.backoff import Backoff
+    from spotctl.policy.costs import keep_last
     from spotctl.policy.failures import all_fatal
     from spotctl.policy.outcome import Decision, after_exit, uses_restart_budget
     from spotctl.policy.recovery import block_region, order_candidates
@@ -94,11 +95,15 @@ NOTES = "job-notes"
 NODE_FAILURES = "node-failures"
 """The patch that recovers an attempt whose node lost the phase (NODE_FAILURE_ERROR) instead of
 failing the job as a controller error."""
+DIED_BEFORE_READY_BACKOFF = "died-before-ready-backoff"
+"""The patch that makes a cluster that died before it ran a round of the wait for capacity like
+any other: a backoff timer, max_wait checked, continue-as-new when the history grows (it used
+to retry at once, for ever, in one history)."""
 LAUNCH_SLOT_WAIT = timedelta(seconds=3)
 """A create not picked up this soon waits for a launch slot: the job shows so (PENDING)."""
 
 HISTORY_KEPT = 200
-"""Attempt records kept in the job state; older ones are dropped."""
+"""Attempt records kept in the job state; older ones are dropped (their cost is kept: earlier_cost)."""
 
 _INFRA_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1),
@@ -113,9 +118,17 @@ READY_TIMEOUT = timedelta(minutes=15)
 
 @workflow.defn(name="SpotJobWorkflow")
 class SpotJobWorkflow(ControllerV1):
-    def __init__(self) -> None:
-        self._state: JobState | None = None
-        self._cancel_requested = False
+    @workflow.init
+    def __init__(self, spec: JobSpec) -> None:
+        """Everything a handler touches exists before any handler runs: the SDK runs the
+        signals of the first workflow task (a cancel sent while the last run continued as new)
+        before `run()`, and `run()` must not erase what they recorded. No commands here."""
+        self._state: JobState = spec.carried.state if spec.carried is not None else JobState(
+            job_id=spec.job_id, name=spec.name, resources=spec.resources, submitted_at=spec.submitted_at,
+            task=spec.task.index if spec.task else None)
+        self._cancel_requested = self._state.cancel_requested
+        self._running = False
+        """Set once run() took the job over: before, a note is recorded but not published."""
         self._blocked_regions: dict = {}
         self._attempt = 0
         self._restarts_used = 0
@@ -128,21 +141,26 @@ class SpotJobWorkflow(ControllerV1):
 
     # ---- the CLI's view --------------------------------------------------------------
     @workflow.query
-    def state(self) -> JobState | None:
+    def state(self) -> JobState:
         return self._state
 
     @workflow.signal
     def cancel(self) -> None:
         """Ask the job to stop: the current step is cancelled, the cluster torn down."""
         self._cancel_requested = True
-        if self._state is not None:
-            self._state.cancel_requested = True
+        self._state.cancel_requested = True
 
     @workflow.signal(name=NOTE_SIGNAL)
     def note(self, text: str | None) -> None:
         """What a running activity waits out (a full disk: activities/space.py), shown as the
         job's detail until it is over (None), in its state and its memo (what `status` lists)."""
-        if self._state is None or self._state.status.is_terminal or not workflow.patched(NOTES):
+        if self._state.status.is_terminal:
+            return
+        if not self._running:  # before run(): recorded, and published with the run's first publication
+            self._noted = text
+            self._state.detail = text
+            return
+        if not workflow.patched(NOTES):
             return
         if text is None and self._state.detail != self._noted:
             return  # the job moved on and wrote its own detail meanwhile
@@ -153,6 +171,7 @@ class SpotJobWorkflow(ControllerV1):
     # ---- the job ---------------------------------------------------------------------
     @workflow.run
     async def run(self, spec: JobSpec) -> JobState:
+        self._running = True
         if not workflow.patched(CONTROLLER_V2):
             return await self._v1_run(spec)
         self._spec = spec
@@ -160,17 +179,15 @@ class SpotJobWorkflow(ControllerV1):
         """The spec's candidates, re-priced with live spot prices at every recovery."""
         self._node_spec = spec.for_nodes()
         self._carried_wait = None
+        # self._state and self._cancel_requested are __init__'s, with what handlers recorded since.
         if spec.carried is not None:  # a continued-as-new run picks up where the last one stopped
             c = spec.carried
-            self._state, self._attempt, self._restarts_used = c.state, c.attempt, c.restarts_used
+            self._attempt, self._restarts_used = c.attempt, c.restarts_used
             self._blocked_regions = dict(c.blocked_regions)
             self._last_location = c.last_location
-            self._cancel_requested = c.state.cancel_requested
             if c.waiting_since is not None:
                 self._carried_wait = (c.waiting_since, c.backoff_retry)
         else:
-            self._state = JobState(job_id=spec.job_id, name=spec.name, resources=spec.resources,
-                                   submitted_at=spec.submitted_at, task=spec.task.index if spec.task else None)
             self._attempt = spec.task.attempt_base if spec.task else 0
         self._publish()
         self._outbox = EventOutbox(job_id=spec.job_id, name=spec.name, notify=spec.notify,
@@ -279,7 +296,7 @@ class SpotJobWorkflow(ControllerV1):
         """Get the next attempt a running cluster: create it at the best candidate, wait until
         it runs; while nothing has capacity, back off on durable timers until
         job_recovery.max_wait (if any) runs out. A cluster that dies or never runs before
-        it is ready is torn down, its region blocked, and the next place tried."""
+        it is ready is torn down and its region blocked: that too is a round of the wait."""
         self._attempt += 1
         if self._attempt > 1 and workflow.patched(LIVE_PRICES):
             priced = await self._activity(
@@ -289,10 +306,11 @@ class SpotJobWorkflow(ControllerV1):
         waited_since, retry = self._carried_wait or (workflow.now(), 0)
         self._carried_wait = None
         backoff = Backoff(initial_s=self._spec.launch_retry_initial_s, max_s=self._spec.launch_retry_max_s)
+        died_rounds_wait = False  # a died-before-ready round took the patched path: attempts count too
         while True:
             if self._cancel_requested:
                 raise Cancelled()
-            if retry and self._history_is_long():
+            if retry and (self._history_is_long() or (died_rounds_wait and self._run_used_its_attempts())):
                 self._continue_as_new(waiting=(waited_since, retry))
             candidates = order_candidates(self._candidates, strategy=self._spec.recovery.strategy,
                                           blocked=self._blocked_regions, now=workflow.now(), last=self._last_location)
@@ -307,10 +325,16 @@ class SpotJobWorkflow(ControllerV1):
                 ready = await self._wait_ready(result.cluster)
                 if ready is not None:
                     return ready
-                continue  # torn down; its region is blocked: try elsewhere at once
-            reasons = "; ".join(f"{f.location} {f.instance_type}: {f.reason}" for f in result.failures[:5])
-            if all_fatal(result.failures):
-                raise Finished(JobStatus.FAILED_PRECHECKS, f"no candidate can ever be provisioned: {reasons}")
+                # Torn down, its region blocked. GCE's spot stock-outs take this path: a round
+                # of the wait like any other (before the patch: the next place at once, for ever).
+                if not workflow.patched(DIED_BEFORE_READY_BACKOFF):
+                    continue
+                died_rounds_wait = True
+                reasons = self._state.failure_reason or "the cluster failed before it ran"
+            else:
+                reasons = "; ".join(f"{f.location} {f.instance_type}: {f.reason}" for f in result.failures[:5])
+                if all_fatal(result.failures):
+                    raise Finished(JobStatus.FAILED_PRECHECKS, f"no candidate can ever be provisioned: {reasons}")
             max_wait = self._spec.recovery.max_wait_s
             elapsed = (workflow.now() - waited_since).total_seconds()
             if max_wait is not None and elapsed >= max_wait:
@@ -364,6 +388,12 @@ class SpotJobWorkflow(ControllerV1):
         return ready
 
     # ---- continue-as-new -------------------------------------------------------------
+    def _run_used_its_attempts(self) -> bool:
+        """This run numbered continue_as_new_after_attempts attempts (clusters that died before
+        they ran use attempt numbers too); the current, unused one is not counted."""
+        first_of_run = self._spec.carried.attempt if self._spec.carried else 0
+        return self._attempt - 1 >= first_of_run + self._spec.continue_as_new_after_attempts
+
     def _history_is_long(self) -> bool:
         info = workflow.info()
         return (info.get_current_history_length() >= self._spec.continue_as_new_after_events
@@ -393,7 +423,8 @@ class SpotJobWorkflow(ControllerV1):
                                price=cluster.price, nodes=len(cluster.instance_ids) or None,
                                ondemand_price=self._ondemand_price(cluster),
                                task=self._spec.task.index if self._spec.task else None)
-        self._state.history = (self._state.history + [record])[-HISTORY_KEPT:]
+        self._state.history = self._state.history + [record]
+        self._state = keep_last(self._state, HISTORY_KEPT, now)  # the dropped ones' cost is kept
 
     def _ondemand_price(self, cluster: ClusterHandle) -> float | None:
         """The on-demand price of the cluster's offering, from the job's candidates (priced at
@@ -517,6 +548,8 @@ async def _stopped(handle: workflow.ActivityHandle) -> None:
 
 
 def _waiting_detail(result: ProvisionResult, delay: float) -> str:
+    if result.cluster is not None:
+        return f"{result.cluster.cloud}/{result.cluster.region} failed before it ran, retry in {delay:.0f}s"
     if result.failures and all(f.kind == ErrorKind.THROTTLED for f in result.failures):
         return f"cloud API throttled, retry in {delay:.0f}s"
     regions = len({f.location.rsplit("/", 1)[0] for f in result.failures})

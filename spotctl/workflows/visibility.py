@@ -12,6 +12,7 @@ from temporalio import workflow
 with workflow.unsafe.imports_passed_through():
     from spotctl import search_attributes as sa
     from spotctl.models import JobState
+    from spotctl.policy.costs import keep_last
     from spotctl.workflows.job_view import details
 
 MEMO_HISTORY = 10
@@ -36,8 +37,8 @@ class Visibility:
         if changed:
             workflow.upsert_search_attributes(changed)
             self._attrs.update({key.name: value for key, value in attrs.items()})
-        kept = s.history if s.status.is_terminal else s.history[-MEMO_HISTORY:]
-        memo = s.model_copy(update={"history": kept}).model_dump(mode="json")
+        # The cut records' cost stays in the memo's earlier_* totals: `status` sums the same bill.
+        memo = (s if s.status.is_terminal else keep_last(s, MEMO_HISTORY, workflow.now())).model_dump(mode="json")
         if memo != self._memo:
             workflow.upsert_memo({"state": memo})
             self._memo = memo

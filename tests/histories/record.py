@@ -34,6 +34,7 @@ import textwrap
 import threading
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import yaml
@@ -47,6 +48,7 @@ from spotctl.cli.main import cli  # noqa: E402
 from spotctl.client import SpotClient, workflow_id  # noqa: E402
 from spotctl.clouds.local import LocalCloud  # noqa: E402
 from spotctl.config import load_settings  # noqa: E402
+from spotctl.models import AttemptRecord, CarriedState, JobState, JobStatus, cluster_name  # noqa: E402
 from spotctl.planning import Overrides, plan  # noqa: E402
 from spotctl.server import EmbeddedServer  # noqa: E402
 from spotctl.workflows import ALLOCATOR_WORKFLOW_ID  # noqa: E402
@@ -334,6 +336,43 @@ def main() -> None:
             cli_ok("cancel", "-y", str(job_id))
             wait_status(job_id, "CANCELLED")
             children["pipeline_cancelled"] = 1  # the second task never started
+
+        # A cluster preempted before it ran (GCE's spot stock-out): a backoff round, then it runs.
+        if want("died_before_ready_backoff"):
+            set_regions(provision_delay_s=30)
+            try:
+                job_id = ids["died_before_ready_backoff"] = launch("launch", "-y", "-d", "-n", "died", "echo hello")
+                wait_for("waiting for instances", lambda: "waiting for" in (job(job_id).get("detail") or ""), 20)
+            finally:
+                restore_config()  # the next cluster boots at once
+            wait_for("the preemption", lambda: bool(cloud.preempt_cluster(cluster_name(job_id, 1), 0)), 10)
+            wait_for("the backoff", lambda: "failed before it ran" in (job(job_id).get("detail") or ""), 20)
+            wait_status(job_id, "SUCCEEDED")
+
+        # A first-controller job that continued as new: its next run is the current controller's,
+        # from a carried state as controller_v1._v1_continue_as_new made it (no task, no events,
+        # no waiting_since, records without prices).
+        async def launch_v1_continued() -> int:
+            client = await SpotClient.connect(settings)
+            job_id = await client.allocate_job_id()
+            spec = plan("echo hello", Overrides(name="v1-continued"), settings).to_spec(job_id)
+            c = spec.candidates[0]
+            now = datetime.now(UTC)
+            record = AttemptRecord(attempt=1, cloud=c.cloud, region=c.region, zone=c.zone,
+                                   instance_type=c.instance_type, started_at=now - timedelta(minutes=5), ended_at=now - timedelta(minutes=1),
+                                   outcome="preempted")
+            state = JobState(job_id=job_id, name=spec.name, resources=spec.resources, submitted_at=spec.submitted_at,
+                             status=JobStatus.RECOVERING, started_at=now - timedelta(minutes=5), attempt=1,
+                             recoveries=1, cloud=c.cloud, region=c.region, zone=c.zone, job_duration_s=240.0,
+                             detail=f"preempted in {c.cloud}/{c.region}/{c.zone}: preempted", history=[record])
+            carried = CarriedState(state=state, attempt=1, restarts_used=0, blocked_regions={},
+                                   last_location=(c.cloud, c.region, c.zone))
+            await client.start_job(spec.model_copy(update={"carried": carried}))
+            return job_id
+
+        if want("v1_continued"):
+            ids["v1_continued"] = asyncio.run(launch_v1_continued())
+            wait_status(ids["v1_continued"], "SUCCEEDED")
 
         async def save() -> dict[str, str]:
             client = await SpotClient.connect(settings)
