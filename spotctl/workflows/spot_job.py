@@ -211,8 +211,8 @@ class SpotJobWorkflow(ControllerV1):
         # Anything else is a bug in this code: it fails the workflow task, which Temporal
         # retries, so deploying the fix resumes the job where it was.
         self._close_attempt(final.status.value.lower() if final.status != JobStatus.SUCCEEDED else "succeeded")
-        # Earlier attempts' clusters were torn down (and verified gone) when they ended; the
-        # one before the last is included in case its teardown raced a cancel.
+        # Every cluster tagged with the job is looked for, whatever its attempt (one list call
+        # per region); the range is what requests made before `by_tag` meant, kept for replay.
         first = (spec.task.attempt_base if spec.task else 0) + 1
         await self._final_teardown(first_attempt=max(first, self._attempt - 1), delete_buckets=spec.ephemeral_buckets)
         self._set(final.status, failure_reason=final.reason if final.status != JobStatus.SUCCEEDED else None,
