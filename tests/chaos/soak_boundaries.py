@@ -1,0 +1,318 @@
+"""The chaos soak's cancels timed at continue-as-new boundaries (issue 22, item 1).
+
+Why: a continued run (continue-as-new) starts from the state its predecessor carried; a
+cancel that reaches it in its first workflow task (sent during the hand-over: milliseconds
+while a worker runs, minutes while none polls) must not be erased by that carried state. The
+focused tests script that moment; here it happens among preemptions, worker kills and a
+Temporal restart, through the CLI and the client a user has.
+
+These jobs run the soak's program for far longer than the soak and continue as new after
+every attempt (JobSpec.continue_as_new_after_attempts = 1: there is no setting for it, so they
+are started the way `spotctl launch` starts a job, with that one field changed); the cloud's
+preemptions end their attempts. Each gets one cancel:
+- "new run" jobs: a thread watches their runs (describe: the current run id and its history
+  length) and cancels through the client (what `spotctl cancel` calls) the moment it sees a new
+  run, at first only one whose first workflow task has not completed (the cancel then lands
+  in that task), later any new run;
+- "worker down" jobs: at a worker kill, the soak waits (a few seconds at most) for one of them
+  to continue as new, SIGKILLs the worker, runs `spotctl cancel ID` while no worker polls, and
+  only then starts a new worker.
+Whatever has no cancel when the chaos ends gets one then (counted apart: not at a boundary).
+
+Asserted: each ends CANCELLED within CANCEL_BOUND_S of its cancel, with no instance of it
+alive and no copy of its program running. A job still going after that is cancelled a second
+time (so the rest of the soak's checks see what a second cancel leaves). Where each cancel
+landed is read back from the histories: in a run's first workflow task or later.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import WorkflowExecutionStatus
+
+from spotctl.client import SpotClient, workflow_id
+from spotctl.config import Settings
+from spotctl.planning import Overrides, plan
+from spotctl.staging import bucket_regions, stage_tasks
+
+from conftest import pid_dead
+
+CANCEL_BOUND_S = 120.0
+"""A cancelled job must be CANCELLED this soon after its cancel (worker kills included)."""
+POLL_S = 0.2
+"""How often the watcher asks for each uncancelled job's current run."""
+ALIGN_S = 15.0
+"""At a worker kill, how long the soak waits for a "worker down" job to continue as new."""
+FIRST_TASK_EVENTS = 3
+"""A run with at most this many events (started, task scheduled, task started) has not
+completed its first workflow task: a signal now is in that task."""
+PROGRAM_STEPS = 1_000_000
+"""The program's steps: it never ends by itself within a soak; only the cancel ends the job."""
+
+
+@dataclass
+class BoundaryJob:
+    key: str
+    bucket: str
+    task: Path
+    group: str
+    """"new run" or "worker down": how its cancel is timed."""
+    strict_until_s: float
+    """Seconds into the chaos: before this, a "new run" job is cancelled only at a run whose
+    first workflow task is still to come; after it, at any new run."""
+    job_id: int | None = None
+    launch_error: str | None = None
+    run_id: str | None = None
+    runs_seen: int = 0
+    """Runs the watcher saw begin (after the first it saw)."""
+    changed_at: float = 0.0
+    """time.monotonic() when the watcher last saw a new run."""
+    cancel_how: str | None = None
+    cancel_wall: datetime | None = None
+    cancel_mono: float | None = None
+    first_task_open: bool | None = None
+    """When the cancel was sent, the run had not completed its first workflow task."""
+    landed: str | None = None
+    """From the history: "first task" or "later" (in which run's task the cancel was seen)."""
+
+
+@dataclass
+class BoundaryCancels:
+    """The jobs, the watcher thread, and what they found."""
+
+    settings: Callable[[], Settings]
+    note: Callable[[str], None]
+    problem: Callable[[str], None]
+    jobs: list[BoundaryJob] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    stop: threading.Event = field(default_factory=threading.Event)
+    thread: threading.Thread | None = None
+    chaos_t0: float = 0.0
+    stats: dict[str, Any] = field(default_factory=dict)
+
+    def add(self, key: str, bucket: str, task: Path, group: str, strict_until_s: float) -> None:
+        self.jobs.append(BoundaryJob(key, bucket, task, group, strict_until_s))
+
+    # -- launching -------------------------------------------------------------------------
+    def launch(self) -> None:
+        """Start every job as `spotctl launch` does (plan, id, staged files, start), with
+        continue-as-new after every attempt."""
+        asyncio.run(self._launch_all())
+
+    async def _launch_all(self) -> None:
+        settings = self.settings()
+        client = await SpotClient.connect(settings)
+        for job in self.jobs:
+            try:
+                p = plan(str(job.task), Overrides(), settings)
+                job_id = await client.allocate_job_id()
+                staged = await asyncio.to_thread(stage_tasks, [p.task], job_id, settings, bucket_regions(p.candidates))
+                spec = p.to_spec(job_id, staged[0]).model_copy(update={"continue_as_new_after_attempts": 1})
+                await client.start_job(spec)
+                job.job_id = job_id
+            except Exception as exc:  # noqa: BLE001 - reported as the job's finding
+                job.launch_error = repr(exc)
+                self.problem(f"{job.key}: could not start the job that continues as new: {exc!r}")
+
+    # -- the watcher -----------------------------------------------------------------------
+    def start_watching(self, chaos_t0: float) -> None:
+        self.chaos_t0 = chaos_t0
+        self.thread = threading.Thread(target=lambda: asyncio.run(self._watch()), name="soak-boundaries",
+                                       daemon=True)
+        self.thread.start()
+
+    def stop_watching(self) -> None:
+        self.stop.set()
+        if self.thread is not None:
+            self.thread.join(30)
+
+    async def _watch(self) -> None:
+        client: SpotClient | None = None
+        while not self.stop.is_set():
+            try:
+                client = client or await SpotClient.connect(self.settings())
+                for job in [j for j in self.jobs if j.job_id is not None and j.cancel_how is None]:
+                    await self._look(client, job)
+            except Exception as exc:  # noqa: BLE001 - the server restarts during the soak
+                if client is not None:
+                    self.note(f"boundary watcher: {type(exc).__name__}: {str(exc)[:120]}; reconnecting")
+                client = None
+                await asyncio.sleep(1)
+            await asyncio.sleep(POLL_S)
+
+    async def _look(self, client: SpotClient, job: BoundaryJob) -> None:
+        assert job.job_id is not None
+        desc = await client.temporal.get_workflow_handle(workflow_id(job.job_id)).describe()
+        if desc.status != WorkflowExecutionStatus.RUNNING or desc.run_id == job.run_id:
+            return
+        seen_before = job.run_id is not None
+        with self.lock:
+            if job.cancel_how is not None:
+                return  # the main thread cancelled it meanwhile
+            job.run_id = desc.run_id
+            if not seen_before:
+                return
+            job.runs_seen += 1
+            job.changed_at = time.monotonic()
+        fresh = (desc.history_length or 0) <= FIRST_TASK_EVENTS
+        late = time.monotonic() - self.chaos_t0 >= job.strict_until_s
+        if job.group == "new run" and (fresh or late):
+            with self.lock:
+                if job.cancel_how is not None:
+                    return
+                job.cancel_how = "at a new run"
+            await client.cancel(job.job_id)
+            self._sent(job, fresh)
+
+    def _sent(self, job: BoundaryJob, first_task_open: bool | None) -> None:
+        job.cancel_wall, job.cancel_mono, job.first_task_open = datetime.now(UTC), time.monotonic(), first_task_open
+        self.note(f"{job.key}: job {job.job_id} cancelled {job.cancel_how} (run {job.run_id}, "
+                  f"{job.runs_seen} new runs seen; first task still to come: {first_task_open})")
+
+    # -- the main thread's cancels ---------------------------------------------------------
+    def before_worker_kill(self) -> BoundaryJob | None:
+        """The "worker down" job to cancel at this kill, once it has just continued as new
+        (or after ALIGN_S, at whatever point it is)."""
+        with self.lock:
+            job = next((j for j in self.jobs if j.group == "worker down" and j.job_id is not None
+                        and j.cancel_how is None), None)
+            if job is None:
+                return None
+            since = job.changed_at
+        deadline = time.monotonic() + ALIGN_S
+        while job.changed_at == since and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return job
+
+    def cancel_by_cli(self, job: BoundaryJob, how: str, cli: Callable[..., Any]) -> None:
+        """`spotctl cancel ID` (main thread: the CLI runs in this process)."""
+        with self.lock:
+            if job.cancel_how is not None:
+                return
+            job.cancel_how = how
+        result = cli("cancel", str(job.job_id))
+        self._sent(job, None)
+        if result.exit_code not in (0, 1) or "ancel" not in result.output:  # 1: "no worker polls"
+            self.problem(f"{job.key}: `spotctl cancel {job.job_id}` {how} exited {result.exit_code}: "
+                         f"{result.output[-300:]}")
+
+    def cancel_the_rest(self, cli: Callable[..., Any]) -> None:
+        self.stop_watching()
+        for job in self.jobs:
+            if job.job_id is not None and job.cancel_how is None:
+                self.cancel_by_cli(job, "after the chaos (no boundary seen)", cli)
+
+    # -- verification ----------------------------------------------------------------------
+    def verify(self, statuses: Callable[[], dict[int, dict] | None], cli: Callable[..., Any],
+               alive_clusters: Callable[[], set[str]], token: str) -> None:
+        """Each cancelled job CANCELLED within CANCEL_BOUND_S of its cancel, nothing of it
+        left; where each cancel landed; a second cancel for any job still going."""
+        jobs = [j for j in self.jobs if j.job_id is not None and j.cancel_mono is not None]
+        deadline = max([j.cancel_mono + CANCEL_BOUND_S for j in jobs], default=0.0)
+        states = statuses() or {}
+        while time.monotonic() < deadline and not all(_ended(states, j) for j in jobs):
+            time.sleep(2)
+            states = statuses() or states
+        asyncio.run(self._read_histories())
+        ended_s: list[float] = []
+        going: list[BoundaryJob] = []
+        alive = alive_clusters()
+        for job in jobs:
+            assert job.job_id is not None and job.cancel_wall is not None
+            state = states.get(job.job_id) or {}
+            where = (f"cancel sent {job.cancel_how}, {job.runs_seen} new runs seen before it, first task still "
+                     f"to come: {job.first_task_open}, landed in the run's {job.landed or '?'} task")
+            if state.get("status") != "CANCELLED":
+                going.append(job)
+                self.problem(f"{job.key}: job {job.job_id} (continues as new every attempt) is "
+                             f"{state.get('status')} (cancel_requested {state.get('cancel_requested')}, attempt "
+                             f"{state.get('attempt')}) {CANCEL_BOUND_S:.0f}s after its cancel: {where}")
+                continue
+            took = (datetime.fromisoformat(state["ended_at"]) - job.cancel_wall).total_seconds()
+            ended_s.append(took)
+            if took > CANCEL_BOUND_S:
+                self.problem(f"{job.key}: job {job.job_id} took {took:.0f}s to be CANCELLED ({where})")
+            if left := sorted(c for c in alive if c.startswith(f"spotctl-{job.job_id}-")):
+                self.problem(f"{job.key}: job {job.job_id} is CANCELLED but its clusters are alive: {left}")
+            if pids := env_pids([f"SOAK_TOKEN={token}", f"SOAK_KEY={job.key}"]):
+                self.problem(f"{job.key}: job {job.job_id} is CANCELLED but its program runs: {pids}")
+        for job in going:
+            cli("cancel", str(job.job_id))
+        deadline = time.monotonic() + 60
+        while going and time.monotonic() < deadline and not all(_ended(states, j) for j in going):
+            time.sleep(2)
+            states = statuses() or states
+        for job in going:
+            self.note(f"{job.key}: after a second cancel, job {job.job_id} is "
+                      f"{(states.get(job.job_id) or {}).get('status')}")
+        ended_s.sort()
+        self.stats = {
+            "jobs": len(self.jobs),
+            "sent": len(jobs),
+            "at_new_run": sum(1 for j in jobs if j.cancel_how == "at a new run"),
+            "worker_down": sum(1 for j in jobs if j.cancel_how == "while no worker ran"),
+            "not_at_boundary": sum(1 for j in jobs if j.cancel_how and j.cancel_how.startswith("after")),
+            "in_first_task": sum(1 for j in jobs if j.landed == "first task"),
+            "new_runs_seen": sum(j.runs_seen for j in self.jobs),
+            "cancelled": len(jobs) - len(going),
+            "lost": len(going),
+            "cancelled_s_max": round(ended_s[-1], 1) if ended_s else None,
+            "cancelled_s_median": round(ended_s[len(ended_s) // 2], 1) if ended_s else None,
+        }
+
+    async def _read_histories(self) -> None:
+        """For each job, the task its first cancel was seen in: the first workflow task of a
+        run (before that run's first WorkflowTaskCompleted), or a later one."""
+        try:
+            client = await SpotClient.connect(self.settings())
+            for job in self.jobs:
+                if job.job_id is None or job.cancel_mono is None:
+                    continue
+                runs = [e async for e in client.temporal.list_workflows(f"WorkflowId = '{workflow_id(job.job_id)}'")]
+                for run in sorted(runs, key=lambda r: r.start_time):
+                    history = await client.temporal.get_workflow_handle(run.id, run_id=run.run_id).fetch_history()
+                    completed = False
+                    for event in history.events:
+                        if event.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED:
+                            completed = True
+                        elif (event.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED
+                              and event.workflow_execution_signaled_event_attributes.signal_name == "cancel"):
+                            job.landed = "later" if completed else "first task"
+                            break
+                    if job.landed:
+                        break
+        except Exception as exc:  # noqa: BLE001 - a finding of its own, the rest still runs
+            self.problem(f"could not read the boundary jobs' histories: {exc!r}")
+
+
+def _ended(states: dict[int, dict], job: BoundaryJob) -> bool:
+    return (states.get(job.job_id or -1) or {}).get("status") in ("CANCELLED", "SUCCEEDED", "FAILED",
+                                                                   "FAILED_CONTROLLER", "FAILED_SETUP",
+                                                                   "FAILED_NO_RESOURCE", "FAILED_PRECHECKS")
+
+
+def env_pids(entries: list[str]) -> list[int]:
+    """Live processes whose environment has every one of `entries` (KEY=VALUE)."""
+    wanted = [e.encode() for e in entries]
+    pids = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == os.getpid():
+            continue
+        try:
+            with open(f"/proc/{entry}/environ", "rb") as f:
+                env = f.read().split(b"\0")
+        except OSError:
+            continue
+        if all(w in env for w in wanted) and not pid_dead(int(entry)):
+            pids.append(int(entry))
+    return pids
