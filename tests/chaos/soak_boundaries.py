@@ -14,9 +14,11 @@ preemptions end their attempts. Each gets one cancel:
   length) and cancels through the client (what `spotctl cancel` calls) the moment it sees a new
   run, at first only one whose first workflow task has not completed (the cancel then lands
   in that task), later any new run;
-- "worker down" jobs: at a worker kill, the soak waits (a few seconds at most) for one of them
-  to continue as new, SIGKILLs the worker, runs `spotctl cancel ID` while no worker polls, and
-  only then starts a new worker.
+- "worker down" jobs: at a worker kill, the watcher looks at them more often and SIGKILLs the
+  worker the moment one of them shows a new run whose first workflow task has not completed
+  (ALIGN_S at most; then the kill comes anyway); `spotctl cancel ID` of that job is then run
+  while no worker polls, and only then is a new worker started. A first task in flight when
+  its worker dies times out and is given again, with the cancel in it.
 Whatever has no cancel when the chaos ends gets one then (counted apart: not at a boundary).
 
 Asserted: each ends CANCELLED within CANCEL_BOUND_S of its cancel, with no instance of it
@@ -51,7 +53,9 @@ CANCEL_BOUND_S = 120.0
 """A cancelled job must be CANCELLED this soon after its cancel (worker kills included)."""
 POLL_S = 0.2
 """How often the watcher asks for each uncancelled job's current run."""
-ALIGN_S = 15.0
+ARMED_POLL_S = 0.05
+"""How often, while a worker kill waits for a boundary, it asks for the "worker down" jobs'."""
+ALIGN_S = 20.0
 """At a worker kill, how long the soak waits for a "worker down" job to continue as new."""
 FIRST_TASK_EVENTS = 3
 """A run with at most this many events (started, task scheduled, task started) has not
@@ -99,6 +103,10 @@ class BoundaryCancels:
     thread: threading.Thread | None = None
     chaos_t0: float = 0.0
     stats: dict[str, Any] = field(default_factory=dict)
+    kill: Callable[[], None] | None = None
+    """Set while a worker kill waits for a boundary: the watcher calls it (once) at one."""
+    killed: threading.Event = field(default_factory=threading.Event)
+    kill_target: BoundaryJob | None = None
 
     def add(self, key: str, bucket: str, task: Path, group: str, strict_until_s: float) -> None:
         self.jobs.append(BoundaryJob(key, bucket, task, group, strict_until_s))
@@ -141,14 +149,16 @@ class BoundaryCancels:
         while not self.stop.is_set():
             try:
                 client = client or await SpotClient.connect(self.settings())
-                for job in [j for j in self.jobs if j.job_id is not None and j.cancel_how is None]:
+                armed = self.kill is not None
+                for job in [j for j in self.jobs if j.job_id is not None and j.cancel_how is None
+                            and (not armed or j.group == "worker down")]:
                     await self._look(client, job)
             except Exception as exc:  # noqa: BLE001 - the server restarts during the soak
                 if client is not None:
                     self.note(f"boundary watcher: {type(exc).__name__}: {str(exc)[:120]}; reconnecting")
                 client = None
                 await asyncio.sleep(1)
-            await asyncio.sleep(POLL_S)
+            await asyncio.sleep(ARMED_POLL_S if self.kill is not None else POLL_S)
 
     async def _look(self, client: SpotClient, job: BoundaryJob) -> None:
         assert job.job_id is not None
@@ -165,6 +175,17 @@ class BoundaryCancels:
             job.runs_seen += 1
             job.changed_at = time.monotonic()
         fresh = (desc.history_length or 0) <= FIRST_TASK_EVENTS
+        if job.group == "worker down" and fresh:
+            with self.lock:
+                kill, self.kill = self.kill, None
+                if kill is not None:
+                    self.kill_target, job.first_task_open = job, True
+            if kill is not None:
+                try:
+                    kill()  # at once: the new run's first task may still be to come, or in flight
+                finally:
+                    self.killed.set()
+            return
         late = time.monotonic() - self.chaos_t0 >= job.strict_until_s
         if job.group == "new run" and (fresh or late):
             with self.lock:
@@ -180,19 +201,25 @@ class BoundaryCancels:
                   f"{job.runs_seen} new runs seen; first task still to come: {first_task_open})")
 
     # -- the main thread's cancels ---------------------------------------------------------
-    def before_worker_kill(self) -> BoundaryJob | None:
-        """The "worker down" job to cancel at this kill, once it has just continued as new
-        (or after ALIGN_S, at whatever point it is)."""
+    def kill_at_a_boundary(self, kill: Callable[[], None]) -> BoundaryJob | None:
+        """Run `kill` (SIGKILL the worker) once: the moment a "worker down" job shows a new run
+        whose first workflow task has not completed, or after ALIGN_S. Returns the job to
+        cancel while no worker runs (None when every one has had its cancel)."""
         with self.lock:
-            job = next((j for j in self.jobs if j.group == "worker down" and j.job_id is not None
-                        and j.cancel_how is None), None)
-            if job is None:
-                return None
-            since = job.changed_at
-        deadline = time.monotonic() + ALIGN_S
-        while job.changed_at == since and time.monotonic() < deadline:
-            time.sleep(0.05)
-        return job
+            self.kill_target = None
+            waiting = [j for j in self.jobs if j.group == "worker down" and j.job_id is not None and j.cancel_how is None]
+            if waiting and self.thread is not None and self.thread.is_alive():
+                self.killed.clear()
+                self.kill_target, self.kill = None, kill
+        if waiting and self.killed.wait(ALIGN_S):
+            return self.kill_target
+        with self.lock:
+            mine, self.kill = self.kill is not None or not waiting, None
+        if mine:
+            kill()
+        else:
+            self.killed.wait()  # the watcher took it at the last moment: wait for its kill to end
+        return self.kill_target or (waiting[0] if waiting else None)
 
     def cancel_by_cli(self, job: BoundaryJob, how: str, cli: Callable[..., Any]) -> None:
         """`spotctl cancel ID` (main thread: the CLI runs in this process)."""
@@ -200,8 +227,8 @@ class BoundaryCancels:
             if job.cancel_how is not None:
                 return
             job.cancel_how = how
-        result = cli("cancel", str(job.job_id))
-        self._sent(job, None)
+        result = cli("cancel", "-y", str(job.job_id))
+        self._sent(job, job.first_task_open)
         if result.exit_code not in (0, 1) or "ancel" not in result.output:  # 1: "no worker polls"
             self.problem(f"{job.key}: `spotctl cancel {job.job_id}` {how} exited {result.exit_code}: "
                          f"{result.output[-300:]}")
@@ -247,7 +274,7 @@ class BoundaryCancels:
             if pids := env_pids([f"SOAK_TOKEN={token}", f"SOAK_KEY={job.key}"]):
                 self.problem(f"{job.key}: job {job.job_id} is CANCELLED but its program runs: {pids}")
         for job in going:
-            cli("cancel", str(job.job_id))
+            cli("cancel", "-y", str(job.job_id))
         deadline = time.monotonic() + 60
         while going and time.monotonic() < deadline and not all(_ended(states, j) for j in going):
             time.sleep(2)
@@ -263,11 +290,15 @@ class BoundaryCancels:
             "worker_down": sum(1 for j in jobs if j.cancel_how == "while no worker ran"),
             "not_at_boundary": sum(1 for j in jobs if j.cancel_how and j.cancel_how.startswith("after")),
             "in_first_task": sum(1 for j in jobs if j.landed == "first task"),
+            "in_a_later_task": sum(1 for j in jobs if j.landed == "later"),
             "new_runs_seen": sum(j.runs_seen for j in self.jobs),
             "cancelled": len(jobs) - len(going),
             "lost": len(going),
             "cancelled_s_max": round(ended_s[-1], 1) if ended_s else None,
             "cancelled_s_median": round(ended_s[len(ended_s) // 2], 1) if ended_s else None,
+            "per_job": [{"job_id": j.job_id, "sent": j.cancel_how, "first_task_open": j.first_task_open,
+                         "landed": j.landed, "new_runs_seen": j.runs_seen,
+                         "status": (states.get(j.job_id or -1) or {}).get("status")} for j in self.jobs],
         }
 
     async def _read_histories(self) -> None:

@@ -339,23 +339,29 @@ class Soak:
 
     # -- chaos -----------------------------------------------------------------------------
     def kill_worker(self) -> None:
-        """SIGKILL the worker and start a new one; when a "worker down" job is left, the kill
-        waits (a few seconds at most) until it continues as new, and it is cancelled before the
-        new worker starts."""
+        """SIGKILL the worker and start a new one; while a "worker down" job is left, the kill
+        comes when one of them continues as new (soak_boundaries.ALIGN_S at most), and that job
+        is cancelled before the new worker starts."""
         assert self.server is not None
-        target = self.boundaries.before_worker_kill()
-        pid = self.server.worker.pid()
-        if pid is None:
-            self.problem("no worker to kill: it died by itself")
-        else:
-            os.killpg(pid, signal.SIGKILL)
-            wait_dead(pid)
+        killed: list[int | None] = []
+        target = self.boundaries.kill_at_a_boundary(lambda: killed.append(self._sigkill_worker()))
+        pid = killed[0] if killed else None
         if target is not None:
             self.boundaries.cancel_by_cli(target, "while no worker ran", self.cli)
         t0 = now()
         self.server.ensure_running()
         self.stats["worker_kills"] += 1
         self.note(f"worker {pid} SIGKILLed; worker {self.server.worker.pid()} up in {now() - t0:.1f}s")
+
+    def _sigkill_worker(self) -> int | None:
+        assert self.server is not None
+        pid = self.server.worker.pid()
+        if pid is None:
+            self.problem("no worker to kill: it died by itself")
+        else:
+            os.killpg(pid, signal.SIGKILL)
+            wait_dead(pid)
+        return pid
 
     def restart_server(self) -> None:
         assert self.server is not None
