@@ -9,16 +9,17 @@ Temporal restart, through the CLI and the client a user has.
 These jobs run the soak's program for far longer than the soak and continue as new after
 every attempt (JobSpec.continue_as_new_after_attempts = 1: there is no setting for it, so they
 are started the way `spotctl launch` starts a job, with that one field changed); the cloud's
-preemptions end their attempts. Each gets one cancel:
-- "new run" jobs: a thread watches their runs (describe: the current run id and its history
-  length) and cancels through the client (what `spotctl cancel` calls) the moment it sees a new
-  run, at first only one whose first workflow task has not completed (the cancel then lands
-  in that task), later any new run;
-- "worker down" jobs: at a worker kill, the watcher looks at them more often and SIGKILLs the
-  worker the moment one of them shows a new run whose first workflow task has not completed
-  (ALIGN_S at most; then the kill comes anyway); `spotctl cancel ID` of that job is then run
-  while no worker polls, and only then is a new worker started. A first task in flight when
-  its worker dies times out and is given again, with the cancel in it.
+preemptions end their attempts. Each gets one cancel. A thread follows each job's runs: a long poll for the current run's close
+event (what `handle.result()` waits on), so a continue-as-new is seen within milliseconds,
+about when the new run's first workflow task goes to the worker.
+- "new run" jobs: at the first new run after a point in the chaos (spread over it, earliest_s),
+  the cancel is sent at once through the client (what `spotctl cancel` calls);
+- "worker down" jobs: at a worker kill, the kill waits (ALIGN_S at most) for one of them to
+  continue as new, and the watcher SIGKILLs the worker the moment it sees that; `spotctl cancel
+  ID` of that job then runs while no worker polls (the supervisor brings one back within
+  seconds), and only then is a new worker asked for. A first task in flight when its worker
+  dies times out and is given again with the cancel in it: what a continued run meets while
+  its workers are down or redeployed.
 Whatever has no cancel when the chaos ends gets one then (counted apart: not at a boundary).
 
 Asserted: each ends CANCELLED within CANCEL_BOUND_S of its cancel, with no instance of it
@@ -40,7 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from temporalio.api.enums.v1 import EventType
-from temporalio.client import WorkflowExecutionStatus
+from temporalio.client import WorkflowExecutionStatus, WorkflowHistoryEventFilterType
 
 from spotctl.client import SpotClient, workflow_id
 from spotctl.config import Settings
@@ -51,15 +52,8 @@ from conftest import pid_dead
 
 CANCEL_BOUND_S = 120.0
 """A cancelled job must be CANCELLED this soon after its cancel (worker kills included)."""
-POLL_S = 0.2
-"""How often the watcher asks for each uncancelled job's current run."""
-ARMED_POLL_S = 0.05
-"""How often, while a worker kill waits for a boundary, it asks for the "worker down" jobs'."""
 ALIGN_S = 20.0
 """At a worker kill, how long the soak waits for a "worker down" job to continue as new."""
-FIRST_TASK_EVENTS = 3
-"""A run with at most this many events (started, task scheduled, task started) has not
-completed its first workflow task: a signal now is in that task."""
 PROGRAM_STEPS = 1_000_000
 """The program's steps: it never ends by itself within a soak; only the cancel ends the job."""
 
@@ -71,9 +65,8 @@ class BoundaryJob:
     task: Path
     group: str
     """"new run" or "worker down": how its cancel is timed."""
-    strict_until_s: float
-    """Seconds into the chaos: before this, a "new run" job is cancelled only at a run whose
-    first workflow task is still to come; after it, at any new run."""
+    earliest_s: float
+    """Seconds into the chaos: a "new run" job is cancelled at its first new run after this."""
     job_id: int | None = None
     launch_error: str | None = None
     run_id: str | None = None
@@ -84,8 +77,8 @@ class BoundaryJob:
     cancel_how: str | None = None
     cancel_wall: datetime | None = None
     cancel_mono: float | None = None
-    first_task_open: bool | None = None
-    """When the cancel was sent, the run had not completed its first workflow task."""
+    boundary_s: float | None = None
+    """For a cancel at a boundary: from the moment the new run was seen to the cancel sent."""
     landed: str | None = None
     """From the history: "first task" or "later" (in which run's task the cancel was seen)."""
 
@@ -108,8 +101,8 @@ class BoundaryCancels:
     killed: threading.Event = field(default_factory=threading.Event)
     kill_target: BoundaryJob | None = None
 
-    def add(self, key: str, bucket: str, task: Path, group: str, strict_until_s: float) -> None:
-        self.jobs.append(BoundaryJob(key, bucket, task, group, strict_until_s))
+    def add(self, key: str, bucket: str, task: Path, group: str, earliest_s: float) -> None:
+        self.jobs.append(BoundaryJob(key, bucket, task, group, earliest_s))
 
     # -- launching -------------------------------------------------------------------------
     def launch(self) -> None:
@@ -145,76 +138,88 @@ class BoundaryCancels:
             self.thread.join(30)
 
     async def _watch(self) -> None:
+        followers = [asyncio.create_task(self._follow(j)) for j in self.jobs if j.job_id is not None]
+        while not self.stop.is_set() and not all(f.done() for f in followers):
+            await asyncio.sleep(0.2)
+        for f in followers:
+            f.cancel()
+        await asyncio.gather(*followers, return_exceptions=True)
+
+    async def _follow(self, job: BoundaryJob) -> None:
+        """Until the job has its cancel: wait for its current run to close; a continue-as-new
+        is a boundary."""
+        assert job.job_id is not None
         client: SpotClient | None = None
-        while not self.stop.is_set():
+        while job.cancel_how is None:
             try:
                 client = client or await SpotClient.connect(self.settings())
-                armed = self.kill is not None
-                for job in [j for j in self.jobs if j.job_id is not None and j.cancel_how is None
-                            and (not armed or j.group == "worker down")]:
-                    await self._look(client, job)
-            except Exception as exc:  # noqa: BLE001 - the server restarts during the soak
+                desc = await client.temporal.get_workflow_handle(workflow_id(job.job_id)).describe()
+                if desc.status != WorkflowExecutionStatus.RUNNING:
+                    return
+                job.run_id = desc.run_id
+                run = client.temporal.get_workflow_handle(workflow_id(job.job_id), run_id=desc.run_id)
+                closing = run.fetch_history_events(wait_new_event=True,
+                                                   event_filter_type=WorkflowHistoryEventFilterType.CLOSE_EVENT)
+                async for event in closing:
+                    if event.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW:
+                        new = event.workflow_execution_continued_as_new_event_attributes.new_execution_run_id
+                        await self._boundary(client, job, new)
+                    break
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - the worker and server are killed during the soak
                 if client is not None:
-                    self.note(f"boundary watcher: {type(exc).__name__}: {str(exc)[:120]}; reconnecting")
+                    self.note(f"{job.key}: boundary watcher: {type(exc).__name__}: {str(exc)[:120]}; reconnecting")
                 client = None
                 await asyncio.sleep(1)
-            await asyncio.sleep(ARMED_POLL_S if self.kill is not None else POLL_S)
 
-    async def _look(self, client: SpotClient, job: BoundaryJob) -> None:
-        assert job.job_id is not None
-        desc = await client.temporal.get_workflow_handle(workflow_id(job.job_id)).describe()
-        if desc.status != WorkflowExecutionStatus.RUNNING or desc.run_id == job.run_id:
-            return
-        seen_before = job.run_id is not None
+    async def _boundary(self, client: SpotClient, job: BoundaryJob, new_run: str) -> None:
+        """Job's run continued as new (seen just now): kill the worker if a kill waits for this,
+        or cancel a "new run" job whose time has come."""
+        seen = time.monotonic()
         with self.lock:
-            if job.cancel_how is not None:
-                return  # the main thread cancelled it meanwhile
-            job.run_id = desc.run_id
-            if not seen_before:
-                return
-            job.runs_seen += 1
-            job.changed_at = time.monotonic()
-        fresh = (desc.history_length or 0) <= FIRST_TASK_EVENTS
-        if job.group == "worker down" and fresh:
-            with self.lock:
+            job.run_id, job.runs_seen, job.changed_at = new_run, job.runs_seen + 1, seen
+            kill = None
+            if job.group == "worker down" and job.cancel_how is None:
                 kill, self.kill = self.kill, None
                 if kill is not None:
-                    self.kill_target, job.first_task_open = job, True
-            if kill is not None:
-                try:
-                    kill()  # at once: the new run's first task may still be to come, or in flight
-                finally:
-                    self.killed.set()
-            return
-        late = time.monotonic() - self.chaos_t0 >= job.strict_until_s
-        if job.group == "new run" and (fresh or late):
-            with self.lock:
-                if job.cancel_how is not None:
-                    return
+                    self.kill_target, job.boundary_s = job, 0.0
+            cancel = (job.group == "new run" and job.cancel_how is None
+                      and seen - self.chaos_t0 >= job.earliest_s)
+            if cancel:
                 job.cancel_how = "at a new run"
-            await client.cancel(job.job_id)
-            self._sent(job, fresh)
+        if kill is not None:
+            try:
+                kill()  # at once: the new run's first task is to come or in flight
+            finally:
+                self.killed.set()
+        if cancel:
+            await client.cancel(job.job_id or -1)
+            job.boundary_s = time.monotonic() - seen
+            self._sent(job)
 
-    def _sent(self, job: BoundaryJob, first_task_open: bool | None) -> None:
-        job.cancel_wall, job.cancel_mono, job.first_task_open = datetime.now(UTC), time.monotonic(), first_task_open
-        self.note(f"{job.key}: job {job.job_id} cancelled {job.cancel_how} (run {job.run_id}, "
-                  f"{job.runs_seen} new runs seen; first task still to come: {first_task_open})")
+    def _sent(self, job: BoundaryJob) -> None:
+        job.cancel_wall, job.cancel_mono = datetime.now(UTC), time.monotonic()
+        after = f", {job.boundary_s * 1000:.0f} ms after it began" if job.boundary_s is not None else ""
+        self.note(f"{job.key}: job {job.job_id} cancelled {job.cancel_how} (run {job.run_id}{after}; "
+                  f"{job.runs_seen} new runs seen)")
 
     # -- the main thread's cancels ---------------------------------------------------------
     def kill_at_a_boundary(self, kill: Callable[[], None]) -> BoundaryJob | None:
-        """Run `kill` (SIGKILL the worker) once: the moment a "worker down" job shows a new run
-        whose first workflow task has not completed, or after ALIGN_S. Returns the job to
-        cancel while no worker runs (None when every one has had its cancel)."""
+        """Run `kill` (SIGKILL the worker) once: the moment a "worker down" job continues as
+        new (the watcher runs it), or after ALIGN_S. Returns the job to cancel while no worker
+        runs (None when every one has had its cancel)."""
         with self.lock:
             self.kill_target = None
             waiting = [j for j in self.jobs if j.group == "worker down" and j.job_id is not None and j.cancel_how is None]
-            if waiting and self.thread is not None and self.thread.is_alive():
+            armed = bool(waiting) and self.thread is not None and self.thread.is_alive()
+            if armed:
                 self.killed.clear()
-                self.kill_target, self.kill = None, kill
-        if waiting and self.killed.wait(ALIGN_S):
+                self.kill = kill
+        if armed and self.killed.wait(ALIGN_S):
             return self.kill_target
         with self.lock:
-            mine, self.kill = self.kill is not None or not waiting, None
+            mine, self.kill = self.kill is not None or not armed, None
         if mine:
             kill()
         else:
@@ -228,7 +233,7 @@ class BoundaryCancels:
                 return
             job.cancel_how = how
         result = cli("cancel", "-y", str(job.job_id))
-        self._sent(job, job.first_task_open)
+        self._sent(job)
         if result.exit_code not in (0, 1) or "ancel" not in result.output:  # 1: "no worker polls"
             self.problem(f"{job.key}: `spotctl cancel {job.job_id}` {how} exited {result.exit_code}: "
                          f"{result.output[-300:]}")
@@ -257,8 +262,8 @@ class BoundaryCancels:
         for job in jobs:
             assert job.job_id is not None and job.cancel_wall is not None
             state = states.get(job.job_id) or {}
-            where = (f"cancel sent {job.cancel_how}, {job.runs_seen} new runs seen before it, first task still "
-                     f"to come: {job.first_task_open}, landed in the run's {job.landed or '?'} task")
+            where = (f"cancel sent {job.cancel_how}, {job.runs_seen} new runs seen before it, "
+                     f"landed in the run's {job.landed or '?'} task")
             if state.get("status") != "CANCELLED":
                 going.append(job)
                 self.problem(f"{job.key}: job {job.job_id} (continues as new every attempt) is "
@@ -296,7 +301,7 @@ class BoundaryCancels:
             "lost": len(going),
             "cancelled_s_max": round(ended_s[-1], 1) if ended_s else None,
             "cancelled_s_median": round(ended_s[len(ended_s) // 2], 1) if ended_s else None,
-            "per_job": [{"job_id": j.job_id, "sent": j.cancel_how, "first_task_open": j.first_task_open,
+            "per_job": [{"job_id": j.job_id, "sent": j.cancel_how, "after_boundary_s": j.boundary_s,
                          "landed": j.landed, "new_runs_seen": j.runs_seen,
                          "status": (states.get(j.job_id or -1) or {}).get("status")} for j in self.jobs],
         }

@@ -304,7 +304,7 @@ class Soak:
             n = i - WORKER_DOWN_CANCELS
             self.boundaries.add(key, f"soak-{self.token}-{key}", task,
                                 "worker down" if i < WORKER_DOWN_CANCELS else "new run",
-                                strict_until_s=SOAK_SECONDS * (0.5 + 0.4 * n / max(1, at_new_run - 1)))
+                                earliest_s=SOAK_SECONDS * (0.2 + 0.6 * n / max(1, at_new_run - 1)))
         receiver = self.stack.enter_context(running_receiver())
         keys = [f"p{i}" for i in range(3)]
         self.pipeline = PipelineUnderOutage(receiver, keys, [f"soak-{self.token}-{k}" for k in keys], PIPELINE_STEPS,
