@@ -77,8 +77,11 @@ class BoundaryJob:
     cancel_how: str | None = None
     cancel_wall: datetime | None = None
     cancel_mono: float | None = None
+    boundary_at: float | None = None
+    """time.monotonic() when the new run its cancel was timed at was seen."""
     boundary_s: float | None = None
-    """For a cancel at a boundary: from the moment the new run was seen to the cancel sent."""
+    """From that moment to the cancel sent."""
+    status_at_bound: str | None = None
     landed: str | None = None
     """From the history: "first task" or "later" (in which run's task the cancel was seen)."""
 
@@ -183,11 +186,11 @@ class BoundaryCancels:
             if job.group == "worker down" and job.cancel_how is None:
                 kill, self.kill = self.kill, None
                 if kill is not None:
-                    self.kill_target, job.boundary_s = job, 0.0
+                    self.kill_target, job.boundary_at = job, seen
             cancel = (job.group == "new run" and job.cancel_how is None
                       and seen - self.chaos_t0 >= job.earliest_s)
             if cancel:
-                job.cancel_how = "at a new run"
+                job.cancel_how, job.boundary_at = "at a new run", seen
         if kill is not None:
             try:
                 kill()  # at once: the new run's first task is to come or in flight
@@ -195,12 +198,13 @@ class BoundaryCancels:
                 self.killed.set()
         if cancel:
             await client.cancel(job.job_id or -1)
-            job.boundary_s = time.monotonic() - seen
             self._sent(job)
 
     def _sent(self, job: BoundaryJob) -> None:
         job.cancel_wall, job.cancel_mono = datetime.now(UTC), time.monotonic()
-        after = f", {job.boundary_s * 1000:.0f} ms after it began" if job.boundary_s is not None else ""
+        if job.boundary_at is not None:
+            job.boundary_s = round(job.cancel_mono - job.boundary_at, 3)
+        after = f", {job.boundary_s * 1000:.0f} ms after it was seen" if job.boundary_s is not None else ""
         self.note(f"{job.key}: job {job.job_id} cancelled {job.cancel_how} (run {job.run_id}{after}; "
                   f"{job.runs_seen} new runs seen)")
 
@@ -262,8 +266,10 @@ class BoundaryCancels:
         for job in jobs:
             assert job.job_id is not None and job.cancel_wall is not None
             state = states.get(job.job_id) or {}
-            where = (f"cancel sent {job.cancel_how}, {job.runs_seen} new runs seen before it, "
-                     f"landed in the run's {job.landed or '?'} task")
+            job.status_at_bound = state.get("status")
+            seen_in = {"first task": "its run's first workflow task", "later": "a later workflow task"}.get(
+                job.landed or "", "no history read")
+            where = f"cancel sent {job.cancel_how}, {job.runs_seen} new runs seen before it, in {seen_in}"
             if state.get("status") != "CANCELLED":
                 going.append(job)
                 self.problem(f"{job.key}: job {job.job_id} (continues as new every attempt) is "
@@ -303,7 +309,7 @@ class BoundaryCancels:
             "cancelled_s_median": round(ended_s[len(ended_s) // 2], 1) if ended_s else None,
             "per_job": [{"job_id": j.job_id, "sent": j.cancel_how, "after_boundary_s": j.boundary_s,
                          "landed": j.landed, "new_runs_seen": j.runs_seen,
-                         "status": (states.get(j.job_id or -1) or {}).get("status")} for j in self.jobs],
+                         "status": j.status_at_bound} for j in self.jobs],
         }
 
     async def _read_histories(self) -> None:

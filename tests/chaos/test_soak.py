@@ -304,11 +304,12 @@ class Soak:
             n = i - WORKER_DOWN_CANCELS
             self.boundaries.add(key, f"soak-{self.token}-{key}", task,
                                 "worker down" if i < WORKER_DOWN_CANCELS else "new run",
-                                earliest_s=SOAK_SECONDS * (0.2 + 0.6 * n / max(1, at_new_run - 1)))
+                                earliest_s=SOAK_SECONDS * (0.1 + 0.4 * n / max(1, at_new_run - 1)))
         receiver = self.stack.enter_context(running_receiver())
         keys = [f"p{i}" for i in range(3)]
         self.pipeline = PipelineUnderOutage(receiver, keys, [f"soak-{self.token}-{k}" for k in keys], PIPELINE_STEPS,
-                                            note=self.note, problem=self.problem)
+                                            settings=lambda: load_settings(self.home), note=self.note,
+                                            problem=self.problem)
         self.pipeline.write(self.root / "tasks" / "pipeline.yaml", self.task_text)
         self.server = EmbeddedServer(load_settings(self.home))
         self.server.ensure_running()
