@@ -76,11 +76,12 @@ class BoundaryJob:
     """time.monotonic() when the watcher last saw a new run."""
     cancel_how: str | None = None
     cancel_wall: datetime | None = None
+    """When the cancel was about to be sent (the CLI's or the client's call began)."""
     cancel_mono: float | None = None
     boundary_at: float | None = None
     """time.monotonic() when the new run its cancel was timed at was seen."""
     boundary_s: float | None = None
-    """From that moment to the cancel sent."""
+    """From that moment to the cancel's call (for a worker kill: the kill comes first)."""
     status_at_bound: str | None = None
     landed: str | None = None
     """From the history: "first task" or "later" (in which run's task the cancel was seen)."""
@@ -197,11 +198,13 @@ class BoundaryCancels:
             finally:
                 self.killed.set()
         if cancel:
+            sent = (datetime.now(UTC), time.monotonic())
             await client.cancel(job.job_id or -1)
-            self._sent(job)
+            self._sent(job, sent)
 
-    def _sent(self, job: BoundaryJob) -> None:
-        job.cancel_wall, job.cancel_mono = datetime.now(UTC), time.monotonic()
+    def _sent(self, job: BoundaryJob, sent: tuple[datetime, float]) -> None:
+        """Record a cancel sent (`sent`: wall and monotonic time just before it was)."""
+        job.cancel_wall, job.cancel_mono = sent
         if job.boundary_at is not None:
             job.boundary_s = round(job.cancel_mono - job.boundary_at, 3)
         after = f", {job.boundary_s * 1000:.0f} ms after it was seen" if job.boundary_s is not None else ""
@@ -236,8 +239,9 @@ class BoundaryCancels:
             if job.cancel_how is not None:
                 return
             job.cancel_how = how
+        sent = (datetime.now(UTC), time.monotonic())
         result = cli("cancel", "-y", str(job.job_id))
-        self._sent(job)
+        self._sent(job, sent)
         if result.exit_code not in (0, 1) or "ancel" not in result.output:  # 1: "no worker polls"
             self.problem(f"{job.key}: `spotctl cancel {job.job_id}` {how} exited {result.exit_code}: "
                          f"{result.output[-300:]}")
