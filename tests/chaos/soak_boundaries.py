@@ -9,9 +9,10 @@ Temporal restart, through the CLI and the client a user has.
 These jobs run the soak's program for far longer than the soak and continue as new after
 every attempt (JobSpec.continue_as_new_after_attempts = 1: there is no setting for it, so they
 are started the way `spotctl launch` starts a job, with that one field changed); the cloud's
-preemptions end their attempts. Each gets one cancel. A thread follows each job's runs: a long poll for the current run's close
-event (what `handle.result()` waits on), so a continue-as-new is seen within milliseconds,
-about when the new run's first workflow task goes to the worker.
+preemptions end their attempts. Each gets one cancel. A thread follows each job's runs with a
+long poll for the current run's close event (what `handle.result()` waits on), so a
+continue-as-new is seen within milliseconds, about when the new run's first workflow task goes
+to the worker.
 - "new run" jobs: at the first new run after a point in the chaos (spread over it, earliest_s),
   the cancel is sent at once through the client (what `spotctl cancel` calls);
 - "worker down" jobs: at a worker kill, the kill waits (ALIGN_S at most) for one of them to
@@ -36,7 +37,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +55,9 @@ CANCEL_BOUND_S = 120.0
 """A cancelled job must be CANCELLED this soon after its cancel (worker kills included)."""
 ALIGN_S = 20.0
 """At a worker kill, how long the soak waits for a "worker down" job to continue as new."""
+LONG_POLL_TIMEOUT = timedelta(seconds=60)
+"""Each long poll (the server answers one after ~20 s when nothing happened): a connection that
+died with the Temporal server fails, and the watcher reconnects."""
 PROGRAM_STEPS = 1_000_000
 """The program's steps: it never ends by itself within a soak; only the cancel ends the job."""
 
@@ -72,8 +76,6 @@ class BoundaryJob:
     run_id: str | None = None
     runs_seen: int = 0
     """Runs the watcher saw begin (after the first it saw)."""
-    changed_at: float = 0.0
-    """time.monotonic() when the watcher last saw a new run."""
     cancel_how: str | None = None
     cancel_wall: datetime | None = None
     """When the cancel was about to be sent (the CLI's or the client's call began)."""
@@ -83,6 +85,7 @@ class BoundaryJob:
     boundary_s: float | None = None
     """From that moment to the cancel's call (for a worker kill: the kill comes first)."""
     status_at_bound: str | None = None
+    """Its status CANCEL_BOUND_S after the cancel (or once every job ended)."""
     landed: str | None = None
     """From the history: "first task" or "later" (in which run's task the cancel was seen)."""
 
@@ -162,7 +165,7 @@ class BoundaryCancels:
                     return
                 job.run_id = desc.run_id
                 run = client.temporal.get_workflow_handle(workflow_id(job.job_id), run_id=desc.run_id)
-                closing = run.fetch_history_events(wait_new_event=True,
+                closing = run.fetch_history_events(wait_new_event=True, rpc_timeout=LONG_POLL_TIMEOUT,
                                                    event_filter_type=WorkflowHistoryEventFilterType.CLOSE_EVENT)
                 async for event in closing:
                     if event.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW:
@@ -182,7 +185,7 @@ class BoundaryCancels:
         or cancel a "new run" job whose time has come."""
         seen = time.monotonic()
         with self.lock:
-            job.run_id, job.runs_seen, job.changed_at = new_run, job.runs_seen + 1, seen
+            job.run_id, job.runs_seen = new_run, job.runs_seen + 1
             kill = None
             if job.group == "worker down" and job.cancel_how is None:
                 kill, self.kill = self.kill, None
