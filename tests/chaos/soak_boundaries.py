@@ -76,6 +76,7 @@ class BoundaryJob:
     run_id: str | None = None
     runs_seen: int = 0
     """Runs the watcher saw begin (after the first it saw)."""
+    runs_before_cancel: int = 0
     cancel_how: str | None = None
     cancel_wall: datetime | None = None
     """When the cancel was about to be sent (the CLI's or the client's call began)."""
@@ -208,11 +209,12 @@ class BoundaryCancels:
     def _sent(self, job: BoundaryJob, sent: tuple[datetime, float]) -> None:
         """Record a cancel sent (`sent`: wall and monotonic time just before it was)."""
         job.cancel_wall, job.cancel_mono = sent
+        job.runs_before_cancel = job.runs_seen
         if job.boundary_at is not None:
             job.boundary_s = round(job.cancel_mono - job.boundary_at, 3)
         after = f", {job.boundary_s * 1000:.0f} ms after it was seen" if job.boundary_s is not None else ""
         self.note(f"{job.key}: job {job.job_id} cancelled {job.cancel_how} (run {job.run_id}{after}; "
-                  f"{job.runs_seen} new runs seen)")
+                  f"{job.runs_before_cancel} new runs seen)")
 
     # -- the main thread's cancels ---------------------------------------------------------
     def kill_at_a_boundary(self, kill: Callable[[], None]) -> BoundaryJob | None:
@@ -276,7 +278,7 @@ class BoundaryCancels:
             job.status_at_bound = state.get("status")
             seen_in = {"first task": "its run's first workflow task", "later": "a later workflow task"}.get(
                 job.landed or "", "no history read")
-            where = f"cancel sent {job.cancel_how}, {job.runs_seen} new runs seen before it, in {seen_in}"
+            where = f"cancel sent {job.cancel_how}, {job.runs_before_cancel} new runs seen before it, in {seen_in}"
             if state.get("status") != "CANCELLED":
                 going.append(job)
                 self.problem(f"{job.key}: job {job.job_id} (continues as new every attempt) is "
@@ -309,13 +311,13 @@ class BoundaryCancels:
             "not_at_boundary": sum(1 for j in jobs if j.cancel_how and j.cancel_how.startswith("after")),
             "in_first_task": sum(1 for j in jobs if j.landed == "first task"),
             "in_a_later_task": sum(1 for j in jobs if j.landed == "later"),
-            "new_runs_seen": sum(j.runs_seen for j in self.jobs),
+            "new_runs_seen": sum(j.runs_before_cancel for j in self.jobs),
             "cancelled": len(jobs) - len(going),
             "lost": len(going),
             "cancelled_s_max": round(ended_s[-1], 1) if ended_s else None,
             "cancelled_s_median": round(ended_s[len(ended_s) // 2], 1) if ended_s else None,
             "per_job": [{"job_id": j.job_id, "sent": j.cancel_how, "after_boundary_s": j.boundary_s,
-                         "landed": j.landed, "new_runs_seen": j.runs_seen,
+                         "landed": j.landed, "new_runs_before": j.runs_before_cancel,
                          "status": j.status_at_bound} for j in self.jobs],
         }
 
