@@ -1,5 +1,5 @@
-"""A webhook on 127.0.0.1 for the notification tests: it records every POST and answers as
-told (a status code, "hang" until released, or "trickle": one byte of an endless answer head
+"""A webhook on 127.0.0.1 for the notification tests: it records every POST (with the answer
+it was given) and answers as told (a status code, "hang" until released, or "trickle": one byte of an endless answer head
 every `trickle_every_s`, the hostile server that beats per-read time-outs)."""
 
 from __future__ import annotations
@@ -47,20 +47,21 @@ def running_receiver(stamp: bool = False) -> Iterator[Receiver]:
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:  # noqa: N802 - http.server's name
             body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-            request = {"path": self.path, "headers": dict(self.headers), "body": body}
+            answer = state.answer  # read once: a test may switch it while this request is answered
+            request = {"path": self.path, "headers": dict(self.headers), "body": body, "answer": answer}
             if stamp:
                 request["at"] = time.time()
             state.requests.append(request)
-            if state.answer == "hang":
+            if answer == "hang":
                 state.release.wait(10)
                 return
-            if state.answer == "trickle":
+            if answer == "trickle":
                 self.trickle(time.monotonic())
                 return
-            self.send_response(int(state.answer))
+            self.send_response(int(answer))
             if state.retry_after:
                 self.send_header("Retry-After", state.retry_after)
-            text = b"ok" if state.answer == 200 else b"no_service"
+            text = b"ok" if answer == 200 else b"no_service"
             self.send_header("Content-Length", str(len(text)))
             self.end_headers()
             self.wfile.write(text)

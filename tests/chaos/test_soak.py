@@ -14,7 +14,12 @@ What happens (scale with SPOTCTL_SOAK_JOBS, default 50, and SPOTCTL_SOAK_SECONDS
 - JOBS - BURST jobs are launched, then a burst of BURST concurrent `spotctl launch -y -d`;
 - the worker is SIGKILLed and restarted every KILL_EVERY_S, the Temporal server SIGKILLed and
   restarted once, between two worker kills;
-- after SOAK_SECONDS the cloud calms down (no new random preemptions) and every job must end.
+- after SOAK_SECONDS the cloud calms down (no new random preemptions) and every job must end;
+- BOUNDARY_JOBS more jobs continue as new after every attempt, and each is cancelled at a
+  continue-as-new boundary: the moment a new run shows, or in a worker kill window right after
+  one (soak_boundaries.py);
+- a three-task pipeline runs through the chaos while its webhook answers 503 to everything;
+  the webhook comes back when the cloud calms down (soak_pipeline.py).
 
 What is asserted (every finding is collected first, so one run shows all of them):
 - every job SUCCEEDED with the result of an uninterrupted run, and printed it;
@@ -25,12 +30,18 @@ What is asserted (every finding is collected first, so one run shows all of them
   (non-UTF-8 bytes included), the final attempt has every step from its resume point to the
   result, each resume is at most one step behind what was printed, and
   `spotctl logs --no-follow ID` prints each attempt's stored bytes unchanged;
+- each job cancelled at a boundary ends CANCELLED within soak_boundaries.CANCEL_BOUND_S of its
+  cancel, none of its clusters alive, none of its programs running;
+- the pipeline's tasks follow one another without waiting for the webhook, it ends SUCCEEDED
+  with the other jobs, and once the webhook is back every event of it arrives, in order, none
+  lost (soak_pipeline.py says exactly what is checked);
 - no instance alive, no instance process, no instance disk, no ephemeral bucket, no process
   of the soak left, the server and worker gone after stop, nothing left in the private TMPDIR
   and nothing new in /tmp, /var/tmp, /dev/shm or ~/.spotctl.
 
 The summary (jobs, preemptions, worker kills, server restarts, launches, recoveries, lost,
-duration) is written as JSON to $SPOTCTL_SOAK_REPORT when set (bench/reliability.py reads it);
+duration; cancels_at_boundaries and pipeline_events for the two parts above) is written as
+JSON to $SPOTCTL_SOAK_REPORT when set (bench/reliability.py reads it);
 when something was found and $SPOTCTL_SOAK_ARTIFACTS is set, what explains it is copied there.
 """
 
@@ -50,6 +61,7 @@ import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import datetime
 from itertools import pairwise
@@ -57,9 +69,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import soak_boundaries
 import soak_program as prog
 import yaml
 from click.testing import CliRunner
+from soak_boundaries import BoundaryCancels
+from soak_pipeline import PipelineUnderOutage
+from webhook_receiver import running_receiver
 
 from spotctl.cli.main import cli
 from spotctl.clouds.base import InstanceState
@@ -89,6 +105,15 @@ STEPS = max(20, int(0.6 * SOAK_SECONDS / STEP_S))
 TAIL_S = max(180.0, SOAK_SECONDS * 0.8)
 """After the chaos, how long every job gets to end on a calm cloud."""
 INITIAL_LAUNCH_THREADS = 4
+WORKER_KILLS = [k * KILL_EVERY_S for k in range(1, int(SOAK_SECONDS // KILL_EVERY_S) + 1)
+                if k * KILL_EVERY_S < SOAK_SECONDS]
+"""When the worker is SIGKILLed, in seconds into the chaos."""
+BOUNDARY_JOBS = max(4, JOBS // 8)
+"""Jobs that continue as new after every attempt, each cancelled at a boundary: 6 of the default 50."""
+WORKER_DOWN_CANCELS = min(len(WORKER_KILLS), BOUNDARY_JOBS // 2)
+"""Of them, cancelled in a worker kill window (one per kill); the others when a new run shows."""
+PIPELINE_STEPS = max(10, int(0.1 * SOAK_SECONDS / STEP_S))
+"""Work per pipeline task: three tasks of 10% of the soak each, all within the chaos."""
 PREEMPTION_REASON = "local.SpotInstanceTermination"
 
 MARKER = re.compile(rb"^--- recovery \d+: [^\n]* ---\n", re.MULTILINE)
@@ -194,6 +219,10 @@ class Soak:
             "TMPDIR": str(self.tmpdir),
         }
         self.server: EmbeddedServer | None = None
+        self.stack = ExitStack()
+        self.boundaries = BoundaryCancels(settings=lambda: load_settings(self.home), note=self.note,
+                                          problem=self.problem)
+        self.pipeline: PipelineUnderOutage | None = None
         self.stats.update(jobs=JOBS, burst_launches=BURST, soak_seconds=SOAK_SECONDS, mtbf_s=MTBF_S,
                           steps_per_job=STEPS, step_s=STEP_S, worker_kills=0, server_restarts=0,
                           lost_log_attempts=0, resume_gaps=0, results_reprinted=0)
@@ -234,35 +263,54 @@ class Soak:
         cloud.config_path.write_text(yaml.safe_dump(data))
 
     # -- set-up ----------------------------------------------------------------------------
+    def task_text(self, key: str, bucket: str, steps: int) -> str:
+        """One task of soak_program.py (a job, or a document of the pipeline)."""
+        return textwrap.dedent(f"""\
+            name: soak-{key}
+            resources:
+              cpus: 1+
+            workdir: {self.workdir}
+            file_mounts:
+              ~/ckpt:
+                name: {bucket}
+                mode: MOUNT
+            envs:
+              SOAK_KEY: {key}
+              SOAK_TOKEN: {self.token}
+              SOAK_STEPS: "{steps}"
+              SOAK_STEP_S: "{STEP_S}"
+              SOAK_LOCK: {self.locks / (key + '.lock')}
+              SOAK_OUT: {self.out}
+            run: |
+              python3 soak_program.py
+            """)
+
     def prepare(self) -> None:
         shutil.copy(Path(__file__).with_name("soak_program.py"), self.workdir / "soak_program.py")
-        self.set_regions(capacity=max(8, JOBS), preemption_mtbf_s=MTBF_S,
+        self.set_regions(capacity=max(8, JOBS + BOUNDARY_JOBS + 1), preemption_mtbf_s=MTBF_S,
                          preemption_notice_s=lambda name: NOTICE_S if name == "local-west" else 0.0)
+        (self.root / "tasks").mkdir()
         for i in range(JOBS):
             key = f"k{i:03d}"
             bucket = f"soak-{self.token}-{key}"
             task = self.root / "tasks" / f"{key}.yaml"
-            task.parent.mkdir(exist_ok=True)
-            task.write_text(textwrap.dedent(f"""\
-                name: soak-{key}
-                resources:
-                  cpus: 1+
-                workdir: {self.workdir}
-                file_mounts:
-                  ~/ckpt:
-                    name: {bucket}
-                    mode: MOUNT
-                envs:
-                  SOAK_KEY: {key}
-                  SOAK_TOKEN: {self.token}
-                  SOAK_STEPS: "{STEPS}"
-                  SOAK_STEP_S: "{STEP_S}"
-                  SOAK_LOCK: {self.locks / (key + '.lock')}
-                  SOAK_OUT: {self.out}
-                run: |
-                  python3 soak_program.py
-                """))
+            task.write_text(self.task_text(key, bucket, STEPS))
             self.jobs.append(Job(key, bucket, task, burst=i >= JOBS - BURST))
+        at_new_run = BOUNDARY_JOBS - WORKER_DOWN_CANCELS
+        for i in range(BOUNDARY_JOBS):
+            key = f"c{i:03d}"
+            task = self.root / "tasks" / f"{key}.yaml"
+            task.write_text(self.task_text(key, f"soak-{self.token}-{key}", soak_boundaries.PROGRAM_STEPS))
+            n = i - WORKER_DOWN_CANCELS
+            self.boundaries.add(key, f"soak-{self.token}-{key}", task,
+                                "worker down" if i < WORKER_DOWN_CANCELS else "new run",
+                                earliest_s=SOAK_SECONDS * (0.1 + 0.4 * n / max(1, at_new_run - 1)))
+        receiver = self.stack.enter_context(running_receiver())
+        keys = [f"p{i}" for i in range(3)]
+        self.pipeline = PipelineUnderOutage(receiver, keys, [f"soak-{self.token}-{k}" for k in keys], PIPELINE_STEPS,
+                                            settings=lambda: load_settings(self.home), note=self.note,
+                                            problem=self.problem)
+        self.pipeline.write(self.root / "tasks" / "pipeline.yaml", self.task_text)
         self.server = EmbeddedServer(load_settings(self.home))
         self.server.ensure_running()
         self.note(f"server up: temporal {self.server.temporal.pid()}, worker {self.server.worker.pid()}")
@@ -292,6 +340,21 @@ class Soak:
 
     # -- chaos -----------------------------------------------------------------------------
     def kill_worker(self) -> None:
+        """SIGKILL the worker and start a new one; while a "worker down" job is left, the kill
+        comes when one of them continues as new (soak_boundaries.ALIGN_S at most), and that job
+        is cancelled before the new worker starts."""
+        assert self.server is not None
+        killed: list[int | None] = []
+        target = self.boundaries.kill_at_a_boundary(lambda: killed.append(self._sigkill_worker()))
+        pid = killed[0] if killed else None
+        if target is not None:
+            self.boundaries.cancel_by_cli(target, "while no worker ran", self.cli)
+        t0 = now()
+        self.server.ensure_running()
+        self.stats["worker_kills"] += 1
+        self.note(f"worker {pid} SIGKILLed; worker {self.server.worker.pid()} up in {now() - t0:.1f}s")
+
+    def _sigkill_worker(self) -> int | None:
         assert self.server is not None
         pid = self.server.worker.pid()
         if pid is None:
@@ -299,10 +362,7 @@ class Soak:
         else:
             os.killpg(pid, signal.SIGKILL)
             wait_dead(pid)
-        t0 = now()
-        self.server.ensure_running()
-        self.stats["worker_kills"] += 1
-        self.note(f"worker {pid} SIGKILLed; worker {self.server.worker.pid()} up in {now() - t0:.1f}s")
+        return pid
 
     def restart_server(self) -> None:
         assert self.server is not None
@@ -321,6 +381,11 @@ class Soak:
 
     def run(self) -> None:
         self.prepare()
+        assert self.pipeline is not None
+        self.pipeline.launch(self.home, self._launch_pipeline)
+        self.boundaries.launch()
+        self.note(f"pipeline {self.pipeline.job_id} launched (its webhook down); {BOUNDARY_JOBS} jobs that continue "
+                  f"as new after every attempt: {[j.job_id for j in self.boundaries.jobs]}")
         first = [j for j in self.jobs if not j.burst]
         wall = self.launch_all(first, INITIAL_LAUNCH_THREADS)
         self.note(f"{len(first)} jobs launched ({INITIAL_LAUNCH_THREADS} at a time) in {wall:.1f}s")
@@ -330,9 +395,9 @@ class Soak:
         burst_jobs = [j for j in self.jobs if j.burst]
         burst = threading.Thread(target=self._burst, args=(burst_jobs,), name="soak-burst")
         burst.start()
+        self.boundaries.start_watching(t0)
         schedule: list[tuple[float, str, Callable[[], None]]] = sorted(
-            [(k * KILL_EVERY_S, "kill worker", self.kill_worker)
-             for k in range(1, int(SOAK_SECONDS // KILL_EVERY_S) + 1) if k * KILL_EVERY_S < SOAK_SECONDS]
+            [(at, "kill worker", self.kill_worker) for at in WORKER_KILLS]
             + [(SERVER_RESTART_AT_S, "restart server", self.restart_server)],
             key=lambda e: e[0],
         )
@@ -356,8 +421,10 @@ class Soak:
         for at, what, _ in schedule:
             self.note(f"not done (jobs ended first): {what} at {at:.0f}s")
         self.stats["chaos_s"] = round(now() - t0, 1)
+        self.boundaries.cancel_the_rest(self.cli)
 
         self.set_regions(preemption_mtbf_s=None)  # calm: new VMs live; the ones alive keep their draw
+        self.pipeline.webhook_up()
         self.note("chaos over: no new random preemptions")
         deadline = now() + TAIL_S
         states = self.statuses()
@@ -371,6 +438,11 @@ class Soak:
                          + ", ".join(f"{j}={s['status']}" for j, s in sorted((states or {}).items())
                                      if s["status"] not in TERMINAL))
 
+    def _launch_pipeline(self) -> tuple[int | None, str | None]:
+        job = Job("pipeline", "", self.root / "tasks" / "pipeline.yaml", burst=False)
+        self.launch(job)
+        return job.job_id, job.launch_error
+
     def _burst(self, jobs: list[Job]) -> None:
         time.sleep(3)
         wall = self.launch_all(jobs, max(1, len(jobs)))
@@ -381,6 +453,8 @@ class Soak:
         if states is None:
             return False
         ids = [j.job_id for j in self.jobs if j.job_id is not None]
+        if self.pipeline is not None and self.pipeline.job_id is not None:
+            ids.append(self.pipeline.job_id)  # it must end in the same time as the jobs
         return all(states.get(i, {}).get("status") in TERMINAL for i in ids)
 
     # -- verification ----------------------------------------------------------------------
@@ -435,7 +509,24 @@ class Soak:
                           recoveries=recoveries, false_recoveries=false_recoveries, steps_recomputed=recomputed, log_bytes_checked=log_bytes,
                           violations=len(violations),
                           launches=sum(1 for j in self.jobs if j.job_id is not None))
+        self.boundaries.verify(self.statuses, self.cli, self.alive_clusters, self.token)
+        self.stats["cancels_at_boundaries"] = self.boundaries.stats
+        assert self.pipeline is not None
+        self.pipeline.verify(states.get(self.pipeline.job_id or -1), self.pipeline_result)
+        self.stats["pipeline_events"] = self.pipeline.stats
         self.verify_no_leaks()
+
+    def alive_clusters(self) -> set[str]:
+        return {i.cluster_name for i in self.cloud.list_instances(alive_only=True)}
+
+    def pipeline_result(self, key: str) -> str | None:
+        """The result a pipeline task left in its bucket, if it is an uninterrupted run's."""
+        want = prog.result_of(chain(key, PIPELINE_STEPS)[PIPELINE_STEPS])
+        try:
+            got = json.loads((self.home / "local_buckets" / f"soak-{self.token}-{key}" / "result.json").read_text())
+        except (OSError, ValueError):
+            return None
+        return want if got.get("result") == want and got.get("steps") == PIPELINE_STEPS else None
 
     def verify_job(self, job: Job, state: dict, store: LogStore) -> tuple[int, int]:
         """Result, logs and resume points of one SUCCEEDED job; returns (steps recomputed,
@@ -614,6 +705,8 @@ class Soak:
                 if proc.poll() is None:
                     proc.kill()
                     proc.wait()
+        self.boundaries.stop_watching()
+        self.stack.close()  # the pipeline's webhook
         if self.server is not None:
             try:
                 self.server.ensure_running()
@@ -634,8 +727,9 @@ class Soak:
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
-        for job in self.jobs:
-            shutil.rmtree(self.home / "local_buckets" / job.bucket, ignore_errors=True)
+        buckets = [j.bucket for j in self.jobs] + [j.bucket for j in self.boundaries.jobs]
+        for bucket in buckets + (self.pipeline.buckets if self.pipeline else []):
+            shutil.rmtree(self.home / "local_buckets" / bucket, ignore_errors=True)
 
     def keep_artifacts(self) -> None:
         """When something went wrong, copy what explains it (the programs' copies, the log store,
@@ -653,7 +747,8 @@ class Soak:
         if (state := self.home / "local_cloud" / "state.json").exists():
             shutil.copy(state, target / "cloud-state.json")
         (target / "jobs.json").write_text(json.dumps({
-            "keys": {j.key: j.job_id for j in self.jobs},
+            "keys": {j.key: j.job_id for j in self.jobs} | {j.key: j.job_id for j in self.boundaries.jobs}
+            | {"pipeline": self.pipeline.job_id if self.pipeline else None},
             "states": self.final_states,
         }, indent=1, default=str))
         self.note(f"artifacts kept in {target}")
@@ -664,6 +759,8 @@ class Soak:
         # log is not what its program wrote, a resume more than one step behind its output.
         self.stats["lost"] = (JOBS - self.stats.get("jobs_succeeded", 0) + self.stats["lost_log_attempts"]
                               + self.stats["resume_gaps"])
+        self.stats.setdefault("cancels_at_boundaries", self.boundaries.stats)
+        self.stats.setdefault("pipeline_events", self.pipeline.stats if self.pipeline else {})
         self.stats["problems"] = len(self.problems)
         self.stats["problem_list"] = self.problems[:50]
         self.stats["events"] = self.events
@@ -731,7 +828,8 @@ def test_chaos_soak(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
             soak.write_report()
     summary = {k: soak.stats.get(k) for k in ("jobs", "jobs_succeeded", "preemptions", "cloud_preemptions",
                                               "worker_kills", "server_restarts", "launches", "recoveries",
-                                              "steps_recomputed", "lost", "duration_s")}
+                                              "steps_recomputed", "lost", "duration_s",
+                                              "cancels_at_boundaries", "pipeline_events")}
     print("soak summary:", json.dumps(summary))
     problems = list(soak.problems)
     assert not problems, f"{len(problems)} problem(s):\n" + "\n".join(p[:1000] for p in problems[:40])
