@@ -364,6 +364,7 @@ def soak_section(report: dict | None, soak_junit: dict[str, FileResult], ran: bo
         f"| Temporal server SIGKILLed and restarted | {report.get('server_restarts', 0)} | jobs carried on |",
         f"| concurrent `spotctl launch -y -d` | {report.get('burst_launches', 0)} at once, "
         f"{report.get('burst_wall_s', '?')} s | {report.get('launches', 0)}/{jobs} jobs launched in all |",
+        *boundary_rows(report),
         "",
         "| checked | found |",
         "|---|---|",
@@ -385,6 +386,26 @@ def soak_section(report: dict | None, soak_junit: dict[str, FileResult], ran: bo
         lines += ["Problems found:", ""] + [f"- {p if len(p) < 400 else p[:400] + ' ...'}"
                                             for p in report.get("problem_list", [])] + [""]
     return lines
+
+
+def boundary_rows(report: dict) -> list[str]:
+    """The soak's issue-22 faults: cancels at continue-as-new boundaries, a pipeline whose
+    webhook is down (absent from reports written before them)."""
+    rows = []
+    c = report.get("cancels_at_boundaries")
+    if c:
+        rows.append(f"| cancel the moment a job continues as new ({c.get('at_new_run', 0)} at once, "
+                    f"{c.get('worker_down', 0)} in a worker SIGKILL window) | {c.get('sent', 0)} sent, "
+                    f"{c.get('in_first_task', 0)} reached the new run's first task | {c.get('cancelled', 0)} CANCELLED "
+                    f"(slowest {c.get('cancelled_s_max', '?')} s), {c.get('lost', '?')} lost |")
+    p = report.get("pipeline_events")
+    if p:
+        waits = p.get("next_task_s") or []
+        rows.append(f"| webhook answering 503 under a {p.get('tasks', '?')}-task pipeline | "
+                    f"{p.get('webhook_down_s', '?')} s, {p.get('refused_during_outage', '?')} posts refused | "
+                    f"{p.get('status', '?')}; next task started after at most {max(waits) if waits else '?'} s; "
+                    f"{p.get('delivered', '?')}/{p.get('events', '?')} events delivered once it was back |")
+    return rows
 
 
 def tests_section(results: dict[str, FileResult], examples: dict[str, int], counted: dict[str, int],
