@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 from datetime import timedelta
 
 from temporalio.api.enums.v1 import TaskQueueType
@@ -21,9 +22,16 @@ from temporalio.client import (
     Client,
     WithStartWorkflowOperation,
     WorkflowExecutionStatus,
+    WorkflowHandle,
     WorkflowUpdateFailedError,
 )
-from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDConflictPolicy
+from temporalio.common import (
+    SearchAttributePair,
+    TypedSearchAttributes,
+    WorkflowIDConflictPolicy,
+    WorkflowIDReusePolicy,
+)
+from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from spotctl import search_attributes as sa
@@ -36,6 +44,9 @@ from spotctl.pipeline_names import PIPELINE_WORKFLOW
 from spotctl.storage.log_store import open_log_store
 from spotctl.workflows.job_ids import ALLOCATOR_WORKFLOW_ID, JobIdAllocator
 
+JOB_ID_SKIPS = 50
+"""Ids an allocation skips because their jobs exist before it gives up (an allocator is
+seeded past every job it can see, so more than one or two is a broken server)."""
 POLLER_FRESH_S = 90.0
 """A poller the server saw this recently is a live worker (a long poll lasts at most ~70 s)."""
 
@@ -46,6 +57,14 @@ def workflow_id(job_id: int) -> str:
 
 class JobNotFound(Exception):
     pass
+
+
+class JobIdTaken(Exception):
+    """A job with this id exists already: the launch must take another id."""
+
+    def __init__(self, job_id: int) -> None:
+        super().__init__(f"job id {job_id} is an existing job's")
+        self.job_id = job_id
 
 
 class SpotClient:
@@ -90,23 +109,66 @@ class SpotClient:
             await asyncio.sleep(0.1)
 
     async def _first_free_job_id(self) -> int:
-        """One past the highest job id Temporal knows: the seed of a new allocator, so ids are
-        never reused even if the allocator workflow was terminated (not just on first use)."""
+        """One past the highest job id ever handed out or started: the seed of a new allocator,
+        so ids are never reused even if the allocator workflow was terminated (not just on
+        first use). An ended allocator's own history says what it handed out, including ids
+        of launches still under way (whose jobs visibility cannot show yet); visibility adds
+        every job that exists."""
+        handle = self.temporal.get_workflow_handle(ALLOCATOR_WORKFLOW_ID)
+        highest = 0
         try:
-            desc = await self.temporal.get_workflow_handle(ALLOCATOR_WORKFLOW_ID).describe()
+            desc = await handle.describe()
             if desc.status == WorkflowExecutionStatus.RUNNING:
                 return 1  # unused: the running allocator keeps its own counter
+            highest = await self._highest_allocated(handle)
         except RPCError as exc:
             if exc.status != RPCStatusCode.NOT_FOUND:
                 raise
-        highest = 0
         async for execution in self.temporal.list_workflows(JOB_TYPES):
             highest = max(highest, execution.typed_search_attributes.get(sa.JOB_ID) or 0)
         return highest + 1
 
-    async def allocate_job_id(self) -> int:
-        """The next job id, from the allocator workflow (started on first use)."""
+    async def _highest_allocated(self, handle: WorkflowHandle) -> int:
+        """The highest id an ended allocator's last run handed out (or was seeded past)."""
+        converter = self.temporal.data_converter
+        highest = 0
+        allocations: set[str] = set()
+        async for event in handle.fetch_history_events():
+            if event.HasField("workflow_execution_started_event_attributes"):
+                payloads = event.workflow_execution_started_event_attributes.input.payloads
+                if payloads:
+                    (state,) = await converter.decode(list(payloads)[:1], [AllocatorState])
+                    highest = max(highest, state.next_id - 1)
+            elif event.HasField("workflow_execution_update_accepted_event_attributes"):
+                request = event.workflow_execution_update_accepted_event_attributes.accepted_request
+                if request.input.name == "allocate":
+                    allocations.add(request.meta.update_id)
+            elif event.HasField("workflow_execution_update_completed_event_attributes"):
+                done = event.workflow_execution_update_completed_event_attributes
+                if done.meta.update_id in allocations and done.outcome.HasField("success"):
+                    (job_id,) = await converter.decode(list(done.outcome.success.payloads), [int])
+                    highest = max(highest, job_id)
+        return highest
+
+    async def allocate_job_id(self, request_id: str | None = None, *, at_least: int = 0) -> int:
+        """The next job id, from the allocator workflow (started on first use), whose job does
+        not exist yet (an id an existing job has is skipped: the allocator moves past it).
+
+        `request_id` names this launch's allocation (one uuid per launch): the same request
+        id gets the same id back, so a retry after an answer was lost burns nothing. It is
+        the update's id too (Temporal deduplicates it within the allocator's run) and the
+        allocator remembers it across runs. `at_least`: an id at least this (a launch whose
+        id was taken asks for one past it)."""
+        request_id = request_id or str(uuid.uuid4())
         seed = await self._first_free_job_id()
+        for _ in range(JOB_ID_SKIPS):
+            job_id = await self._allocate(request_id, at_least, seed)
+            if await self._describe_or_none(job_id) is None:
+                return job_id
+            at_least = job_id + 1  # an existing job has it (an allocator seeded behind it)
+        raise JobIdTaken(at_least - 1)
+
+    async def _allocate(self, request_id: str, at_least: int, seed: int) -> int:
         for attempt in range(5):
             start = WithStartWorkflowOperation(
                 JobIdAllocator.run, AllocatorState(next_id=seed), id=ALLOCATOR_WORKFLOW_ID,
@@ -114,7 +176,8 @@ class SpotClient:
             )
             try:
                 return await self.temporal.execute_update_with_start_workflow(
-                    JobIdAllocator.allocate, start_workflow_operation=start, rpc_timeout=timedelta(seconds=30)
+                    JobIdAllocator.allocate, args=[request_id, at_least], start_workflow_operation=start,
+                    id=f"allocate-{request_id}-{at_least}", rpc_timeout=timedelta(seconds=30),
                 )
             except (WorkflowUpdateFailedError, RPCError):
                 if attempt == 4:  # the allocator may be mid continue-as-new; try again
@@ -140,8 +203,17 @@ class SpotClient:
         once through the search attributes."""
         pipeline = isinstance(spec, PipelineSpec)
         resources = spec.tasks[0].resources if isinstance(spec, PipelineSpec) else spec.resources
+        try:
+            await self._start(spec, pipeline, resources)
+        except WorkflowAlreadyStartedError:
+            raise JobIdTaken(spec.job_id) from None
+
+    async def _start(self, spec: JobSpec | PipelineSpec, pipeline: bool, resources: str) -> None:
+        # Never a second run under an existing job's id, running or closed: its logs, memo
+        # and search attributes would mix with the old job's (Temporal's default allows it).
         await self.temporal.start_workflow(
             PIPELINE_WORKFLOW if pipeline else JOB_WORKFLOW, spec, id=workflow_id(spec.job_id), task_queue=TASK_QUEUE,
+            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE, id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
             search_attributes=TypedSearchAttributes([
                 SearchAttributePair(sa.JOB_ID, spec.job_id),
                 SearchAttributePair(sa.JOB_NAME, spec.name),

@@ -640,6 +640,8 @@ class AllocatorState(BaseModel):
     """The job-id allocator's carried state across continue-as-new."""
 
     next_id: int = 1
+    recent: dict[str, int] = Field(default_factory=dict)
+    """The last request ids answered -> the id each got (workflows/job_ids.py)."""
 
 
 JobSpec.model_rebuild()

@@ -1,4 +1,6 @@
-"""Job ids: failed launches give theirs back; a continued-as-new job is one row (issue 7, item 10)."""
+"""Job ids: failed launches give theirs back; a continued-as-new job is one row (issue 7, item 10);
+a retried allocation burns nothing, an ended allocator never hands out an id again, a start
+never shadows an existing job (issue 22, item 9)."""
 
 from __future__ import annotations
 
@@ -7,8 +9,12 @@ import json
 import textwrap
 from pathlib import Path
 
-from spotctl.client import SpotClient
+import pytest
+
+from spotctl.client import JobIdTaken, SpotClient, workflow_id
+from spotctl.models import TASK_QUEUE, AllocatorState
 from spotctl.planning import Overrides, plan
+from spotctl.workflows.job_ids import ALLOCATOR_WORKFLOW_ID, JobIdAllocator
 
 from conftest import Spot
 
@@ -89,3 +95,79 @@ def test_continued_as_new_job_is_one_row(spot_clean: Spot, tmp_path: Path) -> No
     table = spot_clean.run("status", "-a").stdout.splitlines()
     mine = [line for line in table if line.split()[:1] == [str(job_id)]]
     assert len(mine) == 1 and "SUCCEEDED" in mine[0], table
+
+
+def test_a_retried_allocation_returns_the_same_id(spot_clean: Spot) -> None:
+    """A launch whose allocate landed but whose answer was lost asks again: same request id,
+    a new update id (the SDK makes one per call). It must get its id back, not burn one."""
+    async def run() -> tuple[int, int, int, int]:
+        client = await SpotClient.connect(spot_clean.settings)
+        first = await client.allocate_job_id("launch-retried")
+        again = await client.allocate_job_id("launch-retried")
+        allocator = client.temporal.get_workflow_handle(ALLOCATOR_WORKFLOW_ID)
+        resent = await allocator.execute_update(JobIdAllocator.allocate, args=["launch-retried", 0])
+        other = await client.allocate_job_id()
+        await client.release_job_id(other)
+        await client.release_job_id(first)
+        return first, again, resent, other
+
+    first, again, resent, other = asyncio.run(run())
+    assert again == first and resent == first, (first, again, resent)
+    assert other == first + 1
+
+
+def test_a_terminated_allocator_does_not_hand_out_ids_again(spot_clean: Spot, tmp_path: Path) -> None:
+    """The allocator ended while a launch was under way (its id allocated, its job not started
+    yet): the next launch must not get that id, nor any existing job's."""
+    existing = spot_clean.launch_detached("echo existing")
+    p = plan("echo under-way", Overrides(), spot_clean.settings)
+
+    async def allocate_then_terminate() -> int:
+        client = await SpotClient.connect(spot_clean.settings)
+        under_way = await client.allocate_job_id()
+        await client.temporal.get_workflow_handle(ALLOCATOR_WORKFLOW_ID).terminate("test: allocator ended")
+        return under_way
+
+    under_way = asyncio.run(allocate_then_terminate())
+    assert under_way > existing
+    after = spot_clean.launch_detached("echo after")
+
+    async def start_under_way() -> None:
+        client = await SpotClient.connect(spot_clean.settings)
+        await client.start_job(p.to_spec(under_way))
+
+    asyncio.run(start_under_way())  # the launch under way goes on: its id is still its own
+    assert after > under_way, (existing, under_way, after)
+    for job_id in (existing, under_way, after):
+        spot_clean.wait_status(job_id, "SUCCEEDED")
+
+
+def test_a_start_never_shadows_a_closed_job(spot_clean: Spot) -> None:
+    """An allocator seeded behind a closed job (its own history gone) hands out that job's id:
+    the start must not add a second run to the old job; the launch takes the next id."""
+    old = spot_clean.launch_detached("echo old-job")
+    spot_clean.wait_status(old, "SUCCEEDED")
+    p = plan("echo shadow", Overrides(), spot_clean.settings)
+
+    async def seed_behind() -> None:
+        client = await SpotClient.connect(spot_clean.settings)
+        allocator = client.temporal.get_workflow_handle(ALLOCATOR_WORKFLOW_ID)
+        await allocator.terminate("test: an allocator seeded behind")
+        await client.temporal.start_workflow(JobIdAllocator.run, AllocatorState(next_id=old),
+                                             id=ALLOCATOR_WORKFLOW_ID, task_queue=TASK_QUEUE)
+        with pytest.raises(JobIdTaken, match=f"job id {old} "):
+            await client.start_job(p.to_spec(old))
+
+    asyncio.run(seed_behind())
+    new = spot_clean.launch_detached("echo new-job")
+    assert new > old
+    spot_clean.wait_status(new, "SUCCEEDED")
+
+    async def runs_of_old() -> list:
+        client = await SpotClient.connect(spot_clean.settings)
+        return [e async for e in client.temporal.list_workflows(f"WorkflowId = '{workflow_id(old)}'")]
+
+    assert len(asyncio.run(runs_of_old())) == 1
+    assert spot_clean.job(old)["status"] == "SUCCEEDED"
+    logs = spot_clean.run("logs", "--no-follow", str(old)).stdout
+    assert "old-job" in logs and "shadow" not in logs and "new-job" not in logs
