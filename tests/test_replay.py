@@ -134,3 +134,10 @@ async def test_replay_catches_an_incompatible_change() -> None:
     result = await replay(path, [_SleepsFirst, JobIdAllocator])
     assert result.replay_failure is not None
     assert "nondetermin" in str(result.replay_failure).lower(), result.replay_failure
+
+
+def test_a_history_covers_the_monitor_heartbeat_path() -> None:
+    """The monitor's own heartbeat time-out (the `monitor-heartbeat` patch) is in a recorded
+    history, so a change to it that running jobs would not survive fails here."""
+    covered = [p.name for p in V2_HISTORIES if "monitor-heartbeat" in _markers(p)]
+    assert covered, "record one: python tests/histories/record.py cancelled_running=monitor_heartbeat_cancelled"
