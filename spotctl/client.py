@@ -242,6 +242,11 @@ class SpotClient:
         """The ids of every job matching `query`, newest first; see JobListing.job_ids."""
         return await self.listing.job_ids(query)
 
+    async def unfinished_job_ids(self, name: str | None = None) -> list[int]:
+        """The ids of every job not ended yet (with this name), newest first, including one
+        in the middle of a continue-as-new; see JobListing.unfinished_job_ids."""
+        return await self.listing.unfinished_job_ids(name)
+
     async def get_job(self, job_id: int, *, live: bool = True) -> JobState:
         """One job's state: the workflow's live query while it runs, its memo once closed. A
         pipeline's unfinished tasks are asked too (the same way) and merged: pipeline_view.py."""
