@@ -171,3 +171,39 @@ def test_a_start_never_shadows_a_closed_job(spot_clean: Spot) -> None:
     assert spot_clean.job(old)["status"] == "SUCCEEDED"
     logs = spot_clean.run("logs", "--no-follow", str(old)).stdout
     assert "old-job" in logs and "shadow" not in logs and "new-job" not in logs
+
+
+def test_a_launch_whose_id_another_start_took_takes_the_next(spot_clean: Spot, capsys: pytest.CaptureFixture) -> None:
+    """Two launches given the same id (an allocator restarted behind one of them): the one
+    that starts second must not join the first's job; it says so and takes the next id."""
+    from spotctl.cli.launch import _start_with_free_id
+
+    mine = plan("echo second-launch", Overrides(name="second"), spot_clean.settings)
+    theirs = plan("echo first-launch", Overrides(name="first"), spot_clean.settings)
+
+    class Raced(SpotClient):
+        """Another launch starts this launch's first id right after it is allocated."""
+
+        taken: int | None = None
+
+        async def allocate_job_id(self, request_id: str | None = None, *, at_least: int = 0) -> int:
+            job_id = await super().allocate_job_id(request_id, at_least=at_least)
+            if self.taken is None:
+                self.taken = job_id
+                await self.start_job(theirs.to_spec(job_id))
+            return job_id
+
+    async def run() -> tuple[int | None, int]:
+        client = await Raced.connect(spot_clean.settings)
+        launched = await _start_with_free_id(client, mine)
+        return client.taken, launched
+
+    taken, launched = asyncio.run(run())
+    assert taken is not None and launched == taken + 1
+    assert f"Job id {taken} belongs to an existing job; launching as job {launched} instead." in capsys.readouterr().err
+    for job_id in (taken, launched):
+        spot_clean.wait_status(job_id, "SUCCEEDED")
+    first = spot_clean.run("logs", "--no-follow", str(taken)).stdout
+    second = spot_clean.run("logs", "--no-follow", str(launched)).stdout
+    assert "first-launch" in first and "second-launch" not in first
+    assert "second-launch" in second

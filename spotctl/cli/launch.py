@@ -106,21 +106,24 @@ async def _start_with_free_id(client: SpotClient, p: Plan) -> int:
     so a retried allocation gets the same id. A start that finds its id taken by an existing
     job (an allocator restarted behind it) never shadows that job: it takes the next free id."""
     request_id = str(uuid.uuid4())
-    job_id = await client.allocate_job_id(request_id)
-    for _ in range(JOB_ID_TRIES):
-        try:
-            await _stage_and_start(client, p, job_id)
-            return job_id
-        except JobIdTaken:
-            taken, job_id = job_id, await client.allocate_job_id(request_id, at_least=job_id + 1)
-            err_console.print(f"Job id {taken} belongs to an existing job; launching as job {job_id} instead.",
-                              markup=False)
-        except BaseException:
-            # Nothing of the job exists: its id goes back, so the next launch gets it.
-            await client.release_job_id(job_id)
-            raise
-    raise ServerError(f"job ids up to {job_id} all belong to existing jobs; the job-id allocator is behind "
-                      "(is another spotctl server using the same Temporal namespace?)")
+    try:
+        job_id = await client.allocate_job_id(request_id)
+        for _ in range(JOB_ID_TRIES):
+            try:
+                await _stage_and_start(client, p, job_id)
+                return job_id
+            except JobIdTaken:
+                taken, job_id = job_id, await client.allocate_job_id(request_id, at_least=job_id + 1)
+                err_console.print(f"Job id {taken} belongs to an existing job; launching as job {job_id} instead.",
+                                  markup=False)
+            except BaseException:
+                # Nothing of the job exists: its id goes back, so the next launch gets it.
+                await client.release_job_id(job_id)
+                raise
+    except JobIdTaken as exc:
+        job_id = exc.job_id
+    raise ServerError(f"job ids up to {job_id} all belong to existing jobs: the job-id allocator is behind "
+                      "them and cannot get past (is another spotctl server using this Temporal namespace?)")
 
 
 @click.command()
