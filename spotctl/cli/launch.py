@@ -19,7 +19,6 @@ from spotctl.planning import Overrides, Plan, check_launchable, plan
 from spotctl.server import ServerError
 from spotctl.staging import bucket_regions, delete_buckets, stage_tasks
 
-
 JOB_ID_TRIES = 5
 """Starts a launch tries before it gives up when each finds its id taken by an existing job."""
 
