@@ -21,8 +21,8 @@ from spotctl.worker_pool import MONITOR_HEARTBEAT_THROTTLE
 
 from conftest import Spot, embedded_spot, spotctl_env
 
-STALL_S = 22.0
-"""How long the worker is frozen: over the old time-out (15 s), under the new slack (30 s)."""
+STALL_S = 18.0
+"""How long the worker is frozen: over the old time-out (15 s), under the new slack (24 s)."""
 
 
 @pytest.fixture
