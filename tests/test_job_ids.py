@@ -10,10 +10,17 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from temporalio import workflow
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
 
+from spotctl import search_attributes as sa
 from spotctl.client import JobIdTaken, SpotClient, workflow_id
+from spotctl.codec import data_converter_for_key
+from spotctl.config import Settings
 from spotctl.models import TASK_QUEUE, AllocatorState
 from spotctl.planning import Overrides, plan
+from spotctl.server import temporal_binary
 from spotctl.workflows.job_ids import ALLOCATOR_WORKFLOW_ID, JobIdAllocator
 
 from conftest import Spot
@@ -207,3 +214,37 @@ def test_a_launch_whose_id_another_start_took_takes_the_next(spot_clean: Spot, c
     second = spot_clean.run("logs", "--no-follow", str(launched)).stdout
     assert "first-launch" in first and "second-launch" not in first
     assert "second-launch" in second
+
+
+@workflow.defn(name="JobIdAllocator", sandboxed=False)
+class _AllocatorBeforeRequestIds:
+    """The allocator as workers before request ids ran it (its handlers, not its continue-as-new)."""
+
+    @workflow.init
+    def __init__(self, state: AllocatorState) -> None:
+        self._next_id = state.next_id
+
+    @workflow.run
+    async def run(self, state: AllocatorState) -> None:
+        await workflow.wait_condition(lambda: False)
+
+    @workflow.update
+    def allocate(self) -> int:
+        self._next_id += 1
+        return self._next_id - 1
+
+
+async def test_a_new_client_still_allocates_from_an_older_allocator_worker(settings: Settings) -> None:
+    """A CLI upgraded before its worker (the embedded worker keeps running the old code until it
+    restarts) must still get ids: the older worker's `allocate` ignores the request id and
+    `at_least` it does not know, and nothing hangs or wedges the allocator."""
+    async with await WorkflowEnvironment.start_local(
+        dev_server_existing_path=temporal_binary(), data_converter=data_converter_for_key(bytes(32)),
+        search_attributes=list(sa.ALL),
+    ) as env:
+        async with Worker(env.client, task_queue=TASK_QUEUE, workflows=[_AllocatorBeforeRequestIds]):
+            client = SpotClient(env.client, settings)
+            first = await asyncio.wait_for(client.allocate_job_id("launch-upgraded"), timeout=20)
+            second = await asyncio.wait_for(client.allocate_job_id(), timeout=20)
+            assert (first, second) == (1, 2)
+            await env.client.get_workflow_handle(ALLOCATOR_WORKFLOW_ID).terminate("test over")

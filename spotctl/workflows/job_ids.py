@@ -48,7 +48,9 @@ class JobIdAllocator:
     def allocate(self, request_id: str = "", at_least: int = 0) -> int:
         """The next id, at least `at_least`; the same id again for a request id already
         answered (unless below `at_least`). Arguments added later with defaults: old
-        histories (which call it without any) replay unchanged, and nothing here is a command."""
+        histories (which call it without any) replay unchanged, a worker from before them
+        ignores them (plain ids, as before: tests/test_job_ids.py), and nothing here is a
+        command."""
         known = self._recent.get(request_id) if request_id else None
         if known is not None and known >= at_least:
             return known
