@@ -24,6 +24,7 @@ from temporalio.client import (
     WorkflowExecutionStatus,
     WorkflowHandle,
     WorkflowUpdateFailedError,
+    WorkflowUpdateRPCTimeoutOrCancelledError,
 )
 from temporalio.common import (
     SearchAttributePair,
@@ -47,6 +48,9 @@ from spotctl.workflows.job_ids import ALLOCATOR_WORKFLOW_ID, JobIdAllocator
 JOB_ID_SKIPS = 50
 """Ids an allocation skips because their jobs exist before it gives up (an allocator is
 seeded past every job it can see, so more than one or two is a broken server)."""
+ALLOCATE_PATIENCE_S = 60.0
+"""How long an allocation waits while the allocator has as many updates in flight as Temporal
+takes for one workflow (10 by default): a burst of launches queues, it does not fail."""
 POLLER_FRESH_S = 90.0
 """A poller the server saw this recently is a live worker (a long poll lasts at most ~70 s)."""
 
@@ -169,7 +173,14 @@ class SpotClient:
         raise JobIdTaken(at_least - 1)
 
     async def _allocate(self, request_id: str, at_least: int, seed: int) -> int:
-        for attempt in range(5):
+        """One allocation, retried under the same update id (a retry of one that landed
+        returns its id) for up to ALLOCATE_PATIENCE_S: Temporal takes 10 updates of one
+        workflow at once, so a burst of launches waits its turn instead of failing."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + ALLOCATE_PATIENCE_S
+        attempt = 0
+        while True:
+            attempt += 1
             start = WithStartWorkflowOperation(
                 JobIdAllocator.run, AllocatorState(next_id=seed), id=ALLOCATOR_WORKFLOW_ID,
                 task_queue=TASK_QUEUE, id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
@@ -179,11 +190,12 @@ class SpotClient:
                     JobIdAllocator.allocate, args=[request_id, at_least], start_workflow_operation=start,
                     id=f"allocate-{request_id}-{at_least}", rpc_timeout=timedelta(seconds=30),
                 )
-            except (WorkflowUpdateFailedError, RPCError):
-                if attempt == 4:  # the allocator may be mid continue-as-new; try again
+            except (WorkflowUpdateFailedError, WorkflowUpdateRPCTimeoutOrCancelledError, RPCError):
+                # The allocator may be mid continue-as-new (which aborts the updates it has not
+                # taken yet), or busy with other launches' ids: the same update again.
+                if loop.time() >= deadline:
                     raise
-                await asyncio.sleep(0.2 * (attempt + 1))
-        raise AssertionError("unreachable")
+                await asyncio.sleep(min(0.2 * attempt, 2.0))
 
     async def release_job_id(self, job_id: int) -> bool:
         """Give back the id of a launch that failed before its job existed (best effort: an

@@ -248,3 +248,24 @@ async def test_a_new_client_still_allocates_from_an_older_allocator_worker(setti
             second = await asyncio.wait_for(client.allocate_job_id(), timeout=20)
             assert (first, second) == (1, 2)
             await env.client.get_workflow_handle(ALLOCATOR_WORKFLOW_ID).terminate("test over")
+
+
+
+async def test_the_request_ids_carried_into_a_new_allocator_run_are_honoured(settings: Settings) -> None:
+    """Temporal forgets a run's update ids when the allocator continues as new (every
+    ALLOCATIONS_PER_RUN ids); the allocator carries its request ids in its state, so a retry
+    that crosses a continuation gets its id, not a new one."""
+    async with await WorkflowEnvironment.start_local(
+        dev_server_existing_path=temporal_binary(), data_converter=data_converter_for_key(bytes(32)),
+        search_attributes=list(sa.ALL),
+    ) as env:
+        async with Worker(env.client, task_queue=TASK_QUEUE, workflows=[JobIdAllocator]):
+            # What a run continued after the request "launch-a" got id 7 starts with.
+            await env.client.start_workflow(JobIdAllocator.run, AllocatorState(next_id=9, recent={"launch-a": 7}),
+                                            id=ALLOCATOR_WORKFLOW_ID, task_queue=TASK_QUEUE)
+            client = SpotClient(env.client, settings)
+            assert await client.allocate_job_id("launch-a") == 7
+            assert await client.allocate_job_id("launch-b") == 9
+            assert await client.allocate_job_id("launch-b") == 9
+            assert await client.allocate_job_id("launch-a", at_least=10) == 10  # moved past a taken id
+            await env.client.get_workflow_handle(ALLOCATOR_WORKFLOW_ID).terminate("test over")
