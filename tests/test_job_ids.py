@@ -269,3 +269,21 @@ async def test_the_request_ids_carried_into_a_new_allocator_run_are_honoured(set
             assert await client.allocate_job_id("launch-b") == 9
             assert await client.allocate_job_id("launch-a", at_least=10) == 10  # moved past a taken id
             await env.client.get_workflow_handle(ALLOCATOR_WORKFLOW_ID).terminate("test over")
+
+
+def test_a_burst_of_launches_gets_distinct_ids(spot_clean: Spot) -> None:
+    """More launches at once than Temporal takes updates of one workflow (10): they wait their
+    turn, none fails, no id is handed out twice or burned (a guard for the retry loop; it
+    passed before too)."""
+    async def run() -> list[int]:
+        client = await SpotClient.connect(spot_clean.settings)
+        ids = await asyncio.gather(*(client.allocate_job_id() for _ in range(BURST)))
+        for job_id in sorted(ids, reverse=True):  # given back, newest first: no gap is left
+            await client.release_job_id(job_id)
+        return ids
+
+    ids = sorted(asyncio.run(run()))
+    assert ids == list(range(ids[0], ids[0] + BURST)), ids
+
+
+BURST = 30
