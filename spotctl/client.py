@@ -13,8 +13,10 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from collections.abc import Sequence
 from datetime import timedelta
 
+from temporalio.api.common.v1 import Payload
 from temporalio.api.enums.v1 import TaskQueueType
 from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
@@ -133,26 +135,34 @@ class SpotClient:
         return highest + 1
 
     async def _highest_allocated(self, handle: WorkflowHandle) -> int:
-        """The highest id an ended allocator's last run handed out (or was seeded past)."""
+        """The highest id an ended allocator's last run handed out and kept: its counter, redone
+        from its history (the seed it started with, then each allocation and each id given
+        back, in the order it answered them), so released ids leave no gap."""
         converter = self.temporal.data_converter
-        highest = 0
-        allocations: set[str] = set()
+        next_id = 1
+        requests: dict[str, tuple[str, Sequence[Payload]]] = {}
         async for event in handle.fetch_history_events():
             if event.HasField("workflow_execution_started_event_attributes"):
                 payloads = event.workflow_execution_started_event_attributes.input.payloads
                 if payloads:
                     (state,) = await converter.decode(list(payloads)[:1], [AllocatorState])
-                    highest = max(highest, state.next_id - 1)
+                    next_id = state.next_id
             elif event.HasField("workflow_execution_update_accepted_event_attributes"):
                 request = event.workflow_execution_update_accepted_event_attributes.accepted_request
-                if request.input.name == "allocate":
-                    allocations.add(request.meta.update_id)
+                requests[request.meta.update_id] = (request.input.name, list(request.input.args.payloads))
             elif event.HasField("workflow_execution_update_completed_event_attributes"):
                 done = event.workflow_execution_update_completed_event_attributes
-                if done.meta.update_id in allocations and done.outcome.HasField("success"):
-                    (job_id,) = await converter.decode(list(done.outcome.success.payloads), [int])
-                    highest = max(highest, job_id)
-        return highest
+                name, args = requests.pop(done.meta.update_id, ("", []))
+                if not done.outcome.HasField("success"):
+                    continue
+                result_type = int if name == "allocate" else bool
+                (result,) = await converter.decode(list(done.outcome.success.payloads), [result_type])
+                if name == "allocate":
+                    next_id = max(next_id, result + 1)
+                elif name == "release" and result is True and args:
+                    (released,) = await converter.decode(list(args)[:1], [int])
+                    next_id = released
+        return next_id - 1
 
     async def allocate_job_id(self, request_id: str | None = None, *, at_least: int = 0) -> int:
         """The next job id, from the allocator workflow (started on first use), whose job does
