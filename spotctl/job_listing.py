@@ -41,6 +41,11 @@ overloaded or gone without a goodbye would hold it for the RPC's default (~30 s)
 the memo (what visibility recorded at the job's last change) is shown instead."""
 TASK_READS_AT_ONCE = 16
 """Task workflows described at the same time for a page of pipelines: quick, gentle on the server."""
+HANDOVER_WINDOW = timedelta(minutes=10)
+"""How long after a run of a job continued as new `cancel -a` still looks at that run: its
+successor is a separate visibility record, written apart from the old run's close (Elasticsearch
+makes it searchable up to a refresh later), so for a moment the job has no Running record.
+Far longer than that moment, and clock skew between this machine and the server."""
 
 
 @dataclass(frozen=True)
@@ -64,6 +69,15 @@ def unfinished_query(name: str | None = None) -> str:
     timed out outside spotctl keeps its last STATUS (RUNNING, say) but is over."""
     ended = ", ".join(f"'{s.value}'" for s in sorted(TERMINAL_STATUSES, key=lambda s: s.value))
     q = f"ExecutionStatus = 'Running' AND {sa.STATUS.name} NOT IN ({ended})"
+    return q + (f" AND {sa.JOB_NAME.name} = '{quote(name)}'" if name is not None else "")
+
+
+def handed_over_query(name: str | None, since: datetime) -> str:
+    """Runs of unfinished jobs (optionally with this name) that continued as new after `since`:
+    each job's next run may not be in visibility yet (see HANDOVER_WINDOW)."""
+    ended = ", ".join(f"'{s.value}'" for s in sorted(TERMINAL_STATUSES, key=lambda s: s.value))
+    q = (f"{JOB_TYPES} AND ExecutionStatus = 'ContinuedAsNew' AND CloseTime > "
+         f"'{since.astimezone(UTC).strftime('%Y-%m-%dT%H:%M:%SZ')}' AND {sa.STATUS.name} NOT IN ({ended})")
     return q + (f" AND {sa.JOB_NAME.name} = '{quote(name)}'" if name is not None else "")
 
 
@@ -114,6 +128,32 @@ class JobListing:
         """The ids of every job matching `query`, newest first, from the search attributes
         alone (no memo decoded): what `cancel -a` and `cancel -n` act on."""
         ids = {e.typed_search_attributes.get(sa.JOB_ID) or 0 for e in await self._latest_runs(jobs_query(query))}
+        return sorted(ids - {0}, reverse=True)
+
+    async def unfinished_job_ids(self, name: str | None = None) -> list[int]:
+        """The ids of every job that has not ended (optionally with this name), newest first:
+        what `cancel -a` and `cancel -n` act on. A job between two runs of a continue-as-new
+        is one too: its old run is closed (ContinuedAsNew, left out of every listing) while
+        its next one may not be in visibility yet, so a run that continued as new in the last
+        HANDOVER_WINDOW adds its job when the job's workflow (its current run) is running."""
+        ids = set(await self.job_ids(unfinished_query(name)))
+        since = datetime.now(UTC) - HANDOVER_WINDOW
+        handed_over = [e for e in await self._latest_runs(handed_over_query(name, since))
+                       if (e.typed_search_attributes.get(sa.JOB_ID) or 0) not in ids | {0}]
+        gate = asyncio.Semaphore(TASK_READS_AT_ONCE)
+
+        async def running(e: WorkflowExecution) -> bool:
+            async with gate:
+                try:
+                    desc = await self.temporal.get_workflow_handle(e.id).describe()
+                except RPCError as exc:
+                    if exc.status == RPCStatusCode.NOT_FOUND:
+                        return False
+                    raise
+                return desc.status == WorkflowExecutionStatus.RUNNING
+
+        alive = await asyncio.gather(*(running(e) for e in handed_over))
+        ids |= {e.typed_search_attributes.get(sa.JOB_ID) or 0 for e, up in zip(handed_over, alive, strict=True) if up}
         return sorted(ids - {0}, reverse=True)
 
     async def _latest_runs(self, q: str) -> list[WorkflowExecution]:

@@ -39,6 +39,17 @@ def launch_queue(task_queue: str) -> str:
 HEARTBEAT_TIMEOUT_S = 15.0
 """The heartbeat time-out the workflow gives every activity (a dead worker is noticed this
 late); the activities' background beats and cloud-call time-outs stay well under it."""
+MONITOR_HEARTBEAT_TIMEOUT_S = 36.0
+"""The monitor's own heartbeat time-out (workflows/spot_job.py, the `monitor-heartbeat`
+patch). The monitor worker sends a monitor's beats at most every third of it (worker_pool.py
+MONITOR_HEARTBEAT_THROTTLE, 12 s as before), so two beats in a row may be lost or late (the
+worker's loop busy, the server slow under 1,000 monitors, a retried RPC: up to 24 s) before
+the server times the monitor out and starts it again; at the 15 s time-out with the same 12 s
+throttle, a stall of 3 s did. The heartbeat traffic is unchanged: 1,000 monitors send 83 a
+second. The price: a monitor whose worker died is retried elsewhere up to 36 s later instead
+of 15 s; its program runs on meanwhile (the monitor only watches), so only how soon the job's
+end or a preemption is seen after a worker crash is later (a worker that drains hands over
+at once)."""
 
 
 class JobStatus(str, Enum):
@@ -665,6 +676,8 @@ class AllocatorState(BaseModel):
     """The job-id allocator's carried state across continue-as-new."""
 
     next_id: int = 1
+    recent: dict[str, int] = Field(default_factory=dict)
+    """The last request ids answered -> the id each got (workflows/job_ids.py)."""
 
 
 JobSpec.model_rebuild()

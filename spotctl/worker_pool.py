@@ -26,14 +26,16 @@ from temporalio.worker import Worker
 
 from spotctl.activities.heartbeat import HEARTBEAT_THROTTLE
 from spotctl.config import WorkerConfig
-from spotctl.models import Activities, launch_queue, monitor_queue, notify_queue
+from spotctl.models import MONITOR_HEARTBEAT_TIMEOUT_S, Activities, launch_queue, monitor_queue, notify_queue
 
 ON_MONITOR_QUEUE = frozenset({Activities.MONITOR})
-MONITOR_HEARTBEAT_THROTTLE = timedelta(seconds=12)
-"""Monitors heartbeat at most this often (0.8 of the 15 s heartbeat time-out, which still
-finds a dead worker): every heartbeat is a write in Temporal's database, and with 1,000
-running jobs at the job queue's 3 s they were most of the server's work. A monitor needs
-no faster cancel: the workflow does not wait for it (it makes nothing to tear down)."""
+MONITOR_HEARTBEAT_THROTTLE = timedelta(seconds=MONITOR_HEARTBEAT_TIMEOUT_S / 3)
+"""Monitors heartbeat at most this often (12 s, a third of their 36 s heartbeat time-out:
+two beats may be missed before a time-out, models.MONITOR_HEARTBEAT_TIMEOUT_S): every
+heartbeat is a write in Temporal's database, and with 1,000 running jobs at the job queue's
+3 s they were most of the server's work. A monitor needs no faster cancel: the workflow does
+not wait for it (it makes nothing to tear down). A monitor scheduled with the earlier 15 s
+time-out gets 0.8 of that from the SDK: 12 s too."""
 ON_LAUNCH_QUEUE = frozenset({Activities.CREATE_CLUSTER})
 ON_NOTIFY_QUEUE = frozenset({Activities.DELIVER_WEBHOOK, Activities.RUN_EVENT_CALLBACK})
 

@@ -166,3 +166,10 @@ def test_histories_cover_dying_clusters_and_a_continued_v1_job() -> None:
     assert all("TIMER_STARTED" in p.read_text() for p in died)
     assert (HISTORY_DIR / "v2_v1_continued.json").exists(), \
         "record one: python tests/histories/record.py v1_continued=v1_continued"
+
+
+def test_a_history_covers_the_monitor_heartbeat_path() -> None:
+    """The monitor's own heartbeat time-out (the `monitor-heartbeat` patch) is in a recorded
+    history, so a change to it that running jobs would not survive fails here."""
+    covered = [p.name for p in V2_HISTORIES if "monitor-heartbeat" in _markers(p)]
+    assert covered, "record one: python tests/histories/record.py cancelled_running=monitor_heartbeat_cancelled"

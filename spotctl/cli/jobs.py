@@ -188,7 +188,7 @@ async def cancel(job_ids: tuple[int, ...], name: str | None, cancel_all: bool, y
     client = await open_client(s, start_server=False)
     ids = list(job_ids)
     if name or cancel_all:
-        ids += await client.job_ids(unfinished_query(None if cancel_all else name))
+        ids += await client.unfinished_job_ids(None if cancel_all else name)
         if name and not ids:
             raise JobNotFound(f"no unfinished job named {name!r}")
     ids = list(dict.fromkeys(ids))

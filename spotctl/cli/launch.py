@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+import uuid
 
 import click
 import yaml
@@ -12,11 +13,14 @@ from rich.markup import escape
 from spotctl.cli.common import async_command, confirm, console, err_console, exit_code_for, open_client, settings
 from spotctl.cli.follow import follow, print_result
 from spotctl.cli.render import safe
-from spotctl.client import SpotClient
+from spotctl.client import JobIdTaken, SpotClient
 from spotctl.overrides import secrets_given_inline
 from spotctl.planning import Overrides, Plan, check_launchable, plan
 from spotctl.server import ServerError
 from spotctl.staging import bucket_regions, delete_buckets, stage_tasks
+
+JOB_ID_TRIES = 5
+"""Starts a launch tries before it gives up when each finds its id taken by an existing job."""
 
 
 class _BlockDumper(yaml.SafeDumper):
@@ -96,6 +100,31 @@ async def _stage_and_start(client: SpotClient, p: Plan, job_id: int) -> None:
         raise
 
 
+async def _start_with_free_id(client: SpotClient, p: Plan) -> int:
+    """Allocate the job's id, stage and start it; its id. One request id for the whole launch,
+    so a retried allocation gets the same id. A start that finds its id taken by an existing
+    job (an allocator restarted behind it) never shadows that job: it takes the next free id."""
+    request_id = str(uuid.uuid4())
+    try:
+        job_id = await client.allocate_job_id(request_id)
+        for _ in range(JOB_ID_TRIES):
+            try:
+                await _stage_and_start(client, p, job_id)
+                return job_id
+            except JobIdTaken:
+                taken, job_id = job_id, await client.allocate_job_id(request_id, at_least=job_id + 1)
+                err_console.print(f"Job id {taken} belongs to an existing job; launching as job {job_id} instead.",
+                                  markup=False)
+            except BaseException:
+                # Nothing of the job exists: its id goes back, so the next launch gets it.
+                await client.release_job_id(job_id)
+                raise
+    except JobIdTaken as exc:
+        job_id = exc.job_id
+    raise ServerError(f"job ids up to {job_id} all belong to existing jobs: the job-id allocator is behind "
+                      "them and cannot get past (is another spotctl server using this Temporal namespace?)")
+
+
 @click.command()
 @click.argument("entrypoint", metavar="YAML_OR_COMMAND")
 @click.option("-n", "--name", help="Job name (default: the task's name).")
@@ -153,13 +182,7 @@ async def launch(entrypoint: str, name: str | None, detach: bool, yes: bool, dry
     if not await client.wait_for_worker(timeout=10.0):
         raise ServerError(f"no spotctl worker is polling task queue 'spotctl' on {s.temporal_address} "
                           f"(namespace {s.temporal.namespace}); start one with `spotctl worker`")
-    job_id = await client.allocate_job_id()
-    try:
-        await _stage_and_start(client, p, job_id)
-    except BaseException:
-        # Nothing of the job exists: its id goes back, so the next launch gets it.
-        await client.release_job_id(job_id)
-        raise
+    job_id = await _start_with_free_id(client, p)
     err_console.print(f"Managed job [bold]{job_id}[/bold] {escape(repr(p.name))} submitted. "
                       f"Web UI: {s.ui_url}/namespaces/{s.temporal.namespace}/workflows/spotctl-job-{job_id}")
     if detach:

@@ -5,6 +5,12 @@ call gets a unique id even from concurrent launches. A launch that fails after `
 (staging or start) gives its id back with `release`, so failed launches leave no gaps in the
 ids users see. It continues-as-new every few hundred
 allocations to keep its history short, carrying the counter.
+
+Each launch names its allocation with a request id (a uuid): a retried `allocate` (its first
+try landed but the answer was lost, so the client sent it again under a new update id) gets
+the id the first try got instead of burning another. The last REQUESTS_REMEMBERED request ids
+are carried across continue-as-new. `at_least` moves the counter past an id that turned out
+to be an existing job's (client.py), so no id is ever handed out twice.
 """
 
 from __future__ import annotations
@@ -16,6 +22,11 @@ with workflow.unsafe.imports_passed_through():
 
 ALLOCATOR_WORKFLOW_ID = "spotctl-job-id-allocator"
 ALLOCATIONS_PER_RUN = 500
+REQUESTS_REMEMBERED = 1000
+"""Request ids -> ids kept for retries: far more than launches in flight at once, and small
+(~50 bytes each) in the carried state."""
+MAX_REQUEST_ID = 100
+"""A request id's length bound (a uuid is 36)."""
 
 
 @workflow.defn(name="JobIdAllocator")
@@ -24,20 +35,39 @@ class JobIdAllocator:
     def __init__(self, state: AllocatorState) -> None:
         self._next_id = state.next_id
         self._allocated_this_run = 0
+        self._recent: dict[str, int] = dict(state.recent)
 
     @workflow.run
     async def run(self, state: AllocatorState) -> None:
         await workflow.wait_condition(
             lambda: self._allocated_this_run >= ALLOCATIONS_PER_RUN and workflow.all_handlers_finished()
         )
-        workflow.continue_as_new(AllocatorState(next_id=self._next_id))
+        workflow.continue_as_new(AllocatorState(next_id=self._next_id, recent=self._recent))
 
     @workflow.update
-    def allocate(self) -> int:
-        job_id = self._next_id
-        self._next_id += 1
+    def allocate(self, request_id: str = "", at_least: int = 0) -> int:
+        """The next id, at least `at_least`; the same id again for a request id already
+        answered (unless below `at_least`). Arguments added later with defaults: old
+        histories (which call it without any) replay unchanged, a worker from before them
+        ignores them (plain ids, as before: tests/test_job_ids.py), and nothing here is a
+        command."""
+        known = self._recent.get(request_id) if request_id else None
+        if known is not None and known >= at_least:
+            return known
+        job_id = max(self._next_id, at_least)
+        self._next_id = job_id + 1
         self._allocated_this_run += 1
+        if request_id:
+            self._recent.pop(request_id, None)
+            self._recent[request_id] = job_id
+            while len(self._recent) > REQUESTS_REMEMBERED:
+                del self._recent[next(iter(self._recent))]
         return job_id
+
+    @allocate.validator
+    def _check_allocate(self, request_id: str = "", at_least: int = 0) -> None:
+        if len(request_id) > MAX_REQUEST_ID or not 0 <= at_least < 2**62:
+            raise ValueError(f"bad allocation request ({len(request_id)} chars, at least {at_least})")
 
     @workflow.update
     def release(self, job_id: int) -> bool:
@@ -48,6 +78,8 @@ class JobIdAllocator:
         if job_id != self._next_id - 1:
             return False
         self._next_id = job_id
+        for request_id in [r for r, given in self._recent.items() if given == job_id]:
+            del self._recent[request_id]
         return True
 
     @workflow.query

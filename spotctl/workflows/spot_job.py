@@ -45,6 +45,7 @@ with workflow.unsafe.imports_passed_through():
     from spotctl.models import (
         HEARTBEAT_TIMEOUT_S,
         JOB_ENDING_ERRORS,
+        MONITOR_HEARTBEAT_TIMEOUT_S,
         MOUNT_ERROR,
         NODE_FAILURE_ERROR,
         NOT_READY_ERROR,
@@ -99,6 +100,9 @@ DIED_BEFORE_READY_BACKOFF = "died-before-ready-backoff"
 """The patch that makes a cluster that died before it ran a round of the wait for capacity like
 any other: a backoff timer, max_wait checked, continue-as-new when the history grows (it used
 to retry at once, for ever, in one history)."""
+MONITOR_HEARTBEAT = "monitor-heartbeat"
+"""The patch that gives the monitor its own, longer heartbeat time-out (models.
+MONITOR_HEARTBEAT_TIMEOUT_S): two throttled beats may be missed before it is timed out."""
 LAUNCH_SLOT_WAIT = timedelta(seconds=3)
 """A create not picked up this soon waits for a launch slot: the job shows so (PENDING)."""
 
@@ -112,6 +116,7 @@ _INFRA_RETRY = RetryPolicy(
 )
 """Every activity: retried forever at most a minute apart, except the named errors."""
 _HEARTBEAT = timedelta(seconds=HEARTBEAT_TIMEOUT_S)
+_MONITOR_HEARTBEAT = timedelta(seconds=MONITOR_HEARTBEAT_TIMEOUT_S)
 READY_TIMEOUT = timedelta(minutes=15)
 """How long a created cluster may take to run before it is given up for another place."""
 
@@ -241,9 +246,11 @@ class SpotJobWorkflow(ControllerV1):
                 self._set(JobStatus.RUNNING, run_started_at=workflow.now(), detail=None,
                           started_at=self._state.started_at or workflow.now())
                 own_queue = workflow.patched(MONITOR_QUEUE)
+                long_beat = own_queue and workflow.patched(MONITOR_HEARTBEAT)
                 outcome = await self._activity(Activities.MONITOR, ref, RunOutcome, timedelta(days=365),
                                                task_queue=monitor_queue(workflow.info().task_queue) if own_queue else None,
-                                               makes_nothing=own_queue)
+                                               makes_nothing=own_queue,
+                                               heartbeat=_MONITOR_HEARTBEAT if long_beat else _HEARTBEAT)
             except ActivityError as err:
                 if error_type(err) == MOUNT_ERROR:
                     raise Finished(JobStatus.FAILED_SETUP, describe(err)) from err
@@ -442,7 +449,8 @@ class SpotJobWorkflow(ControllerV1):
 
     # ---- activities and timers -------------------------------------------------------
     async def _activity(self, name: str, arg, result_type, timeout: timedelta, *, task_queue: str | None = None,
-                        schedule_to_start: timedelta | None = None, makes_nothing: bool = False):
+                        schedule_to_start: timedelta | None = None, makes_nothing: bool = False,
+                        heartbeat: timedelta = _HEARTBEAT):
         """Run one activity (heartbeating, retried forever but for the named errors) on the
         workflow's task queue or `task_queue`. A cancel cancels it and waits until it has
         stopped, then raises Cancelled: only then may the teardown look for what it made.
@@ -453,7 +461,7 @@ class SpotJobWorkflow(ControllerV1):
         cancellation = (ActivityCancellationType.TRY_CANCEL if makes_nothing
                         else ActivityCancellationType.WAIT_CANCELLATION_COMPLETED)
         handle = workflow.start_activity(
-            name, arg, result_type=result_type, start_to_close_timeout=timeout, heartbeat_timeout=_HEARTBEAT,
+            name, arg, result_type=result_type, start_to_close_timeout=timeout, heartbeat_timeout=heartbeat,
             retry_policy=_INFRA_RETRY, cancellation_type=cancellation,
             summary=f"{name} (attempt {self._attempt})", task_queue=task_queue,
             schedule_to_start_timeout=schedule_to_start,
