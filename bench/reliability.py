@@ -46,7 +46,8 @@ FILES: dict[str, tuple[str, str]] = {
     "tests/test_fuzz_dry_run.py": ("bad input", "fuzzed task YAML through `launch --dry-run`"),
     "tests/test_display.py": ("bad input", "names with escapes, newlines, 500 characters; a 600 KB spec"),
     "tests/test_output_bytes.py": ("bad input", "output that is not UTF-8, a character split across writes"),
-    "tests/test_job_ids.py": ("bad input", "launches that fail after taking an id; continued-as-new jobs"),
+    "tests/test_job_ids.py": ("fault", "launches that fail after taking an id; an allocator terminated mid-launch; "
+                              "starts racing for one id; retried allocations"),
     "tests/test_supervisor.py": ("fault", "embedded worker, server and supervisor SIGKILLed; 8 concurrent starts"),
     "tests/test_secrets.py": ("fault", "secrets and env values looked for in history, SQLite, logs, output"),
     "tests/test_permissions.py": ("fault", "state dir and files readable by other users"),
@@ -74,6 +75,8 @@ FILES: dict[str, tuple[str, str]] = {
     "tests/test_died_before_ready.py": ("fault", "clusters created then preempted or never ready, round after round (time skipping)"),
     "tests/test_memo_cost.py": ("fault", "a running job with 15 ended attempts (the memo keeps 10); a pipeline task the same"),
     "tests/test_pipeline_races.py": ("fault", "cancels racing a pipeline task's start, its cancel signal and its end"),
+    "tests/test_cancel_continued.py": ("fault", "cancel -a while a job continues as new every second"),
+    "tests/test_monitor_heartbeat.py": ("fault", "the worker SIGSTOPped 18 s while a monitor runs"),
     "tests/test_teardown_by_tag.py": ("fault", "a retried teardown; instances of attempts nobody recorded, in two regions"),
 }
 
@@ -202,6 +205,19 @@ DEFECTS: list[Defect] = [
            "rank 0 billed through the capacity wait; running pipelines missing from filters",
            ("tests/lab/test_gcp_cloud.py::test_a_node_refused_at_once_takes_the_nodes_made_before_it_down",
             "tests/test_pipeline_races.py::test_a_running_pipeline_is_found_by_its_status")),
+    Defect("22.9", "job ids: a retried allocation burnt an id; an ended allocator restarted at 1; a start shadowed a closed job",
+           "ids; a second job's run and logs appended to an old job's",
+           ("tests/test_job_ids.py::test_a_retried_allocation_returns_the_same_id",
+            "tests/test_job_ids.py::test_a_terminated_allocator_does_not_hand_out_ids_again",
+            "tests/test_job_ids.py::test_a_start_never_shadows_a_closed_job",
+            "tests/test_job_ids.py::test_a_launch_whose_id_another_start_took_takes_the_next")),
+    Defect("22.10", "`cancel -a` missed a job while it continued as new (3 of 2,512 listings)",
+           "the cancel: the job ran on, billing",
+           ("tests/test_cancel_continued.py::test_cancel_all_cancels_a_job_while_it_continues_as_new",)),
+    Defect("22.10", "a monitor had 3 s of heartbeat slack: any 3 s stall of its worker restarted it",
+           "a monitor restart (and its log tail) per stall",
+           ("tests/test_monitor_heartbeat.py::test_a_stalled_worker_keeps_its_monitor",
+            "tests/test_monitor_heartbeat.py::test_monitor_heartbeat_settings_leave_two_beats_of_slack")),
 ]
 """Each defect's row says 'nothing' lost only when every one of its tests ran and passed in this run."""
 
