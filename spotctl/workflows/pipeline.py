@@ -91,7 +91,7 @@ class SpotPipelineWorkflow:
                   recoveries=sum(r.recoveries for r in self._state.tasks))
         every_attempt = [r for row in self._state.tasks for r in row.history]  # the cost is all tasks'
         self._outbox.record(self._state.model_copy(update={"history": every_attempt}), previous)
-        await self._outbox.drained()
+        await self._outbox.finish()
         return self._state
 
     async def _run_task(self, spec: PipelineSpec, i: int, base: int) -> JobState:
