@@ -78,7 +78,7 @@ async def test_the_head_event_is_given_up_at_its_deadline_across_continue_as_new
         state = await handle.result()
         runs = [e async for e in client.list_workflows(f"WorkflowId = '{workflow_id}'")]
         hook.down = False
-        await client.get_workflow_handle(events_workflow_id(workflow_id)).result()
+        await client.get_workflow_handle(events_workflow_id(spec.job_id)).result()
 
     assert state.status == JobStatus.SUCCEEDED and cloud.instances == {}
     assert (state.started_at - state.submitted_at) > 2 * GIVE_UP_AFTER  # the outage outlived the deadlines

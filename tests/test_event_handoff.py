@@ -85,10 +85,10 @@ def test_a_pipeline_goes_on_and_ends_while_its_webhook_is_down(spot_clean: Spot,
     assert tried == {(0, "PENDING"), (1, "PENDING"), (None, "SUCCEEDED")}  # each stream's first, retried
 
     # The events wait in workflows of their own, which no job listing shows.
-    parts = [task_workflow_id(job_id, 0), task_workflow_id(job_id, 1), workflow_id(job_id)]
     deadline = time.monotonic() + 20  # the pipeline's own, once its last event has waited HANDOFF_AFTER
     while True:
-        waiting = workflow_status(spot_clean, [events_workflow_id(p) for p in parts])
+        waiting = workflow_status(spot_clean, [events_workflow_id(job_id, 0), events_workflow_id(job_id, 1),
+                                               events_workflow_id(job_id)])
         if set(waiting.values()) == {f"{EVENTS_WORKFLOW} RUNNING"} or time.monotonic() > deadline:
             break
         time.sleep(0.5)

@@ -161,11 +161,11 @@ def closed_within(spot: Spot, job_id: int, timeout: float) -> bool:
     async def closed(client: Client) -> bool:
         if await status(client, workflow_id(job_id)) != WorkflowExecutionStatus.COMPLETED:
             return False
-        parts = [workflow_id(job_id)]
+        parts: list[int | None] = [None]  # the job's (a pipeline's) own, then each task's
         while await status(client, task_workflow_id(job_id, len(parts) - 1)) is not None:
-            parts.append(task_workflow_id(job_id, len(parts) - 1))
-        for part in parts:  # an events workflow exists only if the part ended with events undelivered
-            if await status(client, events_workflow_id(part)) == WorkflowExecutionStatus.RUNNING:
+            parts.append(len(parts) - 1)
+        for task in parts:  # an events workflow exists only if the part ended with events undelivered
+            if await status(client, events_workflow_id(job_id, task)) == WorkflowExecutionStatus.RUNNING:
                 return False
         return True
 

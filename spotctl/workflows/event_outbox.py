@@ -10,8 +10,8 @@ failure is only logged: no delivery problem ever changes the job.
 
 Undelivered events go with the workflow's state on continue-as-new. When the workflow ends it
 waits a moment (HANDOFF_AFTER) for its last events and hands what is left to a workflow of
-their own (JobEventsWorkflow, workflows/job_events.py, id `<workflow id>-events`, abandoned by
-its parent), so a webhook outage never holds up a job's end, a pipeline's next task or a
+their own (JobEventsWorkflow, workflows/job_events.py, id `<the job's or task's workflow
+id>-events`, abandoned by its parent), so a webhook outage never holds up a job's end, a pipeline's next task or a
 cancel. Each workflow's events reach the receiver in order (a pipeline's tasks and its own end
 are separate streams, each numbered on its own). Deterministic, no I/O.
 """
@@ -44,6 +44,7 @@ with workflow.unsafe.imports_passed_through():
         cluster_name,
         notify_queue,
     )
+    from spotctl.pipeline_names import task_workflow_id
     from spotctl.policy.costs import job_cost
     from spotctl.skypilot_ids import task_id
     from spotctl.workflows.job_view import describe
@@ -67,9 +68,11 @@ HANDOFF_AFTER = timedelta(seconds=5)
 that is up takes them well within it, so most jobs never need an events workflow."""
 
 
-def events_workflow_id(workflow_id: str) -> str:
-    """The events workflow of the job (task, pipeline) workflow `workflow_id`."""
-    return f"{workflow_id}-events"
+def events_workflow_id(job_id: int, task: int | None = None) -> str:
+    """The events workflow of job `job_id` (a pipeline's own), or of its task `task`: its
+    workflow's id (client.workflow_id, pipeline_names.task_workflow_id) + `-events`. Made from
+    the job, not read from workflow.info(), so a replay under another id makes the same one."""
+    return f"{task_workflow_id(job_id, task) if task is not None else f'spotctl-job-{job_id}'}-events"
 _WEBHOOK_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), backoff_coefficient=2.0,
                              maximum_interval=timedelta(seconds=60),
                              non_retryable_error_types=[WEBHOOK_REJECTED_ERROR])
@@ -174,7 +177,8 @@ class EventOutbox:
         info = workflow.info()
         handoff = EventsHandoff(job_id=self._job_id, name=self._name, notify=self._settings, callback=self._callback,
                                 callback_envs=self._callback_envs, events=list(self._queue), seq=self._seq)
-        first_id = events_workflow_id(info.workflow_id)
+        task = self._spec.task if self._spec is not None else None
+        first_id = events_workflow_id(self._job_id, task.index if task is not None else None)
         for workflow_id in (first_id, f"{first_id}-{info.run_id}"):  # the second if a reused job id holds the first
             try:
                 await _shielded(workflow.start_child_workflow(
