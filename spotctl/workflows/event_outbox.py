@@ -11,15 +11,15 @@ failure is only logged: no delivery problem ever changes the job.
 Undelivered events go with the workflow's state on continue-as-new. When the workflow ends it
 waits a moment (HANDOFF_AFTER) for its last events and hands what is left to a workflow of
 their own (JobEventsWorkflow, workflows/job_events.py, id `<the job's or task's workflow
-id>-events`, abandoned by its parent), so a webhook outage never holds up a job's end, a pipeline's next task or a
-cancel. Each workflow's events reach the receiver in order (a pipeline's tasks and its own end
+id>-events`, abandoned by its parent), so a webhook outage never holds up a job's end, a
+pipeline's next task or a cancel. Each workflow's events reach the receiver in order (a pipeline's tasks and its own end
 are separate streams, each numbered on its own). Deterministic, no I/O.
 """
 
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
@@ -73,6 +73,8 @@ def events_workflow_id(job_id: int, task: int | None = None) -> str:
     workflow's id (client.workflow_id, pipeline_names.task_workflow_id) + `-events`. Made from
     the job, not read from workflow.info(), so a replay under another id makes the same one."""
     return f"{task_workflow_id(job_id, task) if task is not None else f'spotctl-job-{job_id}'}-events"
+
+
 _WEBHOOK_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), backoff_coefficient=2.0,
                              maximum_interval=timedelta(seconds=60),
                              non_retryable_error_types=[WEBHOOK_REJECTED_ERROR])
@@ -194,7 +196,8 @@ class EventOutbox:
     def _idle(self) -> bool:
         return not self._queue and not self._delivering
 
-    def _deadline(self):
+    def _deadline(self) -> datetime:
+        """When an event recorded now is given up."""
         return workflow.now() + timedelta(seconds=self._settings.give_up_after_s)
 
     async def _deliver_forever(self) -> None:
