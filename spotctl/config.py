@@ -43,7 +43,7 @@ Status notifications (`notify:` in config.yaml; see notifications.py for what is
     on: [RECOVERING, SUCCEEDED, FAILED]         # statuses the webhook hears (default: recoveries
                                                 # and every end); the task's event_callback hears all
     timeout_s: 10              # one POST (at most 10)
-    give_up_after_s: 86400     # a webhook down longer loses the event (at most 30 days)
+    give_up_after_s: 86400     # an event not taken this long after it happened is lost (at most 30 days)
     callback_timeout_s: 60     # an event_callback is killed after this (at most 3600)
   The URL must be http(s) with a host (at most 2048 characters); it is a secret (Slack's are),
   so errors show only its scheme and host. The settings travel in each launched job's spec, so

@@ -21,7 +21,8 @@ MAX_NOTIFY_URL_CHARS = 2048
 MAX_NOTIFY_ON = 20
 NOTIFY_TIMEOUT_BOUNDS_S = {"timeout_s": 10.0, "give_up_after_s": 30 * 86400.0, "callback_timeout_s": 3600.0}
 """The upper bound of each `notify:` time-out: a POST must end within the activities' heartbeat
-time-out; a job's workflow waits at most give_up_after_s for its last events."""
+time-out; an undelivered event is kept (in a job's or its events' workflow) at most
+give_up_after_s after it happened."""
 
 
 def notify_settings(raw: object, env_url: str | None, config_file: Path) -> NotifySettings | None:

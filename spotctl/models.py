@@ -205,8 +205,8 @@ class NotifySettings(BaseModel):
     timeout_s: float = 10.0
     """One POST's time-out."""
     give_up_after_s: float = 86400.0
-    """A webhook down longer than this loses the event (a warning in the worker's log): the
-    job's workflow waits for its last events before it ends, and must end some day."""
+    """A webhook down longer than this (counted from the status change) loses the event, with
+    a warning in the worker's log: events waiting for it must end some day."""
     callback_timeout_s: float = 60.0
     """How long an event_callback may run before it is killed."""
 
@@ -569,6 +569,25 @@ class JobEvent(BaseModel):
     cloud: str | None = None
     region: str | None = None
     at: datetime
+    give_up_at: datetime | None = None
+    """When delivery gives up on it (`at` + notify.give_up_after_s): it travels with the event
+    across continue-as-new and to the events' own workflow, so a long outage gives each event
+    up at its time, not a fresh give_up_after_s per run. Never sent to a receiver."""
+
+
+class EventsHandoff(BaseModel):
+    """What a job's (a task's, a pipeline's) workflow leaves undelivered when it ends: a
+    JobEventsWorkflow of its own delivers it, so no webhook outage holds up the job's end."""
+
+    job_id: int
+    name: str
+    notify: NotifySettings | None = None
+    callback: str | None = None
+    callback_envs: dict[str, str] = Field(default_factory=dict)
+    """The task's envs and secrets for its callback, as the job's workflow had them."""
+    events: list[JobEvent]
+    """In order; the first may have been delivered already (at least once: same event id)."""
+    seq: int = 0
 
 
 class WebhookRequest(BaseModel):

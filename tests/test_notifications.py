@@ -17,11 +17,14 @@ from pathlib import Path
 
 import yaml
 from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.service import RPCError, RPCStatusCode
 from webhook_receiver import Receiver
 
 from spotctl.client import SpotClient, workflow_id
 from spotctl.models import JobStatus
+from spotctl.pipeline_names import task_workflow_id
 from spotctl.planning import Overrides, plan
+from spotctl.workflows.event_outbox import events_workflow_id
 
 from conftest import Spot
 
@@ -143,14 +146,34 @@ def test_a_hanging_callback_is_cut_off_and_the_job_goes_on(spot_clean: Spot, tmp
 
 
 def closed_within(spot: Spot, job_id: int, timeout: float) -> bool:
-    """Whether the job's workflow has ended (every event delivered or given up) in time."""
+    """Whether the job's workflow has ended in time, and so has every workflow that took over
+    its last events (its own and its tasks', JobEventsWorkflow): every event delivered or
+    given up."""
+
+    async def status(client: Client, workflow_id: str) -> WorkflowExecutionStatus | None:
+        try:
+            return (await client.get_workflow_handle(workflow_id).describe()).status
+        except RPCError as exc:
+            if exc.status == RPCStatusCode.NOT_FOUND:
+                return None
+            raise
+
+    async def closed(client: Client) -> bool:
+        if await status(client, workflow_id(job_id)) != WorkflowExecutionStatus.COMPLETED:
+            return False
+        parts: list[int | None] = [None]  # the job's (a pipeline's) own, then each task's
+        while await status(client, task_workflow_id(job_id, len(parts) - 1)) is not None:
+            parts.append(len(parts) - 1)
+        for task in parts:  # an events workflow exists only if the part ended with events undelivered
+            if await status(client, events_workflow_id(job_id, task)) == WorkflowExecutionStatus.RUNNING:
+                return False
+        return True
 
     async def wait() -> bool:
         client = await Client.connect(f"127.0.0.1:{spot.env['SPOTCTL_PORT']}")
-        handle = client.get_workflow_handle(f"spotctl-job-{job_id}")
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if (await handle.describe()).status == WorkflowExecutionStatus.COMPLETED:
+            if await closed(client):
                 return True
             await asyncio.sleep(0.3)
         return False

@@ -77,7 +77,8 @@ def test_histories_cover_both_controllers_and_the_allocator() -> None:
         assert "controller-v2" not in _markers(path), path.name
     for path in V2_HISTORIES:
         text = path.read_text()
-        if '"name":"JobIdAllocator"' in text.replace(" ", "") or _workflow_type(path) == "SpotPipelineWorkflow":
+        if '"name":"JobIdAllocator"' in text.replace(" ", "") or _workflow_type(path) in ("SpotPipelineWorkflow",
+                                                                                           "JobEventsWorkflow"):
             continue
         assert "controller-v2" in _markers(path), path.name
 
@@ -90,8 +91,17 @@ def test_histories_cover_pipelines_and_notifications() -> None:
     assert "SpotPipelineWorkflow" in types.values() and "SpotTaskWorkflow" in types.values()
     notified = [p for p in V2_HISTORIES if "notifications" in _markers(p)]
     assert notified, "record one: python tests/histories/record.py notified_preempted=notified_preempted"
-    text = notified[0].read_text()
-    assert "deliver_webhook" in text and "run_event_callback" in text
+    assert any("deliver_webhook" in p.read_text() and "run_event_callback" in p.read_text() for p in notified)
+
+
+def test_a_history_covers_the_events_hand_off() -> None:
+    """A job that ends with its webhook down hands its events to a JobEventsWorkflow (the
+    `events-handoff` patch) and gives each up at its own deadline (`event-deadlines`): both
+    workflows are recorded, so a change running jobs or their events would not survive fails here."""
+    handed = [p for p in V2_HISTORIES if "events-handoff" in _markers(p)]
+    assert handed, "record one: python tests/histories/record.py events_handed_off=events_handed_off"
+    assert all("event-deadlines" in _markers(p) and "JobEventsWorkflow" in p.read_text() for p in handed)
+    assert "JobEventsWorkflow" in {_workflow_type(p) for p in V2_HISTORIES}
 
 
 def test_a_history_covers_the_pipeline_teardown_by_tag() -> None:

@@ -1,11 +1,12 @@
 """Workflows: deterministic; they import only models and policy."""
 
+from spotctl.workflows.job_events import JobEventsWorkflow
 from spotctl.workflows.job_ids import ALLOCATOR_WORKFLOW_ID, JobIdAllocator
 from spotctl.workflows.pipeline import SpotPipelineWorkflow
 from spotctl.workflows.pipeline_task import SpotTaskWorkflow
 from spotctl.workflows.spot_job import SpotJobWorkflow
 
-ALL_WORKFLOWS = [SpotJobWorkflow, SpotPipelineWorkflow, SpotTaskWorkflow, JobIdAllocator]
+ALL_WORKFLOWS = [SpotJobWorkflow, SpotPipelineWorkflow, SpotTaskWorkflow, JobIdAllocator, JobEventsWorkflow]
 
-__all__ = ["ALLOCATOR_WORKFLOW_ID", "ALL_WORKFLOWS", "JobIdAllocator", "SpotJobWorkflow", "SpotPipelineWorkflow",
-           "SpotTaskWorkflow"]
+__all__ = ["ALLOCATOR_WORKFLOW_ID", "ALL_WORKFLOWS", "JobEventsWorkflow", "JobIdAllocator", "SpotJobWorkflow",
+           "SpotPipelineWorkflow", "SpotTaskWorkflow"]

@@ -4,20 +4,27 @@ Every status change becomes a JobEvent in an ordered queue held in the workflow 
 history: a worker that dies loses nothing); one background coroutine delivers the head event
 with activities and only then drops it, so each event reaches the receiver at least once, in
 order, with the same event id on every delivery. The webhook is retried with exponential
-backoff until it answers (up to notify.give_up_after_s, or a 4xx that says never); the callback
-runs with a time-out and its failure is only logged: no delivery problem ever changes the job.
-The job's workflow waits for the queue to drain before it ends, and hands undelivered events
-to its next run on continue-as-new. Deterministic, no I/O.
+backoff until it answers, or a 4xx says never, or the event's own deadline passes (when it
+happened + notify.give_up_after_s, carried with it); the callback runs with a time-out and its
+failure is only logged: no delivery problem ever changes the job.
+
+Undelivered events go with the workflow's state on continue-as-new. When the workflow ends it
+waits a moment (HANDOFF_AFTER) for its last events and hands what is left to a workflow of
+their own (JobEventsWorkflow, workflows/job_events.py, id `<the job's or task's workflow
+id>-events`, abandoned by its parent), so a webhook outage never holds up a job's end, a
+pipeline's next task or a cancel. Each workflow's events reach the receiver in order (a pipeline's tasks and its own end
+are separate streams, each numbered on its own). Deterministic, no I/O.
 """
 
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError
+from temporalio.exceptions import ActivityError, WorkflowAlreadyStartedError
+from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
     from spotctl.models import (
@@ -27,6 +34,7 @@ with workflow.unsafe.imports_passed_through():
         Activities,
         CallbackOutcome,
         CallbackRequest,
+        EventsHandoff,
         JobEvent,
         JobSpec,
         JobState,
@@ -36,6 +44,7 @@ with workflow.unsafe.imports_passed_through():
         cluster_name,
         notify_queue,
     )
+    from spotctl.pipeline_names import task_workflow_id
     from spotctl.policy.costs import job_cost
     from spotctl.skypilot_ids import task_id
     from spotctl.workflows.job_view import describe
@@ -45,6 +54,27 @@ NOTIFICATIONS = "notifications"
 NOTIFY_QUEUE = "notify-queue"
 """The patch that delivers events on their own task queue (models.notify_queue), whose slots
 bound how many deliveries a worker runs at once, apart from job work."""
+EVENTS_HANDOFF = "events-handoff"
+"""The patch under which a workflow that ends with events undelivered after HANDOFF_AFTER hands
+them to a JobEventsWorkflow instead of waiting for them (up to give_up_after_s, a day)."""
+EVENT_DEADLINES = "event-deadlines"
+"""The patch that gives the webhook only what is left of an event's own deadline (JobEvent.
+give_up_at), and gives up at once an event past it, instead of a fresh give_up_after_s each
+time its delivery starts (each run after continue-as-new)."""
+EVENTS_WORKFLOW = "JobEventsWorkflow"
+"""The workflow type that delivers a finished workflow's last events (never listed as a job)."""
+HANDOFF_AFTER = timedelta(seconds=5)
+"""How long an ending workflow waits for its last events before handing them off: a receiver
+that is up takes them well within it, so most jobs never need an events workflow."""
+
+
+def events_workflow_id(job_id: int, task: int | None = None) -> str:
+    """The events workflow of job `job_id` (a pipeline's own), or of its task `task`: its
+    workflow's id (client.workflow_id, pipeline_names.task_workflow_id) + `-events`. Made from
+    the job, not read from workflow.info(), so a replay under another id makes the same one."""
+    return f"{task_workflow_id(job_id, task) if task is not None else f'spotctl-job-{job_id}'}-events"
+
+
 _WEBHOOK_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), backoff_coefficient=2.0,
                              maximum_interval=timedelta(seconds=60),
                              non_retryable_error_types=[WEBHOOK_REJECTED_ERROR])
@@ -62,16 +92,23 @@ class EventOutbox:
     """The events of one workflow (a job, a pipeline task, or a pipeline's own end)."""
 
     def __init__(self, *, job_id: int, name: str, notify: NotifySettings | None, callback: str | None,
-                 spec: JobSpec | None = None, pending: list[JobEvent] | None = None, seq: int = 0) -> None:
+                 spec: JobSpec | None = None, pending: list[JobEvent] | None = None, seq: int = 0,
+                 callback_envs: dict[str, str] | None = None) -> None:
         self._job_id, self._name, self._spec = job_id, name, spec
         self._settings = notify or NotifySettings()
         self._notify = notify if notify is not None and notify.url else None
         """The webhook's settings, None without a webhook."""
         self._callback = callback or None
-        self._callback_envs = _callback_envs(spec, job_id) if self._callback and spec is not None else {}
-        self._queue: list[JobEvent] = list(pending or [])
+        self._callback_envs = (callback_envs if callback_envs is not None
+                               else _callback_envs(spec, job_id) if self._callback and spec is not None else {})
+        # Events carried from a run before deadlines were kept get theirs now, once.
+        self._queue: list[JobEvent] = [e if e.give_up_at else e.model_copy(update={"give_up_at": self._deadline()})
+                                       for e in pending or []]
         self._seq = seq
         self._delivering = False
+        self._in_callback = False
+        self._closing = False
+        """Set when the workflow hands its events off: no further delivery starts here."""
         self._started = False
         self._task: asyncio.Task | None = None
         self.enabled = (self._notify is not None or self._callback is not None) and workflow.patched(NOTIFICATIONS)
@@ -80,7 +117,8 @@ class EventOutbox:
 
     @property
     def pending(self) -> list[JobEvent]:
-        """Events not yet delivered (the head one may be under way): carried on continue-as-new."""
+        """Events not yet delivered (the head one may be under way), each with its deadline:
+        carried on continue-as-new."""
         return list(self._queue)
 
     @property
@@ -110,34 +148,80 @@ class EventOutbox:
         if not self.enabled:
             return
         self._start()
-        await workflow.wait_condition(lambda: not self._queue and not self._delivering)
+        await workflow.wait_condition(self._idle)
+
+    async def finish(self) -> None:
+        """The workflow is about to end: wait up to HANDOFF_AFTER for its last events, then hand
+        those still undelivered to a JobEventsWorkflow and return, so delivery never holds up
+        the job's end. A callback under way is let finish first (its time-out bounds it;
+        cut off, it would run twice); a webhook POST under way is simply sent again."""
+        if not self.enabled:
+            return
+        self._start()
+        if self._idle():
+            return
+        if not workflow.patched(EVENTS_HANDOFF):
+            await workflow.wait_condition(self._idle)
+            return
+        try:
+            await workflow.wait_condition(self._idle, timeout=HANDOFF_AFTER)
+            return
+        except (TimeoutError, asyncio.CancelledError):  # a cancel only hurries the hand-off
+            pass
+        self._closing = True
+        await _shielded(workflow.wait_condition(lambda: not self._in_callback))
+        if self._queue:
+            await self._hand_off()
+
+    async def _hand_off(self) -> None:
+        """Start the events' own workflow (a child the parent's end does not touch) with the
+        undelivered events; it delivers them as this workflow would have."""
+        info = workflow.info()
+        handoff = EventsHandoff(job_id=self._job_id, name=self._name, notify=self._settings, callback=self._callback,
+                                callback_envs=self._callback_envs, events=list(self._queue), seq=self._seq)
+        task = self._spec.task if self._spec is not None else None
+        first_id = events_workflow_id(self._job_id, task.index if task is not None else None)
+        for workflow_id in (first_id, f"{first_id}-{info.run_id}"):  # the second if a reused job id holds the first
+            try:
+                await _shielded(workflow.start_child_workflow(
+                    EVENTS_WORKFLOW, handoff, id=workflow_id, task_queue=info.task_queue,
+                    parent_close_policy=ParentClosePolicy.ABANDON,
+                    static_summary=f"job {self._job_id}: {len(handoff.events)} undelivered events"))
+            except WorkflowAlreadyStartedError:
+                continue
+            workflow.logger.info("job %s: %d undelivered events handed to workflow %s", self._job_id,
+                                 len(handoff.events), workflow_id)
+            return
+
+    def _idle(self) -> bool:
+        return not self._queue and not self._delivering
+
+    def _deadline(self) -> datetime:
+        """When an event recorded now is given up."""
+        return workflow.now() + timedelta(seconds=self._settings.give_up_after_s)
 
     async def _deliver_forever(self) -> None:
         while True:
-            await workflow.wait_condition(lambda: bool(self._queue))
+            await workflow.wait_condition(lambda: bool(self._queue) and not self._closing)
             self._delivering = True
+            done = False
             try:
-                await self._deliver(self._queue[0])
+                done = await self._deliver(self._queue[0])
             finally:
-                self._queue.pop(0)
+                if done or not self._closing:  # an event whose callback did not run is handed off
+                    self._queue.pop(0)
                 self._delivering = False
 
-    async def _deliver(self, event: JobEvent) -> None:
+    async def _deliver(self, event: JobEvent) -> bool:
+        """Deliver `event`: False when the hand-off stopped it before its callback."""
         queue = notify_queue(workflow.info().task_queue) if workflow.patched(NOTIFY_QUEUE) else None
         if self._notify is not None and event.status in self._notify.on:
-            try:
-                await workflow.execute_activity(
-                    Activities.DELIVER_WEBHOOK,
-                    WebhookRequest(event=event, url=self._notify.url or "", timeout_s=self._notify.timeout_s),
-                    start_to_close_timeout=timedelta(seconds=self._notify.timeout_s + 10),
-                    schedule_to_close_timeout=timedelta(seconds=self._notify.give_up_after_s),
-                    heartbeat_timeout=timedelta(seconds=HEARTBEAT_TIMEOUT_S), retry_policy=_WEBHOOK_RETRY,
-                    task_queue=queue, summary=f"webhook: {event.status.value}")
-            except ActivityError as err:
-                workflow.logger.warning("job %s: event %s not delivered to the webhook: %s",
-                                        self._job_id, event.event_id, describe(err))
+            await self._post(event, queue)
         if self._callback is not None:
+            if self._closing:
+                return False
             timeout = self._settings.callback_timeout_s
+            self._in_callback = True
             try:
                 outcome = await workflow.execute_activity(
                     Activities.RUN_EVENT_CALLBACK,
@@ -151,6 +235,31 @@ class EventOutbox:
             except ActivityError as err:
                 workflow.logger.warning("job %s: event_callback for %s failed: %s",
                                         self._job_id, event.event_id, describe(err))
+            finally:
+                self._in_callback = False
+        return True
+
+    async def _post(self, event: JobEvent, queue: str | None) -> None:
+        """The webhook, retried until it takes the event or the event's deadline passes."""
+        assert self._notify is not None
+        give_up_after = timedelta(seconds=self._notify.give_up_after_s)
+        if workflow.patched(EVENT_DEADLINES) and event.give_up_at is not None:
+            give_up_after = event.give_up_at - workflow.now()
+            if give_up_after <= timedelta(0):
+                workflow.logger.warning("job %s: event %s given up: the webhook did not take it within %.0f s",
+                                        self._job_id, event.event_id, self._notify.give_up_after_s)
+                return
+        try:
+            await workflow.execute_activity(
+                Activities.DELIVER_WEBHOOK,
+                WebhookRequest(event=event, url=self._notify.url or "", timeout_s=self._notify.timeout_s),
+                start_to_close_timeout=timedelta(seconds=self._notify.timeout_s + 10),
+                schedule_to_close_timeout=give_up_after,
+                heartbeat_timeout=timedelta(seconds=HEARTBEAT_TIMEOUT_S), retry_policy=_WEBHOOK_RETRY,
+                task_queue=queue, summary=f"webhook: {event.status.value}")
+        except ActivityError as err:
+            workflow.logger.warning("job %s: event %s not delivered to the webhook: %s",
+                                    self._job_id, event.event_id, describe(err))
 
     def _event(self, s: JobState, previous: JobStatus | None) -> JobEvent:
         spec = self._spec
@@ -165,7 +274,7 @@ class EventOutbox:
             task=task.index if task is not None else None, task_name=task.name if task is not None else None,
             task_id=task_id(spec) if spec is not None else "",
             cluster_name=cluster_name(self._job_id, s.attempt) if s.attempt and s.cloud else None,
-            cloud=s.cloud, region=s.region, at=workflow.now(),
+            cloud=s.cloud, region=s.region, at=workflow.now(), give_up_at=self._deadline(),
         )
 
 
@@ -179,3 +288,15 @@ def _callback_envs(spec: JobSpec, job_id: int) -> dict[str, str]:
     workflow.logger.warning("job %s: the task's envs and secrets (%d bytes) are more than %d: its event_callback "
                             "runs without them", job_id, size, MAX_CALLBACK_ENV_BYTES)
     return {}
+
+
+async def _shielded(awaitable):
+    """Await `awaitable` to its end whatever cancel arrives meanwhile (a second Temporal cancel
+    of an ending workflow must not lose its events); its result."""
+    task = asyncio.ensure_future(awaitable)
+    while True:
+        try:
+            return await asyncio.shield(task)
+        except asyncio.CancelledError:
+            if task.done():
+                return task.result()

@@ -134,7 +134,7 @@ class SpotPipelineWorkflow:
         every_attempt = [r for row in self._state.tasks for r in row.history]  # the cost is all tasks'
         earlier = {k: known_sum(getattr(row, k) for row in self._state.tasks) for k in ("earlier_cost", "earlier_ondemand")}
         self._outbox.record(self._state.model_copy(update={"history": every_attempt, **earlier}), previous)
-        await self._outbox.drained()
+        await self._outbox.finish()
         return self._state
 
     async def _run_task(self, spec: PipelineSpec, i: int, base: int) -> JobState:

@@ -223,7 +223,7 @@ class SpotJobWorkflow(ControllerV1):
         self._set(final.status, failure_reason=final.reason if final.status != JobStatus.SUCCEEDED else None,
                   exit_code=final.exit_code if final.exit_code is not None else self._state.exit_code,
                   ended_at=workflow.now(), detail=None, last_attempt=self._attempt)
-        await self._outbox.drained()
+        await self._outbox.finish()
         return self._state
 
     async def _run_attempts(self) -> None:

@@ -184,6 +184,8 @@ def main() -> None:
     ids: dict[str, int] = {}
     children: dict[str, int] = {}
     """Scenario -> how many pipeline tasks (child workflows) to save besides the job's."""
+    events_workflows: set[str] = set()
+    """Scenarios whose job handed its last events to a JobEventsWorkflow: saved too (`_events`)."""
     try:
         # Jobs that run to their end in the foreground.
         if want("succeeded"):
@@ -374,6 +376,22 @@ def main() -> None:
             ids["v1_continued"] = asyncio.run(launch_v1_continued())
             wait_status(ids["v1_continued"], "SUCCEEDED")
 
+        # The webhook is down when the job ends: its workflow ends at once and hands the events
+        # it could not deliver to a JobEventsWorkflow, which delivers them once it is back.
+        if want("events_handed_off"):
+            hook = _Webhook(answer=503)
+            (home / "config.yaml").write_text(yaml.safe_dump({"notify": {"url": hook.url, "on": ["PENDING", "SUCCEEDED"]}}))
+            try:
+                job_id = ids["events_handed_off"] = launch("launch", "-y", "-d", "-n", "hooked", "echo hi")
+            finally:
+                (home / "config.yaml").unlink()
+            wait_status(job_id, "SUCCEEDED")
+            wait_for("the job's workflow to end", lambda: asyncio.run(_closed(settings, workflow_id(job_id))), 30)
+            hook.answer = 200
+            wait_for("the webhook's SUCCEEDED", lambda: any(b"SUCCEEDED" in body for body in hook.bodies), 90)
+            events_workflows.add("events_handed_off")
+            hook.close()
+
         async def save() -> dict[str, str]:
             client = await SpotClient.connect(settings)
             histories: dict[str, str] = {}
@@ -389,6 +407,10 @@ def main() -> None:
                 for i in range(children.get(name, 0)):
                     handle = client.temporal.get_workflow_handle(f"{workflow_id(job_id)}-task-{i}")
                     histories[f"{only.get(name, name)}_task{i}"] = (await handle.fetch_history()).to_json()
+                if name in events_workflows:
+                    handle = client.temporal.get_workflow_handle(f"{workflow_id(job_id)}-events")
+                    await handle.result()
+                    histories[f"{only.get(name, name)}_events"] = (await handle.fetch_history()).to_json()
             if only:  # the allocator's recorded history stays as it is
                 return histories
             # The allocator runs for ever: its history so far, after every launch above.
@@ -411,17 +433,28 @@ def main() -> None:
         shutil.rmtree(home, ignore_errors=True)  # its Temporal database and local cloud: nothing is kept
 
 
-class _Webhook:
-    """A webhook on 127.0.0.1 that answers 200 and keeps the bodies it got."""
+async def _closed(settings, wid: str) -> bool:
+    """Whether the workflow `wid` has ended."""
+    from temporalio.client import WorkflowExecutionStatus
 
-    def __init__(self) -> None:
+    client = await SpotClient.connect(settings)
+    return (await client.temporal.get_workflow_handle(wid).describe()).status != WorkflowExecutionStatus.RUNNING
+
+
+class _Webhook:
+    """A webhook on 127.0.0.1 that answers `answer` (200: taken) and keeps the bodies it took."""
+
+    def __init__(self, answer: int = 200) -> None:
         self.bodies: list[bytes] = []
-        bodies = self.bodies
+        self.answer = answer
+        hook = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_POST(self) -> None:  # noqa: N802 - http.server's name
-                bodies.append(self.rfile.read(int(self.headers.get("Content-Length", 0))))
-                self.send_response(200)
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                if hook.answer == 200:
+                    hook.bodies.append(body)
+                self.send_response(hook.answer)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
 
