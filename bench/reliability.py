@@ -77,6 +77,8 @@ FILES: dict[str, tuple[str, str]] = {
     "tests/test_pipeline_races.py": ("fault", "cancels racing a pipeline task's start, its cancel signal and its end"),
     "tests/test_cancel_continued.py": ("fault", "cancel -a while a job continues as new every second"),
     "tests/test_monitor_heartbeat.py": ("fault", "the worker SIGSTOPped 18 s while a monitor runs"),
+    "tests/test_event_handoff.py": ("fault", "a webhook answering 503 while a two-task pipeline runs to its end, and is cancelled"),
+    "tests/test_event_deadlines.py": ("fault", "a webhook down for hours while a job waits and continues as new (time skipping)"),
     "tests/test_teardown_by_tag.py": ("fault", "a retried teardown; instances of attempts nobody recorded, in two regions"),
 }
 
@@ -218,6 +220,13 @@ DEFECTS: list[Defect] = [
            "a monitor restart (and its log tail) per stall",
            ("tests/test_monitor_heartbeat.py::test_a_stalled_worker_keeps_its_monitor",
             "tests/test_monitor_heartbeat.py::test_monitor_heartbeat_settings_leave_two_beats_of_slack")),
+    Defect("22.3", "a webhook outage held each pipeline task's end (so the next task) and a cancel for up to a day",
+           "a day of progress per task; the cancel",
+           ("tests/test_event_handoff.py::test_a_pipeline_goes_on_and_ends_while_its_webhook_is_down",
+            "tests/test_event_handoff.py::test_a_cancel_during_a_webhook_outage_ends_the_pipeline_at_once")),
+    Defect("22.7", "events outlived their give-up time across continue-as-new (then the queue dropped later ones)",
+           "events beyond the 500 queued, silently",
+           ("tests/test_event_deadlines.py::test_the_head_event_is_given_up_at_its_deadline_across_continue_as_new",)),
 ]
 """Each defect's row says 'nothing' lost only when every one of its tests ran and passed in this run."""
 
@@ -299,7 +308,7 @@ def defects_section(outcomes: dict[str, str], ran: bool) -> list[str]:
         "| issue.item | what broke | lost before the fix | tests | passed | lost now |",
         "|---|---|---|---|---|---|",
     ]
-    for d in DEFECTS:
+    for d in sorted(DEFECTS, key=lambda d: tuple(int(n) for n in d.issue.split("."))):  # item order
         found = [o for name, o in outcomes.items() for t in d.tests if name == t or name.startswith(t + "[")]
         passed = sum(o == "passed" for o in found)
         if not ran:
