@@ -19,7 +19,7 @@ from temporalio import activity
 from temporalio.client import Client
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
-from test_workflow_races import FakeCloud, job_spec, skipping_env  # noqa: F401 - skipping_env is a fixture
+from test_workflow_races import FakeCloud, job_spec
 
 from spotctl.models import Activities, JobState, JobStatus, NotifySettings, WebhookRequest
 from spotctl.worker_pool import job_workers, running
