@@ -9,12 +9,14 @@ import shutil
 import socket
 import subprocess
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
 from click.testing import CliRunner, Result
 from temporalio.testing import WorkflowEnvironment
 from webhook_receiver import Receiver, running_receiver
@@ -242,3 +244,33 @@ async def skipping_env() -> AsyncIterator[WorkflowEnvironment]:
         dev_server_extra_args=["--dynamic-config-value", "frontend.WorkflowTimeSkippingEnabled=true"],
     ) as e:
         yield e
+
+
+@pytest.fixture
+def own_spot(tmp_path: Path) -> Iterator[Spot]:
+    """An embedded server + worker of this test's own, for a test that pauses or kills its
+    worker (doing so to the session's would stall every other test's jobs)."""
+    home = tmp_path / "home"
+    with embedded_spot(home, spotctl_env(home)) as spot:
+        yield spot
+
+
+SetMood = Callable[..., None]
+"""`mood(region, field=value, ...)`: see the `mood` fixture."""
+
+
+@pytest.fixture
+def mood(cloud: LocalCloud) -> Iterator[SetMood]:
+    """`mood(region, field=value, ...)` edits the region in the local cloud's config.yaml; the
+    calm config comes back before the `cloud` fixture terminates what is left (so its calls
+    are not throttled)."""
+    cloud.config()  # writes the default file
+    calm = cloud.config_path.read_text()
+
+    def set_mood(region: str, **fields: Any) -> None:
+        data = yaml.safe_load(cloud.config_path.read_text())
+        data["regions"][region].update(fields)
+        cloud.config_path.write_text(yaml.safe_dump(data))
+
+    yield set_mood
+    cloud.config_path.write_text(calm)

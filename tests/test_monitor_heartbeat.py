@@ -9,29 +9,17 @@ import asyncio
 import os
 import signal
 import time
-from collections.abc import Iterator
-from pathlib import Path
-
-import pytest
 
 from spotctl.client import SpotClient, workflow_id
 from spotctl.models import HEARTBEAT_TIMEOUT_S, MONITOR_HEARTBEAT_TIMEOUT_S, Activities
 from spotctl.server import EmbeddedServer
 from spotctl.worker_pool import MONITOR_HEARTBEAT_THROTTLE
 
-from conftest import Spot, embedded_spot, spotctl_env
+from conftest import Spot
 
 STALL_S = 18.0
 """How long the worker is frozen: over the old time-out (15 s), under the new slack (24 s)."""
 
-
-@pytest.fixture
-def private_spot(tmp_path: Path) -> Iterator[Spot]:
-    """An embedded server + worker of this test's own: pausing the session's worker would stall
-    every other test's jobs."""
-    home = tmp_path / "home"
-    with embedded_spot(home, spotctl_env(home)) as spot:
-        yield spot
 
 
 def _monitor(spot: Spot, job_id: int):
@@ -51,8 +39,8 @@ def test_monitor_heartbeat_settings_leave_two_beats_of_slack() -> None:
     assert throttle >= 0.8 * HEARTBEAT_TIMEOUT_S  # no more heartbeat traffic than the earlier 12 s
 
 
-def test_a_stalled_worker_keeps_its_monitor(private_spot: Spot) -> None:
-    spot = private_spot
+def test_a_stalled_worker_keeps_its_monitor(own_spot: Spot) -> None:
+    spot = own_spot
     job_id = spot.launch_detached("-n", "stalled", "sleep 600")
     spot.wait_running(job_id)
     deadline = time.monotonic() + 30

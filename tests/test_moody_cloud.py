@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
-import yaml
 
 from spotctl.activities.cloud_calls import patient_call
 from spotctl.clouds.base import CloudError, ErrorKind, ErrorScope, InstanceState, NoCapacity, Throttled
@@ -17,7 +16,7 @@ from spotctl.clouds.local import LocalCloud
 from spotctl.models import Candidate
 from spotctl.remote.base import NodeUnreachable
 
-SetMood = Callable[..., None]
+from conftest import SetMood
 
 
 def cand(region: str = "local-east", zone: str | None = None, itype: str = "local.small") -> Candidate:
@@ -25,21 +24,6 @@ def cand(region: str = "local-east", zone: str | None = None, itype: str = "loca
         cloud="local", region=region, zone=zone or f"{region}-1a", instance_type=itype, use_spot=True, price=0.01
     )
 
-
-@pytest.fixture
-def mood(cloud: LocalCloud) -> Iterator[SetMood]:
-    """`mood(region, field=value, ...)` edits the region in config.yaml; the calm config comes
-    back before the `cloud` fixture terminates what is left (so its calls are not throttled)."""
-    cloud.config()  # writes the default file
-    calm = cloud.config_path.read_text()
-
-    def set_mood(region: str, **fields: Any) -> None:
-        data = yaml.safe_load(cloud.config_path.read_text())
-        data["regions"][region].update(fields)
-        cloud.config_path.write_text(yaml.safe_dump(data))
-
-    yield set_mood
-    cloud.config_path.write_text(calm)
 
 
 def timed(fn: Callable[[], Any]) -> tuple[float, Any]:

@@ -9,26 +9,14 @@ import json
 import os
 import signal
 import time
-from collections.abc import Iterator
-from pathlib import Path
-
-import pytest
 
 from spotctl.server import EmbeddedServer
 
-from conftest import Spot, embedded_spot, spotctl_env
+from conftest import Spot
 
 QUICK_S = 12.0
 """The most a status may take with the worker paused (the query time-out plus the CLI's start)."""
 
-
-@pytest.fixture
-def private_spot(tmp_path: Path) -> Iterator[Spot]:
-    """An embedded server + worker of this test's own: pausing the session's worker would stall
-    every other test's jobs."""
-    home = tmp_path / "home"
-    with embedded_spot(home, spotctl_env(home)) as spot:
-        yield spot
 
 
 def _timed(spot: Spot, *args: str):
@@ -37,8 +25,8 @@ def _timed(spot: Spot, *args: str):
     return result, time.monotonic() - started
 
 
-def test_status_of_a_running_job_is_quick_and_marked_stale_while_the_worker_is_paused(private_spot: Spot) -> None:
-    spot = private_spot
+def test_status_of_a_running_job_is_quick_and_marked_stale_while_the_worker_is_paused(own_spot: Spot) -> None:
+    spot = own_spot
     job_id = spot.launch_detached("-n", "paused", "sleep 600")
     spot.wait_running(job_id)
     worker = EmbeddedServer(spot.settings).worker.pid()

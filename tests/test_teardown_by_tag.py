@@ -6,11 +6,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections.abc import Callable
 
 import pytest
-import yaml
 from temporalio.testing import ActivityEnvironment
 
 from spotctl.activities.deps import Deps
@@ -25,20 +23,6 @@ EAST = Candidate(cloud="local", region="local-east", zone="local-east-1a", insta
 WEST = EAST.model_copy(update={"region": "local-west", "zone": "local-west-1a"})
 REGIONS = [Location(cloud="local", region=r) for r in ("local-east", "local-west")]
 
-
-@pytest.fixture
-def mood(cloud: LocalCloud) -> Iterator[Callable[..., None]]:
-    """`mood(region, field=value, ...)` edits the region in config.yaml; calm again at the end."""
-    cloud.config()
-    calm = cloud.config_path.read_text()
-
-    def set_mood(region: str, **fields: Any) -> None:
-        data = yaml.safe_load(cloud.config_path.read_text())
-        data["regions"][region].update(fields)
-        cloud.config_path.write_text(yaml.safe_dump(data))
-
-    yield set_mood
-    cloud.config_path.write_text(calm)
 
 
 def alive(cloud: LocalCloud) -> set[str]:
