@@ -11,6 +11,7 @@ import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
 from temporalio.testing import WorkflowEnvironment
 
 from spotctl import search_attributes as sa
@@ -24,6 +25,8 @@ from spotctl.policy.placement import rank_candidates
 from spotctl.server import temporal_binary
 from spotctl.worker_pool import job_workers, running
 from spotctl.workflows import ALL_WORKFLOWS
+
+pytestmark = pytest.mark.quick  # `pytest -m quick`: the fast loop (README, Tests)
 
 
 async def test_an_hour_without_capacity_ends_failed_no_resource(tmp_path: Path) -> None:

@@ -9,6 +9,8 @@ import pytest
 
 from conftest import Spot
 
+pytestmark = pytest.mark.quick  # `pytest -m quick`: the fast loop (README, Tests)
+
 
 def count_jobs(spot: Spot) -> int:
     return len(spot.status())

@@ -16,6 +16,8 @@ needs_corpus = pytest.mark.skipif(
     not CORPUS.is_dir(), reason=f"compat corpus not found at {CORPUS} (the repo's sibling ../shared)"
 )
 
+pytestmark = pytest.mark.quick  # `pytest -m quick`: the fast loop (README, Tests)
+
 
 def load(name: str) -> Pipeline:
     return load_task_file(CORPUS / name)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 
+import pytest
 from temporalio import activity, workflow
 from temporalio.client import WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
@@ -28,6 +29,8 @@ from spotctl.models import (
 )
 from spotctl.worker_pool import job_workers, running
 from spotctl.workflows import ALL_WORKFLOWS, SpotJobWorkflow
+
+pytestmark = pytest.mark.quick  # `pytest -m quick`: the fast loop (README, Tests)
 
 FIRST_TASK_S = 20
 """A job that heard its cancel ends in a few seconds; one that lost it runs on."""

@@ -19,6 +19,8 @@ from spotctl.policy.costs import attempt_hours, job_cost, money, percent
 
 from conftest import Spot
 
+pytestmark = pytest.mark.quick  # `pytest -m quick`: the fast loop (README, Tests)
+
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 PRICES = {
     ("aws", "us-east-1", "us-east-1a", "p3.2xlarge"): 3.06,

@@ -21,6 +21,7 @@ def write_task(tmp_path: Path, body: str, name: str = "task.yaml") -> str:
     return str(path)
 
 
+@pytest.mark.quick  # the quick tier's one real job, end to end
 def test_quickstart_job_succeeds_and_logs_replay(spot_clean: Spot) -> None:
     result = spot_clean.run("launch", "-y", "-n", "hello", str(EXAMPLES / "quickstart.yaml"))
     assert result.exit_code == 0, result.output

@@ -11,6 +11,8 @@ from click.testing import CliRunner, Result
 
 from spotctl.cli.main import cli
 
+pytestmark = pytest.mark.quick  # `pytest -m quick`: the fast loop (README, Tests)
+
 
 @pytest.fixture
 def dry_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):

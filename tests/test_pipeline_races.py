@@ -45,6 +45,8 @@ from spotctl.pipeline_names import PIPELINE_WORKFLOW, TASK_WORKFLOW, task_workfl
 from spotctl.worker_pool import job_workers, running
 from spotctl.workflows import ALL_WORKFLOWS
 
+pytestmark = pytest.mark.quick  # `pytest -m quick`: the fast loop (README, Tests)
+
 BUCKET = "races-staged-files"
 """The pipeline's staged files: its final teardown runs (and deletes them) however it ends."""
 

@@ -30,6 +30,8 @@ from spotctl.pipeline_view import (
     task_workflow_id,
 )
 
+pytestmark = pytest.mark.quick  # `pytest -m quick`: the fast loop (README, Tests)
+
 T0 = datetime.now(UTC) - timedelta(hours=2)
 NAMES = ("train", "eval", "export")
 

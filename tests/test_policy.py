@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -9,6 +10,8 @@ from spotctl.models import Offering, RecoveryConfig, ResourceRequest
 from spotctl.policy.backoff import Backoff
 from spotctl.policy.outcome import Decision, after_exit
 from spotctl.policy.placement import rank_candidates, without_blocked
+
+pytestmark = pytest.mark.quick  # `pytest -m quick`: the fast loop (README, Tests)
 
 
 def offer(region: str, itype: str, cpus: float, spot: float, acc: dict | None = None, cloud: str = "local") -> Offering:

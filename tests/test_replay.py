@@ -20,6 +20,8 @@ from spotctl.codec import data_converter_for_key
 from spotctl.models import JobSpec, JobState
 from spotctl.workflows import ALL_WORKFLOWS, JobIdAllocator, SpotJobWorkflow
 
+pytestmark = pytest.mark.quick  # `pytest -m quick`: the fast loop (README, Tests)
+
 HISTORY_DIR = Path(__file__).parent / "histories"
 HISTORIES = sorted(HISTORY_DIR.glob("*.json"))
 V1_HISTORIES = [p for p in HISTORIES if not p.stem.startswith("v2_")]

@@ -18,6 +18,8 @@ from spotctl.models import AttemptRecord, JobState, JobStatus, ResourceRequest
 
 from conftest import Spot
 
+pytestmark = pytest.mark.quick  # `pytest -m quick`: the fast loop (README, Tests)
+
 T0 = datetime.now(UTC) - timedelta(hours=3)
 FAILURE_LIST = ("local/local-east/local-east-1a local.small: no capacity; "
                 "local/local-east/local-east-1b local.small: no capacity; "

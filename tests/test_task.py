@@ -17,6 +17,8 @@ from spotctl.task import (
 )
 from spotctl.task_limits import MAX_EVENT_CALLBACK_BYTES
 
+pytestmark = pytest.mark.quick  # `pytest -m quick`: the fast loop (README, Tests)
+
 
 def write(tmp_path: Path, text: str, name: str = "task.yaml") -> Path:
     path = tmp_path / name

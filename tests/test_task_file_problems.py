@@ -14,6 +14,8 @@ from click.testing import CliRunner, Result
 from spotctl.cli.main import cli
 from spotctl.task import TaskError, parse_task_text
 
+pytestmark = pytest.mark.quick  # `pytest -m quick`: the fast loop (README, Tests)
+
 
 def task_error(text: str) -> str:
     with pytest.raises(TaskError) as info:

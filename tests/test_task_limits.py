@@ -24,6 +24,8 @@ from spotctl.task_document import (
 )
 from spotctl.task_limits import MAX_COMMAND_BYTES, MAX_FILE_BYTES, MAX_NUM_NODES
 
+pytestmark = pytest.mark.quick  # `pytest -m quick`: the fast loop (README, Tests)
+
 FAST_S = 5.0
 """Wall seconds: far below the 120 s hangs these inputs caused, far above a busy CI machine's jitter."""
 
