@@ -7,6 +7,7 @@ carry a token in the path). config.py turns BadNotifySettings into its ConfigErr
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 from spotctl.models import JobStatus, NotifySettings
@@ -40,7 +41,7 @@ def notify_settings(raw: object, env_url: str | None, config_file: Path) -> Noti
     unknown = sorted(str(k) for k in raw if k not in NOTIFY_KEYS)
     if unknown:
         raise BadNotifySettings(f"{where}: unknown key {unknown[0]!r} (known: {', '.join(NOTIFY_KEYS)})")
-    values: dict[str, object] = {}
+    values: dict[str, Any] = {}
     if raw.get("url") is not None:
         values["url"] = check_notify_url(raw["url"], f"{where}.url")
     if env_url:
@@ -85,7 +86,7 @@ def _notify_statuses(value: object, where: str) -> list[JobStatus]:
     statuses: list[JobStatus] = []
     for name in names:
         upper = name.strip().upper() if isinstance(name, str) else None
-        if upper not in JobStatus.__members__:
+        if upper is None or upper not in JobStatus.__members__:
             known = ", ".join(JobStatus.__members__)
             raise BadNotifySettings(f"{where}: unknown job status {str(name)[:40]!r} (known: {known})")
         if JobStatus[upper] not in statuses:

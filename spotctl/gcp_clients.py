@@ -133,7 +133,7 @@ def storage_client(settings: Settings) -> Any:
         client = _clients.get(key)
     if client is not None:
         return client
-    from google.cloud import storage
+    from google.cloud import storage  # type: ignore[attr-defined]  # a namespace package mypy cannot see into
 
     creds, project = gcp_credentials(settings)
     options = {"api_endpoint": endpoint} if endpoint else None

@@ -265,7 +265,7 @@ async def state_from_execution(execution: WorkflowExecution) -> JobState:
     # A continued-as-new run handed the job on to a newer run: not an end.
     ended = execution.status not in (None, WorkflowExecutionStatus.RUNNING, WorkflowExecutionStatus.CONTINUED_AS_NEW)
     if ended and not state.status.is_terminal:
-        reason = f"workflow {execution.status.name.lower()} outside spotctl"
+        reason = f"workflow {execution.status.name.lower() if execution.status else 'ended'} outside spotctl"
         if execution.status == WorkflowExecutionStatus.CANCELED:
             state = state.model_copy(update={"status": JobStatus.CANCELLED, "failure_reason": "cancelled"})
         else:

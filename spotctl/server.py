@@ -136,10 +136,10 @@ class EmbeddedServer:
                               f"{LOCK_TIMEOUT_S:.0f}s ({self.dir / 'start.lock'} is held); try again") from None
 
     def _start_supervisor(self, notify) -> subprocess.Popen:
-        for proc in (self.supervisor, self.temporal, self.worker):
-            if proc.stale():
-                notify(f"removed a stale pid file ({proc.pid_file}); its process is gone")
-                proc.pid_file.unlink(missing_ok=True)
+        for managed in (self.supervisor, self.temporal, self.worker):
+            if managed.stale():
+                notify(f"removed a stale pid file ({managed.pid_file}); its process is gone")
+                managed.pid_file.unlink(missing_ok=True)
         if self.temporal.pid() is None:
             self._check_ports()
             temporal_binary()  # a clear error now rather than a crash in the background

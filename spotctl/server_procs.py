@@ -188,7 +188,7 @@ class ManagedProcess:
 
     def pid(self) -> int | None:
         pid = read_pid(self.pid_file)
-        return pid if pid_alive(pid) and self.marker in cmdline(pid) else None
+        return pid if pid is not None and pid_alive(pid) and self.marker in cmdline(pid) else None
 
     def stale(self) -> bool:
         """A pid file whose process is gone (or is somebody else's)."""

@@ -12,6 +12,7 @@ files, the state dir, sparse files and oversized trees are refused with the dry 
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -159,8 +160,7 @@ class _Stager:
             try:
                 store, local = self.check_mount(m)
                 if local is not None:
-                    found += scan.scan(local, store.name != "local",
-                                       lambda message, target=m.target: self.error(target, message))
+                    found += scan.scan(local, store.name != "local", functools.partial(self.error, m.target))
             except TaskError as exc:
                 found.append(exc)
         return found

@@ -171,7 +171,8 @@ class Supervisor:
 
     def _died(self, child: Child, now: float) -> None:
         name, pid, code, uptime = child.managed.name, child.pid, child.exit_code(), now - child.started_at
-        child.managed.forget(pid)
+        if pid is not None:
+            child.managed.forget(pid)
         child.pid, child.proc = None, None
         if not child.ever_ready and child.launches == 1 and child.give_up_if_first_start_fails:
             raise GiveUp(f"{name} (pid {pid}) exited with code {code} before it was ready; "

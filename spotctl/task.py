@@ -92,7 +92,8 @@ class Task(TaskSpec):
         """Every acceptable machine shape, in preference order when `ordered`."""
         base = {k: getattr(self.resources, k) for k in ResourceSpec.model_fields}
         out: list[ResourceRequest] = []
-        for alt in self._alternatives() or [None]:
+        alternatives: list[ResourceSpec | None] = [*self._alternatives()] or [None]
+        for alt in alternatives:
             merged = dict(base)
             if alt is not None:
                 given = {k: getattr(alt, k) for k in alt.model_fields_set}
@@ -246,7 +247,8 @@ def _requests(m: dict[str, Any]) -> list[ResourceRequest]:
         disk_size_gb=int(disk) if disk is not None else None, image_id=image,
     )
     alternatives, _ = parse_accelerators(m["accelerators"])
-    return [ResourceRequest(accelerators=acc, **common) for acc in (alternatives or [None])]
+    choices: list[dict[str, float] | None] = [*alternatives] if alternatives else [None]
+    return [ResourceRequest(accelerators=acc, **common) for acc in choices]
 
 
 # -- loading --------------------------------------------------------------------------------
@@ -380,12 +382,12 @@ def launch_problems(task: Task) -> list[TaskError]:
             fail(f"{where} is not a directory", "workdir")
     for target, spec in task.file_mounts.items():
         _target_problems(task, target, spec, fail)
-        source = spec if isinstance(spec, str) else spec.source
+        given = spec if isinstance(spec, str) else spec.source
+        if isinstance(spec, FileMountSpec) and isinstance(given, list) and len(given) > 1:
+            fail("several sources in one mount are not supported yet", "file_mounts", target, "source")
+            continue
+        source = given[0] if isinstance(given, list) else given
         if isinstance(spec, FileMountSpec):
-            if isinstance(source, list) and len(source) > 1:
-                fail("several sources in one mount are not supported yet", "file_mounts", target, "source")
-                continue
-            source = source[0] if isinstance(source, list) else source
             if not spec.name and spec.mode != "COPY" and not (source and is_url(source)):
                 fail("bucket name is empty", "file_mounts", target, hint="set name: to a bucket name")
         if source and not is_url(source):
@@ -399,8 +401,8 @@ def launch_problems(task: Task) -> list[TaskError]:
         if value is None:
             fail(f"no value; pass --env {name}=VALUE", "envs", name)
     if task.event_callback:
-        given = {**task.envs, **task.secrets}
-        size = sum(len(k.encode()) + len((v or "").encode()) for k, v in given.items())
+        values = {**task.envs, **task.secrets}
+        size = sum(len(k.encode()) + len((v or "").encode()) for k, v in values.items())
         if size > MAX_CALLBACK_ENV_BYTES:
             fail(f"the callback is given the task's envs and secrets only up to {MAX_CALLBACK_ENV_BYTES} bytes, "
                  f"and these are {size}: shorten them, or have the callback read what it needs from a file",

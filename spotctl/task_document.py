@@ -182,8 +182,8 @@ def _coerce_env(values: Any, key: str, lines: LineMap, source: str | None) -> di
         return None  # pydantic reports the type
     out: dict[str, str | None] = {}
     for name, value in values.items():
-        where = dict(path=source, line=line_of(lines, (key, str(name))),
-                     field=format_field((key, str(name))))
+        where: dict[str, Any] = dict(path=source, line=line_of(lines, (key, str(name))),
+                                     field=format_field((key, str(name))))
         if not ENV_KEY.fullmatch(str(name)):
             raise TaskError("not a valid environment variable name (letters, digits and _, "
                             "not starting with a digit)", **where)

@@ -79,6 +79,8 @@ class TaskErrors(TaskError):
     them all at once instead of meeting them one launch at a time. Its own fields are the
     first problem's; `errors` holds them all (never a TaskErrors)."""
 
+    errors: list[TaskError]
+
     def __init__(self, errors: list[TaskError]) -> None:
         flat = [e for err in errors for e in (err.errors if isinstance(err, TaskErrors) else [err])]
         first = flat[0]
@@ -190,7 +192,7 @@ def validation_error(
             if _EXPECTED[kind] not in expected:
                 expected.append(_EXPECTED[kind])
         elif message is None:
-            message = _plain_message(err)
+            message = _plain_message(dict(err))
     if message is None:
         message = f"expected {' or '.join(expected)}, got {describe_value(value)}"
     full = prefix + path
@@ -199,7 +201,7 @@ def validation_error(
     )
 
 
-def _plain_message(err: dict[str, Any]) -> str:
+def _plain_message(err: dict[str, Any]) -> str:  # noqa: D103
     kind, ctx = err["type"], err.get("ctx") or {}
     if kind == "value_error" and "error" in ctx:
         return str(ctx["error"])

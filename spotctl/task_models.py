@@ -203,7 +203,7 @@ class TaskSpec(BaseModel):
     workdir: str | WorkdirSpec | None = None
     event_callback: str | None = None
     num_nodes: int = Field(1, ge=1, le=MAX_NUM_NODES)
-    resources: TaskResources = Field(default_factory=TaskResources)
+    resources: TaskResources = Field(default_factory=lambda: TaskResources.model_validate({}))
     file_mounts: dict[str, str | FileMountSpec] = Field(default_factory=dict)
     service: dict[str, Any] | None = None
     pool: dict[str, Any] | None = None

@@ -103,7 +103,11 @@ async def run_worker(settings: Settings, *, ready_file: Path | None = None, stop
     foreign: list[CodecKeyError] = []
     codec = client.data_converter.payload_codec
     if isinstance(codec, EncryptionCodec):
-        codec.on_foreign_key = lambda exc: foreign.append(exc) or stop.set()
+        def on_foreign_key(exc: CodecKeyError) -> None:
+            foreign.append(exc)
+            stop.set()
+
+        codec.on_foreign_key = on_foreign_key
         codec.refuse_plaintext = True  # see EncryptionCodec.refuse_plaintext
     for sig in (signal.SIGTERM, signal.SIGINT):
         try:

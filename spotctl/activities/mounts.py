@@ -104,7 +104,7 @@ def _sync_entry(settings: Settings, runner: Runner, m: FileMount, node_cloud: st
     own_role = ((store.name == "s3" and node_cloud == "aws" and bool(settings.aws.instance_profile))
                 or (store.name == "gcs" and node_cloud == "gcp" and bool(settings.gcp.service_account)))
     rel = _home_relative(m.target)
-    sync = None if m.is_file else store.node_sync(m.bucket, m.bucket_path, credentials=not own_role and rel != "")
+    sync = None if m.is_file else store.node_sync(_bucket(m), m.bucket_path, credentials=not own_role and rel != "")
     if sync is None:
         raise StorageError(f"file mount {m.target}: MOUNT of {store.name} bucket {m.bucket!r} "
                            "is not supported on this cloud (use mode: COPY)")
@@ -172,10 +172,10 @@ def _copy_remote(store: Store, runner: Runner, m: FileMount, target: str) -> Non
     with tempfile.TemporaryDirectory(prefix="spotctl-mount-") as tmp:
         if m.is_file:
             local = os.path.join(tmp, "object")
-            store.download_file(m.bucket, m.bucket_path, local)
+            store.download_file(_bucket(m), m.bucket_path, local)
             runner.put_file(local, target)
         else:
-            store.download_dir(m.bucket, m.bucket_path, tmp)
+            store.download_dir(_bucket(m), m.bucket_path, tmp)
             runner.put_dir(tmp, target)
 
 
@@ -199,3 +199,11 @@ async def materialize(settings: Settings, runner: Runner, spec_mounts: list[File
 def job_mounts(spec_mounts: list[FileMount], workdir_mount: FileMount | None) -> list[FileMount]:
     """Every mount of a job, the workdir's first (as `materialize` makes them)."""
     return ([workdir_mount] if workdir_mount else []) + list(spec_mounts)
+
+
+def _bucket(m: FileMount) -> str:
+    """The mount's bucket: every mount names one by the time a node sets it up (the launch
+    stages local sources into the job's bucket)."""
+    if m.bucket is None:
+        raise ValueError(f"mount {m.target}: no bucket (its sources were never staged)")
+    return m.bucket

@@ -58,7 +58,7 @@ class Notes:
             return
         try:
             info = activity.info()
-            await activity.client().get_workflow_handle(info.workflow_id).signal(NOTE_SIGNAL, text)
+            await activity.client().get_workflow_handle(info.workflow_id or "").signal(NOTE_SIGNAL, text)
         except Exception as exc:  # noqa: BLE001 - a note is advice: the wait goes on without it
             activity.logger.warning("could not show %r in the job's status: %s", text, exc)
             return

@@ -43,7 +43,7 @@ class TeardownActivities:
 
     async def _by_name(self, req: TeardownRequest, progress: Progress) -> int:
         terminated = 0
-        for at in list(req.regions) or [None]:
+        for at in _where(req):
             for cloud in self._clouds(at):
                 for attempt in range(req.first_attempt, req.last_attempt + 1):
                     name = cluster_name(req.job_id, attempt)
@@ -59,7 +59,7 @@ class TeardownActivities:
         done: list[str] = [str(k) for k in last_checkpoint() or []]
         progress.checkpoint = done
         terminated = 0
-        for at in list(req.regions) or [None]:
+        for at in _where(req):
             for cloud in self._clouds(at):
                 key = f"{cloud.name}/{at.region}" if at is not None else cloud.name
                 if key in done:
@@ -95,3 +95,9 @@ class TeardownActivities:
                 raise
             activity.logger.warning("teardown: skipping %s: %s", at, exc)
             return []
+
+
+def _where(req: TeardownRequest) -> list[Location | None]:
+    """The request's regions; None (every region of every enabled cloud) for a request made
+    before it named them."""
+    return [*req.regions] or [None]

@@ -220,7 +220,7 @@ def poll_pace_s(deps: Deps) -> float:
     """The least time between two polls of one phase: the worker's node-poll budget shared by
     every watched phase, stretched while the event loop runs late (loop_pressure.py), so a
     burst of recoveries is not queued behind log shipping."""
-    return deps.watching / deps.node_polls_per_s * deps.pressure.slowdown()
+    return deps.watching / (deps.node_polls_per_s or 1.0) * deps.pressure.slowdown()  # set in Deps.__post_init__
 
 
 async def _poll_until_ended(deps: Deps, ref: AttemptRef, nodes: list[Node], phase: str,

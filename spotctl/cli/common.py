@@ -8,7 +8,7 @@ import functools
 import gc
 import sys
 from collections.abc import Callable, Coroutine
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 from rich.console import Console
@@ -56,7 +56,7 @@ def exit_code_for(status: JobStatus) -> int:
     return EXIT_NOT_FINISHED
 
 
-def fail(message: str, code: int = EXIT_USAGE) -> None:
+def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
     sys.exit(_message(message, code))
 
 

@@ -47,10 +47,11 @@ async def preempt(job_id: int | None, name: str | None, notice: float | None, wa
     if state.status.is_terminal or not state.cloud or not state.attempt:
         fail(f"job {jid} has no instance to preempt (it is {state.status.value})", 1)
     cloud = get_cloud(state.cloud, s)
-    if not hasattr(cloud, "preempt_cluster"):
+    preempt = getattr(cloud, "preempt_cluster", None)  # only a simulated cloud can
+    if preempt is None:
         fail(f"the {state.cloud} cloud cannot simulate preemptions", 1)
     name_ = cluster_name(jid, state.attempt)
-    ids = await asyncio.to_thread(cloud.preempt_cluster, name_, notice)
+    ids = await asyncio.to_thread(preempt, name_, notice)
     if not ids:
         hint = "" if wait else "; `--wait` waits until it runs"
         fail(f"job {jid} has no alive instance right now (attempt {state.attempt} in {state.region}){hint}", 1)

@@ -118,7 +118,7 @@ def task_seconds(task: JobState, now: datetime | None = None) -> float | None:
     """A pipeline task's TOT. DURATION: from its first launch (or its start, when nothing was
     launched) to its end or now; None for a task that never started. Its submitted time is
     the pipeline's, which would count the tasks before it."""
-    launches = [r.launched_at or r.started_at for r in task.history if r.launched_at or r.started_at]
+    launches = [t for r in task.history if (t := r.launched_at or r.started_at) is not None]
     start = min(launches) if launches else task.started_at
     if start is None:
         return None

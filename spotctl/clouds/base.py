@@ -118,9 +118,10 @@ class TaggedInstance:
 class Cloud(Protocol):
     name: str
 
-    node_env: dict[str, str]
-    """Variables the cloud gives every phase on its nodes, e.g. where the node agent finds the
-    interruption notice (`SPOTCTL_METADATA_URL`); the local cloud delivers notices itself."""
+    @property
+    def node_env(self) -> dict[str, str]:
+        """Variables the cloud gives every phase on its nodes, e.g. where the node agent finds the
+        interruption notice (`SPOTCTL_METADATA_URL`); the local cloud delivers notices itself."""
 
     def check(self, verify: bool = False) -> str | None:
         """None when the cloud can be used, else one line saying why not and how to fix it.

@@ -207,7 +207,7 @@ def _mount_problem(mounts: list[dict], path: str | None) -> str | None:
         if shutil.which(tool, path=path) is None:
             return f"{NEED_ROOT} ({tool} not found)"
     probe = subprocess.run(
-        [shutil.which("unshare", path=path), "--mount", "--propagation", "private", "--", "/bin/sh", "-c", ":"],
+        [shutil.which("unshare", path=path) or "unshare", "--mount", "--propagation", "private", "--", "/bin/sh", "-c", ":"],
         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )
     if probe.returncode != 0:
@@ -594,7 +594,7 @@ def send_signal(d: str, phase: str, name: str) -> dict:
     sig = int(name) if name.isdigit() else getattr(signal, name if name.startswith("SIG") else "SIG" + name)
     pid = _read_int(_path(d, phase, "pid"))
     # Only signal a group we created and that has not finished (guards against pid reuse).
-    if pid_alive(pid) and not os.path.exists(_path(d, phase, "exit")):
+    if pid is not None and pid_alive(pid) and not os.path.exists(_path(d, phase, "exit")):
         try:
             if os.getpgid(pid) == pid:
                 os.killpg(pid, sig)

@@ -199,7 +199,8 @@ def _token_server(e: dict, say):
     while proc.poll() is None and not os.path.exists(sock) and time.monotonic() < deadline:
         time.sleep(0.05)
     if proc.poll() is None and os.path.exists(sock):
-        proc.stderr.close()
+        if proc.stderr is not None:
+            proc.stderr.close()
         return proc, sock
     proc.kill()
     _, err = proc.communicate()

@@ -24,8 +24,9 @@ class NodeUnreachable(Exception):
 
 
 class Runner(Protocol):
-    home: str
-    """The node's $HOME as a path on the node; `~` in task paths means this."""
+    @property
+    def home(self) -> str:
+        """The node's $HOME as a path on the node; `~` in task paths means this."""
 
     python: str
     """The Python interpreter to run the agent with on the node."""

@@ -103,7 +103,7 @@ def sandbox_problem() -> str | None:
             probe = subprocess.run([*sandbox_argv([home], stage, []), "true"], stdin=subprocess.DEVNULL,
                                    capture_output=True, timeout=30)
         except (OSError, subprocess.SubprocessError) as exc:
-            problem = str(exc)
+            problem: str | None = str(exc)
         else:
             problem = None if probe.returncode == 0 else probe.stderr.decode(errors="replace").strip() or "failed"
     if problem:

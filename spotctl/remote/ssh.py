@@ -201,6 +201,7 @@ class SSHRunner:
                     if attempt or time.monotonic() - started > 1:
                         raise
                     time.sleep(0.3)
+            assert conn is not None  # the loop above breaks with a connection or raises
             with _pool_lock:
                 _pool[self._key] = conn
             return conn
@@ -231,7 +232,8 @@ class SSHRunner:
                 home = sftp.normalize(".")  # sftp-server starts in the login's $HOME
             return _Conn(transport, sftp, home)
         except HostKeyChanged:
-            transport.close()  # type: ignore[union-attr]  (set before the key is checked)
+            if transport is not None:  # it is: the key is checked after it is made
+                transport.close()
             raise
         except (OSError, EOFError, paramiko.SSHException) as exc:  # refused, timeout, auth (booting), EOF
             if transport is not None:

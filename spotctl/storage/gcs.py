@@ -68,7 +68,7 @@ def _why(exc: gexc.GoogleAPICallError) -> str | None:
 def _message(exc: gexc.GoogleAPICallError) -> str:
     """The server's own words, first line only (the exception's text starts with the URL)."""
     details = [e.get("message") for e in exc.errors or [] if isinstance(e, dict) and e.get("message")]
-    text = details[0] if details else re.sub(r"^[A-Z]+ \S+: ", "", exc.message or "")
+    text = str(details[0]) if details else re.sub(r"^[A-Z]+ \S+: ", "", exc.message or "")
     return text.strip().splitlines()[0][:200] if text.strip() else ""
 
 

@@ -60,6 +60,9 @@ _HEARTBEAT = timedelta(seconds=15)
 class ControllerV1:
     """Mixin: the first controller's methods, verbatim but renamed (`_v1_*`)."""
 
+    _cancel_requested: bool
+    """Set by SpotJobWorkflow's init and its cancel handler (declared here for the type checker)."""
+
     # ---- the job ---------------------------------------------------------------------
     async def _v1_run(self, spec: JobSpec) -> JobState:
         self._spec = spec

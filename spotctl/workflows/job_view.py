@@ -43,8 +43,8 @@ def details(s: JobState) -> str:
             line += f" (on demand {money(total)}, saved {percent(100.0 * (1 - sum(paid) / total))})"
         lines.append(line)
     for r in s.history[-5:]:
-        paid = f", ${r.price:.4g}/h {'spot' if r.use_spot else 'on-demand'}" if r.price is not None else ""
-        lines.append(f"- attempt {r.attempt}: {r.region}/{r.zone} {r.instance_type}{paid}: {r.outcome or 'running'}")
+        price = f", ${r.price:.4g}/h {'spot' if r.use_spot else 'on-demand'}" if r.price is not None else ""
+        lines.append(f"- attempt {r.attempt}: {r.region}/{r.zone} {r.instance_type}{price}: {r.outcome or 'running'}")
     return "\n\n".join(lines)
 
 

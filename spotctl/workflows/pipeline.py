@@ -74,8 +74,10 @@ _INFRA_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interv
 
 @workflow.defn(name=PIPELINE_WORKFLOW)
 class SpotPipelineWorkflow:
-    def __init__(self) -> None:
-        self._state: JobState | None = None
+    @workflow.init
+    def __init__(self, spec: PipelineSpec) -> None:
+        """The state exists before any handler runs (no commands here)."""
+        self._state: JobState = spec.first_state()
         self._cancel_requested = False
         self._visibility = Visibility()
         self._running: int | None = None
@@ -84,7 +86,7 @@ class SpotPipelineWorkflow:
         """The (at, n) of the running task's last status update taken."""
 
     @workflow.query
-    def state(self) -> JobState | None:
+    def state(self) -> JobState:
         return self._state
 
     @workflow.signal
@@ -98,7 +100,7 @@ class SpotPipelineWorkflow:
         status follows it, so a visibility query on the status finds a running pipeline. A
         late or repeated update, or one arriving while the pipeline cancels, is ignored."""
         key = (update.at, update.n)
-        if (self._state is None or update.index != self._running or (self._task_seen and key <= self._task_seen)
+        if (update.index != self._running or (self._task_seen and key <= self._task_seen)
                 or self._cancel_requested or update.status.is_terminal or self._state.status.is_terminal):
             return
         if not workflow.patched(TASK_STATUS):
@@ -109,7 +111,6 @@ class SpotPipelineWorkflow:
 
     @workflow.run
     async def run(self, spec: PipelineSpec) -> JobState:
-        self._state = spec.first_state()
         self._outbox = EventOutbox(job_id=spec.job_id, name=spec.name, notify=spec.notify, callback=None)
         self._visibility.publish(self._state)
         status, reason, exit_code = JobStatus.SUCCEEDED, None, None

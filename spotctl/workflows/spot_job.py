@@ -33,7 +33,7 @@ the first controller, workflows/controller_v1.py.
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
@@ -139,7 +139,7 @@ class SpotJobWorkflow(ControllerV1):
         self._restarts_used = 0
         self._last_location: tuple[str, str, str] | None = None
         self._visibility = Visibility()
-        self._launched_at = None
+        self._launched_at: datetime | None = None
         """When the current attempt's cluster was asked for (its bill starts there)."""
         self._noted: str | None = None
         """The detail the last `note` signal set."""

@@ -7,7 +7,10 @@ thousands of times: only what changed is upserted. Deterministic, no I/O.
 
 from __future__ import annotations
 
+from typing import Any
+
 from temporalio import workflow
+from temporalio.common import SearchAttributeKey
 
 with workflow.unsafe.imports_passed_through():
     from spotctl import search_attributes as sa
@@ -29,7 +32,7 @@ class Visibility:
 
     def publish(self, s: JobState) -> None:
         """Upsert the search attributes that changed, and the memo if it changed."""
-        attrs = {
+        attrs: dict[SearchAttributeKey[Any], Any] = {
             sa.JOB_ID: s.job_id, sa.JOB_NAME: s.name, sa.STATUS: s.status.value, sa.RECOVERIES: s.recoveries,
             sa.CLOUD: s.cloud or "", sa.REGION: s.region or "", sa.RESOURCES: s.resources, sa.SUBMITTED: s.submitted_at,
         }
