@@ -48,6 +48,7 @@ with workflow.unsafe.imports_passed_through():
     from spotctl.policy.costs import job_cost
     from spotctl.skypilot_ids import task_id
     from spotctl.workflows.job_view import describe
+    from spotctl.workflows.shielded import shielded
 
 NOTIFICATIONS = "notifications"
 """The patch under which a job with a webhook or an event_callback delivers its events."""
@@ -169,7 +170,7 @@ class EventOutbox:
         except (TimeoutError, asyncio.CancelledError):  # a cancel only hurries the hand-off
             pass
         self._closing = True
-        await _shielded(workflow.wait_condition(lambda: not self._in_callback))
+        await shielded(workflow.wait_condition(lambda: not self._in_callback))
         if self._queue:
             await self._hand_off()
 
@@ -183,7 +184,7 @@ class EventOutbox:
         first_id = events_workflow_id(self._job_id, task.index if task is not None else None)
         for workflow_id in (first_id, f"{first_id}-{info.run_id}"):  # the second if a reused job id holds the first
             try:
-                await _shielded(workflow.start_child_workflow(
+                await shielded(workflow.start_child_workflow(
                     EVENTS_WORKFLOW, handoff, id=workflow_id, task_queue=info.task_queue,
                     parent_close_policy=ParentClosePolicy.ABANDON,
                     static_summary=f"job {self._job_id}: {len(handoff.events)} undelivered events"))
@@ -288,15 +289,3 @@ def _callback_envs(spec: JobSpec, job_id: int) -> dict[str, str]:
     workflow.logger.warning("job %s: the task's envs and secrets (%d bytes) are more than %d: its event_callback "
                             "runs without them", job_id, size, MAX_CALLBACK_ENV_BYTES)
     return {}
-
-
-async def _shielded(awaitable):
-    """Await `awaitable` to its end whatever cancel arrives meanwhile (a second Temporal cancel
-    of an ending workflow must not lose its events); its result."""
-    task = asyncio.ensure_future(awaitable)
-    while True:
-        try:
-            return await asyncio.shield(task)
-        except asyncio.CancelledError:
-            if task.done():
-                return task.result()

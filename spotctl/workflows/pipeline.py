@@ -56,6 +56,7 @@ with workflow.unsafe.imports_passed_through():
     from spotctl.policy.costs import keep_last, known_sum
     from spotctl.workflows.event_outbox import EventOutbox
     from spotctl.workflows.job_view import describe
+    from spotctl.workflows.shielded import shielded
     from spotctl.workflows.visibility import Visibility
 
 ROW_HISTORY = 50
@@ -227,18 +228,10 @@ class SpotPipelineWorkflow:
         req = TeardownRequest(job_id=spec.job_id, first_attempt=1, last_attempt=last_attempt,
                               delete_buckets=spec.ephemeral_buckets, by_tag=by_tag,
                               regions=[Location(cloud=c, region=r) for c, r in regions])
-        task = asyncio.ensure_future(workflow.execute_activity(
+        await shielded(workflow.execute_activity(
             Activities.TEARDOWN, req, result_type=int, start_to_close_timeout=timedelta(minutes=10),
             heartbeat_timeout=timedelta(seconds=HEARTBEAT_TIMEOUT_S), retry_policy=_INFRA_RETRY,
             summary="teardown of the pipeline"))
-        while True:
-            try:
-                await asyncio.shield(task)
-                return
-            except asyncio.CancelledError:
-                if task.done():
-                    task.result()
-                    return
 
     def _set_row(self, i: int, row: JobState) -> None:
         self._state.tasks[i] = keep_last(row, ROW_HISTORY, workflow.now())  # what a cut record cost is kept

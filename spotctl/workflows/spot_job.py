@@ -80,6 +80,7 @@ with workflow.unsafe.imports_passed_through():
     from spotctl.workflows.controller_v1 import ControllerV1
     from spotctl.workflows.event_outbox import EventOutbox
     from spotctl.workflows.job_view import Cancelled, Finished, describe, error_type
+    from spotctl.workflows.shielded import shielded
     from spotctl.workflows.visibility import Visibility
 
 CONTROLLER_V2 = "controller-v2"
@@ -506,15 +507,7 @@ class SpotJobWorkflow(ControllerV1):
     async def _final_teardown(self, first_attempt: int, delete_buckets: list[str]) -> None:
         """The job's last teardown, shielded: a second cancel arriving meanwhile is noted and
         the teardown awaited again, so the job always ends with nothing left."""
-        task = asyncio.ensure_future(self._teardown(first_attempt, delete_buckets, by_tag=True))
-        while True:
-            try:
-                await asyncio.shield(task)
-                return
-            except asyncio.CancelledError:
-                if task.done():
-                    task.result()
-                    return
+        await shielded(self._teardown(first_attempt, delete_buckets, by_tag=True))
 
     # ---- state and visibility --------------------------------------------------------
     def _leave_running(self) -> None:
