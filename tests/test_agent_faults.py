@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from test_agent import agent, attempt, marker, wait_exit, wait_for  # noqa: F401 - fixtures
 
-from spotctl.remote.agent import pid_alive
+from spotctl.node_agent.agent import pid_alive
 
 
 def _pid(d: Path, name: str) -> int:

@@ -10,9 +10,9 @@ from datetime import UTC, datetime
 
 from temporalio.client import WorkflowExecutionStatus
 
-from spotctl.client import SpotClient, workflow_id
-from spotctl.job_listing import HANDOVER_WINDOW, handed_over_query
-from spotctl.planning import Overrides, plan
+from spotctl.client.jobs import SpotClient, workflow_id
+from spotctl.client.listing import HANDOVER_WINDOW, handed_over_query
+from spotctl.launch.planning import Overrides, plan
 
 from conftest import Spot
 

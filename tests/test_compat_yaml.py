@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from spotctl.task import Pipeline, load_task_file
+from spotctl.task.load import Pipeline, load_task_file
 
 CORPUS = Path(__file__).parents[2] / "shared" / "compat" / "skypilot-yaml"
 FILES = sorted(CORPUS.glob("*.yaml")) if CORPUS.is_dir() else []
@@ -172,9 +172,9 @@ def test_every_file_dry_runs_with_candidates(path: Path, tmp_path: Path, monkeyp
     the ones it refuses (an empty bucket name, a missing workdir)."""
     from click.testing import CliRunner
 
-    from spotctl import planning
     from spotctl.cli import launch as launch_module
     from spotctl.cli.main import cli
+    from spotctl.launch import planning
 
     class ReachedServer(Exception):
         """Where a launch would start the server: it passed every check."""

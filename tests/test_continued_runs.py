@@ -27,7 +27,7 @@ from spotctl.models import (
     ProvisionRequest,
     ProvisionResult,
 )
-from spotctl.worker_pool import job_workers, running
+from spotctl.worker.pool import job_workers, running
 from spotctl.workflows import ALL_WORKFLOWS, SpotJobWorkflow
 
 pytestmark = pytest.mark.quick  # `pytest -m quick`: the fast loop (README, Tests)
@@ -72,7 +72,7 @@ async def test_cancel_in_a_continued_runs_first_task_is_kept(env: WorkflowEnviro
 
 @workflow.defn(name="SpotJobWorkflow", sandboxed=False)
 class _FirstController(SpotJobWorkflow):
-    """The first controller's path (controller_v1.py), which only jobs started before the
+    """The first controller's path (workflows/legacy/controller_v1.py), which only jobs started before the
     `controller-v2` patch take (every new run records it): forced here, to test that path."""
 
     @workflow.run

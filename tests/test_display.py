@@ -14,9 +14,9 @@ from pathlib import Path
 
 from spotctl.cli.follow import describe, print_result
 from spotctl.cli.render import clip, safe
-from spotctl.client import SpotClient
+from spotctl.client.jobs import SpotClient
+from spotctl.launch.planning import Overrides, plan
 from spotctl.models import JobState, JobStatus
-from spotctl.planning import Overrides, plan
 
 from conftest import Spot, launched_id
 

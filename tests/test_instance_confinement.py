@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-import spotctl.remote.agent as agent_module
+import spotctl.node_agent.agent as agent_module
 from spotctl.clouds import local_cgroups
 from spotctl.clouds.base import InstanceState
 from spotctl.clouds.local import LocalCloud

@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-from spotctl import input_files
 from spotctl.cli.main import cli
+from spotctl.task import input_files
 
 from conftest import Spot
 

@@ -13,12 +13,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-import spotctl.remote.agent as agent_module
+import spotctl.node_agent.agent as agent_module
 from spotctl.clouds.base import CloudError, InstanceState, NoCapacity
 from spotctl.clouds.local import LocalCloud
 from spotctl.clouds.local_processes import processes_of
 from spotctl.clouds.registry import enabled_clouds, get_cloud
-from spotctl.config import Settings, load_settings
+from spotctl.config.settings import Settings, load_settings
 from spotctl.models import Candidate, ClusterHandle
 from spotctl.remote.base import NodeUnreachable
 from spotctl.remote.local import LocalRunner
@@ -183,7 +183,7 @@ def test_concurrent_provisioning_respects_capacity(cloud: LocalCloud, settings: 
         "from pathlib import Path\n"
         "from spotctl.clouds.base import NoCapacity\n"
         "from spotctl.clouds.local import LocalCloud\n"
-        "from spotctl.config import load_settings\n"
+        "from spotctl.config.settings import load_settings\n"
         "from spotctl.models import Candidate\n"
         "c = LocalCloud(load_settings(home=Path(sys.argv[1])))\n"
         "cand = Candidate(cloud='local', region='local-east', zone='local-east-1a',"
@@ -252,7 +252,7 @@ def test_a_create_killed_before_it_saved_leaves_no_disk(cloud: LocalCloud, setti
     nobody knows of: the next terminate or orphan sweep removes it (found by the chaos soak)."""
     code = (
         "import os, sys\nfrom pathlib import Path\n"
-        "from spotctl.clouds.local import LocalCloud\nfrom spotctl.config import load_settings\n"
+        "from spotctl.clouds.local import LocalCloud\nfrom spotctl.config.settings import load_settings\n"
         "from spotctl.models import Candidate\n"
         "LocalCloud._save = lambda self, instances: os._exit(9)  # killed before the record is saved\n"
         "LocalCloud(load_settings(home=Path(sys.argv[1]))).provision('crashed', Candidate(cloud='local', "

@@ -17,11 +17,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-import spotctl.remote.agent as agent_module
+import spotctl.node_agent.agent as agent_module
 from spotctl.clouds.base import CloudError, InstanceState, NoCapacity
 from spotctl.clouds.local import LocalCloud, LocalInstance
 from spotctl.clouds.local_processes import processes_of, user_processes_of
-from spotctl.config import Settings
+from spotctl.config.settings import Settings
 from spotctl.models import Candidate, ClusterHandle
 from spotctl.remote.base import NodeUnreachable
 from spotctl.remote.local import LocalRunner
@@ -193,7 +193,7 @@ def test_claimer_that_dies_mid_notice_is_finished_by_the_next_reader(
     wait_for(ready.exists, what="trap installed")
     code = (
         "import sys\nfrom pathlib import Path\n"
-        "from spotctl.clouds.local import LocalCloud\nfrom spotctl.config import load_settings\n"
+        "from spotctl.clouds.local import LocalCloud\nfrom spotctl.config.settings import load_settings\n"
         "LocalCloud(load_settings(home=Path(sys.argv[1]))).preempt(sys.argv[2], notice_s=1.5)\n"
     )
     claimer = subprocess.Popen([sys.executable, "-c", code, str(settings.home), iid])
@@ -248,7 +248,7 @@ def test_mtbf_with_notice_signals_once_despite_concurrent_pollers(
     wait_for(ready.exists, what="trap installed")
     code = (
         "import sys, time\nfrom pathlib import Path\n"
-        "from spotctl.clouds.local import LocalCloud\nfrom spotctl.config import load_settings\n"
+        "from spotctl.clouds.local import LocalCloud\nfrom spotctl.config.settings import load_settings\n"
         "c = LocalCloud(load_settings(home=Path(sys.argv[1])))\n"
         "end = time.monotonic() + 8\n"
         "while time.monotonic() < end and c.instance_states([sys.argv[2]])[sys.argv[2]].value == 'running':\n"
@@ -397,7 +397,7 @@ def test_exit_code_waits_for_the_program_saving_after_a_notice(cloud: LocalCloud
     d = "~/.spotctl/job-1/attempt-1"
     claimed = subprocess.Popen([sys.executable, "-c", (
         "import sys; from pathlib import Path; from spotctl.clouds.local import LocalCloud; "
-        "from spotctl.config import load_settings; "
+        "from spotctl.config.settings import load_settings; "
         "LocalCloud(load_settings(home=Path(sys.argv[1]))).preempt(sys.argv[2], notice_s=5.0)"),
         str(settings.home), iid])
     try:

@@ -4,8 +4,8 @@ Every user of the machine can connect to 127.0.0.1. Hostile testing found that u
 a history read from the server, got a job's secret back from the codec endpoint's `/decode`,
 and could cancel or terminate the owner's jobs through the dev server's gRPC port or web UI.
 Now the codec endpoint answers only connections whose client socket is the owner's (the
-kernel's word, spotctl/peer_uid.py): anyone else gets 403; and when spotctl runs as root, an
-nftables table (spotctl/port_guard.py) resets other users' connections to the gRPC, UI and
+kernel's word, spotctl/codec/peer_uid.py): anyone else gets 403; and when spotctl runs as root, an
+nftables table (spotctl/embedded/port_guard.py) resets other users' connections to the gRPC, UI and
 codec ports. The owner (its CLI, its browser) is not affected. Needs root, to act as uid 65534
 (setpriv); the port test needs nft too.
 """
@@ -35,9 +35,10 @@ from test_codec_server_cmd import _codec_server, _post
 from test_secrets import codec_call
 from test_supervisor import Embedded, spotctl, wait_until
 
-from spotctl import peer_uid, port_guard
-from spotctl.client import workflow_id
-from spotctl.config import load_settings
+from spotctl.client.jobs import workflow_id
+from spotctl.codec import peer_uid
+from spotctl.config.settings import load_settings
+from spotctl.embedded import port_guard
 from spotctl.models import TASK_QUEUE, Candidate, JobSpec
 
 from conftest import Spot, free_port

@@ -20,10 +20,10 @@ from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
 from webhook_receiver import Receiver
 
-from spotctl.client import SpotClient, workflow_id
+from spotctl.client.jobs import SpotClient, workflow_id
+from spotctl.launch.planning import Overrides, plan
 from spotctl.models import JobStatus
-from spotctl.pipeline_names import task_workflow_id
-from spotctl.planning import Overrides, plan
+from spotctl.models.naming import task_workflow_id
 from spotctl.workflows.event_outbox import events_workflow_id
 
 from conftest import Spot

@@ -25,9 +25,9 @@ from webhook_receiver import SECRET_PATH, SECRET_QUERY, Receiver
 from spotctl.activities import http_post
 from spotctl.activities.deps import Deps
 from spotctl.activities.notify import WEBHOOK_REJECTED_ERROR, NotifyActivities
-from spotctl.config import ConfigError, Settings, load_settings
+from spotctl.config.settings import ConfigError, Settings, load_settings
 from spotctl.models import CallbackRequest, JobEvent, JobStatus, WebhookRequest
-from spotctl.notifications import payload
+from spotctl.notify.payloads import payload
 
 
 def event(**changes: object) -> JobEvent:
@@ -283,7 +283,7 @@ async def test_only_http_urls_are_posted_to(tmp_path: Path, notify: NotifyActivi
 
 @pytest.mark.parametrize("url", ["http://127.0.0.1:9/s3cr3tT0ken\r\nX-Injected: 1", "http:///s3cr3tT0ken"])
 async def test_a_url_that_cannot_be_sent_is_refused(notify: NotifyActivities, url: str) -> None:
-    """config_notify.py refuses these; a spec from before it must not write its own headers."""
+    """config/notify.py refuses these; a spec from before it must not write its own headers."""
     with pytest.raises(ApplicationError) as failure:
         await ActivityEnvironment().run(notify.deliver_webhook, WebhookRequest(event=event(), url=url))
     assert failure.value.type == WEBHOOK_REJECTED_ERROR and failure.value.non_retryable

@@ -30,8 +30,7 @@ from temporalio.worker import _workflow as temporal_workflow_worker
 from temporalio.worker._workflow_instance import _WorkflowLogicFlag
 from test_workflow_races import FakeCloud, job_spec, wait_event
 
-from spotctl import search_attributes as sa
-from spotctl.config import WorkerConfig
+from spotctl.config.settings import WorkerConfig
 from spotctl.models import (
     Activities,
     JobState,
@@ -41,8 +40,9 @@ from spotctl.models import (
     PipelineTask,
     WebhookRequest,
 )
-from spotctl.pipeline_names import PIPELINE_WORKFLOW, TASK_WORKFLOW, task_workflow_id
-from spotctl.worker_pool import job_workers, running
+from spotctl.models import search_attributes as sa
+from spotctl.models.naming import PIPELINE_WORKFLOW, TASK_WORKFLOW, task_workflow_id
+from spotctl.worker.pool import job_workers, running
 from spotctl.workflows import ALL_WORKFLOWS
 
 pytestmark = pytest.mark.quick  # `pytest -m quick`: the fast loop (README, Tests)

@@ -1,5 +1,5 @@
 """What the CLI shows of a managed pipeline (issue 12), from constructed states: how the
-pipeline's rows and its running task's live state merge (spotctl/pipeline_view.py), the
+pipeline's rows and its running task's live state merge (spotctl/client/pipeline_view.py), the
 status table's `↳` rows and `--json`'s `tasks`, the log markers between tasks, `logs --task`'s
 usage errors, and the client-side read of the tasks' workflows (a fake Temporal client)."""
 
@@ -19,9 +19,8 @@ from temporalio.service import RPCError, RPCStatusCode
 from spotctl.cli.follow import LogPrinter, followed
 from spotctl.cli.jobs import _check_task
 from spotctl.cli.render import as_json, job_view, short_failure, status_table
-from spotctl.job_listing import JOB_TYPES, LISTING_QUERY, pipeline_state
-from spotctl.models import AttemptRecord, JobState, JobStatus
-from spotctl.pipeline_view import (
+from spotctl.client.listing import JOB_TYPES, LISTING_QUERY, pipeline_state
+from spotctl.client.pipeline_view import (
     PIPELINE_WORKFLOW,
     TASK_WORKFLOW,
     attempt_tasks,
@@ -29,6 +28,7 @@ from spotctl.pipeline_view import (
     rows_to_fetch,
     task_workflow_id,
 )
+from spotctl.models import AttemptRecord, JobState, JobStatus
 
 pytestmark = pytest.mark.quick  # `pytest -m quick`: the fast loop (README, Tests)
 

@@ -2,7 +2,7 @@
 
 A change that breaks replay would break every job running while workers are upgraded; such a
 change needs `workflow.patched`. Histories are made by tests/histories/record.py: the
-unprefixed ones by the first controller (workflows/controller_v1.py, frozen), the v2_ ones by
+unprefixed ones by the first controller (workflows/legacy/controller_v1.py, frozen), the v2_ ones by
 the current one (every path: success, failures, cancels while running and while provisioning,
 capacity backoff, preemption with notice, continue-as-new) and by the job-id allocator.
 """
@@ -16,7 +16,7 @@ from temporalio import workflow
 from temporalio.client import WorkflowHistory
 from temporalio.worker import Replayer
 
-from spotctl.codec import data_converter_for_key
+from spotctl.codec.encryption import data_converter_for_key
 from spotctl.models import JobSpec, JobState
 from spotctl.workflows import ALL_WORKFLOWS, JobIdAllocator, SpotJobWorkflow
 

@@ -21,8 +21,8 @@ from google.protobuf import json_format
 from temporalio.api.common.v1 import Payload, Payloads
 from temporalio.client import Client
 
-from spotctl.client import workflow_id
-from spotctl.codec import ENCODING, data_converter
+from spotctl.client.jobs import workflow_id
+from spotctl.codec.encryption import ENCODING, data_converter
 
 from conftest import Spot, launched_id
 
@@ -34,7 +34,7 @@ def sha(value: str) -> str:
 
 
 def has_secret_option(spot: Spot) -> bool:
-    """`launch --secret K=V` is planned (planning.py); until it lands the value goes in the YAML."""
+    """`launch --secret K=V` is planned (launch/planning.py); until it lands the value goes in the YAML."""
     return "--secret" in spot.run("launch", "--help").output
 
 

@@ -20,12 +20,12 @@ from click.testing import Result
 from temporalio.api.enums.v1 import EventType
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
 
-from spotctl import search_attributes as sa
 from spotctl.cli.jobs import _with_all_attempts
 from spotctl.cli.render import page_footer
-from spotctl.client import JOB_WORKFLOW, SpotClient, workflow_id
-from spotctl.job_listing import JobListing
+from spotctl.client.jobs import JOB_WORKFLOW, SpotClient, workflow_id
+from spotctl.client.listing import JobListing
 from spotctl.models import AttemptRecord, JobState, JobStatus
+from spotctl.models import search_attributes as sa
 
 from conftest import Spot
 

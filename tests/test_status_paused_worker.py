@@ -10,7 +10,7 @@ import os
 import signal
 import time
 
-from spotctl.server import EmbeddedServer
+from spotctl.embedded.server import EmbeddedServer
 
 from conftest import Spot
 

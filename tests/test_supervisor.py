@@ -17,13 +17,13 @@ from pathlib import Path
 
 import pytest
 
-from spotctl.client import SpotClient
+from spotctl.client.connect import connect
+from spotctl.client.jobs import SpotClient
 from spotctl.clouds.local import LocalCloud
-from spotctl.config import load_settings
-from spotctl.connect import connect
+from spotctl.config.settings import load_settings
+from spotctl.embedded.procs import cmdline, temporal_binary
+from spotctl.embedded.server import EmbeddedServer
 from spotctl.models import TASK_QUEUE
-from spotctl.server import EmbeddedServer
-from spotctl.server_procs import cmdline, temporal_binary
 
 from conftest import REPO, free_port, pid_dead, spotctl_env
 
@@ -50,7 +50,7 @@ def processes(home: Path) -> dict[str, list[int]]:
         ours = f"SPOTCTL_HOME={home}".encode() in environ
         if db in cmd and "start-dev" in cmd:
             found["temporal"].append(pid)
-        elif ours and "spotctl.supervisor" in cmd:
+        elif ours and "spotctl.embedded.supervisor" in cmd:
             found["supervisor"].append(pid)
         elif ours and "spotctl.worker" in cmd:
             found["worker"].append(pid)

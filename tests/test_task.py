@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from spotctl.task import (
+from spotctl.task.limits import MAX_EVENT_CALLBACK_BYTES
+from spotctl.task.load import (
     FileMountSpec,
     Task,
     TaskError,
@@ -15,7 +16,6 @@ from spotctl.task import (
     parse_task_text,
     validate_for_launch,
 )
-from spotctl.task_limits import MAX_EVENT_CALLBACK_BYTES
 
 pytestmark = pytest.mark.quick  # `pytest -m quick`: the fast loop (README, Tests)
 

@@ -11,10 +11,9 @@ import pytest
 from click.testing import CliRunner, Result
 
 from spotctl.cli.main import cli
-from spotctl.config import load_settings
-from spotctl.planning import SECRET_SHOWN, Overrides, plan
-from spotctl.task import TaskError, load_task_file, parse_task_text
-from spotctl.task_document import (
+from spotctl.config.settings import load_settings
+from spotctl.launch.planning import SECRET_SHOWN, Overrides, plan
+from spotctl.task.document import (
     RECOVERY_KEYS,
     RESOURCE_KEYS,
     SINGLE_RESOURCE_KEYS,
@@ -22,7 +21,8 @@ from spotctl.task_document import (
     TASK_KEYS,
     WORKDIR_KEYS,
 )
-from spotctl.task_limits import MAX_COMMAND_BYTES, MAX_FILE_BYTES, MAX_NUM_NODES
+from spotctl.task.limits import MAX_COMMAND_BYTES, MAX_FILE_BYTES, MAX_NUM_NODES
+from spotctl.task.load import TaskError, load_task_file, parse_task_text
 
 pytestmark = pytest.mark.quick  # `pytest -m quick`: the fast loop (README, Tests)
 

@@ -1,4 +1,4 @@
-"""A worker's slots (worker_pool.py): launches beyond `max_concurrent_launches` wait as
+"""A worker's slots (worker/pool.py): launches beyond `max_concurrent_launches` wait as
 PENDING with a reason, and running jobs' monitors never hold the slots that a preempted job's
 teardown and relaunch need."""
 

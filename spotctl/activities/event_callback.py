@@ -5,7 +5,7 @@ environment, the task's envs and secrets, and notifications.callback_env. It run
 afterwards: a worker's own working directory is arbitrary (/ in a container, a service's dir),
 and a callback must not leave files in it; use absolute paths or ~ (the worker user's home). It
 gets its own session and, where the machine allows it, its own freezer cgroup
-(callback_cgroups.py), which no descendant can leave: a process it starts with `setsid` or
+(notify/callback_cgroups.py), which no descendant can leave: a process it starts with `setsid` or
 daemonizes is still found. stdin is /dev/null, and its output is kept only as a bounded tail for
 the worker's log. At its time-out or when the activity is cancelled everything it runs gets
 SIGTERM, then SIGKILL after a grace; like SkyPilot, whatever it started is killed when it ends,
@@ -25,10 +25,10 @@ from pathlib import Path
 
 from temporalio import activity
 
-from spotctl import callback_cgroups
 from spotctl.models import CallbackOutcome, CallbackRequest
-from spotctl.notifications import callback_env
-from spotctl.remote.agent import group_alive
+from spotctl.node_agent.agent import group_alive
+from spotctl.notify import callback_cgroups
+from spotctl.notify.payloads import callback_env
 from spotctl.remote.local import _joiner
 
 CALLBACK_OUTPUT_TAIL_BYTES = 2048

@@ -42,7 +42,7 @@ class NotHttp(Exception):
 
 class BadUrl(ValueError):
     """The URL cannot be sent as it is: no host, or spaces or control characters (which would
-    let it write headers of its own). config_notify.py refuses these; this guards older specs."""
+    let it write headers of its own). config/notify.py refuses these; this guards older specs."""
 
 
 @dataclass

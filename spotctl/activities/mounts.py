@@ -8,7 +8,7 @@ buckets only). On the local cloud an instance is a sandbox directory, so:
 - a target outside the home (e.g. `/checkpoint`, `/etc/xyz`) must not be created on the host,
   so it is listed in `<attempt_dir>/mounts.json` as {source, target} and the agent bind-mounts
   it in a private mount namespace around the job's processes, in a root of their own where a
-  missing target is made (remote/agent_rootfs.py; root only); a COPY there is first copied into
+  missing target is made (node_agent/agent_rootfs.py; root only); a COPY there is first copied into
   the instance's private root tree `<home>/../root/<target>`.
 
 On a real VM (reached by SSH: the runner does not share this host's files) COPY mounts are
@@ -16,7 +16,7 @@ copied with the runner, from the store's directory or through a download. MOUNT 
 MOUNT_CACHED of a bucket the VM can reach (S3) are listed in `<attempt_dir>/sync.json`; the
 node agent pulls each into its target before a phase starts, pushes what changed every few
 seconds and once more when the phase ends (SIGTERM on a preemption notice included), using
-remote/bucket_sync.py. That works on any VM without root or FUSE.
+node_agent/bucket_sync.py. That works on any VM without root or FUSE.
 
 sync.json never holds the worker's own keys: each entry carries short-lived credentials that
 reach only its bucket prefix (S3: STS with a session policy, clouds/aws_node_creds.py), renewed
@@ -32,7 +32,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from spotctl.config import Settings
+from spotctl.config.settings import Settings
 from spotctl.models import FileMount
 from spotctl.remote.base import Runner
 from spotctl.storage.base import StorageError, Store

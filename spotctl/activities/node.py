@@ -2,7 +2,7 @@
 
 Every node keeps `~/.spotctl/job-<id>/attempt-<n>/` with `env.json` (0600: it holds the envs and
 secrets), `setup.sh`, `run.sh`, `output.log` and the agent's `<phase>.pid|.exit` files. The agent
-(remote/agent.py) refuses to start a phase twice, which is what makes the setup and run
+(node_agent/agent.py) refuses to start a phase twice, which is what makes the setup and run
 activities safe to retry.
 """
 
@@ -14,17 +14,17 @@ import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
+from spotctl import node_agent
 from spotctl.models import AttemptRef
-from spotctl.remote.agent_notice import NOTICE_FILE  # the node agent's file is the contract
+from spotctl.models.skypilot_ids import task_id, task_ids
+from spotctl.node_agent.agent_notice import NOTICE_FILE  # the node agent's file is the contract
 from spotctl.remote.base import Runner
-from spotctl.skypilot_ids import task_id, task_ids
 
-AGENT_SOURCE = Path(__file__).resolve().parents[1] / "remote" / "agent.py"
-AGENT_MODULES = tuple(Path(__file__).resolve().parents[1] / "remote" / name
-                      for name in ("bucket_sync.py", "agent_files.py", "agent_notice.py", "agent_mounters.py",
-                                   "agent_rootfs.py"))
-"""Stdlib modules the agent imports, copied next to it (bucket sync, state files, notice
-watchers, mounters, a phase's own root for absolute mount targets)."""
+AGENT_SOURCE = Path(node_agent.__file__).resolve().parent / "agent.py"
+AGENT_MODULES = tuple(sorted(p for p in AGENT_SOURCE.parent.glob("*.py") if p.name not in ("agent.py", "__init__.py")))
+"""Every other module of node_agent/, copied next to the agent (bucket sync, state files, notice
+watchers, mounters, a phase's own root for absolute mount targets): the package is what ships,
+so a module added there is shipped without a list to keep."""
 WORKDIR_ON_NODE = "sky_workdir"
 """SkyPilot's name for the synced workdir under the node's $HOME; kept so scripts carry over."""
 

@@ -4,7 +4,7 @@ The job's workflow keeps an ordered queue of events (workflows/event_outbox.py) 
 one at a time, so each must be safe to repeat (Temporal retries) and must end: a webhook POST
 has a total deadline of at most webhook.MAX_POST_TIMEOUT_S (well under the 15 s heartbeat
 time-out) and holds no thread, and an event_callback is killed, with its whole process group, at
-its time-out or when the activity is cancelled. Both run on the notify task queue (worker_pool.py),
+its time-out or when the activity is cancelled. Both run on the notify task queue (worker/pool.py),
 whose own slots bound how many a worker runs at once, so a slow receiver never starves job work.
 The work itself is in activities/webhook.py and activities/event_callback.py.
 """

@@ -14,12 +14,12 @@ import click
 from rich.console import Console
 from rich.markup import escape
 
-from spotctl.client import JobNotFound, SpotClient
-from spotctl.codec import CodecKeyError
-from spotctl.config import ConfigError, Settings, default_home, load_settings
+from spotctl.client.jobs import JobNotFound, SpotClient
+from spotctl.codec.encryption import CodecKeyError
+from spotctl.config.settings import ConfigError, Settings, default_home, load_settings
+from spotctl.embedded.server import EmbeddedServer, ServerError
 from spotctl.models import JobStatus
-from spotctl.server import EmbeddedServer, ServerError
-from spotctl.task import TaskError
+from spotctl.task.load import TaskError
 
 # Exit codes (the README's table): scripts tell a job's result from a usage error. 1 is any
 # other error (no server, bad config).
@@ -141,7 +141,7 @@ def settings() -> Settings:
 async def open_client(s: Settings, *, start_server: bool) -> SpotClient:
     """Connect to the configured Temporal. With the embedded default, make it run first: always
     when asked to (launch), else when the state dir has been used before (a killed or stopped
-    server or worker is brought back by the command that needs it; see server.py). A fresh
+    server or worker is brought back by the command that needs it; see embedded/server.py). A fresh
     state dir gets a hint instead: read-only commands do not create servers."""
     if s.uses_embedded_server:
         server = EmbeddedServer(s)

@@ -8,6 +8,7 @@ import sys
 import click
 from rich.console import Console
 
+from spotctl.catalog.ondemand import ondemand_prices
 from spotctl.cli.common import (
     EXIT_NOT_FINISHED,
     async_command,
@@ -23,10 +24,9 @@ from spotctl.cli.common import (
 )
 from spotctl.cli.follow import LogPrinter, follow, followed
 from spotctl.cli.render import job_view, jobs_json, output_width, page_footer, status_table
-from spotctl.client import JobNotFound, JobPage, SpotClient, unfinished_query
-from spotctl.costs import ondemand_prices
-from spotctl.disk_space import low_space_note
-from spotctl.job_listing import LIVE_QUERY_TIMEOUT_S
+from spotctl.client.jobs import JobNotFound, JobPage, SpotClient, unfinished_query
+from spotctl.client.listing import LIVE_QUERY_TIMEOUT_S
+from spotctl.embedded.disk_space import low_space_note
 from spotctl.models import JobState
 
 CANCEL_WORKER_WAIT_S = 5.0

@@ -1,6 +1,6 @@
 """How jobs look in a terminal and in JSON.
 
-A managed pipeline (pipeline_view.py merges its rows) is one job: one line like any job's,
+A managed pipeline (client/pipeline_view.py merges its rows) is one job: one line like any job's,
 then a `↳` line per task as SkyPilot shows them (a TASK column appears when a pipeline is
 listed), and in JSON the job's object plus a `tasks` list, one object per task with the keys
 of a job's object and `task` (its 0-based index). Single-task jobs look as they always did."""
@@ -137,7 +137,7 @@ def last_run_started_at(job: JobState) -> datetime | None:
 def as_json(job: JobState, *, now: datetime | None = None, prices: Mapping[PriceKey, float] | None = None) -> dict:
     """One job of `status --json`: the state as the workflow keeps it (every count an int),
     plus what the CLI derives: durations, last_run_started_at, and the cost per attempt and
-    per job (USD; see spotctl/costs.py). A pipeline adds `tasks`: each task's object, made
+    per job (USD; see spotctl/catalog/ondemand.py). A pipeline adds `tasks`: each task's object, made
     the same way, with its `task` index; a single-task job has neither key."""
     now = now or _now()
     data = _json_of(job, now, prices or {}, total_seconds(job))

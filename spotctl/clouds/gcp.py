@@ -41,11 +41,17 @@ from typing import Any
 
 from spotctl.catalog.csv_offerings import catalog_regions, load_offerings
 from spotctl.clouds.base import CloudError, InstanceState, TaggedInstance
+from spotctl.clouds.gcp_clients import (
+    CALL_TIMEOUT_S,
+    GcpCredentialsMissing,
+    compute_client,
+    credentials_missing,
+    gcp_project,
+)
 from spotctl.clouds.gcp_errors import classify, gcp_errors, operation_error, to_cloud_error
 from spotctl.clouds.gcp_network import TAG, ensure_ssh_firewall
 from spotctl.clouds.ssh_key import ensure_key, private_key_path
-from spotctl.config import Settings
-from spotctl.gcp_clients import CALL_TIMEOUT_S, GcpCredentialsMissing, compute_client, credentials_missing, gcp_project
+from spotctl.config.settings import Settings
 from spotctl.models import Candidate, ClusterHandle, ErrorKind, ErrorScope, Location, Offering
 from spotctl.remote.base import Runner
 

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 
 from spotctl.clouds.base import InstanceState
 from spotctl.clouds.local_processes import signal_users
-from spotctl.remote.agent_notice import write_notice
+from spotctl.node_agent.agent_notice import write_notice
 
 if TYPE_CHECKING:
     from spotctl.clouds.local import LocalInstance

@@ -57,7 +57,7 @@ class Store(Protocol):
 
     def node_sync(self, bucket: str, prefix: str = "", *, credentials: bool = True) -> dict | None:
         """What a node agent needs to keep a directory of a VM in step with the bucket (MOUNT
-        and MOUNT_CACHED on a real VM; see remote/bucket_sync.py): a JSON-able dict with
+        and MOUNT_CACHED on a real VM; see node_agent/bucket_sync.py): a JSON-able dict with
         "kind", "bucket", "prefix" and the store's endpoint and region, and with `credentials`
         short-lived ones that reach only this prefix of this bucket (never the worker's own;
         without, the VM's own identity is used). None when the store cannot be reached from a

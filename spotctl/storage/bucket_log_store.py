@@ -1,7 +1,7 @@
 """BucketLogStore: the LogStore protocol on a bucket of any Store (S3, GCS, a local directory bucket).
 
 With it the CLI and the workers share a bucket instead of `$SPOTCTL_HOME` (select it with
-`SPOTCTL_LOG_STORE=s3://bucket/prefix` or `gs://bucket/prefix`; see config.py).
+`SPOTCTL_LOG_STORE=s3://bucket/prefix` or `gs://bucket/prefix`; see config/settings.py).
 
 Why chunks: object stores have no append (an S3 or GCS object is written whole, once), and
 rewriting a growing log object on every poll would cost O(size) per poll. So each shipped piece is its

@@ -31,8 +31,8 @@ from typing import Any
 from google.api_core import exceptions as gexc
 from google.cloud.storage.retry import DEFAULT_RETRY
 
-from spotctl.config import Settings
-from spotctl.gcp_clients import CALL_TIMEOUT_S, GcpCredentialsMissing, storage_client
+from spotctl.clouds.gcp_clients import CALL_TIMEOUT_S, GcpCredentialsMissing, storage_client
+from spotctl.config.settings import Settings
 from spotctl.storage.base import StorageError
 from spotctl.storage.gcs_names import check_gcs_bucket_name as _check
 from spotctl.storage.local import clean_key
@@ -263,8 +263,8 @@ class GcsStore:
         from google.auth.exceptions import GoogleAuthError, TransportError
         from google.auth.exceptions import TimeoutError as GoogleAuthTimeout
 
+        from spotctl.clouds.gcp_clients import gcp_credentials  # the worker's ADC; cached there
         from spotctl.clouds.gcp_node_token import downscoped_token
-        from spotctl.gcp_clients import gcp_credentials  # the worker's ADC; cached there
 
         try:
             creds, _ = gcp_credentials(self.settings)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 
-from spotctl.config import Settings
+from spotctl.config.settings import Settings
 from spotctl.storage.base import StorageError, Store
 from spotctl.storage.local import LocalStore, clean_key
 
@@ -21,7 +21,7 @@ _URL = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://([^/]*)/?(.*)$")
 
 def get_store(settings: Settings, store: str | None = None, region: str | None = None) -> Store:
     """The store named `store` (case-insensitive, as task YAML writes it); None = local.
-    New buckets are created in `region` (the job's, see staging.py); without one, `s3` ones
+    New buckets are created in `region` (the job's, see launch/staging.py); without one, `s3` ones
     in the default AWS region of boto3's chain (AWS_REGION / AWS_DEFAULT_REGION, else
     us-east-1), `gcs` ones in the first of `gcp.regions`, else US-CENTRAL1. Existing buckets
     are used where they are."""

@@ -44,9 +44,9 @@ with workflow.unsafe.imports_passed_through():
         cluster_name,
         notify_queue,
     )
-    from spotctl.pipeline_names import task_workflow_id
+    from spotctl.models.naming import task_workflow_id
+    from spotctl.models.skypilot_ids import task_id
     from spotctl.policy.costs import job_cost
-    from spotctl.skypilot_ids import task_id
     from spotctl.workflows.job_view import describe
     from spotctl.workflows.shielded import shielded
 

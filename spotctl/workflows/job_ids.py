@@ -10,7 +10,7 @@ Each launch names its allocation with a request id (a uuid): a retried `allocate
 try landed but the answer was lost, so the client sent it again under a new update id) gets
 the id the first try got instead of burning another. The last REQUESTS_REMEMBERED request ids
 are carried across continue-as-new. `at_least` moves the counter past an id that turned out
-to be an existing job's (client.py), so no id is ever handed out twice.
+to be an existing job's (client/jobs.py), so no id is ever handed out twice.
 """
 
 from __future__ import annotations

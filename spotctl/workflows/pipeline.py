@@ -45,7 +45,7 @@ with workflow.unsafe.imports_passed_through():
         TaskStatus,
         TeardownRequest,
     )
-    from spotctl.pipeline_names import (
+    from spotctl.models.naming import (
         PIPELINE_WORKFLOW,
         TASK_STATUS,
         TASK_STATUS_SIGNAL,

@@ -18,7 +18,7 @@ from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
     from spotctl.models import JobSpec, JobState, JobStatus, TaskStatus
-    from spotctl.pipeline_names import TASK_STATUS, TASK_STATUS_SIGNAL, TASK_WORKFLOW
+    from spotctl.models.naming import TASK_STATUS, TASK_STATUS_SIGNAL, TASK_WORKFLOW
     from spotctl.workflows.spot_job import SpotJobWorkflow
 
 

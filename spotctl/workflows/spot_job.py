@@ -27,7 +27,7 @@ What a user can rely on:
   new between attempts and while it waits for capacity, so a job may wait or run for months.
 
 Jobs started before these rules (no `controller-v2` marker in their history) finish under
-the first controller, workflows/controller_v1.py.
+the first controller, workflows/legacy/controller_v1.py.
 """
 
 from __future__ import annotations
@@ -77,19 +77,19 @@ with workflow.unsafe.imports_passed_through():
     from spotctl.policy.failures import all_fatal
     from spotctl.policy.outcome import Decision, after_exit, uses_restart_budget
     from spotctl.policy.recovery import block_region, order_candidates
-    from spotctl.workflows.controller_v1 import ControllerV1
     from spotctl.workflows.event_outbox import EventOutbox
     from spotctl.workflows.job_view import Cancelled, Finished, describe, error_type
+    from spotctl.workflows.legacy.controller_v1 import ControllerV1
     from spotctl.workflows.shielded import shielded
     from spotctl.workflows.visibility import Visibility
 
 CONTROLLER_V2 = "controller-v2"
-"""The patch that separates jobs of this controller from those of controller_v1.py."""
+"""The patch that separates jobs of this controller from those of workflows/legacy/controller_v1.py."""
 LIVE_PRICES = "live-prices"
 """The patch that re-prices the candidates (an activity) before every recovery."""
 MONITOR_QUEUE = "monitor-queue"
 """The patch that runs the monitor on its own task queue (models.monitor_queue), and does not
-wait for a cancelled monitor to acknowledge (it heartbeats less often: worker_pool.py)."""
+wait for a cancelled monitor to acknowledge (it heartbeats less often: worker/pool.py)."""
 LAUNCH_SLOTS = "launch-slots"
 """The patch that creates clusters on the launch queue, whose slots cap concurrent launches."""
 NOTES = "job-notes"

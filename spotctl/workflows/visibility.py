@@ -13,8 +13,8 @@ from temporalio import workflow
 from temporalio.common import SearchAttributeKey
 
 with workflow.unsafe.imports_passed_through():
-    from spotctl import search_attributes as sa
     from spotctl.models import JobState
+    from spotctl.models import search_attributes as sa
     from spotctl.policy.costs import keep_last
     from spotctl.workflows.job_view import details
 

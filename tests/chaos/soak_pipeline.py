@@ -35,9 +35,9 @@ from typing import Any
 import yaml
 from webhook_receiver import Receiver
 
-from spotctl.client import SpotClient
-from spotctl.config import Settings
-from spotctl.pipeline_names import task_workflow_id
+from spotctl.client.jobs import SpotClient
+from spotctl.config.settings import Settings
+from spotctl.models.naming import task_workflow_id
 
 NEXT_TASK_BOUND_S = 60.0
 """A task's workflow starts this soon after the task before it ended (a worker kill or the

@@ -22,8 +22,8 @@ from gcs_lab import raw_client, shared_fake_gcs
 from moto_lab import IMAGE_REGIONS, moto_instances, publish_ubuntu_image, reset_moto
 from vm_lab import VmFleet
 
-from spotctl import aws_clients, gcp_clients
 from spotctl.clouds import aws as aws_cloud
+from spotctl.clouds import aws_clients, gcp_clients
 from spotctl.remote import ssh
 
 from conftest import Spot, embedded_spot, spotctl_env

@@ -38,8 +38,8 @@ import pytest
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import storage
 
-from spotctl.config import Settings
-from spotctl.gcp_clients import LAB_PROJECT, forget_clients
+from spotctl.clouds.gcp_clients import LAB_PROJECT, forget_clients
+from spotctl.config.settings import Settings
 
 READY_TIMEOUT_S = 10.0
 _ARCH = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64"}

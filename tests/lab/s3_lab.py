@@ -25,8 +25,8 @@ import pytest
 from botocore.config import Config
 from moto_lab import shared_moto
 
-from spotctl.aws_clients import forget_clients
-from spotctl.config import Settings
+from spotctl.clouds.aws_clients import forget_clients
+from spotctl.config.settings import Settings
 
 ACCESS_KEY = "AKIASPOTCTLLAB000000"
 SECRET_KEY = "spotctl-lab-secret-key"

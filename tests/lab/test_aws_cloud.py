@@ -21,7 +21,7 @@ from moto_lab import (  # noqa: F401 - fixtures
     preempt,
 )
 
-from spotctl import aws_clients
+from spotctl.clouds import aws_clients
 from spotctl.clouds.aws import NO_CREDENTIALS, AwsCloud, client_token, forget_caches
 from spotctl.clouds.aws_keys import SECURITY_GROUP, key_pair_name
 from spotctl.clouds.base import CloudError, InstanceState, NoCapacity, Throttled

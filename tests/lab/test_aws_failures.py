@@ -21,8 +21,8 @@ from moto_lab import failing, failing_run_instances, moto_instances, moto_server
 from test_aws_jobs import aws_spot, counter_task, fleet, launch, logs, wait_for_log  # noqa: F401
 from vm_lab import VmFleet
 
-from spotctl import aws_clients
 from spotctl.cli.main import cli
+from spotctl.clouds import aws_clients
 
 from conftest import Spot
 

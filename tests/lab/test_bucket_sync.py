@@ -1,4 +1,4 @@
-"""remote/bucket_sync.py (the stdlib S3 client and MOUNT_CACHED) against moto over HTTP, with
+"""node_agent/bucket_sync.py (the stdlib S3 client and MOUNT_CACHED) against moto over HTTP, with
 moto checking SigV4 signatures where it matters, and against AWS's published test vectors."""
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ import pytest
 import s3_lab as lab
 from s3_lab import S3Lab
 
-from spotctl.remote import bucket_sync
-from spotctl.remote.bucket_sync import EMPTY_SHA256, CachedMount, S3Client, S3Error, sign_v4
+from spotctl.node_agent import bucket_sync
+from spotctl.node_agent.bucket_sync import EMPTY_SHA256, CachedMount, S3Client, S3Error, sign_v4
 
 s3_lab = lab.s3_lab  # the fixtures, shared by module attribute
 moto_s3_endpoint = lab.moto_s3_endpoint

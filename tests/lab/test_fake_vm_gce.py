@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from fake_vm import FakeVM
 
-from spotctl.remote import agent_notice
+from spotctl.node_agent import agent_notice
 
 
 def _free_port() -> int:

