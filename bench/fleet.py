@@ -26,9 +26,11 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from spotctl.clouds.local import LocalCloud  # noqa: E402
-from spotctl.config.settings import Settings, load_settings  # noqa: E402
-from spotctl.embedded.procs import worker_env  # noqa: E402
-from spotctl.embedded.server import EmbeddedServer  # noqa: E402
+from spotctl.config import Settings, load_settings  # noqa: E402
+from spotctl.embedded import (
+    EmbeddedServer,  # noqa: E402
+    worker_env,  # noqa: E402
+)
 from spotctl.models import cluster_name  # noqa: E402
 
 TICKS = os.sysconf("SC_CLK_TCK")

@@ -17,15 +17,15 @@ from temporalio.testing import WorkflowEnvironment  # noqa: E402
 
 from spotctl.activities import all_activities  # noqa: E402
 from spotctl.activities.deps import Deps  # noqa: E402
-from spotctl.client.jobs import SpotClient  # noqa: E402
+from spotctl.client import SpotClient  # noqa: E402
 from spotctl.clouds.local import LocalCloud  # noqa: E402
-from spotctl.codec.encryption import data_converter  # noqa: E402
-from spotctl.config.settings import load_settings  # noqa: E402
-from spotctl.embedded.server import temporal_binary  # noqa: E402
+from spotctl.codec import data_converter  # noqa: E402
+from spotctl.config import load_settings  # noqa: E402
+from spotctl.embedded import temporal_binary  # noqa: E402
 from spotctl.models import TASK_QUEUE, Candidate  # noqa: E402
 from spotctl.models import search_attributes as sa  # noqa: E402
-from spotctl.policy.placement import rank_candidates  # noqa: E402
-from spotctl.worker.pool import job_workers, running  # noqa: E402
+from spotctl.policy import rank_candidates  # noqa: E402
+from spotctl.worker import job_workers, running  # noqa: E402
 from spotctl.workflows import ALL_WORKFLOWS  # noqa: E402
 
 

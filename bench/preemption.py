@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from harness import bench_environment  # noqa: E402
 
-from spotctl.client.jobs import SpotClient  # noqa: E402
+from spotctl.client import SpotClient  # noqa: E402
 from spotctl.models import JobSpec, JobStatus, cluster_name  # noqa: E402
 
 

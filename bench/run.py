@@ -38,9 +38,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from fleet import Fleet, fleet, preempt_at_random  # noqa: E402
 from report import QUICK_LIMITS, TARGETS, quick_failures, write_report  # noqa: E402
 
-from spotctl.client.jobs import JOB_WORKFLOW, SpotClient  # noqa: E402
+from spotctl.client import JOB_WORKFLOW, SpotClient  # noqa: E402
 from spotctl.models import JobSpec  # noqa: E402
-from spotctl.policy.placement import rank_candidates  # noqa: E402
+from spotctl.policy import rank_candidates  # noqa: E402
 
 LAUNCH_CONCURRENCY = 32
 PREEMPT_SPREAD_S = 10.0

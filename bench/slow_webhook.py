@@ -40,10 +40,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from fleet import Fleet, fleet, preempt_at_random  # noqa: E402
 from webhook_receiver import Receiver, running_receiver  # noqa: E402
 
-from spotctl.client.jobs import JOB_WORKFLOW, SpotClient  # noqa: E402
-from spotctl.config.settings import WorkerConfig  # noqa: E402
+from spotctl.client import JOB_WORKFLOW, SpotClient  # noqa: E402
+from spotctl.config import WorkerConfig  # noqa: E402
 from spotctl.models import JobSpec, JobStatus, NotifySettings  # noqa: E402
-from spotctl.policy.placement import rank_candidates  # noqa: E402
+from spotctl.policy import rank_candidates  # noqa: E402
 
 LAUNCH_CONCURRENCY = 32
 PREEMPT_SPREAD_S = 10.0

@@ -25,9 +25,9 @@ from spotctl.cli.main import cli
 from spotctl.clouds import local_cgroups
 from spotctl.clouds.local import LocalCloud
 from spotctl.clouds.local_processes import processes_of
-from spotctl.codec.encryption import data_converter_for_key
-from spotctl.config.settings import Settings, load_settings
-from spotctl.embedded.server import EmbeddedServer, temporal_binary
+from spotctl.codec import data_converter_for_key
+from spotctl.config import Settings, load_settings
+from spotctl.embedded import EmbeddedServer, temporal_binary
 from spotctl.models import search_attributes as sa
 from spotctl.node_agent.agent import pid_alive
 

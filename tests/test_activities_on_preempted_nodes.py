@@ -21,7 +21,7 @@ from spotctl.activities.run import RunActivities
 from spotctl.activities.setup import SetupActivities
 from spotctl.activities.watch import check_alive
 from spotctl.clouds.local import LocalCloud
-from spotctl.config.settings import Settings
+from spotctl.config import Settings
 from spotctl.models import PREEMPTED_ERROR, AttemptRef, Candidate, JobSpec
 
 CANDIDATE = Candidate(cloud="local", region="local-east", zone="local-east-1a", instance_type="local.small",

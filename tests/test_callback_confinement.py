@@ -23,8 +23,8 @@ from temporalio.testing import ActivityEnvironment
 from spotctl.activities.deps import Deps
 from spotctl.activities.notify import NotifyActivities
 from spotctl.clouds import local_cgroups
-from spotctl.config.settings import Settings
-from spotctl.embedded.server import EmbeddedServer
+from spotctl.config import Settings
+from spotctl.embedded import EmbeddedServer
 from spotctl.models import CallbackRequest, JobEvent, JobStatus
 from spotctl.notify import callback_cgroups
 

@@ -10,9 +10,8 @@ from datetime import UTC, datetime
 
 from temporalio.client import WorkflowExecutionStatus
 
-from spotctl.client.jobs import SpotClient, workflow_id
-from spotctl.client.listing import HANDOVER_WINDOW, handed_over_query
-from spotctl.launch.planning import Overrides, plan
+from spotctl.client import HANDOVER_WINDOW, SpotClient, handed_over_query, workflow_id
+from spotctl.launch import Overrides, plan
 
 from conftest import Spot
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from spotctl.task.load import Pipeline, load_task_file
+from spotctl.task import Pipeline, load_task_file
 
 CORPUS = Path(__file__).parents[2] / "shared" / "compat" / "skypilot-yaml"
 FILES = sorted(CORPUS.glob("*.yaml")) if CORPUS.is_dir() else []

@@ -27,7 +27,7 @@ from spotctl.models import (
     ProvisionRequest,
     ProvisionResult,
 )
-from spotctl.worker.pool import job_workers, running
+from spotctl.worker import job_workers, running
 from spotctl.workflows import ALL_WORKFLOWS, SpotJobWorkflow
 
 pytestmark = pytest.mark.quick  # `pytest -m quick`: the fast loop (README, Tests)

@@ -19,7 +19,7 @@ import pytest
 import yaml
 
 from spotctl.clouds.ssh_key import KEY_FILE
-from spotctl.config.settings import WorkerConfig
+from spotctl.config import WorkerConfig
 
 ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = ROOT / "deploy"

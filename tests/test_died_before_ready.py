@@ -17,7 +17,7 @@ from temporalio.testing import WorkflowEnvironment
 from test_workflow_races import FakeCloud, job_spec, runs_of
 
 from spotctl.models import NOT_READY_ERROR, PREEMPTED_ERROR, ClusterHandle, JobState, JobStatus, ReadyRequest
-from spotctl.worker.pool import job_workers, running
+from spotctl.worker import job_workers, running
 from spotctl.workflows import ALL_WORKFLOWS
 
 BOUND_S = 120

@@ -14,8 +14,8 @@ from pathlib import Path
 
 from spotctl.cli.follow import describe, print_result
 from spotctl.cli.render import clip, safe
-from spotctl.client.jobs import SpotClient
-from spotctl.launch.planning import Overrides, plan
+from spotctl.client import SpotClient
+from spotctl.launch import Overrides, plan
 from spotctl.models import JobState, JobStatus
 
 from conftest import Spot, launched_id

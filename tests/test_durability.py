@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from webhook_receiver import Receiver
 
-from spotctl.embedded.server import EmbeddedServer
+from spotctl.embedded import EmbeddedServer
 
 from conftest import Spot, embedded_spot, pid_dead, spotctl_env
 

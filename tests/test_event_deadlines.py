@@ -22,7 +22,7 @@ from temporalio.testing import WorkflowEnvironment
 from test_workflow_races import FakeCloud, job_spec
 
 from spotctl.models import Activities, JobState, JobStatus, NotifySettings, WebhookRequest
-from spotctl.worker.pool import job_workers, running
+from spotctl.worker import job_workers, running
 from spotctl.workflows import ALL_WORKFLOWS
 from spotctl.workflows.event_outbox import events_workflow_id
 

@@ -18,7 +18,7 @@ from temporalio.client import Client
 from test_notifications import ALL, closed_within, events_of, first_deliveries, notify_config
 from webhook_receiver import Receiver
 
-from spotctl.client.jobs import workflow_id
+from spotctl.client import workflow_id
 from spotctl.models.naming import task_workflow_id
 from spotctl.workflows.event_outbox import EVENTS_WORKFLOW, events_workflow_id
 

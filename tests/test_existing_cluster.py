@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-from spotctl.embedded.server import temporal_binary
+from spotctl.embedded import temporal_binary
 
 from conftest import REPO, free_port, pid_dead
 

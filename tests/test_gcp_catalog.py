@@ -2,7 +2,7 @@
 
 from collections import Counter
 
-from spotctl.catalog.csv_offerings import catalog_regions, load_offerings
+from spotctl.catalog import catalog_regions, load_offerings
 
 REGIONS = {
     "us-central1": {"us-central1-a", "us-central1-b", "us-central1-c", "us-central1-f"},

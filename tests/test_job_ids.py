@@ -14,13 +14,14 @@ from temporalio import workflow
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from spotctl.client.jobs import JobIdTaken, SpotClient, workflow_id
-from spotctl.codec.encryption import data_converter_for_key
-from spotctl.config.settings import Settings
-from spotctl.embedded.server import temporal_binary
-from spotctl.launch.planning import Overrides, plan
-from spotctl.models import TASK_QUEUE, AllocatorState
+from spotctl.client import JobIdTaken, SpotClient, workflow_id
+from spotctl.codec import data_converter_for_key
+from spotctl.config import Settings
+from spotctl.embedded import temporal_binary
+from spotctl.launch import Overrides, plan
+from spotctl.models import TASK_QUEUE
 from spotctl.models import search_attributes as sa
+from spotctl.workflows.allocator_state import AllocatorState
 from spotctl.workflows.job_ids import ALLOCATOR_WORKFLOW_ID, JobIdAllocator
 
 from conftest import Spot

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from spotctl.client.jobs import SpotClient
-from spotctl.launch.planning import Overrides, plan
+from spotctl.client import SpotClient
+from spotctl.launch import Overrides, plan
 
 from conftest import EXAMPLES, Spot, launched_id, pid_dead
 

@@ -180,8 +180,8 @@ def test_job_recovery(dry_run, tmp_path: Path) -> None:
 
 
 def test_job_recovery_keeps_the_tasks_other_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from spotctl.config.settings import load_settings
-    from spotctl.launch.planning import Overrides, plan
+    from spotctl.config import load_settings
+    from spotctl.launch import Overrides, plan
 
     monkeypatch.setenv("SPOTCTL_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("SPOTCTL_CLOUDS", "local")

@@ -18,7 +18,7 @@ from spotctl.clouds.base import CloudError, InstanceState, NoCapacity
 from spotctl.clouds.local import LocalCloud
 from spotctl.clouds.local_processes import processes_of
 from spotctl.clouds.registry import enabled_clouds, get_cloud
-from spotctl.config.settings import Settings, load_settings
+from spotctl.config import Settings, load_settings
 from spotctl.models import Candidate, ClusterHandle
 from spotctl.remote.base import NodeUnreachable
 from spotctl.remote.local import LocalRunner
@@ -183,7 +183,7 @@ def test_concurrent_provisioning_respects_capacity(cloud: LocalCloud, settings: 
         "from pathlib import Path\n"
         "from spotctl.clouds.base import NoCapacity\n"
         "from spotctl.clouds.local import LocalCloud\n"
-        "from spotctl.config.settings import load_settings\n"
+        "from spotctl.config import load_settings\n"
         "from spotctl.models import Candidate\n"
         "c = LocalCloud(load_settings(home=Path(sys.argv[1])))\n"
         "cand = Candidate(cloud='local', region='local-east', zone='local-east-1a',"

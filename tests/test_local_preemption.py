@@ -21,7 +21,7 @@ import spotctl.node_agent.agent as agent_module
 from spotctl.clouds.base import CloudError, InstanceState, NoCapacity
 from spotctl.clouds.local import LocalCloud, LocalInstance
 from spotctl.clouds.local_processes import processes_of, user_processes_of
-from spotctl.config.settings import Settings
+from spotctl.config import Settings
 from spotctl.models import Candidate, ClusterHandle
 from spotctl.remote.base import NodeUnreachable
 from spotctl.remote.local import LocalRunner
@@ -397,7 +397,7 @@ def test_exit_code_waits_for_the_program_saving_after_a_notice(cloud: LocalCloud
     d = "~/.spotctl/job-1/attempt-1"
     claimed = subprocess.Popen([sys.executable, "-c", (
         "import sys; from pathlib import Path; from spotctl.clouds.local import LocalCloud; "
-        "from spotctl.config.settings import load_settings; "
+        "from spotctl.config import load_settings; "
         "LocalCloud(load_settings(home=Path(sys.argv[1]))).preempt(sys.argv[2], notice_s=5.0)"),
         str(settings.home), iid])
     try:

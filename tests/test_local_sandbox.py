@@ -15,7 +15,7 @@ from test_mounts import bucket_dir, materialize_on, output, provision, run_phase
 import spotctl.remote.local as local_runner
 from spotctl.clouds.local import LocalCloud
 from spotctl.clouds.local_processes import processes_of
-from spotctl.config.settings import Settings
+from spotctl.config import Settings
 from spotctl.remote.local import sandbox_problem
 
 from conftest import needs_namespaces

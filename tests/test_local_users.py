@@ -35,9 +35,9 @@ from test_codec_server_cmd import _codec_server, _post
 from test_secrets import codec_call
 from test_supervisor import Embedded, spotctl, wait_until
 
-from spotctl.client.jobs import workflow_id
+from spotctl.client import workflow_id
 from spotctl.codec import peer_uid
-from spotctl.config.settings import load_settings
+from spotctl.config import load_settings
 from spotctl.embedded import port_guard
 from spotctl.models import TASK_QUEUE, Candidate, JobSpec
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from spotctl.config.settings import Settings, load_settings
+from spotctl.config import Settings, load_settings
 from spotctl.storage.bucket_log_store import BucketLogStore
 from spotctl.storage.local import LocalStore
 from spotctl.storage.log_store import DirLogStore, LogStore, open_log_store

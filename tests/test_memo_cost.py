@@ -14,10 +14,10 @@ import pytest
 from temporalio.testing import WorkflowEnvironment
 from test_workflow_races import FakeCloud, job_spec, wait_event
 
-from spotctl.client.listing import read_state
+from spotctl.client import read_state
 from spotctl.models import Activities, AttemptRecord, CarriedState, JobState, JobStatus
-from spotctl.policy.costs import job_cost, keep_last, money
-from spotctl.worker.pool import job_workers, running
+from spotctl.policy import job_cost, keep_last, money
+from spotctl.worker import job_workers, running
 from spotctl.workflows import ALL_WORKFLOWS
 from spotctl.workflows.visibility import MEMO_HISTORY
 
@@ -70,7 +70,7 @@ async def test_memo_and_live_query_show_the_same_cost(env: WorkflowEnvironment) 
 def test_a_pipeline_sums_its_tasks_cut_records() -> None:
     """A pipeline's cost adds up its tasks': a running task's memo with cut records counts
     them (pipeline_view.merge adds the rows' earlier totals)."""
-    from spotctl.client.pipeline_view import merge
+    from spotctl.client import merge
 
     records = [record(i) for i in range(1, ENDED + 1)]
     task = JobState(job_id=7, name="train", submitted_at=T0, status=JobStatus.RUNNING, task=0, attempt=ENDED,

@@ -10,10 +10,10 @@ import os
 import signal
 import time
 
-from spotctl.client.jobs import SpotClient, workflow_id
-from spotctl.embedded.server import EmbeddedServer
+from spotctl.client import SpotClient, workflow_id
+from spotctl.embedded import EmbeddedServer
 from spotctl.models import HEARTBEAT_TIMEOUT_S, MONITOR_HEARTBEAT_TIMEOUT_S, Activities
-from spotctl.worker.pool import MONITOR_HEARTBEAT_THROTTLE
+from spotctl.worker import MONITOR_HEARTBEAT_THROTTLE
 
 from conftest import Spot
 

@@ -22,14 +22,14 @@ import spotctl.node_agent.agent as agent_module
 from spotctl.activities.mounts import materialize
 from spotctl.clouds.local import LocalCloud
 from spotctl.clouds.local_processes import processes_of
-from spotctl.config.settings import Settings
-from spotctl.launch.staging import StagedFiles, delete_buckets, stage
+from spotctl.config import Settings
+from spotctl.launch import StagedFiles, delete_buckets, stage
 from spotctl.models import Candidate, ClusterHandle, FileMount
 from spotctl.remote.base import NodeUnreachable
 from spotctl.remote.local import LocalRunner
 from spotctl.storage.base import StorageError
 from spotctl.storage.registry import get_store
-from spotctl.task.load import load_task_file
+from spotctl.task import load_task_file
 
 from conftest import EXAMPLES, needs_namespaces
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from spotctl.config.settings import ConfigError, load_settings
+from spotctl.config import ConfigError, load_settings
 
 
 def spotctl(home: Path, **env: str) -> subprocess.CompletedProcess:

@@ -20,8 +20,8 @@ from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
 from webhook_receiver import Receiver
 
-from spotctl.client.jobs import SpotClient, workflow_id
-from spotctl.launch.planning import Overrides, plan
+from spotctl.client import SpotClient, workflow_id
+from spotctl.launch import Overrides, plan
 from spotctl.models import JobStatus
 from spotctl.models.naming import task_workflow_id
 from spotctl.workflows.event_outbox import events_workflow_id

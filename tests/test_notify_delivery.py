@@ -25,9 +25,9 @@ from webhook_receiver import SECRET_PATH, SECRET_QUERY, Receiver
 from spotctl.activities import http_post
 from spotctl.activities.deps import Deps
 from spotctl.activities.notify import WEBHOOK_REJECTED_ERROR, NotifyActivities
-from spotctl.config.settings import ConfigError, Settings, load_settings
+from spotctl.config import ConfigError, Settings, load_settings
 from spotctl.models import CallbackRequest, JobEvent, JobStatus, WebhookRequest
-from spotctl.notify.payloads import payload
+from spotctl.notify import payload
 
 
 def event(**changes: object) -> JobEvent:

@@ -30,7 +30,7 @@ from temporalio.worker import _workflow as temporal_workflow_worker
 from temporalio.worker._workflow_instance import _WorkflowLogicFlag
 from test_workflow_races import FakeCloud, job_spec, wait_event
 
-from spotctl.config.settings import WorkerConfig
+from spotctl.config import WorkerConfig
 from spotctl.models import (
     Activities,
     JobState,
@@ -42,7 +42,7 @@ from spotctl.models import (
 )
 from spotctl.models import search_attributes as sa
 from spotctl.models.naming import PIPELINE_WORKFLOW, TASK_WORKFLOW, task_workflow_id
-from spotctl.worker.pool import job_workers, running
+from spotctl.worker import job_workers, running
 from spotctl.workflows import ALL_WORKFLOWS
 
 pytestmark = pytest.mark.quick  # `pytest -m quick`: the fast loop (README, Tests)

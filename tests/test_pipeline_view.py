@@ -19,12 +19,14 @@ from temporalio.service import RPCError, RPCStatusCode
 from spotctl.cli.follow import LogPrinter, followed
 from spotctl.cli.jobs import _check_task
 from spotctl.cli.render import as_json, job_view, short_failure, status_table
-from spotctl.client.listing import JOB_TYPES, LISTING_QUERY, pipeline_state
-from spotctl.client.pipeline_view import (
+from spotctl.client import (
+    JOB_TYPES,
+    LISTING_QUERY,
     PIPELINE_WORKFLOW,
     TASK_WORKFLOW,
     attempt_tasks,
     merge,
+    pipeline_state,
     rows_to_fetch,
     task_workflow_id,
 )

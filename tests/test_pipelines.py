@@ -14,7 +14,7 @@ from click.testing import CliRunner
 from test_compat_yaml import CORPUS, PIPELINES, needs_corpus
 
 from spotctl.cli.main import cli
-from spotctl.client.jobs import SpotClient
+from spotctl.client import SpotClient
 from spotctl.models.naming import task_workflow_id
 
 from conftest import Spot

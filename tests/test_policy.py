@@ -7,9 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from spotctl.models import Offering, RecoveryConfig, ResourceRequest
-from spotctl.policy.backoff import Backoff
-from spotctl.policy.outcome import Decision, after_exit
-from spotctl.policy.placement import rank_candidates, without_blocked
+from spotctl.policy import Backoff, Decision, after_exit, rank_candidates, without_blocked
 
 pytestmark = pytest.mark.quick  # `pytest -m quick`: the fast loop (README, Tests)
 
@@ -83,7 +81,7 @@ def test_exit_code_decisions_follow_skypilot() -> None:
 
 def test_a_failure_rules_out_its_scope_for_the_rest_of_the_scan() -> None:
     from spotctl.models import Candidate, CandidateFailure, ErrorKind, ErrorScope
-    from spotctl.policy.failures import Blocklist, skipped
+    from spotctl.policy import Blocklist, skipped
 
     def c(cloud: str, region: str, zone: str, itype: str = "t1") -> Candidate:
         return Candidate(cloud=cloud, region=region, zone=zone, instance_type=itype, use_spot=True, price=1)
@@ -109,7 +107,7 @@ def test_a_failure_rules_out_its_scope_for_the_rest_of_the_scan() -> None:
 
 def test_what_a_create_error_means() -> None:
     from spotctl.models import CandidateFailure, ErrorKind
-    from spotctl.policy.failures import OnError, all_fatal, in_place_delay, on_create_error
+    from spotctl.policy import OnError, all_fatal, in_place_delay, on_create_error
 
     assert on_create_error(ErrorKind.THROTTLED) == OnError.RETRY_THEN_RECORD
     assert on_create_error(ErrorKind.UNAVAILABLE) == OnError.RETRY_THEN_RAISE  # it may have made a VM
@@ -125,7 +123,7 @@ def test_what_a_create_error_means() -> None:
 
 def test_live_spot_prices_rerank_the_candidates() -> None:
     from spotctl.models import Candidate
-    from spotctl.policy.placement import repriced
+    from spotctl.policy import repriced
 
     def c(zone: str, price: float, spot: bool = True) -> Candidate:
         return Candidate(cloud="aws", region=zone[:-1], zone=zone, instance_type="g5.xlarge", use_spot=spot, price=price)

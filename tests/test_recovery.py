@@ -93,8 +93,8 @@ def test_many_recoveries_continue_as_new(spot_clean: Spot, tmp_path: Path) -> No
     """A job that restarts often hands itself to fresh workflow runs and keeps its state."""
     import asyncio
 
-    from spotctl.client.jobs import SpotClient, workflow_id
-    from spotctl.launch.planning import Overrides, plan
+    from spotctl.client import SpotClient, workflow_id
+    from spotctl.launch import Overrides, plan
 
     counter = tmp_path / "runs"
     task = tmp_path / "flaky.yaml"

@@ -16,7 +16,7 @@ from temporalio import workflow
 from temporalio.client import WorkflowHistory
 from temporalio.worker import Replayer
 
-from spotctl.codec.encryption import data_converter_for_key
+from spotctl.codec import data_converter_for_key
 from spotctl.models import JobSpec, JobState
 from spotctl.workflows import ALL_WORKFLOWS, JobIdAllocator, SpotJobWorkflow
 

@@ -21,8 +21,8 @@ from google.protobuf import json_format
 from temporalio.api.common.v1 import Payload, Payloads
 from temporalio.client import Client
 
-from spotctl.client.jobs import workflow_id
-from spotctl.codec.encryption import ENCODING, data_converter
+from spotctl.client import workflow_id
+from spotctl.codec import ENCODING, data_converter
 
 from conftest import Spot, launched_id
 

@@ -14,9 +14,8 @@ import pytest
 from click.testing import CliRunner
 
 from spotctl.cli.main import cli
-from spotctl.config.settings import load_settings
-from spotctl.embedded.procs import cmdline
-from spotctl.embedded.server import EmbeddedServer
+from spotctl.config import load_settings
+from spotctl.embedded import EmbeddedServer, cmdline
 
 from conftest import REPO, free_port, pid_dead, spotctl_env
 

@@ -22,8 +22,7 @@ from temporalio.common import SearchAttributePair, TypedSearchAttributes
 
 from spotctl.cli.jobs import _with_all_attempts
 from spotctl.cli.render import page_footer
-from spotctl.client.jobs import JOB_WORKFLOW, SpotClient, workflow_id
-from spotctl.client.listing import JobListing
+from spotctl.client import JOB_WORKFLOW, JobListing, SpotClient, workflow_id
 from spotctl.models import AttemptRecord, JobState, JobStatus
 from spotctl.models import search_attributes as sa
 

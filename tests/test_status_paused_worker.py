@@ -10,7 +10,7 @@ import os
 import signal
 import time
 
-from spotctl.embedded.server import EmbeddedServer
+from spotctl.embedded import EmbeddedServer
 
 from conftest import Spot
 

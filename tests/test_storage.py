@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from spotctl.config.settings import Settings
-from spotctl.launch.staging import delete_buckets, ephemeral_bucket, stage
+from spotctl.config import Settings
+from spotctl.launch import delete_buckets, ephemeral_bucket, stage
 from spotctl.storage.base import StorageError
 from spotctl.storage.local import LocalStore
 from spotctl.storage.registry import get_store, parse_bucket_url
-from spotctl.task.load import Task, TaskError, load_task_file
+from spotctl.task import Task, TaskError, load_task_file
 
 
 @pytest.fixture

@@ -17,12 +17,10 @@ from pathlib import Path
 
 import pytest
 
-from spotctl.client.connect import connect
-from spotctl.client.jobs import SpotClient
+from spotctl.client import SpotClient, connect
 from spotctl.clouds.local import LocalCloud
-from spotctl.config.settings import load_settings
-from spotctl.embedded.procs import cmdline, temporal_binary
-from spotctl.embedded.server import EmbeddedServer
+from spotctl.config import load_settings
+from spotctl.embedded import EmbeddedServer, cmdline, temporal_binary
 from spotctl.models import TASK_QUEUE
 
 from conftest import REPO, free_port, pid_dead, spotctl_env

@@ -8,13 +8,12 @@ import logging
 
 import pytest
 
-from spotctl.client.connect import connect
-from spotctl.client.jobs import SpotClient
+from spotctl.client import SpotClient, connect
 from spotctl.clouds.base import InstanceState
-from spotctl.launch.staging import ephemeral_bucket
+from spotctl.launch import ephemeral_bucket
 from spotctl.models import Candidate
 from spotctl.storage.local import LocalStore
-from spotctl.worker.sweeper import SweepReport, job_of_bucket, job_of_cluster, sweep_interval_s, sweep_once
+from spotctl.worker import SweepReport, job_of_bucket, job_of_cluster, sweep_interval_s, sweep_once
 
 from conftest import Spot
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from spotctl.task.limits import MAX_EVENT_CALLBACK_BYTES
-from spotctl.task.load import (
+from spotctl.task import (
+    MAX_EVENT_CALLBACK_BYTES,
     FileMountSpec,
     Task,
     TaskError,

@@ -12,7 +12,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from spotctl.cli.main import cli
-from spotctl.task.load import TaskError, parse_task_text
+from spotctl.task import TaskError, parse_task_text
 
 pytestmark = pytest.mark.quick  # `pytest -m quick`: the fast loop (README, Tests)
 
@@ -235,9 +235,9 @@ def test_a_launch_with_a_fifo_in_its_workdir_is_one_line_and_no_job(spot_clean, 
 def test_staging_itself_refuses_before_creating_a_bucket(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Whoever calls stage(), a FIFO is a TaskError before any bucket exists (it was an
     exception from the copy, after the job's bucket was made)."""
-    from spotctl.config.settings import load_settings
-    from spotctl.launch.staging import stage
-    from spotctl.task.load import load_task_file
+    from spotctl.config import load_settings
+    from spotctl.launch import stage
+    from spotctl.task import load_task_file
     monkeypatch.setenv("SPOTCTL_CLOUDS", "local")
     monkeypatch.chdir(tmp_path)
     (tmp_path / "wd").mkdir()
@@ -343,7 +343,7 @@ def test_callback_envs_over_their_bound_are_refused(launch) -> None:
 def test_a_webhook_url_with_a_password_is_taken(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """urllib took `user:pass@host` for the host, so every POST failed for a day: the URL is now
     taken and its credentials go as Basic auth (test_notify_delivery checks the header)."""
-    from spotctl.config.settings import load_settings
+    from spotctl.config import load_settings
     monkeypatch.delenv("SPOTCTL_NOTIFY_URL", raising=False)
     (tmp_path / "config.yaml").write_text("notify:\n  url: https://bob:s3cr3tT0ken@hooks.example.com/x\n")
     notify = load_settings(tmp_path).notify

@@ -11,18 +11,22 @@ import pytest
 from click.testing import CliRunner, Result
 
 from spotctl.cli.main import cli
-from spotctl.config.settings import load_settings
-from spotctl.launch.planning import SECRET_SHOWN, Overrides, plan
-from spotctl.task.document import (
+from spotctl.config import load_settings
+from spotctl.launch import SECRET_SHOWN, Overrides, plan
+from spotctl.task import (
+    MAX_COMMAND_BYTES,
+    MAX_FILE_BYTES,
+    MAX_NUM_NODES,
     RECOVERY_KEYS,
     RESOURCE_KEYS,
     SINGLE_RESOURCE_KEYS,
     STORAGE_KEYS,
     TASK_KEYS,
     WORKDIR_KEYS,
+    TaskError,
+    load_task_file,
+    parse_task_text,
 )
-from spotctl.task.limits import MAX_COMMAND_BYTES, MAX_FILE_BYTES, MAX_NUM_NODES
-from spotctl.task.load import TaskError, load_task_file, parse_task_text
 
 pytestmark = pytest.mark.quick  # `pytest -m quick`: the fast loop (README, Tests)
 

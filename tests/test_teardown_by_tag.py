@@ -15,7 +15,7 @@ from spotctl.activities.deps import Deps
 from spotctl.activities.teardown import TeardownActivities
 from spotctl.clouds.base import CloudError
 from spotctl.clouds.local import LocalCloud
-from spotctl.config.settings import Settings
+from spotctl.config import Settings
 from spotctl.models import Candidate, Location, TeardownRequest
 
 EAST = Candidate(cloud="local", region="local-east", zone="local-east-1a", instance_type="local.small",

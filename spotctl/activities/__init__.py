@@ -1,4 +1,6 @@
-"""Activities: thin, idempotent adapters over clouds/, remote/ and storage/. No policy here."""
+"""Activities (worker side): thin, idempotent adapters over clouds/, remote/, storage/ and notify/.
+No policy here: each does one step a workflow asks for and reports what it saw.
+"""
 
 from __future__ import annotations
 

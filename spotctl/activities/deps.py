@@ -8,7 +8,7 @@ from spotctl.activities.loop_pressure import LoopPressure
 from spotctl.activities.watcher import Watchers
 from spotctl.clouds.base import Cloud
 from spotctl.clouds.registry import get_cloud
-from spotctl.config.settings import Settings
+from spotctl.config import Settings
 from spotctl.storage.log_store import open_log_store
 from spotctl.storage.log_store_base import LogStore
 

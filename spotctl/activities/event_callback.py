@@ -27,8 +27,7 @@ from temporalio import activity
 
 from spotctl.models import CallbackOutcome, CallbackRequest
 from spotctl.node_agent.agent import group_alive
-from spotctl.notify import callback_cgroups
-from spotctl.notify.payloads import callback_env
+from spotctl.notify import callback_cgroups, callback_env
 from spotctl.remote.local import _joiner
 
 CALLBACK_OUTPUT_TAIL_BYTES = 2048

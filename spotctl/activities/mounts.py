@@ -32,7 +32,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from spotctl.config.settings import Settings
+from spotctl.config import Settings
 from spotctl.models import FileMount
 from spotctl.remote.base import Runner
 from spotctl.storage.base import StorageError, Store

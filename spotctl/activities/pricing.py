@@ -15,7 +15,7 @@ from spotctl.activities.deps import Deps
 from spotctl.activities.heartbeat import heartbeating
 from spotctl.clouds.base import CloudError
 from spotctl.models import Activities, PricedCandidates, PriceRequest
-from spotctl.policy.placement import repriced
+from spotctl.policy import repriced
 
 
 class PricingActivities:

@@ -44,7 +44,7 @@ from spotctl.models import (
     ReadyRequest,
     cluster_name,
 )
-from spotctl.policy.failures import (
+from spotctl.policy import (
     IN_PLACE_TRIES,
     Blocklist,
     OnError,

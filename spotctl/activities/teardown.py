@@ -11,7 +11,7 @@ from spotctl.activities.deps import Deps
 from spotctl.activities.heartbeat import Progress, heartbeating, last_checkpoint
 from spotctl.activities.space import out_of_space_noted
 from spotctl.clouds.base import Cloud, CloudError
-from spotctl.launch.staging import delete_buckets
+from spotctl.launch import delete_buckets
 from spotctl.models import Activities, Location, TeardownRequest, cluster_name
 
 

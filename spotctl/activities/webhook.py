@@ -19,7 +19,7 @@ from temporalio.exceptions import ApplicationError
 
 from spotctl.activities.http_post import BadUrl, NotHttp, post
 from spotctl.models import WEBHOOK_REJECTED_ERROR, WebhookRequest
-from spotctl.notify.payloads import one_line, payload
+from spotctl.notify import one_line, payload
 
 MAX_POST_TIMEOUT_S = 10.0
 """One POST's time-out is capped here. It is a total deadline for the whole attempt (name

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from spotctl.config.settings import Settings
-from spotctl.policy.costs import PriceKey
+from spotctl.config import Settings
+from spotctl.policy import PriceKey
 
 
 def ondemand_prices(clouds: Iterable[str], settings: Settings) -> dict[PriceKey, float]:

@@ -14,12 +14,12 @@ import click
 from rich.console import Console
 from rich.markup import escape
 
-from spotctl.client.jobs import JobNotFound, SpotClient
-from spotctl.codec.encryption import CodecKeyError
-from spotctl.config.settings import ConfigError, Settings, default_home, load_settings
-from spotctl.embedded.server import EmbeddedServer, ServerError
+from spotctl.client import JobNotFound, SpotClient
+from spotctl.codec import CodecKeyError
+from spotctl.config import ConfigError, Settings, default_home, load_settings
+from spotctl.embedded import EmbeddedServer, ServerError
 from spotctl.models import JobStatus
-from spotctl.task.load import TaskError
+from spotctl.task import TaskError
 
 # Exit codes (the README's table): scripts tell a job's result from a usage error. 1 is any
 # other error (no server, bad config).

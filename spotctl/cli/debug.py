@@ -10,7 +10,7 @@ import click
 
 from spotctl.cli.common import async_command, console, err_console, fail, open_client, resolve_job, settings
 from spotctl.cli.follow import describe
-from spotctl.client.jobs import SpotClient
+from spotctl.client import SpotClient
 from spotctl.clouds.registry import get_cloud
 from spotctl.models import JobState, JobStatus, cluster_name
 

@@ -18,8 +18,7 @@ from rich.markup import escape
 
 from spotctl.cli.common import StoppedFollowing, err_console
 from spotctl.cli.render import safe
-from spotctl.client.jobs import SpotClient
-from spotctl.client.pipeline_view import attempt_tasks, current_index, task_label
+from spotctl.client import SpotClient, attempt_tasks, current_index, task_label
 from spotctl.models import JobState, JobStatus
 
 POLL_S = 0.25

@@ -24,9 +24,8 @@ from spotctl.cli.common import (
 )
 from spotctl.cli.follow import LogPrinter, follow, followed
 from spotctl.cli.render import job_view, jobs_json, output_width, page_footer, status_table
-from spotctl.client.jobs import JobNotFound, JobPage, SpotClient, unfinished_query
-from spotctl.client.listing import LIVE_QUERY_TIMEOUT_S
-from spotctl.embedded.disk_space import low_space_note
+from spotctl.client import LIVE_QUERY_TIMEOUT_S, JobNotFound, JobPage, SpotClient, unfinished_query
+from spotctl.embedded import low_space_note
 from spotctl.models import JobState
 
 CANCEL_WORKER_WAIT_S = 5.0

@@ -13,11 +13,18 @@ from rich.markup import escape
 from spotctl.cli.common import async_command, confirm, console, err_console, exit_code_for, open_client, settings
 from spotctl.cli.follow import follow, print_result
 from spotctl.cli.render import safe
-from spotctl.client.jobs import JobIdTaken, SpotClient
-from spotctl.embedded.server import ServerError
-from spotctl.launch.overrides import secrets_given_inline
-from spotctl.launch.planning import Overrides, Plan, check_launchable, plan
-from spotctl.launch.staging import bucket_regions, delete_buckets, stage_tasks
+from spotctl.client import JobIdTaken, SpotClient
+from spotctl.embedded import ServerError
+from spotctl.launch import (
+    Overrides,
+    Plan,
+    bucket_regions,
+    check_launchable,
+    delete_buckets,
+    plan,
+    secrets_given_inline,
+    stage_tasks,
+)
 
 JOB_ID_TRIES = 5
 """Starts a launch tries before it gives up when each finds its id taken by an existing job."""

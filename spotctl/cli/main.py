@@ -11,7 +11,7 @@ from spotctl.cli.debug import debug
 from spotctl.cli.jobs import cancel, dashboard, logs, status
 from spotctl.cli.launch import launch
 from spotctl.cli.server_cmds import codec_server, server, worker
-from spotctl.config.settings import default_home, secure_home
+from spotctl.config import default_home, secure_home
 
 
 class AliasedGroup(click.Group):

@@ -21,7 +21,7 @@ from rich.table import Table
 from rich.text import Text
 
 from spotctl.models import JobState, JobStatus
-from spotctl.policy.costs import PriceKey, job_cost, money, percent
+from spotctl.policy import PriceKey, job_cost, money, percent
 
 NAME_WIDTH = 40
 RESOURCES_WIDTH = 60

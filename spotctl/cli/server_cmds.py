@@ -9,8 +9,8 @@ import logging
 import click
 
 from spotctl.cli.common import console, err_console, fail, settings
-from spotctl.codec.encryption import CodecKeyError
-from spotctl.embedded.server import EmbeddedServer, ServerError
+from spotctl.codec import CodecKeyError
+from spotctl.embedded import EmbeddedServer, ServerError
 
 
 @click.group()
@@ -70,7 +70,7 @@ def worker() -> None:
     SIGTERM (or Ctrl-C) drains it: it stops taking work, hands its running monitors to the
     other workers at once and gives other running steps worker.drain_timeout_s (30 s) to
     finish. Prometheus metrics: set worker.metrics_port (SPOTCTL_METRICS_PORT)."""
-    from spotctl.worker.main import run_worker
+    from spotctl.worker import run_worker
 
     s = settings()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -98,8 +98,7 @@ def codec_server(port: int, host: str, ui_port: int) -> None:
     import signal
     import threading
 
-    from spotctl.codec.encryption import EncryptionCodec, load_key
-    from spotctl.codec.server import serve_codec
+    from spotctl.codec import EncryptionCodec, load_key, serve_codec
 
     s = settings()
     try:

@@ -7,9 +7,9 @@ from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest, ListSe
 from temporalio.client import Client, TLSConfig
 
 from spotctl.client.runtime import spotctl_runtime
-from spotctl.codec.encryption import data_converter
-from spotctl.config.settings import Settings
-from spotctl.config.settings import TLSConfig as SpotTLS
+from spotctl.codec import data_converter
+from spotctl.config import Settings
+from spotctl.config import TLSConfig as SpotTLS
 from spotctl.models import search_attributes as sa
 
 

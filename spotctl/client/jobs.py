@@ -40,11 +40,12 @@ from temporalio.service import RPCError, RPCStatusCode
 from spotctl.client.connect import connect
 from spotctl.client.listing import JOB_TYPES, JOB_WORKFLOW, JobListing, JobPage, pipeline_state, quote, read_state
 from spotctl.client.listing import unfinished_query as unfinished_query  # re-exported: cli/ imports it from here
-from spotctl.config.settings import Settings
-from spotctl.models import TASK_QUEUE, AllocatorState, JobSpec, JobState, JobStatus, PipelineSpec
+from spotctl.config import Settings
+from spotctl.models import TASK_QUEUE, JobSpec, JobState, JobStatus, PipelineSpec
 from spotctl.models import search_attributes as sa
 from spotctl.models.naming import PIPELINE_WORKFLOW
 from spotctl.storage.log_store import open_log_store
+from spotctl.workflows.allocator_state import AllocatorState
 from spotctl.workflows.job_ids import ALLOCATOR_WORKFLOW_ID, JobIdAllocator
 
 JOB_ID_SKIPS = 50

@@ -20,7 +20,7 @@ from collections.abc import Iterable, Mapping
 
 from spotctl.models import AttemptRecord, JobState, JobStatus
 from spotctl.models.naming import PIPELINE_WORKFLOW, TASK_WORKFLOW, label, task_workflow_id
-from spotctl.policy.costs import known_sum
+from spotctl.policy import known_sum
 
 __all__ = ["PIPELINE_WORKFLOW", "TASK_WORKFLOW", "attempt_tasks", "current_index", "merge", "rows_to_fetch",
            "task_label", "task_workflow_id"]

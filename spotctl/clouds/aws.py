@@ -30,13 +30,13 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from spotctl.catalog.csv_offerings import catalog_regions, load_offerings
+from spotctl.catalog import catalog_regions, load_offerings
 from spotctl.clouds.aws_catalog import UBUNTU_OWNER, find_image, forget_caches, spot_prices
 from spotctl.clouds.aws_clients import aws_client, has_credentials
 from spotctl.clouds.aws_errors import AWS_ERRORS, classify, error_code, to_cloud_error
 from spotctl.clouds.aws_keys import ensure_key, ensure_key_pair, ensure_security_group, private_key_path
 from spotctl.clouds.base import CloudError, InstanceState, TaggedInstance
-from spotctl.config.settings import Settings
+from spotctl.config import Settings
 from spotctl.models import Candidate, ClusterHandle, ErrorKind, ErrorScope, Location, Offering
 from spotctl.remote.base import Runner
 

@@ -18,7 +18,7 @@ from typing import Any
 import boto3
 from botocore.config import Config as BotoConfig
 
-from spotctl.config.settings import Settings
+from spotctl.config import Settings
 
 CONNECT_TIMEOUT_S = 3.0
 READ_TIMEOUT_S = 4.0

@@ -30,7 +30,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from spotctl.clouds.aws_clients import aws_client
-from spotctl.config.settings import Settings
+from spotctl.config import Settings
 
 ACTIONS = ["s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload",
            "s3:ListMultipartUploadParts"]

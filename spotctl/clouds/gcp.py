@@ -39,7 +39,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from spotctl.catalog.csv_offerings import catalog_regions, load_offerings
+from spotctl.catalog import catalog_regions, load_offerings
 from spotctl.clouds.base import CloudError, InstanceState, TaggedInstance
 from spotctl.clouds.gcp_clients import (
     CALL_TIMEOUT_S,
@@ -51,7 +51,7 @@ from spotctl.clouds.gcp_clients import (
 from spotctl.clouds.gcp_errors import classify, gcp_errors, operation_error, to_cloud_error
 from spotctl.clouds.gcp_network import TAG, ensure_ssh_firewall
 from spotctl.clouds.ssh_key import ensure_key, private_key_path
-from spotctl.config.settings import Settings
+from spotctl.config import Settings
 from spotctl.models import Candidate, ClusterHandle, ErrorKind, ErrorScope, Location, Offering
 from spotctl.remote.base import Runner
 

@@ -21,7 +21,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from spotctl.config.settings import Settings
+from spotctl.config import Settings
 
 __all__ = ["CALL_TIMEOUT_S", "GcpCredentialsMissing", "compute_client", "credentials_missing", "forget_clients",
            "gcp_credentials", "gcp_project", "storage_client"]

@@ -47,7 +47,7 @@ from spotctl.clouds.local_config import LocalCloudConfig, RegionConfig, Simulate
 from spotctl.clouds.local_moods import Mood, moody_call
 from spotctl.clouds.local_preemption import NOTICE_POLL_S, PREEMPTION_REASON, PreemptionMixin
 from spotctl.clouds.local_processes import kill_all
-from spotctl.config.settings import Settings
+from spotctl.config import Settings
 from spotctl.models import Candidate, ClusterHandle, Location, Offering
 from spotctl.node_agent.agent_notice import NOTICE_FILE
 from spotctl.remote.local import LocalRunner, booting_marker, cgroup_marker, stopped_marker, unreachable_marker

@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 from spotctl.clouds.base import Cloud, CloudError
 from spotctl.clouds.local import LocalCloud
-from spotctl.config.settings import Settings
+from spotctl.config import Settings
 
 
 def _aws(settings: Settings) -> Cloud:

@@ -35,7 +35,7 @@ from temporalio.api.common.v1 import Payload
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.converter import DataConverter, DefaultFailureConverterWithEncodedAttributes, PayloadCodec
 
-from spotctl.config.settings import ConfigError, Settings, secure_home
+from spotctl.config import ConfigError, Settings, secure_home
 from spotctl.storage.files import create_once
 
 ENCODING = b"binary/encrypted"

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import shutil
 
-from spotctl.config.settings import Settings
+from spotctl.config import Settings
 
 LOW_SPACE_BYTES = 32 * 1024 * 1024
 """Below this much free space the embedded server's database may fail its next write."""

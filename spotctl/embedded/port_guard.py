@@ -24,7 +24,7 @@ import os
 import shutil
 import subprocess
 
-from spotctl.config.settings import Settings
+from spotctl.config import Settings
 
 NFT_TIMEOUT_S = 10.0
 FAMILY = "inet"  # IPv4 and IPv6 in one table

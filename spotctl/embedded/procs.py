@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from spotctl.config.settings import Settings
+from spotctl.config import Settings
 from spotctl.models import search_attributes
 from spotctl.node_agent.agent import pid_alive
 

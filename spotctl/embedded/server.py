@@ -25,8 +25,8 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from spotctl.codec.encryption import load_key
-from spotctl.config.settings import Settings
+from spotctl.codec import load_key
+from spotctl.config import Settings
 from spotctl.embedded import port_guard
 from spotctl.embedded.lock import LockTimeout, file_lock
 from spotctl.embedded.procs import (
@@ -196,7 +196,7 @@ class EmbeddedServer:
 
     def _temporal_answers(self) -> bool:
         """The frontend accepts connections a moment before it serves requests."""
-        from spotctl.client.connect import connect
+        from spotctl.client import connect
 
         async def probe() -> bool:
             try:

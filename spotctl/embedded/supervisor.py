@@ -37,7 +37,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from spotctl.config.settings import Settings, load_settings
+from spotctl.config import Settings, load_settings
 from spotctl.embedded import port_guard
 from spotctl.embedded.lock import LockTimeout, file_lock
 from spotctl.embedded.procs import (

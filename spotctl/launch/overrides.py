@@ -11,16 +11,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from spotctl.models import RecoveryConfig, ResourceRequest
-from spotctl.task.document import ENV_KEY
-from spotctl.task.input_files import read_input_file
-from spotctl.task.limits import MAX_NUM_NODES
-from spotctl.task.load import Task, TaskError, parse_env_assignment
-from spotctl.task.values import (
+from spotctl.task import (
+    ENV_KEY,
+    MAX_NUM_NODES,
+    Task,
+    TaskError,
     check_name,
     check_strategy,
     parse_accelerators,
     parse_amount,
+    parse_env_assignment,
     parse_infra,
+    read_input_file,
     shown,
 )
 

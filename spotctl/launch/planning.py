@@ -18,7 +18,7 @@ import yaml
 
 from spotctl.clouds.base import CloudError
 from spotctl.clouds.registry import get_cloud, why_unusable
-from spotctl.config.settings import Settings
+from spotctl.config import Settings
 from spotctl.launch.overrides import (
     Overrides,
     apply_overrides,
@@ -41,20 +41,19 @@ from spotctl.models import (
     RecoveryConfig,
     ResourceRequest,
 )
-from spotctl.policy.placement import rank_candidates
-from spotctl.task.errors import combined
-from spotctl.task.input_files import is_special_file, read_input_file
-from spotctl.task.limits import MAX_FILE_BYTES
-from spotctl.task.load import (
+from spotctl.policy import rank_candidates
+from spotctl.task import (
+    MAX_FILE_BYTES,
     Pipeline,
     Task,
     TaskError,
+    check_command,
+    combined,
+    is_special_file,
     launch_problems,
     load_task_file,
     parse_task_text,
-)
-from spotctl.task.values import (
-    check_command,
+    read_input_file,
     shown,
 )
 

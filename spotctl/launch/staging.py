@@ -18,13 +18,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from spotctl.config.settings import Settings
+from spotctl.config import Settings
 from spotctl.launch.staging_scan import UploadScan
 from spotctl.models import Candidate, FileMount
 from spotctl.storage.base import StorageError, Store
 from spotctl.storage.registry import STORE_CLOUDS, bucket_url, get_store, parse_bucket_url
-from spotctl.task.errors import combined, is_url
-from spotctl.task.load import WORKDIR_TARGET, Task, TaskError
+from spotctl.task import WORKDIR_TARGET, Task, TaskError, combined, is_url
 
 WORKDIR_PREFIX = "workdir"
 

@@ -29,8 +29,7 @@ import stat
 from collections.abc import Callable
 from pathlib import Path
 
-from spotctl.task.errors import TaskError
-from spotctl.task.limits import MAX_SPARSE_HOLE_BYTES, MAX_STAGED_BYTES, MAX_STAGED_FILES
+from spotctl.task import MAX_SPARSE_HOLE_BYTES, MAX_STAGED_BYTES, MAX_STAGED_FILES, TaskError
 
 MAX_PROBLEMS_PER_TREE = 10
 _MAX_EXTENTS = 10_000

@@ -25,3 +25,8 @@ TASK_STATUS_SIGNAL = "task-status"
 (models.TaskStatus), so the pipeline's status and search attributes show RUNNING, RECOVERING ..."""
 TASK_STATUS = "pipeline-task-status"
 """The patch (in both workflows) that sends and takes TASK_STATUS_SIGNAL."""
+
+
+def cluster_name(job_id: int, attempt: int) -> str:
+    """Every instance of an attempt carries this name, so a retried activity finds them."""
+    return f"spotctl-{job_id}-{attempt}"

@@ -32,7 +32,7 @@ from google.api_core import exceptions as gexc
 from google.cloud.storage.retry import DEFAULT_RETRY
 
 from spotctl.clouds.gcp_clients import CALL_TIMEOUT_S, GcpCredentialsMissing, storage_client
-from spotctl.config.settings import Settings
+from spotctl.config import Settings
 from spotctl.storage.base import StorageError
 from spotctl.storage.gcs_names import check_gcs_bucket_name as _check
 from spotctl.storage.local import clean_key

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from spotctl.config.settings import Settings
+    from spotctl.config import Settings
     from spotctl.storage.log_store_base import LogStore as LogStoreProtocol
 
 _ATTEMPT_DIR = re.compile(r"^attempt-(\d+)$")

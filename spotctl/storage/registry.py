@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 
-from spotctl.config.settings import Settings
+from spotctl.config import Settings
 from spotctl.storage.base import StorageError, Store
 from spotctl.storage.local import LocalStore, clean_key
 

@@ -27,7 +27,7 @@ from boto3.s3.transfer import TransferConfig
 from botocore.exceptions import ClientError
 
 from spotctl.clouds.aws_clients import aws_client, has_credentials
-from spotctl.config.settings import Settings
+from spotctl.config import Settings
 from spotctl.storage.base import StorageError
 from spotctl.storage.local import check_bucket_name, clean_key
 from spotctl.storage.tree import download_plan, keys_under, replacing, run_parallel, upload_plan, upload_source

@@ -14,7 +14,7 @@ import math
 import re
 from typing import Any
 
-from spotctl.policy.recovery import STRATEGIES
+from spotctl.policy import STRATEGIES
 from spotctl.task.limits import (
     MAX_ACCELERATOR_CHOICES,
     MAX_ACCELERATOR_COUNT,

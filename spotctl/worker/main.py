@@ -20,11 +20,9 @@ from temporalio.client import Client
 
 from spotctl.activities import all_activities
 from spotctl.activities.deps import Deps
-from spotctl.client.connect import connect, ensure_search_attributes
-from spotctl.client.runtime import spotctl_runtime
-from spotctl.codec.encryption import CodecKeyError, EncryptionCodec, load_key
-from spotctl.codec.server import CodecServer, serve_codec
-from spotctl.config.settings import Settings, load_settings, secure_home
+from spotctl.client import connect, ensure_search_attributes, spotctl_runtime
+from spotctl.codec import CodecKeyError, CodecServer, EncryptionCodec, load_key, serve_codec
+from spotctl.config import Settings, load_settings, secure_home
 from spotctl.models import TASK_QUEUE
 from spotctl.notify import callback_cgroups
 from spotctl.worker.pool import job_workers, running

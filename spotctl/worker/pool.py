@@ -25,7 +25,7 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from spotctl.activities.heartbeat import HEARTBEAT_THROTTLE
-from spotctl.config.settings import WorkerConfig
+from spotctl.config import WorkerConfig
 from spotctl.models import MONITOR_HEARTBEAT_TIMEOUT_S, Activities, launch_queue, monitor_queue, notify_queue
 
 ON_MONITOR_QUEUE = frozenset({Activities.MONITOR})

@@ -32,10 +32,10 @@ from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
 
 from spotctl.activities.deps import Deps
-from spotctl.client.jobs import SpotClient, workflow_id
+from spotctl.client import SpotClient, workflow_id
 from spotctl.clouds.base import Cloud, TaggedInstance
 from spotctl.clouds.registry import get_cloud
-from spotctl.config.settings import Settings
+from spotctl.config import Settings
 from spotctl.models import Location
 from spotctl.models import search_attributes as sa
 from spotctl.storage.registry import get_store

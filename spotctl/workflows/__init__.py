@@ -1,4 +1,7 @@
-"""Workflows: deterministic; they import only models and policy."""
+"""Workflows (worker side, sandboxed): deterministic; they import only models/ and policy/. A job is a
+SpotJobWorkflow, a pipeline a SpotPipelineWorkflow of SpotTaskWorkflows; legacy/ holds the first
+controller, frozen, for jobs started under it.
+"""
 
 from spotctl.workflows.job_events import JobEventsWorkflow
 from spotctl.workflows.job_ids import ALLOCATOR_WORKFLOW_ID, JobIdAllocator

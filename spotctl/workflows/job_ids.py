@@ -18,7 +18,7 @@ from __future__ import annotations
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from spotctl.models import AllocatorState
+    from spotctl.workflows.allocator_state import AllocatorState
 
 ALLOCATOR_WORKFLOW_ID = "spotctl-job-id-allocator"
 ALLOCATIONS_PER_RUN = 500

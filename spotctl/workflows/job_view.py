@@ -6,7 +6,7 @@ from __future__ import annotations
 from temporalio.exceptions import ActivityError, ApplicationError, FailureError
 
 from spotctl.models import JobState, JobStatus
-from spotctl.policy.costs import AttemptCost, attempt_cost, money, percent
+from spotctl.policy import AttemptCost, attempt_cost, money, percent
 
 
 class Cancelled(Exception):

@@ -53,7 +53,7 @@ with workflow.unsafe.imports_passed_through():
         label,
         task_workflow_id,
     )
-    from spotctl.policy.costs import keep_last, known_sum
+    from spotctl.policy import keep_last, known_sum
     from spotctl.workflows.event_outbox import EventOutbox
     from spotctl.workflows.job_view import describe
     from spotctl.workflows.shielded import shielded

@@ -72,11 +72,16 @@ with workflow.unsafe.imports_passed_through():
         launch_queue,
         monitor_queue,
     )
-    from spotctl.policy.backoff import Backoff
-    from spotctl.policy.costs import keep_last
-    from spotctl.policy.failures import all_fatal
-    from spotctl.policy.outcome import Decision, after_exit, uses_restart_budget
-    from spotctl.policy.recovery import block_region, order_candidates
+    from spotctl.policy import (
+        Backoff,
+        Decision,
+        after_exit,
+        all_fatal,
+        block_region,
+        keep_last,
+        order_candidates,
+        uses_restart_budget,
+    )
     from spotctl.workflows.event_outbox import EventOutbox
     from spotctl.workflows.job_view import Cancelled, Finished, describe, error_type
     from spotctl.workflows.legacy.controller_v1 import ControllerV1

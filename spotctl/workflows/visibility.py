@@ -15,7 +15,7 @@ from temporalio.common import SearchAttributeKey
 with workflow.unsafe.imports_passed_through():
     from spotctl.models import JobState
     from spotctl.models import search_attributes as sa
-    from spotctl.policy.costs import keep_last
+    from spotctl.policy import keep_last
     from spotctl.workflows.job_view import details
 
 MEMO_HISTORY = 10

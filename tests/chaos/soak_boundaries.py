@@ -44,10 +44,9 @@ from typing import Any
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowExecutionStatus, WorkflowHistoryEventFilterType
 
-from spotctl.client.jobs import SpotClient, workflow_id
-from spotctl.config.settings import Settings
-from spotctl.launch.planning import Overrides, plan
-from spotctl.launch.staging import bucket_regions, stage_tasks
+from spotctl.client import SpotClient, workflow_id
+from spotctl.config import Settings
+from spotctl.launch import Overrides, bucket_regions, plan, stage_tasks
 
 from conftest import pid_dead
 

@@ -35,8 +35,8 @@ from typing import Any
 import yaml
 from webhook_receiver import Receiver
 
-from spotctl.client.jobs import SpotClient
-from spotctl.config.settings import Settings
+from spotctl.client import SpotClient
+from spotctl.config import Settings
 from spotctl.models.naming import task_workflow_id
 
 NEXT_TASK_BOUND_S = 60.0

@@ -81,8 +81,8 @@ from spotctl.cli.main import cli
 from spotctl.clouds.base import InstanceState
 from spotctl.clouds.local import LocalCloud
 from spotctl.clouds.local_processes import processes_of
-from spotctl.config.settings import load_settings
-from spotctl.embedded.server import EmbeddedServer
+from spotctl.config import load_settings
+from spotctl.embedded import EmbeddedServer
 from spotctl.storage.log_store import LogStore
 
 from conftest import pid_dead, spotctl_env

@@ -30,7 +30,7 @@ from fake_vm import FakeVM, lab_missing
 from gce_api import GceError
 
 from spotctl.clouds import gcp_clients, gcp_network
-from spotctl.config.settings import Settings, load_settings
+from spotctl.config import Settings, load_settings
 
 PROJECT = "spotctl-lab"
 NOBODY_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIKeyOfNobodyKeyOfNobodyKeyOfNobodyKeyOfNo nobody"

@@ -39,7 +39,7 @@ from google.auth.credentials import AnonymousCredentials
 from google.cloud import storage
 
 from spotctl.clouds.gcp_clients import LAB_PROJECT, forget_clients
-from spotctl.config.settings import Settings
+from spotctl.config import Settings
 
 READY_TIMEOUT_S = 10.0
 _ARCH = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64"}

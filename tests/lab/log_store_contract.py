@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from spotctl.config.settings import Settings
+from spotctl.config import Settings
 from spotctl.storage.bucket_log_store import BucketLogStore
 from spotctl.storage.log_store import open_log_store
 

@@ -30,7 +30,7 @@ import pytest
 from spotctl.clouds import aws as aws_cloud
 from spotctl.clouds import aws_clients
 from spotctl.clouds.aws import AwsCloud
-from spotctl.config.settings import Settings, load_settings
+from spotctl.config import Settings, load_settings
 
 ACCOUNT = "123456789012"  # moto's default account
 IMAGE_REGIONS = ("us-east-1", "us-east-2", "us-west-2", "eu-west-1", "eu-central-1")

@@ -26,7 +26,7 @@ from botocore.config import Config
 from moto_lab import shared_moto
 
 from spotctl.clouds.aws_clients import forget_clients
-from spotctl.config.settings import Settings
+from spotctl.config import Settings
 
 ACCESS_KEY = "AKIASPOTCTLLAB000000"
 SECRET_KEY = "spotctl-lab-secret-key"

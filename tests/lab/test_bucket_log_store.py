@@ -7,7 +7,7 @@ import s3_lab as lab
 from log_store_contract import check_logs_are_read_back_once
 from s3_lab import S3Lab
 
-from spotctl.config.settings import Settings
+from spotctl.config import Settings
 from spotctl.storage.s3 import S3Store
 
 s3_lab = lab.s3_lab  # the fixtures, shared by module attribute

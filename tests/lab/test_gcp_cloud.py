@@ -256,7 +256,7 @@ def test_check_with_the_lab_endpoint(gcp_lab: GcpLab, tmp_path: Path) -> None:
 
 
 def test_check_without_credentials(tmp_path: Path) -> None:
-    from spotctl.config.settings import load_settings
+    from spotctl.config import load_settings
 
     why = GcpCloud(load_settings(home=tmp_path / "home")).check() or ""
     assert "no GCP credentials found" in why

@@ -8,10 +8,10 @@ import asyncio
 
 from gce_lab import GcpLab, gce_server, gcp_lab  # noqa: F401 - fixtures
 
-from spotctl.client.connect import connect
+from spotctl.client import connect
 from spotctl.clouds.gcp import GcpCloud
 from spotctl.models import Candidate
-from spotctl.worker.sweeper import SweepReport, sweep_once
+from spotctl.worker import SweepReport, sweep_once
 
 from conftest import Spot
 

@@ -9,7 +9,7 @@ import pytest
 from gcs_lab import GcsLab
 from log_store_contract import BUCKET, check_logs_are_read_back_once
 
-from spotctl.config.settings import Settings, load_settings
+from spotctl.config import Settings, load_settings
 from spotctl.storage.bucket_log_store import BucketLogStore
 from spotctl.storage.gcs import GcsStore
 from spotctl.storage.log_store import open_log_store

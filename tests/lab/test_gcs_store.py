@@ -20,11 +20,11 @@ from trees import make_tree, read_tree
 
 import spotctl.clouds.gcp_clients as gcp_clients
 import spotctl.storage.gcs as gcs_module
-from spotctl.launch.staging import delete_buckets, stage
+from spotctl.launch import delete_buckets, stage
 from spotctl.storage.base import StorageError
 from spotctl.storage.gcs import GcsStore
 from spotctl.storage.registry import SUPPORTED, bucket_url, get_store, parse_bucket_url
-from spotctl.task.load import load_task_file
+from spotctl.task import load_task_file
 
 gcs_lab = lab.gcs_lab  # the fixtures, shared by module attribute
 fake_gcs_endpoint = lab.fake_gcs_endpoint

@@ -235,9 +235,9 @@ def test_big_files_go_multipart(s3_lab: S3Lab, tmp_path: Path, monkeypatch: pyte
 def test_staging_makes_new_buckets_in_the_jobs_region(s3_lab: S3Lab, tmp_path: Path) -> None:
     """A launch's new `store: s3` bucket goes to the region of the job's first AWS candidate
     (where it will most likely run), not boto3's default region."""
-    from spotctl.launch.staging import bucket_regions, delete_buckets, stage
+    from spotctl.launch import bucket_regions, delete_buckets, stage
     from spotctl.models import Candidate
-    from spotctl.task.load import load_task_file
+    from spotctl.task import load_task_file
 
     (tmp_path / "task.yaml").write_text("file_mounts:\n  /ckpt: {name: ckpt-in-job-region, store: s3, persistent: false}\n"
                                         "run: echo\n")

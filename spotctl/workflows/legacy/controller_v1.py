@@ -35,9 +35,7 @@ with workflow.unsafe.imports_passed_through():
         TeardownRequest,
     )
     from spotctl.models import search_attributes as sa
-    from spotctl.policy.backoff import Backoff
-    from spotctl.policy.outcome import Decision, after_exit, uses_restart_budget
-    from spotctl.policy.recovery import block_region, order_candidates
+    from spotctl.policy import Backoff, Decision, after_exit, block_region, order_candidates, uses_restart_budget
     from spotctl.workflows.job_view import Cancelled as _Cancelled
     from spotctl.workflows.job_view import Finished as _Finished
     from spotctl.workflows.job_view import describe, details, error_type

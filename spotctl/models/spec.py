@@ -1,0 +1,156 @@
+"""What a job is at launch (JobSpec, PipelineSpec) and what a run carries into the next
+(CarriedState): fixed when the job starts, carried through continue-as-new.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, Field
+
+from spotctl.models.events import JobEvent, NotifySettings
+from spotctl.models.placement import Candidate
+from spotctl.models.status import JobState
+
+
+class RecoveryConfig(BaseModel):
+    """SkyPilot's `job_recovery` block, normalised."""
+
+    strategy: str = "EAGER_NEXT_REGION"
+    max_restarts_on_errors: int = 0
+    recover_on_exit_codes: list[int] = Field(default_factory=list)
+    max_wait_s: float | None = None
+
+
+class FileMount(BaseModel):
+    """A local path or a bucket that must appear at `target` on every node.
+
+    At launch, local sources are staged into the job's ephemeral bucket: afterwards `bucket`
+    names the bucket, `bucket_path` the object prefix inside it ('' = the whole bucket) and
+    `source` is kept only for display."""
+
+    target: str
+    source: str | None = None
+    bucket: str | None = None
+    bucket_path: str = ""
+    store: str | None = None
+    mode: str = "MOUNT"
+    persistent: bool = True
+    is_file: bool = False
+    """The staged source is one file (the target is that file), not a directory."""
+
+
+class PipelineTask(BaseModel):
+    """Where a task stands in its managed pipeline: what SKYPILOT_TASK_ID(S) and the task rows
+    of `status` need."""
+
+    index: int
+    """0-based, as SkyPilot's TASK column and task ids count."""
+    count: int
+    name: str
+    pipeline_name: str
+    attempt_base: int = 0
+    """The attempts used by the tasks before this one: this task's first attempt is
+    attempt_base + 1, so cluster names, node dirs and log keys (all per job and attempt)
+    never collide between the tasks of one job, and the logs read in order."""
+
+
+class JobSpec(BaseModel):
+    """Everything the workflow needs to run one managed job; fixed at launch."""
+
+    job_id: int
+    name: str
+    run: str
+    setup: str | None = None
+    envs: dict[str, str] = Field(default_factory=dict)
+    secrets: dict[str, str] = Field(default_factory=dict)
+    """SkyPilot's `secrets:` and `--secret K=V`: set in the job's environment like envs, never
+    printed; the payload codec encrypts them (and every other payload) before they reach Temporal."""
+    workdir: str | None = None
+    """The local workdir as the user named it (display only; see workdir_mount)."""
+    workdir_mount: FileMount | None = None
+    """Where the staged workdir lives (a prefix of the ephemeral bucket); synced to ~/sky_workdir."""
+    file_mounts: list[FileMount] = Field(default_factory=list)
+    ephemeral_buckets: list[str] = Field(default_factory=list)
+    """Buckets made for this job only (staged workdir/local mounts, persistent: false); deleted
+    when the job ends, whatever the end."""
+    num_nodes: int = 1
+    resources: str = "-"
+    candidates: list[Candidate]
+    ordered: bool = False
+    """The task's resources are `ordered`: a recovery re-prices but never re-sorts them."""
+    recovery: RecoveryConfig = Field(default_factory=RecoveryConfig)
+    submitted_at: datetime
+    launch_retry_initial_s: float = 10.0
+    """First backoff between rounds of provisioning when no candidate has capacity."""
+    launch_retry_max_s: float = 300.0
+    """Longest backoff between rounds of provisioning."""
+    continue_as_new_after_attempts: int = 100
+    """Start a fresh workflow run (continue-as-new) after this many attempts, far below
+    Temporal's history limits (each attempt adds ~40 events)."""
+    continue_as_new_after_events: int = 2000
+    """Start a fresh workflow run once the current one's history is this long (checked
+    between attempts and between rounds of waiting for capacity), so a job that waits or
+    recovers for months never nears Temporal's 51,200-event limit."""
+    carried: CarriedState | None = None
+    """Set only by continue-as-new: what the previous run of this job's workflow knew."""
+    task: PipelineTask | None = None
+    """Set when this is one task of a managed pipeline (its workflow is a child of the job's)."""
+    event_callback: str | None = None
+    """SkyPilot's `event_callback`: a bash command run (by a worker) on every status change."""
+    notify: NotifySettings | None = None
+    """The webhook of config.yaml's `notify:` (None: none)."""
+
+    def for_nodes(self) -> JobSpec:
+        """The job without what only the workflow needs (candidates, carried state): the
+        input of every node activity stays small however long the job has run."""
+        return self.model_copy(update={"candidates": [], "carried": None})
+
+
+class CarriedState(BaseModel):
+    """The workflow's memory that crosses continue-as-new."""
+
+    state: JobState
+    attempt: int
+    restarts_used: int
+    blocked_regions: dict[str, datetime] = Field(default_factory=dict)
+    last_location: tuple[str, str, str] | None = None
+    """(cloud, region, zone) of the last preemption, for FAILOVER's same-zone-first order."""
+    waiting_since: datetime | None = None
+    """Set when the run continued-as-new while waiting for capacity: when the wait began
+    (for max_wait)."""
+    backoff_retry: int = 0
+    """How many rounds of that wait had already failed (the backoff goes on from there)."""
+    events: list[JobEvent] = Field(default_factory=list)
+    """Status events not yet delivered: the next run delivers them first, in order."""
+    event_seq: int = 0
+    """Events made so far (the next event id's number)."""
+
+
+class PipelineSpec(BaseModel):
+    """A managed pipeline: tasks run one after another, each a child workflow (a SpotJobWorkflow
+    with its own cluster, recovery and history); fixed at launch."""
+
+    job_id: int
+    name: str
+    tasks: list[JobSpec]
+    """One spec per task, in order, each with `task` set (attempt_base is filled as the
+    tasks before it end)."""
+    ephemeral_buckets: list[str] = Field(default_factory=list)
+    """The job's staged files (every task's): deleted when the pipeline ends."""
+    submitted_at: datetime
+    notify: NotifySettings | None = None
+    """The pipeline's own end is delivered too (its tasks deliver their own transitions)."""
+
+    def first_state(self) -> JobState:
+        """The pipeline before any task ran: PENDING, one PENDING row per task (what the
+        workflow starts from, and the memo the CLI writes when it starts the workflow)."""
+        rows = [JobState(job_id=self.job_id, name=t.task.name if t.task else t.name, resources=t.resources,
+                         submitted_at=self.submitted_at, task=i) for i, t in enumerate(self.tasks)]
+        return JobState(job_id=self.job_id, name=self.name, resources=self.tasks[0].resources,
+                        submitted_at=self.submitted_at, tasks=rows)
+
+
+JobSpec.model_rebuild()
+CarriedState.model_rebuild()
+PipelineSpec.model_rebuild()

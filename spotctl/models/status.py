@@ -1,0 +1,140 @@
+"""A job's status and state as the workflow keeps it and the CLI shows it (SkyPilot's statuses).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import Enum
+
+from pydantic import BaseModel, Field
+
+
+class JobStatus(str, Enum):
+    """SkyPilot's managed-job statuses, with SkyPilot's meanings, so scripts carry over."""
+
+    PENDING = "PENDING"
+    STARTING = "STARTING"
+    RUNNING = "RUNNING"
+    RECOVERING = "RECOVERING"
+    SUCCEEDED = "SUCCEEDED"
+    FAILED = "FAILED"
+    FAILED_SETUP = "FAILED_SETUP"
+    FAILED_PRECHECKS = "FAILED_PRECHECKS"
+    FAILED_NO_RESOURCE = "FAILED_NO_RESOURCE"
+    FAILED_CONTROLLER = "FAILED_CONTROLLER"
+    CANCELLING = "CANCELLING"
+    CANCELLED = "CANCELLED"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self in TERMINAL_STATUSES
+
+    @property
+    def is_failure(self) -> bool:
+        return self.value.startswith("FAILED")
+
+
+TERMINAL_STATUSES = frozenset(
+    {
+        JobStatus.SUCCEEDED,
+        JobStatus.FAILED,
+        JobStatus.FAILED_SETUP,
+        JobStatus.FAILED_PRECHECKS,
+        JobStatus.FAILED_NO_RESOURCE,
+        JobStatus.FAILED_CONTROLLER,
+        JobStatus.CANCELLED,
+    }
+)
+
+
+class TaskStatus(BaseModel):
+    """A pipeline task's status change, signalled by the task's workflow to the pipeline's."""
+
+    index: int
+    """The task's index in its pipeline."""
+    status: JobStatus
+    at: datetime
+    """When the task changed (its workflow's time: it grows across continue-as-new runs)."""
+    n: int = 0
+    """The change's number within its run, for changes at the same `at`: (at, n) orders the
+    updates, and one that arrives after a newer one is ignored."""
+
+
+class AttemptRecord(BaseModel):
+    """One launch of the job: where it ran, how it ended (for logs' recovery markers) and
+    what it was paid (for `status`'s COST; spotctl/catalog/ondemand.py does the sums)."""
+
+    attempt: int
+    cloud: str
+    region: str
+    zone: str
+    instance_type: str = ""
+    started_at: datetime | None = None
+    """When the cluster was running (provisioning done)."""
+    ended_at: datetime | None = None
+    outcome: str | None = None
+    """'preempted', 'exit code N', 'setup failed', 'cancelled' ... None while it runs."""
+    launched_at: datetime | None = None
+    """When the cluster was asked for: the bill runs from here, provisioning included. None in
+    records made before prices were recorded."""
+    use_spot: bool | None = None
+    price: float | None = None
+    """USD per hour per node actually paid: the live spot price, or the on-demand price."""
+    nodes: int | None = None
+    """Instances in the cluster (the price is per instance)."""
+    ondemand_price: float | None = None
+    """The on-demand price of the same offering at launch (for SAVED); None in older records."""
+    task: int | None = None
+    """The pipeline task (0-based) this attempt ran; None for a single-task job."""
+
+
+class JobState(BaseModel):
+    """The workflow's view of the job, returned by the `state` query and mirrored in the memo."""
+
+    job_id: int
+    name: str
+    status: JobStatus = JobStatus.PENDING
+    resources: str = "-"
+    submitted_at: datetime
+    started_at: datetime | None = None
+    """When the job first reached RUNNING."""
+    ended_at: datetime | None = None
+    run_started_at: datetime | None = None
+    """When the current RUNNING period began (None when not running)."""
+    job_duration_s: float = 0.0
+    """Seconds spent RUNNING in finished periods; add now - run_started_at while running."""
+    attempt: int = 0
+    recoveries: int = 0
+    cloud: str | None = None
+    region: str | None = None
+    zone: str | None = None
+    exit_code: int | None = None
+    failure_reason: str | None = None
+    detail: str | None = None
+    """What the job is doing now, for progress displays ('provisioning in local-east ...')."""
+    cancel_requested: bool = False
+    history: list[AttemptRecord] = Field(default_factory=list)
+    """Every attempt that got a cluster, in order (the last few hundred)."""
+    task: int | None = None
+    """A pipeline task's state: its index (0-based); None for a job or a pipeline."""
+    last_attempt: int = 0
+    """Set when the job ends: the highest attempt number it used (a cluster that died before
+    it ran used one too); the pipeline's next task numbers its attempts after it."""
+    tasks: list[JobState] = Field(default_factory=list)
+    """A pipeline's state: one row per task, in order (empty for a single-task job). The
+    pipeline's workflow knows a task's state when the task ends; the CLI overlays the running
+    task's live state (client/pipeline_view.py)."""
+    earlier_cost: float | None = 0.0
+    """USD paid for the ended attempts no longer in `history` (cut from a running job's memo,
+    or past the state's last few hundred): policy/costs.job_cost adds it, so the memo, the live
+    query and the events sum the same bill. None when one of them had no known price."""
+    earlier_ondemand: float | None = 0.0
+    """The same attempts' on-demand equivalent, from the prices recorded at launch (None when
+    one had none)."""
+
+    @property
+    def is_pipeline(self) -> bool:
+        return bool(self.tasks)
+
+
+JobState.model_rebuild()
