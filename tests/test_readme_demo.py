@@ -1,5 +1,6 @@
 """The user guide's preemption demo (docs/user-guide.md, linked from the README's quickstart),
-run as a user pastes it: each `spotctl` line of the bash block, as written, twice in a row; each run ends SUCCEEDED after two recoveries, the second from step 0."""
+run as a user pastes it: each `spotctl` line of the bash block, as written, twice in a row; each
+run ends SUCCEEDED after two recoveries, the second from step 0."""
 
 from __future__ import annotations
 
