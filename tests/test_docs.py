@@ -1,6 +1,7 @@
 """The docs a newcomer reads (README.md and docs/) stay true to the code they describe.
 
-- docs/cli.md's help blocks are exactly what `spotctl ... --help` prints (at 100 columns), and
+- docs/cli.md's help blocks are exactly what `spotctl ... --help` prints (in a terminal of 80
+  columns or more: click wraps help at 78), and
   every command has one: the reference is generated output, so it must not drift.
 - Every relative link of README.md and docs/*.md reaches a file of the repository, and its
   `#anchor`, when it has one, a heading of that file (GitHub's anchor rule); no link names a
@@ -24,6 +25,8 @@ pytestmark = pytest.mark.quick  # `pytest -m quick`: the fast loop (README, Test
 
 DOCS = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
 HELP_BLOCK = re.compile(r"^## `(spotctl[^`]*)`\n\n```text\n(.*?)\n```\n", re.M | re.S)
+HELP_WIDTH = 78
+"""What click wraps help at in any terminal of 80 columns or more (its max_content_width - 2)."""
 LINK = re.compile(r"\[[^\]]*\]\(([^)\s]+)\)")
 
 
@@ -45,7 +48,7 @@ def test_cli_reference_is_the_help_output() -> None:
     expected = {" ".join(("spotctl", *path)): path for path in commands()}
     assert sorted(blocks) == sorted(expected), "docs/cli.md: a command without a help block, or a block of none"
     for name, path in expected.items():
-        result = CliRunner().invoke(cli, [*path, "--help"], prog_name="spotctl", terminal_width=100)
+        result = CliRunner().invoke(cli, [*path, "--help"], prog_name="spotctl", terminal_width=HELP_WIDTH)
         assert result.exit_code == 0, result.output
         assert blocks[name] == result.output.rstrip(), f"docs/cli.md: `{name} --help` changed; paste its output"
 
