@@ -1,5 +1,6 @@
-"""The README's preemption demo, run as a user pastes it: each `spotctl` line of the bash block,
-as written, twice in a row; each run ends SUCCEEDED after two recoveries, the second from step 0."""
+"""The user guide's preemption demo (docs/user-guide.md, linked from the README's quickstart),
+run as a user pastes it: each `spotctl` line of the bash block, as written, twice in a row; each
+run ends SUCCEEDED after two recoveries, the second from step 0."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ ASSIGN = re.compile(r"^(\w+)=\$\((.*)\)$")
 
 def demo_lines() -> list[str]:
     """The commands of the bash block under '## Surviving preemption', comments removed."""
-    section = (REPO / "README.md").read_text().split("## Surviving preemption", 1)[1]
+    section = (REPO / "docs" / "user-guide.md").read_text().split("## Surviving preemption", 1)[1]
     block = section.split("```bash\n", 1)[1].split("```", 1)[0]
     return [line.split(" #", 1)[0].strip() for line in block.splitlines() if line.strip()]
 
@@ -53,7 +54,7 @@ def test_demo_is_what_the_readme_says() -> None:
 
 def test_demo_pasted_twice(spot_clean: Spot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # The example as shipped, only with shorter steps (60 x 0.2 s rather than 0.5 s) to keep
-    # the test short; the commands are the README's, the bucket is the example's.
+    # the test short; the commands are the user guide's, the bucket is the example's.
     shutil.copytree(REPO / "examples", tmp_path / "examples")
     yaml_path = tmp_path / "examples" / "checkpoint_resume.yaml"
     text = yaml_path.read_text()

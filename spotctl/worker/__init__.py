@@ -1,5 +1,5 @@
 """The worker process (worker side): `spotctl worker` / `python -m spotctl.worker` runs the workflows
-and activities with bounded slots per queue (pool.py), and sweeps what no job owns (sweeper.py).
+and activities with bounded slots per queue (pool.py), and sweeps what no job owns (worker/sweeper.py).
 """
 
 from spotctl.worker.main import run_worker
