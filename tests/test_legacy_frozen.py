@@ -4,8 +4,9 @@ Replay checks a workflow's commands, not their arguments, so a recorded history 
 notice an edit of a helper the old controller calls (a backoff, a candidate order, a failure
 reason). workflows/legacy/ therefore imports nothing live but the wire types of spotctl.models
 (checked on the source, and on what its names are at run time); only SpotJobWorkflow composes
-it (SpotTaskWorkflow never ran under it); and the first controller's recorded histories replay
-through it, with the activity names it calls as literals.
+it (SpotTaskWorkflow never ran under it); the first controller's recorded histories replay
+through it, with the activity names it calls as literals; and replaying them, it passes exactly
+the arguments it passed when it was frozen (tests/histories/frozen/v1_arguments.json).
 """
 
 from __future__ import annotations
@@ -15,12 +16,18 @@ import inspect
 import json
 import sys
 import types
+from datetime import datetime
 from pathlib import Path
 
 import pytest
+from pydantic import BaseModel
 from temporalio import workflow
+from temporalio.client import WorkflowHistory
+from temporalio.common import SearchAttributeUpdate
+from temporalio.worker import Replayer, UnsandboxedWorkflowRunner
 from test_replay import V1_HISTORIES, replay
 
+from spotctl.codec import data_converter_for_key
 from spotctl.models import JobSpec, JobState
 from spotctl.workflows import ALL_WORKFLOWS, JobIdAllocator, SpotJobWorkflow, SpotTaskWorkflow
 from spotctl.workflows.legacy import ControllerV1, controller_v1, job_view_v1, policy_v1
@@ -135,3 +142,83 @@ async def test_v1_histories_replay_through_the_frozen_controller(path: Path) -> 
     assert result.replay_failure is None, f"{path.name}: {result.replay_failure!r}"
     assert TAKEN, f"{path.name} did not take the first controller's path"
     assert (await replay(path, ALL_WORKFLOWS)).replay_failure is None
+
+
+ARGUMENTS = Path(__file__).parent / "histories" / "frozen" / "v1_arguments.json"
+"""Every call the first controller makes into temporalio while it replays each of its histories,
+with its arguments: what the freeze keeps (replay alone compares commands, not arguments).
+Written by `python tests/test_legacy_frozen.py` from the code as it was frozen, never again."""
+CAPTURED = ("start_activity", "execute_activity", "upsert_search_attributes", "upsert_memo", "set_current_details",
+            "continue_as_new")
+
+
+def _plain(value: object) -> object:
+    """A JSON form of an argument that does not depend on where a type lives or on fields added
+    later with their defaults (a wire type may grow; what v1 passes may not change)."""
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json", exclude_defaults=True)
+    if isinstance(value, dict) and set(value) == {"state"}:  # the memo: a JobState dumped by the controller
+        return {"state": _plain(JobState.model_validate(value["state"]))}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, type):
+        return value.__name__
+    if isinstance(value, SearchAttributeUpdate):
+        return [value.key.name, _plain(value.value)]
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, str | int | float | bool) or value is None:
+        return value
+    return repr(value)  # RetryPolicy, timedelta: dataclass and stdlib reprs
+
+
+async def _capture(monkeypatch: pytest.MonkeyPatch | None = None) -> dict[str, list]:
+    """Replay each v1 history (unsandboxed, so the calls can be seen) and note every call."""
+    calls: list = []
+    patch = monkeypatch or pytest.MonkeyPatch()
+    for name in CAPTURED:
+        real = getattr(workflow, name)
+
+        def noted(*args, _name=name, _real=real, **kwargs):
+            calls.append([_name, _plain(list(args)), {k: _plain(v) for k, v in sorted(kwargs.items())}])
+            return _real(*args, **kwargs)
+
+        patch.setattr(workflow, name, noted)
+    found = {}
+    try:
+        for path in V1_HISTORIES:
+            calls.clear()
+            history = WorkflowHistory.from_json(f"replay-{path.stem}", path.read_text())
+            replayer = Replayer(workflows=ALL_WORKFLOWS, data_converter=data_converter_for_key(bytes(32)),
+                                workflow_runner=UnsandboxedWorkflowRunner())
+            result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
+            assert result.replay_failure is None, f"{path.name}: {result.replay_failure!r}"
+            found[path.stem] = [*calls]
+    finally:
+        if monkeypatch is None:
+            patch.undo()
+    return found
+
+
+async def test_v1_passes_the_arguments_it_was_frozen_with(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Replaying its histories, the first controller passes exactly the arguments it passed when
+    it was frozen: activity inputs and options, search attributes, memo and details."""
+    frozen = json.loads(ARGUMENTS.read_text())
+    now = await _capture(monkeypatch)
+    assert sorted(now) == sorted(frozen)
+    for name, calls in frozen.items():
+        assert len(calls) > 10, name
+        assert [c[0] for c in now[name]] == [c[0] for c in calls], f"{name}: other calls"
+        for i, (was, is_) in enumerate(zip(calls, now[name], strict=True)):
+            assert is_ == was, f"{name}, call {i} ({was[0]}): v1 now passes other arguments"
+
+
+if __name__ == "__main__":  # write the frozen arguments (done once, when the controller was frozen)
+    import asyncio
+
+    ARGUMENTS.parent.mkdir(exist_ok=True)
+    captured = asyncio.run(_capture())
+    ARGUMENTS.write_text("{\n" + ",\n".join(
+        f"{json.dumps(name)}: [\n" + ",\n".join(json.dumps(c, sort_keys=True) for c in calls) + "\n]"
+        for name, calls in sorted(captured.items())) + "\n}\n")
+    print(f"wrote {ARGUMENTS}: {sum(len(c) for c in captured.values())} calls")
