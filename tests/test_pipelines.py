@@ -15,7 +15,7 @@ from test_compat_yaml import CORPUS, PIPELINES, needs_corpus
 
 from spotctl.cli.main import cli
 from spotctl.client import SpotClient
-from spotctl.models.naming import task_workflow_id
+from spotctl.models.naming import job_of_cluster, task_workflow_id
 
 from conftest import Spot
 
@@ -131,7 +131,7 @@ def test_a_task_workflow_terminated_outside_spotctl_leaves_no_instance(spot_clea
         await client.temporal.get_workflow_handle(task_workflow_id(job_id, 0)).terminate("an operator's mistake")
 
     def of_job() -> list:
-        return [i for i in spot_clean.alive_instances() if i.cluster_name.startswith(f"spotctl-{job_id}-")]
+        return [i for i in spot_clean.alive_instances() if job_of_cluster(i.cluster_name) == job_id]
 
     try:
         asyncio.run(terminate_task())

@@ -24,9 +24,8 @@ from temporalio.service import RPCError, RPCStatusCode
 from spotctl.client.pipeline_view import PIPELINE_WORKFLOW, merge, rows_to_fetch, task_workflow_id
 from spotctl.models import TERMINAL_STATUSES, JobState, JobStatus
 from spotctl.models import search_attributes as sa
+from spotctl.models.naming import JOB_WORKFLOW
 
-JOB_WORKFLOW = "SpotJobWorkflow"
-"""The type of a single-task job's workflow."""
 JOB_WORKFLOWS = (JOB_WORKFLOW, PIPELINE_WORKFLOW)
 """The types of the workflows that are jobs (a pipeline is one job)."""
 JOB_TYPES = f"WorkflowType IN ({', '.join(repr(t) for t in JOB_WORKFLOWS)})"

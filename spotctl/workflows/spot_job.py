@@ -72,6 +72,7 @@ with workflow.unsafe.imports_passed_through():
         launch_queue,
         monitor_queue,
     )
+    from spotctl.models.naming import JOB_WORKFLOW
     from spotctl.policy import (
         Backoff,
         Decision,
@@ -127,7 +128,7 @@ READY_TIMEOUT = timedelta(minutes=15)
 """How long a created cluster may take to run before it is given up for another place."""
 
 
-@workflow.defn(name="SpotJobWorkflow")
+@workflow.defn(name=JOB_WORKFLOW)
 class SpotJobWorkflow(ControllerV1):
     @workflow.init
     def __init__(self, spec: JobSpec) -> None:
