@@ -149,7 +149,7 @@ def as_json(job: JobState, *, now: datetime | None = None, prices: Mapping[Price
 
 def _json_of(job: JobState, now: datetime, prices: Mapping[PriceKey, float], total: float | None) -> dict:
     """A job's or a task's object, without `tasks`."""
-    data = job.model_dump(mode="json", exclude={"tasks", "failure"})  # failure: failure_reason's data, kept out
+    data = job.model_dump(mode="json", exclude={"tasks"})
     data["total_duration_s"] = None if total is None else round(total, 3)
     data["job_duration_s"] = round(job_seconds(job) or 0.0, 3)
     last = last_run_started_at(job)
