@@ -11,8 +11,8 @@ from spotctl.activities.deps import Deps
 from spotctl.activities.heartbeat import Progress, heartbeating, last_checkpoint
 from spotctl.activities.space import out_of_space_noted
 from spotctl.clouds.base import Cloud, CloudError
-from spotctl.launch import delete_buckets
 from spotctl.models import Activities, Location, TeardownRequest, cluster_name
+from spotctl.storage.registry import delete_buckets
 
 
 class TeardownActivities:
