@@ -43,7 +43,7 @@ from spotctl.client.listing import unfinished_query as unfinished_query  # re-ex
 from spotctl.config import Settings
 from spotctl.models import TASK_QUEUE, JobSpec, JobState, JobStatus, PipelineSpec
 from spotctl.models import search_attributes as sa
-from spotctl.models.naming import PIPELINE_WORKFLOW
+from spotctl.models.naming import PIPELINE_WORKFLOW, job_workflow_id
 from spotctl.storage.log_store import open_log_store
 from spotctl.workflows.allocator_state import AllocatorState
 from spotctl.workflows.job_ids import ALLOCATOR_WORKFLOW_ID, JobIdAllocator
@@ -58,8 +58,8 @@ POLLER_FRESH_S = 90.0
 """A poller the server saw this recently is a live worker (a long poll lasts at most ~70 s)."""
 
 
-def workflow_id(job_id: int) -> str:
-    return f"spotctl-job-{job_id}"
+workflow_id = job_workflow_id
+"""The job's workflow id (models/naming.py's, under the name cli/ and tests know)."""
 
 
 class JobNotFound(Exception):

@@ -9,6 +9,12 @@ TASK_WORKFLOW = "SpotTaskWorkflow"
 """The workflow type of one task of a pipeline (a child; never listed as a job)."""
 
 
+def job_workflow_id(job_id: int) -> str:
+    """The job's own workflow (a SpotJobWorkflow or a pipeline's): the client starts it, the
+    orphan sweeper asks it whether the job is over."""
+    return f"spotctl-job-{job_id}"
+
+
 def task_workflow_id(job_id: int, index: int) -> str:
     """The child workflow of the pipeline's task `index` (0-based, as the TASK column)."""
     return f"spotctl-job-{job_id}-task-{index}"
