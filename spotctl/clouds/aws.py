@@ -113,6 +113,9 @@ class AwsCloud:
     """Implements the Cloud protocol on EC2. Construction does no I/O."""
 
     name = "aws"
+    ready_poll_s = 5.0
+    liveness_interval_s = 10.0
+    launch_retry_initial_s = 10.0
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings

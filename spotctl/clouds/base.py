@@ -117,6 +117,15 @@ class TaggedInstance:
 
 class Cloud(Protocol):
     name: str
+    ready_poll_s: float
+    """How often a pending cluster is asked whether it runs: a real cloud's instances boot in
+    minutes and each ask is an API call under a quota; the local cloud's processes start at once."""
+    liveness_interval_s: float
+    """How often one batched call asks whether the watched instances still run (a real
+    cloud's interval keeps the API calls well under its quotas)."""
+    launch_retry_initial_s: float
+    """The first wait before a launch that found no capacity is tried again (how soon the
+    cloud may have capacity again: seconds on the local cloud)."""
 
     @property
     def node_env(self) -> dict[str, str]:

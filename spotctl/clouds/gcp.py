@@ -168,6 +168,9 @@ class GcpCloud:
     """Implements the Cloud protocol on Compute Engine. Construction does no I/O."""
 
     name = "gcp"
+    ready_poll_s = 5.0
+    liveness_interval_s = 10.0
+    launch_retry_initial_s = 10.0
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
