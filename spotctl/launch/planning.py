@@ -311,7 +311,7 @@ def _that_can_hold(candidates: list[Candidate], offered: list[Offering], task: T
     regions = sorted({f"{c.cloud}/{c.region}" for c in candidates})
     raise TaskError(f"{task.num_nodes} nodes never fit: the candidate regions ({', '.join(regions)}) "
                     f"hold at most {largest} instances each", path=task.source_path,
-                    line=task._lines.get(("num_nodes",)), field="num_nodes")
+                    line=task.line_at("num_nodes"), field="num_nodes")
 
 
 def check_launchable(p: Plan, settings: Settings) -> None:
@@ -342,7 +342,7 @@ def _in_task(error: TaskError, pipeline: Pipeline, index: int) -> TaskError:
         return error
     task = pipeline.tasks[index]
     named = f"task {index}" + (f" ({task.name})" if task.name else "")
-    return TaskError(error.message, path=error.path, line=error.line or task._lines.get(()),
+    return TaskError(error.message, path=error.path, line=error.line or task.line_at(),
                      field=f"{named}: {error.field}", hint=error.hint)
 
 

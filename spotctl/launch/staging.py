@@ -61,10 +61,10 @@ class _Stager:
 
     def error(self, target: str, message: str) -> TaskError:
         return TaskError(message, path=self.task.source_path,
-                         line=self.task._lines.get(("file_mounts", target)), field=f"file_mounts.{target}")
+                         line=self.task.line_at("file_mounts", target), field=f"file_mounts.{target}")
 
     def workdir_error(self, message: str) -> TaskError:
-        return TaskError(message, path=self.task.source_path, line=self.task._lines.get(("workdir",)),
+        return TaskError(message, path=self.task.source_path, line=self.task.line_at("workdir"),
                          field="workdir")
 
     def store_of(self, target: str, kind: str | None) -> Store:
