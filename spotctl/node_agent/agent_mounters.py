@@ -35,18 +35,31 @@ def _install_step(argv: list[str]) -> None:
                    env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
 
 
+def _install(name: str, downloads: list, files: list, steps: list, say) -> str | None:
+    """Install the mounter `name`, each mounter's recipe in the same order: fetch each (url,
+    path) of `downloads`, write each (path, text) of `files`, then run `steps` as root, all
+    bounded in time. Its path once installed; None (said why) when it cannot be had."""
+    try:
+        for url, path in downloads:
+            with urllib.request.urlopen(url, timeout=60) as resp, open(path, "wb") as f:
+                shutil.copyfileobj(resp, f)
+        for path, text in files:
+            with open(path, "w") as f:
+                f.write(text)
+        for argv in steps:
+            _install_step(argv)
+    except (OSError, subprocess.SubprocessError, urllib.error.URLError) as exc:
+        say(f"cannot install {name} ({exc})")
+        return None
+    return shutil.which(name)
+
+
 def _install_mount_s3(say) -> str | None:
     """Install mount-s3 from AWS's package (a cloud image reaches it; bounded in time)."""
     arch = "arm64" if os.uname().machine in ("aarch64", "arm64") else "x86_64"
     deb = "/tmp/spotctl-mount-s3.deb"
-    try:
-        with urllib.request.urlopen(MOUNT_S3_DEB.format(arch=arch), timeout=60) as resp, open(deb, "wb") as f:
-            shutil.copyfileobj(resp, f)
-        _install_step(["apt-get", "install", "-y", "-q", deb])
-    except (OSError, subprocess.SubprocessError, urllib.error.URLError) as exc:
-        say(f"cannot install mount-s3 ({exc})")
-        return None
-    return shutil.which("mount-s3")
+    return _install("mount-s3", [(MOUNT_S3_DEB.format(arch=arch), deb)], [],
+                    [["apt-get", "install", "-y", "-q", deb]], say)
 
 
 def _mount_s3(e: dict, say) -> bool:
@@ -132,19 +145,10 @@ def _install_gcsfuse(say) -> str | None:
         say("cannot install gcsfuse (not a Debian/Ubuntu image)")
         return None
     key, repo = "/tmp/spotctl-gcsfuse.asc", "/tmp/spotctl-gcsfuse.list"
-    try:
-        with urllib.request.urlopen(GCSFUSE_KEY_URL, timeout=60) as resp, open(key, "wb") as f:
-            shutil.copyfileobj(resp, f)
-        with open(repo, "w") as f:
-            f.write(GCSFUSE_REPO.format(codename=codename))
-        for argv in (["install", "-D", "-m", "0644", key, GCSFUSE_KEYRING],
+    return _install("gcsfuse", [(GCSFUSE_KEY_URL, key)], [(repo, GCSFUSE_REPO.format(codename=codename))],
+                    [["install", "-D", "-m", "0644", key, GCSFUSE_KEYRING],
                      ["install", "-D", "-m", "0644", repo, GCSFUSE_LIST],
-                     ["apt-get", "update", "-q"], ["apt-get", "install", "-y", "-q", "gcsfuse"]):
-            _install_step(argv)
-    except (OSError, subprocess.SubprocessError, urllib.error.URLError) as exc:
-        say(f"cannot install gcsfuse ({exc})")
-        return None
-    return shutil.which("gcsfuse")
+                     ["apt-get", "update", "-q"], ["apt-get", "install", "-y", "-q", "gcsfuse"]], say)
 
 
 def _mount_gcs(e: dict, say) -> bool:
