@@ -47,7 +47,8 @@ class Deps:
             self._clouds[name] = get_cloud(name, self.settings)
         return self._clouds[name]
 
-    def enabled_clouds(self) -> list[Cloud]:
-        """The enabled clouds this worker can use (one without credentials cannot hold
-        anything spotctl made, and asking it would only fail)."""
+    def clouds_with_credentials(self) -> list[Cloud]:
+        """The enabled clouds this worker has credentials for (one without cannot hold
+        anything spotctl made, and asking it would only fail); all enabled ones, usable or
+        not, are clouds.registry.enabled_clouds."""
         return [c for c in (self.cloud(name) for name in self.settings.clouds) if c.check() is None]

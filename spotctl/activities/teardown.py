@@ -87,7 +87,7 @@ class TeardownActivities:
         """The cloud of `at` (none if this worker does not know it: nothing can have been made
         there), or every enabled cloud for requests that name no region."""
         if at is None:
-            return self.deps.enabled_clouds()
+            return self.deps.clouds_with_credentials()
         try:
             return [self.deps.cloud(at.cloud)]
         except CloudError as exc:
