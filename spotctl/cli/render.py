@@ -365,7 +365,7 @@ def page_footer(shown: int, total: int, *, unfinished: bool = False) -> str | No
 
 # ---- one job, in full (`status -v ID`) -------------------------------------------------------
 
-def job_view(job: JobState, *, prices: Mapping[PriceKey, float] | None = None, now: datetime | None = None) -> Group:
+def job_in_full(job: JobState, *, prices: Mapping[PriceKey, float] | None = None, now: datetime | None = None) -> Group:
     """Everything about one job: its facts, the full failure reason (one candidate per line),
     and every attempt kept: where, on what, at what price, how long and how it ended."""
     now = now or _now()

@@ -36,9 +36,9 @@ with workflow.unsafe.imports_passed_through():
     )
     from spotctl.models import search_attributes as sa
     from spotctl.policy import Backoff, Decision, after_exit, block_region, order_candidates, uses_restart_budget
-    from spotctl.workflows.job_view import Cancelled as _Cancelled
-    from spotctl.workflows.job_view import Finished as _Finished
-    from spotctl.workflows.job_view import describe, details, error_type
+    from spotctl.workflows.job_summary import Cancelled as _Cancelled
+    from spotctl.workflows.job_summary import Finished as _Finished
+    from spotctl.workflows.job_summary import describe, details, error_type
 
 HISTORY_KEPT = 200
 """Attempt records kept in the job state (and memo); older ones are dropped."""
