@@ -44,6 +44,7 @@ from pydantic import BaseModel, TypeAdapter
 from spotctl.clouds import local_cgroups
 from spotctl.clouds.base import CloudError, ErrorKind, ErrorScope, InstanceState, NoCapacity, TaggedInstance, job_of
 from spotctl.clouds.local_config import LocalCloudConfig, RegionConfig, SimulateConfig, load_config
+from spotctl.clouds.local_instance import LocalInstance
 from spotctl.clouds.local_moods import Mood, moody_call
 from spotctl.clouds.local_preemption import NOTICE_POLL_S, PREEMPTION_REASON, PreemptionMixin
 from spotctl.clouds.local_processes import kill_all
@@ -66,34 +67,6 @@ _PARSED: dict[Path, tuple[tuple[int, int, int], dict[str, LocalInstance]]] = {}
 """state.json's parsed table per path, with the (inode, mtime, size) it was parsed from."""
 _PARSING = threading.Lock()
 """Held while a new version of a state file is parsed (see LocalCloud._load)."""
-
-
-class LocalInstance(BaseModel):
-    id: str
-    name: str
-    cluster_name: str
-    node_rank: int
-    region: str
-    zone: str
-    instance_type: str
-    use_spot: bool
-    price: float = 0.0
-    state: InstanceState
-    created_at: datetime
-    token: str | None = None
-    """The idempotency token of the create call that made it (None: made before tokens)."""
-    ready_at: datetime | None = None
-    """When a PENDING instance becomes RUNNING (the region's provision_delay_s after creation)."""
-    terminated_at: datetime | None = None
-    home: str
-    ip: str = "127.0.0.1"
-    preempt_at: datetime | None = None
-    """When a random preemption strikes (spot instances in regions with an MTBF only)."""
-    preempt_deadline: datetime | None = None
-    """Set when a preemption was claimed: notice given, SIGKILL due at this time."""
-    preempted_at: datetime | None = None
-    state_reason: str | None = None
-    """Why the instance ended, cloud-style (e.g. local.SpotInstanceTermination)."""
 
 
 class _StateFile(BaseModel):
