@@ -28,6 +28,7 @@ __all__ = [
     "ErrorScope",
     "InstanceState",
     "Location",
+    "MeteredApiTiming",
     "NoCapacity",
     "TaggedInstance",
     "Throttled",
@@ -113,6 +114,15 @@ class TaggedInstance:
     state: InstanceState
     created_at: datetime
     zone: str = ""
+
+
+class MeteredApiTiming:
+    """Cloud's timing for a cloud behind a metered API (AWS, GCP): instances boot in a minute
+    or so, every ask is a call under a quota, freed capacity comes back in minutes."""
+
+    ready_poll_s = 5.0
+    liveness_interval_s = 10.0
+    launch_retry_initial_s = 10.0
 
 
 class Cloud(Protocol):

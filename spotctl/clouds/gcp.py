@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from spotctl.catalog import catalog_regions, load_offerings
-from spotctl.clouds.base import CloudError, InstanceState, TaggedInstance
+from spotctl.clouds.base import CloudError, InstanceState, MeteredApiTiming, TaggedInstance
 from spotctl.clouds.gcp_clients import (
     CALL_TIMEOUT_S,
     GcpCredentialsMissing,
@@ -164,13 +164,10 @@ def _mapped(where: str) -> Iterator[None]:
         raise to_cloud_error(exc, where) from exc
 
 
-class GcpCloud:
+class GcpCloud(MeteredApiTiming):
     """Implements the Cloud protocol on Compute Engine. Construction does no I/O."""
 
     name = "gcp"
-    ready_poll_s = 5.0
-    liveness_interval_s = 10.0
-    launch_retry_initial_s = 10.0
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
