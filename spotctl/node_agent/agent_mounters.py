@@ -10,6 +10,7 @@ from it (`python3 agent_mounters.py token-server SYNC_JSON TARGET SOCKET`).
 from __future__ import annotations
 
 import datetime
+import functools
 import hashlib
 import json
 import os
@@ -62,15 +63,28 @@ def _install_mount_s3(say) -> str | None:
                     [["apt-get", "install", "-y", "-q", deb]], say)
 
 
-def _mount_s3(e: dict, say) -> bool:
+def _with_mounter(name: str, install):
+    """What both mounters do first: a target already mounted (by an earlier phase of the
+    attempt) is done; else the mounter `name` is found on PATH or installed, and the mount
+    function gets its path, or MOUNT is False (the caller syncs instead)."""
+    def wrap(mount):
+        @functools.wraps(mount)
+        def mount_with(e: dict, say) -> bool:
+            if os.path.ismount(e["target"]):
+                return True  # an earlier phase of the attempt mounted it
+            exe = shutil.which(name) or install(say)
+            if exe is None:
+                return False
+            return mount(e, say, exe)
+        return mount_with
+    return wrap
+
+
+@_with_mounter("mount-s3", _install_mount_s3)
+def _mount_s3(e: dict, say, exe: str) -> bool:
     """MOUNT a bucket with mount-s3 (writes go to the bucket as files are closed); False when
     it cannot be had or made, and the caller syncs instead."""
     target = e["target"]
-    if os.path.ismount(target):
-        return True  # an earlier phase of the attempt mounted it
-    exe = shutil.which("mount-s3") or _install_mount_s3(say)
-    if exe is None:
-        return False
     argv = [exe, e["bucket"], target, "--region", e["region"], "--allow-delete", "--allow-overwrite"]
     if e.get("prefix"):
         argv += ["--prefix", e["prefix"].rstrip("/") + "/"]
@@ -151,18 +165,14 @@ def _install_gcsfuse(say) -> str | None:
                      ["apt-get", "update", "-q"], ["apt-get", "install", "-y", "-q", "gcsfuse"]], say)
 
 
-def _mount_gcs(e: dict, say) -> bool:
+@_with_mounter("gcsfuse", _install_gcsfuse)
+def _mount_gcs(e: dict, say, exe: str) -> bool:
     """MOUNT a GCS bucket with gcsfuse (writes reach the bucket as files are closed); False
     when it cannot be had or made, and the caller syncs instead. A VM with its own service
     account (`gcp.service_account`) gets no token: gcsfuse uses the VM's. A VM without one
     gets a downscoped token in sync.json, which the worker renews; gcsfuse asks for it at a
     --token-url that a small server (`serve_token`) answers from sync.json as it is now."""
     target = e["target"]
-    if os.path.ismount(target):
-        return True  # an earlier phase of the attempt mounted it
-    exe = shutil.which("gcsfuse") or _install_gcsfuse(say)
-    if exe is None:
-        return False
     argv = [exe, "--implicit-dirs"]
     if e.get("prefix"):
         argv += ["--only-dir", e["prefix"].strip("/")]
