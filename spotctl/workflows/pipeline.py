@@ -56,7 +56,7 @@ with workflow.unsafe.imports_passed_through():
     from spotctl.models.status import JobFailure
     from spotctl.policy import keep_last, known_sum
     from spotctl.workflows.event_outbox import EventOutbox
-    from spotctl.workflows.job_view import describe
+    from spotctl.workflows.job_summary import describe
     from spotctl.workflows.shielded import shielded
     from spotctl.workflows.visibility import Visibility
 

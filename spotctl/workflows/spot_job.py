@@ -85,7 +85,7 @@ with workflow.unsafe.imports_passed_through():
         uses_restart_budget,
     )
     from spotctl.workflows.event_outbox import EventOutbox
-    from spotctl.workflows.job_view import Cancelled, Finished, describe, error_type
+    from spotctl.workflows.job_summary import Cancelled, Finished, describe, error_type
     from spotctl.workflows.legacy.controller_v1 import ControllerV1
     from spotctl.workflows.shielded import shielded
     from spotctl.workflows.visibility import Visibility
