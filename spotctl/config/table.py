@@ -23,9 +23,8 @@ from typing import Any
 
 from spotctl.config.kinds import (
     Address,
-    Bool,
-    BucketUrl,
     BadValue,
+    BucketUrl,
     Checked,
     Choice,
     FilePath,
@@ -64,7 +63,7 @@ class Setting:
 
 
 def _port(lo: int = 1) -> Int:
-    return Int("port" if lo == 1 else f"port, {lo}..65,535", lo=lo, hi=65_535)
+    return Int(f"port, {lo}..65,535", lo=lo, hi=65_535)
 
 
 NAME = Text("string", max_chars=255)
@@ -234,15 +233,17 @@ def _lookup(data: Mapping[str, Any], dotted: str) -> Any:
 
 def read_settings(data: Mapping[str, Any], env: Mapping[str, str], config_file: Path) -> dict[str, Any]:
     """The values `data` (config.yaml) and `env` set, variables over keys, as a nested dict of
-    `Settings` fields (a key set to null counts as unset). Every problem is collected; raises
-    ConfigError with the first five on one line. `notify.*` is left to config/notify.py."""
+    `Settings` fields (a key set to null counts as unset). The variables outside `Settings`
+    (SPOTCTL_HOME, the codec key's) are checked too, so every command refuses a bad one at
+    once. Every problem is collected; raises ConfigError with the first five on one line.
+    `notify.*` is left to config/notify.py."""
     values: dict[str, Any] = {}
     in_env: list[str] = []
     in_file = [f"{section}: expected a mapping, got {type(data[section]).__name__}"
                for section in ("temporal", "embedded", "aws", "gcp", "worker")
                if data.get(section) is not None and not isinstance(data[section], Mapping)]
     for setting in SETTINGS:
-        if isinstance(setting.kind, Checked) or setting.where is None:
+        if isinstance(setting.kind, Checked):
             continue
         value = _MISSING
         raw = _lookup(data, setting.key) if setting.key else _MISSING
@@ -256,7 +257,7 @@ def read_settings(data: Mapping[str, Any], env: Mapping[str, str], config_file: 
                 value = parse(setting, env[setting.env])
         except ConfigError as exc:
             in_env.append(str(exc))
-        if value is not _MISSING:
+        if value is not _MISSING and setting.where is not None:  # else checked now, read by env_value
             node = values
             *parents, leaf = setting.where.split(".")
             for part in parents:
@@ -269,7 +270,7 @@ def read_settings(data: Mapping[str, Any], env: Mapping[str, str], config_file: 
 
 
 def _cell(text: str) -> str:
-    return text.replace("|", "\\|")
+    return f" {text.replace('|', chr(92) + '|')} " if text else " "
 
 
 def markdown_table() -> str:
@@ -277,7 +278,7 @@ def markdown_table() -> str:
     lines = ["| variable | config.yaml | type | default | meaning |", "|---|---|---|---|---|"]
     for s in SETTINGS:
         cells = (f"`{s.env}`" if s.env else "", f"`{s.key}`" if s.key else "", s.kind.text, s.default_text, s.doc)
-        lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
+        lines.append("|" + "|".join(_cell(c) for c in cells) + "|")
     return "\n".join(lines) + "\n"
 
 
