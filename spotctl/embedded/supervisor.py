@@ -186,7 +186,7 @@ class Supervisor:
         child.next_start = now + delay
         # Exit 2 is a worker refusing its settings (a bad value, a missing codec key: config/table.py)
         # and saying why in one line: repeat it here, so a crash loop is never silent.
-        why = f": {_tail(child.log_file, 1)}" if code == EXIT_BAD_SETTINGS else ""
+        why = f": {_tail(child.log_file, 1).partition(' spotctl.worker: ')[2]}" if code == EXIT_BAD_SETTINGS else ""
         log.warning("%s (pid %d) exited with code %s after %.1fs%s; restarting in %.1fs", name, pid, code, uptime,
                     why, delay)
 
