@@ -186,7 +186,7 @@ class Supervisor:
         child.next_start = now + delay
         # Exit 2 is a worker refusing its settings (a bad value, a missing codec key: config/table.py)
         # and saying why in one line: repeat it here, so a crash loop is never silent.
-        why = f": {_tail(child.log_file, 1).partition(' spotctl.worker: ')[2]}" if code == EXIT_BAD_SETTINGS else ""
+        why = f": {_last_said(child.log_file)}" if code == EXIT_BAD_SETTINGS else ""
         log.warning("%s (pid %d) exited with code %s after %.1fs%s; restarting in %.1fs", name, pid, code, uptime,
                     why, delay)
 
@@ -221,6 +221,12 @@ def _tail(path: Path, lines: int = 15) -> str:
         return "\n".join(path.read_text(errors="replace").strip().splitlines()[-lines:])
     except OSError:
         return "(no log)"
+
+
+def _last_said(path: Path) -> str:
+    """The last line of a worker's log, without its logging prefix (time, level, logger)."""
+    line = _tail(path, 1)
+    return line.partition(" spotctl.worker: ")[2] or line
 
 
 def main() -> int:
