@@ -5,7 +5,7 @@
   spotctl/config/ reads a setting's variable by itself;
 - a bad value of each type, in a variable or in config.yaml, is one line naming the variable or
   key and exit 2 from the real commands (`spotctl status`, `spotctl launch --dry-run`,
-  `python -m spotctl.worker`), never a traceback;
+  `python -m spotctl.worker`, `spotctl worker`), never a traceback;
 - good values are read as before, and the defaults are what they were.
 """
 
@@ -35,6 +35,7 @@ COMMANDS = {
     "status": ["-m", "spotctl", "status"],
     "launch": ["-m", "spotctl", "launch", "--dry-run", "echo hi"],
     "worker": ["-m", "spotctl.worker"],
+    "spotctl worker": ["-m", "spotctl", "worker"],
 }
 
 
@@ -141,7 +142,7 @@ def _one_line_naming(result: subprocess.CompletedProcess, name: str) -> None:
 def test_a_bad_variable_and_a_bad_key_are_one_line_and_exit_2(tmp_path: Path, case: int) -> None:
     _, variable, bad, yaml_text, key = BAD[case]
     home = tmp_path / "home"
-    commands = list(COMMANDS)
+    commands = ["status", "launch", "worker"]
     env_command, file_command = commands[case % 3], commands[(case + 1) % 3]  # each command meets each type
     _one_line_naming(run(env_command, home, **{variable: bad}), f"{variable}={bad!r}")
     home.mkdir()
@@ -153,7 +154,7 @@ def test_a_bad_variable_and_a_bad_key_are_one_line_and_exit_2(tmp_path: Path, ca
 @pytest.mark.parametrize("kind, variable, bad", ENV_ONLY, ids=[f"{e[0]}-{e[1]}" for e in ENV_ONLY])
 def test_a_bad_variable_without_a_key_is_one_line_and_exit_2(tmp_path: Path, kind: str, variable: str,
                                                             bad: str) -> None:
-    for command in ("worker", "launch", "status"):
+    for command in ("worker", "launch", "status", "spotctl worker"):
         _one_line_naming(run(command, tmp_path / "home", **{variable: bad}), variable)
 
 
