@@ -164,15 +164,21 @@ def test_a_bad_home_is_one_line_and_exit_2(tmp_path: Path) -> None:
 
 
 def test_secrets_are_never_repeated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _no_settings_in_env(monkeypatch)
     monkeypatch.setenv("SPOTCTL_API_KEY", "s3cr3t\x01")
     with pytest.raises(ConfigError, match="^SPOTCTL_API_KEY: cannot contain control characters$"):
         load_settings(tmp_path)
 
 
 # ---- good values keep working; defaults unchanged --------------------------------------------
-def test_the_defaults_are_unchanged(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def _no_settings_in_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Other tests of the session (their fixtures) may have set some."""
     for name in BY_ENV:
         monkeypatch.delenv(name, raising=False)
+
+
+def test_the_defaults_are_unchanged(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _no_settings_in_env(monkeypatch)
     dumped = load_settings(tmp_path).model_dump(exclude={"home"})
     assert dumped == {
         "temporal": {"address": None, "namespace": "default", "tls": False, "api_key": None},
@@ -208,6 +214,7 @@ worker: {max_concurrent_launches: '4', activity_threads: 4}
 
 
 def test_good_values_are_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _no_settings_in_env(monkeypatch)
     for name, value in GOOD_ENV.items():
         monkeypatch.setenv(name, value)
     (tmp_path / "config.yaml").write_text(GOOD_YAML)
