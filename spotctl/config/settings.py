@@ -169,6 +169,9 @@ class WorkerConfig(BaseModel):
 
 
 class Settings(BaseModel):
+    """Every setting, typed. `load_settings` builds it through config/table.py, where each
+    field's variable, key, bounds and default live (the models take their defaults from there)."""
+
     home: Path
     temporal: TemporalConfig = Field(default_factory=TemporalConfig)
     embedded: EmbeddedConfig = Field(default_factory=EmbeddedConfig)
