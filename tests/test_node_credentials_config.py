@@ -1,6 +1,6 @@
 """The settings of what a VM gets to reach its buckets (aws.node_role_arn, aws.instance_profile,
-aws.node_credentials_ttl_s, gcp.service_account): a bad value in config.yaml or the environment is one line, never
-a traceback."""
+aws.node_credentials_ttl_s, gcp.service_account): a bad value in config.yaml or the environment is one line naming it and exit 2,
+never a traceback."""
 
 from __future__ import annotations
 
@@ -30,12 +30,12 @@ def test_good_values_are_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
 
 
 @pytest.mark.parametrize("yaml_text, said", [
-    ("aws:\n  node_credentials_ttl_s: 10\n", "aws.node_credentials_ttl_s=10: Input should be greater than or equal to 900"),
-    ("aws:\n  node_credentials_ttl_s: 99999\n", "less than or equal to 43200"),
-    ("aws:\n  node_role_arn: x\n", "aws.node_role_arn='x': String should have at least 20 characters"),
-    (f"aws:\n  instance_profile: {'p' * 3000}\n", "at most 2048 characters"),
-    ("gcp:\n  service_account: nodes\n", "gcp.service_account='nodes': Value error, not a service account's email"),
-    (f"gcp:\n  service_account: {'a' * 300}@p.iam.gserviceaccount.com\n", "at most 254 characters"),
+    ("aws:\n  node_credentials_ttl_s: 10\n", "aws.node_credentials_ttl_s=10: must be 900..43,200"),
+    ("aws:\n  node_credentials_ttl_s: 99999\n", "aws.node_credentials_ttl_s=99999: must be 900..43,200"),
+    ("aws:\n  node_role_arn: x\n", "aws.node_role_arn='x': must have at least 20 characters"),
+    (f"aws:\n  instance_profile: {'p' * 3000}\n", "must have at most 2048 characters"),
+    ("gcp:\n  service_account: nodes\n", "gcp.service_account='nodes': not a service account's email"),
+    (f"gcp:\n  service_account: {'a' * 300}@p.iam.gserviceaccount.com\n", "must have at most 254 characters"),
 ])
 def test_a_bad_value_in_config_yaml_is_one_line(tmp_path: Path, yaml_text: str, said: str) -> None:
     (tmp_path / "config.yaml").write_text(yaml_text)
@@ -43,14 +43,14 @@ def test_a_bad_value_in_config_yaml_is_one_line(tmp_path: Path, yaml_text: str, 
         load_settings(tmp_path)
     assert said in str(info.value)
     done = spotctl(tmp_path)
-    assert done.returncode == 1 and "Traceback" not in done.stderr and said in done.stderr
+    assert done.returncode == 2 and "Traceback" not in done.stderr and said in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
 
 
 def test_a_bad_value_in_the_environment_is_one_line(tmp_path: Path) -> None:
     done = spotctl(tmp_path, SPOTCTL_AWS_NODE_ROLE="role")
-    assert done.returncode == 1 and "Traceback" not in done.stderr
-    assert done.stderr.strip() == "Error: aws.node_role_arn: String should have at least 20 characters"
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert done.stderr.strip() == "Error: SPOTCTL_AWS_NODE_ROLE='role': must have at least 20 characters"
 
 
 def test_gcp_service_account_from_the_file_or_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -63,6 +63,6 @@ def test_gcp_service_account_from_the_file_or_the_environment(tmp_path: Path, mo
 
 def test_a_bad_gcp_service_account_in_the_environment_is_one_line(tmp_path: Path) -> None:
     done = spotctl(tmp_path, SPOTCTL_GCP_SERVICE_ACCOUNT="my nodes")
-    assert done.returncode == 1 and "Traceback" not in done.stderr
-    assert done.stderr.strip() == ("Error: gcp.service_account='my nodes': Value error, not a service account's "
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert done.stderr.strip() == ("Error: SPOTCTL_GCP_SERVICE_ACCOUNT='my nodes': not a service account's "
                                    "email (name@project.iam.gserviceaccount.com)")

@@ -10,6 +10,7 @@ import pytest
 
 from spotctl.client import SpotClient, connect
 from spotctl.clouds.base import InstanceState
+from spotctl.config import ConfigError
 from spotctl.launch import ephemeral_bucket
 from spotctl.models import Candidate
 from spotctl.models.naming import job_of_cluster, parse_ephemeral_bucket
@@ -45,7 +46,7 @@ def test_names_and_interval() -> None:
     assert job_of_cluster("spotctl-12") is None and parse_ephemeral_bucket("spotctl-job-7-files") == 7
     assert parse_ephemeral_bucket("spotctl-job-7") is None
     assert sweep_interval_s({}) == 300 and sweep_interval_s({"SPOTCTL_SWEEP_INTERVAL_S": "0"}) == 0
-    with pytest.raises(ValueError, match="SPOTCTL_SWEEP_INTERVAL_S"):
+    with pytest.raises(ConfigError, match="^SPOTCTL_SWEEP_INTERVAL_S='soon': expected a number"):
         sweep_interval_s({"SPOTCTL_SWEEP_INTERVAL_S": "soon"})
 
 

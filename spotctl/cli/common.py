@@ -15,14 +15,13 @@ from rich.console import Console
 from rich.markup import escape
 
 from spotctl.client import JobNotFound, SpotClient
-from spotctl.codec import CodecKeyError
 from spotctl.config import ConfigError, Settings, default_home, load_settings
 from spotctl.embedded import EmbeddedServer, ServerError
 from spotctl.models import JobStatus
 from spotctl.task import TaskError
 
-# Exit codes (the README's table): scripts tell a job's result from a usage error. 1 is any
-# other error (no server, bad config).
+# Exit codes (docs/cli.md's table): scripts tell a job's result from a usage error (a bad
+# flag, task file or setting). 1 is any other error (no server reachable).
 EXIT_SUCCEEDED = 0
 EXIT_USAGE = 2
 EXIT_FAILED = 100
@@ -109,9 +108,9 @@ def _run_to_exit_code(fn: Callable[..., Coroutine[Any, Any, Any]], args: tuple, 
         return _message(str(exc), EXIT_USAGE)
     except JobNotFound as exc:
         return _message(str(exc), EXIT_NOT_FOUND)
-    except CodecKeyError as exc:  # a bad or missing key file is bad input: say what to do
+    except ConfigError as exc:  # a bad setting or key file (CodecKeyError) is bad input: say what to do
         return _message(str(exc), EXIT_USAGE)
-    except (ServerError, ConfigError) as exc:
+    except ServerError as exc:
         return _message(str(exc), 1)
     except RuntimeError as exc:
         if "connect" in str(exc).lower():
@@ -131,10 +130,11 @@ def _message(text: str, code: int) -> int:
 
 
 def settings() -> Settings:
+    """The settings, or exit 2 with the one line that names a bad value (config/table.py)."""
     try:
         return load_settings()
     except ConfigError as exc:
-        fail(str(exc), 1)
+        fail(str(exc), EXIT_USAGE)
         raise
 
 

@@ -7,11 +7,12 @@ import os
 import click
 
 from spotctl.cli.check import check
+from spotctl.cli.common import fail
 from spotctl.cli.debug import debug
 from spotctl.cli.jobs import cancel, dashboard, logs, status
 from spotctl.cli.launch import launch
 from spotctl.cli.server_cmds import codec_server, server, worker
-from spotctl.config import default_home, secure_home
+from spotctl.config import ConfigError, default_home, secure_home
 
 
 class AliasedGroup(click.Group):
@@ -43,7 +44,10 @@ def main() -> None:
     # key, so its files are 0600 and its dirs 0700, and the embedded server and worker that this
     # process starts inherit the umask. An existing home from an older spotctl is tightened.
     os.umask(0o077)
-    home = default_home()
+    try:
+        home = default_home()
+    except ConfigError as exc:  # a bad SPOTCTL_HOME: one line, as for every setting
+        fail(str(exc))
     if home.is_dir():
         secure_home(home)
     cli(prog_name="spotctl")

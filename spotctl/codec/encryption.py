@@ -35,7 +35,7 @@ from temporalio.api.common.v1 import Payload
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.converter import DataConverter, DefaultFailureConverterWithEncodedAttributes, PayloadCodec
 
-from spotctl.config import ConfigError, Settings, secure_home
+from spotctl.config import ConfigError, Settings, env_value, secure_home
 from spotctl.files import create_once
 
 ENCODING = b"binary/encrypted"
@@ -115,11 +115,12 @@ def _read_key_file(path: Path, what: str) -> bytes:
 def load_key(home: Path) -> bytes:
     """The codec key, from the environment or `home`/codec.key (created on first use, but
     never in a home that holds history encrypted with a key that is now gone)."""
-    if os.environ.get("SPOTCTL_CODEC_KEY"):
-        return _parse_key(os.environ["SPOTCTL_CODEC_KEY"].encode(), "SPOTCTL_CODEC_KEY")
-    if os.environ.get("SPOTCTL_CODEC_KEY_FILE"):
-        path = Path(os.environ["SPOTCTL_CODEC_KEY_FILE"]).expanduser()
-        return _read_key_file(path, "SPOTCTL_CODEC_KEY_FILE")
+    key: str | None = env_value("SPOTCTL_CODEC_KEY")
+    if key is not None:
+        return _parse_key(key.encode(), "SPOTCTL_CODEC_KEY")
+    key_file: Path | None = env_value("SPOTCTL_CODEC_KEY_FILE")
+    if key_file is not None:
+        return _read_key_file(key_file, "SPOTCTL_CODEC_KEY_FILE")
     path = home / KEY_FILE_NAME
     if not os.path.lexists(path):  # a dangling symlink is a key gone missing, not a fresh home
         history = home / HISTORY_MARKER

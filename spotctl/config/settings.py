@@ -4,38 +4,9 @@ Precedence, highest first: environment variables, then `$SPOTCTL_HOME/config.yam
 defaults. With no Temporal address configured anywhere, spotctl uses the embedded server
 (embedded/server.py) whose ports are given here too.
 
-Environment variables:
-  SPOTCTL_HOME               state dir (default ~/.spotctl)
-  SPOTCTL_TEMPORAL_ADDRESS   host:port of an existing Temporal frontend; disables the embedded one
-  SPOTCTL_NAMESPACE          Temporal namespace (default "default")
-  SPOTCTL_TLS                "1" to connect with TLS (system roots), or paths via config.yaml
-  SPOTCTL_PORT / SPOTCTL_UI_PORT   ports of the embedded server (default 7233 / 8233)
-  SPOTCTL_CODEC_PORT         the embedded UI's payload codec endpoint (default 8235)
-  SPOTCTL_CODEC_KEY          base64 of the 32-byte payload encryption key (see codec/encryption.py)
-  SPOTCTL_CODEC_KEY_FILE     or a file holding it; default $SPOTCTL_HOME/codec.key, made on first use
-  SPOTCTL_CLOUDS             comma-separated enabled clouds (default "local,aws,gcp")
-  SPOTCTL_AWS_ENDPOINT       one endpoint URL for every AWS API (EC2, S3; the lab's moto)
-  SPOTCTL_AWS_REGIONS        comma-separated AWS regions to place jobs in (default: the catalog's)
-  SPOTCTL_AWS_SSH_USER       login user of the VM image (default "ubuntu")
-  SPOTCTL_LOG_STORE          where job logs go: a bucket URL (`s3://my-bucket/spotctl-logs`,
-                             `gs://bucket/prefix`, `local://bucket/prefix`), so the CLI and the workers share only the
-                             bucket; unset = the directory $SPOTCTL_HOME/logs (see
-                             storage/log_store.py)
-  SPOTCTL_AWS_MOUNTER        how MOUNT of an S3 bucket is made on a VM: mount-s3 (default) or sync
-  SPOTCTL_AWS_INSTANCE_PROFILE  an IAM instance profile for every VM (it reaches buckets with its role)
-  SPOTCTL_AWS_NODE_ROLE      the role assumed to issue VMs scoped S3 credentials (default: GetFederationToken)
-  SPOTCTL_GCP_PROJECT        the GCP project (default: Application Default Credentials' project)
-  SPOTCTL_GCP_ENDPOINT       the Compute Engine API endpoint (the lab's fake GCE); implies no credentials
-  SPOTCTL_GCS_ENDPOINT       the Cloud Storage endpoint (the lab's fake-gcs-server); implies no credentials
-  SPOTCTL_GCP_REGIONS        comma-separated GCP regions to place jobs in (default: the catalog's)
-  SPOTCTL_GCP_SSH_USER       login user made on GCP VMs through the ssh-keys metadata (default "spotctl")
-  SPOTCTL_GCP_MOUNTER        how MOUNT of a GCS bucket is made on a VM: gcsfuse (default) or sync
-  SPOTCTL_MAX_LAUNCHES, SPOTCTL_MAX_MONITORS, SPOTCTL_MAX_ACTIVITIES, SPOTCTL_ACTIVITY_THREADS,
-  SPOTCTL_MAX_CACHED_WORKFLOWS, SPOTCTL_NODE_POLLS_PER_S,
-  SPOTCTL_MAX_NOTIFICATIONS  a worker's limits (see WorkerConfig)
-  SPOTCTL_DRAIN_TIMEOUT_S    how long a SIGTERMed worker lets its running activities finish
-  SPOTCTL_METRICS_PORT, SPOTCTL_METRICS_HOST   the worker's Prometheus endpoint (0 = off)
-  SPOTCTL_NOTIFY_URL         the status webhook (overrides notify.url of config.yaml)
+Every setting, with its variable, config.yaml key, type, bounds and default, is one row of
+config/table.py (docs/configuration.md's table is made from it); `load_settings` reads them all
+through that table, so a bad value anywhere is one ConfigError line naming the variable or key.
 
 Status notifications (`notify:` in config.yaml; see notify/payloads.py for what is sent):
   notify:
@@ -58,13 +29,13 @@ service account). spotctl never stores them.
 from __future__ import annotations
 
 import os
-import re
 from pathlib import Path
 
 import yaml
-from pydantic import BaseModel, Field, ValidationError, field_validator
+from pydantic import BaseModel, Field, ValidationError
 
 from spotctl.config.notify import BadNotifySettings, notify_settings
+from spotctl.config.table import ConfigError, default, env_value, read_settings
 from spotctl.models import NotifySettings
 
 
@@ -80,15 +51,15 @@ class TLSConfig(BaseModel):
 class TemporalConfig(BaseModel):
     address: str | None = None
     """host:port of an existing Temporal; None means the embedded dev server."""
-    namespace: str = "default"
-    tls: bool | TLSConfig = False
+    namespace: str = default("temporal.namespace")
+    tls: bool | TLSConfig = default("temporal.tls")
     api_key: str | None = None
 
 
 class EmbeddedConfig(BaseModel):
-    port: int = 7233
-    ui_port: int = 8233
-    codec_port: int = 8235
+    port: int = default("embedded.port")
+    ui_port: int = default("embedded.ui_port")
+    codec_port: int = default("embedded.codec_port")
     """The payload codec endpoint the embedded web UI decodes with (served by the worker, on
     127.0.0.1 only), so the UI shows readable payloads on this machine and nowhere else."""
 
@@ -100,29 +71,25 @@ class AwsConfig(BaseModel):
     """One endpoint for every AWS service (the lab points it at moto); None = AWS itself."""
     regions: list[str] | None = None
     """Regions jobs may be placed in; None = every region of the shipped catalog."""
-    ssh_user: str = "ubuntu"
+    ssh_user: str = default("aws.ssh_user")
     """The login user of the VM image (Ubuntu AMIs: ubuntu)."""
     image_id: str | None = None
     """An AMI for every region; None = the newest Ubuntu 22.04 image, looked up per region."""
-    mounter: str = "mount-s3"
+    mounter: str = default("aws.mounter")
     """How MOUNT of an S3 bucket is made on a VM: "mount-s3" (Mountpoint for Amazon S3,
     installed by the node agent when missing; the agent's sync if that fails) or "sync" (the
     node agent's copy kept in step, as MOUNT_CACHED; no FUSE, works anywhere)."""
-    instance_profile: str | None = Field(default=None, min_length=1, max_length=2048)
+    instance_profile: str | None = None
     """An IAM instance profile (name or ARN) every VM is launched with. Set, a VM reaches S3
     buckets with its own role and the worker ships it no credentials at all."""
-    node_role_arn: str | None = Field(default=None, min_length=20, max_length=2048)
+    node_role_arn: str | None = None
     """The role the worker assumes to issue a VM its scoped, short-lived S3 credentials;
     None = GetFederationToken with the worker's own keys (an IAM user's). See
     clouds/aws_node_creds.py."""
-    node_credentials_ttl_s: int = Field(default=3600, ge=900, le=43_200)
+    node_credentials_ttl_s: int = default("aws.node_credentials_ttl_s")
     """How long a VM's scoped S3 credentials live; the worker renews them at half-life while
     a phase runs (STS: 15 minutes to 12 hours, one hour for a role chained from temporary
     credentials)."""
-
-
-SERVICE_ACCOUNT = r"^[a-z0-9][a-z0-9._+-]*@[a-z0-9][a-z0-9.-]*\.[a-z]{2,}$"
-"""A service account's email (name@project.iam.gserviceaccount.com), as GCE takes it."""
 
 
 class GcpConfig(BaseModel):
@@ -138,63 +105,59 @@ class GcpConfig(BaseModel):
     STORAGE_EMULATOR_HOST). With an endpoint set, calls carry no credentials."""
     regions: list[str] | None = None
     """Regions jobs may be placed in; None = every region of the shipped catalog."""
-    ssh_user: str = "spotctl"
+    ssh_user: str = default("gcp.ssh_user")
     """The login user GCE's guest agent makes from the `ssh-keys` metadata spotctl sets."""
-    termination_action: str = "DELETE"
+    termination_action: str = default("gcp.termination_action")
     """What GCE does to a preempted spot VM: DELETE (nothing is left to pay for) or STOP
     (its disk stays until spotctl's teardown deletes it)."""
-    mounter: str = "gcsfuse"
+    mounter: str = default("gcp.mounter")
     """How MOUNT of a GCS bucket is made on a VM: "gcsfuse" (installed by the node agent when
     missing; the agent's sync if that fails) or "sync" (the agent's copy kept in step)."""
-    service_account: str | None = Field(default=None, max_length=254)
+    service_account: str | None = None
     """The email of a service account every VM runs as (scope cloud-platform; grant it only
     what jobs need). Set, a VM reaches GCS buckets with its own identity and the worker ships
     it no token; None = the VMs run with no service account at all, so the metadata server
     gives a job's program nothing, and the agent's sync uses the worker's downscoped token."""
-
-    @field_validator("service_account")
-    @classmethod
-    def _an_email(cls, value: str | None) -> str | None:
-        if value is not None and not re.match(SERVICE_ACCOUNT, value):
-            raise ValueError("not a service account's email (name@project.iam.gserviceaccount.com)")
-        return value
 
 
 class WorkerConfig(BaseModel):
     """How much one `spotctl worker` process takes on (every worker of a deployment reads
     its own settings). The defaults suit a 2-core machine running 1,000 jobs (BENCHMARKS.md)."""
 
-    max_concurrent_launches: int = Field(default=16, ge=1, le=10_000)
+    max_concurrent_launches: int = default("worker.max_concurrent_launches")
     """Clusters this worker creates at once; more launches wait in the launch queue, shown as
     PENDING ("waiting for a launch slot"). Protects the cloud APIs from a burst of launches."""
-    max_concurrent_monitors: int = Field(default=20_000, ge=1, le=1_000_000)
+    max_concurrent_monitors: int = default("worker.max_concurrent_monitors")
     """Running jobs this worker watches at once (a monitor is a cheap poll loop)."""
-    max_concurrent_activities: int = Field(default=500, ge=1, le=100_000)
+    max_concurrent_activities: int = default("worker.max_concurrent_activities")
     """Other activities at once: setup, start, teardown, pricing, waiting for VMs to boot."""
-    max_concurrent_notifications: int = Field(default=32, ge=1, le=10_000)
+    max_concurrent_notifications: int = default("worker.max_concurrent_notifications")
     """Status events this worker delivers at once (webhook POSTs, event_callbacks), on a task
     queue of their own: more wait in Temporal, and slow receivers never take job work's slots."""
-    activity_threads: int = Field(default=64, ge=4, le=4_096)
+    activity_threads: int = default("worker.activity_threads")
     """Threads for the activities' blocking calls (cloud SDKs, SSH, the log store): a pool of
     its own, sized here, instead of asyncio's default of a few."""
-    max_cached_workflows: int = Field(default=4_000, ge=0, le=1_000_000)
+    max_cached_workflows: int = default("worker.max_cached_workflows")
     """Workflows kept in memory between their tasks; a job not in the cache is replayed from
     its history on its next event, so this should exceed the jobs that run at once."""
-    node_polls_per_s: float = Field(default=200.0, gt=0, le=100_000)
+    node_polls_per_s: float = default("worker.node_polls_per_s")
     """The most node polls (new log bytes, exit codes) this worker makes a second, all jobs
     together: up to 400 running jobs are polled every 0.5-2 s, 1,000 every 5 s. Logs then
     arrive that much later; a preemption is still seen within the cloud's liveness interval."""
-    drain_timeout_s: float = Field(default=30.0, ge=0, le=3_600)
+    drain_timeout_s: float = default("worker.drain_timeout_s")
     """On SIGTERM the worker stops taking work and hands its running monitors to the other
     workers at once (they re-attach; no program restarts); other running activities (setup,
     teardown, a launch) get this long to finish before they are cancelled and retried
     elsewhere. A container's stop grace period must be longer (deploy/)."""
-    metrics_port: int = Field(default=0, ge=0, le=65_535)
+    metrics_port: int = default("worker.metrics_port")
     """Serve Prometheus metrics (the Temporal SDK's worker metrics: task slots, poll and
     schedule-to-start latencies, sticky cache; plus spotctl_preemptions) on this port at
     /metrics; 0 = off."""
-    metrics_host: str = Field(default="127.0.0.1", min_length=1, max_length=253)
+    metrics_host: str = default("worker.metrics_host")
     """The address the metrics endpoint binds (0.0.0.0 in a container)."""
+    sweep_interval_s: float = default("worker.sweep_interval_s")
+    """How often the worker's sweeper looks for leftovers of jobs that are over (worker/sweeper.py);
+    0 = never. Set by SPOTCTL_SWEEP_INTERVAL_S only."""
 
     @property
     def metrics_address(self) -> str | None:
@@ -206,10 +169,13 @@ class WorkerConfig(BaseModel):
 
 
 class Settings(BaseModel):
+    """Every setting, typed. `load_settings` builds it through config/table.py, where each
+    field's variable, key, bounds and default live (the models take their defaults from there)."""
+
     home: Path
     temporal: TemporalConfig = Field(default_factory=TemporalConfig)
     embedded: EmbeddedConfig = Field(default_factory=EmbeddedConfig)
-    clouds: list[str] = Field(default_factory=lambda: ["local", "aws", "gcp"])
+    clouds: list[str] = Field(default_factory=lambda: list(default("clouds")))
     """Clouds placement may use; one without credentials is left out with a note."""
     aws: AwsConfig = Field(default_factory=AwsConfig)
     gcp: GcpConfig = Field(default_factory=GcpConfig)
@@ -255,7 +221,9 @@ class Settings(BaseModel):
 
 
 def default_home() -> Path:
-    return Path(os.environ.get("SPOTCTL_HOME") or Path.home() / ".spotctl").expanduser()
+    """$SPOTCTL_HOME, else ~/.spotctl; ConfigError (one line) for a bad value."""
+    home: Path | None = env_value("SPOTCTL_HOME")
+    return home if home is not None else (Path.home() / ".spotctl")
 
 
 HOME_MODE = 0o700
@@ -284,102 +252,24 @@ def load_settings(home: Path | None = None) -> Settings:
     if config_file.exists():
         try:
             data = yaml.safe_load(config_file.read_text()) or {}
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{config_file}: not valid YAML: {exc}") from exc
+        except yaml.YAMLError as exc:  # one line: the problem and where, not PyYAML's drawing
+            mark = getattr(exc, "problem_mark", None)
+            at = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
+            raise ConfigError(f"{config_file}: not valid YAML: {getattr(exc, 'problem', None) or exc}{at}") from None
         if not isinstance(data, dict):
             raise ConfigError(f"{config_file}: expected a mapping at the top level")
-    try:
-        settings = Settings(home=home, **{k: v for k, v in data.items() if k not in ("home", "notify")})
+    values = read_settings(data, os.environ, config_file)
+    try:  # the table checked every value; the models' own checks are the second line
+        settings = Settings(home=home, **values)
     except ValidationError as exc:  # one line per problem, never a traceback
         problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}={_shown(e.get('input'))}: {e['msg']}"
                              for e in exc.errors()[:5])
         raise ConfigError(f"{config_file}: {problems}") from None
-    env = os.environ
     try:
-        settings.notify = notify_settings(data.get("notify"), env.get("SPOTCTL_NOTIFY_URL"), config_file)
+        settings.notify = notify_settings(data.get("notify"), os.environ.get("SPOTCTL_NOTIFY_URL"), config_file)
     except BadNotifySettings as exc:
         raise ConfigError(str(exc)) from None
-    if env.get("SPOTCTL_TEMPORAL_ADDRESS"):
-        settings.temporal.address = env["SPOTCTL_TEMPORAL_ADDRESS"]
-    if env.get("SPOTCTL_NAMESPACE"):
-        settings.temporal.namespace = env["SPOTCTL_NAMESPACE"]
-    if env.get("SPOTCTL_TLS"):
-        settings.temporal.tls = env["SPOTCTL_TLS"].lower() in ("1", "true", "yes")
-    if env.get("SPOTCTL_API_KEY"):
-        settings.temporal.api_key = env["SPOTCTL_API_KEY"]
-    if env.get("SPOTCTL_PORT"):
-        settings.embedded.port = int(env["SPOTCTL_PORT"])
-    if env.get("SPOTCTL_UI_PORT"):
-        settings.embedded.ui_port = int(env["SPOTCTL_UI_PORT"])
-    if env.get("SPOTCTL_CODEC_PORT"):
-        settings.embedded.codec_port = int(env["SPOTCTL_CODEC_PORT"])
-    if env.get("SPOTCTL_CLOUDS"):
-        settings.clouds = [c.strip() for c in env["SPOTCTL_CLOUDS"].split(",") if c.strip()]
-    if env.get("SPOTCTL_AWS_ENDPOINT"):
-        settings.aws.endpoint_url = env["SPOTCTL_AWS_ENDPOINT"]
-    if env.get("SPOTCTL_AWS_REGIONS"):
-        settings.aws.regions = [r.strip() for r in env["SPOTCTL_AWS_REGIONS"].split(",") if r.strip()]
-    if env.get("SPOTCTL_AWS_SSH_USER"):
-        settings.aws.ssh_user = env["SPOTCTL_AWS_SSH_USER"]
-    if env.get("SPOTCTL_LOG_STORE"):
-        settings.log_store = env["SPOTCTL_LOG_STORE"]
-    if env.get("SPOTCTL_AWS_MOUNTER"):
-        settings.aws.mounter = env["SPOTCTL_AWS_MOUNTER"]
-    if env.get("SPOTCTL_AWS_INSTANCE_PROFILE"):
-        settings.aws.instance_profile = env["SPOTCTL_AWS_INSTANCE_PROFILE"]
-    if env.get("SPOTCTL_AWS_NODE_ROLE"):
-        settings.aws.node_role_arn = env["SPOTCTL_AWS_NODE_ROLE"]
-    try:  # the variables' values get the file's checks
-        settings.aws = AwsConfig.model_validate(settings.aws.model_dump())
-    except ValidationError as exc:
-        raise ConfigError("; ".join(f"aws.{e['loc'][0]}: {e['msg']}" for e in exc.errors())) from None
-    _gcp_from_env(settings, env)
-    _worker_from_env(settings, env)
     return settings
-
-
-WORKER_ENV = {
-    "SPOTCTL_MAX_LAUNCHES": "max_concurrent_launches",
-    "SPOTCTL_MAX_MONITORS": "max_concurrent_monitors",
-    "SPOTCTL_MAX_ACTIVITIES": "max_concurrent_activities",
-    "SPOTCTL_ACTIVITY_THREADS": "activity_threads",
-    "SPOTCTL_MAX_NOTIFICATIONS": "max_concurrent_notifications",
-    "SPOTCTL_MAX_CACHED_WORKFLOWS": "max_cached_workflows",
-    "SPOTCTL_NODE_POLLS_PER_S": "node_polls_per_s",
-    "SPOTCTL_DRAIN_TIMEOUT_S": "drain_timeout_s",
-    "SPOTCTL_METRICS_PORT": "metrics_port",
-    "SPOTCTL_METRICS_HOST": "metrics_host",
-}
-"""Environment variables for `worker:` settings (containers set these)."""
-
-
-def _worker_from_env(settings: Settings, env: os._Environ[str] | dict[str, str]) -> None:
-    values = {field: env[var] for var, field in WORKER_ENV.items() if env.get(var)}
-    if not values:
-        return
-    try:
-        settings.worker = WorkerConfig.model_validate({**settings.worker.model_dump(), **values})
-    except ValidationError as exc:
-        var_of = {field: var for var, field in WORKER_ENV.items()}
-        problems = "; ".join(f"{var_of.get(str(e['loc'][0]), e['loc'][0])}={e['input']!r}: {e['msg']}"
-                             for e in exc.errors())
-        raise ConfigError(problems) from None
-
-
-def _gcp_from_env(settings: Settings, env: os._Environ[str] | dict[str, str]) -> None:
-    gcp = settings.gcp
-    for var, field in (("SPOTCTL_GCP_PROJECT", "project"), ("SPOTCTL_GCP_ENDPOINT", "compute_endpoint"),
-                       ("SPOTCTL_GCS_ENDPOINT", "storage_endpoint"), ("SPOTCTL_GCP_SSH_USER", "ssh_user"),
-                       ("SPOTCTL_GCP_MOUNTER", "mounter"), ("SPOTCTL_GCP_SERVICE_ACCOUNT", "service_account")):
-        if env.get(var):
-            setattr(gcp, field, env[var])
-    if env.get("SPOTCTL_GCP_REGIONS"):
-        gcp.regions = [r.strip() for r in env["SPOTCTL_GCP_REGIONS"].split(",") if r.strip()]
-    try:  # the variables' values get the file's checks
-        settings.gcp = GcpConfig.model_validate(gcp.model_dump())
-    except ValidationError as exc:
-        raise ConfigError("; ".join(f"gcp.{e['loc'][0]}={_shown(e.get('input'))}: {e['msg']}"
-                                    for e in exc.errors())) from None
 
 
 def _shown(value: object) -> str:
@@ -388,5 +278,3 @@ def _shown(value: object) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-class ConfigError(Exception):
-    """The configuration cannot be read; the message says which file and why."""

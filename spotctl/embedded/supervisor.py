@@ -37,7 +37,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from spotctl.config import Settings, load_settings
+from spotctl.config import ConfigError, Settings, load_settings
 from spotctl.embedded import port_guard
 from spotctl.embedded.lock import LockTimeout, file_lock
 from spotctl.embedded.procs import (
@@ -57,6 +57,8 @@ BACKOFF_MAX_S = 30.0
 HEALTHY_AFTER_S = 30.0
 """A process that ran this long had a real crash, not a failing start: its backoff starts over."""
 WORKER_STOP_TIMEOUT_S = 10.0
+EXIT_BAD_SETTINGS = 2
+"""How a worker (worker/main.py) exits on a bad setting or codec key, after logging the one line why."""
 
 log = logging.getLogger("spotctl.supervisor")
 
@@ -182,7 +184,11 @@ class Supervisor:
         delay = min(BACKOFF_FIRST_S * 2 ** child.failures, BACKOFF_MAX_S)
         child.failures += 1
         child.next_start = now + delay
-        log.warning("%s (pid %d) exited with code %s after %.1fs; restarting in %.1fs", name, pid, code, uptime, delay)
+        # Exit 2 is a worker refusing its settings (a bad value, a missing codec key: config/table.py)
+        # and saying why in one line: repeat it here, so a crash loop is never silent.
+        why = f": {_last_said(child.log_file)}" if code == EXIT_BAD_SETTINGS else ""
+        log.warning("%s (pid %d) exited with code %s after %.1fs%s; restarting in %.1fs", name, pid, code, uptime,
+                    why, delay)
 
     def _start(self, child: Child, now: float) -> None:
         for hook in child.on_start:
@@ -217,13 +223,23 @@ def _tail(path: Path, lines: int = 15) -> str:
         return "(no log)"
 
 
+def _last_said(path: Path) -> str:
+    """The last line of a worker's log, without its logging prefix (time, level, logger)."""
+    line = _tail(path, 1)
+    return line.partition(" spotctl.worker: ")[2] or line
+
+
 def main() -> int:
     # The state dir is private (0700 dirs, 0600 files), whoever started us: the Temporal
     # database and the worker's files inherit this umask.
     os.umask(0o077)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s supervisor[%(process)d]: %(message)s")
-    settings = load_settings()
+    try:
+        settings = load_settings()
+    except ConfigError as exc:  # the command that started us checked them; config.yaml changed since
+        log.error("%s", exc)
+        return EXIT_BAD_SETTINGS
     if not settings.uses_embedded_server:
         log.error("a Temporal address is configured (%s): there is no embedded server to supervise",
                   settings.temporal_address)

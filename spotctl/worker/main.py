@@ -22,7 +22,7 @@ from spotctl.activities import all_activities
 from spotctl.activities.deps import Deps
 from spotctl.client import connect, ensure_search_attributes, spotctl_runtime
 from spotctl.codec import CodecKeyError, CodecServer, EncryptionCodec, load_key, serve_codec
-from spotctl.config import Settings, load_settings, secure_home
+from spotctl.config import ConfigError, Settings, load_settings, secure_home
 from spotctl.models import TASK_QUEUE
 from spotctl.notify import callback_cgroups
 from spotctl.worker.pool import job_workers, running
@@ -136,13 +136,15 @@ def main() -> None:
     # only (0600 files, 0700 dirs), and so is whatever this worker's children create.
     os.umask(0o077)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    ready = os.environ.get("SPOTCTL_WORKER_READY_FILE")
-    settings = load_settings()
-    secure_home(settings.home)
+    ready = os.environ.get("SPOTCTL_WORKER_READY_FILE")  # set by the supervisor, not a setting
     try:
-        load_key(settings.home)  # before anything starts: a worker without its key stops, saying why
+        # Before anything starts: a worker with a bad setting or without its key stops with one
+        # line saying why (exit 2: its supervisor's log repeats that line; embedded/supervisor.py).
+        settings = load_settings()
+        secure_home(settings.home)
+        load_key(settings.home)
         asyncio.run(run_worker(settings, ready_file=Path(ready) if ready else None))
-    except CodecKeyError as exc:
+    except ConfigError as exc:  # CodecKeyError is one too
         log.error("%s", exc)
         sys.exit(2)
 

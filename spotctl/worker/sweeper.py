@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -32,7 +31,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from spotctl.clouds.base import Cloud, TaggedInstance
 from spotctl.clouds.registry import get_cloud
-from spotctl.config import Settings
+from spotctl.config import Settings, default, env_value
 from spotctl.models import Location
 from spotctl.models import search_attributes as sa
 from spotctl.models.naming import job_of_cluster, job_workflow_id, parse_ephemeral_bucket
@@ -41,7 +40,7 @@ from spotctl.storage.registry import get_store
 log = logging.getLogger("spotctl.sweeper")
 
 INTERVAL_ENV = "SPOTCTL_SWEEP_INTERVAL_S"
-DEFAULT_INTERVAL_S = 300.0
+DEFAULT_INTERVAL_S: float = default("worker.sweep_interval_s")
 DEFAULT_GRACE_S = 120.0
 """Younger leftovers are spared: a launch may be between making them and starting its job."""
 CALL_TIMEOUT_S = 20.0
@@ -79,17 +78,10 @@ class SweepableStore(Protocol):
 
 
 def sweep_interval_s(env: dict[str, str] | None = None) -> float:
-    """SPOTCTL_SWEEP_INTERVAL_S, or the default; 0 disables the sweeper."""
-    raw = (os.environ if env is None else env).get(INTERVAL_ENV, "").strip()
-    if not raw:
-        return DEFAULT_INTERVAL_S
-    try:
-        value = float(raw)
-    except ValueError:
-        value = -1.0
-    if not value >= 0:  # also catches nan
-        raise ValueError(f"{INTERVAL_ENV} must be a number of seconds >= 0 (0 disables the sweeper), not {raw!r}")
-    return value
+    """SPOTCTL_SWEEP_INTERVAL_S, or the default; 0 disables the sweeper. A bad value is a
+    ConfigError (config/table.py), which load_settings raised already for a worker's own settings."""
+    value = env_value(INTERVAL_ENV, env)
+    return DEFAULT_INTERVAL_S if value is None else float(value)
 
 
 def _error_text(exc: BaseException) -> str:
@@ -247,8 +239,9 @@ async def sweep_forever(client: Client | ClientFacade, settings: Settings, *,
 
 def start_sweeper(client: Client | ClientFacade, settings: Settings, *,
                   cloud: Callable[[str], Cloud] | None = None) -> asyncio.Task[None] | None:
-    """Start sweep_forever in the background at SPOTCTL_SWEEP_INTERVAL_S; None when that is 0."""
-    interval = sweep_interval_s()
+    """Start sweep_forever in the background at SPOTCTL_SWEEP_INTERVAL_S (`worker.sweep_interval_s`);
+    None when that is 0."""
+    interval = settings.worker.sweep_interval_s
     if interval == 0:
         log.info("sweeper disabled (%s=0)", INTERVAL_ENV)
         return None
