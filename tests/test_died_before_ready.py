@@ -15,6 +15,7 @@ from temporalio.client import WorkflowHandle
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 from test_workflow_races import FakeCloud, job_spec, runs_of
+from timeskip import quick_skipping_env  # noqa: F401  (a skip costs 10 ms, not a second: timeskip.py)
 
 from spotctl.models import NOT_READY_ERROR, PREEMPTED_ERROR, ClusterHandle, JobState, JobStatus, ReadyRequest
 from spotctl.worker_pool import job_workers, running
