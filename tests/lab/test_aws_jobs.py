@@ -126,7 +126,8 @@ def test_preempted_job_recovers_in_another_region_with_its_s3_checkpoint(aws_spo
 
 
 def test_interruption_notice_gets_sigterm_and_loses_no_step(aws_spot: Spot, fleet: VmFleet, tmp_path: Path) -> None:
-    job_id = launch(aws_spot, counter_task(tmp_path, f"lab-ckpt-{os.getpid()}-2", steps=60))
+    # The notice comes at step 6 and its VM is gone 12 s later: SIGTERM by step 30, more steps after.
+    job_id = launch(aws_spot, counter_task(tmp_path, f"lab-ckpt-{os.getpid()}-2", steps=40))
     wait_for_log(aws_spot, job_id, r"^step 6$")
     [iid] = fleet.running()
     fleet.notice(iid, seconds=12)
@@ -136,7 +137,7 @@ def test_interruption_notice_gets_sigterm_and_loses_no_step(aws_spot: Spot, flee
     assert resumed == saved, f"saved step {saved}, resumed at {resumed}: steps were lost"
     job = aws_spot.wait_status(job_id, "SUCCEEDED", timeout=150)
     assert job["recoveries"] == 1
-    assert "done 60" in logs(aws_spot, job_id)
+    assert "done 40" in logs(aws_spot, job_id)
 
 
 def test_metadata_notice_reaches_the_vm(fleet: VmFleet, aws_spot: Spot) -> None:

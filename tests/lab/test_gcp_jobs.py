@@ -94,7 +94,8 @@ def test_gcp_capacity_error_fails_over_to_the_next_zone(gcp_spot: Spot, fleets: 
 
 
 def test_gce_preemption_notice_gets_sigterm_and_loses_no_step(gcp_spot: Spot, fleets: Fleets, tmp_path: Path) -> None:
-    job_id = launch(gcp_spot, counter_task(tmp_path, f"lab-gcs-ckpt-{os.getpid()}-3", steps=50))
+    # The notice comes at step 6 and its VM is gone 10 s later: SIGTERM by step 26, more steps after.
+    job_id = launch(gcp_spot, counter_task(tmp_path, f"lab-gcs-ckpt-{os.getpid()}-3", steps=36))
     wait_for_log(gcp_spot, job_id, r"^step 6$")
     fleets.gcp.notice(fleets.gce_running(), seconds=10)  # GCE gives 30 s
     saved = int(wait_for_log(gcp_spot, job_id, r"SIGTERM at step (\d+), saved", timeout=30).group(1))
@@ -103,4 +104,4 @@ def test_gce_preemption_notice_gets_sigterm_and_loses_no_step(gcp_spot: Spot, fl
     assert resumed == saved, f"saved step {saved}, resumed at {resumed}: steps were lost"
     job = gcp_spot.wait_status(job_id, "SUCCEEDED", timeout=150)
     assert job["recoveries"] == 1
-    assert "done 50" in logs(gcp_spot, job_id)
+    assert "done 36" in logs(gcp_spot, job_id)
