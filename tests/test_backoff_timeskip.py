@@ -15,16 +15,16 @@ import pytest
 from temporalio.testing import WorkflowEnvironment
 from timeskip import SKIPPING_ARGS
 
-from spotctl import search_attributes as sa
 from spotctl.activities import all_activities
 from spotctl.activities.deps import Deps
 from spotctl.clouds.local import LocalCloud
 from spotctl.codec import data_converter
 from spotctl.config import load_settings
+from spotctl.embedded import temporal_binary
 from spotctl.models import TASK_QUEUE, JobSpec, JobState, JobStatus, RecoveryConfig
-from spotctl.policy.placement import rank_candidates
-from spotctl.server import temporal_binary
-from spotctl.worker_pool import job_workers, running
+from spotctl.models import search_attributes as sa
+from spotctl.policy import rank_candidates
+from spotctl.worker import job_workers, running
 from spotctl.workflows import ALL_WORKFLOWS
 
 pytestmark = pytest.mark.quick  # `pytest -m quick`: the fast loop (README, Tests)

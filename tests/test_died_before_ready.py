@@ -18,7 +18,7 @@ from test_workflow_races import FakeCloud, job_spec, runs_of
 from timeskip import quick_skipping_env  # noqa: F401  (a skip costs 10 ms, not a second: timeskip.py)
 
 from spotctl.models import NOT_READY_ERROR, PREEMPTED_ERROR, ClusterHandle, JobState, JobStatus, ReadyRequest
-from spotctl.worker_pool import job_workers, running
+from spotctl.worker import job_workers, running
 from spotctl.workflows import ALL_WORKFLOWS
 
 BOUND_S = 120

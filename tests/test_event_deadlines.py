@@ -23,7 +23,7 @@ from test_workflow_races import FakeCloud, job_spec
 from timeskip import quick_skipping_env  # noqa: F401  (a skip costs 10 ms, not a second: timeskip.py)
 
 from spotctl.models import Activities, JobState, JobStatus, NotifySettings, WebhookRequest
-from spotctl.worker_pool import job_workers, running
+from spotctl.worker import job_workers, running
 from spotctl.workflows import ALL_WORKFLOWS
 from spotctl.workflows.event_outbox import events_workflow_id
 

@@ -21,8 +21,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from spotctl.cli.main import cli
-from spotctl.task_document import RECOVERY_KEYS, RESOURCE_KEYS, STORAGE_KEYS, TASK_KEYS
-from spotctl.task_errors import MAX_SHOWN_PROBLEMS
+from spotctl.task import MAX_SHOWN_PROBLEMS, RECOVERY_KEYS, RESOURCE_KEYS, STORAGE_KEYS, TASK_KEYS
 
 PER_EXAMPLE_CPU_S = 5.0
 """CPU seconds of this process: the bound that catches hangs and blow-ups (the alias bomb this

@@ -46,7 +46,7 @@ from spotctl.models import (
     TeardownRequest,
     cluster_name,
 )
-from spotctl.worker_pool import job_workers, running
+from spotctl.worker import job_workers, running
 from spotctl.workflows import ALL_WORKFLOWS
 
 CANDIDATES = [Candidate(cloud="fake", region=r, zone=f"{r}-a", instance_type="t", use_spot=True, price=p)

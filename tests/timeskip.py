@@ -20,9 +20,9 @@ from collections.abc import AsyncIterator
 import pytest
 from temporalio.testing import WorkflowEnvironment
 
-from spotctl import search_attributes as sa
 from spotctl.codec import data_converter_for_key
-from spotctl.server import temporal_binary
+from spotctl.embedded import temporal_binary
+from spotctl.models import search_attributes as sa
 
 QUICK_TIMER_ARGS = ["--dynamic-config-value", 'history.timerProcessorMaxTimeShift="10ms"']
 """Dev-server arguments: look for due timers every 10 ms instead of every second."""

@@ -92,7 +92,7 @@ from spotctl.clouds.base import InstanceState
 from spotctl.clouds.local import LocalCloud
 from spotctl.clouds.local_processes import processes_of
 from spotctl.config import load_settings
-from spotctl.server import EmbeddedServer
+from spotctl.embedded import EmbeddedServer
 from spotctl.storage.log_store import LogStore
 
 from conftest import pid_dead, spotctl_env

@@ -21,10 +21,10 @@ from job_lab import COUNTER, launch, logs, steps_seen, wait_for_log
 from moto_lab import IMAGE_REGIONS, moto_instances, moto_server, publish_ubuntu_image, reset_moto  # noqa: F401
 from vm_lab import VmFleet
 
-from spotctl import aws_clients
 from spotctl.clouds import aws as aws_cloud
+from spotctl.clouds import aws_clients
+from spotctl.node_agent.agent_notice import _imds_notice
 from spotctl.remote import ssh
-from spotctl.remote.agent_notice import _imds_notice
 
 from conftest import Spot, embedded_spot, spotctl_env
 
