@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from temporalio.testing import WorkflowEnvironment
+from timeskip import SKIPPING_ARGS
 
 from spotctl.activities import all_activities
 from spotctl.activities.deps import Deps
@@ -43,7 +44,7 @@ async def test_an_hour_without_capacity_ends_failed_no_resource(tmp_path: Path) 
     async with await WorkflowEnvironment.start_time_skipping_v2(
         dev_server_existing_path=temporal_binary(), data_converter=data_converter(settings),
         search_attributes=list(sa.ALL),
-        dev_server_extra_args=["--dynamic-config-value", "frontend.WorkflowTimeSkippingEnabled=true"],
+        dev_server_extra_args=SKIPPING_ARGS,  # a skip costs 10 ms, not a second (timeskip.py)
     ) as env:
         async with running(job_workers(env.client, TASK_QUEUE, ALL_WORKFLOWS, all_activities(Deps(settings)))):
             started = datetime.now(UTC)

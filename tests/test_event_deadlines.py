@@ -20,6 +20,7 @@ from temporalio.client import Client
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 from test_workflow_races import FakeCloud, job_spec
+from timeskip import quick_skipping_env  # noqa: F401  (a skip costs 10 ms, not a second: timeskip.py)
 
 from spotctl.models import Activities, JobState, JobStatus, NotifySettings, WebhookRequest
 from spotctl.models.naming import events_workflow_id

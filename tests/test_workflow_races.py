@@ -18,9 +18,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from temporalio import activity
 from temporalio.api.enums.v1 import EventType
-from temporalio.client import Client, WorkflowHandle
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
+from timeskip import quick_skipping_env  # noqa: F401  (a skip costs 10 ms, not a second: timeskip.py)
 
 from spotctl.models import (
     Activities,
@@ -260,10 +261,19 @@ async def test_unknown_job_ending_error_is_failed_controller_with_teardown(env: 
     assert cloud.instances == {}
 
 
-async def runs_of(client: Client, workflow_id: str) -> list[int]:
-    """The history length of every run of a workflow (continue-as-new makes new runs)."""
+async def runs_of(client: Client, workflow_id: str, timeout: float = 10) -> list[int]:
+    """The history length of every run of a workflow (continue-as-new makes new runs), once
+    visibility, which is eventually consistent, lists its last run as completed (each run
+    before it was closed before the next one started)."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        executions = [e async for e in client.list_workflows(f"WorkflowId = '{workflow_id}'")]
+        if any(e.status == WorkflowExecutionStatus.COMPLETED for e in executions):
+            break
+        assert asyncio.get_running_loop().time() < deadline, f"visibility never showed the end: {executions}"
+        await asyncio.sleep(0.1)
     lengths = []
-    async for execution in client.list_workflows(f"WorkflowId = '{workflow_id}'"):
+    for execution in executions:
         history = await client.get_workflow_handle(workflow_id, run_id=execution.run_id).fetch_history()
         lengths.append(len(history.events))
     return lengths
@@ -290,7 +300,6 @@ async def test_a_month_without_capacity_then_the_job_runs(skipping_env: Workflow
     assert state.status == JobStatus.SUCCEEDED
     assert (state.started_at - state.submitted_at) >= timedelta(days=30)
     assert cloud.rounds == rounds + 1 and cloud.instances == {}
-    await asyncio.sleep(1.5)  # visibility is eventually consistent
     lengths = await runs_of(client, workflow_id)
     assert len(lengths) >= 4, lengths  # it continued as new, several times
     assert max(lengths) < 10_000 and max(lengths) < 200 + 40, lengths

@@ -132,7 +132,7 @@ def test_interruption_notice_gets_sigterm_and_loses_no_step(aws_spot: Spot, flee
         fleet.notice(iid, seconds=12)
 
     check_notice_gets_sigterm_and_loses_no_step(
-        aws_spot, counter_task(tmp_path, f"lab-ckpt-{os.getpid()}-2", steps=60), 60, post_notice)
+        aws_spot, counter_task(tmp_path, f"lab-ckpt-{os.getpid()}-2", steps=40), 40, post_notice)
 
 
 def test_metadata_notice_reaches_the_vm(fleet: VmFleet, aws_spot: Spot) -> None:

@@ -64,9 +64,15 @@ run: python3 counter.py
     return task
 
 
+STEPS = 44
+"""The counter's steps (0.5 s each): each preemption comes at most 14 steps after a resume at
+step 14 or less, so the third attempt still runs from step 30 or less to the end (70 made the
+last attempt run twice as long for the same proof)."""
+
+
 def test_job_preempted_on_aws_recovers_on_gcp_then_in_another_gcp_region(both_spot: Spot, fleets: Fleets,
                                                                           tmp_path: Path) -> None:
-    job_id = launch(both_spot, training_task(tmp_path, f"lab-xcloud-{os.getpid()}", steps=70))
+    job_id = launch(both_spot, training_task(tmp_path, f"lab-xcloud-{os.getpid()}", steps=STEPS))
     wait_for_log(both_spot, job_id, r"^step 14$")  # the agent pushes the checkpoint every 5 s
     job = both_spot.job(job_id)
     assert (job["cloud"], job["region"]) == ("aws", "us-east-1")  # the cheapest candidate first
@@ -93,5 +99,5 @@ def test_job_preempted_on_aws_recovers_on_gcp_then_in_another_gcp_region(both_sp
     resumed = [int(s) for s in re.findall(r"^resuming at (\d+)$", text, re.M)]
     assert resumed[0] == 0 and resumed[1] >= 3 and resumed[2] > resumed[1], resumed
     # The result equals an uninterrupted run's: every step after the last resume, in order, to the end.
-    assert steps_seen(text.split(f"resuming at {resumed[2]}")[-1]) == list(range(resumed[2] + 1, 71))
-    assert "done 70" in text
+    assert steps_seen(text.split(f"resuming at {resumed[2]}")[-1]) == list(range(resumed[2] + 1, STEPS + 1))
+    assert f"done {STEPS}" in text

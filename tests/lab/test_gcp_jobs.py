@@ -96,5 +96,5 @@ def test_gcp_capacity_error_fails_over_to_the_next_zone(gcp_spot: Spot, fleets: 
 
 def test_gce_preemption_notice_gets_sigterm_and_loses_no_step(gcp_spot: Spot, fleets: Fleets, tmp_path: Path) -> None:
     check_notice_gets_sigterm_and_loses_no_step(
-        gcp_spot, counter_task(tmp_path, f"lab-gcs-ckpt-{os.getpid()}-3", steps=50), 50,
+        gcp_spot, counter_task(tmp_path, f"lab-gcs-ckpt-{os.getpid()}-3", steps=36), 36,
         lambda: fleets.gcp.notice(fleets.gce_running(), seconds=10))  # GCE gives 30 s
