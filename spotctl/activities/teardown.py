@@ -12,14 +12,14 @@ from spotctl.activities.heartbeat import Progress, heartbeating, last_checkpoint
 from spotctl.activities.space import out_of_space_noted
 from spotctl.clouds.base import Cloud, CloudError
 from spotctl.launch import delete_buckets
-from spotctl.models import Activities, Location, TeardownRequest, cluster_name
+from spotctl.models import ActivityNames, Location, TeardownRequest, cluster_name
 
 
 class TeardownActivities:
     def __init__(self, deps: Deps) -> None:
         self.deps = deps
 
-    @activity.defn(name=Activities.TEARDOWN)
+    @activity.defn(name=ActivityNames.TEARDOWN)
     async def teardown(self, req: TeardownRequest) -> int:
         """Terminate the job's clusters on every enabled cloud, then ask the cloud again and
         fail (to be retried, forever) if anything is still alive; then delete the job's

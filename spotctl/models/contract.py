@@ -133,9 +133,12 @@ class TeardownRequest(BaseModel):
     (requests made before this field, an attempt's own teardown) = by name, attempt by attempt."""
 
 
-class Activities:
-    """Activity names, shared by the workflow (which must not import activity code) and the
-    activity definitions."""
+class ActivityNames:
+    """The registered activity names: what every recorded history calls, so they never change.
+    The activity implementations (activities/: ProvisionActivities ...) register under them;
+    the live workflows call those implementations by typed reference (the SDK derives the name
+    from the `@activity.defn`), so only the frozen first controller and test doubles spell
+    a name out."""
 
     PROVISION = "provision"
     """Create and wait in one activity: kept for jobs started before create/wait split."""
@@ -148,6 +151,11 @@ class Activities:
     PRICE_CANDIDATES = "price_candidates"
     DELIVER_WEBHOOK = "deliver_webhook"
     RUN_EVENT_CALLBACK = "run_event_callback"
+
+
+Activities = ActivityNames
+"""The old name, only for the frozen first controller (workflows/legacy/controller_v1.py) and
+tests; delete with the first controller."""
 
 
 NOTE_SIGNAL = "note"
