@@ -14,6 +14,7 @@ from __future__ import annotations
 import textwrap
 from pathlib import Path
 
+import pytest
 from mypy import api as mypy_api
 
 from spotctl.activities import (
@@ -73,6 +74,7 @@ def test_mypy_reports_a_wrong_activity_request_or_result(tmp_path: Path) -> None
     assert reported == wrong, out
 
 
+@pytest.mark.quick  # `pytest -m quick`: the fast loop (README, Tests)
 def test_the_typed_references_keep_the_registered_names() -> None:
     """What the workflows reference is what every recorded history calls (models.ActivityNames),
     and the method's own name too (the job workflow's activity summaries use it)."""
