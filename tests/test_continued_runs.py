@@ -78,7 +78,7 @@ class _FirstController(SpotJobWorkflow):
     @workflow.run
     async def run(self, spec: JobSpec) -> JobState:
         self._running = True
-        return await self._v1_run(spec)
+        return await self._run_v1(spec)
 
 
 async def test_cancel_in_a_continued_first_controller_run_is_kept(env: WorkflowEnvironment) -> None:

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from spotctl.catalog.ondemand import ondemand_prices
 from spotctl.cli.render import as_json
+from spotctl.clouds.ondemand import ondemand_prices
 from spotctl.models import AttemptRecord, JobState, JobStatus
 from spotctl.policy import attempt_hours, job_cost, money, percent
 

@@ -18,8 +18,9 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from conftest import REPO
 from spotctl.cli.main import cli
+
+from conftest import REPO
 
 pytestmark = pytest.mark.quick  # `pytest -m quick`: the fast loop (README, Tests)
 

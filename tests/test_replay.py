@@ -72,7 +72,7 @@ def test_histories_cover_the_task_queue_paths() -> None:
 
 
 def test_histories_cover_both_controllers_and_the_allocator() -> None:
-    """The unprefixed histories have no controller-v2 marker (they exercise _v1_run); the v2
+    """The unprefixed histories have no controller-v2 marker (they exercise the first controller, ControllerV1); the v2
     ones do; the allocator's history is there and is replayed with ALL_WORKFLOWS."""
     assert JobIdAllocator in ALL_WORKFLOWS
     for path in V1_HISTORIES:

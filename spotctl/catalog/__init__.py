@@ -1,7 +1,6 @@
-"""What the clouds sell (shared): offerings and prices from the bundled catalogs (csv_offerings), and
-the on-demand price lookup for `status`'s ON-DEMAND and SAVED columns (`spotctl.catalog.ondemand`,
-imported by its module path: it asks the clouds, which read this package's catalogs).
-"""
+"""What the clouds sell (shared): the bundled catalogs of offerings and on-demand prices, read
+without an API call (AWS and GCP; the local cloud's come from its config). The clouds read them
+(clouds/aws_catalog.py) and so does `status` for its ON-DEMAND column (clouds/ondemand.py)."""
 
 from spotctl.catalog.csv_offerings import catalog_regions, load_offerings
 

@@ -8,7 +8,6 @@ import sys
 import click
 from rich.console import Console
 
-from spotctl.catalog.ondemand import ondemand_prices
 from spotctl.cli.common import (
     EXIT_NOT_FINISHED,
     async_command,
@@ -25,6 +24,7 @@ from spotctl.cli.common import (
 from spotctl.cli.follow import LogPrinter, follow, followed
 from spotctl.cli.render import job_view, jobs_json, output_width, page_footer, status_table
 from spotctl.client import LIVE_QUERY_TIMEOUT_S, JobNotFound, JobPage, SpotClient, unfinished_query
+from spotctl.clouds.ondemand import ondemand_prices
 from spotctl.embedded import low_space_note
 from spotctl.models import JobState
 

@@ -137,7 +137,7 @@ def last_run_started_at(job: JobState) -> datetime | None:
 def as_json(job: JobState, *, now: datetime | None = None, prices: Mapping[PriceKey, float] | None = None) -> dict:
     """One job of `status --json`: the state as the workflow keeps it (every count an int),
     plus what the CLI derives: durations, last_run_started_at, and the cost per attempt and
-    per job (USD; see spotctl/catalog/ondemand.py). A pipeline adds `tasks`: each task's object, made
+    per job (USD; see spotctl/clouds/ondemand.py). A pipeline adds `tasks`: each task's object, made
     the same way, with its `task` index; a single-task job has neither key."""
     now = now or _now()
     data = _json_of(job, now, prices or {}, total_seconds(job))

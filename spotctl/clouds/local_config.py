@@ -13,7 +13,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from spotctl.clouds.base import CloudError
-from spotctl.storage.files import create_once
+from spotctl.files import create_once
 
 DEFAULT_CONFIG = """\
 # spotctl local cloud: fake "VMs" that are sandbox directories on this machine.

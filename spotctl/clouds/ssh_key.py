@@ -13,7 +13,7 @@ from pathlib import Path
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
-from spotctl.storage.files import create_once
+from spotctl.files import create_once
 
 __all__ = ["KEY_FILE", "ensure_key", "private_key_path"]
 

@@ -36,7 +36,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.converter import DataConverter, DefaultFailureConverterWithEncodedAttributes, PayloadCodec
 
 from spotctl.config import ConfigError, Settings, secure_home
-from spotctl.storage.files import create_once
+from spotctl.files import create_once
 
 ENCODING = b"binary/encrypted"
 KEY_ID_META = "encryption-key-id"

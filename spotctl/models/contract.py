@@ -137,8 +137,8 @@ class ActivityNames:
     """The registered activity names: what every recorded history calls, so they never change.
     The activity implementations (activities/: ProvisionActivities ...) register under them;
     the live workflows call those implementations by typed reference (the SDK derives the name
-    from the `@activity.defn`), so only the frozen first controller and test doubles spell
-    a name out."""
+    from the `@activity.defn`), so only test doubles spell a name out (and the frozen first
+    controller, workflows/legacy/, its own literals)."""
 
     PROVISION = "provision"
     """Create and wait in one activity: kept for jobs started before create/wait split."""
@@ -154,8 +154,8 @@ class ActivityNames:
 
 
 Activities = ActivityNames
-"""The old name, only for the frozen first controller (workflows/legacy/controller_v1.py) and
-tests; delete with the first controller."""
+"""The old name, kept only for the tests' activity doubles (`@activity.defn(name=Activities.X)`);
+no spotctl module uses it (the frozen first controller spells its names as literals)."""
 
 
 NOTE_SIGNAL = "note"

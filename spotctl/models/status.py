@@ -62,7 +62,7 @@ class TaskStatus(BaseModel):
 
 class AttemptRecord(BaseModel):
     """One launch of the job: where it ran, how it ended (for logs' recovery markers) and
-    what it was paid (for `status`'s COST; spotctl/catalog/ondemand.py does the sums)."""
+    what it was paid (for `status`'s COST; spotctl/clouds/ondemand.py does the sums)."""
 
     attempt: int
     cloud: str

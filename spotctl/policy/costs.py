@@ -12,7 +12,7 @@ Provisioning counts (the bill runs from the create call), teardown after the att
 does not (seconds, and the workflow records no time for it). A cluster that died before it
 ran has no attempt record, so it costs nothing here. The workflow records only the facts (and
 its job view sums the ended attempts); the CLI computes the rest when it shows them, with
-on-demand prices from spotctl/catalog/ondemand.py. Records cut from a job's history (keep_last) leave
+on-demand prices from spotctl/clouds/ondemand.py. Records cut from a job's history (keep_last) leave
 their sums in the job's earlier_* totals. Pure: usable inside workflows.
 """
 

@@ -37,8 +37,8 @@ from collections.abc import Callable
 from functools import cache
 from pathlib import Path
 
+from spotctl.files import copy_tree
 from spotctl.remote.base import CommandResult, NodeUnreachable
-from spotctl.storage.files import copy_tree
 
 log = logging.getLogger(__name__)
 

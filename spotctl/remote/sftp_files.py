@@ -1,6 +1,6 @@
 """File work over SFTP for SSHRunner: directories made, files created with their mode from
 the start (secrets are never world-readable for a moment), whole trees copied the way
-spotctl.storage.files.copy_tree copies them locally (files and symlinks replaced, never written through).
+spotctl.files.safe.copy_tree copies them locally (files and symlinks replaced, never written through).
 """
 
 from __future__ import annotations
@@ -68,7 +68,7 @@ def upload(sftp: paramiko.SFTPClient, local: str, dest: str, old: paramiko.SFTPA
 
 def put_tree(sftp: paramiko.SFTPClient, src: str, dst: str, old: paramiko.SFTPAttributes | None = None,
               top: bool = True) -> None:
-    """spotctl.storage.files.copy_tree over SFTP, with one listdir per directory instead of a stat
+    """spotctl.files.safe.copy_tree over SFTP, with one listdir per directory instead of a stat
     per file. Only the top destination may be a symlink to a directory."""
     if top:
         makedirs(sftp, dst)

@@ -14,8 +14,8 @@ import secrets
 import shutil
 from pathlib import Path
 
+from spotctl.files import copy_tree
 from spotctl.storage.base import StorageError
-from spotctl.storage.files import copy_tree
 
 _BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 

@@ -32,6 +32,12 @@ class SpotTaskWorkflow(SpotJobWorkflow):
     async def run(self, spec: JobSpec) -> JobState:
         return await super().run(spec)
 
+    async def _run_v1(self, spec: JobSpec) -> JobState:
+        """Never taken: tasks came after the `controller-v2` patch, so every task's history has
+        its marker. A task does not carry the first controller: a bug here fails the workflow
+        task (retried once fixed), not the job."""
+        raise RuntimeError(f"task {spec.job_id}: a pipeline task never ran under the first controller")
+
     def _set(self, status: JobStatus, **changes) -> None:
         """SpotJobWorkflow's, and a change of status is told to the pipeline."""
         previous = self._state.status

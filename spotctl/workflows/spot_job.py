@@ -130,7 +130,7 @@ Result = TypeVar("Result")
 
 
 @workflow.defn(name="SpotJobWorkflow")
-class SpotJobWorkflow(StateAndCancel, ControllerV1):
+class SpotJobWorkflow(StateAndCancel):
     @workflow.init
     def __init__(self, spec: JobSpec) -> None:
         """Everything a handler touches exists before any handler runs: the SDK runs the
@@ -180,7 +180,7 @@ class SpotJobWorkflow(StateAndCancel, ControllerV1):
     async def run(self, spec: JobSpec) -> JobState:
         self._running = True
         if not workflow.patched(CONTROLLER_V2):
-            return await self._v1_run(spec)
+            return await self._run_v1(spec)
         self._spec = spec
         self._candidates = spec.candidates
         """The spec's candidates, re-priced with live spot prices at every recovery."""
@@ -227,6 +227,11 @@ class SpotJobWorkflow(StateAndCancel, ControllerV1):
                   ended_at=workflow.now(), detail=None, last_attempt=self._attempt)
         await self._outbox.finish()
         return self._state
+
+    async def _run_v1(self, spec: JobSpec) -> JobState:
+        """A job started by the first controller ends under it: frozen, composed, sharing only
+        the state and the cancel flag (workflows/legacy/)."""
+        return await ControllerV1(_V1Host(self)).run(spec)
 
     async def _run_attempts(self) -> None:
         while True:
@@ -530,6 +535,30 @@ class SpotJobWorkflow(StateAndCancel, ControllerV1):
 
     def _publish(self) -> None:
         self._visibility.publish(self._state)
+
+
+class _V1Host:
+    """The workflow as the first controller sees it (legacy.V1Host): the JobState its query
+    returns and its signals write, and the cancel flag; nothing else of it."""
+
+    def __init__(self, wf: SpotJobWorkflow) -> None:
+        self._wf = wf
+
+    @property
+    def state(self) -> JobState:
+        return self._wf._state
+
+    @state.setter
+    def state(self, value: JobState) -> None:
+        self._wf._state = value
+
+    @property
+    def cancel_requested(self) -> bool:
+        return self._wf._cancel_requested
+
+    @cancel_requested.setter
+    def cancel_requested(self, value: bool) -> None:
+        self._wf._cancel_requested = value
 
 
 def _timed_out_in_queue(err: ActivityError) -> bool:

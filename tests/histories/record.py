@@ -10,7 +10,7 @@ tests/histories/v2_<name>.json: histories of the current controller (workflows/s
 the `controller-v2` patch), one for every path it can take, plus the job-id allocator's.
 
 The other files here (succeeded.json, failed_setup.json, ... without the v2_ prefix) were
-recorded by the first controller (workflows/controller_v1.py). They are frozen: they prove
+recorded by the first controller (workflows/legacy/controller_v1.py). They are frozen: they prove
 that jobs started before controller-v2 still replay, and this script cannot re-record them
 (every new job takes the v2 path). Never overwrite or delete them.
 
@@ -352,7 +352,7 @@ def main() -> None:
             wait_status(job_id, "SUCCEEDED")
 
         # A first-controller job that continued as new: its next run is the current controller's,
-        # from a carried state as controller_v1._v1_continue_as_new made it (no task, no events,
+        # from a carried state as ControllerV1._continue_as_new made it (no task, no events,
         # no waiting_since, records without prices).
         async def launch_v1_continued() -> int:
             client = await SpotClient.connect(settings)

@@ -1,16 +1,21 @@
-"""The first controller (spotctl 0.1), kept verbatim so jobs started by it finish under it.
+"""The first controller (spotctl 0.1), FROZEN, kept so jobs started by it finish under it.
 
 SpotJobWorkflow.run records the patch `controller-v2` for every job it starts; a job whose
 history has no such marker was started by this code, and its replay must issue exactly the
-commands this code issued (tests/histories/*.json hold such histories). Do not change
-anything here. Once no job started before the patch is running, delete this module and
-make the patch `workflow.deprecate_patch`.
+commands this code issued (tests/histories/*.json without the v2_ prefix hold such
+histories). Replay checks commands, not their arguments: so this module depends on nothing
+live but the wire types of spotctl.models. The helpers it calls are frozen copies beside it
+(policy_v1.py, job_view_v1.py), its activity names are literals, and what it shares with the
+workflow passes through V1Host (tests/test_legacy_frozen.py checks all of that). Do not
+change anything here. Once no job started before the patch runs, delete this package: the
+checklist is README.md beside this file.
 """
 
 from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
+from typing import Protocol
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
@@ -20,7 +25,6 @@ with workflow.unsafe.imports_passed_through():
     from spotctl.models import (
         MOUNT_ERROR,
         PREEMPTED_ERROR,
-        Activities,
         AttemptRecord,
         AttemptRef,
         CarriedState,
@@ -35,10 +39,23 @@ with workflow.unsafe.imports_passed_through():
         TeardownRequest,
     )
     from spotctl.models import search_attributes as sa
-    from spotctl.policy import Backoff, Decision, after_exit, block_region, order_candidates, uses_restart_budget
-    from spotctl.workflows.job_view import Cancelled as _Cancelled
-    from spotctl.workflows.job_view import Finished as _Finished
-    from spotctl.workflows.job_view import describe, details, error_type
+    from spotctl.workflows.legacy.job_view_v1 import Cancelled, Finished, describe, details, error_type
+    from spotctl.workflows.legacy.policy_v1 import (
+        Backoff,
+        Decision,
+        after_exit,
+        block_region,
+        order_candidates,
+        uses_restart_budget,
+    )
+
+PROVISION = "provision"
+"""Create and wait in one activity (the worker still registers it: activities/provision.py)."""
+SETUP = "setup"
+START_RUN = "start_run"
+MONITOR = "monitor"
+TEARDOWN = "teardown"
+"""The activities this controller calls, by the names they were registered under then."""
 
 HISTORY_KEPT = 200
 """Attempt records kept in the job state (and memo); older ones are dropped."""
@@ -55,121 +72,143 @@ _FOREVER_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_inte
 _HEARTBEAT = timedelta(seconds=15)
 
 
-class ControllerV1:
-    """Mixin: the first controller's methods, verbatim but renamed (`_v1_*`)."""
+class V1Host(Protocol):
+    """What the first controller shares with the workflow that runs it, and nothing else.
 
-    _cancel_requested: bool
-    """Set by SpotJobWorkflow's init and its cancel handler (declared here for the type checker)."""
+    SpotJobWorkflow passes itself through a small adapter (spot_job._V1Host): its `state`
+    query, `cancel` and `note` signals work on the same JobState whichever controller runs."""
+
+    state: JobState
+    """The job's state: the controller replaces it on every change; the workflow's query
+    returns it and its signals write into it (cancel_requested, detail)."""
+    cancel_requested: bool
+    """Set by the workflow's `cancel` signal (and its init, from a carried state); the
+    controller reads it at every step and ORs a carried cancel into it."""
+
+
+class ControllerV1:
+    """The first controller's run of one job, as an object that SpotJobWorkflow composes for
+    a job whose history has no `controller-v2` marker. Its own bookkeeping (spec, attempt,
+    restart budget, blocked regions) lives here; only `host` is shared."""
+
+    def __init__(self, host: V1Host) -> None:
+        self._host = host
+        self._spec: JobSpec
+        self._attempt = 0
+        self._restarts_used = 0
+        self._blocked_regions: dict = {}
+        self._last_location: tuple[str, str, str] | None = None
 
     # ---- the job ---------------------------------------------------------------------
-    async def _v1_run(self, spec: JobSpec) -> JobState:
+    async def run(self, spec: JobSpec) -> JobState:
         self._spec = spec
         if spec.carried is not None:  # a continued-as-new run picks up where the last one stopped
             c = spec.carried
-            self._state, self._attempt, self._restarts_used = c.state, c.attempt, c.restarts_used
+            self._host.state, self._attempt, self._restarts_used = c.state, c.attempt, c.restarts_used
             self._blocked_regions = dict(c.blocked_regions)
             self._last_location = c.last_location
             # OR-ed in: a cancel a signal handler recorded before this ran is not undone (issue 22).
-            self._cancel_requested = self._cancel_requested or c.state.cancel_requested
+            self._host.cancel_requested = self._host.cancel_requested or c.state.cancel_requested
         else:
-            self._state = JobState(job_id=spec.job_id, name=spec.name, resources=spec.resources,
-                                   submitted_at=spec.submitted_at)
-        self._v1_publish()
-        final: _Finished
+            self._host.state = JobState(job_id=spec.job_id, name=spec.name, resources=spec.resources,
+                                        submitted_at=spec.submitted_at)
+        self._publish()
+        final: Finished
         try:
-            await self._v1_run_attempts()
-            final = _Finished(JobStatus.SUCCEEDED)
-        except _Finished as done:
+            await self._run_attempts()
+            final = Finished(JobStatus.SUCCEEDED)
+        except Finished as done:
             final = done
-        except (_Cancelled, asyncio.CancelledError):
-            self._v1_set(JobStatus.CANCELLING, detail="cancelling: tearing down")
-            final = _Finished(JobStatus.CANCELLED, "cancelled by user")
+        except (Cancelled, asyncio.CancelledError):
+            self._set(JobStatus.CANCELLING, detail="cancelling: tearing down")
+            final = Finished(JobStatus.CANCELLED, "cancelled by user")
         except (FailureError, ValueError, TypeError, KeyError, AttributeError, RuntimeError) as exc:
             if isinstance(exc, workflow.NondeterminismError):
                 raise
             workflow.logger.exception("job %s failed in the controller", spec.job_id)
-            final = _Finished(JobStatus.FAILED_CONTROLLER, f"controller error: {describe(exc)}")
-        self._v1_close_attempt(final.status.value.lower() if final.status != JobStatus.SUCCEEDED else "succeeded")
+            final = Finished(JobStatus.FAILED_CONTROLLER, f"controller error: {describe(exc)}")
+        self._close_attempt(final.status.value.lower() if final.status != JobStatus.SUCCEEDED else "succeeded")
         # Earlier attempts' clusters were torn down (and verified gone) when they ended; the
         # one before the last is included in case its teardown raced a cancel.
-        await self._v1_teardown(first_attempt=max(1, self._attempt - 1), delete_buckets=spec.ephemeral_buckets)
-        self._v1_set(final.status, failure_reason=final.reason if final.status != JobStatus.SUCCEEDED else None,
-                  exit_code=final.exit_code if final.exit_code is not None else self._state.exit_code,
+        await self._teardown(first_attempt=max(1, self._attempt - 1), delete_buckets=spec.ephemeral_buckets)
+        self._set(final.status, failure_reason=final.reason if final.status != JobStatus.SUCCEEDED else None,
+                  exit_code=final.exit_code if final.exit_code is not None else self._host.state.exit_code,
                   ended_at=workflow.now(), detail=None)
-        return self._state
+        return self._host.state
 
-    async def _v1_run_attempts(self) -> None:
+    async def _run_attempts(self) -> None:
         while True:
-            if self._cancel_requested:
-                raise _Cancelled()
+            if self._host.cancel_requested:
+                raise Cancelled()
             if self._attempt >= (self._spec.carried.attempt if self._spec.carried else 0) + \
                     self._spec.continue_as_new_after_attempts or workflow.info().is_continue_as_new_suggested():
-                self._v1_continue_as_new()
+                self._continue_as_new()
             self._attempt += 1
-            cluster = await self._v1_provision()
-            ref = AttemptRef(job=self._spec, attempt=self._attempt, recovery_count=self._state.recoveries, cluster=cluster)
-            self._v1_open_attempt(cluster)
-            self._v1_set(JobStatus.STARTING, detail=f"setting up on {cluster.region}/{cluster.zone}")
+            cluster = await self._provision()
+            ref = AttemptRef(job=self._spec, attempt=self._attempt, recovery_count=self._host.state.recoveries,
+                             cluster=cluster)
+            self._open_attempt(cluster)
+            self._set(JobStatus.STARTING, detail=f"setting up on {cluster.region}/{cluster.zone}")
             try:
-                setup = await self._v1_activity(Activities.SETUP, ref, SetupOutcome, timedelta(days=1), _NODE_RETRY, _HEARTBEAT)
+                setup = await self._activity(SETUP, ref, SetupOutcome, timedelta(days=1), _NODE_RETRY, _HEARTBEAT)
                 if setup.exit_code != 0:
-                    raise _Finished(JobStatus.FAILED_SETUP, f"setup failed with exit code {setup.exit_code}", setup.exit_code)
-                await self._v1_activity(Activities.START_RUN, ref, type(None), timedelta(minutes=2), _NODE_RETRY)
-                self._v1_set(JobStatus.RUNNING, run_started_at=workflow.now(), detail=None,
-                          started_at=self._state.started_at or workflow.now())
-                outcome = await self._v1_activity(Activities.MONITOR, ref, RunOutcome, timedelta(days=365), _NODE_RETRY, _HEARTBEAT)
+                    raise Finished(JobStatus.FAILED_SETUP, f"setup failed with exit code {setup.exit_code}", setup.exit_code)
+                await self._activity(START_RUN, ref, type(None), timedelta(minutes=2), _NODE_RETRY)
+                self._set(JobStatus.RUNNING, run_started_at=workflow.now(), detail=None,
+                          started_at=self._host.state.started_at or workflow.now())
+                outcome = await self._activity(MONITOR, ref, RunOutcome, timedelta(days=365), _NODE_RETRY, _HEARTBEAT)
             except ActivityError as err:
                 if error_type(err) == MOUNT_ERROR:
-                    raise _Finished(JobStatus.FAILED_SETUP, describe(err)) from err
+                    raise Finished(JobStatus.FAILED_SETUP, describe(err)) from err
                 if error_type(err) != PREEMPTED_ERROR:
                     raise
-                await self._v1_recover_from_preemption(cluster, err)
+                await self._recover_from_preemption(cluster, err)
                 continue
             code = outcome.exit_code
-            self._state.exit_code = code
+            self._host.state.exit_code = code
             decision = after_exit(code, self._spec.recovery, self._restarts_used)
             if decision == Decision.SUCCEED:
                 return
             if decision == Decision.FAIL:
-                raise _Finished(JobStatus.FAILED, f"run exited with code {code}", code)
+                raise Finished(JobStatus.FAILED, f"run exited with code {code}", code)
             if uses_restart_budget(code, self._spec.recovery):
                 self._restarts_used += 1
-            self._v1_close_attempt(f"exit code {code}")
-            self._v1_set(JobStatus.RECOVERING, recoveries=self._state.recoveries + 1,
+            self._close_attempt(f"exit code {code}")
+            self._set(JobStatus.RECOVERING, recoveries=self._host.state.recoveries + 1,
                       detail=f"run exited with code {code}; restarting")
-            await self._v1_teardown(first_attempt=self._attempt)
+            await self._teardown(first_attempt=self._attempt)
 
-    async def _v1_recover_from_preemption(self, cluster: ClusterHandle, err: ActivityError) -> None:
+    async def _recover_from_preemption(self, cluster: ClusterHandle, err: ActivityError) -> None:
         strategy = self._spec.recovery.strategy.upper()
         where = f"{cluster.cloud}/{cluster.region}/{cluster.zone}"
-        self._v1_close_attempt("preempted")
+        self._close_attempt("preempted")
         if strategy == "NONE":
-            raise _Finished(JobStatus.FAILED, f"preempted in {where}; job_recovery is NONE")
+            raise Finished(JobStatus.FAILED, f"preempted in {where}; job_recovery is NONE")
         if strategy == "EAGER_NEXT_REGION":
             self._blocked_regions = block_region(self._blocked_regions, cluster.cloud, cluster.region, workflow.now())
         self._last_location = (cluster.cloud, cluster.region, cluster.zone)
-        self._v1_set(JobStatus.RECOVERING, recoveries=self._state.recoveries + 1,
+        self._set(JobStatus.RECOVERING, recoveries=self._host.state.recoveries + 1,
                   detail=f"preempted in {where}: {describe(err)}")
-        await self._v1_teardown(first_attempt=self._attempt)
+        await self._teardown(first_attempt=self._attempt)
 
-    def _v1_continue_as_new(self) -> None:
+    def _continue_as_new(self) -> None:
         """Hand the job to a fresh run of this workflow (same workflow id, a new history),
         between attempts, when no cluster is alive."""
-        carried = CarriedState(state=self._state, attempt=self._attempt, restarts_used=self._restarts_used,
+        carried = CarriedState(state=self._host.state, attempt=self._attempt, restarts_used=self._restarts_used,
                                blocked_regions=self._blocked_regions, last_location=self._last_location)
         workflow.continue_as_new(self._spec.model_copy(update={"carried": carried}))
 
-    def _v1_open_attempt(self, cluster: ClusterHandle) -> None:
+    def _open_attempt(self, cluster: ClusterHandle) -> None:
         record = AttemptRecord(attempt=self._attempt, cloud=cluster.cloud, region=cluster.region, zone=cluster.zone,
                                instance_type=cluster.instance_type, started_at=workflow.now())
-        self._state.history = (self._state.history + [record])[-HISTORY_KEPT:]
+        self._host.state.history = (self._host.state.history + [record])[-HISTORY_KEPT:]
 
-    def _v1_close_attempt(self, outcome: str) -> None:
-        if self._state.history and self._state.history[-1].outcome is None:
-            self._state.history[-1].outcome = outcome
-            self._state.history[-1].ended_at = workflow.now()
+    def _close_attempt(self, outcome: str) -> None:
+        if self._host.state.history and self._host.state.history[-1].outcome is None:
+            self._host.state.history[-1].outcome = outcome
+            self._host.state.history[-1].ended_at = workflow.now()
 
-    async def _v1_provision(self) -> ClusterHandle:
+    async def _provision(self) -> ClusterHandle:
         """Provision the current attempt, backing off on durable timers while nothing has
         capacity, until job_recovery.max_wait (if any) runs out."""
         waited_since = workflow.now()
@@ -179,42 +218,42 @@ class ControllerV1:
             candidates = order_candidates(self._spec.candidates, strategy=self._spec.recovery.strategy,
                                           blocked=self._blocked_regions, now=workflow.now(), last=self._last_location)
             first = candidates[0]
-            self._v1_set(JobStatus.RECOVERING if self._state.status == JobStatus.RECOVERING else JobStatus.STARTING,
+            self._set(JobStatus.RECOVERING if self._host.state.status == JobStatus.RECOVERING else JobStatus.STARTING,
                       detail=f"provisioning ({len(candidates)} candidates, first {first.location} {first.instance_type})")
             req = ProvisionRequest(job_id=self._spec.job_id, attempt=self._attempt, num_nodes=self._spec.num_nodes, candidates=candidates)
-            result = await self._v1_activity(Activities.PROVISION, req, ProvisionResult, timedelta(minutes=20), _QUICK_RETRY)
+            result = await self._activity(PROVISION, req, ProvisionResult, timedelta(minutes=20), _QUICK_RETRY)
             if result.cluster is not None:
                 c = result.cluster
-                self._v1_set(self._state.status, cloud=c.cloud, region=c.region, zone=c.zone, attempt=self._attempt)
+                self._set(self._host.state.status, cloud=c.cloud, region=c.region, zone=c.zone, attempt=self._attempt)
                 return c
             reasons = "; ".join(f"{f.location} {f.instance_type}: {f.reason}" for f in result.failures[:5])
             if result.failures and all(f.fatal for f in result.failures):
-                raise _Finished(JobStatus.FAILED_PRECHECKS, f"no candidate can ever be provisioned: {reasons}")
+                raise Finished(JobStatus.FAILED_PRECHECKS, f"no candidate can ever be provisioned: {reasons}")
             max_wait = self._spec.recovery.max_wait_s
             elapsed = (workflow.now() - waited_since).total_seconds()
             if max_wait is not None and elapsed >= max_wait:
-                raise _Finished(JobStatus.FAILED_NO_RESOURCE, f"no capacity for {elapsed:.0f}s: {reasons}")
+                raise Finished(JobStatus.FAILED_NO_RESOURCE, f"no capacity for {elapsed:.0f}s: {reasons}")
             delay = backoff.delay(retry, workflow.random().random())
             if max_wait is not None:
                 delay = min(delay, max(0.0, max_wait - elapsed))
             retry += 1
             regions = len({f.location.rsplit("/", 1)[0] for f in result.failures})
-            self._v1_set(self._state.status, failure_reason=reasons,
+            self._set(self._host.state.status, failure_reason=reasons,
                       detail=f"no capacity in {regions} region(s), retry in {delay:.0f}s")
-            await self._v1_sleep(delay)
+            await self._sleep(delay)
 
     # ---- helpers ---------------------------------------------------------------------
-    async def _v1_activity(self, name: str, arg, result_type, timeout: timedelta, retry: RetryPolicy,
+    async def _activity(self, name: str, arg, result_type, timeout: timedelta, retry: RetryPolicy,
                         heartbeat: timedelta | None = None):
-        """Run one activity, abandoning it (and raising _Cancelled) as soon as cancel is asked."""
-        if self._cancel_requested:
-            raise _Cancelled()
+        """Run one activity, abandoning it (and raising Cancelled) as soon as cancel is asked."""
+        if self._host.cancel_requested:
+            raise Cancelled()
         handle = workflow.start_activity(
             name, arg, result_type=result_type, start_to_close_timeout=timeout,
             heartbeat_timeout=heartbeat, retry_policy=retry, summary=f"{name} (attempt {self._attempt})",
         )
         try:
-            await workflow.wait_condition(lambda: handle.done() or self._cancel_requested)
+            await workflow.wait_condition(lambda: handle.done() or self._host.cancel_requested)
         except asyncio.CancelledError:  # a plain Temporal cancel of the workflow
             handle.cancel()
             raise
@@ -224,18 +263,18 @@ class ControllerV1:
                 await handle
             except (ActivityError, asyncio.CancelledError):
                 pass
-            raise _Cancelled()
+            raise Cancelled()
         return handle.result()
 
-    async def _v1_sleep(self, seconds: float) -> None:
+    async def _sleep(self, seconds: float) -> None:
         """A durable timer that a cancel interrupts."""
         try:
-            await workflow.wait_condition(lambda: self._cancel_requested, timeout=timedelta(seconds=seconds))
+            await workflow.wait_condition(lambda: self._host.cancel_requested, timeout=timedelta(seconds=seconds))
         except TimeoutError:
             return
-        raise _Cancelled()
+        raise Cancelled()
 
-    async def _v1_teardown(self, first_attempt: int, delete_buckets: list[str] | None = None) -> None:
+    async def _teardown(self, first_attempt: int, delete_buckets: list[str] | None = None) -> None:
         """Terminate the clusters of attempts first_attempt..current (and, at the job's end, its
         ephemeral buckets). Runs on every path, cancellation included, and retries until the
         cloud confirms nothing is left."""
@@ -244,25 +283,25 @@ class ControllerV1:
         req = TeardownRequest(job_id=self._spec.job_id, first_attempt=first_attempt, last_attempt=self._attempt,
                               delete_buckets=delete_buckets or [])
         await workflow.execute_activity(
-            Activities.TEARDOWN, req, result_type=int, start_to_close_timeout=timedelta(minutes=10),
+            TEARDOWN, req, result_type=int, start_to_close_timeout=timedelta(minutes=10),
             retry_policy=_FOREVER_RETRY,
         )
 
-    def _v1_leave_running(self) -> None:
-        if self._state.run_started_at is not None:
-            ran = (workflow.now() - self._state.run_started_at).total_seconds()
-            self._state.job_duration_s += ran
-            self._state.run_started_at = None
+    def _leave_running(self) -> None:
+        if self._host.state.run_started_at is not None:
+            ran = (workflow.now() - self._host.state.run_started_at).total_seconds()
+            self._host.state.job_duration_s += ran
+            self._host.state.run_started_at = None
 
-    def _v1_set(self, status: JobStatus, **changes) -> None:
+    def _set(self, status: JobStatus, **changes) -> None:
         """Move to `status` (updating fields) and publish the change to visibility."""
-        if status != JobStatus.RUNNING and self._state.status == JobStatus.RUNNING:
-            self._v1_leave_running()
-        self._state = self._state.model_copy(update={"status": status, **changes})
-        self._v1_publish()
+        if status != JobStatus.RUNNING and self._host.state.status == JobStatus.RUNNING:
+            self._leave_running()
+        self._host.state = self._host.state.model_copy(update={"status": status, **changes})
+        self._publish()
 
-    def _v1_publish(self) -> None:
-        s = self._state
+    def _publish(self) -> None:
+        s = self._host.state
         workflow.upsert_search_attributes(
             [
                 sa.JOB_ID.value_set(s.job_id),

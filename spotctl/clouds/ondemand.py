@@ -1,5 +1,6 @@
 """On-demand prices from the clouds' catalogs, for `status`'s ON-DEMAND and SAVED columns
-(the arithmetic is policy/costs.py's)."""
+(the arithmetic is policy/costs.py's). Here, beside the drivers it asks, not in catalog/: the
+drivers read catalog/, so the catalog asking them back would close a circle."""
 
 from __future__ import annotations
 
