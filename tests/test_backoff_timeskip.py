@@ -16,11 +16,12 @@ from temporalio.testing import WorkflowEnvironment
 
 from spotctl.activities import all_activities
 from spotctl.activities.deps import Deps
+from spotctl.cli.render import short_failure, table_reason
 from spotctl.clouds.local import LocalCloud
 from spotctl.codec import data_converter
 from spotctl.config import load_settings
 from spotctl.embedded import temporal_binary
-from spotctl.models import TASK_QUEUE, JobSpec, JobState, JobStatus, RecoveryConfig
+from spotctl.models import TASK_QUEUE, ErrorKind, JobSpec, JobState, JobStatus, RecoveryConfig
 from spotctl.models import search_attributes as sa
 from spotctl.policy import rank_candidates
 from spotctl.worker import job_workers, running
@@ -52,6 +53,11 @@ async def test_an_hour_without_capacity_ends_failed_no_resource(tmp_path: Path) 
             wall = (datetime.now(UTC) - started).total_seconds()
     assert state.status == JobStatus.FAILED_NO_RESOURCE
     assert "no capacity" in (state.failure_reason or "")
+    # The reason as data too (JobState.failure), shown by `status` as its text always was.
+    failure = state.failure_data
+    assert failure is not None and (failure.head or "").startswith("no capacity for ") and failure.candidates
+    assert all(c.kind == ErrorKind.CAPACITY and c.location.startswith("local/") for c in failure.candidates)
+    assert table_reason(state) == short_failure(state.failure_reason)
     assert (state.ended_at - state.submitted_at).total_seconds() >= 3600  # workflow time
     assert wall < 60  # but not wall time
     assert cloud.list_instances(alive_only=True) == []

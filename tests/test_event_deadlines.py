@@ -22,9 +22,9 @@ from temporalio.testing import WorkflowEnvironment
 from test_workflow_races import FakeCloud, job_spec
 
 from spotctl.models import Activities, JobState, JobStatus, NotifySettings, WebhookRequest
+from spotctl.models.naming import events_workflow_id
 from spotctl.worker import job_workers, running
 from spotctl.workflows import ALL_WORKFLOWS
-from spotctl.workflows.event_outbox import events_workflow_id
 
 GIVE_UP_AFTER = timedelta(hours=1)
 """Short, so the test's wall time stays small: every webhook try is a real activity call."""

@@ -19,8 +19,7 @@ from test_notifications import ALL, closed_within, events_of, first_deliveries, 
 from webhook_receiver import Receiver
 
 from spotctl.client import workflow_id
-from spotctl.models.naming import task_workflow_id
-from spotctl.workflows.event_outbox import EVENTS_WORKFLOW, events_workflow_id
+from spotctl.models.naming import EVENTS_WORKFLOW, events_workflow_id, task_workflow_id
 
 from conftest import Spot
 

@@ -40,6 +40,7 @@ from spotctl.codec import peer_uid
 from spotctl.config import load_settings
 from spotctl.embedded import port_guard
 from spotctl.models import TASK_QUEUE, Candidate, JobSpec
+from spotctl.models.naming import job_of_cluster
 
 from conftest import Spot, free_port
 
@@ -215,6 +216,6 @@ def test_worker_refuses_a_job_started_without_the_codec_key(spot: Spot, tmp_path
         wait_until(lambda: "refused a payload that is not encrypted" in log.read_text(), 30, "the worker to refuse it")
         time.sleep(3)  # what would have run by now (a local job takes about a second) did not
         assert not marker.exists(), "the worker ran a job started without the codec key"
-        assert [i for i in spot.cloud.list_instances(alive_only=False) if i.cluster_name.startswith(f"spotctl-{job_id}-")] == []
+        assert [i for i in spot.cloud.list_instances(alive_only=False) if job_of_cluster(i.cluster_name) == job_id] == []
     finally:
         asyncio.run(terminate())

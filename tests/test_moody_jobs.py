@@ -15,6 +15,8 @@ from typing import Any
 import pytest
 import yaml
 
+from spotctl.models.naming import job_of_cluster
+
 from conftest import Spot
 from test_jobs import write_task
 
@@ -43,7 +45,7 @@ def clusters_made(spot: Spot, job_id: int) -> dict[str, int]:
     """How many instances each cluster of the job ever had (terminated ones included)."""
     counts: dict[str, int] = {}
     for inst in spot.cloud.list_instances(alive_only=False):
-        if inst.cluster_name.startswith(f"spotctl-{job_id}-"):
+        if job_of_cluster(inst.cluster_name) == job_id:
             counts[inst.cluster_name] = counts.get(inst.cluster_name, 0) + 1
     return counts
 

@@ -15,7 +15,7 @@ from test_compat_yaml import CORPUS, PIPELINES, needs_corpus
 
 from spotctl.cli.main import cli
 from spotctl.client import SpotClient
-from spotctl.models.naming import task_workflow_id
+from spotctl.models.naming import job_of_cluster, task_workflow_id
 
 from conftest import Spot
 
@@ -106,6 +106,8 @@ def test_a_failed_task_ends_the_pipeline_and_later_tasks_never_start(spot_clean:
     job = spot_clean.wait_status(job_id, "FAILED", timeout=60)
     assert [t["status"] for t in job["tasks"]] == ["SUCCEEDED", "FAILED", "CANCELLED"]
     assert job["exit_code"] == 3 and "train" in job["failure_reason"]
+    failure = job["failure"]  # the reason as data too: the failing task's own, under its label
+    assert failure["task"].startswith("task 1/3 ") and f"{failure['task']}: {failure['message']}" == job["failure_reason"]
     assert [r["task"] for r in job["history"]] == [0, 1]  # eval was never provisioned
     assert "eval done" not in spot_clean.run("logs", "--no-follow", str(job_id)).stdout
 
@@ -131,12 +133,13 @@ def test_a_task_workflow_terminated_outside_spotctl_leaves_no_instance(spot_clea
         await client.temporal.get_workflow_handle(task_workflow_id(job_id, 0)).terminate("an operator's mistake")
 
     def of_job() -> list:
-        return [i for i in spot_clean.alive_instances() if i.cluster_name.startswith(f"spotctl-{job_id}-")]
+        return [i for i in spot_clean.alive_instances() if job_of_cluster(i.cluster_name) == job_id]
 
     try:
         asyncio.run(terminate_task())
         job = spot_clean.wait_status(job_id, "FAILED_CONTROLLER", timeout=60)
         assert [t["status"] for t in job["tasks"]] == ["FAILED_CONTROLLER", "CANCELLED", "CANCELLED"]
+        assert job["failure"]["message"].startswith("task workflow: ")
         assert of_job() == []
     finally:
         spot_clean.cloud.terminate([i.id for i in of_job()])

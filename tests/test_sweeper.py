@@ -12,8 +12,9 @@ from spotctl.client import SpotClient, connect
 from spotctl.clouds.base import InstanceState
 from spotctl.launch import ephemeral_bucket
 from spotctl.models import Candidate
+from spotctl.models.naming import job_of_cluster, parse_ephemeral_bucket
 from spotctl.storage.local import LocalStore
-from spotctl.worker import SweepReport, job_of_bucket, job_of_cluster, sweep_interval_s, sweep_once
+from spotctl.worker import SweepReport, sweep_interval_s, sweep_once
 
 from conftest import Spot
 
@@ -41,8 +42,8 @@ def state(spot: Spot, iid: str) -> InstanceState:
 
 def test_names_and_interval() -> None:
     assert job_of_cluster("spotctl-12-3") == 12 and job_of_cluster("my-cluster") is None
-    assert job_of_cluster("spotctl-12") is None and job_of_bucket("spotctl-job-7-files") == 7
-    assert job_of_bucket("spotctl-job-7") is None
+    assert job_of_cluster("spotctl-12") is None and parse_ephemeral_bucket("spotctl-job-7-files") == 7
+    assert parse_ephemeral_bucket("spotctl-job-7") is None
     assert sweep_interval_s({}) == 300 and sweep_interval_s({"SPOTCTL_SWEEP_INTERVAL_S": "0"}) == 0
     with pytest.raises(ValueError, match="SPOTCTL_SWEEP_INTERVAL_S"):
         sweep_interval_s({"SPOTCTL_SWEEP_INTERVAL_S": "soon"})

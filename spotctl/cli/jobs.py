@@ -27,6 +27,7 @@ from spotctl.client import LIVE_QUERY_TIMEOUT_S, JobNotFound, JobPage, SpotClien
 from spotctl.clouds.ondemand import ondemand_prices
 from spotctl.embedded import low_space_note
 from spotctl.models import JobState
+from spotctl.models.naming import job_workflow_id
 
 CANCEL_WORKER_WAIT_S = 5.0
 """How long cancel waits for a worker to poll before it says the cancel only is recorded."""
@@ -241,5 +242,5 @@ async def dashboard(job_id: int | None) -> None:
         # A URL of a job that does not exist opens an empty page: say so instead (exit 102).
         client = await open_client(s, start_server=False)
         await client.get_job(job_id)
-        url += f"/spotctl-job-{job_id}"
+        url += f"/{job_workflow_id(job_id)}"
     console.print(url, soft_wrap=True)

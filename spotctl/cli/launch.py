@@ -25,6 +25,7 @@ from spotctl.launch import (
     secrets_given_inline,
     stage_tasks,
 )
+from spotctl.models.naming import job_workflow_id
 
 JOB_ID_TRIES = 5
 """Starts a launch tries before it gives up when each finds its id taken by an existing job."""
@@ -191,7 +192,7 @@ async def launch(entrypoint: str, name: str | None, detach: bool, yes: bool, dry
                           f"(namespace {s.temporal.namespace}); start one with `spotctl worker`")
     job_id = await _start_with_free_id(client, p)
     err_console.print(f"Managed job [bold]{job_id}[/bold] {escape(repr(p.name))} submitted. "
-                      f"Web UI: {s.ui_url}/namespaces/{s.temporal.namespace}/workflows/spotctl-job-{job_id}")
+                      f"Web UI: {s.ui_url}/namespaces/{s.temporal.namespace}/workflows/{job_workflow_id(job_id)}")
     if detach:
         console.print(str(job_id)) if not sys.stdout.isatty() else None
         err_console.print(f"Follow it with `spotctl logs {job_id}`, see all jobs with `spotctl status`.")

@@ -20,7 +20,7 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
-from spotctl.models import JobState, JobStatus
+from spotctl.models import JobFailure, JobState, JobStatus
 from spotctl.policy import PriceKey, job_cost, money, percent
 
 NAME_WIDTH = 40
@@ -149,7 +149,8 @@ def as_json(job: JobState, *, now: datetime | None = None, prices: Mapping[Price
 
 def _json_of(job: JobState, now: datetime, prices: Mapping[PriceKey, float], total: float | None) -> dict:
     """A job's or a task's object, without `tasks`."""
-    data = job.model_dump(mode="json", exclude={"tasks"})
+    data = job.model_dump(mode="json", exclude={"tasks", "failure"})  # `failure` repeats failure_reason as
+    # data for the tables; --json keeps the keys it always had (scripts read them)
     data["total_duration_s"] = None if total is None else round(total, 3)
     data["job_duration_s"] = round(job_seconds(job) or 0.0, 3)
     last = last_run_started_at(job)
@@ -237,11 +238,38 @@ def fit_columns(columns: list[_Column], width: int | None) -> dict[str, int]:
     return widths
 
 
+def job_short_failure(job: JobState) -> str:
+    """A job's failure reason in a few words for the table: the candidates that provisioning
+    could not get become 'no capacity for 120s in 3 region(s): reason'; other reasons keep
+    their first line. The full text is in `status -v ID` and `--json`."""
+    failure = job.failure_data
+    return _short(failure) if failure is not None else short_failure(job.failure_reason)
+
+
+def _short(failure: JobFailure) -> str:
+    if failure.task:  # a pipeline's: 'task 1/3 'eval': <the task's reason>'
+        return f"{failure.task}: {_short(failure.model_copy(update={'task': None}))}"
+    if not failure.candidates:
+        lines = failure.text().splitlines() or [""]
+        return lines[0] + (" …" if len(lines) > 1 else "")
+    return _in_short(failure.head, [(c.location, c.reason) for c in failure.candidates])
+
+
+def _in_short(head: str | None, entries: list[tuple[str, str]]) -> str:
+    """`<head, or how many failed> in <regions> region(s): <first reason> (+n more)`."""
+    regions = len({loc.rsplit("/", 1)[0] for loc, _ in entries})
+    reasons = list(dict.fromkeys(why.splitlines()[0] if why else "" for _, why in entries))
+    more = f" (+{len(reasons) - 1} more)" if len(reasons) > 1 else ""
+    what = head or f"{len(entries)} candidate(s) failed"
+    return f"{what} in {regions} region(s): {reasons[0]}{more}"
+
+
+# ---- legacy: failure reasons of states from before JobState.failure, read back from their text.
+# Delete with the fallbacks in job_short_failure and _job_full_failure once no such state is kept.
+
 def short_failure(text: str | None) -> str:
-    """A failure reason in a few words for the table: the per-candidate list that provisioning
-    builds ('cloud/region/zone type: reason; ...', see workflows/spot_job.py) becomes 'no
-    capacity for 120s in 3 region(s): reason'; other reasons keep their first line. The full
-    text is in `status -v ID` and `--json`."""
+    """Legacy: job_short_failure of a reason known only as text, parsed back: the per-candidate
+    list provisioning wrote ('cloud/region/zone type: reason; ...') is found by its shape."""
     if not text:
         return "-"
     task = _TASK_PREFIX.match(text)
@@ -251,11 +279,7 @@ def short_failure(text: str | None) -> str:
     if not entries:
         lines = text.splitlines() or [""]
         return lines[0] + (" …" if len(lines) > 1 else "")
-    regions = len({loc.rsplit("/", 1)[0] for loc, _ in entries})
-    reasons = list(dict.fromkeys(why.splitlines()[0] if why else "" for _, why in entries))
-    more = f" (+{len(reasons) - 1} more)" if len(reasons) > 1 else ""
-    what = head or f"{len(entries)} candidate(s) failed"
-    return f"{what} in {regions} region(s): {reasons[0]}{more}"
+    return _in_short(head, entries)
 
 
 _TASK_PREFIX = re.compile(r"""(?P<label>task \d+/\d+ (?:'(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*")): """)
@@ -288,12 +312,28 @@ def _failure_list(text: str) -> list[tuple[str, str]]:
     return entries
 
 
+def _full_failure(text: str) -> str:
+    """Legacy: _job_full_failure of a reason known only as text."""
+    task = _TASK_PREFIX.match(text)
+    if task:
+        return f"{safe(task['label'])}: {_full_failure(text[task.end():])}"
+    head, entries = _split_failure(text)
+    if head:
+        rest = text.partition(": ")[2]
+        return safe(head + ":") + "".join("\n  " + safe(piece) for piece in rest.split("; "))
+    if entries:
+        return "\n".join(safe(piece) for piece in text.split("; "))
+    return "\n".join(safe(line) for line in text.splitlines())
+
+# ---- end of legacy
+
+
 def table_reason(job: JobState) -> str:
     """The FAILURE cell: why an ended job failed, or what an unfinished one waits for
     (its detail: 'no capacity in 3 region(s), retry in 16s'), in short."""
     if not job.status.is_terminal:
         return job.detail or "-"
-    return short_failure(job.failure_reason)
+    return job_short_failure(job)
 
 
 TASK_MARK = " ↳"
@@ -383,7 +423,7 @@ def job_view(job: JobState, *, prices: Mapping[PriceKey, float] | None = None, n
     if job.detail:
         rows.append(("Now", safe(job.detail)))
     if job.failure_reason:
-        rows.append(("Failure", _full_failure(job.failure_reason)))
+        rows.append(("Failure", _job_full_failure(job)))
     saved = f", saved {percent(cost.saved_pct)}" if cost.saved_pct is not None else ""
     rows.append(("Cost", f"{money(cost.cost)} (on demand {money(cost.ondemand)}{saved})"))
     for label, value in rows:
@@ -427,15 +467,19 @@ def _when(moment: datetime | None) -> str:
     return moment.astimezone().strftime("%Y-%m-%d %H:%M:%S") if moment else "-"
 
 
-def _full_failure(text: str) -> str:
-    """The whole reason, a candidate per line when it is provisioning's list."""
-    task = _TASK_PREFIX.match(text)
-    if task:
-        return f"{safe(task['label'])}: {_full_failure(text[task.end():])}"
-    head, entries = _split_failure(text)
-    if head:
-        rest = text.partition(": ")[2]
-        return safe(head + ":") + "".join("\n  " + safe(piece) for piece in rest.split("; "))
-    if entries:
-        return "\n".join(safe(piece) for piece in text.split("; "))
-    return "\n".join(safe(line) for line in text.splitlines())
+def _job_full_failure(job: JobState) -> str:
+    """The whole reason, a candidate per line when provisioning failed."""
+    failure = job.failure_data
+    return _full(failure) if failure is not None else _full_failure(job.failure_reason or "")
+
+
+def _full(failure: JobFailure) -> str:
+    if failure.task:
+        return f"{safe(failure.task)}: {_full(failure.model_copy(update={'task': None}))}"
+    if not failure.candidates:
+        return "\n".join(safe(line) for line in failure.text().splitlines())
+    # A reason with '; ' in it goes on over lines, as the text's pieces always did.
+    pieces = [p for c in failure.candidates for p in f"{c.location} {c.instance_type}: {c.reason}".split("; ")]
+    if failure.head:
+        return safe(failure.head + ":") + "".join("\n  " + safe(piece) for piece in pieces)
+    return "\n".join(safe(piece) for piece in pieces)

@@ -44,6 +44,7 @@ from spotctl.config import Settings
 from spotctl.models import TASK_QUEUE, JobSpec, JobState, JobStatus, PipelineSpec
 from spotctl.models import search_attributes as sa
 from spotctl.models.naming import PIPELINE_WORKFLOW
+from spotctl.models.naming import job_workflow_id as workflow_id
 from spotctl.storage.log_store import open_log_store
 from spotctl.workflows.allocator_state import AllocatorState
 from spotctl.workflows.job_ids import ALLOCATOR_WORKFLOW_ID, JobIdAllocator
@@ -56,10 +57,6 @@ ALLOCATE_PATIENCE_S = 60.0
 takes for one workflow (10 by default): a burst of launches queues, it does not fail."""
 POLLER_FRESH_S = 90.0
 """A poller the server saw this recently is a live worker (a long poll lasts at most ~70 s)."""
-
-
-def workflow_id(job_id: int) -> str:
-    return f"spotctl-job-{job_id}"
 
 
 class JobNotFound(Exception):

@@ -22,11 +22,10 @@ from temporalio.client import Client, WorkflowExecution, WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
 
 from spotctl.client.pipeline_view import PIPELINE_WORKFLOW, merge, rows_to_fetch, task_workflow_id
-from spotctl.models import TERMINAL_STATUSES, JobState, JobStatus
+from spotctl.models import TERMINAL_STATUSES, JobFailure, JobState, JobStatus
 from spotctl.models import search_attributes as sa
+from spotctl.models.naming import JOB_WORKFLOW
 
-JOB_WORKFLOW = "SpotJobWorkflow"
-"""The type of a single-task job's workflow."""
 JOB_WORKFLOWS = (JOB_WORKFLOW, PIPELINE_WORKFLOW)
 """The types of the workflows that are jobs (a pipeline is one job)."""
 JOB_TYPES = f"WorkflowType IN ({', '.join(repr(t) for t in JOB_WORKFLOWS)})"
@@ -267,9 +266,11 @@ async def state_from_execution(execution: WorkflowExecution) -> JobState:
     if ended and not state.status.is_terminal:
         reason = f"workflow {execution.status.name.lower() if execution.status else 'ended'} outside spotctl"
         if execution.status == WorkflowExecutionStatus.CANCELED:
-            state = state.model_copy(update={"status": JobStatus.CANCELLED, "failure_reason": "cancelled"})
+            state = state.model_copy(update={"status": JobStatus.CANCELLED, "failure_reason": "cancelled",
+                                             "failure": JobFailure.of("cancelled")})
         else:
-            state = state.model_copy(update={"status": JobStatus.FAILED_CONTROLLER, "failure_reason": reason})
+            state = state.model_copy(update={"status": JobStatus.FAILED_CONTROLLER, "failure_reason": reason,
+                                             "failure": JobFailure.of(reason)})
         state.ended_at = state.ended_at or execution.close_time
     return state
 

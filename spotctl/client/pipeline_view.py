@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-from spotctl.models import AttemptRecord, JobState, JobStatus
+from spotctl.models import AttemptRecord, JobFailure, JobState, JobStatus
 from spotctl.models.naming import PIPELINE_WORKFLOW, TASK_WORKFLOW, label, task_workflow_id
 from spotctl.policy import known_sum
 
@@ -88,7 +88,8 @@ def merge(parent: JobState, live: Mapping[int, JobState] | None = None) -> JobSt
         update["detail"] = f"{task_label(rows, cur)}: {what}" if what else task_label(rows, cur)
     if status.is_terminal and failing is not None:
         update.update(exit_code=rows[failing].exit_code,
-                      failure_reason=f"{task_label(rows, failing)}: {rows[failing].failure_reason or rows[failing].status.value}")
+                      failure_reason=f"{task_label(rows, failing)}: {rows[failing].failure_reason or rows[failing].status.value}",
+                      failure=JobFailure.of_task(task_label(rows, failing), rows[failing]))
     return parent.model_copy(update=update)
 
 

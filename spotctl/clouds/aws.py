@@ -38,16 +38,13 @@ from spotctl.clouds.aws_keys import ensure_key, ensure_key_pair, ensure_security
 from spotctl.clouds.base import CloudError, InstanceState, TaggedInstance
 from spotctl.config import Settings
 from spotctl.models import Candidate, ClusterHandle, ErrorKind, ErrorScope, Location, Offering
+from spotctl.models.naming import TAG_CLUSTER, TAG_JOB, TAG_NODE, instance_tags, node_name
 from spotctl.remote.base import Runner
 
 log = logging.getLogger(__name__)
 
 __all__ = ["NO_CREDENTIALS", "UBUNTU_OWNER", "AwsCloud", "client_token", "forget_caches"]
 
-TAG_CLUSTER = "spotctl-cluster"
-TAG_JOB = "spotctl-job"
-TAG_ATTEMPT = "spotctl-attempt"
-TAG_NODE = "spotctl-node"
 ALIVE_STATES = ["pending", "running", "stopping", "stopped", "shutting-down"]
 """Not yet terminated: a preempted (shutting-down) or stopped instance still holds a disk."""
 CHUNK = 100
@@ -59,8 +56,6 @@ HOST_REASONS = ("Server.ScheduledStop", "Server.InternalError", "Server.Insuffic
 """State reasons that mean AWS stopped or terminated the instance for its host's sake."""
 NO_CREDENTIALS = ("no AWS credentials found (set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or AWS_PROFILE, "
                   "or run `aws configure`)")
-
-_NAME = re.compile(r"^spotctl-(\d+)-(\d+)$")
 
 
 def client_token(token: str, candidate: Candidate) -> str:
@@ -238,10 +233,7 @@ class AwsCloud:
 
     @staticmethod
     def _launch_tags(cluster_name: str) -> list[dict[str, str]]:
-        tags = {"Name": cluster_name, TAG_CLUSTER: cluster_name}
-        m = _NAME.match(cluster_name)
-        if m:
-            tags[TAG_JOB], tags[TAG_ATTEMPT] = m.group(1), m.group(2)
+        tags = {"Name": cluster_name, **instance_tags(cluster_name)}
         return [{"Key": k, "Value": v} for k, v in tags.items()]
 
     def _tag_ranks(self, region: str, cluster_name: str, instances: list[dict]) -> None:
@@ -251,7 +243,7 @@ class AwsCloud:
         for rank, inst in enumerate(instances):
             try:
                 ec2.create_tags(Resources=[inst["InstanceId"]], Tags=[
-                    {"Key": TAG_NODE, "Value": str(rank)}, {"Key": "Name", "Value": f"{cluster_name}-{rank}"}])
+                    {"Key": TAG_NODE, "Value": str(rank)}, {"Key": "Name", "Value": node_name(cluster_name, rank)}])
             except AWS_ERRORS as exc:
                 log.warning("aws: could not tag %s of %s with its rank: %s", inst["InstanceId"], cluster_name, exc)
 

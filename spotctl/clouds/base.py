@@ -12,7 +12,6 @@ how far it reaches (`CloudError.scope`); policy/failures.py turns that into a de
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
@@ -31,7 +30,6 @@ __all__ = [
     "NoCapacity",
     "TaggedInstance",
     "Throttled",
-    "job_of",
 ]
 
 
@@ -92,15 +90,6 @@ class Throttled(CloudError):
 
     default_kind = ErrorKind.THROTTLED
     default_scope = ErrorScope.CLOUD
-
-
-_CLUSTER_NAME = re.compile(r"^spotctl-(\d+)-(\d+)$")
-
-
-def job_of(cluster_name: str) -> int | None:
-    """The job id in a cluster name (models.cluster_name), or None for another name."""
-    m = _CLUSTER_NAME.match(cluster_name)
-    return int(m.group(1)) if m else None
 
 
 @dataclass(frozen=True)

@@ -53,16 +53,16 @@ from spotctl.clouds.gcp_network import TAG, ensure_ssh_firewall
 from spotctl.clouds.ssh_key import ensure_key, private_key_path
 from spotctl.config import Settings
 from spotctl.models import Candidate, ClusterHandle, ErrorKind, ErrorScope, Location, Offering
+from spotctl.models.naming import TAG_CLUSTER as LABEL_CLUSTER
+from spotctl.models.naming import TAG_JOB as LABEL_JOB
+from spotctl.models.naming import TAG_NODE as LABEL_NODE
+from spotctl.models.naming import instance_tags
 from spotctl.remote.base import Runner
 
 log = logging.getLogger(__name__)
 
 __all__ = ["GcpCloud", "instance_id", "split_id"]
 
-LABEL_CLUSTER = "spotctl-cluster"
-LABEL_JOB = "spotctl-job"
-LABEL_ATTEMPT = "spotctl-attempt"
-LABEL_NODE = "spotctl-node"
 IMAGE = "projects/ubuntu-os-cloud/global/images/family/ubuntu-2204-lts"
 BOOT_DISK_GB = 100
 CREATE_WAIT_S = 5.0
@@ -85,7 +85,6 @@ create, which must then leave nothing (a partial cluster would be billed through
 NO_RETRY = None
 """Passed as `retry=`: spotctl's policy retries, with the error in hand."""
 
-_NAME = re.compile(r"^spotctl-(\d+)-(\d+)$")
 _LABEL_BAD = re.compile(r"[^a-z0-9_-]")
 
 
@@ -327,10 +326,7 @@ class GcpCloud:
 
     def _instance_body(self, cluster_name: str, name: str, rank: int, cand: Candidate, zone: str,
                        public_key: str) -> dict[str, Any]:
-        labels = {LABEL_CLUSTER: label_value(cluster_name), LABEL_NODE: str(rank)}
-        m = _NAME.match(cluster_name)
-        if m:
-            labels[LABEL_JOB], labels[LABEL_ATTEMPT] = m.group(1), m.group(2)
+        labels = {**instance_tags(cluster_name), LABEL_CLUSTER: label_value(cluster_name), LABEL_NODE: str(rank)}
         scheduling: dict[str, Any] = {"on_host_maintenance": "TERMINATE", "automatic_restart": False}
         if cand.use_spot:
             scheduling.update(provisioning_model="SPOT",

@@ -42,13 +42,14 @@ from pathlib import Path
 from pydantic import BaseModel, TypeAdapter
 
 from spotctl.clouds import local_cgroups
-from spotctl.clouds.base import CloudError, ErrorKind, ErrorScope, InstanceState, NoCapacity, TaggedInstance, job_of
+from spotctl.clouds.base import CloudError, ErrorKind, ErrorScope, InstanceState, NoCapacity, TaggedInstance
 from spotctl.clouds.local_config import LocalCloudConfig, RegionConfig, SimulateConfig, load_config
 from spotctl.clouds.local_moods import Mood, moody_call
 from spotctl.clouds.local_preemption import NOTICE_POLL_S, PREEMPTION_REASON, PreemptionMixin
 from spotctl.clouds.local_processes import kill_all
 from spotctl.config import Settings
 from spotctl.models import Candidate, ClusterHandle, Location, Offering
+from spotctl.models.naming import job_of_cluster
 from spotctl.node_agent.agent_notice import NOTICE_FILE
 from spotctl.remote.local import LocalRunner, booting_marker, cgroup_marker, stopped_marker, unreachable_marker
 from spotctl.remote.simulated import Program, SimulatedRunner, is_simulated, mark_simulated
@@ -392,7 +393,7 @@ class LocalCloud(PreemptionMixin):
         with self._api("find_cluster", [at.region] if at else None):
             self._refresh()
             return [_tagged(i) for i in sorted(self._load().values(), key=lambda i: i.created_at)
-                    if job_of(i.cluster_name) == job_id and i.state != InstanceState.TERMINATED
+                    if job_of_cluster(i.cluster_name) == job_id and i.state != InstanceState.TERMINATED
                     and (at is None or i.region == at.region)]
 
     def instance_states(self, instance_ids: list[str], at: Location | None = None) -> dict[str, InstanceState]:

@@ -21,15 +21,12 @@ from pathlib import Path
 from spotctl.config import Settings
 from spotctl.launch.staging_scan import UploadScan
 from spotctl.models import Candidate, FileMount
+from spotctl.models.naming import ephemeral_bucket
 from spotctl.storage.base import StorageError, Store
 from spotctl.storage.registry import STORE_CLOUDS, bucket_url, get_store, parse_bucket_url
 from spotctl.task import WORKDIR_TARGET, Task, TaskError, combined, is_url
 
 WORKDIR_PREFIX = "workdir"
-
-
-def ephemeral_bucket(job_id: int) -> str:
-    return f"spotctl-job-{job_id}-files"
 
 
 @dataclass

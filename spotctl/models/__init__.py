@@ -67,6 +67,7 @@ from spotctl.models.spec import (
 from spotctl.models.status import (
     TERMINAL_STATUSES,
     AttemptRecord,
+    JobFailure,
     JobState,
     JobStatus,
     TaskStatus,
@@ -92,6 +93,7 @@ __all__ = [
     "JOB_ENDING_ERRORS",
     "JobEvent",
     "JobSpec",
+    "JobFailure",
     "JobState",
     "JobStatus",
     "Location",

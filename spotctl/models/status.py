@@ -8,6 +8,8 @@ from enum import Enum
 
 from pydantic import BaseModel, Field
 
+from spotctl.models.errors import CandidateFailure
+
 
 class JobStatus(str, Enum):
     """SkyPilot's managed-job statuses, with SkyPilot's meanings, so scripts carry over."""
@@ -88,6 +90,46 @@ class AttemptRecord(BaseModel):
     """The pipeline task (0-based) this attempt ran; None for a single-task job."""
 
 
+class JobFailure(BaseModel):
+    """Why a job failed, or last failed to get a cluster, as data. JobState.failure_reason is
+    this written out (text()), kept for older clients and the recorded histories; the CLI reads
+    this instead of parsing the text back (cli/render.py)."""
+
+    task: str | None = None
+    """A pipeline's: the task whose reason this is, as naming.label names it (`task 1/3 'eval'`)."""
+    head: str | None = None
+    """What happened, before the candidates or the message (`no capacity for 120s`)."""
+    candidates: list[CandidateFailure] = Field(default_factory=list)
+    """The candidates provisioning asked, each with where, what and why it failed (the first few)."""
+    message: str | None = None
+    """A reason that is no list of candidates (an exit code, a cluster lost before it ran)."""
+
+    @classmethod
+    def of(cls, reason: str | None) -> JobFailure | None:
+        """A plain reason (no candidate list) as data; None for none."""
+        return cls(message=reason) if reason else None
+
+    @classmethod
+    def of_task(cls, task: str, row: JobState) -> JobFailure | None:
+        """A pipeline's reason: its task `row`'s own (its status when it has none), under the
+        task's label; None when the row's reason predates the field (read as text then)."""
+        own = row.failure_data if row.failure_reason else cls(message=row.status.value)
+        return own.model_copy(update={"task": task}) if own is not None else None
+
+    def under(self, head: str) -> JobFailure:
+        """This failure as what `head` says happened (`no capacity for 120s: ...`)."""
+        if self.head is None:
+            return self.model_copy(update={"head": head})
+        return JobFailure(task=self.task, head=head, message=self.model_copy(update={"task": None}).text())
+
+    def text(self) -> str:
+        """JobState.failure_reason's words, as the workflows have always written them:
+        `[task: ][head: ]<location type: reason; ...>` or `[task: ][head: ]<message>`."""
+        body = ("; ".join(f"{c.location} {c.instance_type}: {c.reason}" for c in self.candidates)
+                if self.candidates else self.message or "")
+        return "".join(f"{part}: " for part in (self.task, self.head) if part) + body
+
+
 class JobState(BaseModel):
     """The workflow's view of the job, returned by the `state` query and mirrored in the memo."""
 
@@ -110,6 +152,9 @@ class JobState(BaseModel):
     zone: str | None = None
     exit_code: int | None = None
     failure_reason: str | None = None
+    failure: JobFailure | None = None
+    """failure_reason as data, set with it (None in a state that predates it): read it through
+    failure_data."""
     detail: str | None = None
     """What the job is doing now, for progress displays ('provisioning in local-east ...')."""
     cancel_requested: bool = False
@@ -135,6 +180,14 @@ class JobState(BaseModel):
     @property
     def is_pipeline(self) -> bool:
         return bool(self.tasks)
+
+    @property
+    def failure_data(self) -> JobFailure | None:
+        """`failure` when it is failure_reason's own (their texts agree); None when there is no
+        reason or only its text (a state from before the field, or a reason set without it)."""
+        if self.failure is None or not self.failure_reason or self.failure.text() != self.failure_reason:
+            return None
+        return self.failure
 
 
 JobState.model_rebuild()

@@ -4,13 +4,11 @@ and activities with bounded slots per queue (pool.py), and sweeps what no job ow
 
 from spotctl.worker.main import run_worker
 from spotctl.worker.pool import MONITOR_HEARTBEAT_THROTTLE, job_workers, running
-from spotctl.worker.sweeper import SweepReport, job_of_bucket, job_of_cluster, sweep_interval_s, sweep_once
+from spotctl.worker.sweeper import SweepReport, sweep_interval_s, sweep_once
 
 __all__ = [
     "MONITOR_HEARTBEAT_THROTTLE",
     "SweepReport",
-    "job_of_bucket",
-    "job_of_cluster",
     "job_workers",
     "run_worker",
     "running",

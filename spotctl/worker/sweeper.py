@@ -21,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -38,6 +37,7 @@ from spotctl.clouds.registry import get_cloud
 from spotctl.config import Settings
 from spotctl.models import Location
 from spotctl.models import search_attributes as sa
+from spotctl.models.naming import job_of_cluster, parse_ephemeral_bucket
 from spotctl.storage.registry import get_store
 
 log = logging.getLogger("spotctl.sweeper")
@@ -47,9 +47,6 @@ DEFAULT_INTERVAL_S = 300.0
 DEFAULT_GRACE_S = 120.0
 """Younger leftovers are spared: a launch may be between making them and starting its job."""
 CALL_TIMEOUT_S = 20.0
-
-_CLUSTER = re.compile(r"^spotctl-(\d+)-(\d+)$")
-_BUCKET = re.compile(r"^spotctl-job-(\d+)-files$")
 
 T = TypeVar("T")
 
@@ -73,18 +70,6 @@ class SweepableStore(Protocol):
     def last_changed(self, name: str) -> float: ...
 
     def delete_bucket(self, name: str) -> None: ...
-
-
-def job_of_cluster(name: str) -> int | None:
-    """`spotctl-12-3` -> 12; None for a name spotctl did not give (see models.cluster_name)."""
-    m = _CLUSTER.match(name)
-    return int(m.group(1)) if m else None
-
-
-def job_of_bucket(name: str) -> int | None:
-    """`spotctl-job-12-files` -> 12; None for any other bucket (see staging.ephemeral_bucket)."""
-    m = _BUCKET.match(name)
-    return int(m.group(1)) if m else None
 
 
 def sweep_interval_s(env: dict[str, str] | None = None) -> float:
@@ -205,7 +190,7 @@ class _Sweep:
             self.error(f"cannot list buckets: {_error_text(exc)}")
             return
         for name in names:
-            job_id = job_of_bucket(name)
+            job_id = parse_ephemeral_bucket(name)
             if job_id is None:
                 continue
             try:

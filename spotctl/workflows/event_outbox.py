@@ -43,7 +43,7 @@ with workflow.unsafe.imports_passed_through():
         cluster_name,
         notify_queue,
     )
-    from spotctl.models.naming import task_workflow_id
+    from spotctl.models.naming import events_workflow_id
     from spotctl.models.skypilot_ids import task_id
     from spotctl.policy import job_cost
     from spotctl.workflows.job_view import describe
@@ -61,18 +61,9 @@ EVENT_DEADLINES = "event-deadlines"
 """The patch that gives the webhook only what is left of an event's own deadline (JobEvent.
 give_up_at), and gives up at once an event past it, instead of a fresh give_up_after_s each
 time its delivery starts (each run after continue-as-new)."""
-EVENTS_WORKFLOW = "JobEventsWorkflow"
-"""The workflow type that delivers a finished workflow's last events (never listed as a job)."""
 HANDOFF_AFTER = timedelta(seconds=5)
 """How long an ending workflow waits for its last events before handing them off: a receiver
 that is up takes them well within it, so most jobs never need an events workflow."""
-
-
-def events_workflow_id(job_id: int, task: int | None = None) -> str:
-    """The events workflow of job `job_id` (a pipeline's own), or of its task `task`: its
-    workflow's id (client.workflow_id, pipeline_names.task_workflow_id) + `-events`. Made from
-    the job, not read from workflow.info(), so a replay under another id makes the same one."""
-    return f"{task_workflow_id(job_id, task) if task is not None else f'spotctl-job-{job_id}'}-events"
 
 
 _WEBHOOK_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), backoff_coefficient=2.0,

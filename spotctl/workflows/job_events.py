@@ -17,7 +17,8 @@ from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
     from spotctl.models import EventsHandoff
-    from spotctl.workflows.event_outbox import EVENTS_WORKFLOW, EventOutbox
+    from spotctl.models.naming import EVENTS_WORKFLOW
+    from spotctl.workflows.event_outbox import EventOutbox
 
 
 @workflow.defn(name=EVENTS_WORKFLOW)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from temporalio.exceptions import ActivityError, ApplicationError, FailureError
 
-from spotctl.models import JobState, JobStatus
+from spotctl.models import JobFailure, JobState, JobStatus
 from spotctl.policy import AttemptCost, attempt_cost, money, percent
 
 
@@ -14,11 +14,15 @@ class Cancelled(Exception):
 
 
 class Finished(Exception):
-    """Raised to end the job with a terminal status decided on the way."""
+    """Raised to end the job with a terminal status decided on the way: why as text (`reason`),
+    or as data (`failure`, whose text is then the reason)."""
 
-    def __init__(self, status: JobStatus, reason: str | None = None, exit_code: int | None = None):
+    def __init__(self, status: JobStatus, reason: str | None = None, exit_code: int | None = None,
+                 failure: JobFailure | None = None):
+        reason = failure.text() if failure is not None else reason
         super().__init__(reason or status.value)
         self.status, self.reason, self.exit_code = status, reason, exit_code
+        self.failure = failure if failure is not None else JobFailure.of(reason)
 
 
 def details(s: JobState) -> str:

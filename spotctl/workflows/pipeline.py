@@ -41,6 +41,7 @@ with workflow.unsafe.imports_passed_through():
         label,
         task_workflow_id,
     )
+    from spotctl.models.status import JobFailure
     from spotctl.policy import keep_last, known_sum
     from spotctl.workflows.event_outbox import EventOutbox
     from spotctl.workflows.handlers import StateAndCancel
@@ -99,10 +100,12 @@ class SpotPipelineWorkflow(StateAndCancel):
         self._outbox = EventOutbox(job_id=spec.job_id, name=spec.name, notify=spec.notify, callback=None)
         self._visibility.publish(self._state)
         status, reason, exit_code = JobStatus.SUCCEEDED, None, None
+        failure: JobFailure | None = None
         base = 0
         for i in range(len(spec.tasks)):
             if self._cancel_requested:
                 status, reason = JobStatus.CANCELLED, "cancelled by user"
+                failure = JobFailure.of(reason)
                 break
             result = await self._run_task(spec, i, base)
             base = max([base, result.last_attempt] + [r.attempt for r in result.history])
@@ -110,11 +113,13 @@ class SpotPipelineWorkflow(StateAndCancel):
             if result.status != JobStatus.SUCCEEDED:
                 status, exit_code = result.status, result.exit_code
                 reason = f"{label(i, len(spec.tasks), result.name)}: {result.failure_reason or result.status.value}"
+                failure = JobFailure.of_task(label(i, len(spec.tasks), result.name), result)
                 break
         self._cancel_rest(f"not run: {reason}" if reason else "not run")
         await self._final_teardown(spec, base)
         previous = self._state.status
-        self._set(status, failure_reason=reason if status != JobStatus.SUCCEEDED else None, exit_code=exit_code,
+        self._set(status, failure_reason=reason if status != JobStatus.SUCCEEDED else None,
+                  failure=failure if status != JobStatus.SUCCEEDED else None, exit_code=exit_code,
                   ended_at=workflow.now(), detail=None, last_attempt=base,
                   recoveries=sum(r.recoveries for r in self._state.tasks))
         every_attempt = [r for row in self._state.tasks for r in row.history]  # the cost is all tasks'
@@ -154,7 +159,7 @@ class SpotPipelineWorkflow(StateAndCancel):
         except ChildWorkflowError as err:  # terminated or failed outside spotctl
             return self._state.tasks[i].model_copy(update={
                 "status": JobStatus.FAILED_CONTROLLER, "failure_reason": f"task workflow: {describe(err)}",
-                "ended_at": workflow.now()})
+                "failure": JobFailure.of(f"task workflow: {describe(err)}"), "ended_at": workflow.now()})
 
     async def _start_child(self, start: Awaitable[TaskHandle]) -> TaskHandle:
         """The started child. A Temporal cancel meanwhile no longer abandons the start (the
@@ -195,7 +200,8 @@ class SpotPipelineWorkflow(StateAndCancel):
         """Tasks that never started end CANCELLED (SkyPilot's look for a failed pipeline)."""
         for i, row in enumerate(self._state.tasks):
             if row.status == JobStatus.PENDING:
-                self._state.tasks[i] = row.model_copy(update={"status": JobStatus.CANCELLED, "failure_reason": reason})
+                self._state.tasks[i] = row.model_copy(update={"status": JobStatus.CANCELLED, "failure_reason": reason,
+                                                              "failure": JobFailure.of(reason)})
 
     async def _final_teardown(self, spec: PipelineSpec, last_attempt: int) -> None:
         """Every cluster of the job (by its tag) checked gone once more (each task tore its own

@@ -75,6 +75,8 @@ with workflow.unsafe.imports_passed_through():
         launch_queue,
         monitor_queue,
     )
+    from spotctl.models.naming import JOB_WORKFLOW
+    from spotctl.models.status import JobFailure
     from spotctl.policy import (
         Backoff,
         Decision,
@@ -129,7 +131,7 @@ Arg = TypeVar("Arg")
 Result = TypeVar("Result")
 
 
-@workflow.defn(name="SpotJobWorkflow")
+@workflow.defn(name=JOB_WORKFLOW)
 class SpotJobWorkflow(StateAndCancel):
     @workflow.init
     def __init__(self, spec: JobSpec) -> None:
@@ -223,6 +225,7 @@ class SpotJobWorkflow(StateAndCancel):
         first = (spec.task.attempt_base if spec.task else 0) + 1
         await self._final_teardown(first_attempt=max(first, self._attempt - 1), delete_buckets=spec.ephemeral_buckets)
         self._set(final.status, failure_reason=final.reason if final.status != JobStatus.SUCCEEDED else None,
+                  failure=final.failure if final.status != JobStatus.SUCCEEDED else None,
                   exit_code=final.exit_code if final.exit_code is not None else self._state.exit_code,
                   ended_at=workflow.now(), detail=None, last_attempt=self._attempt)
         await self._outbox.finish()
@@ -344,20 +347,23 @@ class SpotJobWorkflow(StateAndCancel):
                 if not workflow.patched(DIED_BEFORE_READY_BACKOFF):
                     continue
                 died_rounds_wait = True
-                reasons = self._state.failure_reason or "the cluster failed before it ran"
+                failed = self._state.failure_data or JobFailure(
+                    message=self._state.failure_reason or "the cluster failed before it ran")
             else:
-                reasons = "; ".join(f"{f.location} {f.instance_type}: {f.reason}" for f in result.failures[:5])
+                failed = JobFailure(candidates=result.failures[:5])
                 if all_fatal(result.failures):
-                    raise Finished(JobStatus.FAILED_PRECHECKS, f"no candidate can ever be provisioned: {reasons}")
+                    raise Finished(JobStatus.FAILED_PRECHECKS,
+                                   failure=failed.under("no candidate can ever be provisioned"))
             max_wait = self._spec.recovery.max_wait_s
             elapsed = (workflow.now() - waited_since).total_seconds()
             if max_wait is not None and elapsed >= max_wait:
-                raise Finished(JobStatus.FAILED_NO_RESOURCE, f"no capacity for {elapsed:.0f}s: {reasons}")
+                raise Finished(JobStatus.FAILED_NO_RESOURCE, failure=failed.under(f"no capacity for {elapsed:.0f}s"))
             delay = backoff.delay(retry, workflow.random().random())
             if max_wait is not None:
                 delay = min(delay, max(0.0, max_wait - elapsed))
             retry += 1
-            self._set(self._state.status, failure_reason=reasons, detail=_waiting_detail(result, delay))
+            self._set(self._state.status, failure_reason=failed.text(), failure=failed,
+                      detail=_waiting_detail(result, delay))
             await self._sleep(delay)
 
     async def _create_cluster(self, req: ProvisionRequest, status: JobStatus) -> ProvisionResult:
@@ -394,7 +400,8 @@ class SpotJobWorkflow(StateAndCancel):
             if error_type(err) not in (PREEMPTED_ERROR, NOT_READY_ERROR):
                 raise
             self._blocked_regions = block_region(self._blocked_regions, cluster.cloud, cluster.region, workflow.now())
-            self._set(self._state.status, failure_reason=describe(err), detail=f"{where} failed before it ran; trying elsewhere")
+            self._set(self._state.status, failure_reason=describe(err), failure=JobFailure.of(describe(err)),
+                      detail=f"{where} failed before it ran; trying elsewhere")
             await self._teardown(first_attempt=self._attempt)
             self._attempt += 1  # a new token: the dead cluster's would give it back
             return None

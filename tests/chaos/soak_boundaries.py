@@ -47,6 +47,7 @@ from temporalio.client import WorkflowExecutionStatus, WorkflowHistoryEventFilte
 from spotctl.client import SpotClient, workflow_id
 from spotctl.config import Settings
 from spotctl.launch import Overrides, bucket_regions, plan, stage_tasks
+from spotctl.models.naming import job_of_cluster
 
 from conftest import pid_dead
 
@@ -288,7 +289,7 @@ class BoundaryCancels:
             ended_s.append(took)
             if took > CANCEL_BOUND_S:
                 self.problem(f"{job.key}: job {job.job_id} took {took:.0f}s to be CANCELLED ({where})")
-            if left := sorted(c for c in alive if c.startswith(f"spotctl-{job.job_id}-")):
+            if left := sorted(c for c in alive if job_of_cluster(c) == job.job_id):
                 self.problem(f"{job.key}: job {job.job_id} is CANCELLED but its clusters are alive: {left}")
             if pids := env_pids([f"SOAK_TOKEN={token}", f"SOAK_KEY={job.key}"]):
                 self.problem(f"{job.key}: job {job.job_id} is CANCELLED but its program runs: {pids}")

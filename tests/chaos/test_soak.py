@@ -83,6 +83,7 @@ from spotctl.clouds.local import LocalCloud
 from spotctl.clouds.local_processes import processes_of
 from spotctl.config import load_settings
 from spotctl.embedded import EmbeddedServer
+from spotctl.models.naming import cluster_name, parse_ephemeral_bucket
 from spotctl.storage.log_store import LogStore
 
 from conftest import pid_dead, spotctl_env
@@ -499,7 +500,7 @@ class Soak:
         false_recoveries = 0
         for job in self.jobs:
             for record in (states.get(job.job_id) or {}).get("history", []) if job.job_id else []:
-                cluster = f"spotctl-{job.job_id}-{record['attempt']}"
+                cluster = cluster_name(job.job_id, record["attempt"])
                 if record["outcome"] == "preempted" and cluster not in really_preempted:
                     false_recoveries += 1
                     reasons = [(i.id, i.state.value, i.state_reason) for i in instances if i.cluster_name == cluster]
@@ -649,7 +650,7 @@ class Soak:
         if disks.exists() and (left := sorted(p.name for p in disks.iterdir())):
             self.problem(f"instance disks left: {left}")
         buckets = self.home / "local_buckets"
-        if ephemeral := sorted(b.name for b in buckets.glob("spotctl-job-*")):
+        if ephemeral := sorted(b.name for b in buckets.glob("*") if parse_ephemeral_bucket(b.name) is not None):
             self.problem(f"ephemeral buckets left: {ephemeral}")
         if pids := soak_pids(self.token):
             self.problem(f"soak programs still running: {pids}")
