@@ -5,10 +5,8 @@ from __future__ import annotations
 import os
 import platform
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from run import Row
+from measures import Row, pct
 
 TARGETS = {"mib_per_job": 2.0, "launch_all_1000_s": 120.0, "detect_p50_s": 2.0, "detect_p95_s": 5.0,
            "status_s": 1.0}
@@ -21,8 +19,6 @@ BEGIN, END = "<!-- bench/run.py: begin -->", "<!-- bench/run.py: end -->"
 
 
 def quick_failures(row: Row) -> list[str]:
-    from run import pct
-
     out = []
     if row.mib_per_job > QUICK_LIMITS["mib_per_job"]:
         out.append(f"{row.mib_per_job:.2f} MiB per job > {QUICK_LIMITS['mib_per_job']}")
@@ -40,8 +36,6 @@ def machine() -> str:
 
 
 def table(rows: list[Row]) -> str:
-    from run import pct
-
     head = "| measure | " + " | ".join(f"N={r.jobs}" + (f", {r.workers} workers" if r.workers > 1 else "")
                                       for r in rows) + " |"
     lines = [head, "|---" * (len(rows) + 1) + "|"]
@@ -109,8 +103,9 @@ def plots(rows: list[Row]) -> list[str]:
     return ["bench/plots/mib_per_job.png", "bench/plots/preemption_latency.png"]
 
 
-def write_report(rows: list[Row], argv: str, notes: str = "") -> None:
-    """Replace bench/run.py's section of BENCHMARKS.md (between its markers)."""
+def write_report(rows: list[Row], argv: str, notes: str = "", *, method: str = "") -> None:
+    """Replace bench/run.py's section of BENCHMARKS.md (between its markers); `method`: what
+    was measured and how (run.METHOD)."""
     rows = sorted(rows, key=lambda r: (r.workers, r.jobs))
     images = plots(rows)
     section = "\n".join([
@@ -119,7 +114,7 @@ def write_report(rows: list[Row], argv: str, notes: str = "") -> None:
         "",
         f"    python bench/run.py {argv}".rstrip(),
         "",
-        f"Machine: {machine()}. " + (__import__("run").__doc__.split("\n\n", 2)[2].strip()),
+        f"Machine: {machine()}. " + method,
         "",
         table(rows),
         "",

@@ -29,61 +29,25 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from fleet import Fleet, fleet, preempt_at_random  # noqa: E402
+from measures import Row, pct  # noqa: E402
 from report import QUICK_LIMITS, TARGETS, quick_failures, write_report  # noqa: E402
 
 from spotctl.client import JOB_WORKFLOW, SpotClient  # noqa: E402
 from spotctl.models import JobSpec  # noqa: E402
 from spotctl.policy import rank_candidates  # noqa: E402
 
+METHOD = __doc__.split("\n\n", 2)[2].strip()
+"""What is measured and how, for BENCHMARKS.md (this docstring's part after the usage)."""
 LAUNCH_CONCURRENCY = 32
 PREEMPT_SPREAD_S = 10.0
 WAIT_LIMIT_S = 900.0
-
-
-@dataclass
-class Row:
-    jobs: int
-    workers: int
-    rss_server_0: float
-    rss_workers_0: float
-    rss_server: float
-    rss_workers: float
-    cpu_server: float
-    cpu_workers: float
-    launch_s: float
-    preempted: int
-    detect: list[float]
-    back: list[float]
-    status_s: float
-    status_json_s: float
-    status_0_s: float
-    cancel_s: float
-    left: int
-    load: float
-    cpu_launch_server: float = 0.0
-    cpu_launch_workers: float = 0.0
-
-    @property
-    def mib_per_job(self) -> float:
-        return (self.rss_server + self.rss_workers - self.rss_server_0 - self.rss_workers_0) / self.jobs
-
-    @property
-    def launch_rate(self) -> float:
-        return self.jobs / self.launch_s
-
-
-def pct(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 async def count(client: SpotClient, where: str) -> int:
@@ -253,7 +217,7 @@ def main() -> int:
     args = parser.parse_args()
     if args.report_only:
         rows = [Row(**r) for r in json.loads(args.rows.read_text())]
-        write_report(rows, command_line(rows))
+        write_report(rows, command_line(rows), method=METHOD)
         return 0
     ns = [50] if args.quick else [int(x) for x in args.jobs.split(",")]
     window = 10.0 if args.quick else args.window
@@ -272,7 +236,7 @@ def main() -> int:
         kept = [r for r in kept if (r["jobs"], r["workers"]) not in fresh] + [asdict(r) for r in rows]
         args.rows.write_text(json.dumps(kept, indent=1) + "\n")
         rows = [Row(**r) for r in kept]
-        write_report(rows, command_line(rows))
+        write_report(rows, command_line(rows), method=METHOD)
     return 0
 
 

@@ -79,7 +79,7 @@ def test_provisioning_is_billed_and_old_records_fall_back() -> None:
 def test_the_web_ui_details_show_cost_and_saving() -> None:
     """The workflow's own view (the Temporal UI's current details) sums the ended attempts,
     with the on-demand prices recorded at launch: no catalog read inside the workflow."""
-    from spotctl.workflows.job_view import details
+    from spotctl.workflows.job_summary import details
 
     job = two_recoveries()
     for r, od in zip(job.history, (3.06, 3.06, None), strict=True):

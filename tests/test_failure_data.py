@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from pydantic import create_model
 from rich.console import Console
 
-from spotctl.cli.render import as_json, job_view, jobs_json, status_table, table_reason
+from spotctl.cli.render import as_json, job_in_full, jobs_json, status_table, table_reason
 from spotctl.models import CandidateFailure, ErrorKind, ErrorScope, JobFailure, JobState, JobStatus
 from spotctl.models.naming import label
 
@@ -62,7 +62,7 @@ def shown(jobs: list[JobState]) -> str:
     for show_all, width in ((False, None), (True, None), (True, 100)):
         out.print(status_table(jobs, show_all=show_all, width=width, now=now))
     for j in jobs:
-        out.print(job_view(j, now=now))
+        out.print(job_in_full(j, now=now))
     return out.file.getvalue() + json.dumps([as_json(j, now=now) for j in jobs], ensure_ascii=False)
 
 

@@ -30,13 +30,13 @@ from test_replay import V1_HISTORIES, replay
 from spotctl.codec import data_converter_for_key
 from spotctl.models import JobSpec, JobState
 from spotctl.workflows import ALL_WORKFLOWS, JobIdAllocator, SpotJobWorkflow, SpotTaskWorkflow
-from spotctl.workflows.legacy import ControllerV1, controller_v1, job_view_v1, policy_v1
+from spotctl.workflows.legacy import ControllerV1, controller_v1, job_summary_v1, policy_v1
 
 pytestmark = pytest.mark.quick  # `pytest -m quick`: the fast loop (README, Tests)
 
 SPOTCTL = Path(__file__).parent.parent / "spotctl"
 LEGACY = SPOTCTL / "workflows" / "legacy"
-LEGACY_MODULES = [controller_v1, job_view_v1, policy_v1]
+LEGACY_MODULES = [controller_v1, job_summary_v1, policy_v1]
 ALLOWED_SPOTCTL = ("spotctl.models", "spotctl.workflows.legacy")
 """What legacy/ may import of spotctl: the wire types, and itself."""
 
@@ -65,13 +65,13 @@ def _allowed(module: str) -> bool:
 
 
 def test_legacy_imports_nothing_live() -> None:
-    """No import of spotctl.policy, workflows/job_view.py or any other live module: only the
+    """No import of spotctl.policy, workflows/job_summary.py or any other live module: only the
     standard library, temporalio, spotctl.models and legacy/ itself."""
     files = sorted(LEGACY.glob("*.py"))
-    assert {p.stem for p in files} >= {"__init__", "controller_v1", "policy_v1", "job_view_v1"}
+    assert {p.stem for p in files} >= {"__init__", "controller_v1", "policy_v1", "job_summary_v1"}
     for path in files:
         imported = _imports(path)
-        assert not [m for m in imported if m.startswith(("spotctl.policy", "spotctl.workflows.job_view"))], path.name
+        assert not [m for m in imported if m.startswith(("spotctl.policy", "spotctl.workflows.job_summary"))], path.name
         live = sorted({m for m in imported if not _allowed(m)})
         assert not live, f"workflows/legacy/{path.name} imports live code {live}: copy what it needs beside it (frozen)"
 

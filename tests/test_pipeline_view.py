@@ -18,7 +18,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from spotctl.cli.follow import LogPrinter, followed
 from spotctl.cli.jobs import _check_task
-from spotctl.cli.render import as_json, job_view, short_failure, status_table
+from spotctl.cli.render import as_json, job_in_full, short_failure, status_table
 from spotctl.client import (
     JOB_TYPES,
     LISTING_QUERY,
@@ -198,7 +198,7 @@ def test_json_of_a_pipeline_and_of_a_job() -> None:
 
 def test_verbose_view_lists_tasks_and_whose_attempt() -> None:
     out = Console(file=io.StringIO(), width=200, color_system=None)
-    out.print(job_view(merge(running_pipeline(), {1: eval_live()})))
+    out.print(job_in_full(merge(running_pipeline(), {1: eval_live()})))
     text = out.file.getvalue()
     assert "export" in text and "TASK" in text and "task 1/3 'eval': running" in text
 

@@ -12,8 +12,6 @@ from spotctl.config import Settings
 from spotctl.storage.log_store import open_log_store
 from spotctl.storage.log_store_base import LogStore
 
-DEFAULT_LIVENESS_S = 10.0
-
 
 @dataclass
 class Deps:
@@ -22,9 +20,6 @@ class Deps:
     """How often a running phase that prints is polled for new log bytes and its exit."""
     max_poll_interval_s: float = 2.0
     """The slowest poll of a phase that prints nothing (its exit is seen at most this late)."""
-    liveness_interval_s: dict[str, float] = field(default_factory=lambda: {"local": 1.0})
-    """Per cloud: how often one batched call asks whether the watched instances still run
-    (real clouds default to DEFAULT_LIVENESS_S, which keeps API calls well under quotas)."""
     lost_check_interval_s: float = 5.0
     """How often a running phase's supervisor beat is read, to notice a vanished program."""
     node_polls_per_s: float | None = None
@@ -41,7 +36,7 @@ class Deps:
     def __post_init__(self) -> None:
         if self.node_polls_per_s is None:
             self.node_polls_per_s = self.settings.worker.node_polls_per_s
-        self.watchers = Watchers(self.cloud, lambda name: self.liveness_interval_s.get(name, DEFAULT_LIVENESS_S))
+        self.watchers = Watchers(self.cloud, lambda name: self.cloud(name).liveness_interval_s)
 
     @property
     def logs(self) -> LogStore:
@@ -52,7 +47,8 @@ class Deps:
             self._clouds[name] = get_cloud(name, self.settings)
         return self._clouds[name]
 
-    def enabled_clouds(self) -> list[Cloud]:
-        """The enabled clouds this worker can use (one without credentials cannot hold
-        anything spotctl made, and asking it would only fail)."""
+    def clouds_with_credentials(self) -> list[Cloud]:
+        """The enabled clouds this worker has credentials for (one without cannot hold
+        anything spotctl made, and asking it would only fail); all enabled ones, usable or
+        not, are clouds.registry.enabled_clouds."""
         return [c for c in (self.cloud(name) for name in self.settings.clouds) if c.check() is None]

@@ -26,7 +26,7 @@ from pathlib import Path
 from temporalio import activity
 
 from spotctl.models import CallbackOutcome, CallbackRequest
-from spotctl.node_agent.agent import group_alive
+from spotctl.node_agent.agent_procs import group_alive  # on purpose: the node agent's own stdlib check
 from spotctl.notify import callback_cgroups, callback_env
 from spotctl.remote.local import _joiner
 

@@ -54,8 +54,6 @@ from spotctl.policy import (
     skipped,
 )
 
-READY_POLL_S = {"local": 0.2}
-"""Per cloud: how often a pending cluster is asked whether it runs (others: 5 s)."""
 LEGACY_READY_TIMEOUT = timedelta(minutes=15)
 
 
@@ -150,7 +148,7 @@ class ProvisionActivities:
 
     async def _wait_ready(self, cluster: ClusterHandle, deadline: datetime, progress: Progress) -> ClusterHandle:
         cloud = self.deps.cloud(cluster.cloud)
-        poll = READY_POLL_S.get(cluster.cloud, 5.0)
+        poll = cloud.ready_poll_s
         where = f"{cluster.cloud}/{cluster.region}/{cluster.zone}"
         while True:
             try:

@@ -11,8 +11,8 @@ from spotctl.activities.deps import Deps
 from spotctl.activities.heartbeat import Progress, heartbeating, last_checkpoint
 from spotctl.activities.space import out_of_space_noted
 from spotctl.clouds.base import Cloud, CloudError
-from spotctl.launch import delete_buckets
 from spotctl.models import ActivityNames, Location, TeardownRequest, cluster_name
+from spotctl.storage.registry import delete_buckets
 
 
 class TeardownActivities:
@@ -87,7 +87,7 @@ class TeardownActivities:
         """The cloud of `at` (none if this worker does not know it: nothing can have been made
         there), or every enabled cloud for requests that name no region."""
         if at is None:
-            return self.deps.enabled_clouds()
+            return self.deps.clouds_with_credentials()
         try:
             return [self.deps.cloud(at.cloud)]
         except CloudError as exc:

@@ -226,7 +226,7 @@ def poll_pace_s(deps: Deps) -> float:
 async def _poll_until_ended(deps: Deps, ref: AttemptRef, nodes: list[Node], phase: str,
                             progress: Progress, stopper: NodeStopper | None) -> list[int]:
     codes: dict[int, int] = {}
-    interval = deps.liveness_interval_s.get(ref.cluster.cloud, 10.0)
+    interval = deps.cloud(ref.cluster.cloud).liveness_interval_s
     last_liveness = last_lost_check = time.monotonic()
     beats: dict[int, tuple[bytes, float]] = {}
     unreachable: set[int] = set()

@@ -22,7 +22,7 @@ from importlib import resources
 
 from spotctl.models import Offering
 
-__all__ = ["catalog_regions", "load_offerings", "parse_offerings"]
+__all__ = ["catalog_regions", "has_catalog", "load_offerings", "parse_offerings"]
 
 
 def _price(text: str) -> float | None:
@@ -58,6 +58,11 @@ def parse_offerings(cloud: str, text: str) -> list[Offering]:
 def _load(cloud: str) -> tuple[Offering, ...]:
     text = resources.files("spotctl.catalog").joinpath("data", f"{cloud}.csv").read_text()
     return tuple(parse_offerings(cloud, text))
+
+
+def has_catalog(cloud: str) -> bool:
+    """Whether a catalog is shipped for `cloud` (the local cloud's is its config.yaml)."""
+    return resources.files("spotctl.catalog").joinpath("data", f"{cloud}.csv").is_file()
 
 
 def load_offerings(cloud: str) -> list[Offering]:

@@ -22,7 +22,7 @@ from spotctl.cli.common import (
     settings,
 )
 from spotctl.cli.follow import LogPrinter, follow, followed
-from spotctl.cli.render import job_view, jobs_json, output_width, page_footer, status_table
+from spotctl.cli.render import job_in_full, jobs_json, output_width, page_footer, status_table
 from spotctl.client import LIVE_QUERY_TIMEOUT_S, JobNotFound, JobPage, SpotClient, unfinished_query
 from spotctl.clouds.ondemand import ondemand_prices
 from spotctl.embedded import low_space_note
@@ -100,7 +100,7 @@ async def status(job_ids: tuple[int, ...], show_all: bool, limit: int | None, sk
         for i, job in enumerate(jobs):
             if i:
                 out.print()
-            out.print(job_view(job, prices=prices))
+            out.print(job_in_full(job, prices=prices))
         return
     out.print(status_table(jobs, show_all=show_all, width=width, prices=prices))
     if more:

@@ -75,31 +75,37 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+_UNITS = ((86400, "d", "days"), (3600, "h", "hrs"), (60, "m", "mins"), (1, "s", "secs"))
+"""(seconds, short name, word) of the units durations and ages are told in, largest first."""
+
+
+def _unit(s: int) -> int:
+    """The index in _UNITS of the largest unit that fits in `s` seconds (seconds themselves
+    below a minute, also for a negative `s`)."""
+    return next(i for i, (size, _, _) in enumerate(_UNITS) if s >= size or size == 1)
+
+
 def duration(seconds: float | None) -> str:
-    """SkyPilot-like short durations: 45s, 3m 2s, 1h 5m, 2d 3h."""
+    """SkyPilot-like short durations: 45s, 3m 2s, 1h 5m, 2d 3h (the largest unit that fits
+    and the next one)."""
     if seconds is None:
         return "-"
     s = int(seconds)
-    if s < 60:
-        return f"{s}s"
-    if s < 3600:
-        return f"{s // 60}m {s % 60}s"
-    if s < 86400:
-        return f"{s // 3600}h {s % 3600 // 60}m"
-    return f"{s // 86400}d {s % 86400 // 3600}h"
+    i = _unit(s)
+    size, short, _ = _UNITS[i]
+    if size == 1:
+        return f"{s}{short}"
+    next_size, next_short, _ = _UNITS[i + 1]
+    return f"{s // size}{short} {s % size // next_size}{next_short}"
 
 
 def ago(when: datetime | None) -> str:
+    """How long ago, in the largest unit that fits: 45 secs ago, 3 mins ago, 2 days ago."""
     if when is None:
         return "-"
-    secs = (_now() - when).total_seconds()
-    if secs < 60:
-        return f"{int(secs)} secs ago"
-    if secs < 3600:
-        return f"{int(secs // 60)} mins ago"
-    if secs < 86400:
-        return f"{int(secs // 3600)} hrs ago"
-    return f"{int(secs // 86400)} days ago"
+    s = int((_now() - when).total_seconds())
+    size, _, word = _UNITS[_unit(s)]
+    return f"{s // size} {word} ago"
 
 
 def total_seconds(job: JobState) -> float:
@@ -399,7 +405,7 @@ def page_footer(shown: int, total: int, *, unfinished: bool = False) -> str | No
 
 # ---- one job, in full (`status -v ID`) -------------------------------------------------------
 
-def job_view(job: JobState, *, prices: Mapping[PriceKey, float] | None = None, now: datetime | None = None) -> Group:
+def job_in_full(job: JobState, *, prices: Mapping[PriceKey, float] | None = None, now: datetime | None = None) -> Group:
     """Everything about one job: its facts, the full failure reason (one candidate per line),
     and every attempt kept: where, on what, at what price, how long and how it ended."""
     now = now or _now()

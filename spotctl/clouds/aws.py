@@ -35,7 +35,7 @@ from spotctl.clouds.aws_catalog import UBUNTU_OWNER, find_image, forget_caches, 
 from spotctl.clouds.aws_clients import aws_client, has_credentials
 from spotctl.clouds.aws_errors import AWS_ERRORS, classify, error_code, to_cloud_error
 from spotctl.clouds.aws_keys import ensure_key, ensure_key_pair, ensure_security_group, private_key_path
-from spotctl.clouds.base import CloudError, InstanceState, TaggedInstance
+from spotctl.clouds.base import CloudError, InstanceState, MeteredApiTiming, TaggedInstance
 from spotctl.config import Settings
 from spotctl.models import Candidate, ClusterHandle, ErrorKind, ErrorScope, Location, Offering
 from spotctl.models.naming import TAG_CLUSTER, TAG_JOB, TAG_NODE, instance_tags, node_name
@@ -104,7 +104,7 @@ def _tags(inst: dict) -> dict[str, str]:
     return {t["Key"]: t["Value"] for t in inst.get("Tags", [])}
 
 
-class AwsCloud:
+class AwsCloud(MeteredApiTiming):
     """Implements the Cloud protocol on EC2. Construction does no I/O."""
 
     name = "aws"

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Callable
 from typing import Any
 
 import boto3
@@ -32,6 +33,8 @@ policy decides about the rest with the error in hand."""
 _lock = threading.Lock()
 _sessions: dict[tuple[str | None, str | None], boto3.session.Session] = {}
 _clients: dict[tuple[str, str, str | None], Any] = {}
+_forgetters: list[Callable[[], None]] = []
+"""Caches built on these clients (aws_node_creds' credentials), dropped with them."""
 
 
 def _session(settings: Settings) -> boto3.session.Session:
@@ -65,12 +68,17 @@ def has_credentials(settings: Settings) -> bool:
         return _session(settings).get_credentials() is not None
 
 
+def on_forget(forget: Callable[[], None]) -> None:
+    """Have forget_clients drop a cache built on these clients too; the module that keeps it
+    registers it, so this one imports none of them (a cache never made needs no dropping)."""
+    _forgetters.append(forget)
+
+
 def forget_clients() -> None:
     """Drop cached sessions and clients, and the nodes' scoped credentials issued with them
     (tests that change credentials or endpoints)."""
-    from spotctl.clouds import aws_node_creds
-
     with _lock:
         _sessions.clear()
         _clients.clear()
-    aws_node_creds.forget()
+    for forget in _forgetters:
+        forget()

@@ -29,7 +29,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from spotctl.clouds.aws_clients import aws_client
+from spotctl.clouds.aws_clients import aws_client, on_forget
 from spotctl.config import Settings
 
 ACTIONS = ["s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload",
@@ -138,3 +138,6 @@ def forget() -> None:
     """Drop cached credentials (tests that reset the emulator)."""
     with _lock:
         _cache.clear()
+
+
+on_forget(forget)  # aws_clients.forget_clients drops these with the clients that issued them

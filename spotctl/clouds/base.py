@@ -27,6 +27,7 @@ __all__ = [
     "ErrorScope",
     "InstanceState",
     "Location",
+    "MeteredApiTiming",
     "NoCapacity",
     "TaggedInstance",
     "Throttled",
@@ -104,8 +105,26 @@ class TaggedInstance:
     zone: str = ""
 
 
+class MeteredApiTiming:
+    """Cloud's timing for a cloud behind a metered API (AWS, GCP): instances boot in a minute
+    or so, every ask is a call under a quota, freed capacity comes back in minutes."""
+
+    ready_poll_s = 5.0
+    liveness_interval_s = 10.0
+    launch_retry_initial_s = 10.0
+
+
 class Cloud(Protocol):
     name: str
+    ready_poll_s: float
+    """How often a pending cluster is asked whether it runs: a real cloud's instances boot in
+    minutes and each ask is an API call under a quota; the local cloud's processes start at once."""
+    liveness_interval_s: float
+    """How often one batched call asks whether the watched instances still run (a real
+    cloud's interval keeps the API calls well under its quotas)."""
+    launch_retry_initial_s: float
+    """The first wait before a launch that found no capacity is tried again (how soon the
+    cloud may have capacity again: seconds on the local cloud)."""
 
     @property
     def node_env(self) -> dict[str, str]:

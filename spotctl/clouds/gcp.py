@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from spotctl.catalog import catalog_regions, load_offerings
-from spotctl.clouds.base import CloudError, InstanceState, TaggedInstance
+from spotctl.clouds.base import CloudError, InstanceState, MeteredApiTiming, TaggedInstance
 from spotctl.clouds.gcp_clients import (
     CALL_TIMEOUT_S,
     GcpCredentialsMissing,
@@ -163,7 +163,7 @@ def _mapped(where: str) -> Iterator[None]:
         raise to_cloud_error(exc, where) from exc
 
 
-class GcpCloud:
+class GcpCloud(MeteredApiTiming):
     """Implements the Cloud protocol on Compute Engine. Construction does no I/O."""
 
     name = "gcp"

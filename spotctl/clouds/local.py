@@ -44,6 +44,7 @@ from pydantic import BaseModel, TypeAdapter
 from spotctl.clouds import local_cgroups
 from spotctl.clouds.base import CloudError, ErrorKind, ErrorScope, InstanceState, NoCapacity, TaggedInstance
 from spotctl.clouds.local_config import LocalCloudConfig, RegionConfig, SimulateConfig, load_config
+from spotctl.clouds.local_instance import LocalInstance
 from spotctl.clouds.local_moods import Mood, moody_call
 from spotctl.clouds.local_preemption import NOTICE_POLL_S, PREEMPTION_REASON, PreemptionMixin
 from spotctl.clouds.local_processes import kill_all
@@ -69,34 +70,6 @@ _PARSING = threading.Lock()
 """Held while a new version of a state file is parsed (see LocalCloud._load)."""
 
 
-class LocalInstance(BaseModel):
-    id: str
-    name: str
-    cluster_name: str
-    node_rank: int
-    region: str
-    zone: str
-    instance_type: str
-    use_spot: bool
-    price: float = 0.0
-    state: InstanceState
-    created_at: datetime
-    token: str | None = None
-    """The idempotency token of the create call that made it (None: made before tokens)."""
-    ready_at: datetime | None = None
-    """When a PENDING instance becomes RUNNING (the region's provision_delay_s after creation)."""
-    terminated_at: datetime | None = None
-    home: str
-    ip: str = "127.0.0.1"
-    preempt_at: datetime | None = None
-    """When a random preemption strikes (spot instances in regions with an MTBF only)."""
-    preempt_deadline: datetime | None = None
-    """Set when a preemption was claimed: notice given, SIGKILL due at this time."""
-    preempted_at: datetime | None = None
-    state_reason: str | None = None
-    """Why the instance ended, cloud-style (e.g. local.SpotInstanceTermination)."""
-
-
 class _StateFile(BaseModel):
     instances: list[LocalInstance] = []
 
@@ -114,6 +87,10 @@ class LocalCloud(PreemptionMixin):
     """Implements the Cloud protocol. Construction does no I/O; files appear on first use."""
 
     name = "local"
+    ready_poll_s = 0.2
+    liveness_interval_s = 1.0
+    launch_retry_initial_s = 2.0
+    """The local cloud frees capacity in seconds, so its launch retries start sooner."""
     node_env: dict[str, str] = {}
     """The local cloud writes preemption notices and signals programs itself."""
 

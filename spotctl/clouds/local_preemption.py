@@ -28,8 +28,8 @@ from spotctl.clouds.local_processes import signal_users
 from spotctl.node_agent.agent_notice import write_notice
 
 if TYPE_CHECKING:
-    from spotctl.clouds.local import LocalInstance
     from spotctl.clouds.local_config import LocalCloudConfig
+    from spotctl.clouds.local_instance import LocalInstance
 
 log = logging.getLogger(__name__)
 

@@ -12,16 +12,17 @@ from spotctl.policy import PriceKey
 
 def ondemand_prices(clouds: Iterable[str], settings: Settings) -> dict[PriceKey, float]:
     """The on-demand prices of the clouds' catalogs: the shipped CSV for AWS and GCP (no API
-    call), the local cloud's config.yaml. A cloud whose catalog cannot be read is left out
+    call, and no cloud SDK imported), the local cloud's config.yaml (a cloud with no shipped
+    catalog is asked for its offerings). A cloud whose catalog cannot be read is left out
     (its attempts then show no on-demand equivalent) rather than failing `status`."""
-    from spotctl.catalog.csv_offerings import load_offerings
+    from spotctl.catalog.csv_offerings import has_catalog, load_offerings
     from spotctl.clouds.base import CloudError
     from spotctl.clouds.registry import get_cloud
 
     prices: dict[PriceKey, float] = {}
     for cloud in sorted(set(clouds)):
         try:
-            offers = get_cloud(cloud, settings).offerings() if cloud == "local" else load_offerings(cloud)
+            offers = load_offerings(cloud) if has_catalog(cloud) else get_cloud(cloud, settings).offerings()
         except (CloudError, OSError, ValueError):
             continue
         prices.update({(o.cloud, o.region, o.zone, o.instance_type): o.ondemand_price

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from spotctl.config import Settings
 from spotctl.models import search_attributes
-from spotctl.node_agent.agent import pid_alive
+from spotctl.node_agent.agent_procs import pid_alive  # on purpose: the node agent's own stdlib check
 
 STOP_TIMEOUT_S = 10.0
 KILL_WAIT_S = 5.0

@@ -49,7 +49,7 @@ from spotctl.embedded.procs import (
     worker_env,
     write_pid_file,
 )
-from spotctl.node_agent.agent import pid_alive
+from spotctl.node_agent.agent_procs import pid_alive  # on purpose: the node agent's own stdlib check
 
 POLL_S = 0.2
 BACKOFF_FIRST_S = 0.5

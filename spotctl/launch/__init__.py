@@ -4,7 +4,8 @@ plan (a validated JobSpec with ranked candidates), and staging local files into 
 
 from spotctl.launch.overrides import secrets_given_inline
 from spotctl.launch.planning import SECRET_SHOWN, Overrides, Plan, check_launchable, plan
-from spotctl.launch.staging import StagedFiles, bucket_regions, delete_buckets, ephemeral_bucket, stage, stage_tasks
+from spotctl.launch.staging import StagedFiles, bucket_regions, ephemeral_bucket, stage, stage_tasks
+from spotctl.storage.registry import delete_buckets  # launch undoes its staging with it, as teardown does
 
 __all__ = [
     "Overrides",

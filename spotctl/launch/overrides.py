@@ -63,12 +63,17 @@ def _ascii(text: str, flag: str, example: str) -> str:
     return text
 
 
-def _parse_cpus(text: str) -> tuple[float, bool]:
-    _ascii(text, "--cpus", "a number like 4 or 4+")
+def _parse_amount_flag(text: str, flag: str, key: str, example: str) -> tuple[float, bool]:
+    """--cpus or --memory: (amount, 'at least' given by a trailing +), as the task file's key."""
+    _ascii(text, flag, example)
     try:
-        return parse_amount(text, "cpus")
+        return parse_amount(text, key)
     except ValueError as exc:
-        raise TaskError(str(exc), field="--cpus") from None
+        raise TaskError(str(exc), field=flag) from None
+
+
+def _parse_cpus(text: str) -> tuple[float, bool]:
+    return _parse_amount_flag(text, "--cpus", "cpus", "a number like 4 or 4+")
 
 
 def _parse_gpus(text: str) -> dict[str, float]:
@@ -159,11 +164,7 @@ def parse_num_nodes(text: str) -> int:
 
 
 def _parse_memory(text: str) -> tuple[float, bool]:
-    _ascii(text, "--memory", "a size in GB like 16 or 16+")
-    try:
-        return parse_amount(text, "memory")
-    except ValueError as exc:
-        raise TaskError(str(exc), field="--memory") from None
+    return _parse_amount_flag(text, "--memory", "memory", "a size in GB like 16 or 16+")
 
 
 _INSTANCE_TYPE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,99}")

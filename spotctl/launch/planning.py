@@ -57,10 +57,6 @@ from spotctl.task import (
     shown,
 )
 
-LOCAL_LAUNCH_RETRY_S = 2.0
-"""The local cloud frees capacity in seconds, so its launch retries start sooner."""
-
-
 SECRET_SHOWN = "<secret>"
 """What a dry run prints instead of a secret's value."""
 
@@ -88,6 +84,9 @@ class Plan:
     name, the first task's placement for the prompt). Empty for a single task."""
     index: int = 0
     """The task's index in its pipeline."""
+    launch_retry_initial_s: float = 10.0
+    """The first wait before a launch is tried again: the slowest of the candidates' clouds'
+    (Cloud.launch_retry_initial_s)."""
 
     @property
     def is_pipeline(self) -> bool:
@@ -121,9 +120,7 @@ class Plan:
             ordered=t.ordered,
             recovery=self.recovery,
             submitted_at=datetime.now(UTC),
-            launch_retry_initial_s=LOCAL_LAUNCH_RETRY_S
-            if all(c.cloud == "local" for c in self.candidates)
-            else 10.0,
+            launch_retry_initial_s=self.launch_retry_initial_s,
             workdir_mount=staged.workdir_mount,
             file_mounts=staged.file_mounts,
             ephemeral_buckets=staged.ephemeral_buckets,
@@ -284,7 +281,8 @@ def _plan_task(task: Task, pipeline: Pipeline, overrides: Overrides, settings: S
                 secrets={k: v for k, v in task.secrets.items() if v is not None}, notes=notes,
                 prices={(c.cloud, c.region, c.zone, c.instance_type): prices.get(
                     (c.cloud, c.region, c.zone, c.instance_type), (None, None)) for c in candidates},
-                recovery=recovery)
+                recovery=recovery, launch_retry_initial_s=max(
+                    get_cloud(cloud, settings).launch_retry_initial_s for cloud in {c.cloud for c in candidates}))
 
 
 def resources_text(requests: list[ResourceRequest], candidates: list[Candidate]) -> str:
@@ -313,7 +311,7 @@ def _that_can_hold(candidates: list[Candidate], offered: list[Offering], task: T
     regions = sorted({f"{c.cloud}/{c.region}" for c in candidates})
     raise TaskError(f"{task.num_nodes} nodes never fit: the candidate regions ({', '.join(regions)}) "
                     f"hold at most {largest} instances each", path=task.source_path,
-                    line=task._lines.get(("num_nodes",)), field="num_nodes")
+                    line=task.line_at("num_nodes"), field="num_nodes")
 
 
 def check_launchable(p: Plan, settings: Settings) -> None:
@@ -344,7 +342,7 @@ def _in_task(error: TaskError, pipeline: Pipeline, index: int) -> TaskError:
         return error
     task = pipeline.tasks[index]
     named = f"task {index}" + (f" ({task.name})" if task.name else "")
-    return TaskError(error.message, path=error.path, line=error.line or task._lines.get(()),
+    return TaskError(error.message, path=error.path, line=error.line or task.line_at(),
                      field=f"{named}: {error.field}", hint=error.hint)
 
 

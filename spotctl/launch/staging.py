@@ -58,10 +58,10 @@ class _Stager:
 
     def error(self, target: str, message: str) -> TaskError:
         return TaskError(message, path=self.task.source_path,
-                         line=self.task._lines.get(("file_mounts", target)), field=f"file_mounts.{target}")
+                         line=self.task.line_at("file_mounts", target), field=f"file_mounts.{target}")
 
     def workdir_error(self, message: str) -> TaskError:
-        return TaskError(message, path=self.task.source_path, line=self.task._lines.get(("workdir",)),
+        return TaskError(message, path=self.task.source_path, line=self.task.line_at("workdir"),
                          field="workdir")
 
     def store_of(self, target: str, kind: str | None) -> Store:
@@ -281,13 +281,3 @@ def stage_tasks(tasks: Sequence[Task], job_id: int, settings: Settings,
         files.ephemeral_buckets = []
     return staged
 
-
-def delete_buckets(names: list[str], settings: Settings, store: str | None = None) -> None:
-    """Delete the job's ephemeral buckets at its end. Idempotent (gone buckets are skipped),
-    so the teardown activity can be retried."""
-    for name in names:
-        if "://" in name:  # a bucket of another store than the default, e.g. s3://b or gs://b
-            kind, bucket, _ = parse_bucket_url(name)
-            get_store(settings, kind).delete_bucket(bucket)
-        else:
-            get_store(settings, store).delete_bucket(name)

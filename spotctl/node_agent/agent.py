@@ -69,8 +69,10 @@ try:  # on a node: the modules copied next to this file (activities/node.py AGEN
     import agent_files
     import agent_mounters
     import agent_notice
+    from agent_procs import group_alive, pid_alive
 except ImportError:  # imported as spotctl.node_agent.agent (the worker, tests)
     from spotctl.node_agent import agent_files, agent_mounters, agent_notice
+    from spotctl.node_agent.agent_procs import group_alive, pid_alive
 
 USAGE = "usage: agent.py {start|status|signal|revive} DIR PHASE [SIGNAL]\n"
 START_WAIT_S = 5.0
@@ -91,26 +93,6 @@ def _read_int(path: str) -> int | None:
             return int(f.read().strip())
     except (OSError, ValueError):
         return None
-
-
-
-
-def pid_alive(pid: int | None) -> bool:
-    """True if pid is a live process; zombies count as dead (nobody may ever reap them)."""
-    if not pid or pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            state = f.read().rsplit(")", 1)[1].split()[0]
-        return state not in ("Z", "X")
-    except (OSError, IndexError):
-        return True  # no /proc (not Linux): trust kill(0)
 
 
 def status(d: str, phase: str) -> dict:
@@ -240,27 +222,11 @@ def _namespaced(d: str, argv: list[str], path: str | None) -> list[str]:
 
 
 BEAT_S = 2.0
+"""How often a supervisor bumps its PHASE.beat counter while its program runs."""
 DRAIN_MAX_S = 120.0
 """How long a phase whose script was stopped by SIGTERM/SIGINT may still be saving: a spot
 notice gives about two minutes before the VM is taken."""
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
-
-
-def group_alive(pgid: int) -> bool:
-    """Whether any process of the group still runs (zombies do not count: on some machines
-    nobody reaps orphans)."""
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            continue
-        if len(fields) > 2 and fields[2] == str(pgid) and fields[0] not in ("Z", "X"):
-            return True
-    return False
-"""How often a supervisor bumps its PHASE.beat counter while its program runs."""
 
 
 SYNC_INTERVAL_S = 5.0

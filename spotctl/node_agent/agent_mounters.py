@@ -10,6 +10,7 @@ from it (`python3 agent_mounters.py token-server SYNC_JSON TARGET SOCKET`).
 from __future__ import annotations
 
 import datetime
+import functools
 import hashlib
 import json
 import os
@@ -35,29 +36,55 @@ def _install_step(argv: list[str]) -> None:
                    env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
 
 
+def _install(name: str, downloads: list, files: list, steps: list, say) -> str | None:
+    """Install the mounter `name`, each mounter's recipe in the same order: fetch each (url,
+    path) of `downloads`, write each (path, text) of `files`, then run `steps` as root, all
+    bounded in time. Its path once installed; None (said why) when it cannot be had."""
+    try:
+        for url, path in downloads:
+            with urllib.request.urlopen(url, timeout=60) as resp, open(path, "wb") as f:
+                shutil.copyfileobj(resp, f)
+        for path, text in files:
+            with open(path, "w") as f:
+                f.write(text)
+        for argv in steps:
+            _install_step(argv)
+    except (OSError, subprocess.SubprocessError, urllib.error.URLError) as exc:
+        say(f"cannot install {name} ({exc})")
+        return None
+    return shutil.which(name)
+
+
 def _install_mount_s3(say) -> str | None:
     """Install mount-s3 from AWS's package (a cloud image reaches it; bounded in time)."""
     arch = "arm64" if os.uname().machine in ("aarch64", "arm64") else "x86_64"
     deb = "/tmp/spotctl-mount-s3.deb"
-    try:
-        with urllib.request.urlopen(MOUNT_S3_DEB.format(arch=arch), timeout=60) as resp, open(deb, "wb") as f:
-            shutil.copyfileobj(resp, f)
-        _install_step(["apt-get", "install", "-y", "-q", deb])
-    except (OSError, subprocess.SubprocessError, urllib.error.URLError) as exc:
-        say(f"cannot install mount-s3 ({exc})")
-        return None
-    return shutil.which("mount-s3")
+    return _install("mount-s3", [(MOUNT_S3_DEB.format(arch=arch), deb)], [],
+                    [["apt-get", "install", "-y", "-q", deb]], say)
 
 
-def _mount_s3(e: dict, say) -> bool:
+def _with_mounter(name: str, install):
+    """What both mounters do first: a target already mounted (by an earlier phase of the
+    attempt) is done; else the mounter `name` is found on PATH or installed, and the mount
+    function gets its path, or MOUNT is False (the caller syncs instead)."""
+    def wrap(mount):
+        @functools.wraps(mount)
+        def mount_with(e: dict, say) -> bool:
+            if os.path.ismount(e["target"]):
+                return True  # an earlier phase of the attempt mounted it
+            exe = shutil.which(name) or install(say)
+            if exe is None:
+                return False
+            return mount(e, say, exe)
+        return mount_with
+    return wrap
+
+
+@_with_mounter("mount-s3", _install_mount_s3)
+def _mount_s3(e: dict, say, exe: str) -> bool:
     """MOUNT a bucket with mount-s3 (writes go to the bucket as files are closed); False when
     it cannot be had or made, and the caller syncs instead."""
     target = e["target"]
-    if os.path.ismount(target):
-        return True  # an earlier phase of the attempt mounted it
-    exe = shutil.which("mount-s3") or _install_mount_s3(say)
-    if exe is None:
-        return False
     argv = [exe, e["bucket"], target, "--region", e["region"], "--allow-delete", "--allow-overwrite"]
     if e.get("prefix"):
         argv += ["--prefix", e["prefix"].rstrip("/") + "/"]
@@ -132,33 +159,20 @@ def _install_gcsfuse(say) -> str | None:
         say("cannot install gcsfuse (not a Debian/Ubuntu image)")
         return None
     key, repo = "/tmp/spotctl-gcsfuse.asc", "/tmp/spotctl-gcsfuse.list"
-    try:
-        with urllib.request.urlopen(GCSFUSE_KEY_URL, timeout=60) as resp, open(key, "wb") as f:
-            shutil.copyfileobj(resp, f)
-        with open(repo, "w") as f:
-            f.write(GCSFUSE_REPO.format(codename=codename))
-        for argv in (["install", "-D", "-m", "0644", key, GCSFUSE_KEYRING],
+    return _install("gcsfuse", [(GCSFUSE_KEY_URL, key)], [(repo, GCSFUSE_REPO.format(codename=codename))],
+                    [["install", "-D", "-m", "0644", key, GCSFUSE_KEYRING],
                      ["install", "-D", "-m", "0644", repo, GCSFUSE_LIST],
-                     ["apt-get", "update", "-q"], ["apt-get", "install", "-y", "-q", "gcsfuse"]):
-            _install_step(argv)
-    except (OSError, subprocess.SubprocessError, urllib.error.URLError) as exc:
-        say(f"cannot install gcsfuse ({exc})")
-        return None
-    return shutil.which("gcsfuse")
+                     ["apt-get", "update", "-q"], ["apt-get", "install", "-y", "-q", "gcsfuse"]], say)
 
 
-def _mount_gcs(e: dict, say) -> bool:
+@_with_mounter("gcsfuse", _install_gcsfuse)
+def _mount_gcs(e: dict, say, exe: str) -> bool:
     """MOUNT a GCS bucket with gcsfuse (writes reach the bucket as files are closed); False
     when it cannot be had or made, and the caller syncs instead. A VM with its own service
     account (`gcp.service_account`) gets no token: gcsfuse uses the VM's. A VM without one
     gets a downscoped token in sync.json, which the worker renews; gcsfuse asks for it at a
     --token-url that a small server (`serve_token`) answers from sync.json as it is now."""
     target = e["target"]
-    if os.path.ismount(target):
-        return True  # an earlier phase of the attempt mounted it
-    exe = shutil.which("gcsfuse") or _install_gcsfuse(say)
-    if exe is None:
-        return False
     argv = [exe, "--implicit-dirs"]
     if e.get("prefix"):
         argv += ["--only-dir", e["prefix"].strip("/")]

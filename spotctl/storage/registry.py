@@ -64,3 +64,15 @@ def parse_bucket_url(url: str) -> tuple[str, str, str]:
     if not bucket:
         raise StorageError(f"{url!r} names no bucket")
     return SCHEMES[scheme], bucket, clean_key(prefix)
+
+
+def delete_buckets(names: list[str], settings: Settings, store: str | None = None) -> None:
+    """Delete the job's ephemeral buckets at its end. Idempotent (gone buckets are skipped),
+    so the teardown activity can be retried. Here, not in launch/, so the worker's teardown
+    needs no CLI-side module (launch/ pulls in the task parser)."""
+    for name in names:
+        if "://" in name:  # a bucket of another store than the default, e.g. s3://b or gs://b
+            kind, bucket, _ = parse_bucket_url(name)
+            get_store(settings, kind).delete_bucket(bucket)
+        else:
+            get_store(settings, store).delete_bucket(name)

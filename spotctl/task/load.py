@@ -83,6 +83,11 @@ class Task(TaskSpec):
     _base_dir: Path | None = PrivateAttr(None)
     _lines: LineMap = PrivateAttr(default_factory=dict)
 
+    def line_at(self, *path: str | int) -> int | None:
+        """The line of the task file the key or item at `path` starts at (`line_at()`: the
+        document's first line), for errors found after parsing; None where unknown."""
+        return self._lines.get(path)
+
     # -- normalised views -------------------------------------------------------------------
 
     def _alternatives(self) -> list[ResourceSpec]:

@@ -30,14 +30,12 @@ from typing import Any, Protocol, TypeVar, runtime_checkable
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
 
-from spotctl.activities.deps import Deps
-from spotctl.client import SpotClient, workflow_id
 from spotctl.clouds.base import Cloud, TaggedInstance
 from spotctl.clouds.registry import get_cloud
 from spotctl.config import Settings
 from spotctl.models import Location
 from spotctl.models import search_attributes as sa
-from spotctl.models.naming import job_of_cluster, parse_ephemeral_bucket
+from spotctl.models.naming import job_of_cluster, job_workflow_id, parse_ephemeral_bucket
 from spotctl.storage.registry import get_store
 
 log = logging.getLogger("spotctl.sweeper")
@@ -59,6 +57,14 @@ class SweepReport:
     """Instance ids."""
     deleted_buckets: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+
+
+class ClientFacade(Protocol):
+    """A Temporal client facade (client.SpotClient) handed in instead of a bare Client: the
+    sweeper needs only the client inside it."""
+
+    @property
+    def temporal(self) -> Client: ...
 
 
 @runtime_checkable
@@ -128,7 +134,7 @@ class _Sweep:
         return fate
 
     async def _ask(self, job_id: int) -> str | None:
-        handle = self.client.get_workflow_handle(workflow_id(job_id))
+        handle = self.client.get_workflow_handle(job_workflow_id(job_id))
         try:
             desc = await asyncio.wait_for(handle.describe(), self.timeout_s)
         except RPCError as exc:
@@ -205,16 +211,15 @@ class _Sweep:
             self.report.deleted_buckets.append(name)
 
 
-async def sweep_once(client: Client | SpotClient, settings_or_deps: Settings | Deps, *,
+async def sweep_once(client: Client | ClientFacade, settings: Settings, *,
+                     cloud: Callable[[str], Cloud] | None = None,
                      grace_s: float = DEFAULT_GRACE_S, timeout_s: float = CALL_TIMEOUT_S) -> SweepReport:
     """Terminate the tagged instances and delete the ephemeral buckets of every job whose
     workflow is closed or unknown, if older than `grace_s`. Never raises for a cloud, job or
-    bucket in trouble: that is logged and listed in the report's errors."""
-    temporal = client.temporal if isinstance(client, SpotClient) else client
-    if isinstance(settings_or_deps, Deps):
-        settings, cloud = settings_or_deps.settings, settings_or_deps.cloud
-    else:
-        settings = settings_or_deps
+    bucket in trouble: that is logged and listed in the report's errors. `cloud` gives a
+    cloud by name (e.g. a worker's cached ones; by default a new one per sweep)."""
+    temporal = client if isinstance(client, Client) else client.temporal
+    if cloud is None:
         cloud = lambda name: get_cloud(name, settings)  # noqa: E731
     sweep = _Sweep(temporal, settings, cloud, grace_s, timeout_s)
     for name in settings.clouds:
@@ -223,14 +228,15 @@ async def sweep_once(client: Client | SpotClient, settings_or_deps: Settings | D
     return sweep.report
 
 
-async def sweep_forever(client: Client | SpotClient, settings_or_deps: Settings | Deps, *,
+async def sweep_forever(client: Client | ClientFacade, settings: Settings, *,
+                        cloud: Callable[[str], Cloud] | None = None,
                         interval_s: float = DEFAULT_INTERVAL_S, grace_s: float = DEFAULT_GRACE_S) -> None:
     """Sweep every interval_s (the first after one interval: a starting worker has enough to
     do) until cancelled."""
     while True:
         await asyncio.sleep(interval_s)
         try:
-            report = await sweep_once(client, settings_or_deps, grace_s=grace_s)
+            report = await sweep_once(client, settings, cloud=cloud, grace_s=grace_s)
         except Exception:  # noqa: BLE001 - the sweeper must outlive a bad sweep
             log.exception("sweeper: sweep failed")
             continue
@@ -239,13 +245,15 @@ async def sweep_forever(client: Client | SpotClient, settings_or_deps: Settings 
                      len(report.terminated), len(report.deleted_buckets))
 
 
-def start_sweeper(client: Client | SpotClient, settings_or_deps: Settings | Deps) -> asyncio.Task[None] | None:
+def start_sweeper(client: Client | ClientFacade, settings: Settings, *,
+                  cloud: Callable[[str], Cloud] | None = None) -> asyncio.Task[None] | None:
     """Start sweep_forever in the background at SPOTCTL_SWEEP_INTERVAL_S; None when that is 0."""
     interval = sweep_interval_s()
     if interval == 0:
         log.info("sweeper disabled (%s=0)", INTERVAL_ENV)
         return None
-    return asyncio.create_task(sweep_forever(client, settings_or_deps, interval_s=interval), name="spotctl-sweeper")
+    return asyncio.create_task(sweep_forever(client, settings, cloud=cloud, interval_s=interval),
+                               name="spotctl-sweeper")
 
 
 async def stop_sweeper(task: asyncio.Task[None] | None) -> None:

@@ -46,7 +46,7 @@ with workflow.unsafe.imports_passed_through():
     from spotctl.models.naming import events_workflow_id
     from spotctl.models.skypilot_ids import task_id
     from spotctl.policy import job_cost
-    from spotctl.workflows.job_view import describe
+    from spotctl.workflows.job_summary import describe
     from spotctl.workflows.shielded import shielded
 
 NOTIFICATIONS = "notifications"

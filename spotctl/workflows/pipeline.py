@@ -45,7 +45,7 @@ with workflow.unsafe.imports_passed_through():
     from spotctl.policy import keep_last, known_sum
     from spotctl.workflows.event_outbox import EventOutbox
     from spotctl.workflows.handlers import StateAndCancel
-    from spotctl.workflows.job_view import describe
+    from spotctl.workflows.job_summary import describe
     from spotctl.workflows.pipeline_task import SpotTaskWorkflow
     from spotctl.workflows.shielded import until_done
     from spotctl.workflows.teardown import final_teardown, teardown_request

@@ -89,7 +89,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from spotctl.workflows.event_outbox import EventOutbox
     from spotctl.workflows.handlers import StateAndCancel
-    from spotctl.workflows.job_view import Cancelled, Finished, describe, error_type
+    from spotctl.workflows.job_summary import Cancelled, Finished, describe, error_type
     from spotctl.workflows.legacy.controller_v1 import ControllerV1
     from spotctl.workflows.retry import HEARTBEAT, INFRA_RETRY
     from spotctl.workflows.shielded import until_done

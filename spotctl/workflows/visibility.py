@@ -16,7 +16,7 @@ with workflow.unsafe.imports_passed_through():
     from spotctl.models import JobState
     from spotctl.models import search_attributes as sa
     from spotctl.policy import keep_last
-    from spotctl.workflows.job_view import details
+    from spotctl.workflows.job_summary import details
 
 MEMO_HISTORY = 10
 """Attempt records in the memo while the job runs (all kept ones once it ended): the memo is

@@ -133,6 +133,9 @@ class GcsLab:
     def put(self, bucket: str, key: str, data: bytes) -> None:
         self.client().bucket(bucket).blob(key).upload_from_string(data, timeout=10)
 
+    def delete(self, bucket: str, key: str) -> None:
+        self.client().bucket(bucket).blob(key).delete(timeout=10)
+
     def wipe(self) -> None:
         client = self.client()
         for bucket in client.list_buckets(timeout=10):

@@ -81,6 +81,12 @@ class S3Lab:
     def body(self, bucket: str, key: str) -> bytes:
         return self.client().get_object(Bucket=bucket, Key=key)["Body"].read()
 
+    def put(self, bucket: str, key: str, data: bytes) -> None:
+        self.client().put_object(Bucket=bucket, Key=key, Body=data)
+
+    def delete(self, bucket: str, key: str) -> None:
+        self.client().delete_object(Bucket=bucket, Key=key)
+
     def iam_user(self, name: str, allow_s3: bool = True) -> tuple[str, str]:
         """A moto IAM user (allowed s3:* or nothing); returns its access key pair. Make users
         before `enable_auth`: afterwards the IAM calls themselves need rights."""

@@ -19,6 +19,7 @@ import pytest
 from fake_vm import lab_leftovers, lab_missing
 from job_lab import COUNTER, launch, logs, steps_seen, wait_for_log
 from moto_lab import IMAGE_REGIONS, moto_instances, moto_server, publish_ubuntu_image, reset_moto  # noqa: F401
+from notice_contract import check_notice_gets_sigterm_and_loses_no_step
 from vm_lab import VmFleet
 
 from spotctl.clouds import aws as aws_cloud
@@ -126,17 +127,12 @@ def test_preempted_job_recovers_in_another_region_with_its_s3_checkpoint(aws_spo
 
 
 def test_interruption_notice_gets_sigterm_and_loses_no_step(aws_spot: Spot, fleet: VmFleet, tmp_path: Path) -> None:
-    job_id = launch(aws_spot, counter_task(tmp_path, f"lab-ckpt-{os.getpid()}-2", steps=60))
-    wait_for_log(aws_spot, job_id, r"^step 6$")
-    [iid] = fleet.running()
-    fleet.notice(iid, seconds=12)
-    saved = int(wait_for_log(aws_spot, job_id, r"SIGTERM at step (\d+), saved", timeout=30).group(1))
-    aws_spot.wait_running(job_id, attempt=2, timeout=120)
-    resumed = int(wait_for_log(aws_spot, job_id, r"(?s)SIGTERM at step.*^resuming at (\d+)$").group(1))
-    assert resumed == saved, f"saved step {saved}, resumed at {resumed}: steps were lost"
-    job = aws_spot.wait_status(job_id, "SUCCEEDED", timeout=150)
-    assert job["recoveries"] == 1
-    assert "done 60" in logs(aws_spot, job_id)
+    def post_notice() -> None:
+        [iid] = fleet.running()
+        fleet.notice(iid, seconds=12)
+
+    check_notice_gets_sigterm_and_loses_no_step(
+        aws_spot, counter_task(tmp_path, f"lab-ckpt-{os.getpid()}-2", steps=60), 60, post_notice)
 
 
 def test_metadata_notice_reaches_the_vm(fleet: VmFleet, aws_spot: Spot) -> None:

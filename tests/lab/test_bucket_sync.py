@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 import s3_lab as lab
 from s3_lab import S3Lab
+from sync_contract import check_pull_refuses_keys_escaping_local_dir, check_run_until_pushes_periodically_and_at_stop
 
 from spotctl.node_agent import bucket_sync
 from spotctl.node_agent.bucket_sync import EMPTY_SHA256, CachedMount, S3Client, S3Error, sign_v4
@@ -192,41 +193,11 @@ def test_pull_of_empty_prefix_and_whole_bucket(s3_lab: S3Lab, bucket: str, tmp_p
 
 
 def test_pull_refuses_keys_escaping_local_dir(s3_lab: S3Lab, bucket: str, tmp_path: Path) -> None:
-    raw = s3_lab.client()
-    raw.put_object(Bucket=bucket, Key="p/ok", Body=b"ok")
-    raw.put_object(Bucket=bucket, Key="p/../../evil", Body=b"evil")
-    m = CachedMount(bucket, "p", str(tmp_path / "deep" / "mnt"), client_for(s3_lab))
-    with pytest.raises(ValueError, match="outside"):
-        m.pull()
-    assert not (tmp_path / "evil").exists() and not (tmp_path / "deep" / "mnt" / "ok").exists()
+    check_pull_refuses_keys_escaping_local_dir(s3_lab, bucket, client_for(s3_lab), tmp_path, match="outside")
 
 
 def test_run_until_pushes_periodically_and_at_stop(s3_lab: S3Lab, bucket: str, tmp_path: Path) -> None:
-    local = tmp_path / "mnt"
-    m = CachedMount(bucket, "live", str(local), client_for(s3_lab))
-    m.pull()
-    stop = threading.Event()
-    t = threading.Thread(target=m.run_until, args=(stop, 0.1), daemon=True)
-    t.start()
-    (local / "a").write_bytes(b"a")
-    deadline = time.monotonic() + 10
-    while "live/a" not in s3_lab.keys(bucket) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert "live/a" in s3_lab.keys(bucket)
-    stop.set()
-    t.join(10)
-    assert not t.is_alive()
-
-    # a long interval: only the push at stop can send b, and stopping does not wait for it
-    stop = threading.Event()
-    t = threading.Thread(target=m.run_until, args=(stop, 3600), daemon=True)
-    t.start()
-    (local / "b").write_bytes(b"b")
-    t0 = time.monotonic()
-    stop.set()
-    t.join(10)
-    assert not t.is_alive() and time.monotonic() - t0 < 5
-    assert s3_lab.keys(bucket) == ["live/a", "live/b"]
+    check_run_until_pushes_periodically_and_at_stop(s3_lab, bucket, client_for(s3_lab), tmp_path)
 
 
 # -- credentials and time-outs -------------------------------------------------------------

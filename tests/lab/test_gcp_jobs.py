@@ -19,6 +19,7 @@ from clouds_lab import Fleets, lab_fleets, lab_spot
 from fake_vm import lab_missing
 from job_lab import COUNTER, launch, logs, run_ids, steps_seen, wait_for_log
 from moto_lab import moto_server  # noqa: F401
+from notice_contract import check_notice_gets_sigterm_and_loses_no_step
 
 from conftest import Spot
 
@@ -94,13 +95,6 @@ def test_gcp_capacity_error_fails_over_to_the_next_zone(gcp_spot: Spot, fleets: 
 
 
 def test_gce_preemption_notice_gets_sigterm_and_loses_no_step(gcp_spot: Spot, fleets: Fleets, tmp_path: Path) -> None:
-    job_id = launch(gcp_spot, counter_task(tmp_path, f"lab-gcs-ckpt-{os.getpid()}-3", steps=50))
-    wait_for_log(gcp_spot, job_id, r"^step 6$")
-    fleets.gcp.notice(fleets.gce_running(), seconds=10)  # GCE gives 30 s
-    saved = int(wait_for_log(gcp_spot, job_id, r"SIGTERM at step (\d+), saved", timeout=30).group(1))
-    gcp_spot.wait_running(job_id, attempt=2, timeout=120)
-    resumed = int(wait_for_log(gcp_spot, job_id, r"(?s)SIGTERM at step.*^resuming at (\d+)$").group(1))
-    assert resumed == saved, f"saved step {saved}, resumed at {resumed}: steps were lost"
-    job = gcp_spot.wait_status(job_id, "SUCCEEDED", timeout=150)
-    assert job["recoveries"] == 1
-    assert "done 50" in logs(gcp_spot, job_id)
+    check_notice_gets_sigterm_and_loses_no_step(
+        gcp_spot, counter_task(tmp_path, f"lab-gcs-ckpt-{os.getpid()}-3", steps=50), 50,
+        lambda: fleets.gcp.notice(fleets.gce_running(), seconds=10))  # GCE gives 30 s

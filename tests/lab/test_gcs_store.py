@@ -1,5 +1,7 @@
 """GcsStore against fake-gcs-server over HTTP: outcomes are checked in the bucket (with a plain
-google-cloud-storage client) and on disk, never on GcsStore's own word."""
+google-cloud-storage client) and on disk, never on GcsStore's own word. What every bucket store
+does (life cycle, missing buckets and objects, keys escaping the download dir) is
+test_store_contract.py's."""
 
 from __future__ import annotations
 
@@ -16,69 +18,23 @@ import pytest
 import requests
 from gcs_lab import GcsLab, answering
 from google.api_core import exceptions as gexc
-from trees import make_tree, read_tree
+from trees import read_tree
 
 import spotctl.clouds.gcp_clients as gcp_clients
 import spotctl.storage.gcs as gcs_module
 from spotctl.launch import delete_buckets, stage
 from spotctl.storage.base import StorageError
 from spotctl.storage.gcs import GcsStore
-from spotctl.storage.registry import SUPPORTED, bucket_url, get_store, parse_bucket_url
+from spotctl.storage.registry import bucket_url, parse_bucket_url
 from spotctl.task import load_task_file
 
 gcs_lab = lab.gcs_lab  # the fixtures, shared by module attribute
 fake_gcs_endpoint = lab.fake_gcs_endpoint
 
 
-def test_registry_knows_gcs(gcs_lab: GcsLab) -> None:
-    assert "gcs" in SUPPORTED
-    store = get_store(gcs_lab.settings, "GCS")
-    assert isinstance(store, GcsStore) and store.name == "gcs"
-    assert store.local_path("any-bucket", "x") is None
+def test_gs_bucket_urls() -> None:
     assert parse_bucket_url("gs://my-bucket/a/b/") == ("gcs", "my-bucket", "a/b")
     assert bucket_url("gcs", "my-bucket") == "gs://my-bucket" and bucket_url("s3", "b", "/p/") == "s3://b/p"
-
-
-def test_bucket_life_cycle(gcs_lab: GcsLab, tmp_path: Path) -> None:
-    store = GcsStore(gcs_lab.settings)
-    assert not store.bucket_exists("life-bucket")
-    store.create_bucket("life-bucket")
-    store.create_bucket("life-bucket")  # already ours: no-op
-    assert store.bucket_exists("life-bucket") and gcs_lab.buckets() == ["life-bucket"]
-
-    src = tmp_path / "src"
-    expected = make_tree(src)
-    store.upload_dir(str(src), "life-bucket", "/jobs/./7/")
-    assert gcs_lab.keys("life-bucket") == sorted(f"jobs/7/{rel}" for rel in expected)
-    assert gcs_lab.body("life-bucket", "jobs/7/a/b/deep.bin") == expected["a/b/deep.bin"]
-    assert gcs_lab.body("life-bucket", "jobs/7/a/with space+plus.txt") == b"odd name"
-    assert gcs_lab.body("life-bucket", "jobs/7/empty") == b""
-
-    store.upload_file(str(src / "top.txt"), "life-bucket", "single/file.txt")
-    assert store.list("life-bucket", "single") == ["single/file.txt"]
-    assert store.list("life-bucket", "single/file.txt") == ["single/file.txt"]
-    assert store.list("life-bucket", "sing") == []  # a prefix is a directory, not a string prefix
-    assert store.list("life-bucket", "jobs/7/a") == ["jobs/7/a/b/deep.bin", "jobs/7/a/with space+plus.txt"]
-    assert store.list("life-bucket") == gcs_lab.keys("life-bucket")
-
-    out = tmp_path / "out"
-    (out / "stale").mkdir(parents=True)
-    (out / "top.txt").symlink_to(tmp_path / "must-not-be-written")
-    store.download_dir("life-bucket", "jobs/7", str(out))
-    assert not (tmp_path / "must-not-be-written").exists()
-    assert not (out / "top.txt").is_symlink()
-    assert read_tree(out) == expected
-    assert not [p for p in out.rglob(".*gcs-*")]  # no temporary file left
-    store.download_file("life-bucket", "single/file.txt", str(tmp_path / "one" / "f.txt"))
-    assert (tmp_path / "one" / "f.txt").read_bytes() == b"top"
-
-    store.upload_dir(str(src), "life-bucket", "jobs/7")  # overwrite: same keys, no error
-    assert len(gcs_lab.keys("life-bucket", "jobs/7/")) == len(expected)
-    assert store.last_changed("life-bucket") > 0 and store.list_buckets() == ["life-bucket"]
-
-    store.delete_bucket("life-bucket")
-    assert gcs_lab.buckets() == [] and not store.bucket_exists("life-bucket")
-    store.delete_bucket("life-bucket")  # gone: no-op
 
 
 def test_many_objects_and_folder_markers(gcs_lab: GcsLab, tmp_path: Path) -> None:
@@ -120,40 +76,6 @@ def test_location_of_new_buckets(gcs_lab: GcsLab, monkeypatch: pytest.MonkeyPatc
         GcsStore(gcs_lab.settings).delete_bucket(name)
 
 
-def test_missing_bucket_and_object_errors(gcs_lab: GcsLab, tmp_path: Path) -> None:
-    store = GcsStore(gcs_lab.settings)
-    (tmp_path / "f").write_bytes(b"x")
-    (tmp_path / "d").mkdir()
-    (tmp_path / "d" / "g").write_bytes(b"y")
-    calls = [
-        lambda: store.list("no-such-bucket"),
-        lambda: store.upload_file(str(tmp_path / "f"), "no-such-bucket", "k"),
-        lambda: store.upload_dir(str(tmp_path / "d"), "no-such-bucket", "p"),
-        lambda: store.download_dir("no-such-bucket", "p", str(tmp_path / "out")),
-        lambda: store.download_file("no-such-bucket", "k", str(tmp_path / "out2")),
-    ]
-    for call in calls:
-        with pytest.raises(StorageError, match=r"^GCS bucket 'no-such-bucket'.*no such bucket$"):
-            call()
-    assert not store.bucket_exists("no-such-bucket")
-    store.delete_bucket("no-such-bucket")
-    assert not (tmp_path / "out2").exists()
-
-    store.create_bucket("half-empty")
-    with pytest.raises(StorageError, match=r"'half-empty' has no object 'missing/key'"):
-        store.download_file("half-empty", "missing/key", str(tmp_path / "o"))
-    assert not (tmp_path / "o").exists() and not list(tmp_path.glob(".o.*"))
-    with pytest.raises(StorageError, match=r"'half-empty' has nothing under 'missing'"):
-        store.download_dir("half-empty", "missing", str(tmp_path / "o2"))
-    store.download_dir("half-empty", "", str(tmp_path / "o3"))  # the whole (empty) bucket is fine
-    assert (tmp_path / "o3").is_dir() and not any((tmp_path / "o3").iterdir())
-    with pytest.raises(StorageError, match="not a directory"):
-        store.upload_dir(str(tmp_path / "f"), "half-empty")
-    with pytest.raises(StorageError, match="empty key"):
-        store.upload_file(str(tmp_path / "f"), "half-empty", "/./")
-    store.delete_bucket("half-empty")
-
-
 @pytest.mark.parametrize("name", ["Bad_Name", "ab", "a..b", "192.168.1.10", "goog-bucket", "my-google-data",
                                   "-start", "end-", "a" * 64, "has space"])
 def test_invalid_bucket_names_refused_before_any_call(gcs_lab: GcsLab, name: str) -> None:
@@ -168,29 +90,6 @@ def test_gcs_names_laxer_than_s3_are_accepted(gcs_lab: GcsLab) -> None:
     store = GcsStore(gcs_lab.settings)
     for name in ("under_score-bucket", "xn--punycode-ok", "dotted.name." + "a" * 60):
         assert not store.bucket_exists(name)
-
-
-def test_keys_escaping_local_dir_are_refused(gcs_lab: GcsLab, tmp_path: Path) -> None:
-    store = GcsStore(gcs_lab.settings)
-    store.create_bucket("evil-bucket")
-    gcs_lab.put("evil-bucket", "p/fine.txt", b"ok")
-    gcs_lab.put("evil-bucket", "p/../../escaped.txt", b"evil")
-    assert "p/../../escaped.txt" in gcs_lab.keys("evil-bucket")  # GCS (the fake too) keeps such names
-    out = tmp_path / "deep" / "out"
-    with pytest.raises(StorageError, match=r"refusing GCS object 'p/\.\./\.\./escaped\.txt' of bucket 'evil-bucket'"):
-        store.download_dir("evil-bucket", "p", str(out))
-    assert not out.exists() and not (tmp_path / "escaped.txt").exists()  # refused before any write
-    gcs_lab.client().bucket("evil-bucket").blob("p/../../escaped.txt").delete(timeout=10)
-
-    gcs_lab.put("evil-bucket", "p/link/x.txt", b"evil")  # through a symlink already in local_dir
-    outside = tmp_path / "outside"
-    outside.mkdir()
-    out.mkdir(parents=True)
-    (out / "link").symlink_to(outside)
-    with pytest.raises(StorageError, match="leads outside"):
-        store.download_dir("evil-bucket", "p", str(out))
-    assert not any(outside.iterdir())
-    store.delete_bucket("evil-bucket")
 
 
 def test_refusals_are_one_clear_storage_error(gcs_lab: GcsLab) -> None:

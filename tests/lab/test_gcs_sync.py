@@ -23,6 +23,7 @@ from pathlib import Path
 
 import pytest
 from fake_vm import FakeVM
+from sync_contract import check_pull_refuses_keys_escaping_local_dir, check_run_until_pushes_periodically_and_at_stop
 
 import spotctl.node_agent.agent as agent_module
 from spotctl.clouds.local_processes import kill_all, processes_of
@@ -192,37 +193,12 @@ def test_pull_push_round_trip(fake_gcs: FakeGcs, bucket: str, tmp_path: Path) ->
 
 
 def test_pull_refuses_keys_escaping_local_dir(fake_gcs: FakeGcs, bucket: str, tmp_path: Path) -> None:
-    fake_gcs.put(bucket, "p/ok", b"ok")
-    fake_gcs.put(bucket, "p/../../evil", b"evil")
-    m = CachedMount(bucket, "p", str(tmp_path / "deep" / "mnt"), GcsClient(endpoint=fake_gcs.url))
-    with pytest.raises(ValueError, match=r"gs://.*outside"):
-        m.pull()
-    assert not (tmp_path / "evil").exists() and not (tmp_path / "deep" / "mnt" / "ok").exists()
+    check_pull_refuses_keys_escaping_local_dir(fake_gcs, bucket, GcsClient(endpoint=fake_gcs.url), tmp_path,
+                                               match=r"gs://.*outside")
 
 
 def test_run_until_pushes_periodically_and_at_stop(fake_gcs: FakeGcs, bucket: str, tmp_path: Path) -> None:
-    local = tmp_path / "mnt"
-    m = CachedMount(bucket, "live", str(local), GcsClient(endpoint=fake_gcs.url))
-    assert m.pull() == 0 and local.is_dir()
-    stop = threading.Event()
-    t = threading.Thread(target=m.run_until, args=(stop, 0.1), daemon=True)
-    t.start()
-    (local / "a").write_bytes(b"a")
-    deadline = time.monotonic() + 10
-    while "live/a" not in fake_gcs.keys(bucket) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert "live/a" in fake_gcs.keys(bucket)
-    stop.set()
-    t.join(10)
-    assert not t.is_alive()
-
-    stop = threading.Event()  # a long interval: only the last push, at stop, can send b
-    t = threading.Thread(target=m.run_until, args=(stop, 3600), daemon=True)
-    t.start()
-    (local / "b").write_bytes(b"b")
-    stop.set()
-    t.join(10)
-    assert not t.is_alive() and fake_gcs.keys(bucket) == ["live/a", "live/b"]
+    check_run_until_pushes_periodically_and_at_stop(fake_gcs, bucket, GcsClient(endpoint=fake_gcs.url), tmp_path)
 
 
 def test_client_for_picks_by_kind(fake_gcs: FakeGcs) -> None:

@@ -1,5 +1,6 @@
 """S3Store against moto over HTTP: outcomes are checked in the bucket (with a plain boto3
-client) and on disk, never on S3Store's own word."""
+client) and on disk, never on S3Store's own word. What every bucket store does (life cycle,
+missing buckets and objects, keys escaping the download dir) is test_store_contract.py's."""
 
 from __future__ import annotations
 
@@ -11,61 +12,14 @@ import pytest
 import s3_lab as lab
 from botocore.exceptions import BotoCoreError
 from s3_lab import S3Lab
-from trees import make_tree, read_tree
+from trees import read_tree
 
 from spotctl.clouds.aws_clients import forget_clients
 from spotctl.storage.base import StorageError
-from spotctl.storage.registry import SUPPORTED, get_store
 from spotctl.storage.s3 import S3Store
 
 s3_lab = lab.s3_lab  # the fixtures, shared by module attribute
 moto_s3_endpoint = lab.moto_s3_endpoint
-
-
-def test_registry_knows_s3(s3_lab: S3Lab) -> None:
-    assert "s3" in SUPPORTED
-    store = get_store(s3_lab.settings, "S3")
-    assert isinstance(store, S3Store) and store.name == "s3"
-    assert store.local_path("any-bucket", "x") is None
-
-
-def test_bucket_life_cycle(s3_lab: S3Lab, tmp_path: Path) -> None:
-    store = S3Store(s3_lab.settings)
-    assert not store.bucket_exists("life-bucket")
-    store.create_bucket("life-bucket")
-    store.create_bucket("life-bucket")  # already ours: no-op
-    assert store.bucket_exists("life-bucket") and s3_lab.buckets() == ["life-bucket"]
-
-    src = tmp_path / "src"
-    expected = make_tree(src)
-    store.upload_dir(str(src), "life-bucket", "/jobs/./7/")
-    assert s3_lab.keys("life-bucket") == sorted(f"jobs/7/{rel}" for rel in expected)
-    assert s3_lab.body("life-bucket", "jobs/7/a/b/deep.bin") == expected["a/b/deep.bin"]
-    assert s3_lab.body("life-bucket", "jobs/7/a/with space+plus.txt") == b"odd name"
-
-    store.upload_file(str(src / "top.txt"), "life-bucket", "single/file.txt")
-    assert store.list("life-bucket", "single") == ["single/file.txt"]
-    assert store.list("life-bucket", "single/file.txt") == ["single/file.txt"]
-    assert store.list("life-bucket", "sing") == []  # a prefix is a directory, not a string prefix
-    assert store.list("life-bucket", "jobs/7/a") == ["jobs/7/a/b/deep.bin", "jobs/7/a/with space+plus.txt"]
-    assert store.list("life-bucket") == s3_lab.keys("life-bucket")
-
-    out = tmp_path / "out"
-    (out / "stale").mkdir(parents=True)
-    (out / "top.txt").symlink_to(tmp_path / "must-not-be-written")
-    store.download_dir("life-bucket", "jobs/7", str(out))
-    assert not (tmp_path / "must-not-be-written").exists()
-    assert not (out / "top.txt").is_symlink()
-    assert read_tree(out) == expected
-    store.download_file("life-bucket", "single/file.txt", str(tmp_path / "one" / "f.txt"))
-    assert (tmp_path / "one" / "f.txt").read_bytes() == b"top"
-
-    store.upload_dir(str(src), "life-bucket", "jobs/7")  # overwrite: same keys, no error
-    assert len(s3_lab.keys("life-bucket", "jobs/7/")) == len(expected)
-
-    store.delete_bucket("life-bucket")
-    assert s3_lab.buckets() == [] and not store.bucket_exists("life-bucket")
-    store.delete_bucket("life-bucket")  # gone: no-op
 
 
 def test_many_objects_versions_and_paging(s3_lab: S3Lab, tmp_path: Path) -> None:
@@ -120,35 +74,6 @@ def test_region_placement(s3_lab: S3Lab, tmp_path: Path) -> None:
     assert s3_lab.buckets() == []
 
 
-def test_missing_bucket_and_object_errors(s3_lab: S3Lab, tmp_path: Path) -> None:
-    store = S3Store(s3_lab.settings)
-    (tmp_path / "f").write_bytes(b"x")
-    (tmp_path / "d").mkdir()
-    calls = [
-        lambda: store.list("no-such-bucket"),
-        lambda: store.upload_file(str(tmp_path / "f"), "no-such-bucket", "k"),
-        lambda: store.upload_dir(str(tmp_path / "d"), "no-such-bucket", "p"),
-        lambda: store.download_dir("no-such-bucket", "p", str(tmp_path / "out")),
-        lambda: store.download_file("no-such-bucket", "k", str(tmp_path / "out2")),
-    ]
-    for call in calls:
-        with pytest.raises(StorageError, match=r"S3 bucket 'no-such-bucket'.*no such bucket"):
-            call()
-    assert not store.bucket_exists("no-such-bucket")
-    store.delete_bucket("no-such-bucket")
-
-    store.create_bucket("half-empty")
-    with pytest.raises(StorageError, match=r"'half-empty' has no object 'missing/key'"):
-        store.download_file("half-empty", "missing/key", str(tmp_path / "o"))
-    with pytest.raises(StorageError, match=r"'half-empty' has nothing under 'missing'"):
-        store.download_dir("half-empty", "missing", str(tmp_path / "o2"))
-    store.download_dir("half-empty", "", str(tmp_path / "o3"))  # the whole (empty) bucket is fine
-    assert (tmp_path / "o3").is_dir() and not any((tmp_path / "o3").iterdir())
-    with pytest.raises(StorageError, match="not a directory"):
-        store.upload_dir(str(tmp_path / "f"), "half-empty")
-    store.delete_bucket("half-empty")
-
-
 @pytest.mark.parametrize("name", ["Bad_Name", "ab", "a..b", "a.-b", "192.168.1.10", "xn--abc", "x-s3alias",
                                   "-start", "a" * 64])
 def test_invalid_bucket_names_refused_before_any_call(s3_lab: S3Lab, name: str) -> None:
@@ -157,31 +82,6 @@ def test_invalid_bucket_names_refused_before_any_call(s3_lab: S3Lab, name: str) 
         with pytest.raises(StorageError, match=f"invalid bucket name '{name}'"):
             call(name)
     assert s3_lab.buckets() == []
-
-
-def test_keys_escaping_local_dir_are_refused(s3_lab: S3Lab, tmp_path: Path) -> None:
-    store = S3Store(s3_lab.settings)
-    store.create_bucket("evil-bucket")
-    raw = s3_lab.client()
-    raw.put_object(Bucket="evil-bucket", Key="p/fine.txt", Body=b"ok")
-    raw.put_object(Bucket="evil-bucket", Key="p/../../escaped.txt", Body=b"evil")
-    assert "p/../../escaped.txt" in s3_lab.keys("evil-bucket")  # S3 (moto) keeps such keys
-    out = tmp_path / "deep" / "out"
-    with pytest.raises(StorageError, match=r"refusing S3 object 'p/\.\./\.\./escaped\.txt' of bucket 'evil-bucket'"):
-        store.download_dir("evil-bucket", "p", str(out))
-    assert not out.exists() and not (tmp_path / "escaped.txt").exists()  # refused before any write
-    raw.delete_object(Bucket="evil-bucket", Key="p/../../escaped.txt")
-
-    # a symlink already in local_dir must not lead a download outside it
-    raw.put_object(Bucket="evil-bucket", Key="p/link/x.txt", Body=b"evil")
-    outside = tmp_path / "outside"
-    outside.mkdir()
-    out.mkdir(parents=True)
-    (out / "link").symlink_to(outside)
-    with pytest.raises(StorageError, match="leads outside"):
-        store.download_dir("evil-bucket", "p", str(out))
-    assert not any(outside.iterdir())
-    store.delete_bucket("evil-bucket")
 
 
 def test_access_denied_is_a_clear_error(s3_lab: S3Lab) -> None:

@@ -3,7 +3,7 @@
 SpotJobWorkflow composes ControllerV1 (through V1Host) for a job whose history has no
 `controller-v2` marker; nothing else imports this package. It depends on nothing live but the
 wire types of spotctl.models: the helpers it calls are frozen copies beside it (policy_v1,
-job_view_v1). README.md beside this file is the checklist of everything to delete, and which
+job_summary_v1). README.md beside this file is the checklist of everything to delete, and which
 `workflow.deprecate_patch` to call, once no v1 job runs.
 """
 

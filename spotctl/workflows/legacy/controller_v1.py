@@ -5,7 +5,7 @@ history has no such marker was started by this code, and its replay must issue e
 commands this code issued (tests/histories/*.json without the v2_ prefix hold such
 histories). Replay checks commands, not their arguments: so this module depends on nothing
 live but the wire types of spotctl.models. The helpers it calls are frozen copies beside it
-(policy_v1.py, job_view_v1.py), its activity names are literals, and what it shares with the
+(policy_v1.py, job_summary_v1.py), its activity names are literals, and what it shares with the
 workflow passes through V1Host (tests/test_legacy_frozen.py checks all of that). Do not
 change anything here. Once no job started before the patch runs, delete this package: the
 checklist is README.md beside this file.
@@ -39,7 +39,7 @@ with workflow.unsafe.imports_passed_through():
         TeardownRequest,
     )
     from spotctl.models import search_attributes as sa
-    from spotctl.workflows.legacy.job_view_v1 import Cancelled, Finished, describe, details, error_type
+    from spotctl.workflows.legacy.job_summary_v1 import Cancelled, Finished, describe, details, error_type
     from spotctl.workflows.legacy.policy_v1 import (
         Backoff,
         Decision,

@@ -3,10 +3,10 @@ that end a job, the web UI's current details, the innermost message of a failure
 cost arithmetic the details sum.
 
 Why a copy: replay checks a workflow's commands, not their arguments. While controller_v1
-called spotctl/workflows/job_view.py and spotctl/policy/costs.py, an edit there would silently
+called spotctl/workflows/job_summary.py and spotctl/policy/costs.py, an edit there would silently
 change the failure reasons, memo and details of jobs started under it. These are the bodies as
 they were when the controller was frozen. Do not edit them, and do not import them from live
-code: change workflows/job_view.py or policy/costs.py instead. Deleted with the rest of
+code: change workflows/job_summary.py or policy/costs.py instead. Deleted with the rest of
 workflows/legacy/ (its README.md). Deterministic, no I/O.
 """
 
@@ -20,7 +20,7 @@ from temporalio.exceptions import ActivityError, ApplicationError, FailureError
 
 from spotctl.models import AttemptRecord, JobState, JobStatus
 
-# ---- the exceptions that end a job (workflows/job_view.py) ----------------------------
+# ---- the exceptions that end a job (workflows/job_summary.py) -------------------------
 
 
 class Cancelled(Exception):
@@ -35,7 +35,7 @@ class Finished(Exception):
         self.status, self.reason, self.exit_code = status, reason, exit_code
 
 
-# ---- how a job is described (workflows/job_view.py) ------------------------------------
+# ---- how a job is described (workflows/job_summary.py) ---------------------------------
 
 
 def details(s: JobState) -> str:
