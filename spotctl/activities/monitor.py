@@ -10,14 +10,14 @@ from spotctl.activities.drain import until_worker_drains
 from spotctl.activities.heartbeat import heartbeating
 from spotctl.activities.node import nodes_of
 from spotctl.activities.watch import STOP_GRACE_S, NodeStopper, wait_for_phase
-from spotctl.models import PREEMPTED_ERROR, Activities, AttemptRef, RunOutcome
+from spotctl.models import PREEMPTED_ERROR, ActivityNames, AttemptRef, RunOutcome
 
 
 class MonitorActivities:
     def __init__(self, deps: Deps) -> None:
         self.deps = deps
 
-    @activity.defn(name=Activities.MONITOR)
+    @activity.defn(name=ActivityNames.MONITOR)
     async def monitor(self, ref: AttemptRef) -> RunOutcome:
         """Long-running; heartbeats from a background task. Returns the exit codes, or raises
         a non-retryable `Preempted` ApplicationError when the cloud says an instance is gone.

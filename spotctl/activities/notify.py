@@ -18,7 +18,7 @@ from spotctl.activities.deps import Deps
 from spotctl.activities.event_callback import run_callback
 from spotctl.activities.heartbeat import heartbeating
 from spotctl.activities.webhook import post_event, shown_url
-from spotctl.models import WEBHOOK_REJECTED_ERROR, Activities, CallbackOutcome, CallbackRequest, WebhookRequest
+from spotctl.models import WEBHOOK_REJECTED_ERROR, ActivityNames, CallbackOutcome, CallbackRequest, WebhookRequest
 
 BAD_EVENT_CALLBACK_ERROR = "BadEventCallback"
 """ApplicationError type (non-retryable) of run_event_callback for a command bash cannot be
@@ -31,7 +31,7 @@ class NotifyActivities:
     def __init__(self, deps: Deps) -> None:
         self.deps = deps
 
-    @activity.defn(name=Activities.DELIVER_WEBHOOK)
+    @activity.defn(name=ActivityNames.DELIVER_WEBHOOK)
     async def deliver_webhook(self, req: WebhookRequest) -> None:
         """POST the event's JSON to the webhook, once; the workflow's retry policy repeats it."""
         async with heartbeating() as progress:
@@ -39,7 +39,7 @@ class NotifyActivities:
             status = await post_event(req)
         activity.logger.info("event %s delivered to %s (%d)", req.event.event_id, shown_url(req.url), status)
 
-    @activity.defn(name=Activities.RUN_EVENT_CALLBACK)
+    @activity.defn(name=ActivityNames.RUN_EVENT_CALLBACK)
     async def run_event_callback(self, req: CallbackRequest) -> CallbackOutcome:
         """Run the task's event_callback for one event; its exit code is returned, not raised."""
         if "\x00" in req.command:

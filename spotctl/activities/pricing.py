@@ -14,7 +14,7 @@ from spotctl.activities.cloud_calls import cloud_call
 from spotctl.activities.deps import Deps
 from spotctl.activities.heartbeat import heartbeating
 from spotctl.clouds.base import CloudError
-from spotctl.models import Activities, PricedCandidates, PriceRequest
+from spotctl.models import ActivityNames, PricedCandidates, PriceRequest
 from spotctl.policy import repriced
 
 
@@ -34,7 +34,7 @@ class PricingActivities:
             live.update({(cloud_name, region, zone, itype): price for (zone, itype), price in prices.items()})
         return live
 
-    @activity.defn(name=Activities.PRICE_CANDIDATES)
+    @activity.defn(name=ActivityNames.PRICE_CANDIDATES)
     async def price_candidates(self, req: PriceRequest) -> PricedCandidates:
         """The candidates with live spot prices, cheapest first (or in the user's order)."""
         async with heartbeating() as progress:

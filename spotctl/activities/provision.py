@@ -33,7 +33,7 @@ from spotctl.clouds.base import CloudError, InstanceState
 from spotctl.models import (
     NOT_READY_ERROR,
     PREEMPTED_ERROR,
-    Activities,
+    ActivityNames,
     Candidate,
     CandidateFailure,
     ClusterHandle,
@@ -138,7 +138,7 @@ class ProvisionActivities:
                     "price": made.price, "accelerators": made.accelerators}))
         return None
 
-    @activity.defn(name=Activities.CREATE_CLUSTER)
+    @activity.defn(name=ActivityNames.CREATE_CLUSTER)
     async def create_cluster(self, req: ProvisionRequest) -> ProvisionResult:
         """Create the attempt's cluster at the first candidate that can have it (instances
         may still be pending), or say why each candidate failed. Idempotent by token, and a
@@ -175,14 +175,14 @@ class ProvisionActivities:
             progress(f"waiting for {cluster.cluster_name} in {where}: {running}/{len(cluster.instance_ids)} running")
             await asyncio.sleep(poll)
 
-    @activity.defn(name=Activities.WAIT_CLUSTER_READY)
+    @activity.defn(name=ActivityNames.WAIT_CLUSTER_READY)
     async def wait_cluster_ready(self, req: ReadyRequest) -> ClusterHandle:
         """Return once every instance runs; raise Preempted if one died first, or
         ClusterNotReady past the deadline (both non-retryable: the workflow decides)."""
         async with heartbeating() as progress, out_of_space_noted("state dir"):
             return await self._wait_ready(req.cluster, req.deadline, progress)
 
-    @activity.defn(name=Activities.PROVISION)
+    @activity.defn(name=ActivityNames.PROVISION)
     async def provision(self, req: ProvisionRequest) -> ProvisionResult:
         """Create and wait in one (for jobs started before the split; see the workflow)."""
         async with heartbeating() as progress:

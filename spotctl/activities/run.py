@@ -9,7 +9,7 @@ from spotctl.activities.heartbeat import heartbeating
 from spotctl.activities.node import nodes_of, phase_script
 from spotctl.activities.space import out_of_space_noted
 from spotctl.activities.watch import unreachable_is_preemption
-from spotctl.models import Activities, AttemptRef
+from spotctl.models import ActivityNames, AttemptRef
 from spotctl.remote.base import NodeUnreachable
 
 
@@ -17,7 +17,7 @@ class RunActivities:
     def __init__(self, deps: Deps) -> None:
         self.deps = deps
 
-    @activity.defn(name=Activities.START_RUN)
+    @activity.defn(name=ActivityNames.START_RUN)
     async def start_run(self, ref: AttemptRef) -> None:
         """Idempotent: the agent refuses a second start of the same attempt's run, so a retry
         never starts the user's program twice."""

@@ -14,7 +14,7 @@ from spotctl.activities.mounts import materialize
 from spotctl.activities.node import Node, job_env, nodes_of, phase_script
 from spotctl.activities.space import out_of_space_noted
 from spotctl.activities.watch import unreachable_is_preemption, wait_for_phase
-from spotctl.models import MOUNT_ERROR, Activities, AttemptRef, SetupOutcome
+from spotctl.models import MOUNT_ERROR, ActivityNames, AttemptRef, SetupOutcome
 from spotctl.remote.base import NodeUnreachable
 from spotctl.storage.base import StorageError
 
@@ -35,7 +35,7 @@ class SetupActivities:
         cloud_env = self.deps.cloud(ref.cluster.cloud).node_env
         await node.write("env.json", json.dumps(job_env(ref, node.rank, node.runner.home, cloud_env)))
 
-    @activity.defn(name=Activities.SETUP)
+    @activity.defn(name=ActivityNames.SETUP)
     async def setup(self, ref: AttemptRef) -> SetupOutcome:
         """Prepare every node and run the task's `setup` there; return the first non-zero code.
 

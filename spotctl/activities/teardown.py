@@ -11,7 +11,7 @@ from spotctl.activities.deps import Deps
 from spotctl.activities.heartbeat import Progress, heartbeating, last_checkpoint
 from spotctl.activities.space import out_of_space_noted
 from spotctl.clouds.base import Cloud, CloudError
-from spotctl.models import Activities, Location, TeardownRequest, cluster_name
+from spotctl.models import ActivityNames, Location, TeardownRequest, cluster_name
 from spotctl.storage.registry import delete_buckets
 
 
@@ -19,7 +19,7 @@ class TeardownActivities:
     def __init__(self, deps: Deps) -> None:
         self.deps = deps
 
-    @activity.defn(name=Activities.TEARDOWN)
+    @activity.defn(name=ActivityNames.TEARDOWN)
     async def teardown(self, req: TeardownRequest) -> int:
         """Terminate the job's clusters on every enabled cloud, then ask the cloud again and
         fail (to be retried, forever) if anything is still alive; then delete the job's

@@ -13,6 +13,7 @@ from spotctl.models.contract import (
     NOTE_SIGNAL,
     TASK_QUEUE,
     Activities,
+    ActivityNames,
     AttemptRef,
     PricedCandidates,
     PriceRequest,
@@ -74,6 +75,7 @@ from spotctl.models.status import (
 
 __all__ = [
     "Activities",
+    "ActivityNames",
     "AttemptRecord",
     "AttemptRef",
     "CallbackOutcome",

@@ -133,9 +133,12 @@ class TeardownRequest(BaseModel):
     (requests made before this field, an attempt's own teardown) = by name, attempt by attempt."""
 
 
-class Activities:
-    """Activity names, shared by the workflow (which must not import activity code) and the
-    activity definitions."""
+class ActivityNames:
+    """The registered activity names: what every recorded history calls, so they never change.
+    The activity implementations (activities/: ProvisionActivities ...) register under them;
+    the live workflows call those implementations by typed reference (the SDK derives the name
+    from the `@activity.defn`), so only test doubles spell a name out (and the frozen first
+    controller, workflows/legacy/, its own literals)."""
 
     PROVISION = "provision"
     """Create and wait in one activity: kept for jobs started before create/wait split."""
@@ -148,6 +151,11 @@ class Activities:
     PRICE_CANDIDATES = "price_candidates"
     DELIVER_WEBHOOK = "deliver_webhook"
     RUN_EVENT_CALLBACK = "run_event_callback"
+
+
+Activities = ActivityNames
+"""The old name, kept only for the tests' activity doubles (`@activity.defn(name=Activities.X)`);
+no spotctl module uses it (the frozen first controller spells its names as literals)."""
 
 
 NOTE_SIGNAL = "note"

@@ -24,11 +24,25 @@ from temporalio import activity
 from temporalio.client import Client
 from temporalio.worker import Worker
 
+from spotctl.activities import MonitorActivities, NotifyActivities, ProvisionActivities
 from spotctl.activities.heartbeat import HEARTBEAT_THROTTLE
 from spotctl.config import WorkerConfig
-from spotctl.models import MONITOR_HEARTBEAT_TIMEOUT_S, Activities, launch_queue, monitor_queue, notify_queue
+from spotctl.models import MONITOR_HEARTBEAT_TIMEOUT_S, launch_queue, monitor_queue, notify_queue
 
-ON_MONITOR_QUEUE = frozenset({Activities.MONITOR})
+
+def activity_name(fn: Callable) -> str:
+    """The name `fn` is registered under: its `@activity.defn` name, else its own.
+
+    The one place spotctl reads the SDK's private `activity._Definition`: temporalio (1.x)
+    has no public way to ask a callable for its activity name, and the routing below must go
+    by name, since a test double (`@activity.defn(name=...)` on a plain function) stands for
+    an implementation's method under the same name. If an SDK release moves it, only this
+    function changes (tests/test_typed_calls.py checks it against models.ActivityNames)."""
+    defn = activity._Definition.from_callable(fn)
+    return defn.name if defn is not None and defn.name else getattr(fn, "__name__", "")
+
+
+ON_MONITOR_QUEUE = frozenset({activity_name(MonitorActivities.monitor)})
 MONITOR_HEARTBEAT_THROTTLE = timedelta(seconds=MONITOR_HEARTBEAT_TIMEOUT_S / 3)
 """Monitors heartbeat at most this often (12 s, a third of their 36 s heartbeat time-out:
 two beats may be missed before a time-out, models.MONITOR_HEARTBEAT_TIMEOUT_S): every
@@ -36,13 +50,9 @@ heartbeat is a write in Temporal's database, and with 1,000 running jobs at the 
 3 s they were most of the server's work. A monitor needs no faster cancel: the workflow does
 not wait for it (it makes nothing to tear down). A monitor scheduled with the earlier 15 s
 time-out gets 0.8 of that from the SDK: 12 s too."""
-ON_LAUNCH_QUEUE = frozenset({Activities.CREATE_CLUSTER})
-ON_NOTIFY_QUEUE = frozenset({Activities.DELIVER_WEBHOOK, Activities.RUN_EVENT_CALLBACK})
-
-
-def _name(fn: Callable) -> str:
-    defn = activity._Definition.from_callable(fn)
-    return defn.name if defn is not None and defn.name else getattr(fn, "__name__", "")
+ON_LAUNCH_QUEUE = frozenset({activity_name(ProvisionActivities.create_cluster)})
+ON_NOTIFY_QUEUE = frozenset({activity_name(NotifyActivities.deliver_webhook),
+                             activity_name(NotifyActivities.run_event_callback)})
 
 
 def job_workers(client: Client, task_queue: str, workflows: Sequence[type], activities: Sequence[Callable],
@@ -54,9 +64,9 @@ def job_workers(client: Client, task_queue: str, workflows: Sequence[type], acti
     activities/drain.py)."""
     limits = limits or WorkerConfig()
     graceful_shutdown = timedelta(seconds=limits.drain_timeout_s)
-    on_monitor = [fn for fn in activities if _name(fn) in ON_MONITOR_QUEUE]
-    on_launch = [fn for fn in activities if _name(fn) in ON_LAUNCH_QUEUE]
-    on_notify = [fn for fn in activities if _name(fn) in ON_NOTIFY_QUEUE]
+    on_monitor = [fn for fn in activities if activity_name(fn) in ON_MONITOR_QUEUE]
+    on_launch = [fn for fn in activities if activity_name(fn) in ON_LAUNCH_QUEUE]
+    on_notify = [fn for fn in activities if activity_name(fn) in ON_NOTIFY_QUEUE]
     common = {"max_heartbeat_throttle_interval": HEARTBEAT_THROTTLE, "graceful_shutdown_timeout": graceful_shutdown,
               **worker_args}
     workers = [Worker(client, task_queue=task_queue, workflows=workflows, activities=list(activities),

@@ -27,12 +27,11 @@ from temporalio.exceptions import ActivityError, WorkflowAlreadyStartedError
 from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
+    from spotctl.activities import NotifyActivities  # its typed references only (passed through)
     from spotctl.models import (
         HEARTBEAT_TIMEOUT_S,
         MAX_CALLBACK_ENV_BYTES,
         WEBHOOK_REJECTED_ERROR,
-        Activities,
-        CallbackOutcome,
         CallbackRequest,
         EventsHandoff,
         JobEvent,
@@ -44,7 +43,7 @@ with workflow.unsafe.imports_passed_through():
         cluster_name,
         notify_queue,
     )
-    from spotctl.models.naming import EVENTS_WORKFLOW, events_workflow_id
+    from spotctl.models.naming import events_workflow_id
     from spotctl.models.skypilot_ids import task_id
     from spotctl.policy import job_cost
     from spotctl.workflows.job_summary import describe
@@ -168,6 +167,8 @@ class EventOutbox:
     async def _hand_off(self) -> None:
         """Start the events' own workflow (a child the parent's end does not touch) with the
         undelivered events; it delivers them as this workflow would have."""
+        from spotctl.workflows.job_events import JobEventsWorkflow  # here: job_events.py imports this module
+
         info = workflow.info()
         handoff = EventsHandoff(job_id=self._job_id, name=self._name, notify=self._settings, callback=self._callback,
                                 callback_envs=self._callback_envs, events=list(self._queue), seq=self._seq)
@@ -176,7 +177,7 @@ class EventOutbox:
         for workflow_id in (first_id, f"{first_id}-{info.run_id}"):  # the second if a reused job id holds the first
             try:
                 await shielded(workflow.start_child_workflow(
-                    EVENTS_WORKFLOW, handoff, id=workflow_id, task_queue=info.task_queue,
+                    JobEventsWorkflow.run, handoff, id=workflow_id, task_queue=info.task_queue,
                     parent_close_policy=ParentClosePolicy.ABANDON,
                     static_summary=f"job {self._job_id}: {len(handoff.events)} undelivered events"))
             except WorkflowAlreadyStartedError:
@@ -215,10 +216,10 @@ class EventOutbox:
             timeout = self._settings.callback_timeout_s
             self._in_callback = True
             try:
-                outcome = await workflow.execute_activity(
-                    Activities.RUN_EVENT_CALLBACK,
+                outcome = await workflow.execute_activity_method(
+                    NotifyActivities.run_event_callback,
                     CallbackRequest(event=event, command=self._callback, timeout_s=timeout, envs=self._callback_envs),
-                    result_type=CallbackOutcome, start_to_close_timeout=timedelta(seconds=timeout + 30),
+                    start_to_close_timeout=timedelta(seconds=timeout + 30),
                     heartbeat_timeout=timedelta(seconds=HEARTBEAT_TIMEOUT_S), retry_policy=_CALLBACK_RETRY,
                     task_queue=queue, summary=f"event_callback: {event.status.value}")
                 if outcome.timed_out or outcome.exit_code:
@@ -242,8 +243,8 @@ class EventOutbox:
                                         self._job_id, event.event_id, self._notify.give_up_after_s)
                 return
         try:
-            await workflow.execute_activity(
-                Activities.DELIVER_WEBHOOK,
+            await workflow.execute_activity_method(
+                NotifyActivities.deliver_webhook,
                 WebhookRequest(event=event, url=self._notify.url or "", timeout_s=self._notify.timeout_s),
                 start_to_close_timeout=timedelta(seconds=self._notify.timeout_s + 10),
                 schedule_to_close_timeout=give_up_after,

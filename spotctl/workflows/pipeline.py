@@ -26,39 +26,32 @@ Deterministic, no I/O.
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+from collections.abc import Awaitable
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
 from temporalio.exceptions import ChildWorkflowError
-from temporalio.workflow import ParentClosePolicy
+from temporalio.workflow import ChildWorkflowHandle, ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
-    from spotctl.models import (
-        HEARTBEAT_TIMEOUT_S,
-        JOB_ENDING_ERRORS,
-        Activities,
-        JobState,
-        JobStatus,
-        Location,
-        PipelineSpec,
-        TaskStatus,
-        TeardownRequest,
-    )
+    from spotctl.models import JobState, JobStatus, PipelineSpec, TaskStatus
     from spotctl.models.naming import (
         PIPELINE_WORKFLOW,
         TASK_STATUS,
         TASK_STATUS_SIGNAL,
-        TASK_WORKFLOW,
         label,
         task_workflow_id,
     )
     from spotctl.models.status import JobFailure
     from spotctl.policy import keep_last, known_sum
     from spotctl.workflows.event_outbox import EventOutbox
+    from spotctl.workflows.handlers import StateAndCancel
     from spotctl.workflows.job_summary import describe
-    from spotctl.workflows.shielded import shielded
+    from spotctl.workflows.pipeline_task import SpotTaskWorkflow
+    from spotctl.workflows.shielded import until_done
+    from spotctl.workflows.teardown import final_teardown, teardown_request
     from spotctl.workflows.visibility import Visibility
+
+TaskHandle = ChildWorkflowHandle[SpotTaskWorkflow, JobState]
 
 ROW_HISTORY = 50
 """Attempt records kept per task row: the rows live in this workflow's state and memo."""
@@ -70,12 +63,10 @@ CANCEL_PATHS = "pipeline-cancels"
 """The patch that passes a cancel on to a task whatever it meets: a task being started is
 started, then cancelled; a second cancel while the task is told, or a task that ended before
 it could be told, no longer ends the pipeline without its final teardown and end event."""
-_INFRA_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=60),
-                           non_retryable_error_types=list(JOB_ENDING_ERRORS))
 
 
 @workflow.defn(name=PIPELINE_WORKFLOW)
-class SpotPipelineWorkflow:
+class SpotPipelineWorkflow(StateAndCancel):
     @workflow.init
     def __init__(self, spec: PipelineSpec) -> None:
         """The state exists before any handler runs (no commands here)."""
@@ -87,14 +78,7 @@ class SpotPipelineWorkflow:
         self._task_seen: tuple | None = None
         """The (at, n) of the running task's last status update taken."""
 
-    @workflow.query
-    def state(self) -> JobState:
-        return self._state
-
-    @workflow.signal
-    def cancel(self) -> None:
-        """Ask the pipeline to stop: the running task is cancelled, later ones never start."""
-        self._cancel_requested = True
+    # `state` and `cancel` (the running task is cancelled, later ones never start): StateAndCancel's.
 
     @workflow.signal(name=TASK_STATUS_SIGNAL)
     def task_status(self, update: TaskStatus) -> None:
@@ -155,7 +139,7 @@ class SpotPipelineWorkflow:
         self._set(JobStatus.CANCELLING if self._cancel_requested else JobStatus.STARTING,
                   detail=label(i, len(spec.tasks), task_spec.task.name))
         handle = await self._start_child(workflow.start_child_workflow(
-            TASK_WORKFLOW, child_spec, id=task_workflow_id(spec.job_id, i), result_type=JobState,
+            SpotTaskWorkflow.run, child_spec, id=task_workflow_id(spec.job_id, i),
             task_queue=workflow.info().task_queue, parent_close_policy=ParentClosePolicy.REQUEST_CANCEL,
             static_summary=label(i, len(spec.tasks), task_spec.task.name)))
         try:
@@ -167,12 +151,8 @@ class SpotPipelineWorkflow:
             if workflow.patched(CANCEL_PATHS):
                 await self._tell_cancel(handle)
             else:
-                await handle.signal("cancel")
-            while not handle.done():  # its teardown, whatever else arrives meanwhile
-                try:
-                    await workflow.wait_condition(handle.done)
-                except asyncio.CancelledError:
-                    continue
+                await handle.signal(SpotTaskWorkflow.cancel)
+            await until_done(handle)  # its teardown, whatever else arrives meanwhile
         self._running = None
         try:
             return handle.result()
@@ -181,7 +161,7 @@ class SpotPipelineWorkflow:
                 "status": JobStatus.FAILED_CONTROLLER, "failure_reason": f"task workflow: {describe(err)}",
                 "failure": JobFailure.of(f"task workflow: {describe(err)}"), "ended_at": workflow.now()})
 
-    async def _start_child(self, start) -> workflow.ChildWorkflowHandle:
+    async def _start_child(self, start: Awaitable[TaskHandle]) -> TaskHandle:
         """The started child. A Temporal cancel meanwhile no longer abandons the start (the
         SDK's way: the pipeline would end there, without its teardown and end event): the
         child is started, then told to cancel like any running task."""
@@ -198,11 +178,11 @@ class SpotPipelineWorkflow:
                     raise
                 self._cancel_requested = True
 
-    async def _tell_cancel(self, handle: workflow.ChildWorkflowHandle) -> None:
+    async def _tell_cancel(self, handle: TaskHandle) -> None:
         """Signal the child to cancel, whatever happens meanwhile: a second cancel of the
         pipeline waits for the signal instead of cancelling it, and a child that ended before
         the signal reached it (the signal then fails) is left to report its own end."""
-        telling = asyncio.ensure_future(handle.signal("cancel"))
+        telling = asyncio.ensure_future(handle.signal(SpotTaskWorkflow.cancel))
         while True:
             try:
                 await asyncio.shield(telling)
@@ -230,14 +210,9 @@ class SpotPipelineWorkflow:
         by_tag = workflow.patched(TEARDOWN_BY_TAG)
         if last_attempt < 1 and not spec.ephemeral_buckets and not by_tag:
             return
-        regions = sorted({(c.cloud, c.region) for t in spec.tasks for c in t.candidates})
-        req = TeardownRequest(job_id=spec.job_id, first_attempt=1, last_attempt=last_attempt,
-                              delete_buckets=spec.ephemeral_buckets, by_tag=by_tag,
-                              regions=[Location(cloud=c, region=r) for c, r in regions])
-        await shielded(workflow.execute_activity(
-            Activities.TEARDOWN, req, result_type=int, start_to_close_timeout=timedelta(minutes=10),
-            heartbeat_timeout=timedelta(seconds=HEARTBEAT_TIMEOUT_S), retry_policy=_INFRA_RETRY,
-            summary="teardown of the pipeline"))
+        req = teardown_request(spec.job_id, (c for t in spec.tasks for c in t.candidates), first_attempt=1,
+                               last_attempt=last_attempt, delete_buckets=spec.ephemeral_buckets, by_tag=by_tag)
+        await final_teardown(req, summary="teardown of the pipeline")
 
     def _set_row(self, i: int, row: JobState) -> None:
         self._state.tasks[i] = keep_last(row, ROW_HISTORY, workflow.now())  # what a cut record cost is kept

@@ -13,12 +13,13 @@ them, like any job).
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable
 
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
     from spotctl.models import JobSpec, JobState, JobStatus, TaskStatus
-    from spotctl.models.naming import TASK_STATUS, TASK_STATUS_SIGNAL, TASK_WORKFLOW
+    from spotctl.models.naming import TASK_STATUS, TASK_WORKFLOW
     from spotctl.workflows.spot_job import SpotJobWorkflow
 
 
@@ -51,13 +52,15 @@ class SpotTaskWorkflow(SpotJobWorkflow):
         parent, task = workflow.info().parent, getattr(self, "_spec", None) and self._spec.task
         if parent is None or task is None or not workflow.patched(TASK_STATUS):
             return
+        from spotctl.workflows.pipeline import SpotPipelineWorkflow  # here: pipeline.py imports this module
+
         self._told += 1
         update = TaskStatus(index=task.index, status=status, at=workflow.now(), n=self._told)
-        asyncio.ensure_future(_quietly(
-            workflow.get_external_workflow_handle(parent.workflow_id).signal(TASK_STATUS_SIGNAL, update)))
+        pipeline = workflow.get_external_workflow_handle_for(SpotPipelineWorkflow.run, parent.workflow_id)
+        asyncio.ensure_future(_quietly(pipeline.signal(SpotPipelineWorkflow.task_status, update)))
 
 
-async def _quietly(signal) -> None:
+async def _quietly(signal: Awaitable[None]) -> None:
     try:
         await signal
     except Exception as err:  # the pipeline has ended: there is no one to tell

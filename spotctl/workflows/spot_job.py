@@ -33,25 +33,32 @@ the first controller, workflows/legacy/controller_v1.py.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
+from typing import Any, TypeVar
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, TimeoutType
 from temporalio.exceptions import TimeoutError as TemporalTimeout
 from temporalio.workflow import ActivityCancellationType
 
 with workflow.unsafe.imports_passed_through():
+    # The activities' implementations, for their typed references only (the sandbox passes
+    # them through: their boto3/google imports are never made again, never run here).
+    from spotctl.activities import (
+        MonitorActivities,
+        PricingActivities,
+        ProvisionActivities,
+        RunActivities,
+        SetupActivities,
+    )
     from spotctl.models import (
-        HEARTBEAT_TIMEOUT_S,
-        JOB_ENDING_ERRORS,
         MONITOR_HEARTBEAT_TIMEOUT_S,
         MOUNT_ERROR,
         NODE_FAILURE_ERROR,
         NOT_READY_ERROR,
         NOTE_SIGNAL,
         PREEMPTED_ERROR,
-        Activities,
         AttemptRecord,
         AttemptRef,
         CarriedState,
@@ -60,14 +67,10 @@ with workflow.unsafe.imports_passed_through():
         JobSpec,
         JobState,
         JobStatus,
-        Location,
-        PricedCandidates,
         PriceRequest,
         ProvisionRequest,
         ProvisionResult,
         ReadyRequest,
-        RunOutcome,
-        SetupOutcome,
         TeardownRequest,
         launch_queue,
         monitor_queue,
@@ -85,9 +88,12 @@ with workflow.unsafe.imports_passed_through():
         uses_restart_budget,
     )
     from spotctl.workflows.event_outbox import EventOutbox
+    from spotctl.workflows.handlers import StateAndCancel
     from spotctl.workflows.job_summary import Cancelled, Finished, describe, error_type
     from spotctl.workflows.legacy.controller_v1 import ControllerV1
-    from spotctl.workflows.shielded import shielded
+    from spotctl.workflows.retry import HEARTBEAT, INFRA_RETRY
+    from spotctl.workflows.shielded import until_done
+    from spotctl.workflows.teardown import final_teardown, teardown, teardown_request
     from spotctl.workflows.visibility import Visibility
 
 CONTROLLER_V2 = "controller-v2"
@@ -117,20 +123,16 @@ LAUNCH_SLOT_WAIT = timedelta(seconds=3)
 HISTORY_KEPT = 200
 """Attempt records kept in the job state; older ones are dropped (their cost is kept: earlier_cost)."""
 
-_INFRA_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=1),
-    maximum_interval=timedelta(seconds=60),
-    non_retryable_error_types=list(JOB_ENDING_ERRORS),
-)
-"""Every activity: retried forever at most a minute apart, except the named errors."""
-_HEARTBEAT = timedelta(seconds=HEARTBEAT_TIMEOUT_S)
 _MONITOR_HEARTBEAT = timedelta(seconds=MONITOR_HEARTBEAT_TIMEOUT_S)
 READY_TIMEOUT = timedelta(minutes=15)
 """How long a created cluster may take to run before it is given up for another place."""
 
+Arg = TypeVar("Arg")
+Result = TypeVar("Result")
+
 
 @workflow.defn(name=JOB_WORKFLOW)
-class SpotJobWorkflow:
+class SpotJobWorkflow(StateAndCancel):
     @workflow.init
     def __init__(self, spec: JobSpec) -> None:
         """Everything a handler touches exists before any handler runs: the SDK runs the
@@ -152,15 +154,9 @@ class SpotJobWorkflow:
         self._noted: str | None = None
         """The detail the last `note` signal set."""
 
-    # ---- the CLI's view --------------------------------------------------------------
-    @workflow.query
-    def state(self) -> JobState:
-        return self._state
-
-    @workflow.signal
-    def cancel(self) -> None:
-        """Ask the job to stop: the current step is cancelled, the cluster torn down."""
-        self._cancel_requested = True
+    # ---- the CLI's view: `state` and `cancel` are StateAndCancel's --------------------
+    def _cancel_noted(self) -> None:
+        """The state shows the request too (it is carried over continue-as-new with it)."""
         self._state.cancel_requested = True
 
     @workflow.signal(name=NOTE_SIGNAL)
@@ -253,18 +249,18 @@ class SpotJobWorkflow:
             self._open_attempt(cluster)
             self._set(JobStatus.STARTING, detail=f"setting up on {cluster.region}/{cluster.zone}")
             try:
-                setup = await self._activity(Activities.SETUP, ref, SetupOutcome, timedelta(days=1))
+                setup = await self._activity(SetupActivities.setup, ref, timedelta(days=1))
                 if setup.exit_code != 0:
                     raise Finished(JobStatus.FAILED_SETUP, f"setup failed with exit code {setup.exit_code}", setup.exit_code)
-                await self._activity(Activities.START_RUN, ref, type(None), timedelta(minutes=5))
+                await self._activity(RunActivities.start_run, ref, timedelta(minutes=5))
                 self._set(JobStatus.RUNNING, run_started_at=workflow.now(), detail=None,
                           started_at=self._state.started_at or workflow.now())
                 own_queue = workflow.patched(MONITOR_QUEUE)
                 long_beat = own_queue and workflow.patched(MONITOR_HEARTBEAT)
-                outcome = await self._activity(Activities.MONITOR, ref, RunOutcome, timedelta(days=365),
+                outcome = await self._activity(MonitorActivities.monitor, ref, timedelta(days=365),
                                                task_queue=monitor_queue(workflow.info().task_queue) if own_queue else None,
                                                makes_nothing=own_queue,
-                                               heartbeat=_MONITOR_HEARTBEAT if long_beat else _HEARTBEAT)
+                                               heartbeat=_MONITOR_HEARTBEAT if long_beat else HEARTBEAT)
             except ActivityError as err:
                 if error_type(err) == MOUNT_ERROR:
                     raise Finished(JobStatus.FAILED_SETUP, describe(err)) from err
@@ -321,8 +317,8 @@ class SpotJobWorkflow:
         self._attempt += 1
         if self._attempt > 1 and workflow.patched(LIVE_PRICES):
             priced = await self._activity(
-                Activities.PRICE_CANDIDATES, PriceRequest(candidates=self._spec.candidates, ordered=self._spec.ordered),
-                PricedCandidates, timedelta(minutes=2))
+                PricingActivities.price_candidates,
+                PriceRequest(candidates=self._spec.candidates, ordered=self._spec.ordered), timedelta(minutes=2))
             self._candidates = priced.candidates
         waited_since, retry = self._carried_wait or (workflow.now(), 0)
         self._carried_wait = None
@@ -376,10 +372,10 @@ class SpotJobWorkflow:
         launch slot (PENDING on its first launch) and asks again, without a time limit. The
         first ask never started (a schedule-to-start time-out), so nothing is made twice."""
         if not workflow.patched(LAUNCH_SLOTS):
-            return await self._activity(Activities.CREATE_CLUSTER, req, ProvisionResult, timedelta(minutes=10))
+            return await self._activity(ProvisionActivities.create_cluster, req, timedelta(minutes=10))
         queue = launch_queue(workflow.info().task_queue)
         try:
-            return await self._activity(Activities.CREATE_CLUSTER, req, ProvisionResult, timedelta(minutes=10),
+            return await self._activity(ProvisionActivities.create_cluster, req, timedelta(minutes=10),
                                         task_queue=queue, schedule_to_start=LAUNCH_SLOT_WAIT)
         except ActivityError as err:
             if not _timed_out_in_queue(err):
@@ -387,7 +383,7 @@ class SpotJobWorkflow:
         detail = self._state.detail
         self._set(JobStatus.PENDING if status == JobStatus.STARTING else status,
                   detail="waiting for a launch slot (every worker is at its worker.max_concurrent_launches)")
-        result = await self._activity(Activities.CREATE_CLUSTER, req, ProvisionResult, timedelta(minutes=10),
+        result = await self._activity(ProvisionActivities.create_cluster, req, timedelta(minutes=10),
                                       task_queue=queue)
         self._set(status, detail=detail)
         return result
@@ -399,7 +395,7 @@ class SpotJobWorkflow:
         self._set(self._state.status, detail=f"waiting for {len(cluster.instance_ids)} instance(s) in {where}")
         req = ReadyRequest(cluster=cluster, deadline=workflow.now() + READY_TIMEOUT)
         try:
-            ready = await self._activity(Activities.WAIT_CLUSTER_READY, req, ClusterHandle, READY_TIMEOUT * 2)
+            ready = await self._activity(ProvisionActivities.wait_cluster_ready, req, READY_TIMEOUT * 2)
         except ActivityError as err:
             if error_type(err) not in (PREEMPTED_ERROR, NOT_READY_ERROR):
                 raise
@@ -466,10 +462,12 @@ class SpotJobWorkflow:
             self._state.history[-1].ended_at = workflow.now()
 
     # ---- activities and timers -------------------------------------------------------
-    async def _activity(self, name: str, arg, result_type, timeout: timedelta, *, task_queue: str | None = None,
-                        schedule_to_start: timedelta | None = None, makes_nothing: bool = False,
-                        heartbeat: timedelta = _HEARTBEAT):
-        """Run one activity (heartbeating, retried forever but for the named errors) on the
+    async def _activity(self, method: Callable[[Any, Arg], Awaitable[Result]], arg: Arg, timeout: timedelta, *,
+                        task_queue: str | None = None, schedule_to_start: timedelta | None = None,
+                        makes_nothing: bool = False, heartbeat: timedelta = HEARTBEAT) -> Result:
+        """Run one activity, `method` of its implementation class (a typed reference: the type
+        checker matches `arg` and the result with it; the SDK takes its registered name from
+        its `@activity.defn`), heartbeating, retried forever but for the named errors, on the
         workflow's task queue or `task_queue`. A cancel cancels it and waits until it has
         stopped, then raises Cancelled: only then may the teardown look for what it made.
         An activity that `makes_nothing` (the monitor) is not waited for: it hears the cancel
@@ -478,10 +476,10 @@ class SpotJobWorkflow:
             raise Cancelled()
         cancellation = (ActivityCancellationType.TRY_CANCEL if makes_nothing
                         else ActivityCancellationType.WAIT_CANCELLATION_COMPLETED)
-        handle = workflow.start_activity(
-            name, arg, result_type=result_type, start_to_close_timeout=timeout, heartbeat_timeout=heartbeat,
-            retry_policy=_INFRA_RETRY, cancellation_type=cancellation,
-            summary=f"{name} (attempt {self._attempt})", task_queue=task_queue,
+        handle = workflow.start_activity_method(
+            method, arg, start_to_close_timeout=timeout, heartbeat_timeout=heartbeat,
+            retry_policy=INFRA_RETRY, cancellation_type=cancellation,
+            summary=f"{method.__name__} (attempt {self._attempt})", task_queue=task_queue,
             schedule_to_start_timeout=schedule_to_start,
         )
         try:
@@ -511,20 +509,19 @@ class SpotJobWorkflow:
         cloud confirms nothing is left."""
         if self._attempt < first_attempt and not delete_buckets:
             return
-        regions = sorted({(c.cloud, c.region) for c in self._spec.candidates})
-        req = TeardownRequest(job_id=self._spec.job_id, first_attempt=first_attempt, last_attempt=self._attempt,
-                              delete_buckets=delete_buckets or [], by_tag=by_tag,
-                              regions=[Location(cloud=c, region=r) for c, r in regions])
-        await workflow.execute_activity(
-            Activities.TEARDOWN, req, result_type=int, start_to_close_timeout=timedelta(minutes=10),
-            heartbeat_timeout=_HEARTBEAT, retry_policy=_INFRA_RETRY,
-            cancellation_type=ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
-        )
+        await teardown(self._teardown_request(first_attempt, delete_buckets, by_tag=by_tag))
 
     async def _final_teardown(self, first_attempt: int, delete_buckets: list[str]) -> None:
         """The job's last teardown, shielded: a second cancel arriving meanwhile is noted and
         the teardown awaited again, so the job always ends with nothing left."""
-        await shielded(self._teardown(first_attempt, delete_buckets, by_tag=True))
+        if self._attempt < first_attempt and not delete_buckets:
+            return
+        await final_teardown(self._teardown_request(first_attempt, delete_buckets, by_tag=True))
+
+    def _teardown_request(self, first_attempt: int, delete_buckets: list[str] | None, *,
+                          by_tag: bool) -> TeardownRequest:
+        return teardown_request(self._spec.job_id, self._spec.candidates, first_attempt=first_attempt,
+                                last_attempt=self._attempt, delete_buckets=delete_buckets or [], by_tag=by_tag)
 
     # ---- state and visibility --------------------------------------------------------
     def _leave_running(self) -> None:
@@ -580,11 +577,7 @@ def _timed_out_in_queue(err: ActivityError) -> bool:
 async def _stopped(handle: workflow.ActivityHandle) -> None:
     """Wait until a cancelled activity has really stopped (its cancellation type waits for
     the activity to acknowledge), whatever cancel arrives meanwhile."""
-    while not handle.done():
-        try:
-            await workflow.wait_condition(handle.done)
-        except asyncio.CancelledError:
-            continue
+    await until_done(handle)
     if not handle.cancelled():
         handle.exception()  # retrieved, so it is not reported as never retrieved
 
