@@ -15,6 +15,7 @@ from test_compat_yaml import CORPUS, PIPELINES, needs_corpus
 
 from spotctl.cli.main import cli
 from spotctl.client import SpotClient
+from spotctl.models import JobState
 from spotctl.models.naming import job_of_cluster, task_workflow_id
 
 from conftest import Spot
@@ -101,13 +102,21 @@ def test_three_tasks_in_order_with_a_preemption_in_the_middle(spot_clean: Spot, 
     assert "↳" in table and "train" in table
 
 
+def job_state(spot: Spot, job_id: int) -> JobState:
+    """The job's state as the CLI reads it (the structured failure is not in `--json`)."""
+    async def get() -> JobState:
+        return await (await SpotClient.connect(spot.settings)).get_job(job_id)
+    return asyncio.run(get())
+
+
 def test_a_failed_task_ends_the_pipeline_and_later_tasks_never_start(spot_clean: Spot, tmp_path: Path) -> None:
     job_id = spot_clean.launch_detached(pipeline_file(tmp_path, "echo failing; exit 3"))
     job = spot_clean.wait_status(job_id, "FAILED", timeout=60)
     assert [t["status"] for t in job["tasks"]] == ["SUCCEEDED", "FAILED", "CANCELLED"]
     assert job["exit_code"] == 3 and "train" in job["failure_reason"]
-    failure = job["failure"]  # the reason as data too: the failing task's own, under its label
-    assert failure["task"].startswith("task 1/3 ") and f"{failure['task']}: {failure['message']}" == job["failure_reason"]
+    failure = job_state(spot_clean, job_id).failure  # the reason as data too: the failing task's own, under its label
+    assert failure is not None and failure.task is not None and failure.task.startswith("task 1/3 ")
+    assert f"{failure.task}: {failure.message}" == job["failure_reason"]
     assert [r["task"] for r in job["history"]] == [0, 1]  # eval was never provisioned
     assert "eval done" not in spot_clean.run("logs", "--no-follow", str(job_id)).stdout
 
@@ -139,7 +148,8 @@ def test_a_task_workflow_terminated_outside_spotctl_leaves_no_instance(spot_clea
         asyncio.run(terminate_task())
         job = spot_clean.wait_status(job_id, "FAILED_CONTROLLER", timeout=60)
         assert [t["status"] for t in job["tasks"]] == ["FAILED_CONTROLLER", "CANCELLED", "CANCELLED"]
-        assert job["failure"]["message"].startswith("task workflow: ")
+        failure = job_state(spot_clean, job_id).failure
+        assert failure is not None and failure.message.startswith("task workflow: ")
         assert of_job() == []
     finally:
         spot_clean.cloud.terminate([i.id for i in of_job()])
