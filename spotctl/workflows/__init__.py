@@ -3,10 +3,9 @@ SpotJobWorkflow, a pipeline a SpotPipelineWorkflow of SpotTaskWorkflows; legacy/
 controller, frozen, for jobs started under it.
 """
 
-from spotctl.workflows.job_events import JobEventsWorkflow
+from spotctl.workflows.event_outbox import JobEventsWorkflow
 from spotctl.workflows.job_ids import ALLOCATOR_WORKFLOW_ID, JobIdAllocator
-from spotctl.workflows.pipeline import SpotPipelineWorkflow
-from spotctl.workflows.pipeline_task import SpotTaskWorkflow
+from spotctl.workflows.pipeline import SpotPipelineWorkflow, SpotTaskWorkflow
 from spotctl.workflows.spot_job import SpotJobWorkflow
 
 ALL_WORKFLOWS = [SpotJobWorkflow, SpotPipelineWorkflow, SpotTaskWorkflow, JobIdAllocator, JobEventsWorkflow]

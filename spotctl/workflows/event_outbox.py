@@ -10,7 +10,7 @@ failure is only logged: no delivery problem ever changes the job.
 
 Undelivered events go with the workflow's state on continue-as-new. When the workflow ends it
 waits a moment (HANDOFF_AFTER) for its last events and hands what is left to a workflow of
-their own (JobEventsWorkflow, workflows/job_events.py, id `<the job's or task's workflow
+their own (JobEventsWorkflow, at the end of this module, id `<the job's or task's workflow
 id>-events`, abandoned by its parent), so a webhook outage never holds up a job's end, a
 pipeline's next task or a cancel. Each workflow's events reach the receiver in order (a pipeline's tasks and its own end
 are separate streams, each numbered on its own). Deterministic, no I/O.
@@ -43,7 +43,7 @@ with workflow.unsafe.imports_passed_through():
         cluster_name,
         notify_queue,
     )
-    from spotctl.models.naming import events_workflow_id
+    from spotctl.models.naming import EVENTS_WORKFLOW, events_workflow_id
     from spotctl.models.skypilot_ids import task_id
     from spotctl.policy import job_cost
     from spotctl.workflows.job_summary import describe
@@ -167,8 +167,6 @@ class EventOutbox:
     async def _hand_off(self) -> None:
         """Start the events' own workflow (a child the parent's end does not touch) with the
         undelivered events; it delivers them as this workflow would have."""
-        from spotctl.workflows.job_events import JobEventsWorkflow  # here: job_events.py imports this module
-
         info = workflow.info()
         handoff = EventsHandoff(job_id=self._job_id, name=self._name, notify=self._settings, callback=self._callback,
                                 callback_envs=self._callback_envs, events=list(self._queue), seq=self._seq)
@@ -281,3 +279,28 @@ def _callback_envs(spec: JobSpec, job_id: int) -> dict[str, str]:
     workflow.logger.warning("job %s: the task's envs and secrets (%d bytes) are more than %d: its event_callback "
                             "runs without them", job_id, size, MAX_CALLBACK_ENV_BYTES)
     return {}
+
+
+@workflow.defn(name=EVENTS_WORKFLOW)
+class JobEventsWorkflow:
+    """the last status events of a job (a pipeline task, a pipeline) whose
+workflow has ended before its webhook took them.
+
+A job never waits for its receivers: a workflow that ends with events undelivered hands them
+here (event_outbox.EventOutbox.finish, as a child its parent's end does not touch, id
+`<job's workflow id>-events`) and returns at once. This workflow delivers them as the job's
+would have, with the same activities on the same queue: in order, at least once, with the
+same event ids, each given up at its own deadline; it ends when none is left. Its input and
+its progress are in its history, so a worker that dies loses nothing. It has no search
+attributes and a type of its own, so job listings (`WorkflowType IN (...)`) never show it.
+Deterministic, no I/O.
+    """
+
+    @workflow.run
+    async def run(self, handoff: EventsHandoff) -> int:
+        """Deliver the handed-off events; how many there were."""
+        outbox = EventOutbox(job_id=handoff.job_id, name=handoff.name, notify=handoff.notify,
+                             callback=handoff.callback, callback_envs=handoff.callback_envs,
+                             pending=handoff.events, seq=handoff.seq)
+        await outbox.drained()
+        return len(handoff.events)

@@ -2,7 +2,7 @@
 
 SkyPilot's managed pipelines (a YAML of several task documents: train, then eval ...) are one
 job: one id, one `status` row with a row per task, one `cancel`. Each task is a child workflow
-(pipeline_task.py: a whole managed job with its own cluster, recovery and history, id
+(SpotTaskWorkflow, below: a whole managed job with its own cluster, recovery and history, id
 `spotctl-job-<id>-task-<i>`), so each can be looked at alone in the web UI, and this workflow
 stays a few events per task.
 
@@ -33,11 +33,12 @@ from temporalio.exceptions import ChildWorkflowError
 from temporalio.workflow import ChildWorkflowHandle, ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
-    from spotctl.models import JobState, JobStatus, PipelineSpec, TaskStatus
+    from spotctl.models import JobSpec, JobState, JobStatus, PipelineSpec, TaskStatus
     from spotctl.models.naming import (
         PIPELINE_WORKFLOW,
         TASK_STATUS,
         TASK_STATUS_SIGNAL,
+        TASK_WORKFLOW,
         label,
         task_workflow_id,
     )
@@ -46,10 +47,64 @@ with workflow.unsafe.imports_passed_through():
     from spotctl.workflows.event_outbox import EventOutbox
     from spotctl.workflows.handlers import StateAndCancel
     from spotctl.workflows.job_summary import describe
-    from spotctl.workflows.pipeline_task import SpotTaskWorkflow
     from spotctl.workflows.shielded import until_done
+    from spotctl.workflows.spot_job import SpotJobWorkflow
     from spotctl.workflows.teardown import final_teardown, teardown_request
     from spotctl.workflows.visibility import Visibility
+
+@workflow.defn(name=TASK_WORKFLOW)
+class SpotTaskWorkflow(SpotJobWorkflow):
+    """one task of a managed pipeline, a child of the pipeline's workflow.
+
+It is a whole managed job (SpotJobWorkflow: its own cluster, recovery, history, web UI page)
+under its own workflow type, so that listing jobs (`WorkflowType = 'SpotJobWorkflow'`) never
+lists a task as a job of its own. What differs is in its spec's `task`: its attempts are
+numbered after the tasks before it, its records and state carry its index, and it leaves the
+job's staged files to the pipeline, which deletes them when the last task has ended. It tells
+the pipeline each change of its status (TASK_STATUS_SIGNAL), so the pipeline's own status and
+search attributes show the task running, recovering ... (a pipeline is listed and filtered by
+them, like any job).
+    """
+
+    _told = 0
+    """Status changes told to the pipeline in this run (orders those made at one time)."""
+
+    @workflow.run
+    async def run(self, spec: JobSpec) -> JobState:
+        return await super().run(spec)
+
+    async def _run_v1(self, spec: JobSpec) -> JobState:
+        """Never taken: tasks came after the `controller-v2` patch, so every task's history has
+        its marker. A task does not carry the first controller: a bug here fails the workflow
+        task (retried once fixed), not the job."""
+        raise RuntimeError(f"task {spec.job_id}: a pipeline task never ran under the first controller")
+
+    def _set(self, status: JobStatus, **changes) -> None:
+        """SpotJobWorkflow's, and a change of status is told to the pipeline."""
+        previous = self._state.status
+        super()._set(status, **changes)
+        if status != previous and not status.is_terminal:
+            self._tell_parent(status)
+
+    def _tell_parent(self, status: JobStatus) -> None:
+        """Signal the pipeline the task's new status, without waiting for it (the pipeline
+        decides its end itself: an end is not told). A pipeline that has ended is not there
+        to hear it: nothing to do."""
+        parent, task = workflow.info().parent, getattr(self, "_spec", None) and self._spec.task
+        if parent is None or task is None or not workflow.patched(TASK_STATUS):
+            return
+        self._told += 1
+        update = TaskStatus(index=task.index, status=status, at=workflow.now(), n=self._told)
+        pipeline = workflow.get_external_workflow_handle_for(SpotPipelineWorkflow.run, parent.workflow_id)
+        asyncio.ensure_future(_quietly(pipeline.signal(SpotPipelineWorkflow.task_status, update)))
+
+
+async def _quietly(signal: Awaitable[None]) -> None:
+    try:
+        await signal
+    except Exception as err:  # the pipeline has ended: there is no one to tell
+        workflow.logger.info("task: the pipeline did not take a status: %s", err)
+
 
 TaskHandle = ChildWorkflowHandle[SpotTaskWorkflow, JobState]
 
