@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 import yaml
 from click.testing import CliRunner, Result
-from suite_schedule import make_scheduler, order_for_workers, under_xdist
+from suite_schedule import make_scheduler, order_for_workers, pass_terminal_env, restore_terminal_env, under_xdist
 from temporalio.testing import WorkflowEnvironment
 from webhook_receiver import Receiver, running_receiver
 
@@ -60,6 +60,16 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
     """`--dist loadfile` (pyproject.toml's addopts) shares the suite as suite_schedule.py says."""
     return make_scheduler(config, log) if config.getoption("dist") == "loadfile" else None
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node: Any) -> None:
+    pass_terminal_env(node.workerinput)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if hasattr(config, "workerinput"):
+        restore_terminal_env(config.workerinput)
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -5,14 +5,17 @@ Why these rules, and not xdist's own:
 - A test file is one unit, run by one worker from its first test to its last, as with xdist's
   loadfile: a module-scoped server (the `env` fixtures' dev servers) starts once per file, and
   a file's tests keep the order they were written in.
-- A few files share one unit (GROUPS): they would disturb one another's measurements if they
-  ran at the same moment, so one worker runs them one after the other.
-- Units start longest first (SECONDS): the worker that gets the soak starts it at once instead
-  of last, when the other workers would have nothing left to do. xdist hands out units in
-  collection order, so `order_for_workers` sorts the collection (under xdist only).
+- Units start longest first (SECONDS): a long file never starts last and ends the run alone.
+  xdist hands out units in collection order, so `order_for_workers` sorts the collection
+  (under xdist only).
+- The files in ALONE run last, with the machine to themselves: once only they are left, every
+  other worker is stopped, and one worker runs them after the others have ended. The soak
+  loads both cores with dozens of processes (the load average passed 40 with it in the
+  crowd, and the other workers' short programs finished before the tests could preempt
+  them); the benchmark measures latencies against limits.
 
-Most tests wait on things (Temporal, processes, sshd, timers) rather than burn CPU, so on 2
-cores 4 workers finish the suite in well under half the serial time (see README's Tests).
+Most tests wait on things (Temporal, processes, sshd, timers) rather than burn CPU, so 4 workers
+on 2 cores finish the suite in well under half the serial time (see README's Tests).
 """
 
 from __future__ import annotations
@@ -22,15 +25,8 @@ from typing import Any
 
 import pytest
 
-HEAVY = "heavy: the soak, the fuzzer and the benchmark"
-GROUPS: dict[str, str] = {
-    # Each loads both cores for minutes; the benchmark measures its latencies and the fuzzer the
-    # CPU and wall time of each example, so none of them may overlap another.
-    "tests/chaos/test_soak.py": HEAVY,
-    "tests/test_fuzz_dry_run.py": HEAVY,
-    "tests/test_bench_quick.py": HEAVY,
-}
-"""Files that run on one worker, one after the other (file -> group name)."""
+ALONE = ("tests/chaos/test_soak.py", "tests/test_bench_quick.py")
+"""Files that run after all the others, one at a time, with no other test running."""
 
 SECONDS: dict[str, float] = {
     # A full serial run's seconds per file (`pytest --junitxml`, summed per file); files not
@@ -51,25 +47,21 @@ SECONDS: dict[str, float] = {
 }
 
 
-def unit_of(path: str) -> str:
-    """The unit a test file belongs to: its group, else the file itself."""
-    return GROUPS.get(path, path)
-
-
-def unit_seconds(unit: str) -> float:
-    return sum(SECONDS.get(path, 0.0) for path, group in GROUPS.items() if group == unit) or SECONDS.get(unit, 0.0)
+def file_of(item_or_nodeid: pytest.Item | str) -> str:
+    nodeid = item_or_nodeid if isinstance(item_or_nodeid, str) else item_or_nodeid.nodeid
+    return nodeid.split("::", 1)[0]
 
 
 def order_for_workers(items: list[pytest.Item]) -> None:
-    """Sort the collection so that the longest units come first, each unit's tests together and
-    in their order (a stable sort on the unit's seconds and its first place)."""
+    """Sort the collection: the ALONE files last, the others longest first, each file's tests
+    together and in their order (a stable sort)."""
     first: dict[str, int] = {}
     for i, item in enumerate(items):
-        first.setdefault(unit_of(item.nodeid.split("::", 1)[0]), i)
+        first.setdefault(file_of(item), i)
 
-    def key(pair: tuple[int, pytest.Item]) -> tuple[float, int, int]:
-        unit = unit_of(pair[1].nodeid.split("::", 1)[0])
-        return (-unit_seconds(unit), first[unit], pair[0])
+    def key(pair: tuple[int, pytest.Item]) -> tuple[bool, float, int, int]:
+        path = file_of(pair[1])
+        return (path in ALONE, -SECONDS.get(path, 0.0), first[path], pair[0])
 
     items[:] = [item for _, item in sorted(enumerate(items), key=key)]
 
@@ -78,14 +70,52 @@ def under_xdist() -> bool:
     return bool(os.environ.get("PYTEST_XDIST_WORKER"))
 
 
+TERMINAL_ENV = ("COLUMNS", "LINES")
+"""An xdist worker starts with COLUMNS=80 and LINES=24 whatever the run had, and `status`
+fits its table into COLUMNS when set: the workers get the run's own values (or none) back."""
+
+
+def pass_terminal_env(workerinput: dict[str, Any]) -> None:
+    """On the controller, for each worker (pytest_configure_node)."""
+    workerinput["spotctl_terminal_env"] = {key: os.environ.get(key) for key in TERMINAL_ENV}
+
+
+def restore_terminal_env(workerinput: dict[str, Any]) -> None:
+    """On a worker (pytest_configure): the controller's COLUMNS and LINES, or none."""
+    for key, value in workerinput.get("spotctl_terminal_env", {}).items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+
+
 def make_scheduler(config: pytest.Config, log: Any) -> Any:
-    """For `--dist loadfile`: xdist's scope scheduling with a file (or its group) as the scope,
-    in collection order (which `order_for_workers` made longest first)."""
+    """For `--dist loadfile`: xdist's scope scheduling with a file as the scope, in collection
+    order (which `order_for_workers` made), and the ALONE files run as the docstring says."""
     from xdist.scheduler import LoadScopeScheduling
 
     class SuiteScheduling(LoadScopeScheduling):
+        alone_node: Any = None
+        """The worker that runs the ALONE files, once the others have ended."""
+
         def _split_scope(self, nodeid: str) -> str:
-            return unit_of(nodeid.split("::", 1)[0])
+            return file_of(nodeid)
+
+        def _assign_work_unit(self, node: Any) -> None:
+            if next(iter(self.workqueue)) in ALONE:
+                self.alone_node = self.alone_node or node
+                if node is not self.alone_node:
+                    node.shutdown()  # it runs what it holds, then ends
+                    return
+                if any(other is not node for other in self.assigned_work):
+                    return  # the others have not ended yet: remove_node calls again
+            super()._assign_work_unit(node)
+
+        def remove_node(self, node: Any) -> str | None:
+            crashed = super().remove_node(node)
+            if self.alone_node in self.assigned_work and not self.alone_node.shutting_down:
+                self._reschedule(self.alone_node)
+            return crashed
 
     config.option.loadscopereorder = False  # keep the collection's order, not "most tests first"
     return SuiteScheduling(config, log)
