@@ -1,5 +1,5 @@
 """Shared fixtures: a real embedded Temporal server + worker (started by spotctl's own
-server.py), a CLI runner, and a leak check after every test that uses them."""
+embedded/server.py), a CLI runner, and a leak check after every test that uses them."""
 
 from __future__ import annotations
 
@@ -23,15 +23,15 @@ from suite_schedule import make_scheduler, order_for_workers, pass_terminal_env,
 from temporalio.testing import WorkflowEnvironment
 from webhook_receiver import Receiver, running_receiver
 
-from spotctl import search_attributes as sa
 from spotctl.cli.main import cli
 from spotctl.clouds import local_cgroups
 from spotctl.clouds.local import LocalCloud
 from spotctl.clouds.local_processes import processes_of
 from spotctl.codec import data_converter_for_key
 from spotctl.config import Settings, load_settings
-from spotctl.remote.agent import pid_alive
-from spotctl.server import EmbeddedServer, temporal_binary
+from spotctl.embedded import EmbeddedServer, temporal_binary
+from spotctl.models import search_attributes as sa
+from spotctl.node_agent.agent import pid_alive
 
 # Tests place jobs on the local cloud only, whatever the machine's AWS credentials; the lab
 # (tests/lab) enables AWS explicitly, against moto.

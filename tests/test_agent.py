@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-import spotctl.remote.agent as agent_module
+import spotctl.node_agent.agent as agent_module
 from spotctl.clouds.local_processes import kill_all, processes_of
 
 from conftest import needs_namespaces

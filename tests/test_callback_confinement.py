@@ -20,13 +20,13 @@ import pytest
 import yaml
 from temporalio.testing import ActivityEnvironment
 
-from spotctl import callback_cgroups
 from spotctl.activities.deps import Deps
 from spotctl.activities.notify import NotifyActivities
 from spotctl.clouds import local_cgroups
 from spotctl.config import Settings
+from spotctl.embedded import EmbeddedServer
 from spotctl.models import CallbackRequest, JobEvent, JobStatus
-from spotctl.server import EmbeddedServer
+from spotctl.notify import callback_cgroups
 
 from conftest import embedded_spot, spotctl_env
 

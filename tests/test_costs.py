@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
+from spotctl.catalog.ondemand import ondemand_prices
 from spotctl.cli.render import as_json
-from spotctl.costs import ondemand_prices
 from spotctl.models import AttemptRecord, JobState, JobStatus
-from spotctl.policy.costs import attempt_hours, job_cost, money, percent
+from spotctl.policy import attempt_hours, job_cost, money, percent
 
 from conftest import Spot
 

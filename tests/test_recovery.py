@@ -99,7 +99,7 @@ def test_many_recoveries_continue_as_new(spot_clean: Spot, tmp_path: Path) -> No
     import asyncio
 
     from spotctl.client import SpotClient, workflow_id
-    from spotctl.planning import Overrides, plan
+    from spotctl.launch import Overrides, plan
 
     counter = tmp_path / "runs"
     task = tmp_path / "flaky.yaml"

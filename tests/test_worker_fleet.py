@@ -22,8 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from spotctl.client import workflow_id
-from spotctl.connect import connect
+from spotctl.client import connect, workflow_id
 from spotctl.models import Activities
 
 from conftest import Spot, embedded_spot, free_port, pid_dead, spotctl_env

@@ -29,8 +29,7 @@ from fake_gce import FakeGce
 from fake_vm import FakeVM, address_taken, lab_missing, lab_octet
 from gce_api import GceError
 
-from spotctl import gcp_clients
-from spotctl.clouds import gcp_network
+from spotctl.clouds import gcp_clients, gcp_network
 from spotctl.config import Settings, load_settings
 
 PROJECT = "spotctl-lab"
