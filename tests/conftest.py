@@ -8,6 +8,7 @@ import os
 import shutil
 import socket
 import subprocess
+import tempfile
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import contextmanager
@@ -18,6 +19,8 @@ from typing import Any
 import pytest
 import yaml
 from click.testing import CliRunner, Result
+from frozen_heap import frozen_suite_heap  # noqa: F401  (autouse: see frozen_heap.py)
+from suite_schedule import make_scheduler, order_for_workers, pass_terminal_env, restore_terminal_env, under_xdist
 from temporalio.testing import WorkflowEnvironment
 from webhook_receiver import Receiver, running_receiver
 
@@ -47,6 +50,36 @@ os.environ.update(NO_GCE_CHECK="true", CLOUDSDK_CONFIG=os.devnull)
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLES = REPO / "examples"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    if under_xdist():
+        order_for_workers(items)  # longest first (suite_schedule.py)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """`--dist loadfile` (pyproject.toml's addopts) shares the suite as suite_schedule.py says."""
+    return make_scheduler(config, log) if config.getoption("dist") == "loadfile" else None
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node: Any) -> None:
+    pass_terminal_env(node.workerinput)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if hasattr(config, "workerinput"):
+        restore_terminal_env(config.workerinput)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def private_tmpdir(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """TMPDIR of this test process (and of every server, worker and program it starts) is a dir
+    of its own: the workers of a parallel run never see one another's temporary files, so a
+    test that looks for what it left in /tmp (the soak) finds only its own."""
+    os.environ["TMPDIR"] = str(tmp_path_factory.mktemp("tmp"))
+    tempfile.tempdir = None  # gettempdir() reads TMPDIR again
 
 
 def pid_dead(pid: int | None) -> bool:

@@ -87,12 +87,15 @@ def test_status_before_start(tmp_path: Path, marker: str, attempt: Path) -> None
 
 
 def test_second_start_does_not_run_twice(tmp_path: Path, marker: str, attempt: Path) -> None:
-    counter = tmp_path / "counter"
-    (attempt / "setup.sh").write_text(f"echo ran >> {counter}; sleep 0.5\n")
+    counter, release = tmp_path / "counter", tmp_path / "release"
+    # The setup runs until the test has seen it running (a fixed sleep raced the second start
+    # on a loaded machine).
+    (attempt / "setup.sh").write_text(f"echo ran >> {counter}; while [ ! -e {release} ]; do sleep 0.02; done\n")
     first = agent(tmp_path, marker, "start", str(attempt), "setup")
     second = agent(tmp_path, marker, "start", str(attempt), "setup")
     assert second["already_started"] is True and second["pid"] == first["pid"]
     assert second["running"] is True
+    release.touch()
     wait_exit(tmp_path, marker, attempt, "setup")
     assert agent(tmp_path, marker, "start", str(attempt), "setup")["exit_code"] == 0
     assert counter.read_text().splitlines() == ["ran"]

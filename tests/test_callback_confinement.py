@@ -131,7 +131,7 @@ def test_a_killed_workers_callbacks_are_swept(tmp_path: Path) -> None:
     try:
         wait_running(args, timeout=30)
         key = callback_cgroups.worker_key(worker.pid)
-        assert callback_cgroups.sweep_orphans() == []  # its worker runs: not touched
+        assert key not in callback_cgroups.sweep_orphans()  # its worker runs: not touched (others' dead ones may be)
         assert len(running(args)) == 2
     finally:
         worker.send_signal(signal.SIGKILL)

@@ -18,21 +18,21 @@ from conftest import EXAMPLES, Spot, launched_id
 STEPS = 40
 
 
-def uninterrupted_result(tmp_path: Path) -> str:
+def uninterrupted_result(tmp_path: Path, steps: int = STEPS) -> str:
     ckpt = tmp_path / "baseline"
-    env = {**os.environ, "CHECKPOINT_DIR": str(ckpt), "TOTAL_STEPS": str(STEPS), "STEP_SECONDS": "0"}
+    env = {**os.environ, "CHECKPOINT_DIR": str(ckpt), "TOTAL_STEPS": str(steps), "STEP_SECONDS": "0"}
     subprocess.run([sys.executable, str(EXAMPLES / "checkpoint_resume" / "train.py")], env=env, check=True,
                    capture_output=True)
     return json.loads((ckpt / "result.json").read_text())["result"]
 
 
-def example_with_bucket(tmp_path: Path, bucket: str) -> Path:
+def example_with_bucket(tmp_path: Path, bucket: str, steps: int = STEPS) -> Path:
     """The example, with its own bucket and a longer run; the workdir is copied along."""
     shutil.copytree(EXAMPLES / "checkpoint_resume", tmp_path / "checkpoint_resume")
     text = (EXAMPLES / "checkpoint_resume.yaml").read_text()
-    text = text.replace("spotctl-ckpt-demo", bucket).replace('TOTAL_STEPS: "60"', f'TOTAL_STEPS: "{STEPS}"')
+    text = text.replace("spotctl-ckpt-demo", bucket).replace('TOTAL_STEPS: "60"', f'TOTAL_STEPS: "{steps}"')
     text = text.replace('STEP_SECONDS: "0.5"', 'STEP_SECONDS: "0.2"')
-    assert f'TOTAL_STEPS: "{STEPS}"' in text and 'STEP_SECONDS: "0.2"' in text
+    assert f'TOTAL_STEPS: "{steps}"' in text and 'STEP_SECONDS: "0.2"' in text
     path = tmp_path / "checkpoint_resume.yaml"
     path.write_text(text)
     return path
@@ -51,14 +51,17 @@ def program_started(spot: Spot, job_id: int, attempt: int, timeout: float = 60) 
 
 
 def test_three_random_preemptions_same_result(spot_clean: Spot, tmp_path: Path) -> None:
-    expected = uninterrupted_result(tmp_path)
+    # 100 steps (20 s): on a loaded machine, seeing the third attempt start took longer than
+    # what was left of a 40-step run, which then ended before its preemption.
+    steps = 100
+    expected = uninterrupted_result(tmp_path, steps)
     bucket = f"ckpt-test-{uuid.uuid4().hex[:8]}"
     bucket_dir = spot_clean.home / "local_buckets" / bucket
     rng = random.Random(20261129)
     placeholder = Path("/checkpoint")  # the empty bind-mount target the local cloud makes on the host
     had_placeholder = placeholder.exists()
     try:
-        job_id = launched_id(spot_clean.run("launch", "-y", "-d", str(example_with_bucket(tmp_path, bucket))).stderr)
+        job_id = launched_id(spot_clean.run("launch", "-y", "-d", str(example_with_bucket(tmp_path, bucket, steps))).stderr)
         for attempt in (1, 2, 3):
             spot_clean.wait_running(job_id, attempt)
             program_started(spot_clean, job_id, attempt)
@@ -72,9 +75,9 @@ def test_three_random_preemptions_same_result(spot_clean: Spot, tmp_path: Path) 
         logs = spot_clean.run("logs", "--no-follow", str(job_id)).stdout
         assert f"result: {expected}" in logs
         assert logs.count("--- recovery ") == 3
-        steps = [int(line.split()[1]) for line in logs.splitlines() if line.startswith("step ")]
-        assert sorted(set(steps)) == list(range(1, STEPS + 1))
-        recomputed = len(steps) - len(set(steps))
+        printed = [int(line.split()[1]) for line in logs.splitlines() if line.startswith("step ")]
+        assert sorted(set(printed)) == list(range(1, steps + 1))
+        recomputed = len(printed) - len(set(printed))
         assert recomputed <= 3, f"{recomputed} steps recomputed for 3 preemptions"
         assert logs.count("resumed from step") == 3
         assert not (spot_clean.home / "local_buckets" / f"spotctl-job-{job_id}-files").exists()

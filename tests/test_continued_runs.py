@@ -19,7 +19,7 @@ from test_workflow_races import FakeCloud, job_spec, wait_event
 
 from spotctl.models import (
     NOTE_SIGNAL,
-    Activities,
+    ActivityNames,
     CarriedState,
     JobSpec,
     JobState,
@@ -54,7 +54,7 @@ async def start_with_signal(env: WorkflowEnvironment, queue: str, spec: JobSpec,
 async def test_cancel_in_a_continued_runs_first_task_is_kept(env: WorkflowEnvironment) -> None:
     """The cancel reaches the new run before its `run()`: the job ends CANCELLED at once, with
     nothing left (it used to carry on RUNNING with `cancel_requested: False`, its VM billing)."""
-    cloud = FakeCloud(block=Activities.MONITOR)
+    cloud = FakeCloud(block=ActivityNames.MONITOR)
     queue = f"carried-{uuid.uuid4()}"
     async with running(job_workers(env.client, queue, ALL_WORKFLOWS, cloud.activities())):
         handle = await start_with_signal(env, queue, carried_spec(), "cancel")
@@ -83,11 +83,11 @@ class _FirstController(SpotJobWorkflow):
 
 async def test_cancel_in_a_continued_first_controller_run_is_kept(env: WorkflowEnvironment) -> None:
     """The same on the first controller's path: its run used to overwrite the flag too."""
-    cloud = FakeCloud(block=Activities.MONITOR)
+    cloud = FakeCloud(block=ActivityNames.MONITOR)
     acts = cloud.activities()
     create = next(a for a in acts if a.__name__ == "create_cluster")
 
-    @activity.defn(name=Activities.PROVISION)  # the first controller's create-and-wait
+    @activity.defn(name=ActivityNames.PROVISION)  # the first controller's create-and-wait
     async def provision(req: ProvisionRequest) -> ProvisionResult:
         return await create(req)
 
@@ -106,7 +106,7 @@ async def test_cancel_in_a_continued_first_controller_run_is_kept(env: WorkflowE
 
 async def test_a_carried_cancel_is_not_undone(env: WorkflowEnvironment) -> None:
     """A run that carried a cancel over (its state says so) still cancels."""
-    cloud = FakeCloud(block=Activities.MONITOR)
+    cloud = FakeCloud(block=ActivityNames.MONITOR)
     queue = f"carried-{uuid.uuid4()}"
     async with running(job_workers(env.client, queue, ALL_WORKFLOWS, cloud.activities())):
         handle = await env.client.start_workflow("SpotJobWorkflow", carried_spec(cancel_requested=True),
@@ -118,7 +118,7 @@ async def test_a_carried_cancel_is_not_undone(env: WorkflowEnvironment) -> None:
 async def test_a_note_in_a_continued_runs_first_task_is_shown(env: WorkflowEnvironment) -> None:
     """A `note` that arrives before `run()` is recorded (it used to be dropped): the run's
     first publication of the job shows it as the detail, and the job goes on."""
-    cloud = FakeCloud(block=Activities.MONITOR)
+    cloud = FakeCloud(block=ActivityNames.MONITOR)
     queue = f"carried-{uuid.uuid4()}"
     text = "no space left on device (node 0 disk)"
     async with running(job_workers(env.client, queue, ALL_WORKFLOWS, cloud.activities())):

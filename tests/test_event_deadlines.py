@@ -22,7 +22,7 @@ from temporalio.testing import WorkflowEnvironment
 from test_workflow_races import FakeCloud, job_spec
 from timeskip import quick_skipping_env  # noqa: F401  (a skip costs 10 ms, not a second: timeskip.py)
 
-from spotctl.models import Activities, JobState, JobStatus, NotifySettings, WebhookRequest
+from spotctl.models import ActivityNames, JobState, JobStatus, NotifySettings, WebhookRequest
 from spotctl.models.naming import events_workflow_id
 from spotctl.worker import job_workers, running
 from spotctl.workflows import ALL_WORKFLOWS
@@ -46,7 +46,7 @@ class ScriptedWebhook:
     def activity(self) -> Callable:
         hook = self
 
-        @activity.defn(name=Activities.DELIVER_WEBHOOK)
+        @activity.defn(name=ActivityNames.DELIVER_WEBHOOK)
         async def deliver_webhook(req: WebhookRequest) -> None:
             hook.attempts.append((req.event.event_id, activity.info().current_attempt_scheduled_time))
             hook.happened[req.event.event_id] = req.event.at

@@ -4,6 +4,7 @@ the server after `server stop`, and the help texts."""
 from __future__ import annotations
 
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -72,12 +73,16 @@ def test_logs_on_a_pipe_are_the_bytes_only(spot_clean: Spot) -> None:
     assert result.stderr_bytes == b""
 
 
-def test_logs_on_a_terminal_show_a_status_line_while_the_job_is_quiet(spot_clean: Spot) -> None:
+def test_logs_on_a_terminal_show_a_status_line_while_the_job_is_quiet(spot_clean: Spot, tmp_path: Path) -> None:
     """On a terminal (a real pty), a follow of a quiet job shows what the job does below the
     logs (rich's status line), and the program's output still arrives whole."""
     import pty
 
-    job_id = spot_clean.launch_detached("echo first; sleep 3; echo second")
+    # The job is quiet until the test has seen the status line (60 s at most): a fixed 3 s
+    # raced the follow's start on a loaded machine.
+    release = tmp_path / "release"
+    job_id = spot_clean.launch_detached(
+        f"echo first; for i in $(seq 600); do [ -e {release} ] && break; sleep 0.1; done; echo second")
     primary, secondary = pty.openpty()
     env = {**os.environ, **spot_clean.env, "TERM": "xterm", "COLUMNS": "100"}
     proc = subprocess.Popen([sys.executable, "-m", "spotctl", "logs", str(job_id)], env=env,
@@ -85,13 +90,17 @@ def test_logs_on_a_terminal_show_a_status_line_while_the_job_is_quiet(spot_clean
     os.close(secondary)
     seen = b""
     try:
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 90
         while proc.poll() is None and time.monotonic() < deadline:
-            try:
-                chunk = os.read(primary, 65536)
-            except OSError:  # the child closed the pty
-                break
-            seen += chunk
+            if select.select([primary], [], [], 0.5)[0]:
+                try:
+                    chunk = os.read(primary, 65536)
+                except OSError:  # the child closed the pty
+                    break
+                seen += chunk
+            quiet = seen[seen.find(b"first"):] if b"first" in seen else b""
+            if f"Job {job_id} ".encode() in quiet and b"RUNNING" in quiet:
+                release.touch()
         assert proc.wait(timeout=30) == 0, seen
     finally:
         proc.kill()

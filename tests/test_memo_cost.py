@@ -15,7 +15,7 @@ from temporalio.testing import WorkflowEnvironment
 from test_workflow_races import FakeCloud, job_spec, wait_event
 
 from spotctl.client import read_state
-from spotctl.models import Activities, AttemptRecord, CarriedState, JobState, JobStatus
+from spotctl.models import ActivityNames, AttemptRecord, CarriedState, JobState, JobStatus
 from spotctl.policy import job_cost, keep_last, money
 from spotctl.worker import job_workers, running
 from spotctl.workflows import ALL_WORKFLOWS
@@ -44,7 +44,7 @@ async def test_memo_and_live_query_show_the_same_cost(env: WorkflowEnvironment) 
                            attempt=ENDED, restarts_used=0)
     spec = base.model_copy(update={"carried": carried})
     expected = sum(0.10 * i * 2 * 0.5 for i in range(1, ENDED + 1))  # price x nodes x hours
-    cloud = FakeCloud(block=Activities.MONITOR)
+    cloud = FakeCloud(block=ActivityNames.MONITOR)
     queue = f"cost-{uuid.uuid4()}"
     workflow_id = f"cost-{uuid.uuid4()}"
     async with running(job_workers(env.client, queue, ALL_WORKFLOWS, cloud.activities())):

@@ -12,7 +12,7 @@ import time
 
 from spotctl.client import SpotClient, workflow_id
 from spotctl.embedded import EmbeddedServer
-from spotctl.models import HEARTBEAT_TIMEOUT_S, MONITOR_HEARTBEAT_TIMEOUT_S, Activities
+from spotctl.models import HEARTBEAT_TIMEOUT_S, MONITOR_HEARTBEAT_TIMEOUT_S, ActivityNames
 from spotctl.worker import MONITOR_HEARTBEAT_THROTTLE
 
 from conftest import Spot
@@ -28,7 +28,7 @@ def _monitor(spot: Spot, job_id: int):
         client = await SpotClient.connect(spot.settings)
         desc = await client.temporal.get_workflow_handle(workflow_id(job_id)).describe()
         return next((a for a in desc.raw_description.pending_activities
-                     if a.activity_type.name == Activities.MONITOR), None)
+                     if a.activity_type.name == ActivityNames.MONITOR), None)
 
     return asyncio.run(read())
 

@@ -32,7 +32,7 @@ from test_workflow_races import FakeCloud, job_spec, wait_event
 
 from spotctl.config import WorkerConfig
 from spotctl.models import (
-    Activities,
+    ActivityNames,
     JobState,
     JobStatus,
     NotifySettings,
@@ -63,7 +63,7 @@ def pipeline_spec(tasks: int = 2) -> PipelineSpec:
 def activities(cloud: FakeCloud) -> list[Callable]:
     """The cloud's activities and a webhook that notes each event it is given."""
 
-    @activity.defn(name=Activities.DELIVER_WEBHOOK)
+    @activity.defn(name=ActivityNames.DELIVER_WEBHOOK)
     async def deliver_webhook(req: WebhookRequest) -> None:
         cloud.events.append(f"webhook {req.event.status.value}")
 
@@ -145,7 +145,7 @@ async def test_a_second_cancel_while_the_task_is_told(env, monkeypatch: pytest.M
     dropped, and either must leave the pipeline whole."""
     monkeypatch.setattr(temporal_workflow_worker, "_DEFAULT_ENABLED_WORKFLOW_LOGIC_FLAGS",
                         frozenset({_WorkflowLogicFlag.PROCESS_WORKFLOW_ACTIVATION_JOBS_AS_SINGLE_BATCH}))
-    cloud, spec, queue = FakeCloud(block=Activities.MONITOR), pipeline_spec(), f"pipeline-races-{uuid.uuid4()}"
+    cloud, spec, queue = FakeCloud(block=ActivityNames.MONITOR), pipeline_spec(), f"pipeline-races-{uuid.uuid4()}"
     slow = SlowTask(seconds=1.5)
     async with worker(env.client, queue, cloud, interceptors=[slow], max_concurrent_workflow_tasks=1,
                       limits=WorkerConfig(max_cached_workflows=0)):
@@ -183,7 +183,7 @@ async def test_a_cancel_that_meets_a_task_already_ended(env) -> None:  # noqa: F
 async def test_a_running_pipeline_is_found_by_its_status(env) -> None:  # noqa: F811
     """While its task runs, the pipeline's SpotctlStatus is RUNNING: a direct visibility
     query (and the web UI's filter) on the status finds it, as it finds a running job."""
-    cloud, spec, queue = FakeCloud(block=Activities.MONITOR), pipeline_spec(), f"pipeline-races-{uuid.uuid4()}"
+    cloud, spec, queue = FakeCloud(block=ActivityNames.MONITOR), pipeline_spec(), f"pipeline-races-{uuid.uuid4()}"
     query = (f"WorkflowType = '{PIPELINE_WORKFLOW}' AND {sa.JOB_ID.name} = {spec.job_id} "
              f"AND {sa.STATUS.name} = 'RUNNING'")
     async with worker(env.client, queue, cloud):

@@ -9,8 +9,12 @@ from pathlib import Path
 from conftest import Spot, launched_id
 
 
-def long_task(tmp_path: Path, strategy: str | None, steps: int = 12, extra: str = "") -> str:
+def long_task(tmp_path: Path, strategy: str | None, steps: int = 12, extra: str = "",
+              until_preempted: bool = False) -> str:
+    """until_preempted: the first attempt never ends by itself (a test that preempts it must
+    not race the program's end on a loaded machine); the next ones run the ticks and end."""
     recovery = f"\n          job_recovery: {strategy}" if strategy else ""
+    hold = 'if [ "$SPOTCTL_RECOVERY_COUNT" = 0 ]; then while true; do sleep 0.1; done; fi' if until_preempted else ""
     path = tmp_path / "task.yaml"
     path.write_text(textwrap.dedent(f"""
         name: recoverable
@@ -19,6 +23,7 @@ def long_task(tmp_path: Path, strategy: str | None, steps: int = 12, extra: str 
         run: |
           echo "attempt $SPOTCTL_ATTEMPT recovery $SPOTCTL_RECOVERY_COUNT id $SKYPILOT_TASK_ID"
           for i in $(seq 1 {steps}); do echo "tick $i"; sleep 0.25; done
+          {hold}
         {extra}
     """))
     return str(path)
@@ -35,7 +40,7 @@ def regions(job: dict) -> list[str]:
 
 
 def test_eager_next_region_relaunches_elsewhere_with_same_ids(spot_clean: Spot, tmp_path: Path) -> None:
-    job_id = launched_id(spot_clean.run("launch", "-y", "-d", long_task(tmp_path, None)).stderr)
+    job_id = launched_id(spot_clean.run("launch", "-y", "-d", long_task(tmp_path, None, until_preempted=True)).stderr)
     preempt_when_running(spot_clean, job_id)
     job = spot_clean.wait_status(job_id, "SUCCEEDED", timeout=60)
     assert job["recoveries"] == 1
@@ -52,7 +57,7 @@ def test_eager_next_region_relaunches_elsewhere_with_same_ids(spot_clean: Spot, 
 
 
 def test_failover_tries_the_same_zone_first(spot_clean: Spot, tmp_path: Path) -> None:
-    job_id = launched_id(spot_clean.run("launch", "-y", "-d", long_task(tmp_path, "FAILOVER")).stderr)
+    job_id = launched_id(spot_clean.run("launch", "-y", "-d", long_task(tmp_path, "FAILOVER", until_preempted=True)).stderr)
     preempt_when_running(spot_clean, job_id)
     job = spot_clean.wait_status(job_id, "SUCCEEDED", timeout=60)
     assert job["recoveries"] == 1

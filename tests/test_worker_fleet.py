@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 
 from spotctl.client import connect, workflow_id
-from spotctl.models import Activities
+from spotctl.models import ActivityNames
 
 from conftest import Spot, embedded_spot, free_port, pid_dead, spotctl_env
 
@@ -89,7 +89,7 @@ async def _monitor_owners(spot: Spot, job_ids: list[int]) -> dict[int, str]:
     for job_id in job_ids:
         description = await client.get_workflow_handle(workflow_id(job_id)).describe()
         for pending in description.raw_description.pending_activities:
-            if pending.activity_type.name == Activities.MONITOR and pending.last_worker_identity:
+            if pending.activity_type.name == ActivityNames.MONITOR and pending.last_worker_identity:
                 owners[job_id] = pending.last_worker_identity
     return owners
 
@@ -110,11 +110,15 @@ def wait_owners(spot: Spot, job_ids: list[int], ok, timeout: float) -> dict[int,
 def test_drained_and_killed_workers_lose_no_job(fleet: tuple[Spot, list[ExtraWorker]], tmp_path: Path) -> None:
     spot, (draining, killed) = fleet
     task = tmp_path / "ticker.yaml"
+    release = tmp_path / "release"
+    # After its ticks a program waits (5 min at most) until the killed worker's monitors have
+    # moved: launching nine jobs on a loaded machine can take longer than the ticks.
     task.write_text(textwrap.dedent(f"""
         name: ticker
         run: |
           echo "started pid $$"
           for i in $(seq 1 {TICKS}); do echo "tick $i"; sleep 0.5; done
+          for i in $(seq 1 1200); do [ -e {release} ] && break; sleep 0.25; done
     """))
     job_ids = [spot.launch_detached(str(task)) for _ in range(JOBS)]
     for job_id in job_ids:
@@ -140,6 +144,9 @@ def test_drained_and_killed_workers_lose_no_job(fleet: tuple[Spot, list[ExtraWor
     # SIGKILL: no goodbye; its monitors move when their heartbeats time out.
     os.killpg(killed.proc.pid, signal.SIGKILL)
     killed.proc.wait(10)
+    wait_owners(spot, held[killed], lambda o: len(o) == len(held[killed]) and not any(
+        who.startswith(killed.identity_prefix) for who in o.values()), timeout=120)
+    release.touch()
 
     for job_id in job_ids:
         job = spot.wait_status(job_id, "SUCCEEDED", "FAILED", "FAILED_CONTROLLER", timeout=120)

@@ -24,7 +24,7 @@ from temporalio.testing import WorkflowEnvironment
 from timeskip import quick_skipping_env  # noqa: F401  (a skip costs 10 ms, not a second: timeskip.py)
 
 from spotctl.models import (
-    Activities,
+    ActivityNames,
     AttemptRecord,
     AttemptRef,
     Candidate,
@@ -101,7 +101,7 @@ class FakeCloud:
     def activities(self) -> list[Callable]:
         cloud = self
 
-        @activity.defn(name=Activities.CREATE_CLUSTER)
+        @activity.defn(name=ActivityNames.CREATE_CLUSTER)
         async def create_cluster(req: ProvisionRequest) -> ProvisionResult:
             name = cluster_name(req.job_id, req.attempt)
             cloud.rounds += 1
@@ -113,43 +113,43 @@ class FakeCloud:
                 return ProvisionResult(failures=[CandidateFailure(
                     location=c.location, instance_type=c.instance_type, reason="no capacity") for c in req.candidates])
             # The VM comes into being while the call is in flight (a cancel cannot stop that).
-            await cloud._maybe_block(Activities.CREATE_CLUSTER, lambda: cloud.instances.setdefault(name, "pending"))
+            await cloud._maybe_block(ActivityNames.CREATE_CLUSTER, lambda: cloud.instances.setdefault(name, "pending"))
             cloud.instances[name] = "pending"
             c = req.candidates[0]
             return ProvisionResult(cluster=ClusterHandle(
                 cluster_name=name, cloud=c.cloud, region=c.region, zone=c.zone, instance_type=c.instance_type,
                 use_spot=True, instance_ids=[name], node_ips=["127.0.0.1"]))
 
-        @activity.defn(name=Activities.PRICE_CANDIDATES)
+        @activity.defn(name=ActivityNames.PRICE_CANDIDATES)
         async def price_candidates(req: PriceRequest) -> PricedCandidates:
             return PricedCandidates(candidates=req.candidates)
 
-        @activity.defn(name=Activities.WAIT_CLUSTER_READY)
+        @activity.defn(name=ActivityNames.WAIT_CLUSTER_READY)
         async def wait_cluster_ready(req: ReadyRequest) -> ClusterHandle:
-            await cloud._maybe_block(Activities.WAIT_CLUSTER_READY)
+            await cloud._maybe_block(ActivityNames.WAIT_CLUSTER_READY)
             cloud.instances[req.cluster.cluster_name] = "running"
             return req.cluster
 
-        @activity.defn(name=Activities.SETUP)
+        @activity.defn(name=ActivityNames.SETUP)
         async def setup(ref: AttemptRef) -> SetupOutcome:
             if cloud.hang_setup_once and cloud._count("setup") == 1:
                 cloud.events.append("setup hangs")
                 await asyncio.sleep(3600)  # no heartbeat: the server times it out
-            await cloud._maybe_block(Activities.SETUP)
+            await cloud._maybe_block(ActivityNames.SETUP)
             return SetupOutcome(exit_code=0)
 
-        @activity.defn(name=Activities.START_RUN)
+        @activity.defn(name=ActivityNames.START_RUN)
         async def start_run(ref: AttemptRef) -> None:
-            await cloud._maybe_block(Activities.START_RUN)
+            await cloud._maybe_block(ActivityNames.START_RUN)
 
-        @activity.defn(name=Activities.MONITOR)
+        @activity.defn(name=ActivityNames.MONITOR)
         async def monitor(ref: AttemptRef) -> RunOutcome:
             if cloud._count("monitor") <= cloud.fail_monitor_times:
                 raise OSError("stray infrastructure error")
-            await cloud._maybe_block(Activities.MONITOR)
+            await cloud._maybe_block(ActivityNames.MONITOR)
             return RunOutcome(exit_codes=[0])
 
-        @activity.defn(name=Activities.TEARDOWN)
+        @activity.defn(name=ActivityNames.TEARDOWN)
         async def teardown(req: TeardownRequest) -> int:
             cloud.events.append("teardown")
             deadline = asyncio.get_running_loop().time() + cloud.teardown_s
@@ -184,8 +184,8 @@ async def wait_event(cloud: FakeCloud, event: str, timeout: float = 20) -> None:
         await asyncio.sleep(0.05)
 
 
-@pytest.mark.parametrize("name", [Activities.CREATE_CLUSTER, Activities.WAIT_CLUSTER_READY, Activities.SETUP,
-                                  Activities.START_RUN, Activities.MONITOR])
+@pytest.mark.parametrize("name", [ActivityNames.CREATE_CLUSTER, ActivityNames.WAIT_CLUSTER_READY, ActivityNames.SETUP,
+                                  ActivityNames.START_RUN, ActivityNames.MONITOR])
 async def test_cancel_during_each_activity_waits_for_it_then_tears_down(env: WorkflowEnvironment, name: str) -> None:
     cloud = FakeCloud(block=name)
 
@@ -196,7 +196,7 @@ async def test_cancel_during_each_activity_waits_for_it_then_tears_down(env: Wor
     state = await run_job(env.client, cloud, job_spec(), cancel_while_blocked)
     assert state.status == JobStatus.CANCELLED
     assert cloud.instances == {}, "a VM was left running"
-    if name == Activities.MONITOR:
+    if name == ActivityNames.MONITOR:
         # The monitor makes nothing: the teardown does not wait for it (it hears the cancel
         # on its next heartbeat), so a cancel of 1,000 running jobs is not held up by them.
         await wait_event(cloud, f"{name} stopped")
@@ -207,7 +207,7 @@ async def test_cancel_during_each_activity_waits_for_it_then_tears_down(env: Wor
 
 async def test_temporal_cancel_twice_still_tears_down(env: WorkflowEnvironment) -> None:
     """A second cancel while the last teardown runs does not skip it."""
-    cloud = FakeCloud(block=Activities.MONITOR, teardown_s=2.0)
+    cloud = FakeCloud(block=ActivityNames.MONITOR, teardown_s=2.0)
 
     async def cancel_twice(handle: WorkflowHandle) -> None:
         await wait_event(cloud, "monitor running")
@@ -250,7 +250,7 @@ async def test_unknown_job_ending_error_is_failed_controller_with_teardown(env: 
     cloud = FakeCloud()
     acts = cloud.activities()
 
-    @activity.defn(name=Activities.SETUP)
+    @activity.defn(name=ActivityNames.SETUP)
     async def setup(ref: AttemptRef) -> SetupOutcome:
         raise ApplicationError("the node's disk is read-only", type="Unmendable", non_retryable=True)
 
@@ -331,7 +331,7 @@ async def test_node_activity_inputs_stay_small_after_many_attempts(env: Workflow
             sizes[attrs.activity_type.name] = sum(len(p.data) for p in attrs.input.payloads)
     input_size = len(spec.model_dump_json())
     assert input_size > 25_000  # the workflow's own input is large
-    for name in (Activities.SETUP, Activities.START_RUN, Activities.MONITOR):
+    for name in (ActivityNames.SETUP, ActivityNames.START_RUN, ActivityNames.MONITOR):
         assert sizes[name] < 3_000, sizes
 
 

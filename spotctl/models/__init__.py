@@ -12,7 +12,6 @@ from spotctl.models.contract import (
     MONITOR_HEARTBEAT_TIMEOUT_S,
     NOTE_SIGNAL,
     TASK_QUEUE,
-    Activities,
     ActivityNames,
     AttemptRef,
     PricedCandidates,
@@ -74,7 +73,6 @@ from spotctl.models.status import (
 )
 
 __all__ = [
-    "Activities",
     "ActivityNames",
     "AttemptRecord",
     "AttemptRef",

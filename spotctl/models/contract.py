@@ -153,11 +153,6 @@ class ActivityNames:
     RUN_EVENT_CALLBACK = "run_event_callback"
 
 
-Activities = ActivityNames
-"""The old name, kept only for the tests' activity doubles (`@activity.defn(name=Activities.X)`);
-no spotctl module uses it (the frozen first controller spells its names as literals)."""
-
-
 NOTE_SIGNAL = "note"
 """The job workflow's signal that carries what a running activity waits out (e.g. "no space
 left on device (log store)"), shown as the job's detail; None when it is over."""

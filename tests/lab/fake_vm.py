@@ -10,6 +10,7 @@ metadata service speaking both AWS's IMDSv2 and GCE's `computeMetadata/v1` (subs
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import signal
@@ -23,9 +24,14 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 SSHD = "/usr/sbin/sshd"
-FREEZER = Path("/sys/fs/cgroup/freezer/spotctl-lab")
-CONFIG_NAME = "spotctl-lab-sshd.conf"
-"""Distinctive, so `lab_leftovers` can find a stray lab sshd by its command line."""
+LAB_FREEZER = Path("/sys/fs/cgroup/freezer/spotctl-lab")
+FREEZER = LAB_FREEZER / str(os.getpid())
+"""This process's VMs' freezer groups. Per process, because several test processes (pytest-xdist
+workers, another session) run lab VMs at once and `lab_leftovers` must see only its own."""
+CONFIG_NAME = f"spotctl-lab-{os.getpid()}-sshd.conf"
+"""Distinctive, so `lab_leftovers` can find a stray lab sshd of this process by its command line."""
+WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")
+"""The pytest-xdist worker this process is ("gw0", "gw1", ...), or "" in a serial run."""
 INSIDE = "/mnt"
 """Where root_dir is bind-mounted inside the VM (root_dir may be under /tmp, which the VM hides)."""
 
@@ -39,9 +45,34 @@ def lab_missing() -> str | None:
     for tool in (SSHD, "/usr/bin/unshare", "/usr/bin/ssh-keygen"):
         if not os.path.exists(tool):
             return f"lab VMs need {tool}"
-    if not FREEZER.parent.is_dir():
+    if not LAB_FREEZER.parent.is_dir():
         return "lab VMs need the cgroup v1 freezer at /sys/fs/cgroup/freezer"
     return None
+
+
+def lab_octet() -> int:
+    """The second octet of this process's lab addresses (127.X.0.0/16): 0 in a serial run, 1 + N
+    for xdist worker gwN, so the workers of one session never hand out the same VM address."""
+    return 1 + int(WORKER[2:]) if WORKER.startswith("gw") and WORKER[2:].isdigit() else 0
+
+
+def address_taken(address: str) -> bool:
+    """Whether something (another session's lab VM) already listens on address:22."""
+    try:
+        socket.create_connection((address, 22), timeout=0.2).close()
+        return True
+    except OSError:
+        return False
+
+
+def _remove_freezer() -> None:
+    try:
+        FREEZER.rmdir()  # only once empty: every VM stopped
+    except OSError:
+        pass
+
+
+atexit.register(_remove_freezer)
 
 
 class FakeVM:
@@ -303,8 +334,9 @@ def _kill(pid: int) -> None:
 
 
 def lab_leftovers() -> list[str]:
-    """What the lab left behind: freezer groups, processes in them or running a lab sshd,
-    metadata servers still serving. Tests assert this is empty after stopping their VMs."""
+    """What this process's lab left behind: freezer groups, processes in them or running a lab
+    sshd, metadata servers still serving. Tests assert this is empty after stopping their VMs.
+    Only this process's: other test processes may be running VMs of their own meanwhile."""
     found: list[str] = []
     if FREEZER.is_dir():
         for group in sorted(p for p in FREEZER.iterdir() if p.is_dir()):
@@ -318,7 +350,7 @@ def lab_leftovers() -> list[str]:
             cgroup = (entry / "cgroup").read_text()
         except OSError:
             continue
-        if CONFIG_NAME in cmdline or ":freezer:/spotctl-lab/" in cgroup:
+        if CONFIG_NAME in cmdline or f":freezer:/spotctl-lab/{os.getpid()}/" in cgroup:
             found.append(f"process {entry.name}: {cmdline.strip()[:120]}")
     found += [f"metadata server {s.server_address}" for s in _live_servers]
     return found

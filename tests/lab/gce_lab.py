@@ -26,7 +26,7 @@ from typing import Any
 
 import pytest
 from fake_gce import FakeGce
-from fake_vm import FakeVM, lab_missing
+from fake_vm import FakeVM, address_taken, lab_missing, lab_octet
 from gce_api import GceError
 
 from spotctl.clouds import gcp_clients, gcp_network
@@ -95,13 +95,16 @@ def gcp_lab(gce_server: FakeGce, tmp_path: Path) -> Iterator[GcpLab]:
 # -- the fleet -------------------------------------------------------------------------------
 
 _addresses = itertools.count(0)
-"""Never reused within a session (no pinned host key meets a new VM's); 127.0.150.x and up,
-apart from vm_lab's 127.0.100.x and test_ssh_runner's 127.201.x."""
+"""Never reused within a session (no pinned host key meets a new VM's); 127.X.150.x and up,
+apart from vm_lab's 127.X.100.x and test_ssh_runner's 127.201.x (X: fake_vm.lab_octet)."""
 
 
 def _next_address() -> str:
-    n = next(_addresses)
-    return f"127.0.{150 + n // 250}.{1 + n % 250}"
+    while True:
+        n = next(_addresses)
+        address = f"127.{lab_octet()}.{150 + n // 250}.{1 + n % 250}"
+        if not address_taken(address):  # another session's VM
+            return address
 
 
 def authorized_keys(instance: dict[str, Any], user: str = "root") -> list[str]:

@@ -15,6 +15,7 @@ import paramiko
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from fake_vm import lab_octet
 from gce_lab import GceFleet, GcpLab, gce_fleet, gce_server, gcp_lab  # noqa: F401
 from google.api_core import exceptions as gexc
 from google.cloud import compute_v1
@@ -248,7 +249,7 @@ def test_fleet_boots_a_vm_per_instance(gcp_lab: GcpLab, gce_fleet: GceFleet) -> 
     insert(gcp_lab, instance("vm-1", action="STOP", ssh_keys=line))
     address = get(gcp_lab, "vm-1").network_interfaces[0].access_configs[0].nat_i_p
     vm = gce_fleet.vm("vm-1")
-    assert address == vm.address and address.startswith("127.0.15") and gce_fleet.running() == ["vm-1"]
+    assert address == vm.address and address.startswith(f"127.{lab_octet()}.15") and gce_fleet.running() == ["vm-1"]
     client = paramiko.SSHClient()
     client.set_missing_host_key_policy(paramiko.AutoAddPolicy())
     client.connect(address, username="root", pkey=key, timeout=5, allow_agent=False, look_for_keys=False)

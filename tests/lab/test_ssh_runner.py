@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from fake_vm import FakeVM, lab_leftovers, lab_missing
+from fake_vm import FakeVM, lab_leftovers, lab_missing, lab_octet
 
 from spotctl.remote import ssh
 from spotctl.remote.base import NodeUnreachable
@@ -22,8 +22,9 @@ from spotctl.remote.ssh import HostKeyChanged, SSHRunner, close_all, forget_host
 
 _missing = lab_missing()
 pytestmark = [pytest.mark.skipif(_missing is not None, reason=_missing or ""), pytest.mark.timeout(90)]
-NET = f"127.201.{os.getpid() % 200 + 1}"
-"""This session's loopback /24, so two sessions' VMs never share an address."""
+NET = f"127.{201 + lab_octet()}.{os.getpid() % 200 + 1}"
+"""This process's loopback /24, so two sessions' VMs never share an address (nor two xdist
+workers' of one session)."""
 
 
 @pytest.fixture(scope="session")

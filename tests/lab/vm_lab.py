@@ -20,7 +20,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from fake_vm import FakeVM
+from fake_vm import FakeVM, address_taken, lab_octet
 from moto_lab import ACCOUNT
 
 _addresses = itertools.count(0)
@@ -28,8 +28,13 @@ _addresses = itertools.count(0)
 
 
 def _next_address() -> str:
-    n = next(_addresses)
-    return f"127.0.{100 + n // 250}.{1 + n % 250}"
+    """127.X.100.1 and up, X this process's (fake_vm.lab_octet); one in use by another
+    session's VM is skipped."""
+    while True:
+        n = next(_addresses)
+        address = f"127.{lab_octet()}.{100 + n // 250}.{1 + n % 250}"
+        if not address_taken(address):
+            return address
 
 
 class VmFleet:
