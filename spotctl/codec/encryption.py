@@ -132,6 +132,20 @@ def load_key(home: Path) -> bytes:
     return _read_key_file(path, "codec key")
 
 
+SERVER_MARKERS = frozenset({b'"ACTIVITY_ID_NOT_STARTED"', b'"ACTIVITY_ID_UNKNOWN"', b'"TIMER_ID_UNKNOWN"'})
+"""Payloads the Temporal server writes itself, in clear, into a workflow's history: cancelling
+an activity that no worker has started yet records ActivityTaskCanceled with the details
+"ACTIVITY_ID_NOT_STARTED" (json/plain), and the workflow's next task carries them in the
+activity's cancellation. A worker that refused them failed that workflow task forever: the
+job never saw its own cancel (the chaos soak found it: a cancel sent while a job's
+create_cluster waited for a launch slot). They are constant strings, nothing anyone can run."""
+
+
+def is_server_marker(payload: Payload) -> bool:
+    """One of SERVER_MARKERS, exactly (encoding json/plain, the whole data)."""
+    return payload.metadata.get("encoding") == b"json/plain" and payload.data in SERVER_MARKERS
+
+
 class EncryptionCodec(PayloadCodec):
     """AES-256-GCM per payload, a fresh 96-bit nonce each; payloads that are not ours pass through
     (histories recorded before the codec existed still replay and still show), except in a
@@ -157,7 +171,7 @@ class EncryptionCodec(PayloadCodec):
     async def decode(self, payloads: Sequence[Payload]) -> list[Payload]:
         if self.refuse_plaintext:
             for p in payloads:
-                if p.metadata.get("encoding") != ENCODING:
+                if p.metadata.get("encoding") != ENCODING and not is_server_marker(p):
                     encoding = p.metadata.get("encoding", b"").decode(errors="replace")[:64]
                     raise PlaintextPayloadError(
                         f"refused a payload that is not encrypted (encoding {encoding!r}): this worker runs only "
