@@ -1,6 +1,6 @@
-"""Decisions (shared, pure): placement order, recovery, backoff, failure classification and cost
-arithmetic. No I/O and no clocks: the workflows and every simulator or benchmark call this
-same code.
+"""Decisions (shared, pure): placement order, recovery, backoff, failure classification, cost
+arithmetic, deadlines (which market next) and the fleet's memory (expected cost to finish).
+No I/O and no clocks: the workflows and every simulator or benchmark call this same code.
 """
 
 from spotctl.policy.backoff import Backoff
@@ -15,6 +15,15 @@ from spotctl.policy.costs import (
     money,
     percent,
 )
+from spotctl.policy.deadline import (
+    DEADLINE_POLICIES,
+    DeadlineJob,
+    Market,
+    Moment,
+    SpotOutlook,
+    decide,
+    slack_h,
+)
 from spotctl.policy.failures import (
     IN_PLACE_TRIES,
     Blocklist,
@@ -25,11 +34,38 @@ from spotctl.policy.failures import (
     on_create_error,
     skipped,
 )
+from spotctl.policy.fleet import (
+    FleetEvent,
+    FleetEventKind,
+    Place,
+    PlaceOutlook,
+    Ranked,
+    WorkAhead,
+    expected_cost,
+    outlooks,
+    rank_by_expected_cost,
+)
 from spotctl.policy.outcome import Decision, after_exit, uses_restart_budget
 from spotctl.policy.placement import rank_candidates, repriced, without_blocked
 from spotctl.policy.recovery import STRATEGIES, block_region, order_candidates
 
 __all__ = [
+    "DEADLINE_POLICIES",
+    "DeadlineJob",
+    "FleetEvent",
+    "FleetEventKind",
+    "Market",
+    "Moment",
+    "Place",
+    "PlaceOutlook",
+    "Ranked",
+    "SpotOutlook",
+    "WorkAhead",
+    "decide",
+    "expected_cost",
+    "outlooks",
+    "rank_by_expected_cost",
+    "slack_h",
     "AttemptCost",
     "Backoff",
     "Blocklist",
