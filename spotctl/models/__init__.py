@@ -56,7 +56,9 @@ from spotctl.models.placement import (
     ResourceRequest,
 )
 from spotctl.models.spec import (
+    DEFAULT_CHANGEOVER_S,
     CarriedState,
+    DeadlineSpec,
     FileMount,
     JobSpec,
     PipelineSpec,
@@ -69,7 +71,9 @@ from spotctl.models.status import (
     JobFailure,
     JobState,
     JobStatus,
+    MarketSwitch,
     TaskStatus,
+    hours_text,
 )
 
 __all__ = [
@@ -81,6 +85,8 @@ __all__ = [
     "Candidate",
     "CandidateFailure",
     "CarriedState",
+    "DEFAULT_CHANGEOVER_S",
+    "DeadlineSpec",
     "ClusterHandle",
     "DEFAULT_NOTIFY_ON",
     "ErrorKind",
@@ -92,6 +98,8 @@ __all__ = [
     "JobEvent",
     "JobSpec",
     "JobFailure",
+    "MarketSwitch",
+    "hours_text",
     "JobState",
     "JobStatus",
     "Location",
