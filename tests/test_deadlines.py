@@ -17,6 +17,8 @@ import uuid
 from datetime import datetime
 from pathlib import Path
 
+import yaml
+
 from conftest import Spot, launched_id
 
 STEPS = 20
@@ -24,33 +26,34 @@ STEP_S = 0.5
 """The job's compute: 20 steps of 0.5 s, 10 s in all."""
 
 
-def deadline_task(tmp_path: Path, bucket: str, *, by: str = "35s", changeover: str = "5s") -> str:
-    """A job that resumes from the step its bucket keeps and reports its progress after each."""
+EAST_ONLY = {"cloud": "local", "region": "local-east"}
+SPOT_EAST_ONDEMAND_WEST = {"cloud": "local", "any_of": [{"region": "local-east"},
+                                                        {"region": "local-west", "use_spot": False}]}
+"""Spot only in local-east; on-demand in local-east and local-west."""
+
+PROGRAM = textwrap.dedent(f"""\
+    n=$(cat ~/ckpt/steps 2>/dev/null || echo 0)
+    echo "resumed at step $n"
+    while [ "$n" -lt {STEPS} ]; do
+      sleep {STEP_S}
+      n=$((n + 1))
+      echo $n > ~/ckpt/steps
+      python3 -c "print($n / {STEPS})" > "$SPOTCTL_PROGRESS_FILE"
+    done
+    echo "done at step $n"
+""")
+"""Resumes from the step its bucket keeps; reports its progress after each step."""
+
+
+def deadline_task(tmp_path: Path, bucket: str, *, by: str = "35s", changeover: str = "5s",
+                  resources: dict | None = None, **deadline: str) -> str:
+    """The job (PROGRAM) with its checkpoint bucket at ~/ckpt and a deadline."""
     path = tmp_path / "deadline.yaml"
-    path.write_text(textwrap.dedent(f"""\
-        name: due
-        resources:
-          cloud: local
-          region: local-east
-        file_mounts:
-          ~/ckpt:
-            name: {bucket}
-            mode: MOUNT
-        deadline:
-          compute: {STEPS * STEP_S:g}s
-          by: {by}
-          changeover: {changeover}
-        run: |
-          n=$(cat ~/ckpt/steps 2>/dev/null || echo 0)
-          echo "resumed at step $n"
-          while [ "$n" -lt {STEPS} ]; do
-            sleep {STEP_S}
-            n=$((n + 1))
-            echo $n > ~/ckpt/steps
-            python3 -c "print($n / {STEPS})" > "$SPOTCTL_PROGRESS_FILE"
-          done
-          echo "done at step $n"
-        """))
+    path.write_text(yaml.safe_dump({
+        "name": "due", "resources": resources or EAST_ONLY,
+        "file_mounts": {"~/ckpt": {"name": bucket, "mode": "MOUNT"}},
+        "deadline": {"compute": f"{STEPS * STEP_S:g}s", "by": by, "changeover": changeover, **deadline},
+        "run": PROGRAM}, sort_keys=False))
     return str(path)
 
 
@@ -107,6 +110,41 @@ def test_preempted_spot_moves_to_ondemand_and_meets_the_deadline(spot_clean: Spo
         assert ondemand["price"] == ondemand["ondemand_price"] and ondemand["cost_usd"] == ondemand["ondemand_usd"]
         assert job["cost_usd"] < job["ondemand_usd"]
     finally:
+        shutil.rmtree(spot_clean.home / "local_buckets" / bucket, ignore_errors=True)
+
+
+def test_ahead_of_pace_on_ondemand_returns_to_spot(spot_clean: Spot, tmp_path: Path) -> None:
+    """Uniform Progress: no spot capacity at first, so the job, behind its pace, runs on
+    on-demand; once ahead, and spot has capacity again, a spot cluster is made while the
+    on-demand one runs on, and only then does the job move, resuming from its checkpoint."""
+    bucket = f"due-{uuid.uuid4().hex[:8]}"
+    config = spot_clean.cloud.config_path
+    spot_clean.cloud.config()
+    original = config.read_text()
+    data = yaml.safe_load(original)
+    data["regions"]["local-east"]["capacity"] = 0
+    config.write_text(yaml.safe_dump(data))
+    try:
+        task = deadline_task(tmp_path, bucket, by="60s", changeover="2s", resources=SPOT_EAST_ONDEMAND_WEST,
+                             checkpoint_every="1s", policy="uniform-progress")
+        job_id = spot_clean.launch_detached(task)
+        job = spot_clean.wait_running(job_id, 1, timeout=30)
+        assert (job["market"], job["region"]) == ("on-demand", "local-west"), job
+        config.write_text(original)  # spot capacity is back
+        job = spot_clean.wait_status(job_id, "SUCCEEDED", timeout=60)
+        markets = [("spot" if r["use_spot"] else "on-demand", r["outcome"]) for r in job["history"]]
+        assert markets[0] == ("on-demand", "moved to spot") and markets[-1] == ("spot", "succeeded"), markets
+        assert [(w["from_market"], w["to_market"]) for w in job["switches"]] == [("on-demand", "spot")]
+        assert "ahead of pace" in job["switches"][0]["reason"]
+        assert job["recoveries"] == 0  # a move, not a recovery
+        logs = spot_clean.run("logs", "--no-follow", str(job_id)).stdout
+        resumed = [int(line.split()[-1]) for line in logs.splitlines() if line.startswith("resumed at step")]
+        assert resumed[0] == 0 and resumed[-1] > 0, resumed  # the spot run went on from the checkpoint
+        assert f"done at step {STEPS}" in logs
+        verbose = spot_clean.run("status", "-v", str(job_id)).stdout
+        assert "on-demand -> spot at" in verbose and "moved to spot" in verbose
+    finally:
+        config.write_text(original)
         shutil.rmtree(spot_clean.home / "local_buckets" / bucket, ignore_errors=True)
 
 

@@ -81,6 +81,15 @@ def test_a_history_covers_the_deadline_path() -> None:
     assert any(p.read_text().count('"name":"create_cluster"') >= 2 for p in covered), "a spot and an on-demand launch"
 
 
+def test_a_history_covers_the_return_to_spot() -> None:
+    """A deadline job on on-demand, watched by a durable timer, that made a spot cluster and
+    moved to it (the `deadline-returns` patch): recorded, so running jobs survive a change."""
+    covered = [p for p in V2_HISTORIES if "deadline-returns" in _markers(p)]
+    assert covered, "record one: python tests/histories/record.py deadline_returned=deadline_returned"
+    assert any('"timerFiredEventAttributes"' in p.read_text() and p.read_text().count('"name":"create_cluster"') >= 2
+               for p in covered)
+
+
 def test_histories_cover_both_controllers_and_the_allocator() -> None:
     """The unprefixed histories have no controller-v2 marker (they exercise the first controller, ControllerV1); the v2
     ones do; the allocator's history is there and is replayed with ALL_WORKFLOWS."""

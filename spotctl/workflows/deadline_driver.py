@@ -17,13 +17,26 @@ Progress (the compute done and kept) is counted when an attempt's run ends short
 
 from __future__ import annotations
 
-from datetime import datetime
+import asyncio
+import contextlib
+from collections.abc import Awaitable
+from datetime import datetime, timedelta
+from typing import Any
 
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from spotctl.models import Candidate, DeadlineSpec, JobState, MarketSwitch, hours_text
-    from spotctl.policy import DeadlineJob, Market, Moment, decide, slack_h
+    from spotctl.models import (
+        Candidate,
+        ClusterHandle,
+        DeadlineSpec,
+        JobState,
+        JobStatus,
+        MarketSwitch,
+        ProvisionRequest,
+        hours_text,
+    )
+    from spotctl.policy import DeadlineJob, Market, Moment, decide, order_candidates, slack_h
 
 SWITCHES_KEPT = 100
 """Switch records kept in the job state (a policy without flapping makes a handful)."""
@@ -76,6 +89,18 @@ class DeadlineDriver:
         return market, state.model_copy(update={"slack_s": slack, "progress_s": state.progress_s or 0.0,
                                                 "deadline_at": self.spec.by})
 
+    @property
+    def reason(self) -> str:
+        """Why the last decision chose its market."""
+        return self._reason or ""
+
+    def running(self, state: JobState, run_s: float) -> JobState:
+        """`state` with the progress the running attempt has kept so far (its checkpoints
+        by `checkpoint_every`; none without), for a decision while it runs."""
+        every = self.spec.checkpoint_every_s
+        kept = (max(run_s, 0.0) // every) * every if every else 0.0
+        return state.model_copy(update={"progress_s": min((state.progress_s or 0.0) + kept, self.spec.compute_s)})
+
     def _why(self, market: Market, slack_s: float, spot_available: bool) -> str:
         d = self.spec.changeover_s
         if market == Market.ONDEMAND:
@@ -114,3 +139,79 @@ class DeadlineDriver:
             done += (max(run_s, 0.0) // every) * every
         self.reported = None
         return state.model_copy(update={"progress_s": min(done, self.spec.compute_s)})
+
+
+class OnDemandWatch:
+    """A deadline job's run on on-demand, watched for a return to spot (the workflow's
+    DEADLINE_RETURNS patch): the monitor runs while a durable timer asks the policy every
+    `check_every_s`; when it says spot (the job is ahead of its pace), one provisioning round
+    gets a spot cluster up while the on-demand one keeps running. Only a spot cluster that is
+    ready ends the on-demand run (the caller tears it down; the job resumes from its checkpoint
+    there); no spot capacity keeps on-demand and checks again later (backing off, bounded).
+
+    `host` is the SpotJobWorkflow (its activities, timers, state and attempts); `run()` returns
+    the monitor's outcome, or the ready spot cluster to move to. The monitor's own errors
+    (a preemption, a node failure, a cancel) come out of `run()` as they would without it."""
+
+    MAX_CHECK_EVERY_S = 1800.0
+    """The longest wait between two checks (after spot had no capacity several times)."""
+
+    def __init__(self, host: Any, driver: DeadlineDriver) -> None:
+        self.host = host
+        self.driver = driver
+
+    async def run(self, monitoring: Awaitable[Any]) -> Any:
+        monitor = asyncio.ensure_future(monitoring)
+        every = first = max(self.driver.spec.changeover_s, 1.0)
+        try:
+            while True:
+                if self.host._history_is_long():  # no continue-as-new while a cluster runs: no more checks
+                    return await monitor
+                try:
+                    await workflow.wait_condition(lambda: monitor.done(), timeout=timedelta(seconds=every))
+                except TimeoutError:
+                    pass
+                if monitor.done():
+                    return monitor.result()
+                spot = await self._try_spot()
+                if monitor.done():
+                    return monitor.result()  # the job ended meanwhile; a spot cluster made goes with the attempt
+                if spot is not None:
+                    return spot
+                every = first if spot is False else min(every * 2, max(first, self.MAX_CHECK_EVERY_S))
+        finally:
+            if not monitor.done():
+                monitor.cancel()
+                with contextlib.suppress(BaseException):
+                    await monitor
+
+    async def _try_spot(self) -> ClusterHandle | bool | None:
+        """The policy's answer now; when it is spot, one round for a spot cluster. The ready
+        cluster; False: the policy keeps on-demand; None: spot was tried and not had."""
+        host, now = self.host, workflow.now()
+        state = host._state
+        running = (now - state.run_started_at).total_seconds() if state.run_started_at else 0.0
+        market, host._state = self.driver.choose(self.driver.running(state, running), now, holding=Market.ONDEMAND)
+        host._state = host._state.model_copy(update={"progress_s": state.progress_s})  # banked only
+        if market != Market.SPOT:
+            host._publish()
+            return False
+        candidates = order_candidates(host._candidates, strategy=host._spec.recovery.strategy,
+                                      blocked=host._blocked_regions, now=now, last=host._last_location)
+        host._attempt += 1
+        detail = state.detail
+        host._set(JobStatus.RUNNING, detail=f"on-demand, {self.driver.reason}: trying spot "
+                                            f"({len(candidates)} candidates, first {candidates[0].location})")
+        req = ProvisionRequest(job_id=host._spec.job_id, attempt=host._attempt, num_nodes=host._spec.num_nodes,
+                               candidates=candidates)
+        launched = workflow.now()
+        result = await host._create_cluster(req, JobStatus.RUNNING)
+        ready = await host._wait_ready(result.cluster) if result.cluster is not None else None
+        if ready is None:
+            _, host._state = self.driver.choose(self.driver.running(host._state, running), workflow.now(),
+                                                holding=Market.ONDEMAND, spot_available=False)
+            host._state = host._state.model_copy(update={"progress_s": state.progress_s})
+            host._set(JobStatus.RUNNING, detail=detail)
+            return None
+        host._launched_at = launched
+        return ready

@@ -89,7 +89,7 @@ with workflow.unsafe.imports_passed_through():
         order_candidates,
         uses_restart_budget,
     )
-    from spotctl.workflows.deadline_driver import DeadlineDriver, reported_fraction
+    from spotctl.workflows.deadline_driver import DeadlineDriver, OnDemandWatch, reported_fraction
     from spotctl.workflows.event_outbox import EventOutbox
     from spotctl.workflows.handlers import StateAndCancel
     from spotctl.workflows.job_summary import Cancelled, Finished, describe, error_type
@@ -124,6 +124,9 @@ DEADLINES = "deadlines"
 """The patch of deadline jobs (JobSpec.deadline): each provisioning round asks policy/deadline.py
 for the market (workflows/deadline_driver.py), and goes to on-demand at once when the policy
 says so after spot had no capacity. Jobs without a deadline never call it: unchanged."""
+DEADLINE_RETURNS = "deadline-returns"
+"""The patch that watches a deadline job running on on-demand (deadline_driver.OnDemandWatch):
+a durable timer asks its policy, and a spot cluster made ready replaces the on-demand one."""
 LAUNCH_SLOT_WAIT = timedelta(seconds=3)
 """A create not picked up this soon waits for a launch slot: the job shows so (PENDING)."""
 
@@ -162,6 +165,10 @@ class SpotJobWorkflow(StateAndCancel):
         """The detail the last `note` signal set."""
         self._deadline: DeadlineDriver | None = None
         """A deadline job's market decisions (set by run() under the DEADLINES patch)."""
+        self._moved_to: ClusterHandle | None = None
+        """A deadline job's ready spot cluster its next attempt runs on (it left on-demand)."""
+        self._monitored = 0
+        """The attempt whose program runs (a deadline job on on-demand may be making the next)."""
 
     # ---- the CLI's view: `state` and `cancel` are StateAndCancel's --------------------
     def _cancel_noted(self) -> None:
@@ -252,9 +259,11 @@ class SpotJobWorkflow(StateAndCancel):
             if self._cancel_requested:
                 raise Cancelled()
             first_of_run = self._spec.carried.attempt if self._spec.carried else 0
-            if self._attempt >= first_of_run + self._spec.continue_as_new_after_attempts or self._history_is_long():
+            if self._moved_to is None and (self._attempt >= first_of_run + self._spec.continue_as_new_after_attempts
+                                           or self._history_is_long()):
                 self._continue_as_new()
-            cluster = await self._provision()
+            cluster, self._moved_to = self._moved_to or await self._provision(), None
+            self._monitored = self._attempt
             ref = AttemptRef(job=self._node_spec, attempt=self._attempt, recovery_count=self._state.recoveries,
                              cluster=cluster)
             self._open_attempt(cluster)
@@ -268,10 +277,18 @@ class SpotJobWorkflow(StateAndCancel):
                           started_at=self._state.started_at or workflow.now())
                 own_queue = workflow.patched(MONITOR_QUEUE)
                 long_beat = own_queue and workflow.patched(MONITOR_HEARTBEAT)
-                outcome = await self._activity(MonitorActivities.monitor, ref, timedelta(days=365),
-                                               task_queue=monitor_queue(workflow.info().task_queue) if own_queue else None,
-                                               makes_nothing=own_queue,
-                                               heartbeat=_MONITOR_HEARTBEAT if long_beat else HEARTBEAT)
+                monitoring = self._activity(MonitorActivities.monitor, ref, timedelta(days=365),
+                                            task_queue=monitor_queue(workflow.info().task_queue) if own_queue else None,
+                                            makes_nothing=own_queue,
+                                            heartbeat=_MONITOR_HEARTBEAT if long_beat else HEARTBEAT)
+                if self._deadline is not None and not cluster.use_spot and workflow.patched(DEADLINE_RETURNS):
+                    watched = await OnDemandWatch(self, self._deadline).run(monitoring)
+                    if isinstance(watched, ClusterHandle):
+                        await self._leave_ondemand(watched)
+                        continue
+                    outcome = watched
+                else:
+                    outcome = await monitoring
             except ActivityError as err:
                 if error_type(err) == MOUNT_ERROR:
                     raise Finished(JobStatus.FAILED_SETUP, describe(err)) from err
@@ -294,7 +311,18 @@ class SpotJobWorkflow(StateAndCancel):
             self._close_attempt(f"exit code {code}")
             self._set(JobStatus.RECOVERING, recoveries=self._state.recoveries + 1,
                       detail=f"run exited with code {code}; restarting")
-            await self._teardown(first_attempt=self._attempt)
+            await self._teardown(first_attempt=self._monitored)
+
+    async def _leave_ondemand(self, spot: ClusterHandle) -> None:
+        """A deadline job ahead of its pace has a spot cluster ready: the on-demand attempt ends
+        (its cluster torn down) and the next attempt runs on `spot`, resuming from its checkpoint."""
+        self._close_attempt("moved to spot")
+        self._set(JobStatus.STARTING, detail=f"moving to spot in {spot.cloud}/{spot.region}/{spot.zone}: "
+                                             "tearing down the on-demand cluster")
+        await teardown(teardown_request(self._spec.job_id, self._spec.candidates + self._spec.ondemand_candidates,
+                                        first_attempt=self._monitored, last_attempt=self._monitored,
+                                        delete_buckets=[], by_tag=False))
+        self._moved_to = spot
 
     async def _recover_from_preemption(self, cluster: ClusterHandle, err: ActivityError) -> None:
         strategy = self._spec.recovery.strategy.upper()
@@ -309,7 +337,7 @@ class SpotJobWorkflow(StateAndCancel):
         self._last_location = (cluster.cloud, cluster.region, cluster.zone)
         self._set(JobStatus.RECOVERING, recoveries=self._state.recoveries + 1,
                   detail=f"preempted in {where}: {describe(err)}")
-        await self._teardown(first_attempt=self._attempt)
+        await self._teardown(first_attempt=self._monitored)
 
     async def _recover_from_node_failure(self, cluster: ClusterHandle, err: ActivityError) -> None:
         """spotctl's own processes on a live node were lost with the program's exit code: run
@@ -319,7 +347,7 @@ class SpotJobWorkflow(StateAndCancel):
         self._close_attempt("node failure")
         self._set(JobStatus.RECOVERING, recoveries=self._state.recoveries + 1,
                   detail=f"node failure in {where}: {describe(err)}; restarting (restart budget untouched)")
-        await self._teardown(first_attempt=self._attempt)
+        await self._teardown(first_attempt=self._monitored)
 
     # ---- provisioning ----------------------------------------------------------------
     async def _provision(self) -> ClusterHandle:

@@ -48,9 +48,9 @@ from spotctl.cli.main import cli  # noqa: E402
 from spotctl.client import SpotClient, workflow_id  # noqa: E402
 from spotctl.clouds.local import LocalCloud  # noqa: E402
 from spotctl.config import load_settings  # noqa: E402
-from spotctl.models import AttemptRecord, CarriedState, JobState, JobStatus, cluster_name  # noqa: E402
-from spotctl.launch import Overrides, plan  # noqa: E402
 from spotctl.embedded import EmbeddedServer  # noqa: E402
+from spotctl.launch import Overrides, plan  # noqa: E402
+from spotctl.models import AttemptRecord, CarriedState, JobState, JobStatus, cluster_name  # noqa: E402
 from spotctl.workflows import ALLOCATOR_WORKFLOW_ID  # noqa: E402
 
 from conftest import spotctl_env  # noqa: E402
@@ -136,6 +136,9 @@ def main() -> None:
         "slow_pipeline": "name: halted\n---\nname: first\nrun: sleep 1000\n---\nname: second\nrun: echo two\n",
         "deadline_task": "name: due\nresources:\n  region: local-east\ndeadline:\n  compute: 6s\n  by: 16s\n"
                          "  changeover: 3s\nrun: sleep 6\n",
+        "returning_task": "name: back\nresources:\n  cloud: local\n  any_of:\n    - region: local-east\n"
+                          "    - region: local-west\n      use_spot: false\ndeadline:\n  compute: 8s\n  by: 60s\n"
+                          "  changeover: 2s\n  checkpoint_every: 1s\n  policy: uniform-progress\nrun: sleep 8\n",
     }
     paths = {}
     for key, text in tasks.items():
@@ -405,10 +408,24 @@ def main() -> None:
                 attempt = job(job_id)["attempt"]
                 time.sleep(0.5)
                 cli_ok("debug", "preempt", str(job_id), "--notice", "0")
-                wait_for("the next attempt", lambda: job(job_id).get("attempt") != attempt
+                wait_for("the next attempt", lambda a=attempt: job(job_id).get("attempt") != a
                          or job(job_id).get("status") == "SUCCEEDED", 30)
             wait_status(job_id, "SUCCEEDED")
             assert job(job_id)["switches"], "the job never moved to on-demand"
+
+        # A deadline job (Uniform Progress) on on-demand while spot has no capacity, which returns
+        # to spot once ahead of its pace and spot is back (the `deadline-returns` patch).
+        if want("deadline_returned"):
+            data = yaml.safe_load(default_config)
+            data["regions"]["local-east"]["capacity"] = 0
+            cloud.config_path.write_text(yaml.safe_dump(data, sort_keys=False))
+            try:
+                job_id = ids["deadline_returned"] = launch("launch", "-y", "-d", "{returning_task}")
+                wait_status(job_id, "RUNNING")
+            finally:
+                restore_config()
+            wait_status(job_id, "SUCCEEDED")
+            assert job(job_id)["switches"][0]["to_market"] == "spot", job(job_id)
 
         async def save() -> dict[str, str]:
             client = await SpotClient.connect(settings)
