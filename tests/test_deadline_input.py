@@ -118,6 +118,7 @@ def test_what_is_missing_is_said(dry_run, tmp_path: Path) -> None:
     ("--compute-time", "0", "must be more than 0, got '0'"),
     ("--compute-time", "-3h", "expected a duration"),
     ("--compute-time", "9999d", "must be at most"),
+    ("--deadline", "2999-01-01T00:00:00Z", "away: at most 365 days"),
 ])
 def test_bad_flag_values_are_one_line(dry_run, tmp_path: Path, flag: str, value: str, words: str) -> None:
     other = ("--deadline", "70h") if flag == "--compute-time" else ("--compute-time", "1h")

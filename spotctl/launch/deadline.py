@@ -13,8 +13,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from spotctl.models import DEFAULT_CHANGEOVER_S, DeadlineSpec, hours_text
-from spotctl.task import Task, TaskError
-from spotctl.task.values import parse_deadline_duration, parse_when
+from spotctl.task import MAX_WAIT_S, Task, TaskError, parse_deadline_duration, parse_when
 
 
 def _flag_value(text: str, flag: str, parse: Callable[[str], Any]) -> Any:
@@ -58,6 +57,9 @@ def resolve_deadline(task: Task, compute_time: str | None, deadline: str | None,
     if left <= 0:
         raise _error(task, f"the deadline {by.isoformat(timespec='seconds')} is already past "
                      f"({hours_text(-left)} ago)", field, "deadline", "by")
+    if left > MAX_WAIT_S:
+        raise _error(task, f"the deadline is {hours_text(left)} away: at most {MAX_WAIT_S / 86400:.0f} days",
+                     field, "deadline", "by")
     if left < compute_s:
         raise _error(task, f"deadline in {hours_text(left)} is shorter than the compute it needs "
                      f"({hours_text(compute_s)}): on-demand from now could not make it", field, "deadline", "by")

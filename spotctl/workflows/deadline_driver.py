@@ -156,13 +156,20 @@ class OnDemandWatch:
     MAX_CHECK_EVERY_S = 1800.0
     """The longest wait between two checks (after spot had no capacity several times)."""
 
+    @staticmethod
+    def check_every_s(spec: DeadlineSpec) -> float:
+        """How often the policy is asked while on on-demand: a changeover (a return sooner
+        could not pay for its restart), and at most about a hundred times over the compute,
+        so a long run's history stays small (each check is a timer and a state update)."""
+        return max(spec.changeover_s, spec.compute_s / 100, 1.0)
+
     def __init__(self, host: Any, driver: DeadlineDriver) -> None:
         self.host = host
         self.driver = driver
 
     async def run(self, monitoring: Awaitable[Any]) -> Any:
         monitor = asyncio.ensure_future(monitoring)
-        every = first = max(self.driver.spec.changeover_s, 1.0)
+        every = first = self.check_every_s(self.driver.spec)
         try:
             while True:
                 if self.host._history_is_long():  # no continue-as-new while a cluster runs: no more checks
