@@ -183,7 +183,7 @@ class OnDemandWatch:
                 spot = await self._try_spot()
                 if monitor.done():
                     return monitor.result()  # the job ended meanwhile; a spot cluster made goes with the attempt
-                if spot is not None:
+                if isinstance(spot, ClusterHandle):
                     return spot
                 every = first if spot is False else min(every * 2, max(first, self.MAX_CHECK_EVERY_S))
         finally:
