@@ -21,7 +21,7 @@ from spotctl.activities.heartbeat import heartbeating
 from spotctl.fleet import Entry, FleetStoreError
 from spotctl.fleet.store import place_key
 from spotctl.models import ActivityNames, Candidate, ClusterHandle, OutlookRequest
-from spotctl.policy import FleetEvent, FleetEventKind, FleetOutlooks, Place
+from spotctl.policy import FleetEvent, FleetEventKind, FleetOutlooks, Place, PlaceOutlook
 
 T = TypeVar("T")
 
@@ -88,5 +88,6 @@ class FleetActivities:
         async with heartbeating() as progress:
             progress(f"reading the fleet's memory of {len(req.candidates)} candidates")
             places = {_place(c) for c in req.candidates}
-            known = await _advice(self.deps, "reading", lambda: self.deps.fleet.outlooks(places), {})
+            nothing: dict[Place, PlaceOutlook] = {}
+            known = await _advice(self.deps, "reading", lambda: self.deps.fleet.outlooks(places), nothing)
             return FleetOutlooks(outlooks=[known[p] for p in sorted(known, key=place_key)])
