@@ -424,6 +424,9 @@ def job_in_full(job: JobState, *, prices: Mapping[PriceKey, float] | None = None
     ]
     if job.cloud:
         rows.append(("Place", safe("/".join(p for p in (job.cloud, job.region, job.zone) if p))))
+    if job.placement:  # the figures behind the order of its last placement (ranked by expected cost)
+        rows.append(("Placement", "by expected cost, from the fleet's memory:\n" + "\n".join(
+            f"  {safe(line)}" for line in job.placement)))
     if job.exit_code is not None:
         rows.append(("Exit code", str(job.exit_code)))
     if job.detail:
