@@ -127,3 +127,22 @@ def test_ranked_by_price_the_next_job_takes_the_cheapest_zone_as_before(tmp_path
         assert "Placement" not in _verbose(spot, second).replace("Placement candidates", "")
         _no_leftovers(spot)
 
+
+
+def test_a_corrupt_memory_never_fails_a_job(tmp_path: Path) -> None:
+    """The memory is advice: a file that is not a database is logged and read as nothing, by
+    the worker (the job runs, by price) and by the dry run (which says so)."""
+    home = tmp_path / "home"
+    env = _learning_env(home)
+    _cheapest_zone_first(home, env)
+    (home / "fleet.db").write_bytes(b"not a database " * 100)
+    with _running(home, env) as spot:
+        dry = spot.run("launch", "--dry-run", "echo hi")
+        assert dry.exit_code == 0, dry.output
+        assert "Fleet history: unreadable" in dry.stdout and "candidates in price order" in dry.stdout
+        job_id = spot.launch_detached("-n", "carries-on", "echo hi")
+        job = spot.wait_status(job_id, "SUCCEEDED", timeout=60)
+        assert job["zone"] == "local-east-1a", job  # no figures: price order
+        assert "no fleet history" in _verbose(spot, job_id)  # the order's figures: nothing known
+        _no_leftovers(spot)
+    assert (home / "fleet.db").read_bytes().startswith(b"not a database")  # left for the operator to look at
