@@ -48,9 +48,9 @@ from spotctl.cli.main import cli  # noqa: E402
 from spotctl.client import SpotClient, workflow_id  # noqa: E402
 from spotctl.clouds.local import LocalCloud  # noqa: E402
 from spotctl.config import load_settings  # noqa: E402
-from spotctl.models import AttemptRecord, CarriedState, JobState, JobStatus, cluster_name  # noqa: E402
 from spotctl.embedded import EmbeddedServer  # noqa: E402
 from spotctl.launch import Overrides, plan  # noqa: E402
+from spotctl.models import AttemptRecord, CarriedState, JobState, JobStatus, cluster_name  # noqa: E402
 from spotctl.workflows import ALLOCATOR_WORKFLOW_ID  # noqa: E402
 
 from conftest import spotctl_env  # noqa: E402
