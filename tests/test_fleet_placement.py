@@ -58,3 +58,32 @@ def test_figures_are_few() -> None:
 def test_the_activity_answer_round_trips() -> None:
     answer = FleetOutlooks(outlooks=list(BAD.values()))
     assert FleetOutlooks.model_validate_json(answer.model_dump_json()).known() == BAD
+
+
+def test_status_verbose_shows_the_figures_of_the_last_placement_and_nothing_for_others() -> None:
+    """`status -v` reads them from the job's state (no store: works against a remote deployment);
+    a job ranked by price (or from before the field) shows what it always did."""
+    import io
+    from datetime import UTC, datetime
+
+    from rich.console import Console
+
+    from spotctl.cli.render import job_in_full
+    from spotctl.models import JobState, JobStatus
+
+    def verbose(state: JobState) -> str:
+        out = Console(file=io.StringIO(), width=200, color_system=None)
+        out.print(job_in_full(state))
+        return out.file.getvalue()
+
+    plain = JobState(job_id=3, name="train", status=JobStatus.RUNNING, submitted_at=datetime.now(UTC))
+    lines = figures(rank_within_strategy([A1, B1], BAD, WorkAhead(), strategy="EAGER_NEXT_REGION", last=None,
+                                         ordered=False))
+    learned = plain.model_copy(update={"placement": lines})
+    assert "Placement" not in verbose(plain)
+    shown = verbose(learned)
+    assert any(line.startswith("Placement ") and line.rstrip().endswith("by expected cost, from the fleet's memory:")
+               for line in shown.splitlines()), shown
+    assert shown.index("west-1a: no fleet history") < shown.index("east-1a: 4 preemptions in 6 h, spot lifetime ~0.1 h")
+    assert verbose(plain) == verbose(JobState.model_validate({k: v for k, v in learned.model_dump().items()
+                                                              if k != "placement"}))
