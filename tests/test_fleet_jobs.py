@@ -19,6 +19,7 @@ import yaml
 
 from spotctl.clouds.local import LocalCloud
 from spotctl.clouds.local_processes import processes_of
+from spotctl.fleet import FleetStore
 
 from conftest import Spot, embedded_spot, spotctl_env
 
@@ -146,3 +147,29 @@ def test_a_corrupt_memory_never_fails_a_job(tmp_path: Path) -> None:
         assert "no fleet history" in _verbose(spot, job_id)  # the order's figures: nothing known
         _no_leftovers(spot)
     assert (home / "fleet.db").read_bytes().startswith(b"not a database")  # left for the operator to look at
+
+
+def test_capacity_failures_launches_and_ends_are_remembered_once(tmp_path: Path) -> None:
+    """create_cluster writes each candidate without capacity and the launch (with its price);
+    the teardown writes the instance's end with its lifetime; nothing twice."""
+    home = tmp_path / "home"
+    env = spotctl_env(home)
+    _cheapest_zone_first(home, env)
+    cloud = LocalCloud(Spot(home, env).settings)
+    data = yaml.safe_load(cloud.config_path.read_text())
+    data["regions"]["local-east"]["capacity"] = 0
+    cloud.config_path.write_text(yaml.safe_dump(data))
+    with _running(home, env) as spot:
+        job_id = spot.launch_detached("-n", "elsewhere", "sleep 1")
+        job = spot.wait_status(job_id, "SUCCEEDED", timeout=60)
+        assert job["region"] == "local-west"
+        events = [(e.place.zone, e.kind.value) for e in FleetStore(home / "fleet.db").events()]
+        assert sorted(events) == [("local-east-1a", "no_capacity"), ("local-west-1a", "ended"),
+                                  ("local-west-1a", "launched")], events
+        ended = next(e for e in FleetStore(home / "fleet.db").events() if e.kind.value == "ended")
+        assert ended.lifetime_s is not None and ended.lifetime_s >= 1.0
+        launched = next(e for e in FleetStore(home / "fleet.db").events() if e.kind.value == "launched")
+        assert launched.price == pytest.approx(0.01005)
+        dry = spot.run("launch", "--dry-run", "echo hi")
+        assert "local-east-1a: 0 preemptions in 6 h, 1 capacity failure" in dry.stdout, dry.stdout
+        _no_leftovers(spot)
