@@ -155,8 +155,9 @@ def as_json(job: JobState, *, now: datetime | None = None, prices: Mapping[Price
 
 def _json_of(job: JobState, now: datetime, prices: Mapping[PriceKey, float], total: float | None) -> dict:
     """A job's or a task's object, without `tasks`."""
-    data = job.model_dump(mode="json", exclude={"tasks", "failure"})  # `failure` repeats failure_reason as
-    # data for the tables; --json keeps the keys it always had (scripts read them)
+    data = job.model_dump(mode="json", exclude={"tasks", "failure", "placement"})  # `failure` repeats
+    # failure_reason as data for the tables, `placement` is for `status -v`; --json keeps the keys it
+    # always had (scripts read them)
     data["total_duration_s"] = None if total is None else round(total, 3)
     data["job_duration_s"] = round(job_seconds(job) or 0.0, 3)
     last = last_run_started_at(job)
