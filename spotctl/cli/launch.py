@@ -11,9 +11,11 @@ import yaml
 from rich.markup import escape
 
 from spotctl.cli.common import async_command, confirm, console, err_console, exit_code_for, open_client, settings
+from spotctl.cli.fleet_view import fleet_lines, order_by_fleet
 from spotctl.cli.follow import follow, print_result
 from spotctl.cli.render import safe
 from spotctl.client import JobIdTaken, SpotClient
+from spotctl.config import Settings
 from spotctl.embedded import ServerError
 from spotctl.launch import (
     Overrides,
@@ -41,19 +43,19 @@ _BlockDumper.add_representer(
 )
 
 
-def _print_plans(p: Plan) -> None:
+def _print_plans(p: Plan, s: Settings) -> None:
     """The plan of a job, or of every task of a pipeline (each with its own candidates)."""
     if not p.is_pipeline:
-        _print_plan(p)
+        _print_plan(p, s)
         return
     console.print(f"[bold]Pipeline[/bold] {escape(repr(p.name))}: {len(p.task_plans)} tasks, run one after "
                   "another, each on its own cluster")
     for tp in p.task_plans:
         console.print()
-        _print_plan(tp, heading=f"Task {tp.index}/{len(p.task_plans)}")
+        _print_plan(tp, s, heading=f"Task {tp.index}/{len(p.task_plans)}")
 
 
-def _print_plan(p: Plan, heading: str = "Task") -> None:
+def _print_plan(p: Plan, s: Settings, heading: str = "Task") -> None:
     console.print(f"[bold]{heading}[/bold] {escape(repr(p.name))} ({escape(p.task.source_path or 'command line')})")
     dump = p.display_dump()
     console.print(yaml.dump(dump, Dumper=_BlockDumper, sort_keys=False).rstrip(), markup=False)
@@ -67,6 +69,8 @@ def _print_plan(p: Plan, heading: str = "Task") -> None:
         spot, ondemand = p.prices.get((c.cloud, c.region, c.zone, c.instance_type), (None, None))
         console.print(f"  {i:>2}. {c.location:<32} {c.instance_type:<16} {market:<9} ${c.price:.4f}/h"
                       f"   {_usd(spot):>9} {_usd(ondemand):>10}", markup=False)
+    for line in fleet_lines(p, s):
+        console.print(line, markup=False)
     for note in p.notes:
         console.print(f"[yellow]Note:[/yellow] {escape(safe(note))}")
     if p.unsupported:
@@ -172,8 +176,9 @@ async def launch(entrypoint: str, name: str | None, detach: bool, yes: bool, dry
                           job_recovery=job_recovery, envs=list(envs), env_file=env_file, secrets=list(secrets))
     _warn_inline_secrets(secrets_given_inline(list(secrets)))
     p = plan(entrypoint, overrides, s, dry_run=dry_run)
+    order_by_fleet(p, s)  # a job ranked by expected cost: the order its first provisioning will use
     if dry_run:
-        _print_plans(p)
+        _print_plans(p, s)
         # The launch's own checks, after the plan: what a launch would refuse, the dry run
         # refuses too, with the same message and exit code (and creates nothing either).
         check_launchable(p, s)

@@ -87,6 +87,8 @@ class Plan:
     launch_retry_initial_s: float = 10.0
     """The first wait before a launch is tried again: the slowest of the candidates' clouds'
     (Cloud.launch_retry_initial_s)."""
+    ranking: str = "price"
+    """How the job will order its candidates: the `fleet.ranking` setting (JobSpec.ranking)."""
 
     @property
     def is_pipeline(self) -> bool:
@@ -126,6 +128,7 @@ class Plan:
             ephemeral_buckets=staged.ephemeral_buckets,
             event_callback=t.event_callback,
             notify=notify,
+            ranking=self.ranking,
         )
 
     def display_dump(self) -> dict[str, Any]:
@@ -281,7 +284,7 @@ def _plan_task(task: Task, pipeline: Pipeline, overrides: Overrides, settings: S
                 secrets={k: v for k, v in task.secrets.items() if v is not None}, notes=notes,
                 prices={(c.cloud, c.region, c.zone, c.instance_type): prices.get(
                     (c.cloud, c.region, c.zone, c.instance_type), (None, None)) for c in candidates},
-                recovery=recovery, launch_retry_initial_s=max(
+                recovery=recovery, ranking=settings.fleet.ranking, launch_retry_initial_s=max(
                     get_cloud(cloud, settings).launch_retry_initial_s for cloud in {c.cloud for c in candidates}))
 
 

@@ -100,6 +100,10 @@ class JobSpec(BaseModel):
     """SkyPilot's `event_callback`: a bash command run (by a worker) on every status change."""
     notify: NotifySettings | None = None
     """The webhook of config.yaml's `notify:` (None: none)."""
+    ranking: str = "price"
+    """How the job orders its candidates at each provisioning: "price" (as before this field) or
+    "expected-cost" (the fleet's memory: workflows/fleet_placement.py); from the launching
+    user's `fleet.ranking` setting."""
 
     def for_nodes(self) -> JobSpec:
         """The job without what only the workflow needs (candidates, carried state): the

@@ -176,6 +176,10 @@ class JobState(BaseModel):
     earlier_ondemand: float | None = 0.0
     """The same attempts' on-demand equivalent, from the prices recorded at launch (None when
     one had none)."""
+    placement: list[str] = Field(default_factory=list)
+    """The figures behind the order of the job's last placement by expected cost, best first
+    ("local-east-1a: 2 preemptions in 6 h, spot lifetime ~1.5 h; expected $0.0103"), for
+    `status -v`; empty for a job ranked by price."""
 
     @property
     def is_pipeline(self) -> bool:

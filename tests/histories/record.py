@@ -48,9 +48,9 @@ from spotctl.cli.main import cli  # noqa: E402
 from spotctl.client import SpotClient, workflow_id  # noqa: E402
 from spotctl.clouds.local import LocalCloud  # noqa: E402
 from spotctl.config import load_settings  # noqa: E402
+from spotctl.embedded import EmbeddedServer  # noqa: E402
+from spotctl.launch import Overrides, plan  # noqa: E402
 from spotctl.models import AttemptRecord, CarriedState, JobState, JobStatus, cluster_name  # noqa: E402
-from spotctl.planning import Overrides, plan  # noqa: E402
-from spotctl.server import EmbeddedServer  # noqa: E402
 from spotctl.workflows import ALLOCATOR_WORKFLOW_ID  # noqa: E402
 
 from conftest import spotctl_env  # noqa: E402
@@ -208,6 +208,18 @@ def main() -> None:
             wait_status(ids["preempted_with_notice"], "RUNNING")
             cli_ok("debug", "preempt", str(ids["preempted_with_notice"]), "--notice", "2")
             wait_status(ids["preempted_with_notice"], "SUCCEEDED")
+
+        # Ranked by expected cost (the fleet's memory, the `fleet-memory` patch): the memory is
+        # read before the first provisioning and again before the recovery from a preemption.
+        if want("fleet_preempted"):
+            env["SPOTCTL_PLACEMENT"] = "expected-cost"
+            try:
+                job_id = ids["fleet_preempted"] = launch("launch", "-y", "-d", "-n", "learns", "{long_task}")
+            finally:
+                del env["SPOTCTL_PLACEMENT"]
+            wait_status(job_id, "RUNNING")
+            cli_ok("debug", "preempt", str(job_id), "--notice", "0")
+            wait_status(job_id, "SUCCEEDED")
 
         # Cancelled while its cluster is being provisioned (slow instances).
         if want("cancelled_provisioning"):
