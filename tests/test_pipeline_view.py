@@ -182,7 +182,7 @@ def test_json_of_a_pipeline_and_of_a_job() -> None:
     single = eval_live().model_copy(update={"task": None})
     plain = as_json(single)
     assert "tasks" not in plain and "task" not in plain
-    expected = (set(JobState.model_fields) - {"task", "tasks", "failure"} - DEADLINE_KEYS  # a deadline job's only
+    expected = (set(JobState.model_fields) - {"task", "tasks", "failure", "placement"} - DEADLINE_KEYS
                 | {"total_duration_s", "last_run_started_at", "cost_usd", "ondemand_usd", "saved_pct"})
     assert set(plain) == expected
     data = json.loads(json.dumps(as_json(merge(running_pipeline(), {1: eval_live()}))))

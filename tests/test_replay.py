@@ -204,3 +204,12 @@ def test_a_history_covers_the_monitor_heartbeat_path() -> None:
     history, so a change to it that running jobs would not survive fails here."""
     covered = [p.name for p in V2_HISTORIES if "monitor-heartbeat" in _markers(p)]
     assert covered, "record one: python tests/histories/record.py cancelled_running=monitor_heartbeat_cancelled"
+
+
+def test_a_history_covers_the_fleet_memory_path() -> None:
+    """A job ranked by expected cost reads the fleet's memory before each provisioning (the
+    `fleet-memory` patch), its first and its recovery from a preemption: recorded, so a change
+    to it that running jobs would not survive fails here."""
+    covered = [p for p in V2_HISTORIES if "fleet-memory" in _markers(p)]
+    assert covered, "record one: python tests/histories/record.py fleet_preempted=fleet_preempted"
+    assert any(p.read_text().count('"activityType":{"name":"fleet_outlooks"}') >= 2 for p in covered)

@@ -9,6 +9,7 @@ from temporalio.exceptions import ApplicationError
 
 from spotctl.activities.deps import Deps
 from spotctl.activities.drain import until_worker_drains
+from spotctl.activities.fleet import note_preempted
 from spotctl.activities.heartbeat import heartbeating
 from spotctl.activities.node import MAX_PROGRESS_BYTES, PROGRESS_FILE, Node, nodes_of, progress_of
 from spotctl.activities.watch import STOP_GRACE_S, NodeStopper, wait_for_phase
@@ -34,6 +35,7 @@ class MonitorActivities:
             if err.type == PREEMPTED_ERROR:
                 activity.metric_meter().create_counter(
                     "spotctl_preemptions", "preemptions the monitors detected").add(1, {"cloud": ref.cluster.cloud})
+                await note_preempted(self.deps, ref.job.job_id, ref.attempt, ref.cluster)
                 if ref.job.deadline is not None:
                     raise await _with_progress(err, nodes) from None
             raise

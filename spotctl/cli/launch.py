@@ -12,9 +12,11 @@ import yaml
 from rich.markup import escape
 
 from spotctl.cli.common import async_command, confirm, console, err_console, exit_code_for, open_client, settings
+from spotctl.cli.fleet_view import fleet_lines, order_by_fleet
 from spotctl.cli.follow import follow, print_result
 from spotctl.cli.render import safe
 from spotctl.client import JobIdTaken, SpotClient
+from spotctl.config import Settings
 from spotctl.embedded import ServerError
 from spotctl.launch import (
     Overrides,
@@ -43,19 +45,19 @@ _BlockDumper.add_representer(
 )
 
 
-def _print_plans(p: Plan) -> None:
+def _print_plans(p: Plan, s: Settings) -> None:
     """The plan of a job, or of every task of a pipeline (each with its own candidates)."""
     if not p.is_pipeline:
-        _print_plan(p)
+        _print_plan(p, s)
         return
     console.print(f"[bold]Pipeline[/bold] {escape(repr(p.name))}: {len(p.task_plans)} tasks, run one after "
                   "another, each on its own cluster")
     for tp in p.task_plans:
         console.print()
-        _print_plan(tp, heading=f"Task {tp.index}/{len(p.task_plans)}")
+        _print_plan(tp, s, heading=f"Task {tp.index}/{len(p.task_plans)}")
 
 
-def _print_plan(p: Plan, heading: str = "Task") -> None:
+def _print_plan(p: Plan, s: Settings, heading: str = "Task") -> None:
     console.print(f"[bold]{heading}[/bold] {escape(repr(p.name))} ({escape(p.task.source_path or 'command line')})")
     dump = p.display_dump()
     console.print(yaml.dump(dump, Dumper=_BlockDumper, sort_keys=False).rstrip(), markup=False)
@@ -67,6 +69,8 @@ def _print_plan(p: Plan, heading: str = "Task") -> None:
     console.print(f"      {'where':<32} {'type':<16} {'market':<9} {'price':>10}   {'spot':>9} {'on-demand':>10}",
                   markup=False)
     _print_candidates(p, p.candidates)
+    for line in fleet_lines(p, s):
+        console.print(line, markup=False)
     if p.ondemand_candidates:
         console.print("[bold]On-demand candidates[/bold] (when the deadline's slack runs short or spot has no capacity):")
         _print_candidates(p, p.ondemand_candidates)
@@ -201,8 +205,9 @@ async def launch(entrypoint: str, name: str | None, detach: bool, yes: bool, dry
                           compute_time=compute_time, deadline=deadline)
     _warn_inline_secrets(secrets_given_inline(list(secrets)))
     p = plan(entrypoint, overrides, s, dry_run=dry_run)
+    order_by_fleet(p, s)  # a job ranked by expected cost: the order its first provisioning will use
     if dry_run:
-        _print_plans(p)
+        _print_plans(p, s)
         # The launch's own checks, after the plan: what a launch would refuse, the dry run
         # refuses too, with the same message and exit code (and creates nothing either).
         check_launchable(p, s)

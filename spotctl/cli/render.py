@@ -155,10 +155,11 @@ def as_json(job: JobState, *, now: datetime | None = None, prices: Mapping[Price
 
 def _json_of(job: JobState, now: datetime, prices: Mapping[PriceKey, float], total: float | None) -> dict:
     """A job's or a task's object, without `tasks`."""
-    data = job.model_dump(mode="json", exclude={"tasks", "failure"} | (DEADLINE_KEYS if job.deadline_at is None
-                                                                        else set()))
-    # `failure` repeats failure_reason as data for the tables; --json keeps the keys it always
-    # had (scripts read them); a deadline job's figures are there only for deadline jobs
+    data = job.model_dump(mode="json", exclude={"tasks", "failure", "placement"} | (
+        DEADLINE_KEYS if job.deadline_at is None else set()))
+    # `failure` repeats failure_reason as data for the tables, `placement` is for `status -v`;
+    # --json keeps the keys it always had (scripts read them); a deadline job's figures are
+    # there only for deadline jobs
     data["total_duration_s"] = None if total is None else round(total, 3)
     data["job_duration_s"] = round(job_seconds(job) or 0.0, 3)
     last = last_run_started_at(job)
@@ -432,6 +433,9 @@ def job_in_full(job: JobState, *, prices: Mapping[PriceKey, float] | None = None
     ]
     if job.cloud:
         rows.append(("Place", safe("/".join(p for p in (job.cloud, job.region, job.zone) if p))))
+    if job.placement:  # the figures behind the order of its last placement (ranked by expected cost)
+        rows.append(("Placement", "by expected cost, from the fleet's memory:\n" + "\n".join(
+            f"  {safe(line)}" for line in job.placement)))
     if job.exit_code is not None:
         rows.append(("Exit code", str(job.exit_code)))
     if job.detail:

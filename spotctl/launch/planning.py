@@ -93,6 +93,8 @@ class Plan:
     """The task's deadline with the flags applied (None: none)."""
     ondemand_candidates: list[Candidate] = field(default_factory=list)
     """A deadline job's on-demand candidates, ranked (`candidates` are then its spot ones)."""
+    ranking: str = "price"
+    """How the job will order its candidates: the `fleet.ranking` setting (JobSpec.ranking)."""
 
     @property
     def is_pipeline(self) -> bool:
@@ -134,6 +136,7 @@ class Plan:
             notify=notify,
             deadline=self.deadline,
             ondemand_candidates=self.ondemand_candidates,
+            ranking=self.ranking,
         )
 
     def display_dump(self) -> dict[str, Any]:
@@ -300,7 +303,7 @@ def _plan_task(task: Task, pipeline: Pipeline, overrides: Overrides, settings: S
                 prices={(c.cloud, c.region, c.zone, c.instance_type): prices.get(
                     (c.cloud, c.region, c.zone, c.instance_type), (None, None)) for c in candidates + ondemand},
                 deadline=deadline, ondemand_candidates=ondemand,
-                recovery=recovery, launch_retry_initial_s=max(
+                recovery=recovery, ranking=settings.fleet.ranking, launch_retry_initial_s=max(
                     get_cloud(cloud, settings).launch_retry_initial_s for cloud in {c.cloud for c in candidates}))
 
 

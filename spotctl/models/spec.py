@@ -125,6 +125,10 @@ class JobSpec(BaseModel):
     """The task's `deadline:` (None: none; the job runs as it always has)."""
     ondemand_candidates: list[Candidate] = Field(default_factory=list)
     """A deadline job's on-demand candidates, ranked (`candidates` are its spot ones)."""
+    ranking: str = "price"
+    """How the job orders its candidates at each provisioning: "price" (as before this field) or
+    "expected-cost" (the fleet's memory: workflows/fleet_placement.py); from the launching
+    user's `fleet.ranking` setting."""
 
     def for_nodes(self) -> JobSpec:
         """The job without what only the workflow needs (candidates, carried state): the

@@ -214,6 +214,10 @@ class JobState(BaseModel):
     """The compute done and kept (by a checkpoint) at the last decision."""
     switches: list[MarketSwitch] = Field(default_factory=list)
     """Every move between markets, with its reason (the last few hundred)."""
+    placement: list[str] = Field(default_factory=list)
+    """The figures behind the order of the job's last placement by expected cost, best first
+    ("local-east-1a: 2 preemptions in 6 h, spot lifetime ~1.5 h; expected $0.0103"), for
+    `status -v`; empty for a job ranked by price."""
 
     @property
     def is_pipeline(self) -> bool:

@@ -91,6 +91,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from spotctl.workflows.deadline_driver import DeadlineDriver, OnDemandWatch, reported_fraction
     from spotctl.workflows.event_outbox import EventOutbox
+    from spotctl.workflows.fleet_placement import LearnedOrder
     from spotctl.workflows.handlers import StateAndCancel
     from spotctl.workflows.job_summary import Cancelled, Finished, describe, error_type
     from spotctl.workflows.legacy.controller_v1 import ControllerV1
@@ -361,6 +362,7 @@ class SpotJobWorkflow(StateAndCancel):
                 PricingActivities.price_candidates,
                 PriceRequest(candidates=self._spec.candidates, ordered=self._spec.ordered), timedelta(minutes=2))
             self._candidates = priced.candidates
+        learned = await LearnedOrder.read(self._spec, self._candidates, self._activity)  # None: by price
         waited_since, retry = self._carried_wait or (workflow.now(), 0)
         self._carried_wait = None
         backoff = Backoff(initial_s=self._spec.launch_retry_initial_s, max_s=self._spec.launch_retry_max_s)
@@ -374,9 +376,13 @@ class SpotJobWorkflow(StateAndCancel):
             pool = self._candidates if self._deadline is None else self._deadline_pool(spot_available)
             candidates = order_candidates(pool, strategy=self._spec.recovery.strategy,
                                           blocked=self._blocked_regions, now=workflow.now(), last=self._last_location)
+            figures = {}
+            if learned is not None:
+                candidates, figures["placement"] = learned.order(candidates, self._last_location)
             first = candidates[0]
             status = JobStatus.RECOVERING if self._state.status == JobStatus.RECOVERING else JobStatus.STARTING
-            self._set(status, detail=f"provisioning ({len(candidates)} candidates, first {first.location} {first.instance_type})")
+            self._set(status, detail=f"provisioning ({len(candidates)} candidates, first {first.location} {first.instance_type})",
+                      **figures)
             req = ProvisionRequest(job_id=self._spec.job_id, attempt=self._attempt, num_nodes=self._spec.num_nodes,
                                    candidates=candidates)
             self._launched_at = workflow.now()

@@ -214,6 +214,18 @@ def main() -> None:
             cli_ok("debug", "preempt", str(ids["preempted_with_notice"]), "--notice", "2")
             wait_status(ids["preempted_with_notice"], "SUCCEEDED")
 
+        # Ranked by expected cost (the fleet's memory, the `fleet-memory` patch): the memory is
+        # read before the first provisioning and again before the recovery from a preemption.
+        if want("fleet_preempted"):
+            env["SPOTCTL_PLACEMENT"] = "expected-cost"
+            try:
+                job_id = ids["fleet_preempted"] = launch("launch", "-y", "-d", "-n", "learns", "{long_task}")
+            finally:
+                del env["SPOTCTL_PLACEMENT"]
+            wait_status(job_id, "RUNNING")
+            cli_ok("debug", "preempt", str(job_id), "--notice", "0")
+            wait_status(job_id, "SUCCEEDED")
+
         # Cancelled while its cluster is being provisioned (slow instances).
         if want("cancelled_provisioning"):
             set_regions(provision_delay_s=30)
