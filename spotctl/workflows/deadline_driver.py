@@ -58,8 +58,11 @@ def reported_fraction(details: object) -> float | None:
 class DeadlineDriver:
     """One deadline job's decisions; state in `host_state()` (the workflow's JobState)."""
 
-    def __init__(self, spec: DeadlineSpec, submitted_at: datetime) -> None:
+    def __init__(self, spec: DeadlineSpec, submitted_at: datetime, has_spot: bool = True) -> None:
         self.spec = spec
+        self.has_spot = has_spot
+        """Whether the job has spot candidates at all (a task with `use_spot: false` has none:
+        the policy is then told spot can never be had)."""
         self.start = submitted_at
         self.job = DeadlineJob(compute_h=spec.compute_s / 3600,
                                deadline_h=(spec.by - submitted_at).total_seconds() / 3600,
@@ -82,7 +85,7 @@ class DeadlineDriver:
     def choose(self, state: JobState, now: datetime, *, holding: Market = Market.NONE,
                spot_available: bool = True) -> tuple[Market, JobState]:
         """The policy's market at this decision point, and the state with its slack."""
-        m = self.moment(state, now, holding, spot_available)
+        m = self.moment(state, now, holding, spot_available and self.has_spot)
         market = self.last = decide(self.spec.policy, self.job, m)
         slack = slack_h(self.job, m) * 3600
         self._reason = self._why(market, slack, spot_available)

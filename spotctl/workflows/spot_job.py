@@ -202,7 +202,7 @@ class SpotJobWorkflow(StateAndCancel):
             return await self._run_v1(spec)
         self._spec = spec
         if spec.deadline is not None and workflow.patched(DEADLINES):
-            self._deadline = DeadlineDriver(spec.deadline, spec.submitted_at)
+            self._deadline = DeadlineDriver(spec.deadline, spec.submitted_at, any(c.use_spot for c in spec.candidates))
         self._candidates = spec.candidates
         """The spec's candidates, re-priced with live spot prices at every recovery."""
         self._node_spec = spec.for_nodes()
