@@ -51,7 +51,7 @@ async def _with_progress(err: ApplicationError, nodes: list[Node]) -> Applicatio
     details = dict(err.details[0]) if err.details and isinstance(err.details[0], dict) else {}
     try:
         raw = await asyncio.wait_for(asyncio.to_thread(
-            nodes[0].runner.read_file, f"{nodes[0].attempt_dir}/{PROGRESS_FILE}", 0, MAX_PROGRESS_BYTES), 10)
+            nodes[0].runner.read_file, f"{nodes[0].attempt_dir}/{PROGRESS_FILE}", 0, MAX_PROGRESS_BYTES), 5)
     except Exception:  # noqa: BLE001 - the node is gone, or slow: no report
         raw = b""
     progress = progress_of(raw)
