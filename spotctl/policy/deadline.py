@@ -39,6 +39,9 @@ class DeadlineJob:
     compute_h: float
     deadline_h: float
     changeover_h: float
+    check_h: float = 0.0
+    """The longest time between two decisions while the job waits (the replay's tick; the
+    workflow's periodic check, see `next_check_h`): the safety net keeps this much in hand."""
 
 
 @dataclass(frozen=True)
@@ -76,8 +79,10 @@ def is_done(job: DeadlineJob, m: Moment) -> bool:
 
 def needs_safety_net(job: DeadlineJob, m: Moment) -> bool:
     """Uniform Progress's safety net: idle (or about to restart) and the time left is less
-    than the work left plus 2d: only on-demand, kept to the end, still makes it."""
-    return m.holding != Market.ONDEMAND and slack_h(job, m) < 2 * job.changeover_h
+    than the work left plus 2d: only on-demand, kept to the end, still makes it. The net is
+    raised by the decision period (`check_h`, 0 unless the caller sets it): a job that waits
+    a period between two decisions must still have 2d in hand at the second."""
+    return m.holding != Market.ONDEMAND and slack_h(job, m) < 2 * job.changeover_h + job.check_h
 
 
 def uniform_progress(job: DeadlineJob, m: Moment, outlook: SpotOutlook | None = None) -> Market:
@@ -87,7 +92,7 @@ def uniform_progress(job: DeadlineJob, m: Moment, outlook: SpotOutlook | None = 
         return Market.NONE
     if m.holding == Market.ONDEMAND:
         # Hysteresis (rule 6), and the safety net keeps on-demand to the end (rule 2).
-        if slack_h(job, m) < 2 * job.changeover_h:
+        if slack_h(job, m) < 2 * job.changeover_h + job.check_h:
             return Market.ONDEMAND
         ahead = m.done_h >= job.compute_h * (m.elapsed_h + 2 * job.changeover_h) / job.deadline_h
         return Market.SPOT if ahead and m.spot_available else Market.ONDEMAND
@@ -110,17 +115,100 @@ def greedy(job: DeadlineJob, m: Moment, outlook: SpotOutlook | None = None) -> M
     return Market.SPOT if m.spot_available else Market.NONE
 
 
+PRIOR_LIFETIME_H = 4.0
+"""The spot lifetime spotctl's policy assumes before it has seen one (a pseudo-observation
+blended with what the outlook says): a few hours, the middle of the measured traces' range."""
+PRIOR_AVAILABILITY = 0.5
+"""The share of time spot is there, assumed before anything was seen."""
+PACE_SHARE = 1.0
+"""The part of Uniform Progress's even pace kept as a reserve (slack in proportion to the time left)."""
+_UNUSED = 0
+"""The share of time spot is there, assumed before anything was seen (blended likewise)."""
+
+
+def expected_lifetime_h(outlook: SpotOutlook | None) -> float:
+    """The spot lifetime to plan with: the outlook's mean, or PRIOR_LIFETIME_H before one is seen."""
+    if outlook is None or outlook.mean_lifetime_h is None:
+        return PRIOR_LIFETIME_H
+    return max(outlook.mean_lifetime_h, 1e-3)
+
+
+def expected_availability(outlook: SpotOutlook | None) -> float:
+    """The share of time spot is there, to plan with: the outlook's blended with the prior."""
+    if outlook is None or outlook.availability is None:
+        return PRIOR_AVAILABILITY
+    return min(max(outlook.availability, 0.0), 1.0)
+
+
+def reserve_h(job: DeadlineJob, m: Moment, outlook: SpotOutlook | None = None) -> float:
+    """The slack spotctl's policy keeps in hand instead of spending it on waiting: what the
+    rest of the work costs in changeovers when it runs on spot with on-demand covering each
+    outage (a preemption, then a return to spot: two changeovers per spot cycle; the work left
+    meets one cycle per lifetime / availability hours of running), on top of the safety net."""
+    work_left = max(job.compute_h - m.done_h, 0.0)
+    cycles = work_left * expected_availability(outlook) / max(expected_lifetime_h(outlook), 1e-3)
+    pace = (job.deadline_h - m.elapsed_h) * (job.deadline_h - job.compute_h) / job.deadline_h
+    return safety_h(job) + max(2 * job.changeover_h * cycles, PACE_SHARE * pace)
+
+
+def safety_h(job: DeadlineJob) -> float:
+    """The least slack to start (or keep waiting for) spot: a changeover to start, another
+    to move to on-demand if it is lost at once, and one decision period."""
+    return 2 * job.changeover_h + job.check_h + 1e-9
+
+
 def spotctl_policy(job: DeadlineJob, m: Moment, outlook: SpotOutlook | None = None) -> Market:
-    """spotctl's own policy (to be refined by the economics benchmark): greedy with a return
-    to spot from on-demand while the slack still covers two more changeovers."""
+    """spotctl's own policy: spend the slack on waiting for spot only while more of it is in
+    hand than the rest of the work needs for changeovers; below that, cover outages with
+    on-demand and go back to spot as soon as it is there.
+
+    slack S = time left - work left only shrinks while the job waits or restarts, so it is a
+    budget, spent on two things: waiting out outages (free in money, costs S hour for hour) and
+    changeovers (d each; a spot lifetime with on-demand covering the outage after it costs two).
+    Rules, with R = `reserve_h` (2d x work left / expected spot lifetime, plus the net):
+    1. done: hold nothing;
+    2. safety net: idle with S < 2d + one decision period: on-demand (a job that on-demand
+       could finish from launch is never late); on-demand with S < 2d: keep it;
+    3. on spot and it is there: stay (leaving costs a changeover and saves nothing);
+    4. spot there: take it (from idle, or back from on-demand if the expected lifetime is more
+       than 3d, so that a return pays for its two changeovers: no flapping);
+    5. no spot: wait while S > R; otherwise on-demand; on on-demand, wait again only once
+       S > R + d (hysteresis: R falls as the work left falls, so the job goes back to waiting
+       near the end, never back and forth).
+    The outlook (what the fleet saw of spot lifetimes) sizes R: short lives, bigger reserve.
+    """
     if is_done(job, m):
         return Market.NONE
-    slack = slack_h(job, m)
+    slack, d = slack_h(job, m), job.changeover_h
     if m.holding == Market.ONDEMAND:
-        return Market.SPOT if m.spot_available and slack > 4 * job.changeover_h else Market.ONDEMAND
-    if needs_safety_net(job, m):
+        if m.spot_available:
+            return Market.SPOT if expected_lifetime_h(outlook) > 3 * d and slack >= 2 * d else Market.ONDEMAND
+        return Market.NONE if slack > reserve_h(job, m, outlook) + d else Market.ONDEMAND
+    if m.holding == Market.SPOT and m.spot_available:
+        return Market.SPOT
+    if slack < safety_h(job):
         return Market.ONDEMAND
-    return Market.SPOT if m.spot_available else Market.NONE
+    if m.spot_available:
+        return Market.SPOT
+    return Market.NONE if slack > reserve_h(job, m, outlook) else Market.ONDEMAND
+
+
+def next_check_h(job: DeadlineJob, m: Moment, outlook: SpotOutlook | None = None) -> float | None:
+    """How long spotctl's policy's decision stays as it is if nothing happens (no preemption,
+    no change in spot's availability): the workflow's timer for its next check. None: only
+    news can change it (on spot, on on-demand to the end, done)."""
+    if is_done(job, m):
+        return None
+    slack = slack_h(job, m)
+    if m.holding == Market.NONE:
+        # Waiting spends the slack hour for hour until it reaches the reserve.
+        return max(slack - max(reserve_h(job, m, outlook), safety_h(job)), 0.0)
+    if m.holding == Market.ONDEMAND and slack >= safety_h(job):
+        # On on-demand the slack holds and the reserve falls with the work left.
+        rate = 2 * job.changeover_h * expected_availability(outlook) / max(expected_lifetime_h(outlook), 1e-3)
+        gap = reserve_h(job, m, outlook) + job.changeover_h - slack
+        return max(gap / rate, 0.0) if rate > 0 else None
+    return None
 
 
 Policy = Callable[[DeadlineJob, Moment, "SpotOutlook | None"], Market]
