@@ -120,9 +120,8 @@ PRIOR_LIFETIME_H = 4.0
 blended with what the outlook says): a few hours, the middle of the measured traces' range."""
 PRIOR_AVAILABILITY = 0.5
 """The share of time spot is there, assumed before anything was seen."""
-PACE_SHARE = 1.0
-"""The part of Uniform Progress's even pace kept as a reserve (slack in proportion to the time left)."""
-_UNUSED = 0
+MIN_SHARE = 0.25
+"""The least part of Uniform Progress's reserve kept, however good spot has been."""
 """The share of time spot is there, assumed before anything was seen (blended likewise)."""
 
 
@@ -141,14 +140,18 @@ def expected_availability(outlook: SpotOutlook | None) -> float:
 
 
 def reserve_h(job: DeadlineJob, m: Moment, outlook: SpotOutlook | None = None) -> float:
-    """The slack spotctl's policy keeps in hand instead of spending it on waiting: what the
-    rest of the work costs in changeovers when it runs on spot with on-demand covering each
-    outage (a preemption, then a return to spot: two changeovers per spot cycle; the work left
-    meets one cycle per lifetime / availability hours of running), on top of the safety net."""
-    work_left = max(job.compute_h - m.done_h, 0.0)
-    cycles = work_left * expected_availability(outlook) / max(expected_lifetime_h(outlook), 1e-3)
+    """The slack spotctl's policy keeps in hand instead of spending it on waiting for spot: a
+    share of the slack Uniform Progress keeps (its even pace: slack in proportion to the time
+    left), the share being the expected share of time without spot (a zone that is rarely
+    out needs little in hand), on top of the safety net."""
     pace = (job.deadline_h - m.elapsed_h) * (job.deadline_h - job.compute_h) / job.deadline_h
-    return safety_h(job) + max(2 * job.changeover_h * cycles, PACE_SHARE * pace)
+    return safety_h(job) + share_of(outlook) * max(pace, 0.0)
+
+
+def share_of(outlook: SpotOutlook | None) -> float:
+    """The part of Uniform Progress's reserve spotctl's policy keeps: the expected share of
+    time without spot, at least MIN_SHARE."""
+    return min(max(1.0 - expected_availability(outlook), MIN_SHARE), 1.0)
 
 
 def safety_h(job: DeadlineJob) -> float:
@@ -158,57 +161,39 @@ def safety_h(job: DeadlineJob) -> float:
 
 
 def spotctl_policy(job: DeadlineJob, m: Moment, outlook: SpotOutlook | None = None) -> Market:
-    """spotctl's own policy: spend the slack on waiting for spot only while more of it is in
-    hand than the rest of the work needs for changeovers; below that, cover outages with
-    on-demand and go back to spot as soon as it is there.
-
-    slack S = time left - work left only shrinks while the job waits or restarts, so it is a
-    budget, spent on two things: waiting out outages (free in money, costs S hour for hour) and
-    changeovers (d each; a spot lifetime with on-demand covering the outage after it costs two).
-    Rules, with R = `reserve_h` (2d x work left / expected spot lifetime, plus the net):
-    1. done: hold nothing;
-    2. safety net: idle with S < 2d + one decision period: on-demand (a job that on-demand
-       could finish from launch is never late); on-demand with S < 2d: keep it;
-    3. on spot and it is there: stay (leaving costs a changeover and saves nothing);
-    4. spot there: take it (from idle, or back from on-demand if the expected lifetime is more
-       than 3d, so that a return pays for its two changeovers: no flapping);
-    5. no spot: wait while S > R; otherwise on-demand; on on-demand, wait again only once
-       S > R + d (hysteresis: R falls as the work left falls, so the job goes back to waiting
-       near the end, never back and forth).
-    The outlook (what the fleet saw of spot lifetimes) sizes R: short lives, bigger reserve.
-    """
+    """spotctl's own policy. DOC"""
     if is_done(job, m):
         return Market.NONE
     slack, d = slack_h(job, m), job.changeover_h
+    reserve = reserve_h(job, m, outlook)
     if m.holding == Market.ONDEMAND:
+        if slack < safety_h(job):
+            return Market.ONDEMAND
         if m.spot_available:
-            return Market.SPOT if expected_lifetime_h(outlook) > 3 * d and slack >= 2 * d else Market.ONDEMAND
-        return Market.NONE if slack > reserve_h(job, m, outlook) + d else Market.ONDEMAND
+            back = slack - 2 * d >= reserve and expected_lifetime_h(outlook) > 3 * d
+            return Market.SPOT if back else Market.ONDEMAND
+        return Market.NONE if slack - 2 * d > reserve + job.check_h else Market.ONDEMAND
     if m.holding == Market.SPOT and m.spot_available:
         return Market.SPOT
     if slack < safety_h(job):
         return Market.ONDEMAND
     if m.spot_available:
         return Market.SPOT
-    return Market.NONE if slack > reserve_h(job, m, outlook) else Market.ONDEMAND
+    return Market.NONE if slack >= reserve else Market.ONDEMAND
 
 
 def next_check_h(job: DeadlineJob, m: Moment, outlook: SpotOutlook | None = None) -> float | None:
     """How long spotctl's policy's decision stays as it is if nothing happens (no preemption,
     no change in spot's availability): the workflow's timer for its next check. None: only
-    news can change it (on spot, on on-demand to the end, done)."""
-    if is_done(job, m):
+    news can change it (on spot: a preemption; done)."""
+    if is_done(job, m) or m.holding == Market.SPOT:
         return None
-    slack = slack_h(job, m)
+    slack, reserve = slack_h(job, m), reserve_h(job, m, outlook)
+    # The reserve falls at `rate` per hour while slack stays (on-demand) or falls at 1 (waiting).
+    rate = share_of(outlook) * (job.deadline_h - job.compute_h) / job.deadline_h
     if m.holding == Market.NONE:
-        # Waiting spends the slack hour for hour until it reaches the reserve.
-        return max(slack - max(reserve_h(job, m, outlook), safety_h(job)), 0.0)
-    if m.holding == Market.ONDEMAND and slack >= safety_h(job):
-        # On on-demand the slack holds and the reserve falls with the work left.
-        rate = 2 * job.changeover_h * expected_availability(outlook) / max(expected_lifetime_h(outlook), 1e-3)
-        gap = reserve_h(job, m, outlook) + job.changeover_h - slack
-        return max(gap / rate, 0.0) if rate > 0 else None
-    return None
+        return max((slack - reserve) / max(1.0 - rate, 1e-6), 0.0)
+    return max((reserve + job.changeover_h - slack) / max(rate, 1e-6), 0.0)
 
 
 Policy = Callable[[DeadlineJob, Moment, "SpotOutlook | None"], Market]
