@@ -161,7 +161,24 @@ def safety_h(job: DeadlineJob) -> float:
 
 
 def spotctl_policy(job: DeadlineJob, m: Moment, outlook: SpotOutlook | None = None) -> Market:
-    """spotctl's own policy. DOC"""
+    """spotctl's own policy: Uniform Progress's even pace as the floor of the slack it keeps,
+    scaled down by what it has seen of spot, and leaving on-demand as soon as it is ahead.
+
+    slack S = time left - work left only shrinks while the job waits or restarts: a budget,
+    spent on waiting out outages (free in money) and on changeovers (d each). With
+    R = `reserve_h`: the net (2d + one decision period) plus a share of Uniform Progress's
+    reserve (D - t)(D - C)/D, the share being the expected share of time without spot (at
+    least MIN_SHARE; the outlook's availability, else PRIOR_AVAILABILITY):
+    1. done: hold nothing;
+    2. safety net: not on on-demand and S < 2d + one decision period: on-demand (so a job
+       that on-demand could finish from launch is never late); on on-demand below it: keep it;
+    3. on spot and it is there: stay (leaving costs a changeover and saves nothing);
+    4. idle and spot is there: take it;
+    5. idle, no spot: wait while S >= R, else on-demand;
+    6. on on-demand: back to spot only when S - 2d >= R (the return and a later move back
+       both paid for: hysteresis, no flapping) and spot lives longer than 3d on the outlook;
+       with no spot, let go of on-demand and wait once S - 2d > R + one decision period.
+    """
     if is_done(job, m):
         return Market.NONE
     slack, d = slack_h(job, m), job.changeover_h
@@ -193,7 +210,9 @@ def next_check_h(job: DeadlineJob, m: Moment, outlook: SpotOutlook | None = None
     rate = share_of(outlook) * (job.deadline_h - job.compute_h) / job.deadline_h
     if m.holding == Market.NONE:
         return max((slack - reserve) / max(1.0 - rate, 1e-6), 0.0)
-    return max((reserve + job.changeover_h - slack) / max(rate, 1e-6), 0.0)
+    if slack < safety_h(job):
+        return None  # on on-demand to the end
+    return max((reserve + 2 * job.changeover_h + job.check_h - slack) / max(rate, 1e-6), 0.0)
 
 
 Policy = Callable[[DeadlineJob, Moment, "SpotOutlook | None"], Market]
