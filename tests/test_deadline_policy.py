@@ -9,10 +9,10 @@ import pytest
 
 from spotctl.policy.deadline import (
     DEADLINE_POLICIES,
+    RESERVE_SHARE,
     DeadlineJob,
     Market,
     Moment,
-    SpotOutlook,
     decide,
     next_check_h,
     reserve_h,
@@ -77,20 +77,18 @@ def test_spotctl_waits_while_the_slack_is_above_its_reserve_and_pays_below_it() 
     assert spotctl_policy(JOB, short) == Market.ONDEMAND
 
 
-def test_spotctl_returns_from_on_demand_only_with_room_for_two_changeovers() -> None:
-    m = at(20, 4, Market.ONDEMAND, spot=True)  # behind its reserve: stays
-    assert spotctl_policy(JOB, m) == Market.ONDEMAND
-    ahead = at(20, 18, Market.ONDEMAND, spot=True)
-    assert spotctl_policy(JOB, ahead) == Market.SPOT
-    # Spot that lives less than 3d is not worth a return.
-    brief = SpotOutlook(availability=0.9, mean_lifetime_h=0.3)
-    assert spotctl_policy(JOB, ahead, brief) == Market.ONDEMAND
+def test_spotctl_returns_from_on_demand_once_caught_up_where_uniform_progress_waits_for_a_margin() -> None:
+    assert spotctl_policy(JOB, at(20, 4, Market.ONDEMAND, spot=True)) == Market.ONDEMAND  # far behind: stays
+    caught_up = at(20, 13, Market.ONDEMAND, spot=True)  # slack 15 h: above 0.9 x 15.7, below 15.7 + 2dC/D
+    assert spotctl_policy(JOB, caught_up) == Market.SPOT
+    assert uniform_progress(JOB, caught_up) == Market.ONDEMAND
 
 
-def test_spotctl_reserve_grows_when_spot_is_scarce() -> None:
-    m = at(10, 5)
-    scarce, plenty = SpotOutlook(availability=0.1), SpotOutlook(availability=0.95)
-    assert reserve_h(JOB, m, scarce) > reserve_h(JOB, m, plenty)
+def test_spotctl_keeps_a_smaller_reserve_than_uniform_progress() -> None:
+    m = at(20, 13, spot=False)
+    assert reserve_h(JOB, m) < slack_h(JOB, m) < reserve_h(JOB, m) / RESERVE_SHARE
+    assert spotctl_policy(JOB, m) == Market.NONE
+    assert uniform_progress(JOB, m) == Market.ONDEMAND
 
 
 def test_next_check_is_when_waiting_reaches_the_reserve() -> None:
