@@ -27,6 +27,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+try:
+    import numpy  # noqa: F401  (the offline optimum)
+except ModuleNotFoundError:
+    print("economics: needs numpy: pip install -e '.[bench]'", file=sys.stderr)
+    sys.exit(2)
+
 from econ_report import plots, rows, section, write_section  # noqa: E402
 from econ_run import Setting, run_folder  # noqa: E402
 from econ_synthetic import CASES, write_case  # noqa: E402
