@@ -112,10 +112,42 @@ def plots(results: list[FolderResult], settings: list[Setting], out_dir: Path) -
     return ["bench/plots/economics_cost_vs_slack.png", "bench/plots/economics_time_shares.png"]
 
 
+def targets(res: FolderResult, settings: list[Setting]) -> list[str]:
+    """Issue 24's targets, checked on one folder's figures."""
+    def f(p: str, s: Setting) -> dict:
+        return figures(res.tallies[(s, p)])
+
+    misses = sum(f("spotctl", s)["miss_rate"] for s in settings)
+    worse = [s for s in settings if f("spotctl", s)["cost_vs_ondemand"] > f("uniform-progress", s)["cost_vs_ondemand"]]
+    vs_opt = statistics.fmean(f("spotctl", s)["vs_optimal"] for s in settings)
+    cheaper = [1 - f("spotctl-multi-region", s)["cost_vs_ondemand"] / f("uniform-progress", s)["cost_vs_ondemand"]
+               for s in settings]
+    eager = [f("eager-next-region", s) for s in settings]
+
+    def ok(cond: bool) -> str:
+        return "**met**" if cond else "**not met**"
+
+    return [
+        f"- spotctl misses no deadline: {ok(misses == 0)} (late in {100 * misses / len(settings):.1f}% of runs).",
+        f"- spotctl costs no more than Uniform Progress in every setting: {ok(not worse)} "
+        + (f"(more in {', '.join(f'{s.deadline_h:g} h / {s.changeover_h:g} h' for s in worse)})." if worse else
+           f"(cheaper by {100 * min(1 - f('spotctl', s)['cost_vs_ondemand'] / f('uniform-progress', s)['cost_vs_ondemand'] for s in settings):.1f}% "
+           f"to {100 * max(1 - f('spotctl', s)['cost_vs_ondemand'] / f('uniform-progress', s)['cost_vs_ondemand'] for s in settings):.1f}%)."),
+        f"- spotctl within 15% of the single-zone optimum on average: {ok(vs_opt <= 1.15)} ({vs_opt:.3f}x).",
+        f"- spotctl-multi-region at least 20% cheaper than single-region Uniform Progress: {ok(min(cheaper) >= 0.2)} "
+        f"({100 * min(cheaper):.0f}% to {100 * max(cheaper):.0f}% cheaper, {100 * statistics.fmean(cheaper):.0f}% on average).",
+        f"- beside them, EAGER_NEXT_REGION (spot only): {statistics.fmean(e['cost_vs_ondemand'] for e in eager):.3f} of "
+        f"on-demand on average, late in {100 * statistics.fmean(e['miss_rate'] for e in eager):.1f}% of runs "
+        f"(up to {100 * max(e['miss_rate'] for e in eager):.0f}% in one setting).",
+    ]
+
+
 def section(results: list[FolderResult], settings: list[Setting], argv: str, method: str, notes: str,
             images: list[str]) -> str:
     parts = [BEGIN, "## Deadlines on real spot traces (bench/economics.py), issue 24", "",
-             f"    python bench/economics.py {argv}".rstrip(), "", method, ""]
+             f"    python bench/economics.py {argv}".rstrip(), "", method, "",
+             f"### Issue 24's targets, on the shipped AWS traces ({results[0].name}), published setup", "",
+             *targets(results[0], settings), ""]
     for res in results:
         parts += [f"### {res.name}: {len(res.zones)} zones ({', '.join(res.zones)}), tick {res.gap_s} s, "
                   f"{res.span_h:.0f} h of trace, {len(res.offsets)} start offsets", "", table(res, settings), ""]
@@ -123,7 +155,8 @@ def section(results: list[FolderResult], settings: list[Setting], argv: str, met
         parts.append("Averages over the settings: " + "; ".join(
             f"{p} {a['cost_vs_ondemand']:.3f} ({a['vs_optimal']:.2f}x optimal"
             + (f", {100 * a['miss_rate']:.1f}% late" if a["miss_rate"] else "") + ")"
-            for p, a in avg.items() if p not in ("on-demand", "optimal")) + ".")
+            for p, a in avg.items() if p not in ("on-demand", "optimal")) + ". "
+            + f"spotctl costs no more than uniform-progress in {sum(1 for s in settings if figures(res.tallies[(s, 'spotctl')])['cost_vs_ondemand'] <= figures(res.tallies[(s, 'uniform-progress')])['cost_vs_ondemand'])} of {len(settings)} settings.")
         parts.append("")
     parts += [*[f"![{Path(i).stem}]({i})" for i in images], "", notes, END]
     return "\n".join(parts)

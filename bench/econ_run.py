@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from econ_optimal import optimum
-from econ_sim import Tally, Zone, multi_region, on_demand, single_zone, skypilot
+from econ_sim import Tally, Zone, fleet_events, multi_region, on_demand, single_zone, skypilot
 from econ_traces import Trace
 
 from spotctl.policy.deadline import DeadlineJob
@@ -65,8 +65,12 @@ def zone_of(trace: Trace, avail: list[bool]) -> Zone:
                 avail=avail, spot_price=trace.spot_price, ondemand_price=trace.ondemand_price)
 
 
+FLEET_LEAD_H = 6.0
+"""How much of the trace before the job's start the fleet memory has seen (its window)."""
+
+
 def run_folder(name: str, traces: Sequence[Trace], settings: Sequence[Setting], offsets_n: int, seed: int,
-               progress: bool = True) -> FolderResult:
+               progress: bool = True, fleet_memory: bool = True) -> FolderResult:
     gap_h = traces[0].gap_s / 3600.0
     length = min(len(t.values) for t in traces)
     longest = max(s.deadline_h for s in settings)
@@ -75,6 +79,8 @@ def run_folder(name: str, traces: Sequence[Trace], settings: Sequence[Setting], 
     res = FolderResult(name=name, zones=[t.zone for t in traces], gap_s=traces[0].gap_s, span_h=length * gap_h,
                        offsets=offsets)
     windows = [[window(t, length, o, ticks) for t in traces] for o in offsets]  # [run][zone]
+    lead = int(math.ceil(FLEET_LEAD_H / gap_h))
+    before = [[window(t, length, (o - lead) % length, lead) for t in traces] for o in offsets]
     avail = np.array([[windows[r][z] for r in range(len(offsets))] for z in range(len(traces))], dtype=bool)
     odp = min(t.ondemand_price for t in traces)
     for s in settings:
@@ -99,7 +105,8 @@ def run_folder(name: str, traces: Sequence[Trace], settings: Sequence[Setting], 
             best = float(opt_multi[r])
             tallies["eager-next-region"].add(skypilot("EAGER_NEXT_REGION", job, zones, gap_h), base_cost, best)
             tallies["failover"].add(skypilot("FAILOVER", job, zones, gap_h), base_cost, best)
-            tallies["spotctl-multi-region"].add(multi_region(job, zones, gap_h), base_cost, best)
+            fleet = fleet_events(zones, before[r], gap_h) if fleet_memory else None
+            tallies["spotctl-multi-region"].add(multi_region(job, zones, gap_h, fleet=fleet), base_cost, best)
             multi_opt.add(_optimal_outcome(best), base_cost, best)
         for p, t in tallies.items():
             res.tallies[(s, p)] = t

@@ -32,6 +32,7 @@ from spotctl.policy import (
     spot_outlook,
 )
 from spotctl.policy.deadline import DeadlineJob, Market, Moment, SpotOutlook, decide
+from spotctl.policy.fleet import WINDOW
 
 EPS = 1e-9
 EPOCH = datetime(2023, 1, 1)
@@ -93,6 +94,9 @@ class Seen:
         self._cache = None
         self._out = None
 
+    def until(self, at_h: float) -> None:
+        """News of others up to now (none: the job sees only its own)."""
+
     def saw(self, spot: bool) -> None:
         """One decision point: spot was there or not (the share the job has seen)."""
         self.ticks += 1
@@ -119,6 +123,31 @@ class Seen:
             self._out = spot_outlook(self.known(at_h).values())
         share = self.up_ticks / self.ticks if self.ticks else None
         return replace(self._out, availability=share)
+
+
+class FleetSeen(Seen):
+    """The fleet memory's view: every zone's events as their time comes, over the fleet's
+    window (spotctl.policy.fleet.WINDOW); this job's own events are among them already."""
+
+    def __init__(self, events: Sequence[FleetEvent]) -> None:
+        super().__init__(window_h=WINDOW.total_seconds() / 3600)
+        self._all, self._next, self._hour = list(events), 0, -1
+
+    def until(self, at_h: float) -> None:
+        now = EPOCH + timedelta(hours=at_h)
+        while self._next < len(self._all) and self._all[self._next].at <= now:
+            self.events.append(self._all[self._next])
+            self._next += 1
+            self._cache = self._out = None
+        if int(at_h) != self._hour:  # old events leave the window: look again every hour
+            self._hour = int(at_h)
+            self._cache = self._out = None
+
+    def add(self, zone: Zone, kind: FleetEventKind, at_h: float, lifetime_h: float | None = None) -> None:
+        pass
+
+    def no_capacity(self, zone: Zone, at_h: float) -> None:
+        pass
 
 
 def place(zone: Zone) -> Place:
@@ -265,17 +294,53 @@ def skypilot(strategy: str, job: DeadlineJob, zones: Sequence[Zone], gap_h: floa
     return run.close(odp)
 
 
-def multi_region(job: DeadlineJob, zones: Sequence[Zone], gap_h: float, name: str = "spotctl") -> Outcome:
+def fleet_events(zones: Sequence[Zone], history: Sequence[Sequence[bool]], gap_h: float) -> list[FleetEvent]:
+    """What a deployment's fleet memory records of every zone (its other jobs launching,
+    being preempted, finding no capacity), from `history` (each zone's availability for the
+    ticks before the job's start) and the zone's own window, in time order; hours from the start."""
+    out: list[tuple[float, FleetEvent]] = []
+    for zone, before in zip(zones, history, strict=True):
+        series = list(before) + list(zone.avail)
+        lead = len(before)
+        since: int | None = None
+        for i, up in enumerate(series):
+            at = (i - lead) * gap_h
+            was = series[i - 1] if i else not up
+            if up and not was:
+                since = i
+                out.append((at, _event(zone, FleetEventKind.LAUNCHED, at)))
+            elif not up and was:
+                life = None if since is None else (i - since) * gap_h
+                kind = FleetEventKind.PREEMPTED if since is not None else FleetEventKind.NO_CAPACITY
+                out.append((at, _event(zone, kind, at, life)))
+                if since is not None:
+                    out.append((at, _event(zone, FleetEventKind.NO_CAPACITY, at)))
+                since = None
+    out.sort(key=lambda x: x[0])
+    return [e for _, e in out]
+
+
+def _event(zone: Zone, kind: FleetEventKind, at_h: float, lifetime_h: float | None = None) -> FleetEvent:
+    return FleetEvent(place=place(zone), kind=kind, at=EPOCH + timedelta(hours=at_h),
+                      lifetime_s=None if lifetime_h is None else lifetime_h * 3600, price=zone.spot_price)
+
+
+def multi_region(job: DeadlineJob, zones: Sequence[Zone], gap_h: float, name: str = "spotctl",
+                 fleet: Sequence[FleetEvent] | None = None) -> Outcome:
     """spotctl's policy over every zone: the market from spotctl.policy.deadline, the zone from
-    spotctl.policy.fleet's ranking by expected cost, both fed with what the job has seen; a
-    move between zones is a changeover."""
+    spotctl.policy.fleet's ranking by expected cost over what the fleet memory holds, a move
+    between zones being a changeover. `fleet`: the events a deployment's memory would have of
+    every zone (`fleet_events`), fed as their time comes, over the fleet's own window; without
+    it, only what this job has seen."""
     cands = [candidate(z) for z in zones]
     by_zone = {z.name: z for z in zones}
     cheapest_od = min(zones, key=lambda z: z.ondemand_price)
-    run, seen = Run(job, gap_h), Seen(window_h=job.deadline_h)
+    run = Run(job, gap_h)
+    seen = Seen(window_h=job.deadline_h) if fleet is None else FleetSeen(fleet)
     for i in range(run.ticks):
         if run.finished():
             break
+        seen.until(run.now(i))
         preempted(run, i, seen)
         up = [z for z in zones if z.avail[i]]
         seen.saw(bool(up))
