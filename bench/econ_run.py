@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from econ_optimal import optimum
-from econ_sim import Tally, Zone, fleet_events, multi_region, on_demand, single_zone, skypilot
+from econ_sim import Outcome, Tally, Zone, fleet_events, multi_region, on_demand, single_zone, skypilot
 from econ_traces import Trace
 
 from spotctl.policy.deadline import DeadlineJob
@@ -117,7 +117,5 @@ def run_folder(name: str, traces: Sequence[Trace], settings: Sequence[Setting], 
     return res
 
 
-def _optimal_outcome(cost: float):
-    from econ_sim import Outcome
-
+def _optimal_outcome(cost: float) -> Outcome:
     return Outcome(cost=cost)

@@ -77,3 +77,22 @@ def test_bad_flags_are_one_line_and_exit_2(args: list[str]) -> None:
     r = economics(*args, "--no-report")
     assert r.returncode == 2
     assert len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr, r.stderr
+
+
+@pytest.mark.parametrize("case", ["synthetic-scarce", "synthetic-steady"])
+def test_synthetic_traces_spotctl_is_never_late(tmp_path: Path, case: str) -> None:
+    sys.path.insert(0, str(REPO / "bench"))
+    try:
+        from econ_synthetic import write_case
+    finally:
+        sys.path.remove(str(REPO / "bench"))
+    folder = write_case(tmp_path, case)
+    out = tmp_path / "econ.json"
+    r = economics("--traces", str(folder), "--offsets", "2", "--deadlines", "52,70", "--changeovers", "0.2",
+                  "--no-report", "--json", str(out))
+    assert r.returncode == 0, r.stderr[-2000:]
+    rows = json.loads(out.read_text())["results"]
+    for x in rows:
+        if x["policy"] in ("spotctl", "spotctl-multi-region", "uniform-progress"):
+            assert x["miss_rate"] == 0, x
+        assert x["traces"] == case
