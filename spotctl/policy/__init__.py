@@ -22,6 +22,7 @@ from spotctl.policy.deadline import (
     Moment,
     SpotOutlook,
     decide,
+    next_check_h,
     slack_h,
 )
 from spotctl.policy.failures import (
@@ -44,6 +45,7 @@ from spotctl.policy.fleet import (
     expected_cost,
     outlooks,
     rank_by_expected_cost,
+    spot_outlook,
 )
 from spotctl.policy.fleet_summary import (
     EXPECTED_COST,
@@ -74,6 +76,8 @@ __all__ = [
     "SpotOutlook",
     "WorkAhead",
     "decide",
+    "next_check_h",
+    "spot_outlook",
     "expected_cost",
     "outlooks",
     "rank_by_expected_cost",

@@ -39,6 +39,9 @@ class DeadlineJob:
     compute_h: float
     deadline_h: float
     changeover_h: float
+    check_h: float = 0.0
+    """The longest time between two decisions while the job waits (the replay's tick; the
+    workflow's periodic check, see `next_check_h`): the safety net keeps this much in hand."""
 
 
 @dataclass(frozen=True)
@@ -76,8 +79,10 @@ def is_done(job: DeadlineJob, m: Moment) -> bool:
 
 def needs_safety_net(job: DeadlineJob, m: Moment) -> bool:
     """Uniform Progress's safety net: idle (or about to restart) and the time left is less
-    than the work left plus 2d: only on-demand, kept to the end, still makes it."""
-    return m.holding != Market.ONDEMAND and slack_h(job, m) < 2 * job.changeover_h
+    than the work left plus 2d: only on-demand, kept to the end, still makes it. The net is
+    raised by the decision period (`check_h`, 0 unless the caller sets it): a job that waits
+    a period between two decisions must still have 2d in hand at the second."""
+    return m.holding != Market.ONDEMAND and slack_h(job, m) < 2 * job.changeover_h + job.check_h
 
 
 def uniform_progress(job: DeadlineJob, m: Moment, outlook: SpotOutlook | None = None) -> Market:
@@ -87,7 +92,7 @@ def uniform_progress(job: DeadlineJob, m: Moment, outlook: SpotOutlook | None = 
         return Market.NONE
     if m.holding == Market.ONDEMAND:
         # Hysteresis (rule 6), and the safety net keeps on-demand to the end (rule 2).
-        if slack_h(job, m) < 2 * job.changeover_h:
+        if slack_h(job, m) < 2 * job.changeover_h + job.check_h:
             return Market.ONDEMAND
         ahead = m.done_h >= job.compute_h * (m.elapsed_h + 2 * job.changeover_h) / job.deadline_h
         return Market.SPOT if ahead and m.spot_available else Market.ONDEMAND
@@ -110,17 +115,78 @@ def greedy(job: DeadlineJob, m: Moment, outlook: SpotOutlook | None = None) -> M
     return Market.SPOT if m.spot_available else Market.NONE
 
 
+RESERVE_SHARE = 0.9
+"""The part of Uniform Progress's reserve spotctl's policy keeps (bench/economics.py: 0.75 to 0.9
+all beat Uniform Progress on average; 0.9 lost to it in the fewest settings: in the full run, 3 of
+54 (by 0.6% to 1.4%, at a 0.4 h changeover), none on the shipped AWS availability traces)."""
+
+
+def reserve_h(job: DeadlineJob, m: Moment, outlook: SpotOutlook | None = None) -> float:
+    """The slack spotctl's policy keeps in hand rather than spend it waiting for spot: a share
+    of what Uniform Progress keeps by its even pace, (D - t)(D - C)/D, slack in proportion to
+    the time left."""
+    pace = (job.deadline_h - m.elapsed_h) * (job.deadline_h - job.compute_h) / job.deadline_h
+    return RESERVE_SHARE * max(pace, 0.0)
+
+
+def safety_h(job: DeadlineJob) -> float:
+    """The least slack to start (or keep waiting for) spot: a changeover to start, another
+    to move to on-demand if it is lost at once, and one decision period."""
+    return 2 * job.changeover_h + job.check_h
+
+
 def spotctl_policy(job: DeadlineJob, m: Moment, outlook: SpotOutlook | None = None) -> Market:
-    """spotctl's own policy (to be refined by the economics benchmark): greedy with a return
-    to spot from on-demand while the slack still covers two more changeovers."""
+    """spotctl's own policy: Uniform Progress with a smaller reserve, and back to spot as soon
+    as it is no longer behind.
+
+    slack S = time left - work left only shrinks while the job waits or restarts: a budget,
+    spent on waiting out outages (free in money) and on changeovers (d each). Uniform Progress
+    keeps R_UP = (D - t)(D - C)/D of it in hand (its even pace) and pays on-demand below that;
+    it then stays on on-demand until 2dC/D ahead. Measured on the traces (bench/economics.py,
+    BENCHMARKS.md), both are more caution than pays: a 10% smaller reserve and a return to
+    spot with no margin are cheaper in every trace folder on average and never late. The rules,
+    with R = `reserve_h` = RESERVE_SHARE x R_UP:
+    1. done: hold nothing;
+    2. safety net: not on on-demand and S < 2d + one decision period (`check_h`): on-demand;
+       on on-demand with S below that: keep it to the end. A job that on-demand could finish
+       from launch is never late;
+    3. on spot and it is there: stay (leaving costs a changeover and saves nothing);
+    4. spot there: take it, from idle at once, from on-demand once S >= R (hysteresis: on
+       on-demand S holds while R falls, so a job that left spot for on-demand because it fell
+       behind goes back only when it has caught up, never back and forth);
+    5. no spot: wait while S >= R, else on-demand.
+    The outlook is accepted for the workflow's sake; variants that sized R by it (share of
+    time without spot, lifetimes) did no better on the traces and are not used.
+    """
     if is_done(job, m):
         return Market.NONE
     slack = slack_h(job, m)
+    reserve = reserve_h(job, m, outlook)
     if m.holding == Market.ONDEMAND:
-        return Market.SPOT if m.spot_available and slack > 4 * job.changeover_h else Market.ONDEMAND
-    if needs_safety_net(job, m):
+        if slack < safety_h(job):
+            return Market.ONDEMAND
+        return Market.SPOT if m.spot_available and slack >= reserve else Market.ONDEMAND
+    if slack < safety_h(job):
         return Market.ONDEMAND
-    return Market.SPOT if m.spot_available else Market.NONE
+    if m.spot_available:
+        return Market.SPOT
+    return Market.NONE if slack >= reserve else Market.ONDEMAND
+
+
+def next_check_h(job: DeadlineJob, m: Moment, outlook: SpotOutlook | None = None) -> float | None:
+    """How long spotctl's policy's decision stays as it is if nothing happens (no preemption,
+    no change in spot's availability): the workflow's timer for its next check. None: only
+    news can change it (on spot: a preemption; on on-demand: spot coming back; done)."""
+    if is_done(job, m) or m.holding == Market.SPOT:
+        return None
+    slack, reserve = slack_h(job, m), reserve_h(job, m, outlook)
+    fall = RESERVE_SHARE * (job.deadline_h - job.compute_h) / job.deadline_h  # R's fall per hour
+    if m.holding == Market.NONE:
+        # Waiting spends the slack hour for hour; the reserve falls more slowly.
+        return max(min((slack - reserve) / max(1.0 - fall, 1e-6), slack - safety_h(job)), 0.0)
+    if slack < safety_h(job) or slack >= reserve:
+        return None
+    return (reserve - slack) / max(fall, 1e-6)
 
 
 Policy = Callable[[DeadlineJob, Moment, "SpotOutlook | None"], Market]

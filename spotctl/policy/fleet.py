@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from enum import Enum
 
 from spotctl.models import Candidate
+from spotctl.policy.deadline import SpotOutlook
 
 
 class FleetEventKind(str, Enum):
@@ -153,3 +154,17 @@ def rank_by_expected_cost(candidates: Sequence[Candidate], known: dict[Place, Pl
                      known[Place.of(c)].explain() if Place.of(c) in known else "",
                      known.get(Place.of(c))) for c in candidates]
     return ranked if ordered else sorted(ranked, key=lambda r: r.expected_cost)
+
+
+def spot_outlook(known: Iterable[PlaceOutlook]) -> SpotOutlook:
+    """What the deadline policy plans with, from the outlooks of the spot places a job may use:
+    the share of launch attempts that found capacity, and the instance-hours per preemption
+    (with no preemption seen, the hours seen: a lifetime at least that long)."""
+    spot = [o for o in known if o.place.spot]
+    launches = sum(o.launches for o in spot)
+    failures = sum(o.capacity_failures for o in spot)
+    preemptions = sum(o.preemptions for o in spot)
+    hours = sum(o.observed_h for o in spot)
+    availability = launches / (launches + failures) if launches + failures else None
+    lifetime = hours / preemptions if preemptions else (hours if hours > 0 else None)
+    return SpotOutlook(availability=availability, mean_lifetime_h=lifetime)

@@ -1,0 +1,145 @@
+"""spotctl.policy.deadline: the deadline policies' rules (pure), and that no policy lets a job
+that on-demand could finish from launch be late, on synthetic spot traces."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from spotctl.policy.deadline import (
+    DEADLINE_POLICIES,
+    RESERVE_SHARE,
+    DeadlineJob,
+    Market,
+    Moment,
+    decide,
+    next_check_h,
+    reserve_h,
+    slack_h,
+    spotctl_policy,
+    uniform_progress,
+)
+
+pytestmark = pytest.mark.quick
+
+JOB = DeadlineJob(compute_h=48, deadline_h=70, changeover_h=0.2)
+
+
+def at(t: float, done: float, holding: Market = Market.NONE, spot: bool = True) -> Moment:
+    return Moment(elapsed_h=t, done_h=done, holding=holding, spot_available=spot)
+
+
+def test_slack_is_time_left_less_work_left() -> None:
+    assert slack_h(JOB, at(10, 5)) == pytest.approx(70 - 10 - (48 - 5))
+
+
+@pytest.mark.parametrize("name", sorted(DEADLINE_POLICIES))
+def test_done_holds_nothing(name: str) -> None:
+    assert decide(name, JOB, at(50, 48, Market.SPOT)) == Market.NONE
+
+
+@pytest.mark.parametrize("name", sorted(DEADLINE_POLICIES))
+def test_safety_net_takes_on_demand_when_the_slack_no_longer_covers_a_restart(name: str) -> None:
+    # slack 0.3 < 2d = 0.4, idle and no spot: only on-demand still makes it.
+    m = at(21.7, 0.0, Market.NONE, spot=False)
+    assert slack_h(JOB, m) == pytest.approx(0.3)
+    assert decide(name, JOB, m) == Market.ONDEMAND
+    # ... and keeps it even when spot comes back.
+    assert decide(name, JOB, at(21.7, 0.0, Market.ONDEMAND, spot=True)) == Market.ONDEMAND
+
+
+def test_safety_net_keeps_a_decision_period_in_hand() -> None:
+    job = DeadlineJob(48, 70, 0.2, check_h=0.5)
+    m = at(21.2, 0.0, Market.NONE, spot=False)  # slack 0.8 < 2d + check_h = 0.9
+    assert uniform_progress(job, m) == Market.ONDEMAND
+    assert spotctl_policy(job, m) == Market.ONDEMAND
+    assert decide("greedy", job, m) == Market.ONDEMAND
+    assert decide("greedy", JOB, m) == Market.NONE  # without a period: 0.8 >= 2d, it may wait
+
+
+def test_uniform_progress_as_published() -> None:
+    # Behind the even pace (48*10/70 = 6.9 > 5) and no spot: on-demand to catch up.
+    assert uniform_progress(JOB, at(10, 5, spot=False)) == Market.ONDEMAND
+    # Ahead and no spot: wait.
+    assert uniform_progress(JOB, at(10, 9, spot=False)) == Market.NONE
+    # On on-demand, keeps it until ahead of e(t + 2d).
+    assert uniform_progress(JOB, at(10, 7.0, Market.ONDEMAND)) == Market.ONDEMAND
+    assert uniform_progress(JOB, at(10, 7.5, Market.ONDEMAND)) == Market.SPOT
+
+
+def test_spotctl_waits_while_the_slack_is_above_its_reserve_and_pays_below_it() -> None:
+    waiting = at(5, 4, spot=False)
+    assert slack_h(JOB, waiting) > reserve_h(JOB, waiting)
+    assert spotctl_policy(JOB, waiting) == Market.NONE
+    short = at(20, 4, spot=False)
+    assert slack_h(JOB, short) < reserve_h(JOB, short)
+    assert spotctl_policy(JOB, short) == Market.ONDEMAND
+
+
+def test_spotctl_returns_from_on_demand_once_caught_up_where_uniform_progress_waits_for_a_margin() -> None:
+    assert spotctl_policy(JOB, at(20, 4, Market.ONDEMAND, spot=True)) == Market.ONDEMAND  # far behind: stays
+    caught_up = at(20, 13, Market.ONDEMAND, spot=True)  # slack 15 h: above 0.9 x 15.7, below 15.7 + 2dC/D
+    assert spotctl_policy(JOB, caught_up) == Market.SPOT
+    assert uniform_progress(JOB, caught_up) == Market.ONDEMAND
+
+
+def test_spotctl_keeps_a_smaller_reserve_than_uniform_progress() -> None:
+    m = at(20, 13, spot=False)
+    assert reserve_h(JOB, m) < slack_h(JOB, m) < reserve_h(JOB, m) / RESERVE_SHARE
+    assert spotctl_policy(JOB, m) == Market.NONE
+    assert uniform_progress(JOB, m) == Market.ONDEMAND
+
+
+def test_next_check_is_when_waiting_reaches_the_reserve() -> None:
+    m = at(5, 4, spot=False)
+    wait = next_check_h(JOB, m)
+    assert wait is not None and wait > 0
+    later = at(5 + wait + 0.01, 4, spot=False)
+    assert spotctl_policy(JOB, at(5 + wait - 0.01, 4, spot=False)) == Market.NONE
+    assert spotctl_policy(JOB, later) == Market.ONDEMAND
+    assert next_check_h(JOB, at(5, 4, Market.SPOT)) is None
+
+
+def markov(rng: random.Random, ticks: int, on_h: float, off_h: float, gap_h: float) -> list[bool]:
+    out: list[bool] = []
+    up = rng.random() < 0.5
+    while len(out) < ticks:
+        out += [up] * max(1, round(rng.expovariate(1 / (on_h if up else off_h)) / gap_h))
+        up = not up
+    return out[:ticks]
+
+
+def replay(name: str, job: DeadlineJob, avail: list[bool], gap_h: float) -> tuple[float, bool]:
+    """A minimal replay (the benchmark's is bench/econ_sim.py): progress and whether it is late."""
+    done, held, left, t = 0.0, Market.NONE, 0.0, 0.0
+    for spot in avail:
+        if done >= job.compute_h - 1e-9 or t >= job.deadline_h:
+            break
+        if held == Market.SPOT and not spot:
+            held = Market.NONE
+        want = decide(name, job, Moment(t, done, held, spot))
+        if want == Market.SPOT and not spot:
+            want = Market.NONE
+        if want != held and want != Market.NONE:
+            left = job.changeover_h
+        held = want
+        dt = min(gap_h, job.deadline_h - t)
+        if held != Market.NONE:
+            c = min(dt, left)
+            left -= c
+            done += dt - c
+        t += dt
+    return done, done < job.compute_h - 1e-6
+
+
+@pytest.mark.parametrize("on_h,off_h", [(0.7, 3.5), (1.5, 1.5), (6.0, 1.0), (0.3, 0.3)])
+@pytest.mark.parametrize("name", ["spotctl", "uniform-progress", "greedy"])
+def test_never_late_on_synthetic_traces(name: str, on_h: float, off_h: float) -> None:
+    gap_h = 0.1
+    rng = random.Random(f"{name}{on_h}{off_h}")
+    for deadline, d in [(48.02, 0.02), (52, 0.4), (70, 0.2), (92, 0.02)]:
+        job = DeadlineJob(48, deadline, d, check_h=gap_h)
+        for _ in range(3):
+            _, late = replay(name, job, markov(rng, int(deadline / gap_h) + 2, on_h, off_h, gap_h), gap_h)
+            assert not late, (name, deadline, d)
