@@ -21,6 +21,8 @@ from spotctl.clouds.local import PREEMPTION_REASON, LocalCloud
 from spotctl.config import load_settings
 from spotctl.models import Candidate
 
+from conftest import Spot
+
 
 def trace_file(folder: Path, name: str, values: list[int], gap: float = 1.0) -> Path:
     p = folder / name
@@ -150,3 +152,33 @@ def test_a_trace_of_a_zone_the_region_lacks_is_refused(cloud: LocalCloud, tmp_pa
     follow(cloud, "local-east", {"local-nowhere-1z": trace_file(tmp_path, "a.json", [1])})
     problem = cloud.check()
     assert problem and "zones the region does not have: local-nowhere-1z" in problem and "\n" not in problem
+
+
+def test_a_managed_job_on_a_traced_zone_fails_over_when_the_zone_drops(own_spot: Spot, tmp_path: Path) -> None:
+    """A real job (embedded Temporal, worker, agent) on spot in local-east-1a, whose trace holds
+    one instance for 10 minutes and then none (local-east-1b has none at all): when the trace
+    clock reaches the drop, the monitor's poll preempts it, the job is RECOVERING, then RUNNING
+    in another region (EAGER_NEXT_REGION), one recovery counted."""
+    cloud = own_spot.cloud
+    follow(cloud, "local-east", {"local-east-1a": trace_file(tmp_path, "a.json", [1] * 600 + [0] * 600),
+                                 "local-east-1b": trace_file(tmp_path, "b.json", [0])})
+    task = tmp_path / "task.yaml"
+    task.write_text(
+        "name: traced\nresources:\n  cloud: local\n  instance_type: local.small\n  use_spot: true\n"
+        "run: |\n"
+        '  if [ "$SPOTCTL_RECOVERY_COUNT" = 0 ]; then while true; do sleep 0.1; done; fi\n'
+        "  echo done elsewhere\n")
+    job_id = own_spot.launch_detached(str(task))
+    job = own_spot.wait_running(job_id, 1, timeout=60)
+    assert (job["history"][0]["region"], job["history"][0]["zone"]) == ("local-east", "local-east-1a")
+    (cloud.root / "trace_origin").write_text(f"{time.time() - 599}\n")  # fast-forward: the drop in ~1 s
+    own_spot.wait_status(job_id, "RECOVERING", "RUNNING", timeout=30)
+    job = own_spot.wait_status(job_id, "SUCCEEDED", timeout=60)
+    assert job["recoveries"] == 1
+    assert [r["outcome"] for r in job["history"]] == ["preempted", "succeeded"]
+    assert job["history"][1]["region"] != "local-east"
+    assert "done elsewhere" in own_spot.run("logs", "--no-follow", str(job_id)).stdout
+    deadline = time.monotonic() + 15
+    while own_spot.alive_instances() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert own_spot.alive_instances() == []
