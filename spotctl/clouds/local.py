@@ -93,6 +93,7 @@ class LocalCloud(PreemptionMixin, TraceMixin):
     liveness_interval_s = 1.0
     launch_retry_initial_s = 2.0
     """The local cloud frees capacity in seconds, so its launch retries start sooner."""
+    untraced_retry_max_s = 300.0
     node_env: dict[str, str] = {}
     """The local cloud writes preemption notices and signals programs itself."""
 
@@ -102,6 +103,18 @@ class LocalCloud(PreemptionMixin, TraceMixin):
         self.state_path = self.root / "state.json"
         self.lock_path = self.root / "state.lock"
         self.spotctl_home = Path(settings.home)
+
+    @property
+    def launch_retry_max_s(self) -> float:
+        """5 minutes, but one tick of wall time (at least launch_retry_initial_s) when zones
+        follow a trace: a job waiting for spot must see it come back within a tick, as on the
+        real cloud the trace was measured on (where 5 minutes is about a tick)."""
+        try:
+            regions = self.config().regions.values()
+        except CloudError:
+            return self.untraced_retry_max_s
+        ticks = [t.gap_s / r.trace.scale for r in regions if r.trace for t in r.trace.traces.values()]
+        return max(self.launch_retry_initial_s, min(ticks)) if ticks else self.untraced_retry_max_s
 
     # -- catalog ---------------------------------------------------------------------------
 
