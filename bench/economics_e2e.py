@@ -23,13 +23,17 @@ scale 130; 8 h of compute is ~3.7 min, an 11 h deadline ~5 min). Costs and times
 from `spotctl status --json` in wall units and multiplied by the scale: the dollars are the
 catalog's dollars for the trace's hours.
 
-How spotctl's own latencies translate (measured with `--measure` on a 2-core machine, process
-mode; docs/traces.md has both modes): a preemption is seen ~1 s after the trace drops (the
-monitor's instance_states poll, liveness_interval_s = 1 s), and a relaunch on a free zone
-runs again ~2-3 s later (provision, file mounts, setup, the agent's start). At scale 130
-that is ~2 min + ~5 min of trace time: about 0.1 h per restart, half a 195 s tick each, which
-the replay charges as the changeover (`--changeover-h`, default 0.1). A launch that finds no
-capacity is retried at most one tick later (the traced local cloud's launch_retry_max_s).
+How spotctl's own latencies translate (`--measure`, medians of 3 on this 2-core machine shared
+with other work; docs/traces.md has both modes): in process mode a job runs 0.85 s after its
+launch (provisioning 0.1 s, file mounts + setup + start 0.65 s); a trace drop is seen 0.86 s
+later (the monitor's instance_states poll every liveness_interval_s = 1 s), and the job runs
+again 0.83 s after that on a zone with spot: 1.7 s from drop to running. At scale 130 (1 tick =
+1.5 s) that is 0.03 h to see a drop and 0.06 h from drop to running again: about one tick,
+and 0.03-0.06 h is within the published changeover range (0.02-0.4 h). The replay charges
+each (re)start `--changeover-h` (default 0.06), and the deadline jobs are told the same
+changeover (in wall seconds). A launch that finds no capacity is retried at most max(a tick, 2 s)
+later (the traced local cloud's launch_retry_max_s): 0.07 h at scale 130. For latencies under 10% of
+a tick, run at `--tick-s 15` (scale 13: an 11 h deadline then takes ~45 minutes).
 
 Why measured and predicted differ: the replay decides at tick boundaries, the real job
 whenever its workflow looks (mid-tick); a wait for capacity ends at the next retry, not at
@@ -202,7 +206,9 @@ def _plan_jobs(traces: list[Trace], n: int, window_h: float, seed: int, min_shar
     return plans
 
 
-def _task(plan: JobPlan, workdir: Path, compute_s: float, ckpt_s: float, itype: str, run_id: str) -> str:
+def _task(plan: JobPlan, workdir: Path, compute_s: float, ckpt_s: float, itype: str, run_id: str,
+          deadline: str = "") -> str:
+    """The job's task; `deadline` is its `deadline:` block's body (empty: no deadline)."""
     return textwrap.dedent(f"""\
         name: e2e-j{plan.index:02d}
         resources:
@@ -220,7 +226,7 @@ def _task(plan: JobPlan, workdir: Path, compute_s: float, ckpt_s: float, itype: 
           CKPT_EVERY_S: "{ckpt_s:.3f}"
           CKPT_DIR: ~/ckpt
         run: python3 e2e_job.py
-        """)
+        """) + (f"deadline: {{{deadline}}}\n" if deadline else "")
 
 
 def _switches(history: list[dict[str, Any]]) -> int:
@@ -259,9 +265,12 @@ def run_jobs(args: argparse.Namespace) -> dict[str, Any]:
             origin = dep.cloud.trace_origin()
             flags = [] if deadline_h is None else ["--compute-time", f"{compute_s:.0f}s",
                                                    "--deadline", f"{deadline_h * 3600 / scale:.0f}s"]
+            # The flags say compute and deadline; the block what they cannot (in wall seconds too).
+            block = "" if deadline_h is None else (f"changeover: {args.changeover_h * 3600 / scale:.2f}s, "
+                                                   f"checkpoint_every: {ckpt_s:.2f}s, policy: {args.policy}")
             for p in plans:
                 task = work / f"j{p.index:02d}.yaml"
-                task.write_text(_task(p, work, compute_s, ckpt_s, itype, run_id))
+                task.write_text(_task(p, work, compute_s, ckpt_s, itype, run_id, block))
                 p.job_id = dep.launch(str(task), *flags)
             t0 = time.monotonic()
             ids = {p.job_id for p in plans}
@@ -326,12 +335,12 @@ def _fmt(x: float | None, spec: str) -> str:
 
 
 def table(summary: dict[str, Any]) -> str:
-    head = (f"{'job':>4}  {'trace window':<28} {'status':<10} {'cost $ meas/pred':>18} {'ratio':>6}  "
+    head = (f"{'job':>4}  {'trace window':<34} {'status':<10} {'cost $ meas/pred':>18} {'ratio':>6}  "
             f"{'finish h meas/pred':>19} {'ratio':>6}  {'switches':>8}  {'recov/preempt':>13}")
     lines = [head]
     for r in summary["jobs"]:
         lines.append(
-            f"{r['job']:>4}  {r['window']:<28} {r['status']:<10} "
+            f"{r['job']:>4}  {r['window']:<34} {r['status']:<10} "
             f"{_fmt(r['measured_cost'], '8.2f')} / {_fmt(r['predicted_cost'], '7.2f'):>7} {_fmt(r['cost_ratio'], '6.2f')}  "
             f"{_fmt(r['measured_finish_h'], '8.2f')} / {_fmt(r['predicted_finish_h'], '8.2f'):>8} "
             f"{_fmt(r['finish_ratio'], '6.2f')}  {r['switches']:>3}/{r['predicted_switches']:<4}  "
@@ -436,7 +445,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
                     help="plain spot jobs (EAGER_NEXT_REGION), without --compute-time/--deadline")
     ap.add_argument("--policy", default="spotctl", help="the deadline policy the replay uses")
     ap.add_argument("--tick-s", type=float, default=1.5, help="wall seconds per trace tick")
-    ap.add_argument("--changeover-h", type=float, default=0.1, help="trace hours a restart costs in the replay")
+    ap.add_argument("--changeover-h", type=float, default=0.06, help="trace hours a restart costs in the replay")
     ap.add_argument("--checkpoint-h", type=float, default=0.25, help="trace hours of compute between checkpoints")
     ap.add_argument("--slack-s", type=float, default=60.0, help="wall seconds to wait past the window")
     ap.add_argument("--seed", type=int, default=24)
@@ -453,7 +462,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
               (1 <= args.repeat <= 20, "--repeat must be in 1..20")]
     for ok, message in bounds:
         if not ok:
-            ap.error(message)
+            ap.exit(2, f"economics_e2e: {message}\n")
     return args
 
 
