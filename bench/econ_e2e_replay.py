@@ -86,7 +86,7 @@ def replay(job: ReplayJob, values: Sequence[int], gap_s: float, start_s: float, 
             spot_h += used if holding == Market.SPOT else 0.0
             od_h += used if holding == Market.ONDEMAND else 0.0
             done += work
-            banked = done if done >= job.compute_h - 1e-9 else math.floor(done / job.checkpoint_h) * job.checkpoint_h
+            banked = done if done >= job.compute_h - 1e-9 else math.floor(done / job.checkpoint_h + 1e-9) * job.checkpoint_h
             if done >= job.compute_h - 1e-9:
                 return ReplayResult(cost, elapsed + used, switches, preemptions, spot_h, od_h)
         elapsed += dt
