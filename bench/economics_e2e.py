@@ -319,14 +319,19 @@ def _summary(rows: list[JobRow], args: argparse.Namespace, scale: float, deadlin
         errs = [abs(1 - x) for x in xs]
         return {"mean_abs_error": statistics.fmean(errs), "max_abs_error": max(errs), "n": len(xs)}
 
+    done = [r for r in rows if r.status == "SUCCEEDED"]
     return {
         "traces": traces, "scale": scale, "tick_s": args.tick_s, "compute_h": args.compute_h,
         "deadline_h": deadline_h, "changeover_h": args.changeover_h, "checkpoint_h": args.checkpoint_h,
         "policy": None if deadline_h is None else args.policy,
         "jobs": [asdict(r) for r in rows],
-        "agreement": {"cost": spread([r.cost_ratio for r in rows if r.cost_ratio is not None]),
-                      "finish": spread([r.finish_ratio for r in rows if r.finish_ratio is not None]),
-                      "succeeded": sum(1 for r in rows if r.status == "SUCCEEDED"), "jobs": len(rows)},
+        "agreement": {"cost": spread([r.cost_ratio for r in done if r.cost_ratio is not None]),
+                      "finish": spread([r.finish_ratio for r in done if r.finish_ratio is not None]),
+                      "succeeded": len(done), "jobs": len(rows),
+                      "predicted_to_finish": sum(1 for r in rows if r.predicted_finish_h is not None),
+                      "same_outcome": sum(1 for r in rows if (r.status == "SUCCEEDED") == (r.predicted_finish_h
+                                                                                         is not None))},
+        "left_behind": {"instances": 0, "processes": 0},  # deployment() raises otherwise
     }
 
 
@@ -351,8 +356,11 @@ def table(summary: dict[str, Any]) -> str:
         lines.append(f"agreement, {what}: " + ("no finished job" if s is None else
                      f"mean |measured/predicted - 1| = {s['mean_abs_error']:.1%}, max {s['max_abs_error']:.1%} "
                      f"over {s['n']} jobs"))
-    lines.append(f"{a['succeeded']}/{a['jobs']} jobs succeeded; scale {summary['scale']:.0f} "
-                 f"(1 tick = {summary['tick_s']} s), changeover {summary['changeover_h']} h")
+    lines.append(f"{a['succeeded']}/{a['jobs']} jobs succeeded ({a['predicted_to_finish']} predicted to, same outcome "
+                 f"for {a['same_outcome']}); agreement over the finished jobs; left behind: 0 instances, 0 processes")
+    lines.append(f"scale {summary['scale']:.0f} "
+                 f"(1 tick = {summary['tick_s']} s), changeover {summary['changeover_h']} h, "
+                 f"deadline {summary['deadline_h'] or 'none'}")
     return "\n".join(lines)
 
 
