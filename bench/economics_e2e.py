@@ -97,6 +97,9 @@ class Deployment:
 
     home: Path
     env: dict[str, str]
+    left_behind: dict[str, Any] = field(default_factory=dict)
+    """Filled at the end: the instances alive and instance processes found after every job
+    was cancelled and the server stopped (terminated then, so the machine is clean)."""
 
     @property
     def cloud(self) -> LocalCloud:
@@ -150,10 +153,11 @@ def deployment(config: dict[str, Any]) -> Iterator[Deployment]:
                 else:
                     os.environ[k] = v
         left = [i.id for i in dep.cloud.list_instances()]
-        procs = {i.id: processes_of(i.id) for i in dep.cloud.list_instances(alive_only=False)}
+        procs = {i.id: p for i in dep.cloud.list_instances(alive_only=False) if (p := processes_of(i.id))}
+        dep.left_behind.update(instances=left, processes=procs)
+        if left:
+            dep.cloud.terminate(left)
         shutil.rmtree(home, ignore_errors=True)
-        if left or any(procs.values()):
-            raise RuntimeError(f"left behind: instances {left}, processes {procs}")
 
 
 def _wait_no_instances(cloud: LocalCloud, timeout: float = 60) -> None:
@@ -260,8 +264,10 @@ def run_jobs(args: argparse.Namespace) -> dict[str, Any]:
     work = Path(tempfile.mkdtemp(prefix="spotctl-e2e-work-"))
     shutil.copy(Path(__file__).with_name("e2e_job.py"), work / "e2e_job.py")
     rows: list[JobRow] = []
+    left: dict[str, Any] = {}
     try:
         with deployment(config) as dep:
+            left = dep.left_behind
             origin = dep.cloud.trace_origin()
             flags = [] if deadline_h is None else ["--compute-time", f"{compute_s:.0f}s",
                                                    "--deadline", f"{deadline_h * 3600 / scale:.0f}s"]
@@ -285,7 +291,10 @@ def run_jobs(args: argparse.Namespace) -> dict[str, Any]:
                                  offer.ondemand_price or 0.0, max_wall))
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    return _summary(rows, args, scale, deadline_h, str(args.traces))
+    summary = _summary(rows, args, scale, deadline_h, str(args.traces))
+    summary["left_behind"] = {"instances": len(left.get("instances", [])),
+                              "processes": sum(len(p) for p in left.get("processes", {}).values())}
+    return summary
 
 
 def _row(p: JobPlan, job: dict[str, Any], origin: float, scale: float, deadline_h: float | None,
@@ -331,7 +340,6 @@ def _summary(rows: list[JobRow], args: argparse.Namespace, scale: float, deadlin
                       "predicted_to_finish": sum(1 for r in rows if r.predicted_finish_h is not None),
                       "same_outcome": sum(1 for r in rows if (r.status == "SUCCEEDED") == (r.predicted_finish_h
                                                                                          is not None))},
-        "left_behind": {"instances": 0, "processes": 0},  # deployment() raises otherwise
     }
 
 
@@ -356,8 +364,10 @@ def table(summary: dict[str, Any]) -> str:
         lines.append(f"agreement, {what}: " + ("no finished job" if s is None else
                      f"mean |measured/predicted - 1| = {s['mean_abs_error']:.1%}, max {s['max_abs_error']:.1%} "
                      f"over {s['n']} jobs"))
+    left = summary.get("left_behind", {})
     lines.append(f"{a['succeeded']}/{a['jobs']} jobs succeeded ({a['predicted_to_finish']} predicted to, same outcome "
-                 f"for {a['same_outcome']}); agreement over the finished jobs; left behind: 0 instances, 0 processes")
+                 f"for {a['same_outcome']}); agreement over the finished jobs; left behind after cancel -a and "
+                 f"the server's stop: {left.get('instances', 0)} instances, {left.get('processes', 0)} processes")
     lines.append(f"scale {summary['scale']:.0f} "
                  f"(1 tick = {summary['tick_s']} s), changeover {summary['changeover_h']} h, "
                  f"deadline {summary['deadline_h'] or 'none'}")
@@ -420,7 +430,7 @@ def _measure_once(work: Path, drop: Path, keep: Path, simulate: bool) -> dict[st
         job = _wait(dep, job_id, lambda j: j["status"] == "RUNNING" and j["attempt"] == 2, timeout=60)
         first = job["history"][0]
         again = _ts(job["run_started_at"]) or 0.0
-        return {
+        result = {
             "submit_to_running_s": first_run - t_launch,
             "provision_s": (_ts(first["started_at"]) or 0) - (_ts(first["launched_at"]) or 0),
             "setup_to_running_s": first_run - (_ts(first["started_at"]) or 0),
@@ -428,6 +438,9 @@ def _measure_once(work: Path, drop: Path, keep: Path, simulate: bool) -> dict[st
             "detected_to_running_s": again - (_ts(first["ended_at"]) or 0),
             "drop_to_running_s": again - t_drop,
         }
+    if dep.left_behind.get("instances") or dep.left_behind.get("processes"):
+        raise RuntimeError(f"left behind: {dep.left_behind}")
+    return result
 
 
 def _wait(dep: Deployment, job_id: int, cond: Any, timeout: float = 60) -> dict[str, Any]:
@@ -497,7 +510,8 @@ def main(argv: list[str] | None = None) -> int:
         print(table(result))
     if args.json:
         args.json.write_text(json.dumps(result, indent=2) + "\n")
-    return 0
+    left = result.get("left_behind", {}) if not args.measure else {}
+    return 1 if left.get("instances") or left.get("processes") else 0
 
 
 if __name__ == "__main__":
