@@ -61,10 +61,10 @@ class TraceMixin:
             create_once(path, f"{time.time():.6f}\n".encode(), 0o644)  # one winner if several race
             return float(path.read_text().strip())
 
-    def trace_time(self, trace: TraceConfig, at: float | None = None) -> float:
+    def trace_time(self, trace: TraceConfig, at: float | None = None, origin: float | None = None) -> float:
         """Trace seconds at wall time `at` (now by default) for a region's trace."""
         wall = time.time() if at is None else at
-        return (wall - self.trace_origin()) * trace.scale + trace.start_s
+        return (wall - (self.trace_origin() if origin is None else origin)) * trace.scale + trace.start_s
 
     def zone_value(self, region: str, zone: str, at: float | None = None) -> int | None:
         """Spot instances the zone's trace holds now (None: the zone follows no trace)."""
@@ -109,12 +109,13 @@ class TraceMixin:
         for inst in _holding(self._load().values()):  # lock-free peek; _preempt claims under the lock
             if (inst.region, inst.zone) in traced:
                 by_zone.setdefault((inst.region, inst.zone), []).append(inst)
+        origin = self.trace_origin() if by_zone else 0.0
         for (region, zone), held in by_zone.items():
             tc = traced[(region, zone)]
             trace = tc.traces[zone]
-            now_tick = _absolute_tick(trace, self.trace_time(tc, now))
+            now_tick = _absolute_tick(trace, self.trace_time(tc, now, origin))
             for place, inst in enumerate(sorted(held, key=lambda i: (i.created_at, i.id)), start=1):
-                born = _absolute_tick(trace, self.trace_time(tc, inst.created_at.timestamp()))
+                born = _absolute_tick(trace, self.trace_time(tc, inst.created_at.timestamp(), origin))
                 if _lowest(trace, born + 1, now_tick) < place:
                     due.append(inst.id)
         if due:
