@@ -19,7 +19,8 @@ progress through SPOTCTL_PROGRESS_FILE. Jobs are launched with the CLI (`spotctl
 and `--compute-time`/`--deadline` unless `--no-deadline`).
 
 Time: trace time = wall time x scale, scale = gap / `--tick-s` (195 s ticks every 1.5 s:
-scale 130; 8 h of compute is ~3.7 min, an 11 h deadline ~5 min). Costs and times are read
+scale 130; 8 h of compute is ~3.7 min, an 11 h deadline ~5 min: the whole run takes ~6-8
+minutes with deadlines, ~11 without, whose jobs get a 20 h window). Costs and times are read
 from `spotctl status --json` in wall units and multiplied by the scale: the dollars are the
 catalog's dollars for the trace's hours.
 
