@@ -33,18 +33,19 @@ ALLOWED: dict[str, set[str]] = {
     "remote": {"files", "models"},
     "clouds": {"catalog", "config", "files", "models", "node_agent", "policy", "remote", "traces"},
     "storage": {"clouds", "config", "files", "models"},
+    "fleet": {"config", "models", "policy"},  # the fleet's memory: written by activities, read by the CLI too
     # worker side
     "workflows": {"models", "policy", "activities"},  # activities: typed references only, passed through
     "notify": {"clouds", "config", "models"},
-    "activities": {"clouds", "config", "models", "node_agent", "notify", "policy", "remote", "storage"},
+    "activities": {"clouds", "config", "fleet", "models", "node_agent", "notify", "policy", "remote", "storage"},
     "worker": {"activities", "client", "clouds", "codec", "config", "models", "notify", "storage", "workflows"},
     # CLI side
     "task": {"models", "policy"},
     "launch": {"catalog", "clouds", "config", "models", "policy", "storage", "task"},
     "client": {"codec", "config", "models", "policy", "storage", "workflows"},
     "embedded": {"client", "codec", "config", "models", "node_agent", "notify"},
-    "cli": {"catalog", "client", "clouds", "codec", "config", "embedded", "launch", "models", "policy", "storage",
-            "task", "worker"},
+    "cli": {"catalog", "client", "clouds", "codec", "config", "embedded", "fleet", "launch", "models", "policy",
+            "storage", "task", "worker"},
 }
 """package -> the packages it may import. `worker` may use client/ only to connect; `cli` may
 start a worker (`spotctl worker`)."""

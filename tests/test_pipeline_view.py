@@ -18,7 +18,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from spotctl.cli.follow import LogPrinter, followed
 from spotctl.cli.jobs import _check_task
-from spotctl.cli.render import as_json, job_in_full, short_failure, status_table
+from spotctl.cli.render import DEADLINE_KEYS, as_json, job_in_full, short_failure, status_table
 from spotctl.client import (
     JOB_TYPES,
     LISTING_QUERY,
@@ -182,8 +182,8 @@ def test_json_of_a_pipeline_and_of_a_job() -> None:
     single = eval_live().model_copy(update={"task": None})
     plain = as_json(single)
     assert "tasks" not in plain and "task" not in plain
-    expected = set(JobState.model_fields) - {"task", "tasks", "failure"} | {"total_duration_s", "last_run_started_at",
-                                                                   "cost_usd", "ondemand_usd", "saved_pct"}
+    expected = (set(JobState.model_fields) - {"task", "tasks", "failure", "placement"} - DEADLINE_KEYS
+                | {"total_duration_s", "last_run_started_at", "cost_usd", "ondemand_usd", "saved_pct"})
     assert set(plain) == expected
     data = json.loads(json.dumps(as_json(merge(running_pipeline(), {1: eval_live()}))))
     assert data["status"] == "RUNNING" and data["recoveries"] == 2 and len(data["history"]) == 4

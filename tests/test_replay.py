@@ -71,6 +71,25 @@ def test_histories_cover_the_task_queue_paths() -> None:
     assert waited, "record one: python tests/histories/record.py waited_for_launch_slot=queues_waited_for_launch_slot"
 
 
+def test_a_history_covers_the_deadline_path() -> None:
+    """A deadline job (the `deadlines` patch) that moved from spot to on-demand: recorded, so
+    a change to that path that running deadline jobs would not survive fails here; jobs
+    without a deadline never take the patch."""
+    covered = [p for p in V2_HISTORIES if "deadlines" in _markers(p)]
+    assert covered, "record one: python tests/histories/record.py deadline_ondemand=deadline_ondemand"
+    assert all("deadlines" not in _markers(p) for p in V2_HISTORIES if p not in covered)
+    assert any(p.read_text().count('"name":"create_cluster"') >= 2 for p in covered), "a spot and an on-demand launch"
+
+
+def test_a_history_covers_the_return_to_spot() -> None:
+    """A deadline job on on-demand, watched by a durable timer, that made a spot cluster and
+    moved to it (the `deadline-returns` patch): recorded, so running jobs survive a change."""
+    covered = [p for p in V2_HISTORIES if "deadline-returns" in _markers(p)]
+    assert covered, "record one: python tests/histories/record.py deadline_returned=deadline_returned"
+    assert any('"timerFiredEventAttributes"' in p.read_text() and p.read_text().count('"name":"create_cluster"') >= 2
+               for p in covered)
+
+
 def test_histories_cover_both_controllers_and_the_allocator() -> None:
     """The unprefixed histories have no controller-v2 marker (they exercise the first controller, ControllerV1); the v2
     ones do; the allocator's history is there and is replayed with ALL_WORKFLOWS."""
@@ -185,3 +204,12 @@ def test_a_history_covers_the_monitor_heartbeat_path() -> None:
     history, so a change to it that running jobs would not survive fails here."""
     covered = [p.name for p in V2_HISTORIES if "monitor-heartbeat" in _markers(p)]
     assert covered, "record one: python tests/histories/record.py cancelled_running=monitor_heartbeat_cancelled"
+
+
+def test_a_history_covers_the_fleet_memory_path() -> None:
+    """A job ranked by expected cost reads the fleet's memory before each provisioning (the
+    `fleet-memory` patch), its first and its recovery from a preemption: recorded, so a change
+    to it that running jobs would not survive fails here."""
+    covered = [p for p in V2_HISTORIES if "fleet-memory" in _markers(p)]
+    assert covered, "record one: python tests/histories/record.py fleet_preempted=fleet_preempted"
+    assert any(p.read_text().count('"activityType":{"name":"fleet_outlooks"}') >= 2 for p in covered)

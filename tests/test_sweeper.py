@@ -10,12 +10,12 @@ import pytest
 
 from spotctl.client import SpotClient, connect
 from spotctl.clouds.base import InstanceState
-from spotctl.config import ConfigError
+from spotctl.config import ConfigError, default, env_value
 from spotctl.launch import ephemeral_bucket
 from spotctl.models import Candidate
 from spotctl.models.naming import job_of_cluster, parse_ephemeral_bucket
 from spotctl.storage.local import LocalStore
-from spotctl.worker import SweepReport, sweep_interval_s, sweep_once
+from spotctl.worker import SweepReport, sweep_once
 
 from conftest import Spot
 
@@ -45,9 +45,12 @@ def test_names_and_interval() -> None:
     assert job_of_cluster("spotctl-12-3") == 12 and job_of_cluster("my-cluster") is None
     assert job_of_cluster("spotctl-12") is None and parse_ephemeral_bucket("spotctl-job-7-files") == 7
     assert parse_ephemeral_bucket("spotctl-job-7") is None
-    assert sweep_interval_s({}) == 300 and sweep_interval_s({"SPOTCTL_SWEEP_INTERVAL_S": "0"}) == 0
+    # The worker reads its interval from its settings (config/table.py), nowhere else.
+    assert default("worker.sweep_interval_s") == 300
+    assert env_value("SPOTCTL_SWEEP_INTERVAL_S", {}) is None
+    assert env_value("SPOTCTL_SWEEP_INTERVAL_S", {"SPOTCTL_SWEEP_INTERVAL_S": "0"}) == 0
     with pytest.raises(ConfigError, match="^SPOTCTL_SWEEP_INTERVAL_S='soon': expected a number"):
-        sweep_interval_s({"SPOTCTL_SWEEP_INTERVAL_S": "soon"})
+        env_value("SPOTCTL_SWEEP_INTERVAL_S", {"SPOTCTL_SWEEP_INTERVAL_S": "soon"})
 
 
 def test_instance_of_unknown_job_is_terminated(spot_clean: Spot, caplog: pytest.LogCaptureFixture) -> None:

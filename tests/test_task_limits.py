@@ -372,7 +372,7 @@ def test_allowed_keys_are_derived_from_the_models() -> None:
         "name", "workdir", "event_callback", "num_nodes", "resources", "file_mounts", "service",
         "pool", "setup", "run", "envs", "secrets", "managed_secrets", "inputs", "outputs",
         "file_mounts_mapping", "config", "experimental", "volumes", "volume_mounts",
-        "api_server_access", "_metadata"}
+        "api_server_access", "_metadata", "deadline"}  # `deadline`: spotctl's own (docs/deadlines.md)
     assert SINGLE_RESOURCE_KEYS == {
         "cloud", "region", "zone", "infra", "cpus", "memory", "accelerators", "instance_type",
         "use_spot", "job_recovery", "spot_recovery", "volumes", "disk_size", "ephemeral_storage",

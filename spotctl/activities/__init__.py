@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from spotctl.activities.deps import Deps
+from spotctl.activities.fleet import FleetActivities
 from spotctl.activities.monitor import MonitorActivities
 from spotctl.activities.notify import NotifyActivities
 from spotctl.activities.pricing import PricingActivities
@@ -29,4 +30,5 @@ def all_activities(deps: Deps) -> list[Callable]:
         PricingActivities(deps).price_candidates,
         NotifyActivities(deps).deliver_webhook,
         NotifyActivities(deps).run_event_callback,
+        FleetActivities(deps).fleet_outlooks,
     ]

@@ -9,6 +9,7 @@ from spotctl.activities.watcher import Watchers
 from spotctl.clouds.base import Cloud
 from spotctl.clouds.registry import get_cloud
 from spotctl.config import Settings
+from spotctl.fleet import FleetStore, open_fleet
 from spotctl.storage.log_store import open_log_store
 from spotctl.storage.log_store_base import LogStore
 
@@ -37,6 +38,11 @@ class Deps:
         if self.node_polls_per_s is None:
             self.node_polls_per_s = self.settings.worker.node_polls_per_s
         self.watchers = Watchers(self.cloud, lambda name: self.cloud(name).liveness_interval_s)
+
+    @property
+    def fleet(self) -> FleetStore:
+        """The fleet's memory (spotctl/fleet/): a path, opened per call."""
+        return open_fleet(self.settings)
 
     @property
     def logs(self) -> LogStore:

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from spotctl.activities.deps import Deps
 from spotctl.activities.drain import until_worker_drains
+from spotctl.activities.fleet import note_preempted
 from spotctl.activities.heartbeat import heartbeating
-from spotctl.activities.node import nodes_of
+from spotctl.activities.node import MAX_PROGRESS_BYTES, PROGRESS_FILE, Node, nodes_of, progress_of
 from spotctl.activities.watch import STOP_GRACE_S, NodeStopper, wait_for_phase
 from spotctl.models import PREEMPTED_ERROR, ActivityNames, AttemptRef, RunOutcome
 
@@ -32,5 +35,26 @@ class MonitorActivities:
             if err.type == PREEMPTED_ERROR:
                 activity.metric_meter().create_counter(
                     "spotctl_preemptions", "preemptions the monitors detected").add(1, {"cloud": ref.cluster.cloud})
+                await note_preempted(self.deps, ref.job.job_id, ref.attempt, ref.cluster)
+                if ref.job.deadline is not None:
+                    raise await _with_progress(err, nodes) from None
             raise
         return RunOutcome(exit_codes=codes, first_failed_rank=stopper.first_failed)
+
+
+async def _with_progress(err: ApplicationError, nodes: list[Node]) -> ApplicationError:
+    """The Preempted error with what a deadline job last reported of its progress (the head
+    node's $SPOTCTL_PROGRESS_FILE, where its disk can still be read): the workflow sees an
+    error's details, so this is how the progress reaches it at the decision point that needs
+    it, with no new activity and no read while the job runs. Bounded and best effort: a node
+    that cannot be read, or a report that is garbage, leaves it out (the running-time rule)."""
+    details = dict(err.details[0]) if err.details and isinstance(err.details[0], dict) else {}
+    try:
+        raw = await asyncio.wait_for(asyncio.to_thread(
+            nodes[0].runner.read_file, f"{nodes[0].attempt_dir}/{PROGRESS_FILE}", 0, MAX_PROGRESS_BYTES), 5)
+    except Exception:  # noqa: BLE001 - the node is gone, or slow: no report
+        raw = b""
+    progress = progress_of(raw)
+    if progress is not None:
+        details["progress"] = progress
+    return ApplicationError(str(err.message), details, type=err.type, non_retryable=True)

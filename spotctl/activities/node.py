@@ -123,7 +123,33 @@ def job_env(ref: AttemptRef, rank: int, runner_home: str, cloud_env: dict[str, s
             "SPOTCTL_PREEMPTION_DEADLINE_FILE": f"{runner_home}/{NOTICE_FILE}",
         }
     )
+    if ref.job.deadline is not None:  # where the job may say how far it has come (docs/deadlines.md)
+        env["SPOTCTL_PROGRESS_FILE"] = progress_file(runner_home, ref)
     return env
+
+
+PROGRESS_FILE = "progress"
+"""In the attempt's directory: a deadline job's fraction of its compute done, as of its last
+checkpoint (a number in [0, 1]), written by the job, read by the monitor."""
+MAX_PROGRESS_BYTES = 32
+"""A progress report is read this far; anything longer is garbage."""
+
+
+def progress_file(runner_home: str, ref: AttemptRef) -> str:
+    return f"{runner_home}/.spotctl/job-{ref.job.job_id}/attempt-{ref.attempt}/{PROGRESS_FILE}"
+
+
+def progress_of(raw: bytes) -> float | None:
+    """A progress report as the job wrote it: a number in [0, 1]; None for anything else
+    (missing, empty, too long, not a number, out of range): garbage is ignored."""
+    text = raw.strip()
+    if not text or len(raw) >= MAX_PROGRESS_BYTES:
+        return None
+    try:
+        value = float(text.decode("ascii"))
+    except (UnicodeDecodeError, ValueError):
+        return None
+    return value if 0.0 <= value <= 1.0 else None
 
 
 def phase_script(ref: AttemptRef, node: Node, body: str) -> str:

@@ -27,6 +27,7 @@ from temporalio.exceptions import ApplicationError
 
 from spotctl.activities.cloud_calls import cloud_call, patient_call
 from spotctl.activities.deps import Deps
+from spotctl.activities.fleet import launched, no_capacity, note, note_preempted
 from spotctl.activities.heartbeat import Progress, heartbeating
 from spotctl.activities.space import out_of_space_noted
 from spotctl.clouds.base import CloudError, InstanceState
@@ -44,6 +45,7 @@ from spotctl.models import (
     ReadyRequest,
     cluster_name,
 )
+from spotctl.models.naming import parse_cluster_name
 from spotctl.policy import (
     IN_PLACE_TRIES,
     Blocklist,
@@ -89,6 +91,7 @@ class ProvisionActivities:
     async def _scan(self, req: ProvisionRequest, progress: Progress) -> ProvisionResult:
         failures: list[CandidateFailure] = []
         blocklist = Blocklist()
+        seen = []  # for the fleet's memory: capacity failures and the launch, written once at the end
         for cand in req.candidates:
             because = blocklist.why_blocked(cand)
             if because is not None:
@@ -100,8 +103,12 @@ class ProvisionActivities:
                 failure = _failure(cand, exc)
                 failures.append(failure)
                 blocklist.add(cand, failure)
+                if exc.kind == ErrorKind.CAPACITY:
+                    seen.append(no_capacity(req.job_id, req.attempt, cand))
                 continue
+            await note(self.deps, [*seen, launched(req.job_id, req.attempt, handle, cand.price)])
             return ProvisionResult(cluster=handle)
+        await note(self.deps, seen)
         return ProvisionResult(failures=failures)
 
     async def _adopt(self, req: ProvisionRequest, progress: Progress) -> ProvisionResult | None:
@@ -134,6 +141,7 @@ class ProvisionActivities:
                 same = [c for c in req.candidates if (c.cloud, c.region, c.zone, c.instance_type)
                         == (handle.cloud, handle.region, handle.zone, handle.instance_type)]
                 made = same[0] if same else cand
+                await note(self.deps, [launched(req.job_id, req.attempt, handle, made.price)])  # if the first try could not
                 return ProvisionResult(cluster=handle.model_copy(update={
                     "price": made.price, "accelerators": made.accelerators}))
         return None
@@ -158,6 +166,9 @@ class ProvisionActivities:
                 states = {}
             dead = {i: s for i, s in states.items() if not s.is_alive}
             if dead:
+                named = parse_cluster_name(cluster.cluster_name)
+                if named is not None:  # a spot stock-out before it ran: a preemption to the fleet's memory
+                    await note_preempted(self.deps, *named, cluster)
                 raise ApplicationError(
                     f"instance {', '.join(f'{i} {s.value}' for i, s in dead.items())} before it ran in {where}",
                     {"cloud": cluster.cloud, "region": cluster.region, "zone": cluster.zone},

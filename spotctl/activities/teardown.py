@@ -8,6 +8,7 @@ from temporalio import activity
 
 from spotctl.activities.cloud_calls import patient_call
 from spotctl.activities.deps import Deps
+from spotctl.activities.fleet import note_ended
 from spotctl.activities.heartbeat import Progress, heartbeating, last_checkpoint
 from spotctl.activities.space import out_of_space_noted
 from spotctl.clouds.base import Cloud, CloudError
@@ -36,6 +37,9 @@ class TeardownActivities:
                 terminated = await self._by_tag(req, progress)
             else:
                 terminated = await self._by_name(req, progress)
+            # Their lives, to the fleet's memory (an attempt already ended by a preemption keeps that end).
+            await note_ended(self.deps, req.job_id, None if req.by_tag else range(req.first_attempt,
+                                                                                    req.last_attempt + 1))
             if req.delete_buckets:
                 progress(f"deleting buckets {', '.join(req.delete_buckets)}")
                 await asyncio.to_thread(delete_buckets, req.delete_buckets, self.deps.settings)

@@ -63,10 +63,12 @@ async def status(job_ids: tuple[int, ...], show_all: bool, limit: int | None, sk
     """List managed jobs, newest first (only JOB_IDS when given), with what each cost so far.
 
     Lists the newest 50 jobs unless --limit N or -a is given, and says when there are more.
-    The table fits the terminal: ID, NAME and STATUS always show; REGION, CLOUD, TOT. DURATION,
-    SUBMITTED, ON-DEMAND, RESOURCES, JOB DURATION, SAVED, #RECOVERIES, COST, FAILURE give way
-    in that order. To a pipe it is printed whole unless COLUMNS is set. A pipeline shows a
-    `↳` line per task under its own (TASK: the task's index, as `logs --task` takes it)."""
+    The table fits the terminal: ID, NAME and STATUS always show; SLACK, MARKET, REGION, CLOUD,
+    TOT. DURATION, SUBMITTED, ON-DEMAND, RESOURCES, JOB DURATION, SAVED, #RECOVERIES, COST,
+    FAILURE give way in that order. To a pipe it is printed whole unless COLUMNS is set. A
+    pipeline shows a `↳` line per task under its own (TASK: the task's index, as `logs --task`
+    takes it). MARKET and SLACK show when a job with a deadline is listed: the market it
+    runs on and the deadline's slack at its last decision (docs/deadlines.md)."""
     s = settings()
     client = await open_client(s, start_server=False)
     page: JobPage | None = None

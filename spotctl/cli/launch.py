@@ -5,15 +5,18 @@ from __future__ import annotations
 import asyncio
 import sys
 import uuid
+from datetime import UTC, datetime
 
 import click
 import yaml
 from rich.markup import escape
 
 from spotctl.cli.common import async_command, confirm, console, err_console, exit_code_for, open_client, settings
+from spotctl.cli.fleet_view import fleet_lines, order_by_fleet
 from spotctl.cli.follow import follow, print_result
 from spotctl.cli.render import safe
 from spotctl.client import JobIdTaken, SpotClient
+from spotctl.config import Settings
 from spotctl.embedded import ServerError
 from spotctl.launch import (
     Overrides,
@@ -25,6 +28,7 @@ from spotctl.launch import (
     secrets_given_inline,
     stage_tasks,
 )
+from spotctl.models import Candidate, hours_text
 from spotctl.models.naming import job_workflow_id
 
 JOB_ID_TRIES = 5
@@ -41,38 +45,60 @@ _BlockDumper.add_representer(
 )
 
 
-def _print_plans(p: Plan) -> None:
+def _print_plans(p: Plan, s: Settings) -> None:
     """The plan of a job, or of every task of a pipeline (each with its own candidates)."""
     if not p.is_pipeline:
-        _print_plan(p)
+        _print_plan(p, s)
         return
     console.print(f"[bold]Pipeline[/bold] {escape(repr(p.name))}: {len(p.task_plans)} tasks, run one after "
                   "another, each on its own cluster")
     for tp in p.task_plans:
         console.print()
-        _print_plan(tp, heading=f"Task {tp.index}/{len(p.task_plans)}")
+        _print_plan(tp, s, heading=f"Task {tp.index}/{len(p.task_plans)}")
 
 
-def _print_plan(p: Plan, heading: str = "Task") -> None:
+def _print_plan(p: Plan, s: Settings, heading: str = "Task") -> None:
     console.print(f"[bold]{heading}[/bold] {escape(repr(p.name))} ({escape(p.task.source_path or 'command line')})")
     dump = p.display_dump()
     console.print(yaml.dump(dump, Dumper=_BlockDumper, sort_keys=False).rstrip(), markup=False)
     console.print(f"[bold]Resources[/bold] {escape(safe(p.resources))}")
     console.print(f"[bold]Recovery[/bold] {escape(p.recovery.strategy)}")
+    if p.deadline is not None:
+        _print_deadline(p)
     console.print("[bold]Placement candidates[/bold] (tried in this order):")
     console.print(f"      {'where':<32} {'type':<16} {'market':<9} {'price':>10}   {'spot':>9} {'on-demand':>10}",
                   markup=False)
-    for i, c in enumerate(p.candidates, 1):
-        market = "spot" if c.use_spot else "on-demand"
-        spot, ondemand = p.prices.get((c.cloud, c.region, c.zone, c.instance_type), (None, None))
-        console.print(f"  {i:>2}. {c.location:<32} {c.instance_type:<16} {market:<9} ${c.price:.4f}/h"
-                      f"   {_usd(spot):>9} {_usd(ondemand):>10}", markup=False)
+    _print_candidates(p, p.candidates)
+    for line in fleet_lines(p, s):
+        console.print(line, markup=False)
+    if p.ondemand_candidates:
+        console.print("[bold]On-demand candidates[/bold] (when the deadline's slack runs short or spot has no capacity):")
+        _print_candidates(p, p.ondemand_candidates)
     for note in p.notes:
         console.print(f"[yellow]Note:[/yellow] {escape(safe(note))}")
     if p.unsupported:
         console.print("[yellow]Parsed but not supported yet (ignored when launching):[/yellow]")
         for line in p.unsupported:
             console.print(f"  - {safe(line)}", markup=False)
+
+
+def _print_deadline(p: Plan) -> None:
+    """A deadline job's figures: what it needs, by when, the slack it starts with."""
+    d = p.deadline
+    assert d is not None
+    left = (d.by - datetime.now(UTC)).total_seconds()
+    checkpoint = f", checkpoint every {hours_text(d.checkpoint_every_s)}" if d.checkpoint_every_s else ""
+    console.print(f"[bold]Deadline[/bold] {d.by.isoformat(timespec='seconds')} (in {hours_text(left)}): compute "
+                  f"{hours_text(d.compute_s)}, slack {hours_text(left - d.compute_s)}, changeover "
+                  f"{hours_text(d.changeover_s)}{checkpoint}, policy {escape(d.policy)}")
+
+
+def _print_candidates(p: Plan, candidates: list[Candidate]) -> None:
+    for i, c in enumerate(candidates, 1):
+        market = "spot" if c.use_spot else "on-demand"
+        spot, ondemand = p.prices.get((c.cloud, c.region, c.zone, c.instance_type), (None, None))
+        console.print(f"  {i:>2}. {c.location:<32} {c.instance_type:<16} {market:<9} ${c.price:.4f}/h"
+                      f"   {_usd(spot):>9} {_usd(ondemand):>10}", markup=False)
 
 
 def _warn_inline_secrets(keys: list[str]) -> None:
@@ -157,11 +183,17 @@ async def _start_with_free_id(client: SpotClient, p: Plan) -> int:
               help="Set a secret environment variable (repeatable); never printed, encrypted in Temporal. "
                    "Prefer KEY alone: it takes $KEY from this shell, so the value is not in the command line "
                    "(which `ps` shows while spotctl runs).")
+@click.option("--compute-time", metavar="DURATION",
+              help="Override deadline.compute: the compute the job needs, e.g. 48h (with --deadline).")
+@click.option("--deadline", metavar="WHEN",
+              help="Override deadline.by: an ISO 8601 time, or a duration from now such as 70h or 3d; the job "
+                   "moves between spot and on-demand to finish by then (docs/deadlines.md).")
 @async_command
 async def launch(entrypoint: str, name: str | None, detach: bool, yes: bool, dry_run: bool, infra: str | None,
                  cloud: str | None, region: str | None, gpus: str | None, cpus: str | None, memory: str | None,
                  instance_type: str | None, use_spot: bool | None, num_nodes: str | None, job_recovery: str | None,
-                 envs: tuple[str, ...], env_file: str | None, secrets: tuple[str, ...]) -> None:
+                 envs: tuple[str, ...], env_file: str | None, secrets: tuple[str, ...], compute_time: str | None,
+                 deadline: str | None) -> None:
     """Launch a managed spot job from a SkyPilot task YAML, or from a command.
 
     Relative paths in the task (workdir, file_mounts sources) are taken from the current
@@ -169,11 +201,13 @@ async def launch(entrypoint: str, name: str | None, detach: bool, yes: bool, dry
     s = settings()
     overrides = Overrides(name=name, infra=infra, cloud=cloud, region=region, gpus=gpus, cpus=cpus, memory=memory,
                           instance_type=instance_type, use_spot=use_spot, num_nodes=num_nodes,
-                          job_recovery=job_recovery, envs=list(envs), env_file=env_file, secrets=list(secrets))
+                          job_recovery=job_recovery, envs=list(envs), env_file=env_file, secrets=list(secrets),
+                          compute_time=compute_time, deadline=deadline)
     _warn_inline_secrets(secrets_given_inline(list(secrets)))
     p = plan(entrypoint, overrides, s, dry_run=dry_run)
+    order_by_fleet(p, s)  # a job ranked by expected cost: the order its first provisioning will use
     if dry_run:
-        _print_plans(p)
+        _print_plans(p, s)
         # The launch's own checks, after the plan: what a launch would refuse, the dry run
         # refuses too, with the same message and exit code (and creates nothing either).
         check_launchable(p, s)

@@ -20,7 +20,7 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
-from spotctl.models import JobFailure, JobState, JobStatus
+from spotctl.models import JobFailure, JobState, JobStatus, hours_text
 from spotctl.policy import PriceKey, job_cost, money, percent
 
 NAME_WIDTH = 40
@@ -155,8 +155,11 @@ def as_json(job: JobState, *, now: datetime | None = None, prices: Mapping[Price
 
 def _json_of(job: JobState, now: datetime, prices: Mapping[PriceKey, float], total: float | None) -> dict:
     """A job's or a task's object, without `tasks`."""
-    data = job.model_dump(mode="json", exclude={"tasks", "failure"})  # `failure` repeats failure_reason as
-    # data for the tables; --json keeps the keys it always had (scripts read them)
+    data = job.model_dump(mode="json", exclude={"tasks", "failure", "placement"} | (
+        DEADLINE_KEYS if job.deadline_at is None else set()))
+    # `failure` repeats failure_reason as data for the tables, `placement` is for `status -v`;
+    # --json keeps the keys it always had (scripts read them); a deadline job's figures are
+    # there only for deadline jobs
     data["total_duration_s"] = None if total is None else round(total, 3)
     data["job_duration_s"] = round(job_seconds(job) or 0.0, 3)
     last = last_run_started_at(job)
@@ -171,9 +174,12 @@ def _json_of(job: JobState, now: datetime, prices: Mapping[PriceKey, float], tot
 
 # ---- the status table ------------------------------------------------------------------
 
+DEADLINE_KEYS = {"market", "deadline_at", "slack_s", "progress_s", "switches"}
+"""JobState's deadline figures: in `status --json` only for jobs with a deadline."""
+
 ALWAYS_SHOWN = ("ID", "NAME", "STATUS")
 """What `status` shows at any width: what every other command takes, and the answer."""
-GIVE_WAY_ORDER = ("REGION", "CLOUD", "TOT. DURATION", "SUBMITTED", "ON-DEMAND", "RESOURCES", "JOB DURATION",
+GIVE_WAY_ORDER = ("SLACK", "MARKET", "REGION", "CLOUD", "TOT. DURATION", "SUBMITTED", "ON-DEMAND", "RESOURCES", "JOB DURATION",
                   "SAVED", "#RECOVERIES", "COST", "FAILURE")
 """The order in which columns are dropped when the table is wider than the terminal, first
 dropped first (the README's status section says the same)."""
@@ -358,6 +364,8 @@ def status_table(jobs: list[JobState], *, show_all: bool, width: int | None = No
                "COST"]
     if any(j.is_pipeline for j in jobs):
         headers.insert(1, "TASK")
+    if any(j.deadline_at is not None for j in jobs):  # shown only when a deadline job is listed
+        headers += ["MARKET", "SLACK"]
     if show_all:
         headers += ["ON-DEMAND", "SAVED", "CLOUD", "REGION", "FAILURE"]
     columns = {h: _Column(h) for h in headers}
@@ -391,6 +399,7 @@ def _row_values(j: JobState, index: int | None, now: datetime, prices: Mapping[P
         "ON-DEMAND": money(cost.ondemand), "SAVED": percent(cost.saved_pct),
         "CLOUD": clip(safe(j.cloud or "-"), PLACE_WIDTH), "REGION": clip(safe(j.region or "-"), PLACE_WIDTH),
         "FAILURE": safe(table_reason(j)),
+        "MARKET": j.market or "-", "SLACK": "-" if j.slack_s is None else hours_text(j.slack_s),
     }
 
 
@@ -424,12 +433,17 @@ def job_in_full(job: JobState, *, prices: Mapping[PriceKey, float] | None = None
     ]
     if job.cloud:
         rows.append(("Place", safe("/".join(p for p in (job.cloud, job.region, job.zone) if p))))
+    if job.placement:  # the figures behind the order of its last placement (ranked by expected cost)
+        rows.append(("Placement", "by expected cost, from the fleet's memory:\n" + "\n".join(
+            f"  {safe(line)}" for line in job.placement)))
     if job.exit_code is not None:
         rows.append(("Exit code", str(job.exit_code)))
     if job.detail:
         rows.append(("Now", safe(job.detail)))
     if job.failure_reason:
         rows.append(("Failure", _job_full_failure(job)))
+    if job.deadline_at is not None:
+        rows.append(("Deadline", _deadline_facts(job)))
     saved = f", saved {percent(cost.saved_pct)}" if cost.saved_pct is not None else ""
     rows.append(("Cost", f"{money(cost.cost)} (on demand {money(cost.ondemand)}{saved})"))
     for label, value in rows:
@@ -450,10 +464,21 @@ def job_in_full(job: JobState, *, prices: Mapping[PriceKey, float] | None = None
             safe(record.instance_type or "-"), str(record.nodes or "-"), spot, price,
             _when(record.launched_at or record.started_at), lived, money(c.cost), safe(record.outcome or "running"))))
     parts: list = [facts, Text("")]
+    if job.switches:
+        parts += [Text("Market switches:", style="bold"),
+                  *(Text(f"  {_when(w.at)}  {safe(w.text())}") for w in job.switches), Text("")]
     if job.is_pipeline:
         parts += [_tasks_table(job, now, prices or {}), Text("")]
     parts.append(attempts if job.history else Text("No attempt got a cluster yet."))
     return Group(*parts)
+
+
+def _deadline_facts(job: JobState) -> str:
+    """A deadline job's line of `status -v`: by when, where it runs, its slack and progress."""
+    slack = "-" if job.slack_s is None else hours_text(job.slack_s)
+    done = "-" if job.progress_s is None else hours_text(job.progress_s)
+    return (f"{_when(job.deadline_at)}; market {job.market or '-'}, slack {slack} and progress {done} at the "
+            f"last decision; {len(job.switches)} switch(es)")
 
 
 def _tasks_table(job: JobState, now: datetime, prices: Mapping[PriceKey, float]) -> Table:

@@ -168,6 +168,15 @@ class WorkerConfig(BaseModel):
         return f"{host}:{self.metrics_port}"
 
 
+class FleetConfig(BaseModel):
+    """The fleet's memory (spotctl/fleet/) and whether jobs launched now rank by it."""
+
+    path: Path | None = None
+    """The SQLite file; None = `fleet.db` in the state dir (Settings.fleet_db)."""
+    ranking: str = default("fleet.ranking")
+    """`price` or `expected-cost`: put in each job's spec at launch (JobSpec.ranking)."""
+
+
 class Settings(BaseModel):
     """Every setting, typed. `load_settings` builds it through config/table.py, where each
     field's variable, key, bounds and default live (the models take their defaults from there)."""
@@ -180,6 +189,7 @@ class Settings(BaseModel):
     aws: AwsConfig = Field(default_factory=AwsConfig)
     gcp: GcpConfig = Field(default_factory=GcpConfig)
     worker: WorkerConfig = Field(default_factory=WorkerConfig)
+    fleet: FleetConfig = Field(default_factory=FleetConfig)
     notify: NotifySettings | None = None
     """Status notifications (`notify:`): None = no webhook and the defaults for event_callback."""
     log_store: str | None = None
@@ -209,6 +219,11 @@ class Settings(BaseModel):
     @property
     def server_dir(self) -> Path:
         return self.home / "server"
+
+    @property
+    def fleet_db(self) -> Path:
+        """The fleet's memory: `fleet.path`, else fleet.db in the state dir."""
+        return self.fleet.path or self.home / "fleet.db"
 
     @property
     def local_cloud_dir(self) -> Path:

@@ -167,6 +167,15 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("SPOTCTL_SWEEP_INTERVAL_S", None, Number("seconds, 0..604,800 (a week)", lo=0, hi=604_800), 300.0, "300",
             "how often each worker looks for orphaned instances and ephemeral buckets (of jobs that ended or never "
             "existed, older than 2 minutes); 0 = never", field="worker.sweep_interval_s"),
+    Setting("SPOTCTL_FLEET_DB", "fleet.path", FilePath("path"), None, "`$SPOTCTL_HOME/fleet.db`",
+            "the fleet's memory (SQLite): what each place did recently (capacity failures, preemptions, spot "
+            "lifetimes, prices), written by every worker, read before each placement and by `launch --dry-run`; "
+            "workers on several machines share it on a shared volume ([placement.md](placement.md))"),
+    Setting("SPOTCTL_PLACEMENT", "fleet.ranking",
+            Choice("`price` or `expected-cost`", choices=("price", "expected-cost")), "price", "`price`",
+            "how a job launched now ranks its candidates: `price` (cheapest first, as SkyPilot) or `expected-cost` "
+            "(the price plus the expected loss from the fleet's recent preemptions, re-read before each "
+            "provisioning); fixed in the job at launch ([placement.md](placement.md))"),
     Setting("SPOTCTL_NOTIFY_URL", "notify.url",
             Checked("http(s) URL with a host, at most 2048 characters", secret=True, by="config/notify.py"), None,
             "none", "the status webhook (a secret: never printed; a `user:password@` in it is sent as Basic auth); "
@@ -240,7 +249,7 @@ def read_settings(data: Mapping[str, Any], env: Mapping[str, str], config_file: 
     values: dict[str, Any] = {}
     in_env: list[str] = []
     in_file = [f"{section}: expected a mapping, got {type(data[section]).__name__}"
-               for section in ("temporal", "embedded", "aws", "gcp", "worker")
+               for section in ("temporal", "embedded", "aws", "gcp", "worker", "fleet")
                if data.get(section) is not None and not isinstance(data[section], Mapping)]
     for setting in SETTINGS:
         if isinstance(setting.kind, Checked):

@@ -51,6 +51,10 @@ class Overrides:
     secrets: list[str] = field(default_factory=list)
     """`--secret KEY=VALUE` or `--secret KEY`, merged over the task's `secrets:` (which may name
     them without a value)."""
+    compute_time: str | None = None
+    """`--compute-time DURATION`: over the task's deadline.compute (launch/deadline.py)."""
+    deadline: str | None = None
+    """`--deadline WHEN` (an ISO 8601 time or a duration from now): over deadline.by."""
     environ: Mapping[str, str] = field(default_factory=lambda: os.environ)
     """Where `--env KEY` / `--secret KEY` take their value from: the caller's environment."""
 

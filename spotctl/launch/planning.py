@@ -19,6 +19,7 @@ import yaml
 from spotctl.clouds.base import CloudError
 from spotctl.clouds.registry import get_cloud, why_unusable
 from spotctl.config import Settings
+from spotctl.launch.deadline import resolve_deadline
 from spotctl.launch.overrides import (
     Overrides,
     apply_overrides,
@@ -33,6 +34,7 @@ from spotctl.launch.overrides import (
 from spotctl.launch.staging import StagedFiles, staging_problems
 from spotctl.models import (
     Candidate,
+    DeadlineSpec,
     JobSpec,
     NotifySettings,
     Offering,
@@ -87,6 +89,12 @@ class Plan:
     launch_retry_initial_s: float = 10.0
     """The first wait before a launch is tried again: the slowest of the candidates' clouds'
     (Cloud.launch_retry_initial_s)."""
+    deadline: DeadlineSpec | None = None
+    """The task's deadline with the flags applied (None: none)."""
+    ondemand_candidates: list[Candidate] = field(default_factory=list)
+    """A deadline job's on-demand candidates, ranked (`candidates` are then its spot ones)."""
+    ranking: str = "price"
+    """How the job will order its candidates: the `fleet.ranking` setting (JobSpec.ranking)."""
     launch_retry_max_s: float = 300.0
     """The backoff's cap: the slowest of the candidates' clouds' (Cloud.launch_retry_max_s)."""
 
@@ -129,6 +137,9 @@ class Plan:
             ephemeral_buckets=staged.ephemeral_buckets,
             event_callback=t.event_callback,
             notify=notify,
+            deadline=self.deadline,
+            ondemand_candidates=self.ondemand_candidates,
+            ranking=self.ranking,
         )
 
     def display_dump(self) -> dict[str, Any]:
@@ -277,14 +288,25 @@ def _plan_task(task: Task, pipeline: Pipeline, overrides: Overrides, settings: S
         raise TaskError(path=task.source_path, line=None, field="resources",
                         message=f"no usable cloud ({', '.join(clouds) or 'none'}) offers {wanted}{why}")
     candidates = _that_can_hold(candidates, offered, task)
+    deadline = resolve_deadline(task, overrides.compute_time, overrides.deadline)
+    ondemand: list[Candidate] = []
+    if deadline is not None:  # a deadline job needs both markets: spot first, on-demand its safety net
+        ondemand = rank_candidates(offered, [r.model_copy(update={"use_spot": False}) for r in requests],
+                                   ordered=task.ordered)
+        if not ondemand:
+            raise TaskError("a deadline needs on-demand as its safety net, and no usable cloud sells this on-demand",
+                            path=task.source_path, line=task.line_at("deadline"), field="deadline")
+        ondemand = _that_can_hold(ondemand, offered, task)
+        candidates = [c for c in candidates if c.use_spot] or candidates
     prices = {(o.cloud, o.region, o.zone, o.instance_type): (o.spot_price, o.ondemand_price) for o in offered}
     return Plan(task=task, pipeline=pipeline, name=task.name or "job", requests=requests, candidates=candidates,
                 envs={k: v for k, v in task.envs.items() if v is not None}, unsupported=list(task.unsupported()),
                 resources=f"{task.num_nodes}x{resources_text(requests, candidates)}",
                 secrets={k: v for k, v in task.secrets.items() if v is not None}, notes=notes,
                 prices={(c.cloud, c.region, c.zone, c.instance_type): prices.get(
-                    (c.cloud, c.region, c.zone, c.instance_type), (None, None)) for c in candidates},
-                recovery=recovery, launch_retry_initial_s=max(
+                    (c.cloud, c.region, c.zone, c.instance_type), (None, None)) for c in candidates + ondemand},
+                deadline=deadline, ondemand_candidates=ondemand,
+                recovery=recovery, ranking=settings.fleet.ranking, launch_retry_initial_s=max(
                     get_cloud(cloud, settings).launch_retry_initial_s for cloud in {c.cloud for c in candidates}),
                 launch_retry_max_s=max(
                     get_cloud(cloud, settings).launch_retry_max_s for cloud in {c.cloud for c in candidates}))

@@ -14,6 +14,7 @@ from spotctl.models.contract import (
     TASK_QUEUE,
     ActivityNames,
     AttemptRef,
+    OutlookRequest,
     PricedCandidates,
     PriceRequest,
     ProvisionRequest,
@@ -56,7 +57,9 @@ from spotctl.models.placement import (
     ResourceRequest,
 )
 from spotctl.models.spec import (
+    DEFAULT_CHANGEOVER_S,
     CarriedState,
+    DeadlineSpec,
     FileMount,
     JobSpec,
     PipelineSpec,
@@ -69,7 +72,9 @@ from spotctl.models.status import (
     JobFailure,
     JobState,
     JobStatus,
+    MarketSwitch,
     TaskStatus,
+    hours_text,
 )
 
 __all__ = [
@@ -81,6 +86,8 @@ __all__ = [
     "Candidate",
     "CandidateFailure",
     "CarriedState",
+    "DEFAULT_CHANGEOVER_S",
+    "DeadlineSpec",
     "ClusterHandle",
     "DEFAULT_NOTIFY_ON",
     "ErrorKind",
@@ -92,6 +99,8 @@ __all__ = [
     "JobEvent",
     "JobSpec",
     "JobFailure",
+    "MarketSwitch",
+    "hours_text",
     "JobState",
     "JobStatus",
     "Location",
@@ -107,6 +116,7 @@ __all__ = [
     "PipelineSpec",
     "PipelineTask",
     "PriceRequest",
+    "OutlookRequest",
     "PricedCandidates",
     "ProvisionRequest",
     "ProvisionResult",

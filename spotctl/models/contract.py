@@ -71,6 +71,12 @@ class PriceRequest(BaseModel):
     """The user's order of resources wins (SkyPilot's `ordered`): prices change, order not."""
 
 
+class OutlookRequest(BaseModel):
+    """What the fleet's memory says of the places of these candidates (before a provisioning)."""
+
+    candidates: list[Candidate]
+
+
 class PricedCandidates(BaseModel):
     candidates: list[Candidate]
 
@@ -151,6 +157,7 @@ class ActivityNames:
     PRICE_CANDIDATES = "price_candidates"
     DELIVER_WEBHOOK = "deliver_webhook"
     RUN_EVENT_CALLBACK = "run_event_callback"
+    FLEET_OUTLOOKS = "fleet_outlooks"
 
 
 NOTE_SIGNAL = "note"

@@ -40,6 +40,27 @@ class FileMount(BaseModel):
     """The staged source is one file (the target is that file), not a directory."""
 
 
+DEFAULT_CHANGEOVER_S = 720.0
+"""A restart's cost when the task does not say (`deadline.changeover`): 0.2 h, the middle of
+the published setup (0.02, 0.2, 0.4 h); a (re)provisioning plus setup on a real cloud."""
+
+
+class DeadlineSpec(BaseModel):
+    """A task's `deadline:` block with `--compute-time`/`--deadline` applied, resolved at launch:
+    the deadline is a time, the durations are seconds (docs/deadlines.md)."""
+
+    compute_s: float
+    """The compute the job needs (on one attempt that is never preempted)."""
+    by: datetime
+    """When the job must be done."""
+    changeover_s: float = DEFAULT_CHANGEOVER_S
+    """What a (re)start costs before the job makes progress again."""
+    checkpoint_every_s: float | None = None
+    """How often the job checkpoints; None: not declared (a preemption loses the attempt's work)."""
+    policy: str = "spotctl"
+    """A name of policy/deadline.py's DEADLINE_POLICIES."""
+
+
 class PipelineTask(BaseModel):
     """Where a task stands in its managed pipeline: what SKYPILOT_TASK_ID(S) and the task rows
     of `status` need."""
@@ -100,11 +121,19 @@ class JobSpec(BaseModel):
     """SkyPilot's `event_callback`: a bash command run (by a worker) on every status change."""
     notify: NotifySettings | None = None
     """The webhook of config.yaml's `notify:` (None: none)."""
+    deadline: DeadlineSpec | None = None
+    """The task's `deadline:` (None: none; the job runs as it always has)."""
+    ondemand_candidates: list[Candidate] = Field(default_factory=list)
+    """A deadline job's on-demand candidates, ranked (`candidates` are its spot ones)."""
+    ranking: str = "price"
+    """How the job orders its candidates at each provisioning: "price" (as before this field) or
+    "expected-cost" (the fleet's memory: workflows/fleet_placement.py); from the launching
+    user's `fleet.ranking` setting."""
 
     def for_nodes(self) -> JobSpec:
         """The job without what only the workflow needs (candidates, carried state): the
         input of every node activity stays small however long the job has run."""
-        return self.model_copy(update={"candidates": [], "carried": None})
+        return self.model_copy(update={"candidates": [], "carried": None, "ondemand_candidates": []})
 
 
 class CarriedState(BaseModel):

@@ -90,6 +90,32 @@ class AttemptRecord(BaseModel):
     """The pipeline task (0-based) this attempt ran; None for a single-task job."""
 
 
+class MarketSwitch(BaseModel):
+    """A deadline job's move between markets (spot, on-demand), and why (`status -v`)."""
+
+    at: datetime
+    elapsed_s: float
+    """Since the job's submission: when it moved, in the deadline's own clock."""
+    from_market: str
+    to_market: str
+    reason: str
+
+    def text(self) -> str:
+        """E.g. 'spot -> on-demand at 61.2h: slack 0.4h no longer covers a restart (0.2h x 2)'."""
+        return f"{self.from_market} -> {self.to_market} at {hours_text(self.elapsed_s)}: {self.reason}"
+
+
+def hours_text(seconds: float) -> str:
+    """A deadline's figure as people read it: '61.2h', '48h', '0.4h', '5m', '40s' (negative
+    with a '-'); hours from 0.1 h up, as the published setup writes changeovers."""
+    sign, s = ("-" if seconds < 0 else ""), abs(seconds)
+    if s >= 360:
+        return f"{sign}{f'{s / 3600:.1f}'.removesuffix('.0')}h"
+    if s >= 60:
+        return f"{sign}{s / 60:.0f}m"
+    return f"{sign}{s:.0f}s"
+
+
 class JobFailure(BaseModel):
     """Why a job failed, or last failed to get a cluster, as data. JobState.failure_reason is
     this written out (text()), kept for older clients and the recorded histories; the CLI reads
@@ -176,6 +202,22 @@ class JobState(BaseModel):
     earlier_ondemand: float | None = 0.0
     """The same attempts' on-demand equivalent, from the prices recorded at launch (None when
     one had none)."""
+    market: str | None = None
+    """A deadline job's market now ('spot', 'on-demand'; 'none' while it waits by choice);
+    None for a job without a deadline."""
+    deadline_at: datetime | None = None
+    """A deadline job's deadline (None: the job has none)."""
+    slack_s: float | None = None
+    """The deadline's slack at the last decision: the time the job may still spend without
+    progress and finish on time (policy/deadline.py slack_h)."""
+    progress_s: float | None = None
+    """The compute done and kept (by a checkpoint) at the last decision."""
+    switches: list[MarketSwitch] = Field(default_factory=list)
+    """Every move between markets, with its reason (the last few hundred)."""
+    placement: list[str] = Field(default_factory=list)
+    """The figures behind the order of the job's last placement by expected cost, best first
+    ("local-east-1a: 2 preemptions in 6 h, spot lifetime ~1.5 h; expected $0.0103"), for
+    `status -v`; empty for a job ranked by price."""
 
     @property
     def is_pipeline(self) -> bool:

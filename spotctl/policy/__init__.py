@@ -45,6 +45,13 @@ from spotctl.policy.fleet import (
     outlooks,
     rank_by_expected_cost,
 )
+from spotctl.policy.fleet_summary import (
+    EXPECTED_COST,
+    RANKINGS,
+    FleetOutlooks,
+    figures,
+    rank_within_strategy,
+)
 from spotctl.policy.outcome import Decision, after_exit, uses_restart_budget
 from spotctl.policy.placement import rank_candidates, repriced, without_blocked
 from spotctl.policy.recovery import STRATEGIES, block_region, order_candidates
@@ -54,6 +61,11 @@ __all__ = [
     "DeadlineJob",
     "FleetEvent",
     "FleetEventKind",
+    "EXPECTED_COST",
+    "FleetOutlooks",
+    "RANKINGS",
+    "figures",
+    "rank_within_strategy",
     "Market",
     "Moment",
     "Place",

@@ -21,6 +21,7 @@ from spotctl.task.limits import (
     MAX_SPARSE_HOLE_BYTES,
     MAX_STAGED_BYTES,
     MAX_STAGED_FILES,
+    MAX_WAIT_S,
 )
 from spotctl.task.load import (
     WORKDIR_TARGET,
@@ -39,7 +40,9 @@ from spotctl.task.values import (
     check_strategy,
     parse_accelerators,
     parse_amount,
+    parse_deadline_duration,
     parse_infra,
+    parse_when,
     shown,
 )
 
@@ -54,6 +57,7 @@ __all__ = [
     "MAX_SPARSE_HOLE_BYTES",
     "MAX_STAGED_BYTES",
     "MAX_STAGED_FILES",
+    "MAX_WAIT_S",
     "Pipeline",
     "RECOVERY_KEYS",
     "RESOURCE_KEYS",
@@ -74,9 +78,11 @@ __all__ = [
     "load_task_file",
     "parse_accelerators",
     "parse_amount",
+    "parse_deadline_duration",
     "parse_env_assignment",
     "parse_infra",
     "parse_task_text",
+    "parse_when",
     "read_input_file",
     "shown",
     "validate_for_launch",

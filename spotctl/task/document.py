@@ -35,6 +35,7 @@ from spotctl.task.limits import (
     MAX_SECRETS_BYTES,
 )
 from spotctl.task.schema import (
+    DeadlineTaskSpec,
     FileMountSpec,
     JobRecoverySpec,
     ResourceSpec,
@@ -52,6 +53,7 @@ RESOURCE_KEYS = yaml_keys(TaskResources)
 STORAGE_KEYS = yaml_keys(FileMountSpec)
 RECOVERY_KEYS = yaml_keys(JobRecoverySpec)
 WORKDIR_KEYS = yaml_keys(WorkdirSpec)
+DEADLINE_KEYS = yaml_keys(DeadlineTaskSpec)
 
 ENV_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _ENV_REF = re.compile(r"\$\{?\b([a-zA-Z_][a-zA-Z0-9_]*)\b\}?")
@@ -90,6 +92,8 @@ def check_document(raw: Any, lines: LineMap, source: str | None,
         data["file_mounts"] = mounts
     if isinstance(data.get("workdir"), dict):
         _check_level(data["workdir"], WORKDIR_KEYS, ("workdir",), lines, source)
+    if isinstance(data.get("deadline"), dict):
+        data["deadline"] = _check_level(data["deadline"], DEADLINE_KEYS, ("deadline",), lines, source)
     known: dict[str, str] = {}
     for key, overrides in (("envs", env_overrides), ("secrets", secret_overrides)):
         values = _coerce_env(data.get(key, {}), key, lines, source)

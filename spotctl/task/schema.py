@@ -9,6 +9,7 @@ and every size is bounded here or in `task_values` (see `task_limits`).
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
@@ -24,15 +25,18 @@ from spotctl.task.limits import (
 )
 from spotctl.task.values import (
     check_command,
+    check_deadline_policy,
     check_event_callback,
     check_name,
     check_strategy,
     parse_accelerators,
     parse_amount,
+    parse_deadline_duration,
     parse_duration,
     parse_infra,
     parse_ports,
     parse_size_gb,
+    parse_when,
 )
 
 STRICT = ConfigDict(extra="forbid", strict=True, populate_by_name=True)
@@ -194,6 +198,39 @@ class TaskResources(ResourceSpec):
         return self
 
 
+class DeadlineTaskSpec(BaseModel):
+    """`deadline:`, spotctl's own top-level key (SkyPilot has none, so its files are unchanged):
+    the compute a job needs and when it must be done (docs/deadlines.md). Values are kept as
+    written (a dump stays the user's YAML) and checked here; launch/deadline.py resolves them."""
+
+    model_config = STRICT
+
+    compute: str | int | float | None = None
+    by: str | int | float | datetime | None = None
+    changeover: str | int | float | None = None
+    checkpoint_every: str | int | float | None = None
+    policy: str | None = None
+
+    @field_validator("compute", "changeover", "checkpoint_every", mode="before")
+    @classmethod
+    def _duration(cls, v: Any, info: ValidationInfo) -> Any:
+        if v is not None and not isinstance(v, bool):
+            parse_deadline_duration(v, positive=info.field_name != "changeover")
+        return v
+
+    @field_validator("by", mode="before")
+    @classmethod
+    def _when(cls, v: Any) -> Any:
+        if v is not None and not isinstance(v, bool):
+            parse_when(v)
+        return v
+
+    @field_validator("policy")
+    @classmethod
+    def _policy(cls, v: str | None) -> str | None:
+        return check_deadline_policy(v) if v is not None else v
+
+
 class TaskSpec(BaseModel):
     """The keys of one task document, as written (Task adds the views and where it came from)."""
 
@@ -221,6 +258,8 @@ class TaskSpec(BaseModel):
     volume_mounts: list[Any] | None = None
     api_server_access: bool | None = None
     metadata: dict[str, Any] | None = Field(None, alias="_metadata")
+    deadline: DeadlineTaskSpec | None = None
+    """spotctl's: see DeadlineTaskSpec."""
 
     @field_validator("name")
     @classmethod

@@ -12,9 +12,10 @@ from __future__ import annotations
 import difflib
 import math
 import re
+from datetime import datetime
 from typing import Any
 
-from spotctl.policy import STRATEGIES
+from spotctl.policy import DEADLINE_POLICIES, STRATEGIES
 from spotctl.task.limits import (
     MAX_ACCELERATOR_CHOICES,
     MAX_ACCELERATOR_COUNT,
@@ -262,6 +263,48 @@ def parse_duration(value: Any) -> float:
     if not text or _DURATION.sub("", text).strip():
         raise ValueError(f"expected a duration such as 600, '30s', '10m' or '2h', got {shown(text)}")
     return _number(sum(float(n) * _SECONDS[u.lower()] for n, u in _DURATION.findall(text)), 0, MAX_WAIT_S)
+
+
+def parse_deadline_duration(value: Any, *, positive: bool = True) -> float:
+    """deadline.compute, changeover, checkpoint_every, `--compute-time`: seconds, as max_wait's
+    durations ('48h', '30s', '1h30m', a number of seconds); at most MAX_WAIT_S, more than 0
+    when `positive`."""
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        raise ValueError(f"expected a duration such as '48h', '30m' or 600, got {describe_value(value)}")
+    seconds = parse_duration(value)
+    if positive and seconds <= 0:
+        raise ValueError(f"must be more than 0, got {describe_value(value)}")
+    return seconds
+
+
+def parse_when(value: Any) -> float | datetime:
+    """deadline.by, `--deadline`: a duration from launch ('70h', '3d', 600 seconds), returned in
+    seconds, or an ISO 8601 time ('2026-12-11T18:00:00Z'), returned as an aware datetime (one
+    without an offset is the launching machine's local time)."""
+    if isinstance(value, datetime):
+        return value if value.tzinfo is not None else value.astimezone()
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        raise ValueError(f"expected a time such as '2026-12-11T18:00:00Z' or a duration from launch such as "
+                         f"'70h', got {describe_value(value)}")
+    text = _short(str(value), "a deadline")
+    if _DURATION.sub("", text).strip() == "" or re.fullmatch(r"\d+(?:\.\d+)?", text, re.ASCII):
+        return parse_deadline_duration(text)
+    try:
+        when = datetime.fromisoformat(text.replace("z", "Z"))
+    except ValueError:
+        raise ValueError(f"expected a time such as '2026-12-11T18:00:00Z' or a duration from launch such as "
+                         f"'70h', got {shown(text)}") from None
+    return when if when.tzinfo is not None else when.astimezone()
+
+
+def check_deadline_policy(name: str) -> str:
+    """deadline.policy: a name of policy/deadline.py's DEADLINE_POLICIES (with did-you-mean)."""
+    text = _short(name, "a policy name").lower()
+    if text not in DEADLINE_POLICIES:
+        close = difflib.get_close_matches(text, list(DEADLINE_POLICIES), n=1)
+        hint = f" (did you mean '{close[0]}'?)" if close else ""
+        raise ValueError(f"unknown deadline policy {shown(name)}; known: {', '.join(DEADLINE_POLICIES)}{hint}")
+    return text
 
 
 def parse_ports(value: Any) -> list[tuple[int, int]]:

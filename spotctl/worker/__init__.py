@@ -4,7 +4,7 @@ and activities with bounded slots per queue (pool.py), and sweeps what no job ow
 
 from spotctl.worker.main import run_worker
 from spotctl.worker.pool import MONITOR_HEARTBEAT_THROTTLE, job_workers, running
-from spotctl.worker.sweeper import SweepReport, sweep_interval_s, sweep_once
+from spotctl.worker.sweeper import SweepReport, sweep_once
 
 __all__ = [
     "MONITOR_HEARTBEAT_THROTTLE",
@@ -12,6 +12,5 @@ __all__ = [
     "job_workers",
     "run_worker",
     "running",
-    "sweep_interval_s",
     "sweep_once",
 ]

@@ -31,7 +31,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from spotctl.clouds.base import Cloud, TaggedInstance
 from spotctl.clouds.registry import get_cloud
-from spotctl.config import Settings, default, env_value
+from spotctl.config import Settings, default
 from spotctl.models import Location
 from spotctl.models import search_attributes as sa
 from spotctl.models.naming import job_of_cluster, job_workflow_id, parse_ephemeral_bucket
@@ -75,13 +75,6 @@ class SweepableStore(Protocol):
     def last_changed(self, name: str) -> float: ...
 
     def delete_bucket(self, name: str) -> None: ...
-
-
-def sweep_interval_s(env: dict[str, str] | None = None) -> float:
-    """SPOTCTL_SWEEP_INTERVAL_S, or the default; 0 disables the sweeper. A bad value is a
-    ConfigError (config/table.py), which load_settings raised already for a worker's own settings."""
-    value = env_value(INTERVAL_ENV, env)
-    return DEFAULT_INTERVAL_S if value is None else float(value)
 
 
 def _error_text(exc: BaseException) -> str:

@@ -38,7 +38,7 @@ from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from temporalio import workflow
-from temporalio.exceptions import ActivityError, TimeoutType
+from temporalio.exceptions import ActivityError, ApplicationError, TimeoutType
 from temporalio.exceptions import TimeoutError as TemporalTimeout
 from temporalio.workflow import ActivityCancellationType
 
@@ -61,6 +61,7 @@ with workflow.unsafe.imports_passed_through():
         PREEMPTED_ERROR,
         AttemptRecord,
         AttemptRef,
+        Candidate,
         CarriedState,
         ClusterHandle,
         ErrorKind,
@@ -80,6 +81,7 @@ with workflow.unsafe.imports_passed_through():
     from spotctl.policy import (
         Backoff,
         Decision,
+        Market,
         after_exit,
         all_fatal,
         block_region,
@@ -87,7 +89,9 @@ with workflow.unsafe.imports_passed_through():
         order_candidates,
         uses_restart_budget,
     )
+    from spotctl.workflows.deadline_driver import DeadlineDriver, OnDemandWatch, reported_fraction
     from spotctl.workflows.event_outbox import EventOutbox
+    from spotctl.workflows.fleet_placement import LearnedOrder
     from spotctl.workflows.handlers import StateAndCancel
     from spotctl.workflows.job_summary import Cancelled, Finished, describe, error_type
     from spotctl.workflows.legacy.controller_v1 import ControllerV1
@@ -117,6 +121,13 @@ to retry at once, for ever, in one history)."""
 MONITOR_HEARTBEAT = "monitor-heartbeat"
 """The patch that gives the monitor its own, longer heartbeat time-out (models.
 MONITOR_HEARTBEAT_TIMEOUT_S): two throttled beats may be missed before it is timed out."""
+DEADLINES = "deadlines"
+"""The patch of deadline jobs (JobSpec.deadline): each provisioning round asks policy/deadline.py
+for the market (workflows/deadline_driver.py), and goes to on-demand at once when the policy
+says so after spot had no capacity. Jobs without a deadline never call it: unchanged."""
+DEADLINE_RETURNS = "deadline-returns"
+"""The patch that watches a deadline job running on on-demand (deadline_driver.OnDemandWatch):
+a durable timer asks its policy, and a spot cluster made ready replaces the on-demand one."""
 LAUNCH_SLOT_WAIT = timedelta(seconds=3)
 """A create not picked up this soon waits for a launch slot: the job shows so (PENDING)."""
 
@@ -153,6 +164,12 @@ class SpotJobWorkflow(StateAndCancel):
         """When the current attempt's cluster was asked for (its bill starts there)."""
         self._noted: str | None = None
         """The detail the last `note` signal set."""
+        self._deadline: DeadlineDriver | None = None
+        """A deadline job's market decisions (set by run() under the DEADLINES patch)."""
+        self._moved_to: ClusterHandle | None = None
+        """A deadline job's ready spot cluster its next attempt runs on (it left on-demand)."""
+        self._monitored = 0
+        """The attempt whose program runs (a deadline job on on-demand may be making the next)."""
 
     # ---- the CLI's view: `state` and `cancel` are StateAndCancel's --------------------
     def _cancel_noted(self) -> None:
@@ -184,6 +201,8 @@ class SpotJobWorkflow(StateAndCancel):
         if not workflow.patched(CONTROLLER_V2):
             return await self._run_v1(spec)
         self._spec = spec
+        if spec.deadline is not None and workflow.patched(DEADLINES):
+            self._deadline = DeadlineDriver(spec.deadline, spec.submitted_at, any(c.use_spot for c in spec.candidates))
         self._candidates = spec.candidates
         """The spec's candidates, re-priced with live spot prices at every recovery."""
         self._node_spec = spec.for_nodes()
@@ -241,9 +260,11 @@ class SpotJobWorkflow(StateAndCancel):
             if self._cancel_requested:
                 raise Cancelled()
             first_of_run = self._spec.carried.attempt if self._spec.carried else 0
-            if self._attempt >= first_of_run + self._spec.continue_as_new_after_attempts or self._history_is_long():
+            if self._moved_to is None and (self._attempt >= first_of_run + self._spec.continue_as_new_after_attempts
+                                           or self._history_is_long()):
                 self._continue_as_new()
-            cluster = await self._provision()
+            cluster, self._moved_to = self._moved_to or await self._provision(), None
+            self._monitored = self._attempt
             ref = AttemptRef(job=self._node_spec, attempt=self._attempt, recovery_count=self._state.recoveries,
                              cluster=cluster)
             self._open_attempt(cluster)
@@ -257,10 +278,18 @@ class SpotJobWorkflow(StateAndCancel):
                           started_at=self._state.started_at or workflow.now())
                 own_queue = workflow.patched(MONITOR_QUEUE)
                 long_beat = own_queue and workflow.patched(MONITOR_HEARTBEAT)
-                outcome = await self._activity(MonitorActivities.monitor, ref, timedelta(days=365),
-                                               task_queue=monitor_queue(workflow.info().task_queue) if own_queue else None,
-                                               makes_nothing=own_queue,
-                                               heartbeat=_MONITOR_HEARTBEAT if long_beat else HEARTBEAT)
+                monitoring = self._activity(MonitorActivities.monitor, ref, timedelta(days=365),
+                                            task_queue=monitor_queue(workflow.info().task_queue) if own_queue else None,
+                                            makes_nothing=own_queue,
+                                            heartbeat=_MONITOR_HEARTBEAT if long_beat else HEARTBEAT)
+                if self._deadline is not None and not cluster.use_spot and workflow.patched(DEADLINE_RETURNS):
+                    watched = await OnDemandWatch(self, self._deadline).run(monitoring)
+                    if isinstance(watched, ClusterHandle):
+                        await self._leave_ondemand(watched)
+                        continue
+                    outcome = watched
+                else:
+                    outcome = await monitoring
             except ActivityError as err:
                 if error_type(err) == MOUNT_ERROR:
                     raise Finished(JobStatus.FAILED_SETUP, describe(err)) from err
@@ -283,11 +312,24 @@ class SpotJobWorkflow(StateAndCancel):
             self._close_attempt(f"exit code {code}")
             self._set(JobStatus.RECOVERING, recoveries=self._state.recoveries + 1,
                       detail=f"run exited with code {code}; restarting")
-            await self._teardown(first_attempt=self._attempt)
+            await self._teardown(first_attempt=self._monitored)
+
+    async def _leave_ondemand(self, spot: ClusterHandle) -> None:
+        """A deadline job ahead of its pace has a spot cluster ready: the on-demand attempt ends
+        (its cluster torn down) and the next attempt runs on `spot`, resuming from its checkpoint."""
+        self._close_attempt("moved to spot")
+        self._set(JobStatus.STARTING, detail=f"moving to spot in {spot.cloud}/{spot.region}/{spot.zone}: "
+                                             "tearing down the on-demand cluster")
+        await teardown(teardown_request(self._spec.job_id, self._spec.candidates + self._spec.ondemand_candidates,
+                                        first_attempt=self._monitored, last_attempt=self._monitored,
+                                        delete_buckets=[], by_tag=False))
+        self._moved_to = spot
 
     async def _recover_from_preemption(self, cluster: ClusterHandle, err: ActivityError) -> None:
         strategy = self._spec.recovery.strategy.upper()
         where = f"{cluster.cloud}/{cluster.region}/{cluster.zone}"
+        if self._deadline is not None and isinstance(err.cause, ApplicationError) and err.cause.details:
+            self._deadline.reported = reported_fraction(err.cause.details[0])
         self._close_attempt("preempted")
         if strategy == "NONE":
             raise Finished(JobStatus.FAILED, f"preempted in {where}; job_recovery is NONE")
@@ -296,7 +338,7 @@ class SpotJobWorkflow(StateAndCancel):
         self._last_location = (cluster.cloud, cluster.region, cluster.zone)
         self._set(JobStatus.RECOVERING, recoveries=self._state.recoveries + 1,
                   detail=f"preempted in {where}: {describe(err)}")
-        await self._teardown(first_attempt=self._attempt)
+        await self._teardown(first_attempt=self._monitored)
 
     async def _recover_from_node_failure(self, cluster: ClusterHandle, err: ActivityError) -> None:
         """spotctl's own processes on a live node were lost with the program's exit code: run
@@ -306,7 +348,7 @@ class SpotJobWorkflow(StateAndCancel):
         self._close_attempt("node failure")
         self._set(JobStatus.RECOVERING, recoveries=self._state.recoveries + 1,
                   detail=f"node failure in {where}: {describe(err)}; restarting (restart budget untouched)")
-        await self._teardown(first_attempt=self._attempt)
+        await self._teardown(first_attempt=self._monitored)
 
     # ---- provisioning ----------------------------------------------------------------
     async def _provision(self) -> ClusterHandle:
@@ -320,20 +362,27 @@ class SpotJobWorkflow(StateAndCancel):
                 PricingActivities.price_candidates,
                 PriceRequest(candidates=self._spec.candidates, ordered=self._spec.ordered), timedelta(minutes=2))
             self._candidates = priced.candidates
+        learned = await LearnedOrder.read(self._spec, self._candidates, self._activity)  # None: by price
         waited_since, retry = self._carried_wait or (workflow.now(), 0)
         self._carried_wait = None
         backoff = Backoff(initial_s=self._spec.launch_retry_initial_s, max_s=self._spec.launch_retry_max_s)
         died_rounds_wait = False  # a died-before-ready round took the patched path: attempts count too
+        spot_available = True  # a deadline job's: False once a round found no spot capacity
         while True:
             if self._cancel_requested:
                 raise Cancelled()
             if retry and (self._history_is_long() or (died_rounds_wait and self._run_used_its_attempts())):
                 self._continue_as_new(waiting=(waited_since, retry))
-            candidates = order_candidates(self._candidates, strategy=self._spec.recovery.strategy,
+            pool = self._candidates if self._deadline is None else self._deadline_pool(spot_available)
+            candidates = order_candidates(pool, strategy=self._spec.recovery.strategy,
                                           blocked=self._blocked_regions, now=workflow.now(), last=self._last_location)
+            figures = {}
+            if learned is not None:
+                candidates, figures["placement"] = learned.order(candidates, self._last_location)
             first = candidates[0]
             status = JobStatus.RECOVERING if self._state.status == JobStatus.RECOVERING else JobStatus.STARTING
-            self._set(status, detail=f"provisioning ({len(candidates)} candidates, first {first.location} {first.instance_type})")
+            self._set(status, detail=f"provisioning ({len(candidates)} candidates, first {first.location} {first.instance_type})",
+                      **figures)
             req = ProvisionRequest(job_id=self._spec.job_id, attempt=self._attempt, num_nodes=self._spec.num_nodes,
                                    candidates=candidates)
             self._launched_at = workflow.now()
@@ -354,6 +403,11 @@ class SpotJobWorkflow(StateAndCancel):
                 if all_fatal(result.failures):
                     raise Finished(JobStatus.FAILED_PRECHECKS,
                                    failure=failed.under("no candidate can ever be provisioned"))
+                if (self._deadline is not None and spot_available and self._deadline.last == Market.SPOT
+                        and self._deadline_pool(False) is self._spec.ondemand_candidates):
+                    spot_available = False  # no spot capacity: the policy takes on-demand now, no wait
+                    continue
+            spot_available = True
             max_wait = self._spec.recovery.max_wait_s
             elapsed = (workflow.now() - waited_since).total_seconds()
             if max_wait is not None and elapsed >= max_wait:
@@ -446,6 +500,15 @@ class SpotJobWorkflow(StateAndCancel):
                                task=self._spec.task.index if self._spec.task else None)
         self._state.history = self._state.history + [record]
         self._state = keep_last(self._state, HISTORY_KEPT, now)  # the dropped ones' cost is kept
+        if self._deadline is not None:
+            self._state = self._deadline.opened(self._state, now, cluster.use_spot)
+
+    def _deadline_pool(self, spot_available: bool) -> list[Candidate]:
+        """A deadline job's candidates for this round: the market its policy holds next (spot
+        when it says wait but a round is being made anyway; a done job runs on as it was)."""
+        assert self._deadline is not None
+        market, self._state = self._deadline.choose(self._state, workflow.now(), spot_available=spot_available)
+        return self._deadline.pool(market, self._candidates, self._spec.ondemand_candidates)
 
     def _ondemand_price(self, cluster: ClusterHandle) -> float | None:
         """The on-demand price of the cluster's offering, from the job's candidates (priced at
@@ -460,6 +523,9 @@ class SpotJobWorkflow(StateAndCancel):
         if self._state.history and self._state.history[-1].outcome is None:
             self._state.history[-1].outcome = outcome
             self._state.history[-1].ended_at = workflow.now()
+            if self._deadline is not None and outcome != "succeeded":
+                ran = (workflow.now() - self._state.run_started_at).total_seconds() if self._state.run_started_at else 0.0
+                self._state = self._deadline.ran(self._state, ran)
 
     # ---- activities and timers -------------------------------------------------------
     async def _activity(self, method: Callable[[Any, Arg], Awaitable[Result]], arg: Arg, timeout: timedelta, *,
@@ -520,7 +586,8 @@ class SpotJobWorkflow(StateAndCancel):
 
     def _teardown_request(self, first_attempt: int, delete_buckets: list[str] | None, *,
                           by_tag: bool) -> TeardownRequest:
-        return teardown_request(self._spec.job_id, self._spec.candidates, first_attempt=first_attempt,
+        return teardown_request(self._spec.job_id, self._spec.candidates + self._spec.ondemand_candidates,
+                                first_attempt=first_attempt,
                                 last_attempt=self._attempt, delete_buckets=delete_buckets or [], by_tag=by_tag)
 
     # ---- state and visibility --------------------------------------------------------

@@ -48,9 +48,9 @@ from spotctl.cli.main import cli  # noqa: E402
 from spotctl.client import SpotClient, workflow_id  # noqa: E402
 from spotctl.clouds.local import LocalCloud  # noqa: E402
 from spotctl.config import load_settings  # noqa: E402
+from spotctl.embedded import EmbeddedServer  # noqa: E402
+from spotctl.launch import Overrides, plan  # noqa: E402
 from spotctl.models import AttemptRecord, CarriedState, JobState, JobStatus, cluster_name  # noqa: E402
-from spotctl.planning import Overrides, plan  # noqa: E402
-from spotctl.server import EmbeddedServer  # noqa: E402
 from spotctl.workflows import ALLOCATOR_WORKFLOW_ID  # noqa: E402
 
 from conftest import spotctl_env  # noqa: E402
@@ -134,6 +134,11 @@ def main() -> None:
                       "run: |\n  for i in $(seq 1 16); do echo tick $i; sleep 0.25; done\n",
         "pipeline": "name: duo\n---\nname: first\nrun: echo one\n---\nname: second\nrun: echo two\n",
         "slow_pipeline": "name: halted\n---\nname: first\nrun: sleep 1000\n---\nname: second\nrun: echo two\n",
+        "deadline_task": "name: due\nresources:\n  region: local-east\ndeadline:\n  compute: 6s\n  by: 16s\n"
+                         "  changeover: 3s\nrun: sleep 6\n",
+        "returning_task": "name: back\nresources:\n  cloud: local\n  any_of:\n    - region: local-east\n"
+                          "    - region: local-west\n      use_spot: false\ndeadline:\n  compute: 8s\n  by: 60s\n"
+                          "  changeover: 2s\n  checkpoint_every: 1s\n  policy: uniform-progress\nrun: sleep 8\n",
     }
     paths = {}
     for key, text in tasks.items():
@@ -208,6 +213,18 @@ def main() -> None:
             wait_status(ids["preempted_with_notice"], "RUNNING")
             cli_ok("debug", "preempt", str(ids["preempted_with_notice"]), "--notice", "2")
             wait_status(ids["preempted_with_notice"], "SUCCEEDED")
+
+        # Ranked by expected cost (the fleet's memory, the `fleet-memory` patch): the memory is
+        # read before the first provisioning and again before the recovery from a preemption.
+        if want("fleet_preempted"):
+            env["SPOTCTL_PLACEMENT"] = "expected-cost"
+            try:
+                job_id = ids["fleet_preempted"] = launch("launch", "-y", "-d", "-n", "learns", "{long_task}")
+            finally:
+                del env["SPOTCTL_PLACEMENT"]
+            wait_status(job_id, "RUNNING")
+            cli_ok("debug", "preempt", str(job_id), "--notice", "0")
+            wait_status(job_id, "SUCCEEDED")
 
         # Cancelled while its cluster is being provisioned (slow instances).
         if want("cancelled_provisioning"):
@@ -391,6 +408,36 @@ def main() -> None:
             wait_for("the webhook's SUCCEEDED", lambda: any(b"SUCCEEDED" in body for body in hook.bodies), 90)
             events_workflows.add("events_handed_off")
             hook.close()
+
+        # A deadline job (the `deadlines` patch) whose spot VMs are taken back until its slack no
+        # longer covers a restart: it moves to on-demand and succeeds there.
+        if want("deadline_ondemand"):
+            job_id = ids["deadline_ondemand"] = launch("launch", "-y", "-d", "{deadline_task}")
+            for _ in range(10):
+                wait_for("the job to run", lambda: job(job_id).get("status") in ("RUNNING", "SUCCEEDED"), 30)
+                if job(job_id).get("market") != "spot":
+                    break
+                attempt = job(job_id)["attempt"]
+                time.sleep(0.5)
+                cli_ok("debug", "preempt", str(job_id), "--notice", "0")
+                wait_for("the next attempt", lambda a=attempt: job(job_id).get("attempt") != a
+                         or job(job_id).get("status") == "SUCCEEDED", 30)
+            wait_status(job_id, "SUCCEEDED")
+            assert job(job_id)["switches"], "the job never moved to on-demand"
+
+        # A deadline job (Uniform Progress) on on-demand while spot has no capacity, which returns
+        # to spot once ahead of its pace and spot is back (the `deadline-returns` patch).
+        if want("deadline_returned"):
+            data = yaml.safe_load(default_config)
+            data["regions"]["local-east"]["capacity"] = 0
+            cloud.config_path.write_text(yaml.safe_dump(data, sort_keys=False))
+            try:
+                job_id = ids["deadline_returned"] = launch("launch", "-y", "-d", "{returning_task}")
+                wait_status(job_id, "RUNNING")
+            finally:
+                restore_config()
+            wait_status(job_id, "SUCCEEDED")
+            assert job(job_id)["switches"][0]["to_market"] == "spot", job(job_id)
 
         async def save() -> dict[str, str]:
             client = await SpotClient.connect(settings)
