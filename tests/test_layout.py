@@ -28,9 +28,10 @@ ALLOWED: dict[str, set[str]] = {
     "policy": {"models"},
     "config": {"models"},
     "catalog": {"models"},
+    "traces": {"catalog", "models"},
     "codec": {"config", "files"},
     "remote": {"files", "models"},
-    "clouds": {"catalog", "config", "files", "models", "node_agent", "policy", "remote"},
+    "clouds": {"catalog", "config", "files", "models", "node_agent", "policy", "remote", "traces"},
     "storage": {"clouds", "config", "files", "models"},
     "fleet": {"config", "models", "policy"},  # the fleet's memory: written by activities, read by the CLI too
     # worker side

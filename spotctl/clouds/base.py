@@ -112,6 +112,7 @@ class MeteredApiTiming:
     ready_poll_s = 5.0
     liveness_interval_s = 10.0
     launch_retry_initial_s = 10.0
+    launch_retry_max_s = 300.0
 
 
 class Cloud(Protocol):
@@ -125,6 +126,11 @@ class Cloud(Protocol):
     launch_retry_initial_s: float
     """The first wait before a launch that found no capacity is tried again (how soon the
     cloud may have capacity again: seconds on the local cloud)."""
+
+    @property
+    def launch_retry_max_s(self) -> float:
+        """The longest wait between two launches that found no capacity (the backoff's cap):
+        5 minutes, and a tick of its trace on a local cloud whose zones follow one."""
 
     @property
     def node_env(self) -> dict[str, str]:

@@ -8,7 +8,8 @@ one cloud.
 
 Preemption works like a spot interruption (notice, SIGTERM, SIGKILL at the deadline; see
 local_preemption.py), enforced lazily by every state-reading call, so no daemon is needed.
-Booting works the same way: with a region's `provision_delay_s` a new instance is PENDING (its
+Zones that follow a spot trace (local_trace.py) refuse spot creates and preempt the same
+lazy way. Booting works the same way: with a region's `provision_delay_s` a new instance is PENDING (its
 runner says "booting") until its `ready_at`, and the first state-reading call after that
 makes it RUNNING.
 
@@ -48,6 +49,7 @@ from spotctl.clouds.local_instance import LocalInstance
 from spotctl.clouds.local_moods import Mood, moody_call
 from spotctl.clouds.local_preemption import NOTICE_POLL_S, PREEMPTION_REASON, PreemptionMixin
 from spotctl.clouds.local_processes import kill_all
+from spotctl.clouds.local_trace import TraceMixin
 from spotctl.config import Settings
 from spotctl.models import Candidate, ClusterHandle, Location, Offering
 from spotctl.models.naming import job_of_cluster
@@ -83,7 +85,7 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-class LocalCloud(PreemptionMixin):
+class LocalCloud(PreemptionMixin, TraceMixin):
     """Implements the Cloud protocol. Construction does no I/O; files appear on first use."""
 
     name = "local"
@@ -91,6 +93,7 @@ class LocalCloud(PreemptionMixin):
     liveness_interval_s = 1.0
     launch_retry_initial_s = 2.0
     """The local cloud frees capacity in seconds, so its launch retries start sooner."""
+    untraced_retry_max_s = 300.0
     node_env: dict[str, str] = {}
     """The local cloud writes preemption notices and signals programs itself."""
 
@@ -100,6 +103,18 @@ class LocalCloud(PreemptionMixin):
         self.state_path = self.root / "state.json"
         self.lock_path = self.root / "state.lock"
         self.spotctl_home = Path(settings.home)
+
+    @property
+    def launch_retry_max_s(self) -> float:
+        """5 minutes, but one tick of wall time (at least launch_retry_initial_s) when zones
+        follow a trace: a job waiting for spot must see it come back within a tick, as on the
+        real cloud the trace was measured on (where 5 minutes is about a tick)."""
+        try:
+            regions = self.config().regions.values()
+        except CloudError:
+            return self.untraced_retry_max_s
+        ticks = [t.gap_s / r.trace.scale for r in regions if r.trace for t in r.trace.traces.values()]
+        return max(self.launch_retry_initial_s, min(ticks)) if ticks else self.untraced_retry_max_s
 
     # -- catalog ---------------------------------------------------------------------------
 
@@ -276,6 +291,7 @@ class LocalCloud(PreemptionMixin):
                 if in_use + len(missing) > capacity:
                     raise NoCapacity(f"no capacity in {placement[0]} ({in_use}/{capacity} in use)",
                                      scope=ErrorScope.REGION)
+                self._trace_refusal(cfg, placement[0], placement[1], placement[3], instances, len(missing))
             for rank in missing:
                 inst = self._new_instance(cluster_name, rank, *placement, token=token,
                                           mtbf_s=region.preemption_mtbf_s if region else None,
@@ -405,9 +421,10 @@ class LocalCloud(PreemptionMixin):
 
     def _refresh(self) -> None:
         """What time did meanwhile, applied lazily by every state-reading call (no daemon):
-        booted instances run, due preemptions strike."""
+        booted instances run, due preemptions strike, traced zones drop what they no longer hold."""
         self._finish_boots()
         self._enforce_preemptions()
+        self._enforce_traces()
 
     def _finish_boots(self) -> None:
         """PENDING -> RUNNING for the instances whose `ready_at` passed. The booting marker

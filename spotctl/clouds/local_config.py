@@ -10,10 +10,11 @@ from pathlib import Path
 from typing import Literal, get_args
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 
 from spotctl.clouds.base import CloudError
 from spotctl.files import create_once
+from spotctl.traces import Trace, TraceError, load_trace
 
 DEFAULT_CONFIG = """\
 # spotctl local cloud: fake "VMs" that are sandbox directories on this machine.
@@ -54,6 +55,21 @@ DEFAULT_CONFIG = """\
 #   after `run_s` seconds (setup takes `setup_s`); preemptions work as usual. For measuring
 #   spotctl's own cost at thousands of jobs (bench/run.py), not for running real programs.
 #   Example: `simulate: {run_s: 3600, lines_per_s: 1}`
+#
+#   trace: the region's zones follow spot traces (docs/traces.md; off unless set), e.g.
+#     trace: {zones: {local-east-1a: traces/us-east-1a_v100_1.json}, scale: 130, start_s: 0}
+#   zones:    zone -> trace file (a path relative to this file's folder, or absolute), in the
+#             format of docs/traces.md. A zone's value at a tick is how many spot instances it
+#             has: a spot create fails with "no capacity" while that many already run there
+#             (always when it is 0), and running spot instances are preempted, newest first
+#             and with the region's preemption_notice_s, when it drops below their number.
+#   scale:    trace seconds per wall second (130: a 195 s tick every 1.5 s)
+#   start_s:  the trace time at the trace clock's origin, which the cloud records once in
+#             trace_origin (next to this file) the first time it reads a trace: every
+#             process then agrees on the trace time. Delete that file to restart the clock.
+#   ondemand: false makes on-demand creates in the traced zones fail too (default true)
+#   `python -m spotctl.traces.cloud_config --traces DIR --scale S` writes a whole config
+#   whose regions, zones and prices are a folder of traces'.
 # instance_types: name -> cpus, memory_gb, accelerators, spot_price / ondemand_price (USD/h)
 regions:
   local-east:
@@ -93,6 +109,27 @@ _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 """The C loader when libyaml is there: the config is read on every moody API call."""
 
 
+MAX_TRACE_SCALE = 1e7
+"""Trace seconds per wall second: a year of trace in ~3 s."""
+
+
+class TraceConfig(BaseModel):
+    """A region's zones following spot traces; see DEFAULT_CONFIG's comments."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    zones: dict[str, str] = Field(min_length=1, max_length=64)
+    scale: float = Field(default=1.0, gt=0, le=MAX_TRACE_SCALE)
+    start_s: float = Field(default=0.0, ge=0, le=100 * 365 * 86400)
+    ondemand: bool = True
+    _traces: dict[str, Trace] = PrivateAttr(default_factory=dict)
+    """zone -> its trace, loaded when the config is parsed (load_config)."""
+
+    @property
+    def traces(self) -> dict[str, Trace]:
+        return self._traces
+
+
 class RegionConfig(BaseModel):
     """One region; see DEFAULT_CONFIG's comments for what each field does. Every moodiness
     field defaults to "off", so a config written before they existed behaves as it did."""
@@ -111,6 +148,15 @@ class RegionConfig(BaseModel):
     api_hang_rate: float = Field(default=0, ge=0, le=1)
     api_hang_calls: list[MoodyCall] | None = None
     max_concurrent_api_calls: int | None = Field(default=None, ge=1)
+    trace: TraceConfig | None = None
+
+    @model_validator(mode="after")
+    def _traced_zones_exist(self) -> RegionConfig:
+        if self.trace is not None:
+            unknown = sorted(set(self.trace.zones) - set(self.zones))
+            if unknown:
+                raise ValueError(f"trace.zones names zones the region does not have: {', '.join(unknown)}")
+        return self
 
 
 class InstanceTypeConfig(BaseModel):
@@ -186,9 +232,25 @@ def _parse_config(path: Path, raw: bytes) -> LocalCloudConfig:
     if not isinstance(data, dict):
         raise _fatal(f"{path}: expected a mapping with 'regions' and 'instance_types'")
     try:
-        return LocalCloudConfig.model_validate(data)
+        config = LocalCloudConfig.model_validate(data)
     except ValidationError as exc:
         problems = "; ".join(
             f"{'.'.join(str(p) for p in e['loc']) or '<top>'}: {e['msg']}" for e in exc.errors()
         )
         raise _fatal(f"{path}: invalid local cloud config: {problems}") from exc
+    _load_traces(path, config)
+    return config
+
+
+def _load_traces(path: Path, config: LocalCloudConfig) -> None:
+    """Read every region's trace files once per version of the config (a trace edited in
+    place counts when config.yaml next changes); a bad one is the config's one-line error."""
+    for region_name, region in config.regions.items():
+        if region.trace is None:
+            continue
+        for zone, file in region.trace.zones.items():
+            where = path.parent / Path(file).expanduser()
+            try:
+                region.trace.traces[zone] = load_trace(where, named=False)
+            except TraceError as exc:
+                raise _fatal(f"{path}: regions.{region_name}.trace.zones.{zone}: {exc}") from exc

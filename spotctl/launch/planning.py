@@ -95,6 +95,8 @@ class Plan:
     """A deadline job's on-demand candidates, ranked (`candidates` are then its spot ones)."""
     ranking: str = "price"
     """How the job will order its candidates: the `fleet.ranking` setting (JobSpec.ranking)."""
+    launch_retry_max_s: float = 300.0
+    """The backoff's cap: the slowest of the candidates' clouds' (Cloud.launch_retry_max_s)."""
 
     @property
     def is_pipeline(self) -> bool:
@@ -129,6 +131,7 @@ class Plan:
             recovery=self.recovery,
             submitted_at=datetime.now(UTC),
             launch_retry_initial_s=self.launch_retry_initial_s,
+            launch_retry_max_s=self.launch_retry_max_s,
             workdir_mount=staged.workdir_mount,
             file_mounts=staged.file_mounts,
             ephemeral_buckets=staged.ephemeral_buckets,
@@ -304,7 +307,9 @@ def _plan_task(task: Task, pipeline: Pipeline, overrides: Overrides, settings: S
                     (c.cloud, c.region, c.zone, c.instance_type), (None, None)) for c in candidates + ondemand},
                 deadline=deadline, ondemand_candidates=ondemand,
                 recovery=recovery, ranking=settings.fleet.ranking, launch_retry_initial_s=max(
-                    get_cloud(cloud, settings).launch_retry_initial_s for cloud in {c.cloud for c in candidates}))
+                    get_cloud(cloud, settings).launch_retry_initial_s for cloud in {c.cloud for c in candidates}),
+                launch_retry_max_s=max(
+                    get_cloud(cloud, settings).launch_retry_max_s for cloud in {c.cloud for c in candidates}))
 
 
 def resources_text(requests: list[ResourceRequest], candidates: list[Candidate]) -> str:
