@@ -67,13 +67,14 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from click.testing import CliRunner  # noqa: E402
-from econ_e2e_replay import ReplayJob, ReplayResult, replay  # noqa: E402
+from econ_sim import JobRun, Zone, one_job  # noqa: E402
 
 from spotctl.cli.main import cli  # noqa: E402
 from spotctl.clouds.local import LocalCloud  # noqa: E402
 from spotctl.clouds.local_processes import processes_of  # noqa: E402
 from spotctl.config import load_settings  # noqa: E402
 from spotctl.embedded import EmbeddedServer  # noqa: E402
+from spotctl.policy.deadline import DeadlineJob  # noqa: E402
 from spotctl.traces import Trace, TraceError, load_folder, price_trace  # noqa: E402
 from spotctl.traces.cloud_config import cloud_config, render  # noqa: E402
 
@@ -195,6 +196,8 @@ class JobRow:
     predicted_preemptions: int
     cost_ratio: float | None = None
     finish_ratio: float | None = None
+    late: bool | None = None
+    """A deadline job that finished after its deadline (None: no deadline, or not finished)."""
     attempts: list[dict[str, Any]] = field(default_factory=list)
 
 
@@ -303,22 +306,38 @@ def _row(p: JobPlan, job: dict[str, Any], origin: float, scale: float, deadline_
     submitted = _ts(job["submitted_at"]) or origin
     ended = _ts(job.get("ended_at"))
     start_s = (submitted - origin) * scale + p.offset_s
-    predicted: ReplayResult = replay(
-        ReplayJob(args.compute_h, deadline_h, args.changeover_h, args.checkpoint_h, spot, ondemand, args.policy),
-        p.trace.values, p.trace.gap_s, start_s, max_wall * scale / 3600)
-    finish = (ended - submitted) * scale / 3600 if ended and job["status"] == "SUCCEEDED" else None
+    predicted = predict(p.trace, start_s, args, deadline_h, spot, ondemand, max_wall * scale / 3600)
+    # A deadline job's finish is its program's successful end (done_at); the teardown comes after.
+    done = _ts(job.get("done_at")) or ended
+    finish = (done - submitted) * scale / 3600 if done and job["status"] == "SUCCEEDED" else None
     cost = job.get("cost_usd")
     measured_cost = cost * scale if cost is not None else None
     tick = int(start_s // p.trace.gap_s)
+    predicted_finish = predicted.outcome.finish_h if predicted.done else None
     return JobRow(
         job=p.job_id, zone=p.trace.zone, window=f"{p.trace.zone}@tick {tick} ({start_s / 3600:.1f} h)",
-        status=job["status"], measured_cost=measured_cost, predicted_cost=predicted.cost_usd,
-        measured_finish_h=finish, predicted_finish_h=predicted.finish_h,
+        status=job["status"], measured_cost=measured_cost, predicted_cost=predicted.outcome.cost,
+        measured_finish_h=finish, predicted_finish_h=predicted_finish,
         switches=_switches(job.get("history", [])), predicted_switches=predicted.switches,
         recoveries=int(job.get("recoveries", 0)), predicted_preemptions=predicted.preemptions,
-        cost_ratio=_ratio(measured_cost, predicted.cost_usd), finish_ratio=_ratio(finish, predicted.finish_h),
+        cost_ratio=_ratio(measured_cost, predicted.outcome.cost), finish_ratio=_ratio(finish, predicted_finish),
+        late=None if deadline_h is None or finish is None else finish > deadline_h,
         attempts=[{k: h.get(k) for k in ("attempt", "region", "zone", "use_spot", "outcome", "cost_usd", "hours")}
                   for h in job.get("history", [])])
+
+
+def predict(trace: Trace, start_s: float, args: argparse.Namespace, deadline_h: float | None, spot: float,
+            ondemand: float, horizon_h: float) -> JobRun:
+    """The replay's prediction for one job (bench/econ_sim.py, the benchmark's own replay):
+    its zone's window from the job's own start, checkpoints every --checkpoint-h, the same
+    policy (or plain spot without a deadline)."""
+    first = int(start_s // trace.gap_s) % len(trace.values)
+    values = list(trace.values[first:]) + list(trace.values[:first])
+    zone = Zone(name=trace.zone, region=trace.zone, cloud="aws", instance_type="p3.2xlarge",
+                avail=[v > 0 for v in values], spot_price=spot, ondemand_price=ondemand)
+    job = DeadlineJob(compute_h=args.compute_h, deadline_h=deadline_h or horizon_h, changeover_h=args.changeover_h)
+    return one_job(None if deadline_h is None else args.policy, job, zone, trace.gap_s / 3600,
+                   args.checkpoint_h, horizon_h)
 
 
 def _summary(rows: list[JobRow], args: argparse.Namespace, scale: float, deadline_h: float | None,

@@ -70,6 +70,12 @@ class DeadlineDriver:
         self.measures = False
         """The `deadline-restarts` patch: the policy is told the restarts this job measured and
         the work a preemption may lose (`learn`); before it, the declared figures only."""
+        self.reported: float | None = None
+        """The fraction the last lost attempt's job reported (None: it did not)."""
+        self._reason: str | None = None
+        """Why the last decision chose its market (for the switch it may become)."""
+        self.last: Market = Market.NONE
+        """The market the last decision chose."""
 
     def learn(self) -> None:
         """Turn on the measured figures (the workflow's `deadline-restarts` patch)."""
@@ -107,12 +113,6 @@ class DeadlineDriver:
             return state
         took = max((now - requested_at).total_seconds(), 0.0)
         return state.model_copy(update={"restart_s": max(state.restart_s or 0.0, took)})
-        self.reported: float | None = None
-        """The fraction the last lost attempt's job reported (None: it did not)."""
-        self._reason: str | None = None
-        """Why the last decision chose its market (for the switch it may become)."""
-        self.last: Market = Market.NONE
-        """The market the last decision chose."""
 
     # ---- the Moment ------------------------------------------------------------------
     def elapsed_s(self, now: datetime) -> float:
