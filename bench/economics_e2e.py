@@ -1,12 +1,16 @@
 """The real system on a trace: real managed jobs through the real workflows on a local cloud
 whose zones follow spot traces, each job's measured cost, switches and finish beside what the
-replay of the same trace window predicts (issue 24, item 5).
+replay of the same trace window predicts (issue 24, item 5). The prediction is bench/econ_sim.py's
+replay (`one_job`: the benchmark's own, one job in one zone from its start offset, with the work
+since the last checkpoint lost at a preemption); there is no second replay.
 
     python bench/economics_e2e.py                      # 12 jobs with deadlines (needs --compute-time/--deadline)
     python bench/economics_e2e.py --no-deadline        # the same jobs as plain spot, EAGER_NEXT_REGION
     python bench/economics_e2e.py --jobs 2 --compute-h 2 --json out.json
     python bench/economics_e2e.py --measure            # spotctl's own latencies at 1 s = 1 tick
     python bench/economics.py --e2e ...                # the same (economics.py hands its argv over)
+    python bench/economics_e2e.py --json bench/economics_e2e.json --report   # + its BENCHMARKS.md section
+    python bench/economics_e2e.py --from-json bench/economics_e2e.json --report  # the section of a saved run
 
 Set-up: a fresh SPOTCTL_HOME with the embedded server (temporal dev server + worker), its
 local cloud written by spotctl.traces.cloud_config: one region per job (`jNN-<region>`) with
@@ -39,7 +43,10 @@ a tick, run at `--tick-s 15` (scale 13: an 11 h deadline then takes ~45 minutes)
 Why measured and predicted differ: the replay decides at tick boundaries, the real job
 whenever its workflow looks (mid-tick); a wait for capacity ends at the next retry, not at
 the tick; a restart costs the real latency of that restart, not the mean; the launch of a
-dozen jobs through the CLI takes seconds; checkpoint timing is in the program's own clock.
+dozen jobs through the CLI takes seconds; checkpoint timing is in the program's own clock; a
+deadline job's policy is told the restarts it measured and keeps a checkpoint interval in hand
+(docs/deadlines.md), the replay the declared changeover only. A job's finish is its program's
+successful end (`done_at`); the teardown after it is not counted.
 """
 
 from __future__ import annotations
@@ -67,6 +74,7 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from click.testing import CliRunner  # noqa: E402
+from econ_e2e_report import section, write_section  # noqa: E402
 from econ_sim import JobRun, Zone, one_job  # noqa: E402
 
 from spotctl.cli.main import cli  # noqa: E402
@@ -78,6 +86,8 @@ from spotctl.policy.deadline import DeadlineJob  # noqa: E402
 from spotctl.traces import Trace, TraceError, load_folder, price_trace  # noqa: E402
 from spotctl.traces.cloud_config import cloud_config, render  # noqa: E402
 
+REPORT_COMMAND = "python bench/economics.py --e2e --json bench/economics_e2e.json --report"
+"""The command the BENCHMARKS.md section shows (the default run: 12 deadline jobs)."""
 DEFAULT_TRACES = REPO.parent / "shared" / "traces" / "availability" / "1-node" / "aws-02-15-2023"
 TERMINAL = {"SUCCEEDED", "FAILED", "FAILED_SETUP", "FAILED_NO_RESOURCE", "FAILED_CONTROLLER", "CANCELLED"}
 POLL_S = 2.0
@@ -493,6 +503,9 @@ def parse(argv: list[str]) -> argparse.Namespace:
     ap.add_argument("--measure", action="store_true", help="measure spotctl's latencies instead")
     ap.add_argument("--repeat", type=int, default=3, help="with --measure: runs per mode")
     ap.add_argument("--json", type=Path, help="also write the results as JSON here")
+    ap.add_argument("--report", action="store_true",
+                    help="write the run's section of BENCHMARKS.md (between its markers)")
+    ap.add_argument("--from-json", type=Path, help="no run: print (and with --report write) a saved result")
     args = ap.parse_args(argv)
     bounds = [(1 <= args.jobs <= 64, "--jobs must be in 1..64"),
               (0 < args.compute_h <= 1000, "--compute-h must be in (0, 1000]"),
@@ -513,6 +526,17 @@ def _has_deadline_flags() -> bool:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse(list(sys.argv[1:] if argv is None else argv))
+    if args.from_json:
+        try:
+            result = json.loads(args.from_json.read_text())
+            text = table(result)
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            print(f"economics_e2e: {args.from_json}: not a result of this benchmark ({exc})", file=sys.stderr)
+            return 2
+        print(text)
+        if args.report:
+            write_section(section(result, REPORT_COMMAND))
+        return 0
     if args.measure:
         result = measure(args)
         for mode, m in result.items():
@@ -528,6 +552,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"economics_e2e: {exc}", file=sys.stderr)
             return 2
         print(table(result))
+        if args.report:
+            write_section(section(result, REPORT_COMMAND))
     if args.json:
         args.json.write_text(json.dumps(result, indent=2) + "\n")
     left = result.get("left_behind", {}) if not args.measure else {}

@@ -58,6 +58,18 @@ def deadline_task(tmp_path: Path, bucket: str, *, by: str = "35s", changeover: s
     return str(path)
 
 
+def east_edited(spot: Spot, **fields: object) -> tuple[Path, str]:
+    """Set `fields` of local-east in the local cloud's config; the config file and its text
+    before, for the test to put back."""
+    config = spot.cloud.config_path
+    spot.cloud.config()
+    original = config.read_text()
+    data = yaml.safe_load(original)
+    data["regions"]["local-east"].update(fields)
+    config.write_text(yaml.safe_dump(data))
+    return config, original
+
+
 def _time(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
@@ -119,12 +131,7 @@ def test_ahead_of_pace_on_ondemand_returns_to_spot(spot_clean: Spot, tmp_path: P
     on-demand; once ahead, and spot has capacity again, a spot cluster is made while the
     on-demand one runs on, and only then does the job move, resuming from its checkpoint."""
     bucket = f"due-{uuid.uuid4().hex[:8]}"
-    config = spot_clean.cloud.config_path
-    spot_clean.cloud.config()
-    original = config.read_text()
-    data = yaml.safe_load(original)
-    data["regions"]["local-east"]["capacity"] = 0
-    config.write_text(yaml.safe_dump(data))
+    config, original = east_edited(spot_clean, capacity=0)
     try:
         task = deadline_task(tmp_path, bucket, by="60s", changeover="2s", resources=SPOT_EAST_ONDEMAND_WEST,
                              checkpoint_every="1s", policy="uniform-progress")
@@ -171,12 +178,7 @@ def test_restarts_slower_than_declared_still_meet_the_deadline(spot_clean: Spot,
     it really does: 20 steps of 0.5 s, each with its report, take about 11 s on a loaded
     machine, and a preemption loses at most a step (`checkpoint_every: 1s` bounds it)."""
     bucket = f"due-{uuid.uuid4().hex[:8]}"
-    config = spot_clean.cloud.config_path
-    spot_clean.cloud.config()
-    original = config.read_text()
-    data = yaml.safe_load(original)
-    data["regions"]["local-east"]["provision_delay_s"] = 4
-    config.write_text(yaml.safe_dump(data))
+    config, original = east_edited(spot_clean, provision_delay_s=4)
     try:
         job_id = spot_clean.launch_detached(deadline_task(tmp_path, bucket, by="40s", changeover="1s",
                                                           compute="11s", checkpoint_every="1s"))
