@@ -29,13 +29,13 @@ def section(s: dict[str, Any], command: str) -> str:
     a = s["agreement"]
     scale = s["scale"]
     rows = ["| job | trace window | status | cost $ measured / predicted | finish h measured / predicted "
-            "| switches measured / predicted | preemptions measured / predicted | late |",
-            "|---|---|---|---|---|---|---|---|"]
+            "| switches measured / predicted | preemptions measured / predicted | longest restart h | late |",
+            "|---|---|---|---|---|---|---|---|---|"]
     for r in s["jobs"]:
         rows.append(f"| {r['job']} | {r['window']} | {r['status']} | {_f(r['measured_cost'])} / "
                     f"{_f(r['predicted_cost'])} | {_f(r['measured_finish_h'])} / {_f(r['predicted_finish_h'])} | "
                     f"{r['switches']} / {r['predicted_switches']} | {r['recoveries']} / "
-                    f"{r['predicted_preemptions']} | {_late(r, d)} |")
+                    f"{r['predicted_preemptions']} | {_f(r.get('restart_h'), '.3f')} | {_late(r, d)} |")
     late = [r for r in s["jobs"] if r.get("late")]
     agree = []
     for what in ("cost", "finish"):
@@ -46,6 +46,15 @@ def section(s: dict[str, Any], command: str) -> str:
     same_sw = sum(1 for r in s["jobs"] if r["switches"] == r["predicted_switches"])
     same_pre = sum(1 for r in s["jobs"] if r["recoveries"] == r["predicted_preemptions"])
     left = s.get("left_behind", {})
+    tails = [r["ended_h"] - r["measured_finish_h"] for r in s["jobs"]
+             if r.get("ended_h") is not None and r["measured_finish_h"] is not None]
+    restarts = [r["restart_h"] for r in s["jobs"] if r.get("restart_h") is not None]
+    if tails:
+        agree.append(f"- the final teardown after the program's end: {min(tails):.3f} to {max(tails):.3f} h "
+                     "(not counted against the deadline)")
+    if restarts:
+        agree.append(f"- the longest restart each job measured: {min(restarts):.3f} to {max(restarts):.3f} h "
+                     f"(declared changeover {s['changeover_h']} h)")
     tick_h = s["tick_s"] * scale / 3600
     return "\n".join([
         BEGIN,

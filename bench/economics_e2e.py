@@ -208,6 +208,10 @@ class JobRow:
     finish_ratio: float | None = None
     late: bool | None = None
     """A deadline job that finished after its deadline (None: no deadline, or not finished)."""
+    ended_h: float | None = None
+    """When the whole job ended (after its final teardown), from its submission."""
+    restart_h: float | None = None
+    """The longest restart the job measured (cluster asked for -> program running)."""
     attempts: list[dict[str, Any]] = field(default_factory=list)
 
 
@@ -332,6 +336,8 @@ def _row(p: JobPlan, job: dict[str, Any], origin: float, scale: float, deadline_
         recoveries=int(job.get("recoveries", 0)), predicted_preemptions=predicted.preemptions,
         cost_ratio=_ratio(measured_cost, predicted.outcome.cost), finish_ratio=_ratio(finish, predicted_finish),
         late=None if deadline_h is None or finish is None else finish > deadline_h,
+        ended_h=(ended - submitted) * scale / 3600 if ended else None,
+        restart_h=job["restart_s"] * scale / 3600 if job.get("restart_s") is not None else None,
         attempts=[{k: h.get(k) for k in ("attempt", "region", "zone", "use_spot", "outcome", "cost_usd", "hours")}
                   for h in job.get("history", [])])
 
@@ -345,7 +351,10 @@ def predict(trace: Trace, start_s: float, args: argparse.Namespace, deadline_h: 
     values = list(trace.values[first:]) + list(trace.values[:first])
     zone = Zone(name=trace.zone, region=trace.zone, cloud="aws", instance_type="p3.2xlarge",
                 avail=[v > 0 for v in values], spot_price=spot, ondemand_price=ondemand)
-    job = DeadlineJob(compute_h=args.compute_h, deadline_h=deadline_h or horizon_h, changeover_h=args.changeover_h)
+    # As the product asks its policy (deadline_driver, the `deadline-restarts` patch): the safety
+    # net keeps a checkpoint interval in hand. The measured restarts are not known here.
+    job = DeadlineJob(compute_h=args.compute_h, deadline_h=deadline_h or horizon_h, changeover_h=args.changeover_h,
+                      check_h=args.checkpoint_h)
     return one_job(None if deadline_h is None else args.policy, job, zone, trace.gap_s / 3600,
                    args.checkpoint_h, horizon_h)
 
