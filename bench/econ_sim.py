@@ -396,3 +396,42 @@ class Tally:
         self.ondemand_h += out.ondemand_h
         self.idle_h += out.idle_h
         self.changeover_h += out.changeover_h
+
+
+@dataclass
+class JobRun:
+    """One job's replay as bench/economics_e2e.py runs it (`one_job`)."""
+
+    outcome: Outcome
+    done: bool
+    switches: int
+    """Changes of market between two consecutive holds (spot <-> on-demand)."""
+    preemptions: int
+
+
+def one_job(name: str | None, job: DeadlineJob, zone: Zone, gap_h: float, checkpoint_h: float,
+            horizon_h: float) -> JobRun:
+    """One job in one zone from the start of `zone.avail` (the window from the job's own offset;
+    read cyclically), for `horizon_h` (it may run past its deadline), as a real job runs: a
+    preemption loses the work since its last checkpoint (one every `checkpoint_h` of progress)
+    and the policy sees the progress banked. `name` is a deadline policy, or None: no deadline
+    (spot whenever the zone has it, else wait). The cost is what was paid (nothing is added
+    for work left undone)."""
+    run = Run(replace(job, deadline_h=max(job.deadline_h, horizon_h)), gap_h)
+    banked, last, switches, preemptions = 0.0, Market.NONE, 0, 0
+    for i in range(int(horizon_h / gap_h - EPS) + 1):
+        if run.finished():
+            break
+        spot = bool(zone.avail[i % len(zone.avail)])
+        if run.hold.market == Market.SPOT and not spot:
+            run.hold, run.done, preemptions = Holding(), banked, preemptions + 1
+        m = Moment(elapsed_h=run.now(i), done_h=banked, holding=run.hold.market, spot_available=spot)
+        market = decide(name, job, m) if name is not None else Market.SPOT
+        market = Market.NONE if market == Market.SPOT and not spot else market
+        if market not in (Market.NONE, run.hold.market):
+            switches += last not in (Market.NONE, market)
+            last = market
+        run.take(market, zone, i)
+        run.advance(i, zone.ondemand_price)
+        banked = run.done if run.finished() else int(run.done / checkpoint_h + EPS) * checkpoint_h
+    return JobRun(run.out, run.finished(), switches, preemptions)

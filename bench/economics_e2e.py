@@ -1,12 +1,16 @@
 """The real system on a trace: real managed jobs through the real workflows on a local cloud
 whose zones follow spot traces, each job's measured cost, switches and finish beside what the
-replay of the same trace window predicts (issue 24, item 5).
+replay of the same trace window predicts (issue 24, item 5). The prediction is bench/econ_sim.py's
+replay (`one_job`: the benchmark's own, one job in one zone from its start offset, with the work
+since the last checkpoint lost at a preemption); there is no second replay.
 
     python bench/economics_e2e.py                      # 12 jobs with deadlines (needs --compute-time/--deadline)
     python bench/economics_e2e.py --no-deadline        # the same jobs as plain spot, EAGER_NEXT_REGION
     python bench/economics_e2e.py --jobs 2 --compute-h 2 --json out.json
     python bench/economics_e2e.py --measure            # spotctl's own latencies at 1 s = 1 tick
     python bench/economics.py --e2e ...                # the same (economics.py hands its argv over)
+    python bench/economics_e2e.py --json bench/economics_e2e.json --report   # + its BENCHMARKS.md section
+    python bench/economics_e2e.py --from-json bench/economics_e2e.json --report  # the section of a saved run
 
 Set-up: a fresh SPOTCTL_HOME with the embedded server (temporal dev server + worker), its
 local cloud written by spotctl.traces.cloud_config: one region per job (`jNN-<region>`) with
@@ -39,7 +43,10 @@ a tick, run at `--tick-s 15` (scale 13: an 11 h deadline then takes ~45 minutes)
 Why measured and predicted differ: the replay decides at tick boundaries, the real job
 whenever its workflow looks (mid-tick); a wait for capacity ends at the next retry, not at
 the tick; a restart costs the real latency of that restart, not the mean; the launch of a
-dozen jobs through the CLI takes seconds; checkpoint timing is in the program's own clock.
+dozen jobs through the CLI takes seconds; checkpoint timing is in the program's own clock; a
+deadline job's policy is told the restarts it measured and keeps a checkpoint interval in hand
+(docs/deadlines.md), the replay the declared changeover only. A job's finish is its program's
+successful end (`done_at`); the teardown after it is not counted.
 """
 
 from __future__ import annotations
@@ -67,16 +74,20 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from click.testing import CliRunner  # noqa: E402
-from econ_e2e_replay import ReplayJob, ReplayResult, replay  # noqa: E402
+from econ_e2e_report import section, write_section  # noqa: E402
+from econ_sim import JobRun, Zone, one_job  # noqa: E402
 
 from spotctl.cli.main import cli  # noqa: E402
 from spotctl.clouds.local import LocalCloud  # noqa: E402
 from spotctl.clouds.local_processes import processes_of  # noqa: E402
 from spotctl.config import load_settings  # noqa: E402
 from spotctl.embedded import EmbeddedServer  # noqa: E402
+from spotctl.policy.deadline import DeadlineJob  # noqa: E402
 from spotctl.traces import Trace, TraceError, load_folder, price_trace  # noqa: E402
 from spotctl.traces.cloud_config import cloud_config, render  # noqa: E402
 
+REPORT_COMMAND = "python bench/economics.py --e2e --json bench/economics_e2e.json --report"
+"""The command the BENCHMARKS.md section shows (the default run: 12 deadline jobs)."""
 DEFAULT_TRACES = REPO.parent / "shared" / "traces" / "availability" / "1-node" / "aws-02-15-2023"
 TERMINAL = {"SUCCEEDED", "FAILED", "FAILED_SETUP", "FAILED_NO_RESOURCE", "FAILED_CONTROLLER", "CANCELLED"}
 POLL_S = 2.0
@@ -195,6 +206,12 @@ class JobRow:
     predicted_preemptions: int
     cost_ratio: float | None = None
     finish_ratio: float | None = None
+    late: bool | None = None
+    """A deadline job that finished after its deadline (None: no deadline, or not finished)."""
+    ended_h: float | None = None
+    """When the whole job ended (after its final teardown), from its submission."""
+    restart_h: float | None = None
+    """The longest restart the job measured (cluster asked for -> program running)."""
     attempts: list[dict[str, Any]] = field(default_factory=list)
 
 
@@ -303,22 +320,43 @@ def _row(p: JobPlan, job: dict[str, Any], origin: float, scale: float, deadline_
     submitted = _ts(job["submitted_at"]) or origin
     ended = _ts(job.get("ended_at"))
     start_s = (submitted - origin) * scale + p.offset_s
-    predicted: ReplayResult = replay(
-        ReplayJob(args.compute_h, deadline_h, args.changeover_h, args.checkpoint_h, spot, ondemand, args.policy),
-        p.trace.values, p.trace.gap_s, start_s, max_wall * scale / 3600)
-    finish = (ended - submitted) * scale / 3600 if ended and job["status"] == "SUCCEEDED" else None
+    predicted = predict(p.trace, start_s, args, deadline_h, spot, ondemand, max_wall * scale / 3600)
+    # A deadline job's finish is its program's successful end (done_at); the teardown comes after.
+    done = _ts(job.get("done_at")) or ended
+    finish = (done - submitted) * scale / 3600 if done and job["status"] == "SUCCEEDED" else None
     cost = job.get("cost_usd")
     measured_cost = cost * scale if cost is not None else None
     tick = int(start_s // p.trace.gap_s)
+    predicted_finish = predicted.outcome.finish_h if predicted.done else None
     return JobRow(
         job=p.job_id, zone=p.trace.zone, window=f"{p.trace.zone}@tick {tick} ({start_s / 3600:.1f} h)",
-        status=job["status"], measured_cost=measured_cost, predicted_cost=predicted.cost_usd,
-        measured_finish_h=finish, predicted_finish_h=predicted.finish_h,
+        status=job["status"], measured_cost=measured_cost, predicted_cost=predicted.outcome.cost,
+        measured_finish_h=finish, predicted_finish_h=predicted_finish,
         switches=_switches(job.get("history", [])), predicted_switches=predicted.switches,
         recoveries=int(job.get("recoveries", 0)), predicted_preemptions=predicted.preemptions,
-        cost_ratio=_ratio(measured_cost, predicted.cost_usd), finish_ratio=_ratio(finish, predicted.finish_h),
+        cost_ratio=_ratio(measured_cost, predicted.outcome.cost), finish_ratio=_ratio(finish, predicted_finish),
+        late=None if deadline_h is None or finish is None else finish > deadline_h,
+        ended_h=(ended - submitted) * scale / 3600 if ended else None,
+        restart_h=job["restart_s"] * scale / 3600 if job.get("restart_s") is not None else None,
         attempts=[{k: h.get(k) for k in ("attempt", "region", "zone", "use_spot", "outcome", "cost_usd", "hours")}
                   for h in job.get("history", [])])
+
+
+def predict(trace: Trace, start_s: float, args: argparse.Namespace, deadline_h: float | None, spot: float,
+            ondemand: float, horizon_h: float) -> JobRun:
+    """The replay's prediction for one job (bench/econ_sim.py, the benchmark's own replay):
+    its zone's window from the job's own start, checkpoints every --checkpoint-h, the same
+    policy (or plain spot without a deadline)."""
+    first = int(start_s // trace.gap_s) % len(trace.values)
+    values = list(trace.values[first:]) + list(trace.values[:first])
+    zone = Zone(name=trace.zone, region=trace.zone, cloud="aws", instance_type="p3.2xlarge",
+                avail=[v > 0 for v in values], spot_price=spot, ondemand_price=ondemand)
+    # As the product asks its policy (deadline_driver, the `deadline-restarts` patch): the safety
+    # net keeps a checkpoint interval in hand. The measured restarts are not known here.
+    job = DeadlineJob(compute_h=args.compute_h, deadline_h=deadline_h or horizon_h, changeover_h=args.changeover_h,
+                      check_h=args.checkpoint_h)
+    return one_job(None if deadline_h is None else args.policy, job, zone, trace.gap_s / 3600,
+                   args.checkpoint_h, horizon_h)
 
 
 def _summary(rows: list[JobRow], args: argparse.Namespace, scale: float, deadline_h: float | None,
@@ -474,6 +512,9 @@ def parse(argv: list[str]) -> argparse.Namespace:
     ap.add_argument("--measure", action="store_true", help="measure spotctl's latencies instead")
     ap.add_argument("--repeat", type=int, default=3, help="with --measure: runs per mode")
     ap.add_argument("--json", type=Path, help="also write the results as JSON here")
+    ap.add_argument("--report", action="store_true",
+                    help="write the run's section of BENCHMARKS.md (between its markers)")
+    ap.add_argument("--from-json", type=Path, help="no run: print (and with --report write) a saved result")
     args = ap.parse_args(argv)
     bounds = [(1 <= args.jobs <= 64, "--jobs must be in 1..64"),
               (0 < args.compute_h <= 1000, "--compute-h must be in (0, 1000]"),
@@ -494,6 +535,17 @@ def _has_deadline_flags() -> bool:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse(list(sys.argv[1:] if argv is None else argv))
+    if args.from_json:
+        try:
+            result = json.loads(args.from_json.read_text())
+            text = table(result)
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            print(f"economics_e2e: {args.from_json}: not a result of this benchmark ({exc})", file=sys.stderr)
+            return 2
+        print(text)
+        if args.report:
+            write_section(section(result, REPORT_COMMAND))
+        return 0
     if args.measure:
         result = measure(args)
         for mode, m in result.items():
@@ -509,6 +561,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"economics_e2e: {exc}", file=sys.stderr)
             return 2
         print(table(result))
+        if args.report:
+            write_section(section(result, REPORT_COMMAND))
     if args.json:
         args.json.write_text(json.dumps(result, indent=2) + "\n")
     left = result.get("left_behind", {}) if not args.measure else {}

@@ -32,7 +32,7 @@ SPOT_EAST_ONDEMAND_WEST = {"cloud": "local", "any_of": [{"region": "local-east"}
 """Spot only in local-east; on-demand in local-east and local-west."""
 
 PROGRAM = textwrap.dedent(f"""\
-    n=$(cat ~/ckpt/steps 2>/dev/null || echo 0)
+    n=$(cat ~/ckpt/steps 2>/dev/null); n=${{n:-0}}
     echo "resumed at step $n"
     while [ "$n" -lt {STEPS} ]; do
       sleep {STEP_S}
@@ -42,7 +42,8 @@ PROGRAM = textwrap.dedent(f"""\
     done
     echo "done at step $n"
 """)
-"""Resumes from the step its bucket keeps; reports its progress after each step."""
+"""Resumes from the step its bucket keeps (none, or a write cut short by a preemption: from
+the start); reports its progress after each step."""
 
 
 def deadline_task(tmp_path: Path, bucket: str, *, by: str = "35s", changeover: str = "5s",
@@ -55,6 +56,18 @@ def deadline_task(tmp_path: Path, bucket: str, *, by: str = "35s", changeover: s
         "deadline": {"compute": f"{STEPS * STEP_S:g}s", "by": by, "changeover": changeover, **deadline},
         "run": PROGRAM}, sort_keys=False))
     return str(path)
+
+
+def east_edited(spot: Spot, **fields: object) -> tuple[Path, str]:
+    """Set `fields` of local-east in the local cloud's config; the config file and its text
+    before, for the test to put back."""
+    config = spot.cloud.config_path
+    spot.cloud.config()
+    original = config.read_text()
+    data = yaml.safe_load(original)
+    data["regions"]["local-east"].update(fields)
+    config.write_text(yaml.safe_dump(data))
+    return config, original
 
 
 def _time(text: str) -> datetime:
@@ -118,12 +131,7 @@ def test_ahead_of_pace_on_ondemand_returns_to_spot(spot_clean: Spot, tmp_path: P
     on-demand; once ahead, and spot has capacity again, a spot cluster is made while the
     on-demand one runs on, and only then does the job move, resuming from its checkpoint."""
     bucket = f"due-{uuid.uuid4().hex[:8]}"
-    config = spot_clean.cloud.config_path
-    spot_clean.cloud.config()
-    original = config.read_text()
-    data = yaml.safe_load(original)
-    data["regions"]["local-east"]["capacity"] = 0
-    config.write_text(yaml.safe_dump(data))
+    config, original = east_edited(spot_clean, capacity=0)
     try:
         task = deadline_task(tmp_path, bucket, by="60s", changeover="2s", resources=SPOT_EAST_ONDEMAND_WEST,
                              checkpoint_every="1s", policy="uniform-progress")
@@ -133,7 +141,8 @@ def test_ahead_of_pace_on_ondemand_returns_to_spot(spot_clean: Spot, tmp_path: P
         config.write_text(original)  # spot capacity is back
         job = spot_clean.wait_status(job_id, "SUCCEEDED", timeout=60)
         markets = [("spot" if r["use_spot"] else "on-demand", r["outcome"]) for r in job["history"]]
-        assert markets[0] == ("on-demand", "moved to spot") and markets[-1] == ("spot", "succeeded"), markets
+        assert markets[0] == ("on-demand", "moved to spot") and markets[-1] == ("spot", "succeeded"), (
+            markets, {k: job.get(k) for k in ("restart_s", "slack_s", "progress_s", "switches", "history", "submitted_at")})
         assert [(w["from_market"], w["to_market"]) for w in job["switches"]] == [("on-demand", "spot")]
         assert "ahead of pace" in job["switches"][0]["reason"]
         assert job["recoveries"] == 0  # a move, not a recovery
@@ -158,3 +167,47 @@ def test_job_without_deadline_shows_as_before(spot_clean: Spot) -> None:
     assert "MARKET" not in table and "SLACK" not in table
     assert "Deadline" not in spot_clean.run("status", "-v", str(job_id)).stdout
     assert json.loads(spot_clean.run("status", "--json", str(job_id)).stdout)[0]["history"][0]["use_spot"] is True
+
+
+def test_restarts_slower_than_declared_still_meet_the_deadline(spot_clean: Spot, tmp_path: Path) -> None:
+    """Each (re)start takes about 5 s (the region's provision_delay_s of 4 s, then setup) where
+    the task declares a 1 s changeover: the workflow measures its restarts (cluster asked for
+    -> program running) and its policy uses the longest as the changeover, so the move to
+    on-demand comes while the slack still covers the real restart, and the program ends
+    before the deadline (`done_at`; the final teardown comes after). The job declares what
+    it really does: 20 steps of 0.5 s, each with its report, take about 11 s on a loaded
+    machine, and a preemption loses at most a step (`checkpoint_every: 1s` bounds it)."""
+    bucket = f"due-{uuid.uuid4().hex[:8]}"
+    config, original = east_edited(spot_clean, provision_delay_s=4)
+    try:
+        job_id = spot_clean.launch_detached(deadline_task(tmp_path, bucket, by="40s", changeover="1s",
+                                                          compute="11s", checkpoint_every="1s"))
+        attempt = 1
+        stop = time.monotonic() + 90
+        job: dict = {}
+        while time.monotonic() < stop:  # every spot VM is taken back 1.5 s after it runs
+            job = spot_clean.wait_running(job_id, attempt, timeout=30)
+            if job["market"] == "on-demand":
+                break
+            time.sleep(1.5)
+            spot_clean.run("debug", "preempt", str(job_id), "--notice", "0")
+            attempt += 1
+        assert job.get("market") == "on-demand", job
+        job = spot_clean.wait_status(job_id, "SUCCEEDED", timeout=60)
+
+        assert job["restart_s"] > 4, job  # measured: far more than the declared 1 s
+        facts = {k: job.get(k) for k in ("submitted_at", "deadline_at", "done_at", "restart_s", "switches")}
+        facts["history"] = [{k: h.get(k) for k in ("use_spot", "launched_at", "started_at", "ended_at", "outcome")}
+                            for h in job["history"]]
+        assert _time(job["done_at"]) <= _time(job["deadline_at"]), facts  # the program ended in time
+        assert _time(job["done_at"]) <= _time(job["ended_at"])
+        switch = job["switches"][-1]
+        assert (switch["from_market"], switch["to_market"]) == ("spot", "on-demand")
+        assert "no longer covers a restart" in switch["reason"] and "1s x 2" not in switch["reason"], switch
+        assert f"done at step {STEPS}" in spot_clean.run("logs", "--no-follow", str(job_id)).stdout
+        verbose = spot_clean.run("status", "-v", str(job_id)).stdout
+        assert "early" in verbose and "LATE" not in verbose
+        assert not spot_clean.cloud.list_instances()  # torn down when it shows SUCCEEDED
+    finally:
+        config.write_text(original)
+        shutil.rmtree(spot_clean.home / "local_buckets" / bucket, ignore_errors=True)

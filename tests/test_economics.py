@@ -56,10 +56,10 @@ def write(folder: Path, name: str, text: str) -> None:
 
 
 @pytest.mark.parametrize("name,text,says", [
-    ("us-east-1a_v100_1.json", "{not json", "malformed"),
+    ("us-east-1a_v100_1.json", "{not json", "not valid JSON"),
     ("us-east-1a_v100_1.json", '{"metadata": {"gap_seconds": 60}, "data": []}', "empty"),
     ("us-east-1a_v100_1.json", '{"metadata": {"gap_seconds": 0}, "data": [1, 0]}', "gap_seconds"),
-    ("us-east-1a_v100_1.json", '{"metadata": {"gap_seconds": 60}, "data": [1, -1]}', "non-negative"),
+    ("us-east-1a_v100_1.json", '{"metadata": {"gap_seconds": 60}, "data": [1, -1]}', "whole number in 0.."),
     ("mars-1a_v100_1.json", '{"metadata": {"gap_seconds": 60}, "data": [1, 0]}', "cannot price"),
     ("notes.json", '{"metadata": {"gap_seconds": 60}, "data": [1, 0]}', "ZONE_ACCELERATOR_COUNT"),
 ])

@@ -14,7 +14,14 @@ BENCH = Path(__file__).resolve().parents[1] / "bench"
 sys.path.insert(0, str(BENCH))
 
 import economics_e2e  # noqa: E402
-from econ_e2e_replay import ReplayJob, replay  # noqa: E402
+from econ_sim import Zone, one_job  # noqa: E402
+
+from spotctl.policy.deadline import DeadlineJob  # noqa: E402
+
+
+def zone(values: list[int]) -> Zone:
+    return Zone(name="us-east-1a", region="us-east-1", cloud="aws", instance_type="p3.2xlarge",
+                avail=[v > 0 for v in values], spot_price=1.0, ondemand_price=3.0)
 
 
 def trace_dir(tmp_path: Path, values: list[int], gap: int = 60) -> Path:
@@ -26,17 +33,19 @@ def trace_dir(tmp_path: Path, values: list[int], gap: int = 60) -> Path:
 
 @pytest.mark.quick
 def test_the_replay_pays_spot_waits_when_there_is_none_and_loses_work_since_the_checkpoint() -> None:
-    job = ReplayJob(compute_h=1.0, deadline_h=None, changeover_h=0.0, checkpoint_h=0.25, spot_price=1.0,
-                    ondemand_price=3.0)
+    # econ_sim.one_job, the benchmark's replay of one job as the e2e runs it (1-minute ticks).
+    plain = DeadlineJob(compute_h=1.0, deadline_h=10.0, changeover_h=0.0)
     # 30 min of spot, 30 min without, then spot: 0.5 h banked, the rest after the gap.
-    values = [1] * 30 + [0] * 30 + [1] * 100
-    r = replay(job, values, gap_s=60, start_s=0, horizon_h=10)
-    assert r.finish_h == pytest.approx(1.5) and r.cost_usd == pytest.approx(1.0) and r.preemptions == 1
+    r = one_job(None, plain, zone([1] * 30 + [0] * 30 + [1] * 100), gap_h=1 / 60, checkpoint_h=0.25, horizon_h=10)
+    assert r.done and r.outcome.finish_h == pytest.approx(1.5) and r.outcome.cost == pytest.approx(1.0)
+    assert r.preemptions == 1
+    # 20 min of spot, then none: 0.25 h banked, 5 min lost.
+    r = one_job(None, plain, zone([1] * 20 + [0] * 10 + [1] * 100), gap_h=1 / 60, checkpoint_h=0.25, horizon_h=10)
+    assert r.outcome.finish_h == pytest.approx(20 / 60 + 10 / 60 + 0.75)
     # A deadline too close for waiting: the policy takes on-demand (one switch when spot returns, or none).
-    tight = ReplayJob(compute_h=1.0, deadline_h=1.2, changeover_h=0.02, checkpoint_h=0.25, spot_price=1.0,
-                      ondemand_price=3.0)
-    r2 = replay(tight, [0] * 200, gap_s=60, start_s=0, horizon_h=10)
-    assert r2.finish_h is not None and r2.finish_h <= 1.2 and r2.ondemand_h > 0.9
+    tight = DeadlineJob(compute_h=1.0, deadline_h=1.2, changeover_h=0.02)
+    r2 = one_job("spotctl", tight, zone([0] * 200), gap_h=1 / 60, checkpoint_h=0.25, horizon_h=10)
+    assert r2.done and r2.outcome.finish_h <= 1.2 and r2.outcome.ondemand_h > 0.9
 
 
 @pytest.mark.quick

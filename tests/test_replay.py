@@ -81,6 +81,16 @@ def test_a_history_covers_the_deadline_path() -> None:
     assert any(p.read_text().count('"name":"create_cluster"') >= 2 for p in covered), "a spot and an on-demand launch"
 
 
+def test_a_history_covers_the_measured_restarts() -> None:
+    """A deadline job whose policy is told its measured restarts and whose waits are capped to
+    its safety net (the `deadline-restarts` patch), moved from spot to on-demand: recorded, so
+    running jobs survive a change; the older deadline histories replay without it."""
+    covered = [p for p in V2_HISTORIES if "deadline-restarts" in _markers(p)]
+    assert covered, "record one: python tests/histories/record.py deadline_ondemand=deadline_restarts"
+    assert any(p.read_text().count('"name":"create_cluster"') >= 2 for p in covered), "a spot and an on-demand launch"
+    assert [p for p in V2_HISTORIES if "deadlines" in _markers(p) and p not in covered]
+
+
 def test_a_history_covers_the_return_to_spot() -> None:
     """A deadline job on on-demand, watched by a durable timer, that made a spot cluster and
     moved to it (the `deadline-returns` patch): recorded, so running jobs survive a change."""

@@ -174,7 +174,7 @@ def _json_of(job: JobState, now: datetime, prices: Mapping[PriceKey, float], tot
 
 # ---- the status table ------------------------------------------------------------------
 
-DEADLINE_KEYS = {"market", "deadline_at", "slack_s", "progress_s", "switches"}
+DEADLINE_KEYS = {"market", "deadline_at", "slack_s", "progress_s", "switches", "restart_s", "done_at"}
 """JobState's deadline figures: in `status --json` only for jobs with a deadline."""
 
 ALWAYS_SHOWN = ("ID", "NAME", "STATUS")
@@ -477,8 +477,13 @@ def _deadline_facts(job: JobState) -> str:
     """A deadline job's line of `status -v`: by when, where it runs, its slack and progress."""
     slack = "-" if job.slack_s is None else hours_text(job.slack_s)
     done = "-" if job.progress_s is None else hours_text(job.progress_s)
+    finished = ""
+    if job.done_at is not None and job.deadline_at is not None:
+        early = (job.deadline_at - job.done_at).total_seconds()
+        finished = (f"; done at {_when(job.done_at)}, "
+                    + (f"{hours_text(early)} early" if early >= 0 else f"{hours_text(-early)} LATE"))
     return (f"{_when(job.deadline_at)}; market {job.market or '-'}, slack {slack} and progress {done} at the "
-            f"last decision; {len(job.switches)} switch(es)")
+            f"last decision; {len(job.switches)} switch(es)" + finished)
 
 
 def _tasks_table(job: JobState, now: datetime, prices: Mapping[PriceKey, float]) -> Table:

@@ -214,6 +214,12 @@ class JobState(BaseModel):
     """The compute done and kept (by a checkpoint) at the last decision."""
     switches: list[MarketSwitch] = Field(default_factory=list)
     """Every move between markets, with its reason (the last few hundred)."""
+    restart_s: float | None = None
+    """A deadline job's longest restart measured so far: from an attempt's cluster request to
+    its program RUNNING (the `deadline-restarts` patch); the policy's changeover is at least it."""
+    done_at: datetime | None = None
+    """When a deadline job's program ended successfully: its finish against the deadline (the
+    final teardown comes after)."""
     placement: list[str] = Field(default_factory=list)
     """The figures behind the order of the job's last placement by expected cost, best first
     ("local-east-1a: 2 preemptions in 6 h, spot lifetime ~1.5 h; expected $0.0103"), for

@@ -67,12 +67,52 @@ class DeadlineDriver:
         self.job = DeadlineJob(compute_h=spec.compute_s / 3600,
                                deadline_h=(spec.by - submitted_at).total_seconds() / 3600,
                                changeover_h=spec.changeover_s / 3600)
+        self.measures = False
+        """The `deadline-restarts` patch: the policy is told the restarts this job measured and
+        the work a preemption may lose (`learn`); before it, the declared figures only."""
         self.reported: float | None = None
         """The fraction the last lost attempt's job reported (None: it did not)."""
         self._reason: str | None = None
         """Why the last decision chose its market (for the switch it may become)."""
-        self.last = Market.NONE
+        self.last: Market = Market.NONE
         """The market the last decision chose."""
+
+    def learn(self) -> None:
+        """Turn on the measured figures (the workflow's `deadline-restarts` patch)."""
+        self.measures = True
+
+    def changeover_s(self, state: JobState) -> float:
+        """d: the declared changeover, or the longest restart measured, whichever is longer."""
+        measured = (state.restart_s or 0.0) if self.measures else 0.0
+        return max(self.spec.changeover_s, measured)
+
+    def _job(self, state: JobState) -> DeadlineJob:
+        """The job as the policy is asked about it. With the measured figures: d is
+        `changeover_s`, and the safety net also keeps in hand the work a preemption may lose
+        (up to a checkpoint interval): a spot run is not asked again until it is lost, so the
+        slack it starts with must still cover the on-demand restart after that loss."""
+        if not self.measures:
+            return self.job
+        return DeadlineJob(compute_h=self.job.compute_h, deadline_h=self.job.deadline_h,
+                           changeover_h=self.changeover_s(state) / 3600,
+                           check_h=(self.spec.checkpoint_every_s or 0.0) / 3600)
+
+    def wait_cap_s(self, state: JobState, now: datetime) -> float | None:
+        """How long a wait for capacity may last before the safety net must be asked again:
+        the slack above the net, spent hour for hour while the job waits (None: no cap)."""
+        if not self.measures:
+            return None
+        job = self._job(state)
+        m = self.moment(state, now, Market.NONE, False)
+        return max((slack_h(job, m) - 2 * job.changeover_h - job.check_h) * 3600, 0.0)
+
+    def restarted(self, state: JobState, requested_at: datetime | None, now: datetime) -> JobState:
+        """An attempt's program runs (`now`); its cluster was asked for at `requested_at`: the
+        restart it took, kept when it is the longest yet (pure: both times are workflow facts)."""
+        if not self.measures or requested_at is None:
+            return state
+        took = max((now - requested_at).total_seconds(), 0.0)
+        return state.model_copy(update={"restart_s": max(state.restart_s or 0.0, took)})
 
     # ---- the Moment ------------------------------------------------------------------
     def elapsed_s(self, now: datetime) -> float:
@@ -86,9 +126,10 @@ class DeadlineDriver:
                spot_available: bool = True) -> tuple[Market, JobState]:
         """The policy's market at this decision point, and the state with its slack."""
         m = self.moment(state, now, holding, spot_available and self.has_spot)
-        market = self.last = decide(self.spec.policy, self.job, m)
-        slack = slack_h(self.job, m) * 3600
-        self._reason = self._why(market, slack, spot_available)
+        job = self._job(state)
+        market = self.last = decide(self.spec.policy, job, m)
+        slack = slack_h(job, m) * 3600
+        self._reason = self._why(market, slack, spot_available, job)
         return market, state.model_copy(update={"slack_s": slack, "progress_s": state.progress_s or 0.0,
                                                 "deadline_at": self.spec.by})
 
@@ -104,11 +145,12 @@ class DeadlineDriver:
         kept = (max(run_s, 0.0) // every) * every if every else 0.0
         return state.model_copy(update={"progress_s": min((state.progress_s or 0.0) + kept, self.spec.compute_s)})
 
-    def _why(self, market: Market, slack_s: float, spot_available: bool) -> str:
-        d = self.spec.changeover_s
+    def _why(self, market: Market, slack_s: float, spot_available: bool, job: DeadlineJob) -> str:
+        d = job.changeover_h * 3600
         if market == Market.ONDEMAND:
-            if slack_s < 2 * d:
-                return f"slack {hours_text(slack_s)} no longer covers a restart ({hours_text(d)} x 2)"
+            if slack_s < 2 * d + job.check_h * 3600:
+                held = f", {hours_text(job.check_h * 3600)} held back" if job.check_h else ""
+                return f"slack {hours_text(slack_s)} no longer covers a restart ({hours_text(d)} x 2){held}"
             if not spot_available:
                 return f"no spot capacity (slack {hours_text(slack_s)})"
             return f"the {self.spec.policy} policy holds on-demand (slack {hours_text(slack_s)})"

@@ -125,6 +125,12 @@ DEADLINES = "deadlines"
 """The patch of deadline jobs (JobSpec.deadline): each provisioning round asks policy/deadline.py
 for the market (workflows/deadline_driver.py), and goes to on-demand at once when the policy
 says so after spot had no capacity. Jobs without a deadline never call it: unchanged."""
+DEADLINE_RESTARTS = "deadline-restarts"
+"""The patch that tells a deadline job's policy what this job measured (deadline_driver.
+DeadlineDriver.learn): the changeover is at least its longest restart (cluster asked for ->
+program running), the safety net keeps in hand the work a preemption may lose, and a
+wait between two provisioning rounds is cut to reach the safety net in time. Records the
+program's end (`done_at`)."""
 DEADLINE_RETURNS = "deadline-returns"
 """The patch that watches a deadline job running on on-demand (deadline_driver.OnDemandWatch):
 a durable timer asks its policy, and a spot cluster made ready replaces the on-demand one."""
@@ -203,6 +209,8 @@ class SpotJobWorkflow(StateAndCancel):
         self._spec = spec
         if spec.deadline is not None and workflow.patched(DEADLINES):
             self._deadline = DeadlineDriver(spec.deadline, spec.submitted_at, any(c.use_spot for c in spec.candidates))
+            if workflow.patched(DEADLINE_RESTARTS):
+                self._deadline.learn()
         self._candidates = spec.candidates
         """The spec's candidates, re-priced with live spot prices at every recovery."""
         self._node_spec = spec.for_nodes()
@@ -274,6 +282,8 @@ class SpotJobWorkflow(StateAndCancel):
                 if setup.exit_code != 0:
                     raise Finished(JobStatus.FAILED_SETUP, f"setup failed with exit code {setup.exit_code}", setup.exit_code)
                 await self._activity(RunActivities.start_run, ref, timedelta(minutes=5))
+                if self._deadline is not None:
+                    self._state = self._deadline.restarted(self._state, self._launched_at, workflow.now())
                 self._set(JobStatus.RUNNING, run_started_at=workflow.now(), detail=None,
                           started_at=self._state.started_at or workflow.now())
                 own_queue = workflow.patched(MONITOR_QUEUE)
@@ -304,6 +314,8 @@ class SpotJobWorkflow(StateAndCancel):
             self._state.exit_code = code
             decision = after_exit(code, self._spec.recovery, self._restarts_used)
             if decision == Decision.SUCCEED:
+                if self._deadline is not None and self._deadline.measures:
+                    self._state = self._state.model_copy(update={"done_at": workflow.now()})
                 return
             if decision == Decision.FAIL:
                 raise Finished(JobStatus.FAILED, f"run exited with code {code}", code)
@@ -413,6 +425,9 @@ class SpotJobWorkflow(StateAndCancel):
             if max_wait is not None and elapsed >= max_wait:
                 raise Finished(JobStatus.FAILED_NO_RESOURCE, failure=failed.under(f"no capacity for {elapsed:.0f}s"))
             delay = backoff.delay(retry, workflow.random().random())
+            cap = self._deadline.wait_cap_s(self._state, workflow.now()) if self._deadline is not None else None
+            if cap is not None:  # a deadline job waiting for spot asks again before its safety net is due
+                delay = min(delay, max(cap, self._spec.launch_retry_initial_s))
             if max_wait is not None:
                 delay = min(delay, max(0.0, max_wait - elapsed))
             retry += 1
