@@ -86,6 +86,11 @@ class Seen:
         self._out: SpotOutlook | None = None
         self.ticks = 0
         self.up_ticks = 0
+        self.gap_h: float | None = None
+        """The decision period; set, the outlook's spells are those seen at decision points."""
+        self._last: bool | None = None
+        self.up_ends = 0
+        self.down_ends = 0
 
     def add(self, zone: Zone, kind: FleetEventKind, at_h: float, lifetime_h: float | None = None) -> None:
         self.events.append(FleetEvent(place=place(zone), kind=kind, at=EPOCH + timedelta(hours=at_h),
@@ -101,6 +106,12 @@ class Seen:
         """One decision point: spot was there or not (the share the job has seen)."""
         self.ticks += 1
         self.up_ticks += spot
+        if self._last is not None and spot != self._last:
+            if self._last:
+                self.up_ends += 1
+            else:
+                self.down_ends += 1
+        self._last = spot
 
     def no_capacity(self, zone: Zone, at_h: float) -> None:
         """One capacity failure per outage seen (the workflow's retries back off; one is the news)."""
@@ -122,7 +133,14 @@ class Seen:
         if self._out is None:
             self._out = spot_outlook(self.known(at_h).values())
         share = self.up_ticks / self.ticks if self.ticks else None
-        return replace(self._out, availability=share)
+        if self.gap_h is None:
+            return replace(self._out, availability=share)
+        # Spells seen at decision points: hours with (without) spot per spell that ended; none
+        # ended yet: not known (the spell under way is at least that long).
+        up_h, down_h = self.up_ticks * self.gap_h, (self.ticks - self.up_ticks) * self.gap_h
+        return SpotOutlook(availability=share,
+                           mean_lifetime_h=up_h / self.up_ends if self.up_ends else None,
+                           mean_outage_h=down_h / self.down_ends if self.down_ends else None)
 
 
 class FleetSeen(Seen):
@@ -241,6 +259,7 @@ def on_demand(job: DeadlineJob, zone: Zone) -> Outcome:
 def single_zone(name: str, job: DeadlineJob, zone: Zone, gap_h: float) -> Outcome:
     """A deadline policy (`uniform-progress`, `spotctl`, ...) in one zone."""
     run, seen = Run(job, gap_h), Seen(window_h=job.deadline_h)
+    seen.gap_h = gap_h
     for i in range(run.ticks):
         if run.finished():
             break
