@@ -29,6 +29,7 @@ from spotctl.policy import (
     order_candidates,
     outlooks,
     rank_by_expected_cost,
+    rank_within_strategy,
     spot_outlook,
 )
 from spotctl.policy.deadline import DeadlineJob, Market, Moment, SpotOutlook, decide
@@ -62,6 +63,7 @@ class Outcome:
     changeover_h: float = 0.0
     starts: int = 0
     finish_h: float = 0.0
+    preemptions: int = 0
 
 
 @dataclass
@@ -247,6 +249,7 @@ def preempted(run: Run, i: int, seen: Seen | None = None) -> None:
         if seen is not None:
             seen.add(h.zone, FleetEventKind.PREEMPTED, run.now(i), run.now(i) - h.since_h)
         run.hold = Holding()
+        run.out.preemptions += 1
 
 
 def on_demand(job: DeadlineJob, zone: Zone) -> Outcome:
@@ -282,29 +285,41 @@ def single_zone(name: str, job: DeadlineJob, zone: Zone, gap_h: float) -> Outcom
     return run.close(zone.ondemand_price)
 
 
-def skypilot(strategy: str, job: DeadlineJob, zones: Sequence[Zone], gap_h: float) -> Outcome:
+def skypilot(strategy: str, job: DeadlineJob, zones: Sequence[Zone], gap_h: float,
+             fleet: Sequence[FleetEvent] | None = None) -> Outcome:
     """Spot only, as SkyPilot recovers: EAGER_NEXT_REGION (the preempted region blocked for a
     while, the next launch elsewhere at once) or FAILOVER (the same zone, then region, first);
-    waits while no spot can be had where it may go, so it can miss the deadline."""
+    waits while no spot can be had where it may go, so it can miss the deadline. Candidates in
+    price order (`ranking: price`); with `fleet` (the events a deployment's memory would have,
+    `fleet_events`), ordered by expected cost within what the strategy fixes, as a job with
+    `ranking: expected-cost` does (spotctl.policy.rank_within_strategy, the workflow's WorkAhead)."""
     cands = sorted((candidate(z) for z in zones), key=lambda c: c.price)
     by_zone = {z.name: z for z in zones}
     odp = min(z.ondemand_price for z in zones)
     run = Run(job, gap_h)
+    seen = FleetSeen(fleet) if fleet is not None else None
     blocked: dict[str, datetime] = {}
     last: tuple[str, str, str] | None = None
     for i in range(run.ticks):
         if run.finished():
             break
         h = run.hold
+        if seen is not None:
+            seen.until(run.now(i))
         if h.market == Market.SPOT and h.zone is not None and not h.zone.avail[i]:
             now = EPOCH + timedelta(hours=run.now(i))
             last = (h.zone.cloud, h.zone.region, h.zone.name)
             if strategy == "EAGER_NEXT_REGION":
                 blocked = block_region(blocked, h.zone.cloud, h.zone.region, now)
             run.hold = Holding()
+            run.out.preemptions += 1
         if run.hold.market != Market.SPOT:
             now = EPOCH + timedelta(hours=run.now(i))
-            for c in order_candidates(cands, strategy=strategy, blocked=blocked, now=now, last=last):
+            order = order_candidates(cands, strategy=strategy, blocked=blocked, now=now, last=last)
+            if seen is not None:
+                order = [r.candidate for r in rank_within_strategy(order, seen.known(run.now(i)), WorkAhead(),
+                                                                   strategy=strategy, last=last, ordered=False)]
+            for c in order:
                 z = by_zone[c.zone]
                 if z.avail[i]:
                     run.take(Market.SPOT, z, i)

@@ -12,7 +12,10 @@ zone, what the single-zone policies are measured against, and one over all zones
 multi-zone ones are measured against. The model and the miss cost: bench/econ_sim.py.
 Writes a BENCHMARKS.md section and plots (not with --quick or --no-report) and, with --json,
 `{"results": [{"policy", "traces", "deadline_h", "changeover_h", "runs", "cost_vs_ondemand",
-"miss_rate", "vs_optimal"}, ...], "multi_zone_optimal": [...]}`.
+"miss_rate", "vs_optimal"}, ...], "multi_zone_optimal": [...], "no_deadline": [{"traces",
+"ranking", "changeover_h", "runs", "cost_vs_ondemand", "finish_h", "preemptions", "unfinished"}, ...]}`
+(no_deadline: plain spot jobs under EAGER_NEXT_REGION, candidates in price order or ranked by
+expected cost over the fleet memory, on the shipped folders).
 """
 
 from __future__ import annotations
@@ -33,8 +36,8 @@ except ModuleNotFoundError:
     print("economics: needs numpy: pip install -e '.[bench]'", file=sys.stderr)
     sys.exit(2)
 
-from econ_report import plots, rows, section, write_section  # noqa: E402
-from econ_run import Setting, run_folder  # noqa: E402
+from econ_report import no_deadline_table, plots, rows, section, write_section  # noqa: E402
+from econ_run import Setting, run_folder, run_no_deadline  # noqa: E402
 from econ_synthetic import CASES, write_case  # noqa: E402
 from econ_traces import TraceError, load_folder  # noqa: E402
 
@@ -42,6 +45,8 @@ HERE = Path(__file__).resolve().parent
 SHIPPED = ["availability/1-node/aws-02-15-2023", "availability/16-node/aws-08-27-2023",
            "preemption/1-node/aws-04-22-2023", "preemption/1-node/gcp-04-30-2023"]
 """The default folders (bench/traces), the published AWS availability traces first."""
+SHIPPED_NAMES = {Path(f).name for f in SHIPPED}
+"""Folders where plain spot jobs (no deadline) are also compared by ranking (price, expected cost)."""
 BASE_GAP_S = 195
 """Offsets are given for this tick; folders with a finer tick get proportionally fewer (their
 windows cost more ticks to replay and overlap more: they are short traces)."""
@@ -130,13 +135,17 @@ def main(argv: list[str] | None = None) -> int:
         except TraceError as e:
             print(f"economics: {e}", file=sys.stderr)
             return 2
-        results = []
+        results, plain = [], []
         for f, traces in loaded:
             n = offsets if a.quick else max(2, min(offsets, round(offsets * traces[0].gap_s / BASE_GAP_S)))
             print(f"economics: {f.name}: {len(traces)} zones, tick {traces[0].gap_s} s, {n} offsets",
                   file=sys.stderr, flush=True)
             results.append(run_folder(f.name, traces, settings, n, a.seed))
+            if f.name in SHIPPED_NAMES:
+                plain += run_no_deadline(f.name, traces, settings[0].compute_h,
+                                         sorted({s.changeover_h for s in settings}), n, a.seed)
     doc = rows(results)
+    doc["no_deadline"] = plain
     if a.json:
         Path(a.json).write_text(json.dumps(doc, indent=1) + "\n")
     for r in doc["results"]:
@@ -146,7 +155,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"economics: done in {time.monotonic() - t0:.0f} s", file=sys.stderr)
     if not (a.quick or a.no_report):
         images = plots(results, settings, HERE / "plots")
-        write_section(section(results, settings, " ".join(argv), METHOD, NOTES, images))
+        write_section(section(results, settings, " ".join(argv), METHOD, NOTES, images,
+                              extra=no_deadline_table(plain)))
     return 0
 
 
