@@ -190,18 +190,41 @@ NOTES = """### How to read it, and what spotctl's policy is
   between zones is a changeover. Every decision is the product's code; the replay only moves time.
 - **spotctl's policy** (the rules are in its docstring): Uniform Progress keeps slack in hand in
   proportion to the time left, (D - t)(D - C)/D, pays on-demand below that, and stays on on-demand
-  until 2dC/D ahead. spotctl keeps 0.9 of that reserve and goes back to spot as soon as it is no
-  longer behind; everything else (the safety net, staying on spot while it lasts) is the same, so a
-  job that on-demand could finish from launch is never late.
-- **What was tried** (single zone, 6 offsets per folder, the shipped AWS folders and two synthetic
-  Markov ones; ratio to the optimum averaged over all 45 settings, Uniform Progress 1.161): a reserve
-  for the changeovers of the work left (2d x work left x availability / lifetime) with waiting above
-  it, greedy-like: 1.186, and worse than Uniform Progress in 30 of 45 settings (it spends the slack
-  early and is stuck on on-demand later); Uniform Progress's reserve scaled by 0.5 / 0.75 / 0.9 / 1.0
-  with a return at once: 1.132 / 1.126 / 1.130 / 1.145, not worse than Uniform Progress in 35 / 39 /
-  43 / 36 of 45; scaling the reserve by the outlook (share of time without spot, lifetimes): no
-  better than a fixed share; letting go of on-demand to wait when ahead: worse (more changeovers);
-  refusing spot when behind unless its lifetime is long: much worse in multi-region. 0.9 shipped.
+  until 2dC/D ahead. spotctl keeps 0.9 of that reserve, goes back to spot as soon as it is no longer
+  behind, and does not (re)start on spot whose spells do not pay for the start: a spell of L hours
+  saves (1 - q) of on-demand's price per hour past its changeover d and the changeover costs q, so a
+  start pays when L >= d / (1 - q) (q = spot / on-demand price, 0.3 by default; 1.43 d). L is the
+  mean spell with spot the job has seen so far (hours with spot per spell that ended, at its own
+  decision points; nothing from the future, not known until a spell has ended). A job behind its
+  reserve with spells that do not pay takes on-demand rather than spot; one on on-demand stays there.
+  Everything else (the safety net, staying on spot while it lasts) is Uniform Progress's, so a job
+  that on-demand could finish from launch is never late.
+- **What was tried** (single zone, 3-4 offsets per folder, every shipped folder and the three
+  synthetic ones; cost relative to Uniform Progress averaged over the 63 settings, and the settings
+  where it cost more): the previous policy (0.9 of the reserve, back at once, no spell test): 0.987,
+  more in 10 (3.6% more on synthetic-short: restarts on spells shorter than d); the spell test at
+  L >= d: 0.980, more in 7; at L >= 1.43 d (shipped): 0.974-0.976, more in 4-6, 3.7% cheaper on
+  synthetic-short; at L >= 2.9 d (also paying the way back to on-demand): 0.986, more in 17 (real
+  traces have many short spells and a few long ones: a mean over spells is pessimistic); a return
+  margin of 0.5 or 1 changeover above the reserve: 0.976-0.981, more in 8-14; reserve shares 0.85 /
+  0.95 with the spell test: 0.973 / 0.976, more in 5 / 5; a reserve that rises to all of Uniform
+  Progress's as slack / d falls (10-50 changeovers): no better (0.977, more in 6-9); a reserve sized
+  by the share of time without spot plus the expected changeovers: identical figures (Uniform
+  Progress's reserve was always the smaller); leaving on-demand for spot while behind when the seen
+  spells are 3x or 8x the break-even: 0.972 on average but 5-11% more at 52 h / 0.2 h on
+  aws-04-22-2023 (back-and-forth through short spells): rejected. The settings where spotctl can
+  still cost more than Uniform Progress are the tight, big-changeover ones (52 h / 0.4 h: 4 h of
+  slack is 10 changeovers): there Uniform Progress's longer stay on on-demand is right by luck of
+  the trace as often as not; the margins are within the run-to-run noise of a few offsets.
+- **Multi-region, tried** (spotctl-multi-region against the all-zones optimum, 3 offsets): starting
+  only in zones whose own mean spot life (fleet memory) pays for the start: 1.23x vs 1.21x on
+  average, worse; sizing the reserve by the share of time some zone had spot: identical; leaving
+  on-demand for long-lived spot while behind: 52 h / 0.4 h on aws-08-27-2023 1.87x -> 1.63x but
+  synthetic-scarce 52 h / 0.2 h 1.45x -> 1.54x and the single-zone regression above: rejected.
+  Staying in a preempted zone to wait for it rather than moving does not help in this model (a
+  restart costs d in the same zone as in another). Where multi-region is far from the optimum (52 h
+  at 0.2-0.4 h changeover), the slack (4 h) is gone in the first 8-10 starts on zones whose spells
+  turn out short, and the rest of the job runs on on-demand while one zone has a 15 h spell.
 - **Open.** spotctl-multi-region is far from the all-zones optimum when the deadline is tight and the
   changeover large (52 h / 0.4 h: every preemption moves the job and costs d of a 4 h slack, until the
   safety net keeps it on on-demand); it still beats single-region Uniform Progress there. The fine-tick
