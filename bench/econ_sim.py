@@ -170,6 +170,22 @@ class FleetSeen(Seen):
         pass
 
 
+def zone_outlook(seen: Seen, at_h: float, up: Sequence[Zone], job: DeadlineJob) -> SpotOutlook:
+    """The outlook a multi-zone decision plans with: the fleet's, with the spot lifetime of the
+    zone a start would go to (the first of the ranking that has spot; None while the memory saw
+    no preemption there), not the pool of every zone's: the spells that matter are that zone's."""
+    out = seen.outlook(at_h)
+    if not up:
+        return out
+    known = seen.known(at_h)
+    work = WorkAhead(work_h=job.compute_h, checkpoint_h=0.0, restart_h=job.changeover_h)
+    names = {z.name for z in up}
+    for r in rank_by_expected_cost([candidate(z) for z in up], known, work):
+        if r.candidate.zone in names:
+            return replace(out, mean_lifetime_h=r.outlook.mean_lifetime_h if r.outlook else None)
+    return out
+
+
 def place(zone: Zone) -> Place:
     return Place(cloud=zone.cloud, zone=zone.name, instance_type=zone.instance_type, spot=True)
 
@@ -380,7 +396,7 @@ def multi_region(job: DeadlineJob, zones: Sequence[Zone], gap_h: float, name: st
         seen.saw(bool(up))
         for z in up:
             seen.capacity(z)
-        market = decide(name, job, moment(run, i, bool(up)), seen.outlook(run.now(i)))
+        market = decide(name, job, moment(run, i, bool(up)), zone_outlook(seen, run.now(i), up, job))
         zone: Zone | None = None
         if market == Market.SPOT:
             if run.hold.market == Market.SPOT:
