@@ -119,9 +119,9 @@ def greedy(job: DeadlineJob, m: Moment, outlook: SpotOutlook | None = None) -> M
 
 
 RESERVE_SHARE = 0.9
-"""The part of Uniform Progress's reserve spotctl's policy keeps (bench/economics.py: 0.75 to 0.9
-all beat Uniform Progress on average; 0.9 lost to it in the fewest settings: in the full run, 3 of
-54 (by 0.6% to 1.4%, at a 0.4 h changeover), none on the shipped AWS availability traces)."""
+"""The part of Uniform Progress's reserve spotctl's policy keeps (bench/economics.py: 0.75 to 0.95
+all beat Uniform Progress on average; 0.85 and 0.95 with the spell test did no better than 0.9 in a
+63-setting sweep of every folder; see BENCHMARKS.md's notes)."""
 
 
 def reserve_h(job: DeadlineJob, m: Moment, outlook: SpotOutlook | None = None) -> float:
