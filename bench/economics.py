@@ -219,9 +219,11 @@ NOTES = """### How to read it, and what spotctl's policy is
 - **Multi-region**: the same policy, the spot "there" when any zone has it, and the spell test on the
   mean spot life the fleet memory has of the zone a start would go to (the first of the expected-cost
   ranking with spot; not known while no preemption was seen there), not the pool of every zone's: on
-  the 32 s preemption traces the pooled mean (many short blips) refused spot wholesale and cost 4%
-  more (aws-04-22-2023 0.436 -> 0.453 of on-demand); per zone it is back to the previous figures or
-  better (3 offsets: 52 h / 0.2 h 1.19x -> 1.14x, 70 h / 0.4 h 1.46x -> 1.39x of the optimum).
+  the 32 s preemption traces the pooled mean (many short blips) refused spot wholesale (aws-04-22-2023
+  0.436 -> 0.453 of on-demand in the full run); per zone it did better in a 3-offset sweep (52 h / 0.2 h
+  1.19x -> 1.14x, 70 h / 0.4 h 1.46x -> 1.39x of the optimum) but the full run (7 offsets there) still
+  has it 3% dearer than without any spell test (0.450 against 0.436; the other folders within 0.3%):
+  an open regression of the multi-region replay on the fine-tick preemption traces.
 - **Multi-region, tried** (spotctl-multi-region against the all-zones optimum, 3 offsets): starting
   only in zones whose own mean spot life (fleet memory) pays for the start: 1.23x vs 1.21x on
   average, worse; sizing the reserve by the share of time some zone had spot: identical; leaving
