@@ -235,8 +235,8 @@ NOTES = """### How to read it, and what spotctl's policy is
   turn out short, and the rest of the job runs on on-demand while one zone has a 15 h spell.
 - **Jobs without a deadline** (the table above): ranking by the fleet memory's expected cost rather
   than by price helps only where there are many zones of one price to choose from: on the 9-zone AWS
-  availability traces 20-23% fewer preemptions (6.1 -> 4.8 per 48 h job), 0.1-1.0% cheaper and up to
-  0.4 h sooner; on the 3- and 4-zone AWS traces it is 0.1-0.5% dearer with 2-4% more preemptions (a
+  availability traces 21-23% fewer preemptions (6.1 -> 4.8 per 48 h job), 0.1-1.0% cheaper and up to
+  0.4 h sooner; on the 3- and 4-zone AWS traces it is 0-0.5% dearer with 0-4% more preemptions (a
   zone's record from the last 6 h says little about its next hour there), and on GCP identical. The
   difference is within 1% of the cost everywhere: the evidence does not justify changing the default
   (`fleet.ranking: price`); `expected-cost` stays an opt-in for deployments with many equally priced zones.
