@@ -142,8 +142,35 @@ def targets(res: FolderResult, settings: list[Setting]) -> list[str]:
     ]
 
 
+def no_deadline_table(plain: list[dict]) -> str:
+    """Plain spot jobs (no deadline), EAGER_NEXT_REGION, by ranking: one row per folder and changeover."""
+    if not plain:
+        return ""
+    by = {(r["traces"], r["changeover_h"], r["ranking"]): r for r in plain}
+    lines = ["### Jobs without a deadline: price order or the fleet memory's expected cost", "",
+             "48 h of compute on spot only, EAGER_NEXT_REGION (spotctl.policy.recovery.order_candidates), candidates "
+             "in price order (`fleet.ranking: price`, the default) or ranked by expected cost within the strategy "
+             "(`expected-cost`: spotctl.policy.rank_within_strategy over the fleet memory's view, the workflow's "
+             "WorkAhead), from the same start offsets; followed for 4x the compute. Cost: share of on-demand from "
+             "launch; hours to finish and preemptions: averages per run.", "",
+             "| traces / changeover | price: cost | hours | preemptions | expected-cost: cost | hours | preemptions |",
+             "|---|---|---|---|---|---|---|"]
+    for (name, d, r), row in by.items():
+        if r != "price":
+            continue
+        other = by[(name, d, "expected-cost")]
+
+        def cells(x: dict) -> str:
+            late = f" ({100 * x['unfinished']:.0f}% unfinished)" if x["unfinished"] else ""
+            cost = "-" if x["cost_vs_ondemand"] is None else f"{x['cost_vs_ondemand']:.4f}"
+            hours = "-" if x["finish_h"] is None else f"{x['finish_h']:.2f}"
+            return f"{cost}{late} | {hours} | {x['preemptions']:.2f}"
+        lines.append(f"| {name} / {d:g} h | {cells(row)} | {cells(other)} |")
+    return "\n".join(lines)
+
+
 def section(results: list[FolderResult], settings: list[Setting], argv: str, method: str, notes: str,
-            images: list[str]) -> str:
+            images: list[str], extra: str = "") -> str:
     parts = [BEGIN, "## Deadlines on real spot traces (bench/economics.py), issue 24", "",
              f"    python bench/economics.py {argv}".rstrip(), "", method, "",
              f"### Issue 24's targets, on the shipped AWS traces ({results[0].name}), published setup", "",
@@ -158,6 +185,8 @@ def section(results: list[FolderResult], settings: list[Setting], argv: str, met
             for p, a in avg.items() if p not in ("on-demand", "optimal")) + ". "
             + f"spotctl costs no more than uniform-progress in {sum(1 for s in settings if figures(res.tallies[(s, 'spotctl')])['cost_vs_ondemand'] <= figures(res.tallies[(s, 'uniform-progress')])['cost_vs_ondemand'])} of {len(settings)} settings.")
         parts.append("")
+    if extra:
+        parts += [extra, ""]
     parts += [*[f"![{Path(i).stem}]({i})" for i in images], "", notes, END]
     return "\n".join(parts)
 

@@ -119,3 +119,42 @@ def run_folder(name: str, traces: Sequence[Trace], settings: Sequence[Setting], 
 
 def _optimal_outcome(cost: float) -> Outcome:
     return Outcome(cost=cost)
+
+
+NO_DEADLINE_HORIZON = 4.0
+"""A job without a deadline is followed for this many times its compute (then counted unfinished)."""
+RANKINGS = ("price", "expected-cost")
+"""The placements compared for plain spot jobs (no deadline): spotctl.policy's `ranking` values."""
+
+
+def run_no_deadline(name: str, traces: Sequence[Trace], compute_h: float, changeovers: Sequence[float],
+                    offsets_n: int, seed: int) -> list[dict]:
+    """Plain spot jobs (no deadline) under EAGER_NEXT_REGION, candidates in price order or
+    ranked by expected cost over the fleet memory (what `fleet.ranking` chooses), from the same
+    offsets: cost (share of on-demand from launch), hours to finish, preemptions."""
+    gap_h = traces[0].gap_s / 3600.0
+    length = min(len(t.values) for t in traces)
+    horizon = NO_DEADLINE_HORIZON * compute_h
+    ticks = int(math.ceil(horizon / gap_h)) + 3
+    offsets = pick_offsets(length, ticks, offsets_n, seed)
+    lead = int(math.ceil(FLEET_LEAD_H / gap_h))
+    odp = min(t.ondemand_price for t in traces)
+    out = []
+    for d in changeovers:
+        job = DeadlineJob(compute_h=compute_h, deadline_h=horizon, changeover_h=d, check_h=gap_h)
+        acc: dict[str, list[Outcome]] = {r: [] for r in RANKINGS}
+        for o in offsets:
+            zones = [zone_of(t, window(t, length, o, ticks)) for t in traces]
+            before = [window(t, length, (o - lead) % length, lead) for t in traces]
+            acc["price"].append(skypilot("EAGER_NEXT_REGION", job, zones, gap_h))
+            acc["expected-cost"].append(skypilot("EAGER_NEXT_REGION", job, zones, gap_h,
+                                                 fleet=fleet_events(zones, before, gap_h)))
+        base = (compute_h + d) * odp
+        for r, outs in acc.items():
+            done = [x for x in outs if not x.missed]
+            out.append({"traces": name, "ranking": r, "changeover_h": d, "runs": len(outs),
+                        "cost_vs_ondemand": round(sum(x.cost for x in done) / base / len(done), 4) if done else None,
+                        "finish_h": round(sum(x.finish_h for x in done) / len(done), 2) if done else None,
+                        "preemptions": round(sum(x.preemptions for x in outs) / len(outs), 2),
+                        "unfinished": round(1 - len(done) / len(outs), 4)})
+    return out

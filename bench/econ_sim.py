@@ -29,6 +29,7 @@ from spotctl.policy import (
     order_candidates,
     outlooks,
     rank_by_expected_cost,
+    rank_within_strategy,
     spot_outlook,
 )
 from spotctl.policy.deadline import DeadlineJob, Market, Moment, SpotOutlook, decide
@@ -62,6 +63,7 @@ class Outcome:
     changeover_h: float = 0.0
     starts: int = 0
     finish_h: float = 0.0
+    preemptions: int = 0
 
 
 @dataclass
@@ -86,6 +88,11 @@ class Seen:
         self._out: SpotOutlook | None = None
         self.ticks = 0
         self.up_ticks = 0
+        self.gap_h: float | None = None
+        """The decision period; set, the outlook's spells are those seen at decision points."""
+        self._last: bool | None = None
+        self.up_ends = 0
+        self.down_ends = 0
 
     def add(self, zone: Zone, kind: FleetEventKind, at_h: float, lifetime_h: float | None = None) -> None:
         self.events.append(FleetEvent(place=place(zone), kind=kind, at=EPOCH + timedelta(hours=at_h),
@@ -101,6 +108,12 @@ class Seen:
         """One decision point: spot was there or not (the share the job has seen)."""
         self.ticks += 1
         self.up_ticks += spot
+        if self._last is not None and spot != self._last:
+            if self._last:
+                self.up_ends += 1
+            else:
+                self.down_ends += 1
+        self._last = spot
 
     def no_capacity(self, zone: Zone, at_h: float) -> None:
         """One capacity failure per outage seen (the workflow's retries back off; one is the news)."""
@@ -122,7 +135,14 @@ class Seen:
         if self._out is None:
             self._out = spot_outlook(self.known(at_h).values())
         share = self.up_ticks / self.ticks if self.ticks else None
-        return replace(self._out, availability=share)
+        if self.gap_h is None:
+            return replace(self._out, availability=share)
+        # Spells seen at decision points: hours with (without) spot per spell that ended; none
+        # ended yet: not known (the spell under way is at least that long).
+        up_h, down_h = self.up_ticks * self.gap_h, (self.ticks - self.up_ticks) * self.gap_h
+        return SpotOutlook(availability=share,
+                           mean_lifetime_h=up_h / self.up_ends if self.up_ends else None,
+                           mean_outage_h=down_h / self.down_ends if self.down_ends else None)
 
 
 class FleetSeen(Seen):
@@ -148,6 +168,22 @@ class FleetSeen(Seen):
 
     def no_capacity(self, zone: Zone, at_h: float) -> None:
         pass
+
+
+def zone_outlook(seen: Seen, at_h: float, up: Sequence[Zone], job: DeadlineJob) -> SpotOutlook:
+    """The outlook a multi-zone decision plans with: the fleet's, with the spot lifetime of the
+    zone a start would go to (the first of the ranking that has spot; None while the memory saw
+    no preemption there), not the pool of every zone's: the spells that matter are that zone's."""
+    out = seen.outlook(at_h)
+    if not up:
+        return out
+    known = seen.known(at_h)
+    work = WorkAhead(work_h=job.compute_h, checkpoint_h=0.0, restart_h=job.changeover_h)
+    names = {z.name for z in up}
+    for r in rank_by_expected_cost([candidate(z) for z in up], known, work):
+        if r.candidate.zone in names:
+            return replace(out, mean_lifetime_h=r.outlook.mean_lifetime_h if r.outlook else None)
+    return out
 
 
 def place(zone: Zone) -> Place:
@@ -229,6 +265,7 @@ def preempted(run: Run, i: int, seen: Seen | None = None) -> None:
         if seen is not None:
             seen.add(h.zone, FleetEventKind.PREEMPTED, run.now(i), run.now(i) - h.since_h)
         run.hold = Holding()
+        run.out.preemptions += 1
 
 
 def on_demand(job: DeadlineJob, zone: Zone) -> Outcome:
@@ -241,6 +278,7 @@ def on_demand(job: DeadlineJob, zone: Zone) -> Outcome:
 def single_zone(name: str, job: DeadlineJob, zone: Zone, gap_h: float) -> Outcome:
     """A deadline policy (`uniform-progress`, `spotctl`, ...) in one zone."""
     run, seen = Run(job, gap_h), Seen(window_h=job.deadline_h)
+    seen.gap_h = gap_h
     for i in range(run.ticks):
         if run.finished():
             break
@@ -263,29 +301,41 @@ def single_zone(name: str, job: DeadlineJob, zone: Zone, gap_h: float) -> Outcom
     return run.close(zone.ondemand_price)
 
 
-def skypilot(strategy: str, job: DeadlineJob, zones: Sequence[Zone], gap_h: float) -> Outcome:
+def skypilot(strategy: str, job: DeadlineJob, zones: Sequence[Zone], gap_h: float,
+             fleet: Sequence[FleetEvent] | None = None) -> Outcome:
     """Spot only, as SkyPilot recovers: EAGER_NEXT_REGION (the preempted region blocked for a
     while, the next launch elsewhere at once) or FAILOVER (the same zone, then region, first);
-    waits while no spot can be had where it may go, so it can miss the deadline."""
+    waits while no spot can be had where it may go, so it can miss the deadline. Candidates in
+    price order (`ranking: price`); with `fleet` (the events a deployment's memory would have,
+    `fleet_events`), ordered by expected cost within what the strategy fixes, as a job with
+    `ranking: expected-cost` does (spotctl.policy.rank_within_strategy, the workflow's WorkAhead)."""
     cands = sorted((candidate(z) for z in zones), key=lambda c: c.price)
     by_zone = {z.name: z for z in zones}
     odp = min(z.ondemand_price for z in zones)
     run = Run(job, gap_h)
+    seen = FleetSeen(fleet) if fleet is not None else None
     blocked: dict[str, datetime] = {}
     last: tuple[str, str, str] | None = None
     for i in range(run.ticks):
         if run.finished():
             break
         h = run.hold
+        if seen is not None:
+            seen.until(run.now(i))
         if h.market == Market.SPOT and h.zone is not None and not h.zone.avail[i]:
             now = EPOCH + timedelta(hours=run.now(i))
             last = (h.zone.cloud, h.zone.region, h.zone.name)
             if strategy == "EAGER_NEXT_REGION":
                 blocked = block_region(blocked, h.zone.cloud, h.zone.region, now)
             run.hold = Holding()
+            run.out.preemptions += 1
         if run.hold.market != Market.SPOT:
             now = EPOCH + timedelta(hours=run.now(i))
-            for c in order_candidates(cands, strategy=strategy, blocked=blocked, now=now, last=last):
+            order = order_candidates(cands, strategy=strategy, blocked=blocked, now=now, last=last)
+            if seen is not None:
+                order = [r.candidate for r in rank_within_strategy(order, seen.known(run.now(i)), WorkAhead(),
+                                                                   strategy=strategy, last=last, ordered=False)]
+            for c in order:
                 z = by_zone[c.zone]
                 if z.avail[i]:
                     run.take(Market.SPOT, z, i)
@@ -346,7 +396,7 @@ def multi_region(job: DeadlineJob, zones: Sequence[Zone], gap_h: float, name: st
         seen.saw(bool(up))
         for z in up:
             seen.capacity(z)
-        market = decide(name, job, moment(run, i, bool(up)), seen.outlook(run.now(i)))
+        market = decide(name, job, moment(run, i, bool(up)), zone_outlook(seen, run.now(i), up, job))
         zone: Zone | None = None
         if market == Market.SPOT:
             if run.hold.market == Market.SPOT:

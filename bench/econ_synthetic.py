@@ -15,6 +15,7 @@ CASES = {
     # name: [(zone, mean hours with spot, mean hours without)]
     "synthetic-scarce": [("us-east-1a", 0.8, 2.5), ("us-east-1c", 1.5, 2.0), ("us-east-2a", 1.0, 1.0)],
     "synthetic-steady": [("us-east-1a", 8.0, 1.0), ("us-west-2a", 4.0, 0.5), ("us-west-2b", 12.0, 3.0)],
+    "synthetic-short": [("us-east-1a", 0.3, 0.3), ("us-east-1c", 0.5, 1.5), ("us-west-2a", 0.25, 0.1)],
 }
 GAP_S = 300
 SPAN_H = 400

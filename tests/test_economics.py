@@ -48,6 +48,16 @@ def test_quick_run_has_every_policy_with_sane_figures(tmp_path: Path) -> None:
             floor = multi_opt[key] if x["policy"] in MULTI else by[(*key, "optimal")]["cost_vs_ondemand"]
             assert x["cost_vs_ondemand"] >= floor - 1e-6, x
             assert x["vs_optimal"] >= 1 - 1e-6, x
+    # Plain spot jobs (no deadline), beside "results": both rankings, every changeover, sane figures.
+    plain = doc["no_deadline"]
+    assert {(x["ranking"], x["changeover_h"]) for x in plain} == {(r, c) for r in ("price", "expected-cost")
+                                                                  for c in (0.02, 0.2, 0.4)}
+    for x in plain:
+        assert set(x) == {"traces", "ranking", "changeover_h", "runs", "cost_vs_ondemand", "finish_h",
+                          "preemptions", "unfinished"}
+        assert x["runs"] >= 1 and 0 <= x["unfinished"] <= 1 and x["preemptions"] >= 0
+        if x["unfinished"] < 1:
+            assert 0 < x["cost_vs_ondemand"] <= 1 and x["finish_h"] >= 48
 
 
 def write(folder: Path, name: str, text: str) -> None:
@@ -79,7 +89,7 @@ def test_bad_flags_are_one_line_and_exit_2(args: list[str]) -> None:
     assert len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr, r.stderr
 
 
-@pytest.mark.parametrize("case", ["synthetic-scarce", "synthetic-steady"])
+@pytest.mark.parametrize("case", ["synthetic-scarce", "synthetic-steady", "synthetic-short"])
 def test_synthetic_traces_spotctl_is_never_late(tmp_path: Path, case: str) -> None:
     sys.path.insert(0, str(REPO / "bench"))
     try:
@@ -88,7 +98,7 @@ def test_synthetic_traces_spotctl_is_never_late(tmp_path: Path, case: str) -> No
         sys.path.remove(str(REPO / "bench"))
     folder = write_case(tmp_path, case)
     out = tmp_path / "econ.json"
-    r = economics("--traces", str(folder), "--offsets", "2", "--deadlines", "52,70", "--changeovers", "0.2",
+    r = economics("--traces", str(folder), "--offsets", "2", "--deadlines", "52,70", "--changeovers", "0.2,0.4",
                   "--no-report", "--json", str(out))
     assert r.returncode == 0, r.stderr[-2000:]
     rows = json.loads(out.read_text())["results"]

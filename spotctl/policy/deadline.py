@@ -42,6 +42,9 @@ class DeadlineJob:
     check_h: float = 0.0
     """The longest time between two decisions while the job waits (the replay's tick; the
     workflow's periodic check, see `next_check_h`): the safety net keeps this much in hand."""
+    spot_share: float = 0.3
+    """Spot's price as a share of on-demand's (what a restart on spot can save; see
+    `spell_pays_h`)."""
 
 
 @dataclass(frozen=True)
@@ -116,9 +119,9 @@ def greedy(job: DeadlineJob, m: Moment, outlook: SpotOutlook | None = None) -> M
 
 
 RESERVE_SHARE = 0.9
-"""The part of Uniform Progress's reserve spotctl's policy keeps (bench/economics.py: 0.75 to 0.9
-all beat Uniform Progress on average; 0.9 lost to it in the fewest settings: in the full run, 3 of
-54 (by 0.6% to 1.4%, at a 0.4 h changeover), none on the shipped AWS availability traces)."""
+"""The part of Uniform Progress's reserve spotctl's policy keeps (bench/economics.py: 0.75 to 0.95
+all beat Uniform Progress on average; 0.85 and 0.95 with the spell test did no better than 0.9 in a
+63-setting sweep of every folder; see BENCHMARKS.md's notes)."""
 
 
 def reserve_h(job: DeadlineJob, m: Moment, outlook: SpotOutlook | None = None) -> float:
@@ -135,28 +138,50 @@ def safety_h(job: DeadlineJob) -> float:
     return 2 * job.changeover_h + job.check_h
 
 
+RETURN_MARGIN = 0.0
+"""Changeovers of slack above the reserve a job on on-demand must have before it goes back to
+spot. 0: back as soon as caught up (a margin of 0.5 or 1 changeover was measured worse on
+average: bench/economics.py, BENCHMARKS.md); S holds on on-demand while R falls, which is the
+hysteresis."""
+
+
+def spell_pays_h(job: DeadlineJob) -> float:
+    """The shortest expected spot spell worth a restart: past its changeover the spell saves
+    (1 - q) of on-demand's price per hour, and the changeover costs q per hour with no
+    progress: (L - d)(1 - q) >= d q, L >= d / (1 - q) (1.43 d at q = 0.3). A spell shorter
+    than d is pure loss; one shorter than this does not pay for its start."""
+    q = min(max(job.spot_share, 0.0), 0.95)
+    return job.changeover_h / (1.0 - q)
+
+
+def spot_pays(job: DeadlineJob, outlook: SpotOutlook | None) -> bool:
+    """Whether spot's spells, as seen so far, are long enough to pay for a restart; with
+    nothing seen, yes."""
+    if outlook is None or outlook.mean_lifetime_h is None:
+        return True
+    return outlook.mean_lifetime_h >= spell_pays_h(job)
+
+
 def spotctl_policy(job: DeadlineJob, m: Moment, outlook: SpotOutlook | None = None) -> Market:
-    """spotctl's own policy: Uniform Progress with a smaller reserve, and back to spot as soon
-    as it is no longer behind.
+    """spotctl's own policy: Uniform Progress with a smaller reserve, a return to spot once
+    caught up by a changeover's margin, and no restart on spot whose spells do not pay for it.
 
     slack S = time left - work left only shrinks while the job waits or restarts: a budget,
     spent on waiting out outages (free in money) and on changeovers (d each). Uniform Progress
     keeps R_UP = (D - t)(D - C)/D of it in hand (its even pace) and pays on-demand below that;
-    it then stays on on-demand until 2dC/D ahead. Measured on the traces (bench/economics.py,
-    BENCHMARKS.md), both are more caution than pays: a 10% smaller reserve and a return to
-    spot with no margin are cheaper in every trace folder on average and never late. The rules,
-    with R = `reserve_h` = RESERVE_SHARE x R_UP:
+    it then stays on on-demand until 2dC/D ahead. The rules, with R = `reserve_h` =
+    RESERVE_SHARE x R_UP and "spot pays" = the spells seen (outlook.mean_lifetime_h) are at
+    least `spell_pays_h` long (yes while nothing is known):
     1. done: hold nothing;
     2. safety net: not on on-demand and S < 2d + one decision period (`check_h`): on-demand;
        on on-demand with S below that: keep it to the end. A job that on-demand could finish
        from launch is never late;
     3. on spot and it is there: stay (leaving costs a changeover and saves nothing);
-    4. spot there: take it, from idle at once, from on-demand once S >= R (hysteresis: on
-       on-demand S holds while R falls, so a job that left spot for on-demand because it fell
-       behind goes back only when it has caught up, never back and forth);
-    5. no spot: wait while S >= R, else on-demand.
-    The outlook is accepted for the workflow's sake; variants that sized R by it (share of
-    time without spot, lifetimes) did no better on the traces and are not used.
+    4. on on-demand: back to spot when it is there, S >= R + RETURN_MARGIN x d (hysteresis:
+       S holds on on-demand while R falls, so no back and forth) and spot pays;
+    5. idle, spot there: take it when S >= R (waiting would be free; a start costs slack
+       the same), or when behind and spot pays; behind and spot does not pay: on-demand;
+    6. idle, no spot: wait while S >= R, else on-demand.
     """
     if is_done(job, m):
         return Market.NONE
@@ -165,12 +190,15 @@ def spotctl_policy(job: DeadlineJob, m: Moment, outlook: SpotOutlook | None = No
     if m.holding == Market.ONDEMAND:
         if slack < safety_h(job):
             return Market.ONDEMAND
-        return Market.SPOT if m.spot_available and slack >= reserve else Market.ONDEMAND
+        back = m.spot_available and slack >= reserve + RETURN_MARGIN * job.changeover_h and spot_pays(job, outlook)
+        return Market.SPOT if back else Market.ONDEMAND
     if slack < safety_h(job):
         return Market.ONDEMAND
-    if m.spot_available:
+    if m.holding == Market.SPOT and m.spot_available:
         return Market.SPOT
-    return Market.NONE if slack >= reserve else Market.ONDEMAND
+    if slack >= reserve:
+        return Market.SPOT if m.spot_available else Market.NONE
+    return Market.SPOT if m.spot_available and spot_pays(job, outlook) else Market.ONDEMAND
 
 
 def next_check_h(job: DeadlineJob, m: Moment, outlook: SpotOutlook | None = None) -> float | None:
