@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from spotctl.activities.node import progress_of
-from spotctl.models import DeadlineSpec, JobState
+from spotctl.models import AttemptRecord, Candidate, DeadlineSpec, JobState
 from spotctl.policy import Market
 from spotctl.workflows.deadline_driver import DeadlineDriver, OnDemandWatch, reported_fraction
 
@@ -83,3 +83,25 @@ def test_on_ondemand_the_policy_is_asked_every_changeover_at_most_a_hundred_time
     assert OnDemandWatch.check_every_s(driver().spec) == pytest.approx(48 * 36)  # 48 h / 100 > 0.2 h
     quick = DeadlineSpec(compute_s=10, by=START, changeover_s=2)
     assert OnDemandWatch.check_every_s(quick) == 2
+
+
+def test_spot_lives_too_short_to_pay_for_a_restart_keep_the_job_on_ondemand() -> None:
+    """The `deadline-spells` patch: the policy hears how long the job's spot attempts lived per
+    preemption (and spot's price share from its candidates), as bench/economics.py's replay
+    tells it the spells seen; before the patch it heard nothing and went back to spot."""
+    lives = [AttemptRecord(attempt=i, cloud="local", region="local-east", zone="local-east-1a",
+                           instance_type="local.small", use_spot=True, outcome="preempted",
+                           started_at=START + timedelta(hours=i), ended_at=START + timedelta(hours=i, minutes=6))
+             for i in range(1, 4)]  # three spot lives of 0.1 h: a restart (0.2 h) never pays
+    s = state().model_copy(update={"history": lives, "progress_s": 25 * 3600})
+    at = START + timedelta(hours=30)  # slack (70 - 30) - (48 - 25) = 17 h, above the reserve
+    assert driver().choose(s, at, holding=Market.ONDEMAND)[0] == Market.SPOT
+    learned = driver()
+    spot = Candidate(cloud="local", region="local-east", zone="local-east-1a", instance_type="local.small",
+                     use_spot=True, price=0.918, ondemand_price=3.06)
+    learned.learn_spells([spot], [spot.model_copy(update={"use_spot": False, "price": 3.06})])
+    outlook = learned.spot_outlook(s)
+    assert learned.spot_share == pytest.approx(0.3) and outlook is not None
+    assert outlook.mean_lifetime_h == pytest.approx(0.1)
+    assert learned.choose(s, at, holding=Market.ONDEMAND)[0] == Market.ONDEMAND
+    assert learned.spot_outlook(state()) is None  # nothing lost yet: spot counts as paying

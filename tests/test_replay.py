@@ -91,6 +91,16 @@ def test_a_history_covers_the_measured_restarts() -> None:
     assert [p for p in V2_HISTORIES if "deadlines" in _markers(p) and p not in covered]
 
 
+def test_a_history_covers_the_spells_seen() -> None:
+    """A deadline job whose policy hears how long its spot attempts lived (the `deadline-spells`
+    patch), moved from spot to on-demand: recorded, so running jobs survive a change; the
+    deadline histories recorded before it replay without it."""
+    covered = [p for p in V2_HISTORIES if "deadline-spells" in _markers(p)]
+    assert covered, "record one: python tests/histories/record.py deadline_ondemand=deadline_spells"
+    assert any(p.read_text().count('"name":"create_cluster"') >= 2 for p in covered), "a spot and an on-demand launch"
+    assert [p for p in V2_HISTORIES if "deadline-restarts" in _markers(p) and p not in covered]
+
+
 def test_a_history_covers_the_return_to_spot() -> None:
     """A deadline job on on-demand, watched by a durable timer, that made a spot cluster and
     moved to it (the `deadline-returns` patch): recorded, so running jobs survive a change."""

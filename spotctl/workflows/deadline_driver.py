@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Awaitable
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -36,7 +37,7 @@ with workflow.unsafe.imports_passed_through():
         ProvisionRequest,
         hours_text,
     )
-    from spotctl.policy import DeadlineJob, Market, Moment, decide, order_candidates, slack_h
+    from spotctl.policy import DeadlineJob, Market, Moment, SpotOutlook, decide, order_candidates, slack_h
 
 SWITCHES_KEPT = 100
 """Switch records kept in the job state (a policy without flapping makes a handful)."""
@@ -67,6 +68,11 @@ class DeadlineDriver:
         self.job = DeadlineJob(compute_h=spec.compute_s / 3600,
                                deadline_h=(spec.by - submitted_at).total_seconds() / 3600,
                                changeover_h=spec.changeover_s / 3600)
+        self.spells = False
+        """The `deadline-spells` patch: the policy is told how long this job's spot lives lasted
+        (`spot_outlook`) and spot's price as a share of on-demand; before it, neither."""
+        self.spot_share = 0.3
+        """Spot's price as a share of on-demand's (set by `learn_spells` from the candidates)."""
         self.measures = False
         """The `deadline-restarts` patch: the policy is told the restarts this job measured and
         the work a preemption may lose (`learn`); before it, the declared figures only."""
@@ -81,6 +87,30 @@ class DeadlineDriver:
         """Turn on the measured figures (the workflow's `deadline-restarts` patch)."""
         self.measures = True
 
+    def learn_spells(self, spot: list[Candidate], ondemand: list[Candidate]) -> None:
+        """Turn on what the job sees of spot's lives (the workflow's `deadline-spells` patch),
+        with spot's price share from the cheapest candidates of each market."""
+        self.spells = True
+        spot_price = min((c.price for c in spot if c.use_spot), default=None)
+        od_price = min((c.price for c in ondemand), default=None) or min(
+            (c.ondemand_price for c in spot if c.ondemand_price), default=None)
+        if spot_price is not None and od_price:
+            self.spot_share = min(max(spot_price / od_price, 0.0), 0.95)
+
+    def spot_outlook(self, state: JobState) -> SpotOutlook | None:
+        """What this job has seen of spot: the hours its spot attempts lived per preemption
+        (the estimator of policy/fleet.py: lives that ended otherwise count their hours, not a
+        preemption); None before the patch or before any preemption (spot then counts as
+        paying). Only the attempts' own times: pure."""
+        if not self.spells:
+            return None
+        hours, preempted = 0.0, 0
+        for r in state.history:
+            if r.use_spot and r.started_at is not None and r.ended_at is not None:
+                hours += max((r.ended_at - r.started_at).total_seconds(), 0.0) / 3600
+                preempted += r.outcome == "preempted"
+        return SpotOutlook(mean_lifetime_h=hours / preempted) if preempted else None
+
     def changeover_s(self, state: JobState) -> float:
         """d: the declared changeover, or the longest restart measured, whichever is longer."""
         measured = (state.restart_s or 0.0) if self.measures else 0.0
@@ -92,10 +122,11 @@ class DeadlineDriver:
         (up to a checkpoint interval): a spot run is not asked again until it is lost, so the
         slack it starts with must still cover the on-demand restart after that loss."""
         if not self.measures:
-            return self.job
+            return self.job if not self.spells else replace(self.job, spot_share=self.spot_share)
         return DeadlineJob(compute_h=self.job.compute_h, deadline_h=self.job.deadline_h,
                            changeover_h=self.changeover_s(state) / 3600,
-                           check_h=(self.spec.checkpoint_every_s or 0.0) / 3600)
+                           check_h=(self.spec.checkpoint_every_s or 0.0) / 3600,
+                           spot_share=self.spot_share if self.spells else DeadlineJob.spot_share)
 
     def wait_cap_s(self, state: JobState, now: datetime) -> float | None:
         """How long a wait for capacity may last before the safety net must be asked again:
@@ -127,7 +158,7 @@ class DeadlineDriver:
         """The policy's market at this decision point, and the state with its slack."""
         m = self.moment(state, now, holding, spot_available and self.has_spot)
         job = self._job(state)
-        market = self.last = decide(self.spec.policy, job, m)
+        market = self.last = decide(self.spec.policy, job, m, self.spot_outlook(state))
         slack = slack_h(job, m) * 3600
         self._reason = self._why(market, slack, spot_available, job)
         return market, state.model_copy(update={"slack_s": slack, "progress_s": state.progress_s or 0.0,

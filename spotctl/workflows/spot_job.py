@@ -125,6 +125,10 @@ DEADLINES = "deadlines"
 """The patch of deadline jobs (JobSpec.deadline): each provisioning round asks policy/deadline.py
 for the market (workflows/deadline_driver.py), and goes to on-demand at once when the policy
 says so after spot had no capacity. Jobs without a deadline never call it: unchanged."""
+DEADLINE_SPELLS = "deadline-spells"
+"""The patch that tells a deadline job's policy how long its spot attempts lived per
+preemption and spot's price share (deadline_driver.DeadlineDriver.learn_spells): the policy's
+spell test (policy/deadline.py spot_pays) then works in the workflow as in bench/economics.py."""
 DEADLINE_RESTARTS = "deadline-restarts"
 """The patch that tells a deadline job's policy what this job measured (deadline_driver.
 DeadlineDriver.learn): the changeover is at least its longest restart (cluster asked for ->
@@ -211,6 +215,8 @@ class SpotJobWorkflow(StateAndCancel):
             self._deadline = DeadlineDriver(spec.deadline, spec.submitted_at, any(c.use_spot for c in spec.candidates))
             if workflow.patched(DEADLINE_RESTARTS):
                 self._deadline.learn()
+            if workflow.patched(DEADLINE_SPELLS):
+                self._deadline.learn_spells(spec.candidates, spec.ondemand_candidates)
         self._candidates = spec.candidates
         """The spec's candidates, re-priced with live spot prices at every recovery."""
         self._node_spec = spec.for_nodes()
