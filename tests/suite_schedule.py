@@ -44,7 +44,9 @@ SECONDS: dict[str, float] = {
     "tests/test_cancel_continued.py": 26, "tests/test_checkpoint_resume.py": 25, "tests/test_notifications.py": 24,
     "tests/lab/test_ssh_runner.py": 24, "tests/test_status_paused_worker.py": 22, "tests/test_local_users.py": 21,
     "tests/test_backoff_timeskip.py": 19, "tests/test_local_preemption.py": 19, "tests/test_server.py": 18,
-    "tests/test_economics_e2e.py": 62, "tests/test_local_trace.py": 20, "tests/test_job_ids.py": 18, "tests/test_launch_flags.py": 17, "tests/test_task_limits.py": 17,
+    "tests/test_economics_e2e.py": 62, "tests/test_local_trace.py": 20, "tests/test_job_ids.py": 18,
+    "tests/test_launch_flags.py": 17, "tests/test_task_limits.py": 17, "tests/test_deadlines.py": 82,
+    "tests/test_fleet_jobs.py": 24, "tests/test_economics.py": 17,
 }
 
 
