@@ -6,6 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from measures import put_section
+
 ROOT = Path(__file__).resolve().parents[1]
 BEGIN, END = "<!-- bench/economics_e2e.py: begin -->", "<!-- bench/economics_e2e.py: end -->"
 
@@ -101,9 +103,4 @@ def section(s: dict[str, Any], command: str) -> str:
 
 def write_section(text: str, path: Path = ROOT / "BENCHMARKS.md") -> None:
     """Replace the section between its markers, or add it at the end."""
-    old = path.read_text()
-    if BEGIN in old and END in old:
-        new = old[: old.index(BEGIN)] + text + old[old.index(END) + len(END):]
-    else:
-        new = old.rstrip() + "\n\n" + text + "\n"
-    path.write_text(new)
+    put_section(text, BEGIN, END, path)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from econ_run import MULTI, POLICIES, FolderResult, Setting
 from econ_sim import Tally
+from measures import put_section
 
 ROOT = Path(__file__).resolve().parents[1]
 BEGIN, END = "<!-- bench/economics.py: begin -->", "<!-- bench/economics.py: end -->"
@@ -192,10 +193,4 @@ def section(results: list[FolderResult], settings: list[Setting], argv: str, met
 
 
 def write_section(text: str) -> None:
-    path = ROOT / "BENCHMARKS.md"
-    old = path.read_text()
-    if BEGIN in old:
-        new = old[: old.index(BEGIN)] + text + old[old.index(END) + len(END):]
-    else:
-        new = old.rstrip() + "\n\n" + text + "\n"
-    path.write_text(new)
+    put_section(text, BEGIN, END)

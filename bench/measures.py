@@ -1,9 +1,11 @@
-"""What bench/run.py measures for one N (Row) and the percentile it reports them by; below
-both run.py and report.py, which share them."""
+"""What bench/run.py measures for one N (Row) and the percentile it reports them by, and how
+every benchmark writes its own section of BENCHMARKS.md (put_section); below the scripts and
+their reports, which share them."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 
 @dataclass
@@ -43,3 +45,15 @@ def pct(values: list[float], q: float) -> float:
         return float("nan")
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def put_section(section: str, begin: str, end: str, path: Path | None = None) -> None:
+    """Replace a benchmark's section of BENCHMARKS.md (between its `begin` and `end` markers,
+    `section` including them), or add it at the end: each script owns its section."""
+    path = path or Path(__file__).resolve().parents[1] / "BENCHMARKS.md"
+    text = path.read_text()
+    if begin in text and end in text:
+        text = text[: text.index(begin)] + section + text[text.index(end) + len(end):]
+    else:
+        text = text.rstrip() + "\n\n" + section + "\n"
+    path.write_text(text)

@@ -6,7 +6,7 @@ import os
 import platform
 from pathlib import Path
 
-from measures import Row, pct
+from measures import Row, pct, put_section
 
 TARGETS = {"mib_per_job": 2.0, "launch_all_1000_s": 120.0, "detect_p50_s": 2.0, "detect_p95_s": 5.0,
            "status_s": 1.0}
@@ -123,10 +123,4 @@ def write_report(rows: list[Row], argv: str, notes: str = "", *, method: str = "
         notes,
         END,
     ])
-    path = ROOT / "BENCHMARKS.md"
-    text = path.read_text()
-    if BEGIN in text:
-        text = text[: text.index(BEGIN)] + section + text[text.index(END) + len(END):]
-    else:
-        text = text.rstrip() + "\n\n" + section + "\n"
-    path.write_text(text)
+    put_section(section, BEGIN, END)
