@@ -88,7 +88,7 @@ from spotctl.traces.cloud_config import cloud_config, render  # noqa: E402
 
 REPORT_COMMAND = "python bench/economics.py --e2e --json bench/economics_e2e.json --report"
 """The command the BENCHMARKS.md section shows (the default run: 12 deadline jobs)."""
-DEFAULT_TRACES = REPO.parent / "shared" / "traces" / "availability" / "1-node" / "aws-02-15-2023"
+DEFAULT_TRACES = REPO / "bench" / "traces" / "availability" / "1-node" / "aws-02-15-2023"
 TERMINAL = {"SUCCEEDED", "FAILED", "FAILED_SETUP", "FAILED_NO_RESOURCE", "FAILED_CONTROLLER", "CANCELLED"}
 POLL_S = 2.0
 
@@ -309,7 +309,7 @@ def run_jobs(args: argparse.Namespace) -> dict[str, Any]:
                                  offer.ondemand_price or 0.0, max_wall))
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    summary = _summary(rows, args, scale, deadline_h, str(args.traces))
+    summary = _summary(rows, args, scale, deadline_h, _shown_path(args.traces))
     summary["left_behind"] = {"instances": len(left.get("instances", [])),
                               "processes": sum(len(p) for p in left.get("processes", {}).values())}
     return summary
@@ -533,6 +533,15 @@ def _has_deadline_flags() -> bool:
     return "--compute-time" in CliRunner().invoke(cli, ["launch", "--help"]).output
 
 
+def _shown_path(folder: Path) -> str:
+    """The traces' folder as the report names it: relative to the repository when inside it,
+    else its name alone (no machine's path in a committed result)."""
+    try:
+        return str(folder.resolve().relative_to(REPO))
+    except ValueError:
+        return folder.name
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse(list(sys.argv[1:] if argv is None else argv))
     if args.from_json:
@@ -571,3 +580,4 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+

@@ -90,7 +90,7 @@ def needs_safety_net(job: DeadlineJob, m: Moment) -> bool:
 
 def uniform_progress(job: DeadlineJob, m: Moment, outlook: SpotOutlook | None = None) -> Market:
     """Uniform Progress as published (Wu et al., "Can't Be Late", NSDI 2024), rules 1-6 of
-    ../shared/traces/README.md: e(t) = C*t/D is the even pace."""
+    bench/traces/README.md: e(t) = C*t/D is the even pace."""
     if is_done(job, m):
         return Market.NONE
     if m.holding == Market.ONDEMAND:
