@@ -71,7 +71,7 @@ class DeadlineDriver:
         self.spells = False
         """The `deadline-spells` patch: the policy is told how long this job's spot lives lasted
         (`spot_outlook`) and spot's price as a share of on-demand; before it, neither."""
-        self.spot_share = 0.3
+        self.spot_share = DeadlineJob.spot_share
         """Spot's price as a share of on-demand's (set by `learn_spells` from the candidates)."""
         self.measures = False
         """The `deadline-restarts` patch: the policy is told the restarts this job measured and
@@ -121,12 +121,11 @@ class DeadlineDriver:
         `changeover_s`, and the safety net also keeps in hand the work a preemption may lose
         (up to a checkpoint interval): a spot run is not asked again until it is lost, so the
         slack it starts with must still cover the on-demand restart after that loss."""
+        job = replace(self.job, spot_share=self.spot_share) if self.spells else self.job
         if not self.measures:
-            return self.job if not self.spells else replace(self.job, spot_share=self.spot_share)
-        return DeadlineJob(compute_h=self.job.compute_h, deadline_h=self.job.deadline_h,
-                           changeover_h=self.changeover_s(state) / 3600,
-                           check_h=(self.spec.checkpoint_every_s or 0.0) / 3600,
-                           spot_share=self.spot_share if self.spells else DeadlineJob.spot_share)
+            return job
+        return replace(job, changeover_h=self.changeover_s(state) / 3600,
+                       check_h=(self.spec.checkpoint_every_s or 0.0) / 3600)
 
     def wait_cap_s(self, state: JobState, now: datetime) -> float | None:
         """How long a wait for capacity may last before the safety net must be asked again:

@@ -338,9 +338,7 @@ class SpotJobWorkflow(StateAndCancel):
         self._close_attempt("moved to spot")
         self._set(JobStatus.STARTING, detail=f"moving to spot in {spot.cloud}/{spot.region}/{spot.zone}: "
                                              "tearing down the on-demand cluster")
-        await teardown(teardown_request(self._spec.job_id, self._spec.candidates + self._spec.ondemand_candidates,
-                                        first_attempt=self._monitored, last_attempt=self._monitored,
-                                        delete_buckets=[], by_tag=False))
+        await teardown(self._teardown_request(self._monitored, None, by_tag=False, last_attempt=self._monitored))
         self._moved_to = spot
 
     async def _recover_from_preemption(self, cluster: ClusterHandle, err: ActivityError) -> None:
@@ -386,12 +384,15 @@ class SpotJobWorkflow(StateAndCancel):
         backoff = Backoff(initial_s=self._spec.launch_retry_initial_s, max_s=self._spec.launch_retry_max_s)
         died_rounds_wait = False  # a died-before-ready round took the patched path: attempts count too
         spot_available = True  # a deadline job's: False once a round found no spot capacity
+        decided: Market | None = None  # a deadline job's market already asked for the next round
         while True:
             if self._cancel_requested:
                 raise Cancelled()
             if retry and (self._history_is_long() or (died_rounds_wait and self._run_used_its_attempts())):
                 self._continue_as_new(waiting=(waited_since, retry))
-            pool = self._candidates if self._deadline is None else self._deadline_pool(spot_available)
+            pool = self._candidates if self._deadline is None else self._deadline_pool(
+                decided or self._deadline_market(spot_available))
+            decided = None
             candidates = order_candidates(pool, strategy=self._spec.recovery.strategy,
                                           blocked=self._blocked_regions, now=workflow.now(), last=self._last_location)
             figures = {}
@@ -421,10 +422,12 @@ class SpotJobWorkflow(StateAndCancel):
                 if all_fatal(result.failures):
                     raise Finished(JobStatus.FAILED_PRECHECKS,
                                    failure=failed.under("no candidate can ever be provisioned"))
-                if (self._deadline is not None and spot_available and self._deadline.last == Market.SPOT
-                        and self._deadline_pool(False) is self._spec.ondemand_candidates):
-                    spot_available = False  # no spot capacity: the policy takes on-demand now, no wait
-                    continue
+                if self._deadline is not None and spot_available and self._deadline.last == Market.SPOT:
+                    decided = self._deadline_market(spot_available=False)
+                    if decided == Market.ONDEMAND:  # no spot capacity: the policy takes on-demand now, no wait
+                        spot_available = False
+                        continue
+                    decided = None
             spot_available = True
             max_wait = self._spec.recovery.max_wait_s
             elapsed = (workflow.now() - waited_since).total_seconds()
@@ -524,11 +527,17 @@ class SpotJobWorkflow(StateAndCancel):
         if self._deadline is not None:
             self._state = self._deadline.opened(self._state, now, cluster.use_spot)
 
-    def _deadline_pool(self, spot_available: bool) -> list[Candidate]:
-        """A deadline job's candidates for this round: the market its policy holds next (spot
-        when it says wait but a round is being made anyway; a done job runs on as it was)."""
+    def _deadline_market(self, spot_available: bool) -> Market:
+        """A deadline job's market for the next round, as its policy decides now (the decision's
+        slack recorded in the state)."""
         assert self._deadline is not None
         market, self._state = self._deadline.choose(self._state, workflow.now(), spot_available=spot_available)
+        return market
+
+    def _deadline_pool(self, market: Market) -> list[Candidate]:
+        """A deadline job's candidates for `market` (spot when its policy says wait but a round
+        is being made anyway; a done job runs on as it was)."""
+        assert self._deadline is not None
         return self._deadline.pool(market, self._candidates, self._spec.ondemand_candidates)
 
     def _ondemand_price(self, cluster: ClusterHandle) -> float | None:
@@ -606,10 +615,13 @@ class SpotJobWorkflow(StateAndCancel):
         await final_teardown(self._teardown_request(first_attempt, delete_buckets, by_tag=True))
 
     def _teardown_request(self, first_attempt: int, delete_buckets: list[str] | None, *,
-                          by_tag: bool) -> TeardownRequest:
+                          by_tag: bool, last_attempt: int | None = None) -> TeardownRequest:
+        """Attempts first_attempt..last_attempt (default: the current one), wherever either
+        market's candidates put them."""
         return teardown_request(self._spec.job_id, self._spec.candidates + self._spec.ondemand_candidates,
                                 first_attempt=first_attempt,
-                                last_attempt=self._attempt, delete_buckets=delete_buckets or [], by_tag=by_tag)
+                                last_attempt=self._attempt if last_attempt is None else last_attempt,
+                                delete_buckets=delete_buckets or [], by_tag=by_tag)
 
     # ---- state and visibility --------------------------------------------------------
     def _leave_running(self) -> None:
