@@ -76,6 +76,35 @@ class PipelineTask(BaseModel):
     never collide between the tasks of one job, and the logs read in order."""
 
 
+MIN_PRIORITY = 0
+MAX_PRIORITY = 1000
+DEFAULT_PRIORITY = 500
+"""A job's priority (SkyPilot's range and default): higher goes first for launch slots and
+pool workers, then the oldest (issue 25; docs/many-jobs.md)."""
+
+
+class ArrayRank(BaseModel):
+    """One job of a job array (`launch --num-jobs N`): SkyPilot's SKYPILOT_JOB_RANK (0-based)
+    and SKYPILOT_NUM_JOBS, and the array's first job id (what `status`/`cancel` call the array)."""
+
+    rank: int
+    count: int
+    first_id: int
+
+
+HOOK_EVENTS = ("stop", "preemption", "down")
+"""SkyPilot's lifecycle hook events (`config.hooks[*].events`); spotctl runs `preemption` ones."""
+
+
+class LifecycleHook(BaseModel):
+    """One entry of SkyPilot's `config.hooks`: a script run on the node when one of `events`
+    happens, within `timeout_s` (clamped below the cloud's notice for a preemption)."""
+
+    run: str
+    events: list[str] = Field(default_factory=lambda: list(HOOK_EVENTS))
+    timeout_s: float = 3600.0
+
+
 class JobSpec(BaseModel):
     """Everything the workflow needs to run one managed job; fixed at launch."""
 
@@ -129,6 +158,14 @@ class JobSpec(BaseModel):
     """How the job orders its candidates at each provisioning: "price" (as before this field) or
     "expected-cost" (the fleet's memory: workflows/fleet_placement.py); from the launching
     user's `fleet.ranking` setting."""
+    priority: int = DEFAULT_PRIORITY
+    """Who gets launch slots and pool workers first (MIN_PRIORITY..MAX_PRIORITY, higher first)."""
+    array: ArrayRank | None = None
+    """Set for a job of a job array (`launch --num-jobs N`)."""
+    pool: str | None = None
+    """The pool whose workers run this job (`launch -p POOL`); None: its own cluster."""
+    hooks: list[LifecycleHook] = Field(default_factory=list)
+    """The task's `config.hooks` (SkyPilot's lifecycle hooks)."""
 
     def for_nodes(self) -> JobSpec:
         """The job without what only the workflow needs (candidates, carried state): the

@@ -224,6 +224,16 @@ class JobState(BaseModel):
     """The figures behind the order of the job's last placement by expected cost, best first
     ("local-east-1a: 2 preemptions in 6 h, spot lifetime ~1.5 h; expected $0.0103"), for
     `status -v`; empty for a job ranked by price."""
+    priority: int = 500
+    """The job's priority now (models.spec.DEFAULT_PRIORITY when never set; changeable while it waits)."""
+    pool: str | None = None
+    """The pool the job runs on (None: its own cluster)."""
+    worker: str | None = None
+    """The pool worker running the job now (None while it waits or when not on a pool)."""
+    array_first_id: int | None = None
+    """A job array's first job id (the array's handle in `status`/`cancel`); None: not in an array."""
+    array_rank: int | None = None
+    """The job's SKYPILOT_JOB_RANK in its array."""
 
     @property
     def is_pipeline(self) -> bool:
