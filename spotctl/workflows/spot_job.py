@@ -161,7 +161,9 @@ class SpotJobWorkflow(StateAndCancel):
         before `run()`, and `run()` must not erase what they recorded. No commands here."""
         self._state: JobState = spec.carried.state if spec.carried is not None else JobState(
             job_id=spec.job_id, name=spec.name, resources=spec.resources, submitted_at=spec.submitted_at,
-            task=spec.task.index if spec.task else None)
+            task=spec.task.index if spec.task else None, priority=spec.priority,
+            array_first_id=spec.array.first_id if spec.array else None,
+            array_rank=spec.array.rank if spec.array else None)
         self._cancel_requested = self._state.cancel_requested
         self._running = False
         """Set once run() took the job over: before, a note is recorded but not published."""
