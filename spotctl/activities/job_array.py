@@ -31,7 +31,7 @@ from spotctl.storage.registry import delete_buckets
 
 STARTS_AT_ONCE = 32
 """Workflow starts one batch sends at the same time: fast, and gentle on the server."""
-ENDED_POLL_S = 15.0
+ENDED_POLL_S = 5.0
 """How often the end of an array's jobs is looked for (one count query)."""
 
 
