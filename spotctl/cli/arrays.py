@@ -36,10 +36,10 @@ def check_num_jobs(num_jobs: int | None) -> None:
              "several arrays")
 
 
-def check_priority(priority: int | None) -> None:
-    """--priority out of SkyPilot's range: one line, exit 2."""
+def check_priority(priority: int | None, what: str = "--priority") -> None:
+    """A priority out of SkyPilot's range: one line, exit 2."""
     if priority is not None and not MIN_PRIORITY <= priority <= MAX_PRIORITY:
-        fail(f"--priority must be between {MIN_PRIORITY} and {MAX_PRIORITY} (got {priority}); higher runs first")
+        fail(f"{what} must be between {MIN_PRIORITY} and {MAX_PRIORITY} (got {priority}); higher runs first")
 
 
 async def launch_array(client: SpotClient, p: Plan, count: int) -> int:

@@ -19,7 +19,7 @@ async def set_priority(job_id: int, priority: int) -> None:
 
     A job waiting for a launch slot waits from now on under the new priority; one that runs
     keeps it for its next launch (a recovery)."""
-    check_priority(priority)
+    check_priority(priority, "PRIORITY")
     client = await open_client(settings(), start_server=False)
     state = await client.get_job(job_id)  # JobNotFound: exit 102
     if state.status.is_terminal:
