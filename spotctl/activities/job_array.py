@@ -22,6 +22,7 @@ from temporalio.common import (
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from spotctl.activities.deps import Deps
+from spotctl.activities.drain import until_worker_drains
 from spotctl.activities.heartbeat import heartbeating
 from spotctl.models import TASK_QUEUE, ActivityNames, JobSpec, JobStatus
 from spotctl.models import search_attributes as sa
@@ -66,9 +67,13 @@ class ArrayActivities:
         running = (f"WorkflowType = '{JOB_WORKFLOW}' AND ExecutionStatus = 'Running' AND "
                    f"{sa.JOB_ID.name} >= {end.first_id} AND {sa.JOB_ID.name} <= {last}")
         async with heartbeating() as progress:
-            while end.started and (left := (await client.count_workflows(running)).count):
-                progress(f"{left} job(s) of array {end.first_id} not ended yet")
-                await asyncio.sleep(ENDED_POLL_S)
+
+            async def ended() -> None:
+                while end.started and (left := (await client.count_workflows(running)).count):
+                    progress(f"{left} job(s) of array {end.first_id} not ended yet")
+                    await asyncio.sleep(ENDED_POLL_S)
+
+            await until_worker_drains(ended())  # a draining worker hands the wait over at once, as a monitor
             if end.ephemeral_buckets:
                 progress(f"deleting buckets {', '.join(end.ephemeral_buckets)}")
                 await asyncio.to_thread(delete_buckets, end.ephemeral_buckets, self.deps.settings)

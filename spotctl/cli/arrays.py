@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable
 from spotctl.cli.common import console, fail
 from spotctl.client import SpotClient
 from spotctl.client.arrays import (
+    ArrayNotFound,
     allocate_block,
     array_query,
     array_size,
@@ -21,7 +22,7 @@ from spotctl.client.arrays import (
     stop_array,
 )
 from spotctl.launch import Plan, bucket_regions, delete_buckets, stage_tasks
-from spotctl.models import MAX_PRIORITY, MIN_PRIORITY, JobStatus
+from spotctl.models import MAX_PRIORITY, MIN_PRIORITY, JobState, JobStatus
 from spotctl.models import search_attributes as sa
 from spotctl.models.array import MAX_ARRAY_JOBS, ArraySpec
 
@@ -82,6 +83,33 @@ async def array_listing(client: SpotClient, first: int, query: str | None) -> tu
     submitting = f", {started:,} submitted so far" if started < count else ""
     summary = f"Job array {first} {name!r}: {count:,} jobs (ids {first}-{first + count - 1}{submitting}): {by_status or '-'}"
     return (f"({query}) AND {jobs}" if query else jobs), summary
+
+
+ARRAY_FOOTERS = 5
+"""Job arrays a plain `status` names under its table (the newest first)."""
+
+
+async def array_footers(client: SpotClient, jobs: list[JobState]) -> list[str]:
+    """One line per job array only part of which is in the table (at most ARRAY_FOOTERS, then
+    how many more): how many of its jobs are shown, and the command that shows them all, so a table
+    of 50 rows of a 10,000-job array is not taken for the array."""
+    shown: dict[int, int] = {}
+    for job in jobs:
+        if job.array_first_id is not None:
+            shown[job.array_first_id] = shown.get(job.array_first_id, 0) + 1
+    lines = []
+    for first in sorted(shown, reverse=True)[:ARRAY_FOOTERS]:
+        try:
+            name, count = await array_size(client, first)
+        except ArrayNotFound:
+            continue
+        if shown[first] >= count:
+            continue  # all of it is in the table
+        lines.append(f"Job array {first} {name!r}: {shown[first]:,} of its {count:,} jobs shown; "
+                     f"`spotctl status --array {first}` for all, counted by status.")
+    if len(shown) > ARRAY_FOOTERS:
+        lines.append(f"... and {len(shown) - ARRAY_FOOTERS} more job arrays.")
+    return lines
 
 
 async def arrays_to_cancel(client: SpotClient, first: int | None, name: str | None, every: bool) -> list[int]:

@@ -8,7 +8,7 @@ import sys
 import click
 from rich.console import Console
 
-from spotctl.cli.arrays import array_listing, arrays_to_cancel, cancel_array
+from spotctl.cli.arrays import array_footers, array_listing, arrays_to_cancel, cancel_array
 from spotctl.cli.common import (
     EXIT_NOT_FINISHED,
     async_command,
@@ -118,6 +118,9 @@ async def status(job_ids: tuple[int, ...], show_all: bool, limit: int | None, sk
     out.print(status_table(jobs, show_all=show_all, width=width, prices=prices))
     if more:
         out.print(more, soft_wrap=True, markup=False)
+    if array_id is None:
+        for line in await array_footers(client, jobs):
+            out.print(line, soft_wrap=True, markup=False)
 
 
 UNLIMITED_WIDTH = 100_000
