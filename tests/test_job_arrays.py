@@ -22,7 +22,7 @@ from spotctl.launch import Overrides, plan
 from spotctl.models.array import MAX_ARRAY_JOBS, ArraySpec, array_workflow_id
 from spotctl.workflows.job_array import JobArrayWorkflow
 
-from conftest import Spot
+from conftest import Spot, launched_id
 
 
 def array_id(stderr: str) -> int:
@@ -69,6 +69,8 @@ def test_array_of_three_sees_ranks_and_is_staged_once(spot_clean: Spot, tmp_path
     assert "ARRAY" in header and "RANK" in header
     rows = [line.split() for line in status.stdout.splitlines()[1:]]
     assert sorted(int(r[0]) for r in rows) == [first, first + 1, first + 2]
+    partial = spot_clean.run("status", "--limit", "2")  # a table with part of the array names it
+    assert f"Job array {first} 'ranks': 2 of its 3 jobs shown; `spotctl status --array {first}`" in partial.stdout
     # The array's staged files go once its last job has ended (its submitter waits for that).
     deadline = time.monotonic() + 30
     while ephemeral_buckets(spot_clean) and time.monotonic() < deadline:
@@ -136,6 +138,19 @@ def test_bad_num_jobs_is_one_line_and_makes_nothing(spot_clean: Spot, bad: str) 
     assert after == before + 1  # no id was taken, no job made
     spot_clean.wait_status(after, "SUCCEEDED")
     spot_clean.wait_status(before, "SUCCEEDED")
+
+
+def test_async_alone_is_detach_and_pipelines_are_no_array(spot_clean: Spot, tmp_path: Path) -> None:
+    result = spot_clean.run("launch", "-y", "--async", "-n", "quick", "echo quick")
+    assert result.exit_code == 0, result.output
+    job_id = launched_id(result.stderr)
+    assert result.stdout.strip() == str(job_id)  # not followed: the id for scripts, no program output
+    spot_clean.wait_status(job_id, "SUCCEEDED")
+    pipeline = tmp_path / "pipe.yaml"
+    pipeline.write_text("name: duo\n---\nname: a\nrun: echo a\n---\nname: b\nrun: echo b\n")
+    refused = spot_clean.run("launch", "-y", "--num-jobs", "2", str(pipeline))
+    assert refused.exit_code == 2
+    assert refused.output.strip() == "Error: --num-jobs launches copies of one task, not of a pipeline"
 
 
 def test_a_submission_run_twice_makes_each_job_once(spot_clean: Spot) -> None:
