@@ -68,9 +68,8 @@ async def status(job_ids: tuple[int, ...], show_all: bool, limit: int | None, sk
 
     Lists the newest 50 jobs unless --limit N or -a is given, and says when there are more.
     The table fits the terminal: ID, NAME and STATUS always show; RANK, ARRAY, PRIORITY, SLACK,
-    MARKET, REGION, CLOUD,
-    TOT. DURATION, SUBMITTED, ON-DEMAND, RESOURCES, JOB DURATION, SAVED, #RECOVERIES, COST,
-    FAILURE give way in that order. To a pipe it is printed whole unless COLUMNS is set. A
+    MARKET, REGION, CLOUD, TOT. DURATION, SUBMITTED, ON-DEMAND, RESOURCES, JOB DURATION, SAVED,
+    #RECOVERIES, COST, FAILURE give way in that order. To a pipe it is printed whole unless COLUMNS is set. A
     pipeline shows a `↳` line per task under its own (TASK: the task's index, as `logs --task`
     takes it). MARKET and SLACK show when a job with a deadline is listed: the market it
     runs on and the deadline's slack at its last decision (docs/deadlines.md). PRIORITY shows

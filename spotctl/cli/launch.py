@@ -189,7 +189,7 @@ async def _launch_array(client: SpotClient, p: Plan, count: int, detach: bool) -
                    "(docs/many-jobs.md).")
 @click.option("--priority", type=int, metavar="N",
               help=f"Override resources.priority ({MIN_PRIORITY}..{MAX_PRIORITY}, default {DEFAULT_PRIORITY}): "
-                   "a higher one gets launch slots first, then the oldest.")
+                   "a higher one gets launch slots first, then the one waiting longest (docs/many-jobs.md).")
 @click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation.")
 @click.option("--dry-run", is_flag=True, help="Print the parsed task and placement candidates; start nothing.")
 @click.option("--infra", help="Override resources.infra: cloud[/region[/zone]], '*' for any, e.g. aws/us-east-1.")
