@@ -1,0 +1,120 @@
+"""Preemption hooks (SkyPilot's `config.hooks`, event `preemption`) on the node: real processes
+on local-cloud instances, the real node agent, the cloud's own notice. What the job's log shows,
+what the hooks leave behind, and that the program's own exit code is what the phase ends with."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+
+import spotctl.node_agent.agent as agent_module
+from spotctl.activities.node import AGENT_MODULES
+from spotctl.clouds.base import InstanceState
+from spotctl.clouds.local import LocalCloud
+from spotctl.models import Candidate
+from spotctl.node_agent.agent_hooks import margin_s
+from spotctl.remote.local import LocalRunner
+
+from conftest import pid_dead
+
+ATTEMPT = "~/.spotctl/job-1/attempt-1"
+
+
+def cand() -> Candidate:
+    return Candidate(cloud="local", region="local-east", zone="local-east-1a", instance_type="local.small",
+                     use_spot=True, price=0.01)
+
+
+def start_with_hooks(runner: LocalRunner, run: str, hooks: list[tuple[str, float]], env: dict[str, str]) -> None:
+    """Start a run phase through the agent with hooks.json as the worker writes it (start_run)."""
+    folder = f"{runner.home}/.spotctl"
+    for module in AGENT_MODULES:
+        runner.write_file(f"{folder}/{module.name}", module.read_bytes())
+    runner.write_file(f"{folder}/agent.py", Path(agent_module.__file__).read_bytes())
+    runner.write_file(f"{ATTEMPT}/env.json", json.dumps(env).encode())
+    runner.write_file(f"{ATTEMPT}/run.sh", run.encode())
+    entries = []
+    for i, (body, timeout_s) in enumerate(hooks, 1):
+        runner.write_file(f"{ATTEMPT}/hook-{i}.sh", body.encode())
+        entries.append({"script": f"hook-{i}.sh", "timeout_s": timeout_s})
+    runner.write_file(f"{ATTEMPT}/hooks.json", json.dumps(entries).encode())
+    res = runner.run([runner.python, f"{folder}/agent.py", "start", f"{runner.home}/{ATTEMPT[2:]}", "run"])
+    assert res.exit_code == 0, res.stderr
+
+
+def wait_for(path: Path, timeout: float = 15) -> None:
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        assert time.monotonic() < deadline, f"no {path}"
+        time.sleep(0.02)
+
+
+def test_margin_keeps_back_a_push_interval_or_a_fifth_of_a_short_notice() -> None:
+    assert margin_s(120) == 5.0 and margin_s(30) == 5.0  # AWS, GCP: until 5 s before the VM goes
+    assert margin_s(4) == pytest.approx(0.8) and margin_s(0) == 0.0 and margin_s(-1) == 0.0
+
+
+def test_hooks_run_in_order_on_the_notice_within_it_and_the_program_keeps_its_exit_code(
+        cloud: LocalCloud, tmp_path: Path) -> None:
+    h = cloud.provision("job-h", cand(), 1)
+    iid, runner = h.instance_ids[0], cloud.runner(h, 0)
+    ready, out = tmp_path / "ready", tmp_path / "out"
+    run = (f"trap 'echo program saved >> {out}; exit 143' TERM\n"
+           f"echo program started; touch {ready}\n"
+           "while true; do sleep 0.05; done\n")
+    first = (f"echo \"hook one: event=$SKYPILOT_HOOK_EVENT var=$MYVAR dir=$(pwd)\"\n"
+             f"echo flushed > {tmp_path}/flushed\n"
+             "exit 3\n")  # a failing hook: its exit code is shown, nothing else changes
+    second = (f"sleep 60 & echo $! > {tmp_path}/child\n"  # left running: killed with its group
+              "echo hook two sleeps\n"
+              "sleep 60\n")
+    start_with_hooks(runner, run, [(first, 3600.0), (second, 3600.0)], {"MYVAR": "from-envs"})
+    wait_for(ready)
+
+    notice = 4.0
+    t0 = time.time()
+    cloud.preempt(iid, notice_s=notice)  # returns at the deadline, the VM taken
+    assert cloud.instance_states([iid]) == {iid: InstanceState.PREEMPTED}
+
+    log = runner.read_file(f"{ATTEMPT}/output.log").decode()
+    got = [line for line in log.splitlines() if line]
+    assert got[0] == "program started"
+    assert any(line.startswith("hook one: event=preemption var=from-envs dir=") for line in got)
+    started = [i for i, line in enumerate(got) if "preemption hook 1/2 started" in line]
+    ended = [i for i, line in enumerate(got) if "preemption hook 1/2 ended (exit 3," in line]
+    second_started = [i for i, line in enumerate(got) if "preemption hook 2/2 started" in line]
+    killed = [line for line in got if "preemption hook 2/2 killed at its time limit" in line]
+    assert started and ended and second_started and killed, log
+    assert started[0] < ended[0] < second_started[0], log  # in declaration order, one after the other
+    assert got.index("hook two sleeps") > second_started[0]
+    # The first hook's limit: what is left of the notice less its margin, not its 3600 s timeout.
+    limit = float(got[started[0]].split("time limit ")[1].split(" s")[0])
+    assert notice - margin_s(notice) - 0.6 < limit <= notice - margin_s(notice)
+    # The second is killed at what was left, so both end before the VM is taken.
+    second_limit = float(killed[0].split("(")[1].split(" s")[0])
+    assert second_limit <= limit
+    assert (tmp_path / "flushed").read_text() == "flushed\n"
+    assert pid_dead(int((tmp_path / "child").read_text()))
+    assert (tmp_path / "out").read_text() == "program saved\n"  # the program got its SIGTERM too
+    # The phase's end is the program's (143), published once the hooks were over, before the deadline.
+    assert runner.read_file(f"{ATTEMPT}/run.exit").decode().strip() == "143"
+    exit_at = (Path(runner.home) / ATTEMPT[2:] / "run.exit").stat().st_mtime
+    assert t0 + limit < exit_at < t0 + notice
+    assert runner.read_file(f"{ATTEMPT}/hooks.started") == b""
+
+
+def test_a_hook_shorter_than_its_limit_ends_by_itself_and_no_notice_runs_none(
+        cloud: LocalCloud, tmp_path: Path) -> None:
+    h = cloud.provision("job-q", cand(), 1)
+    runner = cloud.runner(h, 0)
+    start_with_hooks(runner, "echo done\n", [(f"touch {tmp_path}/ran\n", 1.0)], {})
+    deadline = time.monotonic() + 15
+    while not runner.read_file(f"{ATTEMPT}/run.exit"):
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert runner.read_file(f"{ATTEMPT}/run.exit").decode().strip() == "0"
+    assert not (tmp_path / "ran").exists()  # the program ended without a notice: no hook
+    assert "preemption hook" not in runner.read_file(f"{ATTEMPT}/output.log").decode()
