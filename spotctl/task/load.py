@@ -228,7 +228,7 @@ class Task(TaskSpec):
         written = [(format_field(("config", "hooks", i)), h) for i, h in
                    enumerate(self.config.hooks or [] if self.config else [])]
         legacy = self._autostop_hook()
-        hooks = [(where, h.events or list(HOOK_EVENTS)) for where, h in written]
+        hooks: list[tuple[str, list[str]]] = [(where, list(h.events or HOOK_EVENTS)) for where, h in written]
         hooks += [("resources.autostop.hook", legacy.events)] if legacy is not None else []
         for where, events in hooks:
             ignored = [e for e in events if e != "preemption"]
