@@ -5,6 +5,10 @@ what the hooks leave behind, and that the program's own exit code is what the ph
 from __future__ import annotations
 
 import json
+import os
+import secrets
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -14,8 +18,9 @@ import spotctl.node_agent.agent as agent_module
 from spotctl.activities.node import AGENT_MODULES
 from spotctl.clouds.base import InstanceState
 from spotctl.clouds.local import LocalCloud
+from spotctl.clouds.local_processes import kill_all, processes_of
 from spotctl.models import Candidate
-from spotctl.node_agent.agent_hooks import margin_s
+from spotctl.node_agent.agent_hooks import MARGIN_MAX_S, margin_s
 from spotctl.remote.local import LocalRunner
 
 from conftest import pid_dead
@@ -118,3 +123,42 @@ def test_a_hook_shorter_than_its_limit_ends_by_itself_and_no_notice_runs_none(
     assert runner.read_file(f"{ATTEMPT}/run.exit").decode().strip() == "0"
     assert not (tmp_path / "ran").exists()  # the program ended without a notice: no hook
     assert "preemption hook" not in runner.read_file(f"{ATTEMPT}/output.log").decode()
+
+
+# -- a cloud's notice, as the agent watches it on a VM (GCE's: no time in it, 30 s assumed) ----
+
+
+def test_gce_notice_runs_the_hooks_within_its_30_seconds_less_the_margin(tmp_path: Path) -> None:
+    from test_agent import _GceMetadata  # the tiny GCE metadata server on 127.0.0.1
+
+    tag = "hooks-test-" + secrets.token_hex(4)
+    home = tmp_path / "home"
+    d = home / ".spotctl" / "job-1" / "attempt-1"
+    d.mkdir(parents=True)
+    meta = _GceMetadata()
+    env = {**os.environ, "HOME": str(home), "SPOTCTL_LOCAL_INSTANCE": tag}
+    try:
+        (d / "env.json").write_text(json.dumps({"SPOTCTL_METADATA_URL": meta.url, "SPOTCTL_METADATA_KIND": "gcp",
+                                                "MYVAR": "gce"}))
+        ready = tmp_path / "ready"
+        (d / "run.sh").write_text(f"trap 'exit 143' TERM\ntouch {ready}\nwhile true; do sleep 0.1; done\n")
+        (d / "hook-1.sh").write_text('echo "hook on gce: $SKYPILOT_HOOK_EVENT $MYVAR"\n')
+        (d / "hooks.json").write_text(json.dumps([{"script": "hook-1.sh", "timeout_s": 3600}]))
+        started = subprocess.run([sys.executable, agent_module.__file__, "start", str(d), "run"], env=env,
+                                 capture_output=True, text=True, timeout=20)
+        assert started.returncode == 0, started.stderr
+        wait_for(ready)
+        meta.preempted = True
+        wait_for(d / "run.exit")
+        log = (d / "output.log").read_text()
+        assert "hook on gce: preemption gce" in log
+        line = next(line for line in log.splitlines() if "preemption hook 1/1 started" in line)
+        limit = float(line.split("time limit ")[1].split(" s")[0])
+        assert 30 - MARGIN_MAX_S - 2 < limit <= 30 - MARGIN_MAX_S  # not its 3600 s timeout
+        assert "preemption hook 1/1 ended (exit 0," in log
+        assert (d / "run.exit").read_text().strip() == "143"
+    finally:
+        meta.close()
+        left = processes_of(tag)
+        kill_all(tag)
+        assert left == [], f"processes left behind: {left}"
