@@ -23,7 +23,7 @@ from spotctl.models import Candidate
 from spotctl.node_agent.agent_hooks import MARGIN_MAX_S, margin_s
 from spotctl.remote.local import LocalRunner
 
-from conftest import pid_dead
+from conftest import needs_namespaces, pid_dead
 
 ATTEMPT = "~/.spotctl/job-1/attempt-1"
 
@@ -162,3 +162,23 @@ def test_gce_notice_runs_the_hooks_within_its_30_seconds_less_the_margin(tmp_pat
         left = processes_of(tag)
         kill_all(tag)
         assert left == [], f"processes left behind: {left}"
+
+
+@needs_namespaces
+def test_a_hook_sees_the_mounts_the_program_sees(cloud: LocalCloud, tmp_path: Path) -> None:
+    """An absolute mount target (a bucket at /…) exists only in the phase's own mount
+    namespace: the hook is started the same way, so it writes into the bucket too."""
+    h = cloud.provision("job-m", cand(), 1)
+    iid, runner = h.instance_ids[0], cloud.runner(h, 0)
+    bucket = tmp_path / "bucket"
+    bucket.mkdir()
+    target = f"/spotctl-hooks-test-{secrets.token_hex(4)}"
+    runner.write_file(f"{ATTEMPT}/mounts.json", json.dumps([{"source": str(bucket), "target": target}]).encode())
+    ready = tmp_path / "ready"
+    run = f"trap 'exit 143' TERM\necho started > {target}/program\ntouch {ready}\nwhile true; do sleep 0.05; done\n"
+    start_with_hooks(runner, run, [(f"echo flushed > {target}/hook\n", 10.0)], {})
+    wait_for(ready)
+    cloud.preempt(iid, notice_s=2.0)
+    assert (bucket / "program").read_text() == "started\n"
+    assert (bucket / "hook").read_text() == "flushed\n"
+    assert not Path(target).exists()  # made in the phase's own root, never on the host
