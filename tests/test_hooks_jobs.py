@@ -105,6 +105,8 @@ BAD_HOOKS = {
     "fractional_timeout": ("config:\n  hooks:\n    - run: echo\n      timeout: 2.5\n", "expected a whole number"),
     "too_many": ("config:\n  hooks:\n" + "    - run: echo\n" * 33, "config.hooks: must have at most 32 entries"),
     "too_long": ("config:\n  hooks:\n    - run: '" + "x" * (16 * 1024 + 1) + "'\n", "more than the limit of 16384"),
+    "too_much_together": ("config:\n  hooks:\n" + ("    - run: '" + "x" * 16000 + "'\n") * 9,
+                          "more than the limit of 131072"),
     "legacy_timeout": ("resources:\n  autostop:\n    hook: echo\n    hook_timeout: 0\n", "hook_timeout"),
 }
 

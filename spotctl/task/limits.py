@@ -69,6 +69,10 @@ MAX_HOOKS = 32
 MAX_HOOK_RUN_CHARS = 16 * KIB
 """A hook's `run` (characters, as SkyPilot's schema counts them: maxLength 16 KiB); a longer
 script belongs in the workdir, called from `run`."""
+MAX_HOOKS_BYTES = 128 * KIB
+"""Every hook's `run` together (UTF-8 bytes). spotctl's own bound, below SkyPilot's 32 x 16 KiB:
+the hooks travel with the job in every node activity's input (Temporal: 2 MiB a payload), next
+to `run` and `setup` (256 KiB each) and the envs."""
 DEFAULT_HOOK_TIMEOUT_S = 3600
 """A hook's `timeout` when it has none (SkyPilot's default); at least 1 s, as in SkyPilot. A
 preemption hook is held to less than the notice anyway (docs/task-yaml.md)."""

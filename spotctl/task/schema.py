@@ -18,6 +18,7 @@ from spotctl.task.limits import (
     EXIT_CODE_RANGE,
     MAX_EXIT_CODES,
     MAX_HOOKS,
+    MAX_HOOKS_BYTES,
     MAX_NUM_NODES,
     MAX_RESOURCE_CHOICES,
     MAX_RESTARTS_ON_ERRORS,
@@ -281,6 +282,15 @@ class TaskConfig(BaseModel):
     model_config = ConfigDict(extra="allow", strict=True)
 
     hooks: list[HookSpec] | None = Field(None, max_length=MAX_HOOKS)
+
+    @field_validator("hooks")
+    @classmethod
+    def _total(cls, v: list[HookSpec] | None) -> list[HookSpec] | None:
+        size = sum(len(h.run.encode("utf-8", "surrogatepass")) for h in v or [])
+        if size > MAX_HOOKS_BYTES:
+            raise ValueError(f"the hooks' scripts are {size} bytes together, more than the limit of "
+                             f"{MAX_HOOKS_BYTES} (put long scripts in the workdir and call them from the hooks)")
+        return v
 
 
 class TaskSpec(BaseModel):
