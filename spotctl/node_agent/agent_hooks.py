@@ -48,9 +48,10 @@ EVENT_ENV = "SKYPILOT_HOOK_EVENT"
 POLL_S = 0.2
 """How often the notice file is looked at while the program runs (one stat)."""
 MARGIN_MAX_S = 5.0
-"""The most a notice keeps back from the hooks: one bucket push interval (agent.py's
-SYNC_INTERVAL_S), so what the last hook wrote to a synced bucket is pushed before the VM is
-taken; the kill, the agent's log lines and the exit code take milliseconds."""
+"""The most a notice keeps back from the hooks, for what follows them on the node: a synced
+bucket's last push (after the hooks, so it carries what they wrote; one push interval, agent.py's
+SYNC_INTERVAL_S, is what a checkpoint of the last seconds needs), then the exit code. The kill
+and the agent's log lines take milliseconds."""
 MARGIN_FRACTION = 0.2
 """...and at most this share of a short notice (a 4 s notice keeps 0.8 s back, not all of it)."""
 MAX_WAIT_S = 300.0
