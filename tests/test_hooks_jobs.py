@@ -10,8 +10,13 @@ import textwrap
 import time
 import uuid
 from pathlib import Path
+from typing import Literal, get_args
 
 import pytest
+
+from spotctl.models.spec import HOOK_EVENTS
+from spotctl.task import parse_task_text
+from spotctl.task.schema import HookSpec
 
 from conftest import Spot, launched_id
 
@@ -44,6 +49,36 @@ config:
     - run: echo "a down hook ran"
       events: [down]
 """
+
+
+def test_config_hooks_parse_as_skypilot_says() -> None:
+    """SkyPilot's defaults (all three events, 3600 s), the order written, the older
+    autostop.hook routed as SkyPilot routes it, and the launch's notes on what never runs."""
+    text = textwrap.dedent("""\
+        run: echo
+        resources:
+          autostop: {idle_minutes: 5, down: true, hook: echo old, hook_timeout: 10}
+        config:
+          kubernetes: {pod_config: {}}
+          hooks:
+            - run: echo a
+            - run: echo b
+              events: [preemption]
+              timeout: 20
+        """)
+    task = parse_task_text(text).tasks[0]
+    assert [(h.run, h.events, h.timeout_s) for h in task.lifecycle_hooks()] == [
+        ("echo a", ["stop", "preemption", "down"], 3600.0), ("echo b", ["preemption"], 20.0),
+        ("echo old", ["down"], 10.0)]
+    notes = task.unsupported()
+    assert "config.kubernetes: not supported yet" in notes
+    assert any(n.startswith("config.hooks[0]: events stop, down do not happen") and "preemption notice only" in n
+               for n in notes)
+    assert not any(n.startswith("config.hooks[1]") for n in notes)
+    assert any(n.startswith("resources.autostop.hook: events down") and "it never runs" in n for n in notes)
+    stop = parse_task_text("run: echo\nresources:\n  autostop: {hook: echo x}\n").tasks[0].lifecycle_hooks()
+    assert [(h.events, h.timeout_s) for h in stop] == [(["stop"], 3600.0)]
+    assert get_args(HookSpec.model_fields["events"].annotation)[0] == list[Literal[HOOK_EVENTS]]
 
 
 def wait_for_log(spot: Spot, job_id: int, text: str, timeout: float = 60) -> str:
