@@ -159,6 +159,9 @@ def test_gce_notice_runs_the_hooks_within_its_30_seconds_less_the_margin(tmp_pat
         assert (d / "run.exit").read_text().strip() == "143"
     finally:
         meta.close()
+        until = time.monotonic() + 5  # the supervisor exits just after publishing the end
+        while processes_of(tag) and time.monotonic() < until:
+            time.sleep(0.05)
         left = processes_of(tag)
         kill_all(tag)
         assert left == [], f"processes left behind: {left}"
