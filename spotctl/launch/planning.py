@@ -140,6 +140,7 @@ class Plan:
             deadline=self.deadline,
             ondemand_candidates=self.ondemand_candidates,
             ranking=self.ranking,
+            hooks=t.lifecycle_hooks(),
         )
 
     def display_dump(self) -> dict[str, Any]:
