@@ -239,8 +239,9 @@ def test_mtbf_with_notice_signals_once_despite_concurrent_pollers(
     cloud: LocalCloud, settings: Settings, tmp_path: Path
 ) -> None:
     """Lazy enforcement from several processes at once still gives the program one SIGTERM,
-    and a poll does not block for the notice."""
-    set_region(cloud, "local-west", preemption_mtbf_s=0.3, preemption_notice_s=1.0)
+    and a poll does not block for the notice (3 s: a poll slowed by a loaded machine is
+    still told apart from one that sat the notice out)."""
+    set_region(cloud, "local-west", preemption_mtbf_s=0.3, preemption_notice_s=3.0)
     h = cloud.provision("job-m", cand("local-west"), 1)
     iid = h.instance_ids[0]
     out, ready = tmp_path / "out", tmp_path / "ready"
@@ -259,7 +260,7 @@ def test_mtbf_with_notice_signals_once_despite_concurrent_pollers(
         while True:
             t0 = time.monotonic()
             state = cloud.instance_states([iid])[iid]
-            assert time.monotonic() - t0 < 0.5  # never sits out a notice
+            assert time.monotonic() - t0 < 2.0  # never sits out the notice
             if state == InstanceState.PREEMPTED:
                 break
             assert len(lines(out)) <= 1
@@ -275,7 +276,7 @@ def test_mtbf_with_notice_signals_once_despite_concurrent_pollers(
     assert len(got) == 1, got
     deadline = float(got[0].split()[-1])
     preempt_at = record(cloud, iid).preempt_at
-    assert preempt_at is not None and deadline == pytest.approx(preempt_at.timestamp() + 1.0, abs=1.0)
+    assert preempt_at is not None and deadline == pytest.approx(preempt_at.timestamp() + 3.0, abs=1.0)
     assert processes_of(iid) == [] and pid_dead(pid)
 
 

@@ -2,15 +2,32 @@
 
 from __future__ import annotations
 
+import json
+
 from temporalio import activity
 
 from spotctl.activities.deps import Deps
 from spotctl.activities.heartbeat import heartbeating
-from spotctl.activities.node import nodes_of, phase_script
+from spotctl.activities.node import Node, nodes_of, phase_script
 from spotctl.activities.space import out_of_space_noted
 from spotctl.activities.watch import unreachable_is_preemption
 from spotctl.models import ActivityNames, AttemptRef
+from spotctl.node_agent.agent_hooks import EVENT, HOOKS_JSON  # the node agent's files are the contract
 from spotctl.remote.base import NodeUnreachable
+
+
+async def write_hooks(ref: AttemptRef, node: Node) -> None:
+    """The job's preemption hooks next to run.sh, in declaration order: one script each (a
+    phase script: it starts where `run` starts) and hooks.json, which the run's supervisor reads
+    when a notice comes (node_agent/agent_hooks.py). Nothing is written for a job without any."""
+    hooks = [h for h in ref.job.hooks if EVENT in h.events]
+    if not hooks:
+        return
+    entries = []
+    for i, hook in enumerate(hooks, 1):
+        await node.write(f"hook-{i}.sh", phase_script(ref, node, hook.run))
+        entries.append({"script": f"hook-{i}.sh", "timeout_s": hook.timeout_s})
+    await node.write(HOOKS_JSON, json.dumps(entries))
 
 
 class RunActivities:
@@ -25,6 +42,7 @@ class RunActivities:
             try:
                 for node in nodes_of(ref, self.deps.cloud(ref.cluster.cloud).runner):
                     await node.write("run.sh", phase_script(ref, node, ref.job.run))
+                    await write_hooks(ref, node)
                     await node.agent("start", node.attempt_dir, "run")
             except NodeUnreachable as exc:
                 await unreachable_is_preemption(self.deps, ref, exc)

@@ -56,10 +56,26 @@ def _is_supervisor(pid: int) -> bool:
     return (b"_supervise" in args or b"_keep" in args) and any(a.endswith(b"agent.py") for a in args)
 
 
+HOOK_MARKER = b"SKYPILOT_HOOK_EVENT="
+"""In the environment of a job's lifecycle hook and its children (node_agent/agent_hooks.py)."""
+
+
+def _is_hook(pid: int) -> bool:
+    """A preemption hook, started because of the notice: on a cloud VM nobody signals it (the
+    agent's SIGTERM goes to the program's group only), so the local cloud must not either; the
+    notice's SIGKILL at the deadline takes it like everything else."""
+    try:
+        with open(f"/proc/{pid}/environ", "rb") as f:
+            return any(v.startswith(HOOK_MARKER) for v in f.read().split(b"\0"))
+    except OSError:
+        return False
+
+
 def user_processes_of(instance_id: str) -> list[int]:
-    """The instance's processes except agent supervisors: what a preemption notice signals
-    and waits for (supervisors exit by themselves once their phase has ended)."""
-    return [pid for pid in processes_of(instance_id) if not _is_supervisor(pid)]
+    """The instance's processes except agent supervisors and preemption hooks: what a
+    preemption notice signals and waits for (supervisors exit by themselves once their phase
+    has ended)."""
+    return [pid for pid in processes_of(instance_id) if not _is_supervisor(pid) and not _is_hook(pid)]
 
 
 def _signal(pids: list[int], sig: int) -> None:

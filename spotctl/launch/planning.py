@@ -144,6 +144,7 @@ class Plan:
             ondemand_candidates=self.ondemand_candidates,
             ranking=self.ranking,
             priority=DEFAULT_PRIORITY if self.priority is None else self.priority,
+            hooks=t.lifecycle_hooks(),
         )
 
     def display_dump(self) -> dict[str, Any]:

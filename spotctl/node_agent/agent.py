@@ -26,6 +26,9 @@ after the caller was killed) can answer from the files alone:
                   host has no /checkpoint at all (agent_rootfs.py: a missing target is made in
                   a root of the phase's own; needs root and `unshare`; else the phase fails
                   with exit code 126 and the reason in output.log)
+  hooks.json      optional, written by the worker with one hook-N.sh per entry: the job's
+                  preemption hooks, run once (hooks.started) by the `run` phase's supervisor
+                  when a notice comes, before the phase's end is published (agent_hooks.py)
   sync.json       optional, written (0600) and renewed by the worker: buckets to keep in step
                   at their targets, each with short-lived credentials scoped to it (or none:
                   the VM's own role); re-read as they near expiry, deleted when `run` ends
@@ -67,11 +70,12 @@ from collections.abc import Callable
 
 try:  # on a node: the modules copied next to this file (activities/node.py AGENT_MODULES)
     import agent_files
+    import agent_hooks
     import agent_mounters
     import agent_notice
     from agent_procs import group_alive, pid_alive
 except ImportError:  # imported as spotctl.node_agent.agent (the worker, tests)
-    from spotctl.node_agent import agent_files, agent_mounters, agent_notice
+    from spotctl.node_agent import agent_files, agent_hooks, agent_mounters, agent_notice
     from spotctl.node_agent.agent_procs import group_alive, pid_alive
 
 USAGE = "usage: agent.py {start|status|signal|revive} DIR PHASE [SIGNAL]\n"
@@ -219,6 +223,16 @@ def _namespaced(d: str, argv: list[str], path: str | None) -> list[str]:
     unshare = shutil.which("unshare", path=path) or "unshare"
     return [unshare, "--mount", "--propagation", "private", "--", sys.executable, "-I", "-S",
             os.path.abspath(_rootfs_module().__file__), os.path.abspath(d), "--", *argv]
+
+
+def _hook_argv(d: str, path: str | None, script: str) -> list[str]:
+    """A hook's command line: run as the phase's program is, in the mounts of mounts.json."""
+    try:
+        mounts = _read_mounts(d)
+    except (OSError, ValueError, TypeError, KeyError):
+        mounts = []
+    argv = ["bash", script]
+    return _namespaced(d, argv, path) if mounts else argv
 
 
 BEAT_S = 2.0
@@ -517,6 +531,9 @@ def _supervise(d: str, phase: str, adopt: bool = False) -> None:
         for signum in pending:
             forward(signum, None)
     phase_done = threading.Event()
+    hooks = agent_hooks.PreemptionHooks(d, home, env, functools.partial(_hook_argv, d, env.get("PATH")), log, say)
+    if phase == "run":  # the job's preemption hooks, when a notice comes (agent_hooks.py)
+        hooks.start(phase_done)
     watcher = agent_notice.NOTICE_WATCHERS.get(kind)
     if metadata and watcher is None:
         say(f"unknown SPOTCTL_METADATA_KIND {kind!r} (aws or gcp): no interruption notice is watched")
@@ -534,6 +551,7 @@ def _supervise(d: str, phase: str, adopt: bool = False) -> None:
             beat()
             time.sleep(0.1)
     phase_done.set()
+    hooks.wait(beat)  # a hook's files are pushed and its output is in the log before the end
     sync_stop.set()  # the last push of every synced bucket, before the exit code says "done"
     deadline = time.monotonic() + SYNC_FINAL_MAX_S
     while any(t.is_alive() for t in syncs) and time.monotonic() < deadline:

@@ -37,6 +37,7 @@ from spotctl.task.limits import (
 from spotctl.task.schema import (
     DeadlineTaskSpec,
     FileMountSpec,
+    HookSpec,
     JobRecoverySpec,
     ResourceSpec,
     TaskResources,
@@ -54,6 +55,7 @@ STORAGE_KEYS = yaml_keys(FileMountSpec)
 RECOVERY_KEYS = yaml_keys(JobRecoverySpec)
 WORKDIR_KEYS = yaml_keys(WorkdirSpec)
 DEADLINE_KEYS = yaml_keys(DeadlineTaskSpec)
+HOOK_KEYS = yaml_keys(HookSpec)
 
 ENV_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _ENV_REF = re.compile(r"\$\{?\b([a-zA-Z_][a-zA-Z0-9_]*)\b\}?")
@@ -94,6 +96,11 @@ def check_document(raw: Any, lines: LineMap, source: str | None,
         _check_level(data["workdir"], WORKDIR_KEYS, ("workdir",), lines, source)
     if isinstance(data.get("deadline"), dict):
         data["deadline"] = _check_level(data["deadline"], DEADLINE_KEYS, ("deadline",), lines, source)
+    hooks = data["config"].get("hooks") if isinstance(data.get("config"), dict) else None
+    if isinstance(hooks, list):  # SkyPilot closes each entry (additionalProperties: false)
+        data["config"] = {**data["config"], "hooks": [
+            _check_level(h, HOOK_KEYS, ("config", "hooks", i), lines, source) if isinstance(h, dict) else h
+            for i, h in enumerate(hooks)]}
     known: dict[str, str] = {}
     for key, overrides in (("envs", env_overrides), ("secrets", secret_overrides)):
         values = _coerce_env(data.get(key, {}), key, lines, source)

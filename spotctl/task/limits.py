@@ -64,6 +64,18 @@ MAX_SECRETS = 100
 MAX_SECRETS_BYTES = 64 * KIB
 MAX_FILE_MOUNTS = 256
 MAX_MOUNT_TARGET_CHARS = 1024
+MAX_HOOKS = 32
+"""`config.hooks` entries: SkyPilot's own bound (its schema's maxItems)."""
+MAX_HOOK_RUN_CHARS = 16 * KIB
+"""A hook's `run` (characters, as SkyPilot's schema counts them: maxLength 16 KiB); a longer
+script belongs in the workdir, called from `run`."""
+MAX_HOOKS_BYTES = 128 * KIB
+"""Every hook's `run` together (UTF-8 bytes). spotctl's own bound, below SkyPilot's 32 x 16 KiB:
+the hooks travel with the job in every node activity's input (Temporal: 2 MiB a payload), next
+to `run` and `setup` (256 KiB each) and the envs."""
+DEFAULT_HOOK_TIMEOUT_S = 3600
+"""A hook's `timeout` when it has none (SkyPilot's default); at least 1 s, as in SkyPilot. A
+preemption hook is held to less than the notice anyway (docs/task-yaml.md)."""
 
 # -- what staging uploads (a task's workdir and local file-mount sources together) ----------
 MAX_STAGED_FILES = 100_000

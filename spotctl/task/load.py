@@ -28,8 +28,10 @@ from typing import Any
 from pydantic import BaseModel, Field, PrivateAttr, ValidationError
 
 from spotctl.models import MAX_CALLBACK_ENV_BYTES, FileMount, RecoveryConfig, ResourceRequest
+from spotctl.models.spec import HOOK_EVENTS, LifecycleHook
 from spotctl.task.document import ENV_KEY, check_document, check_numbers
 from spotctl.task.errors import LineMap, TaskError, combined, format_field, line_of, validation_error
+from spotctl.task.limits import DEFAULT_HOOK_TIMEOUT_S
 from spotctl.task.schema import (
     FileMountSpec,
     JobRecoverySpec,
@@ -140,6 +142,26 @@ class Task(TaskSpec):
             max_wait_s=spec.max_wait,
         )
 
+    def lifecycle_hooks(self) -> list[LifecycleHook]:
+        """`config.hooks`, in declaration order, with SkyPilot's defaults filled in; then the older
+        `resources.autostop.hook` as SkyPilot routes it (a `down` hook with autodown, else a
+        `stop` one). What spotctl runs of them: docs/task-yaml.md."""
+        hooks = [LifecycleHook(run=h.run, events=list(h.events or HOOK_EVENTS),
+                               timeout_s=float(h.timeout or DEFAULT_HOOK_TIMEOUT_S))
+                 for h in (self.config.hooks or [] if self.config else [])]
+        legacy = self._autostop_hook()
+        if legacy is not None:
+            hooks.append(legacy)
+        return hooks
+
+    def _autostop_hook(self) -> LifecycleHook | None:
+        for res in [self.resources, *self._alternatives()]:
+            auto = res.autostop
+            if isinstance(auto, dict) and isinstance(auto.get("hook"), str):
+                return LifecycleHook(run=auto["hook"], events=["down" if auto.get("down") else "stop"],
+                                     timeout_s=float(auto.get("hook_timeout") or DEFAULT_HOOK_TIMEOUT_S))
+        return None
+
     def local_path(self, path: str) -> str:
         """A local path from the YAML, relative ones resolved against the directory `spotctl
         launch` runs in (as `sky launch` does, not the YAML's); `~` is left for the caller to
@@ -171,10 +193,14 @@ class Task(TaskSpec):
         """One line per field that was given but that spotctl does not act on yet."""
         notes: list[str] = []
         for key in ("service", "pool", "managed_secrets", "inputs", "outputs",
-                    "file_mounts_mapping", "config", "experimental", "volumes", "volume_mounts",
+                    "file_mounts_mapping", "experimental", "volumes", "volume_mounts",
                     "api_server_access"):
             if _given(getattr(self, key)):
                 notes.append(f"{key}: not supported yet")
+        for name, value in (self.config.model_extra or {}).items() if self.config else ():
+            if _given(value):
+                notes.append(f"config.{name}: not supported yet")
+        notes += self._hook_notes()
         if isinstance(self.workdir, WorkdirSpec):
             notes.append("workdir: a git repository (url) is not supported yet")
         places = [("resources", self.resources)] + [
@@ -197,6 +223,24 @@ class Task(TaskSpec):
                 if isinstance(spec.source, list) and len(spec.source) > 1:
                     notes.append(f"file_mounts.{target}.source: several sources in one mount "
                                  "are not supported yet")
+        return notes
+
+
+    def _hook_notes(self) -> list[str]:
+        """A hook whose events include stop or down: a managed job's cluster is never stopped,
+        and spotctl runs no hook at its teardown (only preemption hooks run)."""
+        notes = []
+        written = [(format_field(("config", "hooks", i)), h) for i, h in
+                   enumerate(self.config.hooks or [] if self.config else [])]
+        legacy = self._autostop_hook()
+        hooks: list[tuple[str, list[str]]] = [(where, list(h.events or HOOK_EVENTS)) for where, h in written]
+        hooks += [("resources.autostop.hook", legacy.events)] if legacy is not None else []
+        for where, events in hooks:
+            ignored = [e for e in events if e != "preemption"]
+            if ignored:
+                runs = "it runs on a preemption notice only" if "preemption" in events else "it never runs"
+                notes.append(f"{where}: events {', '.join(ignored)} do not happen to a managed job in spotctl "
+                             f"({runs}; see docs/task-yaml.md)")
         return notes
 
 

@@ -17,6 +17,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 from spotctl.task.limits import (
     EXIT_CODE_RANGE,
     MAX_EXIT_CODES,
+    MAX_HOOKS,
+    MAX_HOOKS_BYTES,
     MAX_NUM_NODES,
     MAX_RESOURCE_CHOICES,
     MAX_RESTARTS_ON_ERRORS,
@@ -27,6 +29,7 @@ from spotctl.task.values import (
     check_command,
     check_deadline_policy,
     check_event_callback,
+    check_hook_run,
     check_name,
     check_strategy,
     parse_accelerators,
@@ -175,6 +178,21 @@ class ResourceSpec(BaseModel):
     def _recovery(cls, v: Any) -> Any:
         return check_strategy(v) if isinstance(v, str) else v
 
+    @field_validator("autostop")
+    @classmethod
+    def _autostop_hook(cls, v: Any) -> Any:
+        """The older `autostop.hook`/`hook_timeout`, which SkyPilot still routes into
+        `config.hooks` (until its v0.15): checked as a hook's `run` and `timeout` are."""
+        if isinstance(v, dict):
+            hook, timeout = v.get("hook"), v.get("hook_timeout")
+            if hook is not None:
+                if not isinstance(hook, str):
+                    raise ValueError("hook: expected a string (a command)")
+                check_hook_run(hook)
+            if timeout is not None and (not isinstance(timeout, int) or isinstance(timeout, bool) or timeout < 1):
+                raise ValueError("hook_timeout: a whole number of seconds, at least 1")
+        return v
+
     @model_validator(mode="after")
     def _exclusive(self) -> ResourceSpec:
         given = self.model_fields_set
@@ -231,6 +249,50 @@ class DeadlineTaskSpec(BaseModel):
         return check_deadline_policy(v) if v is not None else v
 
 
+class HookSpec(BaseModel):
+    """One entry of `config.hooks`: SkyPilot's _HOOKS_SCHEMA item, exactly (a required `run`,
+    optional `events` and `timeout`, nothing else). What spotctl runs of it: docs/task-yaml.md."""
+
+    model_config = STRICT
+
+    run: str
+    events: list[Literal["stop", "preemption", "down"]] | None = Field(None, min_length=1)
+    """None: all three (SkyPilot's default). The names are models.HOOK_EVENTS."""
+    timeout: int | None = Field(None, ge=1)
+    """Seconds; None: DEFAULT_HOOK_TIMEOUT_S."""
+
+    @field_validator("run")
+    @classmethod
+    def _run(cls, v: str) -> str:
+        return check_hook_run(v)
+
+    @field_validator("events")
+    @classmethod
+    def _unique(cls, v: list[str] | None) -> list[str] | None:
+        if v is not None and len(set(v)) != len(v):
+            raise ValueError("each event at most once")
+        return v
+
+
+class TaskConfig(BaseModel):
+    """`config:`, SkyPilot's per-task override of its config.yaml. Only `hooks` is read (and
+    checked as SkyPilot's schema says); every other key is kept as written and named by
+    Task.unsupported()."""
+
+    model_config = ConfigDict(extra="allow", strict=True)
+
+    hooks: list[HookSpec] | None = Field(None, max_length=MAX_HOOKS)
+
+    @field_validator("hooks")
+    @classmethod
+    def _total(cls, v: list[HookSpec] | None) -> list[HookSpec] | None:
+        size = sum(len(h.run.encode("utf-8", "surrogatepass")) for h in v or [])
+        if size > MAX_HOOKS_BYTES:
+            raise ValueError(f"the hooks' scripts are {size} bytes together, more than the limit of "
+                             f"{MAX_HOOKS_BYTES} (put long scripts in the workdir and call them from the hooks)")
+        return v
+
+
 class TaskSpec(BaseModel):
     """The keys of one task document, as written (Task adds the views and where it came from)."""
 
@@ -252,7 +314,7 @@ class TaskSpec(BaseModel):
     inputs: dict[str, Any] | None = None
     outputs: dict[str, Any] | None = None
     file_mounts_mapping: dict[str, Any] | None = None
-    config: dict[str, Any] | None = None
+    config: TaskConfig | None = None
     experimental: dict[str, Any] | None = None
     volumes: dict[str, Any] | list[Any] | None = None
     volume_mounts: list[Any] | None = None

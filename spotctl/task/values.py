@@ -23,6 +23,7 @@ from spotctl.task.limits import (
     MAX_CPUS,
     MAX_DISK_GB,
     MAX_EVENT_CALLBACK_BYTES,
+    MAX_HOOK_RUN_CHARS,
     MAX_MEMORY_GB,
     MAX_MOUNT_TARGET_CHARS,
     MAX_NAME_CHARS,
@@ -139,6 +140,19 @@ def check_event_callback(text: str) -> str:
     if size > MAX_EVENT_CALLBACK_BYTES:
         raise ValueError(f"{size} bytes is more than the limit of {MAX_EVENT_CALLBACK_BYTES} bytes "
                          "(put a longer script in a file and call it from event_callback)")
+    return text
+
+
+def check_hook_run(text: str) -> str:
+    """A `config.hooks` entry's `run`: SkyPilot's bounds (1 to 16 KiB characters), and a script
+    bash can hold (no NUL byte): refused at launch, not when the notice comes."""
+    if not text:
+        raise ValueError("a hook needs a command to run (an empty run)")
+    if "\x00" in text:
+        raise ValueError("contains a NUL byte (\\0), which a shell script cannot hold")
+    if len(text) > MAX_HOOK_RUN_CHARS:
+        raise ValueError(f"{len(text)} characters is more than the limit of {MAX_HOOK_RUN_CHARS} "
+                         "(put a longer script in the workdir and call it from the hook's run)")
     return text
 
 
