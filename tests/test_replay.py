@@ -71,6 +71,23 @@ def test_histories_cover_the_task_queue_paths() -> None:
     assert waited, "record one: python tests/histories/record.py waited_for_launch_slot=queues_waited_for_launch_slot"
 
 
+def test_a_history_covers_the_priority_re_ask() -> None:
+    """A job raised (`set-priority`) while it waited for a launch slot (the `launch-priority`
+    patch): its create asked with its priority_key, cancelled and asked again under the new
+    one; recorded, so a change running jobs would not survive fails here."""
+    covered = [p.name for p in V2_HISTORIES if "launch-priority" in _markers(p)
+               and "ACTIVITY_TASK_CANCELED" in p.read_text() and '"priorityKey":501' in p.read_text()]
+    assert covered, "record one: python tests/histories/record.py priority_raised=priority_raised"
+
+
+def test_histories_cover_job_arrays() -> None:
+    """A job array's submitter (JobArray) and the allocator's block allocation replay."""
+    assert any(_workflow_type(p) == "JobArray" for p in V2_HISTORIES), \
+        "record one: python tests/histories/record.py job_array=job_array"
+    assert any("allocate_block" in p.read_text() for p in V2_HISTORIES), \
+        "record one: python tests/histories/record.py job_array=job_array"
+
+
 def test_a_history_covers_the_deadline_path() -> None:
     """A deadline job (the `deadlines` patch) that moved from spot to on-demand: recorded, so
     a change to that path that running deadline jobs would not survive fails here; jobs
@@ -119,7 +136,8 @@ def test_histories_cover_both_controllers_and_the_allocator() -> None:
     for path in V2_HISTORIES:
         text = path.read_text()
         if '"name":"JobIdAllocator"' in text.replace(" ", "") or _workflow_type(path) in ("SpotPipelineWorkflow",
-                                                                                           "JobEventsWorkflow"):
+                                                                                           "JobEventsWorkflow",
+                                                                                           "JobArray"):
             continue
         assert "controller-v2" in _markers(path), path.name
 

@@ -8,6 +8,7 @@ from collections.abc import Callable
 
 from spotctl.activities.deps import Deps
 from spotctl.activities.fleet import FleetActivities
+from spotctl.activities.job_array import ArrayActivities
 from spotctl.activities.monitor import MonitorActivities
 from spotctl.activities.notify import NotifyActivities
 from spotctl.activities.pricing import PricingActivities
@@ -31,4 +32,6 @@ def all_activities(deps: Deps) -> list[Callable]:
         NotifyActivities(deps).deliver_webhook,
         NotifyActivities(deps).run_event_callback,
         FleetActivities(deps).fleet_outlooks,
+        ArrayActivities(deps).start_array_jobs,
+        ArrayActivities(deps).end_array,
     ]

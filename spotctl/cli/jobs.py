@@ -8,6 +8,7 @@ import sys
 import click
 from rich.console import Console
 
+from spotctl.cli.arrays import array_footers, array_listing, arrays_to_cancel, cancel_array
 from spotctl.cli.common import (
     EXIT_NOT_FINISHED,
     async_command,
@@ -57,18 +58,23 @@ CANCELS_AT_ONCE = 32
                    "price, cost and outcome, and the whole failure reason.")
 @click.option("--json", "as_json_flag", is_flag=True,
               help="Machine-readable output: a JSON list of jobs (the same jobs as the table: --limit, -s, -a apply).")
+@click.option("--array", "array_id", type=int, metavar="FIRST_ID",
+              help="Only the jobs of the job array whose first job is FIRST_ID, under a line that counts them "
+                   "by status (docs/many-jobs.md).")
 @async_command
 async def status(job_ids: tuple[int, ...], show_all: bool, limit: int | None, skip_finished: bool, verbose: bool,
-                 as_json_flag: bool) -> None:
+                 as_json_flag: bool, array_id: int | None) -> None:
     """List managed jobs, newest first (only JOB_IDS when given), with what each cost so far.
 
     Lists the newest 50 jobs unless --limit N or -a is given, and says when there are more.
-    The table fits the terminal: ID, NAME and STATUS always show; SLACK, MARKET, REGION, CLOUD,
-    TOT. DURATION, SUBMITTED, ON-DEMAND, RESOURCES, JOB DURATION, SAVED, #RECOVERIES, COST,
-    FAILURE give way in that order. To a pipe it is printed whole unless COLUMNS is set. A
+    The table fits the terminal: ID, NAME and STATUS always show; RANK, ARRAY, PRIORITY, SLACK,
+    MARKET, REGION, CLOUD, TOT. DURATION, SUBMITTED, ON-DEMAND, RESOURCES, JOB DURATION, SAVED,
+    #RECOVERIES, COST, FAILURE give way in that order. To a pipe it is printed whole unless COLUMNS is set. A
     pipeline shows a `↳` line per task under its own (TASK: the task's index, as `logs --task`
     takes it). MARKET and SLACK show when a job with a deadline is listed: the market it
-    runs on and the deadline's slack at its last decision (docs/deadlines.md)."""
+    runs on and the deadline's slack at its last decision (docs/deadlines.md). PRIORITY shows
+    when a listed job has a priority other than the default; ARRAY and RANK when a job of a
+    job array is listed (its first id, the job's SKYPILOT_JOB_RANK)."""
     s = settings()
     client = await open_client(s, start_server=False)
     page: JobPage | None = None
@@ -77,8 +83,12 @@ async def status(job_ids: tuple[int, ...], show_all: bool, limit: int | None, sk
         # Once a worker failed to answer, the rest are read from visibility too: no wait per job.
         jobs = [await client.get_job(jid, live=not client.unanswered) for jid in ids]
     else:
-        page = await client.page_jobs(unfinished_query() if skip_finished else None,
-                                      limit=limit or (None if show_all else DEFAULT_LIMIT))
+        query = unfinished_query() if skip_finished else None
+        if array_id is not None:
+            query, summary = await array_listing(client, array_id, query)
+            if not as_json_flag:
+                err_console.print(summary, soft_wrap=True, markup=False)
+        page = await client.page_jobs(query, limit=limit or (None if show_all else DEFAULT_LIMIT))
         jobs = await _with_all_attempts(client, page.jobs)
     if client.unanswered:
         err_console.print(f"Note: worker not answering (no reply in {LIVE_QUERY_TIMEOUT_S:g} s); status from the "
@@ -107,6 +117,9 @@ async def status(job_ids: tuple[int, ...], show_all: bool, limit: int | None, sk
     out.print(status_table(jobs, show_all=show_all, width=width, prices=prices))
     if more:
         out.print(more, soft_wrap=True, markup=False)
+    if array_id is None:
+        for line in await array_footers(client, jobs):
+            out.print(line, soft_wrap=True, markup=False)
 
 
 UNLIMITED_WIDTH = 100_000
@@ -180,20 +193,39 @@ def _check_task(state: JobState, task: int, attempt: int | None) -> None:
 @click.argument("job_ids", type=int, nargs=-1)
 @click.option("-n", "--name", help="Cancel the jobs with this name.")
 @click.option("-a", "--all", "cancel_all", is_flag=True, help="Cancel every unfinished job.")
+@click.option("--array", "array_id", type=int, metavar="FIRST_ID",
+              help="Cancel every job of the job array whose first job is FIRST_ID (and stop its submission).")
 @click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation.")
 @async_command
-async def cancel(job_ids: tuple[int, ...], name: str | None, cancel_all: bool, yes: bool) -> None:
-    """Cancel managed jobs: their program is stopped and their instances terminated."""
-    if not (job_ids or name or cancel_all):
-        raise click.UsageError("give job ids, -n NAME or -a")
+async def cancel(job_ids: tuple[int, ...], name: str | None, cancel_all: bool, array_id: int | None, yes: bool) -> None:
+    """Cancel managed jobs: their program is stopped and their instances terminated.
+
+    A job array's submission stops first (with --array, -n of the array's name, or -a), so no
+    job of it starts after the cancel."""
+    if not (job_ids or name or cancel_all or array_id is not None):
+        raise click.UsageError("give job ids, -n NAME, --array FIRST_ID or -a")
     s = settings()
     client = await open_client(s, start_server=False)
     ids = list(job_ids)
+    arrays = await arrays_to_cancel(client, array_id, name, cancel_all)
+    in_arrays: set[int] = set()
+    if arrays:
+        if not yes:
+            more = f" and job(s) {', '.join(map(str, ids))}" if ids else ""
+            confirm(f"Cancel job array(s) {', '.join(map(str, arrays))} (every job of each){more}?", yes_flag="-y")
+            yes = True
+        if not await client.wait_for_worker(timeout=CANCEL_WORKER_WAIT_S):
+            fail(f"no spotctl worker polls task queue 'spotctl' on {s.temporal_address}: a job array's submission "
+                 "stops only when one runs (`spotctl worker`); nothing was cancelled", 1)
+        for first in arrays:
+            in_arrays |= await cancel_array(client, first, _cancel_each)
+        if not (ids or name or cancel_all):
+            return
     if name or cancel_all:
         ids += await client.unfinished_job_ids(None if cancel_all else name)
-        if name and not ids:
+        if name and not ids and not arrays:
             raise JobNotFound(f"no unfinished job named {name!r}")
-    ids = list(dict.fromkeys(ids))
+    ids = [jid for jid in dict.fromkeys(ids) if jid not in in_arrays]
     if not ids:
         console.print("No unfinished jobs to cancel.")
         return

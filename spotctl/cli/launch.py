@@ -11,7 +11,8 @@ import click
 import yaml
 from rich.markup import escape
 
-from spotctl.cli.common import async_command, confirm, console, err_console, exit_code_for, open_client, settings
+from spotctl.cli.arrays import check_num_jobs, check_priority, launch_array, wait_submitted
+from spotctl.cli.common import async_command, confirm, console, err_console, exit_code_for, fail, open_client, settings
 from spotctl.cli.fleet_view import fleet_lines, order_by_fleet
 from spotctl.cli.follow import follow, print_result
 from spotctl.cli.render import safe
@@ -28,7 +29,8 @@ from spotctl.launch import (
     secrets_given_inline,
     stage_tasks,
 )
-from spotctl.models import Candidate, hours_text
+from spotctl.models import DEFAULT_PRIORITY, MAX_PRIORITY, MIN_PRIORITY, Candidate, hours_text
+from spotctl.models.array import MAX_ARRAY_JOBS
 from spotctl.models.naming import job_workflow_id
 
 JOB_ID_TRIES = 5
@@ -159,10 +161,35 @@ async def _start_with_free_id(client: SpotClient, p: Plan) -> int:
                       "them and cannot get past (is another spotctl server using this Temporal namespace?)")
 
 
+async def _launch_array(client: SpotClient, p: Plan, count: int, detach: bool) -> None:
+    """`--num-jobs N`: the array's submitter runs when this returns (--async), or every job
+    exists (without); either way the jobs are Temporal's: a Ctrl-C here loses none."""
+    first = await launch_array(client, p, count)
+    last = first + count - 1
+    err_console.print(f"Job array [bold]{first}[/bold] {escape(repr(p.name))}: {count} managed jobs, ids {first}-{last}"
+                      f"{', being submitted' if detach else ''}.")
+    if not detach:
+        await wait_submitted(client, first, count)
+        err_console.print(f"All {count} jobs submitted.")
+    console.print(str(first)) if not sys.stdout.isatty() else None
+    err_console.print(f"See them with `spotctl status --array {first}`, cancel them with "
+                      f"`spotctl cancel --array {first}`.")
+
+
 @click.command()
 @click.argument("entrypoint", metavar="YAML_OR_COMMAND")
 @click.option("-n", "--name", help="Job name (default: the task's name).")
 @click.option("-d", "--detach", is_flag=True, help="Return once the job is submitted; do not follow its logs.")
+@click.option("--async", "async_", is_flag=True,
+              help="SkyPilot's name for -d: return at once (with --num-jobs: once the array's submitter runs, "
+                   "before its jobs exist).")
+@click.option("--num-jobs", type=int, metavar="N",
+              help=f"Launch a job array: N jobs (1-{MAX_ARRAY_JOBS:,}) with consecutive ids, each with "
+                   "SKYPILOT_JOB_RANK (0..N-1) and SKYPILOT_NUM_JOBS (N) in its environment; staged once "
+                   "(docs/many-jobs.md).")
+@click.option("--priority", type=int, metavar="N",
+              help=f"Override resources.priority ({MIN_PRIORITY}..{MAX_PRIORITY}, default {DEFAULT_PRIORITY}): "
+                   "a higher one gets launch slots first, then the one waiting longest (docs/many-jobs.md).")
 @click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation.")
 @click.option("--dry-run", is_flag=True, help="Print the parsed task and placement candidates; start nothing.")
 @click.option("--infra", help="Override resources.infra: cloud[/region[/zone]], '*' for any, e.g. aws/us-east-1.")
@@ -189,7 +216,8 @@ async def _start_with_free_id(client: SpotClient, p: Plan) -> int:
               help="Override deadline.by: an ISO 8601 time, or a duration from now such as 70h or 3d; the job "
                    "moves between spot and on-demand to finish by then (docs/deadlines.md).")
 @async_command
-async def launch(entrypoint: str, name: str | None, detach: bool, yes: bool, dry_run: bool, infra: str | None,
+async def launch(entrypoint: str, name: str | None, detach: bool, async_: bool, num_jobs: int | None,
+                 priority: int | None, yes: bool, dry_run: bool, infra: str | None,
                  cloud: str | None, region: str | None, gpus: str | None, cpus: str | None, memory: str | None,
                  instance_type: str | None, use_spot: bool | None, num_nodes: str | None, job_recovery: str | None,
                  envs: tuple[str, ...], env_file: str | None, secrets: tuple[str, ...], compute_time: str | None,
@@ -198,6 +226,9 @@ async def launch(entrypoint: str, name: str | None, detach: bool, yes: bool, dry
 
     Relative paths in the task (workdir, file_mounts sources) are taken from the current
     directory, as `sky launch` does. The task file may be a pipe: `<(make-task)`, /dev/stdin."""
+    check_num_jobs(num_jobs)
+    check_priority(priority)
+    detach = detach or async_
     s = settings()
     overrides = Overrides(name=name, infra=infra, cloud=cloud, region=region, gpus=gpus, cpus=cpus, memory=memory,
                           instance_type=instance_type, use_spot=use_spot, num_nodes=num_nodes,
@@ -206,6 +237,11 @@ async def launch(entrypoint: str, name: str | None, detach: bool, yes: bool, dry
     _warn_inline_secrets(secrets_given_inline(list(secrets)))
     p = plan(entrypoint, overrides, s, dry_run=dry_run)
     order_by_fleet(p, s)  # a job ranked by expected cost: the order its first provisioning will use
+    if priority is not None:
+        for tp in [p, *p.task_plans]:
+            tp.priority = priority
+    if num_jobs is not None and p.is_pipeline:
+        fail("--num-jobs launches copies of one task, not of a pipeline")
     if dry_run:
         _print_plans(p, s)
         # The launch's own checks, after the plan: what a launch would refuse, the dry run
@@ -218,12 +254,16 @@ async def launch(entrypoint: str, name: str | None, detach: bool, yes: bool, dry
     if not yes:
         best = p.candidates[0]
         what = f"pipeline of {len(p.task_plans)} tasks, the first" if p.is_pipeline else "managed job"
+        what = f"array of {num_jobs} managed jobs" if num_jobs is not None else what
         confirm(f"Launching {what} {p.name!r} ({safe(p.resources)}), first try {best.location} "
                 f"{best.instance_type} at ${best.price:.4f}/h. Proceed?", yes_flag="-y")
     client = await open_client(s, start_server=True)
     if not await client.wait_for_worker(timeout=10.0):
         raise ServerError(f"no spotctl worker is polling task queue 'spotctl' on {s.temporal_address} "
                           f"(namespace {s.temporal.namespace}); start one with `spotctl worker`")
+    if num_jobs is not None:
+        await _launch_array(client, p, num_jobs, detach)
+        return
     job_id = await _start_with_free_id(client, p)
     err_console.print(f"Managed job [bold]{job_id}[/bold] {escape(repr(p.name))} submitted. "
                       f"Web UI: {s.ui_url}/namespaces/{s.temporal.namespace}/workflows/{job_workflow_id(job_id)}")

@@ -20,7 +20,7 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
-from spotctl.models import JobFailure, JobState, JobStatus, hours_text
+from spotctl.models import DEFAULT_PRIORITY, JobFailure, JobState, JobStatus, hours_text
 from spotctl.policy import PriceKey, job_cost, money, percent
 
 NAME_WIDTH = 40
@@ -179,7 +179,7 @@ DEADLINE_KEYS = {"market", "deadline_at", "slack_s", "progress_s", "switches", "
 
 ALWAYS_SHOWN = ("ID", "NAME", "STATUS")
 """What `status` shows at any width: what every other command takes, and the answer."""
-GIVE_WAY_ORDER = ("SLACK", "MARKET", "REGION", "CLOUD", "TOT. DURATION", "SUBMITTED", "ON-DEMAND", "RESOURCES", "JOB DURATION",
+GIVE_WAY_ORDER = ("RANK", "ARRAY", "PRIORITY", "SLACK", "MARKET", "REGION", "CLOUD", "TOT. DURATION", "SUBMITTED", "ON-DEMAND", "RESOURCES", "JOB DURATION",
                   "SAVED", "#RECOVERIES", "COST", "FAILURE")
 """The order in which columns are dropped when the table is wider than the terminal, first
 dropped first (the README's status section says the same)."""
@@ -366,6 +366,10 @@ def status_table(jobs: list[JobState], *, show_all: bool, width: int | None = No
         headers.insert(1, "TASK")
     if any(j.deadline_at is not None for j in jobs):  # shown only when a deadline job is listed
         headers += ["MARKET", "SLACK"]
+    if any(j.priority != DEFAULT_PRIORITY for j in jobs):  # shown only when a job has a priority of its own
+        headers += ["PRIORITY"]
+    if any(j.array_first_id is not None for j in jobs):  # a job array's: its first id and the job's rank
+        headers += ["ARRAY", "RANK"]
     if show_all:
         headers += ["ON-DEMAND", "SAVED", "CLOUD", "REGION", "FAILURE"]
     columns = {h: _Column(h) for h in headers}
@@ -400,6 +404,9 @@ def _row_values(j: JobState, index: int | None, now: datetime, prices: Mapping[P
         "CLOUD": clip(safe(j.cloud or "-"), PLACE_WIDTH), "REGION": clip(safe(j.region or "-"), PLACE_WIDTH),
         "FAILURE": safe(table_reason(j)),
         "MARKET": j.market or "-", "SLACK": "-" if j.slack_s is None else hours_text(j.slack_s),
+        "PRIORITY": str(j.priority),
+        "ARRAY": "-" if j.array_first_id is None else str(j.array_first_id),
+        "RANK": "-" if j.array_rank is None else str(j.array_rank),
     }
 
 
@@ -430,7 +437,10 @@ def job_in_full(job: JobState, *, prices: Mapping[PriceKey, float] | None = None
         ("Submitted", f"{_when(job.submitted_at)} ({ago(job.submitted_at)})"),
         ("Durations", f"total {duration(total_seconds(job))}, running {duration(job_seconds(job))}"),
         ("Recoveries", str(job.recoveries)),
+        ("Priority", f"{job.priority}{' (default)' if job.priority == DEFAULT_PRIORITY else ''}"),
     ]
+    if job.array_first_id is not None:
+        rows.append(("Array", f"job array {job.array_first_id}, rank {job.array_rank}"))
     if job.cloud:
         rows.append(("Place", safe("/".join(p for p in (job.cloud, job.region, job.zone) if p))))
     if job.placement:  # the figures behind the order of its last placement (ranked by expected cost)

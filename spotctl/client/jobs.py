@@ -43,6 +43,7 @@ from spotctl.client.listing import unfinished_query as unfinished_query  # re-ex
 from spotctl.config import Settings
 from spotctl.models import TASK_QUEUE, JobSpec, JobState, JobStatus, PipelineSpec
 from spotctl.models import search_attributes as sa
+from spotctl.models.array import first_state
 from spotctl.models.naming import PIPELINE_WORKFLOW
 from spotctl.models.naming import job_workflow_id as workflow_id
 from spotctl.storage.log_store import open_log_store
@@ -153,10 +154,13 @@ class SpotClient:
                 name, args = requests.pop(done.meta.update_id, ("", []))
                 if not done.outcome.HasField("success"):
                     continue
-                result_type = int if name == "allocate" else bool
+                result_type = int if name in ("allocate", "allocate_block") else bool
                 (result,) = await converter.decode(list(done.outcome.success.payloads), [result_type])
                 if name == "allocate":
                     next_id = max(next_id, result + 1)
+                elif name == "allocate_block" and len(args) > 1:  # a job array's block of ids
+                    (count,) = await converter.decode(list(args)[1:2], [int])
+                    next_id = max(next_id, result + count)
                 elif name == "release" and result is True and args:
                     (released,) = await converter.decode(list(args)[:1], [int])
                     next_id = released
@@ -328,4 +332,4 @@ def _first_state(spec: JobSpec | PipelineSpec) -> JobState:
     so `status` shows it as it is from the moment it was started."""
     if isinstance(spec, PipelineSpec):
         return spec.first_state()
-    return JobState(job_id=spec.job_id, name=spec.name, resources=spec.resources, submitted_at=spec.submitted_at)
+    return first_state(spec)

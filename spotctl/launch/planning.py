@@ -33,6 +33,7 @@ from spotctl.launch.overrides import (
 )
 from spotctl.launch.staging import StagedFiles, staging_problems
 from spotctl.models import (
+    DEFAULT_PRIORITY,
     Candidate,
     DeadlineSpec,
     JobSpec,
@@ -97,6 +98,8 @@ class Plan:
     """How the job will order its candidates: the `fleet.ranking` setting (JobSpec.ranking)."""
     launch_retry_max_s: float = 300.0
     """The backoff's cap: the slowest of the candidates' clouds' (Cloud.launch_retry_max_s)."""
+    priority: int | None = None
+    """The task's `resources.priority` or `--priority` (None: the default, models.DEFAULT_PRIORITY)."""
 
     @property
     def is_pipeline(self) -> bool:
@@ -140,6 +143,7 @@ class Plan:
             deadline=self.deadline,
             ondemand_candidates=self.ondemand_candidates,
             ranking=self.ranking,
+            priority=DEFAULT_PRIORITY if self.priority is None else self.priority,
             hooks=t.lifecycle_hooks(),
         )
 
@@ -306,7 +310,7 @@ def _plan_task(task: Task, pipeline: Pipeline, overrides: Overrides, settings: S
                 secrets={k: v for k, v in task.secrets.items() if v is not None}, notes=notes,
                 prices={(c.cloud, c.region, c.zone, c.instance_type): prices.get(
                     (c.cloud, c.region, c.zone, c.instance_type), (None, None)) for c in candidates + ondemand},
-                deadline=deadline, ondemand_candidates=ondemand,
+                deadline=deadline, ondemand_candidates=ondemand, priority=task.priority(),
                 recovery=recovery, ranking=settings.fleet.ranking, launch_retry_initial_s=max(
                     get_cloud(cloud, settings).launch_retry_initial_s for cloud in {c.cloud for c in candidates}),
                 launch_retry_max_s=max(

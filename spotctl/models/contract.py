@@ -158,6 +158,8 @@ class ActivityNames:
     DELIVER_WEBHOOK = "deliver_webhook"
     RUN_EVENT_CALLBACK = "run_event_callback"
     FLEET_OUTLOOKS = "fleet_outlooks"
+    START_ARRAY_JOBS = "start_array_jobs"
+    END_ARRAY = "end_array"
 
 
 NOTE_SIGNAL = "note"

@@ -76,11 +76,12 @@ class PipelineTask(BaseModel):
     never collide between the tasks of one job, and the logs read in order."""
 
 
-MIN_PRIORITY = 0
+MIN_PRIORITY = -1000
 MAX_PRIORITY = 1000
-DEFAULT_PRIORITY = 500
-"""A job's priority (SkyPilot's range and default): higher goes first for launch slots and
-pool workers, then the oldest (issue 25; docs/many-jobs.md)."""
+DEFAULT_PRIORITY = 0
+"""A job's priority (SkyPilot's range and default: sky/skylet/constants.py MIN_PRIORITY -1000,
+MAX_PRIORITY 1000, DEFAULT_PRIORITY 0; the task's `resources.priority`): higher goes first for
+launch slots and pool workers, then the oldest (issue 25; docs/many-jobs.md)."""
 
 
 class ArrayRank(BaseModel):

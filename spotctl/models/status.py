@@ -224,7 +224,7 @@ class JobState(BaseModel):
     """The figures behind the order of the job's last placement by expected cost, best first
     ("local-east-1a: 2 preemptions in 6 h, spot lifetime ~1.5 h; expected $0.0103"), for
     `status -v`; empty for a job ranked by price."""
-    priority: int = 500
+    priority: int = 0
     """The job's priority now (models.spec.DEFAULT_PRIORITY when never set; changeable while it waits)."""
     pool: str | None = None
     """The pool the job runs on (None: its own cluster)."""

@@ -70,7 +70,7 @@ __all__ = [
 
 SUPPORTED_RESOURCE_FIELDS = frozenset({
     "cloud", "region", "zone", "infra", "instance_type", "accelerators", "cpus", "memory",
-    "use_spot", "job_recovery", "spot_recovery", "any_of", "ordered",
+    "use_spot", "job_recovery", "spot_recovery", "any_of", "ordered", "priority",
 })
 _LOCATION_FIELDS = ("cloud", "region", "zone", "infra")
 DEFAULT_STRATEGY = "EAGER_NEXT_REGION"
@@ -108,6 +108,11 @@ class Task(TaskSpec):
                 merged.update({k: v for k, v in given.items() if k not in _LOCATION_FIELDS})
             out.extend(_requests(merged))
         return out
+
+    def priority(self) -> int | None:
+        """SkyPilot's `resources.priority` (the first given, in resources then its alternatives,
+        as SkyPilot takes the first resource's); None when the task gives none."""
+        return next((r.priority for r in [self.resources, *self._alternatives()] if r.priority is not None), None)
 
     @property
     def ordered(self) -> bool:

@@ -24,7 +24,7 @@ from temporalio import activity
 from temporalio.client import Client
 from temporalio.worker import Worker
 
-from spotctl.activities import MonitorActivities, NotifyActivities, ProvisionActivities
+from spotctl.activities import ArrayActivities, MonitorActivities, NotifyActivities, ProvisionActivities
 from spotctl.activities.heartbeat import HEARTBEAT_THROTTLE
 from spotctl.config import WorkerConfig
 from spotctl.models import MONITOR_HEARTBEAT_TIMEOUT_S, launch_queue, monitor_queue, notify_queue
@@ -42,7 +42,8 @@ def activity_name(fn: Callable) -> str:
     return defn.name if defn is not None and defn.name else getattr(fn, "__name__", "")
 
 
-ON_MONITOR_QUEUE = frozenset({activity_name(MonitorActivities.monitor)})
+ON_MONITOR_QUEUE = frozenset({activity_name(MonitorActivities.monitor), activity_name(ArrayActivities.end_array)})
+"""A job array's wait for its jobs' end (year-long, like a monitor) runs there too."""
 MONITOR_HEARTBEAT_THROTTLE = timedelta(seconds=MONITOR_HEARTBEAT_TIMEOUT_S / 3)
 """Monitors heartbeat at most this often (12 s, a third of their 36 s heartbeat time-out:
 two beats may be missed before a time-out, models.MONITOR_HEARTBEAT_TIMEOUT_S): every

@@ -4,11 +4,12 @@ controller, frozen, for jobs started under it.
 """
 
 from spotctl.workflows.event_outbox import JobEventsWorkflow
+from spotctl.workflows.job_array import JobArrayWorkflow
 from spotctl.workflows.job_ids import ALLOCATOR_WORKFLOW_ID, JobIdAllocator
 from spotctl.workflows.pipeline import SpotPipelineWorkflow, SpotTaskWorkflow
 from spotctl.workflows.spot_job import SpotJobWorkflow
 
-ALL_WORKFLOWS = [SpotJobWorkflow, SpotPipelineWorkflow, SpotTaskWorkflow, JobIdAllocator, JobEventsWorkflow]
+ALL_WORKFLOWS = [SpotJobWorkflow, SpotPipelineWorkflow, SpotTaskWorkflow, JobIdAllocator, JobEventsWorkflow, JobArrayWorkflow]
 
-__all__ = ["ALLOCATOR_WORKFLOW_ID", "ALL_WORKFLOWS", "JobEventsWorkflow", "JobIdAllocator", "SpotJobWorkflow",
+__all__ = ["ALLOCATOR_WORKFLOW_ID", "ALL_WORKFLOWS", "JobArrayWorkflow", "JobEventsWorkflow", "JobIdAllocator", "SpotJobWorkflow",
            "SpotPipelineWorkflow", "SpotTaskWorkflow"]

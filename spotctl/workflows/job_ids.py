@@ -11,6 +11,11 @@ try landed but the answer was lost, so the client sent it again under a new upda
 the id the first try got instead of burning another. The last REQUESTS_REMEMBERED request ids
 are carried across continue-as-new. `at_least` moves the counter past an id that turned out
 to be an existing job's (client/jobs.py), so no id is ever handed out twice.
+
+A job array (`launch --num-jobs N`) takes its N consecutive ids in one update,
+`allocate_block`: one round trip and one history event pair for 10,000 ids, never
+interleaved with another launch's, remembered under its request id like `allocate` (a retry
+gets the same block). A new handler: old histories never call it and replay unchanged.
 """
 
 from __future__ import annotations
@@ -27,6 +32,8 @@ REQUESTS_REMEMBERED = 1000
 (~50 bytes each) in the carried state."""
 MAX_REQUEST_ID = 100
 """A request id's length bound (a uuid is 36)."""
+MAX_BLOCK = 10_000
+"""The most ids one `allocate_block` hands out: models.MAX_ARRAY_JOBS."""
 
 
 @workflow.defn(name="JobIdAllocator")
@@ -70,12 +77,36 @@ class JobIdAllocator:
             raise ValueError(f"bad allocation request ({len(request_id)} chars, at least {at_least})")
 
     @workflow.update
-    def release(self, job_id: int) -> bool:
+    def allocate_block(self, request_id: str, count: int, at_least: int = 0) -> int:
+        """The first of `count` consecutive ids (at least `at_least`), all the caller's; the
+        same block again for a request id already answered (unless below `at_least`). Counted
+        as one allocation towards continue-as-new: it is one update in the history."""
+        known = self._recent.get(request_id) if request_id else None
+        if known is not None and known >= at_least:
+            return known
+        first = max(self._next_id, at_least)
+        self._next_id = first + count
+        self._allocated_this_run += 1
+        if request_id:
+            self._recent.pop(request_id, None)
+            self._recent[request_id] = first
+            while len(self._recent) > REQUESTS_REMEMBERED:
+                del self._recent[next(iter(self._recent))]
+        return first
+
+    @allocate_block.validator
+    def _check_allocate_block(self, request_id: str, count: int, at_least: int = 0) -> None:
+        if len(request_id) > MAX_REQUEST_ID or not 1 <= count <= MAX_BLOCK or not 0 <= at_least < 2**62:
+            raise ValueError(f"bad block request ({len(request_id)} chars, {count} ids, at least {at_least})")
+
+    @workflow.update
+    def release(self, job_id: int, count: int = 1) -> bool:
         """Give back an id whose launch failed, so the next launch gets it; only the last id
         handed out can come back (a later one was given to someone else meanwhile). Returns
         whether it came back. Added after the first release: a new handler, so old histories
-        (which never call it) replay unchanged."""
-        if job_id != self._next_id - 1:
+        (which never call it) replay unchanged. `count` (added later, default 1): a whole
+        block from `allocate_block`, back only when it is the last handed out."""
+        if job_id + count != self._next_id or count < 1:
             return False
         self._next_id = job_id
         for request_id in [r for r, given in self._recent.items() if given == job_id]:

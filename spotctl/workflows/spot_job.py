@@ -38,7 +38,8 @@ from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from temporalio import workflow
-from temporalio.exceptions import ActivityError, ApplicationError, TimeoutType
+from temporalio.common import Priority
+from temporalio.exceptions import ActivityError, ApplicationError, CancelledError, TimeoutType
 from temporalio.exceptions import TimeoutError as TemporalTimeout
 from temporalio.workflow import ActivityCancellationType
 
@@ -77,6 +78,8 @@ with workflow.unsafe.imports_passed_through():
         monitor_queue,
     )
     from spotctl.models.naming import JOB_WORKFLOW
+    from spotctl.models.priority import PRIORITY_SIGNAL, priority_key
+    from spotctl.models.spec import MAX_PRIORITY, MIN_PRIORITY
     from spotctl.models.status import JobFailure
     from spotctl.policy import (
         Backoff,
@@ -138,6 +141,10 @@ program's end (`done_at`)."""
 DEADLINE_RETURNS = "deadline-returns"
 """The patch that watches a deadline job running on on-demand (deadline_driver.OnDemandWatch):
 a durable timer asks its policy, and a spot cluster made ready replaces the on-demand one."""
+LAUNCH_PRIORITY = "launch-priority"
+"""The patch that asks for a launch slot with the job's priority (models/priority.py: Temporal's
+priority_key on create_cluster) and, when the priority changes (`set_priority`) while the job
+waits for a slot, asks again under the new one."""
 LAUNCH_SLOT_WAIT = timedelta(seconds=3)
 """A create not picked up this soon waits for a launch slot: the job shows so (PENDING)."""
 
@@ -161,7 +168,9 @@ class SpotJobWorkflow(StateAndCancel):
         before `run()`, and `run()` must not erase what they recorded. No commands here."""
         self._state: JobState = spec.carried.state if spec.carried is not None else JobState(
             job_id=spec.job_id, name=spec.name, resources=spec.resources, submitted_at=spec.submitted_at,
-            task=spec.task.index if spec.task else None)
+            task=spec.task.index if spec.task else None, priority=spec.priority,
+            array_first_id=spec.array.first_id if spec.array else None,
+            array_rank=spec.array.rank if spec.array else None)
         self._cancel_requested = self._state.cancel_requested
         self._running = False
         """Set once run() took the job over: before, a note is recorded but not published."""
@@ -203,6 +212,17 @@ class SpotJobWorkflow(StateAndCancel):
         self._noted = text
         self._state = self._state.model_copy(update={"detail": text})
         self._publish()
+
+    @workflow.signal(name=PRIORITY_SIGNAL)
+    def set_priority(self, priority: int) -> None:
+        """A new priority (`spotctl set-priority`): shown at once; a create_cluster waiting for a
+        launch slot is asked again under it (_create_waiting). Out of range or once the job
+        ended: ignored (the CLI checks both first)."""
+        if self._state.status.is_terminal or not MIN_PRIORITY <= priority <= MAX_PRIORITY:
+            return
+        self._state = self._state.model_copy(update={"priority": priority})
+        if self._running and workflow.patched(LAUNCH_PRIORITY):
+            self._publish()
 
     # ---- the job ---------------------------------------------------------------------
     @workflow.run
@@ -452,19 +472,51 @@ class SpotJobWorkflow(StateAndCancel):
         if not workflow.patched(LAUNCH_SLOTS):
             return await self._activity(ProvisionActivities.create_cluster, req, timedelta(minutes=10))
         queue = launch_queue(workflow.info().task_queue)
+        prioritized = workflow.patched(LAUNCH_PRIORITY)
         try:
             return await self._activity(ProvisionActivities.create_cluster, req, timedelta(minutes=10),
-                                        task_queue=queue, schedule_to_start=LAUNCH_SLOT_WAIT)
+                                        task_queue=queue, schedule_to_start=LAUNCH_SLOT_WAIT,
+                                        priority=self._launch_priority() if prioritized else None)
         except ActivityError as err:
             if not _timed_out_in_queue(err):
                 raise
         detail = self._state.detail
         self._set(JobStatus.PENDING if status == JobStatus.STARTING else status,
                   detail="waiting for a launch slot (every worker is at its worker.max_concurrent_launches)")
-        result = await self._activity(ProvisionActivities.create_cluster, req, timedelta(minutes=10),
-                                      task_queue=queue)
+        if prioritized:
+            result = await self._create_waiting(req, queue)
+        else:
+            result = await self._activity(ProvisionActivities.create_cluster, req, timedelta(minutes=10),
+                                          task_queue=queue)
         self._set(status, detail=detail)
         return result
+
+    def _launch_priority(self) -> Priority:
+        return Priority(priority_key=priority_key(self._state.priority))
+
+    async def _create_waiting(self, req: ProvisionRequest, queue: str) -> ProvisionResult:
+        """create_cluster, waiting for a launch slot under the job's priority; when the priority
+        changes meanwhile, the ask is cancelled and made again under the new one. The ask may
+        have started just before its cancel: create_cluster is idempotent by its token and the
+        next ask adopts what it made (activities/provision.py), so nothing is made twice."""
+        while True:
+            asked = self._state.priority
+            handle = workflow.start_activity_method(
+                ProvisionActivities.create_cluster, req, start_to_close_timeout=timedelta(minutes=10),
+                heartbeat_timeout=HEARTBEAT, retry_policy=INFRA_RETRY,
+                cancellation_type=ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+                summary=f"create_cluster (attempt {self._attempt}, priority {asked})", task_queue=queue,
+                priority=self._launch_priority())
+            await workflow.wait_condition(
+                lambda h=handle, a=asked: h.done() or self._cancel_requested or self._state.priority != a)  # type: ignore[misc]
+            if handle.done():
+                return handle.result()
+            handle.cancel()
+            await _stopped(handle)
+            if self._cancel_requested:
+                raise Cancelled()
+            if not _was_cancelled(handle):
+                return handle.result()  # it ended before it heard the cancel: its result (or error) stands
 
     async def _wait_ready(self, cluster: ClusterHandle) -> ClusterHandle | None:
         """The cluster once it runs, or None when it died or never ran (it is then torn down
@@ -560,7 +612,8 @@ class SpotJobWorkflow(StateAndCancel):
     # ---- activities and timers -------------------------------------------------------
     async def _activity(self, method: Callable[[Any, Arg], Awaitable[Result]], arg: Arg, timeout: timedelta, *,
                         task_queue: str | None = None, schedule_to_start: timedelta | None = None,
-                        makes_nothing: bool = False, heartbeat: timedelta = HEARTBEAT) -> Result:
+                        makes_nothing: bool = False, heartbeat: timedelta = HEARTBEAT,
+                        priority: Priority | None = None) -> Result:
         """Run one activity, `method` of its implementation class (a typed reference: the type
         checker matches `arg` and the result with it; the SDK takes its registered name from
         its `@activity.defn`), heartbeating, retried forever but for the named errors, on the
@@ -576,7 +629,7 @@ class SpotJobWorkflow(StateAndCancel):
             method, arg, start_to_close_timeout=timeout, heartbeat_timeout=heartbeat,
             retry_policy=INFRA_RETRY, cancellation_type=cancellation,
             summary=f"{method.__name__} (attempt {self._attempt})", task_queue=task_queue,
-            schedule_to_start_timeout=schedule_to_start,
+            schedule_to_start_timeout=schedule_to_start, priority=priority or Priority.default,
         )
         try:
             await workflow.wait_condition(lambda: handle.done() or self._cancel_requested)
@@ -666,6 +719,14 @@ class _V1Host:
     @cancel_requested.setter
     def cancel_requested(self, value: bool) -> None:
         self._wf._cancel_requested = value
+
+
+def _was_cancelled(handle: workflow.ActivityHandle) -> bool:
+    """The stopped activity ended by its cancel (not with a result or an error of its own)."""
+    if handle.cancelled():
+        return True
+    exc = handle.exception()
+    return isinstance(exc, ActivityError) and isinstance(exc.cause, CancelledError)
 
 
 def _timed_out_in_queue(err: ActivityError) -> bool:

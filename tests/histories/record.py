@@ -51,6 +51,7 @@ from spotctl.config import load_settings  # noqa: E402
 from spotctl.embedded import EmbeddedServer  # noqa: E402
 from spotctl.launch import Overrides, plan  # noqa: E402
 from spotctl.models import AttemptRecord, CarriedState, JobState, JobStatus, cluster_name  # noqa: E402
+from spotctl.models.array import array_workflow_id  # noqa: E402
 from spotctl.workflows import ALLOCATOR_WORKFLOW_ID  # noqa: E402
 
 from conftest import spotctl_env  # noqa: E402
@@ -114,7 +115,7 @@ def main() -> None:
 
     home = Path(tempfile.mkdtemp(prefix="spotctl-record-"))
     env = spotctl_env(home)
-    if want("waited_for_launch_slot"):
+    if want("waited_for_launch_slot") or want("priority_raised"):
         env["SPOTCTL_MAX_LAUNCHES"] = "1"  # one create at a time: the second launch must wait
     # Recorded histories are replayed with the all-zero codec key (tests/test_replay.py).
     env["SPOTCTL_CODEC_KEY"] = base64.b64encode(bytes(32)).decode()
@@ -189,6 +190,8 @@ def main() -> None:
     ids: dict[str, int] = {}
     children: dict[str, int] = {}
     """Scenario -> how many pipeline tasks (child workflows) to save besides the job's."""
+    others: dict[str, str] = {}
+    """Scenario -> a workflow other than a job's to save (a job array's submitter)."""
     events_workflows: set[str] = set()
     """Scenarios whose job handed its last events to a JobEventsWorkflow: saved too (`_events`)."""
     try:
@@ -262,6 +265,33 @@ def main() -> None:
                 restore_config()
             wait_status(first, "SUCCEEDED")
             wait_status(job_id, "SUCCEEDED")
+
+        # A job raised (`set-priority`) while it waits for a launch slot: its create is asked
+        # again under the new priority (the `launch-priority` patch).
+        if want("priority_raised"):
+            set_regions(api_latency_s=5)
+            try:
+                first = launch("launch", "-y", "-d", "-n", "slot-holder", "echo first")
+                job_id = ids["priority_raised"] = launch("launch", "-y", "-d", "--priority", "-10", "-n", "raised",
+                                                         "echo raised")
+                wait_for("waiting for a launch slot", lambda: "launch slot" in (job(job_id).get("detail") or ""), 30)
+                cli_ok("set-priority", str(job_id), "500")
+                wait_for("the new priority", lambda: job(job_id).get("priority") == 500, 30)
+            finally:
+                restore_config()
+            wait_status(first, "SUCCEEDED")
+            wait_status(job_id, "SUCCEEDED")
+
+        # A job array of two (`launch --num-jobs 2`): its submitter's history, and the allocator's
+        # with the block allocation.
+        if want("job_array"):
+            result = runner.invoke(cli, ["launch", "-y", "--num-jobs", "2", "-n", "duo-array",
+                                         "echo rank $SKYPILOT_JOB_RANK"], env=env)
+            assert result.exit_code == 0, result.output
+            first = int(result.stderr.split("Job array ", 1)[1].split()[0])
+            for array_job in (first, first + 1):
+                wait_status(array_job, "SUCCEEDED")
+            others["job_array"] = array_workflow_id(first)
 
         # A managed pipeline of two tasks: the parent's history and each task's (child workflows).
         if want("pipeline"):
@@ -458,6 +488,13 @@ def main() -> None:
                     handle = client.temporal.get_workflow_handle(f"{workflow_id(job_id)}-events")
                     await handle.result()
                     histories[f"{only.get(name, name)}_events"] = (await handle.fetch_history()).to_json()
+            for name, wid in others.items():
+                handle = client.temporal.get_workflow_handle(wid)
+                await handle.result()
+                histories[only.get(name, name)] = (await handle.fetch_history()).to_json()
+                if name == "job_array":  # the allocator's history with a block allocation in it
+                    histories["job_id_allocator_block"] = (
+                        await client.temporal.get_workflow_handle(ALLOCATOR_WORKFLOW_ID).fetch_history()).to_json()
             if only:  # the allocator's recorded history stays as it is
                 return histories
             # The allocator runs for ever: its history so far, after every launch above.
