@@ -25,6 +25,7 @@ def all_activities(deps: Deps) -> list[Callable]:
         ProvisionActivities(deps).wait_cluster_ready,
         SetupActivities(deps).setup,
         RunActivities(deps).start_run,
+        RunActivities(deps).stop_run,
         MonitorActivities(deps).monitor,
         TeardownActivities(deps).teardown,
         PricingActivities(deps).price_candidates,

@@ -158,6 +158,8 @@ class ActivityNames:
     DELIVER_WEBHOOK = "deliver_webhook"
     RUN_EVENT_CALLBACK = "run_event_callback"
     FLEET_OUTLOOKS = "fleet_outlooks"
+    STOP_RUN = "stop_run"
+    """Stop a pool job's program on its worker (the worker lives on for the next job)."""
 
 
 NOTE_SIGNAL = "note"

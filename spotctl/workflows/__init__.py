@@ -6,9 +6,11 @@ controller, frozen, for jobs started under it.
 from spotctl.workflows.event_outbox import JobEventsWorkflow
 from spotctl.workflows.job_ids import ALLOCATOR_WORKFLOW_ID, JobIdAllocator
 from spotctl.workflows.pipeline import SpotPipelineWorkflow, SpotTaskWorkflow
+from spotctl.workflows.pool import SpotPoolWorkflow
 from spotctl.workflows.spot_job import SpotJobWorkflow
 
-ALL_WORKFLOWS = [SpotJobWorkflow, SpotPipelineWorkflow, SpotTaskWorkflow, JobIdAllocator, JobEventsWorkflow]
+ALL_WORKFLOWS = [SpotJobWorkflow, SpotPipelineWorkflow, SpotTaskWorkflow, JobIdAllocator, JobEventsWorkflow,
+                 SpotPoolWorkflow]
 
 __all__ = ["ALLOCATOR_WORKFLOW_ID", "ALL_WORKFLOWS", "JobEventsWorkflow", "JobIdAllocator", "SpotJobWorkflow",
-           "SpotPipelineWorkflow", "SpotTaskWorkflow"]
+           "SpotPipelineWorkflow", "SpotPoolWorkflow", "SpotTaskWorkflow"]
