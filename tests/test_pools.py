@@ -1,0 +1,141 @@
+"""Pools end to end on the real embedded Temporal and the local cloud: `pool apply`, jobs on
+the pool (`launch -p`), a worker preempted under a job, cancel, `pool down`, and bad input."""
+
+from __future__ import annotations
+
+import textwrap
+import time
+from pathlib import Path
+
+from conftest import Spot
+
+
+def pool_file(tmp_path: Path, setups: Path, workers: str = "workers: 2", resources: str = "cpus: 1+") -> str:
+    path = tmp_path / "pool.yaml"
+    path.write_text(textwrap.dedent(f"""
+        pool:
+          {workers}
+        resources:
+          {resources}
+        setup: |
+          echo "setup on $(hostname)" >> {setups}
+    """))
+    return str(path)
+
+
+def job_file(tmp_path: Path, name: str, run: str) -> str:
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(f"name: {name}\nrun: |\n" + textwrap.indent(textwrap.dedent(run), "  "))
+    return str(path)
+
+
+def wait_pool(spot: Spot, name: str, text: str, timeout: float = 60) -> str:
+    deadline = time.monotonic() + timeout
+    out = ""
+    while time.monotonic() < deadline:
+        out = spot.run("pool", "status", name).output
+        if text in out:
+            return out
+        time.sleep(0.3)
+    raise AssertionError(f"pool {name} never showed {text!r}; last:\n{out}")
+
+
+def down(spot: Spot, name: str) -> None:
+    result = spot.run("pool", "down", name, "--cancel", "-y")
+    assert result.exit_code == 0, result.output
+    assert "is down" in result.output
+
+
+def test_pool_runs_jobs_on_workers_set_up_once(spot_clean: Spot, tmp_path: Path) -> None:
+    setups = tmp_path / "setups"
+    runs = tmp_path / "runs"
+    result = spot_clean.run("pool", "apply", "-p", "twin", pool_file(tmp_path, setups), "-y")
+    assert result.exit_code == 0, result.output
+    try:
+        job = job_file(tmp_path, "work", f"""
+            test -z "$(ls -A)" || {{ echo "dirty working directory"; exit 3; }}
+            touch mine
+            echo "$SPOTCTL_JOB_ID $MY_VAR $(hostname)" >> {runs}
+            sleep 1
+        """)
+        ids = [spot_clean.launch_detached("-p", "twin", "--env", f"MY_VAR=v{i}", job) for i in range(4)]
+        states = [spot_clean.wait_status(i, "SUCCEEDED", "FAILED", timeout=120) for i in ids]
+        assert [s["status"] for s in states] == ["SUCCEEDED"] * 4, states
+        lines = runs.read_text().splitlines()
+        assert sorted(int(line.split()[0]) for line in lines) == ids  # each exactly once
+        assert {line.split()[1] for line in lines} == {"v0", "v1", "v2", "v3"}  # its own envs
+        assert len(setups.read_text().splitlines()) == 2  # each worker set up once, not per job
+        assert all(s["pool"] == "twin" and s["recoveries"] == 0 for s in states)
+        out = spot_clean.run("pool", "status", "twin").output
+        assert "READY" in out and "Spend so far: $" in out and out.count("idle") == 2, out
+        assert spot_clean.run("status", "--json", "--all").output.count('"twin"') >= 4  # jobs, not the pool
+    finally:
+        down(spot_clean, "twin")
+
+
+def test_preempted_worker_sends_its_job_back_to_pending(spot_clean: Spot, tmp_path: Path) -> None:
+    setups = tmp_path / "setups"
+    assert spot_clean.run("pool", "apply", "-p", "heal", pool_file(tmp_path, setups), "-y").exit_code == 0
+    try:
+        hold = job_file(tmp_path, "held", """
+            if [ "$SPOTCTL_RECOVERY_COUNT" = 0 ]; then while true; do sleep 0.1; done; fi
+            echo "ran again after $SPOTCTL_RECOVERY_COUNT recovery"
+        """)
+        job_id = spot_clean.launch_detached("-p", "heal", hold)
+        first = spot_clean.wait_running(job_id, 1, timeout=90)
+        result = spot_clean.run("debug", "preempt", str(job_id), "--notice", "0")
+        assert result.exit_code == 0, result.output
+        done = spot_clean.wait_status(job_id, "SUCCEEDED", "FAILED", timeout=120)
+        assert done["status"] == "SUCCEEDED" and done["recoveries"] == 1, done
+        assert [r["outcome"] for r in done["history"]] == ["preempted", "succeeded"]
+        assert done["worker"] != first["worker"]
+        assert "ran again after 1 recovery" in spot_clean.run("logs", "--no-follow", str(job_id)).stdout
+        wait_pool(spot_clean, "heal", "READY")  # the lost worker was replaced
+    finally:
+        down(spot_clean, "heal")
+
+
+def test_cancel_frees_the_worker_for_the_next_job(spot_clean: Spot, tmp_path: Path) -> None:
+    setups = tmp_path / "setups"
+    assert spot_clean.run("pool", "apply", "-p", "solo", pool_file(tmp_path, setups, "workers: 1"), "-y").exit_code == 0
+    try:
+        forever = job_file(tmp_path, "forever", "while true; do sleep 0.1; done\n")
+        quick = job_file(tmp_path, "quick", "echo quick done\n")
+        long_id = spot_clean.launch_detached("-p", "solo", forever)
+        running = spot_clean.wait_running(long_id, 1, timeout=90)
+        next_id = spot_clean.launch_detached("-p", "solo", quick)
+        assert spot_clean.job(next_id)["status"] == "PENDING"
+        assert spot_clean.run("cancel", "-y", str(long_id)).exit_code == 0
+        assert spot_clean.wait_status(long_id, "CANCELLED", timeout=60)["status"] == "CANCELLED"
+        done = spot_clean.wait_status(next_id, "SUCCEEDED", "FAILED", timeout=60)
+        assert done["status"] == "SUCCEEDED" and done["worker"] == running["worker"], done  # same worker, kept
+        assert len(setups.read_text().splitlines()) == 1
+    finally:
+        down(spot_clean, "solo")
+
+
+def test_bad_pool_input_is_one_line_and_exit_2(spot_clean: Spot, tmp_path: Path) -> None:
+    setups = tmp_path / "setups"
+    job = job_file(tmp_path, "job", "echo hi\n")
+    result = spot_clean.run("launch", "-y", "-d", "-p", "nosuch", job)
+    assert result.exit_code == 2 and "pool 'nosuch' does not exist" in result.output, result.output
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("pool:\n  min_workers: 3\n  max_workers: 1\nresources:\n  cpus: 1+\n")
+    result = spot_clean.run("pool", "apply", "-p", "bad", str(bad), "-y")
+    assert result.exit_code == 2 and "min_workers (3) is more than max_workers (1)" in result.output, result.output
+    malformed = tmp_path / "malformed.yaml"
+    malformed.write_text("pool:\n  workers: lots\nresources:\n  cpus: 1+\n")
+    result = spot_clean.run("pool", "apply", "-p", "bad", str(malformed), "-y")
+    assert result.exit_code == 2 and "pool.workers" in result.output, result.output
+    result = spot_clean.run("pool", "status", "bad")
+    assert result.exit_code == 1 and "no pool 'bad'" in result.output
+    small = pool_file(tmp_path, setups, "workers: 1", "instance_type: local.small")
+    assert spot_clean.run("pool", "apply", "-p", "small", small, "-y").exit_code == 0
+    try:
+        big = tmp_path / "big.yaml"
+        big.write_text("resources:\n  cpus: 4+\nrun: echo big\n")
+        result = spot_clean.run("launch", "-y", "-d", "-p", "small", str(big))
+        assert result.exit_code == 2, result.output
+        assert "cannot serve this job's resources" in result.output and "Managed job" not in result.output
+    finally:
+        down(spot_clean, "small")
