@@ -5,21 +5,20 @@ from __future__ import annotations
 
 import textwrap
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+
+from spotctl.models.pool import PoolRequest
 
 from conftest import Spot
 
 
 def pool_file(tmp_path: Path, setups: Path, workers: str = "workers: 2", resources: str = "cpus: 1+") -> str:
+    """A SkyPilot pool file; `workers`: the `pool:` section's lines."""
     path = tmp_path / "pool.yaml"
-    path.write_text(textwrap.dedent(f"""
-        pool:
-          {workers}
-        resources:
-          {resources}
-        setup: |
-          echo "setup on $(hostname)" >> {setups}
-    """))
+    section = "".join(f"  {line.strip()}\n" for line in workers.splitlines())
+    path.write_text(f"pool:\n{section}resources:\n  {resources}\nsetup: |\n"
+                    f"  echo \"setup on $(hostname)\" >> {setups}\n")
     return str(path)
 
 
@@ -114,6 +113,31 @@ def test_cancel_frees_the_worker_for_the_next_job(spot_clean: Spot, tmp_path: Pa
         down(spot_clean, "solo")
 
 
+def test_pool_scales_with_its_queue(spot_clean: Spot, tmp_path: Path) -> None:
+    setups = tmp_path / "setups"
+    elastic = pool_file(tmp_path, setups, "min_workers: 0\n  max_workers: 2")
+    assert spot_clean.run("pool", "apply", "-p", "elastic", elastic, "--idle-timeout", "1", "-y").exit_code == 0
+    try:
+        assert "0 " in wait_pool(spot_clean, "elastic", "READY")  # no job, no worker
+        assert spot_clean.alive_instances() == []
+        job = job_file(tmp_path, "nap", "sleep 2\n")
+        ids = [spot_clean.launch_detached("-p", "elastic", job) for _ in range(3)]
+        out = wait_pool(spot_clean, "elastic", "busy")
+        assert len(spot_clean.alive_instances()) <= 2, out  # never above max_workers
+        assert all(spot_clean.wait_status(i, "SUCCEEDED", "FAILED", timeout=120)["status"] == "SUCCEEDED" for i in ids)
+        assert len(setups.read_text().splitlines()) == 2  # scaled to 2, not 3
+        deadline = time.monotonic() + 60
+        while spot_clean.alive_instances() and time.monotonic() < deadline:  # idle workers go after 1 s
+            time.sleep(0.3)
+        assert spot_clean.alive_instances() == []
+        resized = spot_clean.run("pool", "apply", "-p", "elastic", "--workers", "1")
+        assert resized.exit_code == 0 and "updated: 1 worker" in resized.output, resized.output
+        wait_pool(spot_clean, "elastic", "idle")
+        assert len(spot_clean.alive_instances()) == 1
+    finally:
+        down(spot_clean, "elastic")
+
+
 def test_bad_pool_input_is_one_line_and_exit_2(spot_clean: Spot, tmp_path: Path) -> None:
     setups = tmp_path / "setups"
     job = job_file(tmp_path, "job", "echo hi\n")
@@ -139,3 +163,15 @@ def test_bad_pool_input_is_one_line_and_exit_2(spot_clean: Spot, tmp_path: Path)
         assert "cannot serve this job's resources" in result.output and "Managed job" not in result.output
     finally:
         down(spot_clean, "small")
+
+
+def test_waiting_jobs_are_served_by_priority_then_age() -> None:
+    """The pool's queue order (models.pool.PoolRequest.order_key): higher priority first, then
+    the oldest, then the lower id."""
+    t0 = datetime(2026, 1, 1, tzinfo=UTC)
+    reqs = [PoolRequest(job_id=1, seq=1, priority=500, submitted_at=t0),
+            PoolRequest(job_id=2, seq=1, priority=900, submitted_at=t0 + timedelta(seconds=5)),
+            PoolRequest(job_id=3, seq=1, priority=500, submitted_at=t0 - timedelta(seconds=5)),
+            PoolRequest(job_id=4, seq=1, priority=0, submitted_at=t0 - timedelta(days=1)),
+            PoolRequest(job_id=5, seq=2, priority=500, submitted_at=t0)]
+    assert [r.job_id for r in sorted(reqs, key=PoolRequest.order_key)] == [2, 3, 1, 5, 4]

@@ -38,9 +38,12 @@ def pool() -> None:
 @click.argument("pool_yaml", required=False, metavar="POOL_YAML")
 @click.option("-p", "--pool", "name", required=True, help="The pool's name.")
 @click.option("--workers", type=click.IntRange(1, MAX_WORKERS), help="A fixed number of workers (overrides the file).")
+@click.option("--idle-timeout", type=click.FloatRange(0, 7 * 86400), default=60.0, show_default=True,
+              metavar="SECONDS", help="How long a worker above min_workers stays idle before it is torn down "
+                                      "(a new pool only).")
 @click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation.")
 @async_command
-async def apply(pool_yaml: str | None, name: str, workers: int | None, yes: bool) -> None:
+async def apply(pool_yaml: str | None, name: str, workers: int | None, idle_timeout: float, yes: bool) -> None:
     """Create pool POOL from POOL_YAML (a task YAML with a `pool:` section), or change the
     worker counts of the existing pool POOL (the file's, or --workers)."""
     s = settings()
@@ -68,7 +71,7 @@ async def apply(pool_yaml: str | None, name: str, workers: int | None, yes: bool
     pool_id = await client.allocate_job_id(str(uuid.uuid4()))
     staged = (await asyncio.to_thread(stage_tasks, [p.task], pool_id, s, bucket_regions(p.candidates)))[0]
     job = p.to_spec(pool_id, staged, None).model_copy(update={"name": name, "run": ""})
-    spec = PoolSpec(name=name, job=job, min_workers=counts[0], max_workers=counts[1])
+    spec = PoolSpec(name=name, job=job, min_workers=counts[0], max_workers=counts[1], idle_timeout_s=idle_timeout)
     try:
         await start_pool(client.temporal, spec)
     except BaseException:

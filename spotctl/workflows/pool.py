@@ -121,6 +121,8 @@ class SpotPoolWorkflow:
                 w.job_id = None
                 if rel.lost:
                     w.phase, w.detail = "lost", f"lost under job {rel.job_id}"
+                    if w.cluster is not None and self._spec.job.recovery.strategy.upper() == "EAGER_NEXT_REGION":
+                        self._blocked = block_region(self._blocked, w.cluster.cloud, w.cluster.region, workflow.now())
                 else:
                     w.phase, w.idle_since = "idle", workflow.now()
         self._changed = True

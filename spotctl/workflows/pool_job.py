@@ -94,7 +94,7 @@ class PoolAttempts:
                 if error_type(err) not in (PREEMPTED_ERROR, NODE_FAILURE_ERROR):
                     await self._give_back(ref, stop=started)
                     raise
-                await self._lost(grant, err)
+                await self._lost(grant, err, ran=job._state.status == JobStatus.RUNNING)
                 continue
             except BaseException:  # cancelled (or a bug): the program stops, the worker goes back
                 await self._give_back(ref, stop=started)
@@ -139,12 +139,13 @@ class PoolAttempts:
             raise Finished(JobStatus.FAILED_PRECHECKS, grant.refused)
         return grant
 
-    async def _lost(self, grant: WorkerGrant, err: ActivityError) -> None:
-        """The worker died under the job: it goes back to PENDING, as a recovery, for another worker."""
+    async def _lost(self, grant: WorkerGrant, err: ActivityError, *, ran: bool) -> None:
+        """The worker died under the job: it goes back to PENDING for another worker, as a
+        recovery if its program ran (a worker found dead when handed over costs the job nothing)."""
         job = self.job
         job._close_attempt("preempted")
         await self._release(lost=True)
-        job._set(JobStatus.PENDING, recoveries=job._state.recoveries + 1, worker=None,
+        job._set(JobStatus.PENDING, recoveries=job._state.recoveries + (1 if ran else 0), worker=None,
                  detail=f"worker {grant.worker} lost ({describe(err)}); waiting for another worker of pool {self.pool!r}")
 
     async def _give_back(self, ref: AttemptRef, *, stop: bool) -> None:
