@@ -3,12 +3,15 @@ the pool (`launch -p`), a worker preempted under a job, cancel, `pool down`, and
 
 from __future__ import annotations
 
+import asyncio
 import textwrap
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from spotctl.client import connect
 from spotctl.models.pool import PoolRequest
+from spotctl.worker.sweeper import SweepReport, sweep_once
 
 from conftest import Spot
 
@@ -175,3 +178,51 @@ def test_waiting_jobs_are_served_by_priority_then_age() -> None:
             PoolRequest(job_id=4, seq=1, priority=0, submitted_at=t0 - timedelta(days=1)),
             PoolRequest(job_id=5, seq=2, priority=500, submitted_at=t0)]
     assert [r.job_id for r in sorted(reqs, key=PoolRequest.order_key)] == [2, 3, 1, 5, 4]
+
+
+def test_the_sweeper_spares_a_running_pools_workers(spot_clean: Spot, tmp_path: Path) -> None:
+    """A pool's workers are tagged with the pool's number, which no job's workflow has: the
+    orphan sweeper must ask for the pool before it takes them for orphans."""
+    assert spot_clean.run("pool", "apply", "-p", "kept", pool_file(tmp_path, tmp_path / "s", "workers: 1"),
+                          "-y").exit_code == 0
+    try:
+        wait_pool(spot_clean, "kept", "idle")
+        alive = [i.id for i in spot_clean.alive_instances()]
+
+        async def go() -> SweepReport:
+            return await sweep_once(await connect(spot_clean.settings), spot_clean.settings, grace_s=0)
+
+        report = asyncio.run(go())
+        assert alive and not set(alive) & set(report.terminated), report
+        assert [i.id for i in spot_clean.alive_instances()] == alive
+    finally:
+        down(spot_clean, "kept")
+
+
+def test_down_drains_or_cancels_and_says_so_first(spot_clean: Spot, tmp_path: Path) -> None:
+    assert spot_clean.run("pool", "apply", "-p", "ebb", pool_file(tmp_path, tmp_path / "s", "workers: 1"),
+                          "-y").exit_code == 0
+    nap = job_file(tmp_path, "nap", "sleep 2\n")
+    first = spot_clean.launch_detached("-p", "ebb", nap)
+    spot_clean.wait_running(first, 1, timeout=90)
+    second = spot_clean.launch_detached("-p", "ebb", nap)
+    result = spot_clean.run("pool", "down", "ebb", "-y")
+    assert result.exit_code == 0, result.output
+    assert "1 waiting job(s) and 1 running job(s) will run to their end first" in result.output, result.output
+    refused = spot_clean.run("launch", "-y", "-d", "-p", "ebb", nap)
+    assert refused.exit_code == 2 and "going down" in refused.output, refused.output
+    for job_id in (first, second):
+        assert spot_clean.wait_status(job_id, "SUCCEEDED", "FAILED", timeout=90)["status"] == "SUCCEEDED"
+    deadline = time.monotonic() + 60
+    while spot_clean.run("pool", "status", "ebb").exit_code == 0 and time.monotonic() < deadline:
+        time.sleep(0.3)
+    assert spot_clean.run("pool", "status", "ebb").exit_code == 1  # gone, with its workers
+
+    assert spot_clean.run("pool", "apply", "-p", "ebb", pool_file(tmp_path, tmp_path / "s", "workers: 1"),
+                          "-y").exit_code == 0  # the same name again, a new pool
+    forever = spot_clean.launch_detached("-p", "ebb", job_file(tmp_path, "forever", "while true; do sleep 0.1; done\n"))
+    spot_clean.wait_running(forever, 1, timeout=90)
+    result = spot_clean.run("pool", "down", "ebb", "--cancel", "-y")
+    assert result.exit_code == 0 and "1 running job(s) will be CANCELLED" in result.output, result.output
+    assert spot_clean.wait_status(forever, "CANCELLED", timeout=60)["status"] == "CANCELLED"
+    assert spot_clean.alive_instances() == []
