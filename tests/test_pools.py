@@ -226,3 +226,27 @@ def test_down_drains_or_cancels_and_says_so_first(spot_clean: Spot, tmp_path: Pa
     assert result.exit_code == 0 and "1 running job(s) will be CANCELLED" in result.output, result.output
     assert spot_clean.wait_status(forever, "CANCELLED", timeout=60)["status"] == "CANCELLED"
     assert spot_clean.alive_instances() == []
+
+
+def test_an_idle_worker_taken_back_is_replaced(spot_clean: Spot, tmp_path: Path) -> None:
+    setups = tmp_path / "setups"
+    assert spot_clean.run("pool", "apply", "-p", "idle", pool_file(tmp_path, setups, "workers: 1"),
+                          "--probe-interval", "1", "-y").exit_code == 0
+    try:
+        wait_pool(spot_clean, "idle", "idle")
+        [old] = spot_clean.alive_instances()
+        spot_clean.cloud.preempt(old.id, 0)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            alive = spot_clean.alive_instances()
+            if alive and alive[0].id != old.id and "idle" in spot_clean.run("pool", "status", "idle").output:
+                break
+            time.sleep(0.3)
+        else:
+            raise AssertionError(spot_clean.run("pool", "status", "idle").output)
+        assert len(setups.read_text().splitlines()) == 2  # the replacement was set up too
+        job = spot_clean.launch_detached("-p", "idle", job_file(tmp_path, "hi", "echo hi\n"))
+        done = spot_clean.wait_status(job, "SUCCEEDED", "FAILED", timeout=60)
+        assert done["status"] == "SUCCEEDED" and done["recoveries"] == 0, done
+    finally:
+        down(spot_clean, "idle")

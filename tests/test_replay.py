@@ -119,7 +119,8 @@ def test_histories_cover_both_controllers_and_the_allocator() -> None:
     for path in V2_HISTORIES:
         text = path.read_text()
         if '"name":"JobIdAllocator"' in text.replace(" ", "") or _workflow_type(path) in ("SpotPipelineWorkflow",
-                                                                                           "JobEventsWorkflow"):
+                                                                                           "JobEventsWorkflow",
+                                                                                           "SpotPoolWorkflow"):
             continue
         assert "controller-v2" in _markers(path), path.name
 

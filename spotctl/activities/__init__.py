@@ -10,6 +10,7 @@ from spotctl.activities.deps import Deps
 from spotctl.activities.fleet import FleetActivities
 from spotctl.activities.monitor import MonitorActivities
 from spotctl.activities.notify import NotifyActivities
+from spotctl.activities.pool_probe import PoolActivities
 from spotctl.activities.pricing import PricingActivities
 from spotctl.activities.provision import ProvisionActivities
 from spotctl.activities.run import RunActivities
@@ -32,4 +33,5 @@ def all_activities(deps: Deps) -> list[Callable]:
         NotifyActivities(deps).deliver_webhook,
         NotifyActivities(deps).run_event_callback,
         FleetActivities(deps).fleet_outlooks,
+        PoolActivities(deps).dead_workers,
     ]

@@ -41,9 +41,12 @@ def pool() -> None:
 @click.option("--idle-timeout", type=click.FloatRange(0, 7 * 86400), default=60.0, show_default=True,
               metavar="SECONDS", help="How long a worker above min_workers stays idle before it is torn down "
                                       "(a new pool only).")
+@click.option("--probe-interval", type=click.FloatRange(1, 86400), default=60.0, hidden=True,
+              help="Seconds between checks that the idle workers still live (for tests and demos).")
 @click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation.")
 @async_command
-async def apply(pool_yaml: str | None, name: str, workers: int | None, idle_timeout: float, yes: bool) -> None:
+async def apply(pool_yaml: str | None, name: str, workers: int | None, idle_timeout: float, probe_interval: float,
+                yes: bool) -> None:
     """Create pool POOL from POOL_YAML (a task YAML with a `pool:` section), or change the
     worker counts of the existing pool POOL (the file's, or --workers)."""
     s = settings()
@@ -71,7 +74,8 @@ async def apply(pool_yaml: str | None, name: str, workers: int | None, idle_time
     pool_id = await client.allocate_job_id(str(uuid.uuid4()))
     staged = (await asyncio.to_thread(stage_tasks, [p.task], pool_id, s, bucket_regions(p.candidates)))[0]
     job = p.to_spec(pool_id, staged, None).model_copy(update={"name": name, "run": ""})
-    spec = PoolSpec(name=name, job=job, min_workers=counts[0], max_workers=counts[1], idle_timeout_s=idle_timeout)
+    spec = PoolSpec(name=name, job=job, min_workers=counts[0], max_workers=counts[1], idle_timeout_s=idle_timeout,
+                    probe_s=probe_interval)
     try:
         await start_pool(client.temporal, spec)
     except BaseException:

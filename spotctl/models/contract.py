@@ -160,6 +160,8 @@ class ActivityNames:
     FLEET_OUTLOOKS = "fleet_outlooks"
     STOP_RUN = "stop_run"
     """Stop a pool job's program on its worker (the worker lives on for the next job)."""
+    DEAD_WORKERS = "dead_workers"
+    """Which of a pool's idle workers the cloud took back."""
 
 
 NOTE_SIGNAL = "note"

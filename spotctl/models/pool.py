@@ -113,6 +113,8 @@ class PoolSpec(BaseModel):
     max_workers: int = Field(ge=1, le=MAX_WORKERS)
     idle_timeout_s: float = 60.0
     """How long a worker above min_workers stays idle before it is torn down."""
+    probe_s: float = 60.0
+    """How often the cloud is asked whether the idle workers are still alive (nobody else watches them)."""
     continue_as_new_after_events: int = 10_000
     carried: PoolCarried | None = None
 

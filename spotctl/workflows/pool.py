@@ -32,7 +32,7 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
-    from spotctl.activities import ProvisionActivities, SetupActivities
+    from spotctl.activities import PoolActivities, ProvisionActivities, SetupActivities
     from spotctl.models import (
         NOT_READY_ERROR,
         PREEMPTED_ERROR,
@@ -97,6 +97,7 @@ class SpotPoolWorkflow:
         """Workers lost before they ran, in a row: the next bring-up backs off this far."""
         self._setup_failed: str | None = None
         self._refused: list[PoolRequest] = []
+        self._probed_at = workflow.now()
 
     # ---- signals and the query ----------------------------------------------------------
     @workflow.signal(name=REQUEST_SIGNAL)
@@ -174,6 +175,7 @@ class SpotPoolWorkflow:
                 if w.phase == "lost":
                     self._retire(w)
             if not self._handing_over:
+                self._probe_idle()
                 self._assign()
                 self._scale()
             if self._down is not None and not self._workers and not self._waiting and self._in_flight == 0:
@@ -195,12 +197,33 @@ class SpotPoolWorkflow:
         return max(self._min, min(self._max, busy + len(self._waiting)))
 
     def _next_wake(self) -> timedelta | None:
-        """When an idle worker above what is wanted will have idled long enough."""
+        """When the idle workers are next probed, or one above what is wanted will have idled
+        long enough; None (no timer) without idle workers."""
         idle = [w.idle_since for w in self._workers.values() if w.phase == "idle" and w.idle_since is not None]
-        if not idle or self._alive() <= self._wanted():
+        if not idle:
             return None
-        due = min(idle) + timedelta(seconds=self._spec.idle_timeout_s) - workflow.now()
-        return max(due, timedelta(seconds=1))
+        dues = [self._probed_at + timedelta(seconds=self._spec.probe_s)]
+        if self._alive() > self._wanted():
+            dues.append(min(idle) + timedelta(seconds=self._spec.idle_timeout_s))
+        return max(min(dues) - workflow.now(), timedelta(seconds=1))
+
+    def _probe_idle(self) -> None:
+        """Every probe_s, ask the cloud whether the idle workers still live (a busy one is its
+        job's monitor's to watch): a dead one is replaced before a job is handed it."""
+        if workflow.now() - self._probed_at < timedelta(seconds=self._spec.probe_s):
+            return
+        idle = [w for w in self._workers.values() if w.phase == "idle" and w.cluster is not None]
+        if not idle:
+            return
+        self._probed_at = workflow.now()
+        self._start(self._probe(idle))
+
+    async def _probe(self, idle: list[PoolWorker]) -> None:
+        clusters = [w.cluster for w in idle if w.cluster is not None]
+        dead = set(await self._activity(PoolActivities.dead_workers, clusters, timedelta(minutes=2)))
+        for w in idle:
+            if w.phase == "idle" and w.name in dead:
+                w.phase, w.detail = "lost", "taken back by the cloud while idle"
 
     def _alive(self) -> int:
         return sum(1 for w in self._workers.values() if w.phase in ALIVE)
