@@ -206,6 +206,7 @@ def test_down_drains_or_cancels_and_says_so_first(spot_clean: Spot, tmp_path: Pa
     first = spot_clean.launch_detached("-p", "ebb", nap)
     spot_clean.wait_running(first, 1, timeout=90)
     second = spot_clean.launch_detached("-p", "ebb", nap)
+    wait_pool(spot_clean, "ebb", "1 job(s) waiting")  # its request has reached the pool
     result = spot_clean.run("pool", "down", "ebb", "-y")
     assert result.exit_code == 0, result.output
     assert "1 waiting job(s) and 1 running job(s) will run to their end first" in result.output, result.output
@@ -230,23 +231,34 @@ def test_down_drains_or_cancels_and_says_so_first(spot_clean: Spot, tmp_path: Pa
 
 def test_an_idle_worker_taken_back_is_replaced(spot_clean: Spot, tmp_path: Path) -> None:
     setups = tmp_path / "setups"
-    assert spot_clean.run("pool", "apply", "-p", "idle", pool_file(tmp_path, setups, "workers: 1"),
+    assert spot_clean.run("pool", "apply", "-p", "phoenix", pool_file(tmp_path, setups, "workers: 1"),
                           "--probe-interval", "1", "-y").exit_code == 0
     try:
-        wait_pool(spot_clean, "idle", "idle")
+        wait_pool(spot_clean, "phoenix", " idle ")
         [old] = spot_clean.alive_instances()
         spot_clean.cloud.preempt(old.id, 0)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             alive = spot_clean.alive_instances()
-            if alive and alive[0].id != old.id and "idle" in spot_clean.run("pool", "status", "idle").output:
+            if alive and alive[0].id != old.id and " idle " in spot_clean.run("pool", "status", "phoenix").output:
                 break
             time.sleep(0.3)
         else:
-            raise AssertionError(spot_clean.run("pool", "status", "idle").output)
+            raise AssertionError(spot_clean.run("pool", "status", "phoenix").output)
         assert len(setups.read_text().splitlines()) == 2  # the replacement was set up too
-        job = spot_clean.launch_detached("-p", "idle", job_file(tmp_path, "hi", "echo hi\n"))
+        job = spot_clean.launch_detached("-p", "phoenix", job_file(tmp_path, "hi", "echo hi\n"))
         done = spot_clean.wait_status(job, "SUCCEEDED", "FAILED", timeout=60)
         assert done["status"] == "SUCCEEDED" and done["recoveries"] == 0, done
     finally:
-        down(spot_clean, "idle")
+        down(spot_clean, "phoenix")
+
+
+def test_down_does_not_wait_for_a_setup_that_never_ends(spot_clean: Spot, tmp_path: Path) -> None:
+    path = tmp_path / "slow.yaml"
+    path.write_text("pool:\n  workers: 1\nresources:\n  cpus: 1+\nsetup: sleep 600\n")
+    assert spot_clean.run("pool", "apply", "-p", "slow", str(path), "-y").exit_code == 0
+    wait_pool(spot_clean, "slow", "setting-up")
+    started = time.monotonic()
+    down(spot_clean, "slow")
+    assert time.monotonic() - started < 60
+    assert spot_clean.alive_instances() == []

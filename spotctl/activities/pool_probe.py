@@ -25,13 +25,14 @@ class PoolActivities:
     async def dead_workers(self, clusters: list[ClusterHandle]) -> list[str]:
         """The names of the clusters with an instance the cloud says is not alive. A cloud that
         does not answer is asked again by the activity's retry; read-only, so idempotent."""
-        by_place: dict[tuple[str, Location], list[ClusterHandle]] = defaultdict(list)
+        by_place: dict[tuple[str, str, str], list[ClusterHandle]] = defaultdict(list)
         for c in clusters:
-            by_place[(c.cloud, c.location)].append(c)
+            by_place[(c.cloud, c.region, c.zone)].append(c)
         dead: list[str] = []
         async with heartbeating():
-            for (cloud, at), group in by_place.items():
+            for (cloud, region, zone), group in by_place.items():
                 ids = [i for c in group for i in c.instance_ids]
+                at = Location(cloud=cloud, region=region, zone=zone)
                 states = await cloud_call(self.deps.cloud(cloud).instance_states, ids, at)
                 dead += [c.cluster_name for c in group
                          if any(i not in states or not states[i].is_alive for i in c.instance_ids)]

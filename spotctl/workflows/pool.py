@@ -29,7 +29,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from temporalio import workflow
-from temporalio.exceptions import ActivityError
+from temporalio.exceptions import ActivityError, CancelledError
 
 with workflow.unsafe.imports_passed_through():
     from spotctl.activities import PoolActivities, ProvisionActivities, SetupActivities
@@ -63,7 +63,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from spotctl.policy import Backoff, block_region, order_candidates
     from spotctl.workflows.fleet_placement import LearnedOrder
-    from spotctl.workflows.job_summary import error_type
+    from spotctl.workflows.job_summary import describe, error_type
     from spotctl.workflows.retry import HEARTBEAT, INFRA_RETRY
     from spotctl.workflows.teardown import final_teardown, teardown, teardown_request
 
@@ -98,6 +98,9 @@ class SpotPoolWorkflow:
         self._setup_failed: str | None = None
         self._refused: list[PoolRequest] = []
         self._probed_at = workflow.now()
+        self._probing = False
+        self._bring_ups: dict[int, asyncio.Task] = {}
+        """The workers being made, by slot: `pool down` cancels them (a setup may take hours)."""
 
     # ---- signals and the query ----------------------------------------------------------
     @workflow.signal(name=REQUEST_SIGNAL)
@@ -171,6 +174,9 @@ class SpotPoolWorkflow:
             self._answer_refused()
             if self._down == DOWN_CANCEL and not self._cancels_sent:
                 self._cancel_jobs()
+            if self._down is not None and not self._waiting:
+                for task in self._bring_ups.values():
+                    task.cancel()  # nothing will want them: the pool is going down
             for w in list(self._workers.values()):
                 if w.phase == "lost":
                     self._retire(w)
@@ -210,7 +216,7 @@ class SpotPoolWorkflow:
     def _probe_idle(self) -> None:
         """Every probe_s, ask the cloud whether the idle workers still live (a busy one is its
         job's monitor's to watch): a dead one is replaced before a job is handed it."""
-        if workflow.now() - self._probed_at < timedelta(seconds=self._spec.probe_s):
+        if self._probing or workflow.now() - self._probed_at < timedelta(seconds=self._spec.probe_s):
             return
         idle = [w for w in self._workers.values() if w.phase == "idle" and w.cluster is not None]
         if not idle:
@@ -220,7 +226,12 @@ class SpotPoolWorkflow:
 
     async def _probe(self, idle: list[PoolWorker]) -> None:
         clusters = [w.cluster for w in idle if w.cluster is not None]
-        dead = set(await self._activity(PoolActivities.dead_workers, clusters, timedelta(minutes=2)))
+        self._probing = True
+        try:
+            dead = set(await self._activity(PoolActivities.dead_workers, clusters, timedelta(minutes=2)))
+        finally:
+            self._probing = False
+            self._probed_at = workflow.now()
         for w in idle:
             if w.phase == "idle" and w.name in dead:
                 w.phase, w.detail = "lost", "taken back by the cloud while idle"
@@ -249,7 +260,7 @@ class SpotPoolWorkflow:
                 w = PoolWorker(slot=self._next_slot, launched_at=workflow.now())
                 self._next_slot += 1
                 self._workers[w.slot] = w
-                self._start(self._bring_up(w))
+                self._bring_ups[w.slot] = self._start(self._bring_up(w))
         now = workflow.now()
         grace = timedelta(seconds=0 if self._down is not None else self._spec.idle_timeout_s)
         surplus = alive - wanted
@@ -265,7 +276,7 @@ class SpotPoolWorkflow:
         w.phase = "stopping"
         self._start(self._tear_down(w))
 
-    def _start(self, work: Any) -> None:
+    def _start(self, work: Any) -> asyncio.Task:
         """Run `work` beside the loop; the loop looks again when it ends."""
         self._in_flight += 1
 
@@ -275,7 +286,7 @@ class SpotPoolWorkflow:
             finally:
                 self._in_flight -= 1
                 self._changed = True
-        asyncio.get_running_loop().create_task(tracked())
+        return asyncio.get_running_loop().create_task(tracked())
 
     # ---- messages to jobs -------------------------------------------------------------------
     async def _grant(self, w: PoolWorker, grant: WorkerGrant) -> None:
@@ -315,7 +326,21 @@ class SpotPoolWorkflow:
 
     # ---- workers --------------------------------------------------------------------------
     async def _bring_up(self, w: PoolWorker) -> None:
-        """Make worker `w` a running, set-up cluster (it ends idle), or lost/failed."""
+        """Make worker `w` a running, set-up cluster (it ends idle), or lost; cancelled (pool
+        down), it is lost: torn down by its name, and the final teardown looks by the tag."""
+        try:
+            await self._make(w)
+        except (asyncio.CancelledError, ActivityError) as err:
+            if isinstance(err, ActivityError) and not isinstance(err.cause, CancelledError):
+                # A named error no retry mends (a file mount's bucket is missing): no worker can
+                # be made so; the pool says why and makes none until the next `pool apply`.
+                self._setup_failed = f"worker {w.slot}: {describe(err)}"
+            w.phase, w.detail = "lost", ("cancelled: the pool is going down" if self._setup_failed is None
+                                         else self._setup_failed)
+        finally:
+            self._bring_ups.pop(w.slot, None)
+
+    async def _make(self, w: PoolWorker) -> None:
         job = self._spec.job
         backoff = Backoff(initial_s=job.launch_retry_initial_s, max_s=job.launch_retry_max_s)
         if self._failures:
