@@ -348,8 +348,8 @@ class SpotPoolWorkflow:
         learned = await LearnedOrder.read(job, job.candidates, self._activity)
         retry = 0
         while w.cluster is None:
-            if self._down is not None:
-                w.phase = "lost"
+            if self._down == DOWN_CANCEL or (self._down is not None and not self._waiting):
+                w.phase = "lost"  # nothing will want it (a draining pool still serves its waiting jobs)
                 return
             candidates = order_candidates(job.candidates, strategy=job.recovery.strategy, blocked=self._blocked,
                                           now=workflow.now())
