@@ -154,6 +154,13 @@ def test_bad_pool_input_is_one_line_and_exit_2(spot_clean: Spot, tmp_path: Path)
     malformed.write_text("pool:\n  workers: lots\nresources:\n  cpus: 1+\n")
     result = spot_clean.run("pool", "apply", "-p", "bad", str(malformed), "-y")
     assert result.exit_code == 2 and "pool.workers" in result.output, result.output
+    with_run = tmp_path / "with_run.yaml"
+    with_run.write_text("pool:\n  workers: 1\nrun: echo no\n")
+    result = spot_clean.run("pool", "apply", "-p", "bad", str(with_run), "-y")
+    assert result.exit_code == 2 and "may not have a `run` section" in result.output, result.output
+    result = spot_clean.run("pool", "apply", "-p", "Bad_Name", str(with_run), "-y")
+    assert result.exit_code == 2 and "bad pool name" in result.output, result.output
+    assert len(result.output.strip().splitlines()) == 1
     result = spot_clean.run("pool", "status", "bad")
     assert result.exit_code == 1 and "no pool 'bad'" in result.output
     small = pool_file(tmp_path, setups, "workers: 1", "instance_type: local.small")
