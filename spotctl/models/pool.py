@@ -33,8 +33,10 @@ POOLS_PATCH = "pools"
 
 MAX_WORKERS = 1000
 """The most workers one pool may have (a bound on every input)."""
-MAX_QUEUED = 100_000
-"""The most jobs one pool queues; carried through continue-as-new (~60 bytes each)."""
+MAX_QUEUED = 20_000
+"""The most jobs one pool queues: the queue is carried through continue-as-new (~90 bytes a job
+in JSON, ~0.8 kB in the worker's memory), and 20,000 keep that input under Temporal's 2 MB
+payload limit. A job past it is refused (FAILED_PRECHECKS "pool ... is full")."""
 NAME_PATTERN = r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?"
 """A pool's name: what SkyPilot accepts for a cluster's, and safe in a workflow id."""
 DOWN_CANCEL = "cancel"
