@@ -137,7 +137,7 @@ def test_histories_cover_both_controllers_and_the_allocator() -> None:
         text = path.read_text()
         if '"name":"JobIdAllocator"' in text.replace(" ", "") or _workflow_type(path) in ("SpotPipelineWorkflow",
                                                                                            "JobEventsWorkflow",
-                                                                                           "JobArray"):
+                                                                                           "JobArray", "SpotPoolWorkflow"):
             continue
         assert "controller-v2" in _markers(path), path.name
 
@@ -251,3 +251,15 @@ def test_a_history_covers_the_fleet_memory_path() -> None:
     covered = [p for p in V2_HISTORIES if "fleet-memory" in _markers(p)]
     assert covered, "record one: python tests/histories/record.py fleet_preempted=fleet_preempted"
     assert any(p.read_text().count('"activityType":{"name":"fleet_outlooks"}') >= 2 for p in covered)
+
+
+def test_a_history_covers_the_pool_paths() -> None:
+    """Jobs on a pool (the `pools` patch: a worker granted, preempted under the job, the job
+    PENDING again and run on the replacement; a cancel that stops the program and keeps the
+    worker) and the pool's own workflow are recorded, so a change that running pools and
+    their jobs would not survive fails here."""
+    jobs = [p for p in V2_HISTORIES if "pools" in _markers(p)]
+    assert len(jobs) >= 2, "record them: python tests/histories/record.py pool_jobs=pool_jobs"
+    assert any('"name":"stop_run"' in p.read_text() for p in jobs)
+    assert all("pools" not in _markers(p) for p in V2_HISTORIES if p not in jobs)
+    assert "SpotPoolWorkflow" in {_workflow_type(p) for p in V2_HISTORIES}

@@ -11,6 +11,7 @@ from spotctl.activities.fleet import FleetActivities
 from spotctl.activities.job_array import ArrayActivities
 from spotctl.activities.monitor import MonitorActivities
 from spotctl.activities.notify import NotifyActivities
+from spotctl.activities.pool_probe import PoolActivities
 from spotctl.activities.pricing import PricingActivities
 from spotctl.activities.provision import ProvisionActivities
 from spotctl.activities.run import RunActivities
@@ -26,6 +27,7 @@ def all_activities(deps: Deps) -> list[Callable]:
         ProvisionActivities(deps).wait_cluster_ready,
         SetupActivities(deps).setup,
         RunActivities(deps).start_run,
+        RunActivities(deps).stop_run,
         MonitorActivities(deps).monitor,
         TeardownActivities(deps).teardown,
         PricingActivities(deps).price_candidates,
@@ -34,4 +36,5 @@ def all_activities(deps: Deps) -> list[Callable]:
         FleetActivities(deps).fleet_outlooks,
         ArrayActivities(deps).start_array_jobs,
         ArrayActivities(deps).end_array,
+        PoolActivities(deps).dead_workers,
     ]

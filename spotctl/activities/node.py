@@ -153,7 +153,12 @@ def progress_of(raw: bytes) -> float | None:
 
 
 def phase_script(ref: AttemptRef, node: Node, body: str) -> str:
-    """A phase's script: start in the synced workdir when there is one, as SkyPilot does."""
+    """A phase's script: start in the synced workdir when there is one, as SkyPilot does; a
+    pool job's run starts in an empty directory of its attempt (the pool's workdir stays at
+    ~/sky_workdir, as its setup left it)."""
+    if ref.job.pool is not None:  # a pool job: a clean directory of its own on the shared worker
+        work = f"{node.attempt_dir}/work"
+        return f"rm -rf {shlex.quote(work)} && mkdir -p {shlex.quote(work)} && cd {shlex.quote(work)}\n{body}\n"
     workdir = f"{node.runner.home}/{WORKDIR_ON_NODE}"
     cd = f"cd {shlex.quote(workdir)}\n" if ref.job.workdir else ""
     return f"{cd}{body}\n"

@@ -1,8 +1,10 @@
-"""start_run: start the user's `run` detached on every node and return at once."""
+"""start_run: start the user's `run` detached on every node and return at once; stop_run: stop it."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
 
 from temporalio import activity
 
@@ -46,3 +48,33 @@ class RunActivities:
                     await node.agent("start", node.attempt_dir, "run")
             except NodeUnreachable as exc:
                 await unreachable_is_preemption(self.deps, ref, exc)
+
+    @activity.defn(name=ActivityNames.STOP_RUN)
+    async def stop_run(self, ref: AttemptRef) -> None:
+        """Stop the attempt's program on every node, and return once it has ended: SIGTERM,
+        then SIGKILL after STOP_RUN_GRACE_S (a cancelled pool job; its worker is kept for the
+        next job, so the program must be gone before the worker is handed on). Idempotent:
+        signalling an ended program is a no-op; a node that is gone has nothing left to stop."""
+        nodes = nodes_of(ref, self.deps.cloud(ref.cluster.cloud).runner)
+        async with heartbeating():
+            for node in nodes:
+                try:
+                    await _stop(node)
+                except NodeUnreachable:
+                    activity.logger.info("node %s of job %s is unreachable: nothing to stop", node.rank, ref.job.job_id)
+
+
+STOP_RUN_GRACE_S = 10.0
+"""How long a cancelled pool job's program has between SIGTERM and SIGKILL."""
+
+
+async def _stop(node: Node) -> None:
+    deadline = time.monotonic() + STOP_RUN_GRACE_S
+    sig = "TERM"
+    while True:
+        answer = await node.agent("signal", node.attempt_dir, "run", sig)
+        if answer.get("exit_code") is not None or not answer.get("running", True):
+            return
+        if time.monotonic() >= deadline:
+            sig = "KILL"
+        await asyncio.sleep(0.2)

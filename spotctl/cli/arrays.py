@@ -43,16 +43,17 @@ def check_priority(priority: int | None, what: str = "--priority") -> None:
         fail(f"{what} must be between {MIN_PRIORITY} and {MAX_PRIORITY} (got {priority}); higher runs first")
 
 
-async def launch_array(client: SpotClient, p: Plan, count: int) -> int:
+async def launch_array(client: SpotClient, p: Plan, count: int, pool: str | None = None) -> int:
     """Allocate the array's ids (one block), stage its files once, start its submitter: the
-    first job id. On failure before the submitter exists, the files are deleted and the block
+    first job id. With `pool`, every job of the array runs on that pool's workers. On failure before the submitter exists, the files are deleted and the block
     given back; once it exists, it owns both (workflows/job_array.py)."""
     s = client.settings
     first = await allocate_block(client, count, str(uuid.uuid4()))
     try:
         staged = await asyncio.to_thread(stage_tasks, [p.task], first, s, bucket_regions(p.candidates))
         template = p.to_spec(first, staged[0], s.notify)
-        spec = ArraySpec(first_id=first, count=count, template=template.model_copy(update={"ephemeral_buckets": []}),
+        spec = ArraySpec(first_id=first, count=count,
+                         template=template.model_copy(update={"ephemeral_buckets": [], "pool": pool}),
                          ephemeral_buckets=template.ephemeral_buckets)
         try:
             await start_array(client, spec)

@@ -50,7 +50,7 @@ async def preempt(job_id: int | None, name: str | None, notice: float | None, wa
     preempt = getattr(cloud, "preempt_cluster", None)  # only a simulated cloud can
     if preempt is None:
         fail(f"the {state.cloud} cloud cannot simulate preemptions", 1)
-    name_ = cluster_name(jid, state.attempt)
+    name_ = state.worker if state.pool and state.worker else cluster_name(jid, state.attempt)  # a pool job: its worker
     ids = await asyncio.to_thread(preempt, name_, notice)
     if not ids:
         hint = "" if wait else "; `--wait` waits until it runs"

@@ -15,6 +15,7 @@ from spotctl.cli.arrays import check_num_jobs, check_priority, launch_array, wai
 from spotctl.cli.common import async_command, confirm, console, err_console, exit_code_for, fail, open_client, settings
 from spotctl.cli.fleet_view import fleet_lines, order_by_fleet
 from spotctl.cli.follow import follow, print_result
+from spotctl.cli.pool import check_pool, pool_job_plan
 from spotctl.cli.render import safe
 from spotctl.client import JobIdTaken, SpotClient
 from spotctl.config import Settings
@@ -120,7 +121,7 @@ def _usd(price: float | None) -> str:
     return "-" if price is None else f"${price:.4f}"
 
 
-async def _stage_and_start(client: SpotClient, p: Plan, job_id: int) -> None:
+async def _stage_and_start(client: SpotClient, p: Plan, job_id: int, pool: str | None = None) -> None:
     """Stage the job's files and start its workflow; on failure nothing of it is left."""
     s = client.settings
     # The workdir and local file mounts travel through the job's ephemeral bucket, so a worker
@@ -129,6 +130,8 @@ async def _stage_and_start(client: SpotClient, p: Plan, job_id: int) -> None:
     regions = bucket_regions([c for tp in plans for c in tp.candidates])
     staged = await asyncio.to_thread(stage_tasks, [tp.task for tp in plans], job_id, s, regions)
     spec = p.to_pipeline_spec(job_id, staged, s.notify) if p.is_pipeline else p.to_spec(job_id, staged[0], s.notify)
+    if pool is not None:  # a job on a pool: its worker is the pool's (workflows/pool_job.py)
+        spec = spec.model_copy(update={"pool": pool})
     try:
         await client.start_job(spec)
     except BaseException:
@@ -136,7 +139,7 @@ async def _stage_and_start(client: SpotClient, p: Plan, job_id: int) -> None:
         raise
 
 
-async def _start_with_free_id(client: SpotClient, p: Plan) -> int:
+async def _start_with_free_id(client: SpotClient, p: Plan, pool: str | None = None) -> int:
     """Allocate the job's id, stage and start it; its id. One request id for the whole launch,
     so a retried allocation gets the same id. A start that finds its id taken by an existing
     job (an allocator restarted behind it) never shadows that job: it takes the next free id."""
@@ -145,7 +148,7 @@ async def _start_with_free_id(client: SpotClient, p: Plan) -> int:
         job_id = await client.allocate_job_id(request_id)
         for _ in range(JOB_ID_TRIES):
             try:
-                await _stage_and_start(client, p, job_id)
+                await _stage_and_start(client, p, job_id, pool)
                 return job_id
             except JobIdTaken:
                 taken, job_id = job_id, await client.allocate_job_id(request_id, at_least=job_id + 1)
@@ -161,10 +164,10 @@ async def _start_with_free_id(client: SpotClient, p: Plan) -> int:
                       "them and cannot get past (is another spotctl server using this Temporal namespace?)")
 
 
-async def _launch_array(client: SpotClient, p: Plan, count: int, detach: bool) -> None:
+async def _launch_array(client: SpotClient, p: Plan, count: int, detach: bool, pool: str | None) -> None:
     """`--num-jobs N`: the array's submitter runs when this returns (--async), or every job
     exists (without); either way the jobs are Temporal's: a Ctrl-C here loses none."""
-    first = await launch_array(client, p, count)
+    first = await launch_array(client, p, count, pool)
     last = first + count - 1
     err_console.print(f"Job array [bold]{first}[/bold] {escape(repr(p.name))}: {count} managed jobs, ids {first}-{last}"
                       f"{', being submitted' if detach else ''}.")
@@ -215,13 +218,15 @@ async def _launch_array(client: SpotClient, p: Plan, count: int, detach: bool) -
 @click.option("--deadline", metavar="WHEN",
               help="Override deadline.by: an ISO 8601 time, or a duration from now such as 70h or 3d; the job "
                    "moves between spot and on-demand to finish by then (docs/deadlines.md).")
+@click.option("-p", "--pool", "pool", metavar="POOL",
+              help="Run the job on a worker of pool POOL (`spotctl pool apply`) instead of its own cluster.")
 @async_command
 async def launch(entrypoint: str, name: str | None, detach: bool, async_: bool, num_jobs: int | None,
                  priority: int | None, yes: bool, dry_run: bool, infra: str | None,
                  cloud: str | None, region: str | None, gpus: str | None, cpus: str | None, memory: str | None,
                  instance_type: str | None, use_spot: bool | None, num_nodes: str | None, job_recovery: str | None,
                  envs: tuple[str, ...], env_file: str | None, secrets: tuple[str, ...], compute_time: str | None,
-                 deadline: str | None) -> None:
+                 deadline: str | None, pool: str | None) -> None:
     """Launch a managed spot job from a SkyPilot task YAML, or from a command.
 
     Relative paths in the task (workdir, file_mounts sources) are taken from the current
@@ -249,6 +254,8 @@ async def launch(entrypoint: str, name: str | None, detach: bool, async_: bool, 
         check_launchable(p, s)
         return
     check_launchable(p, s)
+    if pool is not None:
+        p = pool_job_plan(p, pool)
     for line in p.unsupported:
         err_console.print(f"[yellow]Warning:[/yellow] {escape(safe(line))}", markup=True)
     if not yes:
@@ -261,10 +268,12 @@ async def launch(entrypoint: str, name: str | None, detach: bool, async_: bool, 
     if not await client.wait_for_worker(timeout=10.0):
         raise ServerError(f"no spotctl worker is polling task queue 'spotctl' on {s.temporal_address} "
                           f"(namespace {s.temporal.namespace}); start one with `spotctl worker`")
+    if pool is not None:
+        await check_pool(client, p, pool)
     if num_jobs is not None:
-        await _launch_array(client, p, num_jobs, detach)
+        await _launch_array(client, p, num_jobs, detach, pool)
         return
-    job_id = await _start_with_free_id(client, p)
+    job_id = await _start_with_free_id(client, p, pool)
     err_console.print(f"Managed job [bold]{job_id}[/bold] {escape(repr(p.name))} submitted. "
                       f"Web UI: {s.ui_url}/namespaces/{s.temporal.namespace}/workflows/{job_workflow_id(job_id)}")
     if detach:

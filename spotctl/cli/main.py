@@ -11,6 +11,7 @@ from spotctl.cli.common import fail
 from spotctl.cli.debug import debug
 from spotctl.cli.jobs import cancel, dashboard, logs, status
 from spotctl.cli.launch import launch
+from spotctl.cli.pool import pool
 from spotctl.cli.priority import set_priority
 from spotctl.cli.server_cmds import codec_server, server, worker
 from spotctl.config import ConfigError, default_home, secure_home
@@ -36,7 +37,7 @@ def cli() -> None:
     """Run long jobs on spot VMs; survive preemptions. State lives in Temporal."""
 
 
-for command in (launch, status, logs, cancel, set_priority, dashboard, check, server, worker, codec_server, debug):
+for command in (launch, status, logs, cancel, set_priority, dashboard, check, server, worker, codec_server, debug, pool):
     cli.add_command(command)
 
 

@@ -160,6 +160,10 @@ class ActivityNames:
     FLEET_OUTLOOKS = "fleet_outlooks"
     START_ARRAY_JOBS = "start_array_jobs"
     END_ARRAY = "end_array"
+    STOP_RUN = "stop_run"
+    """Stop a pool job's program on its worker (the worker lives on for the next job)."""
+    DEAD_WORKERS = "dead_workers"
+    """Which of a pool's idle workers the cloud took back."""
 
 
 NOTE_SIGNAL = "note"

@@ -29,6 +29,7 @@ from typing import Any, Protocol, TypeVar, runtime_checkable
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
 
+from spotctl.client.pools import pool_of_number
 from spotctl.clouds.base import Cloud, TaggedInstance
 from spotctl.clouds.registry import get_cloud
 from spotctl.config import Settings, default
@@ -124,6 +125,8 @@ class _Sweep:
             desc = await asyncio.wait_for(handle.describe(), self.timeout_s)
         except RPCError as exc:
             if exc.status == RPCStatusCode.NOT_FOUND:
+                if await asyncio.wait_for(pool_of_number(self.client, job_id), self.timeout_s):
+                    return None  # a running pool's worker (client/pools.py), or its staged files
                 return f"job {job_id} does not exist"
             raise
         if desc.status == WorkflowExecutionStatus.RUNNING:

@@ -78,6 +78,7 @@ with workflow.unsafe.imports_passed_through():
         monitor_queue,
     )
     from spotctl.models.naming import JOB_WORKFLOW
+    from spotctl.models.pool import GRANT_SIGNAL, POOLS_PATCH, WorkerGrant
     from spotctl.models.priority import PRIORITY_SIGNAL, priority_key
     from spotctl.models.spec import MAX_PRIORITY, MIN_PRIORITY
     from spotctl.models.status import JobFailure
@@ -98,6 +99,7 @@ with workflow.unsafe.imports_passed_through():
     from spotctl.workflows.handlers import StateAndCancel
     from spotctl.workflows.job_summary import Cancelled, Finished, describe, error_type
     from spotctl.workflows.legacy.controller_v1 import ControllerV1
+    from spotctl.workflows.pool_job import PoolAttempts
     from spotctl.workflows.retry import HEARTBEAT, INFRA_RETRY
     from spotctl.workflows.shielded import until_done
     from spotctl.workflows.teardown import final_teardown, teardown, teardown_request
@@ -189,6 +191,8 @@ class SpotJobWorkflow(StateAndCancel):
         """A deadline job's ready spot cluster its next attempt runs on (it left on-demand)."""
         self._monitored = 0
         """The attempt whose program runs (a deadline job on on-demand may be making the next)."""
+        self._pool_grant: WorkerGrant | None = None
+        """A pool job's last grant from its pool (workflows/pool_job.py)."""
 
     # ---- the CLI's view: `state` and `cancel` are StateAndCancel's --------------------
     def _cancel_noted(self) -> None:
@@ -223,6 +227,11 @@ class SpotJobWorkflow(StateAndCancel):
         self._state = self._state.model_copy(update={"priority": priority})
         if self._running and workflow.patched(LAUNCH_PRIORITY):
             self._publish()
+
+    @workflow.signal(name=GRANT_SIGNAL)
+    def pool_grant(self, grant: WorkerGrant) -> None:
+        """A pool job's pool hands it a worker (or refuses it): workflows/pool_job.py waits for it."""
+        self._pool_grant = grant
 
     # ---- the job ---------------------------------------------------------------------
     @workflow.run
@@ -259,8 +268,9 @@ class SpotJobWorkflow(StateAndCancel):
         if spec.carried is None:
             self._outbox.record(self._state, None)
         final: Finished
+        on_pool = spec.pool is not None and workflow.patched(POOLS_PATCH)
         try:
-            await self._run_attempts()
+            await (PoolAttempts(self).run() if on_pool else self._run_attempts())
             final = Finished(JobStatus.SUCCEEDED)
         except Finished as done:
             final = done
@@ -276,7 +286,13 @@ class SpotJobWorkflow(StateAndCancel):
         # Every cluster tagged with the job is looked for, whatever its attempt (one list call
         # per region); the range is what requests made before `by_tag` meant, kept for replay.
         first = (spec.task.attempt_base if spec.task else 0) + 1
-        await self._final_teardown(first_attempt=max(first, self._attempt - 1), delete_buckets=spec.ephemeral_buckets)
+        if on_pool:  # its workers are the pool's: only the job's own staged files go
+            if spec.ephemeral_buckets:
+                await final_teardown(teardown_request(spec.job_id, [], first_attempt=1, last_attempt=0,
+                                                      delete_buckets=spec.ephemeral_buckets, by_tag=False))
+        else:
+            await self._final_teardown(first_attempt=max(first, self._attempt - 1),
+                                       delete_buckets=spec.ephemeral_buckets)
         self._set(final.status, failure_reason=final.reason if final.status != JobStatus.SUCCEEDED else None,
                   failure=final.failure if final.status != JobStatus.SUCCEEDED else None,
                   exit_code=final.exit_code if final.exit_code is not None else self._state.exit_code,

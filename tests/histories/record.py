@@ -191,7 +191,7 @@ def main() -> None:
     children: dict[str, int] = {}
     """Scenario -> how many pipeline tasks (child workflows) to save besides the job's."""
     others: dict[str, str] = {}
-    """Scenario -> a workflow other than a job's to save (a job array's submitter)."""
+    """Scenario -> a workflow other than a job's to save (a job array's submitter, a pool's)."""
     events_workflows: set[str] = set()
     """Scenarios whose job handed its last events to a JobEventsWorkflow: saved too (`_events`)."""
     try:
@@ -469,6 +469,29 @@ def main() -> None:
             wait_status(job_id, "SUCCEEDED")
             assert job(job_id)["switches"][0]["to_market"] == "spot", job(job_id)
 
+        # Jobs on a pool (the `pools` patch): one whose worker is preempted under it (back to
+        # PENDING, then run on the replacement), one cancelled while it runs (its program
+        # stopped, the worker kept); and the pool's own workflow, from apply to down.
+        if want("pool_jobs"):
+            held = home / "held.yaml"
+            held.write_text('name: held\nrun: |\n  if [ "$SPOTCTL_RECOVERY_COUNT" = 0 ]; then '
+                            'while true; do sleep 0.1; done; fi\n  echo again\n')
+            forever = home / "forever.yaml"
+            forever.write_text("name: forever\nrun: while true; do sleep 0.1; done\n")
+            pool_yaml = home / "pool.yaml"
+            pool_yaml.write_text("pool:\n  workers: 1\nresources:\n  cpus: 1+\nsetup: echo set up\n")
+            cli_ok("pool", "apply", "-p", "rec", str(pool_yaml), "-y")
+            job_id = ids["pool_preempted"] = launch("launch", "-y", "-d", "-p", "rec", str(held))
+            wait_status(job_id, "RUNNING", 90)
+            cli_ok("debug", "preempt", str(job_id), "--notice", "0")
+            wait_status(job_id, "SUCCEEDED", 90)
+            job_id = ids["pool_cancelled"] = launch("launch", "-y", "-d", "-p", "rec", str(forever))
+            wait_status(job_id, "RUNNING", 90)
+            cli_ok("cancel", "-y", str(job_id))
+            wait_status(job_id, "CANCELLED", 60)
+            cli_ok("pool", "down", "rec", "--cancel", "-y")
+            others["pool_workflow"] = "spotctl-pool-rec"
+
         async def save() -> dict[str, str]:
             client = await SpotClient.connect(settings)
             histories: dict[str, str] = {}
@@ -490,7 +513,8 @@ def main() -> None:
                     histories[f"{only.get(name, name)}_events"] = (await handle.fetch_history()).to_json()
             for name, wid in others.items():
                 handle = client.temporal.get_workflow_handle(wid)
-                await handle.result()
+                if name == "job_array":
+                    await handle.result()
                 histories[only.get(name, name)] = (await handle.fetch_history()).to_json()
                 if name == "job_array":  # the allocator's history with a block allocation in it
                     histories["job_id_allocator_block"] = (

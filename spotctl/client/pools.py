@@ -1,0 +1,101 @@
+"""Pools as the CLI sees them: start or update one, read its state, list them, take one down.
+
+A pool is the workflow `spotctl-pool-<name>` (models/pool.py, workflows/pool.py). Its number
+(PoolSpec.job.job_id, which names and tags its workers' clusters) comes from the job-id
+allocator, so no job's clusters can be taken for a pool's; it is the pool's JobId search
+attribute, by which the orphan sweeper (worker/sweeper.py) knows the workers are not orphans.
+The workflow type is not a job's, so `spotctl status` never lists a pool.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDConflictPolicy
+from temporalio.service import RPCError, RPCStatusCode
+
+from spotctl.models import TASK_QUEUE
+from spotctl.models import search_attributes as sa
+from spotctl.models.pool import (
+    DOWN_SIGNAL,
+    POOL_WORKFLOW,
+    STATE_QUERY,
+    UPDATE_SIGNAL,
+    PoolSpec,
+    PoolState,
+    pool_workflow_id,
+)
+
+LIST_LIMIT = 1000
+"""The most pools `pool status` lists."""
+
+
+async def pool_running(client: Client, name: str) -> bool:
+    """Whether pool `name`'s workflow runs now (strongly consistent: describe, not visibility)."""
+    try:
+        desc = await client.get_workflow_handle(pool_workflow_id(name)).describe()
+    except RPCError as exc:
+        if exc.status == RPCStatusCode.NOT_FOUND:
+            return False
+        raise
+    return desc.status == WorkflowExecutionStatus.RUNNING
+
+
+async def start_pool(client: Client, spec: PoolSpec) -> None:
+    """Start a new pool's workflow (a pool of the same name must not be running)."""
+    await client.start_workflow(
+        POOL_WORKFLOW, spec, id=pool_workflow_id(spec.name), task_queue=TASK_QUEUE,
+        id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+        search_attributes=TypedSearchAttributes([
+            SearchAttributePair(sa.JOB_ID, spec.job.job_id),
+            SearchAttributePair(sa.JOB_NAME, spec.name),
+        ]),
+    )
+
+
+async def update_pool(client: Client, name: str, min_workers: int, max_workers: int) -> None:
+    await client.get_workflow_handle(pool_workflow_id(name)).signal(UPDATE_SIGNAL, [min_workers, max_workers])
+
+
+async def pool_state(client: Client, name: str) -> PoolState | None:
+    """The running pool's state, or None when no pool of that name runs."""
+    if not await pool_running(client, name):
+        return None
+    return await client.get_workflow_handle(pool_workflow_id(name)).query(STATE_QUERY, result_type=PoolState)
+
+
+async def pool_names(client: Client) -> list[str]:
+    """The running pools' names (visibility), sorted."""
+    names: list[str] = []
+    query = f"WorkflowType = '{POOL_WORKFLOW}' AND ExecutionStatus = 'Running'"
+    async for wf in client.list_workflows(query, limit=LIST_LIMIT):
+        name = wf.typed_search_attributes.get(sa.JOB_NAME)
+        if name:
+            names.append(name)
+    return sorted(set(names))
+
+
+async def pool_of_number(client: Client, number: int) -> bool:
+    """Whether a running pool's workers carry `number` (for the orphan sweeper)."""
+    query = f"WorkflowType = '{POOL_WORKFLOW}' AND ExecutionStatus = 'Running' AND {sa.JOB_ID.name} = {int(number)}"
+    return (await client.count_workflows(query)).count > 0
+
+
+async def ask_down(client: Client, name: str, mode: str) -> None:
+    """Tell pool `name` to go down (models.pool.DOWN_DRAIN or DOWN_CANCEL); returns at once."""
+    await client.get_workflow_handle(pool_workflow_id(name)).signal(DOWN_SIGNAL, mode)
+
+
+async def take_down(client: Client, name: str, mode: str, *, timeout_s: float) -> PoolState | None:
+    """Ask pool `name` to go down (drain or cancel) and wait up to `timeout_s` until its workflow
+    has ended (every worker torn down); its last state, or None if it has not ended yet."""
+    handle = client.get_workflow_handle(pool_workflow_id(name), result_type=PoolState)
+    await ask_down(client, name, mode)
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if not await pool_running(client, name):
+            return await handle.result()
+        await asyncio.sleep(0.5)
+    return None
