@@ -269,3 +269,30 @@ def test_down_does_not_wait_for_a_setup_that_never_ends(spot_clean: Spot, tmp_pa
     down(spot_clean, "slow")
     assert time.monotonic() - started < 60
     assert spot_clean.alive_instances() == []
+
+
+def test_set_priority_moves_a_job_waiting_for_a_worker(spot_clean: Spot, tmp_path: Path) -> None:
+    """`spotctl set-priority` on a job waiting for a pool's worker moves its place in the pool's
+    queue: raised, it runs before a job that waited longer (patch pool-priority)."""
+    order = tmp_path / "order"
+    assert spot_clean.run("pool", "apply", "-p", "line", pool_file(tmp_path, tmp_path / "s", "workers: 1"),
+                          "-y").exit_code == 0
+    try:
+        gate = tmp_path / "gate"
+        busy = spot_clean.launch_detached("-p", "line", job_file(tmp_path, "busy", f"""
+            while [ ! -e {gate} ]; do sleep 0.1; done
+            """))
+        spot_clean.wait_running(busy, 1, timeout=90)
+        older = spot_clean.launch_detached("-p", "line", job_file(tmp_path, "older", f"echo older >> {order}\n"))
+        wait_pool(spot_clean, "line", "1 job(s) waiting")
+        newer = spot_clean.launch_detached("-p", "line", job_file(tmp_path, "newer", f"echo newer >> {order}\n"))
+        wait_pool(spot_clean, "line", "2 job(s) waiting")
+        result = spot_clean.run("set-priority", str(newer), "100")
+        assert result.exit_code == 0 and "priority 0 -> 100" in result.output, result.output
+        wait_pool(spot_clean, "line", f"next: {newer}, {older}")  # the pool moved it ahead
+        gate.touch()
+        for job_id in (busy, older, newer):
+            assert spot_clean.wait_status(job_id, "SUCCEEDED", "FAILED", timeout=90)["status"] == "SUCCEEDED"
+        assert order.read_text().split() == ["newer", "older"]
+    finally:
+        down(spot_clean, "line")

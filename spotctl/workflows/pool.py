@@ -106,7 +106,14 @@ class SpotPoolWorkflow:
     @workflow.signal(name=REQUEST_SIGNAL)
     def request(self, req: PoolRequest) -> None:
         held = next((w for w in self._workers.values() if w.job_id == req.job_id and w.job_seq == req.seq), None)
-        if held is not None or (req.job_id in self._waiting and self._waiting[req.job_id].seq >= req.seq):
+        queued = self._waiting.get(req.job_id)
+        if held is None and queued is not None and queued.seq == req.seq and queued.priority != req.priority:
+            # `spotctl set-priority` on a waiting job: its place moves (the old heap entry is skipped)
+            self._waiting[req.job_id] = req
+            heapq.heappush(self._heap, (req.order_key(), req.job_id, req.seq))
+            self._changed = True
+            return
+        if held is not None or (queued is not None and queued.seq >= req.seq):
             return  # a repeated request (the job's workflow retried its signal)
         if self._down is not None or len(self._waiting) >= MAX_QUEUED:
             self._refused.append(req)
@@ -242,10 +249,10 @@ class SpotPoolWorkflow:
     def _assign(self) -> None:
         idle = sorted((w for w in self._workers.values() if w.phase == "idle"), key=lambda w: w.slot)
         while idle and self._heap:
-            _, job_id, seq = heapq.heappop(self._heap)
+            key, job_id, seq = heapq.heappop(self._heap)
             req = self._waiting.get(job_id)
-            if req is None or req.seq != seq:
-                continue  # withdrawn, or superseded by a later request
+            if req is None or req.seq != seq or req.order_key() != key:
+                continue  # withdrawn, superseded by a later request, or moved by a new priority
             del self._waiting[job_id]
             w = idle.pop(0)
             w.phase, w.job_id, w.job_seq, w.idle_since, w.detail = "busy", job_id, seq, None, None

@@ -53,6 +53,9 @@ if TYPE_CHECKING:
     from spotctl.workflows.spot_job import SpotJobWorkflow
 
 _MONITOR_HEARTBEAT = timedelta(seconds=MONITOR_HEARTBEAT_TIMEOUT_S)
+POOL_PRIORITY = "pool-priority"
+"""The patch that asks the pool with the job's priority now (not the one it was launched with)
+and asks again, same attempt, when `spotctl set-priority` changes it while the job waits."""
 
 
 class PoolAttempts:
@@ -120,15 +123,19 @@ class PoolAttempts:
         job._pool_grant = None
         seq = job._attempt
         job._set(JobStatus.PENDING, worker=None, pool=self.pool, detail=f"waiting for a worker of pool {self.pool!r}")
-        req = PoolRequest(job_id=job._spec.job_id, seq=seq, priority=job._spec.priority,
-                          submitted_at=job._spec.submitted_at)
-        try:
-            await workflow.get_external_workflow_handle(pool_workflow_id(self.pool)).signal(REQUEST_SIGNAL, req)
-        except Exception as exc:  # noqa: BLE001 - the pool's workflow is not running
-            raise Finished(JobStatus.FAILED_PRECHECKS, f"pool {self.pool!r} does not exist (or is down)") from exc
+        reprioritized = workflow.patched(POOL_PRIORITY)
+        asked = job._state.priority if reprioritized else job._spec.priority
+        await self._ask(seq, asked)
         self.held = seq
-        await workflow.wait_condition(
-            lambda: (job._pool_grant is not None and job._pool_grant.seq == seq) or job._cancel_requested)
+        granted = lambda: job._pool_grant is not None and job._pool_grant.seq == seq  # noqa: E731
+        while True:
+            await workflow.wait_condition(
+                lambda a=asked: granted() or job._cancel_requested  # type: ignore[misc]
+                or (reprioritized and job._state.priority != a))
+            if granted() or job._cancel_requested:
+                break
+            asked = job._state.priority  # `spotctl set-priority` while waiting: the pool moves the job
+            await self._ask(seq, asked)
         if job._cancel_requested:
             await self._release(lost=False)  # its place in the queue, or the worker granted meanwhile
             raise Cancelled()
@@ -138,6 +145,15 @@ class PoolAttempts:
             self.held = None
             raise Finished(JobStatus.FAILED_PRECHECKS, grant.refused)
         return grant
+
+    async def _ask(self, seq: int, priority: int) -> None:
+        """Ask the pool for a worker for attempt `seq` (again, with a new priority: same seq)."""
+        job = self.job
+        req = PoolRequest(job_id=job._spec.job_id, seq=seq, priority=priority, submitted_at=job._spec.submitted_at)
+        try:
+            await workflow.get_external_workflow_handle(pool_workflow_id(self.pool)).signal(REQUEST_SIGNAL, req)
+        except Exception as exc:  # noqa: BLE001 - the pool's workflow is not running
+            raise Finished(JobStatus.FAILED_PRECHECKS, f"pool {self.pool!r} does not exist (or is down)") from exc
 
     async def _lost(self, grant: WorkerGrant, err: ActivityError, *, ran: bool) -> None:
         """The worker died under the job: it goes back to PENDING for another worker, as a
