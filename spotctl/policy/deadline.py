@@ -167,6 +167,11 @@ def spot_pays(job: DeadlineJob, outlook: SpotOutlook | None, round_trip: bool = 
     return outlook.mean_lifetime_h >= spell_pays_h(job, round_trip)
 
 
+def _outage_h(outlook: SpotOutlook | None) -> float:
+    """The mean spell without spot seen so far; 0 when not known."""
+    return (outlook.mean_outage_h or 0.0) if outlook is not None else 0.0
+
+
 def spotctl_policy(job: DeadlineJob, m: Moment, outlook: SpotOutlook | None = None) -> Market:
     """spotctl's own policy: Uniform Progress with a smaller reserve, a return to spot once
     caught up, and no restart on spot whose spells do not pay for it (a return, for the way
@@ -184,11 +189,12 @@ def spotctl_policy(job: DeadlineJob, m: Moment, outlook: SpotOutlook | None = No
        from launch is never late;
     3. on spot and it is there: stay (leaving costs a changeover and saves nothing);
     4. on on-demand: back to spot when it is there, S >= R + RETURN_MARGIN x d (hysteresis:
-       S holds on on-demand while R falls) and spot pays; when the return's own changeover
-       leaves the job behind (S - d < R), its preemption sends it straight back to on-demand,
-       so the spells must pay for that round trip too (`spell_pays_h(round_trip=True)`):
+       S holds on on-demand while R falls) and spot pays; when the return's changeover and
+       then waiting out an outage (outlook.mean_outage_h, 0 when not known) would leave the
+       job behind (S - d - outage < R), the preemption ends the spell back on on-demand, so
+       the spells must pay for that round trip too (`spell_pays_h(round_trip=True)`):
        without it, a job on short spells went back and forth at its reserve, two changeovers
-       a spell (the cause of the settings where it cost more than Uniform Progress);
+       a spell (the cause of most settings where it cost more than Uniform Progress);
     5. idle, spot there: take it when S >= R (waiting would be free; a start costs slack
        the same), or when behind and spot pays; behind and spot does not pay: on-demand;
     6. idle, no spot: wait while S >= R, else on-demand.
@@ -200,7 +206,7 @@ def spotctl_policy(job: DeadlineJob, m: Moment, outlook: SpotOutlook | None = No
     if m.holding == Market.ONDEMAND:
         if slack < safety_h(job):
             return Market.ONDEMAND
-        round_trip = slack - job.changeover_h < reserve
+        round_trip = slack - job.changeover_h - _outage_h(outlook) < reserve
         back = (m.spot_available and slack >= reserve + RETURN_MARGIN * job.changeover_h
                 and spot_pays(job, outlook, round_trip))
         return Market.SPOT if back else Market.ONDEMAND
