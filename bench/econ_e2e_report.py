@@ -98,8 +98,11 @@ def section(s: dict[str, Any], command: str) -> str:
         "The deadline jobs are also more cautious than the replay: their policy is told the restarts they "
         "measured and keeps a checkpoint interval in hand before a spot run (the `deadline-restarts` patch, "
         "docs/deadlines.md), so a real job may take on-demand a little earlier than its prediction and pay "
-        "a little more for it. At a slower scale (docs/traces.md: `--tick-s 15`) spotctl's own latencies "
-        "shrink against a tick and the two converge.",
+        "a little more for it. A decision at the margin (the slack at the reserve when spot comes back, a "
+        "drop seen just before or after a check) can go either way from one real run to the next, so one "
+        "job's figures can differ by a whole switch or preemption between two runs of the same window. At "
+        "a slower scale (docs/traces.md: `--tick-s 15`) spotctl's own latencies shrink against a tick and "
+        "the two converge.",
         END,
     ])
 
