@@ -75,7 +75,9 @@ def section(s: dict[str, Any], command: str) -> str:
         "cost and times from `spotctl status --json`, multiplied by the scale; a job's finish is its program's "
         "successful end (`done_at`), from its submission. Predicted: bench/econ_sim.py's replay of the same "
         "window (`one_job`: the same policy code, ticks, the declared changeover per start, the work since "
-        "the last checkpoint lost at a preemption).",
+        "the last checkpoint lost at a preemption; asked where the workflow asks it: at launches and "
+        "preemptions, on on-demand at the watch's checks, a move to spot resuming from the checkpoint, never "
+        "on a running spot attempt; told the spells seen).",
         "",
         *rows,
         "",
@@ -87,7 +89,8 @@ def section(s: dict[str, Any], command: str) -> str:
         + (f"; late: {len(late)} of {len(s['jobs'])}" if d is not None else ""),
         f"- left after the run: {left.get('instances', 0)} instances, {left.get('processes', 0)} processes",
         "",
-        "Why they differ. The replay decides at tick boundaries with the declared changeover; the real "
+        "Why they differ. The replay decides at the workflow's decision points, at tick boundaries, with "
+        "the declared changeover; the real "
         "workflow decides when it looks (a preemption is seen up to a monitor poll later, about a second of "
         f"wall time: {scale / 3600:.3f} h of trace time at this scale; a wait for capacity ends at the next "
         "provisioning round, not at the tick) and each of its restarts costs its own latency (provisioning, "
@@ -95,8 +98,11 @@ def section(s: dict[str, Any], command: str) -> str:
         "The deadline jobs are also more cautious than the replay: their policy is told the restarts they "
         "measured and keeps a checkpoint interval in hand before a spot run (the `deadline-restarts` patch, "
         "docs/deadlines.md), so a real job may take on-demand a little earlier than its prediction and pay "
-        "a little more for it. At a slower scale (docs/traces.md: `--tick-s 15`) spotctl's own latencies "
-        "shrink against a tick and the two converge.",
+        "a little more for it. A decision at the margin (the slack at the reserve when spot comes back, a "
+        "drop seen just before or after a check) can go either way from one real run to the next, so one "
+        "job's figures can differ by a whole switch or preemption between two runs of the same window. At "
+        "a slower scale (docs/traces.md: `--tick-s 15`) spotctl's own latencies shrink against a tick and "
+        "the two converge.",
         END,
     ])
 

@@ -460,27 +460,66 @@ class JobRun:
 
 
 def one_job(name: str | None, job: DeadlineJob, zone: Zone, gap_h: float, checkpoint_h: float,
-            horizon_h: float) -> JobRun:
+            horizon_h: float, points: str = "tick", max_check_h: float = float("inf")) -> JobRun:
     """One job in one zone from the start of `zone.avail` (the window from the job's own offset;
     read cyclically), for `horizon_h` (it may run past its deadline), as a real job runs: a
     preemption loses the work since its last checkpoint (one every `checkpoint_h` of progress)
     and the policy sees the progress banked. `name` is a deadline policy, or None: no deadline
     (spot whenever the zone has it, else wait). The cost is what was paid (nothing is added
-    for work left undone)."""
+    for work left undone).
+
+    `points`: when the policy is asked. "tick": at every tick (the benchmark's replay).
+    "product": where the workflow asks it (workflows/deadline_driver.py), so the e2e compare
+    predicts what the product does: at a launch and after a preemption (then every tick while
+    it waits, a provisioning round being about a tick at the e2e's scale); never on a running
+    spot attempt (only its preemption is news); on on-demand at the watch's checks (every
+    `OnDemandWatch.check_every_s`: a changeover or C / 100, doubling while spot is not had, up
+    to `max_check_h`), a
+    move to spot resuming from the last checkpoint; told the spells seen (spot hours per
+    preemption, the `deadline-spells` patch) and spot's price share."""
+    product = points == "product"
+    if points not in ("tick", "product"):
+        raise ValueError(f"points: 'tick' or 'product', not {points!r}")
+    if product:
+        job = replace(job, spot_share=min(max(zone.spot_price / zone.ondemand_price, 0.0), 0.95))
     run = Run(replace(job, deadline_h=max(job.deadline_h, horizon_h)), gap_h)
     banked, last, switches, preemptions = 0.0, Market.NONE, 0, 0
+    first_check = max(job.changeover_h, job.compute_h / 100)
+    every, next_check, spot_hours = first_check, 0.0, 0.0
     for i in range(int(horizon_h / gap_h - EPS) + 1):
         if run.finished():
             break
+        now = run.now(i)
         spot = bool(zone.avail[i % len(zone.avail)])
         if run.hold.market == Market.SPOT and not spot:
+            spot_hours += now - run.hold.since_h
             run.hold, run.done, preemptions = Holding(), banked, preemptions + 1
-        m = Moment(elapsed_h=run.now(i), done_h=banked, holding=run.hold.market, spot_available=spot)
-        market = decide(name, job, m) if name is not None else Market.SPOT
+        holding = run.hold.market
+        asked = not product or holding == Market.NONE or (holding == Market.ONDEMAND and now >= next_check - EPS)
+        if not asked:
+            market = holding
+        elif name is None:
+            market = Market.SPOT
+        else:
+            outlook = SpotOutlook(mean_lifetime_h=spot_hours / preemptions) if product and preemptions else None
+            m = Moment(elapsed_h=now, done_h=banked, holding=holding, spot_available=spot)
+            market = decide(name, job, m, outlook)
+        if product and asked and holding == Market.ONDEMAND:
+            # The watch: the policy keeps on-demand (next check in `first`), or spot is tried: had,
+            # or not had (the next check waits twice as long, up to its cap).
+            every = first_check if market != Market.SPOT else (every if spot else min(every * 2, max_check_h))
+            every = max(every, first_check)
+            next_check = now + every
+            if market == Market.SPOT and spot:
+                run.done = banked  # the on-demand run stops; the spot one resumes from the checkpoint
         market = Market.NONE if market == Market.SPOT and not spot else market
+        if product and holding == Market.ONDEMAND and market == Market.NONE:
+            market = Market.ONDEMAND  # no spot capacity: the on-demand run goes on
         if market not in (Market.NONE, run.hold.market):
             switches += last not in (Market.NONE, market)
             last = market
+            if product and market == Market.ONDEMAND:
+                every, next_check = first_check, now + first_check
         run.take(market, zone, i)
         run.advance(i, zone.ondemand_price)
         banked = run.done if run.finished() else int(run.done / checkpoint_h + EPS) * checkpoint_h

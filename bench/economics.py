@@ -197,6 +197,9 @@ NOTES = """### How to read it, and what spotctl's policy is
   mean spell with spot the job has seen so far (hours with spot per spell that ended, at its own
   decision points; nothing from the future, not known until a spell has ended). A job behind its
   reserve with spells that do not pay takes on-demand rather than spot; one on on-demand stays there.
+  A return from on-demand whose changeover, and then the wait for spot after the spell (the mean
+  outage seen, 0 when none is known), would leave the job behind its reserve ends back on on-demand
+  at the preemption: it must pay for that round trip too, L >= 2d / (1 - q) (2.86 d).
   Everything else (the safety net, staying on spot while it lasts) is Uniform Progress's, so a job
   that on-demand could finish from launch is never late.
 - **What was tried** (single zone, 3-4 offsets per folder, every shipped folder and the three
@@ -216,6 +219,36 @@ NOTES = """### How to read it, and what spotctl's policy is
   still cost more than Uniform Progress are the tight, big-changeover ones (52 h / 0.4 h: 4 h of
   slack is 10 changeovers): there Uniform Progress's longer stay on on-demand is right by luck of
   the trace as often as not; the margins are within the run-to-run noise of a few offsets.
+- **Why spotctl cost more than Uniform Progress in 4 of 63 settings, and the fix** (round 3). Traced
+  decision by decision on the runs where it lost most (synthetic-scarce 70 h / 0.4 h, us-east-2a from
+  tick 2158: 39 starts and 14.4 h of changeovers against Uniform Progress's 33 and 11.9 h): back on
+  spot as soon as caught up, the job was behind again after the return's own changeover, so every
+  preemption sent it straight back to on-demand: two changeovers (one at on-demand's price) per spell
+  of about an hour, at its reserve, again and again. Uniform Progress returns only 2dC/D ahead, so a
+  spell's end finds it with slack to wait. The fix prices that round trip (the rule above): a return
+  that leaves the job behind must be paid by spells of 2d / (1 - q), one with a changeover to spare
+  (plus the outages seen) only by d / (1 - q) as before. Full run (40 offsets): dearer than Uniform
+  Progress in 2 settings of 63 instead of 4 (synthetic-scarce 70 h / 0.4 h 0.932 -> 0.914 against
+  0.920, synthetic-short 52 h / 0.2 h 1.010 -> 1.000 against 1.007); 1.114x / 1.123x /
+  1.117x the optimum on the three AWS folders (1.114x / 1.123x / 1.116x before). Sweep of the
+  variants (12 offsets, 63 settings; spotctl / Uniform Progress on average, settings dearer): before
+  0.974, 6; no spell test 0.984, 10; the spell test assuming exponential spells (mean >= d / ln(1/q),
+  0.83 d: the mean-based test is the most pessimistic of all spell shapes) 0.978, 7; the round trip
+  0.972, 2; the round trip with exponential spells 0.974, 4; the round trip with the outages seen
+  (shipped) 0.971, 2; Uniform Progress's return as a floor under spotctl's 0.974, 4; on the four
+  folders with misses: a return margin of one changeover 0.979, 6; the start test on the spells seen
+  one by one (mean of max(L - d, 0) - q L) 0.973-0.974, 1-2. The two settings left: aws-08-27-2023
+  92 h / 0.4 h (0.763 against 0.758) loses on runs where the spells seen are mostly one-tick blips with
+  a few long ones (us-west-2a from tick 1790: the mean spell 0.37-0.5 h < 1.43 d keeps the job on
+  on-demand for 43 h with 34 h of slack, where Uniform Progress went back and caught 6 h spells:
+  144 against 105 USD); pricing spells by their shape instead of their mean (exponential, or the spells
+  one by one) fixes such runs and loses more on synthetic-short. synthetic-steady 52 h / 0.4 h (0.711
+  against 0.703): the smaller reserve waits out an outage Uniform Progress pays on-demand for, and at
+  10 changeovers of slack that wait is missed later (us-west-2a from tick 1333: 8 starts against 5);
+  waiting below Uniform Progress's reserve only while the mean outage seen fits the margin fixed it
+  but cost 2.8% more on aws-04-22-2023 70 h / 0.4 h: rejected. Neither is a rule that dominates
+  Uniform Progress by construction: every deviation from it (a smaller reserve, an earlier return, the
+  spell test) is a bet on the trace, won on average and lost on some windows.
 - **Multi-region**: the same policy, the spot "there" when any zone has it, and the spell test on the
   mean spot life the fleet memory has of the zone a start would go to (the first of the expected-cost
   ranking with spot; not known while no preemption was seen there), not the pool of every zone's: on
@@ -233,6 +266,15 @@ NOTES = """### How to read it, and what spotctl's policy is
   restart costs d in the same zone as in another). Where multi-region is far from the optimum (52 h
   at 0.2-0.4 h changeover), the slack (4 h) is gone in the first 8-10 starts on zones whose spells
   turn out short, and the rest of the job runs on on-demand while one zone has a 15 h spell.
+- **Multi-region at aws-04-22-2023 52 h / 0.4 h** (the one AWS setting below the 20% target): the
+  all-zones optimum there costs 0.559 of on-demand, 36% less than single-region Uniform Progress
+  (0.879), so the target is not out of reach; spotctl-multi-region costs 0.779 (0.799 before the
+  round-trip rule): 11% less, 1.44x that optimum. Traced (from tick 4467): 8 starts and 3.0 h of
+  changeovers spend the 4 h of slack by hour 28 (a 13.6 h spell, then spells of 4.4, 1.3, 0.17, 1.3
+  and 0.6 h, each start a changeover), and the last 24 h run on on-demand under the safety net while
+  zones still have long spells: the optimum knows which spells are long, the fleet memory's 6 h of
+  32 s blips does not. Waiting in place for a preempted zone instead of moving gains nothing in this
+  model (a restart costs d in the same zone as in another). Open.
 - **Jobs without a deadline** (the table above): ranking by the fleet memory's expected cost rather
   than by price helps only where there are many zones of one price to choose from: on the 9-zone AWS
   availability traces 21-23% fewer preemptions (6.1 -> 4.8 per 48 h job), 0.1-1.0% cheaper and up to

@@ -40,8 +40,9 @@ changeover (in wall seconds). A launch that finds no capacity is retried at most
 later (the traced local cloud's launch_retry_max_s): 0.07 h at scale 130. For latencies under 10% of
 a tick, run at `--tick-s 15` (scale 13: an 11 h deadline then takes ~45 minutes).
 
-Why measured and predicted differ: the replay decides at tick boundaries, the real job
-whenever its workflow looks (mid-tick); a wait for capacity ends at the next retry, not at
+Why measured and predicted differ: the replay asks the policy where the workflow does (a
+launch, a preemption, the on-demand watch's checks; `one_job(points="product")`) but at tick
+boundaries, the real job whenever its workflow looks (mid-tick); a wait for capacity ends at the next retry, not at
 the tick; a restart costs the real latency of that restart, not the mean; the launch of a
 dozen jobs through the CLI takes seconds; checkpoint timing is in the program's own clock; a
 deadline job's policy is told the restarts it measured and keeps a checkpoint interval in hand
@@ -85,6 +86,7 @@ from spotctl.embedded import EmbeddedServer  # noqa: E402
 from spotctl.policy.deadline import DeadlineJob  # noqa: E402
 from spotctl.traces import Trace, TraceError, load_folder, price_trace  # noqa: E402
 from spotctl.traces.cloud_config import cloud_config, render  # noqa: E402
+from spotctl.workflows.deadline_driver import OnDemandWatch  # noqa: E402
 
 REPORT_COMMAND = "python bench/economics.py --e2e --json bench/economics_e2e.json --report"
 """The command the BENCHMARKS.md section shows (the default run: 12 deadline jobs)."""
@@ -346,7 +348,9 @@ def predict(trace: Trace, start_s: float, args: argparse.Namespace, deadline_h: 
             ondemand: float, horizon_h: float) -> JobRun:
     """The replay's prediction for one job (bench/econ_sim.py, the benchmark's own replay):
     its zone's window from the job's own start, checkpoints every --checkpoint-h, the same
-    policy (or plain spot without a deadline)."""
+    policy (or plain spot without a deadline), asked where the workflow asks it (`points="product"`:
+    at launches and preemptions, on on-demand at the watch's checks, never on a running spot
+    attempt), told the spells it has seen."""
     first = int(start_s // trace.gap_s) % len(trace.values)
     values = list(trace.values[first:]) + list(trace.values[:first])
     zone = Zone(name=trace.zone, region=trace.zone, cloud="aws", instance_type="p3.2xlarge",
@@ -356,7 +360,13 @@ def predict(trace: Trace, start_s: float, args: argparse.Namespace, deadline_h: 
     job = DeadlineJob(compute_h=args.compute_h, deadline_h=deadline_h or horizon_h, changeover_h=args.changeover_h,
                       check_h=args.checkpoint_h)
     return one_job(None if deadline_h is None else args.policy, job, zone, trace.gap_s / 3600,
-                   args.checkpoint_h, horizon_h)
+                   args.checkpoint_h, horizon_h, points="product",
+                   max_check_h=OnDemandWatch.MAX_CHECK_EVERY_S * scale_of(trace, args) / 3600)
+
+
+def scale_of(trace: Trace, args: argparse.Namespace) -> float:
+    """Trace seconds per wall second."""
+    return trace.gap_s / args.tick_s
 
 
 def _summary(rows: list[JobRow], args: argparse.Namespace, scale: float, deadline_h: float | None,

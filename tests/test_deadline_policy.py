@@ -117,6 +117,23 @@ def test_spotctl_does_not_restart_on_spot_whose_spells_do_not_pay() -> None:
     assert spotctl_policy(JOB, ahead, short) == Market.SPOT
 
 
+def test_spotctl_returns_from_on_demand_only_on_spells_that_pay_for_the_round_trip() -> None:
+    """A return whose changeover (and then an outage) leaves the job behind its reserve ends,
+    at the preemption, back on on-demand: the spells must pay for both restarts (2d / (1 - q)),
+    or the job goes back and forth at its reserve, two changeovers a spell."""
+    assert spell_pays_h(JOB, round_trip=True) == pytest.approx(2 * JOB.changeover_h / 0.7)
+    between = SpotOutlook(mean_lifetime_h=0.4)  # pays for a start (0.29 h), not for a round trip (0.57 h)
+    long = SpotOutlook(mean_lifetime_h=10.0)
+    just = at(20, 12.3, Market.ONDEMAND, spot=True)  # slack 14.3: at the reserve (14.1), not a changeover above
+    assert reserve_h(JOB, just) <= slack_h(JOB, just) < reserve_h(JOB, just) + JOB.changeover_h
+    assert spotctl_policy(JOB, just, between) == Market.ONDEMAND
+    assert spotctl_policy(JOB, just, long) == Market.SPOT
+    room = at(20, 13, Market.ONDEMAND, spot=True)  # slack 15: a changeover above the reserve
+    assert spotctl_policy(JOB, room, between) == Market.SPOT
+    # ... unless the outages seen would spend the rest while it waits for spot again.
+    assert spotctl_policy(JOB, room, SpotOutlook(mean_lifetime_h=0.4, mean_outage_h=1.0)) == Market.ONDEMAND
+
+
 def markov(rng: random.Random, ticks: int, on_h: float, off_h: float, gap_h: float) -> list[bool]:
     out: list[bool] = []
     up = rng.random() < 0.5

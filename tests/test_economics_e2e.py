@@ -49,6 +49,23 @@ def test_the_replay_pays_spot_waits_when_there_is_none_and_loses_work_since_the_
 
 
 @pytest.mark.quick
+def test_the_replay_at_the_products_decision_points_moves_to_spot_at_a_check_from_the_checkpoint() -> None:
+    """`points="product"`: on on-demand the policy is asked at the watch's checks only, and a
+    move to spot resumes from the last checkpoint (the on-demand work since is lost), as the
+    workflow does; at every tick the move comes when spot does, with nothing lost."""
+    job = DeadlineJob(compute_h=2.0, deadline_h=4.0, changeover_h=0.1, check_h=0.25)
+    z = zone([0] * 90 + [1] * 400)  # 1.5 h without spot (wait, then on-demand), then spot for good
+    tick = one_job("spotctl", job, z, gap_h=1 / 60, checkpoint_h=0.25, horizon_h=6)
+    prod = one_job("spotctl", job, z, gap_h=1 / 60, checkpoint_h=0.25, horizon_h=6, points="product")
+    assert tick.done and prod.done and tick.switches == prod.switches == 1
+    assert tick.outcome.spot_h + tick.outcome.ondemand_h == pytest.approx(2.0)
+    assert prod.outcome.spot_h + prod.outcome.ondemand_h > 2.0  # work lost at the move
+    assert prod.outcome.finish_h > tick.outcome.finish_h and prod.outcome.cost > tick.outcome.cost
+    with pytest.raises(ValueError):
+        one_job("spotctl", job, z, gap_h=1 / 60, checkpoint_h=0.25, horizon_h=6, points="sometimes")
+
+
+@pytest.mark.quick
 @pytest.mark.parametrize("argv", [["--jobs", "0"], ["--compute-h", "12", "--deadline-h", "10"], ["--tick-s", "0"]])
 def test_bad_bounds_are_one_line_and_exit_2(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as done:

@@ -145,26 +145,37 @@ average: bench/economics.py, BENCHMARKS.md); S holds on on-demand while R falls,
 hysteresis."""
 
 
-def spell_pays_h(job: DeadlineJob) -> float:
+def spell_pays_h(job: DeadlineJob, round_trip: bool = False) -> float:
     """The shortest expected spot spell worth a restart: past its changeover the spell saves
     (1 - q) of on-demand's price per hour, and the changeover costs q per hour with no
     progress: (L - d)(1 - q) >= d q, L >= d / (1 - q) (1.43 d at q = 0.3). A spell shorter
-    than d is pure loss; one shorter than this does not pay for its start."""
+    than d is pure loss; one shorter than this does not pay for its start.
+
+    `round_trip`: the spell must also pay for the on-demand restart its end forces (a job that
+    leaves on-demand for spot and is behind its reserve once the spot start is paid goes back
+    to on-demand at the preemption, a changeover d at on-demand's price): (L - d)(1 - q) >= d q
+    + d, L >= 2 d / (1 - q) (2.86 d at q = 0.3)."""
     q = min(max(job.spot_share, 0.0), 0.95)
-    return job.changeover_h / (1.0 - q)
+    return job.changeover_h * (2.0 if round_trip else 1.0) / (1.0 - q)
 
 
-def spot_pays(job: DeadlineJob, outlook: SpotOutlook | None) -> bool:
-    """Whether spot's spells, as seen so far, are long enough to pay for a restart; with
-    nothing seen, yes."""
+def spot_pays(job: DeadlineJob, outlook: SpotOutlook | None, round_trip: bool = False) -> bool:
+    """Whether spot's spells, as seen so far, are long enough to pay for a restart (and, with
+    `round_trip`, for the on-demand restart after it); with nothing seen, yes."""
     if outlook is None or outlook.mean_lifetime_h is None:
         return True
-    return outlook.mean_lifetime_h >= spell_pays_h(job)
+    return outlook.mean_lifetime_h >= spell_pays_h(job, round_trip)
+
+
+def _outage_h(outlook: SpotOutlook | None) -> float:
+    """The mean spell without spot seen so far; 0 when not known."""
+    return (outlook.mean_outage_h or 0.0) if outlook is not None else 0.0
 
 
 def spotctl_policy(job: DeadlineJob, m: Moment, outlook: SpotOutlook | None = None) -> Market:
     """spotctl's own policy: Uniform Progress with a smaller reserve, a return to spot once
-    caught up by a changeover's margin, and no restart on spot whose spells do not pay for it.
+    caught up, and no restart on spot whose spells do not pay for it (a return, for the way
+    back too when it leaves the job behind).
 
     slack S = time left - work left only shrinks while the job waits or restarts: a budget,
     spent on waiting out outages (free in money) and on changeovers (d each). Uniform Progress
@@ -178,7 +189,12 @@ def spotctl_policy(job: DeadlineJob, m: Moment, outlook: SpotOutlook | None = No
        from launch is never late;
     3. on spot and it is there: stay (leaving costs a changeover and saves nothing);
     4. on on-demand: back to spot when it is there, S >= R + RETURN_MARGIN x d (hysteresis:
-       S holds on on-demand while R falls, so no back and forth) and spot pays;
+       S holds on on-demand while R falls) and spot pays; when the return's changeover and
+       then waiting out an outage (outlook.mean_outage_h, 0 when not known) would leave the
+       job behind (S - d - outage < R), the preemption ends the spell back on on-demand, so
+       the spells must pay for that round trip too (`spell_pays_h(round_trip=True)`):
+       without it, a job on short spells went back and forth at its reserve, two changeovers
+       a spell (the cause of most settings where it cost more than Uniform Progress);
     5. idle, spot there: take it when S >= R (waiting would be free; a start costs slack
        the same), or when behind and spot pays; behind and spot does not pay: on-demand;
     6. idle, no spot: wait while S >= R, else on-demand.
@@ -190,7 +206,9 @@ def spotctl_policy(job: DeadlineJob, m: Moment, outlook: SpotOutlook | None = No
     if m.holding == Market.ONDEMAND:
         if slack < safety_h(job):
             return Market.ONDEMAND
-        back = m.spot_available and slack >= reserve + RETURN_MARGIN * job.changeover_h and spot_pays(job, outlook)
+        round_trip = slack - job.changeover_h - _outage_h(outlook) < reserve
+        back = (m.spot_available and slack >= reserve + RETURN_MARGIN * job.changeover_h
+                and spot_pays(job, outlook, round_trip))
         return Market.SPOT if back else Market.ONDEMAND
     if slack < safety_h(job):
         return Market.ONDEMAND
