@@ -263,3 +263,12 @@ def test_a_history_covers_the_pool_paths() -> None:
     assert any('"name":"stop_run"' in p.read_text() for p in jobs)
     assert all("pools" not in _markers(p) for p in V2_HISTORIES if p not in jobs)
     assert "SpotPoolWorkflow" in {_workflow_type(p) for p in V2_HISTORIES}
+
+
+def test_a_history_covers_a_pool_job_raised_while_it_waits() -> None:
+    """A job waiting for a pool's worker whose priority is raised (`pool-priority`): it asks
+    the pool again, same attempt, with the new priority (two pool-request signals)."""
+    path = HISTORY_DIR / "v2_pool_priority.json"
+    assert path.exists(), "record it: python tests/histories/record.py pool_priority=pool_priority"
+    assert {"pools", "pool-priority"} <= _markers(path)
+    assert path.read_text().count('"signalName":"pool-request"') == 2

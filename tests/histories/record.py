@@ -492,6 +492,27 @@ def main() -> None:
             cli_ok("pool", "down", "rec", "--cancel", "-y")
             others["pool_workflow"] = "spotctl-pool-rec"
 
+        # A job waiting for a pool's worker whose priority is raised (the `pool-priority` patch):
+        # it asks the pool again, same attempt, and is served first.
+        if want("pool_priority"):
+            busy_yaml = home / "busy.yaml"
+            busy_yaml.write_text("name: busy\nrun: sleep 15\n")
+            quick_yaml = home / "quick.yaml"
+            quick_yaml.write_text("name: quick\nrun: echo quick\n")
+            pool_yaml = home / "pool.yaml"
+            pool_yaml.write_text("pool:\n  workers: 1\nresources:\n  cpus: 1+\n")
+            cli_ok("pool", "apply", "-p", "prio", str(pool_yaml), "-y")
+            busy = launch("launch", "-y", "-d", "-p", "prio", str(busy_yaml))
+            wait_status(busy, "RUNNING", 90)
+            job_id = ids["pool_priority"] = launch("launch", "-y", "-d", "-p", "prio", str(quick_yaml))
+            wait_for("the request to reach the pool", lambda: "1 job(s) waiting" in cli_ok("pool", "status", "prio"), 60)
+            cli_ok("set-priority", str(job_id), "100")
+            wait_for("the pool to move it", lambda: job(job_id).get("priority") == 100, 30)
+            assert job(busy).get("status") == "RUNNING", "the busy job ended before the priority was raised"
+            wait_status(job_id, "SUCCEEDED", 90)
+            wait_status(busy, "SUCCEEDED", 90)
+            cli_ok("pool", "down", "prio", "--cancel", "-y")
+
         async def save() -> dict[str, str]:
             client = await SpotClient.connect(settings)
             histories: dict[str, str] = {}
