@@ -43,7 +43,7 @@ from spotctl.client.listing import unfinished_query as unfinished_query  # re-ex
 from spotctl.config import Settings
 from spotctl.models import TASK_QUEUE, JobSpec, JobState, JobStatus, PipelineSpec
 from spotctl.models import search_attributes as sa
-from spotctl.models.array import first_state
+from spotctl.models.array import first_state, pool_attribute
 from spotctl.models.naming import PIPELINE_WORKFLOW
 from spotctl.models.naming import job_workflow_id as workflow_id
 from spotctl.storage.log_store import open_log_store
@@ -245,6 +245,7 @@ class SpotClient:
                 SearchAttributePair(sa.RECOVERIES, 0),
                 SearchAttributePair(sa.RESOURCES, resources),
                 SearchAttributePair(sa.SUBMITTED, spec.submitted_at),
+                *([] if isinstance(spec, PipelineSpec) else pool_attribute(spec)),
             ]),
             memo={"state": _first_state(spec).model_dump(mode="json")},
         )
