@@ -56,6 +56,7 @@ def test_status_and_cancel_by_pool(spot_clean: Spot, tmp_path: Path) -> None:
         full = spot_clean.run("status", "-v", str(running)).output
         assert "Pool" in full and "on worker spotctl-" in full, full
         assert "waiting for a worker" in spot_clean.run("status", "-v", str(waiting)).output
+        assert f"{waiting} forever" in spot_clean.run("status", "-v", "--pool", "tide").output  # the pool's newest
         bad = spot_clean.run("status", "--pool", "Bad_Name")
         assert bad.exit_code == 2 and "bad pool name" in one_line(bad)
 
@@ -67,6 +68,13 @@ def test_status_and_cancel_by_pool(spot_clean: Spot, tmp_path: Path) -> None:
         out = wait_pool(spot_clean, "tide", " idle ")  # the pool and its worker stay, set up once
         assert "READY" in out and len(spot_clean.alive_instances()) == 1, out
         assert len(setups.read_text().splitlines()) == 1
+        array = spot_clean.run("launch", "-y", "-d", "-p", "tide", "--num-jobs", "3", forever)
+        assert array.exit_code == 0, array.output
+        result = spot_clean.run("cancel", "-p", "tide", "-y")  # the array's submission stops too
+        assert result.exit_code == 0 and "Job array" in result.output, result.output
+        for job_id in {j["job_id"] for j in spot_clean.status() if j.get("array_first_id") is not None
+                       and j["pool"] == "tide"}:
+            assert spot_clean.wait_status(job_id, "CANCELLED", timeout=60)["status"] == "CANCELLED"
         assert "No unfinished jobs to cancel." in spot_clean.run("cancel", "-p", "tide", "-y").output
         missing = spot_clean.run("cancel", "-p", "nosuch", "-y")
         assert missing.exit_code == 1 and "no pool 'nosuch'" in one_line(missing)

@@ -83,7 +83,8 @@ async def status(job_ids: tuple[int, ...], show_all: bool, limit: int | None, sk
     client = await open_client(s, start_server=False)
     page: JobPage | None = None
     if job_ids or verbose:
-        ids = list(job_ids) or [await resolve_job(client, None, None)]
+        newest_of_pool = (await client.job_ids(pool_query(pool_name)))[:1] if pool_name and not job_ids else []
+        ids = list(job_ids) or newest_of_pool or [await resolve_job(client, None, None)]
         # Once a worker failed to answer, the rest are read from visibility too: no wait per job.
         jobs = [await client.get_job(jid, live=not client.unanswered) for jid in ids]
     else:
