@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from temporalio.api.common.v1 import WorkflowExecution
+from temporalio.api.operatorservice.v1 import RemoveSearchAttributesRequest
 from temporalio.api.workflowservice.v1 import DeleteWorkflowExecutionRequest
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
 from temporalio.service import RPCError, RPCStatusCode
@@ -178,3 +179,22 @@ def test_the_allocator_reseeded_skips_pool_numbers_and_array_blocks(spot_clean: 
 
     pool_number, block_end, allocated = asyncio.run(run())
     assert allocated > pool_number and allocated >= block_end, (pool_number, block_end, allocated)
+
+
+def test_a_pool_launch_registers_the_pool_attribute_a_server_lacks(spot_clean: Spot, tmp_path: Path) -> None:
+    """A server and worker started before SpotctlPool existed lack it: `launch -p` adds it
+    (a start naming an unknown search attribute would be refused)."""
+    assert spot_clean.run("pool", "apply", "-p", "late", pool_file(tmp_path, tmp_path / "s", "workers: 1"),
+                          "-y").exit_code == 0
+    try:
+        async def remove() -> None:
+            client = await SpotClient.connect(spot_clean.settings)
+            await client.temporal.operator_service.remove_search_attributes(RemoveSearchAttributesRequest(
+                namespace=spot_clean.settings.temporal.namespace, search_attributes=[sa.POOL.name]))
+
+        asyncio.run(remove())
+        job = spot_clean.launch_detached("-p", "late", job_file(tmp_path, "hi", "echo hi\n"))
+        assert spot_clean.wait_status(job, "SUCCEEDED", "FAILED", timeout=90)["status"] == "SUCCEEDED"
+        assert [j["job_id"] for j in json.loads(spot_clean.run("status", "--pool", "late", "--json").stdout)] == [job]
+    finally:
+        down(spot_clean, "late")

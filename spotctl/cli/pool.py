@@ -8,10 +8,11 @@ import uuid
 
 import click
 from rich.markup import escape
+from temporalio.service import RPCError
 
 from spotctl.cli.common import async_command, confirm, console, err_console, fail, open_client, settings
 from spotctl.cli.render import safe
-from spotctl.client import SpotClient
+from spotctl.client import SpotClient, ensure_search_attributes
 from spotctl.client.pools import ask_down, pool_names, pool_running, pool_state, start_pool, take_down, update_pool
 from spotctl.embedded import ServerError
 from spotctl.launch import Plan, bucket_regions, delete_buckets, stage_tasks
@@ -131,6 +132,10 @@ async def check_pool(client: SpotClient, p: Plan, name: str) -> None:
     if st.status in ("DRAINING", "CANCELLING"):
         fail(f"pool {name!r} is going down; it takes no new jobs")
     fits_pool(p, set(st.instance_types), name)
+    try:  # the job's SpotctlPool attribute: a server and a worker started before it existed lack it
+        await ensure_search_attributes(client.temporal, client.settings.temporal.namespace)
+    except RPCError:
+        pass  # no right to list or add them here: the next worker start registers it
 
 
 def _counts(low: int, high: int) -> str:
