@@ -107,8 +107,9 @@ async def _refuse_changed_config(client: SpotClient, name: str, planned: PoolPla
     st = await pool_state(client.temporal, name)
     changed = config_changes(st.config, pool_config(planned.plan)) if st is not None else []
     if changed:
-        fail(f"pool {name!r} runs with another {', '.join(changed)}; applying {path} needs new workers: "
-             f"`spotctl pool down {name}`, then `spotctl pool apply -p {name} {path}` (nothing was changed)")
+        shown = safe(path)
+        fail(f"pool {name!r} runs with another {', '.join(changed)}; applying {shown} needs new workers: "
+             f"`spotctl pool down {name}`, then `spotctl pool apply -p {name} {shown}` (nothing was changed)")
 
 
 def pool_job_plan(p: Plan, name: str) -> Plan:
