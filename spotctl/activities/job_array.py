@@ -26,7 +26,7 @@ from spotctl.activities.drain import until_worker_drains
 from spotctl.activities.heartbeat import heartbeating
 from spotctl.models import TASK_QUEUE, ActivityNames, JobSpec, JobStatus
 from spotctl.models import search_attributes as sa
-from spotctl.models.array import ArrayBatch, ArrayEnd, array_job, first_state
+from spotctl.models.array import ArrayBatch, ArrayEnd, array_job, first_state, pool_attribute
 from spotctl.models.naming import JOB_WORKFLOW, job_workflow_id
 from spotctl.storage.registry import delete_buckets
 
@@ -94,6 +94,7 @@ async def start_job(client: Client, spec: JobSpec) -> bool:
                 SearchAttributePair(sa.RECOVERIES, 0),
                 SearchAttributePair(sa.RESOURCES, spec.resources),
                 SearchAttributePair(sa.SUBMITTED, spec.submitted_at),
+                *pool_attribute(spec),
             ]),
             memo={"state": first_state(spec).model_dump(mode="json")},
         )

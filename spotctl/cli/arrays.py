@@ -113,15 +113,18 @@ async def array_footers(client: SpotClient, jobs: list[JobState]) -> list[str]:
     return lines
 
 
-async def arrays_to_cancel(client: SpotClient, first: int | None, name: str | None, every: bool) -> list[int]:
+async def arrays_to_cancel(client: SpotClient, first: int | None, name: str | None, every: bool,
+                           pool: str | None = None) -> list[int]:
     """The arrays a `cancel` takes whole: --array FIRST (which must exist), and those whose
-    submitter still runs with the name given (-n) or any (-a)."""
+    submitter still runs with the name given (-n), on the pool given (-p), or any (-a)."""
     found = []
     if first is not None:
         await array_size(client, first)  # ArrayNotFound: exit as for a job that does not exist
         found.append(first)
     if name or every:
         found += await arrays_named(client, None if every else name)
+    if pool is not None and not every:
+        found += await arrays_named(client, None, pool=pool)
     return list(dict.fromkeys(found))
 
 

@@ -23,6 +23,7 @@ from spotctl.cli.common import (
     settings,
 )
 from spotctl.cli.follow import LogPrinter, follow, followed
+from spotctl.cli.pool_jobs import pool_jobs_to_cancel, pool_query
 from spotctl.cli.render import job_in_full, jobs_json, output_width, page_footer, status_table
 from spotctl.client import LIVE_QUERY_TIMEOUT_S, JobNotFound, JobPage, SpotClient, unfinished_query
 from spotctl.clouds.ondemand import ondemand_prices
@@ -61,29 +62,35 @@ CANCELS_AT_ONCE = 32
 @click.option("--array", "array_id", type=int, metavar="FIRST_ID",
               help="Only the jobs of the job array whose first job is FIRST_ID, under a line that counts them "
                    "by status (docs/many-jobs.md).")
+@click.option("-p", "--pool", "pool_name", metavar="POOL",
+              help="Only the jobs of pool POOL (launched with `launch -p POOL`), waiting, running or ended.")
 @async_command
 async def status(job_ids: tuple[int, ...], show_all: bool, limit: int | None, skip_finished: bool, verbose: bool,
-                 as_json_flag: bool, array_id: int | None) -> None:
+                 as_json_flag: bool, array_id: int | None, pool_name: str | None) -> None:
     """List managed jobs, newest first (only JOB_IDS when given), with what each cost so far.
 
     Lists the newest 50 jobs unless --limit N or -a is given, and says when there are more.
-    The table fits the terminal: ID, NAME and STATUS always show; RANK, ARRAY, PRIORITY, SLACK,
-    MARKET, REGION, CLOUD, TOT. DURATION, SUBMITTED, ON-DEMAND, RESOURCES, JOB DURATION, SAVED,
+    The table fits the terminal: ID, NAME and STATUS always show; RANK, ARRAY, PRIORITY, POOL,
+    SLACK, MARKET, REGION, CLOUD, TOT. DURATION, SUBMITTED, ON-DEMAND, RESOURCES, JOB DURATION, SAVED,
     #RECOVERIES, COST, FAILURE give way in that order. To a pipe it is printed whole unless COLUMNS is set. A
     pipeline shows a `↳` line per task under its own (TASK: the task's index, as `logs --task`
     takes it). MARKET and SLACK show when a job with a deadline is listed: the market it
     runs on and the deadline's slack at its last decision (docs/deadlines.md). PRIORITY shows
     when a listed job has a priority other than the default; ARRAY and RANK when a job of a
-    job array is listed (its first id, the job's SKYPILOT_JOB_RANK)."""
+    job array is listed (its first id, the job's SKYPILOT_JOB_RANK); POOL when a job on a pool is
+    (`status -v` names its worker). --pool POOL lists only that pool's jobs."""
     s = settings()
     client = await open_client(s, start_server=False)
     page: JobPage | None = None
     if job_ids or verbose:
-        ids = list(job_ids) or [await resolve_job(client, None, None)]
+        newest_of_pool = (await client.job_ids(pool_query(pool_name)))[:1] if pool_name and not job_ids else []
+        ids = list(job_ids) or newest_of_pool or [await resolve_job(client, None, None)]
         # Once a worker failed to answer, the rest are read from visibility too: no wait per job.
         jobs = [await client.get_job(jid, live=not client.unanswered) for jid in ids]
     else:
         query = unfinished_query() if skip_finished else None
+        if pool_name is not None:
+            query = f"({query}) AND {pool_query(pool_name)}" if query else pool_query(pool_name)
         if array_id is not None:
             query, summary = await array_listing(client, array_id, query)
             if not as_json_flag:
@@ -195,19 +202,25 @@ def _check_task(state: JobState, task: int, attempt: int | None) -> None:
 @click.option("-a", "--all", "cancel_all", is_flag=True, help="Cancel every unfinished job.")
 @click.option("--array", "array_id", type=int, metavar="FIRST_ID",
               help="Cancel every job of the job array whose first job is FIRST_ID (and stop its submission).")
+@click.option("-p", "--pool", "pool_name", metavar="POOL",
+              help="Cancel every job of pool POOL, waiting or running; the pool and its workers stay up.")
 @click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation.")
 @async_command
-async def cancel(job_ids: tuple[int, ...], name: str | None, cancel_all: bool, array_id: int | None, yes: bool) -> None:
+async def cancel(job_ids: tuple[int, ...], name: str | None, cancel_all: bool, array_id: int | None,
+                 pool_name: str | None, yes: bool) -> None:
     """Cancel managed jobs: their program is stopped and their instances terminated.
 
-    A job array's submission stops first (with --array, -n of the array's name, or -a), so no
-    job of it starts after the cancel."""
-    if not (job_ids or name or cancel_all or array_id is not None):
-        raise click.UsageError("give job ids, -n NAME, --array FIRST_ID or -a")
+    A job array's submission stops first (with --array, -n of the array's name, -p of its pool,
+    or -a), so no job of it starts after the cancel. A job on a pool gives its worker back: the
+    worker is kept for the pool's next job (`pool down` takes workers down)."""
+    if not (job_ids or name or cancel_all or array_id is not None or pool_name is not None):
+        raise click.UsageError("give job ids, -n NAME, -p POOL, --array FIRST_ID or -a")
     s = settings()
     client = await open_client(s, start_server=False)
     ids = list(job_ids)
-    arrays = await arrays_to_cancel(client, array_id, name, cancel_all)
+    if pool_name is not None:
+        ids += await pool_jobs_to_cancel(client, pool_name)
+    arrays = await arrays_to_cancel(client, array_id, name, cancel_all, pool_name)
     in_arrays: set[int] = set()
     if arrays:
         if not yes:
@@ -219,7 +232,7 @@ async def cancel(job_ids: tuple[int, ...], name: str | None, cancel_all: bool, a
                  "stops only when one runs (`spotctl worker`); nothing was cancelled", 1)
         for first in arrays:
             in_arrays |= await cancel_array(client, first, _cancel_each)
-        if not (ids or name or cancel_all):
+        if not (set(ids) - in_arrays or name or cancel_all):
             return
     if name or cancel_all:
         ids += await client.unfinished_job_ids(None if cancel_all else name)

@@ -8,14 +8,15 @@ import uuid
 
 import click
 from rich.markup import escape
+from temporalio.service import RPCError
 
 from spotctl.cli.common import async_command, confirm, console, err_console, fail, open_client, settings
 from spotctl.cli.render import safe
-from spotctl.client import SpotClient
+from spotctl.client import SpotClient, ensure_search_attributes
 from spotctl.client.pools import ask_down, pool_names, pool_running, pool_state, start_pool, take_down, update_pool
 from spotctl.embedded import ServerError
 from spotctl.launch import Plan, bucket_regions, delete_buckets, stage_tasks
-from spotctl.launch.pools import fits_pool, plan_pool
+from spotctl.launch.pools import PoolPlan, config_changes, fits_pool, plan_pool, pool_config
 from spotctl.models.pool import DOWN_CANCEL, DOWN_DRAIN, MAX_WORKERS, PoolSpec, PoolState, valid_pool_name
 
 DOWN_WAIT_S = 600.0
@@ -38,17 +39,23 @@ def pool() -> None:
 @click.argument("pool_yaml", required=False, metavar="POOL_YAML")
 @click.option("-p", "--pool", "name", required=True, help="The pool's name.")
 @click.option("--workers", type=click.IntRange(1, MAX_WORKERS), help="A fixed number of workers (overrides the file).")
-@click.option("--idle-timeout", type=click.FloatRange(0, 7 * 86400), default=60.0, show_default=True,
-              metavar="SECONDS", help="How long a worker above min_workers stays idle before it is torn down "
-                                      "(a new pool only).")
+@click.option("--idle-timeout", type=click.FloatRange(0, 7 * 86400), metavar="SECONDS",
+              help="How long a worker above min_workers stays idle before it is torn down (a new pool only; "
+                   "default: the file's pool.downscale_delay_seconds, else 60).")
+@click.option("--mode", type=click.Choice(["rolling", "blue_green"]), metavar="[rolling|blue_green]",
+              help="SkyPilot's way to replace a running pool's workers for a changed file; spotctl does not "
+                   "replace them yet: a changed setup, resources, file_mounts, workdir, envs or secrets is "
+                   "refused whatever the mode (`pool down`, then apply).")
 @click.option("--probe-interval", type=click.FloatRange(1, 86400), default=60.0, hidden=True,
               help="Seconds between checks that the idle workers still live (for tests and demos).")
 @click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation.")
 @async_command
-async def apply(pool_yaml: str | None, name: str, workers: int | None, idle_timeout: float, probe_interval: float,
-                yes: bool) -> None:
+async def apply(pool_yaml: str | None, name: str, workers: int | None, idle_timeout: float | None, mode: str | None,
+                probe_interval: float, yes: bool) -> None:
     """Create pool POOL from POOL_YAML (a task YAML with a `pool:` section), or change the
-    worker counts of the existing pool POOL (the file's, or --workers)."""
+    worker counts of the existing pool POOL (the file's, or --workers). A file whose setup,
+    resources, file_mounts, workdir, envs or secrets differ from the running pool's is refused
+    (exit 2, nothing changed): its workers would have to be made again."""
     s = settings()
     _checked_name(name)
     if pool_yaml is None and workers is None:
@@ -56,8 +63,12 @@ async def apply(pool_yaml: str | None, name: str, workers: int | None, idle_time
     planned = plan_pool(pool_yaml, s) if pool_yaml is not None else None
     counts = (workers, workers) if workers is not None else (planned.min_workers, planned.max_workers) if planned else None
     assert counts is not None
+    for line in planned.plan.unsupported if planned else ():
+        err_console.print(f"[yellow]Warning:[/yellow] {escape(safe(line))}", markup=True)
     client = await open_client(s, start_server=True)
     if await pool_running(client.temporal, name):
+        if planned is not None:
+            await _refuse_changed_config(client, name, planned, pool_yaml or "")
         await update_pool(client.temporal, name, *counts)
         note = " (setup, resources and files stay as created: `pool down` then `apply` to change them)" if planned else ""
         err_console.print(f"Pool {escape(repr(name))} updated: {_counts(*counts)}{note}.", markup=True)
@@ -74,8 +85,10 @@ async def apply(pool_yaml: str | None, name: str, workers: int | None, idle_time
     pool_id = await client.allocate_job_id(str(uuid.uuid4()))
     staged = (await asyncio.to_thread(stage_tasks, [p.task], pool_id, s, bucket_regions(p.candidates)))[0]
     job = p.to_spec(pool_id, staged, None).model_copy(update={"name": name, "run": ""})
-    spec = PoolSpec(name=name, job=job, min_workers=counts[0], max_workers=counts[1], idle_timeout_s=idle_timeout,
-                    probe_s=probe_interval)
+    timeout = idle_timeout if idle_timeout is not None else planned.idle_timeout_s
+    spec = PoolSpec(name=name, job=job, min_workers=counts[0], max_workers=counts[1],
+                    idle_timeout_s=DEFAULT_IDLE_TIMEOUT_S if timeout is None else timeout, probe_s=probe_interval,
+                    config=pool_config(p))
     try:
         await start_pool(client.temporal, spec)
     except BaseException:
@@ -83,6 +96,20 @@ async def apply(pool_yaml: str | None, name: str, workers: int | None, idle_time
         raise
     err_console.print(f"Pool [bold]{escape(name)}[/bold] created: {_counts(*counts)}. Submit jobs with "
                       f"`spotctl launch -p {escape(name)} JOB_YAML`; see it with `spotctl pool status {escape(name)}`.")
+
+
+DEFAULT_IDLE_TIMEOUT_S = 60.0
+
+
+async def _refuse_changed_config(client: SpotClient, name: str, planned: PoolPlan, path: str) -> None:
+    """Exit 2, nothing changed, when the file differs from the running pool in what its workers
+    are made of: applying it needs new workers, which spotctl does not make in place yet."""
+    st = await pool_state(client.temporal, name)
+    changed = config_changes(st.config, pool_config(planned.plan)) if st is not None else []
+    if changed:
+        shown = safe(path)
+        fail(f"pool {name!r} runs with another {', '.join(changed)}; applying {shown} needs new workers: "
+             f"`spotctl pool down {name}`, then `spotctl pool apply -p {name} {shown}` (nothing was changed)")
 
 
 def pool_job_plan(p: Plan, name: str) -> Plan:
@@ -106,6 +133,10 @@ async def check_pool(client: SpotClient, p: Plan, name: str) -> None:
     if st.status in ("DRAINING", "CANCELLING"):
         fail(f"pool {name!r} is going down; it takes no new jobs")
     fits_pool(p, set(st.instance_types), name)
+    try:  # the job's SpotctlPool attribute: a server and a worker started before it existed lack it
+        await ensure_search_attributes(client.temporal, client.settings.temporal.namespace)
+    except RPCError:
+        pass  # no right to list or add them here: the next worker start registers it
 
 
 def _counts(low: int, high: int) -> str:

@@ -179,7 +179,7 @@ DEADLINE_KEYS = {"market", "deadline_at", "slack_s", "progress_s", "switches", "
 
 ALWAYS_SHOWN = ("ID", "NAME", "STATUS")
 """What `status` shows at any width: what every other command takes, and the answer."""
-GIVE_WAY_ORDER = ("RANK", "ARRAY", "PRIORITY", "SLACK", "MARKET", "REGION", "CLOUD", "TOT. DURATION", "SUBMITTED", "ON-DEMAND", "RESOURCES", "JOB DURATION",
+GIVE_WAY_ORDER = ("RANK", "ARRAY", "PRIORITY", "POOL", "SLACK", "MARKET", "REGION", "CLOUD", "TOT. DURATION", "SUBMITTED", "ON-DEMAND", "RESOURCES", "JOB DURATION",
                   "SAVED", "#RECOVERIES", "COST", "FAILURE")
 """The order in which columns are dropped when the table is wider than the terminal, first
 dropped first (the README's status section says the same)."""
@@ -370,6 +370,8 @@ def status_table(jobs: list[JobState], *, show_all: bool, width: int | None = No
         headers += ["PRIORITY"]
     if any(j.array_first_id is not None for j in jobs):  # a job array's: its first id and the job's rank
         headers += ["ARRAY", "RANK"]
+    if any(j.pool for j in jobs):  # shown only when a job on a pool is listed (`launch -p POOL`)
+        headers += ["POOL"]
     if show_all:
         headers += ["ON-DEMAND", "SAVED", "CLOUD", "REGION", "FAILURE"]
     columns = {h: _Column(h) for h in headers}
@@ -407,6 +409,7 @@ def _row_values(j: JobState, index: int | None, now: datetime, prices: Mapping[P
         "PRIORITY": str(j.priority),
         "ARRAY": "-" if j.array_first_id is None else str(j.array_first_id),
         "RANK": "-" if j.array_rank is None else str(j.array_rank),
+        "POOL": clip(safe(j.pool), NAME_WIDTH) if j.pool else "-",
     }
 
 
@@ -441,6 +444,10 @@ def job_in_full(job: JobState, *, prices: Mapping[PriceKey, float] | None = None
     ]
     if job.array_first_id is not None:
         rows.append(("Array", f"job array {job.array_first_id}, rank {job.array_rank}"))
+    if job.pool:
+        rows.append(("Pool", safe(f"{job.pool}, " + (f"on worker {job.worker}" if job.worker else
+                                                      "waiting for a worker" if not job.status.is_terminal else
+                                                      "no worker now"))))
     if job.cloud:
         rows.append(("Place", safe("/".join(p for p in (job.cloud, job.region, job.zone) if p))))
     if job.placement:  # the figures behind the order of its last placement (ranked by expected cost)

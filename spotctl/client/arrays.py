@@ -99,7 +99,8 @@ async def start_array(client: SpotClient, spec: ArraySpec) -> None:
             JobArrayWorkflow.run, spec, id=array_workflow_id(spec.first_id), task_queue=TASK_QUEUE,
             id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
             id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-            memo={"name": spec.template.name, "count": spec.count},
+            memo={"name": spec.template.name, "count": spec.count,
+                  **({"pool": spec.template.pool} if spec.template.pool else {})},
         )
     except WorkflowAlreadyStartedError:
         pass
@@ -139,10 +140,12 @@ async def stop_array(client: SpotClient, first_id: int) -> int:
     return await handle.result()  # it had ended: every job it started exists
 
 
-async def arrays_named(client: SpotClient, name: str | None) -> list[int]:
-    """The first ids of the arrays with this name (None: any) whose submitter still runs."""
+async def arrays_named(client: SpotClient, name: str | None, *, pool: str | None = None) -> list[int]:
+    """The first ids of the arrays with this name (None: any), and on this pool when `pool` is
+    given (its submitter's memo says), whose submitter still runs."""
     found = []
     async for e in client.temporal.list_workflows(f"WorkflowType = '{ARRAY_WORKFLOW}' AND ExecutionStatus = 'Running'"):
-        if name is None or (await e.memo()).get("name") == name:
+        memo = await e.memo()
+        if (name is None or memo.get("name") == name) and (pool is None or memo.get("pool") == pool):
             found.append(int(e.id.rsplit("-", 1)[1]))
     return found

@@ -43,9 +43,10 @@ from spotctl.client.listing import unfinished_query as unfinished_query  # re-ex
 from spotctl.config import Settings
 from spotctl.models import TASK_QUEUE, JobSpec, JobState, JobStatus, PipelineSpec
 from spotctl.models import search_attributes as sa
-from spotctl.models.array import first_state
+from spotctl.models.array import ARRAY_WORKFLOW, first_state, pool_attribute
 from spotctl.models.naming import PIPELINE_WORKFLOW
 from spotctl.models.naming import job_workflow_id as workflow_id
+from spotctl.models.pool import POOL_WORKFLOW
 from spotctl.storage.log_store import open_log_store
 from spotctl.workflows.allocator_state import AllocatorState
 from spotctl.workflows.job_ids import ALLOCATOR_WORKFLOW_ID, JobIdAllocator
@@ -118,7 +119,8 @@ class SpotClient:
         so ids are never reused even if the allocator workflow was terminated (not just on
         first use). An ended allocator's own history says what it handed out, including ids
         of launches still under way (whose jobs visibility cannot show yet); visibility adds
-        every job that exists."""
+        every job that exists, every pool's number (its workers' clusters are named by it) and
+        every job array's block (jobs its submitter has yet to start included)."""
         handle = self.temporal.get_workflow_handle(ALLOCATOR_WORKFLOW_ID)
         highest = 0
         try:
@@ -129,8 +131,12 @@ class SpotClient:
         except RPCError as exc:
             if exc.status != RPCStatusCode.NOT_FOUND:
                 raise
-        async for execution in self.temporal.list_workflows(JOB_TYPES):
-            highest = max(highest, execution.typed_search_attributes.get(sa.JOB_ID) or 0)
+        async for execution in self.temporal.list_workflows(f"{JOB_TYPES} OR WorkflowType = '{POOL_WORKFLOW}'"):
+            highest = max(highest, execution.typed_search_attributes.get(sa.JOB_ID) or 0)  # a pool's number too
+        async for execution in self.temporal.list_workflows(f"WorkflowType = '{ARRAY_WORKFLOW}'"):
+            # a job array's whole block, also the ids of the jobs its submitter has not started yet
+            first = int(execution.id.rsplit("-", 1)[1])
+            highest = max(highest, first + int((await execution.memo()).get("count", 1)) - 1)
         return highest + 1
 
     async def _highest_allocated(self, handle: WorkflowHandle) -> int:
@@ -245,6 +251,7 @@ class SpotClient:
                 SearchAttributePair(sa.RECOVERIES, 0),
                 SearchAttributePair(sa.RESOURCES, resources),
                 SearchAttributePair(sa.SUBMITTED, spec.submitted_at),
+                *([] if isinstance(spec, PipelineSpec) else pool_attribute(spec)),
             ]),
             memo={"state": _first_state(spec).model_dump(mode="json")},
         )

@@ -119,6 +119,11 @@ class PoolSpec(BaseModel):
     """How often the cloud is asked whether the idle workers are still alive (nobody else watches them)."""
     continue_as_new_after_events: int = 10_000
     carried: PoolCarried | None = None
+    config: dict[str, str] = Field(default_factory=dict)
+    """A digest of each part of the pool file its workers are made from (setup, resources,
+    file_mounts, workdir, envs, secrets; launch/pools.py pool_config): `pool apply` on the
+    running pool compares it, to refuse a change it would otherwise ignore. Empty: a pool made
+    before it was recorded."""
 
 
 class PoolCarried(BaseModel):
@@ -153,6 +158,8 @@ class PoolState(BaseModel):
     """USD so far: workers gone plus the running ones' bill up to `now`."""
     now: datetime
     detail: str | None = None
+    config: dict[str, str] = Field(default_factory=dict)
+    """PoolSpec.config: what the workers were made from."""
 
 
 PoolSpec.model_rebuild()

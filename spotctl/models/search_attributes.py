@@ -17,8 +17,11 @@ CLOUD = SearchAttributeKey.for_keyword("SpotctlCloud")
 REGION = SearchAttributeKey.for_keyword("SpotctlRegion")
 RESOURCES = SearchAttributeKey.for_keyword("SpotctlResources")
 SUBMITTED = SearchAttributeKey.for_datetime("SpotctlSubmitted")
+POOL = SearchAttributeKey.for_keyword("SpotctlPool")
+"""The pool a job runs on (`launch -p POOL`), set at its start and never changed: `status --pool`
+and `cancel -p` find a pool's jobs with one query. Jobs on no pool do not have it."""
 
-ALL = (JOB_ID, JOB_NAME, STATUS, RECOVERIES, CLOUD, REGION, RESOURCES, SUBMITTED)
+ALL = (JOB_ID, JOB_NAME, STATUS, RECOVERIES, CLOUD, REGION, RESOURCES, SUBMITTED, POOL)
 
 # The names the `temporal` CLI uses for each kind (for `--search-attribute Name=Type`).
 CLI_TYPE_NAMES = {"INT": "Int", "KEYWORD": "Keyword", "DATETIME": "Datetime", "TEXT": "Text"}

@@ -161,7 +161,8 @@ class SpotPoolWorkflow:
             max_workers=self._max, resources=self._spec.job.resources,
             instance_types=sorted({c.instance_type for c in self._spec.job.candidates}),
             workers=sorted(self._workers.values(), key=lambda w: w.slot), queued=len(self._waiting),
-            queued_jobs=[r.job_id for r in order], spend=self._spend + running, now=now, detail=self._setup_failed)
+            queued_jobs=[r.job_id for r in order], spend=self._spend + running, now=now, detail=self._setup_failed,
+            config=self._spec.config)
 
     def _status(self) -> str:
         if self._down is not None:
