@@ -9,25 +9,21 @@ query in visibility: no search attribute of its own).
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from datetime import timedelta
 
 from temporalio.client import (
-    WithStartWorkflowOperation,
     WorkflowUpdateFailedError,
-    WorkflowUpdateRPCTimeoutOrCancelledError,
 )
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from spotctl.client.jobs import ALLOCATE_PATIENCE_S, JOB_ID_SKIPS, JobIdTaken, JobNotFound, SpotClient
+from spotctl.client.jobs import JOB_ID_SKIPS, JobIdTaken, JobNotFound, SpotClient
 from spotctl.client.listing import JOB_TYPES
 from spotctl.models import TASK_QUEUE
 from spotctl.models import search_attributes as sa
 from spotctl.models.array import ARRAY_WORKFLOW, ArraySpec, array_workflow_id
-from spotctl.workflows.allocator_state import AllocatorState
 from spotctl.workflows.job_array import JobArrayWorkflow
 from spotctl.workflows.job_ids import ALLOCATOR_WORKFLOW_ID, JobIdAllocator
 
@@ -48,34 +44,14 @@ async def allocate_block(client: SpotClient, count: int, request_id: str | None 
     seed = await client._first_free_job_id()
     at_least = 0
     for _ in range(JOB_ID_SKIPS):
-        first = await _allocate_block(client, request_id, count, at_least, seed)
+        first = await client._ask_allocator(JobIdAllocator.allocate_block, [request_id, count, at_least],
+                                            f"allocate-block-{request_id}-{at_least}", seed)
         taken = [e.typed_search_attributes.get(sa.JOB_ID) or 0
                  async for e in client.temporal.list_workflows(f"{JOB_TYPES} AND {array_query(first, count)}")]
         if not taken:
             return first
         at_least = max(taken) + 1  # existing jobs in the block (an allocator seeded behind them)
     raise JobIdTaken(at_least - 1)
-
-
-async def _allocate_block(client: SpotClient, request_id: str, count: int, at_least: int, seed: int) -> int:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + ALLOCATE_PATIENCE_S
-    attempt = 0
-    while True:
-        attempt += 1
-        start = WithStartWorkflowOperation(
-            JobIdAllocator.run, AllocatorState(next_id=seed), id=ALLOCATOR_WORKFLOW_ID,
-            task_queue=TASK_QUEUE, id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-        )
-        try:
-            return await client.temporal.execute_update_with_start_workflow(
-                JobIdAllocator.allocate_block, args=[request_id, count, at_least], start_workflow_operation=start,
-                id=f"allocate-block-{request_id}-{at_least}", rpc_timeout=timedelta(seconds=30),
-            )
-        except (WorkflowUpdateFailedError, WorkflowUpdateRPCTimeoutOrCancelledError, RPCError):
-            if loop.time() >= deadline:
-                raise
-            await asyncio.sleep(min(0.2 * attempt, 2.0))
 
 
 async def release_block(client: SpotClient, first_id: int, count: int) -> bool:

@@ -15,6 +15,7 @@ import time
 import uuid
 from collections.abc import Sequence
 from datetime import timedelta
+from typing import Any
 
 from temporalio.api.common.v1 import Payload
 from temporalio.api.enums.v1 import TaskQueueType
@@ -191,9 +192,15 @@ class SpotClient:
         raise JobIdTaken(at_least - 1)
 
     async def _allocate(self, request_id: str, at_least: int, seed: int) -> int:
-        """One allocation, retried under the same update id (a retry of one that landed
-        returns its id) for up to ALLOCATE_PATIENCE_S: Temporal takes 10 updates of one
-        workflow at once, so a burst of launches waits its turn instead of failing."""
+        """One id (JobIdAllocator.allocate), through _ask_allocator."""
+        return await self._ask_allocator(JobIdAllocator.allocate, [request_id, at_least], f"allocate-{request_id}-{at_least}",
+                                         seed)
+
+    async def _ask_allocator(self, update: Any, args: list[Any], update_id: str, seed: int) -> int:
+        """One update of the allocator (started at `seed` if it does not run), retried under the
+        same update id (a retry of one that landed returns its answer) for up to
+        ALLOCATE_PATIENCE_S: Temporal takes 10 updates of one workflow at once, so a burst of
+        launches waits its turn instead of failing."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + ALLOCATE_PATIENCE_S
         attempt = 0
@@ -205,8 +212,7 @@ class SpotClient:
             )
             try:
                 return await self.temporal.execute_update_with_start_workflow(
-                    JobIdAllocator.allocate, args=[request_id, at_least], start_workflow_operation=start,
-                    id=f"allocate-{request_id}-{at_least}", rpc_timeout=timedelta(seconds=30),
+                    update, args=args, start_workflow_operation=start, id=update_id, rpc_timeout=timedelta(seconds=30),
                 )
             except (WorkflowUpdateFailedError, WorkflowUpdateRPCTimeoutOrCancelledError, RPCError):
                 # The allocator may be mid continue-as-new (which aborts the updates it has not
