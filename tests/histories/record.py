@@ -513,6 +513,18 @@ def main() -> None:
             wait_status(busy, "SUCCEEDED", 90)
             cli_ok("pool", "down", "prio", "--cancel", "-y")
 
+        # A job started on its worker with one activity (the `pool-quick-start` patch: start_run
+        # writes its envs itself, no setup activity), run to its end.
+        if want("pool_quick_start"):
+            quick_yaml = home / "quick.yaml"
+            quick_yaml.write_text("name: quick\nrun: echo rank $SKYPILOT_JOB_RANK; sleep 1\n")
+            pool_yaml = home / "pool.yaml"
+            pool_yaml.write_text("pool:\n  workers: 1\nresources:\n  cpus: 1+\n")
+            cli_ok("pool", "apply", "-p", "quick", str(pool_yaml), "-y")
+            job_id = ids["pool_quick_start"] = launch("launch", "-y", "-d", "-p", "quick", str(quick_yaml))
+            wait_status(job_id, "SUCCEEDED", 90)
+            cli_ok("pool", "down", "quick", "--cancel", "-y")
+
         async def save() -> dict[str, str]:
             client = await SpotClient.connect(settings)
             histories: dict[str, str] = {}
