@@ -174,7 +174,12 @@ def analyse(jobs: list[JobState], runs: list[dict], high_ids: set[int], workers:
 def sample(f: Fleet, client: SpotClient, pool_id: int, stop: asyncio.Event, out: list[dict]) -> asyncio.Task:
     async def loop() -> None:
         while not stop.is_set():
-            st = await pool_state(client.temporal, POOL)
+            try:
+                st = await pool_state(client.temporal, POOL)
+            except Exception as exc:  # noqa: BLE001 - a busy server missed one sample: the next one counts
+                print(f"  (sample skipped: {exc})", flush=True)
+                await asyncio.sleep(1.0)
+                continue
             server, worker = f.rss()
             busy = sum(w.phase == "busy" for w in st.workers) if st else 0
             alive = sum(w.phase in ("idle", "busy") for w in st.workers) if st else 0
