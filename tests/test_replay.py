@@ -284,3 +284,15 @@ def test_a_history_covers_a_pool_job_started_with_one_activity() -> None:
     assert "\"pools\"" in markers and "\"pool-quick-start\"" in markers, markers
     text = path.read_text()
     assert '"name":"start_run"' in text and '"name":"setup"' not in text
+
+
+def test_a_history_covers_a_pool_granting_while_it_hands_over() -> None:
+    """A pool whose run waits to continue as new (a worker being made) and meanwhile still hands
+    freed workers to waiting jobs (`pool-handover-grants`): grants after the marker, then the
+    continue-as-new."""
+    path = HISTORY_DIR / "v2_pool_handover.json"
+    assert path.exists(), "record it: python tests/histories/record.py pool_handover=pool_handover"
+    assert "pool-handover-grants" in _markers(path)
+    text = path.read_text()
+    after = text[text.index('"EVENT_TYPE_MARKER_RECORDED"'):]
+    assert '"signalName":"pool-grant"' in after and "EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW" in after

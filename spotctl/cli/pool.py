@@ -43,10 +43,12 @@ def pool() -> None:
                                       "(a new pool only).")
 @click.option("--probe-interval", type=click.FloatRange(1, 86400), default=60.0, hidden=True,
               help="Seconds between checks that the idle workers still live (for tests and demos).")
+@click.option("--continue-as-new-after", "continue_after", type=click.IntRange(20, 10_000), default=10_000,
+              hidden=True, help="History events before the pool's workflow continues as new (for tests).")
 @click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation.")
 @async_command
 async def apply(pool_yaml: str | None, name: str, workers: int | None, idle_timeout: float, probe_interval: float,
-                yes: bool) -> None:
+                continue_after: int, yes: bool) -> None:
     """Create pool POOL from POOL_YAML (a task YAML with a `pool:` section), or change the
     worker counts of the existing pool POOL (the file's, or --workers)."""
     s = settings()
@@ -75,7 +77,7 @@ async def apply(pool_yaml: str | None, name: str, workers: int | None, idle_time
     staged = (await asyncio.to_thread(stage_tasks, [p.task], pool_id, s, bucket_regions(p.candidates)))[0]
     job = p.to_spec(pool_id, staged, None).model_copy(update={"name": name, "run": ""})
     spec = PoolSpec(name=name, job=job, min_workers=counts[0], max_workers=counts[1], idle_timeout_s=idle_timeout,
-                    probe_s=probe_interval)
+                    probe_s=probe_interval, continue_as_new_after_events=continue_after)
     try:
         await start_pool(client.temporal, spec)
     except BaseException:
