@@ -91,6 +91,12 @@ def section(r: dict, plotted: bool) -> str:
         f"(mean); {p['overhead_mean_s'] / r['job_s']:.1%} of the job's own {r['job_s']:g} s | < 1 s: "
         f"{_yes(p['overhead_mean_s'] < 1.0)} (mean) |",
     ]
+    waiting = [x for x in r["timeline"] if x["queued"] > 0]
+    if waiting:
+        busy = sum(x["busy"] for x in waiting) / max(1, sum(x["alive"] for x in waiting))
+        lines.append(
+            f"| the pool's own count while jobs waited (sampled each second) | {busy:.1%} of its up workers busy "
+            f"(granted, not yet given back); fewest busy at once: {min(x['busy'] for x in waiting)} | |")
     if o:
         lines.append(
             f"| the same work as ordinary jobs (anchor, same run) | {o['jobs']} jobs, each its own cluster: "
@@ -100,10 +106,10 @@ def section(r: dict, plotted: bool) -> str:
     lines += [
         f"| submission of the array | `launch --num-jobs {r['jobs']:,} --async -p` returned in "
         f"{s['command_returned_s']:.2f} s; all {r['jobs']:,} jobs accepted (their workflows exist) "
-        f"{s['array_accepted_s']:.1f} s after it started ({r['jobs'] / s['array_accepted_s']:.0f} jobs/s). The second "
-        f"array's command, launched then: {s['high_command_returned_s']:.2f} s | < 30 s: "
-        f"{_yes(s['command_returned_s'] < 30)} (command returning); {_yes(s['array_accepted_s'] < 30)} "
-        "(all accepted) |",
+        f"{s['array_accepted_s']:.1f} s after it started ({r['jobs'] / s['array_accepted_s']:.0f} jobs/s; 10,000 "
+        f"at that rate: ~{10_000 * s['array_accepted_s'] / r['jobs']:.0f} s). The second array's command, launched "
+        f"then: {s['high_command_returned_s']:.2f} s | < 30 s: {_yes(s['command_returned_s'] < 30)} (the command "
+        f"returning); {_yes(10_000 * s['array_accepted_s'] / r['jobs'] < 30)} (all 10,000 accepted, extrapolated) |",
         f"| priorities | the first priority-900 job got the {p['high_first_grant_index'] + 1}th grant, the last "
         f"the {p['high_last_grant_index'] + 1}th; {p['low_granted_between_first_and_last_high']} priority-500 "
         "jobs were granted a worker between the first and the last priority-900 grant | higher first |",
@@ -120,18 +126,21 @@ def section(r: dict, plotted: bool) -> str:
         f"{m['carried_bytes_per_busy_worker']:.0f} bytes per worker | |",
         "",
     ]
-    if r.get("before"):
-        lines += ["Before and after this branch's changes (same script, same size):", "",
-                  "| | before | after |", "|---|---|---|"]
+    stages = r.get("stages") or ([{"label": "before", "pool": r["before"]["pool"]}] if r.get("before") else [])
+    if stages:
+        stages = [*stages, {"label": r.get("label", "this run"), "pool": p}]
+        lines += ["Step by step (the same script and size, one run each, on the same shared machine):", "",
+                  "| | " + " | ".join(st["label"] for st in stages) + " |",
+                  "|---|" + "---|" * len(stages)]
         for label, key in (("overhead per pool job, mean", "overhead_mean_s"),
+                           ("overhead per pool job, p50", "overhead_p50_s"),
                            ("grant to program start, mean", "grant_to_program_mean_s"),
                            ("program end to release, mean", "program_end_to_release_mean_s"),
-                           ("workers held while jobs waited", "held_fraction"),
+                           ("workers held by a job while jobs waited", "held_fraction"),
                            ("workers running a program while jobs waited", "program_fraction"),
                            ("jobs/s, launch to last done", "jobs_per_s")):
-            b, a = r["before"]["pool"][key], p[key]
             fmt = "{:.1%}" if "fraction" in key else "{:.2f}"
-            lines.append(f"| {label} | {fmt.format(b)} | {fmt.format(a)} |")
+            lines.append(f"| {label} | " + " | ".join(fmt.format(st["pool"][key]) for st in stages) + " |")
         lines.append("")
     if r.get("notes"):
         lines += [r["notes"], ""]
