@@ -273,3 +273,26 @@ def test_a_history_covers_a_pool_job_raised_while_it_waits() -> None:
     markers = _markers(path)
     assert "\"pools\"" in markers and "\"pool-priority\"" in markers, markers
     assert path.read_text().count('"signalName":"pool-request"') == 2
+
+
+def test_a_history_covers_a_pool_job_started_with_one_activity() -> None:
+    """A job on a pool started by start_run alone, which prepares the node itself
+    (`pool-quick-start`): no setup activity between the worker's grant and the program."""
+    path = HISTORY_DIR / "v2_pool_quick_start.json"
+    assert path.exists(), "record it: python tests/histories/record.py pool_quick_start=pool_quick_start"
+    markers = _markers(path)
+    assert "\"pools\"" in markers and "\"pool-quick-start\"" in markers, markers
+    text = path.read_text()
+    assert '"name":"start_run"' in text and '"name":"setup"' not in text
+
+
+def test_a_history_covers_a_pool_granting_while_it_hands_over() -> None:
+    """A pool whose run waits to continue as new (a worker being made) and meanwhile still hands
+    freed workers to waiting jobs (`pool-handover-grants`): grants after the marker, then the
+    continue-as-new."""
+    path = HISTORY_DIR / "v2_pool_handover.json"
+    assert path.exists(), "record it: python tests/histories/record.py pool_handover=pool_handover"
+    assert "pool-handover-grants" in _markers(path)
+    text = path.read_text()
+    after = text[text.index('"EVENT_TYPE_MARKER_RECORDED"'):]
+    assert '"signalName":"pool-grant"' in after and "EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW" in after

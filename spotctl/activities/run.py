@@ -11,6 +11,7 @@ from temporalio import activity
 from spotctl.activities.deps import Deps
 from spotctl.activities.heartbeat import heartbeating
 from spotctl.activities.node import Node, nodes_of, phase_script
+from spotctl.activities.setup import prepare_node
 from spotctl.activities.space import out_of_space_noted
 from spotctl.activities.watch import unreachable_is_preemption
 from spotctl.models import ActivityNames, AttemptRef
@@ -39,10 +40,14 @@ class RunActivities:
     @activity.defn(name=ActivityNames.START_RUN)
     async def start_run(self, ref: AttemptRef) -> None:
         """Idempotent: the agent refuses a second start of the same attempt's run, so a retry
-        never starts the user's program twice."""
+        never starts the user's program twice. With `ref.prepare` (a pool job) the node is
+        prepared first, as the setup activity would: one activity, not two, between a worker
+        being granted and the job's program running."""
         async with heartbeating(), out_of_space_noted("node disk"):
             try:
                 for node in nodes_of(ref, self.deps.cloud(ref.cluster.cloud).runner):
+                    if ref.prepare:
+                        await prepare_node(self.deps, ref, node)
                     await node.write("run.sh", phase_script(ref, node, ref.job.run))
                     await write_hooks(ref, node)
                     await node.agent("start", node.attempt_dir, "run")

@@ -19,21 +19,27 @@ from spotctl.remote.base import NodeUnreachable
 from spotctl.storage.base import StorageError
 
 
+async def prepare_node(deps: Deps, ref: AttemptRef, node: Node) -> None:
+    """The agent, the attempt's file mounts and its env.json on one node: what every phase
+    needs before it starts (setup's first step; start_run's own for a pool job, AttemptRef.prepare)."""
+    await node.install_agent()
+    # Before any phase starts: the agent reads the attempt's mounts.json at each start.
+    try:
+        await materialize(deps.settings, node.runner, ref.job.file_mounts, ref.job.workdir_mount,
+                          node.attempt_dir, ref.cluster.cloud)
+    except StorageError as exc:  # a missing bucket will not appear by retrying
+        raise ApplicationError(f"file mounts: {exc}", type=MOUNT_ERROR, non_retryable=True) from exc
+    # Envs and secrets: created 0600 (the worker's umask), re-checked by the agent at start.
+    cloud_env = deps.cloud(ref.cluster.cloud).node_env
+    await node.write("env.json", json.dumps(job_env(ref, node.rank, node.runner.home, cloud_env)))
+
+
 class SetupActivities:
     def __init__(self, deps: Deps) -> None:
         self.deps = deps
 
     async def _prepare(self, ref: AttemptRef, node: Node) -> None:
-        await node.install_agent()
-        # Before any phase starts: the agent reads the attempt's mounts.json at each start.
-        try:
-            await materialize(self.deps.settings, node.runner, ref.job.file_mounts, ref.job.workdir_mount,
-                              node.attempt_dir, ref.cluster.cloud)
-        except StorageError as exc:  # a missing bucket will not appear by retrying
-            raise ApplicationError(f"file mounts: {exc}", type=MOUNT_ERROR, non_retryable=True) from exc
-        # Envs and secrets: created 0600 (the worker's umask), re-checked by the agent at start.
-        cloud_env = self.deps.cloud(ref.cluster.cloud).node_env
-        await node.write("env.json", json.dumps(job_env(ref, node.rank, node.runner.home, cloud_env)))
+        await prepare_node(self.deps, ref, node)
 
     @activity.defn(name=ActivityNames.SETUP)
     async def setup(self, ref: AttemptRef) -> SetupOutcome:

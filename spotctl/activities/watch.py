@@ -210,7 +210,8 @@ async def wait_for_phase(deps: Deps, ref: AttemptRef, nodes: list[Node], phase: 
     deps.watching += 1  # the poll budget is shared by every phase being waited for
     deps.pressure.watch()
     try:
-        return await _poll_until_ended(deps, ref, nodes, phase, progress, stopper)
+        return await _poll_until_ended(deps, ref, nodes, phase, progress, stopper,
+                                       quiet_backoff=ref.job.pool is None)
     finally:
         deps.watching -= 1
         deps.pressure.unwatch()
@@ -224,7 +225,10 @@ def poll_pace_s(deps: Deps) -> float:
 
 
 async def _poll_until_ended(deps: Deps, ref: AttemptRef, nodes: list[Node], phase: str,
-                            progress: Progress, stopper: NodeStopper | None) -> list[int]:
+                            progress: Progress, stopper: NodeStopper | None, *, quiet_backoff: bool = True) -> list[int]:
+    """The poll loop of wait_for_phase. Without `quiet_backoff` (a job on a pool: its worker
+    waits, held and idle, until its exit is seen) a quiet program is polled as often as the
+    worker's poll budget allows (poll_pace_s), not less and less often."""
     codes: dict[int, int] = {}
     interval = deps.cloud(ref.cluster.cloud).liveness_interval_s
     last_liveness = last_lost_check = time.monotonic()
@@ -291,7 +295,7 @@ async def _poll_until_ended(deps: Deps, ref: AttemptRef, nodes: list[Node], phas
         # A quiet program is polled less and less often (up to max_poll_interval_s); output
         # brings the pace back. The watcher wakes the loop at once if an instance dies.
         # And with many phases watched, each is polled less often (node_polls_per_s in all).
-        delay = deps.poll_interval_s if active else min(delay * 1.5, deps.max_poll_interval_s)
+        delay = deps.poll_interval_s if active or not quiet_backoff else min(delay * 1.5, deps.max_poll_interval_s)
         # Woken by a death: the next round checks at once (it ships the last bytes first).
         dead_seen = await watcher.sleep_unless_dead(ref.cluster.instance_ids, max(delay, poll_pace_s(deps)))
 

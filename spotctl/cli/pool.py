@@ -48,10 +48,12 @@ def pool() -> None:
                    "refused whatever the mode (`pool down`, then apply).")
 @click.option("--probe-interval", type=click.FloatRange(1, 86400), default=60.0, hidden=True,
               help="Seconds between checks that the idle workers still live (for tests and demos).")
+@click.option("--continue-as-new-after", "continue_after", type=click.IntRange(20, 10_000), default=10_000,
+              hidden=True, help="History events before the pool's workflow continues as new (for tests).")
 @click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation.")
 @async_command
 async def apply(pool_yaml: str | None, name: str, workers: int | None, idle_timeout: float | None, mode: str | None,
-                probe_interval: float, yes: bool) -> None:
+                probe_interval: float, continue_after: int, yes: bool) -> None:
     """Create pool POOL from POOL_YAML (a task YAML with a `pool:` section), or change the
     worker counts of the existing pool POOL (the file's, or --workers). A file whose setup,
     resources, file_mounts, workdir, envs or secrets differ from the running pool's is refused
@@ -88,7 +90,7 @@ async def apply(pool_yaml: str | None, name: str, workers: int | None, idle_time
     timeout = idle_timeout if idle_timeout is not None else planned.idle_timeout_s
     spec = PoolSpec(name=name, job=job, min_workers=counts[0], max_workers=counts[1],
                     idle_timeout_s=DEFAULT_IDLE_TIMEOUT_S if timeout is None else timeout, probe_s=probe_interval,
-                    config=pool_config(p))
+                    config=pool_config(p), continue_as_new_after_events=continue_after)
     try:
         await start_pool(client.temporal, spec)
     except BaseException:

@@ -61,6 +61,9 @@ class AttemptRef(BaseModel):
     attempt: int
     recovery_count: int
     cluster: ClusterHandle
+    prepare: bool = False
+    """start_run prepares the nodes first (agent, mounts, env.json: the setup activity's part
+    before any `setup` runs): a pool job's one activity before its run (the pool-quick-start patch)."""
 
 
 class PriceRequest(BaseModel):

@@ -2,9 +2,11 @@
 
 Instead of provisioning its own cluster, each attempt asks the pool's workflow for a worker
 and waits (PENDING) until one is granted, higher priority first, then the oldest job
-(workflows/pool.py). On the worker it writes its own envs into a directory of its own (the
-setup activity, with no setup to run: the pool ran the setup once when it made the worker),
-starts its run there (a clean working directory) and follows it with the monitor, as any job.
+(workflows/pool.py). On the worker it writes its own envs into a directory of its own and
+starts its run there (a clean working directory), in one activity (start_run with
+AttemptRef.prepare; before the pool-quick-start patch, the setup activity with no setup to run,
+then start_run: the pool ran the setup once when it made the worker), and follows it with the
+monitor, as any job.
 
     PENDING (waiting for a worker) -> STARTING -> RUNNING -> SUCCEEDED / FAILED
         worker preempted or lost under it ---------> PENDING again (a recovery), another worker
@@ -56,6 +58,10 @@ _MONITOR_HEARTBEAT = timedelta(seconds=MONITOR_HEARTBEAT_TIMEOUT_S)
 POOL_PRIORITY = "pool-priority"
 """The patch that asks the pool with the job's priority now (not the one it was launched with)
 and asks again, same attempt, when `spotctl set-priority` changes it while the job waits."""
+POOL_QUICK_START = "pool-quick-start"
+"""The patch that starts a job on its worker with one activity, start_run preparing the node
+itself (AttemptRef.prepare: agent, envs), instead of setup then start_run: the worker runs the
+job's program one activity round trip sooner (bench/pool_throughput.py)."""
 
 
 class PoolAttempts:
@@ -84,9 +90,14 @@ class PoolAttempts:
                      zone=cluster.zone, attempt=job._attempt, detail=f"starting on worker {grant.worker}")
             started = False
             try:
-                await job._activity(SetupActivities.setup, ref, timedelta(hours=1))  # envs and mounts only
-                started = True
-                await job._activity(RunActivities.start_run, ref, timedelta(minutes=5))
+                if workflow.patched(POOL_QUICK_START):
+                    started = True  # the program may start within this one activity
+                    await job._activity(RunActivities.start_run, ref.model_copy(update={"prepare": True}),
+                                        timedelta(minutes=5))
+                else:
+                    await job._activity(SetupActivities.setup, ref, timedelta(hours=1))  # envs and mounts only
+                    started = True
+                    await job._activity(RunActivities.start_run, ref, timedelta(minutes=5))
                 job._set(JobStatus.RUNNING, run_started_at=workflow.now(), detail=None,
                          started_at=job._state.started_at or workflow.now())
                 outcome: RunOutcome = await job._activity(

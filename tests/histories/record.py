@@ -192,6 +192,8 @@ def main() -> None:
     """Scenario -> how many pipeline tasks (child workflows) to save besides the job's."""
     others: dict[str, str] = {}
     """Scenario -> a workflow other than a job's to save (a job array's submitter, a pool's)."""
+    prefetched: dict[str, str] = {}
+    """Histories a scenario fetched itself (a run of a workflow that continued as new)."""
     events_workflows: set[str] = set()
     """Scenarios whose job handed its last events to a JobEventsWorkflow: saved too (`_events`)."""
     try:
@@ -513,6 +515,54 @@ def main() -> None:
             wait_status(busy, "SUCCEEDED", 90)
             cli_ok("pool", "down", "prio", "--cancel", "-y")
 
+        # A job started on its worker with one activity (the `pool-quick-start` patch: start_run
+        # writes its envs itself, no setup activity), run to its end.
+        if want("pool_quick_start"):
+            quick_yaml = home / "quick.yaml"
+            quick_yaml.write_text("name: quick\nrun: echo rank $SKYPILOT_JOB_RANK; sleep 1\n")
+            pool_yaml = home / "pool.yaml"
+            pool_yaml.write_text("pool:\n  workers: 1\nresources:\n  cpus: 1+\n")
+            cli_ok("pool", "apply", "-p", "quick", str(pool_yaml), "-y")
+            job_id = ids["pool_quick_start"] = launch("launch", "-y", "-d", "-p", "quick", str(quick_yaml))
+            wait_status(job_id, "SUCCEEDED", 90)
+            cli_ok("pool", "down", "quick", "--cancel", "-y")
+
+        # A pool that continues as new while its jobs flow (the `pool-handover-grants` patch: it
+        # keeps handing freed workers to waiting jobs while the run waits for a worker being made).
+        if want("pool_handover"):
+            short_yaml = home / "short.yaml"
+            short_yaml.write_text("name: short\nrun: sleep 1\n")
+            pool_yaml = home / "pool.yaml"
+            pool_yaml.write_text("pool:\n  workers: 2\nresources:\n  cpus: 1+\nsetup: sleep 4\n")
+            cli_ok("pool", "apply", "-p", "ho", str(pool_yaml), "-y", "--continue-as-new-after", "40")
+            first = int(cli_ok("launch", "-y", "--async", "--num-jobs", "12", "-p", "ho", str(short_yaml)).split()[-1])
+            wait_for("a job running", lambda: job(first).get("status") in ("RUNNING", "SUCCEEDED"), 90)
+            cli_ok("debug", "preempt", str(first), "--notice", "0")  # a replacement worker is made meanwhile
+            for jid in range(first, first + 12):
+                wait_status(jid, "SUCCEEDED", 180)
+            cli_ok("pool", "down", "ho", "--cancel", "-y")
+
+            async def pool_runs() -> None:
+                client = await SpotClient.connect(settings)
+                runs = [e async for e in client.temporal.list_workflows("WorkflowId = 'spotctl-pool-ho'")]
+                best: tuple[int, str] | None = None
+                for run in runs:
+                    history = await client.temporal.get_workflow_handle("spotctl-pool-ho", run_id=run.run_id).fetch_history()
+                    at = next((i for i, e in enumerate(history.events) if e.HasField("marker_recorded_event_attributes")
+                               and b"pool-handover-grants" in
+                               e.marker_recorded_event_attributes.details["patch-data"].payloads[0].data), None)
+                    if at is None:
+                        continue
+                    # Best: a run that granted a worker (signalled a job) after the marker.
+                    granted = sum(e.HasField("signal_external_workflow_execution_initiated_event_attributes")
+                                  for e in history.events[at:])
+                    if best is None or granted > best[0]:
+                        best = (granted, history.to_json())
+                assert best is not None, f"no run of the pool handed over with grants ({len(runs)} runs)"
+                print(f"pool_handover: {best[0]} signals after the marker")
+                prefetched[only.get("pool_handover", "pool_handover")] = best[1]
+            asyncio.run(pool_runs())
+
         async def save() -> dict[str, str]:
             client = await SpotClient.connect(settings)
             histories: dict[str, str] = {}
@@ -540,6 +590,7 @@ def main() -> None:
                 if name == "job_array":  # the allocator's history with a block allocation in it
                     histories["job_id_allocator_block"] = (
                         await client.temporal.get_workflow_handle(ALLOCATOR_WORKFLOW_ID).fetch_history()).to_json()
+            histories.update(prefetched)
             if only:  # the allocator's recorded history stays as it is
                 return histories
             # The allocator runs for ever: its history so far, after every launch above.
