@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from spotctl.client import JobNotFound, SpotClient
+from spotctl.client.pools import PoolNotAnswering
 from spotctl.config import ConfigError, Settings, default_home, load_settings
 from spotctl.embedded import EmbeddedServer, ServerError
 from spotctl.models import JobStatus
@@ -111,6 +112,8 @@ def _run_to_exit_code(fn: Callable[..., Coroutine[Any, Any, Any]], args: tuple, 
     except ConfigError as exc:  # a bad setting or key file (CodecKeyError) is bad input: say what to do
         return _message(str(exc), EXIT_USAGE)
     except ServerError as exc:
+        return _message(str(exc), 1)
+    except PoolNotAnswering as exc:  # a busy or absent worker: one line, nothing was changed
         return _message(str(exc), 1)
     except RuntimeError as exc:
         if "connect" in str(exc).lower():

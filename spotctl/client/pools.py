@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from datetime import timedelta
 
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDConflictPolicy
@@ -30,6 +31,14 @@ from spotctl.models.pool import (
 
 LIST_LIMIT = 1000
 """The most pools `pool status` lists."""
+QUERY_PATIENCE_S = 60.0
+"""How long a pool's state query is retried while the worker that must answer it is busy (a
+burst of job tasks on a loaded machine) before the CLI gives up with one line."""
+QUERY_RPC_TIMEOUT_S = 15.0
+
+
+class PoolNotAnswering(RuntimeError):
+    """The pool's workflow runs but no worker answered its state query in QUERY_PATIENCE_S."""
 
 
 async def pool_running(client: Client, name: str) -> bool:
@@ -63,7 +72,21 @@ async def pool_state(client: Client, name: str) -> PoolState | None:
     """The running pool's state, or None when no pool of that name runs."""
     if not await pool_running(client, name):
         return None
-    return await client.get_workflow_handle(pool_workflow_id(name)).query(STATE_QUERY, result_type=PoolState)
+    handle = client.get_workflow_handle(pool_workflow_id(name))
+    deadline = time.monotonic() + QUERY_PATIENCE_S
+    while True:
+        try:
+            return await handle.query(STATE_QUERY, result_type=PoolState,
+                                      rpc_timeout=timedelta(seconds=QUERY_RPC_TIMEOUT_S))
+        except RPCError as exc:
+            if exc.status not in (RPCStatusCode.DEADLINE_EXCEEDED, RPCStatusCode.UNAVAILABLE,
+                                  RPCStatusCode.RESOURCE_EXHAUSTED, RPCStatusCode.CANCELLED):
+                raise
+            if time.monotonic() >= deadline:
+                raise PoolNotAnswering(
+                    f"pool {name!r} did not answer in {QUERY_PATIENCE_S:.0f} s: its worker is busy or not running "
+                    "(see `spotctl server status`); nothing was changed, try again") from exc
+            await asyncio.sleep(1.0)
 
 
 async def pool_names(client: Client) -> list[str]:
