@@ -47,7 +47,6 @@ with workflow.unsafe.imports_passed_through():
         WorkerGrant,
         pool_workflow_id,
     )
-    from spotctl.policy import Decision, after_exit, uses_restart_budget
     from spotctl.workflows.job_summary import Cancelled, Finished, describe, error_type
     from spotctl.workflows.shielded import shielded
 
@@ -115,15 +114,8 @@ class PoolAttempts:
                 raise
             await self._release(lost=False)
             code = outcome.exit_code
-            job._state.exit_code = code
-            decision = after_exit(code, job._spec.recovery, job._restarts_used)
-            if decision == Decision.SUCCEED:
+            if job._exited(code):
                 return
-            if decision == Decision.FAIL:
-                raise Finished(JobStatus.FAILED, f"run exited with code {code}", code)
-            if uses_restart_budget(code, job._spec.recovery):
-                job._restarts_used += 1
-            job._close_attempt(f"exit code {code}")
             job._set(JobStatus.PENDING, recoveries=job._state.recoveries + 1, worker=None,
                      detail=f"run exited with code {code}; waiting for a worker of pool {self.pool!r} to restart")
 

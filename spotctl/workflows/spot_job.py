@@ -353,20 +353,28 @@ class SpotJobWorkflow(StateAndCancel):
                 await self._recover_from_preemption(cluster, err)
                 continue
             code = outcome.exit_code
-            self._state.exit_code = code
-            decision = after_exit(code, self._spec.recovery, self._restarts_used)
-            if decision == Decision.SUCCEED:
+            if self._exited(code):
                 if self._deadline is not None and self._deadline.measures:
                     self._state = self._state.model_copy(update={"done_at": workflow.now()})
                 return
-            if decision == Decision.FAIL:
-                raise Finished(JobStatus.FAILED, f"run exited with code {code}", code)
-            if uses_restart_budget(code, self._spec.recovery):
-                self._restarts_used += 1
-            self._close_attempt(f"exit code {code}")
             self._set(JobStatus.RECOVERING, recoveries=self._state.recoveries + 1,
                       detail=f"run exited with code {code}; restarting")
             await self._teardown(first_attempt=self._monitored)
+
+    def _exited(self, code: int) -> bool:
+        """The program exited with `code`: True when the job succeeded; Finished when it failed
+        for good; else (a restart) its restart budget is counted and the attempt closed, and
+        the caller says where the job waits for its next attempt."""
+        self._state.exit_code = code
+        decision = after_exit(code, self._spec.recovery, self._restarts_used)
+        if decision == Decision.SUCCEED:
+            return True
+        if decision == Decision.FAIL:
+            raise Finished(JobStatus.FAILED, f"run exited with code {code}", code)
+        if uses_restart_budget(code, self._spec.recovery):
+            self._restarts_used += 1
+        self._close_attempt(f"exit code {code}")
+        return False
 
     async def _leave_ondemand(self, spot: ClusterHandle) -> None:
         """A deadline job ahead of its pace has a spot cluster ready: the on-demand attempt ends
