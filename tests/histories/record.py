@@ -169,6 +169,13 @@ def main() -> None:
     def wait_status(job_id: int, status: str, timeout: float = 60) -> None:
         wait_for(f"job {job_id} {status}", lambda: job(job_id).get("status") == status, timeout)
 
+    def apply_pool(name: str, workers: int = 1, setup: str | None = None, *extra: str) -> None:
+        """A pool `name` of `workers` workers (a SkyPilot pool file), applied."""
+        pool_yaml = home / f"pool-{name}.yaml"
+        pool_yaml.write_text(f"pool:\n  workers: {workers}\nresources:\n  cpus: 1+\n"
+                             + (f"setup: {setup}\n" if setup else ""))
+        cli_ok("pool", "apply", "-p", name, str(pool_yaml), "-y", *extra)
+
     def set_regions(**fields) -> None:
         """Set fields on every region of the local cloud (read on each API call: live)."""
         data = yaml.safe_load(default_config)
@@ -480,9 +487,7 @@ def main() -> None:
                             'while true; do sleep 0.1; done; fi\n  echo again\n')
             forever = home / "forever.yaml"
             forever.write_text("name: forever\nrun: while true; do sleep 0.1; done\n")
-            pool_yaml = home / "pool.yaml"
-            pool_yaml.write_text("pool:\n  workers: 1\nresources:\n  cpus: 1+\nsetup: echo set up\n")
-            cli_ok("pool", "apply", "-p", "rec", str(pool_yaml), "-y")
+            apply_pool("rec", 1, "echo set up")
             job_id = ids["pool_preempted"] = launch("launch", "-y", "-d", "-p", "rec", str(held))
             wait_status(job_id, "RUNNING", 90)
             cli_ok("debug", "preempt", str(job_id), "--notice", "0")
@@ -501,9 +506,7 @@ def main() -> None:
             busy_yaml.write_text("name: busy\nrun: sleep 15\n")
             quick_yaml = home / "quick.yaml"
             quick_yaml.write_text("name: quick\nrun: echo quick\n")
-            pool_yaml = home / "pool.yaml"
-            pool_yaml.write_text("pool:\n  workers: 1\nresources:\n  cpus: 1+\n")
-            cli_ok("pool", "apply", "-p", "prio", str(pool_yaml), "-y")
+            apply_pool("prio")
             busy = launch("launch", "-y", "-d", "-p", "prio", str(busy_yaml))
             wait_status(busy, "RUNNING", 90)
             job_id = ids["pool_priority"] = launch("launch", "-y", "-d", "-p", "prio", str(quick_yaml))
@@ -520,9 +523,7 @@ def main() -> None:
         if want("pool_quick_start"):
             quick_yaml = home / "quick.yaml"
             quick_yaml.write_text("name: quick\nrun: echo rank $SKYPILOT_JOB_RANK; sleep 1\n")
-            pool_yaml = home / "pool.yaml"
-            pool_yaml.write_text("pool:\n  workers: 1\nresources:\n  cpus: 1+\n")
-            cli_ok("pool", "apply", "-p", "quick", str(pool_yaml), "-y")
+            apply_pool("quick")
             job_id = ids["pool_quick_start"] = launch("launch", "-y", "-d", "-p", "quick", str(quick_yaml))
             wait_status(job_id, "SUCCEEDED", 90)
             cli_ok("pool", "down", "quick", "--cancel", "-y")
@@ -532,9 +533,7 @@ def main() -> None:
         if want("pool_handover"):
             short_yaml = home / "short.yaml"
             short_yaml.write_text("name: short\nrun: sleep 1\n")
-            pool_yaml = home / "pool.yaml"
-            pool_yaml.write_text("pool:\n  workers: 2\nresources:\n  cpus: 1+\nsetup: sleep 4\n")
-            cli_ok("pool", "apply", "-p", "ho", str(pool_yaml), "-y", "--continue-as-new-after", "40")
+            apply_pool("ho", 2, "sleep 4", "--continue-as-new-after", "40")
             first = int(cli_ok("launch", "-y", "--async", "--num-jobs", "12", "-p", "ho", str(short_yaml)).split()[-1])
             wait_for("a job running", lambda: job(first).get("status") in ("RUNNING", "SUCCEEDED"), 90)
             cli_ok("debug", "preempt", str(first), "--notice", "0")  # a replacement worker is made meanwhile
