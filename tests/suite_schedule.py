@@ -38,6 +38,8 @@ SECONDS: dict[str, float] = {
     "tests/test_event_deadlines.py": 76, "tests/test_supervisor.py": 72, "tests/lab/test_gcp_jobs.py": 70,
     "tests/lab/test_cross_cloud_jobs.py": 61, "tests/test_died_before_ready.py": 58,
     "tests/test_worker_fleet.py": 57, "tests/test_node_faults.py": 57, "tests/test_bench_quick.py": 47,
+    "tests/test_bench_pool_quick.py": 45, "tests/test_pools.py": 45, "tests/test_pool_jobs.py": 25,
+    "tests/test_job_arrays.py": 25, "tests/test_priorities.py": 15,
     "tests/test_worker_slots.py": 44, "tests/test_notify_bulkhead.py": 44, "tests/test_jobs.py": 42,
     "tests/test_full_disk.py": 41, "tests/test_event_handoff.py": 35, "tests/test_readme_demo.py": 34,
     "tests/test_monitor_heartbeat.py": 26, "tests/test_pipelines.py": 26, "tests/test_follow_cli.py": 26,
