@@ -249,6 +249,42 @@ NOTES = """### How to read it, and what spotctl's policy is
   but cost 2.8% more on aws-04-22-2023 70 h / 0.4 h: rejected. Neither is a rule that dominates
   Uniform Progress by construction: every deviation from it (a smaller reserve, an earlier return, the
   spell test) is a bet on the trace, won on average and lost on some windows.
+- **Round 4: the three gaps, tried and not closed.** (a) aws-08-27-2023 92 h / 0.4 h. The spell test
+  on the life a start can expect instead of the mean spell: once the spell under way has lasted a
+  hours, the mean life left (L - a) of the spells seen that outlived a (a spell that has outlived the
+  blips is most likely a long one), shrunk towards the mean by k spells of the mean length. Sweep
+  (12 offsets, 63 settings, single zone; spotctl / Uniform Progress on average, settings dearer):
+  the mean (shipped) 0.9721, 5; life left, k = 0: 0.9721, 3 (the AWS folders 0.1-0.9% cheaper,
+  synthetic-short 0.9% and synthetic-scarce 0.2% dearer: on memoryless spells the estimate over the
+  few spells that outlived an age, asked again at every tick, acts on its first lucky value); k = 1,
+  2, 4: 0.9725, 0.9726, 0.9721, 3 each; only with 3 spells or more past the age: 0.9723, 3; only when
+  the spells seen vary more than exponential ones (CV^2 >= 1 or 2): 0.9721 / 0.9720, 4 / 5; the
+  length-biased residual life E[L^2] / 2E[L] at any moment: 0.9773, 13 (it overrates every return).
+  Full run of k = 4 (40 offsets): 0.612 of on-demand on average over the 63 settings either way
+  (1.109x the optimum), the AWS folders a little cheaper (aws-04-22-2023 70 h / 0.4 h 0.712 ->
+  0.708, 92 h / 0.4 h 0.603 -> 0.597), aws-08-27-2023 92 h / 0.4 h 0.763 -> 0.762 (still above
+  0.758), and one setting newly dearer (synthetic-scarce 70 h / 0.4 h 0.914 -> 0.920 against
+  0.9199), synthetic-short 0.4% dearer at 52 / 70 h / 0.2 h: not shipped. The traced run (us-west-2a
+  from tick 1790) is not the blip mix it looked like from the mean: in its first 45 h the job saw 11
+  spells of 0.08-1.17 h and no long one (mean 0.37-0.5 h against 1.14 h for a round trip), so no
+  estimate from what was seen justifies a return (146.0 -> 143.4 USD under the rule, Uniform Progress
+  105.2): Uniform Progress went back regardless and the 5.8 h spell came at hour 54. Only knowing
+  the zone's spells over a longer past than the job's own (the fleet memory over days, not 6 h)
+  would. (b) synthetic-steady 52 h / 0.4 h. All of Uniform Progress's reserve when the slack holds
+  fewer than 12 changeovers at launch (the 0.9 share otherwise; measured with the life-left rule above): that setting 0.703 -> 0.669 (Uniform
+  Progress 0.704) and the AWS 52 h / 0.4 h settings 0.4-0.7% cheaper, but gcp-04-30-2023 52 h / 0.4 h
+  0.296 -> 0.338 and synthetic-scarce 52 h / 0.4 h +0.8% (12 offsets): 0.9728 on average against
+  0.9721, rejected (the same trade as round 3's reserve rising as slack / d falls). The traced run
+  (us-west-2a from tick 1333) is unchanged: 131.7 USD, 8 starts, against 80.7 and 5. (c)
+  spotctl-multi-region, aws-04-22-2023 52 h / 0.4 h (3 offsets, the 4 tightest settings of every
+  folder): the outlook with the spells the fleet memory has of the zone a start would go to and the
+  age of its spell under way: the same or dearer (synthetic-short +0.6-1.7%, synthetic-scarce 52 h / 0.4 h +1.3%); also starting in the
+  zone with the most life left: 0.838 -> 0.818 there (3 offsets) and synthetic-steady 52 h / 0.4 h 0.496 ->
+  0.459, but synthetic-scarce 92 h / 0.4 h 0.443 -> 0.501 and synthetic-short +1-3%: rejected. What
+  would close it: knowing which zones' spells are long before paying the changeovers, i.e. a fleet
+  memory whose window holds days of each zone's spells (the 6 h window holds a few dozen 32 s blips),
+  or counting the restarts a tight slack can afford (10 changeovers at 52 h / 0.4 h) against the
+  spells a zone has shown; neither was measured in this round.
 - **Multi-region**: the same policy, the spot "there" when any zone has it, and the spell test on the
   mean spot life the fleet memory has of the zone a start would go to (the first of the expected-cost
   ranking with spot; not known while no preemption was seen there), not the pool of every zone's: on
