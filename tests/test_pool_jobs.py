@@ -21,7 +21,7 @@ from spotctl.client import SpotClient
 from spotctl.launch.pools import autoscaler_keys, worker_counts
 from spotctl.models import JobSpec
 from spotctl.models import search_attributes as sa
-from spotctl.models.array import ARRAY_WORKFLOW, array_workflow_id, first_state
+from spotctl.models.array import ARRAY_WORKFLOW, array_workflow_id
 from spotctl.models.pool import POOL_WORKFLOW, pool_workflow_id
 from spotctl.task import load_task_file
 from spotctl.workflows.job_ids import ALLOCATOR_WORKFLOW_ID
@@ -86,7 +86,7 @@ def test_status_and_cancel_by_pool(spot_clean: Spot, tmp_path: Path) -> None:
 def test_a_pool_jobs_first_memo_names_its_pool() -> None:
     """What `status` shows of a pool job before its workflow ran (the memo its start writes)."""
     spec = JobSpec(job_id=7, name="j", run="true", candidates=[], submitted_at=datetime.now(UTC), pool="tide")
-    assert first_state(spec).pool == "tide"
+    assert spec.first_state().pool == "tide"
 
 
 def test_apply_refuses_a_changed_file(spot_clean: Spot, tmp_path: Path) -> None:

@@ -13,20 +13,15 @@ import asyncio
 
 from temporalio import activity
 from temporalio.client import Client
-from temporalio.common import (
-    SearchAttributePair,
-    TypedSearchAttributes,
-    WorkflowIDConflictPolicy,
-    WorkflowIDReusePolicy,
-)
+from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from spotctl.activities.deps import Deps
 from spotctl.activities.drain import until_worker_drains
 from spotctl.activities.heartbeat import heartbeating
-from spotctl.models import TASK_QUEUE, ActivityNames, JobSpec, JobStatus
+from spotctl.models import TASK_QUEUE, ActivityNames, JobSpec
 from spotctl.models import search_attributes as sa
-from spotctl.models.array import ArrayBatch, ArrayEnd, array_job, first_state, pool_attribute
+from spotctl.models.array import ArrayBatch, ArrayEnd, array_job
 from spotctl.models.naming import JOB_WORKFLOW, job_workflow_id
 from spotctl.storage.registry import delete_buckets
 
@@ -87,16 +82,7 @@ async def start_job(client: Client, spec: JobSpec) -> bool:
             JOB_WORKFLOW, spec, id=job_workflow_id(spec.job_id), task_queue=TASK_QUEUE,
             id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
             id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-            search_attributes=TypedSearchAttributes([
-                SearchAttributePair(sa.JOB_ID, spec.job_id),
-                SearchAttributePair(sa.JOB_NAME, spec.name),
-                SearchAttributePair(sa.STATUS, JobStatus.PENDING.value),
-                SearchAttributePair(sa.RECOVERIES, 0),
-                SearchAttributePair(sa.RESOURCES, spec.resources),
-                SearchAttributePair(sa.SUBMITTED, spec.submitted_at),
-                *pool_attribute(spec),
-            ]),
-            memo={"state": first_state(spec).model_dump(mode="json")},
+            search_attributes=sa.first_attributes(spec), memo={"state": spec.first_state().model_dump(mode="json")},
         )
     except WorkflowAlreadyStartedError:
         return False

@@ -38,9 +38,6 @@ class SetupActivities:
     def __init__(self, deps: Deps) -> None:
         self.deps = deps
 
-    async def _prepare(self, ref: AttemptRef, node: Node) -> None:
-        await prepare_node(self.deps, ref, node)
-
     @activity.defn(name=ActivityNames.SETUP)
     async def setup(self, ref: AttemptRef) -> SetupOutcome:
         """Prepare every node and run the task's `setup` there; return the first non-zero code.
@@ -51,7 +48,7 @@ class SetupActivities:
         async with heartbeating() as progress, out_of_space_noted("node disk"):
             try:
                 progress("syncing workdir and file mounts")
-                await asyncio.gather(*(self._prepare(ref, n) for n in nodes))
+                await asyncio.gather(*(prepare_node(self.deps, ref, n) for n in nodes))
                 if not ref.job.setup:
                     return SetupOutcome(exit_code=0)
                 for node in nodes:

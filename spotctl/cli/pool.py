@@ -11,23 +11,17 @@ from rich.markup import escape
 from temporalio.service import RPCError
 
 from spotctl.cli.common import async_command, confirm, console, err_console, fail, open_client, settings
+from spotctl.cli.pool_jobs import checked_pool_name
 from spotctl.cli.render import safe
 from spotctl.client import SpotClient, ensure_search_attributes
 from spotctl.client.pools import ask_down, pool_names, pool_running, pool_state, start_pool, take_down, update_pool
 from spotctl.embedded import ServerError
 from spotctl.launch import Plan, bucket_regions, delete_buckets, stage_tasks
 from spotctl.launch.pools import PoolPlan, config_changes, fits_pool, plan_pool, pool_config
-from spotctl.models.pool import DOWN_CANCEL, DOWN_DRAIN, MAX_WORKERS, PoolSpec, PoolState, valid_pool_name
+from spotctl.models.pool import DOWN_CANCEL, DOWN_DRAIN, MAX_WORKERS, PoolSpec, PoolState
 
 DOWN_WAIT_S = 600.0
 """How long `pool down` waits for the last worker to be torn down before it returns."""
-
-
-def _checked_name(name: str) -> str:
-    if not valid_pool_name(name):
-        fail(f"bad pool name {name!r}: lower-case letters, digits and '-', at most 63, starting and ending "
-             "with a letter or digit")
-    return name
 
 
 @click.group()
@@ -59,7 +53,7 @@ async def apply(pool_yaml: str | None, name: str, workers: int | None, idle_time
     resources, file_mounts, workdir, envs or secrets differ from the running pool's is refused
     (exit 2, nothing changed): its workers would have to be made again."""
     s = settings()
-    _checked_name(name)
+    checked_pool_name(name)
     if pool_yaml is None and workers is None:
         fail("give a POOL_YAML, or --workers N to resize an existing pool")
     planned = plan_pool(pool_yaml, s) if pool_yaml is not None else None
@@ -117,7 +111,7 @@ async def _refuse_changed_config(client: SpotClient, name: str, planned: PoolPla
 def pool_job_plan(p: Plan, name: str) -> Plan:
     """A job for pool `name` as it will run: what the workers hold already (setup, workdir,
     file mounts) is the pool's; the job's own are ignored with a warning, as SkyPilot does."""
-    _checked_name(name)
+    checked_pool_name(name)
     t = p.task
     ignored = [k for k, given in (("setup", t.setup), ("workdir", t.workdir), ("file_mounts", t.file_mounts)) if given]
     if ignored:
@@ -152,7 +146,7 @@ async def status(name: str | None) -> None:
     """Show the pools (or pool POOL: each worker, its job, lifetime and cost, and the pool's spend)."""
     s = settings()
     client = await open_client(s, start_server=False)
-    names = [_checked_name(name)] if name else await pool_names(client.temporal)
+    names = [checked_pool_name(name)] if name else await pool_names(client.temporal)
     states = [st for st in await asyncio.gather(*(pool_state(client.temporal, n) for n in names)) if st is not None]
     if name and not states:
         fail(f"no pool {name!r} (see `spotctl pool status`)", 1)
@@ -212,7 +206,7 @@ async def down(name: str, mode: str | None, yes: bool) -> None:
     happens to them: --cancel cancels them, --drain (the default) lets them finish first."""
     s = settings()
     client = await open_client(s, start_server=False)
-    st = await pool_state(client.temporal, _checked_name(name))
+    st = await pool_state(client.temporal, checked_pool_name(name))
     if st is None:
         fail(f"no pool {name!r} (see `spotctl pool status`)", 1)
     mode = mode or DOWN_DRAIN

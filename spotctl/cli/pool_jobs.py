@@ -12,12 +12,17 @@ from spotctl.models import search_attributes as sa
 from spotctl.models.pool import valid_pool_name
 
 
-def pool_query(name: str) -> str:
-    """The visibility query of pool `name`'s jobs; a bad name is one line, exit 2."""
+def checked_pool_name(name: str) -> str:
+    """`name` when it is a pool's name; else one line, exit 2."""
     if not valid_pool_name(name):
         fail(f"bad pool name {name!r}: lower-case letters, digits and '-', at most 63, starting and ending "
              "with a letter or digit")
-    return f"{sa.POOL.name} = '{name}'"
+    return name
+
+
+def pool_query(name: str) -> str:
+    """The visibility query of pool `name`'s jobs; a bad name is one line, exit 2."""
+    return f"{sa.POOL.name} = '{checked_pool_name(name)}'"
 
 
 async def pool_jobs_to_cancel(client: SpotClient, name: str) -> list[int]:

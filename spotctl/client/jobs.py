@@ -30,8 +30,6 @@ from temporalio.client import (
     WorkflowUpdateRPCTimeoutOrCancelledError,
 )
 from temporalio.common import (
-    SearchAttributePair,
-    TypedSearchAttributes,
     WorkflowIDConflictPolicy,
     WorkflowIDReusePolicy,
 )
@@ -44,7 +42,7 @@ from spotctl.client.listing import unfinished_query as unfinished_query  # re-ex
 from spotctl.config import Settings
 from spotctl.models import TASK_QUEUE, JobSpec, JobState, JobStatus, PipelineSpec
 from spotctl.models import search_attributes as sa
-from spotctl.models.array import ARRAY_WORKFLOW, first_state, pool_attribute
+from spotctl.models.array import ARRAY_WORKFLOW
 from spotctl.models.naming import PIPELINE_WORKFLOW
 from spotctl.models.naming import job_workflow_id as workflow_id
 from spotctl.models.pool import POOL_WORKFLOW
@@ -236,31 +234,18 @@ class SpotClient:
 
     async def start_job(self, spec: JobSpec | PipelineSpec) -> None:
         """Start the job's workflow (a pipeline's, for a PipelineSpec); PENDING is visible at
-        once through the search attributes."""
-        pipeline = isinstance(spec, PipelineSpec)
-        resources = spec.tasks[0].resources if isinstance(spec, PipelineSpec) else spec.resources
+        once through the search attributes. Never a second run under an existing job's id,
+        running or closed: its logs, memo and search attributes would mix with the old job's
+        (Temporal's default allows it)."""
         try:
-            await self._start(spec, pipeline, resources)
+            await self.temporal.start_workflow(
+                PIPELINE_WORKFLOW if isinstance(spec, PipelineSpec) else JOB_WORKFLOW, spec, id=workflow_id(spec.job_id),
+                task_queue=TASK_QUEUE, id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+                id_conflict_policy=WorkflowIDConflictPolicy.FAIL, search_attributes=sa.first_attributes(spec),
+                memo={"state": spec.first_state().model_dump(mode="json")},
+            )
         except WorkflowAlreadyStartedError:
             raise JobIdTaken(spec.job_id) from None
-
-    async def _start(self, spec: JobSpec | PipelineSpec, pipeline: bool, resources: str) -> None:
-        # Never a second run under an existing job's id, running or closed: its logs, memo
-        # and search attributes would mix with the old job's (Temporal's default allows it).
-        await self.temporal.start_workflow(
-            PIPELINE_WORKFLOW if pipeline else JOB_WORKFLOW, spec, id=workflow_id(spec.job_id), task_queue=TASK_QUEUE,
-            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE, id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
-            search_attributes=TypedSearchAttributes([
-                SearchAttributePair(sa.JOB_ID, spec.job_id),
-                SearchAttributePair(sa.JOB_NAME, spec.name),
-                SearchAttributePair(sa.STATUS, JobStatus.PENDING.value),
-                SearchAttributePair(sa.RECOVERIES, 0),
-                SearchAttributePair(sa.RESOURCES, resources),
-                SearchAttributePair(sa.SUBMITTED, spec.submitted_at),
-                *([] if isinstance(spec, PipelineSpec) else pool_attribute(spec)),
-            ]),
-            memo={"state": _first_state(spec).model_dump(mode="json")},
-        )
 
     # ---- reading -----------------------------------------------------------------------
     async def list_jobs(self, query: str | None = None, *, limit: int | None = None) -> list[JobState]:
@@ -338,11 +323,3 @@ class SpotClient:
         except Exception:
             return await self.get_job(job_id, live=False)
         return await pipeline_state(self.temporal, state, live=False)
-
-
-def _first_state(spec: JobSpec | PipelineSpec) -> JobState:
-    """The job's state before its workflow's first task runs (a pipeline's with PENDING rows),
-    so `status` shows it as it is from the moment it was started."""
-    if isinstance(spec, PipelineSpec):
-        return spec.first_state()
-    return first_state(spec)

@@ -9,11 +9,8 @@ workdir, the name) is the template's, made once for the whole array.
 from __future__ import annotations
 
 from pydantic import BaseModel, Field
-from temporalio.common import SearchAttributePair
 
-from spotctl.models import search_attributes as sa
 from spotctl.models.spec import ArrayRank, JobSpec
-from spotctl.models.status import JobState
 
 MAX_ARRAY_JOBS = 10_000
 """The most jobs one `launch --num-jobs` makes: SkyPilot states no bound; 10,000 is the size
@@ -71,17 +68,3 @@ def array_job(spec: ArraySpec, rank: int) -> JobSpec:
         "job_id": spec.first_id + rank, "envs": envs, "ephemeral_buckets": [],
         "array": ArrayRank(rank=rank, count=spec.count, first_id=spec.first_id),
     })
-
-
-def first_state(spec: JobSpec) -> JobState:
-    """A single job's state before its workflow ran (what `status` shows from the moment it
-    is started: the memo its start writes)."""
-    return JobState(job_id=spec.job_id, name=spec.name, resources=spec.resources, submitted_at=spec.submitted_at,
-                    priority=spec.priority, pool=spec.pool, array_first_id=spec.array.first_id if spec.array else None,
-                    array_rank=spec.array.rank if spec.array else None)
-
-
-def pool_attribute(spec: JobSpec) -> list[SearchAttributePair]:
-    """The SpotctlPool search attribute of a job on a pool (none for any other job, so a job's
-    start is what it always was unless it names a pool)."""
-    return [SearchAttributePair(sa.POOL, spec.pool)] if spec.pool else []

@@ -7,7 +7,10 @@ every worker registers them at start-up against any other cluster.
 
 from __future__ import annotations
 
-from temporalio.common import SearchAttributeKey
+from temporalio.common import SearchAttributeKey, SearchAttributePair, TypedSearchAttributes
+
+from spotctl.models.spec import JobSpec, PipelineSpec
+from spotctl.models.status import JobStatus
 
 JOB_ID = SearchAttributeKey.for_int("SpotctlJobId")
 JOB_NAME = SearchAttributeKey.for_keyword("SpotctlJobName")
@@ -33,3 +36,22 @@ def cli_flags() -> list[str]:
     for key in ALL:
         flags += ["--search-attribute", f"{key.name}={CLI_TYPE_NAMES[key.indexed_value_type.name]}"]
     return flags
+
+
+def first_attributes(spec: JobSpec | PipelineSpec) -> TypedSearchAttributes:
+    """A job's search attributes at its start (the CLI's launch and a job array's submitter):
+    PENDING with no recovery, visible at once; SpotctlPool only for a job on a pool, so any
+    other job's start is what it always was."""
+    if isinstance(spec, PipelineSpec):
+        resources, pool = spec.tasks[0].resources, None
+    else:
+        resources, pool = spec.resources, spec.pool
+    return TypedSearchAttributes([
+        SearchAttributePair(JOB_ID, spec.job_id),
+        SearchAttributePair(JOB_NAME, spec.name),
+        SearchAttributePair(STATUS, JobStatus.PENDING.value),
+        SearchAttributePair(RECOVERIES, 0),
+        SearchAttributePair(RESOURCES, resources),
+        SearchAttributePair(SUBMITTED, spec.submitted_at),
+        *([SearchAttributePair(POOL, pool)] if pool else []),
+    ])

@@ -168,6 +168,14 @@ class JobSpec(BaseModel):
     hooks: list[LifecycleHook] = Field(default_factory=list)
     """The task's `config.hooks` (SkyPilot's lifecycle hooks)."""
 
+    def first_state(self) -> JobState:
+        """The job before its workflow ran: what its workflow starts from, and the memo its
+        start writes, so `status` shows it as it is from the moment it was started."""
+        return JobState(job_id=self.job_id, name=self.name, resources=self.resources, submitted_at=self.submitted_at,
+                        task=self.task.index if self.task else None, priority=self.priority, pool=self.pool,
+                        array_first_id=self.array.first_id if self.array else None,
+                        array_rank=self.array.rank if self.array else None)
+
     def for_nodes(self) -> JobSpec:
         """The job without what only the workflow needs (candidates, carried state): the
         input of every node activity stays small however long the job has run."""

@@ -90,8 +90,8 @@ class SpotPoolWorkflow:
         self._workers: dict[int, PoolWorker] = {w.slot: w for w in c.workers} if c else {}
         self._waiting: dict[int, PoolRequest] = {r.job_id: r for r in c.queue} if c else {}
         self._heap: list[tuple[Any, int, int]] = []
-        for r in self._waiting.values():
-            heapq.heappush(self._heap, (r.order_key(), r.job_id, r.seq))
+        for r in list(self._waiting.values()):
+            self._enqueue(r)
         self._next_slot = c.next_slot if c else 1
         self._spend = c.spend if c else 0.0
         self._blocked: dict[str, datetime] = dict(c.blocked_regions) if c else {}
@@ -114,20 +114,20 @@ class SpotPoolWorkflow:
     def request(self, req: PoolRequest) -> None:
         held = next((w for w in self._workers.values() if w.job_id == req.job_id and w.job_seq == req.seq), None)
         queued = self._waiting.get(req.job_id)
-        if held is None and queued is not None and queued.seq == req.seq and queued.priority != req.priority:
-            # `spotctl set-priority` on a waiting job: its place moves (the old heap entry is skipped)
-            self._waiting[req.job_id] = req
-            heapq.heappush(self._heap, (req.order_key(), req.job_id, req.seq))
-            self._changed = True
-            return
-        if held is not None or (queued is not None and queued.seq >= req.seq):
+        moved = held is None and queued is not None and queued.seq == req.seq and queued.priority != req.priority
+        if not moved and (held is not None or (queued is not None and queued.seq >= req.seq)):
             return  # a repeated request (the job's workflow retried its signal)
-        if self._down is not None or len(self._waiting) >= MAX_QUEUED:
+        if not moved and (self._down is not None or len(self._waiting) >= MAX_QUEUED):
             self._refused.append(req)
-        else:
-            self._waiting[req.job_id] = req
-            heapq.heappush(self._heap, (req.order_key(), req.job_id, req.seq))
+        else:  # a new request, or `spotctl set-priority` on a waiting job (its old heap entry is skipped)
+            self._enqueue(req)
         self._changed = True
+
+    def _enqueue(self, req: PoolRequest) -> None:
+        """`req` waits, in the heap by its order key; an entry whose request was withdrawn,
+        superseded or moved is skipped when it comes up (_assign)."""
+        self._waiting[req.job_id] = req
+        heapq.heappush(self._heap, (req.order_key(), req.job_id, req.seq))
 
     @workflow.signal(name=RELEASE_SIGNAL)
     def release(self, rel: PoolRelease) -> None:
@@ -306,11 +306,17 @@ class SpotPoolWorkflow:
         return asyncio.get_running_loop().create_task(tracked())
 
     # ---- messages to jobs -------------------------------------------------------------------
+    async def _signal_job(self, job_id: int, signal: str, *arg: Any) -> bool:
+        """Signal job `job_id`'s workflow; False when it is over (it cannot be told anything)."""
+        try:
+            await workflow.get_external_workflow_handle(job_workflow_id(job_id)).signal(signal, *arg)
+        except Exception:  # noqa: BLE001 - the job's workflow is over
+            return False
+        return True
+
     async def _grant(self, w: PoolWorker, grant: WorkerGrant) -> None:
         job_id = w.job_id
-        try:
-            await workflow.get_external_workflow_handle(job_workflow_id(job_id or 0)).signal(GRANT_SIGNAL, grant)
-        except Exception:  # noqa: BLE001 - the job's workflow is over: the worker is free again
+        if not await self._signal_job(job_id or 0, GRANT_SIGNAL, grant):  # the job is over: the worker is free again
             if w.job_id == job_id and w.job_seq == grant.seq and w.phase == "busy":
                 w.phase, w.job_id, w.idle_since = "idle", None, workflow.now()
 
@@ -321,11 +327,7 @@ class SpotPoolWorkflow:
         self._refused = []
 
     async def _refuse(self, req: PoolRequest, why: str) -> None:
-        try:
-            await workflow.get_external_workflow_handle(job_workflow_id(req.job_id)).signal(
-                GRANT_SIGNAL, WorkerGrant(seq=req.seq, worker="", refused=why))
-        except Exception:  # noqa: BLE001 - the job is over already
-            pass
+        await self._signal_job(req.job_id, GRANT_SIGNAL, WorkerGrant(seq=req.seq, worker="", refused=why))
 
     def _cancel_jobs(self) -> None:
         """`pool down --cancel`: every waiting and running job of the pool is cancelled (each
@@ -336,9 +338,7 @@ class SpotPoolWorkflow:
             self._start(self._cancel_job(job_id))
 
     async def _cancel_job(self, job_id: int) -> None:
-        try:
-            await workflow.get_external_workflow_handle(job_workflow_id(job_id)).signal(CANCEL_SIGNAL)
-        except Exception:  # noqa: BLE001 - the job is over: its place goes now
+        if not await self._signal_job(job_id, CANCEL_SIGNAL):  # the job is over: its place goes now
             self._waiting.pop(job_id, None)
 
     # ---- workers --------------------------------------------------------------------------

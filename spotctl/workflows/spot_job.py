@@ -168,11 +168,7 @@ class SpotJobWorkflow(StateAndCancel):
         """Everything a handler touches exists before any handler runs: the SDK runs the
         signals of the first workflow task (a cancel sent while the last run continued as new)
         before `run()`, and `run()` must not erase what they recorded. No commands here."""
-        self._state: JobState = spec.carried.state if spec.carried is not None else JobState(
-            job_id=spec.job_id, name=spec.name, resources=spec.resources, submitted_at=spec.submitted_at,
-            task=spec.task.index if spec.task else None, priority=spec.priority,
-            array_first_id=spec.array.first_id if spec.array else None,
-            array_rank=spec.array.rank if spec.array else None)
+        self._state: JobState = spec.carried.state if spec.carried is not None else spec.first_state()
         self._cancel_requested = self._state.cancel_requested
         self._running = False
         """Set once run() took the job over: before, a note is recorded but not published."""
