@@ -79,9 +79,7 @@ def load_hooks(d: str) -> list[dict]:
         with open(os.path.join(d, HOOKS_JSON)) as f:
             raw = json.load(f)
         return [{"script": str(h["script"]), "timeout_s": float(h["timeout_s"])} for h in raw]
-    except FileNotFoundError:
-        return []
-    except (OSError, ValueError, TypeError, KeyError):
+    except (OSError, ValueError, TypeError, KeyError):  # none (no hooks.json), or unreadable
         return []
 
 
