@@ -19,7 +19,7 @@ import pytest
 from spotctl.client import SpotClient
 from spotctl.client.arrays import allocate_block, array_query, start_array
 from spotctl.launch import Overrides, plan
-from spotctl.models.array import MAX_ARRAY_JOBS, ArraySpec, array_workflow_id
+from spotctl.models.array import MAX_ARRAY_JOBS, ArraySpec, array_first_id, array_workflow_id
 from spotctl.workflows.job_array import JobArrayWorkflow
 
 from conftest import Spot, launched_id
@@ -174,3 +174,12 @@ def test_a_submission_run_twice_makes_each_job_once(spot_clean: Spot) -> None:
     for jid in range(first, first + 5):
         job = spot_clean.wait_status(jid, "SUCCEEDED", timeout=90)
         assert job["array_rank"] == jid - first
+
+
+def test_only_a_submitters_own_id_names_an_array() -> None:
+    """The allocator's seed and `cancel -n` read arrays from their submitters' ids: a second
+    submitter run over an array under another id (the test above makes one) is skipped, never a
+    crash of every later launch."""
+    assert array_first_id(array_workflow_id(41)) == 41
+    for other in (f"{array_workflow_id(41)}-again", "spotctl-array-", "spotctl-job-41", "spotctl-array-x1"):
+        assert array_first_id(other) is None, other

@@ -276,7 +276,9 @@ def test_mtbf_with_notice_signals_once_despite_concurrent_pollers(
     assert len(got) == 1, got
     deadline = float(got[0].split()[-1])
     preempt_at = record(cloud, iid).preempt_at
-    assert preempt_at is not None and deadline == pytest.approx(preempt_at.timestamp() + 3.0, abs=1.0)
+    # The notice runs from when the preemption was enforced: the first poll (this test's or a
+    # poller's) after preempt_at, each poll bounded above at 2 s: never less than the notice.
+    assert preempt_at is not None and preempt_at.timestamp() + 3.0 - 0.05 <= deadline <= preempt_at.timestamp() + 3.0 + 2.0
     assert processes_of(iid) == [] and pid_dead(pid)
 
 

@@ -23,7 +23,7 @@ from spotctl.client.jobs import JOB_ID_SKIPS, JobIdTaken, JobNotFound, SpotClien
 from spotctl.client.listing import JOB_TYPES
 from spotctl.models import TASK_QUEUE
 from spotctl.models import search_attributes as sa
-from spotctl.models.array import ARRAY_WORKFLOW, ArraySpec, array_workflow_id
+from spotctl.models.array import ARRAY_WORKFLOW, ArraySpec, array_first_id, array_workflow_id
 from spotctl.workflows.job_array import JobArrayWorkflow
 from spotctl.workflows.job_ids import ALLOCATOR_WORKFLOW_ID, JobIdAllocator
 
@@ -122,6 +122,7 @@ async def arrays_named(client: SpotClient, name: str | None, *, pool: str | None
     found = []
     async for e in client.temporal.list_workflows(f"WorkflowType = '{ARRAY_WORKFLOW}' AND ExecutionStatus = 'Running'"):
         memo = await e.memo()
-        if (name is None or memo.get("name") == name) and (pool is None or memo.get("pool") == pool):
-            found.append(int(e.id.rsplit("-", 1)[1]))
+        first = array_first_id(e.id)
+        if first is not None and (name is None or memo.get("name") == name) and (pool is None or memo.get("pool") == pool):
+            found.append(first)
     return found

@@ -42,7 +42,7 @@ from spotctl.client.listing import unfinished_query as unfinished_query  # re-ex
 from spotctl.config import Settings
 from spotctl.models import TASK_QUEUE, JobSpec, JobState, JobStatus, PipelineSpec
 from spotctl.models import search_attributes as sa
-from spotctl.models.array import ARRAY_WORKFLOW
+from spotctl.models.array import ARRAY_WORKFLOW, array_first_id
 from spotctl.models.naming import PIPELINE_WORKFLOW
 from spotctl.models.naming import job_workflow_id as workflow_id
 from spotctl.models.pool import POOL_WORKFLOW
@@ -134,8 +134,9 @@ class SpotClient:
             highest = max(highest, execution.typed_search_attributes.get(sa.JOB_ID) or 0)  # a pool's number too
         async for execution in self.temporal.list_workflows(f"WorkflowType = '{ARRAY_WORKFLOW}'"):
             # a job array's whole block, also the ids of the jobs its submitter has not started yet
-            first = int(execution.id.rsplit("-", 1)[1])
-            highest = max(highest, first + int((await execution.memo()).get("count", 1)) - 1)
+            first = array_first_id(execution.id)
+            if first is not None:
+                highest = max(highest, first + int((await execution.memo()).get("count", 1)) - 1)
         return highest + 1
 
     async def _highest_allocated(self, handle: WorkflowHandle) -> int:

@@ -31,6 +31,15 @@ def array_workflow_id(first_id: int) -> str:
     return f"spotctl-array-{first_id}"
 
 
+def array_first_id(workflow_id: str) -> int | None:
+    """The first job id an array's submitter is named by (array_workflow_id), or None for any
+    other workflow id (a second submitter run over the same array under another id covers the
+    same block, and is skipped by whoever lists arrays)."""
+    prefix = array_workflow_id(0)[:-1]
+    tail = workflow_id.removeprefix(prefix)
+    return int(tail) if tail != workflow_id and tail.isdigit() else None
+
+
 class ArraySpec(BaseModel):
     """What the array's submitter (workflows/job_array.py) needs; fixed at launch."""
 
