@@ -18,12 +18,15 @@ from temporalio.service import RPCError, RPCStatusCode
 from test_pools import down, job_file, pool_file, wait_pool
 
 from spotctl.client import SpotClient
+from spotctl.client.arrays import allocate_block, array_query, start_array
+from spotctl.launch import Overrides, plan
 from spotctl.launch.pools import autoscaler_keys, worker_counts
 from spotctl.models import JobSpec
 from spotctl.models import search_attributes as sa
-from spotctl.models.array import ARRAY_WORKFLOW, array_workflow_id
+from spotctl.models.array import ARRAY_WORKFLOW, ArraySpec, array_workflow_id
 from spotctl.models.pool import POOL_WORKFLOW, pool_workflow_id
 from spotctl.task import load_task_file
+from spotctl.workflows.job_array import JobArrayWorkflow
 from spotctl.workflows.job_ids import ALLOCATOR_WORKFLOW_ID
 
 from conftest import Spot
@@ -69,18 +72,40 @@ def test_status_and_cancel_by_pool(spot_clean: Spot, tmp_path: Path) -> None:
         out = wait_pool(spot_clean, "tide", " idle ")  # the pool and its worker stay, set up once
         assert "READY" in out and len(spot_clean.alive_instances()) == 1, out
         assert len(setups.read_text().splitlines()) == 1
-        array = spot_clean.run("launch", "-y", "-d", "-p", "tide", "--num-jobs", "3", forever)
-        assert array.exit_code == 0, array.output
-        result = spot_clean.run("cancel", "-p", "tide", "-y")  # the array's submission stops too
-        assert result.exit_code == 0 and "Job array" in result.output, result.output
-        for job_id in {j["job_id"] for j in spot_clean.status() if j.get("array_first_id") is not None
-                       and j["pool"] == "tide"}:
+        first, started, result = asyncio.run(_cancel_pool_while_an_array_submits(spot_clean, "tide"))
+        assert result.exit_code == 0, result.output  # the array's submission stops too
+        assert f"Job array {first}: {started} job(s) cancelling" in result.output, result.output
+        assert f"{ARRAY_HELD - started} never submitted" in result.output, result.output
+        for job_id in range(first, first + started):
             assert spot_clean.wait_status(job_id, "CANCELLED", timeout=60)["status"] == "CANCELLED"
         assert "No unfinished jobs to cancel." in spot_clean.run("cancel", "-p", "tide", "-y").output
         missing = spot_clean.run("cancel", "-p", "nosuch", "-y")
         assert missing.exit_code == 1 and "no pool 'nosuch'" in one_line(missing)
     finally:
         down(spot_clean, "tide")
+
+
+ARRAY_HELD = 30
+"""An array submitted one job at a time, so that it is still being submitted when it is cancelled."""
+
+
+async def _cancel_pool_while_an_array_submits(spot: Spot, pool: str):  # noqa: ANN202 - (first, started, Result)
+    """`cancel -p POOL` while an array on the pool is being submitted: the submitter is stopped
+    first (no job of it starts afterwards) and every job it started is cancelled."""
+    client = await SpotClient.connect(spot.settings)
+    p = plan("while true; do sleep 0.1; done", Overrides(name="held"), spot.settings)
+    first = await allocate_block(client, ARRAY_HELD)
+    template = p.to_spec(first).model_copy(update={"pool": pool})
+    await start_array(client, ArraySpec(first_id=first, count=ARRAY_HELD, template=template, batch=1))
+    handle = client.temporal.get_workflow_handle(array_workflow_id(first))
+    while await handle.query(JobArrayWorkflow.started) < 2:
+        await asyncio.sleep(0.05)
+    result = await asyncio.to_thread(spot.run, "cancel", "-p", pool, "-y")
+    started = await handle.result()
+    assert 2 <= started < ARRAY_HELD
+    await asyncio.sleep(2)  # a submitter that went on would have started more by now
+    assert await client.count_jobs(array_query(first, ARRAY_HELD)) == started
+    return first, started, result
 
 
 def test_a_pool_jobs_first_memo_names_its_pool() -> None:
