@@ -3,6 +3,7 @@ starting, querying, listing and cancelling jobs, and the pipeline view the CLI s
 """
 
 from spotctl.client.connect import connect, ensure_search_attributes
+from spotctl.client.ending import job_end
 from spotctl.client.jobs import (
     JOB_WORKFLOW,
     JobIdTaken,
@@ -52,6 +53,7 @@ __all__ = [
     "current_index",
     "ensure_search_attributes",
     "handed_over_query",
+    "job_end",
     "merge",
     "pipeline_state",
     "read_state",

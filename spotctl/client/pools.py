@@ -60,6 +60,7 @@ async def start_pool(client: Client, spec: PoolSpec) -> None:
         search_attributes=TypedSearchAttributes([
             SearchAttributePair(sa.JOB_ID, spec.job.job_id),
             SearchAttributePair(sa.JOB_NAME, spec.name),
+            SearchAttributePair(sa.DIVISION, sa.INTERNAL_DIVISION),  # a pool is not a job: out of the UI's list
         ]),
     )
 
@@ -92,7 +93,7 @@ async def pool_state(client: Client, name: str) -> PoolState | None:
 async def pool_names(client: Client) -> list[str]:
     """The running pools' names (visibility), sorted."""
     names: list[str] = []
-    query = f"WorkflowType = '{POOL_WORKFLOW}' AND ExecutionStatus = 'Running'"
+    query = sa.internal(f"WorkflowType = '{POOL_WORKFLOW}' AND ExecutionStatus = 'Running'")
     async for wf in client.list_workflows(query, limit=LIST_LIMIT):
         name = wf.typed_search_attributes.get(sa.JOB_NAME)
         if name:
@@ -102,7 +103,7 @@ async def pool_names(client: Client) -> list[str]:
 
 async def pool_of_number(client: Client, number: int) -> bool:
     """Whether a running pool's workers carry `number` (for the orphan sweeper)."""
-    query = f"WorkflowType = '{POOL_WORKFLOW}' AND ExecutionStatus = 'Running' AND {sa.JOB_ID.name} = {int(number)}"
+    query = sa.internal(f"WorkflowType = '{POOL_WORKFLOW}' AND ExecutionStatus = 'Running' AND {sa.JOB_ID.name} = {int(number)}")
     return (await client.count_workflows(query)).count > 0
 
 
