@@ -5,8 +5,9 @@
     FAILED, FAILED_*   -> Failed: an ApplicationError whose type is the status (FAILED_SETUP ...),
                           whose message is the reason, with the job's JobState as its one detail
     CANCELLED          -> Canceled: Temporal ends a workflow Canceled only after a cancel request,
-                          and spotctl's cancel is a signal, so the job asks Temporal to cancel
-                          itself at its very end (its clusters torn down, its events handed on)
+                          and spotctl's cancel is a signal, so the job has Temporal asked to
+                          cancel it at its very end (its clusters torn down, its events handed
+                          on), by an activity: a workflow cannot ask it of itself
     CANCELLED (a pipeline's task) -> Failed with type CANCELLED: its pipeline reads the task's
                           last state from how it ended, and a Canceled end carries no detail
 
@@ -19,12 +20,15 @@ Deterministic, no I/O.
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 
 from temporalio import workflow
 from temporalio.exceptions import ApplicationError, CancelledError, ChildWorkflowError
 
 with workflow.unsafe.imports_passed_through():
+    from spotctl.activities import ask_canceled_end  # its typed reference only (passed through)
     from spotctl.models import JobState, JobStatus
+    from spotctl.workflows.retry import INFRA_RETRY
 
 TRUE_ENDS = "true-end-states"
 """The patch that ends a failed job's workflow Failed and a cancelled one's Canceled."""
@@ -44,11 +48,14 @@ async def end(state: JobState, *, task: bool = False) -> JobState:
 
 async def _cancel_requested() -> None:
     """Return once Temporal has a cancel request for this workflow: the web UI's (or any
-    client's) if one came, else its own, asked for now."""
+    client's) if one came, else one the ask_canceled_end activity makes now (the server
+    refuses a workflow's request to cancel itself)."""
     if workflow.cancellation_reason() is not None:
         return
     try:
-        await workflow.get_external_workflow_handle(workflow.info().workflow_id).cancel()
+        await workflow.execute_activity(
+            ask_canceled_end, workflow.info().workflow_id, start_to_close_timeout=timedelta(minutes=1),
+            retry_policy=INFRA_RETRY, summary="end Canceled: ask Temporal to cancel this workflow")
         await workflow.wait_condition(lambda: workflow.cancellation_reason() is not None)
     except asyncio.CancelledError:  # the request arrived: the SDK cancels the run (the end above)
         pass

@@ -50,9 +50,17 @@ from spotctl.clouds.local import LocalCloud  # noqa: E402
 from spotctl.config import load_settings  # noqa: E402
 from spotctl.embedded import EmbeddedServer  # noqa: E402
 from spotctl.launch import Overrides, plan  # noqa: E402
-from spotctl.models import AttemptRecord, CarriedState, JobState, JobStatus, cluster_name  # noqa: E402
+from spotctl.models import (  # noqa: E402
+    TASK_QUEUE,  # noqa: E402
+    AttemptRecord,
+    CarriedState,
+    JobState,
+    JobStatus,
+    cluster_name,
+)
 from spotctl.models.array import array_workflow_id  # noqa: E402
-from spotctl.workflows import ALLOCATOR_WORKFLOW_ID  # noqa: E402
+from spotctl.workflows import ALLOCATOR_WORKFLOW_ID, JobIdAllocator  # noqa: E402
+from spotctl.workflows.allocator_state import AllocatorState  # noqa: E402
 
 from conftest import spotctl_env  # noqa: E402
 
@@ -394,6 +402,22 @@ def main() -> None:
             cli_ok("cancel", "-y", str(job_id))
             wait_status(job_id, "CANCELLED")
             children["pipeline_cancelled"] = 1  # the second task never started
+
+        # An allocator started before internal workflows left the web UI's list (no namespace
+        # division): the client's `hide` update gives it the division, and it counts on.
+        if want("allocator_hidden"):
+            async def allocator_from_before() -> str:
+                client = await SpotClient.connect(settings)
+                handle = await client.temporal.start_workflow(
+                    JobIdAllocator.run, AllocatorState(next_id=7), id=f"{ALLOCATOR_WORKFLOW_ID}-from-before",
+                    task_queue=TASK_QUEUE)
+                await handle.execute_update(JobIdAllocator.allocate, args=["before", 0])
+                assert await handle.execute_update(JobIdAllocator.hide) is True
+                assert await handle.execute_update(JobIdAllocator.hide) is False
+                await handle.execute_update(JobIdAllocator.allocate, args=["after", 0])
+                await handle.terminate("recorded")
+                return handle.id
+            others["allocator_hidden"] = asyncio.run(allocator_from_before())
 
         # A cluster preempted before it ran (GCE's spot stock-out): a backoff round, then it runs.
         if want("died_before_ready_backoff"):
