@@ -51,7 +51,7 @@ from spotctl.config import load_settings  # noqa: E402
 from spotctl.embedded import EmbeddedServer  # noqa: E402
 from spotctl.launch import Overrides, plan  # noqa: E402
 from spotctl.models import (  # noqa: E402
-    TASK_QUEUE,  # noqa: E402
+    TASK_QUEUE,
     AttemptRecord,
     CarriedState,
     JobState,
