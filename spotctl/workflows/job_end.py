@@ -29,6 +29,7 @@ with workflow.unsafe.imports_passed_through():
     from spotctl.activities import ask_canceled_end  # its typed reference only (passed through)
     from spotctl.models import JobState, JobStatus
     from spotctl.workflows.retry import INFRA_RETRY
+    from spotctl.workflows.shielded import shielded
 
 TRUE_ENDS = "true-end-states"
 """The patch that ends a failed job's workflow Failed and a cancelled one's Canceled."""
@@ -52,12 +53,15 @@ async def _cancel_requested() -> None:
     refuses a workflow's request to cancel itself)."""
     if workflow.cancellation_reason() is not None:
         return
+    # Shielded: the request it makes arrives while it is still finishing, and the workflow waits
+    # for its completion instead of cancelling it, so the end is one clean task (an end sent
+    # with the completion still unseen would be refused by the server and tried again).
+    await shielded(workflow.execute_activity(
+        ask_canceled_end, workflow.info().workflow_id, start_to_close_timeout=timedelta(minutes=1),
+        retry_policy=INFRA_RETRY, summary="end Canceled: ask Temporal to cancel this workflow"))
     try:
-        await workflow.execute_activity(
-            ask_canceled_end, workflow.info().workflow_id, start_to_close_timeout=timedelta(minutes=1),
-            retry_policy=INFRA_RETRY, summary="end Canceled: ask Temporal to cancel this workflow")
         await workflow.wait_condition(lambda: workflow.cancellation_reason() is not None)
-    except asyncio.CancelledError:  # the request arrived: the SDK cancels the run (the end above)
+    except asyncio.CancelledError:  # the request arrived now: the SDK cancels the run (the end above)
         pass
 
 
