@@ -133,7 +133,8 @@ class SpotClient:
         except RPCError as exc:
             if exc.status != RPCStatusCode.NOT_FOUND:
                 raise
-        async for execution in self.temporal.list_workflows(sa.internal(f"{JOB_TYPES} OR WorkflowType = '{POOL_WORKFLOW}'")):
+        jobs_and_pools = sa.internal(f"{JOB_TYPES} OR WorkflowType = '{POOL_WORKFLOW}'")  # pools are internal
+        async for execution in self.temporal.list_workflows(jobs_and_pools):
             highest = max(highest, execution.typed_search_attributes.get(sa.JOB_ID) or 0)  # a pool's number too
         async for execution in self.temporal.list_workflows(sa.internal(f"WorkflowType = '{ARRAY_WORKFLOW}'")):
             # a job array's whole block, also the ids of the jobs its submitter has not started yet

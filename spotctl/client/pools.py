@@ -103,7 +103,8 @@ async def pool_names(client: Client) -> list[str]:
 
 async def pool_of_number(client: Client, number: int) -> bool:
     """Whether a running pool's workers carry `number` (for the orphan sweeper)."""
-    query = sa.internal(f"WorkflowType = '{POOL_WORKFLOW}' AND ExecutionStatus = 'Running' AND {sa.JOB_ID.name} = {int(number)}")
+    query = sa.internal(f"WorkflowType = '{POOL_WORKFLOW}' AND ExecutionStatus = 'Running' "
+                        f"AND {sa.JOB_ID.name} = {int(number)}")
     return (await client.count_workflows(query)).count > 0
 
 
