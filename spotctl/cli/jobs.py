@@ -290,7 +290,7 @@ async def _cancel_each(client: SpotClient, ids: list[int]) -> dict[int, bool | N
               help="The port to serve on (default SPOTCTL_DASHBOARD_PORT, 8237; 0: any free port).")
 @async_command
 async def dashboard(job_id: int | None, temporal_ui: bool, host: str, port: int | None) -> None:
-    """Serve the job-aware web dashboard on this machine until Ctrl-C (JOB_ID: print its page's address).
+    """Serve the job-aware web dashboard until Ctrl-C (given JOB_ID, print that job's page's address).
 
     Three pages, live: the jobs (status's table, with filters by status, name, array and pool, and
     a pipeline's tasks), one job (a timeline of its attempts by place, with preemptions and market

@@ -124,26 +124,26 @@ class Reader:
             except FleetStoreError:
                 return []
 
+        async def one_pool(name: str) -> dict[str, Any] | None:
+            try:
+                st = await asyncio.wait_for(pool_state(self.client.temporal, name), READ_TIMEOUT_S / 3)
+            except (TimeoutError, PoolNotAnswering):
+                return {"name": name, "status": "not answering", "workers": [], "queued": 0, "spend": "-",
+                        "resources": "-", "min": None, "max": None}
+            if st is None:  # gone since it was listed
+                return None
+            return {
+                "name": st.name, "status": st.status, "min": st.min_workers, "max": st.max_workers,
+                "resources": views.bounded_text(st.resources), "queued": st.queued, "spend": money(st.spend),
+                "workers": [{"slot": w.slot, "phase": w.phase, "job": w.job_id,
+                             "cluster": w.cluster.cluster_name if w.cluster else None,
+                             "place": views.bounded_text(f"{w.cluster.cloud}/{w.cluster.region}/{w.cluster.zone}"
+                                                         if w.cluster else None)} for w in st.workers],
+            }
+
         async def pools() -> list[dict[str, Any]]:
-            shown = []
-            for name in (await pool_names(self.client.temporal))[:POOLS_SHOWN]:
-                try:
-                    st = await asyncio.wait_for(pool_state(self.client.temporal, name), READ_TIMEOUT_S / 3)
-                except (TimeoutError, PoolNotAnswering):
-                    shown.append({"name": name, "status": "not answering", "workers": [], "queued": 0, "spend": "-",
-                                  "resources": "-", "min": None, "max": None})
-                    continue
-                if st is None:
-                    continue
-                shown.append({
-                    "name": st.name, "status": st.status, "min": st.min_workers, "max": st.max_workers,
-                    "resources": views.bounded_text(st.resources), "queued": st.queued, "spend": money(st.spend),
-                    "workers": [{"slot": w.slot, "phase": w.phase, "job": w.job_id,
-                                 "cluster": w.cluster.cluster_name if w.cluster else None,
-                                 "place": views.bounded_text(f"{w.cluster.cloud}/{w.cluster.region}/{w.cluster.zone}"
-                                                      if w.cluster else None)} for w in st.workers],
-                })
-            return shown
+            names = (await pool_names(self.client.temporal))[:POOLS_SHOWN]
+            return [p for p in await asyncio.gather(*(one_pool(n) for n in names)) if p is not None]
 
         async def work() -> dict[str, Any]:
             page = await self.client.page_jobs(None, limit=FLEET_JOBS)
