@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 from selenium import webdriver
-from selenium.common.exceptions import TimeoutException
+from selenium.common.exceptions import StaleElementReferenceException, TimeoutException
 from selenium.webdriver.chrome.options import Options
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
@@ -190,14 +190,22 @@ def screenshot(browser: WebDriver, name: str) -> Path:
     return path
 
 
+def table_rows(browser: WebDriver) -> list[dict]:
+    """The jobs table as shown now, read in one go (the page replaces its rows at each update)."""
+    return browser.execute_script("""
+        return [...document.querySelectorAll('#jobs tbody tr[data-job-id]')].map(r => ({
+            id: Number(r.dataset.jobId), task: r.classList.contains('task'), status: r.dataset.status,
+            cells: [...r.children].map(td => td.textContent)}));""")
+
+
 def row_status(browser: WebDriver, job_id: int) -> str | None:
-    rows = browser.find_elements(By.CSS_SELECTOR, f"#jobs tbody tr[data-job-id='{job_id}']:not(.task)")
-    return rows[0].get_attribute("data-status") if rows else None
+    return next((r["status"] for r in table_rows(browser) if r["id"] == job_id and not r["task"]), None)
 
 
 def wait_for(browser: WebDriver, what: str, check, timeout: float = WAIT_S) -> None:
     try:
-        WebDriverWait(browser, timeout, poll_frequency=0.2).until(lambda d: check(d))
+        WebDriverWait(browser, timeout, poll_frequency=0.2,
+                      ignored_exceptions=(StaleElementReferenceException,)).until(lambda d: check(d))
     except TimeoutException:
         raise AssertionError(f"the page never showed {what}") from None
 
@@ -220,9 +228,9 @@ def test_jobs_page_updates_live_and_filters(spot: Spot, dashboard: Dashboard, br
     spot.wait_status(jobs.pipeline, "SUCCEEDED", timeout=WAIT_S)
     wait_for(browser, "the preempted job SUCCEEDED", lambda d: row_status(d, jobs.preempted) == "SUCCEEDED")
     wait_for(browser, "the pipeline's task lines",
-             lambda d: len(d.find_elements(By.CSS_SELECTOR, f"#jobs tbody tr.task[data-job-id='{jobs.pipeline}']")) == 2)
-    preempted_row = browser.find_element(By.CSS_SELECTOR, f"#jobs tbody tr[data-job-id='{jobs.preempted}']")
-    cells = dict(zip(headers, (td.text for td in preempted_row.find_elements(By.TAG_NAME, "td")), strict=True))
+             lambda d: [r["status"] for r in table_rows(d) if r["id"] == jobs.pipeline and r["task"]] == ["SUCCEEDED"] * 2)
+    preempted_row = next(r for r in table_rows(browser) if r["id"] == jobs.preempted)
+    cells = dict(zip(headers, preempted_row["cells"], strict=True))
     assert cells["#RECOVERIES"] == "1" and cells["NAME"] == "recovers" and cells["COST"].startswith("$"), cells
     assert console_errors(browser, dashboard) == []
     screenshot(browser, "jobs")
@@ -230,12 +238,10 @@ def test_jobs_page_updates_live_and_filters(spot: Spot, dashboard: Dashboard, br
     # filters: by status (from the form), then by name (in the URL, as a link to a filtered view)
     browser.find_element(By.CSS_SELECTOR, "#f-status option[value='CANCELLED']").click()
     browser.find_element(By.CSS_SELECTOR, "#filters button").click()
-    wait_for(browser, "only cancelled jobs", lambda d: {r.get_attribute("data-status") for r in d.find_elements(
-        By.CSS_SELECTOR, "#jobs tbody tr[data-job-id]")} == {"CANCELLED"})
+    wait_for(browser, "only cancelled jobs", lambda d: {r["status"] for r in table_rows(d)} == {"CANCELLED"})
     assert "status=CANCELLED" in browser.current_url
     open_page(browser, dashboard, "/?name=etl")
-    wait_for(browser, "only the pipeline", lambda d: {r.get_attribute("data-job-id") for r in d.find_elements(
-        By.CSS_SELECTOR, "#jobs tbody tr[data-job-id]")} == {str(jobs.pipeline)})
+    wait_for(browser, "only the pipeline", lambda d: {r["id"] for r in table_rows(d)} == {jobs.pipeline})
     assert console_errors(browser, dashboard) == []
     screenshot(browser, "jobs-filtered")
 
@@ -317,7 +323,7 @@ def test_errors_are_one_line_on_the_page(dashboard: Dashboard, browser: WebDrive
     assert get("/api/jobs/987654") == (404, '{"error":"no job with id 987654"}')
     assert get("/api/jobs?array=987654") == (404, '{"error":"no job array starts at job 987654"}')
     assert get("/", host="attacker.example")[0] == 400  # DNS rebinding: only loopback names are answered
-    open_page(browser, dashboard, "/?array=987654")
+    browser.get(dashboard.url + "/?array=987654")
     wait_for(browser, "the error line", lambda d: "no job array starts at job 987654" in d.find_element(By.ID, "error").text)
     assert "Traceback" not in browser.page_source
     errors = console_errors(browser, dashboard)

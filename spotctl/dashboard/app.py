@@ -60,8 +60,9 @@ def _int(request: Request, key: str, lo: int, hi: int, default: int | None = Non
     raw = request.query_params.get(key, "")
     if raw == "":
         return default
-    if not raw.isdigit() or not lo <= int(raw) <= hi:
-        raise BadInput(f"{key} must be a whole number from {lo:,} to {hi:,}, not {raw[:40]!r}")
+    if not (raw.isdigit() and len(raw) <= len(str(hi))) or not lo <= int(raw) <= hi:
+        raise BadInput(f"{key} must be a whole number from {lo:,} to {hi:,}, not {raw[:40]!r}"
+                       + ("..." if len(raw) > 40 else ""))
     return int(raw)
 
 

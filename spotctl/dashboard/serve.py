@@ -4,9 +4,12 @@ address printed is the one served), until interrupted.
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
+import signal
 import socket
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
 
 import uvicorn
 
@@ -17,6 +20,25 @@ from spotctl.dashboard.reads import Reader
 
 CONNECTIONS_AT_ONCE = 64
 """Open connections uvicorn serves at once; more get a 503 (a runaway tab cannot take the server)."""
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server, except that Ctrl-C (or SIGTERM) is the end of serving, not an error:
+    uvicorn re-raises the signal once it has shut down, which the CLI would report as
+    "Aborted!" and exit 1; here `spotctl dashboard` returns and exits 0."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        handled = (signal.SIGINT, signal.SIGTERM)
+        original = {sig: signal.signal(sig, self.handle_exit) for sig in handled}
+        try:
+            yield
+        finally:
+            for sig, handler in original.items():
+                signal.signal(sig, handler)
 
 
 def is_loopback(host: str) -> bool:
@@ -57,7 +79,7 @@ async def serve(client: SpotClient, settings: Settings, sock: socket.socket,
     config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off",
                             limit_concurrency=CONNECTIONS_AT_ONCE, timeout_keep_alive=5,
                             proxy_headers=not is_loopback(host))
-    server = uvicorn.Server(config)
+    server = _Server(config)
     if on_ready is not None:
         startup = server.startup
 
