@@ -21,6 +21,7 @@ import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 from selenium import webdriver
@@ -52,8 +53,8 @@ def _needs_browser() -> None:
 class Dashboard:
     url: str
     proc: subprocess.Popen
-    requests: list[str] = field(default_factory=list)
-    """Every URL the browser asked for (from chromium's performance log)."""
+    requests: list[tuple[str, str]] = field(default_factory=list)
+    """Every (URL, URL of the page that asked for it) the browser requested (chromium's performance log)."""
 
 
 @pytest.fixture(scope="module")
@@ -179,7 +180,7 @@ def console_errors(browser: WebDriver, dash: Dashboard) -> list[str]:
     for entry in browser.get_log("performance"):
         message = json.loads(entry["message"])["message"]
         if message["method"] == "Network.requestWillBeSent":
-            dash.requests.append(message["params"]["request"]["url"])
+            dash.requests.append((message["params"]["request"]["url"], message["params"].get("documentURL", "")))
     return [e["message"] for e in browser.get_log("browser") if e["level"] == "SEVERE"]
 
 
@@ -333,10 +334,14 @@ def test_errors_are_one_line_on_the_page(dashboard: Dashboard, browser: WebDrive
 
 def test_nothing_is_fetched_from_outside_loopback(dashboard: Dashboard, browser: WebDriver) -> None:
     console_errors(browser, dashboard)
-    assert len(dashboard.requests) > 10
-    outside = [u for u in dashboard.requests if not (u.startswith(dashboard.url + "/") or u.startswith("data:"))]
+    ours = [url for url, page in dashboard.requests if page.startswith(dashboard.url + "/")]
+    assert len(ours) > 10
+    outside = [url for url in ours if not (url.startswith(dashboard.url + "/") or url.startswith("data:"))]
     assert outside == [], outside
-    assert any(u.endswith("/static/vendor/chart.umd.min.js") for u in dashboard.requests)
+    assert any(url.endswith("/static/vendor/chart.umd.min.js") for url in ours)
+    # and nothing on the network at all but this machine (chromium's own chrome:// pages are no fetch)
+    network = [url for url, _ in dashboard.requests if urlsplit(url).scheme in ("http", "https", "ws", "wss")]
+    assert {urlsplit(url).hostname for url in network} == {"127.0.0.1"}, network
 
 
 def test_temporal_ui_flag_prints_the_address(spot: Spot, jobs: Jobs) -> None:

@@ -96,7 +96,8 @@ function renderTimeline(data) {
           if (info.attempt !== undefined) return `attempt ${info.attempt} ${info.market} ${info.instance_type}: ${info.outcome}, ${info.cost}`;
           return info.reason || ctx.dataset.label;
         } } },
-        legend: { labels: { filter: (item, chart) => chart.datasets[item.datasetIndex].data.length > 0 } },
+        legend: { labels: { filter: (item, chart) => chart.datasets[item.datasetIndex].data.length > 0,
+                            sort: (a, b) => a.datasetIndex - b.datasetIndex } },
       },
     },
   };
@@ -140,7 +141,7 @@ function renderAttempts(data) {
   document.querySelector("#attempts thead").replaceChildren(el("tr", {}, ...headers.map((h) => el("th", {}, h))));
   const rows = data.timeline.attempts.map((a) => el("tr", {},
     el("td", {}, a.attempt), el("td", {}, a.task === null ? "-" : a.task), el("td", {}, a.place), el("td", {}, a.instance_type),
-    el("td", { class: "num" }, a.nodes), el("td", {}, a.market), el("td", { class: "num" }, a.price === null ? "-" : `$${a.price.toPrecision(4)}`),
+    el("td", { class: "num" }, a.nodes), el("td", {}, a.market), el("td", { class: "num" }, a.price === null ? "-" : `$${Number(a.price.toPrecision(4))}`),
     el("td", {}, clock(a.start)), el("td", { class: "num" }, a.cost), el("td", {}, a.outcome)));
   document.querySelector("#attempts tbody").replaceChildren(...rows);
 }

@@ -28,7 +28,7 @@ function cell(row, key) {
   if (key === "submitted") value = ago(value);
   if (key === "task" && row.task === null) value = "";
   if (value === null || value === undefined) value = "-";
-  return el("td", { class: NUMERIC.has(key) ? "num" : null, title: typeof value === "string" && value.length > 30 ? value : null }, value);
+  return el("td", { class: NUMERIC.has(key) ? "num" : key === "failure" ? "wrap" : null, title: typeof value === "string" && value.length > 30 ? value : null }, value);
 }
 
 function render(data) {
