@@ -233,6 +233,8 @@ def test_jobs_page_updates_live_and_filters(spot: Spot, dashboard: Dashboard, br
     preempted_row = next(r for r in table_rows(browser) if r["id"] == jobs.preempted)
     cells = dict(zip(headers, preempted_row["cells"], strict=True))
     assert cells["#RECOVERIES"] == "1" and cells["NAME"] == "recovers" and cells["COST"].startswith("$"), cells
+    workflow = browser.execute_script(f"return document.querySelector(\"#jobs tr[data-job-id='{jobs.preempted}'] a.workflow\").href;")
+    assert workflow == f"{spot.settings.ui_url}/namespaces/default/workflows/spotctl-job-{jobs.preempted}", workflow
     assert console_errors(browser, dashboard) == []
     screenshot(browser, "jobs")
 

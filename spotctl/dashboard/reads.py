@@ -84,6 +84,8 @@ class Reader:
             page = await self.client.page_jobs(query, limit=limit)
             now = datetime.now(UTC)
             data = views.jobs_page(page.jobs, page.total, now, await self._prices(page.jobs))
+            for row in data["jobs"]:
+                row["workflow"] = self.workflow_url(row["id"])
             data["stale"] = bool(self.client.unanswered)
             return data
 

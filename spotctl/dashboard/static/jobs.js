@@ -22,7 +22,9 @@ function cell(row, key) {
   if (key === "status") return statusCell(row.status);
   if (key === "id") {
     if (row.task !== null) return el("td", {}, " ↳");
-    return el("td", {}, el("a", { href: `/jobs/${row.id}` }, row.id));
+    return el("td", {}, el("a", { href: `/jobs/${row.id}` }, row.id), " ",
+              el("a", { href: row.workflow, class: "workflow", rel: "noreferrer", target: "_blank",
+                        title: "its workflow in the Temporal UI" }, "↗"));
   }
   let value = row[key];
   if (key === "submitted") value = ago(value);
