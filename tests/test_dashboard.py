@@ -308,6 +308,32 @@ def test_fleet_page_shows_spend_zones_and_pools(dashboard: Dashboard, browser: W
     screenshot(browser, "fleet")
 
 
+def test_fleet_page_shows_a_pool_and_its_workers(dashboard: Dashboard, browser: WebDriver, spot: Spot,
+                                                 tmp_path: Path) -> None:
+    pool = tmp_path / "pool.yaml"
+    pool.write_text("pool:\n  workers: 1\nresources:\n  cpus: 1+\nsetup: echo set up\n")
+    job = tmp_path / "on-pool.yaml"
+    job.write_text("name: on-pool\nrun: |\n  for i in $(seq 1 600); do echo \"tick $i\"; sleep 0.5; done\n")
+    assert spot.run("pool", "apply", "-p", "dash", str(pool), "-y").exit_code == 0
+    try:
+        job_id = spot.launch_detached("-p", "dash", str(job))
+        spot.wait_running(job_id, 1, timeout=WAIT_S)
+        open_page(browser, dashboard, "/fleet")
+        wait_for(browser, "the pool's busy worker running the job", lambda d: d.execute_script("""
+            return [...document.querySelectorAll("#pools tr[data-pool='dash']")].map(r => r.textContent).join(' ');
+            """).count(str(job_id)) == 1 and "busy" in d.find_element(By.ID, "pools").text)
+        assert console_errors(browser, dashboard) == []
+        screenshot(browser, "fleet-pool")
+        open_page(browser, dashboard, "/?pool=dash")
+        wait_for(browser, "the pool's job", lambda d: [r["id"] for r in table_rows(d)] == [job_id])
+        assert "POOL" in [th.text for th in browser.find_elements(By.CSS_SELECTOR, "#jobs thead th")]
+        assert spot.run("cancel", "-y", str(job_id)).exit_code == 0
+        spot.wait_status(job_id, "CANCELLED", timeout=WAIT_S)
+    finally:
+        result = spot.run("pool", "down", "dash", "--cancel", "-y")
+        assert result.exit_code == 0 and "is down" in result.output, result.output
+
+
 def test_errors_are_one_line_on_the_page(dashboard: Dashboard, browser: WebDriver, jobs: Jobs) -> None:
     def get(path: str, host: str | None = None) -> tuple[int, str]:
         request = urllib.request.Request(dashboard.url + path, headers={"Host": host} if host else {})
