@@ -190,7 +190,7 @@ def test_the_defaults_are_unchanged(tmp_path: Path, monkeypatch: pytest.MonkeyPa
                 "ssh_user": "spotctl", "termination_action": "DELETE", "mounter": "gcsfuse", "service_account": None},
         "worker": {"max_concurrent_launches": 16, "max_concurrent_monitors": 20000, "max_concurrent_activities": 500,
                    "max_concurrent_notifications": 32, "activity_threads": 64, "max_cached_workflows": 4000,
-                   "node_polls_per_s": 200.0, "drain_timeout_s": 30.0, "metrics_port": 0,
+                   "node_polls_per_s": 200.0, "drain_timeout_s": 30.0, "connect_timeout_s": 120.0, "metrics_port": 0,
                    "metrics_host": "127.0.0.1", "sweep_interval_s": 300.0},
         "fleet": {"path": None, "ranking": "price"},
         "notify": None, "log_store": None,

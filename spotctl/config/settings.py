@@ -149,6 +149,9 @@ class WorkerConfig(BaseModel):
     workers at once (they re-attach; no program restarts); other running activities (setup,
     teardown, a launch) get this long to finish before they are cancelled and retried
     elsewhere. A container's stop grace period must be longer (deploy/)."""
+    connect_timeout_s: float = default("worker.connect_timeout_s")
+    """How long a starting worker retries reaching Temporal; then it exits with code 3 and
+    one line, for its supervisor to start it again (a server started with it may be slower)."""
     metrics_port: int = default("worker.metrics_port")
     """Serve Prometheus metrics (the Temporal SDK's worker metrics: task slots, poll and
     schedule-to-start latencies, sticky cache; plus spotctl_preemptions) on this port at

@@ -159,6 +159,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("SPOTCTL_DRAIN_TIMEOUT_S", "worker.drain_timeout_s", Number("seconds, 0..3,600", lo=0, hi=3_600), 30.0,
             "30", "on SIGTERM a worker stops polling and hands its monitors to the other workers at once; other "
             "running steps get this long to finish"),
+    Setting("SPOTCTL_CONNECT_TIMEOUT_S", "worker.connect_timeout_s", Number("seconds, 1..86,400", lo=1, hi=86_400),
+            120.0, "120", "how long a starting worker retries reaching Temporal before it exits with code 3 (its "
+            "supervisor, systemd or compose, starts it again)"),
     Setting("SPOTCTL_METRICS_PORT", "worker.metrics_port", _port(0), 0, "0 (off)",
             "the worker serves Prometheus metrics at `/metrics` (the Temporal SDK's: task slots, latencies, sticky "
             "cache; plus `spotctl_preemptions`, `spotctl_monitor_handovers`)"),
