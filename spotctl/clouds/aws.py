@@ -136,10 +136,10 @@ class AwsCloud(MeteredApiTiming):
 
     def offerings(self) -> list[Offering]:
         regions = set(self.regions())
-        return [o for o in load_offerings(self.name) if o.region in regions]
+        return [o for o in load_offerings(self.name, self.settings.home) if o.region in regions]
 
     def spot_prices(self, region: str) -> dict[tuple[str, str], float]:
-        types = sorted({o.instance_type for o in load_offerings(self.name) if o.region == region})
+        types = sorted({o.instance_type for o in load_offerings(self.name, self.settings.home) if o.region == region})
         with _mapped(f"spot prices in {region}"):
             return spot_prices(self._ec2(region), self.settings.aws.endpoint_url, region, types)
 

@@ -193,7 +193,7 @@ class GcpCloud(MeteredApiTiming):
 
     def offerings(self) -> list[Offering]:
         regions = set(self.regions())
-        return [o for o in load_offerings(self.name) if o.region in regions]
+        return [o for o in load_offerings(self.name, self.settings.home) if o.region in regions]
 
     def spot_prices(self, region: str) -> dict[tuple[str, str], float]:
         return {}  # no live price API: the catalog's Spot prices stand
