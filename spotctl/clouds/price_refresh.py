@@ -110,6 +110,11 @@ def _gcp(settings: Settings, progress: Progress) -> tuple[list[Offering], int]:
     return out, kept
 
 
+def _named(cloud: str, message: str) -> str:
+    """`message` led by the cloud's name once (the clouds' errors often start with it)."""
+    return message if message.startswith((f"{cloud} ", f"{cloud}:")) else f"{cloud}: {message}"
+
+
 def refresh_cloud(cloud: str, settings: Settings, progress: Progress, home: Path | None = None) -> Refreshed:
     """Fetch `cloud`'s prices and write its refreshed catalog under `home` (settings.home);
     raises RefreshFailed, with nothing written, on any failure."""
@@ -121,9 +126,9 @@ def refresh_cloud(cloud: str, settings: Settings, progress: Progress, home: Path
     try:
         offerings, kept = fetch(settings, progress)
     except CloudError as exc:
-        raise RefreshFailed(f"{cloud}: {exc}") from exc
+        raise RefreshFailed(_named(cloud, str(exc))) from exc
     except Exception as exc:  # an SDK's own failure (a bad answer, a missing package): one line
-        raise RefreshFailed(f"{cloud}: {type(exc).__name__}: {str(exc)[:200]}") from exc
+        raise RefreshFailed(_named(cloud, f"{type(exc).__name__}: {str(exc)[:200]}")) from exc
     if kept == len(offerings):
         raise RefreshFailed(f"{cloud}: {source} priced none of spotctl's {len(offerings)} offerings")
     notes = [f"{kept} of {len(offerings)} offerings were not priced by the API and keep the shipped "
