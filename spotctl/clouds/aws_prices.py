@@ -34,8 +34,9 @@ PAUSE_S = 1.0
 MAX_PAGES = 20
 """get_products pages per instance type (100 products each): a type has a few dozen."""
 PLAIN_LINUX = {"operatingSystem": "Linux", "tenancy": "Shared", "preInstalledSw": "NA", "capacitystatus": "Used",
-               "licenseModel": "No License required"}
-"""The attributes of the price a spotctl VM pays (Ubuntu on a shared host, no reservation)."""
+               "licenseModel": "No License required", "locationType": "AWS Region"}
+"""The attributes of the price a spotctl VM pays (Ubuntu on a shared host, no reservation, in
+the region itself: a Local Zone's product carries its parent region's code at another price)."""
 
 T = TypeVar("T")
 

@@ -72,7 +72,8 @@ class FakePriceList:
 
     def _get_products(self, body: dict[str, Any]) -> Response:
         filters = {f["Field"]: f["Value"] for f in body.get("Filters", [])}
-        if filters.get("operatingSystem") != "Linux" or filters.get("tenancy") != "Shared":
+        if filters.get("operatingSystem") != "Linux" or filters.get("tenancy") != "Shared" \
+                or filters.get("locationType") != "AWS Region":
             return _json({"FormatVersion": "aws_v1", "PriceList": []})
         rows = sorted((t, r, p) for (t, r), p in self.prices.items() if t == filters.get("instanceType"))
         start = int(body.get("NextToken") or 0)
@@ -89,7 +90,8 @@ def _product(instance_type: str, region: str, price: float) -> dict[str, Any]:
     return {
         "product": {"productFamily": "Compute Instance", "sku": sku, "attributes": {
             "instanceType": instance_type, "regionCode": region, "operatingSystem": "Linux", "tenancy": "Shared",
-            "preInstalledSw": "NA", "capacitystatus": "Used", "licenseModel": "No License required"}},
+            "preInstalledSw": "NA", "capacitystatus": "Used", "licenseModel": "No License required",
+            "locationType": "AWS Region"}},
         "serviceCode": "AmazonEC2",
         "terms": {"OnDemand": {f"{sku}.JRTCKXETXF": {"priceDimensions": {f"{sku}.JRTCKXETXF.6YS6EN2CT7": {
             "unit": "Hrs", "description": f"${price} per On Demand Linux {instance_type} Instance Hour",
