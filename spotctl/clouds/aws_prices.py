@@ -5,56 +5,35 @@ Only the instance types and regions of spotctl's catalog are asked about: one ge
 type (its filters name Linux, shared tenancy, no pre-installed software, capacity "Used": the
 plain on-demand price; every region answers at once), one describe_spot_price_history per
 region (aws_catalog's paginated, bounded reader). Every call goes through aws_clients (time-outs,
-botocore's few retries) and `retried` here (THROTTLED and UNAVAILABLE asked again, a few times,
-with a growing pause: a refresh is a command a person waits for, not a job that waits forever).
+botocore's few retries) and call_retry.retried (THROTTLED and UNAVAILABLE asked again, a few
+times, with a growing pause: a refresh is a command a person waits for, not a job that waits forever).
 Failures raise CloudError; the caller keeps the last good catalog.
 """
 
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
 from spotctl.clouds.aws_catalog import fetch_spot_prices
 from spotctl.clouds.aws_clients import aws_client
 from spotctl.clouds.aws_errors import AWS_ERRORS, to_cloud_error
 from spotctl.clouds.base import CloudError
+from spotctl.clouds.call_retry import retried
 from spotctl.config import Settings
 from spotctl.models import ErrorKind, ErrorScope
 
-__all__ = ["PRICING_REGION", "ondemand_prices", "retried", "spot_prices_now"]
+__all__ = ["PRICING_REGION", "ondemand_prices", "spot_prices_now"]
 
 PRICING_REGION = "us-east-1"
 """The Price List query API answers from us-east-1 (and a few others) for every region."""
-TRIES = 3
-PAUSE_S = 1.0
-"""The first pause between tries; doubled each time."""
 MAX_PAGES = 20
 """get_products pages per instance type (100 products each): a type has a few dozen."""
 PLAIN_LINUX = {"operatingSystem": "Linux", "tenancy": "Shared", "preInstalledSw": "NA", "capacitystatus": "Used",
                "licenseModel": "No License required", "locationType": "AWS Region"}
 """The attributes of the price a spotctl VM pays (Ubuntu on a shared host, no reservation, in
 the region itself: a Local Zone's product carries its parent region's code at another price)."""
-
-T = TypeVar("T")
-
-
-def retried(call: Callable[[], T], where: str, errors: tuple[type[BaseException], ...],
-            to_error: Callable[[BaseException, str], CloudError]) -> T:
-    """`call()`, asked again when it fails for a reason of the moment (throttled, 5xx, a
-    time-out), at most TRIES times; raises the mapped CloudError otherwise."""
-    for attempt in range(TRIES):
-        try:
-            return call()
-        except errors as exc:
-            error = to_error(exc, where)
-            if error.kind not in (ErrorKind.THROTTLED, ErrorKind.UNAVAILABLE) or attempt + 1 == TRIES:
-                raise error from exc
-        time.sleep(PAUSE_S * 2 ** attempt)
-    raise AssertionError("unreachable")
-
 
 def _pricing(settings: Settings) -> Any:
     endpoint = settings.aws.pricing_endpoint_url or settings.aws.endpoint_url

@@ -10,7 +10,7 @@ regions they apply to (serviceRegions). A type whose parts are not all found kee
 price (the refresh says how many); commitments, sole tenancy, custom and premium SKUs are skipped.
 
 Calls: list_services (to find Compute Engine) and list_skus, each with a time-out (CALL_TIMEOUT_S),
-the listing asked again on THROTTLED/UNAVAILABLE (aws_prices.retried), pages bounded.
+the listing asked again on THROTTLED/UNAVAILABLE (call_retry.retried), pages bounded.
 With `gcp.billing_endpoint` set (the lab's fake) no credentials are sent.
 """
 
@@ -20,8 +20,8 @@ import re
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from spotctl.clouds.aws_prices import retried
 from spotctl.clouds.base import CloudError
+from spotctl.clouds.call_retry import retried
 from spotctl.clouds.gcp_clients import CALL_TIMEOUT_S, gcp_credentials
 from spotctl.clouds.gcp_errors import gcp_errors, to_cloud_error
 from spotctl.config import Settings

@@ -22,7 +22,7 @@ from price_apis import FakeCloudCatalog, FakePriceList, served, sku
 
 from spotctl.catalog import load_offerings, refreshed_path
 from spotctl.cli.main import cli
-from spotctl.clouds import aws_prices
+from spotctl.clouds import call_retry
 
 TODAY = datetime.now(UTC).date().isoformat()
 GCP_REGIONS = list(dict.fromkeys(o.region for o in load_offerings("gcp")))
@@ -73,7 +73,7 @@ class Lab:
 @pytest.fixture
 def lab(moto_server: str, aws_env: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Lab]:
     reset_moto(moto_server)
-    monkeypatch.setattr(aws_prices, "PAUSE_S", 0.05)  # the retries' pauses, shortened
+    monkeypatch.setattr(call_retry, "PAUSE_S", 0.05)  # the retries' pauses, shortened
     price_list, billing = FakePriceList(prices=aws_list_prices()), FakeCloudCatalog(skus=gce_skus())
     with served(price_list.app()) as list_url, served(billing.app()) as billing_url:
         env = {"SPOTCTL_HOME": str(tmp_path / "home"), "SPOTCTL_CLOUDS": "local,aws,gcp",
