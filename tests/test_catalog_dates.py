@@ -113,3 +113,15 @@ def test_a_refresh_is_written_whole_or_not_at_all(tmp_path: Path) -> None:
     assert good.read_bytes() == before
     assert sorted(os.listdir(good.parent)) == ["gcp.csv"]  # no temporary file left behind
     assert catalog_info("gcp", home).refreshed and catalog_info("gcp", home).problem is None
+
+
+def test_status_cost_columns_read_the_refreshed_on_demand_prices(tmp_path: Path) -> None:
+    """`status`'s ON-DEMAND and SAVED columns price attempts with clouds/ondemand.py."""
+    from spotctl.clouds.ondemand import ondemand_prices
+    from spotctl.config import load_settings
+
+    home = tmp_path / "home"
+    key = ("gcp", "us-central1", "us-central1-a", "n2-standard-4")
+    assert ondemand_prices({"gcp"}, load_settings(home))[key] == 0.1942  # shipped
+    refreshed_n2(home, 0.05, 0.2)
+    assert ondemand_prices({"gcp"}, load_settings(home))[key] == 0.2

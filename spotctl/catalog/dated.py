@@ -195,7 +195,7 @@ def render(offerings: list[Offering], fetched: datetime, source: str, notes: lis
     lines += [f"# {note}" for note in notes]
     lines.append(",".join(COLUMNS))
     for o in offerings:
-        (acc, count), = o.accelerators.items() if o.accelerators else [("", 0)]
+        acc, count = next(iter(o.accelerators.items()), ("", 0))
         row = [o.instance_type, acc, count, f"{o.cpus:g}", f"{o.memory_gb:g}", o.region, o.zone,
                "" if o.ondemand_price is None else f"{o.ondemand_price:.6g}",
                "" if o.spot_price is None else f"{o.spot_price:.6g}"]
