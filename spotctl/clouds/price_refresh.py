@@ -136,5 +136,5 @@ def refresh_cloud(cloud: str, settings: Settings, progress: Progress, home: Path
     try:
         path = write_refreshed(home or settings.home, cloud, offerings, source=source, notes=notes)
     except (CatalogError, OSError) as exc:
-        raise RefreshFailed(f"{cloud}: {exc}") from exc
+        raise RefreshFailed(_named(cloud, str(exc))) from exc
     return Refreshed(cloud, path, len(offerings) - kept, kept, source)
