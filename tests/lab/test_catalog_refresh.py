@@ -149,7 +149,7 @@ def test_a_failing_refresh_keeps_the_last_good_catalog(lab: Lab) -> None:
     assert code == 1
     errors = [line for line in err.splitlines() if line.startswith("Error:")]
     assert len(errors) == 1, err
-    assert "gcp:" in errors[0] and "kept the last good catalog" in errors[0]
+    assert errors[0].startswith("Error: gcp ") and "429" in errors[0] and "kept the last good catalog" in errors[0]
     assert f"prices from the Cloud Billing Catalog (Compute Engine SKUs), {TODAY}, 0 days old" in errors[0]
     assert refreshed_path(lab.home, "gcp").read_bytes() == good
     assert sorted(p.name for p in refreshed_path(lab.home, "gcp").parent.iterdir()) == ["gcp.csv"]
