@@ -69,6 +69,9 @@ class AwsConfig(BaseModel):
 
     endpoint_url: str | None = None
     """One endpoint for every AWS service (the lab points it at moto); None = AWS itself."""
+    pricing_endpoint_url: str | None = None
+    """The Price List query API's endpoint for `spotctl catalog refresh` (the lab's fake: moto
+    has no Price List); None = `endpoint_url`, else AWS's (us-east-1)."""
     regions: list[str] | None = None
     """Regions jobs may be placed in; None = every region of the shipped catalog."""
     ssh_user: str = default("aws.ssh_user")
@@ -103,6 +106,9 @@ class GcpConfig(BaseModel):
     storage_endpoint: str | None = None
     """The Cloud Storage endpoint (the lab's fake-gcs-server); None = Google's (or
     STORAGE_EMULATOR_HOST). With an endpoint set, calls carry no credentials."""
+    billing_endpoint: str | None = None
+    """The Cloud Billing Catalog API endpoint for `spotctl catalog refresh` (the lab's fake);
+    None = Google's. With an endpoint set, calls carry no credentials."""
     regions: list[str] | None = None
     """Regions jobs may be placed in; None = every region of the shipped catalog."""
     ssh_user: str = default("gcp.ssh_user")
