@@ -153,6 +153,15 @@ def test_histories_cover_pipelines_and_notifications() -> None:
     assert any("deliver_webhook" in p.read_text() and "run_event_callback" in p.read_text() for p in notified)
 
 
+def test_a_history_covers_slack_and_discord() -> None:
+    """A job with Slack and Discord targets (SkyPilot's event_callback list) posts each event to
+    them with deliver_chat (the `chat-notifications` patch): recorded, so a change running jobs
+    would not survive fails here."""
+    chatty = [p for p in V2_HISTORIES if "chat-notifications" in _markers(p)]
+    assert chatty, "record one: python tests/histories/record.py chat_notified=chat_notified"
+    assert all("deliver_chat" in p.read_text() for p in chatty)
+
+
 def test_a_history_covers_the_events_hand_off() -> None:
     """A job that ends with its webhook down hands its events to a JobEventsWorkflow (the
     `events-handoff` patch) and gives each up at its own deadline (`event-deadlines`): both

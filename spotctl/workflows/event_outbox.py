@@ -24,7 +24,7 @@ from datetime import datetime, timedelta
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError, WorkflowAlreadyStartedError
+from temporalio.exceptions import ActivityError, WorkflowAlreadyStartedError
 from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
@@ -289,10 +289,8 @@ class EventOutbox:
                 heartbeat_timeout=timedelta(seconds=HEARTBEAT_TIMEOUT_S), retry_policy=_CHAT_RETRY,
                 task_queue=queue, summary=f"{target.kind}: {event.status.value}")
         except ActivityError as err:
-            cause = err.cause
-            name = cause.type if isinstance(cause, ApplicationError) and cause.type else type(cause).__name__
-            workflow.logger.warning("job %s: event %s not delivered to %s (%s): %s",
-                                    self._job_id, event.event_id, target.kind, name, describe(err))
+            workflow.logger.warning("job %s: event %s not delivered to %s: %s",
+                                    self._job_id, event.event_id, target.kind, describe(err))
 
     def _event(self, s: JobState, previous: JobStatus | None) -> JobEvent:
         spec = self._spec
