@@ -91,12 +91,12 @@ def test_skypilots_example_is_read_as_written() -> None:
 @pytest.mark.parametrize("change, expected", [
     (("{JOB_STATUS}", "{JOB_STAUTS}"), "task.yaml:11: event_callback[0].slack.message: unknown placeholder "
                                        "{JOB_STAUTS} (did you mean {JOB_STATUS}?)"),
-    (("channel:", "chanel:"), "task.yaml:10: event_callback[0].slack.chanel: unknown field (did you mean 'channel'?)"),
+    (("channel:", "chanel:"), "task.yaml:9: event_callback[0].slack.chanel: unknown field (did you mean 'channel'?)"),
     (('["FAILED", "SUCCEEDED"]', '["FAILD"]'), "task.yaml:10: event_callback[0].slack.notify_on: unknown job "
                                                "status 'FAILD'"),
     (("- discord:", "- teams:"), "task.yaml:12: event_callback[1].teams: unknown field"),
     (("https://discord.example", "ftp://discord.example"), "event_callback[1].discord.webhook_url: a discord "
-                                                           "incoming-webhook URL must start with https://"),
+                                                           "webhook_url must be an https:// (or http://) URL"),
     (('"SkyPilot Bot"', "x" * 81), "event_callback[0].slack.username: a username is one line of 1 to 80"),
     (("{EMOJI} Job", "{EMOJI} " + "x" * MAX_TEMPLATE_CHARS), f"more than the limit of {MAX_TEMPLATE_CHARS}"),
 ])

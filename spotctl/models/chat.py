@@ -107,7 +107,7 @@ def check_chat_url(url: str, kind: str) -> str:
     except ValueError:
         raise ValueError("not a valid URL") from None
     if parts.scheme.lower() not in ("http", "https"):
-        raise ValueError(f"a {kind} incoming-webhook URL must start with https://")
+        raise ValueError(f"a {kind} webhook_url must be an https:// (or http://) URL")
     if not parts.hostname:
         raise ValueError("the URL has no host")
     return url
