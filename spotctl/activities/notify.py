@@ -59,9 +59,13 @@ class NotifyActivities:
         activity.logger.info("event %s delivered to %s %s (%d)", req.event.event_id, kind, shown, status)
 
     def _ui_base(self) -> str:
-        """The job workflows' page in this deployment's Temporal UI (the default message link)."""
+        """The namespace's page in this deployment's Temporal UI (the default message link). An
+        embedded server's worker is given its address as SPOTCTL_TEMPORAL_ADDRESS (embedded/
+        procs.py), so that address on the embedded port means the embedded UI's own port."""
         settings = self.deps.settings
-        return f"{settings.ui_url}/namespaces/{settings.temporal.namespace}"
+        embedded = settings.temporal.address in (None, f"127.0.0.1:{settings.embedded.port}")
+        ui = f"http://127.0.0.1:{settings.embedded.ui_port}" if embedded else settings.ui_url
+        return f"{ui}/namespaces/{settings.temporal.namespace}"
 
     @activity.defn(name=ActivityNames.RUN_EVENT_CALLBACK)
     async def run_event_callback(self, req: CallbackRequest) -> CallbackOutcome:
