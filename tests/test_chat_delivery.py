@@ -22,7 +22,7 @@ from temporalio.testing import ActivityEnvironment
 from spotctl.activities.deps import Deps
 from spotctl.activities.notify import NotifyActivities
 from spotctl.cli.main import cli
-from spotctl.config import Settings
+from spotctl.config import ConfigError, Settings, load_settings
 from spotctl.models import CHAT_REJECTED_ERROR, ChatRequest, ChatTarget, JobEvent, JobStatus
 from spotctl.models.chat import DISCORD_CONTENT_LIMIT, MAX_TEMPLATE_CHARS
 from spotctl.notify.chat import chat_body, link_for, render
@@ -193,6 +193,18 @@ def test_the_link_is_notify_link_or_the_temporal_ui() -> None:
         "https://dash/jobs/12?wf=spotctl-job-12"
     assert link_for(event(), None, "http://ui/namespaces/default") == \
         "http://ui/namespaces/default/workflows/spotctl-job-12"
+
+
+def test_notify_link_is_read_from_config_yaml_and_a_bad_one_is_one_line(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "config.yaml").write_text("notify:\n  link: https://dash.example/jobs/{JOB_ID}\n")
+    notify = load_settings(home).notify
+    assert notify is not None and notify.link == "https://dash.example/jobs/{JOB_ID}" and notify.url is None
+    (home / "config.yaml").write_text("notify:\n  link: dash/jobs/{JOB_ID}\n")
+    with pytest.raises(ConfigError) as err:
+        load_settings(home)
+    assert "notify.link: must be an http:// or https:// URL" in str(err.value) and "\n" not in str(err.value)
 
 
 # -- the activity against the fakes ----------------------------------------------------------
