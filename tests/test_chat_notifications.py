@@ -130,3 +130,16 @@ def test_a_bad_template_is_refused_at_launch_with_nothing_created(spot_clean: Sp
     assert "Traceback" not in result.output and "sl4ckT0ken" not in result.output
     assert {j["job_id"] for j in spot_clean.status()} == before
     assert fakes.requests == []
+
+
+def test_each_task_of_a_pipeline_posts_its_own_notices(spot_clean: Spot, tmp_path: Path, fakes: ChatFake) -> None:
+    """A pipeline's tasks each carry their targets, as SkyPilot's do; TASK_ID is the task's index."""
+    target = (f"event_callback:\n  - slack:\n      webhook_url: {fakes.url('slack')}\n      notify_on: [SUCCEEDED]\n"
+              "      message: '{JOB_NAME} #{JOB_ID} task {TASK_ID} {TASK_NAME} is {JOB_STATUS}'\n")
+    path = tmp_path / "pipeline.yaml"
+    path.write_text(f"name: duo\n---\nname: first\nrun: echo one\n{target}---\nname: second\nrun: echo two\n{target}")
+    job_id = spot_clean.launch_detached(str(path))
+    got = wait_for(fakes, "slack", 2, timeout=90)
+    assert [b["text"] for b in got] == [f"duo #{job_id} task 0 first is SUCCEEDED",
+                                        f"duo #{job_id} task 1 second is SUCCEEDED"]
+    assert spot_clean.wait_status(job_id, "SUCCEEDED", timeout=60)["status"] == "SUCCEEDED"
