@@ -16,6 +16,8 @@ Status notifications (`notify:` in config.yaml; see notify/payloads.py for what 
     timeout_s: 10              # one POST (at most 10)
     give_up_after_s: 86400     # an event not taken this long after it happened is lost (at most 30 days)
     callback_timeout_s: 60     # an event_callback is killed after this (at most 3600)
+    link: https://dash.example/jobs/{JOB_ID}   # the link in Slack and Discord messages (default:
+                                                # the job in the worker's Temporal UI)
   The URL must be http(s) with a host (at most 2048 characters); it is a secret (Slack's are),
   so errors show only its scheme and host. The settings travel in each launched job's spec, so
   the worker that runs the job delivers where the launching user asked.

@@ -195,6 +195,10 @@ SETTINGS: tuple[Setting, ...] = (
             86_400.0, "86400", "an event the webhook has not taken this long after it happened is lost"),
     Setting(None, "notify.callback_timeout_s", Checked("seconds, above 0, at most 3600", by="config/notify.py"), 60.0,
             "60", "how long an `event_callback` may run"),
+    Setting(None, "notify.link", Checked("http(s) URL, at most 2048 characters; `{JOB_ID}` and `{WORKFLOW_ID}` are "
+                                         "filled in", by="config/notify.py"), None, "the job in the Temporal UI",
+            "the link in Slack and Discord messages (e.g. a dashboard's job page); see "
+            "[Slack and Discord](user-guide.md#slack-and-discord)"),
 )
 """In the order docs/configuration.md lists them."""
 
