@@ -86,6 +86,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("SPOTCTL_UI_PORT", "embedded.ui_port", _port(), 8233, "8233", "the embedded web UI's port"),
     Setting("SPOTCTL_CODEC_PORT", "embedded.codec_port", _port(0), 8235, "8235",
             "where the embedded worker serves the web UI's payload codec, on 127.0.0.1 only; 0 = off"),
+    Setting("SPOTCTL_DASHBOARD_PORT", None, _port(0), 8237, "8237",
+            "the port `spotctl dashboard` serves its page on (127.0.0.1 unless `--host`); 0 = any free port"),
     Setting("SPOTCTL_CODEC_KEY", None, Text("base64 of 32 bytes", max_chars=1024, secret=True), None, "none",
             "the payload encryption key; first of the three (see [Secrets](user-guide.md#secrets))"),
     Setting("SPOTCTL_CODEC_KEY_FILE", None, FilePath("path to a regular file of at most 1 KiB, raw or base64"),
