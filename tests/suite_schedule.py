@@ -48,7 +48,7 @@ SECONDS: dict[str, float] = {
     "tests/test_backoff_timeskip.py": 19, "tests/test_local_preemption.py": 19, "tests/test_server.py": 18,
     "tests/test_economics_e2e.py": 62, "tests/test_local_trace.py": 20, "tests/test_job_ids.py": 18,
     "tests/test_launch_flags.py": 17, "tests/test_task_limits.py": 17, "tests/test_deadlines.py": 82,
-    "tests/test_fleet_jobs.py": 24, "tests/test_economics.py": 17,
+    "tests/test_fleet_jobs.py": 24, "tests/test_economics.py": 17, "tests/test_dashboard.py": 60,
 }
 
 

@@ -44,13 +44,14 @@ ALLOWED: dict[str, set[str]] = {
     "launch": {"catalog", "clouds", "config", "models", "policy", "storage", "task"},
     "client": {"codec", "config", "models", "policy", "storage", "workflows"},
     "embedded": {"client", "codec", "config", "models", "node_agent", "notify"},
-    "cli": {"catalog", "client", "clouds", "codec", "config", "embedded", "fleet", "launch", "models", "policy",
-            "storage", "task", "worker"},
+    "dashboard": {"client", "clouds", "config", "fleet", "models", "policy"},  # `spotctl dashboard`'s web app
+    "cli": {"catalog", "client", "clouds", "codec", "config", "dashboard", "embedded", "fleet", "launch", "models",
+            "policy", "storage", "task", "worker"},
 }
 """package -> the packages it may import. `worker` may use client/ only to connect; `cli` may
 start a worker (`spotctl worker`)."""
 
-CLI_SIDE = {"cli", "launch", "task"}
+CLI_SIDE = {"cli", "dashboard", "launch", "task"}
 """embedded/ is the deployment: it starts a worker and sweeps callback groups, so it is neither side."""
 WORKER_SIDE = {"worker", "workflows", "activities", "notify", "remote"}
 

@@ -153,13 +153,23 @@ def test_histories_cover_pipelines_and_notifications() -> None:
     assert any("deliver_webhook" in p.read_text() and "run_event_callback" in p.read_text() for p in notified)
 
 
+def test_a_history_covers_slack_and_discord() -> None:
+    """A job with Slack and Discord targets (SkyPilot's event_callback list) posts each event to
+    them with deliver_chat (the `chat-notifications` patch): recorded, so a change running jobs
+    would not survive fails here."""
+    chatty = [p for p in V2_HISTORIES if "chat-notifications" in _markers(p)]
+    assert chatty, "record one: python tests/histories/record.py chat_notified=chat_notified"
+    assert all("deliver_chat" in p.read_text() for p in chatty)
+
+
 def test_a_history_covers_the_events_hand_off() -> None:
     """A job that ends with its webhook down hands its events to a JobEventsWorkflow (the
     `events-handoff` patch) and gives each up at its own deadline (`event-deadlines`): both
     workflows are recorded, so a change running jobs or their events would not survive fails here."""
     handed = [p for p in V2_HISTORIES if "events-handoff" in _markers(p)]
     assert handed, "record one: python tests/histories/record.py events_handed_off=events_handed_off"
-    assert all("event-deadlines" in _markers(p) and "JobEventsWorkflow" in p.read_text() for p in handed)
+    # every notified job's end takes the patch (its last event is still queued); one history hands off
+    assert any("event-deadlines" in _markers(p) and "JobEventsWorkflow" in p.read_text() for p in handed)
     assert "JobEventsWorkflow" in {_workflow_type(p) for p in V2_HISTORIES}
 
 

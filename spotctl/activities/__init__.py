@@ -33,6 +33,7 @@ def all_activities(deps: Deps) -> list[Callable]:
         TeardownActivities(deps).teardown,
         PricingActivities(deps).price_candidates,
         NotifyActivities(deps).deliver_webhook,
+        NotifyActivities(deps).deliver_chat,
         NotifyActivities(deps).run_event_callback,
         FleetActivities(deps).fleet_outlooks,
         ArrayActivities(deps).start_array_jobs,

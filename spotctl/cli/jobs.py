@@ -27,6 +27,7 @@ from spotctl.cli.pool_jobs import pool_jobs_to_cancel, pool_query
 from spotctl.cli.render import job_in_full, jobs_json, output_width, page_footer, status_table
 from spotctl.client import LIVE_QUERY_TIMEOUT_S, JobNotFound, JobPage, SpotClient, unfinished_query
 from spotctl.clouds.ondemand import ondemand_prices
+from spotctl.config import env_value
 from spotctl.embedded import low_space_note
 from spotctl.models import JobState
 from spotctl.models.naming import job_workflow_id
@@ -280,14 +281,50 @@ async def _cancel_each(client: SpotClient, ids: list[int]) -> dict[int, bool | N
 
 @click.command()
 @click.argument("job_id", type=int, required=False)
+@click.option("--temporal-ui", "temporal_ui", is_flag=True,
+              help="Print the Temporal web UI's address (of JOB_ID's workflow) instead of serving the dashboard.")
+@click.option("--host", default="127.0.0.1", show_default=True, metavar="ADDRESS",
+              help="The address to serve on. Anything but loopback shows every job to whoever reaches it: "
+                   "put it behind your own auth (docs/dashboard.md).")
+@click.option("--port", type=click.IntRange(0, 65_535), metavar="PORT",
+              help="The port to serve on (default SPOTCTL_DASHBOARD_PORT, 8237; 0: any free port).")
 @async_command
-async def dashboard(job_id: int | None) -> None:
-    """Print the Temporal web UI address (of one job's workflow, given its id)."""
+async def dashboard(job_id: int | None, temporal_ui: bool, host: str, port: int | None) -> None:
+    """Serve the job-aware web dashboard until Ctrl-C (given JOB_ID, print that job's page's address).
+
+    Three pages, live: the jobs (status's table, with filters by status, name, array and pool, and
+    a pipeline's tasks), one job (a timeline of its attempts by place, with preemptions and market
+    switches and their reasons, its cost against on-demand over time, deadline and slack, its log
+    tail, a link to its workflow in the Temporal UI) and the fleet (spend against on-demand,
+    preemptions and capacity failures by zone, pools and their workers). It listens on 127.0.0.1
+    unless --host says otherwise (docs/dashboard.md). --temporal-ui prints the Temporal web UI's
+    address instead, as this command did before."""
     s = settings()
-    url = f"{s.ui_url}/namespaces/{s.temporal.namespace}/workflows"
+    if temporal_ui:
+        url = f"{s.ui_url}/namespaces/{s.temporal.namespace}/workflows"
+        if job_id is not None:
+            # A URL of a job that does not exist opens an empty page: say so instead (exit 102).
+            client = await open_client(s, start_server=False)
+            await client.get_job(job_id)
+            url += f"/{job_workflow_id(job_id)}"
+        console.print(url, soft_wrap=True)
+        return
+    # imported here: the web framework is for this command only, not every command's start-up
+    from spotctl.dashboard import DEFAULT_DASHBOARD_PORT, bind, is_loopback, serve, url_of
+
+    if len(host) > 255 or not host.strip():
+        fail("--host must be an address of this machine (at most 255 characters)")
+    client = await open_client(s, start_server=False)
     if job_id is not None:
-        # A URL of a job that does not exist opens an empty page: say so instead (exit 102).
-        client = await open_client(s, start_server=False)
-        await client.get_job(job_id)
-        url += f"/{job_workflow_id(job_id)}"
-    console.print(url, soft_wrap=True)
+        await client.get_job(job_id)  # a job that does not exist: one line, exit 102, no server
+    port = port if port is not None else env_value("SPOTCTL_DASHBOARD_PORT")
+    try:
+        sock = bind(host, DEFAULT_DASHBOARD_PORT if port is None else port)
+    except (OSError, OverflowError) as exc:
+        fail(f"cannot serve the dashboard on {host}:{port}: {exc.strerror if isinstance(exc, OSError) else exc}", 1)
+    url = url_of(sock) + (f"/jobs/{job_id}" if job_id is not None else "/")
+    if not is_loopback(host):
+        err_console.print(f"Note: serving on {host}, not loopback: whoever reaches it sees every job; put it behind "
+                          "your own auth (docs/dashboard.md).", soft_wrap=True, markup=False)
+    await serve(client, s, sock, on_ready=lambda: console.print(
+        f"Dashboard: {url} (Ctrl-C stops it)", soft_wrap=True, markup=False))

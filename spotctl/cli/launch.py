@@ -12,6 +12,7 @@ import yaml
 from rich.markup import escape
 
 from spotctl.cli.arrays import check_num_jobs, check_priority, launch_array, wait_submitted
+from spotctl.cli.catalog import price_age_lines
 from spotctl.cli.common import async_command, confirm, console, err_console, exit_code_for, fail, open_client, settings
 from spotctl.cli.fleet_view import fleet_lines, order_by_fleet
 from spotctl.cli.follow import follow, print_result
@@ -72,6 +73,8 @@ def _print_plan(p: Plan, s: Settings, heading: str = "Task") -> None:
     console.print(f"      {'where':<32} {'type':<16} {'market':<9} {'price':>10}   {'spot':>9} {'on-demand':>10}",
                   markup=False)
     _print_candidates(p, p.candidates)
+    for line in price_age_lines({c.cloud for c in [*p.candidates, *p.ondemand_candidates]}, s.home):
+        console.print(f"Prices: {line}", markup=False, soft_wrap=True)
     for line in fleet_lines(p, s):
         console.print(line, markup=False)
     if p.ondemand_candidates:

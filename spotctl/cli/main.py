@@ -6,6 +6,7 @@ import os
 
 import click
 
+from spotctl.cli.catalog import catalog
 from spotctl.cli.check import check
 from spotctl.cli.common import fail
 from spotctl.cli.debug import debug
@@ -37,7 +38,8 @@ def cli() -> None:
     """Run long jobs on spot VMs; survive preemptions. State lives in Temporal."""
 
 
-for command in (launch, status, logs, cancel, set_priority, dashboard, check, server, worker, codec_server, debug, pool):
+for command in (launch, status, logs, cancel, set_priority, dashboard, check, server, worker, codec_server, debug, pool,
+                catalog):
     cli.add_command(command)
 
 

@@ -70,7 +70,7 @@ def worker() -> None:
     SIGTERM (or Ctrl-C) drains it: it stops taking work, hands its running monitors to the
     other workers at once and gives other running steps worker.drain_timeout_s (30 s) to
     finish. Prometheus metrics: set worker.metrics_port (SPOTCTL_METRICS_PORT)."""
-    from spotctl.worker import run_worker
+    from spotctl.worker import EXIT_UNREACHABLE, TemporalUnreachable, exit_now, run_worker
 
     s = settings()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -79,6 +79,9 @@ def worker() -> None:
         asyncio.run(run_worker(s))
     except CodecKeyError as exc:
         fail(str(exc), 2)
+    except TemporalUnreachable as exc:  # one line and exit 3, never an abort from the core's threads
+        err_console.print(f"Error: {exc}", markup=False, soft_wrap=True)
+        exit_now(EXIT_UNREACHABLE)
     except RuntimeError as exc:
         fail(f"cannot run the worker against {s.temporal_address}: {exc}", 1)
 

@@ -2,8 +2,10 @@
 starting, querying, listing and cancelling jobs, and the pipeline view the CLI shows.
 """
 
+from spotctl.client.arrays import ArrayNotFound
 from spotctl.client.connect import connect, ensure_search_attributes
 from spotctl.client.ending import job_end
+from spotctl.client.filters import UNFINISHED, jobs_filter
 from spotctl.client.jobs import (
     JOB_WORKFLOW,
     JobIdTaken,
@@ -33,9 +35,13 @@ from spotctl.client.pipeline_view import (
     task_label,
     task_workflow_id,
 )
+from spotctl.client.pools import PoolNotAnswering, pool_names, pool_state
 from spotctl.client.runtime import spotctl_runtime
 
 __all__ = [
+    "ArrayNotFound",
+    "UNFINISHED",
+    "jobs_filter",
     "HANDOVER_WINDOW",
     "JOB_TYPES",
     "JOB_WORKFLOW",
@@ -46,6 +52,7 @@ __all__ = [
     "LISTING_QUERY",
     "LIVE_QUERY_TIMEOUT_S",
     "PIPELINE_WORKFLOW",
+    "PoolNotAnswering",
     "SpotClient",
     "TASK_WORKFLOW",
     "attempt_tasks",
@@ -56,6 +63,8 @@ __all__ = [
     "job_end",
     "merge",
     "pipeline_state",
+    "pool_names",
+    "pool_state",
     "read_state",
     "rows_to_fetch",
     "spotctl_runtime",

@@ -1,6 +1,7 @@
 """The AWS cloud: spot (and on-demand) EC2 instances, one region per API call.
 
-- Catalog: `catalog/data/aws.csv` (approximate public prices; see its header); live spot
+- Catalog: `catalog/data/aws.csv` (approximate public prices; see its header), or the one
+  `spotctl catalog refresh` fetched into the state dir (price_refresh.py); live spot
   prices from describe_spot_price_history, cached per region for 5 minutes.
 - create: one run_instances of `num_nodes` instances (all or nothing), tagged with the
   cluster's name, job, attempt and node rank (launch index order), in the region's default
@@ -136,10 +137,10 @@ class AwsCloud(MeteredApiTiming):
 
     def offerings(self) -> list[Offering]:
         regions = set(self.regions())
-        return [o for o in load_offerings(self.name) if o.region in regions]
+        return [o for o in load_offerings(self.name, self.settings.home) if o.region in regions]
 
     def spot_prices(self, region: str) -> dict[tuple[str, str], float]:
-        types = sorted({o.instance_type for o in load_offerings(self.name) if o.region == region})
+        types = sorted({o.instance_type for o in load_offerings(self.name, self.settings.home) if o.region == region})
         with _mapped(f"spot prices in {region}"):
             return spot_prices(self._ec2(region), self.settings.aws.endpoint_url, region, types)
 

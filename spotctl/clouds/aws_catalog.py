@@ -47,13 +47,14 @@ def spot_prices(ec2: Any, endpoint: str | None, region: str, types: list[str]) -
         hit = _spot_cache.get(key)
         if hit is not None and time.monotonic() - hit[0] < SPOT_PRICE_TTL_S:
             return dict(hit[1])
-    prices = _fetch_spot_prices(ec2, types)
+    prices = fetch_spot_prices(ec2, types)
     with _lock:
         _spot_cache[key] = (time.monotonic(), prices)
     return dict(prices)
 
 
-def _fetch_spot_prices(ec2: Any, types: list[str]) -> dict[tuple[str, str], float]:
+def fetch_spot_prices(ec2: Any, types: list[str]) -> dict[tuple[str, str], float]:
+    """{(zone, instance_type): the newest spot USD/hour}, uncached (`catalog refresh` wants now)."""
     params: dict[str, Any] = {"ProductDescriptions": ["Linux/UNIX"], "StartTime": datetime.now(UTC)}
     if types:
         params["InstanceTypes"] = types

@@ -44,9 +44,11 @@ def _session(settings: Settings) -> boto3.session.Session:
     return _sessions[key]
 
 
-def aws_client(settings: Settings, service: str, region: str) -> Any:
-    """A cached boto3 client for `service` in `region`, with spotctl's time-outs."""
-    key = (service, region, settings.aws.endpoint_url)
+def aws_client(settings: Settings, service: str, region: str, endpoint_url: str | None = None) -> Any:
+    """A cached boto3 client for `service` in `region`, with spotctl's time-outs (at
+    `endpoint_url` if given, else settings.aws.endpoint_url)."""
+    endpoint = endpoint_url or settings.aws.endpoint_url
+    key = (service, region, endpoint)
     with _lock:
         client = _clients.get(key)
         if client is None:
@@ -56,7 +58,7 @@ def aws_client(settings: Settings, service: str, region: str) -> Any:
                 retries={"mode": "standard", "total_max_attempts": MAX_ATTEMPTS},
                 user_agent_extra="spotctl",
             )
-            client = _session(settings).client(service, region_name=region, endpoint_url=settings.aws.endpoint_url,
+            client = _session(settings).client(service, region_name=region, endpoint_url=endpoint,
                                                config=config)
             _clients[key] = client
         return client

@@ -1,8 +1,9 @@
 """The GCP cloud: spot (and on-demand) Compute Engine VMs through google-cloud-compute.
 
-- Catalog: `catalog/data/gcp.csv` (approximate public prices; see its header). GCP has no
-  live spot price API (Spot prices change at most once a month), so `spot_prices` is {} and
-  the catalog's figures rank candidates.
+- Catalog: `catalog/data/gcp.csv` (approximate public prices; see its header), or the one
+  `spotctl catalog refresh` fetched from the Cloud Billing Catalog into the state dir
+  (price_refresh.py). GCP has no live spot price API (Spot prices change at most once a
+  month), so `spot_prices` is {} and the catalog's figures rank candidates.
 - Ids: an instance is `<zone>/<name>`. GCE names are per zone and its calls want the zone, so
   the id carries it; names are `<cluster>-<rank>`, which also makes a retried insert find
   what the first one made (409 alreadyExists).
@@ -193,7 +194,7 @@ class GcpCloud(MeteredApiTiming):
 
     def offerings(self) -> list[Offering]:
         regions = set(self.regions())
-        return [o for o in load_offerings(self.name) if o.region in regions]
+        return [o for o in load_offerings(self.name, self.settings.home) if o.region in regions]
 
     def spot_prices(self, region: str) -> dict[tuple[str, str], float]:
         return {}  # no live price API: the catalog's Spot prices stand

@@ -17,7 +17,7 @@ class BadNotifySettings(ValueError):
     """`notify:` cannot be used as written; the message says which key and why."""
 
 
-NOTIFY_KEYS = ("url", "on", "timeout_s", "give_up_after_s", "callback_timeout_s")
+NOTIFY_KEYS = ("url", "on", "timeout_s", "give_up_after_s", "callback_timeout_s", "link")
 MAX_NOTIFY_URL_CHARS = 2048
 MAX_NOTIFY_ON = 20
 NOTIFY_TIMEOUT_BOUNDS_S = {"timeout_s": 10.0, "give_up_after_s": 30 * 86400.0, "callback_timeout_s": 3600.0}
@@ -48,6 +48,8 @@ def notify_settings(raw: object, env_url: str | None, config_file: Path) -> Noti
         values["url"] = check_notify_url(env_url, "SPOTCTL_NOTIFY_URL")
     if raw.get("on") is not None:
         values["on"] = _notify_statuses(raw["on"], f"{where}.on")
+    if raw.get("link") is not None:
+        values["link"] = _notify_link(raw["link"], f"{where}.link")
     for key, bound in NOTIFY_TIMEOUT_BOUNDS_S.items():
         if raw.get(key) is not None:
             values[key] = _notify_seconds(raw[key], bound, f"{where}.{key}")
@@ -75,6 +77,15 @@ def check_notify_url(url: object, where: str) -> str:
     if not parts.hostname:
         raise BadNotifySettings(f"{where}: the URL has no host")
     return url
+
+
+def _notify_link(value: object, where: str) -> str:
+    """The link of Slack and Discord messages: an http(s) URL where {JOB_ID} and {WORKFLOW_ID}
+    are filled in per job (e.g. a dashboard's job page)."""
+    if not isinstance(value, str):
+        raise BadNotifySettings(f"{where}: expected an http(s) URL, got {type(value).__name__}")
+    check_notify_url(value.replace("{JOB_ID}", "1").replace("{WORKFLOW_ID}", "w"), where)
+    return value.strip()
 
 
 def _notify_statuses(value: object, where: str) -> list[JobStatus]:

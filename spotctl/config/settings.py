@@ -16,6 +16,8 @@ Status notifications (`notify:` in config.yaml; see notify/payloads.py for what 
     timeout_s: 10              # one POST (at most 10)
     give_up_after_s: 86400     # an event not taken this long after it happened is lost (at most 30 days)
     callback_timeout_s: 60     # an event_callback is killed after this (at most 3600)
+    link: https://dash.example/jobs/{JOB_ID}   # the link in Slack and Discord messages (default:
+                                                # the job in the worker's Temporal UI)
   The URL must be http(s) with a host (at most 2048 characters); it is a secret (Slack's are),
   so errors show only its scheme and host. The settings travel in each launched job's spec, so
   the worker that runs the job delivers where the launching user asked.
@@ -69,6 +71,9 @@ class AwsConfig(BaseModel):
 
     endpoint_url: str | None = None
     """One endpoint for every AWS service (the lab points it at moto); None = AWS itself."""
+    pricing_endpoint_url: str | None = None
+    """The Price List query API's endpoint for `spotctl catalog refresh` (the lab's fake: moto
+    has no Price List); None = `endpoint_url`, else AWS's (us-east-1)."""
     regions: list[str] | None = None
     """Regions jobs may be placed in; None = every region of the shipped catalog."""
     ssh_user: str = default("aws.ssh_user")
@@ -103,6 +108,9 @@ class GcpConfig(BaseModel):
     storage_endpoint: str | None = None
     """The Cloud Storage endpoint (the lab's fake-gcs-server); None = Google's (or
     STORAGE_EMULATOR_HOST). With an endpoint set, calls carry no credentials."""
+    billing_endpoint: str | None = None
+    """The Cloud Billing Catalog API endpoint for `spotctl catalog refresh` (the lab's fake);
+    None = Google's. With an endpoint set, calls carry no credentials."""
     regions: list[str] | None = None
     """Regions jobs may be placed in; None = every region of the shipped catalog."""
     ssh_user: str = default("gcp.ssh_user")
@@ -149,6 +157,9 @@ class WorkerConfig(BaseModel):
     workers at once (they re-attach; no program restarts); other running activities (setup,
     teardown, a launch) get this long to finish before they are cancelled and retried
     elsewhere. A container's stop grace period must be longer (deploy/)."""
+    connect_timeout_s: float = default("worker.connect_timeout_s")
+    """How long a starting worker retries reaching Temporal; then it exits with code 3 and
+    one line, for its supervisor to start it again (a server started with it may be slower)."""
     metrics_port: int = default("worker.metrics_port")
     """Serve Prometheus metrics (the Temporal SDK's worker metrics: task slots, poll and
     schedule-to-start latencies, sticky cache; plus spotctl_preemptions) on this port at

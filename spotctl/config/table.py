@@ -86,6 +86,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("SPOTCTL_UI_PORT", "embedded.ui_port", _port(), 8233, "8233", "the embedded web UI's port"),
     Setting("SPOTCTL_CODEC_PORT", "embedded.codec_port", _port(0), 8235, "8235",
             "where the embedded worker serves the web UI's payload codec, on 127.0.0.1 only; 0 = off"),
+    Setting("SPOTCTL_DASHBOARD_PORT", None, _port(0), 8237, "8237",
+            "the port `spotctl dashboard` serves its page on (127.0.0.1 unless `--host`); 0 = any free port"),
     Setting("SPOTCTL_CODEC_KEY", None, Text("base64 of 32 bytes", max_chars=1024, secret=True), None, "none",
             "the payload encryption key; first of the three (see [Secrets](user-guide.md#secrets))"),
     Setting("SPOTCTL_CODEC_KEY_FILE", None, FilePath("path to a regular file of at most 1 KiB, raw or base64"),
@@ -96,6 +98,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("SPOTCTL_AWS_REGIONS", "aws.regions", REGIONS, None, "the catalog's", "AWS regions to place jobs in"),
     Setting("SPOTCTL_AWS_ENDPOINT", "aws.endpoint_url", Url("URL"), None, "AWS itself",
             "one endpoint for EC2 and S3 (the lab's moto)"),
+    Setting("SPOTCTL_AWS_PRICING_ENDPOINT", "aws.pricing_endpoint_url", Url("URL"), None,
+            "`SPOTCTL_AWS_ENDPOINT`, else AWS's", "the Price List API endpoint `catalog refresh` asks (the lab's fake)"),
     Setting("SPOTCTL_AWS_SSH_USER", "aws.ssh_user", NAME, "ubuntu", "`ubuntu`", "the VM image's login user"),
     Setting(None, "aws.image_id", Text("AMI id", max_chars=255), None, "the newest Ubuntu 22.04 AMI, per region",
             "an AMI to use in every region"),
@@ -131,6 +135,8 @@ SETTINGS: tuple[Setting, ...] = (
             "the Compute Engine endpoint (the lab's fake GCE); no credentials are sent then"),
     Setting("SPOTCTL_GCS_ENDPOINT", "gcp.storage_endpoint", Url("URL"), None, "Google's (or `STORAGE_EMULATOR_HOST`)",
             "the Cloud Storage endpoint (the lab's fake-gcs-server); no credentials are sent then"),
+    Setting("SPOTCTL_GCP_BILLING_ENDPOINT", "gcp.billing_endpoint", Url("URL"), None, "Google's",
+            "the Cloud Billing Catalog endpoint `catalog refresh` asks (the lab's fake); no credentials are sent then"),
     Setting("SPOTCTL_LOG_STORE", "log_store",
             BucketUrl("bucket URL: `s3://bucket/prefix`, `gs://bucket/prefix`, `local://bucket/prefix`"), None,
             "the directory `$SPOTCTL_HOME/logs`",
@@ -159,6 +165,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("SPOTCTL_DRAIN_TIMEOUT_S", "worker.drain_timeout_s", Number("seconds, 0..3,600", lo=0, hi=3_600), 30.0,
             "30", "on SIGTERM a worker stops polling and hands its monitors to the other workers at once; other "
             "running steps get this long to finish"),
+    Setting("SPOTCTL_CONNECT_TIMEOUT_S", "worker.connect_timeout_s", Number("seconds, 1..86,400", lo=1, hi=86_400),
+            120.0, "120", "how long a starting worker retries reaching Temporal before it exits with code 3 (its "
+            "supervisor, systemd or compose, starts it again)"),
     Setting("SPOTCTL_METRICS_PORT", "worker.metrics_port", _port(0), 0, "0 (off)",
             "the worker serves Prometheus metrics at `/metrics` (the Temporal SDK's: task slots, latencies, sticky "
             "cache; plus `spotctl_preemptions`, `spotctl_monitor_handovers`)"),
@@ -188,6 +197,10 @@ SETTINGS: tuple[Setting, ...] = (
             86_400.0, "86400", "an event the webhook has not taken this long after it happened is lost"),
     Setting(None, "notify.callback_timeout_s", Checked("seconds, above 0, at most 3600", by="config/notify.py"), 60.0,
             "60", "how long an `event_callback` may run"),
+    Setting(None, "notify.link", Checked("http(s) URL, at most 2048 characters; `{JOB_ID}` and `{WORKFLOW_ID}` are "
+                                         "filled in", by="config/notify.py"), None, "the job in the Temporal UI",
+            "the link in Slack and Discord messages (e.g. a dashboard's job page); see "
+            "[Slack and Discord](user-guide.md#slack-and-discord)"),
 )
 """In the order docs/configuration.md lists them."""
 

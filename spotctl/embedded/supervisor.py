@@ -59,6 +59,9 @@ HEALTHY_AFTER_S = 30.0
 WORKER_STOP_TIMEOUT_S = 10.0
 EXIT_BAD_SETTINGS = 2
 """How a worker (worker/main.py) exits on a bad setting or codec key, after logging the one line why."""
+EXIT_UNREACHABLE = 3
+"""How a worker exits when Temporal stayed unreachable for its connect timeout (worker/main.py), after
+logging the one line why: restarted with backoff like any exit, its line repeated."""
 
 log = logging.getLogger("spotctl.supervisor")
 
@@ -184,9 +187,10 @@ class Supervisor:
         delay = min(BACKOFF_FIRST_S * 2 ** child.failures, BACKOFF_MAX_S)
         child.failures += 1
         child.next_start = now + delay
-        # Exit 2 is a worker refusing its settings (a bad value, a missing codec key: config/table.py)
-        # and saying why in one line: repeat it here, so a crash loop is never silent.
-        why = f": {_last_said(child.log_file)}" if code == EXIT_BAD_SETTINGS else ""
+        # Exit 2 is a worker refusing its settings (a bad value, a missing codec key: config/table.py),
+        # exit 3 one that could not reach Temporal, each saying why in one line: repeat it here, so a
+        # crash loop is never silent.
+        why = f": {_last_said(child.log_file)}" if code in (EXIT_BAD_SETTINGS, EXIT_UNREACHABLE) else ""
         log.warning("%s (pid %d) exited with code %s after %.1fs%s; restarting in %.1fs", name, pid, code, uptime,
                     why, delay)
 

@@ -138,8 +138,9 @@ class Plan:
             workdir_mount=staged.workdir_mount,
             file_mounts=staged.file_mounts,
             ephemeral_buckets=staged.ephemeral_buckets,
-            event_callback=t.event_callback,
+            event_callback=t.callback_command,
             notify=notify,
+            chat=t.chat_targets(),
             deadline=self.deadline,
             ondemand_candidates=self.ondemand_candidates,
             ranking=self.ranking,
@@ -155,7 +156,8 @@ class Plan:
                                     exclude={"source_path"})
         if isinstance(dump.get("secrets"), dict):
             dump["secrets"] = {k: SECRET_SHOWN if v is not None else v for k, v in dump["secrets"].items()}
-        values = sorted({v for v in self.task.secrets.values() if v}, key=len, reverse=True)
+        webhooks = {t.webhook_url for t in self.task.chat_targets()}  # a webhook URL is a secret too
+        values = sorted({v for v in self.task.secrets.values() if v} | webhooks, key=len, reverse=True)
         return _redact(dump, values)
 
 

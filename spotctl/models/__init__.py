@@ -28,6 +28,7 @@ from spotctl.models.contract import (
     notify_queue,
 )
 from spotctl.models.errors import (
+    CHAT_REJECTED_ERROR,
     JOB_ENDING_ERRORS,
     MOUNT_ERROR,
     NODE_FAILURE_ERROR,
@@ -43,6 +44,8 @@ from spotctl.models.events import (
     MAX_CALLBACK_ENV_BYTES,
     CallbackOutcome,
     CallbackRequest,
+    ChatRequest,
+    ChatTarget,
     EventsHandoff,
     JobEvent,
     NotifySettings,
@@ -89,6 +92,9 @@ __all__ = [
     "AttemptRef",
     "CallbackOutcome",
     "CallbackRequest",
+    "CHAT_REJECTED_ERROR",
+    "ChatRequest",
+    "ChatTarget",
     "Candidate",
     "CandidateFailure",
     "CarriedState",

@@ -160,6 +160,8 @@ class ActivityNames:
     PRICE_CANDIDATES = "price_candidates"
     DELIVER_WEBHOOK = "deliver_webhook"
     RUN_EVENT_CALLBACK = "run_event_callback"
+    DELIVER_CHAT = "deliver_chat"
+    """Post one status event to a Slack or Discord incoming webhook."""
     FLEET_OUTLOOKS = "fleet_outlooks"
     START_ARRAY_JOBS = "start_array_jobs"
     END_ARRAY = "end_array"

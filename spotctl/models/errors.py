@@ -73,6 +73,12 @@ WEBHOOK_REJECTED_ERROR = "WebhookRejected"
 for good (a 4xx other than 408/429, a redirect, a URL that is not http(s)): the event is dropped."""
 
 
+CHAT_REJECTED_ERROR = "ChatRejected"
+"""ApplicationError type (non-retryable) of deliver_chat when Slack or Discord refuses an event
+for good (a 4xx other than 408/429: a deleted webhook's 404, a bad payload's 400): the event is
+dropped for that target, named in the worker's log; the job goes on."""
+
+
 JOB_ENDING_ERRORS = (PREEMPTED_ERROR, MOUNT_ERROR, NOT_READY_ERROR)
 """The only activity error types that are not retried: each is a decision for the workflow.
 Everything else (a worker redeploy, a heartbeat time-out, a stray OSError, a cloud that

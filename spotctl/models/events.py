@@ -7,6 +7,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, Field
 
+from spotctl.models.chat import DEFAULT_CHAT_ON, ChatKind
 from spotctl.models.status import JobStatus
 
 DEFAULT_NOTIFY_ON = ("RECOVERING", "SUCCEEDED", "CANCELLED", "FAILED", "FAILED_SETUP", "FAILED_PRECHECKS",
@@ -29,6 +30,9 @@ class NotifySettings(BaseModel):
     a warning in the worker's log: events waiting for it must end some day."""
     callback_timeout_s: float = 60.0
     """How long an event_callback may run before it is killed."""
+    link: str | None = None
+    """The link in Slack and Discord messages: a URL template with {JOB_ID} and {WORKFLOW_ID}
+    (e.g. a dashboard's job page); None: the worker's Temporal UI."""
 
 
 class JobEvent(BaseModel):
@@ -62,6 +66,31 @@ class JobEvent(BaseModel):
     up at its time, not a fresh give_up_after_s per run. Never sent to a receiver."""
 
 
+class ChatTarget(BaseModel):
+    """One Slack or Discord incoming webhook, as the task gave it (its URL with $VARs filled)."""
+
+    kind: ChatKind
+    webhook_url: str
+    """A secret: shown only as scheme://host/… anywhere (activities/webhook.shown_url)."""
+    channel: str | None = None
+    username: str | None = None
+    message: str | None = None
+    """The template; None: spotctl's default message (job id, name, status, reason, cost, link)."""
+    notify_on: list[JobStatus] = Field(default_factory=lambda: [JobStatus(s) for s in DEFAULT_CHAT_ON])
+    """The status filter."""
+
+
+class ChatRequest(BaseModel):
+    """Post one event to one chat target (activity deliver_chat)."""
+
+    event: JobEvent
+    target: ChatTarget
+    timeout_s: float = 10.0
+    link: str | None = None
+    """`notify.link` of config.yaml (a URL template with {JOB_ID} / {WORKFLOW_ID}); None: the
+    worker's Temporal UI."""
+
+
 class EventsHandoff(BaseModel):
     """What a job's (a task's, a pipeline's) workflow leaves undelivered when it ends: a
     JobEventsWorkflow of its own delivers it, so no webhook outage holds up the job's end."""
@@ -75,6 +104,8 @@ class EventsHandoff(BaseModel):
     events: list[JobEvent]
     """In order; the first may have been delivered already (at least once: same event id)."""
     seq: int = 0
+    chat: list[ChatTarget] = Field(default_factory=list)
+    """The task's Slack and Discord targets."""
 
 
 class WebhookRequest(BaseModel):

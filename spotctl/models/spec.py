@@ -8,7 +8,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, Field
 
-from spotctl.models.events import JobEvent, NotifySettings
+from spotctl.models.events import ChatTarget, JobEvent, NotifySettings
 from spotctl.models.placement import Candidate
 from spotctl.models.status import JobState
 
@@ -151,6 +151,9 @@ class JobSpec(BaseModel):
     """SkyPilot's `event_callback`: a bash command run (by a worker) on every status change."""
     notify: NotifySettings | None = None
     """The webhook of config.yaml's `notify:` (None: none)."""
+    chat: list[ChatTarget] = Field(default_factory=list)
+    """SkyPilot's `event_callback:` list form: Slack and Discord webhooks (their URLs are
+    secrets: only the workflow's outbox has them, never a node: see for_nodes)."""
     deadline: DeadlineSpec | None = None
     """The task's `deadline:` (None: none; the job runs as it always has)."""
     ondemand_candidates: list[Candidate] = Field(default_factory=list)
@@ -179,7 +182,7 @@ class JobSpec(BaseModel):
     def for_nodes(self) -> JobSpec:
         """The job without what only the workflow needs (candidates, carried state): the
         input of every node activity stays small however long the job has run."""
-        return self.model_copy(update={"candidates": [], "carried": None, "ondemand_candidates": []})
+        return self.model_copy(update={"candidates": [], "carried": None, "ondemand_candidates": [], "chat": []})
 
 
 class CarriedState(BaseModel):

@@ -17,6 +17,7 @@ import math
 import re
 from typing import Any
 
+from spotctl.models.chat import fill_vars
 from spotctl.task.errors import (
     LineMap,
     Path_,
@@ -35,11 +36,14 @@ from spotctl.task.limits import (
     MAX_SECRETS_BYTES,
 )
 from spotctl.task.schema import (
+    ChatEntrySpec,
     DeadlineTaskSpec,
+    DiscordSpec,
     FileMountSpec,
     HookSpec,
     JobRecoverySpec,
     ResourceSpec,
+    SlackSpec,
     TaskResources,
     TaskSpec,
     WorkdirSpec,
@@ -56,6 +60,8 @@ RECOVERY_KEYS = yaml_keys(JobRecoverySpec)
 WORKDIR_KEYS = yaml_keys(WorkdirSpec)
 DEADLINE_KEYS = yaml_keys(DeadlineTaskSpec)
 HOOK_KEYS = yaml_keys(HookSpec)
+CHAT_ENTRY_KEYS = yaml_keys(ChatEntrySpec)
+CHAT_TARGET_KEYS = {"slack": yaml_keys(SlackSpec), "discord": yaml_keys(DiscordSpec)}
 
 ENV_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _ENV_REF = re.compile(r"\$\{?\b([a-zA-Z_][a-zA-Z0-9_]*)\b\}?")
@@ -111,10 +117,32 @@ def check_document(raw: Any, lines: LineMap, source: str | None,
     for key in ("file_mounts", "workdir"):
         if key in data:
             data[key] = _fill_env_vars(data[key], known)
+    if isinstance(data.get("event_callback"), list):
+        data["event_callback"] = _check_chat(data["event_callback"], known, lines, source)
     if isinstance(data.get("file_mounts"), dict):
         data["file_mounts"] = _normalize_targets(data["file_mounts"], raw.get("file_mounts"),
                                                  lines, source)
     return data
+
+
+def _check_chat(entries: list[Any], known: dict[str, str], lines: LineMap, source: str | None) -> list[Any]:
+    """SkyPilot's `event_callback:` list: unknown keys refused at each level (its schema closes
+    them), and each webhook_url's $VAR / ${VAR} filled from the envs and secrets (SkyPilot's
+    example writes `webhook_url: ${SLACK_WEBHOOK_URL}`)."""
+    out: list[Any] = []
+    for i, entry in enumerate(entries):
+        if not isinstance(entry, dict):
+            out.append(entry)  # pydantic reports the type
+            continue
+        entry = _check_level(entry, CHAT_ENTRY_KEYS, ("event_callback", i), lines, source)
+        for kind, target in list(entry.items()):
+            if isinstance(target, dict):
+                target = _check_level(target, CHAT_TARGET_KEYS[kind], ("event_callback", i, kind), lines, source)
+                if isinstance(target.get("webhook_url"), str):
+                    target["webhook_url"] = fill_vars(target["webhook_url"], known)
+                entry[kind] = target
+        out.append(entry)
+    return out
 
 
 _NAMING_LEVELS = ("envs", "secrets", "file_mounts")

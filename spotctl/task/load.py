@@ -27,7 +27,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field, PrivateAttr, ValidationError
 
-from spotctl.models import MAX_CALLBACK_ENV_BYTES, FileMount, RecoveryConfig, ResourceRequest
+from spotctl.models import MAX_CALLBACK_ENV_BYTES, ChatTarget, FileMount, RecoveryConfig, ResourceRequest
 from spotctl.models.spec import HOOK_EVENTS, LifecycleHook
 from spotctl.task.document import ENV_KEY, check_document, check_numbers
 from spotctl.task.errors import LineMap, TaskError, combined, format_field, line_of, validation_error
@@ -141,6 +141,17 @@ class Task(TaskSpec):
             recover_on_exit_codes=list(spec.recover_on_exit_codes),
             max_wait_s=spec.max_wait,
         )
+
+    @property
+    def callback_command(self) -> str | None:
+        """`event_callback:` as a bash command (None when absent, or given as chat targets)."""
+        return self.event_callback if isinstance(self.event_callback, str) else None
+
+    def chat_targets(self) -> list[ChatTarget]:
+        """`event_callback:` as SkyPilot's list of Slack and Discord targets, in order."""
+        if not isinstance(self.event_callback, list):
+            return []
+        return [t for entry in self.event_callback for t in entry.targets()]
 
     def lifecycle_hooks(self) -> list[LifecycleHook]:
         """`config.hooks`, in declaration order, with SkyPilot's defaults filled in; then the older
@@ -454,7 +465,7 @@ def launch_problems(task: Task) -> list[TaskError]:
     for name, value in task.envs.items():
         if value is None:
             fail(f"no value; pass --env {name}=VALUE", "envs", name)
-    if task.event_callback:
+    if task.callback_command:
         values = {**task.envs, **task.secrets}
         size = sum(len(k.encode()) + len((v or "").encode()) for k, v in values.items())
         if size > MAX_CALLBACK_ENV_BYTES:

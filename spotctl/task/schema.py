@@ -10,10 +10,20 @@ and every size is bounded here or in `task_values` (see `task_limits`).
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
+from spotctl.models import ChatTarget
+from spotctl.models.chat import (
+    MAX_CHAT_NOTIFY_ON,
+    MAX_CHAT_TARGETS,
+    check_channel,
+    check_chat_url,
+    check_statuses,
+    check_template,
+    check_username,
+)
 from spotctl.task.limits import (
     EXIT_CODE_RANGE,
     MAX_EXIT_CODES,
@@ -274,6 +284,80 @@ class HookSpec(BaseModel):
         return v
 
 
+class _ChatSpec(BaseModel):
+    """The keys every chat target has (SkyPilot's event_callback list items)."""
+
+    model_config = STRICT
+    kind: ClassVar[str] = "slack"
+
+    webhook_url: str
+    username: str | None = None
+    message: str | None = None
+    """The template: see models/chat.py (SkyPilot's {PLACEHOLDERS} and spotctl's)."""
+    notify_on: list[str] | None = Field(None, max_length=MAX_CHAT_NOTIFY_ON)
+
+    @field_validator("webhook_url")
+    @classmethod
+    def _url(cls, v: str) -> str:
+        return check_chat_url(v, cls.kind)
+
+    @field_validator("username")
+    @classmethod
+    def _username(cls, v: str | None) -> str | None:
+        return check_username(v, cls.kind) if v is not None else v
+
+    @field_validator("message")
+    @classmethod
+    def _message(cls, v: str | None) -> str | None:
+        return check_template(v) if v is not None else v
+
+    @field_validator("notify_on")
+    @classmethod
+    def _notify_on(cls, v: list[str] | None) -> list[str] | None:
+        return [s.value for s in check_statuses(v)] if v is not None else v
+
+    def target(self) -> ChatTarget:
+        """The target as the job carries it."""
+        values = self.model_dump(exclude_none=True)
+        return ChatTarget(kind=self.kind, **values)  # type: ignore[arg-type]
+
+
+class SlackSpec(_ChatSpec):
+    """`event_callback: [{slack: ...}]`: a Slack incoming webhook (SkyPilot's keys)."""
+
+    kind: ClassVar[str] = "slack"
+    channel: str | None = None
+
+    @field_validator("channel")
+    @classmethod
+    def _channel(cls, v: str | None) -> str | None:
+        return check_channel(v) if v is not None else v
+
+
+class DiscordSpec(_ChatSpec):
+    """`event_callback: [{discord: ...}]`: a Discord webhook (SkyPilot's keys: no channel)."""
+
+    kind: ClassVar[str] = "discord"
+
+
+class ChatEntrySpec(BaseModel):
+    """One item of the `event_callback:` list: a `slack:` and/or a `discord:` target."""
+
+    model_config = STRICT
+
+    slack: SlackSpec | None = None
+    discord: DiscordSpec | None = None
+
+    @model_validator(mode="after")
+    def _one(self) -> ChatEntrySpec:
+        if self.slack is None and self.discord is None:
+            raise ValueError("each item needs a slack: or discord: target")
+        return self
+
+    def targets(self) -> list[ChatTarget]:
+        return [spec.target() for spec in (self.slack, self.discord) if spec is not None]
+
+
 class TaskConfig(BaseModel):
     """`config:`, SkyPilot's per-task override of its config.yaml. Only `hooks` is read (and
     checked as SkyPilot's schema says); every other key is kept as written and named by
@@ -300,7 +384,9 @@ class TaskSpec(BaseModel):
 
     name: str | None = None
     workdir: str | WorkdirSpec | None = None
-    event_callback: str | None = None
+    event_callback: str | list[ChatEntrySpec] | None = None
+    """A bash command (run by a worker on every status change), or SkyPilot's list of Slack and
+    Discord targets."""
     num_nodes: int = Field(1, ge=1, le=MAX_NUM_NODES)
     resources: TaskResources = Field(default_factory=lambda: TaskResources.model_validate({}))
     file_mounts: dict[str, str | FileMountSpec] = Field(default_factory=dict)
@@ -335,8 +421,10 @@ class TaskSpec(BaseModel):
 
     @field_validator("event_callback")
     @classmethod
-    def _event_callback(cls, v: str | None) -> str | None:
-        return check_event_callback(v) if v is not None else v
+    def _event_callback(cls, v: str | list[ChatEntrySpec] | None) -> str | list[ChatEntrySpec] | None:
+        if isinstance(v, list) and not 1 <= len(v) <= MAX_CHAT_TARGETS:
+            raise ValueError(f"a list of 1 to {MAX_CHAT_TARGETS} slack:/discord: targets, got {len(v)}")
+        return check_event_callback(v) if isinstance(v, str) else v
 
 
 def yaml_keys(model: type[BaseModel]) -> frozenset[str]:

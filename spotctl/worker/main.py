@@ -15,6 +15,7 @@ import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import NoReturn
 
 from temporalio.client import Client
 
@@ -32,9 +33,19 @@ from spotctl.workflows import ALL_WORKFLOWS
 log = logging.getLogger("spotctl.worker")
 
 
-async def connect_with_retry(settings: Settings, give_up_after_s: float = 120.0) -> Client:
+EXIT_UNREACHABLE = 3
+"""How a worker exits when Temporal stayed unreachable for worker.connect_timeout_s (one line
+logged): its supervisor starts it again; exit 2 is kept for settings that will never work."""
+
+
+class TemporalUnreachable(Exception):
+    """Temporal did not answer for the worker's whole connect timeout; the message is one line."""
+
+
+async def connect_with_retry(settings: Settings, give_up_after_s: float | None = None) -> Client:
     """Connect, retrying while the server is still starting (or briefly away), so a worker
     started together with its server does not die of being first."""
+    give_up_after_s = settings.worker.connect_timeout_s if give_up_after_s is None else give_up_after_s
     deadline = time.monotonic() + give_up_after_s
     delay = 0.2
     while True:
@@ -42,10 +53,15 @@ async def connect_with_retry(settings: Settings, give_up_after_s: float = 120.0)
             return await connect(settings)
         except RuntimeError as exc:
             if time.monotonic() + delay > deadline:
-                raise
+                raise TemporalUnreachable(f"cannot reach Temporal at {settings.temporal_address} after "
+                                          f"{give_up_after_s:.0f}s ({_first_line(exc)}); exiting") from exc
             log.warning("cannot reach Temporal at %s (%s); retrying in %.1fs", settings.temporal_address, exc, delay)
             await asyncio.sleep(delay)
             delay = min(delay * 2, 5.0)
+
+
+def _first_line(exc: BaseException, limit: int = 300) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:limit]
 
 
 def serves_embedded_ui(settings: Settings) -> bool:
@@ -146,7 +162,20 @@ def main() -> None:
         asyncio.run(run_worker(settings, ready_file=Path(ready) if ready else None))
     except ConfigError as exc:  # CodecKeyError is one too
         log.error("%s", exc)
-        sys.exit(2)
+        exit_now(2)
+    except TemporalUnreachable as exc:
+        log.error("%s", exc)
+        exit_now(EXIT_UNREACHABLE)
+
+
+def exit_now(code: int) -> NoReturn:
+    """Exit with `code` without the interpreter's shutdown: the Temporal core's runtime threads
+    (tokio, grpc) still alive then could abort the process (SIGABRT, SIGSEGV) and hide the code
+    a supervisor reads. Everything this process owns is closed by now; logs are flushed first."""
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 if __name__ == "__main__":

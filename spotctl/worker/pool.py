@@ -59,6 +59,7 @@ not wait for it (it makes nothing to tear down). A monitor scheduled with the ea
 time-out gets 0.8 of that from the SDK: 12 s too."""
 ON_LAUNCH_QUEUE = frozenset({activity_name(ProvisionActivities.create_cluster)})
 ON_NOTIFY_QUEUE = frozenset({activity_name(NotifyActivities.deliver_webhook),
+                             activity_name(NotifyActivities.deliver_chat),
                              activity_name(NotifyActivities.run_event_callback)})
 
 

@@ -1,4 +1,5 @@
-"""A job's status events, delivered in order to its webhook and event_callback.
+"""A job's status events, delivered in order to its webhook, its Slack and Discord targets and its
+event_callback.
 
 Every status change becomes a JobEvent in an ordered queue held in the workflow (so in its
 history: a worker that dies loses nothing); one background coroutine delivers the head event
@@ -29,10 +30,13 @@ from temporalio.workflow import ParentClosePolicy
 with workflow.unsafe.imports_passed_through():
     from spotctl.activities import NotifyActivities  # its typed references only (passed through)
     from spotctl.models import (
+        CHAT_REJECTED_ERROR,
         HEARTBEAT_TIMEOUT_S,
         MAX_CALLBACK_ENV_BYTES,
         WEBHOOK_REJECTED_ERROR,
         CallbackRequest,
+        ChatRequest,
+        ChatTarget,
         EventsHandoff,
         JobEvent,
         JobSpec,
@@ -62,6 +66,9 @@ EVENT_DEADLINES = "event-deadlines"
 """The patch that gives the webhook only what is left of an event's own deadline (JobEvent.
 give_up_at), and gives up at once an event past it, instead of a fresh give_up_after_s each
 time its delivery starts (each run after continue-as-new)."""
+CHAT_NOTIFICATIONS = "chat-notifications"
+"""The patch under which a job's Slack and Discord targets (SkyPilot's `event_callback:` list)
+get each event, after the webhook and before the callback."""
 HANDOFF_AFTER = timedelta(seconds=5)
 """How long an ending workflow waits for its last events before handing them off: a receiver
 that is up takes them well within it, so most jobs never need an events workflow."""
@@ -70,6 +77,10 @@ that is up takes them well within it, so most jobs never need an events workflow
 _WEBHOOK_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), backoff_coefficient=2.0,
                              maximum_interval=timedelta(seconds=60),
                              non_retryable_error_types=[WEBHOOK_REJECTED_ERROR])
+_CHAT_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), backoff_coefficient=2.0,
+                          maximum_interval=timedelta(seconds=60),
+                          non_retryable_error_types=[CHAT_REJECTED_ERROR])
+"""As the webhook's; a 429's Retry-After replaces the backoff (the activity's next_retry_delay)."""
 _CALLBACK_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_attempts=3)
 """A callback's own exit code is returned, never retried; this only covers a worker lost
 while it ran (so a callback may run twice then: SPOTCTL_EVENT_ID tells the repeats apart)."""
@@ -85,12 +96,14 @@ class EventOutbox:
 
     def __init__(self, *, job_id: int, name: str, notify: NotifySettings | None, callback: str | None,
                  spec: JobSpec | None = None, pending: list[JobEvent] | None = None, seq: int = 0,
-                 callback_envs: dict[str, str] | None = None) -> None:
+                 callback_envs: dict[str, str] | None = None, chat: list[ChatTarget] | None = None) -> None:
         self._job_id, self._name, self._spec = job_id, name, spec
         self._settings = notify or NotifySettings()
         self._notify = notify if notify is not None and notify.url else None
         """The webhook's settings, None without a webhook."""
         self._callback = callback or None
+        self._chat = list(chat or [])
+        """Slack and Discord targets, in the task's order."""
         self._callback_envs = (callback_envs if callback_envs is not None
                                else _callback_envs(spec, job_id) if self._callback and spec is not None else {})
         # Events carried from a run before deadlines were kept get theirs now, once.
@@ -103,7 +116,8 @@ class EventOutbox:
         """Set when the workflow hands its events off: no further delivery starts here."""
         self._started = False
         self._task: asyncio.Task | None = None
-        self.enabled = (self._notify is not None or self._callback is not None) and workflow.patched(NOTIFICATIONS)
+        self.enabled = ((self._notify is not None or self._callback is not None or bool(self._chat))
+                        and workflow.patched(NOTIFICATIONS))
         if self.enabled:
             self._start()  # events carried over continue-as-new go out now, not at the next change
 
@@ -170,7 +184,8 @@ class EventOutbox:
         undelivered events; it delivers them as this workflow would have."""
         info = workflow.info()
         handoff = EventsHandoff(job_id=self._job_id, name=self._name, notify=self._settings, callback=self._callback,
-                                callback_envs=self._callback_envs, events=list(self._queue), seq=self._seq)
+                                callback_envs=self._callback_envs, events=list(self._queue), seq=self._seq,
+                                chat=self._chat)
         task = self._spec.task if self._spec is not None else None
         first_id = events_workflow_id(self._job_id, task.index if task is not None else None)
         for workflow_id in (first_id, f"{first_id}-{info.run_id}"):  # the second if a reused job id holds the first
@@ -210,6 +225,9 @@ class EventOutbox:
         queue = notify_queue(workflow.info().task_queue) if workflow.patched(NOTIFY_QUEUE) else None
         if self._notify is not None and event.status in self._notify.on:
             await self._post(event, queue)
+        for target in self._chat:
+            if event.status in target.notify_on and workflow.patched(CHAT_NOTIFICATIONS):
+                await self._post_chat(event, target, queue)
         if self._callback is not None:
             if self._closing:
                 return False
@@ -253,6 +271,28 @@ class EventOutbox:
         except ActivityError as err:
             workflow.logger.warning("job %s: event %s not delivered to the webhook: %s",
                                     self._job_id, event.event_id, describe(err))
+
+    async def _post_chat(self, event: JobEvent, target: ChatTarget, queue: str | None) -> None:
+        """One Slack or Discord target, retried as the webhook is, until it takes the event, or
+        refuses it for good (logged, named), or the event's deadline passes."""
+        settings = self._settings
+        give_up_after = (event.give_up_at - workflow.now() if event.give_up_at is not None
+                         else timedelta(seconds=settings.give_up_after_s))
+        if give_up_after <= timedelta(0):
+            workflow.logger.warning("job %s: event %s given up: %s did not take it within %.0f s",
+                                    self._job_id, event.event_id, target.kind, settings.give_up_after_s)
+            return
+        try:
+            await workflow.execute_activity_method(
+                NotifyActivities.deliver_chat,
+                ChatRequest(event=event, target=target, timeout_s=settings.timeout_s, link=settings.link),
+                start_to_close_timeout=timedelta(seconds=settings.timeout_s + 10),
+                schedule_to_close_timeout=give_up_after,
+                heartbeat_timeout=timedelta(seconds=HEARTBEAT_TIMEOUT_S), retry_policy=_CHAT_RETRY,
+                task_queue=queue, summary=f"{target.kind}: {event.status.value}")
+        except ActivityError as err:
+            workflow.logger.warning("job %s: event %s not delivered to %s: %s",
+                                    self._job_id, event.event_id, target.kind, describe(err))
 
     def _event(self, s: JobState, previous: JobStatus | None) -> JobEvent:
         spec = self._spec
@@ -302,7 +342,7 @@ Deterministic, no I/O.
     async def run(self, handoff: EventsHandoff) -> int:
         """Deliver the handed-off events; how many there were."""
         outbox = EventOutbox(job_id=handoff.job_id, name=handoff.name, notify=handoff.notify,
-                             callback=handoff.callback, callback_envs=handoff.callback_envs,
+                             callback=handoff.callback, callback_envs=handoff.callback_envs, chat=handoff.chat,
                              pending=handoff.events, seq=handoff.seq)
         await outbox.drained()
         return len(handoff.events)

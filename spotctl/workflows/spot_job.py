@@ -259,7 +259,7 @@ class SpotJobWorkflow(StateAndCancel):
             self._attempt = spec.task.attempt_base if spec.task else 0
         self._publish()
         self._outbox = EventOutbox(job_id=spec.job_id, name=spec.name, notify=spec.notify,
-                                   callback=spec.event_callback, spec=spec.for_nodes(),
+                                   callback=spec.event_callback, spec=spec.for_nodes(), chat=spec.chat,
                                    pending=spec.carried.events if spec.carried else None,
                                    seq=spec.carried.event_seq if spec.carried else 0)
         if spec.carried is None:

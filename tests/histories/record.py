@@ -330,6 +330,19 @@ def main() -> None:
             wait_for("the webhook's SUCCEEDED", lambda: any(b"SUCCEEDED" in body for body in hook.bodies), 30)
             hook.close()
 
+        # Slack and Discord targets (the event_callback list form: the `chat-notifications` patch).
+        if want("chat_notified"):
+            hook = _Webhook()
+            chat_task = home / "chat_task.yaml"
+            chat_task.write_text(f"name: chatty\nevent_callback:\n  - slack:\n      webhook_url: {hook.url}\n"
+                                 "      notify_on: [RUNNING, SUCCEEDED]\n  - discord:\n"
+                                 f"      webhook_url: {hook.url}\n"
+                                 "      message: \"{EMOJI} {JOB_NAME} is {JOB_STATUS}\"\nrun: echo hi\n")
+            job_id = ids["chat_notified"] = launch("launch", "-y", "-d", str(chat_task))
+            wait_status(job_id, "SUCCEEDED")
+            wait_for("both targets' SUCCEEDED", lambda: sum(b"SUCCEEDED" in body for body in hook.bodies) >= 2, 30)
+            hook.close()
+
         def attempt_dir(job_id: int, attempt: int = 1) -> Path:
             pattern = f"*/home/.spotctl/job-{job_id}/attempt-{attempt}"
             wait_for(f"job {job_id}'s attempt dir", lambda: any(cloud.root.glob(f"instances/{pattern}")))
