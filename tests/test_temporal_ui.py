@@ -173,3 +173,34 @@ def test_a_lost_allocator_reseeds_past_hidden_arrays(own_spot: Spot) -> None:
 
     asyncio.run(lose_the_allocator())
     assert spot.launch_detached("-n", "after", "echo after") == first + 3
+
+
+def test_attached_launch_and_logs_exit_as_before_and_the_ui_cancel_ends_canceled(spot_clean: Spot,
+                                                                                 tmp_path: Path) -> None:
+    """`launch` (attached) and `logs` exit with the job's result as always (docs/cli.md: 100 for a
+    failure, 103 for a cancel) now that the workflow ends Failed or Canceled; a cancel from the
+    web UI (a Temporal cancel request, not spotctl's signal) ends the job CANCELLED and its
+    workflow Canceled, its clusters torn down."""
+    spot = spot_clean
+    failed = spot.run("launch", "-y", _write(tmp_path, "setup.yaml", """
+        name: attached-fails
+        setup: exit 7
+        run: echo never
+    """))
+    assert failed.exit_code == 100, failed.output
+    failed_id = int(next(line for line in failed.stderr.splitlines() if line.startswith("Managed job")).split()[2])
+    assert spot.run("logs", "--no-follow", str(failed_id)).exit_code == 100
+
+    running = spot.launch_detached("-n", "ui-cancel", "sleep 600")
+    spot.wait_running(running)
+
+    async def cancel_from_the_ui() -> WorkflowExecutionStatus | None:
+        client = await SpotClient.connect(spot.settings)
+        handle = client.temporal.get_workflow_handle(workflow_id(running))
+        await handle.cancel()  # what the UI's Cancel button sends
+        assert (await job_end(handle)).status.value == "CANCELLED"
+        return (await handle.describe()).status
+
+    assert asyncio.run(cancel_from_the_ui()) == WorkflowExecutionStatus.CANCELED
+    assert spot.job(running)["status"] == "CANCELLED"
+    assert spot.run("logs", "--no-follow", str(running)).exit_code == 103
