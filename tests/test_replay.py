@@ -197,7 +197,7 @@ def test_histories_cover_the_true_ends() -> None:
     """A failed job ends Failed (its status as the failure's type), a cancelled one Canceled
     (after its ask_canceled_end activity), a cancelled pipeline Canceled with its running task
     Failed CANCELLED and its tasks started in the internal division (`true-end-states`,
-    `internal-children`); an allocator from before takes `hide`: recorded, so a change running
+    `internal-children`); an allocator and a pool from before take `hide`: recorded, so a change running
     jobs would not survive fails here (docs/temporal-ui.md)."""
     ends = {p.stem: p.read_text() for p in V2_HISTORIES if "true-end-states" in _markers(p)}
     failed = "EVENT_TYPE_WORKFLOW_EXECUTION_FAILED"
@@ -212,6 +212,8 @@ def test_histories_cover_the_true_ends() -> None:
     assert any(failed in t and '"type":"CANCELLED"' in t for t in ends.values())  # its task
     assert any('"name":"hide"' in p.read_text().replace(" ", "") for p in V2_HISTORIES), \
         "record one: python tests/histories/record.py allocator_hidden=allocator_hidden"
+    assert any('"signalName":"pool-hide"' in p.read_text().replace(" ", "") for p in V2_HISTORIES), \
+        "record one: python tests/histories/record.py pool_hidden=pool_hidden"
     assert all("true-end-states" not in _markers(p) for p in V2_HISTORIES
                if "EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED" in p.read_text()), "a success never takes the patch"
 

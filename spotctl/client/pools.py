@@ -21,6 +21,7 @@ from spotctl.models import TASK_QUEUE
 from spotctl.models import search_attributes as sa
 from spotctl.models.pool import (
     DOWN_SIGNAL,
+    HIDE_SIGNAL,
     POOL_WORKFLOW,
     STATE_QUERY,
     UPDATE_SIGNAL,
@@ -49,7 +50,19 @@ async def pool_running(client: Client, name: str) -> bool:
         if exc.status == RPCStatusCode.NOT_FOUND:
             return False
         raise
-    return desc.status == WorkflowExecutionStatus.RUNNING
+    running = desc.status == WorkflowExecutionStatus.RUNNING
+    if running and desc.typed_search_attributes.get(sa.DIVISION) != sa.INTERNAL_DIVISION:
+        await _hide(client, name)
+    return running
+
+
+async def _hide(client: Client, name: str) -> None:
+    """Take a pool started before pools carried the internal division out of the web UI's list
+    (SpotPoolWorkflow.hide). Best effort: a worker from before the signal ignores it."""
+    try:
+        await client.get_workflow_handle(pool_workflow_id(name)).signal(HIDE_SIGNAL)
+    except RPCError:
+        pass
 
 
 async def start_pool(client: Client, spec: PoolSpec) -> None:
