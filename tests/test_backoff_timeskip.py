@@ -18,6 +18,7 @@ from timeskip import SKIPPING_ARGS
 from spotctl.activities import all_activities
 from spotctl.activities.deps import Deps
 from spotctl.cli.render import short_failure, table_reason
+from spotctl.client import job_end
 from spotctl.clouds.local import LocalCloud
 from spotctl.codec import data_converter
 from spotctl.config import load_settings
@@ -48,9 +49,9 @@ async def test_an_hour_without_capacity_ends_failed_no_resource(tmp_path: Path) 
     ) as env:
         async with running(job_workers(env.client, TASK_QUEUE, ALL_WORKFLOWS, all_activities(Deps(settings)))):
             started = datetime.now(UTC)
-            state: JobState = await env.client.execute_workflow(
+            state: JobState = await job_end(await env.client.start_workflow(
                 "SpotJobWorkflow", spec, id=f"timeskip-{uuid.uuid4()}", task_queue=TASK_QUEUE, result_type=JobState,
-            )
+            ))  # its workflow ends Failed, with the job's state as the failure's detail
             wall = (datetime.now(UTC) - started).total_seconds()
     assert state.status == JobStatus.FAILED_NO_RESOURCE
     assert "no capacity" in (state.failure_reason or "")

@@ -17,6 +17,7 @@ from temporalio.client import WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 from test_workflow_races import FakeCloud, job_spec, wait_event
 
+from spotctl.client import job_end
 from spotctl.models import (
     NOTE_SIGNAL,
     ActivityNames,
@@ -59,7 +60,7 @@ async def test_cancel_in_a_continued_runs_first_task_is_kept(env: WorkflowEnviro
     async with running(job_workers(env.client, queue, ALL_WORKFLOWS, cloud.activities())):
         handle = await start_with_signal(env, queue, carried_spec(), "cancel")
         try:
-            state = await asyncio.wait_for(handle.result(), FIRST_TASK_S)
+            state = await asyncio.wait_for(job_end(handle), FIRST_TASK_S)
         except TimeoutError:
             now = await handle.query("state", result_type=JobState)
             await handle.terminate("test over")
@@ -95,7 +96,7 @@ async def test_cancel_in_a_continued_first_controller_run_is_kept(env: WorkflowE
     async with running(job_workers(env.client, queue, [_FirstController], [*acts, provision])):
         handle = await start_with_signal(env, queue, carried_spec(), "cancel")
         try:
-            state = await asyncio.wait_for(handle.result(), FIRST_TASK_S)
+            state = await asyncio.wait_for(job_end(handle), FIRST_TASK_S)
         except TimeoutError:
             await handle.terminate("test over")
             await asyncio.sleep(1)
@@ -111,7 +112,7 @@ async def test_a_carried_cancel_is_not_undone(env: WorkflowEnvironment) -> None:
     async with running(job_workers(env.client, queue, ALL_WORKFLOWS, cloud.activities())):
         handle = await env.client.start_workflow("SpotJobWorkflow", carried_spec(cancel_requested=True),
                                                  id=f"carried-{uuid.uuid4()}", task_queue=queue, result_type=JobState)
-        state = await asyncio.wait_for(handle.result(), FIRST_TASK_S)
+        state = await asyncio.wait_for(job_end(handle), FIRST_TASK_S)
     assert state.status == JobStatus.CANCELLED and cloud.instances == {}
 
 
@@ -125,7 +126,7 @@ async def test_a_note_in_a_continued_runs_first_task_is_shown(env: WorkflowEnvir
         handle = await start_with_signal(env, queue, carried_spec(), NOTE_SIGNAL, [text])
         await wait_event(cloud, "monitor running")
         await handle.signal("cancel")
-        state = await asyncio.wait_for(handle.result(), FIRST_TASK_S)
+        state = await asyncio.wait_for(job_end(handle), FIRST_TASK_S)
         details = await published_details(env, handle)
     assert state.status == JobStatus.CANCELLED and cloud.instances == {}
     assert details[0] == text, details

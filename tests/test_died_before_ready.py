@@ -17,6 +17,7 @@ from temporalio.testing import WorkflowEnvironment
 from test_workflow_races import FakeCloud, job_spec, runs_of
 from timeskip import quick_skipping_env  # noqa: F401  (a skip costs 10 ms, not a second: timeskip.py)
 
+from spotctl.client import job_end
 from spotctl.models import NOT_READY_ERROR, PREEMPTED_ERROR, ClusterHandle, JobState, JobStatus, ReadyRequest
 from spotctl.worker import job_workers, running
 from spotctl.workflows import ALL_WORKFLOWS
@@ -50,7 +51,7 @@ def dying_cloud(dies: int | None) -> FakeCloud:
 async def finish(handle: WorkflowHandle, what: str) -> JobState:
     """The job's end, or a failure (and the workflow terminated) if it never comes."""
     try:
-        return await asyncio.wait_for(handle.result(), BOUND_S)
+        return await asyncio.wait_for(job_end(handle), BOUND_S)
     except TimeoutError:
         history = await handle.fetch_history()
         await handle.terminate("test over")

@@ -22,6 +22,7 @@ from temporalio.testing import WorkflowEnvironment
 from test_workflow_races import FakeCloud, job_spec
 from timeskip import quick_skipping_env  # noqa: F401  (a skip costs 10 ms, not a second: timeskip.py)
 
+from spotctl.client import job_end
 from spotctl.models import ActivityNames, JobState, JobStatus, NotifySettings, WebhookRequest
 from spotctl.models.naming import events_workflow_id
 from spotctl.worker import job_workers, running
@@ -77,7 +78,7 @@ async def test_the_head_event_is_given_up_at_its_deadline_across_continue_as_new
     async with running(job_workers(client, queue, ALL_WORKFLOWS, [*cloud.activities(), hook.activity()])):
         handle = await client.start_workflow("SpotJobWorkflow", spec, id=workflow_id, task_queue=queue,
                                              result_type=JobState)
-        state = await handle.result()
+        state = await job_end(handle)
         runs = [e async for e in client.list_workflows(f"WorkflowId = '{workflow_id}'")]
         hook.down = False
         await client.get_workflow_handle(events_workflow_id(spec.job_id)).result()

@@ -14,7 +14,7 @@ import pytest
 from temporalio.testing import WorkflowEnvironment
 from test_workflow_races import FakeCloud, job_spec, wait_event
 
-from spotctl.client import read_state
+from spotctl.client import job_end, read_state
 from spotctl.models import ActivityNames, AttemptRecord, CarriedState, JobState, JobStatus
 from spotctl.policy import job_cost, keep_last, money
 from spotctl.worker import job_workers, running
@@ -54,7 +54,7 @@ async def test_memo_and_live_query_show_the_same_cost(env: WorkflowEnvironment) 
         live = await read_state(env.client, workflow_id, live=True)  # `status ID`: the query
         listed = await read_state(env.client, workflow_id, live=False)  # a listing: the memo
         await handle.signal("cancel")
-        state = await handle.result()
+        state = await job_end(handle)
     assert live is not None and listed is not None
     assert live.status == listed.status == JobStatus.RUNNING
     assert len(listed.history) == MEMO_HISTORY < len(live.history) == ENDED + 1

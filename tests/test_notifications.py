@@ -159,7 +159,7 @@ def closed_within(spot: Spot, job_id: int, timeout: float) -> bool:
             raise
 
     async def closed(client: Client) -> bool:
-        if await status(client, workflow_id(job_id)) != WorkflowExecutionStatus.COMPLETED:
+        if await status(client, workflow_id(job_id)) in (None, WorkflowExecutionStatus.RUNNING):  # Completed, Failed or Canceled
             return False
         parts: list[int | None] = [None]  # the job's (a pipeline's) own, then each task's
         while await status(client, task_workflow_id(job_id, len(parts) - 1)) is not None:

@@ -30,6 +30,7 @@ from temporalio.worker import _workflow as temporal_workflow_worker
 from temporalio.worker._workflow_instance import _WorkflowLogicFlag
 from test_workflow_races import FakeCloud, job_spec, wait_event
 
+from spotctl.client import job_end
 from spotctl.config import WorkerConfig
 from spotctl.models import (
     ActivityNames,
@@ -127,7 +128,7 @@ async def test_temporal_cancel_while_the_first_task_starts(env) -> None:  # noqa
     handle = await start(env.client, spec, queue)
     await handle.cancel()  # before any worker: the start and the cancel meet in one task
     async with worker(env.client, queue, cloud):
-        state = await handle.result()
+        state = await job_end(handle)
     assert state.status == JobStatus.CANCELLED
     assert [t.status for t in state.tasks] == [JobStatus.CANCELLED, JobStatus.CANCELLED]
     await assert_nothing_left(env.client, cloud, spec, state)
@@ -154,7 +155,7 @@ async def test_a_second_cancel_while_the_task_is_told(env, monkeypatch: pytest.M
         await handle.signal("cancel")
         assert await asyncio.to_thread(slow.told.wait, 20), "the pipeline never told its task"
         await handle.cancel()
-        state = await handle.result()
+        state = await job_end(handle)
     assert state.status == JobStatus.CANCELLED
     assert [t.status for t in state.tasks] == [JobStatus.CANCELLED, JobStatus.CANCELLED]
     await assert_nothing_left(env.client, cloud, spec, state)
@@ -174,7 +175,7 @@ async def test_a_cancel_that_meets_a_task_already_ended(env) -> None:  # noqa: F
     await child.terminate("an operator's clean-up")
     await handle.signal("cancel")
     async with worker(env.client, queue, cloud):
-        state = await handle.result()
+        state = await job_end(handle)
     assert state.status == JobStatus.FAILED_CONTROLLER, state
     assert "terminated" in (state.failure_reason or "").lower() and state.tasks[1].status == JobStatus.CANCELLED
     await assert_nothing_left(env.client, cloud, spec, state)
@@ -195,6 +196,6 @@ async def test_a_running_pipeline_is_found_by_its_status(env) -> None:  # noqa: 
             await asyncio.sleep(0.2)
         assert (await handle.query("state", result_type=JobState)).status == JobStatus.RUNNING
         await handle.signal("cancel")
-        state = await handle.result()
+        state = await job_end(handle)
     assert state.status == JobStatus.CANCELLED
     await assert_nothing_left(env.client, cloud, spec, state)

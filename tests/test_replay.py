@@ -193,6 +193,31 @@ def test_a_history_covers_the_pipeline_cancel_and_task_status_paths() -> None:
     assert any("pipeline-task-status" in _markers(p) for p in tasks)
 
 
+def test_histories_cover_the_true_ends() -> None:
+    """A failed job ends Failed (its status as the failure's type), a cancelled one Canceled
+    (after its ask_canceled_end activity), a cancelled pipeline Canceled with its running task
+    Failed CANCELLED and its tasks started in the internal division (`true-end-states`,
+    `internal-children`); an allocator and a pool from before take `hide`: recorded, so a change running
+    jobs would not survive fails here (docs/temporal-ui.md)."""
+    ends = {p.stem: p.read_text() for p in V2_HISTORIES if "true-end-states" in _markers(p)}
+    failed = "EVENT_TYPE_WORKFLOW_EXECUTION_FAILED"
+    canceled = "EVENT_TYPE_WORKFLOW_EXECUTION_CANCELED"
+    assert any(failed in t and '"type":"FAILED_SETUP"' in t for t in ends.values()), \
+        "record one: python tests/histories/record.py failed_setup=true_end_failed_setup"
+    assert any(canceled in t and "ask_canceled_end" in t for t in ends.values()), \
+        "record one: python tests/histories/record.py cancelled_running=true_end_cancelled"
+    pipelines = [p for p in V2_HISTORIES if _workflow_type(p) == "SpotPipelineWorkflow"
+                 and "internal-children" in _markers(p) and canceled in p.read_text()]
+    assert pipelines, "record one: python tests/histories/record.py pipeline_cancelled=true_end_pipeline_cancelled"
+    assert any(failed in t and '"type":"CANCELLED"' in t for t in ends.values())  # its task
+    assert any('"name":"hide"' in p.read_text().replace(" ", "") for p in V2_HISTORIES), \
+        "record one: python tests/histories/record.py allocator_hidden=allocator_hidden"
+    assert any('"signalName":"pool-hide"' in p.read_text().replace(" ", "") for p in V2_HISTORIES), \
+        "record one: python tests/histories/record.py pool_hidden=pool_hidden"
+    assert all("true-end-states" not in _markers(p) for p in V2_HISTORIES
+               if "EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED" in p.read_text()), "a success never takes the patch"
+
+
 def _workflow_type(path: Path) -> str:
     import json
 

@@ -20,6 +20,7 @@ from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 from test_workflow_races import FakeCloud, job_spec
 
+from spotctl.client import job_end
 from spotctl.codec import EncryptionCodec, data_converter_for_key
 from spotctl.codec.encryption import PlaintextPayloadError
 from spotctl.models import ActivityNames, JobState, JobStatus
@@ -56,7 +57,7 @@ async def test_cancel_of_a_job_whose_create_cluster_no_worker_started(env: Workf
         else:
             pytest.fail("create_cluster was never scheduled")
         await handle.signal("cancel")
-        state = await asyncio.wait_for(handle.result(), timeout=30)
+        state = await asyncio.wait_for(job_end(handle), timeout=30)
     assert state.status == JobStatus.CANCELLED
     assert cloud.instances == {}
 

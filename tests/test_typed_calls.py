@@ -28,6 +28,7 @@ from spotctl.activities import (
     RunActivities,
     SetupActivities,
     TeardownActivities,
+    ask_canceled_end,
 )
 from spotctl.models import ActivityNames
 from spotctl.worker.pool import activity_name
@@ -86,9 +87,10 @@ def test_the_typed_references_keep_the_registered_names() -> None:
             PricingActivities.price_candidates, NotifyActivities.deliver_webhook, NotifyActivities.run_event_callback,
             NotifyActivities.deliver_chat,
             FleetActivities.fleet_outlooks, ArrayActivities.start_array_jobs, ArrayActivities.end_array,
-            RunActivities.stop_run, PoolActivities.dead_workers]
+            RunActivities.stop_run, PoolActivities.dead_workers, ask_canceled_end]
     names = sorted(v for k, v in vars(ActivityNames).items() if k.isupper())
-    assert names == ["create_cluster", "dead_workers", "deliver_chat", "deliver_webhook", "end_array", "fleet_outlooks", "monitor",
+    assert names == ["ask_canceled_end", "create_cluster", "dead_workers", "deliver_chat", "deliver_webhook", "end_array",
+                     "fleet_outlooks", "monitor",
                      "price_candidates", "provision", "run_event_callback", "setup", "start_array_jobs", "start_run",
                      "stop_run", "teardown", "wait_cluster_ready"]
     assert sorted(activity_name(ref) for ref in refs) == names

@@ -23,6 +23,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 from timeskip import quick_skipping_env  # noqa: F401  (a skip costs 10 ms, not a second: timeskip.py)
 
+from spotctl.client import job_end
 from spotctl.models import (
     ActivityNames,
     AttemptRecord,
@@ -174,7 +175,7 @@ async def run_job(client: Client, cloud: FakeCloud, spec: JobSpec,
                                              task_queue=queue, result_type=JobState)
         if during is not None:
             await during(handle)
-        return await handle.result()
+        return await job_end(handle)
 
 
 async def wait_event(cloud: FakeCloud, event: str, timeout: float = 20) -> None:
@@ -268,7 +269,8 @@ async def runs_of(client: Client, workflow_id: str, timeout: float = 10) -> list
     deadline = asyncio.get_running_loop().time() + timeout
     while True:
         executions = [e async for e in client.list_workflows(f"WorkflowId = '{workflow_id}'")]
-        if any(e.status == WorkflowExecutionStatus.COMPLETED for e in executions):
+        if any(e.status not in (None, WorkflowExecutionStatus.RUNNING, WorkflowExecutionStatus.CONTINUED_AS_NEW)
+               for e in executions):
             break
         assert asyncio.get_running_loop().time() < deadline, f"visibility never showed the end: {executions}"
         await asyncio.sleep(0.1)
@@ -296,7 +298,7 @@ async def test_a_month_without_capacity_then_the_job_runs(skipping_env: Workflow
     async with running(job_workers(client, queue, ALL_WORKFLOWS, cloud.activities())):
         handle = await client.start_workflow("SpotJobWorkflow", spec, id=workflow_id, task_queue=queue,
                                              result_type=JobState)
-        state = await handle.result()
+        state = await job_end(handle)
     assert state.status == JobStatus.SUCCEEDED
     assert (state.started_at - state.submitted_at) >= timedelta(days=30)
     assert cloud.rounds == rounds + 1 and cloud.instances == {}
@@ -321,7 +323,7 @@ async def test_node_activity_inputs_stay_small_after_many_attempts(env: Workflow
     async with running(job_workers(env.client, queue, ALL_WORKFLOWS, cloud.activities())):
         handle = await env.client.start_workflow("SpotJobWorkflow", spec, id=f"small-{uuid.uuid4()}",
                                                  task_queue=queue, result_type=JobState)
-        state = await handle.result()
+        state = await job_end(handle)
         history = await handle.fetch_history()
     assert state.status == JobStatus.SUCCEEDED and state.attempt == 151
     sizes = {}

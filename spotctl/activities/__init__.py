@@ -9,6 +9,7 @@ from collections.abc import Callable
 from spotctl.activities.deps import Deps
 from spotctl.activities.fleet import FleetActivities
 from spotctl.activities.job_array import ArrayActivities
+from spotctl.activities.job_end import ask_canceled_end
 from spotctl.activities.monitor import MonitorActivities
 from spotctl.activities.notify import NotifyActivities
 from spotctl.activities.pool_probe import PoolActivities
@@ -38,4 +39,5 @@ def all_activities(deps: Deps) -> list[Callable]:
         ArrayActivities(deps).start_array_jobs,
         ArrayActivities(deps).end_array,
         PoolActivities(deps).dead_workers,
+        ask_canceled_end,
     ]

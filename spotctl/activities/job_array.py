@@ -83,6 +83,7 @@ async def start_job(client: Client, spec: JobSpec) -> bool:
             id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
             id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
             search_attributes=sa.first_attributes(spec), memo={"state": spec.first_state().model_dump(mode="json")},
+            static_summary=sa.list_summary(spec),
         )
     except WorkflowAlreadyStartedError:
         return False

@@ -4,6 +4,7 @@ starting, querying, listing and cancelling jobs, and the pipeline view the CLI s
 
 from spotctl.client.arrays import ArrayNotFound
 from spotctl.client.connect import connect, ensure_search_attributes
+from spotctl.client.ending import job_end
 from spotctl.client.filters import UNFINISHED, jobs_filter
 from spotctl.client.jobs import (
     JOB_WORKFLOW,
@@ -59,6 +60,7 @@ __all__ = [
     "current_index",
     "ensure_search_attributes",
     "handed_over_query",
+    "job_end",
     "merge",
     "pipeline_state",
     "pool_names",

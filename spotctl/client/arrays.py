@@ -74,7 +74,7 @@ async def start_array(client: SpotClient, spec: ArraySpec) -> None:
         await client.temporal.start_workflow(
             JobArrayWorkflow.run, spec, id=array_workflow_id(spec.first_id), task_queue=TASK_QUEUE,
             id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING, search_attributes=sa.internal_attributes(),
             memo={"name": spec.template.name, "count": spec.count,
                   **({"pool": spec.template.pool} if spec.template.pool else {})},
         )
@@ -120,7 +120,8 @@ async def arrays_named(client: SpotClient, name: str | None, *, pool: str | None
     """The first ids of the arrays with this name (None: any), and on this pool when `pool` is
     given (its submitter's memo says), whose submitter still runs."""
     found = []
-    async for e in client.temporal.list_workflows(f"WorkflowType = '{ARRAY_WORKFLOW}' AND ExecutionStatus = 'Running'"):
+    running = sa.internal(f"WorkflowType = '{ARRAY_WORKFLOW}' AND ExecutionStatus = 'Running'")
+    async for e in client.temporal.list_workflows(running):
         memo = await e.memo()
         first = array_first_id(e.id)
         if first is not None and (name is None or memo.get("name") == name) and (pool is None or memo.get("pool") == pool):

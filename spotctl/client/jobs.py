@@ -37,6 +37,7 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from spotctl.client.connect import connect
+from spotctl.client.ending import job_end
 from spotctl.client.listing import JOB_TYPES, JOB_WORKFLOW, JobListing, JobPage, pipeline_state, quote, read_state
 from spotctl.client.listing import unfinished_query as unfinished_query  # re-exported: cli/ imports it from here
 from spotctl.config import Settings
@@ -125,19 +126,31 @@ class SpotClient:
         try:
             desc = await handle.describe()
             if desc.status == WorkflowExecutionStatus.RUNNING:
+                if desc.typed_search_attributes.get(sa.DIVISION) != sa.INTERNAL_DIVISION:
+                    await self._hide_allocator(handle)
                 return 1  # unused: the running allocator keeps its own counter
             highest = await self._highest_allocated(handle)
         except RPCError as exc:
             if exc.status != RPCStatusCode.NOT_FOUND:
                 raise
-        async for execution in self.temporal.list_workflows(f"{JOB_TYPES} OR WorkflowType = '{POOL_WORKFLOW}'"):
+        jobs_and_pools = sa.internal(f"{JOB_TYPES} OR WorkflowType = '{POOL_WORKFLOW}'")  # pools are internal
+        async for execution in self.temporal.list_workflows(jobs_and_pools):
             highest = max(highest, execution.typed_search_attributes.get(sa.JOB_ID) or 0)  # a pool's number too
-        async for execution in self.temporal.list_workflows(f"WorkflowType = '{ARRAY_WORKFLOW}'"):
+        async for execution in self.temporal.list_workflows(sa.internal(f"WorkflowType = '{ARRAY_WORKFLOW}'")):
             # a job array's whole block, also the ids of the jobs its submitter has not started yet
             first = array_first_id(execution.id)
             if first is not None:
                 highest = max(highest, first + int((await execution.memo()).get("count", 1)) - 1)
         return highest + 1
+
+    async def _hide_allocator(self, handle: WorkflowHandle) -> None:
+        """Take an allocator started before internal workflows left the web UI's list out of it
+        (JobIdAllocator.hide). Best effort: a worker from before `hide` rejects it, and the
+        allocator works the same either way."""
+        try:
+            await handle.execute_update(JobIdAllocator.hide, rpc_timeout=timedelta(seconds=10))
+        except (WorkflowUpdateFailedError, WorkflowUpdateRPCTimeoutOrCancelledError, RPCError):
+            pass
 
     async def _highest_allocated(self, handle: WorkflowHandle) -> int:
         """The highest id an ended allocator's last run handed out and kept: its counter, redone
@@ -208,6 +221,7 @@ class SpotClient:
             start = WithStartWorkflowOperation(
                 JobIdAllocator.run, AllocatorState(next_id=seed), id=ALLOCATOR_WORKFLOW_ID,
                 task_queue=TASK_QUEUE, id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+                search_attributes=sa.internal_attributes(), static_summary="spotctl's job-id allocator",
             )
             try:
                 return await self.temporal.execute_update_with_start_workflow(
@@ -243,7 +257,7 @@ class SpotClient:
                 PIPELINE_WORKFLOW if isinstance(spec, PipelineSpec) else JOB_WORKFLOW, spec, id=workflow_id(spec.job_id),
                 task_queue=TASK_QUEUE, id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
                 id_conflict_policy=WorkflowIDConflictPolicy.FAIL, search_attributes=sa.first_attributes(spec),
-                memo={"state": spec.first_state().model_dump(mode="json")},
+                memo={"state": spec.first_state().model_dump(mode="json")}, static_summary=sa.list_summary(spec),
             )
         except WorkflowAlreadyStartedError:
             raise JobIdTaken(spec.job_id) from None
@@ -320,7 +334,7 @@ class SpotClient:
         """Wait for the job to end and return its final state."""
         handle = self.temporal.get_workflow_handle(workflow_id(job_id), result_type=JobState)
         try:
-            state = await handle.result()
+            state = await job_end(handle)  # a failed or cancelled job's workflow ends Failed or Canceled
         except Exception:
             return await self.get_job(job_id, live=False)
         return await pipeline_state(self.temporal, state, live=False)

@@ -21,6 +21,7 @@ from spotctl.models import TASK_QUEUE
 from spotctl.models import search_attributes as sa
 from spotctl.models.pool import (
     DOWN_SIGNAL,
+    HIDE_SIGNAL,
     POOL_WORKFLOW,
     STATE_QUERY,
     UPDATE_SIGNAL,
@@ -49,7 +50,19 @@ async def pool_running(client: Client, name: str) -> bool:
         if exc.status == RPCStatusCode.NOT_FOUND:
             return False
         raise
-    return desc.status == WorkflowExecutionStatus.RUNNING
+    running = desc.status == WorkflowExecutionStatus.RUNNING
+    if running and desc.typed_search_attributes.get(sa.DIVISION) != sa.INTERNAL_DIVISION:
+        await _hide(client, name)
+    return running
+
+
+async def _hide(client: Client, name: str) -> None:
+    """Take a pool started before pools carried the internal division out of the web UI's list
+    (SpotPoolWorkflow.hide). Best effort: a worker from before the signal ignores it."""
+    try:
+        await client.get_workflow_handle(pool_workflow_id(name)).signal(HIDE_SIGNAL)
+    except RPCError:
+        pass
 
 
 async def start_pool(client: Client, spec: PoolSpec) -> None:
@@ -60,6 +73,7 @@ async def start_pool(client: Client, spec: PoolSpec) -> None:
         search_attributes=TypedSearchAttributes([
             SearchAttributePair(sa.JOB_ID, spec.job.job_id),
             SearchAttributePair(sa.JOB_NAME, spec.name),
+            SearchAttributePair(sa.DIVISION, sa.INTERNAL_DIVISION),  # a pool is not a job: out of the UI's list
         ]),
     )
 
@@ -92,7 +106,7 @@ async def pool_state(client: Client, name: str) -> PoolState | None:
 async def pool_names(client: Client) -> list[str]:
     """The running pools' names (visibility), sorted."""
     names: list[str] = []
-    query = f"WorkflowType = '{POOL_WORKFLOW}' AND ExecutionStatus = 'Running'"
+    query = sa.internal(f"WorkflowType = '{POOL_WORKFLOW}' AND ExecutionStatus = 'Running'")
     async for wf in client.list_workflows(query, limit=LIST_LIMIT):
         name = wf.typed_search_attributes.get(sa.JOB_NAME)
         if name:
@@ -102,7 +116,8 @@ async def pool_names(client: Client) -> list[str]:
 
 async def pool_of_number(client: Client, number: int) -> bool:
     """Whether a running pool's workers carry `number` (for the orphan sweeper)."""
-    query = f"WorkflowType = '{POOL_WORKFLOW}' AND ExecutionStatus = 'Running' AND {sa.JOB_ID.name} = {int(number)}"
+    query = sa.internal(f"WorkflowType = '{POOL_WORKFLOW}' AND ExecutionStatus = 'Running' "
+                        f"AND {sa.JOB_ID.name} = {int(number)}")
     return (await client.count_workflows(query)).count > 0
 
 

@@ -169,6 +169,9 @@ class ActivityNames:
     """Stop a pool job's program on its worker (the worker lives on for the next job)."""
     DEAD_WORKERS = "dead_workers"
     """Which of a pool's idle workers the cloud took back."""
+    ASK_CANCELED_END = "ask_canceled_end"
+    """Ask Temporal to cancel the calling job's workflow, so a cancelled job ends Canceled
+    (workflows/job_end.py): a workflow cannot ask it of itself."""
 
 
 NOTE_SIGNAL = "note"

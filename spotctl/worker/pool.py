@@ -24,7 +24,13 @@ from temporalio import activity
 from temporalio.client import Client
 from temporalio.worker import Worker
 
-from spotctl.activities import ArrayActivities, MonitorActivities, NotifyActivities, ProvisionActivities
+from spotctl.activities import (
+    ArrayActivities,
+    MonitorActivities,
+    NotifyActivities,
+    ProvisionActivities,
+    ask_canceled_end,
+)
 from spotctl.activities.heartbeat import HEARTBEAT_THROTTLE
 from spotctl.config import WorkerConfig
 from spotctl.models import MONITOR_HEARTBEAT_TIMEOUT_S, launch_queue, monitor_queue, notify_queue
@@ -65,6 +71,8 @@ def job_workers(client: Client, task_queue: str, workflows: Sequence[type], acti
     shutdown, running activities get `limits.drain_timeout_s` (monitors hand over at once:
     activities/drain.py)."""
     limits = limits or WorkerConfig()
+    if activity_name(ask_canceled_end) not in {activity_name(fn) for fn in activities}:
+        activities = [*activities, ask_canceled_end]  # every job's end may need it (workflows/job_end.py)
     graceful_shutdown = timedelta(seconds=limits.drain_timeout_s)
     on_monitor = [fn for fn in activities if activity_name(fn) in ON_MONITOR_QUEUE]
     on_launch = [fn for fn in activities if activity_name(fn) in ON_LAUNCH_QUEUE]

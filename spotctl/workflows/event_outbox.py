@@ -52,6 +52,7 @@ with workflow.unsafe.imports_passed_through():
     from spotctl.policy import job_cost
     from spotctl.workflows.job_summary import describe
     from spotctl.workflows.shielded import shielded
+    from spotctl.workflows.visibility import internal_child
 
 NOTIFICATIONS = "notifications"
 """The patch under which a job with a webhook or an event_callback delivers its events."""
@@ -192,7 +193,8 @@ class EventOutbox:
                 await shielded(workflow.start_child_workflow(
                     JobEventsWorkflow.run, handoff, id=workflow_id, task_queue=info.task_queue,
                     parent_close_policy=ParentClosePolicy.ABANDON,
-                    static_summary=f"job {self._job_id}: {len(handoff.events)} undelivered events"))
+                    static_summary=f"job {self._job_id}: {len(handoff.events)} undelivered events",
+                    search_attributes=internal_child()))
             except WorkflowAlreadyStartedError:
                 continue
             workflow.logger.info("job %s: %d undelivered events handed to workflow %s", self._job_id,

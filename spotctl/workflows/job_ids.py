@@ -16,6 +16,12 @@ A job array (`launch --num-jobs N`) takes its N consecutive ids in one update,
 `allocate_block`: one round trip and one history event pair for 10,000 ids, never
 interleaved with another launch's, remembered under its request id like `allocate` (a retry
 gets the same block). A new handler: old histories never call it and replay unchanged.
+
+The allocator is not a job: it starts with Temporal's namespace-division search attribute
+(models.search_attributes.DIVISION), which keeps it out of the web UI's list of workflows. One
+started before that is given it by `hide` (an update the client sends when it finds the running
+allocator without it): a new handler, so old histories never call it and replay unchanged, and
+continue-as-new carries the attribute on.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from __future__ import annotations
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
+    from spotctl.models import search_attributes as sa
     from spotctl.workflows.allocator_state import AllocatorState
 
 ALLOCATOR_WORKFLOW_ID = "spotctl-job-id-allocator"
@@ -111,6 +118,15 @@ class JobIdAllocator:
         self._next_id = job_id
         for request_id in [r for r, given in self._recent.items() if given == job_id]:
             del self._recent[request_id]
+        return True
+
+    @workflow.update
+    def hide(self) -> bool:
+        """Take the allocator out of the web UI's list of jobs (models.search_attributes.DIVISION);
+        whether it was still in it. Idempotent: a second call changes nothing."""
+        if workflow.info().typed_search_attributes.get(sa.DIVISION) == sa.INTERNAL_DIVISION:
+            return False
+        workflow.upsert_search_attributes([sa.DIVISION.value_set(sa.INTERNAL_DIVISION)])
         return True
 
     @workflow.query

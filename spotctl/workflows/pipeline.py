@@ -46,11 +46,12 @@ with workflow.unsafe.imports_passed_through():
     from spotctl.policy import keep_last, known_sum
     from spotctl.workflows.event_outbox import EventOutbox
     from spotctl.workflows.handlers import StateAndCancel
+    from spotctl.workflows.job_end import end, ended_state
     from spotctl.workflows.job_summary import describe
     from spotctl.workflows.shielded import until_done
     from spotctl.workflows.spot_job import SpotJobWorkflow
     from spotctl.workflows.teardown import final_teardown, teardown_request
-    from spotctl.workflows.visibility import Visibility
+    from spotctl.workflows.visibility import Visibility, internal_child
 
 @workflow.defn(name=TASK_WORKFLOW)
 class SpotTaskWorkflow(SpotJobWorkflow):
@@ -181,7 +182,7 @@ class SpotPipelineWorkflow(StateAndCancel):
         earlier = {k: known_sum(getattr(row, k) for row in self._state.tasks) for k in ("earlier_cost", "earlier_ondemand")}
         self._outbox.record(self._state.model_copy(update={"history": every_attempt, **earlier}), previous)
         await self._outbox.finish()
-        return self._state
+        return await end(self._state)  # Failed or Canceled as the job (job_end.py)
 
     async def _run_task(self, spec: PipelineSpec, i: int, base: int) -> JobState:
         """Run task i as a child workflow to its end; a cancel meanwhile is passed on to it
@@ -196,7 +197,7 @@ class SpotPipelineWorkflow(StateAndCancel):
         handle = await self._start_child(workflow.start_child_workflow(
             SpotTaskWorkflow.run, child_spec, id=task_workflow_id(spec.job_id, i),
             task_queue=workflow.info().task_queue, parent_close_policy=ParentClosePolicy.REQUEST_CANCEL,
-            static_summary=label(i, len(spec.tasks), task_spec.task.name)))
+            static_summary=label(i, len(spec.tasks), task_spec.task.name), search_attributes=internal_child()))
         try:
             await workflow.wait_condition(lambda: handle.done() or self._cancel_requested)
         except asyncio.CancelledError:  # a Temporal cancel of the pipeline: stop the task the same way
@@ -211,7 +212,11 @@ class SpotPipelineWorkflow(StateAndCancel):
         self._running = None
         try:
             return handle.result()
-        except ChildWorkflowError as err:  # terminated or failed outside spotctl
+        except ChildWorkflowError as err:
+            ended = ended_state(err)
+            if ended is not None:  # the task failed or was cancelled (job_end.TRUE_ENDS): its last state
+                return ended
+            # terminated or failed outside spotctl
             return self._state.tasks[i].model_copy(update={
                 "status": JobStatus.FAILED_CONTROLLER, "failure_reason": f"task workflow: {describe(err)}",
                 "failure": JobFailure.of(f"task workflow: {describe(err)}"), "ended_at": workflow.now()})

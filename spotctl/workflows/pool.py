@@ -43,11 +43,13 @@ with workflow.unsafe.imports_passed_through():
         ReadyRequest,
         launch_queue,
     )
+    from spotctl.models import search_attributes as sa
     from spotctl.models.naming import job_workflow_id
     from spotctl.models.pool import (
         DOWN_CANCEL,
         DOWN_SIGNAL,
         GRANT_SIGNAL,
+        HIDE_SIGNAL,
         MAX_QUEUED,
         POOL_WORKFLOW,
         RELEASE_SIGNAL,
@@ -157,6 +159,14 @@ class SpotPoolWorkflow:
         if self._down != DOWN_CANCEL:  # cancel wins over drain
             self._down = mode
         self._changed = True
+
+    @workflow.signal(name=HIDE_SIGNAL)
+    def hide(self) -> None:
+        """Take the pool out of the web UI's list of jobs (a pool started before pools carried the
+        internal division). A new handler: old histories never call it and replay unchanged;
+        continue-as-new carries the attribute on."""
+        if workflow.info().typed_search_attributes.get(sa.DIVISION) != sa.INTERNAL_DIVISION:
+            workflow.upsert_search_attributes([sa.DIVISION.value_set(sa.INTERNAL_DIVISION)])
 
     @workflow.query(name=STATE_QUERY)
     def state(self) -> PoolState:

@@ -97,6 +97,7 @@ with workflow.unsafe.imports_passed_through():
     from spotctl.workflows.event_outbox import EventOutbox
     from spotctl.workflows.fleet_placement import LearnedOrder
     from spotctl.workflows.handlers import StateAndCancel
+    from spotctl.workflows.job_end import end
     from spotctl.workflows.job_summary import Cancelled, Finished, describe, error_type
     from spotctl.workflows.legacy.controller_v1 import ControllerV1
     from spotctl.workflows.pool_job import PoolAttempts
@@ -294,7 +295,7 @@ class SpotJobWorkflow(StateAndCancel):
                   exit_code=final.exit_code if final.exit_code is not None else self._state.exit_code,
                   ended_at=workflow.now(), detail=None, last_attempt=self._attempt)
         await self._outbox.finish()
-        return self._state
+        return await end(self._state, task=spec.task is not None)  # Failed or Canceled as the job (job_end.py)
 
     async def _run_v1(self, spec: JobSpec) -> JobState:
         """A job started by the first controller ends under it: frozen, composed, sharing only

@@ -10,13 +10,17 @@ from __future__ import annotations
 from typing import Any
 
 from temporalio import workflow
-from temporalio.common import SearchAttributeKey
+from temporalio.common import SearchAttributeKey, TypedSearchAttributes
 
 with workflow.unsafe.imports_passed_through():
     from spotctl.models import JobState
     from spotctl.models import search_attributes as sa
     from spotctl.policy import keep_last
     from spotctl.workflows.job_summary import details
+
+INTERNAL_CHILDREN = "internal-children"
+"""The patch that starts a pipeline's tasks and a job's events hand-off with the internal
+namespace division (models.search_attributes.DIVISION): out of the web UI's list of jobs."""
 
 MEMO_HISTORY = 10
 """Attempt records in the memo while the job runs (all kept ones once it ended): the memo is
@@ -46,3 +50,9 @@ class Visibility:
             workflow.upsert_memo({"state": memo})
             self._memo = memo
         workflow.set_current_details(details(s))
+
+
+def internal_child() -> TypedSearchAttributes | None:
+    """The search attributes of a child workflow that is not a job (a pipeline's task, an events
+    hand-off): the internal division, under INTERNAL_CHILDREN (none before it, as recorded)."""
+    return sa.internal_attributes() if workflow.patched(INTERNAL_CHILDREN) else None

@@ -43,6 +43,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
 from click.testing import CliRunner  # noqa: E402
+from temporalio.common import SearchAttributePair, TypedSearchAttributes  # noqa: E402
 
 from spotctl.cli.main import cli  # noqa: E402
 from spotctl.client import SpotClient, workflow_id  # noqa: E402
@@ -50,9 +51,19 @@ from spotctl.clouds.local import LocalCloud  # noqa: E402
 from spotctl.config import load_settings  # noqa: E402
 from spotctl.embedded import EmbeddedServer  # noqa: E402
 from spotctl.launch import Overrides, plan  # noqa: E402
-from spotctl.models import AttemptRecord, CarriedState, JobState, JobStatus, cluster_name  # noqa: E402
+from spotctl.models import (  # noqa: E402
+    TASK_QUEUE,
+    AttemptRecord,
+    CarriedState,
+    JobState,
+    JobStatus,
+    cluster_name,
+)
+from spotctl.models import search_attributes as sa  # noqa: E402
 from spotctl.models.array import array_workflow_id  # noqa: E402
-from spotctl.workflows import ALLOCATOR_WORKFLOW_ID  # noqa: E402
+from spotctl.models.pool import POOL_WORKFLOW, pool_workflow_id  # noqa: E402
+from spotctl.workflows import ALLOCATOR_WORKFLOW_ID, JobIdAllocator  # noqa: E402
+from spotctl.workflows.allocator_state import AllocatorState  # noqa: E402
 
 from conftest import spotctl_env  # noqa: E402
 
@@ -408,6 +419,22 @@ def main() -> None:
             wait_status(job_id, "CANCELLED")
             children["pipeline_cancelled"] = 1  # the second task never started
 
+        # An allocator started before internal workflows left the web UI's list (no namespace
+        # division): the client's `hide` update gives it the division, and it counts on.
+        if want("allocator_hidden"):
+            async def allocator_from_before() -> str:
+                client = await SpotClient.connect(settings)
+                handle = await client.temporal.start_workflow(
+                    JobIdAllocator.run, AllocatorState(next_id=7), id=f"{ALLOCATOR_WORKFLOW_ID}-from-before",
+                    task_queue=TASK_QUEUE)
+                await handle.execute_update(JobIdAllocator.allocate, args=["before", 0])
+                assert await handle.execute_update(JobIdAllocator.hide) is True
+                assert await handle.execute_update(JobIdAllocator.hide) is False
+                await handle.execute_update(JobIdAllocator.allocate, args=["after", 0])
+                await handle.terminate("recorded")
+                return handle.id
+            others["allocator_hidden"] = asyncio.run(allocator_from_before())
+
         # A cluster preempted before it ran (GCE's spot stock-out): a backoff round, then it runs.
         if want("died_before_ready_backoff"):
             set_regions(provision_delay_s=30)
@@ -511,6 +538,33 @@ def main() -> None:
             wait_status(job_id, "CANCELLED", 60)
             cli_ok("pool", "down", "rec", "--cancel", "-y")
             others["pool_workflow"] = "spotctl-pool-rec"
+
+        # A pool started before pools carried the internal namespace division (as `pool apply`
+        # started one then): the client's first look at it (`pool status`) signals `pool-hide`.
+        if want("pool_hidden"):
+            import spotctl.cli.pool as pool_cli
+
+            async def start_as_before(client, spec) -> None:
+                await client.start_workflow(
+                    POOL_WORKFLOW, spec, id=pool_workflow_id(spec.name), task_queue=TASK_QUEUE,
+                    search_attributes=TypedSearchAttributes([SearchAttributePair(sa.JOB_ID, spec.job.job_id),
+                                                             SearchAttributePair(sa.JOB_NAME, spec.name)]))
+
+            async def hidden() -> bool:
+                client = await SpotClient.connect(settings)
+                desc = await client.temporal.get_workflow_handle(pool_workflow_id("before")).describe()
+                return desc.typed_search_attributes.get(sa.DIVISION) == sa.INTERNAL_DIVISION
+
+            pool_cli.start_pool, start_pool = start_as_before, pool_cli.start_pool
+            try:
+                apply_pool("before")
+            finally:
+                pool_cli.start_pool = start_pool
+            assert not asyncio.run(hidden())
+            cli_ok("pool", "status", "before")
+            wait_for("the pool hidden", lambda: asyncio.run(hidden()), 30)
+            cli_ok("pool", "down", "before", "--cancel", "-y")
+            others["pool_hidden"] = pool_workflow_id("before")
 
         # A job waiting for a pool's worker whose priority is raised (the `pool-priority` patch):
         # it asks the pool again, same attempt, and is served first.
