@@ -18,6 +18,7 @@ import textwrap
 import time
 import urllib.error
 import urllib.request
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +32,7 @@ from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.ui import WebDriverWait
+from test_deadlines import deadline_task
 
 from conftest import REPO, Spot, _leftovers
 
@@ -332,6 +334,42 @@ def test_fleet_page_shows_a_pool_and_its_workers(dashboard: Dashboard, browser: 
     finally:
         result = spot.run("pool", "down", "dash", "--cancel", "-y")
         assert result.exit_code == 0 and "is down" in result.output, result.output
+
+
+def test_job_page_shows_a_deadline_its_slack_and_the_switch(dashboard: Dashboard, browser: WebDriver, spot: Spot,
+                                                           tmp_path: Path) -> None:
+    """A deadline job preempted on spot until its slack no longer covers a restart, then moved to
+    on-demand (tests/test_deadlines.py's scenario): its page shows the deadline, the slack, the
+    markets and the switch with its reason."""
+    bucket = f"dash-due-{uuid.uuid4().hex[:8]}"
+    try:
+        job_id = spot.launch_detached(deadline_task(tmp_path, bucket))
+        attempt, job = 1, {}
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            job = spot.wait_running(job_id, attempt, timeout=30)
+            if job["market"] == "on-demand":
+                break
+            time.sleep(0.8)
+            assert spot.run("debug", "preempt", str(job_id), "--notice", "0").exit_code == 0
+            attempt += 1
+        assert job.get("market") == "on-demand", job
+        spot.wait_status(job_id, "SUCCEEDED", timeout=WAIT_S)
+        open_page(browser, dashboard, f"/jobs/{job_id}")
+        wait_for(browser, "the job's status", lambda d: d.find_element(By.ID, "job-status").text == "SUCCEEDED")
+        said = browser.find_element(By.ID, "deadline").text
+        assert "market on-demand" in said and "slack" in said and "1 switch(es)" in said, said
+        events = browser.find_element(By.ID, "events").text
+        assert "market switch in" in events and "no longer covers a restart" in events, events
+        drawn = browser.execute_script("""
+            const c = Chart.getChart('timeline');
+            return Object.fromEntries(c.data.datasets.map(s => [s.label, s.data.length]));""")
+        assert drawn["on-demand"] == 1 and drawn["spot"] == attempt - 1 and drawn["market switch"] == 1, drawn
+        assert drawn["preemption"] == attempt - 1 and drawn["deadline"] >= 1, drawn
+        assert console_errors(browser, dashboard) == []
+        screenshot(browser, "job-deadline")
+    finally:
+        shutil.rmtree(spot.home / "local_buckets" / bucket, ignore_errors=True)
 
 
 def test_errors_are_one_line_on_the_page(dashboard: Dashboard, browser: WebDriver, jobs: Jobs) -> None:
