@@ -315,10 +315,12 @@ def test_a_release_sent_again_never_frees_a_worker_the_next_job_holds(spot_clean
         third = spot_clean.launch_detached("-p", "twice", job_file(tmp_path, "third", "echo third\n"))
         wait_pool(spot_clean, "twice", f"1 job(s) waiting for a worker, next: {third}")
 
+        seq = spot_clean.job(first)["last_attempt"]  # its request: the attempt it ran
+
         async def release_first_again() -> None:
             client = await connect(spot_clean.settings)
             await client.get_workflow_handle(pool_workflow_id("twice")).signal(
-                RELEASE_SIGNAL, PoolRelease(job_id=first, seq=spot_clean.job(first)["last_attempt"]))
+                RELEASE_SIGNAL, PoolRelease(job_id=first, seq=seq))
         asyncio.run(release_first_again())
         time.sleep(3)  # the pool has taken the signal (its workflow runs in well under that)
         out = wait_pool(spot_clean, "twice", f"1 job(s) waiting for a worker, next: {third}")
