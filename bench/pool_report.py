@@ -138,7 +138,11 @@ def section(r: dict, plotted: bool) -> str:
                            ("program end to release, mean", "program_end_to_release_mean_s"),
                            ("workers held by a job while jobs waited", "held_fraction"),
                            ("workers running a program while jobs waited", "program_fraction"),
-                           ("jobs/s, launch to last done", "jobs_per_s")):
+                           ("jobs/s, launch to last done", "jobs_per_s"),
+                           ("a worker's gap from one program's end to the next's start, mean", "worker_gap_mean_s"),
+                           ("a worker's gap, p50", "worker_gap_p50_s")):
+            if any(key not in st["pool"] for st in stages):
+                continue  # a run from before the script measured it
             fmt = "{:.1%}" if "fraction" in key else "{:.2f}"
             lines.append(f"| {label} | " + " | ".join(fmt.format(st["pool"][key]) for st in stages) + " |")
         lines.append("")

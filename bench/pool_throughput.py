@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import random
 import sys
 import threading
@@ -39,12 +40,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from fleet import Fleet, fleet  # noqa: E402
 from measures import pct  # noqa: E402
+from pool_counts import per_job  # noqa: E402
 
 from spotctl.client import SpotClient  # noqa: E402
 from spotctl.client.arrays import array_query  # noqa: E402
 from spotctl.client.pools import pool_state  # noqa: E402
 from spotctl.models import JobState, JobStatus  # noqa: E402
-from spotctl.models.pool import PoolRequest  # noqa: E402
+from spotctl.models.naming import job_workflow_id  # noqa: E402
+from spotctl.models.pool import PoolRequest, pool_workflow_id  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 POOL = "bench"
@@ -137,7 +140,7 @@ def runs_on(home: Path, job_s: float) -> dict[str, dict]:
         env_file = attempt / "env.json"
         env = json.loads(env_file.read_text()) if env_file.exists() else {}
         finished = stopped is None or stopped >= began + job_s
-        runs[f"{home.parent.name}/{jid}/{attempt.name}"] = {
+        runs[f"{home.parent.name}/{jid}/{attempt.name}"] = {"worker": home.parent.name,
             "job": jid, "rank": env.get("SKYPILOT_JOB_RANK"), "began": began,
             "ended": began + job_s if finished else stopped, "finished": finished}
     return runs
@@ -166,6 +169,7 @@ def analyse(jobs: list[JobState], runs: list[dict], high_ids: set[int], workers:
     first_high = min((last[j][0] for j in last if j in high_ids), default=float("nan"))
     last_high = max((last[j][0] for j in last if j in high_ids), default=float("nan"))
     low_between = sum(1 for j in last if j not in high_ids and first_high < last[j][0] < last_high)
+    gaps = worker_gaps(runs, w0, w1)
     return {
         "window_s": window, "held_fraction": held / (workers * window), "program_fraction": prog / (workers * window),
         "overhead_mean_s": mean(overhead), "overhead_p50_s": pct(overhead, 0.5), "overhead_p95_s": pct(overhead, 0.95),
@@ -175,7 +179,26 @@ def analyse(jobs: list[JobState], runs: list[dict], high_ids: set[int], workers:
         "high_last_grant_index": high_at[-1] if high_at else None,
         "low_granted_between_first_and_last_high": low_between,
         "end": max(ts(j.ended_at) for j in jobs), "first_grant": first_grant,
+        "worker_gap_mean_s": mean(gaps) if gaps else float("nan"), "worker_gap_p50_s": pct(gaps, 0.5),
+        "worker_gap_p95_s": pct(gaps, 0.95), "worker_gaps": len(gaps),
     }
+
+
+def worker_gaps(runs: list[dict], w0: float, w1: float) -> list[float]:
+    """The worker's own view of the overhead per job: on each worker, from one program's end
+    to the next program's start, for the hand-overs inside [w0, w1] (jobs waiting all along),
+    whoever gave the worker back (the job's monitor or its workflow) and however late the
+    jobs' own records are written."""
+    by_worker: dict[str, list[dict]] = {}
+    for r in runs:
+        by_worker.setdefault(r.get("worker", ""), []).append(r)
+    gaps = []
+    for rs in by_worker.values():
+        rs.sort(key=lambda r: r["began"])
+        for a, b in zip(rs, rs[1:], strict=False):
+            if a["finished"] and w0 <= a["ended"] and b["began"] <= w1:
+                gaps.append(b["began"] - a["ended"])
+    return gaps
 
 
 def sample(f: Fleet, client: SpotClient, pool_id: int, stop: asyncio.Event, out: list[dict]) -> asyncio.Task:
@@ -200,6 +223,7 @@ def sample(f: Fleet, client: SpotClient, pool_id: int, stop: asyncio.Event, out:
 async def run(f: Fleet, a: argparse.Namespace, workdir: Path) -> dict:
     client = await SpotClient.connect(f.settings)
     result: dict = {"jobs": a.jobs, "high_jobs": a.jobs // 10, "workers": a.workers, "job_s": a.job_s,
+                    "worker_processes": a.worker_processes, "load_before": os.getloadavg(),
                     "started": datetime.now().isoformat(timespec="seconds")}
     if a.ordinary:
         print(f"anchor: {a.ordinary} ordinary jobs", flush=True)
@@ -260,6 +284,9 @@ async def run(f: Fleet, a: argparse.Namespace, workdir: Path) -> dict:
     result["pool"]["steady_jobs_per_s"] = total / (result["pool"]["end"] - result["pool"]["first_grant"])
     result["pool"]["ideal_jobs_per_s"] = a.workers / a.job_s
     result["preempted"] = preempted
+    sample_ids = sorted(j.job_id for j in jobs)[:: max(1, total // a.count_sample)]
+    result["counts_per_job"] = await per_job(client.temporal, [job_workflow_id(i) for i in sample_ids],
+                                             pool_workflow_id(POOL), total)
     states = [j.status for j in jobs]
     recoveries = sum(j.recoveries for j in jobs)
     finished: dict[int, int] = {}
@@ -322,6 +349,8 @@ def main() -> int:
     p.add_argument("--job-s", type=float, default=10.0, help="each job's program, seconds")
     p.add_argument("--ordinary", type=int, default=200, help="ordinary jobs in the anchor (0: none)")
     p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--worker-processes", type=int, default=1, help="`spotctl worker` processes (bench/fleet.py)")
+    p.add_argument("--count-sample", type=int, default=50, help="jobs whose histories are counted")
     p.add_argument("--quick", action="store_true", help="100 jobs, 20 workers, 3 s jobs, 20 ordinary; prints only")
     p.add_argument("--out", type=Path, default=ROOT / "bench" / "pool_throughput.json")
     p.add_argument("--no-report", action="store_true", help="do not write BENCHMARKS.md and the plot")
@@ -330,7 +359,7 @@ def main() -> int:
     a = p.parse_args()
     if a.quick:
         a.jobs, a.workers, a.job_s, a.ordinary = 100, 20, 3.0, 20
-    with fleet(workers=1, run_s=a.job_s, lines_per_s=0.5) as f:
+    with fleet(workers=a.worker_processes, run_s=a.job_s, lines_per_s=0.5) as f:
         workdir = Path(f.settings.home) / "bench-files"
         workdir.mkdir()
         write_files(workdir, a.job_s)

@@ -7,7 +7,10 @@ from __future__ import annotations
 import asyncio
 import time
 
+from spotctl.activities.deps import Deps
 from spotctl.activities.loop_pressure import MAX_SLOWDOWN, LoopPressure
+from spotctl.activities.watch import poll_pace_s
+from spotctl.config import Settings
 
 
 async def _until(check, timeout: float) -> bool:
@@ -42,3 +45,13 @@ async def test_slows_down_while_the_loop_runs_late_and_recovers() -> None:
     assert pressure._probe is None and pressure.slowdown() == 1.0
     await asyncio.sleep(0.01)
     assert not [t for t in asyncio.all_tasks() if t.get_name() == "spotctl-loop-pressure"]  # all_tasks: pending ones
+
+
+async def test_a_pool_jobs_exit_polls_keep_the_budgets_pace_while_the_loop_runs_late(settings: Settings) -> None:
+    """A pool job's exit seen late holds a worker other jobs wait for: its polls take the node-
+    poll budget's share but not the brake (watch.poll_pace_s); an ordinary job's take both."""
+    deps = Deps(settings, node_polls_per_s=100.0)
+    deps.watching = 50  # 50 phases share 100 polls a second: each every 0.5 s
+    deps.pressure.lag_s = 10.0  # a loop running far behind: the brake at its most
+    assert poll_pace_s(deps, brake=False) == 0.5
+    assert poll_pace_s(deps) == 0.5 * MAX_SLOWDOWN

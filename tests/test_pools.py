@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from spotctl.client import connect
-from spotctl.models.pool import PoolRequest
+from spotctl.models.pool import RELEASE_SIGNAL, PoolRelease, PoolRequest, pool_workflow_id
 from spotctl.worker.sweeper import SweepReport, sweep_once
 
 from conftest import Spot
@@ -296,3 +296,40 @@ def test_set_priority_moves_a_job_waiting_for_a_worker(spot_clean: Spot, tmp_pat
         assert order.read_text().split() == ["newer", "older"]
     finally:
         down(spot_clean, "line")
+
+
+def test_a_release_sent_again_never_frees_a_worker_the_next_job_holds(spot_clean: Spot, tmp_path: Path) -> None:
+    """A pool job's monitor gives the worker back as its program ends (pool-early-release); a
+    retried monitor sends that release again, maybe once the worker runs the next job. The
+    pool must neither free the worker under that job nor hand it to a third: one job a worker."""
+    assert spot_clean.run("pool", "apply", "-p", "twice", pool_file(tmp_path, tmp_path / "s", "workers: 1"),
+                          "-y").exit_code == 0
+    try:
+        first = spot_clean.launch_detached("-p", "twice", job_file(tmp_path, "first", "echo first\n"))
+        assert spot_clean.wait_status(first, "SUCCEEDED", "FAILED", timeout=90)["status"] == "SUCCEEDED"
+        gate = tmp_path / "gate"
+        busy = spot_clean.launch_detached("-p", "twice", job_file(tmp_path, "busy", f"""
+            while [ ! -e {gate} ]; do sleep 0.1; done
+            """))
+        spot_clean.wait_running(busy, 1, timeout=90)
+        third = spot_clean.launch_detached("-p", "twice", job_file(tmp_path, "third", "echo third\n"))
+        wait_pool(spot_clean, "twice", f"1 job(s) waiting for a worker, next: {third}")
+
+        seq = spot_clean.job(first)["last_attempt"]  # its request: the attempt it ran
+
+        async def release_first_again() -> None:
+            client = await connect(spot_clean.settings)
+            await client.get_workflow_handle(pool_workflow_id("twice")).signal(
+                RELEASE_SIGNAL, PoolRelease(job_id=first, seq=seq))
+        asyncio.run(release_first_again())
+        time.sleep(3)  # the pool has taken the signal (its workflow runs in well under that)
+        out = wait_pool(spot_clean, "twice", f"1 job(s) waiting for a worker, next: {third}")
+        [held] = [line for line in out.splitlines() if " busy " in line]
+        assert f" {busy} " in held, out  # still the busy job's
+        assert spot_clean.job(third)["status"] == "PENDING"
+        assert spot_clean.job(busy)["status"] == "RUNNING"
+        gate.touch()
+        for job_id in (busy, third):
+            assert spot_clean.wait_status(job_id, "SUCCEEDED", "FAILED", timeout=90)["status"] == "SUCCEEDED"
+    finally:
+        down(spot_clean, "twice")

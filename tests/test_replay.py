@@ -321,6 +321,17 @@ def test_a_history_covers_a_pool_job_started_with_one_activity() -> None:
     assert '"name":"start_run"' in text and '"name":"setup"' not in text
 
 
+def test_a_history_covers_a_pool_job_released_by_its_monitor() -> None:
+    """A job on a pool whose monitor gave the worker back itself as the program ended
+    (`pool-early-release`): its workflow sends no release signal of its own."""
+    path = HISTORY_DIR / "v2_pool_early_release.json"
+    assert path.exists(), "record it: python tests/histories/record.py pool_early_release=pool_early_release"
+    markers = _markers(path)
+    assert "\"pools\"" in markers and "\"pool-early-release\"" in markers, markers
+    text = path.read_text()
+    assert '"signalName":"pool-request"' in text and '"signalName":"pool-release"' not in text
+
+
 def test_a_history_covers_a_pool_granting_while_it_hands_over() -> None:
     """A pool whose run waits to continue as new (a worker being made) and meanwhile still hands
     freed workers to waiting jobs (`pool-handover-grants`): grants after the marker, then the

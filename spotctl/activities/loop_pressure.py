@@ -4,7 +4,9 @@ A worker with 1,000 running jobs spends most of its CPU on node polls (new log l
 exit codes, `worker.node_polls_per_s`). When preemptions come in a burst, the same interpreter
 must also record them, tear down and relaunch; with polls at full pace those wait behind them
 (BENCHMARKS.md: detection at N = 1,000). A preemption is seen by the batched liveness call,
-not by node polls, so polls can slow down without a job losing anything but log latency.
+not by node polls, so polls can slow down without a job losing anything but log latency
+(but for a pool job, whose exit seen late holds a worker other jobs wait for: its polls keep
+the budget's pace, watch.poll_pace_s).
 
 A probe sleeps a quarter second at a time and measures how late it wakes (asyncio's
 scheduling lag, which grows when the interpreter is busy: every activity and every workflow

@@ -12,6 +12,7 @@ from spotctl.activities.drain import until_worker_drains
 from spotctl.activities.fleet import note_preempted
 from spotctl.activities.heartbeat import heartbeating
 from spotctl.activities.node import MAX_PROGRESS_BYTES, PROGRESS_FILE, Node, nodes_of, progress_of
+from spotctl.activities.pool_release import release_early
 from spotctl.activities.watch import STOP_GRACE_S, NodeStopper, wait_for_phase
 from spotctl.models import PREEMPTED_ERROR, ActivityNames, AttemptRef, RunOutcome
 
@@ -25,7 +26,8 @@ class MonitorActivities:
         """Long-running; heartbeats from a background task. Returns the exit codes, or raises
         a non-retryable `Preempted` ApplicationError when the cloud says an instance is gone.
         A retry after a worker crash, or on another worker when this one drains (drain.py),
-        re-attaches to the same program (it is never restarted)."""
+        re-attaches to the same program (it is never restarted). A pool job's worker is given
+        back to its pool here, as soon as the program's end is seen (pool_release.py)."""
         nodes = nodes_of(ref, self.deps.cloud(ref.cluster.cloud).runner)
         stopper = NodeStopper(STOP_GRACE_S)
         try:
@@ -39,7 +41,8 @@ class MonitorActivities:
                 if ref.job.deadline is not None:
                     raise await _with_progress(err, nodes) from None
             raise
-        return RunOutcome(exit_codes=codes, first_failed_rank=stopper.first_failed)
+        released = await release_early(ref)
+        return RunOutcome(exit_codes=codes, first_failed_rank=stopper.first_failed, released=released)
 
 
 async def _with_progress(err: ApplicationError, nodes: list[Node]) -> ApplicationError:

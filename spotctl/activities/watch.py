@@ -217,18 +217,22 @@ async def wait_for_phase(deps: Deps, ref: AttemptRef, nodes: list[Node], phase: 
         deps.pressure.unwatch()
 
 
-def poll_pace_s(deps: Deps) -> float:
+def poll_pace_s(deps: Deps, *, brake: bool = True) -> float:
     """The least time between two polls of one phase: the worker's node-poll budget shared by
     every watched phase, stretched while the event loop runs late (loop_pressure.py), so a
-    burst of recoveries is not queued behind log shipping."""
-    return deps.watching / (deps.node_polls_per_s or 1.0) * deps.pressure.slowdown()  # set in Deps.__post_init__
+    burst of recoveries is not queued behind log shipping. Without `brake` (a pool job, whose
+    exit frees a worker other jobs wait for: seeing it late is lost throughput, not just log
+    latency) the budget's share alone."""
+    share = deps.watching / (deps.node_polls_per_s or 1.0)  # set in Deps.__post_init__
+    return share * deps.pressure.slowdown() if brake else share
 
 
 async def _poll_until_ended(deps: Deps, ref: AttemptRef, nodes: list[Node], phase: str,
                             progress: Progress, stopper: NodeStopper | None, *, quiet_backoff: bool = True) -> list[int]:
     """The poll loop of wait_for_phase. Without `quiet_backoff` (a job on a pool: its worker
     waits, held and idle, until its exit is seen) a quiet program is polled as often as the
-    worker's poll budget allows (poll_pace_s), not less and less often."""
+    worker's poll budget allows (poll_pace_s), not less and less often, nor slower while the
+    event loop runs late."""
     codes: dict[int, int] = {}
     interval = deps.cloud(ref.cluster.cloud).liveness_interval_s
     last_liveness = last_lost_check = time.monotonic()
@@ -297,7 +301,8 @@ async def _poll_until_ended(deps: Deps, ref: AttemptRef, nodes: list[Node], phas
         # And with many phases watched, each is polled less often (node_polls_per_s in all).
         delay = deps.poll_interval_s if active or not quiet_backoff else min(delay * 1.5, deps.max_poll_interval_s)
         # Woken by a death: the next round checks at once (it ships the last bytes first).
-        dead_seen = await watcher.sleep_unless_dead(ref.cluster.instance_ids, max(delay, poll_pace_s(deps)))
+        pace = poll_pace_s(deps, brake=quiet_backoff)
+        dead_seen = await watcher.sleep_unless_dead(ref.cluster.instance_ids, max(delay, pace))
 
 
 async def _settle_lost(deps: Deps, ref: AttemptRef, nodes: list[Node], phase: str, codes: dict[int, int],

@@ -111,6 +111,9 @@ class RunOutcome(BaseModel):
     exit_codes: list[int]
     first_failed_rank: int | None = None
     """The node that failed first (the others may then have been stopped by spotctl)."""
+    released: bool = False
+    """A pool job's worker was given back to its pool by the monitor itself, the moment the
+    program's end was seen (activities/pool_release.py): the workflow need not send it."""
 
     @property
     def exit_code(self) -> int:

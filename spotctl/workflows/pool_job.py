@@ -14,7 +14,8 @@ monitor, as any job.
     cancel: the program is stopped on the worker (stop_run), the worker given back at once
 
 The worker is given back (RELEASE_SIGNAL) on every way out of an attempt, so it never runs two
-jobs; the job never runs twice at once: a new request is made only once the last attempt's
+jobs (when the program exits, by the monitor itself as it sees the end: pool-early-release);
+the job never runs twice at once: a new request is made only once the last attempt's
 program is known to be over (its exit code read, its worker gone, or stop_run returned).
 Only the job's ephemeral buckets are deleted at its end: the worker is the pool's.
 Deterministic, no I/O; every command here is behind the POOLS_PATCH branch of SpotJobWorkflow.
@@ -61,6 +62,11 @@ POOL_QUICK_START = "pool-quick-start"
 """The patch that starts a job on its worker with one activity, start_run preparing the node
 itself (AttemptRef.prepare: agent, envs), instead of setup then start_run: the worker runs the
 job's program one activity round trip sooner (bench/pool_throughput.py)."""
+POOL_EARLY_RELEASE = "pool-early-release"
+"""The patch that sends no release once the monitor says it gave the worker back itself
+(RunOutcome.released, activities/pool_release.py): the worker is freed the moment the program's
+end is seen, not after the monitor's result, a workflow task and a signal; and the job's and
+the pool's workflows each run a signal and a workflow task fewer per job."""
 
 
 class PoolAttempts:
@@ -112,7 +118,10 @@ class PoolAttempts:
             except BaseException:  # cancelled (or a bug): the program stops, the worker goes back
                 await self._give_back(ref, stop=started)
                 raise
-            await self._release(lost=False)
+            if outcome.released and workflow.patched(POOL_EARLY_RELEASE):
+                self.held = None  # the monitor gave the worker back as the program ended
+            else:
+                await self._release(lost=False)
             code = outcome.exit_code
             if job._exited(code):
                 return

@@ -595,6 +595,16 @@ def main() -> None:
             wait_status(job_id, "SUCCEEDED", 90)
             cli_ok("pool", "down", "quick", "--cancel", "-y")
 
+        # A job whose monitor gives its worker back itself as the program ends (the
+        # `pool-early-release` patch: the workflow sends no release of its own), run to its end.
+        if want("pool_early_release"):
+            early_yaml = home / "early.yaml"
+            early_yaml.write_text("name: early\nrun: echo rank $SKYPILOT_JOB_RANK; sleep 1\n")
+            apply_pool("early")
+            job_id = ids["pool_early_release"] = launch("launch", "-y", "-d", "-p", "early", str(early_yaml))
+            wait_status(job_id, "SUCCEEDED", 90)
+            cli_ok("pool", "down", "early", "--cancel", "-y")
+
         # A pool that continues as new while its jobs flow (the `pool-handover-grants` patch: it
         # keeps handing freed workers to waiting jobs while the run waits for a worker being made).
         if want("pool_handover"):
