@@ -56,6 +56,18 @@ def test_the_shipped_catalog_says_its_basis_and_age_in_dry_run_and_show(tmp_path
     assert not (tmp_path / "home" / "catalog").exists()  # looking makes no file
 
 
+def test_the_launch_question_dates_the_price_it_quotes(tmp_path: Path) -> None:
+    """Without -y, launch asks at a price: the line before the question says how old it is."""
+    env = {"SPOTCTL_HOME": str(tmp_path / "home"), "SPOTCTL_CLOUDS": "local,gcp",
+           "SPOTCTL_GCP_ENDPOINT": "http://127.0.0.1:9"}  # an emulator's: anonymous credentials, no call made
+    result = CliRunner().invoke(cli, ["launch", "--cloud", "gcp", "-t", "n2-standard-4", "--region", "us-central1",
+                                      "echo hi"], env=env, input="n\n")
+    assert result.exit_code == 1 and "Proceed?" in result.stderr, result.output
+    said = flat(result.stderr)
+    assert f"Prices: gcp: shipped catalog, 2024 basis, {SHIPPED_AGE}+ days old" in said
+    assert said.index("Prices: gcp") < said.index("Proceed?")
+
+
 def refreshed_n2(home: Path, spot: float, ondemand: float, fetched: datetime | None = None) -> Path:
     offers = [o.model_copy(update={"spot_price": spot, "ondemand_price": ondemand}) for o in load_offerings("gcp")]
     return write_refreshed(home, "gcp", offers, source="the Cloud Billing Catalog (Compute Engine SKUs)",

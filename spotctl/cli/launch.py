@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 
 import click
 import yaml
+from rich.console import Console
 from rich.markup import escape
 
 from spotctl.cli.arrays import check_num_jobs, check_priority, launch_array, wait_submitted
@@ -73,8 +74,7 @@ def _print_plan(p: Plan, s: Settings, heading: str = "Task") -> None:
     console.print(f"      {'where':<32} {'type':<16} {'market':<9} {'price':>10}   {'spot':>9} {'on-demand':>10}",
                   markup=False)
     _print_candidates(p, p.candidates)
-    for line in price_age_lines({c.cloud for c in [*p.candidates, *p.ondemand_candidates]}, s.home):
-        console.print(f"Prices: {line}", markup=False, soft_wrap=True)
+    _print_price_ages(console, p, s)
     for line in fleet_lines(p, s):
         console.print(line, markup=False)
     if p.ondemand_candidates:
@@ -105,6 +105,13 @@ def _print_candidates(p: Plan, candidates: list[Candidate]) -> None:
         spot, ondemand = p.prices.get((c.cloud, c.region, c.zone, c.instance_type), (None, None))
         console.print(f"  {i:>2}. {c.location:<32} {c.instance_type:<16} {market:<9} ${c.price:.4f}/h"
                       f"   {_usd(spot):>9} {_usd(ondemand):>10}", markup=False)
+
+
+def _print_price_ages(out: Console, p: Plan, s: Settings) -> None:
+    """Where the prices shown come from and how old they are, one line per cloud (dry-run, and
+    before the launch's question, which quotes a price)."""
+    for line in price_age_lines({c.cloud for c in [*p.candidates, *p.ondemand_candidates]}, s.home):
+        out.print(f"Prices: {line}", markup=False, soft_wrap=True)
 
 
 def _warn_inline_secrets(keys: list[str]) -> None:
@@ -262,6 +269,7 @@ async def launch(entrypoint: str, name: str | None, detach: bool, async_: bool, 
     for line in p.unsupported:
         err_console.print(f"[yellow]Warning:[/yellow] {escape(safe(line))}", markup=True)
     if not yes:
+        _print_price_ages(err_console, p, s)  # the figures the question quotes, dated
         best = p.candidates[0]
         what = f"pipeline of {len(p.task_plans)} tasks, the first" if p.is_pipeline else "managed job"
         what = f"array of {num_jobs} managed jobs" if num_jobs is not None else what
