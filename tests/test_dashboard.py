@@ -306,6 +306,8 @@ def test_fleet_page_shows_spend_zones_and_pools(dashboard: Dashboard, browser: W
     spend = browser.execute_script("return Chart.getChart('spend').data.datasets.map(s => s.data.at(-1).y);")
     assert 0 < spend[0] < spend[1], spend
     assert "No pool runs" in browser.find_element(By.ID, "pools").text
+    prices = browser.find_element(By.ID, "prices").text  # where the costs' prices come from, dated
+    assert "Prices: local: the cloud's own prices (its config)" in prices, prices
     assert console_errors(browser, dashboard) == []
     screenshot(browser, "fleet")
 

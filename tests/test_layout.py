@@ -44,7 +44,7 @@ ALLOWED: dict[str, set[str]] = {
     "launch": {"catalog", "clouds", "config", "models", "policy", "storage", "task"},
     "client": {"codec", "config", "models", "policy", "storage", "workflows"},
     "embedded": {"client", "codec", "config", "models", "node_agent", "notify"},
-    "dashboard": {"client", "clouds", "config", "fleet", "models", "policy"},  # `spotctl dashboard`'s web app
+    "dashboard": {"catalog", "client", "clouds", "config", "fleet", "models", "policy"},  # `spotctl dashboard`'s web app
     "cli": {"catalog", "client", "clouds", "codec", "config", "dashboard", "embedded", "fleet", "launch", "models",
             "policy", "storage", "task", "worker"},
 }

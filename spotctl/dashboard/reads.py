@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
+from spotctl.catalog import catalog_info, has_catalog
 from spotctl.client import (
     JobNotFound,
     PoolNotAnswering,
@@ -119,6 +120,13 @@ class Reader:
 
         return await self._bounded(f"reading job {job_id}'s log", work)
 
+    def _price_dates(self) -> list[str]:
+        """Where each enabled cloud's prices come from and how old they are (`launch --dry-run`'s
+        lines): the costs on these pages are only as true as those figures."""
+        today = datetime.now(UTC).date()
+        return [catalog_info(c, self.settings.home).line(today) if has_catalog(c)
+                else f"{c}: the cloud's own prices (its config), no catalog" for c in self.settings.clouds]
+
     async def fleet(self) -> dict[str, Any]:
         async def events() -> list:
             try:
@@ -151,14 +159,14 @@ class Reader:
             page = await self.client.page_jobs(None, limit=FLEET_JOBS)
             now = datetime.now(UTC)
             prices = await self._prices(page.jobs)
-            found, listed = await asyncio.gather(events(), pools())
+            found, listed, dated = await asyncio.gather(events(), pools(), asyncio.to_thread(self._price_dates))
             by_status: dict[str, int] = {}
             for j in page.jobs:
                 by_status[j.status.value] = by_status.get(j.status.value, 0) + 1
             return {
                 "now": now.isoformat(), "jobs": len(page.jobs), "total": page.total,
                 "spend": views.spend_series(page.jobs, now, prices), "zones": views.zone_counts(found),
-                "horizon_h": HORIZON / timedelta(hours=1), "pools": listed,
+                "horizon_h": HORIZON / timedelta(hours=1), "pools": listed, "prices": dated,
                 "by_status": [{"status": s.value, "count": by_status[s.value]} for s in JobStatus if s.value in by_status],
             }
 

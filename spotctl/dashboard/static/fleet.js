@@ -80,6 +80,7 @@ document.addEventListener("DOMContentLoaded", async () => {
     document.getElementById("summary").textContent =
       `The newest ${data.jobs} of ${data.total} job(s): ${counts || "none"}.` +
       (last ? ` Spent ${usd(last.cost)} against ${usd(last.ondemand)} on demand.` : "");
+    document.getElementById("prices").replaceChildren(...data.prices.map((line) => el("li", {}, `Prices: ${line}`)));
     renderSpend(data);
     renderZones(data);
     renderPools(data);
