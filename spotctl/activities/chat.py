@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import math
 from datetime import timedelta
-from urllib.parse import urlsplit
 
 from temporalio.exceptions import ApplicationError
 
@@ -23,11 +22,11 @@ from spotctl.activities.http_post import BadUrl, NotHttp, post
 from spotctl.activities.webhook import (
     ANSWER_SNIPPET_CHARS,
     MAX_ANSWER_BYTES,
-    MAX_POST_TIMEOUT_S,
     MAX_RETRY_AFTER_S,
     RETRIED_STATUSES,
     WebhookUnavailable,
     _why_no_answer,
+    checked_post,
     scrubbed,
     shown_url,
 )
@@ -97,14 +96,7 @@ async def post_chat(req: ChatRequest, default_link_base: str | None) -> int:
     ChatUnavailable (retry) or CHAT_REJECTED_ERROR (never)."""
     kind, url = req.target.kind, req.target.webhook_url
     shown = shown_url(url)
-    try:
-        scheme = urlsplit(url).scheme.lower()
-    except ValueError:
-        scheme = ""
-    if scheme not in ("http", "https"):
-        raise ApplicationError(f"{kind} webhook {shown}: not an http(s) URL", type=CHAT_REJECTED_ERROR,
-                               non_retryable=True)
-    timeout_s = max(0.1, min(req.timeout_s, MAX_POST_TIMEOUT_S))
+    timeout_s = checked_post(url, f"{kind} webhook", CHAT_REJECTED_ERROR, req.timeout_s)
     body = json.dumps(chat_body(req.target, req.event, link_for(req.event, req.link, default_link_base))).encode()
     headers = {"Content-Type": "application/json", "User-Agent": "spotctl"}
     try:

@@ -52,6 +52,18 @@ def shown_url(url: str) -> str:
     return f"{parts.scheme or '?'}://{host}{port}/…"
 
 
+def checked_post(url: str, what: str, rejected: str, timeout_s: float) -> float:
+    """Refuse, for good, a URL that is not http(s) (`what` names it, its secrets never shown;
+    `rejected` is the named non-retryable error type); the attempt's deadline, capped."""
+    try:
+        scheme = urlsplit(url).scheme.lower()
+    except ValueError:
+        scheme = ""
+    if scheme not in ("http", "https"):
+        raise ApplicationError(f"{what} {shown_url(url)}: not an http(s) URL", type=rejected, non_retryable=True)
+    return max(0.1, min(timeout_s, MAX_POST_TIMEOUT_S))
+
+
 def scrubbed(text: str, url: str) -> str:
     """`text` without any secret part of `url` (exception texts may quote the URL)."""
     try:
@@ -111,14 +123,7 @@ async def post_event(req: WebhookRequest) -> int:
     """POST the event's JSON to the webhook once; its HTTP status when it took it. Raises
     WebhookUnavailable (retry) or WEBHOOK_REJECTED_ERROR (never)."""
     shown = shown_url(req.url)
-    try:
-        scheme = urlsplit(req.url).scheme.lower()
-    except ValueError:
-        scheme = ""
-    if scheme not in ("http", "https"):
-        raise ApplicationError(f"webhook {shown}: not an http(s) URL", type=WEBHOOK_REJECTED_ERROR,
-                               non_retryable=True)
-    timeout_s = max(0.1, min(req.timeout_s, MAX_POST_TIMEOUT_S))
+    timeout_s = checked_post(req.url, "webhook", WEBHOOK_REJECTED_ERROR, req.timeout_s)
     body = json.dumps(payload(req.event)).encode()
     try:
         answer = await post(req.url, body, _request_headers(req.event.event_id), timeout_s,
