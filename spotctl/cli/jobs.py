@@ -9,6 +9,7 @@ import click
 from rich.console import Console
 
 from spotctl.cli.arrays import array_footers, array_listing, arrays_to_cancel, cancel_array
+from spotctl.cli.catalog import price_age_lines
 from spotctl.cli.common import (
     EXIT_NOT_FINISHED,
     async_command,
@@ -114,6 +115,9 @@ async def status(job_ids: tuple[int, ...], show_all: bool, limit: int | None, sk
     if not jobs:
         console.print("No unfinished managed jobs." if skip_finished else "No managed jobs.")
         return
+    if show_all or verbose:  # the ON-DEMAND and SAVED figures are only as true as the catalog's prices
+        for line in price_age_lines({r.cloud for j in jobs for r in j.history}, s.home):
+            err_console.print(f"Prices: {line}", soft_wrap=True, markup=False)
     width = output_width()
     out = Console(highlight=False, width=width or UNLIMITED_WIDTH)
     if verbose:

@@ -92,6 +92,9 @@ def test_gcp_capacity_error_fails_over_to_the_next_zone(gcp_spot: Spot, fleets: 
     assert hits[0] >= 1
     assert inserted_zones(fleets) == ["us-central1-b"]
     assert "done 3" in logs(gcp_spot, job_id)
+    for flag in ("-a", "-v"):  # the ON-DEMAND and SAVED figures say where their prices come from, dated
+        shown = gcp_spot.run("status", flag, str(job_id))
+        assert shown.exit_code == 0 and "Prices: gcp: shipped catalog, 2024 basis" in shown.stderr, shown.output
 
 
 def test_gce_preemption_notice_gets_sigterm_and_loses_no_step(gcp_spot: Spot, fleets: Fleets, tmp_path: Path) -> None:
