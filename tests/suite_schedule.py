@@ -49,6 +49,7 @@ SECONDS: dict[str, float] = {
     "tests/test_economics_e2e.py": 62, "tests/test_local_trace.py": 20, "tests/test_job_ids.py": 18,
     "tests/test_launch_flags.py": 17, "tests/test_task_limits.py": 17, "tests/test_deadlines.py": 82,
     "tests/test_fleet_jobs.py": 24, "tests/test_economics.py": 17, "tests/test_dashboard.py": 60,
+    "tests/test_controller_counts.py": 55,
 }
 
 
