@@ -121,12 +121,12 @@ def test_no_such_attempt_or_job_exits_102(spot_clean: Spot) -> None:
         assert result.stdout == ""
     assert spot_clean.run("logs", str(job_id), "--attempt", "1").stdout == "done\n"
 
-    result = spot_clean.run("dashboard", "999999")
+    result = spot_clean.run("dashboard", "--temporal-ui", "999999")
     assert result.exit_code == EXIT_NOT_FOUND and "no job with id 999999" in result.stderr
     assert result.stdout == ""
-    result = spot_clean.run("dashboard", str(job_id))
+    result = spot_clean.run("dashboard", "--temporal-ui", str(job_id))
     assert result.exit_code == 0 and result.stdout.strip().endswith(f"/spotctl-job-{job_id}")
-    assert spot_clean.run("dashboard").exit_code == 0
+    assert spot_clean.run("dashboard", "--temporal-ui").exit_code == 0
 
 
 def test_status_after_server_stop_brings_it_back(tmp_path: Path) -> None:

@@ -240,7 +240,7 @@ def test_logs_and_cancel_of_unknown_job(spot_clean: Spot) -> None:
 
 def test_dashboard_prints_ui_address(spot_clean: Spot) -> None:
     job_id = spot_clean.launch_detached("true")  # a job that exists: `dashboard 999` exits 102
-    result = spot_clean.run("dashboard", str(job_id))
+    result = spot_clean.run("dashboard", "--temporal-ui", str(job_id))
     port = spot_clean.env["SPOTCTL_UI_PORT"]
     assert result.stdout.strip() == f"http://127.0.0.1:{port}/namespaces/default/workflows/spotctl-job-{job_id}"
     spot_clean.wait_status(job_id, "SUCCEEDED")

@@ -57,7 +57,7 @@ def test_quickstart_on_a_fresh_state_dir(tmp_path: Path) -> None:
         with urllib.request.urlopen(f"{ui}/api/v1/namespaces/default/workflows/spotctl-job-1", timeout=10) as resp:
             described = json.loads(resp.read())
         assert described["workflowExecutionInfo"]["type"]["name"] == "SpotJobWorkflow"
-        dashboard = spotctl(env, "dashboard", "1")
+        dashboard = spotctl(env, "dashboard", "--temporal-ui", "1")
         assert dashboard.stdout.strip() == f"{ui}/namespaces/default/workflows/spotctl-job-1"
     finally:
         stop = spotctl(env, "server", "stop")
