@@ -42,7 +42,9 @@ The rules (each violation names its module, line and rule):
 - module state: no `global` statement, and no function writing to a name bound at module level
   (item or attribute assignment, `del`, or a mutating method such as append, update, add, pop,
   setdefault): passed through, module state is shared by every workflow run in the process, so
-  a write would leak from one run, or one replay, into another. `cls.x = ...` is refused too.
+  a write would leak from one run, or one replay, into another. Class state likewise: no
+  `cls.x = ...` or `type(self).x = ...`, and no list, dict or set as a class attribute (but in
+  a pydantic model or a dataclass, which give each instance its own).
 - workflow.unsafe.sandbox_unrestricted: refused (it turns the remaining run-time checks off).
 - activities: a name imported from spotctl.activities is never called.
 
@@ -154,6 +156,19 @@ def _root(node: ast.expr) -> str | None:
     return node.id if isinstance(node, ast.Name) else None
 
 
+def _mutable(value: ast.expr) -> bool:
+    return isinstance(value, (ast.List, ast.Dict, ast.Set, ast.ListComp, ast.DictComp, ast.SetComp)) or (
+        isinstance(value, ast.Call) and ast.unparse(value.func) in ("list", "dict", "set", "defaultdict", "deque",
+                                                                    "Counter", "OrderedDict", "bytearray"))
+
+
+def _copies_defaults(cls: ast.ClassDef) -> bool:
+    """A pydantic model copies its field defaults into each instance (a dataclass refuses a
+    mutable one): their class-level lists and dicts are per instance, not shared."""
+    names = {ast.unparse(b) for b in cls.bases} | {ast.unparse(d) for d in cls.decorator_list}
+    return any(n.endswith(("BaseModel", "dataclass")) or n.startswith("dataclass(") for n in names)
+
+
 def _module_names(tree: ast.Module) -> set[str]:
     """Names bound at module level (assignments, imports, definitions), including inside
     module-level `with`, `if` and `try` blocks."""
@@ -249,6 +264,12 @@ def violations(source: str, module: str, is_package: bool = False) -> tuple[list
                 bad(node, f"calls {_root(func)}: activities are passed through for their typed references only "
                           "(run them with workflow.execute_activity*)")
 
+    for cls in ast.walk(tree):
+        if isinstance(cls, ast.ClassDef) and not _copies_defaults(cls):
+            for stmt in cls.body:
+                value = stmt.value if isinstance(stmt, (ast.Assign, ast.AnnAssign)) else None
+                if value is not None and _mutable(value):
+                    bad(stmt, f"a mutable class attribute in {cls.name}: class state is shared by every run")
     module_level = _module_names(tree)
     for fn in ast.walk(tree):
         if not isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
@@ -267,7 +288,8 @@ def violations(source: str, module: str, is_package: bool = False) -> tuple[list
                     root = _root(target)
                     if root in shared:
                         bad(sub, f"writes to module-level {root}: module state is shared by every run when passed through")
-                    elif root == "cls" and first_arg == "cls" and isinstance(target, ast.Attribute):
+                    elif (root == "cls" and first_arg == "cls" or "__class__" in ast.unparse(target)
+                          or "type(" in ast.unparse(target)) and isinstance(target, ast.Attribute):
                         bad(sub, "writes to the class (cls.x = ...): class state is shared by every run")
             if isinstance(sub, ast.Call) and isinstance(sub.func, ast.Attribute) and sub.func.attr in MUTATORS:
                 if isinstance(sub.func.value, (ast.Name, ast.Attribute, ast.Subscript)) and _root(sub.func.value) in shared:
@@ -365,6 +387,8 @@ PLANTED = {
     "SEEN = {}\ndef f(k):\n    SEEN[k] = 1\n": "writes to module-level SEEN",
     "SEEN = set()\ndef f(k):\n    SEEN.add(k)\n": "SEEN.add(): mutates module-level state",
     "class C:\n    n = 0\n    @classmethod\n    def f(cls):\n        cls.n = 1\n": "writes to the class",
+    "class C:\n    n = 0\n    def f(self):\n        type(self).n = 1\n": "writes to the class",
+    "class W:\n    seen: list[int] = []\n": "a mutable class attribute in W",
     "from temporalio import workflow\ndef f():\n    with workflow.unsafe.sandbox_unrestricted():\n        pass\n":
         "sandbox_unrestricted",
     "from spotctl.activities import MonitorActivities\ndef f():\n    return MonitorActivities.monitor(None)\n":
