@@ -1,15 +1,16 @@
-"""Benchmark: the worker CPU a workflow costs, by workflow runner (issue 27), load-independent.
+"""Benchmark: the worker CPU a workflow costs, by workflow runner (issue 27), in CPU time.
 
     python bench/replay_cpu.py [--reps 5] [--rounds 3] [--runners today,pure,spotctl,none] [--match TEXT]
 
 Replays every recorded history (tests/histories/*.json) with `temporalio.worker.Replayer`, as
 tests/test_replay.py does, and measures the process's CPU time (time.process_time: every
-thread, the SDK core's included; not wall time, so other load on the machine moves it little)
-around `Replayer.replay_workflows`. One repetition replays the histories `--rounds` times in
-one call (each replay is a new workflow run, as a worker starts one per job); the runners take
-turns, repetition by repetition, and the first repetition of each is a warm-up, not counted; the median of the rest is printed
-per replayed history and per workflow task (the histories' WorkflowTaskCompleted events), steady
-(from the end of the first replay on, as in a running worker) and with the replayer's start-up.
+thread, the SDK core's included; other load on the machine moves it far less than wall time,
+though not to nothing) around the replay. One repetition replays the histories `--rounds`
+times in one call (each replay is a new workflow run, as a worker starts one per job); the
+runners take turns, repetition by repetition, and the first repetition of each is a warm-up,
+not counted. Printed: the median per replayed history and per workflow task (the histories'
+WorkflowTaskCompleted events), steady (from the end of the first replay on, as in a running
+worker), and with the replayer's start-up.
 
 Runners: `today` is the SDK's default sandbox (what spotctl's worker ran before issue 27);
 `pure` passes spotctl's pure packages through it (models, policy; activities is passed through
