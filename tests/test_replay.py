@@ -18,6 +18,7 @@ from temporalio.worker import Replayer
 
 from spotctl.codec import data_converter_for_key
 from spotctl.models import JobSpec, JobState
+from spotctl.worker.sandbox import workflow_runner
 from spotctl.workflows import ALL_WORKFLOWS, JobIdAllocator, SpotJobWorkflow
 
 pytestmark = pytest.mark.quick  # `pytest -m quick`: the fast loop (README, Tests)
@@ -30,8 +31,10 @@ V2_HISTORIES = [p for p in HISTORIES if p.stem.startswith("v2_")]
 
 async def replay(path: Path, workflows: list) -> object:
     history = WorkflowHistory.from_json(f"replay-{path.stem}", path.read_text())
-    # spotctl's own converter (with the codec): histories recorded in clear must still replay.
-    replayer = Replayer(workflows=workflows, data_converter=data_converter_for_key(bytes(32)))
+    # spotctl's own converter (with the codec): histories recorded in clear must still replay;
+    # the worker's own sandbox (worker/sandbox.py), so the replay covers what runs.
+    replayer = Replayer(workflows=workflows, data_converter=data_converter_for_key(bytes(32)),
+                        workflow_runner=workflow_runner())
     return await replayer.replay_workflow(history, raise_on_replay_failure=False)
 
 

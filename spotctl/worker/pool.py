@@ -34,6 +34,7 @@ from spotctl.activities import (
 from spotctl.activities.heartbeat import HEARTBEAT_THROTTLE
 from spotctl.config import WorkerConfig
 from spotctl.models import MONITOR_HEARTBEAT_TIMEOUT_S, launch_queue, monitor_queue, notify_queue
+from spotctl.worker.sandbox import workflow_runner
 
 
 def activity_name(fn: Callable) -> str:
@@ -69,7 +70,8 @@ def job_workers(client: Client, task_queue: str, workflows: Sequence[type], acti
     registered on the job queue: a job started before the queues were split schedules them
     there. On
     shutdown, running activities get `limits.drain_timeout_s` (monitors hand over at once:
-    activities/drain.py)."""
+    activities/drain.py). The workflows run in the sandbox of worker/sandbox.py (spotctl's
+    workflow-side packages passed through) unless `worker_args` names a `workflow_runner`."""
     limits = limits or WorkerConfig()
     if activity_name(ask_canceled_end) not in {activity_name(fn) for fn in activities}:
         activities = [*activities, ask_canceled_end]  # every job's end may need it (workflows/job_end.py)
@@ -79,9 +81,10 @@ def job_workers(client: Client, task_queue: str, workflows: Sequence[type], acti
     on_notify = [fn for fn in activities if activity_name(fn) in ON_NOTIFY_QUEUE]
     common = {"max_heartbeat_throttle_interval": HEARTBEAT_THROTTLE, "graceful_shutdown_timeout": graceful_shutdown,
               **worker_args}
+    runner = {"workflow_runner": worker_args.get("workflow_runner") or workflow_runner()}
     workers = [Worker(client, task_queue=task_queue, workflows=workflows, activities=list(activities),
                       max_concurrent_activities=limits.max_concurrent_activities,
-                      max_cached_workflows=limits.max_cached_workflows, **common)]
+                      max_cached_workflows=limits.max_cached_workflows, **{**common, **runner})]
     if on_monitor:
         monitor_args = {**common, "max_heartbeat_throttle_interval": MONITOR_HEARTBEAT_THROTTLE, **worker_args}
         workers.append(Worker(client, task_queue=monitor_queue(task_queue), activities=on_monitor,
