@@ -37,9 +37,11 @@ except ModuleNotFoundError:
     sys.exit(2)
 
 from econ_report import no_deadline_table, plots, rows, section, write_section  # noqa: E402
-from econ_run import Setting, run_folder, run_no_deadline  # noqa: E402
+from econ_run import FLEET_LEAD_H, Setting, run_folder, run_no_deadline  # noqa: E402
 from econ_synthetic import CASES, write_case  # noqa: E402
 from econ_traces import TraceError, load_folder  # noqa: E402
+
+from spotctl.policy import deadline as deadline_policy  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 SHIPPED = ["availability/1-node/aws-02-15-2023", "availability/16-node/aws-08-27-2023",
@@ -85,6 +87,13 @@ def parse(argv: list[str]) -> argparse.Namespace:
     ap.add_argument("--synthetic", action=argparse.BooleanOptionalAction, default=None,
                     help="also replay synthetic Markov on/off traces (default: on in the full run)")
     ap.add_argument("--no-report", action="store_true", help="do not write BENCHMARKS.md and plots")
+    ap.add_argument("--memory-h", type=float, default=FLEET_LEAD_H,
+                    help="the fleet memory's window, hours (default 6; round 5 measured days)")
+    ap.add_argument("--single-fleet", choices=("replace", "prior"),
+                    help="single-zone spotctl plans with the fleet memory's spot lives of its zone: "
+                         "instead of its own, or until it has seen its own (round 5's variant)")
+    ap.add_argument("--restart-budget", choices=("off", "strict", "both"), default="off",
+                    help="spotctl.policy.deadline.RESTART_BUDGET for this run (round 5's variant)")
     return ap.parse_args(argv)
 
 
@@ -126,6 +135,10 @@ def main(argv: list[str] | None = None) -> int:
     if a.quick:
         folders, offsets = folders[:1], 1
     synthetic = a.synthetic if a.synthetic is not None else not (a.traces or a.quick)
+    if not (0 < a.memory_h <= 24 * 30):
+        print(f"economics: --memory-h must be in (0, 720] (got {a.memory_h:g})", file=sys.stderr)
+        return 2
+    deadline_policy.RESTART_BUDGET = a.restart_budget
     t0 = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="econ-synth-") as tmp:
         if synthetic:
@@ -140,7 +153,8 @@ def main(argv: list[str] | None = None) -> int:
             n = offsets if a.quick else max(2, min(offsets, round(offsets * traces[0].gap_s / BASE_GAP_S)))
             print(f"economics: {f.name}: {len(traces)} zones, tick {traces[0].gap_s} s, {n} offsets",
                   file=sys.stderr, flush=True)
-            results.append(run_folder(f.name, traces, settings, n, a.seed))
+            results.append(run_folder(f.name, traces, settings, n, a.seed, memory_h=a.memory_h,
+                                      single_fleet=a.single_fleet))
             if f.name in SHIPPED_NAMES:
                 plain += run_no_deadline(f.name, traces, settings[0].compute_h,
                                          sorted({s.changeover_h for s in settings}), n, a.seed)
