@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from econ_optimal import optimum
-from econ_sim import Outcome, Tally, Zone, fleet_events, multi_region, on_demand, single_zone, skypilot
+from econ_sim import FleetSeen, Outcome, Tally, Zone, fleet_events, multi_region, on_demand, single_zone, skypilot
 from econ_traces import Trace
 
 from spotctl.policy.deadline import DeadlineJob
@@ -70,7 +70,11 @@ FLEET_LEAD_H = 6.0
 
 
 def run_folder(name: str, traces: Sequence[Trace], settings: Sequence[Setting], offsets_n: int, seed: int,
-               progress: bool = True, fleet_memory: bool = True) -> FolderResult:
+               progress: bool = True, fleet_memory: bool = True, memory_h: float = FLEET_LEAD_H,
+               single_fleet: str | None = None) -> FolderResult:
+    """Every policy over `offsets_n` windows. `memory_h`: the fleet memory's window (and how much
+    trace before the start it has seen); `single_fleet` ("replace" or "prior"): the single-zone spotctl
+    policy plans with the fleet memory's spot lives of its zone (over `memory_h`), see `single_zone`."""
     gap_h = traces[0].gap_s / 3600.0
     length = min(len(t.values) for t in traces)
     longest = max(s.deadline_h for s in settings)
@@ -79,7 +83,7 @@ def run_folder(name: str, traces: Sequence[Trace], settings: Sequence[Setting], 
     res = FolderResult(name=name, zones=[t.zone for t in traces], gap_s=traces[0].gap_s, span_h=length * gap_h,
                        offsets=offsets)
     windows = [[window(t, length, o, ticks) for t in traces] for o in offsets]  # [run][zone]
-    lead = int(math.ceil(FLEET_LEAD_H / gap_h))
+    lead = int(math.ceil(memory_h / gap_h))
     before = [[window(t, length, (o - lead) % length, lead) for t in traces] for o in offsets]
     avail = np.array([[windows[r][z] for r in range(len(offsets))] for z in range(len(traces))], dtype=bool)
     odp = min(t.ondemand_price for t in traces)
@@ -98,15 +102,18 @@ def run_folder(name: str, traces: Sequence[Trace], settings: Sequence[Setting], 
                 base = on_demand(job, zone)
                 best = float(opt_single[z][r])
                 tallies["on-demand"].add(base, base.cost, best)
-                for p in ("uniform-progress", "spotctl"):
-                    tallies[p].add(single_zone(p, job, zone, gap_h), base.cost, best)
+                tallies["uniform-progress"].add(single_zone("uniform-progress", job, zone, gap_h), base.cost, best)
+                mem = FleetSeen(fleet_events([zone], [before[r][z]], gap_h), memory_h) if single_fleet else None
+                tallies["spotctl"].add(single_zone("spotctl", job, zone, gap_h, mem, single_fleet or "replace"),
+                                         base.cost, best)
                 tallies["optimal"].add(_optimal_outcome(best), base.cost, best)
             base_cost = (s.compute_h + s.changeover_h) * odp
             best = float(opt_multi[r])
             tallies["eager-next-region"].add(skypilot("EAGER_NEXT_REGION", job, zones, gap_h), base_cost, best)
             tallies["failover"].add(skypilot("FAILOVER", job, zones, gap_h), base_cost, best)
             fleet = fleet_events(zones, before[r], gap_h) if fleet_memory else None
-            tallies["spotctl-multi-region"].add(multi_region(job, zones, gap_h, fleet=fleet), base_cost, best)
+            tallies["spotctl-multi-region"].add(multi_region(job, zones, gap_h, fleet=fleet, window_h=memory_h),
+                                                base_cost, best)
             multi_opt.add(_optimal_outcome(best), base_cost, best)
         for p, t in tallies.items():
             res.tallies[(s, p)] = t

@@ -149,8 +149,8 @@ class FleetSeen(Seen):
     """The fleet memory's view: every zone's events as their time comes, over the fleet's
     window (spotctl.policy.fleet.WINDOW); this job's own events are among them already."""
 
-    def __init__(self, events: Sequence[FleetEvent]) -> None:
-        super().__init__(window_h=WINDOW.total_seconds() / 3600)
+    def __init__(self, events: Sequence[FleetEvent], window_h: float | None = None) -> None:
+        super().__init__(window_h=WINDOW.total_seconds() / 3600 if window_h is None else window_h)
         self._all, self._next, self._hour = list(events), 0, -1
 
     def until(self, at_h: float) -> None:
@@ -275,8 +275,12 @@ def on_demand(job: DeadlineJob, zone: Zone) -> Outcome:
                    finish_h=job.compute_h + job.changeover_h)
 
 
-def single_zone(name: str, job: DeadlineJob, zone: Zone, gap_h: float) -> Outcome:
-    """A deadline policy (`uniform-progress`, `spotctl`, ...) in one zone."""
+def single_zone(name: str, job: DeadlineJob, zone: Zone, gap_h: float, fleet: FleetSeen | None = None,
+                fleet_mode: str = "replace") -> Outcome:
+    """A deadline policy (`uniform-progress`, `spotctl`, ...) in one zone. `fleet`: the fleet
+    memory's view of the zone (`FleetSeen` over `fleet_events` of it): the spell test then plans
+    with the zone's spot lives the memory holds (its window): instead of the job's own
+    (`fleet_mode` "replace"), or only until the job has seen a spell end ("prior")."""
     run, seen = Run(job, gap_h), Seen(window_h=job.deadline_h)
     seen.gap_h = gap_h
     for i in range(run.ticks):
@@ -287,7 +291,13 @@ def single_zone(name: str, job: DeadlineJob, zone: Zone, gap_h: float) -> Outcom
         seen.saw(spot)
         if spot:
             seen.capacity(zone)
-        market = decide(name, job, moment(run, i, spot), seen.outlook(run.now(i)))
+        outlook = seen.outlook(run.now(i))
+        if fleet is not None:
+            fleet.until(run.now(i))
+            life = fleet.outlook(run.now(i)).mean_lifetime_h
+            if life is not None and (fleet_mode == "replace" or outlook.mean_lifetime_h is None):
+                outlook = replace(outlook, mean_lifetime_h=life)
+        market = decide(name, job, moment(run, i, spot), outlook)
         if market == Market.SPOT and not spot:
             market = Market.NONE
         if market == Market.SPOT and run.hold.market != Market.SPOT:
@@ -376,7 +386,7 @@ def _event(zone: Zone, kind: FleetEventKind, at_h: float, lifetime_h: float | No
 
 
 def multi_region(job: DeadlineJob, zones: Sequence[Zone], gap_h: float, name: str = "spotctl",
-                 fleet: Sequence[FleetEvent] | None = None) -> Outcome:
+                 fleet: Sequence[FleetEvent] | None = None, window_h: float | None = None) -> Outcome:
     """spotctl's policy over every zone: the market from spotctl.policy.deadline, the zone from
     spotctl.policy.fleet's ranking by expected cost over what the fleet memory holds, a move
     between zones being a changeover. `fleet`: the events a deployment's memory would have of
@@ -386,7 +396,7 @@ def multi_region(job: DeadlineJob, zones: Sequence[Zone], gap_h: float, name: st
     by_zone = {z.name: z for z in zones}
     cheapest_od = min(zones, key=lambda z: z.ondemand_price)
     run = Run(job, gap_h)
-    seen = Seen(window_h=job.deadline_h) if fleet is None else FleetSeen(fleet)
+    seen = Seen(window_h=job.deadline_h) if fleet is None else FleetSeen(fleet, window_h)
     for i in range(run.ticks):
         if run.finished():
             break

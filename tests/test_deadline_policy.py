@@ -10,10 +10,12 @@ import pytest
 from spotctl.policy.deadline import (
     DEADLINE_POLICIES,
     RESERVE_SHARE,
+    RESTART_BUDGET,
     DeadlineJob,
     Market,
     Moment,
     SpotOutlook,
+    budget_tight,
     decide,
     next_check_h,
     reserve_h,
@@ -132,6 +134,16 @@ def test_spotctl_returns_from_on_demand_only_on_spells_that_pay_for_the_round_tr
     assert spotctl_policy(JOB, room, between) == Market.SPOT
     # ... unless the outages seen would spend the rest while it waits for spot again.
     assert spotctl_policy(JOB, room, SpotOutlook(mean_lifetime_h=0.4, mean_outage_h=1.0)) == Market.ONDEMAND
+
+
+def test_restart_budget_counts_the_restarts_the_slack_affords_against_the_spells_seen() -> None:
+    """Round 5's measured variant (off in the product: BENCHMARKS.md): n = (S - 2d - check) / d
+    restarts left, each on a spell of the mean seen, against the work left."""
+    assert RESTART_BUDGET == "off"
+    m = at(20, 12.3, Market.ONDEMAND)  # slack 14.3 h: 69.5 restarts of 0.2 h; 35.7 h of work left
+    assert budget_tight(JOB, m, SpotOutlook(mean_lifetime_h=0.4)) is True  # 69.5 x 0.2 h < 35.7 h
+    assert budget_tight(JOB, m, SpotOutlook(mean_lifetime_h=10.0)) is False
+    assert budget_tight(JOB, m, SpotOutlook()) is None
 
 
 def markov(rng: random.Random, ticks: int, on_h: float, off_h: float, gap_h: float) -> list[bool]:

@@ -82,7 +82,7 @@ def test_a_bad_trace_is_one_line_and_exit_2(tmp_path: Path, name: str, text: str
 
 
 @pytest.mark.parametrize("args", [["--traces", "no/such/folder"], ["--deadlines", "40"], ["--offsets", "x"],
-                                  ["--bogus"]])
+                                  ["--bogus"], ["--memory-h", "0"], ["--restart-budget", "maybe"]])
 def test_bad_flags_are_one_line_and_exit_2(args: list[str]) -> None:
     r = economics(*args, "--no-report")
     assert r.returncode == 2

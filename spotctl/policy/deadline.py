@@ -167,6 +167,24 @@ def spot_pays(job: DeadlineJob, outlook: SpotOutlook | None, round_trip: bool = 
     return outlook.mean_lifetime_h >= spell_pays_h(job, round_trip)
 
 
+RESTART_BUDGET = "off"
+"""Whether the spell test counts the restarts the slack can afford (issue 24 round 5, measured
+in bench/economics.py `--restart-budget`, not shipped: see BENCHMARKS.md). "off": no.
+"strict": when the n = (S - 2d - check) / d restarts left, each on a spell of the mean seen,
+cannot do the work left (n (L - d) < C - p), every start must pay for the way back to on-demand
+too (`spell_pays_h(round_trip=True)`). "both": also, when they can, a return need only pay for
+itself (`spell_pays_h()`)."""
+
+
+def budget_tight(job: DeadlineJob, m: Moment, outlook: SpotOutlook | None) -> bool | None:
+    """Whether the restarts the slack affords, on spells of the mean length seen, fall short of
+    the work left; None when no spell is known or the changeover is 0."""
+    if outlook is None or outlook.mean_lifetime_h is None or job.changeover_h <= 0:
+        return None
+    restarts = max(slack_h(job, m) - safety_h(job), 0.0) / job.changeover_h
+    return restarts * max(outlook.mean_lifetime_h - job.changeover_h, 0.0) < job.compute_h - m.done_h
+
+
 def _outage_h(outlook: SpotOutlook | None) -> float:
     """The mean spell without spot seen so far; 0 when not known."""
     return (outlook.mean_outage_h or 0.0) if outlook is not None else 0.0
@@ -207,6 +225,10 @@ def spotctl_policy(job: DeadlineJob, m: Moment, outlook: SpotOutlook | None = No
         if slack < safety_h(job):
             return Market.ONDEMAND
         round_trip = slack - job.changeover_h - _outage_h(outlook) < reserve
+        if RESTART_BUDGET != "off":
+            tight = budget_tight(job, m, outlook)
+            if tight is not None and (tight or RESTART_BUDGET == "both"):
+                round_trip = tight
         back = (m.spot_available and slack >= reserve + RETURN_MARGIN * job.changeover_h
                 and spot_pays(job, outlook, round_trip))
         return Market.SPOT if back else Market.ONDEMAND
@@ -216,7 +238,8 @@ def spotctl_policy(job: DeadlineJob, m: Moment, outlook: SpotOutlook | None = No
         return Market.SPOT
     if slack >= reserve:
         return Market.SPOT if m.spot_available else Market.NONE
-    return Market.SPOT if m.spot_available and spot_pays(job, outlook) else Market.ONDEMAND
+    strict = RESTART_BUDGET != "off" and bool(budget_tight(job, m, outlook))
+    return Market.SPOT if m.spot_available and spot_pays(job, outlook, strict) else Market.ONDEMAND
 
 
 def next_check_h(job: DeadlineJob, m: Moment, outlook: SpotOutlook | None = None) -> float | None:
