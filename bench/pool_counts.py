@@ -16,6 +16,8 @@ from statistics import mean
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
 
+from spotctl.models import search_attributes as sa
+
 COUNTED = {
     "workflow_tasks": "EVENT_TYPE_WORKFLOW_TASK_COMPLETED",
     "activities": "EVENT_TYPE_ACTIVITY_TASK_SCHEDULED",
@@ -48,7 +50,7 @@ async def per_job(client: Client, job_workflow_ids: list[str], pool_workflow_id:
     job = {k: mean(c.get(k, 0) for c in jobs) for k in keys}
     pool: Counter = Counter()
     runs = 0
-    async for wf in client.list_workflows(f"WorkflowId = '{pool_workflow_id}'"):
+    async for wf in client.list_workflows(sa.internal(f"WorkflowId = '{pool_workflow_id}'")):  # pools are internal
         pool += await history_counts(client, pool_workflow_id, wf.run_id)
         runs += 1
     served = max(1, jobs_served)

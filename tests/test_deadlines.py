@@ -46,6 +46,12 @@ PROGRAM = textwrap.dedent(f"""\
 the start); reports its progress after each step."""
 
 
+SWITCH_REASONS = ("no longer covers a restart (5s x 2)", "the spotctl policy holds on-demand (slack ")
+"""Why a job preempted every few seconds moves to on-demand: its slack reaches the reserve, or (on
+a loaded machine, where each spot spell it saw was seconds long against 5 s restarts) the policy's
+spell test refuses spot a little before that."""
+
+
 def deadline_task(tmp_path: Path, bucket: str, *, by: str = "35s", changeover: str = "5s",
                   resources: dict | None = None, **deadline: str) -> str:
     """The job (PROGRAM) with its checkpoint bucket at ~/ckpt and a deadline."""
@@ -104,7 +110,7 @@ def test_preempted_spot_moves_to_ondemand_and_meets_the_deadline(spot_clean: Spo
         assert len(job["switches"]) == 1
         switch = job["switches"][0]
         assert (switch["from_market"], switch["to_market"]) == ("spot", "on-demand")
-        assert "no longer covers a restart (5s x 2)" in switch["reason"], switch
+        assert any(why in switch["reason"] for why in SWITCH_REASONS), switch
         assert job["progress_s"] > 0, "the job's reports counted"  # it resumed, not restarted
         logs = spot_clean.run("logs", "--no-follow", str(job_id)).stdout
         assert f"done at step {STEPS}" in logs
@@ -117,7 +123,7 @@ def test_preempted_spot_moves_to_ondemand_and_meets_the_deadline(spot_clean: Spo
         assert "on-demand" in table.stdout.splitlines()[1]
         verbose = spot_clean.run("status", "-v", str(job_id)).stdout
         assert "Market switches:" in verbose
-        assert "spot -> on-demand at" in verbose and "no longer covers a restart (5s x 2)" in verbose
+        assert "spot -> on-demand at" in verbose and switch["reason"] in verbose
         # Both markets' bills: the on-demand attempt costs its on-demand price, SAVED is against on-demand.
         ondemand = job["history"][-1]
         assert ondemand["price"] == ondemand["ondemand_price"] and ondemand["cost_usd"] == ondemand["ondemand_usd"]

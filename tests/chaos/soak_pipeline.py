@@ -37,6 +37,7 @@ from webhook_receiver import Receiver
 
 from spotctl.client import SpotClient
 from spotctl.config import Settings
+from spotctl.models import search_attributes as sa
 from spotctl.models.naming import task_workflow_id
 
 NEXT_TASK_BOUND_S = 60.0
@@ -143,7 +144,9 @@ class PipelineUnderOutage:
         client = await SpotClient.connect(self.settings())
         starts: list[datetime | None] = []
         for i in range(TASKS):
-            runs = [r async for r in client.temporal.list_workflows(f"WorkflowId = '{task_workflow_id(self.job_id, i)}'")]
+            # a task is an internal workflow (out of the UI's list): the query must name its division
+            query = sa.internal(f"WorkflowId = '{task_workflow_id(self.job_id, i)}'")
+            runs = [r async for r in client.temporal.list_workflows(query)]
             starts.append(min((r.start_time for r in runs), default=None))
         return starts
 
