@@ -9,17 +9,10 @@ import asyncio
 import os
 import signal
 import time
-from datetime import timedelta
 
-from spotctl.activities.monitor import beat_every_s
 from spotctl.client import SpotClient, workflow_id
 from spotctl.embedded import EmbeddedServer
-from spotctl.models import (
-    HEARTBEAT_TIMEOUT_S,
-    MONITOR_HEARTBEAT_TIMEOUT_S,
-    MONITOR_QUIET_HEARTBEAT_TIMEOUT_S,
-    ActivityNames,
-)
+from spotctl.models import HEARTBEAT_TIMEOUT_S, MONITOR_HEARTBEAT_TIMEOUT_S, ActivityNames
 from spotctl.worker import MONITOR_HEARTBEAT_THROTTLE
 
 from conftest import Spot
@@ -44,19 +37,6 @@ def test_monitor_heartbeat_settings_leave_two_beats_of_slack() -> None:
     throttle = MONITOR_HEARTBEAT_THROTTLE.total_seconds()
     assert throttle * 3 <= MONITOR_HEARTBEAT_TIMEOUT_S  # two beats may be missed
     assert throttle >= 0.8 * HEARTBEAT_TIMEOUT_S  # no more heartbeat traffic than the earlier 12 s
-
-
-def test_a_quiet_monitor_beats_a_third_of_its_time_out_and_older_ones_as_before() -> None:
-    """Since the `monitor-quiet-heartbeat` patch a monitor beats every 24 s (72 s time-out, two
-    beats of slack), each beat let through by the worker's 12 s throttle; a monitor scheduled
-    with the 36 s or the 15 s time-out keeps beating every 2 s, thinned to 12 s by it."""
-    throttle = MONITOR_HEARTBEAT_THROTTLE.total_seconds()
-    quiet = beat_every_s(timedelta(seconds=MONITOR_QUIET_HEARTBEAT_TIMEOUT_S))
-    assert quiet * 3 <= MONITOR_QUIET_HEARTBEAT_TIMEOUT_S and quiet >= throttle
-    assert quiet >= 2 * throttle  # at least half the heartbeat traffic of the 12 s beats
-    assert MONITOR_QUIET_HEARTBEAT_TIMEOUT_S <= 75.0  # a dead worker's jobs seen no later than SkyPilot's 15 s + 60 s
-    for older in (MONITOR_HEARTBEAT_TIMEOUT_S, HEARTBEAT_TIMEOUT_S, None):
-        assert beat_every_s(None if older is None else timedelta(seconds=older)) < throttle
 
 
 def test_a_stalled_worker_keeps_its_monitor(own_spot: Spot) -> None:

@@ -282,15 +282,6 @@ def test_a_history_covers_the_monitor_heartbeat_path() -> None:
     assert covered, "record one: python tests/histories/record.py cancelled_running=monitor_heartbeat_cancelled"
 
 
-def test_a_history_covers_the_quiet_monitor_heartbeat() -> None:
-    """The monitor's 72 s heartbeat time-out (the `monitor-quiet-heartbeat` patch, issue 27) is
-    in a recorded history, so a change to it that running jobs would not survive fails here;
-    the histories recorded before it replay with the 36 s one."""
-    covered = [p for p in V2_HISTORIES if "monitor-quiet-heartbeat" in _markers(p)]
-    assert covered, "record one: python tests/histories/record.py cancelled_running=monitor_quiet_heartbeat_cancelled"
-    assert all('"heartbeatTimeout":"72s"' in p.read_text() for p in covered)
-
-
 def test_a_history_covers_the_fleet_memory_path() -> None:
     """A job ranked by expected cost reads the fleet's memory before each provisioning (the
     `fleet-memory` patch), its first and its recovery from a preemption: recorded, so a change

@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 
 from spotctl.client import connect, workflow_id
-from spotctl.models import MONITOR_QUIET_HEARTBEAT_TIMEOUT_S, ActivityNames
+from spotctl.models import ActivityNames
 
 from conftest import Spot, embedded_spot, free_port, pid_dead, spotctl_env
 
@@ -144,10 +144,8 @@ def test_drained_and_killed_workers_lose_no_job(fleet: tuple[Spot, list[ExtraWor
     # SIGKILL: no goodbye; its monitors move when their heartbeats time out.
     os.killpg(killed.proc.pid, signal.SIGKILL)
     killed.proc.wait(10)
-    killed_at = time.monotonic()
     wait_owners(spot, held[killed], lambda o: len(o) == len(held[killed]) and not any(
-        who.startswith(killed.identity_prefix) for who in o.values()), timeout=MONITOR_QUIET_HEARTBEAT_TIMEOUT_S + 48)
-    picked_up_in = time.monotonic() - killed_at  # at most the monitors' 72 s heartbeat time-out, + the retry
+        who.startswith(killed.identity_prefix) for who in o.values()), timeout=120)
     release.touch()
 
     for job_id in job_ids:
@@ -159,6 +157,5 @@ def test_drained_and_killed_workers_lose_no_job(fleet: tuple[Spot, list[ExtraWor
         ticks = [int(line.split()[1]) for line in logs.splitlines() if line.startswith("tick ")]
         assert ticks == list(range(1, TICKS + 1)), (job_id, ticks)  # no gap, no duplicate
     assert sorted(i.id for i in spot.cloud.list_instances(alive_only=False)) == instances  # no second VM
-    print(f"killed worker's monitors picked up in {picked_up_in:.0f}s")
     print(f"monitors held: drained worker {len(held[draining])}, killed worker {len(held[killed])}; "
           f"drain took {drained_in:.1f}s")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
 
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
@@ -11,11 +10,11 @@ from temporalio.exceptions import ApplicationError
 from spotctl.activities.deps import Deps
 from spotctl.activities.drain import until_worker_drains
 from spotctl.activities.fleet import note_preempted
-from spotctl.activities.heartbeat import HEARTBEAT_EVERY_S, heartbeating
+from spotctl.activities.heartbeat import heartbeating
 from spotctl.activities.node import MAX_PROGRESS_BYTES, PROGRESS_FILE, Node, nodes_of, progress_of
 from spotctl.activities.pool_release import release_early
 from spotctl.activities.watch import STOP_GRACE_S, NodeStopper, wait_for_phase
-from spotctl.models import MONITOR_HEARTBEAT_TIMEOUT_S, PREEMPTED_ERROR, ActivityNames, AttemptRef, RunOutcome
+from spotctl.models import PREEMPTED_ERROR, ActivityNames, AttemptRef, RunOutcome
 
 
 class MonitorActivities:
@@ -32,7 +31,7 @@ class MonitorActivities:
         nodes = nodes_of(ref, self.deps.cloud(ref.cluster.cloud).runner)
         stopper = NodeStopper(STOP_GRACE_S)
         try:
-            async with heartbeating(every_s=beat_every_s(activity.info().heartbeat_timeout)) as progress:
+            async with heartbeating() as progress:
                 codes = await until_worker_drains(wait_for_phase(self.deps, ref, nodes, "run", progress, stopper))
         except ApplicationError as err:
             if err.type == PREEMPTED_ERROR:
@@ -44,17 +43,6 @@ class MonitorActivities:
             raise
         released = await release_early(ref)
         return RunOutcome(exit_codes=codes, first_failed_rank=stopper.first_failed, released=released)
-
-
-def beat_every_s(heartbeat_timeout: timedelta | None) -> float:
-    """How often a monitor beats: a third of its heartbeat time-out when that is longer than
-    the 36 s one (the `monitor-quiet-heartbeat` patch, 72 s: every 24 s, so two beats may be
-    missed), which the worker's 12 s throttle (worker/pool.py) then lets through one by one;
-    else every 2 s as before, thinned by that throttle (a monitor scheduled earlier keeps its
-    12 s beats, since the throttle is the worker's, not the activity's). A cancel reaches a
-    monitor in a beat's answer, up to this late: the workflow does not wait for it."""
-    timeout_s = heartbeat_timeout.total_seconds() if heartbeat_timeout else 0.0
-    return timeout_s / 3 if timeout_s > MONITOR_HEARTBEAT_TIMEOUT_S else HEARTBEAT_EVERY_S
 
 
 async def _with_progress(err: ApplicationError, nodes: list[Node]) -> ApplicationError:

@@ -54,18 +54,6 @@ end or a preemption is seen after a worker crash is later (a worker that drains 
 at once)."""
 
 
-MONITOR_QUIET_HEARTBEAT_TIMEOUT_S = 72.0
-"""The monitor's heartbeat time-out since the `monitor-quiet-heartbeat` patch (workflows/
-spot_job.py): a quiet running job's only cost to the server is its monitor's heartbeat (an
-RPC and a database write each, plus the time-out timer re-armed), so the monitor beats every
-third of this (24 s, activities/monitor.py), not every 12 s: 2.5 beats a job-minute instead
-of 5 (issue 27). Two beats may still be missed before a time-out. The price: a monitor whose
-worker died without a goodbye (SIGKILL, a lost machine) is started again elsewhere 72 s after
-its last beat (48 to 72 s after the death) instead of 36 s; SkyPilot's controller notices a
-dead job after its 15 s poll plus a 60 s grace, 75 s. A worker that drains (SIGTERM) still
-hands its monitors over at once, and the program runs on meanwhile either way."""
-
-
 class AttemptRef(BaseModel):
     """Identifies one attempt of one job on one cluster; the input of setup/run/monitor."""
 

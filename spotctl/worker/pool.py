@@ -57,10 +57,7 @@ two beats may be missed before a time-out, models.MONITOR_HEARTBEAT_TIMEOUT_S): 
 heartbeat is a write in Temporal's database, and with 1,000 running jobs at the job queue's
 3 s they were most of the server's work. A monitor needs no faster cancel: the workflow does
 not wait for it (it makes nothing to tear down). A monitor scheduled with the earlier 15 s
-time-out gets 0.8 of that from the SDK: 12 s too. A monitor with the 72 s time-out (the
-`monitor-quiet-heartbeat` patch) beats every 24 s by itself (activities/monitor.py
-beat_every_s), which this lets through; the throttle stays 12 s, as it is the worker's, and a
-longer one would leave the 36 s monitors still running one beat of slack."""
+time-out gets 0.8 of that from the SDK: 12 s too."""
 ON_LAUNCH_QUEUE = frozenset({activity_name(ProvisionActivities.create_cluster)})
 ON_NOTIFY_QUEUE = frozenset({activity_name(NotifyActivities.deliver_webhook),
                              activity_name(NotifyActivities.deliver_chat),

@@ -55,7 +55,6 @@ with workflow.unsafe.imports_passed_through():
     )
     from spotctl.models import (
         MONITOR_HEARTBEAT_TIMEOUT_S,
-        MONITOR_QUIET_HEARTBEAT_TIMEOUT_S,
         MOUNT_ERROR,
         NODE_FAILURE_ERROR,
         NOT_READY_ERROR,
@@ -128,10 +127,6 @@ to retry at once, for ever, in one history)."""
 MONITOR_HEARTBEAT = "monitor-heartbeat"
 """The patch that gives the monitor its own, longer heartbeat time-out (models.
 MONITOR_HEARTBEAT_TIMEOUT_S): two throttled beats may be missed before it is timed out."""
-MONITOR_QUIET_HEARTBEAT = "monitor-quiet-heartbeat"
-"""The patch that gives the monitor a 72 s heartbeat time-out (models.
-MONITOR_QUIET_HEARTBEAT_TIMEOUT_S), so it beats half as often: a quiet running job's cost to
-the server (issue 27). A monitor scheduled before it keeps its 36 s and its 12 s beats."""
 DEADLINES = "deadlines"
 """The patch of deadline jobs (JobSpec.deadline): each provisioning round asks policy/deadline.py
 for the market (workflows/deadline_driver.py), and goes to on-demand at once when the policy
@@ -160,7 +155,6 @@ HISTORY_KEPT = 200
 """Attempt records kept in the job state; older ones are dropped (their cost is kept: earlier_cost)."""
 
 _MONITOR_HEARTBEAT = timedelta(seconds=MONITOR_HEARTBEAT_TIMEOUT_S)
-_MONITOR_QUIET_HEARTBEAT = timedelta(seconds=MONITOR_QUIET_HEARTBEAT_TIMEOUT_S)
 READY_TIMEOUT = timedelta(minutes=15)
 """How long a created cluster may take to run before it is given up for another place."""
 
@@ -333,12 +327,10 @@ class SpotJobWorkflow(StateAndCancel):
                           started_at=self._state.started_at or workflow.now())
                 own_queue = workflow.patched(MONITOR_QUEUE)
                 long_beat = own_queue and workflow.patched(MONITOR_HEARTBEAT)
-                quiet_beat = long_beat and workflow.patched(MONITOR_QUIET_HEARTBEAT)
                 monitoring = self._activity(MonitorActivities.monitor, ref, timedelta(days=365),
                                             task_queue=monitor_queue(workflow.info().task_queue) if own_queue else None,
                                             makes_nothing=own_queue,
-                                            heartbeat=_MONITOR_QUIET_HEARTBEAT if quiet_beat
-                                            else _MONITOR_HEARTBEAT if long_beat else HEARTBEAT)
+                                            heartbeat=_MONITOR_HEARTBEAT if long_beat else HEARTBEAT)
                 if self._deadline is not None and not cluster.use_spot and workflow.patched(DEADLINE_RETURNS):
                     watched = await OnDemandWatch(self, self._deadline).run(monitoring)
                     if isinstance(watched, ClusterHandle):
