@@ -102,7 +102,9 @@ def test_jobs_launch_and_finish_in_normal_time_while_a_webhook_trickles(
     for took in during:
         assert took < baseline + 30, f"a job took {took:.0f} s with the slow webhook, {baseline:.0f} s without"
     # The worker delivers NOTIFY_SLOTS events at once, and an attempt ends before its retry starts.
-    assert most_at_once <= NOTIFY_SLOTS, f"{most_at_once} POSTs trickled at once, the worker's bound is {NOTIFY_SLOTS}"
+    # The receiver sees an attempt's connection close up to a trickle write late, so a retry may
+    # overlap the attempt it follows by that much: one more at most, never a second wave.
+    assert most_at_once <= NOTIFY_SLOTS + 1, f"{most_at_once} POSTs trickled at once, the worker's bound is {NOTIFY_SLOTS}"
     assert {json.loads(r["body"])["job_id"] for r in trickler.requests} == set(slow)  # each job called it
     assert len(trickler.closed_after_s) >= 2 * SLOW_JOBS, "attempts did not end at their deadline"
     assert max(trickler.closed_after_s) < 13, f"an attempt outlived its 10 s deadline: {trickler.closed_after_s}"

@@ -127,11 +127,12 @@ async def status(job_ids: tuple[int, ...], show_all: bool, limit: int | None, sk
             out.print(job_in_full(job, prices=prices))
         return
     out.print(status_table(jobs, show_all=show_all, width=width, prices=prices))
+    wrap = not width  # on a terminal the footers wrap at its width, as the table fits it; to a pipe, one line each
     if more:
-        out.print(more, soft_wrap=True, markup=False)
+        out.print(more, soft_wrap=wrap, markup=False)
     if array_id is None:
         for line in await array_footers(client, jobs):
-            out.print(line, soft_wrap=True, markup=False)
+            out.print(line, soft_wrap=wrap, markup=False)
 
 
 UNLIMITED_WIDTH = 100_000
