@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import traceback
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -18,25 +18,18 @@ from chat_fakes import DISCORD_PATH, SLACK_PATH, ChatFake, Scripted, rate_limite
 from click.testing import CliRunner
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
+from test_notify_delivery import event
 
 from spotctl.activities.deps import Deps
 from spotctl.activities.notify import NotifyActivities
 from spotctl.cli.main import cli
 from spotctl.config import ConfigError, Settings, load_settings
-from spotctl.models import CHAT_REJECTED_ERROR, ChatRequest, ChatTarget, JobEvent, JobStatus
+from spotctl.models import CHAT_REJECTED_ERROR, ChatRequest, ChatTarget, JobStatus
 from spotctl.models.chat import DISCORD_CONTENT_LIMIT, MAX_TEMPLATE_CHARS
 from spotctl.notify.chat import chat_body, link_for, render
 from spotctl.task import TaskError, parse_task_text
 
 pytestmark = pytest.mark.quick
-
-
-def event(**changes: object) -> JobEvent:
-    base = dict(event_id="12-3", job_id=12, name="bert-qa", status=JobStatus.RECOVERING,
-                previous=JobStatus.RUNNING, reason="preempted", recoveries=1, cost_usd=0.4213,
-                task_id="sky-managed-12_bert-qa_0", cluster_name="spotctl-12-2", cloud="aws",
-                region="us-east-1", at=datetime(2025, 3, 1, 12, 30, tzinfo=UTC))
-    return JobEvent(**{**base, **changes})
 
 
 @pytest.fixture

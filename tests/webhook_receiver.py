@@ -38,6 +38,21 @@ class Receiver:
 
 
 @contextmanager
+def serving(handler: type[BaseHTTPRequestHandler]) -> Iterator[int]:
+    """A threaded HTTP server on a free loopback port (yielded) for the block; stopped after it."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        yield server.server_address[1]
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+
+
+@contextmanager
 def running_receiver(stamp: bool = False) -> Iterator[Receiver]:
     """A Receiver serving for the block; stopped (and its threads released) after it. With
     `stamp`, each request also records when it arrived (`at`, epoch seconds)."""
@@ -91,15 +106,8 @@ def running_receiver(stamp: bool = False) -> Iterator[Receiver]:
         def log_message(self, *args: object) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    state.port = server.server_address[1]
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
-        yield state
-    finally:
-        state.release.set()
-        server.shutdown()
-        server.server_close()
-        thread.join(5)
+    with serving(Handler) as state.port:
+        try:
+            yield state
+        finally:
+            state.release.set()  # before the server stops: trickling answers end first

@@ -105,7 +105,8 @@ async def status(job_ids: tuple[int, ...], show_all: bool, limit: int | None, sk
     if (full := low_space_note(s)) is not None:
         err_console.print(f"Note: {full}", soft_wrap=True, markup=False)
     wants_catalog = show_all or verbose or as_json_flag
-    prices = ondemand_prices({r.cloud for j in jobs for r in j.history}, s) if wants_catalog else {}
+    clouds = {r.cloud for j in jobs for r in j.history}
+    prices = ondemand_prices(clouds, s) if wants_catalog else {}
     more = page_footer(len(page.jobs), page.total, unfinished=skip_finished) if page else None
     if as_json_flag:
         click.echo(jobs_json(jobs, prices))
@@ -116,7 +117,7 @@ async def status(job_ids: tuple[int, ...], show_all: bool, limit: int | None, sk
         console.print("No unfinished managed jobs." if skip_finished else "No managed jobs.")
         return
     if show_all or verbose:  # the ON-DEMAND and SAVED figures are only as true as the catalog's prices
-        for line in price_age_lines({r.cloud for j in jobs for r in j.history}, s.home):
+        for line in price_age_lines(clouds, s.home):
             err_console.print(f"Prices: {line}", soft_wrap=True, markup=False)
     width = output_width()
     out = Console(highlight=False, width=width or UNLIMITED_WIDTH)
